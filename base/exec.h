@@ -1,0 +1,37 @@
+// Run a program with an argv vector (never a shell), a clean environment, optional
+// credentials, and captured output.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace hostd {
+
+struct ExecOptions {
+    std::vector<std::string> argv;          // argv[0] is an absolute path or found in PATH
+    std::vector<std::string> env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C.UTF-8"};
+    std::optional<uid_t> uid;               // drop to this user (and gid) in the child
+    std::optional<gid_t> gid;
+    std::string cwd;                        // empty: "/"
+    std::string input;                      // written to the child's stdin, then closed
+    std::chrono::milliseconds timeout{120000};
+};
+
+struct ExecResult {
+    int exit_code = -1;      // exit status, or 128+signal when killed by a signal
+    std::string out;
+    std::string err;
+};
+
+// Runs to completion. Throws hostd::Error only when the program cannot be started
+// or times out (then it is killed).
+ExecResult exec(const ExecOptions& opts);
+
+// Like exec(), but a non-zero exit throws Errc::failed with "<what>: <last stderr line(s)>".
+ExecResult exec_checked(const ExecOptions& opts, const std::string& what);
+
+}  // namespace hostd

@@ -1,0 +1,73 @@
+// A tenant's PostgreSQL cluster: rendering of postgresql.conf / pg_hba.conf (pure), initdb
+// (effect), and libpq checks. Throws hostd::Error (base/error.h); never logs.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace hostd::pgconf {
+
+struct ClusterSpec {
+    std::string tenant;            // validated tenant name
+    uint16_t port = 0;             // TCP port on listen_address
+    std::string listen_address = "127.0.0.1";
+    std::string socket_dir;        // unix_socket_directories (the tenant's own)
+    uint64_t memory_bytes = 0;     // the unit's MemoryMax; tuning derives from it
+    double cpus = 1.0;             // the unit's CPU quota in CPUs
+};
+
+// postgresql.conf: port, listen_addresses, unix_socket_directories, password_encryption =
+// scram-sha-256, logging to stderr (journal), shared_buffers/max_connections derived from
+// memory (documented in the file's comments), include_if_exists = 'hostd.override.conf'.
+std::string render_postgresql_conf(const ClusterSpec& spec);
+
+// pg_hba.conf: local + host 127.0.0.1/32 + ::1/128, all with scram-sha-256; nothing else.
+std::string render_pg_hba(const ClusterSpec& spec);
+
+struct InitdbOptions {
+    std::string bindir;            // e.g. /usr/lib/postgresql/15/bin
+    std::string pgdata;            // must not exist or be empty; parent writable by uid
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::string superuser;         // initdb -U
+    std::string password;          // fed through --pwfile=/dev/stdin, never on argv or disk
+};
+
+// Runs initdb as uid/gid with --auth=scram-sha-256 --data-checksums --encoding=UTF8
+// --locale=C.UTF-8 --no-sync (the caller syncs the whole filesystem once, see sync_filesystem),
+// then writes the rendered postgresql.conf and pg_hba.conf (owned by uid/gid, 0600).
+void initdb(const InitdbOptions& opts, const ClusterSpec& spec);
+
+// syncfs() on the filesystem containing path.
+void sync_filesystem(const std::string& path);
+
+struct ConnParams {
+    std::string host;              // IP/hostname, or a socket directory
+    uint16_t port = 0;
+    std::string user;
+    std::string password;
+    std::string dbname = "postgres";
+    int connect_timeout_s = 3;
+};
+
+// Connects with libpq and runs `SELECT 1`; throws Errc::unavailable with libpq's message on failure.
+void check_select1(const ConnParams& p);
+
+// Retries check_select1 until it succeeds or timeout passes (then rethrows the last error).
+void wait_select1(const ConnParams& p, std::chrono::milliseconds timeout,
+                  std::chrono::milliseconds interval = std::chrono::milliseconds(20));
+
+// Runs one SQL command (no result rows needed); throws Errc::failed with the server message.
+void exec_sql(const ConnParams& p, const std::string& sql);
+
+// postgresql:// URL with percent-encoding of user/password.
+std::string connection_url(const std::string& host, uint16_t port, const std::string& user,
+                           const std::string& password, const std::string& dbname);
+
+// A random password: 24 characters from [A-Za-z0-9] (OpenSSL RAND_bytes, rejection sampling).
+std::string random_password();
+
+}  // namespace hostd::pgconf

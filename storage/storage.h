@@ -1,0 +1,89 @@
+// Block devices for tenants: loop images, safety probe, mkfs, mount by UUID, disk stats.
+// Plain data + functions. Every function throws hostd::Error (base/error.h) with a
+// sentence naming the device/path and what to do; nothing here logs.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace hostd::storage {
+
+// ---- pure helpers (no root, no I/O) ----
+
+// Filesystem label for a tenant, within the filesystem's limit (ext4: 16 bytes, xfs: 12).
+// Rule: "hd-" + name when it fits; otherwise "hd-" + the first (limit-3-5) characters of the
+// name + "-" + 4 hex chars of a hash of the full name, so long names stay distinguishable.
+// Labels are for humans and `blkid -L`; identity is the filesystem UUID.
+std::string label_for(const std::string& tenant, const std::string& fstype = "ext4");
+
+// A random RFC 4122 version-4 UUID, lower case ("xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx").
+std::string new_uuid();
+
+// ---- loop backend ----
+
+// Creates a sparse file of size_bytes (mode 0600, O_EXCL: fails with Errc::conflict if it exists).
+void create_sparse_file(const std::string& path, uint64_t size_bytes);
+
+// Attaches path to a free loop device and returns "/dev/loopN". Works where only some
+// /dev/loopN nodes exist (a container's /dev): scans existing nodes and binds the first free
+// one (LOOP_CONFIGURE, retrying on EBUSY races), asking /dev/loop-control for a new one
+// only when no existing node is free. Direct I/O off, not read-only, no autoclear.
+std::string loop_attach(const std::string& path);
+
+// Detaches a loop device (LOOP_CLR_FD). A device that is already free is fine.
+void loop_detach(const std::string& device);
+
+// The loop device currently backed by path (compares device+inode of the backing file,
+// from /sys/block/loopN/loop/backing_file or LOOP_GET_STATUS64), if any.
+std::optional<std::string> loop_find(const std::string& path);
+
+// ---- probe and format ----
+
+struct ProbeResult {
+    bool has_signature = false;   // any filesystem/raid/crypto/swap/LVM superblock
+    std::string type;             // e.g. "ext4", "swap", "LVM2_member", "crypto_LUKS"
+    std::string uuid;
+    std::string label;
+    bool has_partition_table = false;
+    std::string partition_table_type;  // "dos", "gpt"
+};
+
+// libblkid low-level probe (superblocks + partitions) of a block device.
+ProbeResult probe(const std::string& device);
+
+// Refuses (Errc::refused, reason in the message) a device that is not a block device, does not
+// exist, is mounted, has a partition table or any signature. Symlinks are resolved first; the
+// canonical "/dev/..." path is returned. (The full safety matrix grows in a later issue.)
+std::string check_blank_device(const std::string& device);
+
+// mkfs.<fstype> with the given label and UUID (we choose the UUID so it is recorded before
+// the disk is written). ext4: `mkfs.ext4 -q -F -L label -U uuid -m 0 -E lazy_itable_init=1,lazy_journal_init=1 dev`.
+// Then probes the device and throws unless the UUID reads back.
+void make_filesystem(const std::string& device, const std::string& fstype, const std::string& label,
+                     const std::string& uuid);
+
+// ---- mounts (libmount) ----
+
+// Mounts the filesystem with this UUID at target (created 0755 if missing) with options
+// (e.g. "nodev,nosuid,noatime"). The device is found by UUID via libblkid, never by label.
+// If expected_device is given, the device found for the UUID must be that device.
+void mount_by_uuid(const std::string& uuid, const std::string& target, const std::string& options,
+                   const std::optional<std::string>& expected_device = std::nullopt);
+
+// Unmounts target (libmount). Not mounted is fine. EBUSY → Errc::failed naming the target.
+void unmount(const std::string& target);
+
+// Whether target is a mount point right now (/proc/self/mountinfo via libmount), and the source device.
+std::optional<std::string> mounted_source(const std::string& target);
+
+// ---- stats ----
+
+struct DiskStats {
+    uint64_t bytes_total = 0, bytes_used = 0, bytes_available = 0;
+    uint64_t inodes_total = 0, inodes_used = 0, inodes_available = 0;
+};
+DiskStats disk_stats(const std::string& mountpoint);  // statvfs
+
+}  // namespace hostd::storage

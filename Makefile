@@ -1,0 +1,46 @@
+# Entry points (see README). Everything runs as root on Debian 12.
+BUILD ?= build
+# What a fresh Debian 12 needs to build, test and demo hostd.
+DEPS := build-essential cmake ninja-build pkg-config \
+        libsystemd-dev libblkid-dev libmount-dev libpq-dev libtomlplusplus-dev nlohmann-json3-dev \
+        libcli11-dev libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libgtest-dev libgmock-dev \
+        postgresql-15 postgresql-client-15 haproxy systemd systemd-container dbus e2fsprogs xfsprogs \
+        util-linux fdisk passwd procps iproute2 curl python3
+
+.PHONY: deps build unit e2e test demo demo-stop bench clean
+
+deps:
+	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+build: deps
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(BUILD)
+
+# Unit tests (pure logic, the Manager with a fake machine, and root tests of the libraries
+# against their own loop devices and temp dirs on this host).
+unit: build
+	cd $(BUILD) && ctest --output-on-failure
+
+# End-to-end in a throwaway systemd machine (tests/testbed).
+e2e: build
+	BUILD=$(abspath $(BUILD)) tests/e2e/run
+
+test: unit e2e
+
+# Boots a testbed, installs hostd, creates a tenant, prints its URL, runs psql through
+# HAProxy, and leaves the machine up until `make demo-stop`.
+demo: build
+	BUILD=$(abspath $(BUILD)) tests/e2e/demo
+
+demo-stop:
+	tests/testbed/testbed down hostd-demo
+
+bench: build
+	BUILD=$(abspath $(BUILD)) bench/run
+
+clean:
+	rm -rf $(BUILD)

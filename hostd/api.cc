@@ -1,0 +1,178 @@
+#include "hostd/api.h"
+
+#include <microhttpd.h>
+#include <sys/socket.h>
+
+#include <cstring>
+#include <functional>
+#include <vector>
+
+#include "hostd/log.h"
+#include "hostd/manager.h"
+
+namespace hostd {
+
+int http_status(Errc code) {
+    switch (code) {
+    case Errc::invalid: return 400;
+    case Errc::not_found: return 404;
+    case Errc::conflict: return 409;
+    case Errc::refused: return 409;
+    case Errc::failed: return 500;
+    case Errc::unavailable: return 503;
+    }
+    return 500;
+}
+
+nlohmann::json error_body(const Error& e) {
+    nlohmann::json err = {{"code", errc_name(e.code())}, {"message", e.what()}};
+    if (!e.field().empty()) err["field"] = e.field();
+    return {{"error", err}};
+}
+
+namespace {
+
+struct Request {
+    std::string method, path, body;
+    bool purge = false;
+    bool allowed = false;
+};
+
+struct Reply {
+    int status = 200;
+    nlohmann::json body;
+};
+
+using Handler = std::function<Reply(Manager&, const Request&, const std::string& arg)>;
+
+struct Route {
+    const char* method;
+    const char* prefix;  // exact path, or a prefix ending in '/' whose remainder is the argument
+    Handler handler;
+};
+
+const std::vector<Route>& route_table() {
+    static const std::vector<Route> table = {
+        {"GET", "/v1/tenants", [](Manager& m, const Request&, const std::string&) { return Reply{200, {{"tenants", m.list()}}}; }},
+        {"GET", "/v1/tenants/", [](Manager& m, const Request&, const std::string& n) { return Reply{200, {{"tenant", m.get(n)}}}; }},
+        {"PUT", "/v1/tenants/",
+         [](Manager& m, const Request& r, const std::string& n) {
+             nlohmann::json body = nlohmann::json::object();
+             if (!r.body.empty()) {
+                 body = nlohmann::json::parse(r.body, nullptr, false);
+                 if (body.is_discarded()) throw Error(Errc::invalid, "The request body is not valid JSON", "body");
+             }
+             return Reply{201, {{"tenant", m.create(n, body)}}};
+         }},
+        {"DELETE", "/v1/tenants/",
+         [](Manager& m, const Request& r, const std::string& n) { return Reply{200, {{"tenant", m.remove(n, r.purge)}}}; }},
+        {"GET", "/v1/host", [](Manager& m, const Request&, const std::string&) { return Reply{200, {{"host", m.host()}}}; }},
+    };
+    return table;
+}
+
+Reply dispatch(Manager& m, const Request& r) {
+    bool path_known = false;
+    for (auto& route : route_table()) {
+        std::string_view p(route.prefix);
+        std::string arg;
+        bool match;
+        if (p.back() == '/') {
+            match = r.path.size() > p.size() && r.path.compare(0, p.size(), p) == 0;
+            if (match) arg = r.path.substr(p.size());  // may hold '/', newlines...: the name check says no
+        } else {
+            match = r.path == p;
+        }
+        if (!match) continue;
+        path_known = true;
+        if (r.method != route.method) continue;
+        try {
+            return route.handler(m, r, arg);
+        } catch (const Error& e) {
+            return {http_status(e.code()), error_body(e)};
+        } catch (const std::exception& e) {
+            log::error(std::string("Internal error serving ") + r.method + " " + r.path + ": " + e.what());
+            return {500, error_body(Error(Errc::failed, std::string("Internal error: ") + e.what()))};
+        }
+    }
+    if (path_known) return {405, error_body(Error(Errc::invalid, "Method " + r.method + " is not allowed on " + r.path))};
+    return {404, error_body(Error(Errc::not_found, "No such API path: " + r.path))};
+}
+
+bool peer_allowed(MHD_Connection* c, gid_t allowed_gid) {
+    auto* info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!info) return false;
+    int fd = info->connect_fd;
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return false;
+    if (cred.uid == 0 || cred.gid == allowed_gid) return true;
+    // Supplementary groups of the peer process, as the kernel saw them at connect().
+    std::vector<gid_t> groups(64);
+    socklen_t glen = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &glen) < 0) return false;
+    groups.resize(glen / sizeof(gid_t));
+    for (gid_t g : groups)
+        if (g == allowed_gid) return true;
+    return false;
+}
+
+}  // namespace
+
+struct ApiServer::Impl {
+    Manager& manager;
+    gid_t allowed_gid;
+    MHD_Daemon* daemon = nullptr;
+
+    static MHD_Result on_request(void* cls, MHD_Connection* c, const char* url, const char* method, const char*,
+                                 const char* upload, size_t* upload_size, void** ctx) {
+        auto* self = static_cast<Impl*>(cls);
+        auto* req = static_cast<Request*>(*ctx);
+        if (!req) {
+            req = new Request{method, url ? url : ""};
+            req->allowed = peer_allowed(c, self->allowed_gid);
+            const char* purge = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "purge");
+            req->purge = purge && (std::strcmp(purge, "true") == 0 || std::strcmp(purge, "1") == 0);
+            *ctx = req;
+            return MHD_YES;
+        }
+        if (*upload_size) {
+            if (req->body.size() + *upload_size > (1u << 20)) return MHD_NO;  // 1 MiB is plenty for a spec
+            req->body.append(upload, *upload_size);
+            *upload_size = 0;
+            return MHD_YES;
+        }
+        Reply reply;
+        if (!req->allowed)
+            reply = {403, error_body(Error(Errc::refused, "Permission denied: the API is for root and members of the hostd group"))};
+        else
+            reply = dispatch(self->manager, *req);
+        std::string text = reply.body.dump(2) + "\n";
+        MHD_Response* resp = MHD_create_response_from_buffer(text.size(), text.data(), MHD_RESPMEM_MUST_COPY);
+        MHD_add_response_header(resp, "Content-Type", "application/json");
+        MHD_Result r = MHD_queue_response(c, static_cast<unsigned>(reply.status), resp);
+        MHD_destroy_response(resp);
+        return r;
+    }
+
+    static void on_completed(void*, MHD_Connection*, void** ctx, MHD_RequestTerminationCode) {
+        delete static_cast<Request*>(*ctx);
+        *ctx = nullptr;
+    }
+};
+
+ApiServer::ApiServer(Manager& m, int listen_fd, gid_t allowed_gid) : impl_(new Impl{m, allowed_gid}) {
+    impl_->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+                                     0, nullptr, nullptr, &Impl::on_request, impl_.get(),
+                                     MHD_OPTION_LISTEN_SOCKET, listen_fd,
+                                     MHD_OPTION_NOTIFY_COMPLETED, &Impl::on_completed, nullptr,
+                                     MHD_OPTION_CONNECTION_TIMEOUT, 0u,
+                                     MHD_OPTION_END);
+    if (!impl_->daemon) throw Error(Errc::failed, "Failed to start the HTTP server on the API socket");
+}
+
+ApiServer::~ApiServer() {
+    if (impl_->daemon) MHD_stop_daemon(impl_->daemon);
+}
+
+}  // namespace hostd

@@ -1,0 +1,70 @@
+#include "hostd/client.h"
+
+#include <curl/curl.h>
+
+#include <memory>
+
+namespace hostd {
+namespace {
+
+struct CurlDeleter {
+    void operator()(CURL* c) const { curl_easy_cleanup(c); }
+};
+struct SlistDeleter {
+    void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+};
+
+size_t collect(char* data, size_t size, size_t n, void* out) {
+    static_cast<std::string*>(out)->append(data, size * n);
+    return size * n;
+}
+
+}  // namespace
+
+std::string Client::escape(const std::string& s) {
+    std::string out;
+    static const char* hex = "0123456789ABCDEF";
+    for (unsigned char c : s) {
+        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') out += static_cast<char>(c);
+        else {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out;
+}
+
+ApiResponse Client::call(const std::string& method, const std::string& path, const nlohmann::json* body, long timeout_s) const {
+    ApiResponse r;
+    std::unique_ptr<CURL, CurlDeleter> c(curl_easy_init());
+    if (!c) {
+        r.transport_error = "libcurl could not be initialised";
+        return r;
+    }
+    std::string url = "http://localhost" + path, payload, received;
+    std::unique_ptr<curl_slist, SlistDeleter> headers(curl_slist_append(nullptr, "Content-Type: application/json"));
+    curl_easy_setopt(c.get(), CURLOPT_UNIX_SOCKET_PATH, socket_.c_str());
+    curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
+    curl_easy_setopt(c.get(), CURLOPT_CUSTOMREQUEST, method.c_str());
+    curl_easy_setopt(c.get(), CURLOPT_HTTPHEADER, headers.get());
+    curl_easy_setopt(c.get(), CURLOPT_TIMEOUT, timeout_s);
+    curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &received);
+    if (body) {
+        payload = body->dump();
+        curl_easy_setopt(c.get(), CURLOPT_POSTFIELDS, payload.c_str());
+        curl_easy_setopt(c.get(), CURLOPT_POSTFIELDSIZE, static_cast<long>(payload.size()));
+    }
+    CURLcode rc = curl_easy_perform(c.get());
+    if (rc != CURLE_OK) {
+        r.transport_error = std::string("cannot reach hostd at ") + socket_ + ": " + curl_easy_strerror(rc);
+        return r;
+    }
+    curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &r.status);
+    r.body = nlohmann::json::parse(received, nullptr, false);
+    if (r.body.is_discarded()) r.body = nullptr;
+    return r;
+}
+
+}  // namespace hostd

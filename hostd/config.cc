@@ -1,0 +1,179 @@
+#include "hostd/config.h"
+
+#include <toml++/toml.h>
+
+#include <functional>
+#include <sstream>
+#include <vector>
+
+#include "base/error.h"
+#include "base/fs.h"
+#include "base/size.h"
+
+namespace hostd {
+namespace {
+
+enum class Kind { text, size, number, count, ports };
+
+struct Setting {
+    const char* section;
+    const char* key;
+    Kind kind;
+    const char* help;
+    std::function<void*(Config&)> field;  // where the value lives
+};
+
+#define FIELD(m) [](Config& c) -> void* { return &c.m; }
+
+const std::vector<Setting>& settings() {
+    static const std::vector<Setting> table = {
+        {"api", "socket", Kind::text, "Unix socket of the HTTP+JSON API (socket activation passes it in; this is for manual runs).", FIELD(socket_path)},
+        {"api", "group", Kind::text, "Members of this group (and root) may use the API.", FIELD(socket_group)},
+        {"paths", "state_dir", Kind::text, "Tenant records (root only).", FIELD(state_dir)},
+        {"paths", "mount_root", Kind::text, "Each tenant's filesystem is mounted at <mount_root>/<tenant>. The tenant unit template expects /srv/hostd.", FIELD(mount_root)},
+        {"storage", "backend", Kind::text, "\"loop\": a sparse file per tenant attached as a loop device; \"device\": a block device named in each create request.", FIELD(backend)},
+        {"storage", "loop_dir", Kind::text, "Where the loop backend keeps its image files.", FIELD(loop_dir)},
+        {"storage", "filesystem", Kind::text, "Filesystem made on each tenant disk.", FIELD(filesystem)},
+        {"storage", "mount_options", Kind::text, "Mount options of tenant filesystems.", FIELD(mount_options)},
+        {"defaults", "disk_size", Kind::size, "Disk size of a tenant when the request names none.", FIELD(disk_size)},
+        {"defaults", "memory", Kind::size, "MemoryMax of a tenant's unit when the request names none.", FIELD(memory)},
+        {"defaults", "cpu", Kind::number, "CPU quota in CPUs (0.5 = half a CPU) when the request names none.", FIELD(cpu)},
+        {"defaults", "tasks", Kind::count, "TasksMax of a tenant's unit when the request names none.", FIELD(tasks)},
+        {"limits", "min_disk_size", Kind::size, "Smallest disk a request may ask for.", FIELD(min_disk_size)},
+        {"limits", "max_disk_size", Kind::size, "Largest disk a request may ask for.", FIELD(max_disk_size)},
+        {"limits", "min_memory", Kind::size, "Least memory a tenant may have (PostgreSQL needs some to start).", FIELD(min_memory)},
+        {"limits", "max_memory", Kind::size, "Most memory a tenant may have; 0 = the host's physical memory.", FIELD(max_memory)},
+        {"limits", "max_cpu", Kind::number, "Most CPUs a tenant may have; 0 = the host's CPU count.", FIELD(max_cpu)},
+        {"limits", "max_tasks", Kind::count, "Most tasks a tenant may have.", FIELD(max_tasks)},
+        {"postgres", "bindir", Kind::text, "PostgreSQL server binaries (initdb).", FIELD(pg_bindir)},
+        {"postgres", "ports", Kind::ports, "Ports for tenants' PostgreSQL on 127.0.0.1 (keep clear of the ephemeral range).", FIELD(pg_ports)},
+        {"proxy", "kind", Kind::text, "Which proxy routes tenants: \"haproxy\".", FIELD(proxy)},
+        {"proxy", "public_host", Kind::text, "Host name or address clients use; it goes into connection URLs.", FIELD(public_host)},
+        {"proxy", "bind", Kind::text, "Address the proxy listens on for tenants.", FIELD(bind_address)},
+        {"proxy", "ports", Kind::ports, "Public ports, one per tenant.", FIELD(public_ports)},
+        {"proxy", "haproxy_bin", Kind::text, "HAProxy binary (used to validate configs).", FIELD(haproxy_bin)},
+        {"proxy", "haproxy_main_config", Kind::text, "HAProxy's main config, validated together with hostd's.", FIELD(haproxy_main_config)},
+        {"proxy", "haproxy_config", Kind::text, "The file hostd owns; haproxy.service loads it with -f (a drop-in shipped with hostd).", FIELD(haproxy_config)},
+        {"proxy", "haproxy_unit", Kind::text, "The systemd unit reloaded after a change.", FIELD(haproxy_unit)},
+    };
+    return table;
+}
+#undef FIELD
+
+std::string where(const Setting& s, const std::string& source) {
+    return "'" + std::string(s.section) + "." + s.key + "' in " + source;
+}
+
+std::string render_value(const Setting& s, Config& c) {
+    void* p = s.field(c);
+    std::ostringstream o;
+    switch (s.kind) {
+    case Kind::text: o << '"' << *static_cast<std::string*>(p) << '"'; break;
+    case Kind::size: o << '"' << format_size(*static_cast<uint64_t*>(p)) << '"'; break;
+    case Kind::number: o << *static_cast<double*>(p); break;
+    case Kind::count: o << *static_cast<uint64_t*>(p); break;
+    case Kind::ports: {
+        auto r = *static_cast<PortRange*>(p);
+        o << '"' << r.first << '-' << r.second << '"';
+        break;
+    }
+    }
+    return o.str();
+}
+
+}  // namespace
+
+Config parse_config(std::string_view text, const std::string& source) {
+    toml::table doc;
+    try {
+        doc = toml::parse(text, source);
+    } catch (const toml::parse_error& e) {
+        std::ostringstream o;
+        o << "Failed to parse " << source << " at line " << e.source().begin.line << ": " << e.description();
+        throw Error(Errc::invalid, o.str());
+    }
+    Config c;
+    for (auto& [sec_name, sec_node] : doc) {
+        auto* sec = sec_node.as_table();
+        if (!sec) throw Error(Errc::invalid, "'" + std::string(sec_name.str()) + "' in " + source + " must be a [section]");
+        for (auto& [key, node] : *sec) {
+            const Setting* s = nullptr;
+            for (auto& cand : settings())
+                if (sec_name.str() == cand.section && key.str() == cand.key) s = &cand;
+            if (!s)
+                throw Error(Errc::invalid, "Unknown setting '" + std::string(sec_name.str()) + "." + std::string(key.str()) +
+                                               "' in " + source + "; see the commented default hostd.toml");
+            void* p = s->field(c);
+            switch (s->kind) {
+            case Kind::text:
+                if (!node.is_string()) throw Error(Errc::invalid, where(*s, source) + " must be a string");
+                *static_cast<std::string*>(p) = *node.value<std::string>();
+                break;
+            case Kind::size: {
+                std::optional<uint64_t> v;
+                if (node.is_string()) v = parse_size(*node.value<std::string>());
+                else if (node.is_integer() && *node.value<int64_t>() >= 0) v = static_cast<uint64_t>(*node.value<int64_t>());
+                if (!v) throw Error(Errc::invalid, where(*s, source) + " must be a size such as \"512M\" or \"2G\"");
+                *static_cast<uint64_t*>(p) = *v;
+                break;
+            }
+            case Kind::number: {
+                auto v = node.value<double>();
+                if (!v || *v < 0) throw Error(Errc::invalid, where(*s, source) + " must be a non-negative number");
+                *static_cast<double*>(p) = *v;
+                break;
+            }
+            case Kind::count: {
+                auto v = node.value<int64_t>();
+                if (!v || *v < 0) throw Error(Errc::invalid, where(*s, source) + " must be a non-negative integer");
+                *static_cast<uint64_t*>(p) = static_cast<uint64_t>(*v);
+                break;
+            }
+            case Kind::ports: {
+                std::optional<PortRange> r;
+                if (node.is_string()) r = parse_port_range(*node.value<std::string>());
+                if (!r) throw Error(Errc::invalid, where(*s, source) + " must be a port range such as \"25000-27999\"");
+                *static_cast<PortRange*>(p) = *r;
+                break;
+            }
+            }
+        }
+    }
+    if (c.backend != "loop" && c.backend != "device")
+        throw Error(Errc::invalid, "'storage.backend' in " + source + " must be \"loop\" or \"device\"");
+    if (c.proxy != "haproxy") throw Error(Errc::invalid, "'proxy.kind' in " + source + " must be \"haproxy\"");
+    if (c.filesystem != "ext4" && c.filesystem != "xfs")
+        throw Error(Errc::invalid, "'storage.filesystem' in " + source + " must be \"ext4\" or \"xfs\"");
+    bool overlap = !(c.pg_ports.second < c.public_ports.first || c.public_ports.second < c.pg_ports.first);
+    if (overlap) throw Error(Errc::invalid, "'postgres.ports' and 'proxy.ports' in " + source + " must not overlap");
+    return c;
+}
+
+Config load_config(const std::string& path) {
+    std::string text;
+    try {
+        text = read_file(path);
+    } catch (const Error& e) {
+        if (e.code() == Errc::not_found) return Config{};
+        throw;
+    }
+    return parse_config(text, path);
+}
+
+std::string default_config_text() {
+    Config c;
+    std::ostringstream o;
+    o << "# hostd configuration. Every setting is shown with its default; uncomment to change.\n"
+         "# Sizes take binary units (\"512M\", \"2G\"). Restart hostd after a change.\n";
+    std::string section;
+    for (auto& s : settings()) {
+        if (section != s.section) {
+            section = s.section;
+            o << "\n[" << section << "]\n";
+        }
+        o << "# " << s.help << "\n# " << s.key << " = " << render_value(s, c) << "\n";
+    }
+    return o.str();
+}
+
+}  // namespace hostd

@@ -1,0 +1,62 @@
+// hostd.toml: every setting is declared once in a table (config.cc) that drives parsing,
+// validation and the commented default file that `cmake --install` ships.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace hostd {
+
+using PortRange = std::pair<uint16_t, uint16_t>;
+
+struct Config {
+    // [api]
+    std::string socket_path = "/run/hostd/hostd.sock";
+    std::string socket_group = "hostd";
+    // [paths]
+    std::string state_dir = "/var/lib/hostd";
+    std::string mount_root = "/srv/hostd";
+    // [storage]
+    std::string backend = "loop";
+    std::string loop_dir = "/var/lib/hostd/loop";
+    std::string filesystem = "ext4";
+    std::string mount_options = "nodev,nosuid,noatime";
+    // [defaults] (a create request may override each)
+    uint64_t disk_size = 1ull << 30;
+    uint64_t memory = 256ull << 20;
+    double cpu = 1.0;
+    uint64_t tasks = 512;
+    // [limits] (what a request may ask for)
+    uint64_t min_disk_size = 128ull << 20;
+    uint64_t max_disk_size = 1ull << 40;
+    uint64_t min_memory = 64ull << 20;
+    uint64_t max_memory = 0;  // 0: the host's physical memory
+    double max_cpu = 0;       // 0: the host's CPU count
+    uint64_t max_tasks = 65536;
+    // [postgres]
+    std::string pg_bindir = "/usr/lib/postgresql/15/bin";
+    PortRange pg_ports{25000, 27999};
+    // [proxy]
+    std::string proxy = "haproxy";
+    std::string public_host = "127.0.0.1";
+    std::string bind_address = "0.0.0.0";
+    PortRange public_ports{28000, 30999};
+    std::string haproxy_bin = "/usr/sbin/haproxy";
+    std::string haproxy_main_config = "/etc/haproxy/haproxy.cfg";
+    std::string haproxy_config = "/etc/haproxy/hostd.cfg";
+    std::string haproxy_unit = "haproxy.service";
+};
+
+// Parses TOML text over the defaults. Unknown keys and bad values throw hostd::Error naming
+// the key and the source.
+Config parse_config(std::string_view toml_text, const std::string& source);
+
+// The file at path, or the defaults if it does not exist.
+Config load_config(const std::string& path);
+
+// The commented default hostd.toml (every key, its default and what it does).
+std::string default_config_text();
+
+}  // namespace hostd

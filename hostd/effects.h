@@ -1,0 +1,67 @@
+// The seam between the Manager's plan and the machine: a few domain verbs. The real
+// implementation (effects_real.cc) composes storage/, units/, pgconf/, routes/; tests inject
+// a fake that records calls and fails on demand. Every verb that undoes something is
+// idempotent (undoing what is not there is fine), so rollback and delete can share them.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hostd/config.h"
+#include "hostd/tenant.h"
+#include "routes/routes.h"
+#include "units/systemd.h"
+#include "units/users.h"
+
+namespace hostd {
+
+class Effects {
+public:
+    virtual ~Effects() = default;
+
+    // Nothing listens on port (TCP, any address) right now.
+    virtual bool port_free(uint16_t port) = 0;
+
+    // Disks.
+    virtual void create_image(const std::string& path, uint64_t size) = 0;
+    virtual void remove_image(const std::string& path) = 0;
+    virtual std::string attach_image(const std::string& path) = 0;          // → /dev/loopN
+    virtual void detach_image(const std::string& path) = 0;                 // whatever loop device backs it
+    virtual std::string check_blank_device(const std::string& device) = 0;  // → canonical path
+    virtual void wipe_device(const std::string& device) = 0;
+    virtual void format(const std::string& device, const std::string& fs, const std::string& label,
+                        const std::string& uuid) = 0;
+    // Mounts by UUID (the device found must be `device`) and checks or writes the marker file.
+    virtual void mount(const TenantRecord& t, const std::string& target, bool fresh) = 0;
+    virtual void unmount(const std::string& target) = 0;  // and removes the empty mount point
+
+    // Identity.
+    virtual units::OsUser create_user(const std::string& name, const std::string& home) = 0;
+    virtual void delete_user(const std::string& name) = 0;
+
+    // Cluster: fresh initdb, or adopt an existing data directory (new uid, new port).
+    virtual void init_cluster(const TenantRecord& t, const std::string& mountpoint, const units::OsUser& u) = 0;
+    virtual void adopt_cluster(const TenantRecord& t, const std::string& mountpoint, const units::OsUser& u) = 0;
+
+    // Unit: set limits, start and wait for the job; stop also forgets failure and drop-ins.
+    virtual void start_unit(const std::string& tenant, const units::Limits& limits) = 0;
+    virtual void stop_unit(const std::string& tenant) = 0;
+
+    // libpq SELECT 1, retried until timeout.
+    virtual void wait_sql(const std::string& host, uint16_t port, const std::string& user,
+                          const std::string& password, int timeout_ms) = 0;
+
+    // The whole route table; validated before it replaces the running one.
+    virtual void apply_routes(const std::vector<routes::Route>& routes) = 0;
+
+    // Live facts for GET: unit state, cgroup usage, disk usage.
+    virtual nlohmann::json live_status(const TenantRecord& t, const std::string& mountpoint) = 0;
+};
+
+std::unique_ptr<Effects> make_real_effects(const Config& cfg);
+
+}  // namespace hostd

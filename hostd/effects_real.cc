@@ -1,0 +1,213 @@
+// The real machine: storage/ (libblkid, libmount, loop ioctls), units/ (sd-bus, useradd),
+// pgconf/ (initdb, libpq), routes/ (haproxy -c + reload).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "base/exec.h"
+#include "base/fd.h"
+#include "base/fs.h"
+#include "hostd/effects.h"
+#include "pgconf/pgconf.h"
+#include "storage/storage.h"
+
+namespace hostd {
+namespace {
+
+constexpr const char* kMarker = ".hostd-tenant";
+
+bool can_bind(int family, uint16_t port) {
+    Fd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) return family == AF_INET6;  // no IPv6 on this host: nothing can listen there
+    if (family == AF_INET6) {
+        int one = 1;
+        ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+        sockaddr_in6 a{};
+        a.sin6_family = AF_INET6;
+        a.sin6_port = htons(port);
+        a.sin6_addr = in6addr_any;
+        return ::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 || errno == EADDRNOTAVAIL;
+    }
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_ANY);
+    return ::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+}
+
+std::string marker_text(const TenantRecord& t) { return "tenant=" + t.name + "\nfs_uuid=" + t.fs_uuid + "\n"; }
+
+class RealEffects final : public Effects {
+public:
+    explicit RealEffects(const Config& cfg) : cfg_(cfg) {}
+
+    bool port_free(uint16_t port) override { return can_bind(AF_INET, port) && can_bind(AF_INET6, port); }
+
+    void create_image(const std::string& path, uint64_t size) override {
+        make_dirs(std::filesystem::path(path).parent_path().string(), 0700);
+        storage::create_sparse_file(path, size);
+    }
+    void remove_image(const std::string& path) override { remove_file(path); }
+    std::string attach_image(const std::string& path) override {
+        if (auto dev = storage::loop_find(path)) return *dev;
+        return storage::loop_attach(path);
+    }
+    void detach_image(const std::string& path) override {
+        if (auto dev = storage::loop_find(path)) storage::loop_detach(*dev);
+    }
+    std::string check_blank_device(const std::string& device) override { return storage::check_blank_device(device); }
+    void wipe_device(const std::string& device) override {
+        exec_checked({.argv = {"wipefs", "--all", "--quiet", device}}, "Failed to wipe '" + device + "'");
+    }
+    void format(const std::string& device, const std::string& fs, const std::string& label, const std::string& uuid) override {
+        storage::make_filesystem(device, fs, label, uuid);
+    }
+
+    void mount(const TenantRecord& t, const std::string& target, bool fresh) override {
+        make_dirs(cfg_.mount_root, 0755);
+        if (auto src = storage::mounted_source(target)) {
+            // Already mounted (a retry): only fine if it is this tenant's filesystem.
+            check_marker(t, target);
+            return;
+        }
+        if (::mkdir(target.c_str(), 0755) < 0 && errno != EEXIST) throw_errno(errno, "Failed to create '" + target + "'");
+        storage::mount_by_uuid(t.fs_uuid, target, cfg_.mount_options, t.device);
+        try {
+            if (fresh) {
+                // Root-owned 0711: the tenant can reach its pgdata but not replace the marker.
+                if (::chmod(target.c_str(), 0711) < 0) throw_errno(errno, "Failed to chmod '" + target + "'");
+                write_file_atomic(target + "/" + kMarker, marker_text(t), 0644);
+            } else {
+                check_marker(t, target);
+            }
+        } catch (...) {
+            storage::unmount(target);
+            throw;
+        }
+    }
+
+    void unmount(const std::string& target) override {
+        storage::unmount(target);
+        if (::rmdir(target.c_str()) < 0 && errno != ENOENT && errno != ENOTEMPTY)
+            throw_errno(errno, "Failed to remove mount point '" + target + "'");
+    }
+
+    units::OsUser create_user(const std::string& name, const std::string& home) override {
+        return units::create_user(name, home);
+    }
+    void delete_user(const std::string& name) override { units::delete_user(name); }
+
+    void init_cluster(const TenantRecord& t, const std::string& mp, const units::OsUser& u) override {
+        std::string pgdata = mp + "/pgdata";
+        if (::mkdir(pgdata.c_str(), 0700) < 0 && errno != EEXIST) throw_errno(errno, "Failed to create '" + pgdata + "'");
+        if (::chown(pgdata.c_str(), u.uid, u.gid) < 0) throw_errno(errno, "Failed to chown '" + pgdata + "'");
+        pgconf::initdb({.bindir = cfg_.pg_bindir, .pgdata = pgdata, .uid = u.uid, .gid = u.gid,
+                        .superuser = t.admin_user, .password = t.password},
+                       cluster_spec(t));
+        // initdb ran with --no-sync; one syncfs of the tenant's own filesystem is much cheaper.
+        pgconf::sync_filesystem(pgdata);
+    }
+
+    void adopt_cluster(const TenantRecord& t, const std::string& mp, const units::OsUser& u) override {
+        std::string pgdata = mp + "/pgdata";
+        if (!path_exists(pgdata + "/PG_VERSION"))
+            throw Error(Errc::failed, "The kept disk of tenant '" + t.name + "' has no PostgreSQL data directory at '" + pgdata + "'");
+        struct stat st{};
+        if (::stat(pgdata.c_str(), &st) == 0 && (st.st_uid != u.uid || st.st_gid != u.gid)) {
+            // The OS user was re-created with another uid: hand the files to it.
+            for (auto& e : std::filesystem::recursive_directory_iterator(pgdata))
+                ::lchown(e.path().c_str(), u.uid, u.gid);
+            ::lchown(pgdata.c_str(), u.uid, u.gid);
+        }
+        auto spec = cluster_spec(t);
+        write_file_atomic(pgdata + "/postgresql.conf", pgconf::render_postgresql_conf(spec), 0600, u.uid, u.gid);
+        write_file_atomic(pgdata + "/pg_hba.conf", pgconf::render_pg_hba(spec), 0600, u.uid, u.gid);
+    }
+
+    void start_unit(const std::string& tenant, const units::Limits& limits) override {
+        auto sd = units::Systemd::connect();
+        auto unit = units::tenant_unit(tenant);
+        sd.reset_failed(unit);
+        sd.set_limits(unit, limits, /*runtime=*/false);
+        sd.start(unit);
+    }
+
+    void stop_unit(const std::string& tenant) override {
+        auto sd = units::Systemd::connect();
+        auto unit = units::tenant_unit(tenant);
+        try {
+            sd.stop(unit);
+        } catch (const Error& e) {
+            if (e.code() != Errc::not_found) throw;
+        }
+        sd.reset_failed(unit);
+        units::remove_control_dropins(unit);
+    }
+
+    void wait_sql(const std::string& host, uint16_t port, const std::string& user, const std::string& password,
+                  int timeout_ms) override {
+        pgconf::wait_select1({.host = host, .port = port, .user = user, .password = password},
+                             std::chrono::milliseconds(timeout_ms));
+    }
+
+    void apply_routes(const std::vector<routes::Route>& rs) override {
+        routes::HaproxySettings s{.haproxy_bin = cfg_.haproxy_bin,
+                                  .main_config = cfg_.haproxy_main_config,
+                                  .hostd_config = cfg_.haproxy_config};
+        routes::apply_haproxy(s, rs, [&] { units::Systemd::connect().reload_or_restart(cfg_.haproxy_unit); });
+    }
+
+    nlohmann::json live_status(const TenantRecord& t, const std::string& mp) override {
+        nlohmann::json j = nlohmann::json::object();
+        try {
+            auto st = units::Systemd::connect().status(units::tenant_unit(t.name));
+            j["unit"] = {{"active_state", st.active_state}, {"sub_state", st.sub_state},
+                         {"main_pid", st.main_pid}, {"restarts", st.n_restarts}};
+            if (st.memory_current) j["memory_current"] = *st.memory_current;
+            if (st.memory_max) j["memory_max"] = *st.memory_max;
+            if (st.tasks_current) j["tasks_current"] = *st.tasks_current;
+            if (st.cpu_usage_nsec) j["cpu_usage_nsec"] = *st.cpu_usage_nsec;
+        } catch (const Error& e) {
+            j["unit_error"] = e.what();
+        }
+        if (storage::mounted_source(mp)) {
+            auto d = storage::disk_stats(mp);
+            j["disk"] = {{"bytes_total", d.bytes_total},   {"bytes_used", d.bytes_used},
+                         {"bytes_available", d.bytes_available}, {"inodes_total", d.inodes_total},
+                         {"inodes_used", d.inodes_used}, {"inodes_available", d.inodes_available}};
+        }
+        return j;
+    }
+
+private:
+    pgconf::ClusterSpec cluster_spec(const TenantRecord& t) const {
+        return {.tenant = t.name, .port = t.port, .listen_address = "127.0.0.1",
+                .socket_dir = "/run/hostd-tenant/" + t.name, .memory_bytes = t.spec.memory, .cpus = t.spec.cpu};
+    }
+
+    void check_marker(const TenantRecord& t, const std::string& target) {
+        std::string have;
+        try {
+            have = read_file(target + "/" + kMarker);
+        } catch (const Error&) {
+            have.clear();
+        }
+        if (have != marker_text(t))
+            throw Error(Errc::refused, "The filesystem at '" + target + "' is not tenant '" + t.name +
+                                           "''s (its marker file is missing or names another tenant); refusing to use it");
+    }
+
+    Config cfg_;
+};
+
+}  // namespace
+
+std::unique_ptr<Effects> make_real_effects(const Config& cfg) { return std::make_unique<RealEffects>(cfg); }
+
+}  // namespace hostd

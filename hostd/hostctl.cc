@@ -1,0 +1,244 @@
+// hostctl: parse, call hostd, print, exit with a code that mirrors the result.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "base/size.h"
+#include "hostd/client.h"
+
+using nlohmann::json;
+
+namespace {
+
+// Exit codes (also in --help and the README).
+enum Exit {
+    kOk = 0,
+    kFailed = 1,      // hostd tried and failed (5xx)
+    kInvalid = 2,     // bad input (400, or bad flags)
+    kNotFound = 3,    // 404
+    kConflict = 4,    // 409: exists, busy, or refused as unsafe
+    kForbidden = 5,   // 403
+    kUnreachable = 6  // hostd not running / socket missing
+};
+
+const char* kExitHelp =
+    "Exit codes: 0 ok, 1 hostd failed, 2 invalid input, 3 not found, 4 conflict, 5 permission denied, "
+    "6 hostd unreachable.";
+
+struct Ctx {
+    std::string socket = "/run/hostd/hostd.sock";
+    bool json_out = false;
+};
+
+int exit_for(long status) {
+    if (status >= 200 && status < 300) return kOk;
+    if (status == 400 || status == 405) return kInvalid;
+    if (status == 404) return kNotFound;
+    if (status == 409) return kConflict;
+    if (status == 403) return kForbidden;
+    return kFailed;
+}
+
+// One call; on error prints one line to stderr and returns the exit code in `code`.
+bool call(const Ctx& ctx, const std::string& method, const std::string& path, const json* body, json& out, int& code) {
+    hostd::Client client(ctx.socket);
+    auto r = client.call(method, path, body);
+    if (r.status == 0) {
+        std::cerr << "hostctl: " << r.transport_error << " (is hostd.socket enabled?)\n";
+        code = kUnreachable;
+        return false;
+    }
+    code = exit_for(r.status);
+    if (code != kOk) {
+        if (ctx.json_out && !r.body.is_null()) std::cout << r.body.dump(2) << "\n";
+        std::string msg = r.body.is_object() && r.body.contains("error") ? r.body["error"].value("message", "")
+                                                                        : "HTTP " + std::to_string(r.status);
+        std::cerr << "hostctl: " << msg << "\n";
+        return false;
+    }
+    out = r.body;
+    return true;
+}
+
+std::string tenant_path(const std::string& name) { return "/v1/tenants/" + hostd::Client::escape(name); }
+
+std::string str(const json& j, const char* k) {
+    if (!j.contains(k) || j[k].is_null()) return "";
+    return j[k].is_string() ? j[k].get<std::string>() : j[k].dump();
+}
+
+void print_table(const std::vector<std::vector<std::string>>& rows) {
+    std::vector<size_t> w;
+    for (auto& r : rows)
+        for (size_t i = 0; i < r.size(); i++) {
+            if (w.size() <= i) w.push_back(0);
+            w[i] = std::max(w[i], r[i].size());
+        }
+    for (auto& r : rows) {
+        std::string line;
+        for (size_t i = 0; i < r.size(); i++) {
+            line += r[i];
+            if (i + 1 < r.size()) line += std::string(w[i] - r[i].size() + 2, ' ');
+        }
+        std::cout << line << "\n";
+    }
+}
+
+void print_tenant(const json& t) {
+    std::vector<std::vector<std::string>> rows;
+    for (const char* k : {"name", "state", "step", "url", "admin_user", "password", "public_port", "port", "backend",
+                          "device", "image", "filesystem", "fs_uuid", "label", "mountpoint", "unit", "os_user", "created_at"})
+        if (t.contains(k) && !str(t, k).empty()) rows.push_back({std::string(k) + ":", str(t, k)});
+    rows.push_back({"disk_size:", hostd::format_size(t.value("disk_size", uint64_t{0}))});
+    rows.push_back({"memory:", hostd::format_size(t.value("memory", uint64_t{0}))});
+    std::ostringstream cpu;
+    cpu << t.value("cpu", 0.0);
+    rows.push_back({"cpu:", cpu.str()});
+    rows.push_back({"tasks:", str(t, "tasks")});
+    if (t.contains("status")) {
+        auto& s = t["status"];
+        if (s.contains("unit")) rows.push_back({"unit_state:", str(s["unit"], "active_state") + " (" + str(s["unit"], "sub_state") + ")"});
+        if (s.contains("memory_current")) rows.push_back({"memory_used:", hostd::format_size(s["memory_current"].get<uint64_t>())});
+        if (s.contains("disk"))
+            rows.push_back({"disk_used:", hostd::format_size(s["disk"]["bytes_used"].get<uint64_t>()) + " of " +
+                                              hostd::format_size(s["disk"]["bytes_total"].get<uint64_t>())});
+    }
+    print_table(rows);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Ctx ctx;
+    if (const char* s = std::getenv("HOSTD_SOCKET")) ctx.socket = s;
+    CLI::App app{"hostctl: manage hostd's PostgreSQL tenants"};
+    app.footer(kExitHelp);
+    app.require_subcommand(1);
+    app.add_option("--socket", ctx.socket, "hostd's API socket (env HOSTD_SOCKET)")->capture_default_str();
+    app.add_flag("--json", ctx.json_out, "Print JSON instead of text");
+    app.set_version_flag("--version", "hostctl " HOSTD_VERSION);
+    int code = kOk;
+
+    // create
+    auto* create = app.add_subcommand("create", "Create a tenant: disk, cluster, unit, route; prints its URL");
+    create->footer("Example: hostctl create acme --disk-size 2G --memory 512M --cpu 0.5");
+    std::string name, disk, memory, device, backend;
+    double cpu = 0;
+    uint64_t tasks = 0;
+    bool reuse = false;
+    create->add_option("name", name, "Tenant name (a-z, 0-9, '-'; at most 30)")->required();
+    create->add_option("--disk-size", disk, "Disk size, e.g. 2G (default from hostd.toml)");
+    create->add_option("--memory", memory, "Memory limit, e.g. 512M");
+    create->add_option("--cpu", cpu, "CPU quota in CPUs, e.g. 0.5");
+    create->add_option("--tasks", tasks, "Most processes/threads");
+    create->add_option("--device", device, "Block device for the device backend");
+    create->add_option("--backend", backend, "loop or device");
+    create->add_flag("--reuse", reuse, "Bring back a tenant deleted without --purge, with its data");
+    create->callback([&] {
+        json body = json::object();
+        if (!disk.empty()) body["disk_size"] = disk;
+        if (!memory.empty()) body["memory"] = memory;
+        if (create->count("--cpu")) body["cpu"] = cpu;
+        if (create->count("--tasks")) body["tasks"] = tasks;
+        if (!device.empty()) body["device"] = device;
+        if (!backend.empty()) body["backend"] = backend;
+        if (reuse) body["reuse"] = true;
+        json out;
+        if (!call(ctx, "PUT", tenant_path(name), &body, out, code)) return;
+        auto& t = out["tenant"];
+        if (ctx.json_out) std::cout << out.dump(2) << "\n";
+        else std::cout << "Tenant '" << str(t, "name") << "' is ready in " << str(t, "create_ms") << " ms.\n"
+                       << "URL:      " << str(t, "url") << "\nPassword: " << str(t, "password") << "\n";
+    });
+
+    // list
+    auto* list = app.add_subcommand("list", "List tenants as a table");
+    list->footer("Example: hostctl list --json");
+    list->callback([&] {
+        json out;
+        if (!call(ctx, "GET", "/v1/tenants", nullptr, out, code)) return;
+        if (ctx.json_out) {
+            std::cout << out.dump(2) << "\n";
+            return;
+        }
+        std::vector<std::vector<std::string>> rows{{"NAME", "STATE", "PUBLIC", "DISK", "MEMORY", "CPU", "URL"}};
+        for (auto& t : out["tenants"]) {
+            std::ostringstream c;
+            c << t.value("cpu", 0.0);
+            rows.push_back({str(t, "name"), str(t, "state"), str(t, "public_port"),
+                            hostd::format_size(t.value("disk_size", uint64_t{0})),
+                            hostd::format_size(t.value("memory", uint64_t{0})), c.str(), str(t, "url")});
+        }
+        print_table(rows);
+    });
+
+    // show
+    auto* show = app.add_subcommand("show", "Show one tenant, with its password and live status");
+    show->footer("Example: hostctl show acme");
+    show->add_option("name", name, "Tenant name")->required();
+    show->callback([&] {
+        json out;
+        if (!call(ctx, "GET", tenant_path(name), nullptr, out, code)) return;
+        if (ctx.json_out) std::cout << out.dump(2) << "\n";
+        else print_tenant(out["tenant"]);
+    });
+
+    // url
+    auto* url = app.add_subcommand("url", "Print the tenant's connection URL (with its password)");
+    url->footer("Example: psql \"$(hostctl url acme)\"");
+    url->add_option("name", name, "Tenant name")->required();
+    url->callback([&] {
+        json out;
+        if (!call(ctx, "GET", tenant_path(name), nullptr, out, code)) return;
+        auto u = str(out["tenant"], "url");
+        if (u.empty()) {
+            std::cerr << "hostctl: tenant '" << name << "' is " << str(out["tenant"], "state") << ", it has no URL\n";
+            code = kConflict;
+            return;
+        }
+        if (ctx.json_out) std::cout << json{{"url", u}}.dump(2) << "\n";
+        else std::cout << u << "\n";
+    });
+
+    // delete
+    auto* del = app.add_subcommand("delete", "Delete a tenant; its data is kept unless --purge");
+    del->footer("Example: hostctl delete acme --purge --yes");
+    bool purge = false, yes = false;
+    del->add_option("name", name, "Tenant name")->required();
+    del->add_flag("--purge", purge, "Also destroy the tenant's data (cannot be undone)");
+    del->add_flag("-y,--yes", yes, "Do not ask for confirmation of --purge");
+    del->callback([&] {
+        if (purge && !yes) {
+            if (!::isatty(0)) {
+                std::cerr << "hostctl: --purge destroys data; add --yes to confirm when not on a terminal\n";
+                code = kInvalid;
+                return;
+            }
+            std::cerr << "Destroy all data of tenant '" << name << "'? Type its name to confirm: ";
+            std::string answer;
+            std::getline(std::cin, answer);
+            if (answer != name) {
+                std::cerr << "hostctl: not confirmed; nothing was deleted\n";
+                code = kInvalid;
+                return;
+            }
+        }
+        json out;
+        if (!call(ctx, "DELETE", tenant_path(name) + (purge ? "?purge=true" : ""), nullptr, out, code)) return;
+        if (ctx.json_out) std::cout << out.dump(2) << "\n";
+        else if (purge) std::cout << "Tenant '" << name << "' deleted; its data is destroyed.\n";
+        else std::cout << "Tenant '" << name << "' deleted; its data is kept (hostctl create " << name << " --reuse brings it back).\n";
+    });
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        int rc = app.exit(e);
+        return rc == 0 ? kOk : kInvalid;
+    }
+    return code;
+}

@@ -1,0 +1,382 @@
+#include "hostd/manager.h"
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <random>
+
+#include "base/error.h"
+#include "base/fs.h"
+#include "base/rollback.h"
+#include "hostd/log.h"
+#include "pgconf/pgconf.h"
+#include "storage/storage.h"
+#include "units/users.h"
+
+namespace hostd {
+
+class Manager::OpLock {
+public:
+    OpLock(Manager& m, const std::string& name) : m_(m), name_(name) {
+        std::lock_guard g(m_.mu_);
+        if (!m_.busy_.insert(name).second)
+            throw Error(Errc::conflict, "Another operation on tenant '" + name + "' is in progress; try again when it ends");
+    }
+    ~OpLock() {
+        std::lock_guard g(m_.mu_);
+        m_.busy_.erase(name_);
+    }
+
+private:
+    Manager& m_;
+    std::string name_;
+};
+
+namespace {
+
+std::string now_rfc3339() {
+    std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+std::string records_dir(const Config& c) { return c.state_dir + "/tenants"; }
+
+class StepTimer {
+public:
+    StepTimer() : t0_(std::chrono::steady_clock::now()) {}
+    long ms() const {
+        return static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0_).count());
+    }
+
+private:
+    std::chrono::steady_clock::time_point t0_;
+};
+
+}  // namespace
+
+Manager::Manager(Config cfg, std::unique_ptr<Effects> fx) : cfg_(std::move(cfg)), fx_(std::move(fx)) {}
+
+void Manager::load() {
+    make_dirs(records_dir(cfg_), 0700);
+    std::lock_guard g(mu_);
+    for (auto& e : std::filesystem::directory_iterator(records_dir(cfg_))) {
+        auto p = e.path();
+        if (p.extension() != ".toml" || p.filename().string().front() == '.') continue;
+        try {
+            auto t = from_toml(read_file(p.string()), p.string());
+            if (t.state == TenantState::ready) routed_.insert(t.name);
+            records_[t.name] = std::move(t);
+        } catch (const Error& e) {
+            log::error(std::string("Skipping a tenant record: ") + e.what());
+        }
+    }
+    log::info("Loaded " + std::to_string(records_.size()) + " tenant record(s) from " + records_dir(cfg_));
+}
+
+void Manager::save(const TenantRecord& t) {
+    write_file_atomic(records_dir(cfg_) + "/" + t.name + ".toml", to_toml(t), 0600);
+    std::lock_guard g(mu_);
+    records_[t.name] = t;
+}
+
+void Manager::forget(const std::string& name) {
+    remove_file(records_dir(cfg_) + "/" + name + ".toml");
+    std::lock_guard g(mu_);
+    records_.erase(name);
+    routed_.erase(name);
+}
+
+void Manager::set_step(TenantRecord& t, const std::string& step) {
+    t.step = step;
+    save(t);  // recorded before it is taken
+}
+
+std::set<uint16_t> Manager::ports_in_use() const {
+    std::set<uint16_t> s;
+    for (auto& [_, t] : records_) {
+        if (t.port) s.insert(t.port);
+        if (t.public_port) s.insert(t.public_port);
+    }
+    return s;
+}
+
+uint16_t Manager::allocate_port(PortRange range, uint16_t preferred, const std::set<uint16_t>& taken) {
+    if (preferred >= range.first && preferred <= range.second && !taken.count(preferred) && fx_->port_free(preferred))
+        return preferred;
+    // Random start, then a linear walk: random ports do not collide with a neighbour host's
+    // guesses, and the walk guarantees we find a free one if there is one.
+    thread_local std::mt19937 rng{std::random_device{}()};
+    uint32_t n = range.second - range.first + 1u;
+    uint32_t start = std::uniform_int_distribution<uint32_t>(0, n - 1)(rng);
+    for (uint32_t i = 0; i < n; i++) {
+        auto p = static_cast<uint16_t>(range.first + (start + i) % n);
+        if (!taken.count(p) && fx_->port_free(p)) return p;
+    }
+    throw Error(Errc::unavailable, "No free port left in " + std::to_string(range.first) + "-" + std::to_string(range.second) +
+                                       "; widen the range in hostd.toml or delete tenants");
+}
+
+void Manager::apply_routes() {
+    std::lock_guard rg(routes_mu_);
+    std::vector<routes::Route> rs;
+    {
+        std::lock_guard g(mu_);
+        for (auto& name : routed_) {
+            auto& t = records_.at(name);
+            rs.push_back({.tenant = t.name, .bind_address = cfg_.bind_address, .public_port = t.public_port,
+                          .backend_host = "127.0.0.1", .backend_port = t.port});
+        }
+    }
+    fx_->apply_routes(rs);
+}
+
+nlohmann::json Manager::create(const std::string& name, const nlohmann::json& body) {
+    validate_name(name);
+    CreateRequest req = parse_create_request(body, cfg_);
+    OpLock op(*this, name);
+    StepTimer total;
+
+    TenantRecord t;
+    std::optional<TenantRecord> kept;  // a detached tenant being brought back
+    {
+        std::lock_guard g(mu_);
+        auto it = records_.find(name);
+        if (it != records_.end()) {
+            if (it->second.state != TenantState::detached)
+                throw Error(Errc::conflict, "Tenant '" + name + "' already exists");
+            if (!req.reuse)
+                throw Error(Errc::conflict, "Tenant '" + name + "' was deleted without purge and its data is kept; "
+                                            "create it with reuse to bring it back, or delete it with purge first");
+            kept = it->second;
+        } else if (req.reuse) {
+            throw Error(Errc::not_found, "No kept data of tenant '" + name + "' to reuse");
+        }
+        if (kept) {
+            t = *kept;
+            // Limits may change on the way back; the disk stays what it is.
+            t.spec.memory = req.spec.memory;
+            t.spec.cpu = req.spec.cpu;
+            t.spec.tasks = req.spec.tasks;
+        } else {
+            t.name = name;
+            t.spec = req.spec;
+            t.admin_user = name;
+            t.password = pgconf::random_password();
+            t.created_at = now_rfc3339();
+            t.os_user = units::os_user_for(name);
+        }
+        auto taken = ports_in_use();
+        taken.erase(t.port);
+        taken.erase(t.public_port);
+        t.port = allocate_port(cfg_.pg_ports, t.port, taken);
+        taken.insert(t.port);
+        t.public_port = allocate_port(cfg_.public_ports, t.public_port, taken);
+        t.state = TenantState::creating;
+        records_[name] = t;  // reserves the name and ports before the lock is let go
+    }
+
+    Rollback rb([&](const std::string& step, const std::string& err) {
+        log::error("Rollback of step '" + step + "' failed: " + err + "; reconcile will retry", name);
+    });
+    rb.add("record", [&, kept] {
+        if (kept) save(*kept);
+        else forget(name);
+    });
+    std::string mp = mountpoint_of(cfg_, name);
+    auto step = [&](const std::string& s, auto&& fn) {
+        set_step(t, s);
+        StepTimer st;
+        fn();
+        log::info("Step '" + s + "' done in " + std::to_string(st.ms()) + " ms", name);
+    };
+
+    try {
+        log::info(std::string(kept ? "Bringing back" : "Creating") + " tenant (port " + std::to_string(t.port) +
+                      ", public port " + std::to_string(t.public_port) + ")", name);
+        step("disk", [&] {
+            if (t.spec.backend == "loop") {
+                t.image = cfg_.loop_dir + "/" + name + ".img";
+                if (!kept) {
+                    fx_->create_image(t.image, t.spec.disk_size);
+                    rb.add("disk image", [&] { fx_->remove_image(t.image); });
+                }
+                t.device = fx_->attach_image(t.image);
+                rb.add("loop device", [&] { fx_->detach_image(t.image); });
+            } else {
+                t.device = kept ? t.spec.device : fx_->check_blank_device(t.spec.device);
+            }
+        });
+        if (!kept) {
+            step("format", [&] {
+                t.fs_uuid = storage::new_uuid();
+                t.label = storage::label_for(name, t.spec.filesystem);
+                save(t);  // the UUID is known before the disk is written
+                fx_->format(t.device, t.spec.filesystem, t.label, t.fs_uuid);
+                if (t.spec.backend == "device") rb.add("format", [&] { fx_->wipe_device(t.device); });
+            });
+        }
+        step("mount", [&] {
+            fx_->mount(t, mp, !kept);
+            rb.add("mount", [&] { fx_->unmount(mp); });
+        });
+        units::OsUser user;
+        step("user", [&] {
+            user = fx_->create_user(t.os_user, mp);
+            t.uid = user.uid;
+            rb.add("user", [&] { fx_->delete_user(t.os_user); });
+        });
+        step(kept ? "adopt" : "initdb", [&] {
+            if (kept) fx_->adopt_cluster(t, mp, user);
+            else fx_->init_cluster(t, mp, user);
+        });
+        step("start", [&] {
+            rb.add("unit", [&] { fx_->stop_unit(name); });
+            fx_->start_unit(name, {.memory_max = t.spec.memory, .cpus = t.spec.cpu, .tasks_max = t.spec.tasks});
+        });
+        step("check", [&] { fx_->wait_sql("127.0.0.1", t.port, t.admin_user, t.password, 10000); });
+        step("route", [&] {
+            {
+                std::lock_guard g(mu_);
+                routed_.insert(name);
+            }
+            rb.add("route", [&] {
+                {
+                    std::lock_guard g(mu_);
+                    routed_.erase(name);
+                }
+                apply_routes();
+            });
+            apply_routes();
+        });
+        step("check-proxy", [&] { fx_->wait_sql("127.0.0.1", t.public_port, t.admin_user, t.password, 10000); });
+        t.state = TenantState::ready;
+        t.step.clear();
+        save(t);
+        rb.commit();
+    } catch (const Error& e) {
+        log::error("Create failed at step '" + t.step + "': " + e.what() + "; undoing the steps taken", name);
+        rb.run();
+        throw Error(e.code(), "Failed to create tenant '" + name + "' at step '" + t.step + "': " + e.what(), e.field());
+    }
+    log::info("Tenant ready in " + std::to_string(total.ms()) + " ms", name);
+    auto j = to_json(cfg_, t, true);
+    j["create_ms"] = total.ms();
+    return j;
+}
+
+void Manager::teardown(TenantRecord& t, bool purge) {
+    std::string mp = mountpoint_of(cfg_, t.name);
+    auto step = [&](const std::string& s, auto&& fn) {
+        set_step(t, s);
+        fn();
+    };
+    step("unroute", [&] {
+        {
+            std::lock_guard g(mu_);
+            routed_.erase(t.name);
+        }
+        apply_routes();
+    });
+    step("stop", [&] { fx_->stop_unit(t.name); });
+    step("unmount", [&] { fx_->unmount(mp); });
+    step("release", [&] {
+        if (t.spec.backend == "loop" && !t.image.empty()) fx_->detach_image(t.image);
+    });
+    step("user", [&] { fx_->delete_user(t.os_user); });
+    if (purge) {
+        step("purge", [&] {
+            if (t.spec.backend == "loop") {
+                if (!t.image.empty()) fx_->remove_image(t.image);
+            } else if (!t.device.empty()) {
+                fx_->wipe_device(t.device);
+            }
+        });
+    }
+}
+
+nlohmann::json Manager::remove(const std::string& name, bool purge) {
+    validate_name(name);
+    OpLock op(*this, name);
+    TenantRecord t;
+    {
+        std::lock_guard g(mu_);
+        auto it = records_.find(name);
+        if (it == records_.end()) throw Error(Errc::not_found, "No tenant named '" + name + "'");
+        t = it->second;
+    }
+    if (t.state == TenantState::detached && !purge)
+        return {{"name", name}, {"state", "detached"}, {"purged", false}};
+    log::info(std::string("Deleting tenant") + (purge ? " and its data" : " (data kept)"), name);
+    t.state = TenantState::deleting;
+    try {
+        teardown(t, purge);
+    } catch (const Error& e) {
+        log::error("Delete failed at step '" + t.step + "': " + e.what(), name);
+        throw Error(e.code(), "Failed to delete tenant '" + name + "' at step '" + t.step + "': " + e.what() +
+                                  "; the delete can be retried");
+    }
+    if (purge) {
+        forget(name);
+        log::info("Tenant deleted and its data destroyed", name);
+        return {{"name", name}, {"state", "deleted"}, {"purged", true}};
+    }
+    t.state = TenantState::detached;
+    t.step.clear();
+    t.device = t.spec.backend == "device" ? t.spec.device : "";
+    save(t);
+    log::info("Tenant deleted; its data is kept for a create with reuse", name);
+    return {{"name", name}, {"state", "detached"}, {"purged", false}};
+}
+
+nlohmann::json Manager::get(const std::string& name) {
+    validate_name(name);
+    TenantRecord t;
+    {
+        std::lock_guard g(mu_);
+        auto it = records_.find(name);
+        if (it == records_.end()) throw Error(Errc::not_found, "No tenant named '" + name + "'");
+        t = it->second;
+    }
+    auto j = to_json(cfg_, t, true);
+    if (t.state == TenantState::ready) j["status"] = fx_->live_status(t, mountpoint_of(cfg_, name));
+    return j;
+}
+
+nlohmann::json Manager::list() {
+    nlohmann::json arr = nlohmann::json::array();
+    std::lock_guard g(mu_);
+    for (auto& [_, t] : records_) arr.push_back(to_json(cfg_, t, false));
+    return arr;
+}
+
+nlohmann::json Manager::host() {
+    std::lock_guard g(mu_);
+    uint64_t mem = 0;
+    double cpu = 0;
+    uint64_t disk = 0;
+    size_t running = 0;
+    for (auto& [_, t] : records_) {
+        if (t.state == TenantState::detached) continue;
+        running++;
+        mem += t.spec.memory;
+        cpu += t.spec.cpu;
+        disk += t.spec.disk_size;
+    }
+    std::error_code ec;
+    auto space = std::filesystem::space(cfg_.state_dir, ec);
+    return {{"tenants", records_.size()},
+            {"tenants_active", running},
+            {"memory_committed", mem},
+            {"memory_total", static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE))},
+            {"cpu_committed", cpu},
+            {"cpus", ::sysconf(_SC_NPROCESSORS_ONLN)},
+            {"disk_committed", disk},
+            {"loop_dir_available", ec ? 0 : space.available},
+            {"ports_free", (cfg_.public_ports.second - cfg_.public_ports.first + 1) - records_.size()}};
+}
+
+}  // namespace hostd

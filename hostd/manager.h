@@ -1,0 +1,55 @@
+// The Manager owns the tenants: their records (in memory and on disk), the per-tenant
+// operation locks, port allocation and the provisioning plans. Effects are injected.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+
+#include "hostd/config.h"
+#include "hostd/effects.h"
+#include "hostd/tenant.h"
+
+namespace hostd {
+
+class Manager {
+public:
+    Manager(Config cfg, std::unique_ptr<Effects> fx);
+
+    // Reads every record under <state_dir>/tenants.
+    void load();
+
+    // PUT /v1/tenants/{name}: provisions a tenant end to end; on failure undoes every step
+    // taken and throws. Returns the tenant with its password.
+    nlohmann::json create(const std::string& name, const nlohmann::json& body);
+    // DELETE: tears down route, unit, mount, loop device, user; purge also destroys the data.
+    nlohmann::json remove(const std::string& name, bool purge);
+    nlohmann::json get(const std::string& name);
+    nlohmann::json list();
+    nlohmann::json host();
+
+    const Config& config() const { return cfg_; }
+
+private:
+    class OpLock;  // marks a tenant busy for the length of one operation
+    void save(const TenantRecord& t);
+    void forget(const std::string& name);
+    void set_step(TenantRecord& t, const std::string& step);
+    uint16_t allocate_port(PortRange range, uint16_t preferred, const std::set<uint16_t>& taken);
+    std::set<uint16_t> ports_in_use() const;  // needs mu_
+    void apply_routes();                      // from every routed tenant
+    void teardown(TenantRecord& t, bool purge);
+
+    Config cfg_;
+    std::unique_ptr<Effects> fx_;
+    mutable std::mutex mu_;                    // guards records_, busy_, routed_
+    std::map<std::string, TenantRecord> records_;
+    std::set<std::string> busy_;
+    std::set<std::string> routed_;
+    std::mutex routes_mu_;                     // one route table change at a time
+};
+
+}  // namespace hostd

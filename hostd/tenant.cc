@@ -1,0 +1,229 @@
+#include "hostd/tenant.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <toml++/toml.h>
+
+#include "base/error.h"
+#include "base/size.h"
+#include "pgconf/pgconf.h"
+#include "units/systemd.h"
+
+namespace hostd {
+
+std::string_view to_string(TenantState s) {
+    switch (s) {
+    case TenantState::creating: return "creating";
+    case TenantState::ready: return "ready";
+    case TenantState::deleting: return "deleting";
+    case TenantState::detached: return "detached";
+    }
+    return "creating";
+}
+
+std::optional<TenantState> tenant_state_from(std::string_view s) {
+    for (auto st : {TenantState::creating, TenantState::ready, TenantState::deleting, TenantState::detached})
+        if (to_string(st) == s) return st;
+    return std::nullopt;
+}
+
+void validate_name(std::string_view n) {
+    auto bad = [](const std::string& why) { throw Error(Errc::invalid, "Invalid tenant name: " + why, "name"); };
+    if (n.empty()) bad("it is empty");
+    if (n.size() > 30) bad("it has " + std::to_string(n.size()) + " characters; at most 30 are allowed");
+    if (!(n[0] >= 'a' && n[0] <= 'z')) bad("it must start with a lower-case letter (a-z)");
+    for (char c : n)
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+            bad("only lower-case letters, digits and '-' are allowed");
+    if (n.back() == '-') bad("it must not end with '-'");
+}
+
+namespace {
+
+uint64_t host_memory() { return static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)); }
+double host_cpus() { return static_cast<double>(::sysconf(_SC_NPROCESSORS_ONLN)); }
+
+uint64_t size_field(const nlohmann::json& body, const char* field, uint64_t dflt, uint64_t lo, uint64_t hi) {
+    if (!body.contains(field) || body[field].is_null()) return dflt;
+    const auto& v = body[field];
+    std::optional<uint64_t> bytes;
+    if (v.is_string()) bytes = parse_size(v.get<std::string>());
+    else if (v.is_number_unsigned()) bytes = v.get<uint64_t>();
+    if (!bytes)
+        throw Error(Errc::invalid, std::string("'") + field + "' must be a size such as \"512M\" or \"2G\" (or a number of bytes)", field);
+    if (*bytes < lo || *bytes > hi)
+        throw Error(Errc::invalid, std::string("'") + field + "' is " + format_size(*bytes) + "; it must be between " +
+                                       format_size(lo) + " and " + format_size(hi), field);
+    return *bytes;
+}
+
+}  // namespace
+
+CreateRequest parse_create_request(const nlohmann::json& body, const Config& cfg) {
+    if (!body.is_object()) throw Error(Errc::invalid, "The request body must be a JSON object", "body");
+    static const char* known[] = {"disk_size", "memory", "cpu", "tasks", "device", "backend", "reuse"};
+    for (auto& [k, _] : body.items()) {
+        bool ok = false;
+        for (auto* kn : known) ok |= (k == kn);
+        if (!ok) throw Error(Errc::invalid, "Unknown field '" + k + "'", k);
+    }
+    CreateRequest r;
+    TenantSpec& s = r.spec;
+    s.filesystem = cfg.filesystem;
+    s.backend = cfg.backend;
+    if (body.contains("backend")) {
+        if (!body["backend"].is_string() || (body["backend"] != "loop" && body["backend"] != "device"))
+            throw Error(Errc::invalid, "'backend' must be \"loop\" or \"device\"", "backend");
+        s.backend = body["backend"].get<std::string>();
+    }
+    if (body.contains("device")) {
+        if (!body["device"].is_string() || body["device"].get<std::string>().empty())
+            throw Error(Errc::invalid, "'device' must be the path of a block device", "device");
+        s.device = body["device"].get<std::string>();
+        if (s.device.front() != '/' || s.device.find('\n') != std::string::npos)
+            throw Error(Errc::invalid, "'device' must be an absolute path such as /dev/vdb", "device");
+        if (!body.contains("backend")) s.backend = "device";
+    }
+    if (s.backend == "device" && s.device.empty())
+        throw Error(Errc::invalid, "The device backend needs 'device' (the block device to use)", "device");
+    if (s.backend == "loop" && !s.device.empty())
+        throw Error(Errc::invalid, "'device' cannot be used with the loop backend", "device");
+
+    s.disk_size = size_field(body, "disk_size", cfg.disk_size, cfg.min_disk_size, cfg.max_disk_size);
+    uint64_t max_mem = cfg.max_memory ? cfg.max_memory : host_memory();
+    s.memory = size_field(body, "memory", cfg.memory, cfg.min_memory, max_mem);
+
+    double max_cpu = cfg.max_cpu > 0 ? cfg.max_cpu : host_cpus();
+    s.cpu = cfg.cpu;
+    if (body.contains("cpu")) {
+        const auto& v = body["cpu"];
+        if (!v.is_number()) throw Error(Errc::invalid, "'cpu' must be a number of CPUs such as 0.5 or 2", "cpu");
+        s.cpu = v.get<double>();
+        if (!std::isfinite(s.cpu) || s.cpu < 0.01 || s.cpu > max_cpu) {
+            std::ostringstream o;
+            o << "'cpu' must be between 0.01 and " << max_cpu << " (CPUs on this host)";
+            throw Error(Errc::invalid, o.str(), "cpu");
+        }
+    }
+    s.tasks = cfg.tasks;
+    if (body.contains("tasks")) {
+        const auto& v = body["tasks"];
+        if (!v.is_number_unsigned() || v.get<uint64_t>() < 16 || v.get<uint64_t>() > cfg.max_tasks)
+            throw Error(Errc::invalid, "'tasks' must be an integer between 16 and " + std::to_string(cfg.max_tasks), "tasks");
+        s.tasks = v.get<uint64_t>();
+    }
+    if (body.contains("reuse")) {
+        if (!body["reuse"].is_boolean()) throw Error(Errc::invalid, "'reuse' must be true or false", "reuse");
+        r.reuse = body["reuse"].get<bool>();
+    }
+    return r;
+}
+
+std::string mountpoint_of(const Config& cfg, const std::string& tenant) { return cfg.mount_root + "/" + tenant; }
+
+std::string connection_url(const Config& cfg, const TenantRecord& t) {
+    return pgconf::connection_url(cfg.public_host, t.public_port, t.admin_user, t.password, "postgres");
+}
+
+nlohmann::json to_json(const Config& cfg, const TenantRecord& t, bool with_secret) {
+    nlohmann::json j = {
+        {"name", t.name},
+        {"state", to_string(t.state)},
+        {"backend", t.spec.backend},
+        {"filesystem", t.spec.filesystem},
+        {"disk_size", t.spec.disk_size},
+        {"memory", t.spec.memory},
+        {"cpu", t.spec.cpu},
+        {"tasks", t.spec.tasks},
+        {"fs_uuid", t.fs_uuid},
+        {"label", t.label},
+        {"device", t.device},
+        {"mountpoint", mountpoint_of(cfg, t.name)},
+        {"unit", units::tenant_unit(t.name)},
+        {"os_user", t.os_user},
+        {"port", t.port},
+        {"public_port", t.public_port},
+        {"admin_user", t.admin_user},
+        {"created_at", t.created_at},
+    };
+    if (!t.step.empty()) j["step"] = t.step;
+    if (!t.image.empty()) j["image"] = t.image;
+    if (t.state == TenantState::ready) {
+        // The password is in the URL; only show the URL where secrets may be shown.
+        j["url"] = with_secret ? connection_url(cfg, t)
+                               : pgconf::connection_url(cfg.public_host, t.public_port, t.admin_user, "", "postgres");
+    }
+    if (with_secret) j["password"] = t.password;
+    return j;
+}
+
+std::string to_toml(const TenantRecord& t) {
+    toml::table spec{
+        {"backend", t.spec.backend},
+        {"device", t.spec.device},
+        {"filesystem", t.spec.filesystem},
+        {"disk_size", static_cast<int64_t>(t.spec.disk_size)},
+        {"memory", static_cast<int64_t>(t.spec.memory)},
+        {"cpu", t.spec.cpu},
+        {"tasks", static_cast<int64_t>(t.spec.tasks)},
+    };
+    toml::table facts{
+        {"fs_uuid", t.fs_uuid},     {"label", t.label},
+        {"image", t.image},         {"device", t.device},
+        {"os_user", t.os_user},     {"uid", static_cast<int64_t>(t.uid)},
+        {"port", t.port},           {"public_port", t.public_port},
+        {"admin_user", t.admin_user}, {"password", t.password},
+        {"created_at", t.created_at},
+    };
+    toml::table doc{
+        {"name", t.name},
+        {"state", std::string(to_string(t.state))},
+        {"step", t.step},
+        {"spec", spec},
+        {"facts", facts},
+    };
+    std::ostringstream o;
+    o << "# hostd tenant record: written by hostd, do not edit while hostd runs.\n" << doc << "\n";
+    return o.str();
+}
+
+TenantRecord from_toml(std::string_view text, const std::string& source) {
+    toml::table doc;
+    try {
+        doc = toml::parse(text, source);
+    } catch (const toml::parse_error& e) {
+        throw Error(Errc::invalid, "Failed to parse tenant record " + source + ": " + std::string(e.description()));
+    }
+    TenantRecord t;
+    t.name = doc["name"].value_or(std::string{});
+    auto st = tenant_state_from(doc["state"].value_or(std::string{}));
+    if (t.name.empty() || !st) throw Error(Errc::invalid, "Tenant record " + source + " lacks a name or a valid state");
+    t.state = *st;
+    t.step = doc["step"].value_or(std::string{});
+    auto sp = doc["spec"];
+    t.spec.backend = sp["backend"].value_or(std::string{"loop"});
+    t.spec.device = sp["device"].value_or(std::string{});
+    t.spec.filesystem = sp["filesystem"].value_or(std::string{"ext4"});
+    t.spec.disk_size = static_cast<uint64_t>(sp["disk_size"].value_or(int64_t{0}));
+    t.spec.memory = static_cast<uint64_t>(sp["memory"].value_or(int64_t{0}));
+    t.spec.cpu = sp["cpu"].value_or(0.0);
+    t.spec.tasks = static_cast<uint64_t>(sp["tasks"].value_or(int64_t{0}));
+    auto f = doc["facts"];
+    t.fs_uuid = f["fs_uuid"].value_or(std::string{});
+    t.label = f["label"].value_or(std::string{});
+    t.image = f["image"].value_or(std::string{});
+    t.device = f["device"].value_or(std::string{});
+    t.os_user = f["os_user"].value_or(std::string{});
+    t.uid = static_cast<uint32_t>(f["uid"].value_or(int64_t{0}));
+    t.port = static_cast<uint16_t>(f["port"].value_or(int64_t{0}));
+    t.public_port = static_cast<uint16_t>(f["public_port"].value_or(int64_t{0}));
+    t.admin_user = f["admin_user"].value_or(std::string{});
+    t.password = f["password"].value_or(std::string{});
+    t.created_at = f["created_at"].value_or(std::string{});
+    return t;
+}
+
+}  // namespace hostd

@@ -1,0 +1,76 @@
+// The tenant: its validated request (spec), the facts recorded while provisioning it, and
+// its lifecycle state. Pure: validation and (de)serialisation only.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "hostd/config.h"
+
+namespace hostd {
+
+enum class TenantState {
+    creating,  // provisioning in progress (step says where); not yet usable
+    ready,     // mounted, running, routed, answered SELECT 1 through the proxy
+    deleting,  // tear-down in progress
+    detached,  // deleted without purge: nothing runs, the data is kept for a create with reuse
+};
+std::string_view to_string(TenantState s);
+std::optional<TenantState> tenant_state_from(std::string_view s);
+
+// Lower-case letter first, then lower-case letters, digits and inner dashes; at most 30.
+// Throws Errc::invalid (field "name") saying what is wrong.
+void validate_name(std::string_view name);
+
+struct TenantSpec {
+    std::string backend;        // "loop" | "device"
+    std::string device;         // device backend: the block device given by the operator
+    std::string filesystem;     // "ext4"
+    uint64_t disk_size = 0;     // bytes
+    uint64_t memory = 0;        // MemoryMax, bytes
+    double cpu = 0;             // CPUs
+    uint64_t tasks = 0;         // TasksMax
+};
+
+struct CreateRequest {
+    TenantSpec spec;
+    bool reuse = false;  // bring back a detached tenant's data instead of making a new disk
+};
+
+// Body of PUT /v1/tenants/{name}: every field optional, defaults from the config.
+// Throws Errc::invalid naming the field.
+CreateRequest parse_create_request(const nlohmann::json& body, const Config& cfg);
+
+struct TenantRecord {
+    std::string name;
+    TenantState state = TenantState::creating;
+    std::string step;            // current/last step of an operation in progress
+    TenantSpec spec;
+    // Facts recorded while provisioning.
+    std::string fs_uuid;         // identity of the tenant's filesystem
+    std::string label;
+    std::string image;           // loop backend: the image file
+    std::string device;          // the block device in use (/dev/loopN or the operator's)
+    std::string os_user;
+    uint32_t uid = 0;
+    uint16_t port = 0;           // PostgreSQL on 127.0.0.1
+    uint16_t public_port = 0;    // proxy
+    std::string admin_user;
+    std::string password;
+    std::string created_at;      // RFC 3339, UTC
+};
+
+std::string mountpoint_of(const Config& cfg, const std::string& tenant);
+std::string connection_url(const Config& cfg, const TenantRecord& t);
+
+// The record as the API shows it; with_secret adds the admin password.
+nlohmann::json to_json(const Config& cfg, const TenantRecord& t, bool with_secret);
+
+// The record on disk (TOML). from_toml throws Errc::invalid naming the source on a bad file.
+std::string to_toml(const TenantRecord& t);
+TenantRecord from_toml(std::string_view text, const std::string& source);
+
+}  // namespace hostd

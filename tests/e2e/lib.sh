@@ -1,0 +1,25 @@
+# Shared by the e2e suite, the demo and the benchmark: boot a testbed, install the built
+# tree into it, start hostd and HAProxy. Sourced; expects REPO, BUILD and TB_NAME.
+TB="$REPO/tests/testbed/testbed"
+
+in_tb() { "$TB" run "$TB_NAME" -- "$@"; }
+
+# Boots the machine and installs hostd in it (the overlay's upper layer is a tmpfs: the
+# host's own /usr and /etc are untouched).
+tb_boot_and_install() {
+    local loops=${1:-24}
+    "$TB" up "$TB_NAME" --loops "$loops" >/dev/null
+    local root
+    root=$("$TB" root "$TB_NAME")
+    DESTDIR="$root" cmake --install "$BUILD" --prefix /usr >/dev/null
+    # Loopback only on these shared VMs; the testbed shares the host's network namespace.
+    cat >"$root/etc/hostd/hostd.toml" <<TOML
+[proxy]
+public_host = "127.0.0.1"
+bind = "127.0.0.1"
+TOML
+    in_tb systemd-sysusers hostd.conf
+    in_tb systemctl daemon-reload
+    in_tb systemctl enable --now hostd.socket >/dev/null 2>&1
+    in_tb systemctl restart haproxy.service
+}

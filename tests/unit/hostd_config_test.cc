@@ -1,0 +1,52 @@
+#include <gtest/gtest.h>
+
+#include "base/error.h"
+#include "hostd/config.h"
+#include "hostd/tenant.h"
+
+using namespace hostd;
+
+TEST(Config, TheShippedDefaultFileParsesToTheDefaults) {
+    Config c = parse_config(default_config_text(), "default");
+    Config d;
+    EXPECT_EQ(c.disk_size, d.disk_size);
+    EXPECT_EQ(c.pg_ports, d.pg_ports);
+    EXPECT_EQ(c.public_host, d.public_host);
+}
+
+TEST(Config, ReadsSizesPortsAndNumbers) {
+    Config c = parse_config("[defaults]\ndisk_size = \"2G\"\ncpu = 0.5\n[postgres]\nports = \"21000-21099\"\n", "t");
+    EXPECT_EQ(c.disk_size, 2ull << 30);
+    EXPECT_DOUBLE_EQ(c.cpu, 0.5);
+    EXPECT_EQ(c.pg_ports, (PortRange{21000, 21099}));
+}
+
+TEST(Config, NamesTheKeyThatIsWrong) {
+    try {
+        parse_config("[defaults]\ndisk_size = \"huge\"\n", "hostd.toml");
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("defaults.disk_size"), std::string::npos);
+    }
+    EXPECT_THROW(parse_config("[defaults]\nunknown = 1\n", "t"), Error);
+    EXPECT_THROW(parse_config("[postgres]\nports = \"28000-28100\"\n", "t"), Error);  // overlaps proxy ports
+    EXPECT_THROW(parse_config("not toml [", "t"), Error);
+}
+
+TEST(TenantRecord, SurvivesARoundTripThroughToml) {
+    TenantRecord t;
+    t.name = "acme";
+    t.state = TenantState::detached;
+    t.spec = {.backend = "loop", .filesystem = "ext4", .disk_size = 1ull << 30, .memory = 256ull << 20, .cpu = 0.5, .tasks = 100};
+    t.fs_uuid = "0b3f0c8e-0000-4000-8000-000000000000";
+    t.port = 25001;
+    t.public_port = 28001;
+    t.password = "p'\"w";
+    auto back = from_toml(to_toml(t), "t");
+    EXPECT_EQ(back.name, t.name);
+    EXPECT_EQ(back.state, t.state);
+    EXPECT_EQ(back.spec.disk_size, t.spec.disk_size);
+    EXPECT_DOUBLE_EQ(back.spec.cpu, 0.5);
+    EXPECT_EQ(back.password, t.password);
+    EXPECT_EQ(back.public_port, 28001);
+}

@@ -1,0 +1,207 @@
+// The Manager's plans against a fake machine: what is done, in which order, and that a
+// failure at any step undoes exactly what was done before it.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "hostd/manager.h"
+
+using namespace hostd;
+using nlohmann::json;
+
+namespace {
+
+struct FakeMachine {
+    std::vector<std::string> calls;
+    std::string fail_at;              // verb that throws
+    std::set<std::string> images, attached, mounts, users, units;
+    std::set<uint16_t> busy_ports;
+    std::vector<routes::Route> routes;
+};
+
+class FakeEffects final : public Effects {
+public:
+    explicit FakeEffects(FakeMachine& m) : m_(m) {}
+    void hit(const std::string& verb) {
+        m_.calls.push_back(verb);
+        if (m_.fail_at == verb) throw Error(Errc::failed, "injected failure in " + verb);
+    }
+    bool port_free(uint16_t p) override { return !m_.busy_ports.count(p); }
+    void create_image(const std::string& path, uint64_t) override { hit("create_image"); m_.images.insert(path); }
+    void remove_image(const std::string& path) override { hit("remove_image"); m_.images.erase(path); }
+    std::string attach_image(const std::string& path) override { hit("attach_image"); m_.attached.insert(path); return "/dev/loop9"; }
+    void detach_image(const std::string& path) override { hit("detach_image"); m_.attached.erase(path); }
+    std::string check_blank_device(const std::string& d) override { hit("check_blank_device"); return d; }
+    void wipe_device(const std::string&) override { hit("wipe_device"); }
+    void format(const std::string&, const std::string&, const std::string&, const std::string&) override { hit("format"); }
+    void mount(const TenantRecord&, const std::string& target, bool) override { hit("mount"); m_.mounts.insert(target); }
+    void unmount(const std::string& target) override { hit("unmount"); m_.mounts.erase(target); }
+    units::OsUser create_user(const std::string& name, const std::string&) override {
+        hit("create_user");
+        m_.users.insert(name);
+        return {name, 1000, 1000};
+    }
+    void delete_user(const std::string& name) override { hit("delete_user"); m_.users.erase(name); }
+    void init_cluster(const TenantRecord&, const std::string&, const units::OsUser&) override { hit("init_cluster"); }
+    void adopt_cluster(const TenantRecord&, const std::string&, const units::OsUser&) override { hit("adopt_cluster"); }
+    void start_unit(const std::string& t, const units::Limits&) override { hit("start_unit"); m_.units.insert(t); }
+    void stop_unit(const std::string& t) override { hit("stop_unit"); m_.units.erase(t); }
+    void wait_sql(const std::string&, uint16_t, const std::string&, const std::string&, int) override { hit("wait_sql"); }
+    void apply_routes(const std::vector<routes::Route>& rs) override { hit("apply_routes"); m_.routes = rs; }
+    json live_status(const TenantRecord&, const std::string&) override { return json::object(); }
+
+private:
+    FakeMachine& m_;
+};
+
+class AManager : public ::testing::Test {
+protected:
+    void SetUp() override {
+        dir = std::filesystem::temp_directory_path() / ("hostd-mgr-" + std::to_string(::getpid()) + "-" +
+                                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        std::filesystem::remove_all(dir);
+        cfg.state_dir = dir.string();
+        cfg.loop_dir = (dir / "loop").string();
+        mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
+        mgr->load();
+    }
+    void TearDown() override { std::filesystem::remove_all(dir); }
+    bool machine_is_clean() const {
+        return m.images.empty() && m.attached.empty() && m.mounts.empty() && m.users.empty() && m.units.empty() && m.routes.empty();
+    }
+    std::filesystem::path dir;
+    Config cfg;
+    FakeMachine m;
+    std::unique_ptr<Manager> mgr;
+};
+
+Errc code_of(const std::function<void()>& fn) {
+    try {
+        fn();
+    } catch (const Error& e) {
+        return e.code();
+    }
+    ADD_FAILURE() << "no error thrown";
+    return Errc::failed;
+}
+
+}  // namespace
+
+TEST_F(AManager, CreatesATenantFromAnEmptyRequestWithConfiguredDefaults) {
+    auto t = mgr->create("acme", json::object());
+    EXPECT_EQ(t["state"], "ready");
+    EXPECT_EQ(t["disk_size"], cfg.disk_size);
+    EXPECT_EQ(t["memory"], cfg.memory);
+    EXPECT_EQ(m.calls, (std::vector<std::string>{"create_image", "attach_image", "format", "mount", "create_user",
+                                                 "init_cluster", "start_unit", "wait_sql", "apply_routes", "wait_sql"}));
+    ASSERT_EQ(m.routes.size(), 1u);
+    EXPECT_EQ(m.routes[0].public_port, t["public_port"]);
+    EXPECT_TRUE(std::filesystem::exists(dir / "tenants" / "acme.toml"));
+    EXPECT_NE(t["url"].get<std::string>().find(t["password"].get<std::string>()), std::string::npos);
+}
+
+TEST_F(AManager, UndoesEveryStepTakenWhenAnyStepFails) {
+    for (std::string verb : {"create_image", "attach_image", "format", "mount", "create_user", "init_cluster",
+                             "start_unit", "wait_sql", "apply_routes"}) {
+        m = FakeMachine{};
+        m.fail_at = verb;
+        EXPECT_EQ(code_of([&] { mgr->create("acme", json::object()); }), Errc::failed) << verb;
+        EXPECT_TRUE(m.images.empty() && m.attached.empty() && m.mounts.empty() && m.users.empty() && m.units.empty())
+            << "leftovers after a failure in " << verb;
+        EXPECT_TRUE(m.routes.empty()) << verb;
+        EXPECT_FALSE(std::filesystem::exists(dir / "tenants" / "acme.toml")) << verb;
+        EXPECT_EQ(mgr->list().size(), 0u) << verb;
+    }
+}
+
+TEST_F(AManager, RefusesBadNamesBeforeTouchingAnything) {
+    for (std::string bad : {"", "Acme", "1acme", "-acme", "a/b", "..", "a@b", "a b", "a\nb", "a'b", "a\"b", "acme-",
+                            std::string(31, 'a')}) {
+        EXPECT_EQ(code_of([&] { mgr->create(bad, json::object()); }), Errc::invalid) << bad;
+    }
+    EXPECT_TRUE(m.calls.empty());
+    EXPECT_NO_THROW(mgr->create(std::string(30, 'a'), json::object()));
+}
+
+TEST_F(AManager, RefusesBadSizesNamingTheField) {
+    for (auto [body, field] : std::vector<std::pair<json, std::string>>{
+             {{{"disk_size", "0"}}, "disk_size"},
+             {{{"disk_size", "100P"}}, "disk_size"},
+             {{{"disk_size", "lots"}}, "disk_size"},
+             {{{"memory", "1M"}}, "memory"},
+             {{{"memory", "100T"}}, "memory"},
+             {{{"cpu", 0}}, "cpu"},
+             {{{"cpu", 10000}}, "cpu"},
+             {{{"cpu", "fast"}}, "cpu"},
+             {{{"tasks", 1}}, "tasks"},
+             {{{"colour", "blue"}}, "colour"},
+             {{{"device", "relative/path"}}, "device"}}) {
+        try {
+            mgr->create("acme", body);
+            ADD_FAILURE() << body.dump();
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), Errc::invalid) << body.dump();
+            EXPECT_EQ(e.field(), field) << body.dump();
+        }
+    }
+    EXPECT_TRUE(m.calls.empty());
+}
+
+TEST_F(AManager, AnswersConflictForADuplicateAndNotFoundForAnUnknownTenant) {
+    mgr->create("acme", json::object());
+    EXPECT_EQ(code_of([&] { mgr->create("acme", json::object()); }), Errc::conflict);
+    EXPECT_EQ(code_of([&] { mgr->get("nobody"); }), Errc::not_found);
+    EXPECT_EQ(code_of([&] { mgr->remove("nobody", false); }), Errc::not_found);
+}
+
+TEST_F(AManager, DeleteWithoutPurgeKeepsTheDataForReuse) {
+    auto first = mgr->create("acme", json::object());
+    mgr->remove("acme", false);
+    EXPECT_EQ(m.images.size(), 1u);  // the image stays
+    EXPECT_TRUE(m.attached.empty() && m.mounts.empty() && m.users.empty() && m.units.empty() && m.routes.empty());
+    EXPECT_EQ(code_of([&] { mgr->create("acme", json::object()); }), Errc::conflict);
+    m.calls.clear();
+    auto back = mgr->create("acme", {{"reuse", true}});
+    EXPECT_EQ(back["password"], first["password"]);
+    EXPECT_EQ(back["fs_uuid"], first["fs_uuid"]);
+    EXPECT_EQ(std::count(m.calls.begin(), m.calls.end(), "format"), 0);
+    EXPECT_EQ(std::count(m.calls.begin(), m.calls.end(), "adopt_cluster"), 1);
+}
+
+TEST_F(AManager, PurgeDestroysTheData) {
+    mgr->create("acme", json::object());
+    mgr->remove("acme", true);
+    EXPECT_TRUE(machine_is_clean());
+    EXPECT_EQ(code_of([&] { mgr->get("acme"); }), Errc::not_found);
+    EXPECT_EQ(code_of([&] { mgr->create("acme", {{"reuse", true}}); }), Errc::not_found);
+}
+
+TEST_F(AManager, AFailedReuseKeepsTheDataAndTheRecord) {
+    mgr->create("acme", json::object());
+    mgr->remove("acme", false);
+    m.fail_at = "start_unit";
+    EXPECT_EQ(code_of([&] { mgr->create("acme", {{"reuse", true}}); }), Errc::failed);
+    EXPECT_EQ(m.images.size(), 1u);
+    EXPECT_EQ(mgr->get("acme")["state"], "detached");
+}
+
+TEST_F(AManager, NeverHandsOutAPortInUseOnTheHostOrByAnotherTenant) {
+    cfg.pg_ports = {25000, 25002};
+    cfg.public_ports = {28000, 28002};
+    mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
+    m.busy_ports = {25000, 28001};
+    auto a = mgr->create("a", json::object());
+    auto b = mgr->create("b", json::object());
+    std::set<int> ports{a["port"].get<int>(), b["port"].get<int>(), a["public_port"].get<int>(), b["public_port"].get<int>()};
+    EXPECT_EQ(ports, (std::set<int>{25001, 25002, 28000, 28002}));
+    EXPECT_EQ(code_of([&] { mgr->create("c", json::object()); }), Errc::unavailable);
+}
+
+TEST_F(AManager, ReloadsItsTenantsFromTheStateDirectory) {
+    mgr->create("acme", json::object());
+    Manager again(cfg, std::make_unique<FakeEffects>(m));
+    again.load();
+    EXPECT_EQ(again.get("acme")["state"], "ready");
+}

@@ -1,0 +1,72 @@
+// systemd over sd-bus: start/stop/reload units and wait for their jobs, set cgroup limits,
+// read unit status. One Systemd object owns one bus connection and is not thread-safe:
+// open one per operation (a connection to systemd's private socket costs well under 1 ms).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+struct sd_bus;
+
+namespace hostd::units {
+
+// The shipped template's instance for a tenant: "hostd-postgres@<tenant>.service".
+std::string tenant_unit(const std::string& tenant);
+
+struct Limits {
+    uint64_t memory_max = 0;  // bytes; MemoryMax=
+    double cpus = 0;          // CPUs; CPUQuota= cpus*100%  (0: no quota)
+    uint64_t tasks_max = 0;   // TasksMax= (0: leave as is)
+};
+
+struct UnitStatus {
+    std::string load_state;    // "loaded", "not-found", ...
+    std::string active_state;  // "active", "inactive", "failed", "activating", ...
+    std::string sub_state;
+    uint32_t main_pid = 0;
+    uint32_t n_restarts = 0;
+    std::optional<uint64_t> memory_current, memory_max, tasks_current, tasks_max, cpu_usage_nsec;
+    std::optional<uint64_t> cpu_quota_per_sec_usec;
+};
+
+struct BusDeleter {
+    void operator()(sd_bus* b) const;
+};
+using BusPtr = std::unique_ptr<sd_bus, BusDeleter>;
+
+class Systemd {
+public:
+    // systemd's private socket when root (no dbus-daemon in the path), else the system bus.
+    static Systemd connect();
+
+    // Enqueue a job (mode "replace") and wait for its JobRemoved; throws unless the result is
+    // "done", naming the unit, the job result and what to look at (journalctl -u UNIT).
+    void start(const std::string& unit, std::chrono::milliseconds timeout = std::chrono::seconds(90));
+    void stop(const std::string& unit, std::chrono::milliseconds timeout = std::chrono::seconds(90));
+    void reload(const std::string& unit, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+    void restart(const std::string& unit, std::chrono::milliseconds timeout = std::chrono::seconds(90));
+    // Reload when running, start when not (a proxy that is down gets its routes by starting).
+    void reload_or_restart(const std::string& unit, std::chrono::milliseconds timeout = std::chrono::seconds(90));
+
+    // SetUnitProperties; runtime=false makes systemd persist them as drop-ins under
+    // /etc/systemd/system.control/<unit>.d/ and apply them live to a running unit.
+    void set_limits(const std::string& unit, const Limits& limits, bool runtime = false);
+
+    // ResetFailed on the unit; a unit that is not loaded or not failed is fine.
+    void reset_failed(const std::string& unit);
+
+    UnitStatus status(const std::string& unit);
+
+private:
+    explicit Systemd(BusPtr bus) : bus_(std::move(bus)) {}
+    void run_job(const char* method, const std::string& unit, std::chrono::milliseconds timeout);
+    BusPtr bus_;
+};
+
+// Removes the persistent drop-ins SetUnitProperties wrote for unit (nothing there is fine).
+void remove_control_dropins(const std::string& unit, const std::string& root = "/etc/systemd/system.control");
+
+}  // namespace hostd::units

@@ -1,0 +1,30 @@
+// Tenant OS accounts: each tenant's PostgreSQL runs as its own system user, so the OS is the
+// wall between tenants (a PostgreSQL superuser can run programs).
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+
+namespace hostd::units {
+
+// "_<tenant>": tenant names are ≤ 30 characters and systemd accepts user names of ≤ 31;
+// the leading underscore keeps tenant accounts apart from ordinary system users.
+std::string os_user_for(const std::string& tenant);
+
+struct OsUser {
+    std::string name;
+    uid_t uid = 0;
+    gid_t gid = 0;
+};
+
+std::optional<OsUser> find_user(const std::string& name);
+
+// useradd --system --user-group, no home created, shell nologin. Errc::conflict if it exists.
+OsUser create_user(const std::string& name, const std::string& home);
+
+// userdel (and its group); a missing user is fine.
+void delete_user(const std::string& name);
+
+}  // namespace hostd::units

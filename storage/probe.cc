@@ -1,0 +1,216 @@
+// What is on a device (libblkid), whether it is safe to format, and formatting it.
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+
+#include "base/error.h"
+#include "base/exec.h"
+#include "base/fd.h"
+#include "base/fs.h"
+#include "storage/handles.h"
+#include "storage/storage.h"
+
+namespace hostd::storage {
+
+namespace detail {
+
+void drop_cached_blocks(int block_device_fd) noexcept { (void)::ioctl(block_device_fd, BLKFLSBUF, 0); }
+
+}  // namespace detail
+
+namespace {
+
+std::string lower(std::string s) {
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+std::string devno_name(dev_t d) { return std::to_string(major(d)) + ":" + std::to_string(minor(d)); }
+
+std::string first_line(const std::string& path) {
+    try {
+        std::string s = read_file(path);
+        if (auto nl = s.find('\n'); nl != std::string::npos) s.resize(nl);
+        return s;
+    } catch (const Error&) {
+        return {};
+    }
+}
+
+// Entries of a sysfs directory (names only); empty if it does not exist.
+std::vector<std::string> sysfs_entries(const std::string& dir_path) {
+    std::vector<std::string> names;
+    detail::Dir dir(::opendir(dir_path.c_str()));
+    if (!dir) return names;
+    while (const dirent* e = ::readdir(dir.get())) {
+        const std::string name = e->d_name;
+        if (name != "." && name != "..") names.push_back(name);
+    }
+    return names;
+}
+
+// The partitions the kernel knows on a whole disk, from /sys/dev/block/MAJ:MIN/<part>/dev.
+std::vector<dev_t> kernel_partitions(dev_t disk) {
+    const std::string base = "/sys/dev/block/" + devno_name(disk) + "/";
+    std::vector<dev_t> parts;
+    for (const auto& name : sysfs_entries(base)) {
+        if (!path_exists(base + name + "/partition")) continue;
+        unsigned maj = 0, min = 0;
+        if (std::sscanf(first_line(base + name + "/dev").c_str(), "%u:%u", &maj, &min) == 2)
+            parts.push_back(makedev(maj, min));
+    }
+    return parts;
+}
+
+// What stacks on a device (device-mapper, md RAID, bcache), from sysfs "holders".
+std::vector<std::string> holders(dev_t d) {
+    return sysfs_entries("/sys/dev/block/" + devno_name(d) + "/holders");
+}
+
+// Looks a program up where exec()'s clean PATH will, so a missing tool is reported as
+// missing (Errc::unavailable) rather than as a failed run.
+bool program_installed(const std::string& name) {
+    for (const char* dir : {"/usr/sbin", "/usr/bin", "/sbin", "/bin"})
+        if (::access((std::string(dir) + "/" + name).c_str(), X_OK) == 0) return true;
+    return false;
+}
+
+std::string describe(const ProbeResult& r) {
+    std::string s = "a " + r.type + " signature";
+    if (!r.uuid.empty()) s += " (UUID " + r.uuid + (r.label.empty() ? "" : ", label '" + r.label + "'") + ")";
+    return s;
+}
+
+const std::string kWipeAdvice =
+    "; hostd never formats a device that holds anything. If its contents are not needed, "
+    "erase them (wipefs --all) and try again.";
+
+}  // namespace
+
+ProbeResult probe(const std::string& device) {
+    errno = 0;
+    detail::BlkidProbe pr(blkid_new_probe_from_filename(device.c_str()));
+    if (!pr) {
+        const int err = errno;
+        if (err == ENOENT || err == ENOTDIR) throw Error(Errc::not_found, "Device " + device + " does not exist.");
+        throw_errno(err != 0 ? err : EIO, "Failed to open " + device + " for probing (libblkid)");
+    }
+    blkid_probe_enable_superblocks(pr.get(), 1);
+    // BADCSUM: a filesystem with a damaged superblock checksum is still somebody's data.
+    blkid_probe_set_superblocks_flags(pr.get(), BLKID_SUBLKS_TYPE | BLKID_SUBLKS_UUID | BLKID_SUBLKS_LABEL |
+                                                    BLKID_SUBLKS_BADCSUM);
+    blkid_probe_enable_partitions(pr.get(), 1);
+
+    ProbeResult r;
+    const int rc = blkid_do_safeprobe(pr.get());
+    if (rc == -1) throw Error(Errc::failed, "Failed to probe " + device + " with libblkid (read error?).");
+    if (rc == -2) {
+        // Several signatures that contradict each other: certainly not blank, type unknown.
+        r.has_signature = true;
+        return r;
+    }
+    if (rc == 1) return r;  // nothing found
+
+    auto value = [&](const char* name) -> std::string {
+        const char* data = nullptr;
+        if (blkid_probe_lookup_value(pr.get(), name, &data, nullptr) == 0 && data) return data;
+        return {};
+    };
+    r.type = value("TYPE");
+    r.has_signature = !r.type.empty();
+    r.uuid = value("UUID");
+    r.label = value("LABEL");
+    r.partition_table_type = value("PTTYPE");
+    r.has_partition_table = !r.partition_table_type.empty();
+    return r;
+}
+
+std::string check_blank_device(const std::string& device) {
+    const auto canon = detail::canonical_path(device);
+    if (!canon) throw Error(Errc::not_found, "Device " + device + " does not exist.");
+    struct stat st {};
+    if (::stat(canon->c_str(), &st) < 0) throw_errno(errno, "Failed to stat " + *canon);
+    if (!S_ISBLK(st.st_mode))
+        throw Error(Errc::refused, *canon + " is not a block device; hostd formats only block devices.");
+
+    const std::vector<dev_t> parts = kernel_partitions(st.st_rdev);
+    std::vector<dev_t> all = parts;
+    all.push_back(st.st_rdev);
+    if (auto mounts = detail::mounts_of(all); !mounts.empty()) {
+        const bool whole = mounts.front().first == st.st_rdev;
+        throw Error(Errc::refused, *canon + (whole ? "" : " has a partition that") + " is mounted at " +
+                                       mounts.front().second + "; hostd never formats a device in use.");
+    }
+    if (!parts.empty())
+        throw Error(Errc::refused, *canon + " has " + std::to_string(parts.size()) +
+                                       " partition(s) known to the kernel" + kWipeAdvice);
+    for (dev_t d : all)
+        if (auto h = holders(d); !h.empty())
+            throw Error(Errc::refused, *canon + " is held by " + h.front() +
+                                           " (device-mapper, RAID or cache); hostd never formats a device in use.");
+
+    // An exclusive open fails while the kernel has the device claimed by anyone: a mount in
+    // another mount namespace, swap, device-mapper, md. Held until the probe is done so no
+    // one can mount it in between.
+    Fd claim(::open(canon->c_str(), O_RDONLY | O_EXCL | O_CLOEXEC));
+    if (!claim) {
+        if (errno == EBUSY)
+            throw Error(Errc::refused, *canon + " is in use by the kernel (mounted elsewhere, swap, or held by "
+                                                "device-mapper/RAID); hostd never formats a device in use.");
+        throw_errno(errno, "Failed to open " + *canon);
+    }
+    detail::drop_cached_blocks(claim.get());
+
+    const ProbeResult r = probe(*canon);
+    if (r.has_partition_table)
+        throw Error(Errc::refused, *canon + " has a partition table (" + r.partition_table_type + ")" + kWipeAdvice);
+    if (r.has_signature && r.type.empty())
+        throw Error(Errc::refused, *canon + " has several conflicting signatures" + kWipeAdvice);
+    if (r.has_signature) throw Error(Errc::refused, *canon + " has " + describe(r) + kWipeAdvice);
+    return *canon;
+}
+
+void make_filesystem(const std::string& device, const std::string& fstype, const std::string& label,
+                     const std::string& uuid) {
+    const size_t limit = detail::label_limit(fstype);
+    if (!detail::is_uuid(uuid))
+        throw Error(Errc::invalid, "'" + uuid + "' is not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx).");
+    if (label.empty() || label.size() > limit)
+        throw Error(Errc::invalid, "Label '" + label + "' does not fit " + fstype + " (1 to " + std::to_string(limit) +
+                                       " bytes).");
+    const std::string program = "mkfs." + fstype;
+    if (!program_installed(program))
+        throw Error(Errc::unavailable, program + " is not installed; install " +
+                                           (fstype == "xfs" ? "xfsprogs" : "e2fsprogs") + " to use " + fstype + ".");
+
+    // Checked here too, not only by the caller: formatting is the one step that cannot be undone.
+    const std::string dev = check_blank_device(device);
+
+    std::vector<std::string> argv;
+    if (fstype == "ext4")
+        argv = {program, "-q", "-F", "-L", label, "-U", uuid, "-m", "0", "-E",
+                "lazy_itable_init=1,lazy_journal_init=1", dev};
+    else
+        argv = {program, "-q", "-f", "-L", label, "-m", "uuid=" + uuid, dev};
+    exec_checked({.argv = argv}, "Failed to create an " + fstype + " filesystem on " + dev);
+
+    {
+        Fd fd(::open(dev.c_str(), O_RDONLY | O_CLOEXEC));
+        if (fd) detail::drop_cached_blocks(fd.get());
+    }
+    const ProbeResult r = probe(dev);
+    if (r.type != fstype || lower(r.uuid) != lower(uuid))
+        throw Error(Errc::failed, program + " ran on " + dev + " but the device reads back as " +
+                                      (r.type.empty() ? "blank" : r.type) + " with UUID '" + r.uuid + "', not " + fstype +
+                                      " with UUID " + uuid + "; check the device and its kernel log.");
+}
+
+}  // namespace hostd::storage

@@ -1,0 +1,592 @@
+// Storage against real kernel objects: sparse images, loop devices, mkfs, mounts.
+// Suites ending in "Root" need root. Each test works in its own fresh directory under
+// /var/tmp and touches only loop devices backed by its own images and mounts under that
+// directory; a Scratch tears all of it down even when the test fails, and fails the test if
+// anything is left behind.
+#include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <sstream>
+
+#include "base/error.h"
+#include "base/exec.h"
+#include "base/fd.h"
+#include "base/fs.h"
+#include "storage/storage.h"
+
+using namespace hostd;
+using namespace hostd::storage;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+namespace {
+
+constexpr uint64_t MiB = 1024 * 1024;
+const std::string kOptions = "nodev,nosuid,noatime";
+
+std::optional<Error> error_of(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const Error& e) {
+        return e;
+    }
+    return std::nullopt;
+}
+
+bool have_program(const std::string& name) {
+    for (const char* dir : {"/usr/sbin", "/usr/bin", "/sbin", "/bin"})
+        if (::access((std::string(dir) + "/" + name).c_str(), X_OK) == 0) return true;
+    return false;
+}
+
+std::string trimmed(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s;
+}
+
+// Mount targets in this namespace at or below dir (octal escapes in mountinfo are rare enough
+// for our own mkdtemp paths to ignore).
+std::vector<std::string> mounts_under(const std::string& dir) {
+    std::ifstream in("/proc/self/mountinfo");
+    std::vector<std::string> found;
+    for (std::string line; std::getline(in, line);) {
+        std::istringstream fields(line);
+        std::string id, parent, devno, root, target;
+        fields >> id >> parent >> devno >> root >> target;
+        if (target == dir || target.starts_with(dir + "/")) found.push_back(target);
+    }
+    return found;
+}
+
+// One test's private corner of the machine. Everything it creates lives under dir(); the
+// destructor unmounts, detaches and removes it, and reports anything that would not go.
+class Scratch {
+public:
+    Scratch() {
+        char tmpl[] = "/var/tmp/hostd-storage-test.XXXXXX";
+        if (!::mkdtemp(tmpl)) throw std::runtime_error(std::string("mkdtemp: ") + std::strerror(errno));
+        dir_ = tmpl;
+    }
+    Scratch(const Scratch&) = delete;
+    Scratch& operator=(const Scratch&) = delete;
+    ~Scratch() { cleanup(); }
+
+    const std::string& dir() const { return dir_; }
+    std::string path(const std::string& name) const { return dir_ + "/" + name; }
+
+    std::string image(const std::string& name, uint64_t size) {
+        const std::string p = path(name);
+        create_sparse_file(p, size);
+        images_.push_back(p);
+        return p;
+    }
+    // An image under our directory: whatever loop device it is bound to is ours.
+    void adopt_image(const std::string& p) { images_.push_back(p); }
+
+    std::string attach(const std::string& image_path) { return loop_attach(image_path); }
+    std::string fresh_device(const std::string& name, uint64_t size = 64 * MiB) { return attach(image(name, size)); }
+
+    // A device with an ext4 filesystem of a new UUID; returns {device, uuid}.
+    std::pair<std::string, std::string> ext4_device(const std::string& name, uint64_t size = 64 * MiB) {
+        const std::string dev = fresh_device(name, size);
+        const std::string uuid = new_uuid();
+        make_filesystem(dev, "ext4", label_for(name), uuid);
+        return {dev, uuid};
+    }
+
+private:
+    void cleanup() noexcept {
+        // Mounts first, deepest first, so the devices under them can be detached.
+        for (int round = 0; round < 3; ++round) {
+            auto mounts = mounts_under(dir_);
+            if (mounts.empty()) break;
+            std::sort(mounts.rbegin(), mounts.rend());
+            for (const auto& m : mounts) {
+                try {
+                    unmount(m);
+                } catch (const std::exception& e) {
+                    ADD_FAILURE() << "cleanup: " << e.what() << "; detaching it lazily";
+                    ::umount2(m.c_str(), MNT_DETACH);
+                }
+            }
+        }
+        // Only devices bound to our own images: never one another process attached.
+        for (const auto& img : images_) {
+            for (int i = 0; i < 4; ++i) {
+                try {
+                    auto dev = loop_find(img);
+                    if (!dev) break;
+                    loop_detach(*dev);
+                } catch (const std::exception& e) {
+                    ADD_FAILURE() << "cleanup: " << e.what();
+                    break;
+                }
+            }
+        }
+        bool leaked = false;
+        if (auto m = mounts_under(dir_); !m.empty()) {
+            ADD_FAILURE() << "left mounted: " << m.front();
+            leaked = true;
+        }
+        if (!images_.empty()) {
+            try {
+                const auto r = exec({.argv = {"losetup", "-a"}});
+                std::istringstream lines(r.out);
+                for (std::string line; std::getline(lines, line);)
+                    if (line.find(dir_) != std::string::npos) {
+                        ADD_FAILURE() << "left attached: " << line;
+                        leaked = true;
+                    }
+            } catch (const std::exception& e) {
+                ADD_FAILURE() << "cleanup: losetup -a: " << e.what();
+            }
+        }
+        // Never remove a tree with something still mounted in it.
+        if (!leaked) {
+            std::error_code ec;
+            std::filesystem::remove_all(dir_, ec);
+            if (ec) ADD_FAILURE() << "cleanup: removing " << dir_ << ": " << ec.message();
+        }
+    }
+
+    std::string dir_;
+    std::vector<std::string> images_;
+};
+
+class StorageRoot : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (::geteuid() != 0) GTEST_SKIP() << "needs root: loop devices, mkfs and mounts";
+        scratch_.emplace();
+    }
+    void TearDown() override { scratch_.reset(); }
+    Scratch& s() { return *scratch_; }
+
+private:
+    std::optional<Scratch> scratch_;
+};
+
+using LoopRoot = StorageRoot;
+using FilesystemRoot = StorageRoot;
+using MountRoot = StorageRoot;
+using BlankRoot = StorageRoot;
+
+std::string sysfs_loop_attr(const std::string& dev, const std::string& attr) {
+    const std::string name = dev.substr(dev.rfind('/') + 1);
+    return trimmed(read_file("/sys/block/" + name + "/loop/" + attr));
+}
+
+// A DOS partition table with one Linux partition, written the way fdisk would.
+void write_mbr(const std::string& dev) {
+    unsigned char sector[512] = {};
+    unsigned char* entry = sector + 446;
+    entry[0] = 0x00;  // not bootable
+    entry[4] = 0x83;  // Linux
+    const uint32_t start = 2048, count = 4096;
+    for (int i = 0; i < 4; ++i) {
+        entry[8 + i] = static_cast<unsigned char>(start >> (8 * i));
+        entry[12 + i] = static_cast<unsigned char>(count >> (8 * i));
+    }
+    sector[440] = 0x12;  // disk identifier
+    sector[510] = 0x55;
+    sector[511] = 0xaa;
+    Fd fd(::open(dev.c_str(), O_WRONLY | O_CLOEXEC));
+    ASSERT_TRUE(fd) << dev << ": " << std::strerror(errno);
+    ASSERT_EQ(::pwrite(fd.get(), sector, sizeof sector, 0), ssize_t(sizeof sector));
+    ASSERT_EQ(::fsync(fd.get()), 0);
+}
+
+}  // namespace
+
+// ---- sparse files (no root needed) ----
+
+TEST(SparseFile, IsSparseAndPrivate) {
+    Scratch s;
+    const std::string p = s.path("disk.img");
+    create_sparse_file(p, 1024 * MiB);
+    struct stat st {};
+    ASSERT_EQ(::stat(p.c_str(), &st), 0);
+    EXPECT_EQ(uint64_t(st.st_size), 1024 * MiB);
+    EXPECT_LT(uint64_t(st.st_blocks) * 512, MiB) << "blocks were allocated";
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+}
+
+TEST(SparseFile, RefusesAnExistingPathAndLeavesItAlone) {
+    Scratch s;
+    const std::string p = s.path("disk.img");
+    create_sparse_file(p, 8 * MiB);
+    auto e = error_of([&] { create_sparse_file(p, 16 * MiB); });
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->code(), Errc::conflict) << e->what();
+    EXPECT_THAT(e->what(), HasSubstr(p));
+    EXPECT_EQ(std::filesystem::file_size(p), 8 * MiB);
+}
+
+TEST(SparseFile, RefusesASizeOfZero) {
+    Scratch s;
+    auto e = error_of([&] { create_sparse_file(s.path("disk.img"), 0); });
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->code(), Errc::invalid);
+    EXPECT_FALSE(path_exists(s.path("disk.img")));
+}
+
+TEST(Filesystem, RejectsABadUuidLabelOrTypeBeforeTouchingTheDevice) {
+    const std::string uuid = new_uuid();
+    auto code = [](const std::function<void()>& f) { auto e = error_of(f); return e ? e->code() : Errc::failed; };
+    EXPECT_EQ(code([&] { make_filesystem("/nonexistent", "ext4", "hd-x", "not-a-uuid"); }), Errc::invalid);
+    EXPECT_EQ(code([&] { make_filesystem("/nonexistent", "ext4", "hd-seventeen-byte", uuid); }), Errc::invalid);
+    EXPECT_EQ(code([&] { make_filesystem("/nonexistent", "xfs", "hd-thirteen-b", uuid); }), Errc::invalid);
+    EXPECT_EQ(code([&] { make_filesystem("/nonexistent", "btrfs", "hd-x", uuid); }), Errc::invalid);
+}
+
+TEST(Blank, ReportsAMissingPath) {
+    auto e = error_of([] { check_blank_device("/dev/hostd-no-such-device"); });
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->code(), Errc::not_found);
+    EXPECT_THAT(e->what(), HasSubstr("/dev/hostd-no-such-device"));
+}
+
+TEST(Blank, RefusesARegularFile) {
+    Scratch s;
+    const std::string p = s.path("disk.img");
+    create_sparse_file(p, 8 * MiB);
+    auto e = error_of([&] { check_blank_device(p); });
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->code(), Errc::refused);
+    EXPECT_THAT(e->what(), HasSubstr("not a block device"));
+}
+
+// ---- loop devices ----
+
+TEST_F(LoopRoot, AttachesFindsAndDetachesALoopDevice) {
+    const std::string img = s().image("disk.img", 64 * MiB);
+    EXPECT_EQ(loop_find(img), std::nullopt);
+
+    const std::string dev = s().attach(img);
+    EXPECT_THAT(dev, StartsWith("/dev/loop"));
+    EXPECT_EQ(loop_find(img), dev);
+    EXPECT_EQ(sysfs_loop_attr(dev, "backing_file"), img);
+    EXPECT_EQ(sysfs_loop_attr(dev, "partscan"), "0");
+    EXPECT_EQ(sysfs_loop_attr(dev, "autoclear"), "0");
+    EXPECT_EQ(sysfs_loop_attr(dev, "dio"), "0");
+
+    loop_detach(dev);
+    EXPECT_EQ(loop_find(img), std::nullopt);
+}
+
+TEST_F(LoopRoot, FindsTheDeviceThroughAnotherPathToTheSameFile) {
+    const std::string img = s().image("disk.img", 64 * MiB);
+    const std::string link = s().path("link.img");
+    ASSERT_EQ(::symlink(img.c_str(), link.c_str()), 0);
+    const std::string dev = s().attach(link);
+    EXPECT_EQ(loop_find(img), dev);
+    EXPECT_EQ(loop_find(link), dev);
+    EXPECT_EQ(sysfs_loop_attr(dev, "backing_file"), img);
+}
+
+TEST_F(LoopRoot, RefusesToAttachAnImageTwice) {
+    const std::string img = s().image("disk.img", 64 * MiB);
+    const std::string dev = s().attach(img);
+    auto e = error_of([&] { s().attach(img); });
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->code(), Errc::conflict) << e->what();
+    EXPECT_THAT(e->what(), HasSubstr(dev));
+}
+
+TEST_F(LoopRoot, ReportsAMissingImage) {
+    auto e = error_of([&] { s().attach(s().path("missing.img")); });
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->code(), Errc::not_found);
+    EXPECT_EQ(loop_find(s().path("missing.img")), std::nullopt);
+}
+
+TEST_F(LoopRoot, RefusesToDetachSomethingThatIsNotALoopDevice) {
+    auto e = error_of([] { loop_detach("/dev/null"); });
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->code(), Errc::invalid);
+}
+
+// ---- filesystems ----
+
+TEST_F(FilesystemRoot, MakesAnExt4FilesystemWithTheChosenUuidAndLabel) {
+    const std::string dev = s().fresh_device("disk.img");
+    const std::string uuid = new_uuid();
+    const std::string label = label_for("acme-corporation-production-01");
+    make_filesystem(dev, "ext4", label, uuid);
+
+    const ProbeResult r = probe(dev);
+    EXPECT_TRUE(r.has_signature);
+    EXPECT_EQ(r.type, "ext4");
+    EXPECT_EQ(r.uuid, uuid);
+    EXPECT_EQ(r.label, label);
+    EXPECT_FALSE(r.has_partition_table);
+}
+
+TEST_F(FilesystemRoot, MakesAnXfsFilesystemWithTheChosenUuidAndLabel) {
+    if (!have_program("mkfs.xfs")) GTEST_SKIP() << "mkfs.xfs (xfsprogs) is not installed";
+    const std::string dev = s().fresh_device("disk.img", 512 * MiB);  // xfs needs at least 300 MiB
+    const std::string uuid = new_uuid();
+    const std::string label = label_for("acme-corporation-production-01", "xfs");
+    make_filesystem(dev, "xfs", label, uuid);
+
+    const ProbeResult r = probe(dev);
+    EXPECT_EQ(r.type, "xfs");
+    EXPECT_EQ(r.uuid, uuid);
+    EXPECT_EQ(r.label, label);
+}
+
+TEST_F(FilesystemRoot, RefusesToFormatADeviceThatHasAFilesystem) {
+    const auto [dev, uuid] = s().ext4_device("disk.img");
+    auto e = error_of([&] { make_filesystem(dev, "ext4", "hd-other", new_uuid()); });
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->code(), Errc::refused) << e->what();
+    EXPECT_EQ(probe(dev).uuid, uuid) << "the first filesystem was touched";
+}
+
+TEST_F(FilesystemRoot, ProbesABlankDeviceAsEmpty) {
+    const ProbeResult r = probe(s().fresh_device("disk.img"));
+    EXPECT_FALSE(r.has_signature);
+    EXPECT_FALSE(r.has_partition_table);
+    EXPECT_EQ(r.type, "");
+    EXPECT_EQ(r.uuid, "");
+}
+
+// ---- mounts ----
+
+TEST_F(MountRoot, MountsByUuidWritesReportsUsageAndUnmounts) {
+    const auto [dev, uuid] = s().ext4_device("disk.img", 128 * MiB);
+    const std::string mnt = s().path("srv/acme");  // parent missing too: created
+
+    mount_by_uuid(uuid, mnt, kOptions, dev);
+    EXPECT_EQ(mounted_source(mnt), dev);
+    struct statvfs v {};
+    ASSERT_EQ(::statvfs(mnt.c_str(), &v), 0);
+    EXPECT_TRUE(v.f_flag & ST_NODEV);
+    EXPECT_TRUE(v.f_flag & ST_NOSUID);
+    EXPECT_TRUE(v.f_flag & ST_NOATIME);
+    struct stat st {};
+    ASSERT_EQ(::stat(mnt.c_str(), &st), 0);
+
+    const DiskStats before = disk_stats(mnt);
+    EXPECT_GT(before.bytes_total, 100 * MiB);
+    EXPECT_LE(before.bytes_total, 128 * MiB);
+    EXPECT_LE(before.bytes_used + before.bytes_available, before.bytes_total);
+    EXPECT_GT(before.inodes_total, 0u);
+    EXPECT_GT(before.inodes_used, 0u);  // root directory, lost+found
+    EXPECT_LE(before.inodes_available, before.inodes_total - before.inodes_used);
+
+    write_file_atomic(mnt + "/hello.txt", std::string(10 * MiB, 'x'));
+    EXPECT_EQ(read_file(mnt + "/hello.txt").size(), 10 * MiB);
+    const DiskStats after = disk_stats(mnt);
+    EXPECT_GE(after.bytes_used, before.bytes_used + 10 * MiB);
+    EXPECT_GT(after.inodes_used, before.inodes_used);
+
+    unmount(mnt);
+    EXPECT_EQ(mounted_source(mnt), std::nullopt);
+    EXPECT_FALSE(path_exists(mnt + "/hello.txt"));
+    EXPECT_EQ(loop_find(s().path("disk.img")), dev) << "unmount must not detach the loop device";
+    unmount(mnt);  // not mounted: fine
+
+    // The data is on the filesystem, not in the mount point.
+    mount_by_uuid(uuid, mnt, kOptions);
+    EXPECT_EQ(read_file(mnt + "/hello.txt").size(), 10 * MiB);
+}
+
+TEST_F(MountRoot, FindsTheDeviceByUuidAlone) {
+    const auto [dev, uuid] = s().ext4_device("disk.img");
+    const std::string mnt = s().path("mnt");
+    mount_by_uuid(uuid, mnt, kOptions);
+    EXPECT_EQ(mounted_source(mnt), dev);
+}
+
+TEST_F(MountRoot, IsIdempotentWhenTheFilesystemIsAlreadyThere) {
+    const auto [dev, uuid] = s().ext4_device("disk.img");
+    const std::string mnt = s().path("mnt");
+    mount_by_uuid(uuid, mnt, kOptions, dev);
+    mount_by_uuid(uuid, mnt, kOptions, dev);
+    EXPECT_EQ(mounts_under(mnt).size(), 1u);
+}
+
+TEST_F(MountRoot, RefusesAnExpectedDeviceThatCarriesAnotherFilesystem) {
+    const auto [dev_a, uuid_a] = s().ext4_device("a.img");
+    const auto [dev_b, uuid_b] = s().ext4_device("b.img");
+    const std::string mnt = s().path("mnt");
+    auto e = error_of([&] { mount_by_uuid(uuid_a, mnt, kOptions, dev_b); });
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->code(), Errc::refused) << e->what();
+    EXPECT_THAT(e->what(), HasSubstr(dev_a));
+    EXPECT_EQ(mounted_source(mnt), std::nullopt);
+}
+
+TEST_F(MountRoot, ReportsAUuidThatNoDeviceHas) {
+    s().ext4_device("disk.img");
+    auto e = error_of([&] { mount_by_uuid(new_uuid(), s().path("mnt"), kOptions); });
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->code(), Errc::not_found) << e->what();
+}
+
+TEST_F(MountRoot, RefusesToGuessBetweenTwoDevicesWithTheSameUuid) {
+    const auto [dev_a, uuid] = s().ext4_device("a.img");
+    const std::string copy = s().path("copy.img");
+    exec_checked({.argv = {"cp", "--sparse=always", s().path("a.img"), copy}}, "copy image");
+    s().adopt_image(copy);
+    const std::string dev_b = s().attach(copy);
+    const std::string mnt = s().path("mnt");
+
+    auto e = error_of([&] { mount_by_uuid(uuid, mnt, kOptions); });
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->code(), Errc::conflict) << e->what();
+    EXPECT_THAT(e->what(), HasSubstr(dev_a));
+    EXPECT_THAT(e->what(), HasSubstr(dev_b));
+
+    mount_by_uuid(uuid, mnt, kOptions, dev_b);  // told which one: fine
+    EXPECT_EQ(mounted_source(mnt), dev_b);
+}
+
+TEST_F(MountRoot, RefusesATargetThatHasAnotherFilesystemMounted) {
+    const auto [dev_a, uuid_a] = s().ext4_device("a.img");
+    const auto [dev_b, uuid_b] = s().ext4_device("b.img");
+    const std::string mnt = s().path("mnt");
+    mount_by_uuid(uuid_a, mnt, kOptions);
+    auto e = error_of([&] { mount_by_uuid(uuid_b, mnt, kOptions); });
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->code(), Errc::conflict) << e->what();
+    EXPECT_EQ(mounted_source(mnt), dev_a);
+}
+
+TEST_F(MountRoot, ReportsABusyMountAndUnmountsOnceItIsFree) {
+    const auto [dev, uuid] = s().ext4_device("disk.img");
+    const std::string mnt = s().path("mnt");
+    mount_by_uuid(uuid, mnt, kOptions);
+    {
+        Fd open_file(::open((mnt + "/held").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600));
+        ASSERT_TRUE(open_file);
+        auto e = error_of([&] { unmount(mnt); });
+        ASSERT_TRUE(e);
+        EXPECT_EQ(e->code(), Errc::failed);
+        EXPECT_THAT(e->what(), HasSubstr("busy"));
+        EXPECT_THAT(e->what(), HasSubstr(mnt));
+        EXPECT_EQ(mounted_source(mnt), dev);
+    }
+    unmount(mnt);
+    EXPECT_EQ(mounted_source(mnt), std::nullopt);
+}
+
+TEST_F(MountRoot, SaysWhyTheKernelRefusedTheMount) {
+    const auto [dev, uuid] = s().ext4_device("disk.img");
+    const std::string mnt = s().path("mnt");
+    auto e = error_of([&] { mount_by_uuid(uuid, mnt, "nodev,no_such_option=1", dev); });
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->code(), Errc::failed);
+    EXPECT_THAT(e->what(), HasSubstr(dev));
+    EXPECT_THAT(e->what(), HasSubstr(mnt));
+    EXPECT_THAT(e->what(), HasSubstr("no_such_option"));
+    EXPECT_EQ(mounted_source(mnt), std::nullopt);
+}
+
+TEST_F(MountRoot, RefusesToDetachAMountedLoopDevice) {
+    const auto [dev, uuid] = s().ext4_device("disk.img");
+    const std::string mnt = s().path("mnt");
+    mount_by_uuid(uuid, mnt, kOptions);
+    auto e = error_of([&] { loop_detach(dev); });
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->code(), Errc::refused) << e->what();
+    EXPECT_EQ(loop_find(s().path("disk.img")), dev);
+    EXPECT_EQ(mounted_source(mnt), dev);
+}
+
+TEST_F(MountRoot, ReportsNothingMountedAtAPlainDirectoryOrMissingPath) {
+    EXPECT_EQ(mounted_source(s().dir()), std::nullopt);
+    EXPECT_EQ(mounted_source(s().path("missing")), std::nullopt);
+    EXPECT_TRUE(mounted_source("/proc").has_value());
+}
+
+// ---- the blank-device check ----
+
+TEST_F(BlankRoot, AcceptsAFreshZeroedDevice) {
+    const std::string dev = s().fresh_device("disk.img");
+    EXPECT_EQ(check_blank_device(dev), dev);
+}
+
+TEST_F(BlankRoot, ResolvesASymlinkToTheCanonicalDevice) {
+    const std::string dev = s().fresh_device("disk.img");
+    const std::string link = s().path("link");
+    ASSERT_EQ(::symlink(dev.c_str(), link.c_str()), 0);
+    EXPECT_EQ(check_blank_device(link), dev);
+}
+
+TEST_F(BlankRoot, RefusesADeviceWithAFilesystem) {
+    const auto [dev, uuid] = s().ext4_device("disk.img");
+    auto e = error_of([&] { check_blank_device(dev); });
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->code(), Errc::refused) << e->what();
+    EXPECT_THAT(e->what(), HasSubstr("ext4"));
+    EXPECT_THAT(e->what(), HasSubstr(uuid));
+}
+
+TEST_F(BlankRoot, RefusesAMountedDevice) {
+    const auto [dev, uuid] = s().ext4_device("disk.img");
+    mount_by_uuid(uuid, s().path("mnt"), kOptions);
+    auto e = error_of([&] { check_blank_device(dev); });
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->code(), Errc::refused) << e->what();
+    EXPECT_THAT(e->what(), HasSubstr("mounted"));
+}
+
+TEST_F(BlankRoot, RefusesADeviceWithADosPartitionTable) {
+    const std::string dev = s().fresh_device("disk.img");
+    write_mbr(dev);
+    EXPECT_EQ(probe(dev).partition_table_type, "dos");
+    auto e = error_of([&] { check_blank_device(dev); });
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->code(), Errc::refused) << e->what();
+    EXPECT_THAT(e->what(), HasSubstr("partition table (dos)"));
+}
+
+TEST_F(BlankRoot, RefusesADeviceWithAGptPartitionTable) {
+    if (!have_program("sfdisk")) GTEST_SKIP() << "sfdisk (Debian package fdisk) is not installed";
+    const std::string dev = s().fresh_device("disk.img");
+    // --no-reread/--no-tell-kernel: the loop device has partition scanning off, and the
+    // kernel should not learn about partitions it would then have to forget.
+    exec_checked({.argv = {"sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", dev}, .input = "label: gpt\n,,L\n"},
+                 "sfdisk");
+    auto e = error_of([&] { check_blank_device(dev); });
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->code(), Errc::refused) << e->what();
+    EXPECT_THAT(e->what(), HasSubstr("partition table (gpt)"));
+}
+
+TEST_F(BlankRoot, RefusesADeviceWithASwapSignature) {
+    if (!have_program("mkswap")) GTEST_SKIP() << "mkswap is not installed";
+    const std::string dev = s().fresh_device("disk.img");
+    exec_checked({.argv = {"mkswap", dev}}, "mkswap");
+    auto e = error_of([&] { check_blank_device(dev); });
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->code(), Errc::refused) << e->what();
+    EXPECT_THAT(e->what(), HasSubstr("swap"));
+}
+
+TEST_F(BlankRoot, SeesDataWrittenToTheImageBehindTheDevicesBack) {
+    const std::string img = s().image("disk.img", 64 * MiB);
+    const std::string dev = s().attach(img);
+    // While anyone holds the device open the kernel keeps its cached blocks, and a loop
+    // device's cache does not see writes made to the backing file.
+    Fd holder(::open(dev.c_str(), O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(holder);
+    EXPECT_EQ(check_blank_device(dev), dev);  // caches the device's first blocks
+    exec_checked({.argv = {"mkswap", img}}, "mkswap on the image file");
+    auto e = error_of([&] { check_blank_device(dev); });
+    ASSERT_TRUE(e) << "stale cached blocks were probed";
+    EXPECT_EQ(e->code(), Errc::refused);
+}

@@ -53,6 +53,10 @@ ExecResult exec(const ExecOptions& opts) {
     const char* cwd = opts.cwd.empty() ? "/" : opts.cwd.c_str();
     Pipe in = make_pipe(), out = make_pipe(), err = make_pipe();
     Pipe status = make_pipe();  // carries errno if exec fails; closed by a successful exec
+    // A child that drops privileges may reopen its stdin by name (/dev/stdin, as initdb does
+    // with --pwfile); reopening a pipe checks the pipe's owner, so hand the pipe to that user.
+    if ((opts.uid || opts.gid) && ::fchown(in.read.get(), opts.uid ? *opts.uid : -1, opts.gid ? *opts.gid : -1) < 0)
+        throw_errno(errno, "Failed to hand stdin to the user of '" + opts.argv[0] + "'");
 
     pid_t pid = ::fork();
     if (pid < 0) throw_errno(errno, "Failed to fork for '" + opts.argv[0] + "'");

@@ -17,7 +17,7 @@ struct ExecOptions {
     std::optional<uid_t> uid;               // drop to this user (and gid) in the child
     std::optional<gid_t> gid;
     std::string cwd;                        // empty: "/"
-    std::string input;                      // written to the child's stdin, then closed
+    std::string input;                      // written to the child's stdin (a pipe owned by uid), then closed
     std::chrono::milliseconds timeout{120000};
 };
 

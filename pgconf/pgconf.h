@@ -33,7 +33,8 @@ struct InitdbOptions {
     uid_t uid = 0;
     gid_t gid = 0;
     std::string superuser;         // initdb -U
-    std::string password;          // fed through --pwfile=/dev/stdin, never on argv or disk
+    std::string password;          // fed through --pwfile=/dev/fd/N (a pipe handed to uid/gid),
+                                   // never on argv or disk; no line breaks
 };
 
 // Runs initdb as uid/gid with --auth=scram-sha-256 --data-checksums --encoding=UTF8

@@ -22,7 +22,9 @@ struct Route {
 // `defaults` section of its own (mode tcp; long client/server timeouts suited to idle
 // PostgreSQL sessions; short connect timeout), so the main config's http defaults do not apply;
 // then one `listen hostd_<tenant>` per route (sorted by tenant), `bind addr:port`,
-// `server pg <backend> check`. Deterministic output for the same routes.
+// `server pg <backend> check`. Deterministic output for the same routes. Two routes for one
+// tenant: Errc::invalid; two tenants on one public port: Errc::conflict (haproxy -c would
+// accept it, and HAProxy's SO_REUSEPORT would then share the port between them).
 std::string render_haproxy(const std::vector<Route>& routes);
 
 struct HaproxySettings {
@@ -31,7 +33,7 @@ struct HaproxySettings {
     std::string hostd_config = "/etc/haproxy/hostd.cfg";  // the file hostd owns
 };
 
-// Renders, writes a temp file beside hostd_config, runs `haproxy -c -q -f main -f temp`; on
+// Renders, writes a temp file beside hostd_config, runs `haproxy -c -f main -f temp`; on
 // failure removes the temp file and throws Errc::failed with haproxy's message (the running
 // config is untouched); on success renames the temp file over hostd_config (atomic, fsync) and
 // calls reload() (the caller reloads haproxy.service through systemd). Returns whether the file

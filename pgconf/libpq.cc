@@ -1,0 +1,103 @@
+// libpq checks: connect, SELECT 1, one SQL command. Every libpq handle is owned by a
+// unique_ptr with a deleter struct, so no path (throw included) leaks a connection.
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <memory>
+#include <thread>
+
+#include "base/error.h"
+#include "pgconf/pgconf.h"
+
+namespace hostd::pgconf {
+namespace {
+
+struct ConnDeleter {
+    void operator()(PGconn* c) const noexcept { PQfinish(c); }
+};
+struct ResultDeleter {
+    void operator()(PGresult* r) const noexcept { PQclear(r); }
+};
+using Conn = std::unique_ptr<PGconn, ConnDeleter>;
+using Result = std::unique_ptr<PGresult, ResultDeleter>;
+
+// libpq's messages end in a newline and may span lines ("connection to server ... failed:
+// FATAL: ..."); one line reads better in the journal and in a JSON error.
+std::string one_line(const char* msg) {
+    std::string s = msg ? msg : "";
+    std::string out;
+    bool pending_sep = false;
+    for (char c : s) {
+        if (c == '\n' || c == '\r') {
+            pending_sep = !out.empty();
+            continue;
+        }
+        if (pending_sep) {
+            out += "; ";
+            pending_sep = false;
+        }
+        out += c;
+    }
+    while (!out.empty() && (out.back() == ' ' || out.back() == '\t')) out.pop_back();
+    return out.empty() ? "no message from libpq" : out;
+}
+
+std::string where(const ConnParams& p) {
+    return "PostgreSQL at '" + p.host + "' port " + std::to_string(p.port) + " as '" + p.user + "'";
+}
+
+Conn connect(const ConnParams& p) {
+    const std::string port = std::to_string(p.port);
+    const std::string timeout = std::to_string(p.connect_timeout_s > 0 ? p.connect_timeout_s : 1);
+    // expand_dbname = 0: dbname is a name, never parsed as a connection string.
+    // gssencmode = disable: no Kerberos probe (and its delay) on these local connections.
+    const char* keys[] = {"host", "port", "user", "password", "dbname", "connect_timeout",
+                          "application_name", "gssencmode", nullptr};
+    const char* vals[] = {p.host.c_str(), port.c_str(), p.user.c_str(), p.password.c_str(), p.dbname.c_str(),
+                          timeout.c_str(), "hostd", "disable", nullptr};
+    Conn c(PQconnectdbParams(keys, vals, 0));
+    if (!c) throw Error(Errc::unavailable, "Failed to connect to " + where(p) + ": out of memory");
+    if (PQstatus(c.get()) != CONNECTION_OK)
+        throw Error(Errc::unavailable, "Failed to connect to " + where(p) + ": " + one_line(PQerrorMessage(c.get())));
+    return c;
+}
+
+}  // namespace
+
+void check_select1(const ConnParams& p) {
+    Conn c = connect(p);
+    Result r(PQexec(c.get(), "SELECT 1"));
+    if (!r || PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+        throw Error(Errc::unavailable, "SELECT 1 failed on " + where(p) + ": " +
+                                           one_line(r ? PQresultErrorMessage(r.get()) : PQerrorMessage(c.get())));
+    if (PQntuples(r.get()) != 1 || PQnfields(r.get()) != 1 || PQgetisnull(r.get(), 0, 0) ||
+        std::string(PQgetvalue(r.get(), 0, 0)) != "1")
+        throw Error(Errc::unavailable, "SELECT 1 on " + where(p) + " did not return 1");
+}
+
+void wait_select1(const ConnParams& p, std::chrono::milliseconds timeout, std::chrono::milliseconds interval) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        try {
+            check_select1(p);
+            return;
+        } catch (const Error&) {
+            if (std::chrono::steady_clock::now() >= deadline) throw;
+        }
+        // The last try comes at the deadline, not an interval before it.
+        std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+            interval, deadline - std::chrono::steady_clock::now()));
+    }
+}
+
+void exec_sql(const ConnParams& p, const std::string& sql) {
+    Conn c = connect(p);
+    Result r(PQexec(c.get(), sql.c_str()));
+    if (!r) throw Error(Errc::failed, "SQL on " + where(p) + " failed: " + one_line(PQerrorMessage(c.get())));
+    auto st = PQresultStatus(r.get());
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        throw Error(Errc::failed, "SQL on " + where(p) + " failed: " + one_line(PQresultErrorMessage(r.get())));
+}
+
+}  // namespace hostd::pgconf

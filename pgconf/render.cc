@@ -1,0 +1,180 @@
+// Pure rendering of a tenant's postgresql.conf and pg_hba.conf: spec in, text out.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "base/error.h"
+#include "pgconf/pgconf.h"
+
+namespace hostd::pgconf {
+namespace {
+
+constexpr uint64_t kMiB = 1024 * 1024;
+// When the unit has no memory limit recorded, size as if it had this much.
+constexpr uint64_t kAssumedMemoryMiB = 1024;
+
+// A string value as PostgreSQL's configuration parser reads it: single quotes, an embedded
+// quote doubled, a backslash doubled (the parser treats backslash as an escape character).
+// Control characters have no place in these values and are refused.
+std::string quote(const std::string& value, const char* field) {
+    std::string out = "'";
+    for (char c : value) {
+        auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u == 0x7f)
+            throw Error(Errc::invalid, std::string("The value of '") + field + "' contains a control character", field);
+        if (c == '\'') out += "''";
+        else if (c == '\\') out += "\\\\";
+        else out += c;
+    }
+    return out + "'";
+}
+
+void validate(const ClusterSpec& spec) {
+    if (spec.tenant.empty()) throw Error(Errc::invalid, "The cluster spec has no tenant name", "tenant");
+    if (spec.port == 0) throw Error(Errc::invalid, "The cluster spec has no port", "port");
+    if (spec.listen_address.empty())
+        throw Error(Errc::invalid, "The cluster spec has no listen address", "listen_address");
+    if (spec.socket_dir.empty() || spec.socket_dir.front() != '/')
+        throw Error(Errc::invalid, "The socket directory must be an absolute path, not '" + spec.socket_dir + "'",
+                    "socket_dir");
+}
+
+// Every size derived from the unit's limits, in one place so the file's comments and the
+// numbers cannot drift apart (the comments in render_postgresql_conf state these rules).
+struct Tuning {
+    uint64_t memory_mib;
+    bool memory_assumed;
+    unsigned cpus;  // the CPU quota rounded up, at least 1
+    uint64_t max_connections;
+    uint64_t shared_buffers_mb;
+    uint64_t effective_cache_size_mb;
+    uint64_t work_mem_kb;
+    uint64_t maintenance_work_mem_mb;
+    unsigned max_worker_processes;
+    unsigned max_parallel_workers;
+    unsigned max_parallel_workers_per_gather;
+    unsigned max_parallel_maintenance_workers;
+};
+
+Tuning tune(const ClusterSpec& spec) {
+    Tuning t{};
+    t.memory_assumed = spec.memory_bytes == 0;
+    t.memory_mib = t.memory_assumed ? kAssumedMemoryMiB : std::max<uint64_t>(spec.memory_bytes / kMiB, 1);
+    double c = (std::isfinite(spec.cpus) && spec.cpus > 0) ? std::min(spec.cpus, 1024.0) : 1.0;
+    t.cpus = std::max(1u, static_cast<unsigned>(std::ceil(c - 1e-9)));
+
+    const uint64_t m = t.memory_mib;
+    t.max_connections = std::clamp<uint64_t>(m / 8, 20, 100);
+    t.shared_buffers_mb = std::clamp<uint64_t>(m / 4, 16, 8192);
+    t.effective_cache_size_mb = std::max(m / 2, t.shared_buffers_mb);
+    uint64_t rest_mib = m > t.shared_buffers_mb ? m - t.shared_buffers_mb : 0;
+    t.work_mem_kb = std::clamp<uint64_t>(rest_mib * 1024 / (3 * t.max_connections), 1024, 65536);
+    t.maintenance_work_mem_mb = std::clamp<uint64_t>(m / 16, 8, 1024);
+
+    t.max_parallel_workers = t.cpus;
+    t.max_worker_processes = std::max(8u, t.cpus);
+    t.max_parallel_workers_per_gather = std::min(4u, t.cpus / 2);
+    t.max_parallel_maintenance_workers = std::min(4u, t.cpus / 2);
+    return t;
+}
+
+std::string format_cpus(double cpus) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", cpus);
+    return buf;
+}
+
+}  // namespace
+
+std::string render_postgresql_conf(const ClusterSpec& spec) {
+    validate(spec);
+    const Tuning t = tune(spec);
+    std::ostringstream o;
+    o << "# postgresql.conf of hostd tenant " << quote(spec.tenant, "tenant") << ".\n"
+      << "# Managed by hostd — do not edit; rewritten on every change. Local settings go in\n"
+      << "# hostd.override.conf beside this file: it is read last, so its values win.\n"
+      << "#\n";
+    if (t.memory_assumed)
+        o << "# Sized for: memory " << t.memory_mib << " MiB (no MemoryMax recorded; assumed), ";
+    else
+        o << "# Sized for: memory " << t.memory_mib << " MiB (the unit's MemoryMax), ";
+    o << "CPUs " << format_cpus(spec.cpus > 0 ? spec.cpus : 1.0) << " (CPUQuota).\n"
+      << "\n"
+      << "# --- Connections ---------------------------------------------------------------------\n"
+      << "# Loopback and the tenant's own socket directory only: the public side is the proxy,\n"
+      << "# which connects to the listen address.\n"
+      << "listen_addresses = " << quote(spec.listen_address, "listen_address") << "\n"
+      << "port = " << spec.port << "\n"
+      << "unix_socket_directories = " << quote(spec.socket_dir, "socket_dir") << "\n"
+      << "password_encryption = 'scram-sha-256'\n"
+      << "# max_connections = memory_MiB / 8, at least 20, at most 100: every backend costs a few\n"
+      << "# MiB of its own, and they must fit beside shared_buffers.\n"
+      << "max_connections = " << t.max_connections << "\n"
+      << "\n"
+      << "# --- Memory --------------------------------------------------------------------------\n"
+      << "# The unit's MemoryMax covers shared memory, every backend and the page cache of the\n"
+      << "# tenant's files alike, so each size is a share of it:\n"
+      << "#   shared_buffers       = 25% of memory, at least 16MB, at most 8GB\n"
+      << "#   effective_cache_size = 50% of memory (the page cache counts against MemoryMax too),\n"
+      << "#                          at least shared_buffers\n"
+      << "#   work_mem             = (memory - shared_buffers) / (3 * max_connections),\n"
+      << "#                          at least 1MB, at most 64MB\n"
+      << "#   maintenance_work_mem = memory / 16, at least 8MB, at most 1GB\n"
+      << "shared_buffers = " << t.shared_buffers_mb << "MB\n"
+      << "effective_cache_size = " << t.effective_cache_size_mb << "MB\n"
+      << "work_mem = " << t.work_mem_kb << "kB\n"
+      << "maintenance_work_mem = " << t.maintenance_work_mem_mb << "MB\n"
+      << "# Plain shared memory: no System V segments or huge pages to reserve on the host.\n"
+      << "huge_pages = off\n"
+      << "shared_memory_type = mmap\n"
+      << "dynamic_shared_memory_type = posix\n"
+      << "\n"
+      << "# --- Parallelism ---------------------------------------------------------------------\n"
+      << "# From the CPU quota rounded up (n, at least 1): max_parallel_workers = n,\n"
+      << "# max_worker_processes = max(8, n), per-gather and maintenance workers = min(4, n / 2).\n"
+      << "max_worker_processes = " << t.max_worker_processes << "\n"
+      << "max_parallel_workers = " << t.max_parallel_workers << "\n"
+      << "max_parallel_workers_per_gather = " << t.max_parallel_workers_per_gather << "\n"
+      << "max_parallel_maintenance_workers = " << t.max_parallel_maintenance_workers << "\n"
+      << "\n"
+      << "# --- Logging -------------------------------------------------------------------------\n"
+      << "# stderr goes to the journal through the unit, which records the time and the unit; the\n"
+      << "# prefix adds what the journal cannot know: backend PID, user and database.\n"
+      << "logging_collector = off\n"
+      << "log_destination = 'stderr'\n"
+      << "log_line_prefix = '[%p] %q%u@%d '\n"
+      << "log_timezone = 'UTC'\n"
+      << "cluster_name = " << quote("hostd-" + spec.tenant, "tenant") << "\n"
+      << "\n"
+      << "# --- Locale and time -----------------------------------------------------------------\n"
+      << "lc_messages = 'C.UTF-8'\n"
+      << "lc_monetary = 'C.UTF-8'\n"
+      << "lc_numeric = 'C.UTF-8'\n"
+      << "lc_time = 'C.UTF-8'\n"
+      << "datestyle = 'iso, mdy'\n"
+      << "timezone = 'UTC'\n"
+      << "default_text_search_config = 'pg_catalog.english'\n"
+      << "\n"
+      << "# Local settings, read last (see the top of this file).\n"
+      << "include_if_exists = 'hostd.override.conf'\n";
+    return o.str();
+}
+
+std::string render_pg_hba(const ClusterSpec& spec) {
+    validate(spec);
+    std::ostringstream o;
+    o << "# pg_hba.conf of hostd tenant " << quote(spec.tenant, "tenant") << ".\n"
+      << "# Managed by hostd — do not edit; rewritten on every change.\n"
+      << "# Password logins (SCRAM) over the tenant's socket directory and loopback only; the\n"
+      << "# public side is the proxy, which connects from loopback.\n"
+      << "#\n"
+      << "# TYPE  DATABASE  USER  ADDRESS         METHOD\n"
+      << "local   all       all                   scram-sha-256\n"
+      << "host    all       all   127.0.0.1/32    scram-sha-256\n"
+      << "host    all       all   ::1/128         scram-sha-256\n";
+    return o.str();
+}
+
+}  // namespace hostd::pgconf

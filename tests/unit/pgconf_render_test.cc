@@ -1,0 +1,137 @@
+// postgresql.conf / pg_hba.conf against expected files in tests/data/pgconf/.
+// HOSTD_UPDATE_GOLDEN=1 rewrites those files from the current output (review the diff).
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "base/error.h"
+#include "base/fs.h"
+#include "pgconf/pgconf.h"
+
+using namespace hostd;
+using namespace hostd::pgconf;
+
+namespace {
+
+void expect_golden(const std::string& name, const std::string& actual) {
+    const std::string path = std::string(HOSTD_TEST_DATA) + "/pgconf/" + name;
+    const char* update = std::getenv("HOSTD_UPDATE_GOLDEN");
+    if (update && std::string(update) == "1") {
+        write_file_atomic(path, actual);
+        return;
+    }
+    std::string expected;
+    try {
+        expected = read_file(path);
+    } catch (const Error& e) {
+        FAIL() << e.what() << " (run with HOSTD_UPDATE_GOLDEN=1 to create it)";
+    }
+    EXPECT_EQ(actual, expected) << "differs from " << path << " (HOSTD_UPDATE_GOLDEN=1 rewrites it)";
+}
+
+ClusterSpec small_spec() {
+    return {.tenant = "acme", .port = 25001, .socket_dir = "/run/hostd-tenant/acme",
+            .memory_bytes = 256ull << 20, .cpus = 0.5};
+}
+
+std::string setting(const std::string& conf, const std::string& key) {
+    auto pos = conf.find("\n" + key + " = ");
+    if (pos == std::string::npos) return "<missing>";
+    pos += key.size() + 4;
+    return conf.substr(pos, conf.find('\n', pos) - pos);
+}
+
+}  // namespace
+
+TEST(PostgresqlConf, MatchesTheExpectedFileForASmallTenant) {
+    expect_golden("small.postgresql.conf", render_postgresql_conf(small_spec()));
+}
+
+TEST(PostgresqlConf, MatchesTheExpectedFileForALargeTenant) {
+    expect_golden("large.postgresql.conf",
+                  render_postgresql_conf({.tenant = "bigco", .port = 26500, .socket_dir = "/run/hostd-tenant/bigco",
+                                          .memory_bytes = 64ull << 30, .cpus = 6}));
+}
+
+TEST(PostgresqlConf, MatchesTheExpectedFileWhenNoMemoryLimitIsKnown) {
+    expect_golden("nomemory.postgresql.conf",
+                  render_postgresql_conf({.tenant = "t1", .port = 25002, .socket_dir = "/run/hostd-tenant/t1"}));
+}
+
+TEST(PostgresqlConf, IsTheSameForTheSameSpec) {
+    EXPECT_EQ(render_postgresql_conf(small_spec()), render_postgresql_conf(small_spec()));
+}
+
+TEST(PostgresqlConf, QuotesStringValuesThePostgresqlWay) {
+    auto spec = small_spec();
+    spec.socket_dir = "/run/it's\\here";
+    EXPECT_EQ(setting(render_postgresql_conf(spec), "unix_socket_directories"), "'/run/it''s\\\\here'");
+}
+
+TEST(PostgresqlConf, RefusesControlCharactersInValues) {
+    auto spec = small_spec();
+    spec.socket_dir = "/run/a\nport = 1";
+    EXPECT_THROW(render_postgresql_conf(spec), Error);
+}
+
+TEST(PostgresqlConf, RefusesASpecWithoutPortOrSocketDir) {
+    auto spec = small_spec();
+    spec.port = 0;
+    EXPECT_THROW(render_postgresql_conf(spec), Error);
+    spec = small_spec();
+    spec.socket_dir = "relative";
+    EXPECT_THROW(render_postgresql_conf(spec), Error);
+}
+
+TEST(PostgresqlConf, DerivesSizesFromMemoryWithinTheirBounds) {
+    auto spec = small_spec();
+    spec.memory_bytes = 32ull << 20;  // floors apply
+    auto tiny = render_postgresql_conf(spec);
+    EXPECT_EQ(setting(tiny, "max_connections"), "20");
+    EXPECT_EQ(setting(tiny, "shared_buffers"), "16MB");
+    EXPECT_EQ(setting(tiny, "work_mem"), "1024kB");
+    EXPECT_EQ(setting(tiny, "maintenance_work_mem"), "8MB");
+
+    spec.memory_bytes = 1ull << 30;
+    auto mid = render_postgresql_conf(spec);
+    EXPECT_EQ(setting(mid, "max_connections"), "100");
+    EXPECT_EQ(setting(mid, "shared_buffers"), "256MB");
+    EXPECT_EQ(setting(mid, "effective_cache_size"), "512MB");
+
+    spec.memory_bytes = 256ull << 30;  // caps apply
+    auto huge = render_postgresql_conf(spec);
+    EXPECT_EQ(setting(huge, "shared_buffers"), "8192MB");
+    EXPECT_EQ(setting(huge, "work_mem"), "65536kB");
+    EXPECT_EQ(setting(huge, "maintenance_work_mem"), "1024MB");
+}
+
+TEST(PostgresqlConf, EndsWithTheOverrideInclude) {
+    auto conf = render_postgresql_conf(small_spec());
+    const std::string last = "include_if_exists = 'hostd.override.conf'\n";
+    ASSERT_GE(conf.size(), last.size());
+    EXPECT_EQ(conf.substr(conf.size() - last.size()), last);
+}
+
+TEST(PgHba, MatchesTheExpectedFile) {
+    expect_golden("pg_hba.conf", render_pg_hba(small_spec()));
+}
+
+TEST(PgHba, AllowsOnlyScramOverSocketAndLoopback) {
+    auto hba = render_pg_hba(small_spec());
+    int rules = 0;
+    size_t start = 0;
+    while (start < hba.size()) {
+        size_t end = hba.find('\n', start);
+        std::string line = hba.substr(start, end - start);
+        start = end + 1;
+        if (line.empty() || line[0] == '#') continue;
+        rules++;
+        EXPECT_NE(line.find("scram-sha-256"), std::string::npos) << line;
+        EXPECT_TRUE(line.rfind("local", 0) == 0 || line.find("127.0.0.1/32") != std::string::npos ||
+                    line.find("::1/128") != std::string::npos)
+            << line;
+    }
+    EXPECT_EQ(rules, 3);
+}

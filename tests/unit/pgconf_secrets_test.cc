@@ -1,0 +1,50 @@
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "pgconf/pgconf.h"
+
+using namespace hostd::pgconf;
+
+TEST(ConnectionUrl, IsPlainForPlainValues) {
+    EXPECT_EQ(connection_url("db.example.com", 5432, "acme", "s3cret", "postgres"),
+              "postgresql://acme:s3cret@db.example.com:5432/postgres");
+}
+
+TEST(ConnectionUrl, PercentEncodesUserPasswordAndDatabase) {
+    EXPECT_EQ(connection_url("127.0.0.1", 25001, "a@b:c", "p/w%d x", "my db/1"),
+              "postgresql://a%40b%3Ac:p%2Fw%25d%20x@127.0.0.1:25001/my%20db%2F1");
+}
+
+TEST(ConnectionUrl, KeepsUnreservedCharactersAndEncodesUtf8Bytes) {
+    EXPECT_EQ(connection_url("h", 1, "a-b.c_d~e", "é", "d"), "postgresql://a-b.c_d~e:%C3%A9@h:1/d");
+}
+
+TEST(ConnectionUrl, PutsIpv6HostsInBrackets) {
+    EXPECT_EQ(connection_url("::1", 5432, "u", "p", "postgres"), "postgresql://u:p@[::1]:5432/postgres");
+    EXPECT_EQ(connection_url("2001:db8::7", 6000, "u", "p", "db"), "postgresql://u:p@[2001:db8::7]:6000/db");
+}
+
+TEST(ConnectionUrl, LeavesOutAnEmptyPassword) {
+    EXPECT_EQ(connection_url("h", 5432, "u", "", "postgres"), "postgresql://u@h:5432/postgres");
+}
+
+TEST(RandomPassword, Has24CharactersFromTheAlphanumericAlphabet) {
+    for (int i = 0; i < 200; i++) {
+        auto p = random_password();
+        ASSERT_EQ(p.size(), 24u);
+        for (char c : p) ASSERT_TRUE((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) << p;
+    }
+}
+
+TEST(RandomPassword, IsDifferentEveryTimeAndUsesTheWholeAlphabet) {
+    std::set<std::string> seen;
+    std::set<char> chars;
+    for (int i = 0; i < 1000; i++) {
+        auto p = random_password();
+        seen.insert(p);
+        chars.insert(p.begin(), p.end());
+    }
+    EXPECT_EQ(seen.size(), 1000u);
+    EXPECT_EQ(chars.size(), 62u);  // 24000 draws: every one of the 62 characters shows up
+}

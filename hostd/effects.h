@@ -55,8 +55,10 @@ public:
     virtual void wait_sql(const std::string& host, uint16_t port, const std::string& user,
                           const std::string& password, int timeout_ms) = 0;
 
-    // The whole route table; validated before it replaces the running one.
-    virtual void apply_routes(const std::vector<routes::Route>& routes) = 0;
+    // The whole route table; validated before it replaces the running one. The proxy is
+    // reloaded when the table changed, or always with force_reload (at start-up: a crash
+    // between writing the file and reloading must not leave the proxy behind the file).
+    virtual void apply_routes(const std::vector<routes::Route>& routes, bool force_reload = false) = 0;
 
     // Live facts for GET: unit state, cgroup usage, disk usage.
     virtual nlohmann::json live_status(const TenantRecord& t, const std::string& mountpoint) = 0;

@@ -156,11 +156,12 @@ public:
                              std::chrono::milliseconds(timeout_ms));
     }
 
-    void apply_routes(const std::vector<routes::Route>& rs) override {
+    void apply_routes(const std::vector<routes::Route>& rs, bool force_reload) override {
         routes::HaproxySettings s{.haproxy_bin = cfg_.haproxy_bin,
                                   .main_config = cfg_.haproxy_main_config,
                                   .hostd_config = cfg_.haproxy_config};
-        routes::apply_haproxy(s, rs, [&] { units::Systemd::connect().reload_or_restart(cfg_.haproxy_unit); });
+        auto reload = [&] { units::Systemd::connect().reload_or_restart(cfg_.haproxy_unit); };
+        if (!routes::apply_haproxy(s, rs, reload) && force_reload) reload();
     }
 
     nlohmann::json live_status(const TenantRecord& t, const std::string& mp) override {

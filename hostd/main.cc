@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
         signal(SIGPIPE, SIG_IGN);
 
         Manager manager(cfg, make_real_effects(cfg));
-        manager.load();
+        manager.start();
 
         Fd listen_fd;
         int n = sd_listen_fds(1);

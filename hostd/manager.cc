@@ -120,7 +120,16 @@ uint16_t Manager::allocate_port(PortRange range, uint16_t preferred, const std::
                                        "; widen the range in hostd.toml or delete tenants");
 }
 
-void Manager::apply_routes() {
+void Manager::start() {
+    load();
+    try {
+        apply_routes(/*force_reload=*/true);
+    } catch (const Error& e) {
+        log::error(std::string("Failed to bring the proxy's routes up to date: ") + e.what());
+    }
+}
+
+void Manager::apply_routes(bool force_reload) {
     std::lock_guard rg(routes_mu_);
     std::vector<routes::Route> rs;
     {
@@ -131,7 +140,7 @@ void Manager::apply_routes() {
                           .backend_host = "127.0.0.1", .backend_port = t.port});
         }
     }
-    fx_->apply_routes(rs);
+    fx_->apply_routes(rs, force_reload);
 }
 
 nlohmann::json Manager::create(const std::string& name, const nlohmann::json& body) {

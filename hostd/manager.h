@@ -21,6 +21,9 @@ public:
 
     // Reads every record under <state_dir>/tenants.
     void load();
+    // At start-up: load, then make the proxy's routes match the records (a failure is logged,
+    // not fatal: the API must come up to let an operator see and fix things).
+    void start();
 
     // PUT /v1/tenants/{name}: provisions a tenant end to end; on failure undoes every step
     // taken and throws. Returns the tenant with its password.
@@ -40,7 +43,7 @@ private:
     void set_step(TenantRecord& t, const std::string& step);
     uint16_t allocate_port(PortRange range, uint16_t preferred, const std::set<uint16_t>& taken);
     std::set<uint16_t> ports_in_use() const;  // needs mu_
-    void apply_routes();                      // from every routed tenant
+    void apply_routes(bool force_reload = false);  // from every routed tenant
     void teardown(TenantRecord& t, bool purge);
 
     Config cfg_;

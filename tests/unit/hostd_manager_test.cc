@@ -49,7 +49,7 @@ public:
     void start_unit(const std::string& t, const units::Limits&) override { hit("start_unit"); m_.units.insert(t); }
     void stop_unit(const std::string& t) override { hit("stop_unit"); m_.units.erase(t); }
     void wait_sql(const std::string&, uint16_t, const std::string&, const std::string&, int) override { hit("wait_sql"); }
-    void apply_routes(const std::vector<routes::Route>& rs) override { hit("apply_routes"); m_.routes = rs; }
+    void apply_routes(const std::vector<routes::Route>& rs, bool) override { hit("apply_routes"); m_.routes = rs; }
     json live_status(const TenantRecord&, const std::string&) override { return json::object(); }
 
 private:
@@ -117,7 +117,7 @@ TEST_F(AManager, UndoesEveryStepTakenWhenAnyStepFails) {
 }
 
 TEST_F(AManager, RefusesBadNamesBeforeTouchingAnything) {
-    for (std::string bad : {"", "Acme", "1acme", "-acme", "a/b", "..", "a@b", "a b", "a\nb", "a'b", "a\"b", "acme-",
+    for (std::string bad : std::vector<std::string>{"", "Acme", "1acme", "-acme", "a/b", "..", "a@b", "a b", "a\nb", "a'b", "a\"b", "acme-",
                             std::string(31, 'a')}) {
         EXPECT_EQ(code_of([&] { mgr->create(bad, json::object()); }), Errc::invalid) << bad;
     }

@@ -11,7 +11,7 @@ tb_boot_and_install() {
     "$TB" up "$TB_NAME" --loops "$loops" >/dev/null
     local root
     root=$("$TB" root "$TB_NAME")
-    DESTDIR="$root" cmake --install "$BUILD" --prefix /usr >/dev/null
+    DESTDIR="$root" cmake --install "$BUILD" >/dev/null
     # Loopback only on these shared VMs; the testbed shares the host's network namespace.
     cat >"$root/etc/hostd/hostd.toml" <<TOML
 [proxy]

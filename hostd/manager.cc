@@ -269,12 +269,19 @@ nlohmann::json Manager::create(const std::string& name, const nlohmann::json& bo
     } catch (const Error& e) {
         log::error("Create failed at step '" + t.step + "': " + e.what() + "; undoing the steps taken", name);
         rb.run();
+        record_op("create", false, total.ms());
         throw Error(e.code(), "Failed to create tenant '" + name + "' at step '" + t.step + "': " + e.what(), e.field());
     }
     log::info("Tenant ready in " + std::to_string(total.ms()) + " ms", name);
+    record_op("create", true, total.ms());
     auto j = to_json(cfg_, t, true);
     j["create_ms"] = total.ms();
     return j;
+}
+
+void Manager::record_op(const char* kind, bool ok, long ms) {
+    std::lock_guard g(mu_);
+    stats_.record(kind, ok ? "ok" : "error", static_cast<double>(ms) / 1000.0);
 }
 
 void Manager::teardown(TenantRecord& t, bool purge) {
@@ -321,9 +328,12 @@ nlohmann::json Manager::remove(const std::string& name, bool purge) {
         return {{"name", name}, {"state", "detached"}, {"purged", false}};
     log::info(std::string("Deleting tenant") + (purge ? " and its data" : " (data kept)"), name);
     t.state = TenantState::deleting;
+    StepTimer total;
     try {
         teardown(t, purge);
+        record_op("delete", true, total.ms());
     } catch (const Error& e) {
+        record_op("delete", false, total.ms());
         log::error("Delete failed at step '" + t.step + "': " + e.what(), name);
         throw Error(e.code(), "Failed to delete tenant '" + name + "' at step '" + t.step + "': " + e.what() +
                                   "; the delete can be retried");
@@ -353,6 +363,19 @@ nlohmann::json Manager::get(const std::string& name) {
     auto j = to_json(cfg_, t, true);
     if (t.state == TenantState::ready) j["status"] = fx_->live_status(t, mountpoint_of(cfg_, name));
     return j;
+}
+
+std::vector<TenantRecord> Manager::snapshot() const {
+    std::lock_guard g(mu_);
+    std::vector<TenantRecord> v;
+    v.reserve(records_.size());
+    for (auto& [_, t] : records_) v.push_back(t);
+    return v;
+}
+
+OpStats Manager::op_stats() const {
+    std::lock_guard g(mu_);
+    return stats_;
 }
 
 nlohmann::json Manager::list() {

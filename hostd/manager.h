@@ -11,6 +11,7 @@
 
 #include "hostd/config.h"
 #include "hostd/effects.h"
+#include "hostd/opstats.h"
 #include "hostd/tenant.h"
 
 namespace hostd {
@@ -35,6 +36,10 @@ public:
     nlohmann::json host();
 
     const Config& config() const { return cfg_; }
+    // A copy of every tenant record (for collectors such as /metrics; no I/O, no waiting on
+    // operations in progress).
+    std::vector<TenantRecord> snapshot() const;
+    OpStats op_stats() const;
 
 private:
     class OpLock;  // marks a tenant busy for the length of one operation
@@ -45,6 +50,7 @@ private:
     std::set<uint16_t> ports_in_use() const;  // needs mu_
     void apply_routes(bool force_reload = false);  // from every routed tenant
     void teardown(TenantRecord& t, bool purge);
+    void record_op(const char* kind, bool ok, long ms);
 
     Config cfg_;
     std::unique_ptr<Effects> fx_;
@@ -52,6 +58,7 @@ private:
     std::map<std::string, TenantRecord> records_;
     std::set<std::string> busy_;
     std::set<std::string> routed_;
+    OpStats stats_;
     std::mutex routes_mu_;                     // one route table change at a time
 };
 

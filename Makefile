@@ -17,7 +17,7 @@ deps:
 	fi
 
 build: deps
-	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHOSTD_FAULT_INJECTION=ON >/dev/null
 	cmake --build $(BUILD)
 
 # Unit tests (pure logic, the Manager with a fake machine, and root tests of the libraries

@@ -8,6 +8,7 @@
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -32,7 +33,9 @@ public:
     virtual std::string attach_image(const std::string& path) = 0;          // → /dev/loopN
     virtual void detach_image(const std::string& path) = 0;                 // whatever loop device backs it
     virtual std::string check_blank_device(const std::string& device) = 0;  // → canonical path
-    virtual void wipe_device(const std::string& device) = 0;
+    // Destroys the signatures on device, but only if it holds the filesystem with fs_uuid
+    // (what hostd made): a device that holds anything else is left alone.
+    virtual void wipe_device(const std::string& device, const std::string& fs_uuid) = 0;
     virtual void format(const std::string& device, const std::string& fs, const std::string& label,
                         const std::string& uuid) = 0;
     // Mounts by UUID (the device found must be `device`) and checks or writes the marker file.
@@ -42,6 +45,18 @@ public:
     // Identity.
     virtual units::OsUser create_user(const std::string& name, const std::string& home) = 0;
     virtual void delete_user(const std::string& name) = 0;
+    virtual std::optional<units::OsUser> find_user(const std::string& name) = 0;
+
+    // What exists on the machine that hostd makes, by tenant name: the reconcile compares it
+    // with the records and removes what no tenant owns.
+    struct Inventory {
+        std::set<std::string> units;    // unit loaded and not inactive
+        std::set<std::string> mounts;   // mounted at <mount_root>/<t>
+        std::set<std::string> images;   // <loop_dir>/<t>.img attached to a loop device
+        std::set<std::string> dropins;  // persistent unit drop-ins
+        std::set<std::string> users;    // OS user made by hostd
+    };
+    virtual Inventory inventory() = 0;
 
     // Cluster: fresh initdb, or adopt an existing data directory (new uid, new port).
     virtual void init_cluster(const TenantRecord& t, const std::string& mountpoint, const units::OsUser& u) = 0;

@@ -62,7 +62,8 @@ public:
         if (auto dev = storage::loop_find(path)) storage::loop_detach(*dev);
     }
     std::string check_blank_device(const std::string& device) override { return storage::check_blank_device(device); }
-    void wipe_device(const std::string& device) override {
+    void wipe_device(const std::string& device, const std::string& fs_uuid) override {
+        if (fs_uuid.empty() || storage::probe(device).uuid != fs_uuid) return;
         exec_checked({.argv = {"wipefs", "--all", "--quiet", device}}, "Failed to wipe '" + device + "'");
     }
     void format(const std::string& device, const std::string& fs, const std::string& label, const std::string& uuid) override {
@@ -102,6 +103,28 @@ public:
         return units::create_user(name, home);
     }
     void delete_user(const std::string& name) override { units::delete_user(name); }
+    std::optional<units::OsUser> find_user(const std::string& name) override { return units::find_user(name); }
+
+    Inventory inventory() override {
+        Inventory inv;
+        const std::string unit_prefix = "hostd-postgres@", unit_suffix = ".service";
+        for (auto& [unit, active] : units::Systemd::connect().list_units(unit_prefix + "*" + unit_suffix))
+            if (active != "inactive")
+                inv.units.insert(unit.substr(unit_prefix.size(), unit.size() - unit_prefix.size() - unit_suffix.size()));
+        for (auto& m : storage::mounts_below(cfg_.mount_root)) inv.mounts.insert(m.substr(m.rfind('/') + 1));
+        std::error_code ec;
+        for (auto& e : std::filesystem::directory_iterator(cfg_.loop_dir, ec))
+            if (e.path().extension() == ".img" && storage::loop_find(e.path().string()))
+                inv.images.insert(e.path().stem().string());
+        const std::string control = "/etc/systemd/system.control";
+        for (auto& e : std::filesystem::directory_iterator(control, ec)) {
+            auto n = e.path().filename().string();
+            if (n.rfind(unit_prefix, 0) == 0 && n.size() > unit_prefix.size() + unit_suffix.size() + 2)
+                inv.dropins.insert(n.substr(unit_prefix.size(), n.size() - unit_prefix.size() - unit_suffix.size() - 2));
+        }
+        for (auto& name : units::hostd_users()) inv.users.insert(name.substr(1));
+        return inv;
+    }
 
     void init_cluster(const TenantRecord& t, const std::string& mp, const units::OsUser& u) override {
         std::string pgdata = mp + "/pgdata";

@@ -234,6 +234,22 @@ int main(int argc, char** argv) {
         else std::cout << "Tenant '" << name << "' deleted; its data is kept (hostctl create " << name << " --reuse brings it back).\n";
     });
 
+    // reconcile
+    auto* rec = app.add_subcommand("reconcile", "Finish or roll back interrupted operations, restart what should run, remove orphans");
+    rec->footer("Example: hostctl reconcile");
+    rec->callback([&] {
+        json out;
+        if (!call(ctx, "POST", "/v1/reconcile", nullptr, out, code)) return;
+        if (ctx.json_out) {
+            std::cout << out.dump(2) << "\n";
+            return;
+        }
+        auto& r = out["reconcile"];
+        for (auto& a : r["actions"])
+            std::cout << str(a, "tenant") << ": " << str(a, "action") << (a.contains("problem") ? " (" + str(a, "problem") + ")" : "") << "\n";
+        std::cout << "Reconciled in " << str(r, "duration_ms") << " ms, " << r["actions"].size() << " action(s).\n";
+    });
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -8,6 +8,7 @@
 #include "base/error.h"
 #include "base/fs.h"
 #include "base/rollback.h"
+#include "hostd/faults.h"
 #include "hostd/log.h"
 #include "pgconf/pgconf.h"
 #include "storage/storage.h"
@@ -122,11 +123,7 @@ uint16_t Manager::allocate_port(PortRange range, uint16_t preferred, const std::
 
 void Manager::start() {
     load();
-    try {
-        apply_routes(/*force_reload=*/true);
-    } catch (const Error& e) {
-        log::error(std::string("Failed to bring the proxy's routes up to date: ") + e.what());
-    }
+    reconcile();
 }
 
 void Manager::apply_routes(bool force_reload) {
@@ -185,6 +182,7 @@ nlohmann::json Manager::create(const std::string& name, const nlohmann::json& bo
         taken.insert(t.port);
         t.public_port = allocate_port(cfg_.public_ports, t.public_port, taken);
         t.state = TenantState::creating;
+        t.reuse = kept.has_value();
         records_[name] = t;  // reserves the name and ports before the lock is let go
     }
 
@@ -198,8 +196,10 @@ nlohmann::json Manager::create(const std::string& name, const nlohmann::json& bo
     std::string mp = mountpoint_of(cfg_, name);
     auto step = [&](const std::string& s, auto&& fn) {
         set_step(t, s);
+        crash_point("create", "before", s);
         StepTimer st;
         fn();
+        crash_point("create", "after", s);
         log::info("Step '" + s + "' done in " + std::to_string(st.ms()) + " ms", name);
     };
 
@@ -209,6 +209,7 @@ nlohmann::json Manager::create(const std::string& name, const nlohmann::json& bo
         step("disk", [&] {
             if (t.spec.backend == "loop") {
                 t.image = cfg_.loop_dir + "/" + name + ".img";
+                save(t);  // recorded before the file exists
                 if (!kept) {
                     fx_->create_image(t.image, t.spec.disk_size);
                     rb.add("disk image", [&] { fx_->remove_image(t.image); });
@@ -225,7 +226,7 @@ nlohmann::json Manager::create(const std::string& name, const nlohmann::json& bo
                 t.label = storage::label_for(name, t.spec.filesystem);
                 save(t);  // the UUID is known before the disk is written
                 fx_->format(t.device, t.spec.filesystem, t.label, t.fs_uuid);
-                if (t.spec.backend == "device") rb.add("format", [&] { fx_->wipe_device(t.device); });
+                if (t.spec.backend == "device") rb.add("format", [&] { fx_->wipe_device(t.device, t.fs_uuid); });
             });
         }
         step("mount", [&] {
@@ -264,6 +265,7 @@ nlohmann::json Manager::create(const std::string& name, const nlohmann::json& bo
         step("check-proxy", [&] { fx_->wait_sql("127.0.0.1", t.public_port, t.admin_user, t.password, 10000); });
         t.state = TenantState::ready;
         t.step.clear();
+        t.reuse = false;
         save(t);
         rb.commit();
     } catch (const Error& e) {
@@ -288,7 +290,9 @@ void Manager::teardown(TenantRecord& t, bool purge) {
     std::string mp = mountpoint_of(cfg_, t.name);
     auto step = [&](const std::string& s, auto&& fn) {
         set_step(t, s);
+        crash_point("delete", "before", s);
         fn();
+        crash_point("delete", "after", s);
     };
     step("unroute", [&] {
         {
@@ -308,10 +312,133 @@ void Manager::teardown(TenantRecord& t, bool purge) {
             if (t.spec.backend == "loop") {
                 if (!t.image.empty()) fx_->remove_image(t.image);
             } else if (!t.device.empty()) {
-                fx_->wipe_device(t.device);
+                fx_->wipe_device(t.device, t.fs_uuid);
             }
         });
     }
+}
+
+void Manager::finish_detach(TenantRecord& t) {
+    t.state = TenantState::detached;
+    t.step.clear();
+    t.reuse = t.purge = false;
+    t.device = t.spec.backend == "device" ? t.spec.device : "";
+    save(t);
+}
+
+// Brings one recorded tenant to where its state says it should be. Needs the tenant's OpLock.
+void Manager::converge(TenantRecord t, nlohmann::json& actions) {
+    auto act = [&](const std::string& what) {
+        log::info("Reconcile: " + what, t.name);
+        actions.push_back({{"tenant", t.name}, {"action", what}});
+    };
+    std::string mp = mountpoint_of(cfg_, t.name);
+    switch (t.state) {
+    case TenantState::creating:
+        // A create cut off midway is rolled back: finishing it would need the request's
+        // caller, who has already seen it fail.
+        act(std::string("rolling back a create interrupted at step '") + t.step + "'");
+        {
+            std::lock_guard g(mu_);
+            routed_.erase(t.name);
+        }
+        teardown(t, /*purge=*/!t.reuse);
+        if (t.reuse) finish_detach(t);
+        else forget(t.name);
+        return;
+    case TenantState::deleting:
+        act(std::string("finishing a delete interrupted at step '") + t.step + "'");
+        teardown(t, t.purge);
+        if (t.purge) forget(t.name);
+        else finish_detach(t);
+        return;
+    case TenantState::detached:
+        return;  // the orphan sweep removes anything still running for it
+    case TenantState::ready:
+        break;
+    }
+    // Should run: disk attached, mounted by UUID with its marker, user, unit, route.
+    try {
+        if (t.spec.backend == "loop" && !t.image.empty()) {
+            auto dev = fx_->attach_image(t.image);
+            if (dev != t.device) {
+                t.device = dev;
+                save(t);
+            }
+        }
+        fx_->mount(t, mp, /*fresh=*/false);
+        if (!fx_->find_user(t.os_user)) {
+            act("re-creating OS user " + t.os_user);
+            auto u = fx_->create_user(t.os_user, mp);
+            fx_->adopt_cluster(t, mp, u);
+        }
+        fx_->start_unit(t.name, {.memory_max = t.spec.memory, .cpus = t.spec.cpu, .tasks_max = t.spec.tasks});
+        std::lock_guard g(mu_);
+        routed_.insert(t.name);
+        problems_.erase(t.name);
+    } catch (const Error& e) {
+        // Stays down and is reported; never initdb'd afresh, never routed while down.
+        std::lock_guard g(mu_);
+        routed_.erase(t.name);
+        problems_[t.name] = e.what();
+        log::error(std::string("Tenant cannot run: ") + e.what(), t.name);
+        actions.push_back({{"tenant", t.name}, {"action", "left down"}, {"problem", e.what()}});
+    }
+}
+
+nlohmann::json Manager::reconcile() {
+    std::lock_guard one(reconcile_mu_);
+    StepTimer total;
+    nlohmann::json actions = nlohmann::json::array();
+    for (auto& t : snapshot()) {
+        try {
+            OpLock op(*this, t.name);
+            converge(t, actions);
+        } catch (const Error& e) {
+            log::error(std::string("Reconcile failed: ") + e.what(), t.name);
+            actions.push_back({{"tenant", t.name}, {"action", "failed"}, {"problem", e.what()}});
+        }
+    }
+    // Orphans: what hostd makes, on the machine, that no live tenant owns.
+    auto inv = fx_->inventory();
+    std::set<std::string> live, known;
+    {
+        std::lock_guard g(mu_);
+        for (auto& [name, t] : records_) {
+            known.insert(name);
+            if (t.state != TenantState::detached) live.insert(name);
+        }
+    }
+    auto sweep = [&](const std::set<std::string>& found, const char* what, auto&& remove) {
+        for (auto& name : found) {
+            if (live.count(name)) continue;
+            try {
+                OpLock op(*this, name);
+                remove(name);
+                log::info(std::string("Reconcile: removed orphan ") + what, name);
+                actions.push_back({{"tenant", name}, {"action", std::string("removed orphan ") + what}});
+            } catch (const Error& e) {
+                log::error(std::string("Reconcile: failed to remove orphan ") + what + ": " + e.what(), name);
+            }
+        }
+    };
+    sweep(inv.units, "unit", [&](const std::string& n) { fx_->stop_unit(n); });
+    sweep(inv.dropins, "unit drop-ins", [&](const std::string& n) { fx_->stop_unit(n); });
+    sweep(inv.mounts, "mount", [&](const std::string& n) { fx_->unmount(mountpoint_of(cfg_, n)); });
+    sweep(inv.images, "loop device", [&](const std::string& n) { fx_->detach_image(cfg_.loop_dir + "/" + n + ".img"); });
+    sweep(inv.users, "OS user", [&](const std::string& n) { fx_->delete_user(units::os_user_for(n)); });
+    try {
+        apply_routes(/*force_reload=*/true);
+    } catch (const Error& e) {
+        log::error(std::string("Reconcile: failed to update the proxy's routes: ") + e.what());
+        actions.push_back({{"action", "routes failed"}, {"problem", e.what()}});
+    }
+    {
+        std::lock_guard g(mu_);
+        stats_.reconcile_runs++;
+    }
+    log::info("Reconcile done in " + std::to_string(total.ms()) + " ms, " + std::to_string(actions.size()) + " action(s)");
+    return {{"actions", actions}, {"duration_ms", total.ms()}};
 }
 
 nlohmann::json Manager::remove(const std::string& name, bool purge) {
@@ -328,6 +455,7 @@ nlohmann::json Manager::remove(const std::string& name, bool purge) {
         return {{"name", name}, {"state", "detached"}, {"purged", false}};
     log::info(std::string("Deleting tenant") + (purge ? " and its data" : " (data kept)"), name);
     t.state = TenantState::deleting;
+    t.purge = purge;
     StepTimer total;
     try {
         teardown(t, purge);
@@ -343,10 +471,7 @@ nlohmann::json Manager::remove(const std::string& name, bool purge) {
         log::info("Tenant deleted and its data destroyed", name);
         return {{"name", name}, {"state", "deleted"}, {"purged", true}};
     }
-    t.state = TenantState::detached;
-    t.step.clear();
-    t.device = t.spec.backend == "device" ? t.spec.device : "";
-    save(t);
+    finish_detach(t);
     log::info("Tenant deleted; its data is kept for a create with reuse", name);
     return {{"name", name}, {"state", "detached"}, {"purged", false}};
 }
@@ -362,6 +487,10 @@ nlohmann::json Manager::get(const std::string& name) {
     }
     auto j = to_json(cfg_, t, true);
     if (t.state == TenantState::ready) j["status"] = fx_->live_status(t, mountpoint_of(cfg_, name));
+    {
+        std::lock_guard g(mu_);
+        if (auto it = problems_.find(name); it != problems_.end()) j["problem"] = it->second;
+    }
     return j;
 }
 
@@ -381,7 +510,10 @@ OpStats Manager::op_stats() const {
 nlohmann::json Manager::list() {
     nlohmann::json arr = nlohmann::json::array();
     std::lock_guard g(mu_);
-    for (auto& [_, t] : records_) arr.push_back(to_json(cfg_, t, false));
+    for (auto& [name, t] : records_) {
+        arr.push_back(to_json(cfg_, t, false));
+        if (auto it = problems_.find(name); it != problems_.end()) arr.back()["problem"] = it->second;
+    }
     return arr;
 }
 

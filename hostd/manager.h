@@ -22,9 +22,13 @@ public:
 
     // Reads every record under <state_dir>/tenants.
     void load();
-    // At start-up: load, then make the proxy's routes match the records (a failure is logged,
-    // not fatal: the API must come up to let an operator see and fix things).
+    // At start-up: load, then reconcile (failures are logged and reported per tenant, not
+    // fatal: the API must come up to let an operator see and fix things).
     void start();
+
+    // Finishes or rolls back operations cut off by a crash, brings every ready tenant up
+    // (mounted by UUID, user, unit, route), removes what no tenant owns. Idempotent.
+    nlohmann::json reconcile();
 
     // PUT /v1/tenants/{name}: provisions a tenant end to end; on failure undoes every step
     // taken and throws. Returns the tenant with its password.
@@ -51,6 +55,8 @@ private:
     void apply_routes(bool force_reload = false);  // from every routed tenant
     void teardown(TenantRecord& t, bool purge);
     void record_op(const char* kind, bool ok, long ms);
+    void finish_detach(TenantRecord& t);
+    void converge(TenantRecord t, nlohmann::json& actions);
 
     Config cfg_;
     std::unique_ptr<Effects> fx_;
@@ -59,6 +65,8 @@ private:
     std::set<std::string> busy_;
     std::set<std::string> routed_;
     OpStats stats_;
+    std::map<std::string, std::string> problems_;  // why a ready tenant is not running
+    std::mutex reconcile_mu_;
     std::mutex routes_mu_;                     // one route table change at a time
 };
 

@@ -182,6 +182,8 @@ std::string to_toml(const TenantRecord& t) {
         {"name", t.name},
         {"state", std::string(to_string(t.state))},
         {"step", t.step},
+        {"reuse", t.reuse},
+        {"purge", t.purge},
         {"spec", spec},
         {"facts", facts},
     };
@@ -203,6 +205,8 @@ TenantRecord from_toml(std::string_view text, const std::string& source) {
     if (t.name.empty() || !st) throw Error(Errc::invalid, "Tenant record " + source + " lacks a name or a valid state");
     t.state = *st;
     t.step = doc["step"].value_or(std::string{});
+    t.reuse = doc["reuse"].value_or(false);
+    t.purge = doc["purge"].value_or(false);
     auto sp = doc["spec"];
     t.spec.backend = sp["backend"].value_or(std::string{"loop"});
     t.spec.device = sp["device"].value_or(std::string{});

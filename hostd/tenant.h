@@ -61,6 +61,9 @@ struct TenantRecord {
     std::string admin_user;
     std::string password;
     std::string created_at;      // RFC 3339, UTC
+    // Intent of the operation in progress, so a reconcile after a crash knows what to do.
+    bool reuse = false;          // creating: bringing back kept data (roll back to detached)
+    bool purge = false;          // deleting: destroy the data too
 };
 
 std::string mountpoint_of(const Config& cfg, const std::string& tenant);

@@ -230,6 +230,26 @@ std::optional<std::string> mounted_source(const std::string& target) {
     return std::string(src ? src : "");
 }
 
+std::vector<std::string> mounts_below(const std::string& dir) {
+    std::vector<std::string> out;
+    const auto canon = detail::canonical_path(dir);
+    if (!canon) return out;
+    const std::string prefix = *canon + "/";
+    detail::MntTable table = detail::read_mountinfo();
+    detail::MntIter it(mnt_new_iter(MNT_ITER_FORWARD));
+    if (!it) throw Error(Errc::failed, "Failed to iterate the mount table (out of memory)");
+    libmnt_fs* fs = nullptr;
+    while (mnt_table_next_fs(table.get(), it.get(), &fs) == 0) {
+        const char* t = mnt_fs_get_target(fs);
+        if (!t) continue;
+        std::string target(t);
+        if (target.size() > prefix.size() && target.compare(0, prefix.size(), prefix) == 0 &&
+            target.find('/', prefix.size()) == std::string::npos)
+            out.push_back(target);
+    }
+    return out;
+}
+
 DiskStats disk_stats(const std::string& mountpoint) {
     struct statvfs v {};
     if (::statvfs(mountpoint.c_str(), &v) < 0) {

@@ -75,6 +75,9 @@ void mount_by_uuid(const std::string& uuid, const std::string& target, const std
 // Unmounts target (libmount). Not mounted is fine. EBUSY → Errc::failed naming the target.
 void unmount(const std::string& target);
 
+// Mount points directly below dir (e.g. /srv/hostd/<tenant>), from /proc/self/mountinfo.
+std::vector<std::string> mounts_below(const std::string& dir);
+
 // Whether target is a mount point right now (/proc/self/mountinfo via libmount), and the source device.
 std::optional<std::string> mounted_source(const std::string& target);
 

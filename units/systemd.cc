@@ -206,6 +206,35 @@ UnitStatus Systemd::status(const std::string& unit) {
     return s;
 }
 
+std::vector<std::pair<std::string, std::string>> Systemd::list_units(const std::string& pattern) {
+    sd_bus* bus = bus_.get();
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_call(bus, &raw, kDest, kPath, kManager, "ListUnitsByPatterns");
+    if (r < 0) throw Error(Errc::failed, "Failed to build a ListUnitsByPatterns call");
+    MessagePtr m(raw);
+    const char* none[] = {nullptr};
+    const char* patterns[] = {pattern.c_str(), nullptr};
+    r = sd_bus_message_append_strv(m.get(), const_cast<char**>(none));
+    if (r >= 0) r = sd_bus_message_append_strv(m.get(), const_cast<char**>(patterns));
+    if (r < 0) throw Error(Errc::failed, "Failed to build a ListUnitsByPatterns call");
+    BusError err;
+    sd_bus_message* raw_reply = nullptr;
+    r = sd_bus_call(bus, m.get(), 0, &err.e, &raw_reply);
+    if (r < 0) fail(r, err, "Failed to list units '" + pattern + "'");
+    MessagePtr reply(raw_reply);
+    std::vector<std::pair<std::string, std::string>> out;
+    r = sd_bus_message_enter_container(reply.get(), 'a', "(ssssssouso)");
+    if (r < 0) throw Error(Errc::failed, "Unexpected reply from systemd to ListUnitsByPatterns");
+    const char *name, *desc, *load, *active, *sub, *follow, *job_type, *job_path;
+    const char* path;
+    uint32_t job_id;
+    while ((r = sd_bus_message_read(reply.get(), "(ssssssouso)", &name, &desc, &load, &active, &sub, &follow, &path,
+                                    &job_id, &job_type, &job_path)) > 0)
+        out.emplace_back(name, active);
+    if (r < 0) throw Error(Errc::failed, "Unexpected reply from systemd to ListUnitsByPatterns");
+    return out;
+}
+
 void remove_control_dropins(const std::string& unit, const std::string& root) {
     std::error_code ec;
     std::filesystem::remove_all(root + "/" + unit + ".d", ec);

@@ -8,6 +8,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 struct sd_bus;
 
@@ -59,6 +61,9 @@ public:
     void reset_failed(const std::string& unit);
 
     UnitStatus status(const std::string& unit);
+
+    // Loaded units matching a glob (ListUnitsByPatterns), as (name, ActiveState).
+    std::vector<std::pair<std::string, std::string>> list_units(const std::string& pattern);
 
 private:
     explicit Systemd(BusPtr bus) : bus_(std::move(bus)) {}

@@ -2,6 +2,7 @@
 
 #include <pwd.h>
 
+#include <fstream>
 #include <vector>
 
 #include "base/error.h"
@@ -27,6 +28,19 @@ OsUser create_user(const std::string& name, const std::string& home) {
     auto u = find_user(name);
     if (!u) throw Error(Errc::failed, "OS user '" + name + "' was created but cannot be looked up");
     return *u;
+}
+
+std::vector<std::string> hostd_users() {
+    // /etc/passwd directly: getpwent() is not thread-safe, and NSS sources other than files
+    // never hold users hostd made with useradd.
+    std::vector<std::string> out;
+    std::ifstream in("/etc/passwd");
+    std::string line;
+    while (std::getline(in, line)) {
+        auto name = line.substr(0, line.find(':'));
+        if (name.size() > 1 && name[0] == '_' && line.find(":hostd tenant:") != std::string::npos) out.push_back(name);
+    }
+    return out;
 }
 
 void delete_user(const std::string& name) {

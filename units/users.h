@@ -6,6 +6,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace hostd::units {
 
@@ -23,6 +24,9 @@ std::optional<OsUser> find_user(const std::string& name);
 
 // useradd --system --user-group, no home created, shell nologin. Errc::conflict if it exists.
 OsUser create_user(const std::string& name, const std::string& home);
+
+// Every OS user hostd made (named "_<tenant>", comment "hostd tenant").
+std::vector<std::string> hostd_users();
 
 // userdel (and its group); a missing user is fine.
 void delete_user(const std::string& name);

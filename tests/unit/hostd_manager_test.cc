@@ -2,7 +2,11 @@
 // failure at any step undoes exactly what was done before it.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
@@ -14,6 +18,7 @@ using nlohmann::json;
 namespace {
 
 struct FakeMachine {
+    std::mutex mu;  // the Manager calls in from several threads
     std::vector<std::string> calls;
     std::string fail_at;              // verb that throws
     std::set<std::string> images, attached, mounts, users, units;
@@ -28,29 +33,45 @@ public:
         m_.calls.push_back(verb);
         if (m_.fail_at == verb) throw Error(Errc::failed, "injected failure in " + verb);
     }
-    bool port_free(uint16_t p) override { return !m_.busy_ports.count(p); }
-    void create_image(const std::string& path, uint64_t) override { hit("create_image"); m_.images.insert(path); }
-    void remove_image(const std::string& path) override { hit("remove_image"); m_.images.erase(path); }
-    std::string attach_image(const std::string& path) override { hit("attach_image"); m_.attached.insert(path); return "/dev/loop9"; }
-    void detach_image(const std::string& path) override { hit("detach_image"); m_.attached.erase(path); }
-    std::string check_blank_device(const std::string& d) override { hit("check_blank_device"); return d; }
-    void wipe_device(const std::string&) override { hit("wipe_device"); }
-    void format(const std::string&, const std::string&, const std::string&, const std::string&) override { hit("format"); }
-    void mount(const TenantRecord&, const std::string& target, bool) override { hit("mount"); m_.mounts.insert(target); }
-    void unmount(const std::string& target) override { hit("unmount"); m_.mounts.erase(target); }
-    units::OsUser create_user(const std::string& name, const std::string&) override {
+    bool port_free(uint16_t p) override { std::lock_guard g(m_.mu); return !m_.busy_ports.count(p); }
+    void create_image(const std::string& path, uint64_t) override { std::lock_guard g(m_.mu); hit("create_image"); m_.images.insert(path); }
+    void remove_image(const std::string& path) override { std::lock_guard g(m_.mu); hit("remove_image"); m_.images.erase(path); }
+    std::string attach_image(const std::string& path) override { std::lock_guard g(m_.mu); hit("attach_image"); m_.attached.insert(path); return "/dev/loop9"; }
+    void detach_image(const std::string& path) override { std::lock_guard g(m_.mu); hit("detach_image"); m_.attached.erase(path); }
+    std::string check_blank_device(const std::string& d) override { std::lock_guard g(m_.mu); hit("check_blank_device"); return d; }
+    void wipe_device(const std::string&, const std::string&) override { std::lock_guard g(m_.mu); hit("wipe_device"); }
+    void format(const std::string&, const std::string&, const std::string&, const std::string&) override { std::lock_guard g(m_.mu); hit("format"); }
+    void mount(const TenantRecord&, const std::string& target, bool) override { std::lock_guard g(m_.mu); hit("mount"); m_.mounts.insert(target); }
+    void unmount(const std::string& target) override { std::lock_guard g(m_.mu); hit("unmount"); m_.mounts.erase(target); }
+    units::OsUser create_user(const std::string& name, const std::string&) override { std::lock_guard g(m_.mu);
         hit("create_user");
         m_.users.insert(name);
         return {name, 1000, 1000};
     }
-    void delete_user(const std::string& name) override { hit("delete_user"); m_.users.erase(name); }
-    void init_cluster(const TenantRecord&, const std::string&, const units::OsUser&) override { hit("init_cluster"); }
-    void adopt_cluster(const TenantRecord&, const std::string&, const units::OsUser&) override { hit("adopt_cluster"); }
-    void start_unit(const std::string& t, const units::Limits&) override { hit("start_unit"); m_.units.insert(t); }
-    void stop_unit(const std::string& t) override { hit("stop_unit"); m_.units.erase(t); }
-    void wait_sql(const std::string&, uint16_t, const std::string&, const std::string&, int) override { hit("wait_sql"); }
-    void apply_routes(const std::vector<routes::Route>& rs, bool) override { hit("apply_routes"); m_.routes = rs; }
-    json live_status(const TenantRecord&, const std::string&) override { return json::object(); }
+    void delete_user(const std::string& name) override { std::lock_guard g(m_.mu); hit("delete_user"); m_.users.erase(name); }
+    std::optional<units::OsUser> find_user(const std::string& name) override { std::lock_guard g(m_.mu);
+        if (!m_.users.count(name)) return std::nullopt;
+        return units::OsUser{name, 1000, 1000};
+    }
+    Inventory inventory() override { std::lock_guard g(m_.mu);
+        Inventory inv;
+        auto base = [](const std::string& path) {
+            auto b = path.substr(path.rfind('/') + 1);
+            return b.size() > 4 && b.ends_with(".img") ? b.substr(0, b.size() - 4) : b;
+        };
+        inv.units = m_.units;
+        for (auto& mnt : m_.mounts) inv.mounts.insert(base(mnt));
+        for (auto& img : m_.attached) inv.images.insert(base(img));
+        for (auto& u : m_.users) inv.users.insert(u.substr(1));
+        return inv;
+    }
+    void init_cluster(const TenantRecord&, const std::string&, const units::OsUser&) override { std::lock_guard g(m_.mu); hit("init_cluster"); }
+    void adopt_cluster(const TenantRecord&, const std::string&, const units::OsUser&) override { std::lock_guard g(m_.mu); hit("adopt_cluster"); }
+    void start_unit(const std::string& t, const units::Limits&) override { std::lock_guard g(m_.mu); hit("start_unit"); m_.units.insert(t); }
+    void stop_unit(const std::string& t) override { std::lock_guard g(m_.mu); hit("stop_unit"); m_.units.erase(t); }
+    void wait_sql(const std::string&, uint16_t, const std::string&, const std::string&, int) override { std::lock_guard g(m_.mu); hit("wait_sql"); }
+    void apply_routes(const std::vector<routes::Route>& rs, bool) override { std::lock_guard g(m_.mu); hit("apply_routes"); m_.routes = rs; }
+    json live_status(const TenantRecord&, const std::string&) override { std::lock_guard g(m_.mu); return json::object(); }
 
 private:
     FakeMachine& m_;
@@ -105,7 +126,8 @@ TEST_F(AManager, CreatesATenantFromAnEmptyRequestWithConfiguredDefaults) {
 TEST_F(AManager, UndoesEveryStepTakenWhenAnyStepFails) {
     for (std::string verb : {"create_image", "attach_image", "format", "mount", "create_user", "init_cluster",
                              "start_unit", "wait_sql", "apply_routes"}) {
-        m = FakeMachine{};
+        m.calls.clear();
+        m.images.clear(), m.attached.clear(), m.mounts.clear(), m.users.clear(), m.units.clear(), m.routes.clear();
         m.fail_at = verb;
         EXPECT_EQ(code_of([&] { mgr->create("acme", json::object()); }), Errc::failed) << verb;
         EXPECT_TRUE(m.images.empty() && m.attached.empty() && m.mounts.empty() && m.users.empty() && m.units.empty())
@@ -204,4 +226,118 @@ TEST_F(AManager, ReloadsItsTenantsFromTheStateDirectory) {
     Manager again(cfg, std::make_unique<FakeEffects>(m));
     again.load();
     EXPECT_EQ(again.get("acme")["state"], "ready");
+}
+
+// ---- reconcile: what a crash leaves behind is finished, rolled back or removed ----
+
+namespace {
+void write_record(const std::filesystem::path& dir, TenantRecord t) {
+    std::filesystem::create_directories(dir / "tenants");
+    std::ofstream(dir / "tenants" / (t.name + ".toml")) << to_toml(t);
+}
+TenantRecord half_made(const Config& cfg, const std::string& name, TenantState st, const std::string& step) {
+    TenantRecord t;
+    t.name = name;
+    t.state = st;
+    t.step = step;
+    t.spec = {.backend = "loop", .filesystem = "ext4", .disk_size = 1ull << 30, .memory = 256ull << 20, .cpu = 1, .tasks = 512};
+    t.image = cfg.loop_dir + "/" + name + ".img";
+    t.os_user = "_" + name;
+    t.fs_uuid = "11111111-1111-4111-8111-111111111111";
+    t.port = 25001;
+    t.public_port = 28001;
+    return t;
+}
+}  // namespace
+
+TEST_F(AManager, RollsBackACreateThatACrashCutOffMidway) {
+    write_record(dir, half_made(cfg, "acme", TenantState::creating, "initdb"));
+    m.images = {cfg.loop_dir + "/acme.img"};
+    m.attached = m.images;
+    m.mounts = {cfg.mount_root + "/acme"};
+    m.users = {"_acme"};
+    Manager again(cfg, std::make_unique<FakeEffects>(m));
+    again.start();
+    EXPECT_TRUE(machine_is_clean());
+    EXPECT_EQ(code_of([&] { again.get("acme"); }), Errc::not_found);
+    EXPECT_FALSE(std::filesystem::exists(dir / "tenants" / "acme.toml"));
+}
+
+TEST_F(AManager, FinishesADeleteThatACrashCutOffMidway) {
+    auto t = half_made(cfg, "acme", TenantState::deleting, "unmount");
+    t.purge = false;
+    write_record(dir, t);
+    m.images = {cfg.loop_dir + "/acme.img"};
+    m.attached = m.images;
+    m.users = {"_acme"};
+    Manager again(cfg, std::make_unique<FakeEffects>(m));
+    again.start();
+    EXPECT_TRUE(m.attached.empty() && m.users.empty() && m.mounts.empty());
+    EXPECT_EQ(m.images.size(), 1u);  // kept: the delete was without purge
+    EXPECT_EQ(again.get("acme")["state"], "detached");
+}
+
+TEST_F(AManager, BringsBackEveryReadyTenantAfterAReboot) {
+    mgr->create("acme", json::object());
+    // A reboot: nothing is attached, mounted or running any more; files and users remain.
+    m.attached.clear();
+    m.mounts.clear();
+    m.units.clear();
+    m.routes.clear();
+    Manager again(cfg, std::make_unique<FakeEffects>(m));
+    again.start();
+    EXPECT_EQ(m.attached.size(), 1u);
+    EXPECT_EQ(m.mounts.size(), 1u);
+    EXPECT_EQ(m.units, (std::set<std::string>{"acme"}));
+    EXPECT_EQ(m.routes.size(), 1u);
+}
+
+TEST_F(AManager, LeavesATenantDownAndSaysWhyWhenItsDiskIsMissing) {
+    mgr->create("acme", json::object());
+    m.attached.clear();
+    m.mounts.clear();
+    m.units.clear();
+    m.fail_at = "mount";
+    Manager again(cfg, std::make_unique<FakeEffects>(m));
+    again.start();
+    EXPECT_TRUE(m.units.empty());   // never started on an unmounted directory
+    EXPECT_TRUE(m.routes.empty());  // never routed while down
+    EXPECT_NE(again.get("acme").value("problem", ""), "");
+    EXPECT_EQ(std::count(m.calls.begin(), m.calls.end(), "init_cluster"), 1);  // only the original create
+}
+
+TEST_F(AManager, RemovesWhatNoTenantOwns) {
+    m.units = {"ghost"};
+    m.mounts = {cfg.mount_root + "/ghost"};
+    m.attached = {cfg.loop_dir + "/ghost.img"};
+    m.users = {"_ghost"};
+    mgr->reconcile();
+    EXPECT_TRUE(m.units.empty() && m.mounts.empty() && m.attached.empty() && m.users.empty());
+}
+
+TEST_F(AManager, ReconcileIsIdempotent) {
+    mgr->create("acme", json::object());
+    mgr->create("beta", json::object());
+    mgr->remove("beta", false);
+    auto first = mgr->reconcile();
+    auto second = mgr->reconcile();
+    EXPECT_TRUE(second["actions"].empty()) << second.dump();
+    EXPECT_EQ(m.units, (std::set<std::string>{"acme"}));
+    EXPECT_EQ(m.routes.size(), 1u);
+}
+
+TEST_F(AManager, TwentyParallelCreatesOfDistinctNamesAllSucceed) {
+    std::vector<std::thread> ts;
+    std::atomic<int> ok{0};
+    for (int i = 0; i < 20; i++)
+        ts.emplace_back([&, i] {
+            try {
+                mgr->create("t" + std::to_string(i), json::object());
+                ok++;
+            } catch (const Error&) {
+            }
+        });
+    for (auto& t : ts) t.join();
+    EXPECT_EQ(ok, 20);
+    EXPECT_EQ(mgr->list().size(), 20u);
 }

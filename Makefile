@@ -28,6 +28,7 @@ unit: build
 # End-to-end in a throwaway systemd machine (tests/testbed).
 e2e: build
 	BUILD=$(abspath $(BUILD)) tests/e2e/run
+	BUILD=$(abspath $(BUILD)) tests/e2e/lifecycle
 
 test: unit e2e
 

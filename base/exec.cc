@@ -45,6 +45,11 @@ std::string tail_lines(const std::string& s, size_t max_chars = 600) {
 
 }  // namespace
 
+std::shared_mutex& fd_inheritance_lock() {
+    static std::shared_mutex m;
+    return m;
+}
+
 ExecResult exec(const ExecOptions& opts) {
     if (opts.argv.empty()) throw Error(Errc::failed, "exec: empty argv");
     // Everything the child needs is prepared before fork: only async-signal-safe calls after it.
@@ -58,6 +63,7 @@ ExecResult exec(const ExecOptions& opts) {
     if ((opts.uid || opts.gid) && ::fchown(in.read.get(), opts.uid ? *opts.uid : -1, opts.gid ? *opts.gid : -1) < 0)
         throw_errno(errno, "Failed to hand stdin to the user of '" + opts.argv[0] + "'");
 
+    std::shared_lock inheritance(fd_inheritance_lock());
     pid_t pid = ::fork();
     if (pid < 0) throw_errno(errno, "Failed to fork for '" + opts.argv[0] + "'");
     if (pid == 0) {
@@ -88,6 +94,7 @@ ExecResult exec(const ExecOptions& opts) {
 
     int child_errno = 0;
     ssize_t n = ::read(status.read.get(), &child_errno, sizeof child_errno);
+    inheritance.unlock();  // the child has exec'd (or failed to): it holds none of our fds now
     if (n == sizeof child_errno) {
         ::waitpid(pid, nullptr, 0);
         throw_errno(child_errno, "Failed to run '" + opts.argv[0] + "'");

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,12 @@ struct ExecResult {
     std::string out;
     std::string err;
 };
+
+// Held shared by exec() from fork until the child has exec'd (until then the child holds
+// copies of every fd of this process, O_CLOEXEC ones included). Take it exclusively around
+// an fd whose lifetime matters to others, such as an O_EXCL claim on a block device, so no
+// child can keep it alive after it is closed.
+std::shared_mutex& fd_inheritance_lock();
 
 // Runs to completion. Throws hostd::Error only when the program cannot be started
 // or times out (then it is killed).

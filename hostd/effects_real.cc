@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
@@ -55,6 +56,9 @@ public:
     }
     void remove_image(const std::string& path) override { remove_file(path); }
     std::string attach_image(const std::string& path) override {
+        // One attach at a time in this process: concurrent creates would otherwise race for
+        // the same free device.
+        std::lock_guard g(attach_mu_);
         if (auto dev = storage::loop_find(path)) return *dev;
         return storage::loop_attach(path);
     }
@@ -228,6 +232,7 @@ private:
     }
 
     Config cfg_;
+    std::mutex attach_mu_;
 };
 
 }  // namespace

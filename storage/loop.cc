@@ -130,6 +130,10 @@ std::string loop_attach(const std::string& path) {
     std::strncpy(reinterpret_cast<char*>(cfg.info.lo_file_name), canon->c_str(), LO_NAME_SIZE - 1);
 
     for (const LoopNode& n : loop_nodes()) {
+        // Skip bound devices without touching them: LOOP_CONFIGURE briefly claims the device
+        // even when it then fails with EBUSY, and that claim makes another process's
+        // exclusive open (mkfs on the device it just bound) fail.
+        if (::access(("/sys/block/loop" + std::to_string(n.index) + "/loop/backing_file").c_str(), F_OK) == 0) continue;
         Fd node;
         if (open_loop_node(n.path, O_RDWR, node) != NodeState::open) continue;
         const int err = configure(node, cfg);

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <mutex>
 #include <cstdio>
 
 #include "base/error.h"
@@ -160,6 +161,9 @@ std::string check_blank_device(const std::string& device) {
     // An exclusive open fails while the kernel has the device claimed by anyone: a mount in
     // another mount namespace, swap, device-mapper, md. Held until the probe is done so no
     // one can mount it in between.
+    // No fork may copy the claim: a child would hold it past our close, and the mkfs that
+    // follows would find the device busy.
+    std::unique_lock no_forks(fd_inheritance_lock());
     Fd claim(::open(canon->c_str(), O_RDONLY | O_EXCL | O_CLOEXEC));
     if (!claim) {
         if (errno == EBUSY)

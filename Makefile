@@ -29,6 +29,7 @@ unit: build
 e2e: build
 	BUILD=$(abspath $(BUILD)) tests/e2e/run
 	BUILD=$(abspath $(BUILD)) tests/e2e/lifecycle
+	BUILD=$(abspath $(BUILD)) tests/e2e/isolation
 
 test: unit e2e
 

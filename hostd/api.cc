@@ -64,6 +64,12 @@ const std::vector<Route>& route_table() {
              }
              return Reply{201, {{"tenant", m.create(n, body)}}};
          }},
+        {"PATCH", "/v1/tenants/",
+         [](Manager& m, const Request& r, const std::string& n) {
+             auto body = nlohmann::json::parse(r.body.empty() ? "{}" : r.body, nullptr, false);
+             if (body.is_discarded()) throw Error(Errc::invalid, "The request body is not valid JSON", "body");
+             return Reply{200, {{"tenant", m.set_limits(n, body)}}};
+         }},
         {"DELETE", "/v1/tenants/",
          [](Manager& m, const Request& r, const std::string& n) { return Reply{200, {{"tenant", m.remove(n, r.purge)}}}; }},
         {"GET", "/v1/host", [](Manager& m, const Request&, const std::string&) { return Reply{200, {{"host", m.host()}}}; }},

@@ -65,6 +65,10 @@ public:
     // Unit: set limits, start and wait for the job; stop also forgets failure and drop-ins.
     virtual void start_unit(const std::string& tenant, const units::Limits& limits) = 0;
     virtual void stop_unit(const std::string& tenant) = 0;
+    // Live change of a running tenant: new limits on its unit (persisted by systemd), the
+    // tuning derived from them rewritten, PostgreSQL reloaded. Returns the settings that
+    // PostgreSQL says wait for a restart (pg_settings.pending_restart).
+    virtual std::vector<std::string> apply_limits(const TenantRecord& t, const std::string& mountpoint) = 0;
 
     // libpq SELECT 1, retried until timeout.
     virtual void wait_sql(const std::string& host, uint16_t port, const std::string& user,

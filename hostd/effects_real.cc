@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <mutex>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
@@ -163,6 +164,26 @@ public:
         sd.reset_failed(unit);
         sd.set_limits(unit, limits, /*runtime=*/false);
         sd.start(unit);
+    }
+
+    std::vector<std::string> apply_limits(const TenantRecord& t, const std::string& mp) override {
+        auto sd = units::Systemd::connect();
+        auto unit = units::tenant_unit(t.name);
+        sd.set_limits(unit, {.memory_max = t.spec.memory, .cpus = t.spec.cpu, .tasks_max = t.spec.tasks,
+                             .io_weight = t.spec.io_weight});
+        auto u = units::find_user(t.os_user);
+        if (!u) throw Error(Errc::failed, "OS user '" + t.os_user + "' of tenant '" + t.name + "' is missing; run hostctl reconcile");
+        write_file_atomic(mp + "/pgdata/postgresql.conf", pgconf::render_postgresql_conf(cluster_spec(t)), 0600, u->uid, u->gid);
+        sd.reload(unit);
+        // The reload is a signal: give the postmaster a moment before asking what is pending.
+        std::vector<std::string> pending;
+        pgconf::ConnParams p{.host = "127.0.0.1", .port = t.port, .user = t.admin_user, .password = t.password};
+        for (int i = 0; i < 10; i++) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            pending = pgconf::query_column(p, "SELECT name FROM pg_settings WHERE pending_restart ORDER BY name");
+            if (!pending.empty()) break;
+        }
+        return pending;
     }
 
     void stop_unit(const std::string& tenant) override {

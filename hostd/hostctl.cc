@@ -204,6 +204,41 @@ int main(int argc, char** argv) {
         else std::cout << u << "\n";
     });
 
+    // set
+    auto* set = app.add_subcommand("set", "Change a tenant's limits live (no restart where systemd can apply them)");
+    set->footer("Example: hostctl set acme --memory 1G --cpu 2");
+    std::string set_memory;
+    double set_cpu = 0;
+    uint64_t set_tasks = 0, set_io = 0;
+    set->add_option("name", name, "Tenant name")->required();
+    set->add_option("--memory", set_memory, "Memory limit, e.g. 1G");
+    set->add_option("--cpu", set_cpu, "CPU quota in CPUs, e.g. 2");
+    set->add_option("--tasks", set_tasks, "Most processes/threads");
+    set->add_option("--io-weight", set_io, "IO weight 1..10000 (default 100)");
+    set->callback([&] {
+        json body = json::object();
+        if (!set_memory.empty()) body["memory"] = set_memory;
+        if (set->count("--cpu")) body["cpu"] = set_cpu;
+        if (set->count("--tasks")) body["tasks"] = set_tasks;
+        if (set->count("--io-weight")) body["io_weight"] = set_io;
+        if (body.empty()) {
+            std::cerr << "hostctl: nothing to change; give --memory, --cpu, --tasks or --io-weight\n";
+            code = kInvalid;
+            return;
+        }
+        json out;
+        if (!call(ctx, "PATCH", tenant_path(name), &body, out, code)) return;
+        if (ctx.json_out) {
+            std::cout << out.dump(2) << "\n";
+            return;
+        }
+        auto& t = out["tenant"];
+        std::cout << "Tenant '" << name << "' now has memory " << hostd::format_size(t.value("memory", uint64_t{0}))
+                  << ", cpu " << t.value("cpu", 0.0) << ", tasks " << str(t, "tasks") << ".\n";
+        if (!t["pending_restart"].empty())
+            std::cout << "PostgreSQL applies " << t["pending_restart"].dump() << " at its next restart.\n";
+    });
+
     // delete
     auto* del = app.add_subcommand("delete", "Delete a tenant; its data is kept unless --purge");
     del->footer("Example: hostctl delete acme --purge --yes");

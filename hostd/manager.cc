@@ -46,6 +46,10 @@ std::string now_rfc3339() {
 
 std::string records_dir(const Config& c) { return c.state_dir + "/tenants"; }
 
+units::Limits limits_of(const TenantSpec& s) {
+    return {.memory_max = s.memory, .cpus = s.cpu, .tasks_max = s.tasks, .io_weight = s.io_weight};
+}
+
 class StepTimer {
 public:
     StepTimer() : t0_(std::chrono::steady_clock::now()) {}
@@ -245,7 +249,7 @@ nlohmann::json Manager::create(const std::string& name, const nlohmann::json& bo
         });
         step("start", [&] {
             rb.add("unit", [&] { fx_->stop_unit(name); });
-            fx_->start_unit(name, {.memory_max = t.spec.memory, .cpus = t.spec.cpu, .tasks_max = t.spec.tasks});
+            fx_->start_unit(name, limits_of(t.spec));
         });
         step("check", [&] { fx_->wait_sql("127.0.0.1", t.port, t.admin_user, t.password, 10000); });
         step("route", [&] {
@@ -372,7 +376,7 @@ void Manager::converge(TenantRecord t, nlohmann::json& actions) {
             auto u = fx_->create_user(t.os_user, mp);
             fx_->adopt_cluster(t, mp, u);
         }
-        fx_->start_unit(t.name, {.memory_max = t.spec.memory, .cpus = t.spec.cpu, .tasks_max = t.spec.tasks});
+        fx_->start_unit(t.name, limits_of(t.spec));
         std::lock_guard g(mu_);
         routed_.insert(t.name);
         problems_.erase(t.name);
@@ -474,6 +478,44 @@ nlohmann::json Manager::remove(const std::string& name, bool purge) {
     finish_detach(t);
     log::info("Tenant deleted; its data is kept for a create with reuse", name);
     return {{"name", name}, {"state", "detached"}, {"purged", false}};
+}
+
+nlohmann::json Manager::set_limits(const std::string& name, const nlohmann::json& body) {
+    validate_name(name);
+    refuse_unknown_fields(body);
+    auto u = parse_limits_update(body, cfg_);
+    OpLock op(*this, name);
+    TenantRecord t;
+    {
+        std::lock_guard g(mu_);
+        auto it = records_.find(name);
+        if (it == records_.end()) throw Error(Errc::not_found, "No tenant named '" + name + "'");
+        t = it->second;
+    }
+    if (t.state != TenantState::ready)
+        throw Error(Errc::conflict, "Tenant '" + name + "' is " + std::string(to_string(t.state)) + "; limits change only on a ready tenant");
+    TenantRecord before = t;
+    if (u.memory) t.spec.memory = *u.memory;
+    if (u.cpu) t.spec.cpu = *u.cpu;
+    if (u.tasks) t.spec.tasks = *u.tasks;
+    if (u.io_weight) t.spec.io_weight = *u.io_weight;
+    save(t);  // the record is the truth a reconcile or a reboot re-applies
+    std::vector<std::string> pending;
+    try {
+        pending = fx_->apply_limits(t, mountpoint_of(cfg_, name));
+    } catch (const Error& e) {
+        save(before);
+        try {
+            fx_->apply_limits(before, mountpoint_of(cfg_, name));
+        } catch (const Error& e2) {
+            log::error(std::string("Failed to restore the previous limits: ") + e2.what(), name);
+        }
+        throw Error(e.code(), "Failed to change the limits of tenant '" + name + "': " + e.what());
+    }
+    log::info("Limits changed live", name);
+    auto j = to_json(cfg_, t, false);
+    j["pending_restart"] = pending;
+    return j;
 }
 
 nlohmann::json Manager::get(const std::string& name) {

@@ -36,6 +36,9 @@ public:
     // DELETE: tears down route, unit, mount, loop device, user; purge also destroys the data.
     nlohmann::json remove(const std::string& name, bool purge);
     nlohmann::json get(const std::string& name);
+    // PATCH: memory, cpu, tasks, io_weight changed on the running unit without a restart;
+    // the reply lists PostgreSQL settings that wait for a restart.
+    nlohmann::json set_limits(const std::string& name, const nlohmann::json& body);
     nlohmann::json list();
     nlohmann::json host();
 

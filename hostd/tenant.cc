@@ -46,8 +46,8 @@ namespace {
 uint64_t host_memory() { return static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)); }
 double host_cpus() { return static_cast<double>(::sysconf(_SC_NPROCESSORS_ONLN)); }
 
-uint64_t size_field(const nlohmann::json& body, const char* field, uint64_t dflt, uint64_t lo, uint64_t hi) {
-    if (!body.contains(field) || body[field].is_null()) return dflt;
+std::optional<uint64_t> size_field(const nlohmann::json& body, const char* field, uint64_t lo, uint64_t hi) {
+    if (!body.contains(field) || body[field].is_null()) return std::nullopt;
     const auto& v = body[field];
     std::optional<uint64_t> bytes;
     if (v.is_string()) bytes = parse_size(v.get<std::string>());
@@ -57,19 +57,45 @@ uint64_t size_field(const nlohmann::json& body, const char* field, uint64_t dflt
     if (*bytes < lo || *bytes > hi)
         throw Error(Errc::invalid, std::string("'") + field + "' is " + format_size(*bytes) + "; it must be between " +
                                        format_size(lo) + " and " + format_size(hi), field);
-    return *bytes;
+    return bytes;
 }
 
-}  // namespace
+std::optional<double> cpu_field(const nlohmann::json& body, const Config& cfg) {
+    if (!body.contains("cpu")) return std::nullopt;
+    double max_cpu = cfg.max_cpu > 0 ? cfg.max_cpu : host_cpus();
+    const auto& v = body["cpu"];
+    if (!v.is_number()) throw Error(Errc::invalid, "'cpu' must be a number of CPUs such as 0.5 or 2", "cpu");
+    double cpu = v.get<double>();
+    if (!std::isfinite(cpu) || cpu < 0.01 || cpu > max_cpu) {
+        std::ostringstream o;
+        o << "'cpu' must be between 0.01 and " << max_cpu << " (CPUs on this host)";
+        throw Error(Errc::invalid, o.str(), "cpu");
+    }
+    return cpu;
+}
 
-CreateRequest parse_create_request(const nlohmann::json& body, const Config& cfg) {
+std::optional<uint64_t> count_field(const nlohmann::json& body, const char* field, uint64_t lo, uint64_t hi) {
+    if (!body.contains(field)) return std::nullopt;
+    const auto& v = body[field];
+    if (!v.is_number_unsigned() || v.get<uint64_t>() < lo || v.get<uint64_t>() > hi)
+        throw Error(Errc::invalid, std::string("'") + field + "' must be an integer between " + std::to_string(lo) +
+                                       " and " + std::to_string(hi), field);
+    return v.get<uint64_t>();
+}
+
+void refuse_unknown(const nlohmann::json& body, std::initializer_list<const char*> known) {
     if (!body.is_object()) throw Error(Errc::invalid, "The request body must be a JSON object", "body");
-    static const char* known[] = {"disk_size", "memory", "cpu", "tasks", "device", "backend", "reuse"};
     for (auto& [k, _] : body.items()) {
         bool ok = false;
         for (auto* kn : known) ok |= (k == kn);
         if (!ok) throw Error(Errc::invalid, "Unknown field '" + k + "'", k);
     }
+}
+
+}  // namespace
+
+CreateRequest parse_create_request(const nlohmann::json& body, const Config& cfg) {
+    refuse_unknown(body, {"disk_size", "memory", "cpu", "tasks", "io_weight", "device", "backend", "reuse"});
     CreateRequest r;
     TenantSpec& s = r.spec;
     s.filesystem = cfg.filesystem;
@@ -92,34 +118,28 @@ CreateRequest parse_create_request(const nlohmann::json& body, const Config& cfg
     if (s.backend == "loop" && !s.device.empty())
         throw Error(Errc::invalid, "'device' cannot be used with the loop backend", "device");
 
-    s.disk_size = size_field(body, "disk_size", cfg.disk_size, cfg.min_disk_size, cfg.max_disk_size);
-    uint64_t max_mem = cfg.max_memory ? cfg.max_memory : host_memory();
-    s.memory = size_field(body, "memory", cfg.memory, cfg.min_memory, max_mem);
-
-    double max_cpu = cfg.max_cpu > 0 ? cfg.max_cpu : host_cpus();
-    s.cpu = cfg.cpu;
-    if (body.contains("cpu")) {
-        const auto& v = body["cpu"];
-        if (!v.is_number()) throw Error(Errc::invalid, "'cpu' must be a number of CPUs such as 0.5 or 2", "cpu");
-        s.cpu = v.get<double>();
-        if (!std::isfinite(s.cpu) || s.cpu < 0.01 || s.cpu > max_cpu) {
-            std::ostringstream o;
-            o << "'cpu' must be between 0.01 and " << max_cpu << " (CPUs on this host)";
-            throw Error(Errc::invalid, o.str(), "cpu");
-        }
-    }
-    s.tasks = cfg.tasks;
-    if (body.contains("tasks")) {
-        const auto& v = body["tasks"];
-        if (!v.is_number_unsigned() || v.get<uint64_t>() < 16 || v.get<uint64_t>() > cfg.max_tasks)
-            throw Error(Errc::invalid, "'tasks' must be an integer between 16 and " + std::to_string(cfg.max_tasks), "tasks");
-        s.tasks = v.get<uint64_t>();
-    }
+    s.disk_size = size_field(body, "disk_size", cfg.min_disk_size, cfg.max_disk_size).value_or(cfg.disk_size);
+    auto limits = parse_limits_update(body, cfg);
+    s.memory = limits.memory.value_or(cfg.memory);
+    s.cpu = limits.cpu.value_or(cfg.cpu);
+    s.tasks = limits.tasks.value_or(cfg.tasks);
+    s.io_weight = limits.io_weight.value_or(0);
     if (body.contains("reuse")) {
         if (!body["reuse"].is_boolean()) throw Error(Errc::invalid, "'reuse' must be true or false", "reuse");
         r.reuse = body["reuse"].get<bool>();
     }
     return r;
+}
+
+void refuse_unknown_fields(const nlohmann::json& body) { refuse_unknown(body, {"memory", "cpu", "tasks", "io_weight"}); }
+
+LimitsUpdate parse_limits_update(const nlohmann::json& body, const Config& cfg) {
+    LimitsUpdate u;
+    u.memory = size_field(body, "memory", cfg.min_memory, cfg.max_memory ? cfg.max_memory : host_memory());
+    u.cpu = cpu_field(body, cfg);
+    u.tasks = count_field(body, "tasks", 16, cfg.max_tasks);
+    u.io_weight = count_field(body, "io_weight", 1, 10000);
+    return u;
 }
 
 std::string mountpoint_of(const Config& cfg, const std::string& tenant) { return cfg.mount_root + "/" + tenant; }
@@ -138,6 +158,7 @@ nlohmann::json to_json(const Config& cfg, const TenantRecord& t, bool with_secre
         {"memory", t.spec.memory},
         {"cpu", t.spec.cpu},
         {"tasks", t.spec.tasks},
+        {"io_weight", t.spec.io_weight},
         {"fs_uuid", t.fs_uuid},
         {"label", t.label},
         {"device", t.device},
@@ -169,6 +190,7 @@ std::string to_toml(const TenantRecord& t) {
         {"memory", static_cast<int64_t>(t.spec.memory)},
         {"cpu", t.spec.cpu},
         {"tasks", static_cast<int64_t>(t.spec.tasks)},
+        {"io_weight", static_cast<int64_t>(t.spec.io_weight)},
     };
     toml::table facts{
         {"fs_uuid", t.fs_uuid},     {"label", t.label},
@@ -215,6 +237,7 @@ TenantRecord from_toml(std::string_view text, const std::string& source) {
     t.spec.memory = static_cast<uint64_t>(sp["memory"].value_or(int64_t{0}));
     t.spec.cpu = sp["cpu"].value_or(0.0);
     t.spec.tasks = static_cast<uint64_t>(sp["tasks"].value_or(int64_t{0}));
+    t.spec.io_weight = static_cast<uint64_t>(sp["io_weight"].value_or(int64_t{0}));
     auto f = doc["facts"];
     t.fs_uuid = f["fs_uuid"].value_or(std::string{});
     t.label = f["label"].value_or(std::string{});

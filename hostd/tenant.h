@@ -33,6 +33,7 @@ struct TenantSpec {
     uint64_t memory = 0;        // MemoryMax, bytes
     double cpu = 0;             // CPUs
     uint64_t tasks = 0;         // TasksMax
+    uint64_t io_weight = 0;     // IOWeight (1..10000; 0: systemd's default, 100)
 };
 
 struct CreateRequest {
@@ -43,6 +44,17 @@ struct CreateRequest {
 // Body of PUT /v1/tenants/{name}: every field optional, defaults from the config.
 // Throws Errc::invalid naming the field.
 CreateRequest parse_create_request(const nlohmann::json& body, const Config& cfg);
+
+// Body of PATCH /v1/tenants/{name}: the limits to change live (each optional).
+struct LimitsUpdate {
+    std::optional<uint64_t> memory;
+    std::optional<double> cpu;
+    std::optional<uint64_t> tasks;
+    std::optional<uint64_t> io_weight;
+};
+LimitsUpdate parse_limits_update(const nlohmann::json& body, const Config& cfg);
+// Throws Errc::invalid for a field a PATCH cannot change (disk, backend...).
+void refuse_unknown_fields(const nlohmann::json& body);
 
 struct TenantRecord {
     std::string name;

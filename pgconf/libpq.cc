@@ -101,3 +101,18 @@ void exec_sql(const ConnParams& p, const std::string& sql) {
 }
 
 }  // namespace hostd::pgconf
+
+namespace hostd::pgconf {
+
+std::vector<std::string> query_column(const ConnParams& p, const std::string& sql) {
+    Conn c = connect(p);
+    Result r(PQexec(c.get(), sql.c_str()));
+    if (!r) throw Error(Errc::failed, "SQL on " + where(p) + " failed: " + one_line(PQerrorMessage(c.get())));
+    if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+        throw Error(Errc::failed, "SQL on " + where(p) + " failed: " + one_line(PQresultErrorMessage(r.get())));
+    std::vector<std::string> out;
+    for (int i = 0; i < PQntuples(r.get()); i++) out.emplace_back(PQgetvalue(r.get(), i, 0));
+    return out;
+}
+
+}  // namespace hostd::pgconf

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace hostd::pgconf {
 
@@ -60,6 +61,9 @@ void check_select1(const ConnParams& p);
 // Retries check_select1 until it succeeds or timeout passes (then rethrows the last error).
 void wait_select1(const ConnParams& p, std::chrono::milliseconds timeout,
                   std::chrono::milliseconds interval = std::chrono::milliseconds(20));
+
+// Runs a query and returns its first column; throws like exec_sql.
+std::vector<std::string> query_column(const ConnParams& p, const std::string& sql);
 
 // Runs one SQL command (no result rows needed); throws Errc::failed with the server message.
 void exec_sql(const ConnParams& p, const std::string& sql);

@@ -147,6 +147,7 @@ void Systemd::set_limits(const std::string& unit, const Limits& l, bool runtime)
     if (r >= 0 && l.cpus > 0)
         r = sd_bus_message_append(m.get(), "(sv)", "CPUQuotaPerSecUSec", "t", static_cast<uint64_t>(std::llround(l.cpus * 1e6)));
     if (r >= 0 && l.tasks_max) r = sd_bus_message_append(m.get(), "(sv)", "TasksMax", "t", l.tasks_max);
+    if (r >= 0 && l.io_weight) r = sd_bus_message_append(m.get(), "(sv)", "IOWeight", "t", l.io_weight);
     if (r >= 0) r = sd_bus_message_close_container(m.get());
     if (r < 0) throw Error(Errc::failed, "Failed to build a SetUnitProperties call");
     BusError err;

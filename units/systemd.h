@@ -22,6 +22,7 @@ struct Limits {
     uint64_t memory_max = 0;  // bytes; MemoryMax=
     double cpus = 0;          // CPUs; CPUQuota= cpus*100%  (0: no quota)
     uint64_t tasks_max = 0;   // TasksMax= (0: leave as is)
+    uint64_t io_weight = 0;   // IOWeight= 1..10000 (0: leave as is)
 };
 
 struct UnitStatus {

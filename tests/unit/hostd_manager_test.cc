@@ -24,6 +24,7 @@ struct FakeMachine {
     std::set<std::string> images, attached, mounts, users, units;
     std::set<uint16_t> busy_ports;
     std::vector<routes::Route> routes;
+    uint64_t applied_memory = 0;
 };
 
 class FakeEffects final : public Effects {
@@ -68,6 +69,12 @@ public:
     void init_cluster(const TenantRecord&, const std::string&, const units::OsUser&) override { std::lock_guard g(m_.mu); hit("init_cluster"); }
     void adopt_cluster(const TenantRecord&, const std::string&, const units::OsUser&) override { std::lock_guard g(m_.mu); hit("adopt_cluster"); }
     void start_unit(const std::string& t, const units::Limits&) override { std::lock_guard g(m_.mu); hit("start_unit"); m_.units.insert(t); }
+    std::vector<std::string> apply_limits(const TenantRecord& t, const std::string&) override {
+        std::lock_guard g(m_.mu);
+        hit("apply_limits");
+        m_.applied_memory = t.spec.memory;
+        return {};
+    }
     void stop_unit(const std::string& t) override { std::lock_guard g(m_.mu); hit("stop_unit"); m_.units.erase(t); }
     void wait_sql(const std::string&, uint16_t, const std::string&, const std::string&, int) override { std::lock_guard g(m_.mu); hit("wait_sql"); }
     void apply_routes(const std::vector<routes::Route>& rs, bool) override { std::lock_guard g(m_.mu); hit("apply_routes"); m_.routes = rs; }
@@ -340,4 +347,29 @@ TEST_F(AManager, TwentyParallelCreatesOfDistinctNamesAllSucceed) {
     for (auto& t : ts) t.join();
     EXPECT_EQ(ok, 20);
     EXPECT_EQ(mgr->list().size(), 20u);
+}
+
+TEST_F(AManager, ChangesLimitsLiveAndRemembersThem) {
+    mgr->create("acme", json::object());
+    auto t = mgr->set_limits("acme", {{"memory", "512M"}, {"cpu", 0.5}});
+    EXPECT_EQ(t["memory"], 512ull << 20);
+    EXPECT_EQ(m.applied_memory, 512ull << 20);
+    Manager again(cfg, std::make_unique<FakeEffects>(m));
+    again.load();
+    EXPECT_EQ(again.get("acme")["memory"], 512ull << 20);
+    EXPECT_DOUBLE_EQ(again.get("acme")["cpu"].get<double>(), 0.5);
+}
+
+TEST_F(AManager, RefusesALimitsChangeItCannotMakeLive) {
+    mgr->create("acme", json::object());
+    EXPECT_EQ(code_of([&] { mgr->set_limits("acme", {{"disk_size", "2G"}}); }), Errc::invalid);
+    EXPECT_EQ(code_of([&] { mgr->set_limits("acme", {{"memory", "1M"}}); }), Errc::invalid);
+    EXPECT_EQ(code_of([&] { mgr->set_limits("nobody", {{"memory", "512M"}}); }), Errc::not_found);
+}
+
+TEST_F(AManager, KeepsTheOldLimitsWhenApplyingNewOnesFails) {
+    mgr->create("acme", json::object());
+    m.fail_at = "apply_limits";
+    EXPECT_EQ(code_of([&] { mgr->set_limits("acme", {{"memory", "512M"}}); }), Errc::failed);
+    EXPECT_EQ(mgr->get("acme")["memory"], cfg.memory);
 }

@@ -8,7 +8,7 @@ in_tb() { "$TB" run "$TB_NAME" -- "$@"; }
 # host's own /usr and /etc are untouched).
 tb_boot_and_install() {
     local loops=${1:-24}
-    "$TB" up "$TB_NAME" --loops "$loops" >/dev/null
+    "$TB" up "$TB_NAME" --loops "$loops" ${TB_UP_ARGS:-} >/dev/null
     local root
     root=$("$TB" root "$TB_NAME")
     DESTDIR="$root" cmake --install "$BUILD" >/dev/null

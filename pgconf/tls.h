@@ -1,0 +1,64 @@
+// TLS for tenants: hostd keeps a local CA and issues each tenant a server certificate, so
+// clients can connect with `sslmode=verify-full sslrootcert=ca.crt` to the host name (or IP
+// address) in the tenant's URL. OpenSSL 3 underneath; throws hostd::Error (base/error.h) with
+// OpenSSL's own error strings; never logs.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace hostd::pgconf {
+
+struct CaPaths {
+    std::string cert;  // e.g. /var/lib/hostd/ca/ca.crt (0644)
+    std::string key;   // e.g. /var/lib/hostd/ca/ca.key (0600)
+};
+
+// Loads the CA from its two files and checks that they belong together and that the
+// certificate is a CA; or, when neither file exists, creates it: an EC P-256 key, a
+// self-signed certificate with basicConstraints CA:TRUE (critical), keyUsage keyCertSign and
+// cRLSign (critical), subject CN "hostd local CA <hostname>", valid for 10 years. The
+// directory is created (0700) if missing; both files are written with write_file_atomic, the
+// key first and with mode 0600. Only one of the two files present → Errc::failed, naming the
+// one to remove or restore; a CA is never created over a half-present one.
+void ensure_ca(const CaPaths& ca);
+
+struct ServerCertRequest {
+    std::string tenant;              // the subject's CN
+    std::vector<std::string> names;  // subjectAltName, at least one: an IPv4/IPv6 address → IP,
+                                     // anything else → DNS (a host name; "*." first is allowed)
+    int days = 825;                  // 1..3650
+};
+
+struct PemPair {
+    std::string cert_pem;
+    std::string key_pem;  // PKCS#8, unencrypted: hand it to the tenant's user, mode 0600
+};
+
+// Issues a server certificate signed by the CA (SHA-256): a fresh EC P-256 key, a random
+// 128-bit serial, basicConstraints CA:FALSE, keyUsage digitalSignature, extendedKeyUsage
+// serverAuth, subjectAltName from names, key identifiers. Valid from 5 minutes ago (clock skew)
+// for `days`. Bad input → Errc::invalid with the field ("tenant", "names", "days"); the CA
+// missing → Errc::not_found.
+PemPair issue_server_cert(const CaPaths& ca, const ServerCertRequest& req);
+
+// The CA certificate as PEM (what `hostctl ca` prints, and clients use as sslrootcert).
+std::string ca_certificate_pem(const CaPaths& ca);
+
+struct CertInfo {
+    std::vector<std::string> names;  // subjectAltName entries, in order: "127.0.0.1", "::1", "db.example.com"
+    long days_left = 0;              // whole days until notAfter; negative once expired
+    std::string subject_cn;
+    std::string issuer_cn;
+};
+
+// Parses one PEM certificate (Errc::invalid if it is not one).
+CertInfo inspect_cert(const std::string& cert_pem);
+
+// Whether a certificate described by info should be replaced to serve req: a name of req is
+// missing from it (an address compared as an address, a DNS name case-insensitively), its CN
+// is not req.tenant, or fewer than renew_before_days days are left. A name in req that
+// issue_server_cert would refuse → Errc::invalid.
+bool needs_reissue(const CertInfo& info, const ServerCertRequest& req, long renew_before_days = 30);
+
+}  // namespace hostd::pgconf

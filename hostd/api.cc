@@ -72,6 +72,7 @@ const std::vector<Route>& route_table() {
          }},
         {"DELETE", "/v1/tenants/",
          [](Manager& m, const Request& r, const std::string& n) { return Reply{200, {{"tenant", m.remove(n, r.purge)}}}; }},
+        {"GET", "/v1/ca", [](Manager& m, const Request&, const std::string&) { return Reply{200, {{"ca", m.ca_certificate()}}}; }},
         {"GET", "/v1/host", [](Manager& m, const Request&, const std::string&) { return Reply{200, {{"host", m.host()}}}; }},
         {"POST", "/v1/reconcile", [](Manager& m, const Request&, const std::string&) { return Reply{200, {{"reconcile", m.reconcile()}}}; }},
     };

@@ -79,6 +79,9 @@ public:
     // between writing the file and reloading must not leave the proxy behind the file).
     virtual void apply_routes(const std::vector<routes::Route>& routes, bool force_reload = false) = 0;
 
+    // PEM of hostd's local CA, which signs every tenant's server certificate (made on first use).
+    virtual std::string ca_certificate() = 0;
+
     // Live facts for GET: unit state, cgroup usage, disk usage.
     virtual nlohmann::json live_status(const TenantRecord& t, const std::string& mountpoint) = 0;
 };

@@ -17,6 +17,8 @@
 #include "base/fs.h"
 #include "hostd/effects.h"
 #include "pgconf/pgconf.h"
+#include "pgconf/settings.h"
+#include "pgconf/tls.h"
 #include "storage/storage.h"
 
 namespace hostd {
@@ -47,7 +49,8 @@ std::string marker_text(const TenantRecord& t) { return "tenant=" + t.name + "\n
 
 class RealEffects final : public Effects {
 public:
-    explicit RealEffects(const Config& cfg) : cfg_(cfg) {}
+    explicit RealEffects(const Config& cfg)
+        : cfg_(cfg), ca_{.cert = cfg.state_dir + "/ca/ca.crt", .key = cfg.state_dir + "/ca/ca.key"} {}
 
     bool port_free(uint16_t port) override { return can_bind(AF_INET, port) && can_bind(AF_INET6, port); }
 
@@ -138,6 +141,7 @@ public:
         pgconf::initdb({.bindir = cfg_.pg_bindir, .pgdata = pgdata, .uid = u.uid, .gid = u.gid,
                         .superuser = t.admin_user, .password = t.password},
                        cluster_spec(t));
+        write_tenant_files(t, pgdata, u, /*certificate=*/true);
         // initdb ran with --no-sync; one syncfs of the tenant's own filesystem is much cheaper.
         pgconf::sync_filesystem(pgdata);
     }
@@ -156,6 +160,7 @@ public:
         auto spec = cluster_spec(t);
         write_file_atomic(pgdata + "/postgresql.conf", pgconf::render_postgresql_conf(spec), 0600, u.uid, u.gid);
         write_file_atomic(pgdata + "/pg_hba.conf", pgconf::render_pg_hba(spec), 0600, u.uid, u.gid);
+        write_tenant_files(t, pgdata, u, /*certificate=*/true);
     }
 
     void start_unit(const std::string& tenant, const units::Limits& limits) override {
@@ -174,10 +179,11 @@ public:
         auto u = units::find_user(t.os_user);
         if (!u) throw Error(Errc::failed, "OS user '" + t.os_user + "' of tenant '" + t.name + "' is missing; run hostctl reconcile");
         write_file_atomic(mp + "/pgdata/postgresql.conf", pgconf::render_postgresql_conf(cluster_spec(t)), 0600, u->uid, u->gid);
+        write_tenant_files(t, mp + "/pgdata", *u, /*certificate=*/false);
         sd.reload(unit);
         // The reload is a signal: give the postmaster a moment before asking what is pending.
         std::vector<std::string> pending;
-        pgconf::ConnParams p{.host = "127.0.0.1", .port = t.port, .user = t.admin_user, .password = t.password};
+        pgconf::ConnParams p{.host = socket_dir(t), .port = t.port, .user = t.admin_user, .password = t.password};
         for (int i = 0; i < 10; i++) {
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
             pending = pgconf::query_column(p, "SELECT name FROM pg_settings WHERE pending_restart ORDER BY name");
@@ -200,7 +206,9 @@ public:
 
     void wait_sql(const std::string& host, uint16_t port, const std::string& user, const std::string& password,
                   int timeout_ms) override {
-        pgconf::wait_select1({.host = host, .port = port, .user = user, .password = password},
+        // TCP logins need TLS (the tenant's pg_hba); a socket directory needs none.
+        pgconf::wait_select1({.host = host, .port = port, .user = user, .password = password,
+                              .sslmode = host.front() == '/' ? "disable" : "require"},
                              std::chrono::milliseconds(timeout_ms));
     }
 
@@ -234,10 +242,30 @@ public:
         return j;
     }
 
+    std::string ca_certificate() override {
+        pgconf::ensure_ca(ca_);
+        return pgconf::ca_certificate_pem(ca_);
+    }
+
 private:
+    static std::string socket_dir(const TenantRecord& t) { return "/run/hostd-tenant/" + t.name; }
+
     pgconf::ClusterSpec cluster_spec(const TenantRecord& t) const {
-        return {.tenant = t.name, .port = t.port, .listen_address = "127.0.0.1",
-                .socket_dir = "/run/hostd-tenant/" + t.name, .memory_bytes = t.spec.memory, .cpus = t.spec.cpu};
+        return {.tenant = t.name, .port = t.port, .listen_address = "127.0.0.1", .socket_dir = socket_dir(t),
+                .memory_bytes = t.spec.memory, .cpus = t.spec.cpu, .ssl = true};
+    }
+
+    // The tenant's own files next to postgresql.conf: its setting overrides (checked by the
+    // server itself, as the tenant, before they can stop it from starting) and its TLS pair.
+    void write_tenant_files(const TenantRecord& t, const std::string& pgdata, const units::OsUser& u, bool certificate) {
+        if (!t.spec.settings.empty())
+            pgconf::check_overrides_with_server({.bindir = cfg_.pg_bindir, .uid = u.uid, .gid = u.gid}, t.spec.settings);
+        write_file_atomic(pgdata + "/hostd.override.conf", pgconf::render_overrides(t.spec.settings), 0600, u.uid, u.gid);
+        if (!certificate) return;
+        pgconf::ensure_ca(ca_);
+        auto pair = pgconf::issue_server_cert(ca_, {.tenant = t.name, .names = {cfg_.public_host, "localhost", "127.0.0.1"}});
+        write_file_atomic(pgdata + "/server.key", pair.key_pem, 0600, u.uid, u.gid);
+        write_file_atomic(pgdata + "/server.crt", pair.cert_pem, 0644, u.uid, u.gid);
     }
 
     void check_marker(const TenantRecord& t, const std::string& target) {
@@ -253,6 +281,7 @@ private:
     }
 
     Config cfg_;
+    pgconf::CaPaths ca_;
     std::mutex attach_mu_;
 };
 

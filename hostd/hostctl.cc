@@ -64,6 +64,20 @@ bool call(const Ctx& ctx, const std::string& method, const std::string& path, co
     return true;
 }
 
+// --set name=value (repeatable) → {"name": "value"}; PostgreSQL parses the values.
+bool settings_from(const std::vector<std::string>& pairs, json& out, int& code) {
+    for (auto& p : pairs) {
+        auto eq = p.find('=');
+        if (eq == std::string::npos || eq == 0) {
+            std::cerr << "hostctl: --set takes NAME=VALUE, not '" << p << "'\n";
+            code = kInvalid;
+            return false;
+        }
+        out[p.substr(0, eq)] = p.substr(eq + 1);
+    }
+    return true;
+}
+
 std::string tenant_path(const std::string& name) { return "/v1/tenants/" + hostd::Client::escape(name); }
 
 std::string str(const json& j, const char* k) {
@@ -138,6 +152,8 @@ int main(int argc, char** argv) {
     create->add_option("--device", device, "Block device for the device backend");
     create->add_option("--backend", backend, "loop or device");
     create->add_flag("--reuse", reuse, "Bring back a tenant deleted without --purge, with its data");
+    std::vector<std::string> create_settings;
+    create->add_option("--set", create_settings, "PostgreSQL setting NAME=VALUE (repeatable), e.g. --set work_mem=64MB");
     create->callback([&] {
         json body = json::object();
         if (!disk.empty()) body["disk_size"] = disk;
@@ -147,6 +163,11 @@ int main(int argc, char** argv) {
         if (!device.empty()) body["device"] = device;
         if (!backend.empty()) body["backend"] = backend;
         if (reuse) body["reuse"] = true;
+        if (!create_settings.empty()) {
+            json s = json::object();
+            if (!settings_from(create_settings, s, code)) return;
+            body["settings"] = s;
+        }
         json out;
         if (!call(ctx, "PUT", tenant_path(name), &body, out, code)) return;
         auto& t = out["tenant"];
@@ -215,14 +236,21 @@ int main(int argc, char** argv) {
     set->add_option("--cpu", set_cpu, "CPU quota in CPUs, e.g. 2");
     set->add_option("--tasks", set_tasks, "Most processes/threads");
     set->add_option("--io-weight", set_io, "IO weight 1..10000 (default 100)");
+    std::vector<std::string> set_settings;
+    set->add_option("--set", set_settings, "PostgreSQL setting NAME=VALUE (repeatable); replaces the tenant's overrides");
     set->callback([&] {
         json body = json::object();
         if (!set_memory.empty()) body["memory"] = set_memory;
         if (set->count("--cpu")) body["cpu"] = set_cpu;
         if (set->count("--tasks")) body["tasks"] = set_tasks;
         if (set->count("--io-weight")) body["io_weight"] = set_io;
+        if (!set_settings.empty()) {
+            json s = json::object();
+            if (!settings_from(set_settings, s, code)) return;
+            body["settings"] = s;
+        }
         if (body.empty()) {
-            std::cerr << "hostctl: nothing to change; give --memory, --cpu, --tasks or --io-weight\n";
+            std::cerr << "hostctl: nothing to change; give --memory, --cpu, --tasks, --io-weight or --set\n";
             code = kInvalid;
             return;
         }
@@ -267,6 +295,16 @@ int main(int argc, char** argv) {
         if (ctx.json_out) std::cout << out.dump(2) << "\n";
         else if (purge) std::cout << "Tenant '" << name << "' deleted; its data is destroyed.\n";
         else std::cout << "Tenant '" << name << "' deleted; its data is kept (hostctl create " << name << " --reuse brings it back).\n";
+    });
+
+    // ca
+    auto* ca = app.add_subcommand("ca", "Print hostd's CA certificate (PEM), which signs every tenant's server certificate");
+    ca->footer("Example: hostctl ca > hostd-ca.crt; psql \"$(hostctl url acme | sed 's/require/verify-full/')&sslrootcert=hostd-ca.crt\"");
+    ca->callback([&] {
+        json out;
+        if (!call(ctx, "GET", "/v1/ca", nullptr, out, code)) return;
+        if (ctx.json_out) std::cout << out.dump(2) << "\n";
+        else std::cout << str(out, "ca");
     });
 
     // reconcile

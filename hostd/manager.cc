@@ -11,6 +11,7 @@
 #include "hostd/faults.h"
 #include "hostd/log.h"
 #include "pgconf/pgconf.h"
+#include "pgconf/settings.h"
 #include "storage/storage.h"
 #include "units/users.h"
 
@@ -63,7 +64,23 @@ private:
 
 }  // namespace
 
-Manager::Manager(Config cfg, std::unique_ptr<Effects> fx) : cfg_(std::move(cfg)), fx_(std::move(fx)) {}
+namespace {
+// The installed server's own list of settings, completed with units and enum values from the
+// table compiled in; the table alone if the server cannot be run.
+pgconf::SettingsCatalog load_catalog(const Config& cfg) {
+    try {
+        return pgconf::SettingsCatalog::load(cfg.pg_bindir);
+    } catch (const Error& e) {
+        log::warning(std::string("Using the built-in PostgreSQL settings list: ") + e.what());
+        return pgconf::SettingsCatalog::builtin();
+    }
+}
+}  // namespace
+
+Manager::Manager(Config cfg, std::unique_ptr<Effects> fx)
+    : cfg_(std::move(cfg)), fx_(std::move(fx)), catalog_(load_catalog(cfg_)) {}
+
+std::string Manager::ca_certificate() { return fx_->ca_certificate(); }
 
 void Manager::load() {
     make_dirs(records_dir(cfg_), 0700);
@@ -147,6 +164,8 @@ void Manager::apply_routes(bool force_reload) {
 nlohmann::json Manager::create(const std::string& name, const nlohmann::json& body) {
     validate_name(name);
     CreateRequest req = parse_create_request(body, cfg_);
+    bool new_settings = raw_settings(body).has_value();
+    req.spec.settings = pgconf::validate_overrides(catalog_, req.spec.settings);
     OpLock op(*this, name);
     StepTimer total;
 
@@ -171,6 +190,8 @@ nlohmann::json Manager::create(const std::string& name, const nlohmann::json& bo
             t.spec.memory = req.spec.memory;
             t.spec.cpu = req.spec.cpu;
             t.spec.tasks = req.spec.tasks;
+            t.spec.io_weight = req.spec.io_weight;
+            if (new_settings) t.spec.settings = req.spec.settings;
         } else {
             t.name = name;
             t.spec = req.spec;
@@ -251,7 +272,8 @@ nlohmann::json Manager::create(const std::string& name, const nlohmann::json& bo
             rb.add("unit", [&] { fx_->stop_unit(name); });
             fx_->start_unit(name, limits_of(t.spec));
         });
-        step("check", [&] { fx_->wait_sql("127.0.0.1", t.port, t.admin_user, t.password, 10000); });
+        // Directly over its socket directory (TCP logins need TLS, and come through the proxy).
+        step("check", [&] { fx_->wait_sql("/run/hostd-tenant/" + name, t.port, t.admin_user, t.password, 10000); });
         step("route", [&] {
             {
                 std::lock_guard g(mu_);
@@ -484,6 +506,7 @@ nlohmann::json Manager::set_limits(const std::string& name, const nlohmann::json
     validate_name(name);
     refuse_unknown_fields(body);
     auto u = parse_limits_update(body, cfg_);
+    if (u.settings) u.settings = pgconf::validate_overrides(catalog_, *u.settings);
     OpLock op(*this, name);
     TenantRecord t;
     {
@@ -499,6 +522,7 @@ nlohmann::json Manager::set_limits(const std::string& name, const nlohmann::json
     if (u.cpu) t.spec.cpu = *u.cpu;
     if (u.tasks) t.spec.tasks = *u.tasks;
     if (u.io_weight) t.spec.io_weight = *u.io_weight;
+    if (u.settings) t.spec.settings = *u.settings;
     save(t);  // the record is the truth a reconcile or a reboot re-applies
     std::vector<std::string> pending;
     try {
@@ -512,7 +536,9 @@ nlohmann::json Manager::set_limits(const std::string& name, const nlohmann::json
         }
         throw Error(e.code(), "Failed to change the limits of tenant '" + name + "': " + e.what());
     }
-    log::info("Limits changed live", name);
+    for (auto& s : pgconf::settings_needing_restart(catalog_, before.spec.settings, t.spec.settings))
+        if (std::find(pending.begin(), pending.end(), s) == pending.end()) pending.push_back(s);
+    log::info("Limits and settings changed live", name);
     auto j = to_json(cfg_, t, false);
     j["pending_restart"] = pending;
     return j;

@@ -13,6 +13,7 @@
 #include "hostd/effects.h"
 #include "hostd/opstats.h"
 #include "hostd/tenant.h"
+#include "pgconf/settings.h"
 
 namespace hostd {
 
@@ -41,6 +42,7 @@ public:
     nlohmann::json set_limits(const std::string& name, const nlohmann::json& body);
     nlohmann::json list();
     nlohmann::json host();
+    std::string ca_certificate();
 
     const Config& config() const { return cfg_; }
     // A copy of every tenant record (for collectors such as /metrics; no I/O, no waiting on
@@ -70,6 +72,7 @@ private:
     OpStats stats_;
     std::map<std::string, std::string> problems_;  // why a ready tenant is not running
     std::mutex reconcile_mu_;
+    pgconf::SettingsCatalog catalog_;
     std::mutex routes_mu_;                     // one route table change at a time
 };
 

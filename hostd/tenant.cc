@@ -95,7 +95,7 @@ void refuse_unknown(const nlohmann::json& body, std::initializer_list<const char
 }  // namespace
 
 CreateRequest parse_create_request(const nlohmann::json& body, const Config& cfg) {
-    refuse_unknown(body, {"disk_size", "memory", "cpu", "tasks", "io_weight", "device", "backend", "reuse"});
+    refuse_unknown(body, {"disk_size", "memory", "cpu", "tasks", "io_weight", "settings", "device", "backend", "reuse"});
     CreateRequest r;
     TenantSpec& s = r.spec;
     s.filesystem = cfg.filesystem;
@@ -124,6 +124,7 @@ CreateRequest parse_create_request(const nlohmann::json& body, const Config& cfg
     s.cpu = limits.cpu.value_or(cfg.cpu);
     s.tasks = limits.tasks.value_or(cfg.tasks);
     s.io_weight = limits.io_weight.value_or(0);
+    s.settings = limits.settings.value_or(std::map<std::string, std::string>{});
     if (body.contains("reuse")) {
         if (!body["reuse"].is_boolean()) throw Error(Errc::invalid, "'reuse' must be true or false", "reuse");
         r.reuse = body["reuse"].get<bool>();
@@ -131,7 +132,24 @@ CreateRequest parse_create_request(const nlohmann::json& body, const Config& cfg
     return r;
 }
 
-void refuse_unknown_fields(const nlohmann::json& body) { refuse_unknown(body, {"memory", "cpu", "tasks", "io_weight"}); }
+void refuse_unknown_fields(const nlohmann::json& body) {
+    refuse_unknown(body, {"memory", "cpu", "tasks", "io_weight", "settings"});
+}
+
+std::optional<std::map<std::string, std::string>> raw_settings(const nlohmann::json& body) {
+    if (!body.contains("settings")) return std::nullopt;
+    const auto& s = body["settings"];
+    if (!s.is_object())
+        throw Error(Errc::invalid, "'settings' must be an object of PostgreSQL settings, e.g. {\"work_mem\": \"64MB\"}", "settings");
+    std::map<std::string, std::string> out;
+    for (auto& [k, v] : s.items()) {
+        if (v.is_string()) out[k] = v.get<std::string>();
+        else if (v.is_boolean()) out[k] = v.get<bool>() ? "on" : "off";
+        else if (v.is_number()) out[k] = v.dump();
+        else throw Error(Errc::invalid, "Setting '" + k + "' must be a string, a number or a boolean", "settings." + k);
+    }
+    return out;
+}
 
 LimitsUpdate parse_limits_update(const nlohmann::json& body, const Config& cfg) {
     LimitsUpdate u;
@@ -139,13 +157,15 @@ LimitsUpdate parse_limits_update(const nlohmann::json& body, const Config& cfg) 
     u.cpu = cpu_field(body, cfg);
     u.tasks = count_field(body, "tasks", 16, cfg.max_tasks);
     u.io_weight = count_field(body, "io_weight", 1, 10000);
+    u.settings = raw_settings(body);
     return u;
 }
 
 std::string mountpoint_of(const Config& cfg, const std::string& tenant) { return cfg.mount_root + "/" + tenant; }
 
 std::string connection_url(const Config& cfg, const TenantRecord& t) {
-    return pgconf::connection_url(cfg.public_host, t.public_port, t.admin_user, t.password, "postgres");
+    // Tenants listen with TLS only on TCP: say so in the URL (verify-full needs `hostctl ca`).
+    return pgconf::connection_url(cfg.public_host, t.public_port, t.admin_user, t.password, "postgres") + "?sslmode=require";
 }
 
 nlohmann::json to_json(const Config& cfg, const TenantRecord& t, bool with_secret) {
@@ -159,6 +179,7 @@ nlohmann::json to_json(const Config& cfg, const TenantRecord& t, bool with_secre
         {"cpu", t.spec.cpu},
         {"tasks", t.spec.tasks},
         {"io_weight", t.spec.io_weight},
+        {"settings", t.spec.settings},
         {"fs_uuid", t.fs_uuid},
         {"label", t.label},
         {"device", t.device},
@@ -175,7 +196,8 @@ nlohmann::json to_json(const Config& cfg, const TenantRecord& t, bool with_secre
     if (t.state == TenantState::ready) {
         // The password is in the URL; only show the URL where secrets may be shown.
         j["url"] = with_secret ? connection_url(cfg, t)
-                               : pgconf::connection_url(cfg.public_host, t.public_port, t.admin_user, "", "postgres");
+                               : pgconf::connection_url(cfg.public_host, t.public_port, t.admin_user, "", "postgres") +
+                                     "?sslmode=require";
     }
     if (with_secret) j["password"] = t.password;
     return j;
@@ -192,6 +214,9 @@ std::string to_toml(const TenantRecord& t) {
         {"tasks", static_cast<int64_t>(t.spec.tasks)},
         {"io_weight", static_cast<int64_t>(t.spec.io_weight)},
     };
+    toml::table settings;
+    for (auto& [k, v] : t.spec.settings) settings.insert(k, v);
+    spec.insert("settings", settings);
     toml::table facts{
         {"fs_uuid", t.fs_uuid},     {"label", t.label},
         {"image", t.image},         {"device", t.device},
@@ -238,6 +263,8 @@ TenantRecord from_toml(std::string_view text, const std::string& source) {
     t.spec.cpu = sp["cpu"].value_or(0.0);
     t.spec.tasks = static_cast<uint64_t>(sp["tasks"].value_or(int64_t{0}));
     t.spec.io_weight = static_cast<uint64_t>(sp["io_weight"].value_or(int64_t{0}));
+    if (auto* st = sp["settings"].as_table())
+        for (auto& [k, v] : *st) t.spec.settings[std::string(k.str())] = v.value_or(std::string{});
     auto f = doc["facts"];
     t.fs_uuid = f["fs_uuid"].value_or(std::string{});
     t.label = f["label"].value_or(std::string{});

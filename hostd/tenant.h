@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -34,10 +35,16 @@ struct TenantSpec {
     double cpu = 0;             // CPUs
     uint64_t tasks = 0;         // TasksMax
     uint64_t io_weight = 0;     // IOWeight (1..10000; 0: systemd's default, 100)
+    // PostgreSQL setting overrides (validated, normalized), written to hostd.override.conf.
+    std::map<std::string, std::string> settings;
 };
 
+// The request's "settings" object as strings ("64MB", "250", "true"); validation against
+// PostgreSQL's catalog happens in the Manager. Throws Errc::invalid (field "settings").
+std::optional<std::map<std::string, std::string>> raw_settings(const nlohmann::json& body);
+
 struct CreateRequest {
-    TenantSpec spec;
+    TenantSpec spec;  // spec.settings unvalidated here
     bool reuse = false;  // bring back a detached tenant's data instead of making a new disk
 };
 
@@ -51,6 +58,7 @@ struct LimitsUpdate {
     std::optional<double> cpu;
     std::optional<uint64_t> tasks;
     std::optional<uint64_t> io_weight;
+    std::optional<std::map<std::string, std::string>> settings;  // replaces all overrides; unvalidated
 };
 LimitsUpdate parse_limits_update(const nlohmann::json& body, const Config& cfg);
 // Throws Errc::invalid for a field a PATCH cannot change (disk, backend...).

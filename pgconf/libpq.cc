@@ -53,9 +53,9 @@ Conn connect(const ConnParams& p) {
     // expand_dbname = 0: dbname is a name, never parsed as a connection string.
     // gssencmode = disable: no Kerberos probe (and its delay) on these local connections.
     const char* keys[] = {"host", "port", "user", "password", "dbname", "connect_timeout",
-                          "application_name", "gssencmode", nullptr};
+                          "application_name", "gssencmode", "sslmode", nullptr};
     const char* vals[] = {p.host.c_str(), port.c_str(), p.user.c_str(), p.password.c_str(), p.dbname.c_str(),
-                          timeout.c_str(), "hostd", "disable", nullptr};
+                          timeout.c_str(), "hostd", "disable", p.sslmode.c_str(), nullptr};
     Conn c(PQconnectdbParams(keys, vals, 0));
     if (!c) throw Error(Errc::unavailable, "Failed to connect to " + where(p) + ": out of memory");
     if (PQstatus(c.get()) != CONNECTION_OK)

@@ -18,6 +18,8 @@ struct ClusterSpec {
     std::string socket_dir;        // unix_socket_directories (the tenant's own)
     uint64_t memory_bytes = 0;     // the unit's MemoryMax; tuning derives from it
     double cpus = 1.0;             // the unit's CPU quota in CPUs
+    bool ssl = false;              // ssl = on with server.crt/server.key in the data directory;
+                                   // then TCP logins must use TLS (hostd checks over the socket)
 };
 
 // postgresql.conf: port, listen_addresses, unix_socket_directories, password_encryption =
@@ -53,6 +55,7 @@ struct ConnParams {
     std::string password;
     std::string dbname = "postgres";
     int connect_timeout_s = 3;
+    std::string sslmode = "prefer";  // libpq's sslmode
 };
 
 // Connects with libpq and runs `SELECT 1`; throws Errc::unavailable with libpq's message on failure.

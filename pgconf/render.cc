@@ -107,7 +107,14 @@ std::string render_postgresql_conf(const ClusterSpec& spec) {
       << "# which connects to the listen address.\n"
       << "listen_addresses = " << quote(spec.listen_address, "listen_address") << "\n"
       << "port = " << spec.port << "\n"
-      << "unix_socket_directories = " << quote(spec.socket_dir, "socket_dir") << "\n"
+      << "unix_socket_directories = " << quote(spec.socket_dir, "socket_dir") << "\n";
+    if (spec.ssl)
+        o << "# TLS with the certificate hostd's local CA issued for this tenant's names.\n"
+          << "ssl = on\n"
+          << "ssl_cert_file = 'server.crt'\n"
+          << "ssl_key_file = 'server.key'\n"
+          << "ssl_min_protocol_version = 'TLSv1.2'\n";
+    o
       << "password_encryption = 'scram-sha-256'\n"
       << "# max_connections = memory_MiB / 8, at least 20, at most 100: every backend costs a few\n"
       << "# MiB of its own, and they must fit beside shared_buffers.\n"
@@ -173,10 +180,17 @@ std::string render_pg_hba(const ClusterSpec& spec) {
       << "# Password logins (SCRAM) over the tenant's socket directory and loopback only; the\n"
       << "# public side is the proxy, which connects from loopback.\n"
       << "#\n"
-      << "# TYPE  DATABASE  USER  ADDRESS         METHOD\n"
-      << "local   all       all                   scram-sha-256\n"
-      << "host    all       all   127.0.0.1/32    scram-sha-256\n"
-      << "host    all       all   ::1/128         scram-sha-256\n";
+      << "# TYPE     DATABASE  USER  ADDRESS         METHOD\n"
+      << "local      all       all                   scram-sha-256\n";
+    if (spec.ssl)
+        // Every TCP login comes through the proxy from loopback: require TLS for all of them;
+        // hostd's own checks use the socket directory.
+        o << "hostssl    all       all   127.0.0.1/32    scram-sha-256\n"
+          << "hostssl    all       all   ::1/128         scram-sha-256\n"
+          << "hostnossl  all       all   all             reject\n";
+    else
+        o << "host       all       all   127.0.0.1/32    scram-sha-256\n"
+          << "host       all       all   ::1/128         scram-sha-256\n";
     return o.str();
 }
 

@@ -78,6 +78,7 @@ public:
     void stop_unit(const std::string& t) override { std::lock_guard g(m_.mu); hit("stop_unit"); m_.units.erase(t); }
     void wait_sql(const std::string&, uint16_t, const std::string&, const std::string&, int) override { std::lock_guard g(m_.mu); hit("wait_sql"); }
     void apply_routes(const std::vector<routes::Route>& rs, bool) override { std::lock_guard g(m_.mu); hit("apply_routes"); m_.routes = rs; }
+    std::string ca_certificate() override { return "-----BEGIN CERTIFICATE-----\n"; }
     json live_status(const TenantRecord&, const std::string&) override { std::lock_guard g(m_.mu); return json::object(); }
 
 private:
@@ -372,4 +373,20 @@ TEST_F(AManager, KeepsTheOldLimitsWhenApplyingNewOnesFails) {
     m.fail_at = "apply_limits";
     EXPECT_EQ(code_of([&] { mgr->set_limits("acme", {{"memory", "512M"}}); }), Errc::failed);
     EXPECT_EQ(mgr->get("acme")["memory"], cfg.memory);
+}
+
+TEST_F(AManager, ValidatesPostgresqlSettingsBeforeTouchingAnything) {
+    try {
+        mgr->create("acme", {{"settings", {{"port", 5433}}}});
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Errc::invalid);
+        EXPECT_EQ(e.field(), "settings.port");
+    }
+    EXPECT_EQ(code_of([&] { mgr->create("acme", {{"settings", {{"work_mem", "lots"}}}}); }), Errc::invalid);
+    EXPECT_EQ(code_of([&] { mgr->create("acme", {{"settings", {{"wrok_mem", "4MB"}}}}); }), Errc::invalid);
+    EXPECT_TRUE(m.calls.empty());
+    auto t = mgr->create("acme", {{"settings", {{"work_mem", "64MB"}, {"jit", false}}}});
+    EXPECT_EQ(t["settings"]["work_mem"], "64MB");
+    EXPECT_EQ(t["settings"]["jit"], "off");
 }

@@ -135,3 +135,13 @@ TEST(PgHba, AllowsOnlyScramOverSocketAndLoopback) {
     }
     EXPECT_EQ(rules, 3);
 }
+
+TEST(PgHba, RequiresTlsForEveryTcpLoginWhenTheTenantHasACertificate) {
+    hostd::pgconf::ClusterSpec spec{.tenant = "acme", .port = 25001, .socket_dir = "/run/hostd-tenant/acme",
+                                    .memory_bytes = 256ull << 20, .ssl = true};
+    auto hba = hostd::pgconf::render_pg_hba(spec);
+    EXPECT_NE(hba.find("hostnossl  all       all   all             reject"), std::string::npos);
+    EXPECT_EQ(hba.find("\nhost "), std::string::npos);
+    auto conf = hostd::pgconf::render_postgresql_conf(spec);
+    EXPECT_NE(conf.find("ssl = on\n"), std::string::npos);
+}

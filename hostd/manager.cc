@@ -144,6 +144,11 @@ uint16_t Manager::allocate_port(PortRange range, uint16_t preferred, const std::
 
 void Manager::start() {
     load();
+    try {
+        fx_->ca_certificate();  // the host's CA exists from the first start, not the first create
+    } catch (const Error& e) {
+        log::error(std::string("Failed to set up the local CA: ") + e.what());
+    }
     reconcile();
 }
 

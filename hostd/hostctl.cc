@@ -2,7 +2,9 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -76,6 +78,16 @@ bool settings_from(const std::vector<std::string>& pairs, json& out, int& code) 
         out[p.substr(0, eq)] = p.substr(eq + 1);
     }
     return true;
+}
+
+// Replaces hostctl with a tool (argv, no shell); returns only if it cannot be run.
+int run_tool(const std::vector<std::string>& args) {
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execvp(argv[0], argv.data());
+    std::cerr << "hostctl: cannot run " << args[0] << ": " << std::strerror(errno) << "\n";
+    return kFailed;
 }
 
 std::string tenant_path(const std::string& name) { return "/v1/tenants/" + hostd::Client::escape(name); }
@@ -295,6 +307,43 @@ int main(int argc, char** argv) {
         if (ctx.json_out) std::cout << out.dump(2) << "\n";
         else if (purge) std::cout << "Tenant '" << name << "' deleted; its data is destroyed.\n";
         else std::cout << "Tenant '" << name << "' deleted; its data is kept (hostctl create " << name << " --reuse brings it back).\n";
+    });
+
+    // logs: the tenant's journal (its PostgreSQL log goes to stderr, so to the journal)
+    auto* logs = app.add_subcommand("logs", "Show a tenant's PostgreSQL log (its unit's journal)");
+    logs->footer("Example: hostctl logs acme -f");
+    bool follow = false;
+    int lines = 50;
+    logs->add_option("name", name, "Tenant name")->required();
+    logs->add_flag("-f,--follow", follow, "Keep printing new lines");
+    logs->add_option("-n,--lines", lines, "How many recent lines")->capture_default_str();
+    logs->callback([&] {
+        json out;
+        if (!call(ctx, "GET", tenant_path(name), nullptr, out, code)) return;
+        std::vector<std::string> args = {"journalctl", "--no-pager", "-u", str(out["tenant"], "unit"), "-n", std::to_string(lines)};
+        if (follow) args.push_back("-f");
+        if (ctx.json_out) args.insert(args.end(), {"-o", "json"});
+        code = run_tool(args);
+    });
+
+    // psql: a session with the tenant's credentials, through the proxy like a customer
+    auto* psql = app.add_subcommand("psql", "Open psql as the tenant's admin user, through the proxy");
+    psql->footer("Example: hostctl psql acme -- -c 'select version()'");
+    std::vector<std::string> psql_args;
+    psql->add_option("name", name, "Tenant name")->required();
+    psql->add_option("args", psql_args, "Arguments for psql (after --)");
+    psql->callback([&] {
+        json out;
+        if (!call(ctx, "GET", tenant_path(name), nullptr, out, code)) return;
+        auto u = str(out["tenant"], "url");
+        if (u.empty()) {
+            std::cerr << "hostctl: tenant '" << name << "' is " << str(out["tenant"], "state") << ", it has no URL\n";
+            code = kConflict;
+            return;
+        }
+        std::vector<std::string> args = {"psql", u};
+        args.insert(args.end(), psql_args.begin(), psql_args.end());
+        code = run_tool(args);
     });
 
     // ca

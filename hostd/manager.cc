@@ -475,13 +475,7 @@ nlohmann::json Manager::reconcile() {
 nlohmann::json Manager::remove(const std::string& name, bool purge) {
     validate_name(name);
     OpLock op(*this, name);
-    TenantRecord t;
-    {
-        std::lock_guard g(mu_);
-        auto it = records_.find(name);
-        if (it == records_.end()) throw Error(Errc::not_found, "No tenant named '" + name + "'");
-        t = it->second;
-    }
+    TenantRecord t = record_of(name);
     if (t.state == TenantState::detached && !purge)
         return {{"name", name}, {"state", "detached"}, {"purged", false}};
     log::info(std::string("Deleting tenant") + (purge ? " and its data" : " (data kept)"), name);
@@ -513,13 +507,7 @@ nlohmann::json Manager::set_limits(const std::string& name, const nlohmann::json
     auto u = parse_limits_update(body, cfg_);
     if (u.settings) u.settings = pgconf::validate_overrides(catalog_, *u.settings);
     OpLock op(*this, name);
-    TenantRecord t;
-    {
-        std::lock_guard g(mu_);
-        auto it = records_.find(name);
-        if (it == records_.end()) throw Error(Errc::not_found, "No tenant named '" + name + "'");
-        t = it->second;
-    }
+    TenantRecord t = record_of(name);
     if (t.state != TenantState::ready)
         throw Error(Errc::conflict, "Tenant '" + name + "' is " + std::string(to_string(t.state)) + "; limits change only on a ready tenant");
     TenantRecord before = t;
@@ -551,13 +539,7 @@ nlohmann::json Manager::set_limits(const std::string& name, const nlohmann::json
 
 nlohmann::json Manager::get(const std::string& name) {
     validate_name(name);
-    TenantRecord t;
-    {
-        std::lock_guard g(mu_);
-        auto it = records_.find(name);
-        if (it == records_.end()) throw Error(Errc::not_found, "No tenant named '" + name + "'");
-        t = it->second;
-    }
+    TenantRecord t = record_of(name);
     auto j = to_json(cfg_, t, true);
     if (t.state == TenantState::ready) j["status"] = fx_->live_status(t, mountpoint_of(cfg_, name));
     {
@@ -565,6 +547,13 @@ nlohmann::json Manager::get(const std::string& name) {
         if (auto it = problems_.find(name); it != problems_.end()) j["problem"] = it->second;
     }
     return j;
+}
+
+TenantRecord Manager::record_of(const std::string& name) const {
+    std::lock_guard g(mu_);
+    auto it = records_.find(name);
+    if (it == records_.end()) throw Error(Errc::not_found, "No tenant named '" + name + "'");
+    return it->second;
 }
 
 std::vector<TenantRecord> Manager::snapshot() const {

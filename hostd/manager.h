@@ -52,6 +52,7 @@ public:
 
 private:
     class OpLock;  // marks a tenant busy for the length of one operation
+    TenantRecord record_of(const std::string& name) const;  // copy, or Errc::not_found
     void save(const TenantRecord& t);
     void forget(const std::string& name);
     void set_step(TenantRecord& t, const std::string& step);

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "golden.h"
+
 #include <cstdlib>
 #include <string>
 
@@ -16,19 +18,7 @@ using namespace hostd::pgconf;
 namespace {
 
 void expect_golden(const std::string& name, const std::string& actual) {
-    const std::string path = std::string(HOSTD_TEST_DATA) + "/pgconf/" + name;
-    const char* update = std::getenv("HOSTD_UPDATE_GOLDEN");
-    if (update && std::string(update) == "1") {
-        write_file_atomic(path, actual);
-        return;
-    }
-    std::string expected;
-    try {
-        expected = read_file(path);
-    } catch (const Error& e) {
-        FAIL() << e.what() << " (run with HOSTD_UPDATE_GOLDEN=1 to create it)";
-    }
-    EXPECT_EQ(actual, expected) << "differs from " << path << " (HOSTD_UPDATE_GOLDEN=1 rewrites it)";
+    hostd::test::expect_golden("pgconf/" + name, actual);
 }
 
 ClusterSpec small_spec() {

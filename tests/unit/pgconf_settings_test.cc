@@ -4,6 +4,8 @@
 // of what hostd writes. HOSTD_UPDATE_GOLDEN=1 rewrites the expected files.
 
 #include <gtest/gtest.h>
+
+#include "golden.h"
 #include <pwd.h>
 #include <unistd.h>
 
@@ -53,19 +55,7 @@ std::string normalized(const std::string& name, const std::string& value) {
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 void expect_golden(const std::string& name, const std::string& actual) {
-    const std::string path = std::string(HOSTD_TEST_DATA) + "/pgconf/" + name;
-    const char* update = std::getenv("HOSTD_UPDATE_GOLDEN");
-    if (update && std::string(update) == "1") {
-        write_file_atomic(path, actual);
-        return;
-    }
-    std::string expected;
-    try {
-        expected = read_file(path);
-    } catch (const Error& e) {
-        FAIL() << e.what() << " (run with HOSTD_UPDATE_GOLDEN=1 to create it)";
-    }
-    EXPECT_EQ(actual, expected) << "differs from " << path << " (HOSTD_UPDATE_GOLDEN=1 rewrites it)";
+    hostd::test::expect_golden("pgconf/" + name, actual);
 }
 
 }  // namespace

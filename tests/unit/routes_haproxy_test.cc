@@ -3,6 +3,8 @@
 // No root needed: everything lives in a temp directory; nothing is bound or reloaded.
 
 #include <gtest/gtest.h>
+
+#include "golden.h"
 #include <unistd.h>
 
 #include <cstdlib>
@@ -19,19 +21,7 @@ namespace fs = std::filesystem;
 namespace {
 
 void expect_golden(const std::string& name, const std::string& actual) {
-    const std::string path = std::string(HOSTD_TEST_DATA) + "/routes/" + name;
-    const char* update = std::getenv("HOSTD_UPDATE_GOLDEN");
-    if (update && std::string(update) == "1") {
-        write_file_atomic(path, actual);
-        return;
-    }
-    std::string expected;
-    try {
-        expected = read_file(path);
-    } catch (const Error& e) {
-        FAIL() << e.what() << " (run with HOSTD_UPDATE_GOLDEN=1 to create it)";
-    }
-    EXPECT_EQ(actual, expected) << "differs from " << path << " (HOSTD_UPDATE_GOLDEN=1 rewrites it)";
+    hostd::test::expect_golden("routes/" + name, actual);
 }
 
 Route route(const std::string& tenant, uint16_t public_port, uint16_t backend_port) {

@@ -8,18 +8,20 @@ in_tb() { "$TB" run "$TB_NAME" -- "$@"; }
 # host's own /usr and /etc are untouched).
 tb_boot_and_install() {
     local loops=${1:-24}
-    "$TB" up "$TB_NAME" --loops "$loops" ${TB_UP_ARGS:-} >/dev/null
+    "$TB" up "$TB_NAME" --loops "$loops" ${TB_UP_ARGS:-} >/dev/null || return 1
     local root
-    root=$("$TB" root "$TB_NAME")
-    DESTDIR="$root" cmake --install "$BUILD" >/dev/null
+    root=$("$TB" root "$TB_NAME") || return 1
+    # Never without a machine: an empty DESTDIR would install onto the host itself.
+    case "$root" in /run/hostd-testbed/*/root) ;; *) echo "testbed root '$root' is not a machine's root" >&2; return 1 ;; esac
+    DESTDIR="$root" cmake --install "$BUILD" >/dev/null || return 1
     # Loopback only on these shared VMs; the testbed shares the host's network namespace.
     cat >"$root/etc/hostd/hostd.toml" <<TOML
 [proxy]
 public_host = "127.0.0.1"
 bind = "127.0.0.1"
 TOML
-    in_tb systemd-sysusers hostd.conf
-    in_tb systemctl daemon-reload
-    in_tb systemctl enable --now hostd.socket >/dev/null 2>&1
-    in_tb systemctl restart haproxy.service
+    in_tb systemd-sysusers hostd.conf || return 1
+    in_tb systemctl daemon-reload || return 1
+    in_tb systemctl enable --now hostd.socket >/dev/null 2>&1 || return 1
+    in_tb systemctl restart haproxy.service || return 1
 }

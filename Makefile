@@ -5,7 +5,7 @@ DEPS := build-essential cmake ninja-build pkg-config \
         libsystemd-dev libblkid-dev libmount-dev libpq-dev libtomlplusplus-dev nlohmann-json3-dev \
         libcli11-dev libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libgtest-dev libgmock-dev \
         postgresql-15 postgresql-client-15 haproxy systemd systemd-container dbus e2fsprogs xfsprogs \
-        util-linux mount fdisk passwd procps iproute2 curl python3 openssl
+        util-linux mount fdisk cryptsetup-bin passwd procps iproute2 curl python3 openssl
 
 .PHONY: deps build unit e2e test demo demo-stop bench clean
 

@@ -64,6 +64,15 @@ const std::vector<Route>& route_table() {
              }
              return Reply{201, {{"tenant", m.create(n, body)}}};
          }},
+        {"POST", "/v1/tenants/",
+         [](Manager& m, const Request& r, const std::string& arg) {
+             const std::string suffix = "/resize";
+             if (arg.size() <= suffix.size() || arg.compare(arg.size() - suffix.size(), suffix.size(), suffix) != 0)
+                 throw Error(Errc::not_found, "No such API path: /v1/tenants/" + arg + " (POST takes /v1/tenants/NAME/resize)");
+             auto body = nlohmann::json::parse(r.body.empty() ? "{}" : r.body, nullptr, false);
+             if (body.is_discarded()) throw Error(Errc::invalid, "The request body is not valid JSON", "body");
+             return Reply{200, {{"tenant", m.resize(arg.substr(0, arg.size() - suffix.size()), body)}}};
+         }},
         {"PATCH", "/v1/tenants/",
          [](Manager& m, const Request& r, const std::string& n) {
              auto body = nlohmann::json::parse(r.body.empty() ? "{}" : r.body, nullptr, false);

@@ -13,7 +13,7 @@
 namespace hostd {
 namespace {
 
-enum class Kind { text, size, number, count, ports };
+enum class Kind { text, size, number, count, ports, list };
 
 struct Setting {
     const char* section;
@@ -34,7 +34,12 @@ const std::vector<Setting>& settings() {
         {"storage", "backend", Kind::text, "\"loop\": a sparse file per tenant attached as a loop device; \"device\": a block device named in each create request.", FIELD(backend)},
         {"storage", "loop_dir", Kind::text, "Where the loop backend keeps its image files.", FIELD(loop_dir)},
         {"storage", "filesystem", Kind::text, "Filesystem made on each tenant disk.", FIELD(filesystem)},
-        {"storage", "mount_options", Kind::text, "Mount options of tenant filesystems.", FIELD(mount_options)},
+        {"storage", "mount_options", Kind::text, "Mount options of tenant filesystems (PostgreSQL runs nothing from its data directory: noexec is fine).", FIELD(mount_options)},
+        {"storage", "devices", Kind::list, "Device backend pool: block devices (e.g. /dev/disk/by-id/...) hostd may format for a create that names none. Each is checked like a named device.", FIELD(devices)},
+        {"guard", "readonly_below", Kind::number, "Disk-full guard: when less than this percent of a tenant's disk is free, hostd makes the tenant read-only (default_transaction_read_only) and releases its reserve.", FIELD(guard_readonly_below)},
+        {"guard", "readwrite_above", Kind::number, "Back to read-write when more than this percent is free again (after delete, VACUUM or resize), not counting the reserve.", FIELD(guard_readwrite_above)},
+        {"guard", "reserve", Kind::size, "Space held back per tenant in a preallocated file (at most a tenth of the disk), released when the guard trips so the tenant can still clean up.", FIELD(guard_reserve)},
+        {"guard", "interval", Kind::number, "Seconds between two checks of every tenant's free space; 0 turns the guard off.", FIELD(guard_interval)},
         {"defaults", "disk_size", Kind::size, "Disk size of a tenant when the request names none.", FIELD(disk_size)},
         {"defaults", "memory", Kind::size, "MemoryMax of a tenant's unit when the request names none.", FIELD(memory)},
         {"defaults", "cpu", Kind::number, "CPU quota in CPUs (0.5 = half a CPU) when the request names none.", FIELD(cpu)},
@@ -75,6 +80,13 @@ std::string render_value(const Setting& s, Config& c) {
     case Kind::ports: {
         auto r = *static_cast<PortRange*>(p);
         o << '"' << r.first << '-' << r.second << '"';
+        break;
+    }
+    case Kind::list: {
+        o << '[';
+        const auto& v = *static_cast<std::vector<std::string>*>(p);
+        for (size_t i = 0; i < v.size(); i++) o << (i ? ", " : "") << '"' << v[i] << '"';
+        o << ']';
         break;
     }
     }
@@ -136,6 +148,18 @@ Config parse_config(std::string_view text, const std::string& source) {
                 *static_cast<PortRange*>(p) = *r;
                 break;
             }
+            case Kind::list: {
+                auto* arr = node.as_array();
+                auto& out = *static_cast<std::vector<std::string>*>(p);
+                out.clear();
+                if (arr)
+                    for (auto& e : *arr) {
+                        if (!e.is_string()) { arr = nullptr; break; }
+                        out.push_back(*e.value<std::string>());
+                    }
+                if (!arr) throw Error(Errc::invalid, where(*s, source) + " must be a list of strings");
+                break;
+            }
             }
         }
     }
@@ -144,6 +168,11 @@ Config parse_config(std::string_view text, const std::string& source) {
     if (c.proxy != "haproxy") throw Error(Errc::invalid, "'proxy.kind' in " + source + " must be \"haproxy\"");
     if (c.filesystem != "ext4" && c.filesystem != "xfs")
         throw Error(Errc::invalid, "'storage.filesystem' in " + source + " must be \"ext4\" or \"xfs\"");
+    for (auto& d : c.devices)
+        if (d.empty() || d.front() != '/')
+            throw Error(Errc::invalid, "'storage.devices' in " + source + " must list absolute device paths, not '" + d + "'");
+    if (c.guard_interval > 0 && !(c.guard_readonly_below < c.guard_readwrite_above && c.guard_readwrite_above < 100))
+        throw Error(Errc::invalid, "'guard.readonly_below' must be below 'guard.readwrite_above', and that below 100, in " + source);
     bool overlap = !(c.pg_ports.second < c.public_ports.first || c.public_ports.second < c.pg_ports.first);
     if (overlap) throw Error(Errc::invalid, "'postgres.ports' and 'proxy.ports' in " + source + " must not overlap");
     return c;

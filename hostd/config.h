@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace hostd {
 
@@ -22,7 +23,13 @@ struct Config {
     std::string backend = "loop";
     std::string loop_dir = "/var/lib/hostd/loop";
     std::string filesystem = "ext4";
-    std::string mount_options = "nodev,nosuid,noatime";
+    std::string mount_options = "nodev,nosuid,noexec,noatime";
+    std::vector<std::string> devices;  // device backend pool: used when a create names no device
+    // [guard] disk-full guard
+    double guard_readonly_below = 5;   // percent of the disk free: switch to read-only below
+    double guard_readwrite_above = 10; // percent free (reserve not counted): back to read-write above
+    uint64_t guard_reserve = 32ull << 20;  // reserve file, at most a tenth of the disk
+    double guard_interval = 0.5;       // seconds between checks
     // [defaults] (a create request may override each)
     uint64_t disk_size = 1ull << 30;
     uint64_t memory = 256ull << 20;

@@ -15,6 +15,7 @@
 #include "hostd/config.h"
 #include "hostd/tenant.h"
 #include "routes/routes.h"
+#include "storage/storage.h"
 #include "units/systemd.h"
 #include "units/users.h"
 
@@ -32,7 +33,11 @@ public:
     virtual void remove_image(const std::string& path) = 0;
     virtual std::string attach_image(const std::string& path) = 0;          // → /dev/loopN
     virtual void detach_image(const std::string& path) = 0;                 // whatever loop device backs it
-    virtual std::string check_blank_device(const std::string& device) = 0;  // → canonical path
+    // The safety matrix of storage::check_device; force lets only "carries a signature" pass,
+    // and the result says what formatting will destroy.
+    virtual storage::DeviceCheck check_device(const std::string& device, bool force) = 0;
+    // Destroys every signature on a device check_device(device, force=true) accepted.
+    virtual void erase_signatures(const std::string& device) = 0;
     // Destroys the signatures on device, but only if it holds the filesystem with fs_uuid
     // (what hostd made): a device that holds anything else is left alone.
     virtual void wipe_device(const std::string& device, const std::string& fs_uuid) = 0;
@@ -41,6 +46,20 @@ public:
     // Mounts by UUID (the device found must be `device`) and checks or writes the marker file.
     virtual void mount(const TenantRecord& t, const std::string& target, bool fresh) = 0;
     virtual void unmount(const std::string& target) = 0;  // and removes the empty mount point
+    // Grows the tenant's disk online to new_size (loop: the image and its loop device first;
+    // device: the operator grew the volume) and its filesystem to fill it. Errc::refused for
+    // a shrink or a device smaller than new_size.
+    // Errc::unavailable when the filesystem can only grow unmounted here (ext4 without
+    // CAP_SYS_RESOURCE): then grow_offline does it while the filesystem is unmounted.
+    virtual void grow_disk(const TenantRecord& t, const std::string& mountpoint, uint64_t new_size) = 0;
+    virtual void grow_offline(const TenantRecord& t) = 0;
+    // Usage of the filesystem mounted there; nullopt if nothing is mounted.
+    virtual std::optional<storage::DiskStats> disk_usage(const std::string& mountpoint) = 0;
+    // Disk-full guard: the reserve file on the tenant's filesystem, and the read-only switch
+    // (default_transaction_read_only in a file PostgreSQL reads last, then a reload).
+    virtual void ensure_reserve(const std::string& mountpoint, uint64_t bytes) = 0;
+    virtual uint64_t release_reserve(const std::string& mountpoint) = 0;
+    virtual void set_read_only(const TenantRecord& t, const std::string& mountpoint, bool on) = 0;
 
     // Identity.
     virtual units::OsUser create_user(const std::string& name, const std::string& home) = 0;
@@ -65,6 +84,7 @@ public:
     // Unit: set limits, start and wait for the job; stop also forgets failure and drop-ins.
     virtual void start_unit(const std::string& tenant, const units::Limits& limits) = 0;
     virtual void stop_unit(const std::string& tenant) = 0;
+    virtual bool unit_active(const std::string& tenant) = 0;
     // Live change of a running tenant: new limits on its unit (persisted by systemd), the
     // tuning derived from them rewritten, PostgreSQL reloaded. Returns the settings that
     // PostgreSQL says wait for a restart (pg_settings.pending_restart).

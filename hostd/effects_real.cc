@@ -15,6 +15,7 @@
 #include "base/exec.h"
 #include "base/fd.h"
 #include "base/fs.h"
+#include "base/size.h"
 #include "hostd/effects.h"
 #include "pgconf/pgconf.h"
 #include "pgconf/settings.h"
@@ -25,6 +26,8 @@ namespace hostd {
 namespace {
 
 constexpr const char* kMarker = ".hostd-tenant";
+constexpr const char* kReserve = ".hostd-reserve";       // root-owned, beside the marker
+constexpr const char* kGuardConf = "hostd.guard.conf";   // read last by postgresql.conf
 
 bool can_bind(int family, uint16_t port) {
     Fd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -69,7 +72,10 @@ public:
     void detach_image(const std::string& path) override {
         if (auto dev = storage::loop_find(path)) storage::loop_detach(*dev);
     }
-    std::string check_blank_device(const std::string& device) override { return storage::check_blank_device(device); }
+    storage::DeviceCheck check_device(const std::string& device, bool force) override {
+        return storage::check_device(device, force);
+    }
+    void erase_signatures(const std::string& device) override { storage::erase_signatures(device); }
     void wipe_device(const std::string& device, const std::string& fs_uuid) override {
         if (fs_uuid.empty() || storage::probe(device).uuid != fs_uuid) return;
         exec_checked({.argv = {"wipefs", "--all", "--quiet", device}}, "Failed to wipe '" + device + "'");
@@ -105,6 +111,39 @@ public:
         storage::unmount(target);
         if (::rmdir(target.c_str()) < 0 && errno != ENOENT && errno != ENOTEMPTY)
             throw_errno(errno, "Failed to remove mount point '" + target + "'");
+    }
+
+    void grow_disk(const TenantRecord& t, const std::string& mp, uint64_t new_size) override {
+        if (!storage::mounted_source(mp))
+            throw Error(Errc::unavailable, "Tenant '" + t.name + "' has no filesystem mounted at '" + mp +
+                                               "'; run hostctl reconcile, then resize again.");
+        if (t.spec.backend == "loop") {
+            storage::grow_image(t.image, new_size);
+        } else {
+            const uint64_t have = storage::device_size(t.device);
+            if (have < new_size)
+                throw Error(Errc::refused, t.device + " is " + format_size(have) + "; grow the volume to at least " +
+                                               format_size(new_size) + " first, then resize again.");
+        }
+        storage::grow_filesystem(t.device, mp, t.spec.filesystem);
+    }
+    void grow_offline(const TenantRecord& t) override { storage::grow_filesystem_offline(t.device, t.spec.filesystem); }
+    std::optional<storage::DiskStats> disk_usage(const std::string& mp) override {
+        if (!storage::mounted_source(mp)) return std::nullopt;
+        return storage::disk_stats(mp);
+    }
+    void ensure_reserve(const std::string& mp, uint64_t bytes) override { storage::ensure_reserve(mp + "/" + kReserve, bytes); }
+    uint64_t release_reserve(const std::string& mp) override { return storage::release_reserve(mp + "/" + kReserve); }
+    void set_read_only(const TenantRecord& t, const std::string& mp, bool on) override {
+        const std::string path = mp + "/pgdata/" + kGuardConf;
+        if (on) {
+            auto u = units::find_user(t.os_user);
+            if (!u) throw Error(Errc::failed, "OS user '" + t.os_user + "' of tenant '" + t.name + "' is missing; run hostctl reconcile");
+            write_file_atomic(path, pgconf::render_guard_conf(), 0600, u->uid, u->gid);
+        } else {
+            remove_file(path);
+        }
+        if (unit_active(t.name)) units::Systemd::connect().reload(units::tenant_unit(t.name));
     }
 
     units::OsUser create_user(const std::string& name, const std::string& home) override {
@@ -204,6 +243,14 @@ public:
         units::remove_control_dropins(unit);
     }
 
+    bool unit_active(const std::string& tenant) override {
+        try {
+            return units::Systemd::connect().status(units::tenant_unit(tenant)).active_state == "active";
+        } catch (const Error&) {
+            return false;
+        }
+    }
+
     void wait_sql(const std::string& host, uint16_t port, const std::string& user, const std::string& password,
                   int timeout_ms) override {
         // TCP logins need TLS (the tenant's pg_hba); a socket directory needs none.
@@ -233,12 +280,7 @@ public:
         } catch (const Error& e) {
             j["unit_error"] = e.what();
         }
-        if (storage::mounted_source(mp)) {
-            auto d = storage::disk_stats(mp);
-            j["disk"] = {{"bytes_total", d.bytes_total},   {"bytes_used", d.bytes_used},
-                         {"bytes_available", d.bytes_available}, {"inodes_total", d.inodes_total},
-                         {"inodes_used", d.inodes_used}, {"inodes_available", d.inodes_available}};
-        }
+        if (auto d = disk_usage(mp)) j["disk"] = disk_json(*d);
         return j;
     }
 
@@ -252,7 +294,7 @@ private:
 
     pgconf::ClusterSpec cluster_spec(const TenantRecord& t) const {
         return {.tenant = t.name, .port = t.port, .listen_address = "127.0.0.1", .socket_dir = socket_dir(t),
-                .memory_bytes = t.spec.memory, .cpus = t.spec.cpu, .ssl = true};
+                .memory_bytes = t.spec.memory, .cpus = t.spec.cpu, .disk_bytes = t.spec.disk_size, .ssl = true};
     }
 
     // The tenant's own files next to postgresql.conf: its setting overrides (checked by the

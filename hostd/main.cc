@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <cstring>
 #include <iostream>
+#include <optional>
 
 #include "base/error.h"
 #include "base/fd.h"
@@ -19,6 +20,7 @@
 #include "hostd/config.h"
 #include "hostd/log.h"
 #include "hostd/manager.h"
+#include "hostd/ticker.h"
 
 using namespace hostd;
 
@@ -85,6 +87,10 @@ int main(int argc, char** argv) {
         else listen_fd = bind_socket(cfg.socket_path, gid);
 
         ApiServer api(manager, listen_fd.get(), gid);
+        // The disk-full guard: a few statvfs calls per round, never a tenant's process.
+        std::optional<Ticker> guard;
+        if (cfg.guard_interval > 0)
+            guard.emplace(std::chrono::milliseconds(static_cast<long>(cfg.guard_interval * 1000)), [&] { manager.guard_tick(); });
         sd_notify(0, "READY=1\nSTATUS=Serving the API");
         log::info("hostd " HOSTD_VERSION " ready");
 

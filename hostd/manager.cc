@@ -8,6 +8,7 @@
 #include "base/error.h"
 #include "base/fs.h"
 #include "base/rollback.h"
+#include "base/size.h"
 #include "hostd/faults.h"
 #include "hostd/log.h"
 #include "pgconf/pgconf.h"
@@ -224,6 +225,7 @@ nlohmann::json Manager::create(const std::string& name, const nlohmann::json& bo
         else forget(name);
     });
     std::string mp = mountpoint_of(cfg_, name);
+    std::string destroyed;  // what a forced create erased, for the reply
     auto step = [&](const std::string& s, auto&& fn) {
         set_step(t, s);
         crash_point("create", "before", s);
@@ -246,8 +248,18 @@ nlohmann::json Manager::create(const std::string& name, const nlohmann::json& bo
                 }
                 t.device = fx_->attach_image(t.image);
                 rb.add("loop device", [&] { fx_->detach_image(t.image); });
+            } else if (kept) {
+                t.device = t.spec.device;
             } else {
-                t.device = kept ? t.spec.device : fx_->check_blank_device(t.spec.device);
+                const storage::DeviceCheck c = claim_device(name, t.spec.device, req.force);
+                t.device = c.path;
+                t.spec.device = c.path;
+                save(t);  // the claim is on record before anything is written to the device
+                if (!c.signature.empty()) {
+                    log::warning("Forced: erasing " + c.signature + " on " + c.path + " (create with force)", name);
+                    fx_->erase_signatures(c.path);
+                    destroyed = c.signature + " on " + c.path;
+                }
             }
         });
         if (!kept) {
@@ -262,6 +274,13 @@ nlohmann::json Manager::create(const std::string& name, const nlohmann::json& bo
         step("mount", [&] {
             fx_->mount(t, mp, !kept);
             rb.add("mount", [&] { fx_->unmount(mp); });
+            // Space the disk-full guard can hand back; a tenant whose disk is too full for it
+            // (a kept one) gets it later from the guard.
+            try {
+                fx_->ensure_reserve(mp, reserve_bytes(cfg_, t.spec.disk_size));
+            } catch (const Error& e) {
+                log::warning(std::string("No reserve file yet: ") + e.what(), name);
+            }
         });
         units::OsUser user;
         step("user", [&] {
@@ -309,7 +328,139 @@ nlohmann::json Manager::create(const std::string& name, const nlohmann::json& bo
     record_op("create", true, total.ms());
     auto j = to_json(cfg_, t, true);
     j["create_ms"] = total.ms();
+    if (!destroyed.empty()) j["destroyed"] = destroyed;
     return j;
+}
+
+storage::DeviceCheck Manager::claim_device(const std::string& name, const std::string& requested, bool force) {
+    const bool from_pool = requested.empty();
+    std::vector<std::string> candidates = from_pool ? cfg_.devices : std::vector<std::string>{requested};
+    std::string reasons;
+    for (const auto& cand : candidates) {
+        try {
+            // Never force a device picked from the pool: force is an operator's word about one device.
+            storage::DeviceCheck c = fx_->check_device(cand, force && !from_pool);
+            std::lock_guard g(mu_);
+            for (auto& [other, r] : records_) {
+                if (other == name) continue;
+                std::error_code ec;
+                auto spec_dev = r.spec.device.empty() ? std::string()
+                                                      : std::filesystem::weakly_canonical(r.spec.device, ec).string();
+                if (r.device == c.path || spec_dev == c.path)
+                    throw Error(Errc::conflict, c.path + " is already claimed by tenant '" + other + "' (" +
+                                                    std::string(to_string(r.state)) + "); hostd gives a device to one tenant only.");
+            }
+            records_[name].device = c.path;  // reserved: a concurrent create sees the claim
+            return c;
+        } catch (const Error& e) {
+            if (!from_pool) throw;
+            reasons += std::string(reasons.empty() ? "" : "; ") + e.what();
+        }
+    }
+    if (candidates.empty())
+        throw Error(Errc::invalid, "The create names no device and hostd.toml has no pool (storage.devices)", "device");
+    throw Error(Errc::unavailable, "No free device in the pool (storage.devices): " + reasons);
+}
+
+nlohmann::json Manager::resize(const std::string& name, const nlohmann::json& body) {
+    validate_name(name);
+    const uint64_t size = parse_resize_request(body, cfg_);
+    OpLock op(*this, name);
+    TenantRecord t = record_of(name);
+    if (t.state != TenantState::ready)
+        throw Error(Errc::conflict, "Tenant '" + name + "' is " + std::string(to_string(t.state)) + "; only a ready tenant can be resized");
+    if (size < t.spec.disk_size)
+        throw Error(Errc::refused, "Tenant '" + name + "' has " + format_size(t.spec.disk_size) + "; shrinking to " +
+                                       format_size(size) + " is not supported (ext4 cannot shrink while mounted, xfs "
+                                       "cannot shrink at all). Free space instead, or move the data to a new tenant (pg_dump).",
+                    "size");
+    const std::string mp = mountpoint_of(cfg_, name);
+    StepTimer timer;
+    const uint64_t before = t.spec.disk_size;
+    bool online = true;
+    try {
+        fx_->grow_disk(t, mp, size);
+        t.spec.disk_size = size;
+        save(t);
+    } catch (const Error& e) {
+        if (e.code() != Errc::unavailable || t.spec.filesystem != "ext4") throw;
+        // The device has grown; the filesystem can only follow unmounted: a short restart.
+        log::warning(std::string("Growing offline with a short restart: ") + e.what(), name);
+        online = false;
+        t.spec.disk_size = size;
+        save(t);
+        fx_->stop_unit(name);
+        fx_->unmount(mp);
+        fx_->grow_offline(t);
+        fx_->mount(t, mp, /*fresh=*/false);
+    }
+    log::info("Disk grown from " + format_size(before) + " to " + format_size(size) + (online ? " online" : " offline"), name);
+    // WAL sizing follows the disk. A tenant that went down on a full disk comes back now.
+    if (fx_->unit_active(name)) {
+        fx_->apply_limits(t, mp);
+    } else {
+        log::info("Starting the tenant again after the resize", name);
+        fx_->start_unit(name, limits_of(t.spec));
+        fx_->wait_sql("/run/hostd-tenant/" + name, t.port, t.admin_user, t.password, 10000);
+        std::lock_guard g(mu_);
+        problems_.erase(name);
+    }
+    guard_check(name);
+    auto j = to_json(cfg_, record_of(name), false);
+    j["resize_ms"] = timer.ms();
+    j["online"] = online;
+    if (auto d = fx_->disk_usage(mp)) j["disk"] = disk_json(*d);
+    return j;
+}
+
+void Manager::guard_tick() {
+    if (cfg_.guard_interval <= 0) return;
+    std::vector<std::string> names;
+    {
+        std::lock_guard g(mu_);
+        for (auto& [name, t] : records_)
+            if (t.state == TenantState::ready && !busy_.count(name)) names.push_back(name);
+    }
+    for (auto& name : names) {
+        try {
+            OpLock op(*this, name);
+            guard_check(name);
+        } catch (const Error& e) {
+            if (e.code() != Errc::conflict && e.code() != Errc::not_found)
+                log::warning(std::string("Disk-full guard: ") + e.what(), name);
+        }
+    }
+}
+
+void Manager::guard_check(const std::string& name) {
+    TenantRecord t = record_of(name);
+    if (t.state != TenantState::ready) return;
+    const std::string mp = mountpoint_of(cfg_, name);
+    auto d = fx_->disk_usage(mp);
+    if (!d || d->bytes_total == 0) return;
+    const uint64_t reserve = reserve_bytes(cfg_, d->bytes_total);
+    switch (guard_decide(*d, t.read_only, reserve, cfg_)) {
+    case GuardAction::engage: {
+        const uint64_t freed = fx_->release_reserve(mp);
+        fx_->set_read_only(t, mp, true);
+        t.read_only = true;
+        save(t);
+        log::warning("Disk nearly full (" + format_size(d->bytes_available) + " of " + format_size(d->bytes_total) +
+                         " available): the tenant is read-only until space is freed or the disk is grown (hostctl resize); "
+                         "released its " + format_size(freed) + " reserve",
+                     name);
+        break;
+    }
+    case GuardAction::release:
+        fx_->ensure_reserve(mp, reserve);
+        fx_->set_read_only(t, mp, false);
+        t.read_only = false;
+        save(t);
+        log::info("Disk has room again (" + format_size(d->bytes_available) + " available): the tenant is read-write", name);
+        break;
+    case GuardAction::none:
+        break;
+    }
 }
 
 void Manager::record_op(const char* kind, bool ok, long ms) {

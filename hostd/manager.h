@@ -12,6 +12,7 @@
 #include "hostd/config.h"
 #include "hostd/effects.h"
 #include "hostd/opstats.h"
+#include "hostd/guard.h"
 #include "hostd/tenant.h"
 #include "pgconf/settings.h"
 
@@ -40,6 +41,11 @@ public:
     // PATCH: memory, cpu, tasks, io_weight changed on the running unit without a restart;
     // the reply lists PostgreSQL settings that wait for a restart.
     nlohmann::json set_limits(const std::string& name, const nlohmann::json& body);
+    // POST /v1/tenants/{name}/resize: grows the disk and its filesystem online; shrinking is refused.
+    nlohmann::json resize(const std::string& name, const nlohmann::json& body);
+    // One round of the disk-full guard over every ready tenant not busy with an operation:
+    // read-only (and the reserve released) when the disk is nearly full, back when it is not.
+    void guard_tick();
     nlohmann::json list();
     nlohmann::json host();
     std::string ca_certificate();
@@ -63,6 +69,10 @@ private:
     void record_op(const char* kind, bool ok, long ms);
     void finish_detach(TenantRecord& t);
     void converge(TenantRecord t, nlohmann::json& actions);
+    // The device for a create: the one named, checked and not another tenant's; or the first
+    // usable one of the pool. Reserved in records_ under mu_ before it returns.
+    storage::DeviceCheck claim_device(const std::string& name, const std::string& requested, bool force);
+    void guard_check(const std::string& name);  // the caller holds the tenant's OpLock
 
     Config cfg_;
     std::unique_ptr<Effects> fx_;

@@ -95,7 +95,8 @@ void refuse_unknown(const nlohmann::json& body, std::initializer_list<const char
 }  // namespace
 
 CreateRequest parse_create_request(const nlohmann::json& body, const Config& cfg) {
-    refuse_unknown(body, {"disk_size", "memory", "cpu", "tasks", "io_weight", "settings", "device", "backend", "reuse"});
+    refuse_unknown(body, {"disk_size", "memory", "cpu", "tasks", "io_weight", "settings", "device", "backend", "reuse",
+                          "filesystem", "force"});
     CreateRequest r;
     TenantSpec& s = r.spec;
     s.filesystem = cfg.filesystem;
@@ -113,10 +114,22 @@ CreateRequest parse_create_request(const nlohmann::json& body, const Config& cfg
             throw Error(Errc::invalid, "'device' must be an absolute path such as /dev/vdb", "device");
         if (!body.contains("backend")) s.backend = "device";
     }
-    if (s.backend == "device" && s.device.empty())
-        throw Error(Errc::invalid, "The device backend needs 'device' (the block device to use)", "device");
+    if (s.backend == "device" && s.device.empty() && cfg.devices.empty())
+        throw Error(Errc::invalid, "The device backend needs 'device' (the block device to use), or a pool of "
+                                   "devices in hostd.toml (storage.devices)", "device");
     if (s.backend == "loop" && !s.device.empty())
         throw Error(Errc::invalid, "'device' cannot be used with the loop backend", "device");
+    if (body.contains("filesystem")) {
+        if (!body["filesystem"].is_string() || (body["filesystem"] != "ext4" && body["filesystem"] != "xfs"))
+            throw Error(Errc::invalid, "'filesystem' must be \"ext4\" or \"xfs\"", "filesystem");
+        s.filesystem = body["filesystem"].get<std::string>();
+    }
+    if (body.contains("force")) {
+        if (!body["force"].is_boolean()) throw Error(Errc::invalid, "'force' must be true or false", "force");
+        r.force = body["force"].get<bool>();
+        if (r.force && s.backend != "device")
+            throw Error(Errc::invalid, "'force' only applies to the device backend (formatting over a signature)", "force");
+    }
 
     s.disk_size = size_field(body, "disk_size", cfg.min_disk_size, cfg.max_disk_size).value_or(cfg.disk_size);
     auto limits = parse_limits_update(body, cfg);
@@ -130,6 +143,19 @@ CreateRequest parse_create_request(const nlohmann::json& body, const Config& cfg
         r.reuse = body["reuse"].get<bool>();
     }
     return r;
+}
+
+uint64_t parse_resize_request(const nlohmann::json& body, const Config& cfg) {
+    refuse_unknown(body, {"size"});
+    auto size = size_field(body, "size", cfg.min_disk_size, cfg.max_disk_size);
+    if (!size) throw Error(Errc::invalid, "A resize needs 'size', the new disk size (e.g. \"2G\")", "size");
+    return *size;
+}
+
+nlohmann::json disk_json(const storage::DiskStats& d) {
+    return {{"bytes_total", d.bytes_total},         {"bytes_used", d.bytes_used},
+            {"bytes_available", d.bytes_available}, {"inodes_total", d.inodes_total},
+            {"inodes_used", d.inodes_used},         {"inodes_available", d.inodes_available}};
 }
 
 void refuse_unknown_fields(const nlohmann::json& body) {
@@ -185,6 +211,7 @@ nlohmann::json to_json(const Config& cfg, const TenantRecord& t, bool with_secre
         {"device", t.device},
         {"mountpoint", mountpoint_of(cfg, t.name)},
         {"unit", units::tenant_unit(t.name)},
+        {"read_only", t.read_only},
         {"os_user", t.os_user},
         {"port", t.port},
         {"public_port", t.public_port},
@@ -231,6 +258,7 @@ std::string to_toml(const TenantRecord& t) {
         {"step", t.step},
         {"reuse", t.reuse},
         {"purge", t.purge},
+        {"read_only", t.read_only},
         {"spec", spec},
         {"facts", facts},
     };
@@ -254,6 +282,7 @@ TenantRecord from_toml(std::string_view text, const std::string& source) {
     t.step = doc["step"].value_or(std::string{});
     t.reuse = doc["reuse"].value_or(false);
     t.purge = doc["purge"].value_or(false);
+    t.read_only = doc["read_only"].value_or(false);
     auto sp = doc["spec"];
     t.spec.backend = sp["backend"].value_or(std::string{"loop"});
     t.spec.device = sp["device"].value_or(std::string{});

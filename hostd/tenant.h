@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "hostd/config.h"
+#include "storage/storage.h"
 
 namespace hostd {
 
@@ -29,7 +30,7 @@ void validate_name(std::string_view name);
 struct TenantSpec {
     std::string backend;        // "loop" | "device"
     std::string device;         // device backend: the block device given by the operator
-    std::string filesystem;     // "ext4"
+    std::string filesystem;     // "ext4" | "xfs"
     uint64_t disk_size = 0;     // bytes
     uint64_t memory = 0;        // MemoryMax, bytes
     double cpu = 0;             // CPUs
@@ -46,6 +47,7 @@ std::optional<std::map<std::string, std::string>> raw_settings(const nlohmann::j
 struct CreateRequest {
     TenantSpec spec;  // spec.settings unvalidated here
     bool reuse = false;  // bring back a detached tenant's data instead of making a new disk
+    bool force = false;  // device backend: format over a signature (never over anything mounted/held/claimed)
 };
 
 // Body of PUT /v1/tenants/{name}: every field optional, defaults from the config.
@@ -60,6 +62,9 @@ struct LimitsUpdate {
     std::optional<uint64_t> io_weight;
     std::optional<std::map<std::string, std::string>> settings;  // replaces all overrides; unvalidated
 };
+// Body of POST /v1/tenants/{name}/resize: {"size": "2G"} → bytes, within the configured limits.
+uint64_t parse_resize_request(const nlohmann::json& body, const Config& cfg);
+
 LimitsUpdate parse_limits_update(const nlohmann::json& body, const Config& cfg);
 // Throws Errc::invalid for a field a PATCH cannot change (disk, backend...).
 void refuse_unknown_fields(const nlohmann::json& body);
@@ -84,6 +89,8 @@ struct TenantRecord {
     // Intent of the operation in progress, so a reconcile after a crash knows what to do.
     bool reuse = false;          // creating: bringing back kept data (roll back to detached)
     bool purge = false;          // deleting: destroy the data too
+    // Disk-full guard: hostd switched the tenant to read-only and released its reserve.
+    bool read_only = false;
 };
 
 std::string mountpoint_of(const Config& cfg, const std::string& tenant);
@@ -91,6 +98,8 @@ std::string connection_url(const Config& cfg, const TenantRecord& t);
 
 // The record as the API shows it; with_secret adds the admin password.
 nlohmann::json to_json(const Config& cfg, const TenantRecord& t, bool with_secret);
+// Disk usage as the API shows it (bytes and inodes: total, used, available).
+nlohmann::json disk_json(const storage::DiskStats& d);
 
 // The record on disk (TOML). from_toml throws Errc::invalid naming the source on a bad file.
 std::string to_toml(const TenantRecord& t);

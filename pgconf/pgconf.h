@@ -18,6 +18,7 @@ struct ClusterSpec {
     std::string socket_dir;        // unix_socket_directories (the tenant's own)
     uint64_t memory_bytes = 0;     // the unit's MemoryMax; tuning derives from it
     double cpus = 1.0;             // the unit's CPU quota in CPUs
+    uint64_t disk_bytes = 0;       // the tenant's disk; WAL sizing derives from it (0: PostgreSQL's defaults)
     bool ssl = false;              // ssl = on with server.crt/server.key in the data directory;
                                    // then TCP logins must use TLS (hostd checks over the socket)
 };
@@ -26,6 +27,10 @@ struct ClusterSpec {
 // scram-sha-256, logging to stderr (journal), shared_buffers/max_connections derived from
 // memory (documented in the file's comments), include_if_exists = 'hostd.override.conf'.
 std::string render_postgresql_conf(const ClusterSpec& spec);
+
+// hostd.guard.conf: what the disk-full guard puts in force while a tenant's disk is nearly
+// full (default_transaction_read_only = on). postgresql.conf includes it after the overrides.
+std::string render_guard_conf();
 
 // pg_hba.conf: local + host 127.0.0.1/32 + ::1/128, all with scram-sha-256; nothing else.
 std::string render_pg_hba(const ClusterSpec& spec);

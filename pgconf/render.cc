@@ -56,6 +56,8 @@ struct Tuning {
     unsigned max_parallel_workers;
     unsigned max_parallel_workers_per_gather;
     unsigned max_parallel_maintenance_workers;
+    uint64_t max_wal_size_mb;  // 0: not set (PostgreSQL's default, 1GB)
+    uint64_t min_wal_size_mb;
 };
 
 Tuning tune(const ClusterSpec& spec) {
@@ -77,6 +79,11 @@ Tuning tune(const ClusterSpec& spec) {
     t.max_worker_processes = std::max(8u, t.cpus);
     t.max_parallel_workers_per_gather = std::min(4u, t.cpus / 2);
     t.max_parallel_maintenance_workers = std::min(4u, t.cpus / 2);
+    if (spec.disk_bytes > 0) {
+        const uint64_t disk_mib = spec.disk_bytes / kMiB;
+        t.max_wal_size_mb = std::clamp<uint64_t>(disk_mib / 8, 48, 1024);
+        t.min_wal_size_mb = std::clamp<uint64_t>(disk_mib / 32, 32, 80);
+    }
     return t;
 }
 
@@ -149,6 +156,13 @@ std::string render_postgresql_conf(const ClusterSpec& spec) {
       << "max_parallel_workers_per_gather = " << t.max_parallel_workers_per_gather << "\n"
       << "max_parallel_maintenance_workers = " << t.max_parallel_maintenance_workers << "\n"
       << "\n"
+      << (t.max_wal_size_mb == 0 ? std::string() :
+          "# --- WAL -----------------------------------------------------------------------------\n"
+          "# WAL shares the tenant's disk: a checkpoint every 1/8 of the disk (48MB..1GB) keeps it\n"
+          "# from outgrowing the data, so a full disk shows up as a failed INSERT, not as a crash on\n"
+          "# a WAL write; recycled segments: 1/32 of the disk (32MB..80MB).\n"
+          "max_wal_size = " + std::to_string(t.max_wal_size_mb) + "MB\n"
+          "min_wal_size = " + std::to_string(t.min_wal_size_mb) + "MB\n\n")
       << "# --- Logging -------------------------------------------------------------------------\n"
       << "# stderr goes to the journal through the unit, which records the time and the unit; the\n"
       << "# prefix adds what the journal cannot know: backend PID, user and database.\n"
@@ -168,8 +182,19 @@ std::string render_postgresql_conf(const ClusterSpec& spec) {
       << "default_text_search_config = 'pg_catalog.english'\n"
       << "\n"
       << "# Local settings, read last (see the top of this file).\n"
-      << "include_if_exists = 'hostd.override.conf'\n";
+      << "include_if_exists = 'hostd.override.conf'\n"
+      << "# Present only while hostd's disk-full guard holds the tenant read-only; after the\n"
+      << "# overrides, so they cannot undo it.\n"
+      << "include_if_exists = 'hostd.guard.conf'\n";
     return o.str();
+}
+
+std::string render_guard_conf() {
+    return "# Written by hostd's disk-full guard: the tenant's disk is nearly full. Every new\n"
+           "# transaction is read-only until space is freed (DROP/TRUNCATE/DELETE+VACUUM in a\n"
+           "# BEGIN READ WRITE transaction) or the disk is grown (hostctl resize); then hostd removes\n"
+           "# this file.\n"
+           "default_transaction_read_only = on\n";
 }
 
 std::string render_pg_hba(const ClusterSpec& spec) {

@@ -9,8 +9,9 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
-#include <mutex>
 #include <cstdio>
+#include <mutex>
+#include <set>
 
 #include "base/error.h"
 #include "base/exec.h"
@@ -84,6 +85,52 @@ bool program_installed(const std::string& name) {
     return false;
 }
 
+// The whole disk a partition belongs to (the device itself when it is not a partition):
+// /sys/dev/block/MAJ:MIN resolves into the parent disk's directory for a partition.
+dev_t whole_disk(dev_t d) {
+    const std::string sys = "/sys/dev/block/" + devno_name(d);
+    if (!path_exists(sys + "/partition")) return d;
+    auto canon = detail::canonical_path(sys);
+    if (!canon) return d;
+    unsigned maj = 0, min = 0;
+    const std::string parent = canon->substr(0, canon->rfind('/'));
+    if (std::sscanf(first_line(parent + "/dev").c_str(), "%u:%u", &maj, &min) == 2) return makedev(maj, min);
+    return d;
+}
+
+// What "/" lives on: its device, the whole disk of it, and (recursively) what that is stacked
+// on (device-mapper/md "slaves"). "/" on an overlay or a network filesystem has no device of
+// its own; then the mount table's source for "/" is used if it is a device node.
+std::set<dev_t> root_devices() {
+    std::set<dev_t> out;
+    dev_t root = 0;
+    struct stat st {};
+    if (::stat("/", &st) == 0 && major(st.st_dev) != 0) root = st.st_dev;
+    if (root == 0) {
+        detail::MntTable table = detail::read_mountinfo();
+        if (libmnt_fs* fs = mnt_table_find_target(table.get(), "/", MNT_ITER_BACKWARD)) {
+            struct stat src {};
+            const char* source = mnt_fs_get_source(fs);
+            if (source && ::stat(source, &src) == 0 && S_ISBLK(src.st_mode)) root = src.st_rdev;
+        }
+    }
+    std::vector<dev_t> todo;
+    if (root != 0) todo.push_back(root);
+    while (!todo.empty()) {
+        const dev_t d = todo.back();
+        todo.pop_back();
+        if (!out.insert(d).second) continue;
+        todo.push_back(whole_disk(d));
+        const std::string slaves = "/sys/dev/block/" + devno_name(d) + "/slaves";
+        for (const auto& name : sysfs_entries(slaves)) {
+            unsigned maj = 0, min = 0;
+            if (std::sscanf(first_line(slaves + "/" + name + "/dev").c_str(), "%u:%u", &maj, &min) == 2)
+                todo.push_back(makedev(maj, min));
+        }
+    }
+    return out;
+}
+
 std::string describe(const ProbeResult& r) {
     std::string s = "a " + r.type + " signature";
     if (!r.uuid.empty()) s += " (UUID " + r.uuid + (r.label.empty() ? "" : ", label '" + r.label + "'") + ")";
@@ -134,7 +181,7 @@ ProbeResult probe(const std::string& device) {
     return r;
 }
 
-std::string check_blank_device(const std::string& device) {
+DeviceCheck check_device(const std::string& device, bool allow_signature) {
     const auto canon = detail::canonical_path(device);
     if (!canon) throw Error(Errc::not_found, "Device " + device + " does not exist.");
     struct stat st {};
@@ -145,6 +192,12 @@ std::string check_blank_device(const std::string& device) {
     const std::vector<dev_t> parts = kernel_partitions(st.st_rdev);
     std::vector<dev_t> all = parts;
     all.push_back(st.st_rdev);
+    // First, so the reason is the one that matters most (the root disk is also "mounted").
+    const std::set<dev_t> root = root_devices();
+    if (std::any_of(all.begin(), all.end(), [&](dev_t d) { return root.count(d) > 0; }) ||
+        root.count(whole_disk(st.st_rdev)) > 0)
+        throw Error(Errc::refused, *canon + " is (or is on) the disk holding the root filesystem /; "
+                                            "hostd never formats the system disk.");
     if (auto mounts = detail::mounts_of(all); !mounts.empty()) {
         const bool whole = mounts.front().first == st.st_rdev;
         throw Error(Errc::refused, *canon + (whole ? "" : " has a partition that") + " is mounted at " +
@@ -174,12 +227,32 @@ std::string check_blank_device(const std::string& device) {
     detail::drop_cached_blocks(claim.get());
 
     const ProbeResult r = probe(*canon);
+    // A partition table is a map of somebody's data; force does not override it.
     if (r.has_partition_table)
         throw Error(Errc::refused, *canon + " has a partition table (" + r.partition_table_type + ")" + kWipeAdvice);
-    if (r.has_signature && r.type.empty())
-        throw Error(Errc::refused, *canon + " has several conflicting signatures" + kWipeAdvice);
-    if (r.has_signature) throw Error(Errc::refused, *canon + " has " + describe(r) + kWipeAdvice);
-    return *canon;
+    DeviceCheck out{.path = *canon};
+    if (!r.has_signature) return out;
+    out.signature = r.type.empty() ? "several conflicting signatures" : describe(r);
+    if (!allow_signature) throw Error(Errc::refused, *canon + " has " + out.signature + kWipeAdvice);
+    return out;
+}
+
+std::string check_blank_device(const std::string& device) { return check_device(device).path; }
+
+void erase_signatures(const std::string& device) {
+    const DeviceCheck c = check_device(device, /*allow_signature=*/true);
+    if (c.signature.empty()) return;
+    exec_checked({.argv = {"wipefs", "--all", "--quiet", c.path}}, "Failed to erase the signatures on " + c.path);
+    Fd fd(::open(c.path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd) detail::drop_cached_blocks(fd.get());
+}
+
+uint64_t device_size(const std::string& device) {
+    Fd fd(::open(device.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) throw_errno(errno, "Failed to open " + device);
+    uint64_t bytes = 0;
+    if (::ioctl(fd.get(), BLKGETSIZE64, &bytes) < 0) throw_errno(errno, "Failed to read the size of " + device);
+    return bytes;
 }
 
 void make_filesystem(const std::string& device, const std::string& fstype, const std::string& label,

@@ -53,16 +53,49 @@ struct ProbeResult {
 // libblkid low-level probe (superblocks + partitions) of a block device.
 ProbeResult probe(const std::string& device);
 
-// Refuses (Errc::refused, reason in the message) a device that is not a block device, does not
-// exist, is mounted, has a partition table or any signature. Symlinks are resolved first; the
-// canonical "/dev/..." path is returned. (The full safety matrix grows in a later issue.)
+// What a device check found: the canonical path and, when allow_signature let a signature
+// pass, what formatting will destroy ("an ext4 signature (UUID …, label '…')").
+struct DeviceCheck {
+    std::string path;
+    std::string signature;  // empty: blank
+};
+
+// The safety matrix for a device hostd is about to format. Symlinks (/dev/disk/by-id/…)
+// resolve first. Refuses (Errc::not_found / Errc::refused, the reason in the message) a path
+// that does not exist or is not a block device; the disk holding "/" (or anything on it, or
+// what "/" is stacked on); a device that is mounted, or a partition of it is; one with
+// partitions or a partition table; one held by device-mapper/md (sysfs holders) or claimed by
+// the kernel in any namespace (exclusive open); one with any signature (filesystem, swap, LVM,
+// RAID, LUKS) unless allow_signature. allow_signature never overrides the other reasons.
+DeviceCheck check_device(const std::string& device, bool allow_signature = false);
+// check_device(device).path: the device must be blank.
 std::string check_blank_device(const std::string& device);
+
+// Destroys every signature on an unmounted, unheld device (wipefs --all) after the same
+// checks as check_device(device, allow_signature=true). For an operator's explicit force.
+void erase_signatures(const std::string& device);
+
+// Size of a block device in bytes (BLKGETSIZE64).
+uint64_t device_size(const std::string& device);
 
 // mkfs.<fstype> with the given label and UUID (we choose the UUID so it is recorded before
 // the disk is written). ext4: `mkfs.ext4 -q -F -L label -U uuid -m 0 -E lazy_itable_init=1,lazy_journal_init=1 dev`.
 // Then probes the device and throws unless the UUID reads back.
 void make_filesystem(const std::string& device, const std::string& fstype, const std::string& label,
                      const std::string& uuid);
+
+// ---- grow ----
+
+// Grows a loop image file to size_bytes and tells its loop device (LOOP_SET_CAPACITY), so
+// the block device grows with it. Shrinking: Errc::refused.
+void grow_image(const std::string& path, uint64_t size_bytes);
+
+// Grows the mounted filesystem to fill its device, online: resize2fs (ext4) or xfs_growfs (xfs).
+// The kernel grows a mounted ext4 only for a caller with CAP_SYS_RESOURCE: without it,
+// Errc::unavailable saying so (then grow_filesystem_offline is the way).
+void grow_filesystem(const std::string& device, const std::string& mountpoint, const std::string& fstype);
+// Grows an unmounted ext4 (e2fsck -f -p, then resize2fs). xfs grows only mounted.
+void grow_filesystem_offline(const std::string& device, const std::string& fstype);
 
 // ---- mounts (libmount) ----
 
@@ -88,5 +121,12 @@ struct DiskStats {
     uint64_t inodes_total = 0, inodes_used = 0, inodes_available = 0;
 };
 DiskStats disk_stats(const std::string& mountpoint);  // statvfs
+
+// A preallocated file (fallocate, root-owned 0600) of exactly bytes: space held back that
+// can be handed to the tenant in an emergency. Idempotent; Errc::unavailable if the
+// filesystem has no room for it.
+void ensure_reserve(const std::string& path, uint64_t bytes);
+// Removes it; returns the bytes it held (0 if there was none).
+uint64_t release_reserve(const std::string& path);
 
 }  // namespace hostd::storage

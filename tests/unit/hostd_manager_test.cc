@@ -25,7 +25,14 @@ struct FakeMachine {
     std::set<uint16_t> busy_ports;
     std::vector<routes::Route> routes;
     uint64_t applied_memory = 0;
+    std::map<std::string, std::string> refused;    // device → why check_device refuses it
+    std::map<std::string, std::string> signature;  // device → what is on it (force may pass it)
+    std::set<std::string> erased, reserves, read_only;
+    std::map<std::string, storage::DiskStats> disks;  // mount point → usage
+    std::map<std::string, uint64_t> grown;            // mount point → new size
+    bool online_grow_impossible = false;
 };
+const std::string cfg_mount_root = Config{}.mount_root;
 
 class FakeEffects final : public Effects {
 public:
@@ -39,7 +46,41 @@ public:
     void remove_image(const std::string& path) override { std::lock_guard g(m_.mu); hit("remove_image"); m_.images.erase(path); }
     std::string attach_image(const std::string& path) override { std::lock_guard g(m_.mu); hit("attach_image"); m_.attached.insert(path); return "/dev/loop9"; }
     void detach_image(const std::string& path) override { std::lock_guard g(m_.mu); hit("detach_image"); m_.attached.erase(path); }
-    std::string check_blank_device(const std::string& d) override { std::lock_guard g(m_.mu); hit("check_blank_device"); return d; }
+    storage::DeviceCheck check_device(const std::string& d, bool force) override {
+        std::lock_guard g(m_.mu);
+        hit("check_device");
+        if (auto it = m_.refused.find(d); it != m_.refused.end()) throw Error(Errc::refused, d + ": " + it->second);
+        auto sig = m_.signature.count(d) ? m_.signature[d] : "";
+        if (!sig.empty() && !force) throw Error(Errc::refused, d + " has " + sig);
+        return {.path = d, .signature = sig};
+    }
+    void erase_signatures(const std::string& d) override { std::lock_guard g(m_.mu); hit("erase_signatures"); m_.erased.insert(d); }
+    void grow_disk(const TenantRecord&, const std::string& mp, uint64_t size) override {
+        std::lock_guard g(m_.mu);
+        hit("grow_disk");
+        if (m_.online_grow_impossible) throw Error(Errc::unavailable, "needs CAP_SYS_RESOURCE");
+        m_.grown[mp] = size;
+    }
+    void grow_offline(const TenantRecord& t) override {
+        std::lock_guard g(m_.mu);
+        hit("grow_offline");
+        if (m_.mounts.count(cfg_mount_root + "/" + t.name)) throw Error(Errc::refused, "mounted");
+        m_.grown[cfg_mount_root + "/" + t.name] = t.spec.disk_size;
+    }
+    std::optional<storage::DiskStats> disk_usage(const std::string& mp) override {
+        std::lock_guard g(m_.mu);
+        if (auto it = m_.disks.find(mp); it != m_.disks.end()) return it->second;
+        return std::nullopt;
+    }
+    void ensure_reserve(const std::string& mp, uint64_t) override { std::lock_guard g(m_.mu); hit("ensure_reserve"); m_.reserves.insert(mp); }
+    uint64_t release_reserve(const std::string& mp) override { std::lock_guard g(m_.mu); hit("release_reserve"); return m_.reserves.erase(mp) ? 1 : 0; }
+    void set_read_only(const TenantRecord& t, const std::string&, bool on) override {
+        std::lock_guard g(m_.mu);
+        hit(on ? "read_only" : "read_write");
+        if (on) m_.read_only.insert(t.name);
+        else m_.read_only.erase(t.name);
+    }
+    bool unit_active(const std::string& t) override { std::lock_guard g(m_.mu); return m_.units.count(t) > 0; }
     void wipe_device(const std::string&, const std::string&) override { std::lock_guard g(m_.mu); hit("wipe_device"); }
     void format(const std::string&, const std::string&, const std::string&, const std::string&) override { std::lock_guard g(m_.mu); hit("format"); }
     void mount(const TenantRecord&, const std::string& target, bool) override { std::lock_guard g(m_.mu); hit("mount"); m_.mounts.insert(target); }
@@ -123,7 +164,7 @@ TEST_F(AManager, CreatesATenantFromAnEmptyRequestWithConfiguredDefaults) {
     EXPECT_EQ(t["state"], "ready");
     EXPECT_EQ(t["disk_size"], cfg.disk_size);
     EXPECT_EQ(t["memory"], cfg.memory);
-    EXPECT_EQ(m.calls, (std::vector<std::string>{"create_image", "attach_image", "format", "mount", "create_user",
+    EXPECT_EQ(m.calls, (std::vector<std::string>{"create_image", "attach_image", "format", "mount", "ensure_reserve", "create_user",
                                                  "init_cluster", "start_unit", "wait_sql", "apply_routes", "wait_sql"}));
     ASSERT_EQ(m.routes.size(), 1u);
     EXPECT_EQ(m.routes[0].public_port, t["public_port"]);
@@ -389,4 +430,143 @@ TEST_F(AManager, ValidatesPostgresqlSettingsBeforeTouchingAnything) {
     auto t = mgr->create("acme", {{"settings", {{"work_mem", "64MB"}, {"jit", false}}}});
     EXPECT_EQ(t["settings"]["work_mem"], "64MB");
     EXPECT_EQ(t["settings"]["jit"], "off");
+}
+
+// ---- device backend: claims, pool, force ----
+
+TEST_F(AManager, NeverGivesOneDeviceToTwoTenants) {
+    mgr->create("a", {{"device", "/dev/vdb"}});
+    // Even if the device checked out blank (a detached tenant's disk would not; this is the
+    // record speaking, not the probe).
+    auto e = code_of([&] { mgr->create("b", {{"device", "/dev/vdb"}, {"force", true}}); });
+    EXPECT_EQ(e, Errc::conflict);
+    EXPECT_FALSE(std::count(m.calls.begin(), m.calls.end(), "erase_signatures"));
+    mgr->remove("a", /*purge=*/false);  // detached: the data is kept, so the claim stays
+    EXPECT_EQ(code_of([&] { mgr->create("b", {{"device", "/dev/vdb"}}); }), Errc::conflict);
+}
+
+TEST_F(AManager, ForceErasesOnlyASignatureAndSaysWhat) {
+    m.signature["/dev/vdc"] = "an ext4 signature (UUID 1234)";
+    EXPECT_EQ(code_of([&] { mgr->create("a", {{"device", "/dev/vdc"}}); }), Errc::refused);
+    EXPECT_EQ(code_of([&] { mgr->create("a", {{"force", true}}); }), Errc::invalid);  // loop backend: no force
+    auto t = mgr->create("a", {{"device", "/dev/vdc"}, {"force", true}});
+    EXPECT_EQ(t["destroyed"], "an ext4 signature (UUID 1234) on /dev/vdc");
+    EXPECT_TRUE(m.erased.count("/dev/vdc"));
+    // Anything else the check refuses (mounted, partitioned, held...) stays refused with force.
+    m.refused["/dev/vdd"] = "is mounted at /mnt";
+    EXPECT_EQ(code_of([&] { mgr->create("b", {{"device", "/dev/vdd"}, {"force", true}}); }), Errc::refused);
+    EXPECT_FALSE(m.erased.count("/dev/vdd"));
+}
+
+TEST_F(AManager, PicksTheFirstUsableDeviceOfThePool) {
+    cfg.devices = {"/dev/vdb", "/dev/vdc", "/dev/vdd", "/dev/vde"};
+    cfg.backend = "device";
+    mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
+    mgr->load();
+    m.refused["/dev/vdb"] = "has a partition table (gpt)";
+    m.signature["/dev/vdc"] = "a swap signature";  // never forced from the pool
+    EXPECT_EQ(mgr->create("a", json::object())["device"], "/dev/vdd");
+    EXPECT_EQ(mgr->create("b", json::object())["device"], "/dev/vde");  // vdd is a's now
+    try {
+        mgr->create("c", json::object());
+        FAIL() << "a full pool must refuse";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Errc::unavailable);
+        EXPECT_NE(std::string(e.what()).find("partition table"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("claimed by tenant 'a'"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(std::filesystem::exists(dir / "tenants" / "c.toml"));
+}
+
+// ---- resize ----
+
+TEST_F(AManager, GrowsADiskAndRefusesToShrinkIt) {
+    mgr->create("acme", {{"disk_size", "1G"}});
+    EXPECT_EQ(code_of([&] { mgr->resize("acme", {{"size", "512M"}}); }), Errc::refused);
+    EXPECT_EQ(code_of([&] { mgr->resize("acme", json::object()); }), Errc::invalid);
+    EXPECT_EQ(code_of([&] { mgr->resize("acme", {{"size", "0"}}); }), Errc::invalid);
+    EXPECT_EQ(code_of([&] { mgr->resize("nobody", {{"size", "2G"}}); }), Errc::not_found);
+    EXPECT_TRUE(m.grown.empty());
+    auto t = mgr->resize("acme", {{"size", "2G"}});
+    EXPECT_EQ(t["disk_size"], 2ull << 30);
+    EXPECT_EQ(m.grown.at(cfg.mount_root + "/acme"), 2ull << 30);
+    // The record keeps the new size across a restart of hostd.
+    Manager again(cfg, std::make_unique<FakeEffects>(m));
+    again.load();
+    EXPECT_EQ(again.get("acme")["disk_size"], 2ull << 30);
+}
+
+TEST_F(AManager, StartsATenantThatWentDownOnAFullDiskAfterGrowingIt) {
+    mgr->create("acme", {{"disk_size", "1G"}});
+    m.units.erase("acme");  // PostgreSQL stopped: no space for WAL
+    m.calls.clear();
+    mgr->resize("acme", {{"size", "2G"}});
+    EXPECT_TRUE(m.units.count("acme"));
+    EXPECT_EQ(std::count(m.calls.begin(), m.calls.end(), "start_unit"), 1);
+}
+
+TEST_F(AManager, GrowsOfflineWithAShortRestartWhenTheKernelWillNotGrowOnline) {
+    mgr->create("acme", {{"disk_size", "1G"}});
+    m.online_grow_impossible = true;
+    m.calls.clear();
+    auto t = mgr->resize("acme", {{"size", "2G"}});
+    EXPECT_EQ(t["online"], false);
+    EXPECT_EQ(m.calls, (std::vector<std::string>{"grow_disk", "stop_unit", "unmount", "grow_offline", "mount",
+                                                 "start_unit", "wait_sql"}));
+    EXPECT_EQ(m.grown.at(cfg.mount_root + "/acme"), 2ull << 30);
+    EXPECT_TRUE(m.units.count("acme"));
+    EXPECT_TRUE(m.mounts.count(cfg.mount_root + "/acme"));
+}
+
+// ---- disk-full guard ----
+
+TEST(GuardDecide, EngagesBelowTheLowMarkAndReleasesAboveTheHighMarkWithoutTheReserve) {
+    Config c;  // 5 % / 10 %
+    auto disk = [](uint64_t avail) { return storage::DiskStats{.bytes_total = 1000, .bytes_available = avail}; };
+    EXPECT_EQ(guard_decide(disk(60), false, 30, c), GuardAction::none);
+    EXPECT_EQ(guard_decide(disk(49), false, 30, c), GuardAction::engage);
+    EXPECT_EQ(guard_decide(disk(120), true, 30, c), GuardAction::none);  // 120-30 = 9 %: still read-only
+    EXPECT_EQ(guard_decide(disk(131), true, 30, c), GuardAction::release);
+    EXPECT_EQ(reserve_bytes(c, 1ull << 30), 32ull << 20);
+    EXPECT_EQ(reserve_bytes(c, 100ull << 20), 10ull << 20);  // at most a tenth of a small disk
+}
+
+TEST_F(AManager, GuardMakesANearlyFullTenantReadOnlyAndBackWhenSpaceReturns) {
+    mgr->create("acme", {{"disk_size", "1G"}});
+    const std::string mp = cfg.mount_root + "/acme";
+    EXPECT_TRUE(m.reserves.count(mp));
+    m.disks[mp] = {.bytes_total = 1000 << 20, .bytes_available = 500 << 20};
+    mgr->guard_tick();
+    EXPECT_FALSE(m.read_only.count("acme"));
+    m.disks[mp].bytes_available = 20 << 20;  // 2 %
+    mgr->guard_tick();
+    EXPECT_TRUE(m.read_only.count("acme"));
+    EXPECT_FALSE(m.reserves.count(mp));  // handed to the tenant
+    EXPECT_EQ(mgr->get("acme")["read_only"], true);
+    mgr->guard_tick();  // still full: nothing new
+    EXPECT_EQ(std::count(m.calls.begin(), m.calls.end(), "read_only"), 1);
+    m.disks[mp].bytes_available = 400 << 20;  // a DROP TABLE, or a resize
+    mgr->guard_tick();
+    EXPECT_FALSE(m.read_only.count("acme"));
+    EXPECT_TRUE(m.reserves.count(mp));
+    EXPECT_EQ(mgr->get("acme")["read_only"], false);
+}
+
+TEST_F(AManager, GuardLeavesATenantBusyWithAnOperationAlone) {
+    mgr->create("acme", json::object());
+    const std::string mp = cfg.mount_root + "/acme";
+    m.disks[mp] = {.bytes_total = 1000, .bytes_available = 1};
+    std::thread slow([&] {
+        std::lock_guard g(m.mu);  // holds the fake machine: set_limits waits inside its operation
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::thread op([&] { mgr->set_limits("acme", {{"memory", "512M"}}); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    mgr->guard_tick();  // must not wait for, or interleave with, the operation
+    slow.join();
+    op.join();
+    EXPECT_FALSE(m.read_only.count("acme"));
+    mgr->guard_tick();
+    EXPECT_TRUE(m.read_only.count("acme"));
 }

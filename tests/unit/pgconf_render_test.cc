@@ -42,7 +42,7 @@ TEST(PostgresqlConf, MatchesTheExpectedFileForASmallTenant) {
 TEST(PostgresqlConf, MatchesTheExpectedFileForALargeTenant) {
     expect_golden("large.postgresql.conf",
                   render_postgresql_conf({.tenant = "bigco", .port = 26500, .socket_dir = "/run/hostd-tenant/bigco",
-                                          .memory_bytes = 64ull << 30, .cpus = 6}));
+                                          .memory_bytes = 64ull << 30, .cpus = 6, .disk_bytes = 500ull << 30}));
 }
 
 TEST(PostgresqlConf, MatchesTheExpectedFileWhenNoMemoryLimitIsKnown) {
@@ -97,11 +97,30 @@ TEST(PostgresqlConf, DerivesSizesFromMemoryWithinTheirBounds) {
     EXPECT_EQ(setting(huge, "maintenance_work_mem"), "1024MB");
 }
 
-TEST(PostgresqlConf, EndsWithTheOverrideInclude) {
+TEST(PostgresqlConf, ReadsTheOverridesThenTheDiskGuardLast) {
     auto conf = render_postgresql_conf(small_spec());
-    const std::string last = "include_if_exists = 'hostd.override.conf'\n";
+    const std::string last = "include_if_exists = 'hostd.guard.conf'\n";
     ASSERT_GE(conf.size(), last.size());
     EXPECT_EQ(conf.substr(conf.size() - last.size()), last);
+    EXPECT_LT(conf.find("include_if_exists = 'hostd.override.conf'"), conf.find("include_if_exists = 'hostd.guard.conf'"));
+}
+
+TEST(PostgresqlConf, SizesWalToTheDisk) {
+    auto spec = small_spec();
+    spec.disk_bytes = 256ull << 20;  // small disk: the floors
+    auto conf = render_postgresql_conf(spec);
+    EXPECT_NE(conf.find("max_wal_size = 48MB\n"), std::string::npos);
+    EXPECT_NE(conf.find("min_wal_size = 32MB\n"), std::string::npos);
+    spec.disk_bytes = 4ull << 30;  // 4 GiB: an eighth, a thirty-second
+    conf = render_postgresql_conf(spec);
+    EXPECT_NE(conf.find("max_wal_size = 512MB\n"), std::string::npos);
+    EXPECT_NE(conf.find("min_wal_size = 80MB\n"), std::string::npos);
+    spec.disk_bytes = 0;  // unknown: PostgreSQL's defaults
+    EXPECT_EQ(render_postgresql_conf(spec).find("max_wal_size"), std::string::npos);
+}
+
+TEST(GuardConf, MakesNewTransactionsReadOnly) {
+    EXPECT_NE(render_guard_conf().find("\ndefault_transaction_read_only = on\n"), std::string::npos);
 }
 
 TEST(PgHba, MatchesTheExpectedFile) {

@@ -6,7 +6,10 @@
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -589,4 +592,228 @@ TEST_F(BlankRoot, SeesDataWrittenToTheImageBehindTheDevicesBack) {
     auto e = error_of([&] { check_blank_device(dev); });
     ASSERT_TRUE(e) << "stale cached blocks were probed";
     EXPECT_EQ(e->code(), Errc::refused);
+}
+
+// ---- the whole refusal matrix, each case leaving the device byte-for-byte unchanged ----
+
+namespace {
+
+// The first and the last MiB of a device, read past the page cache's stale blocks.
+std::string ends_of(const std::string& dev) {
+    Fd fd(::open(dev.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) throw std::runtime_error("open " + dev);
+    uint64_t size = device_size(dev);
+    std::string out(2 * MiB, '\0');
+    if (::pread(fd.get(), out.data(), MiB, 0) != ssize_t(MiB) ||
+        ::pread(fd.get(), out.data() + MiB, MiB, static_cast<off_t>(size - MiB)) != ssize_t(MiB))
+        throw std::runtime_error("read " + dev);
+    return out;
+}
+
+void write_at(const std::string& dev, uint64_t offset, const std::string& bytes) {
+    Fd fd(::open(dev.c_str(), O_WRONLY | O_CLOEXEC));
+    ASSERT_TRUE(fd) << dev;
+    ASSERT_EQ(::pwrite(fd.get(), bytes.data(), bytes.size(), static_cast<off_t>(offset)), ssize_t(bytes.size()));
+    ASSERT_EQ(::fsync(fd.get()), 0);
+}
+
+void put32(std::string& b, size_t off, uint32_t v) {
+    for (int i = 0; i < 4; ++i) b[off + i] = static_cast<char>(v >> (8 * i));
+}
+void put64(std::string& b, size_t off, uint64_t v) {
+    for (int i = 0; i < 8; ++i) b[off + i] = static_cast<char>(v >> (8 * i));
+}
+
+// An LVM2 physical-volume label as pvcreate writes it (sector 1: "LABELONE", the CRC LVM
+// uses, "LVM2 001", a PV header with a UUID), without needing lvm2 installed.
+void write_lvm2_label(const std::string& dev) {
+    std::string s(512, '\0');
+    s.replace(0, 8, "LABELONE");
+    put64(s, 8, 1);    // sector_xl: the sector this label is in
+    put32(s, 20, 32);  // offset_xl: where the PV header starts
+    s.replace(24, 8, "LVM2 001");
+    s.replace(32, 32, "hostdTESTpvUUIDabcdefghijklmnopq");
+    put64(s, 64, 64 * MiB);  // device size
+    // LVM's CRC-32 (reflected 0xEDB88320, seed 0xf597a6cf, no final xor) over bytes 20..511.
+    uint32_t crc = 0xf597a6cf;
+    for (size_t i = 20; i < 512; ++i) {
+        crc ^= static_cast<unsigned char>(s[i]);
+        for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+    }
+    put32(s, 16, crc);
+    write_at(dev, 512, s);
+}
+
+// An md RAID v1.2 superblock (4 KiB in, checksummed the way the md driver does), so blkid
+// sees a linux_raid_member without mdadm or the md driver.
+void write_md_superblock(const std::string& dev) {
+    std::string sb(1024, '\0');
+    put32(sb, 0, 0xa92b4efc);  // magic
+    put32(sb, 4, 1);           // major_version
+    sb.replace(16, 16, "hostd-test-array");  // set_uuid
+    sb.replace(32, 8, "hostd:0");            // set_name
+    put32(sb, 72, 1);          // level: RAID 1
+    put32(sb, 92, 2);          // raid_disks
+    put64(sb, 144, 8);         // super_offset (sectors): 4 KiB
+    put32(sb, 220, 2);         // max_dev: two roles follow at 256
+    uint64_t sum = 0;
+    for (size_t i = 0; i < 256 + 2 * 2; i += 4)
+        sum += static_cast<uint32_t>(static_cast<unsigned char>(sb[i]) | static_cast<unsigned char>(sb[i + 1]) << 8 |
+                                     static_cast<unsigned char>(sb[i + 2]) << 16 | static_cast<uint32_t>(static_cast<unsigned char>(sb[i + 3])) << 24);
+    put32(sb, 216, static_cast<uint32_t>((sum & 0xffffffff) + (sum >> 32)));  // sb_csum
+    write_at(dev, 4096, sb);
+}
+
+// The block device "/" is on, as /dev/NAME, if this machine has a node for it.
+std::optional<std::string> root_device_node() {
+    struct stat st {};
+    if (::stat("/", &st) < 0 || major(st.st_dev) == 0) return std::nullopt;
+    std::ifstream in("/sys/dev/block/" + std::to_string(major(st.st_dev)) + ":" + std::to_string(minor(st.st_dev)) + "/uevent");
+    for (std::string line; std::getline(in, line);)
+        if (line.starts_with("DEVNAME=") && path_exists("/dev/" + line.substr(8))) return "/dev/" + line.substr(8);
+    return std::nullopt;
+}
+
+}  // namespace
+
+using MatrixRoot = StorageRoot;
+
+bool has_cap_sys_resource() {
+    std::ifstream in("/proc/self/status");
+    for (std::string line; std::getline(in, line);)
+        if (line.starts_with("CapEff:")) return (std::stoull(line.substr(7), nullptr, 16) >> 24) & 1;  // CAP_SYS_RESOURCE
+    return false;
+}
+
+TEST_F(MatrixRoot, RefusesEachKindOfSignatureLeavingTheDeviceUnchangedAndForceLetsOnlyThatPass) {
+    struct Case {
+        std::string what, expect;
+        std::function<void(const std::string& dev, const std::string& img)> make;
+    };
+    std::vector<Case> cases = {
+        {"ext4", "ext4", [](auto& dev, auto&) { make_filesystem(dev, "ext4", "someone", new_uuid()); }},
+        {"xfs", "xfs", [](auto& dev, auto&) { make_filesystem(dev, "xfs", "someone", new_uuid()); }},
+        {"swap", "swap", [](auto&, auto& img) { exec_checked({.argv = {"mkswap", img}}, "mkswap"); }},
+        {"LVM", "LVM2_member", [](auto& dev, auto&) { write_lvm2_label(dev); }},
+        {"RAID", "linux_raid_member", [](auto& dev, auto&) { write_md_superblock(dev); }},
+    };
+    if (have_program("cryptsetup"))
+        cases.push_back({"LUKS", "crypto_LUKS", [](auto&, auto& img) {
+                             exec_checked({.argv = {"cryptsetup", "luksFormat", "--batch-mode", "--type", "luks2",
+                                                    "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000",
+                                                    "--key-file", "-", img},
+                                           .input = "not-a-secret"},
+                                          "cryptsetup luksFormat");
+                         }});
+    else
+        ADD_FAILURE() << "cryptsetup (Debian package cryptsetup-bin) is needed for the LUKS case";
+    int n = 0;
+    for (auto& c : cases) {
+        SCOPED_TRACE(c.what);
+        const std::string img = s().image("m" + std::to_string(n++) + ".img", 320 * MiB);  // xfs needs 300 MiB
+        const std::string dev = s().attach(img);
+        c.make(dev, img);
+        Fd flush(::open(dev.c_str(), O_RDONLY | O_CLOEXEC));
+        ::ioctl(flush.get(), BLKFLSBUF, 0);
+        const std::string before = ends_of(dev);
+        auto e = error_of([&] { check_device(dev); });
+        ASSERT_TRUE(e);
+        EXPECT_EQ(e->code(), Errc::refused);
+        EXPECT_THAT(e->what(), HasSubstr(c.expect));
+        EXPECT_TRUE(ends_of(dev) == before) << "the refused device was written to";
+        // force: the check passes and says what formatting will destroy; nothing written yet.
+        const DeviceCheck forced = check_device(dev, /*allow_signature=*/true);
+        EXPECT_EQ(forced.path, dev);
+        EXPECT_THAT(forced.signature, HasSubstr(c.expect));
+        EXPECT_TRUE(ends_of(dev) == before);
+        erase_signatures(dev);
+        EXPECT_EQ(check_blank_device(dev), dev) << "erase_signatures left something blkid sees";
+    }
+}
+
+TEST_F(MatrixRoot, ForceNeverPassesAPartitionTableOrAMountedDevice) {
+    const std::string dev = s().fresh_device("pt.img");
+    write_mbr(dev);
+    const std::string before = ends_of(dev);
+    auto e = error_of([&] { check_device(dev, true); });
+    ASSERT_TRUE(e);
+    EXPECT_THAT(e->what(), HasSubstr("partition table"));
+    EXPECT_FALSE(error_of([&] { erase_signatures(dev); }) == std::nullopt);
+    EXPECT_TRUE(ends_of(dev) == before);
+
+    const auto [mdev, uuid] = s().ext4_device("mounted.img");
+    mount_by_uuid(uuid, s().path("mnt"), kOptions);
+    const std::string mbefore = ends_of(mdev);
+    e = error_of([&] { check_device(mdev, true); });
+    ASSERT_TRUE(e);
+    EXPECT_THAT(e->what(), HasSubstr("mounted"));
+    EXPECT_TRUE(ends_of(mdev) == mbefore);
+}
+
+TEST_F(MatrixRoot, RefusesTheDiskHoldingTheRootFilesystem) {
+    auto root = root_device_node();
+    if (!root) GTEST_SKIP() << "no device node for the disk holding / on this machine";
+    auto e = error_of([&] { check_device(*root, /*allow_signature=*/true); });
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->code(), Errc::refused);
+    EXPECT_THAT(e->what(), HasSubstr("root filesystem"));
+}
+
+TEST_F(MatrixRoot, RefusesWhatIsNotABlockDeviceOrDoesNotExist) {
+    EXPECT_EQ(error_of([] { check_device("/dev/hostd-no-such-disk", true); })->code(), Errc::not_found);
+    const std::string file = s().image("plain.img", MiB);
+    auto e = error_of([&] { check_device(file, true); });
+    ASSERT_TRUE(e);
+    EXPECT_THAT(e->what(), HasSubstr("not a block device"));
+}
+
+// ---- growing online, and the reserve ----
+
+TEST_F(MatrixRoot, GrowsAMountedExt4AndXfsOnALoopImageOnline) {
+    for (std::string fs : {"ext4", "xfs"}) {
+        SCOPED_TRACE(fs);
+        const std::string img = s().image(fs + ".img", 320 * MiB);
+        const std::string dev = s().attach(img);
+        const std::string uuid = new_uuid();
+        make_filesystem(dev, fs, "grow", uuid);
+        const std::string mnt = s().path("mnt-" + fs);
+        mount_by_uuid(uuid, mnt, kOptions, dev);
+        write_file_atomic(mnt + "/keep", "rows");
+        const uint64_t before = disk_stats(mnt).bytes_total;
+        EXPECT_EQ(error_of([&] { grow_image(img, 100 * MiB); })->code(), Errc::refused);  // shrink
+        grow_image(img, 640 * MiB);
+        EXPECT_EQ(device_size(dev), 640 * MiB);
+        if (fs == "ext4" && !has_cap_sys_resource()) {
+            // The kernel allows online ext4 growth only with CAP_SYS_RESOURCE: say so clearly.
+            auto e = error_of([&] { grow_filesystem(dev, mnt, fs); });
+            ASSERT_TRUE(e);
+            EXPECT_EQ(e->code(), Errc::unavailable);
+            EXPECT_THAT(e->what(), HasSubstr("CAP_SYS_RESOURCE"));
+            unmount(mnt);
+            grow_filesystem_offline(dev, fs);
+            mount_by_uuid(uuid, mnt, kOptions, dev);
+        } else {
+            grow_filesystem(dev, mnt, fs);
+        }
+        const uint64_t after = disk_stats(mnt).bytes_total;
+        EXPECT_GT(after, before + 250 * MiB) << before << " → " << after;
+        EXPECT_EQ(mounted_source(mnt), dev);  // never unmounted
+        EXPECT_EQ(read_file(mnt + "/keep"), "rows");
+    }
+}
+
+TEST_F(MatrixRoot, ReservesSpaceAndGivesItBack) {
+    const auto [dev, uuid] = s().ext4_device("r.img", 64 * MiB);
+    const std::string mnt = s().path("mnt");
+    mount_by_uuid(uuid, mnt, kOptions, dev);
+    const uint64_t free0 = disk_stats(mnt).bytes_available;
+    ensure_reserve(mnt + "/.reserve", 8 * MiB);
+    ensure_reserve(mnt + "/.reserve", 8 * MiB);  // idempotent
+    const uint64_t free1 = disk_stats(mnt).bytes_available;
+    EXPECT_GE(free0 - free1, 8 * MiB);
+    EXPECT_LT(free0 - free1, 9 * MiB);
+    EXPECT_EQ(error_of([&] { ensure_reserve(mnt + "/.big", 1024 * MiB); })->code(), Errc::unavailable);
+    EXPECT_GE(release_reserve(mnt + "/.reserve"), 8 * MiB);
+    EXPECT_EQ(release_reserve(mnt + "/.reserve"), 0u);
+    EXPECT_GE(disk_stats(mnt).bytes_available + 64 * 1024, free0);
 }

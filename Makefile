@@ -30,6 +30,7 @@ e2e: build
 	BUILD=$(abspath $(BUILD)) tests/e2e/run
 	BUILD=$(abspath $(BUILD)) tests/e2e/lifecycle
 	BUILD=$(abspath $(BUILD)) tests/e2e/isolation
+	BUILD=$(abspath $(BUILD)) tests/e2e/disks
 
 test: unit e2e
 

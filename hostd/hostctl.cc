@@ -125,13 +125,16 @@ void print_tenant(const json& t) {
     cpu << t.value("cpu", 0.0);
     rows.push_back({"cpu:", cpu.str()});
     rows.push_back({"tasks:", str(t, "tasks")});
+    if (t.value("read_only", false))
+        rows.push_back({"read_only:", "yes: the disk is nearly full (hostd's disk-full guard); free space or resize"});
     if (t.contains("status")) {
         auto& s = t["status"];
         if (s.contains("unit")) rows.push_back({"unit_state:", str(s["unit"], "active_state") + " (" + str(s["unit"], "sub_state") + ")"});
         if (s.contains("memory_current")) rows.push_back({"memory_used:", hostd::format_size(s["memory_current"].get<uint64_t>())});
         if (s.contains("disk"))
             rows.push_back({"disk_used:", hostd::format_size(s["disk"]["bytes_used"].get<uint64_t>()) + " of " +
-                                              hostd::format_size(s["disk"]["bytes_total"].get<uint64_t>())});
+                                              hostd::format_size(s["disk"]["bytes_total"].get<uint64_t>()) + ", inodes " +
+                                              str(s["disk"], "inodes_used") + " of " + str(s["disk"], "inodes_total")});
     }
     print_table(rows);
 }
@@ -163,6 +166,11 @@ int main(int argc, char** argv) {
     create->add_option("--tasks", tasks, "Most processes/threads");
     create->add_option("--device", device, "Block device for the device backend");
     create->add_option("--backend", backend, "loop or device");
+    std::string filesystem;
+    bool force = false;
+    create->add_option("--filesystem", filesystem, "ext4 (default) or xfs")->check(CLI::IsMember({"ext4", "xfs"}));
+    create->add_flag("--force", force, "Device backend: format over an existing signature (never over a mounted, "
+                                       "partitioned, held or claimed device); the reply says what was destroyed");
     create->add_flag("--reuse", reuse, "Bring back a tenant deleted without --purge, with its data");
     std::vector<std::string> create_settings;
     create->add_option("--set", create_settings, "PostgreSQL setting NAME=VALUE (repeatable), e.g. --set work_mem=64MB");
@@ -175,6 +183,8 @@ int main(int argc, char** argv) {
         if (!device.empty()) body["device"] = device;
         if (!backend.empty()) body["backend"] = backend;
         if (reuse) body["reuse"] = true;
+        if (!filesystem.empty()) body["filesystem"] = filesystem;
+        if (force) body["force"] = true;
         if (!create_settings.empty()) {
             json s = json::object();
             if (!settings_from(create_settings, s, code)) return;
@@ -186,6 +196,30 @@ int main(int argc, char** argv) {
         if (ctx.json_out) std::cout << out.dump(2) << "\n";
         else std::cout << "Tenant '" << str(t, "name") << "' is ready in " << str(t, "create_ms") << " ms.\n"
                        << "URL:      " << str(t, "url") << "\nPassword: " << str(t, "password") << "\n";
+        if (!ctx.json_out && t.contains("destroyed"))
+            std::cout << "Destroyed (--force): " << str(t, "destroyed") << "\n";
+    });
+
+    // resize
+    auto* resize = app.add_subcommand("resize", "Grow a tenant's disk and filesystem (online where the kernel allows)");
+    resize->footer("Example: hostctl resize acme --size 4G\n"
+                   "Loop backend: hostd grows the image. Device backend: grow the volume first, then run this.\n"
+                   "Shrinking is refused.");
+    std::string new_size;
+    resize->add_option("name", name, "Tenant name")->required();
+    resize->add_option("--size", new_size, "New disk size, e.g. 4G")->required();
+    resize->callback([&] {
+        json body = {{"size", new_size}};
+        json out;
+        if (!call(ctx, "POST", tenant_path(name) + "/resize", &body, out, code)) return;
+        if (ctx.json_out) {
+            std::cout << out.dump(2) << "\n";
+            return;
+        }
+        auto& t = out["tenant"];
+        std::cout << "Tenant '" << name << "' now has a " << hostd::format_size(t.value("disk_size", uint64_t{0}))
+                  << " disk (" << (t.value("online", true) ? "grown online" : "grown offline, PostgreSQL restarted")
+                  << ", " << str(t, "resize_ms") << " ms).\n";
     });
 
     // list

@@ -132,7 +132,8 @@ std::set<dev_t> root_devices() {
 }
 
 std::string describe(const ProbeResult& r) {
-    std::string s = "a " + r.type + " signature";
+    const bool vowel = !r.type.empty() && std::string("aeiouAEIOU").find(r.type[0]) != std::string::npos;
+    std::string s = (vowel ? "an " : "a ") + r.type + " signature";
     if (!r.uuid.empty()) s += " (UUID " + r.uuid + (r.label.empty() ? "" : ", label '" + r.label + "'") + ")";
     return s;
 }

@@ -7,6 +7,7 @@
 #include <functional>
 #include <vector>
 
+#include "hostd/collector.h"
 #include "hostd/log.h"
 #include "hostd/manager.h"
 
@@ -139,7 +140,17 @@ bool peer_allowed(MHD_Connection* c, gid_t allowed_gid) {
 struct ApiServer::Impl {
     Manager& manager;
     gid_t allowed_gid;
+    Collector* collector = nullptr;
+    bool metrics_only = false;  // TCP: no peer credentials; /metrics and nothing else
     MHD_Daemon* daemon = nullptr;
+
+    static MHD_Result send_text(MHD_Connection* c, unsigned status, const std::string& text, const char* type) {
+        MHD_Response* resp = MHD_create_response_from_buffer(text.size(), const_cast<char*>(text.data()), MHD_RESPMEM_MUST_COPY);
+        MHD_add_response_header(resp, "Content-Type", type);
+        MHD_Result r = MHD_queue_response(c, status, resp);
+        MHD_destroy_response(resp);
+        return r;
+    }
 
     static MHD_Result on_request(void* cls, MHD_Connection* c, const char* url, const char* method, const char*,
                                  const char* upload, size_t* upload_size, void** ctx) {
@@ -147,7 +158,7 @@ struct ApiServer::Impl {
         auto* req = static_cast<Request*>(*ctx);
         if (!req) {
             req = new Request{method, url ? url : ""};
-            req->allowed = peer_allowed(c, self->allowed_gid);
+            req->allowed = self->metrics_only || peer_allowed(c, self->allowed_gid);
             const char* purge = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "purge");
             req->purge = purge && (std::strcmp(purge, "true") == 0 || std::strcmp(purge, "1") == 0);
             *ctx = req;
@@ -159,8 +170,18 @@ struct ApiServer::Impl {
             *upload_size = 0;
             return MHD_YES;
         }
+        if (req->allowed && self->collector && req->path == "/metrics" && req->method == "GET") {
+            try {
+                return send_text(c, 200, self->collector->scrape(), "text/plain; version=0.0.4; charset=utf-8");
+            } catch (const std::exception& e) {
+                log::error(std::string("Failed to collect metrics: ") + e.what());
+                return send_text(c, 500, std::string("failed to collect metrics: ") + e.what() + "\n", "text/plain");
+            }
+        }
         Reply reply;
-        if (!req->allowed)
+        if (self->metrics_only)
+            reply = {404, error_body(Error(Errc::not_found, "This listener serves GET /metrics only"))};
+        else if (!req->allowed)
             reply = {403, error_body(Error(Errc::refused, "Permission denied: the API is for root and members of the hostd group"))};
         else
             reply = dispatch(self->manager, *req);
@@ -178,7 +199,16 @@ struct ApiServer::Impl {
     }
 };
 
-ApiServer::ApiServer(Manager& m, int listen_fd, gid_t allowed_gid) : impl_(new Impl{m, allowed_gid}) {
+std::unique_ptr<ApiServer> ApiServer::metrics_only(Manager& m, int listen_fd, Collector& collector) {
+    auto s = std::unique_ptr<ApiServer>(new ApiServer(m, listen_fd, 0, &collector, true));
+    return s;
+}
+
+ApiServer::ApiServer(Manager& m, int listen_fd, gid_t allowed_gid, Collector* collector)
+    : ApiServer(m, listen_fd, allowed_gid, collector, false) {}
+
+ApiServer::ApiServer(Manager& m, int listen_fd, gid_t allowed_gid, Collector* collector, bool metrics_only)
+    : impl_(new Impl{m, allowed_gid, collector, metrics_only}) {
     impl_->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
                                      0, nullptr, nullptr, &Impl::on_request, impl_.get(),
                                      MHD_OPTION_LISTEN_SOCKET, listen_fd,

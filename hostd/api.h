@@ -13,6 +13,7 @@
 namespace hostd {
 
 class Manager;
+class Collector;
 
 int http_status(Errc code);
 nlohmann::json error_body(const Error& e);
@@ -21,7 +22,10 @@ class ApiServer {
 public:
     // listen_fd: a listening AF_UNIX socket (from systemd, or made by hostd). Peers other
     // than root or members of allowed_gid are refused with 403.
-    ApiServer(Manager& m, int listen_fd, gid_t allowed_gid);
+    // GET /metrics is served from collector (text/plain) when one is given.
+    ApiServer(Manager& m, int listen_fd, gid_t allowed_gid, Collector* collector = nullptr);
+    // A TCP listener that serves GET /metrics only (for Prometheus); everything else is 404.
+    static std::unique_ptr<ApiServer> metrics_only(Manager& m, int listen_fd, Collector& collector);
     ~ApiServer();
     ApiServer(const ApiServer&) = delete;
     ApiServer& operator=(const ApiServer&) = delete;
@@ -29,6 +33,7 @@ public:
     struct Impl;
 
 private:
+    ApiServer(Manager& m, int listen_fd, gid_t allowed_gid, Collector* collector, bool metrics_only);
     std::unique_ptr<Impl> impl_;
 };
 

@@ -30,6 +30,11 @@ struct Config {
     double guard_readwrite_above = 10; // percent free (reserve not counted): back to read-write above
     uint64_t guard_reserve = 32ull << 20;  // reserve file, at most a tenth of the disk
     double guard_interval = 0.5;       // seconds between checks
+    // [metrics]
+    std::string metrics_listen;        // "127.0.0.1:9187": a TCP listener for /metrics; "" = off
+    std::string metrics_textfile;      // a file for node_exporter's textfile collector; "" = off
+    double metrics_interval = 15;      // seconds between textfile writes
+    double metrics_refresh = 5;        // seconds between refreshes of the PostgreSQL facts (up, connections, size)
     // [defaults] (a create request may override each)
     uint64_t disk_size = 1ull << 30;
     uint64_t memory = 256ull << 20;

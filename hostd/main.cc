@@ -1,6 +1,8 @@
 // hostd: the daemon. A straight line: config → manager (load state) → API on the socket
 // systemd passes in → READY → wait for a stop signal.
+#include <arpa/inet.h>
 #include <grp.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -9,6 +11,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstring>
 #include <iostream>
 #include <optional>
@@ -17,6 +20,7 @@
 #include "base/fd.h"
 #include "base/fs.h"
 #include "hostd/api.h"
+#include "hostd/collector.h"
 #include "hostd/config.h"
 #include "hostd/log.h"
 #include "hostd/manager.h"
@@ -47,6 +51,48 @@ Fd bind_socket(const std::string& path, gid_t gid) {
     ::chown(path.c_str(), 0, gid);
     ::chmod(path.c_str(), 0660);
     if (::listen(fd.get(), 128) < 0) throw_errno(errno, "Failed to listen on '" + path + "'");
+    return fd;
+}
+
+// "127.0.0.1:9187" or "[::1]:9187": a listening TCP socket. Only numeric addresses: a
+// metrics port is no place for name resolution at start-up.
+Fd bind_tcp(const std::string& spec) {
+    const auto colon = spec.rfind(':');
+    if (colon == std::string::npos || colon == 0)
+        throw Error(Errc::invalid, "'metrics.listen' must be ADDRESS:PORT such as 127.0.0.1:9187, not '" + spec + "'");
+    std::string host = spec.substr(0, colon);
+    const std::string port_s = spec.substr(colon + 1);
+    int port = 0;
+    try {
+        port = std::stoi(port_s);
+    } catch (...) {
+    }
+    if (port <= 0 || port > 65535) throw Error(Errc::invalid, "'metrics.listen' has no valid port: '" + spec + "'");
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    int family = AF_INET;
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+        host = host.substr(1, host.size() - 2);
+        auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+        a->sin6_family = family = AF_INET6;
+        a->sin6_port = htons(static_cast<uint16_t>(port));
+        if (inet_pton(AF_INET6, host.c_str(), &a->sin6_addr) != 1)
+            throw Error(Errc::invalid, "'metrics.listen': '" + host + "' is not an IPv6 address");
+        len = sizeof *a;
+    } else {
+        auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+        a->sin_family = AF_INET;
+        a->sin_port = htons(static_cast<uint16_t>(port));
+        if (inet_pton(AF_INET, host.c_str(), &a->sin_addr) != 1)
+            throw Error(Errc::invalid, "'metrics.listen': '" + host + "' is not an IPv4 address");
+        len = sizeof *a;
+    }
+    Fd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) throw_errno(errno, "Failed to create the metrics socket");
+    int one = 1;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) < 0) throw_errno(errno, "Failed to bind the metrics listener " + spec);
+    if (::listen(fd.get(), 64) < 0) throw_errno(errno, "Failed to listen on " + spec);
     return fd;
 }
 
@@ -86,7 +132,34 @@ int main(int argc, char** argv) {
         if (n == 1) listen_fd.reset(SD_LISTEN_FDS_START);
         else listen_fd = bind_socket(cfg.socket_path, gid);
 
-        ApiServer api(manager, listen_fd.get(), gid);
+        Collector collector(manager, cfg, HOSTD_VERSION);
+        ApiServer api(manager, listen_fd.get(), gid, &collector);
+        // PostgreSQL facts for /metrics, refreshed apart from scrapes.
+        std::optional<Ticker> metrics_refresh;
+        if (cfg.metrics_refresh > 0) {
+            collector.refresh_slow();
+            metrics_refresh.emplace(std::chrono::milliseconds(static_cast<long>(cfg.metrics_refresh * 1000)),
+                                    [&] { collector.refresh_slow(); });
+        }
+        Fd metrics_fd;
+        std::unique_ptr<ApiServer> metrics_api;
+        if (!cfg.metrics_listen.empty()) {
+            metrics_fd = bind_tcp(cfg.metrics_listen);
+            metrics_api = ApiServer::metrics_only(manager, metrics_fd.get(), collector);
+            log::info("Serving /metrics on " + cfg.metrics_listen);
+        }
+        std::optional<Ticker> textfile;
+        if (!cfg.metrics_textfile.empty()) {
+            auto write = [&] {
+                try {
+                    write_file_atomic(cfg.metrics_textfile, collector.scrape(), 0644);
+                } catch (const std::exception& e) {
+                    log::warning(std::string("Failed to write the metrics textfile: ") + e.what());
+                }
+            };
+            write();
+            textfile.emplace(std::chrono::milliseconds(static_cast<long>(std::max(1.0, cfg.metrics_interval) * 1000)), write);
+        }
         // The disk-full guard: a few statvfs calls per round, never a tenant's process.
         std::optional<Ticker> guard;
         if (cfg.guard_interval > 0)

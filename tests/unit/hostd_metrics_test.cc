@@ -1,0 +1,51 @@
+// /metrics: the families for known facts, against a golden file and Prometheus's own checker.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include "base/exec.h"
+#include "hostd/collector.h"
+#include "tests/unit/golden.h"
+
+using namespace hostd;
+
+namespace {
+
+std::pair<std::vector<TenantFacts>, HostFacts> sample() {
+    TenantFacts a{.name = "acme", .state = "ready", .read_only = false, .disk_size = 1ull << 30};
+    a.bytes_total = 1000000000, a.bytes_used = 250000000, a.bytes_available = 750000000;
+    a.inodes_total = 65536, a.inodes_used = 1200;
+    a.memory_current = 50 << 20, a.memory_limit = 256 << 20, a.tasks_current = 9, a.tasks_limit = 512;
+    a.cpu_seconds = 12.5, a.io_read_bytes = 4096, a.io_write_bytes = 8192;
+    a.unit_state = "active", a.restarts = 1, a.up = true, a.connections = 3, a.max_connections = 32,
+    a.database_bytes = 7654321;
+    // Not mounted, not running: only what is known is shown.
+    TenantFacts b{.name = "beta-2", .state = "creating", .read_only = true, .disk_size = 512ull << 20};
+    HostFacts h{.version = "0.1.0", .last_scrape_seconds = 0.0123};
+    h.ops.record("create", "ok", 0.8);
+    h.ops.record("create", "ok", 1.7);
+    h.ops.record("delete", "error", 3);
+    h.ops.reconcile_runs = 2;
+    return {{a, b}, h};
+}
+
+}  // namespace
+
+TEST(Metrics, MatchTheExpectedExposition) {
+    auto [t, h] = sample();
+    test::expect_golden("metrics/hostd.prom", metrics::render(metric_families(t, h)));
+}
+
+TEST(Metrics, PassPromtoolCheckMetrics) {
+    if (::access("/usr/bin/promtool", X_OK) != 0) FAIL() << "promtool (Debian package prometheus) is not installed";
+    auto [t, h] = sample();
+    auto r = exec({.argv = {"promtool", "check", "metrics"}, .input = metrics::render(metric_families(t, h))});
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_EQ(r.out + r.err, "") << "promtool has remarks";
+}
+
+TEST(Metrics, EscapeLabelValues) {
+    metrics::Family f{"x_total", "counter", "Help with a \\ backslash\nand a newline.", {}};
+    f.add({{"tenant", "a\"b\\c\nd"}}, 1);
+    EXPECT_EQ(metrics::render({f}), "# HELP x_total Help with a \\\\ backslash\\nand a newline.\n# TYPE x_total counter\n"
+                                    "x_total{tenant=\"a\\\"b\\\\c\\nd\"} 1\n");
+}

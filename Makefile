@@ -35,6 +35,7 @@ e2e: build
 	BUILD=$(abspath $(BUILD)) tests/e2e/lifecycle
 	BUILD=$(abspath $(BUILD)) tests/e2e/isolation
 	BUILD=$(abspath $(BUILD)) tests/e2e/disks
+	BUILD=$(abspath $(BUILD)) tests/e2e/metrics
 
 test: unit e2e
 

@@ -76,7 +76,8 @@ std::optional<uint64_t> blkio(const std::string& path, const std::string& op) {
 }
 
 void read_cgroup(TenantFacts& t, bool v2) {
-    const std::string cg = "/system.slice/" + units::tenant_unit(t.name);
+    // systemd puts instances of a template in the template's own slice ("-" escaped as \x2d).
+    const std::string cg = "/system.slice/system-hostd\\x2dpostgres.slice/" + units::tenant_unit(t.name);
     const std::string root = "/sys/fs/cgroup";
     if (v2) {
         const std::string d = root + cg + "/";
@@ -90,7 +91,9 @@ void read_cgroup(TenantFacts& t, bool v2) {
     } else {
         t.memory_current = read_u64(root + "/memory" + cg + "/memory.usage_in_bytes");
         t.memory_limit = read_u64(root + "/memory" + cg + "/memory.limit_in_bytes");
-        if (auto ns = read_u64(root + "/cpu,cpuacct" + cg + "/cpuacct.usage")) t.cpu_seconds = static_cast<double>(*ns) / 1e9;
+        auto ns = read_u64(root + "/cpuacct" + cg + "/cpuacct.usage");  // mounted alone, or joined with cpu
+        if (!ns) ns = read_u64(root + "/cpu,cpuacct" + cg + "/cpuacct.usage");
+        if (ns) t.cpu_seconds = static_cast<double>(*ns) / 1e9;
         t.tasks_current = read_u64(root + "/pids" + cg + "/pids.current");
         t.tasks_limit = read_u64(root + "/pids" + cg + "/pids.max");
         t.io_read_bytes = blkio(root + "/blkio" + cg + "/blkio.throttle.io_service_bytes_recursive", "Read");

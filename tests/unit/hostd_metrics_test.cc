@@ -2,7 +2,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+
 #include "base/exec.h"
+#include "base/fs.h"
 #include "hostd/collector.h"
 #include "tests/unit/golden.h"
 
@@ -48,4 +53,28 @@ TEST(Metrics, EscapeLabelValues) {
     f.add({{"tenant", "a\"b\\c\nd"}}, 1);
     EXPECT_EQ(metrics::render({f}), "# HELP x_total Help with a \\\\ backslash\\nand a newline.\n# TYPE x_total counter\n"
                                     "x_total{tenant=\"a\\\"b\\\\c\\nd\"} 1\n");
+}
+
+// The dashboard and the alert rules only use metric names hostd exports.
+TEST(Metrics, DashboardAndAlertsUseOnlyExportedNames) {
+    auto [t, h] = sample();
+    std::set<std::string> exported;
+    for (auto& f : metric_families(t, h)) {
+        exported.insert(f.name);
+        if (f.type == "histogram")
+            for (const char* s : {"_bucket", "_sum", "_count"}) exported.insert(f.name + s);
+    }
+    const std::regex name("hostd_[a-z_]+");
+    for (const char* file : {"monitoring/grafana-hostd.json", "monitoring/hostd-alerts.yml"}) {
+        const std::string text = read_file(std::string(HOSTD_SOURCE_DIR) + "/" + file);
+        int seen = 0;
+        for (std::sregex_iterator it(text.begin(), text.end(), name), end; it != end; ++it, ++seen)
+            EXPECT_TRUE(exported.count(it->str())) << file << " uses " << it->str() << ", which hostd does not export";
+        EXPECT_GT(seen, 5) << file;
+    }
+    auto dash = nlohmann::json::parse(read_file(std::string(HOSTD_SOURCE_DIR) + "/monitoring/grafana-hostd.json"));
+    std::set<std::string> rows;
+    for (auto& p : dash["panels"])
+        if (p["type"] == "row") rows.insert(p["title"].get<std::string>());
+    EXPECT_EQ(rows, (std::set<std::string>{"Disk", "Memory", "CPU", "Connections", "hostd operations"}));
 }

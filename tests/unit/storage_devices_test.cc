@@ -8,7 +8,9 @@
 #include <gtest/gtest.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
+#include <sched.h>
 #include <sys/mount.h>
+#include <sys/wait.h>
 #include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -816,4 +818,45 @@ TEST_F(MatrixRoot, ReservesSpaceAndGivesItBack) {
     EXPECT_GE(release_reserve(mnt + "/.reserve"), 8 * MiB);
     EXPECT_EQ(release_reserve(mnt + "/.reserve"), 0u);
     EXPECT_GE(disk_stats(mnt).bytes_available + 64 * 1024, free0);
+}
+
+// This kernel has neither device-mapper nor md, so no real holder can be made here. In a
+// private mount namespace of a child process, the device's sysfs holders directory gets an
+// entry, as the kernel would show dm-0 stacked on it; the check must refuse it.
+TEST_F(MatrixRoot, RefusesADeviceHeldByDeviceMapperOrMd) {
+    const std::string dev = s().fresh_device("held.img");
+    struct stat st {};
+    ASSERT_EQ(::stat(dev.c_str(), &st), 0);
+    const std::string holders = "/sys/dev/block/" + std::to_string(major(st.st_rdev)) + ":" +
+                                std::to_string(minor(st.st_rdev)) + "/holders";
+    const std::string before = ends_of(dev);
+    int pipefd[2];
+    ASSERT_EQ(::pipe(pipefd), 0);
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        ::close(pipefd[0]);
+        std::string msg = "setup failed";
+        if (::unshare(CLONE_NEWNS) == 0 && ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0 &&
+            ::mount("tmpfs", holders.c_str(), "tmpfs", 0, nullptr) == 0 && ::mkdir((holders + "/dm-0").c_str(), 0755) == 0) {
+            try {
+                check_device(dev, /*allow_signature=*/true);
+                msg = "accepted";
+            } catch (const std::exception& e) {
+                msg = e.what();
+            }
+        }
+        (void)!::write(pipefd[1], msg.data(), msg.size());
+        ::_exit(0);
+    }
+    ::close(pipefd[1]);
+    std::string msg;
+    char buf[512];
+    for (ssize_t n; (n = ::read(pipefd[0], buf, sizeof buf)) > 0;) msg.append(buf, static_cast<size_t>(n));
+    ::close(pipefd[0]);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    EXPECT_THAT(msg, HasSubstr("held by dm-0"));
+    EXPECT_TRUE(ends_of(dev) == before);
+    EXPECT_EQ(check_blank_device(dev), dev) << "outside that namespace the device is free";
 }

@@ -21,7 +21,9 @@ namespace hostd {
 class Manager::OpLock {
 public:
     OpLock(Manager& m, const std::string& name) : m_(m), name_(name) {
-        std::lock_guard g(m_.mu_);
+        std::unique_lock g(m_.mu_);
+        // The disk-full guard holds a tenant for a few milliseconds: wait for it, never refuse.
+        m_.guard_cv_.wait(g, [&] { return !m_.guarding_.count(name); });
         if (!m_.busy_.insert(name).second)
             throw Error(Errc::conflict, "Another operation on tenant '" + name + "' is in progress; try again when it ends");
     }
@@ -422,13 +424,21 @@ void Manager::guard_tick() {
             if (t.state == TenantState::ready && !busy_.count(name)) names.push_back(name);
     }
     for (auto& name : names) {
+        {
+            std::lock_guard g(mu_);
+            if (busy_.count(name)) continue;  // an operation runs: the next round looks again
+            guarding_.insert(name);
+        }
         try {
-            OpLock op(*this, name);
             guard_check(name);
         } catch (const Error& e) {
-            if (e.code() != Errc::conflict && e.code() != Errc::not_found)
-                log::warning(std::string("Disk-full guard: ") + e.what(), name);
+            if (e.code() != Errc::not_found) log::warning(std::string("Disk-full guard: ") + e.what(), name);
         }
+        {
+            std::lock_guard g(mu_);
+            guarding_.erase(name);
+        }
+        guard_cv_.notify_all();
     }
 }
 

@@ -2,6 +2,7 @@
 // operation locks, port allocation and the provisioning plans. Effects are injected.
 #pragma once
 
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -72,13 +73,15 @@ private:
     // The device for a create: the one named, checked and not another tenant's; or the first
     // usable one of the pool. Reserved in records_ under mu_ before it returns.
     storage::DeviceCheck claim_device(const std::string& name, const std::string& requested, bool force);
-    void guard_check(const std::string& name);  // the caller holds the tenant's OpLock
+    void guard_check(const std::string& name);  // the caller holds the tenant's OpLock, or guarding_
 
     Config cfg_;
     std::unique_ptr<Effects> fx_;
     mutable std::mutex mu_;                    // guards records_, busy_, routed_
     std::map<std::string, TenantRecord> records_;
     std::set<std::string> busy_;
+    std::set<std::string> guarding_;           // tenants the disk-full guard is looking at
+    std::condition_variable guard_cv_;         // an operation waits for the guard, never fails on it
     std::set<std::string> routed_;
     OpStats stats_;
     std::map<std::string, std::string> problems_;  // why a ready tenant is not running

@@ -570,3 +570,25 @@ TEST_F(AManager, GuardLeavesATenantBusyWithAnOperationAlone) {
     mgr->guard_tick();
     EXPECT_TRUE(m.read_only.count("acme"));
 }
+
+TEST_F(AManager, AnOperationWaitsForTheGuardInsteadOfFailing) {
+    mgr->create("acme", json::object());
+    m.disks[cfg.mount_root + "/acme"] = {.bytes_total = 1000, .bytes_available = 900};
+    std::unique_lock hold(m.mu);  // the guard will stall inside disk_usage
+    std::thread guard([&] { mgr->guard_tick(); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::atomic<bool> done{false};
+    std::thread op([&] {
+        try {
+            mgr->remove("acme", false);
+            done = true;
+        } catch (const Error& e) {
+            ADD_FAILURE() << "the operation failed instead of waiting: " << e.what();
+        }
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    hold.unlock();
+    guard.join();
+    op.join();
+    EXPECT_TRUE(done);
+}

@@ -1,6 +1,5 @@
 #include "hostd/collector.h"
 
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -193,14 +192,12 @@ std::string Collector::scrape() {
         t.disk_size = r.spec.disk_size;
         const std::string mp = mountpoint_of(cfg_, r.name);
         if (mounted.count(mp)) {
-            struct statvfs v {};
-            if (::statvfs(mp.c_str(), &v) == 0) {
-                const uint64_t unit = v.f_frsize ? v.f_frsize : v.f_bsize;
-                t.bytes_total = uint64_t(v.f_blocks) * unit;
-                t.bytes_used = uint64_t(v.f_blocks - v.f_bfree) * unit;
-                t.bytes_available = uint64_t(v.f_bavail) * unit;
-                t.inodes_total = v.f_files;
-                t.inodes_used = v.f_files - v.f_ffree;
+            try {
+                const auto d = storage::disk_stats(mp);
+                t.bytes_total = d.bytes_total, t.bytes_used = d.bytes_used, t.bytes_available = d.bytes_available;
+                t.inodes_total = d.inodes_total, t.inodes_used = d.inodes_used;
+            } catch (const Error&) {
+                // Unmounted between the listing and now: the disk facts stay unknown.
             }
         }
         if (auto it = unit_states.find(units::tenant_unit(r.name)); it != unit_states.end()) {

@@ -36,7 +36,7 @@ const std::vector<Setting>& settings() {
         {"storage", "filesystem", Kind::text, "Filesystem made on each tenant disk.", FIELD(filesystem)},
         {"storage", "mount_options", Kind::text, "Mount options of tenant filesystems (PostgreSQL runs nothing from its data directory: noexec is fine).", FIELD(mount_options)},
         {"storage", "devices", Kind::list, "Device backend pool: block devices (e.g. /dev/disk/by-id/...) hostd may format for a create that names none. Each is checked like a named device.", FIELD(devices)},
-        {"guard", "readonly_below", Kind::number, "Disk-full guard: when less than this percent of a tenant's disk is free, hostd makes the tenant read-only (default_transaction_read_only) and releases its reserve.", FIELD(guard_readonly_below)},
+        {"guard", "readonly_below", Kind::number, "Disk-full guard: when less than this percent of a tenant's disk (and never less than two 16 MiB WAL segments) is free, hostd makes the tenant read-only (default_transaction_read_only) and releases its reserve.", FIELD(guard_readonly_below)},
         {"guard", "readwrite_above", Kind::number, "Back to read-write when more than this percent is free again (after delete, VACUUM or resize), not counting the reserve.", FIELD(guard_readwrite_above)},
         {"guard", "reserve", Kind::size, "Space held back per tenant in a preallocated file (at most a tenth of the disk), released when the guard trips so the tenant can still clean up.", FIELD(guard_reserve)},
         {"guard", "interval", Kind::number, "Seconds between two checks of every tenant's free space; 0 turns the guard off.", FIELD(guard_interval)},

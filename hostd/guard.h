@@ -17,16 +17,22 @@ inline uint64_t reserve_bytes(const Config& cfg, uint64_t disk_bytes) {
     return std::min<uint64_t>(cfg.guard_reserve, disk_bytes / 10);
 }
 
-// engage: read-write and less than readonly_below % available.
-// release: read-only and, after the reserve is taken back, more than readwrite_above %
-// available (the gap between the two keeps it from flapping).
+// PostgreSQL takes disk in WAL segments of 16 MiB at a time: a mark closer to full than a
+// couple of segments would be crossed by one allocation, and the WAL write that finds no room
+// crashes the server (PANIC) instead of failing one statement. So the marks have floors.
+constexpr uint64_t kWalSegment = 16ull << 20;
+
+// engage: read-write and less than max(readonly_below %, two WAL segments) available.
+// release: read-only and, after the reserve is taken back, more than
+// max(readwrite_above %, the low mark + one segment) available (the gap keeps it from flapping).
 inline GuardAction guard_decide(const storage::DiskStats& d, bool read_only, uint64_t reserve, const Config& cfg) {
     if (d.bytes_total == 0) return GuardAction::none;
     const double total = static_cast<double>(d.bytes_total);
     const double avail = static_cast<double>(d.bytes_available);
-    if (!read_only) return avail * 100 < cfg.guard_readonly_below * total ? GuardAction::engage : GuardAction::none;
-    const double after = avail - static_cast<double>(reserve);
-    return after * 100 > cfg.guard_readwrite_above * total ? GuardAction::release : GuardAction::none;
+    const double low = std::max(cfg.guard_readonly_below / 100 * total, 2.0 * kWalSegment);
+    const double high = std::max(cfg.guard_readwrite_above / 100 * total, low + kWalSegment);
+    if (!read_only) return avail < low ? GuardAction::engage : GuardAction::none;
+    return avail - static_cast<double>(reserve) > high ? GuardAction::release : GuardAction::none;
 }
 
 }  // namespace hostd

@@ -522,11 +522,18 @@ TEST_F(AManager, GrowsOfflineWithAShortRestartWhenTheKernelWillNotGrowOnline) {
 
 TEST(GuardDecide, EngagesBelowTheLowMarkAndReleasesAboveTheHighMarkWithoutTheReserve) {
     Config c;  // 5 % / 10 %
-    auto disk = [](uint64_t avail) { return storage::DiskStats{.bytes_total = 1000, .bytes_available = avail}; };
-    EXPECT_EQ(guard_decide(disk(60), false, 30, c), GuardAction::none);
-    EXPECT_EQ(guard_decide(disk(49), false, 30, c), GuardAction::engage);
-    EXPECT_EQ(guard_decide(disk(120), true, 30, c), GuardAction::none);  // 120-30 = 9 %: still read-only
-    EXPECT_EQ(guard_decide(disk(131), true, 30, c), GuardAction::release);
+    constexpr uint64_t MiB = 1ull << 20;
+    auto disk = [](uint64_t total, uint64_t avail) { return storage::DiskStats{.bytes_total = total, .bytes_available = avail}; };
+    // A 1000 MiB disk: the percentages rule (50 MiB / 100 MiB).
+    EXPECT_EQ(guard_decide(disk(1000 * MiB, 60 * MiB), false, 30 * MiB, c), GuardAction::none);
+    EXPECT_EQ(guard_decide(disk(1000 * MiB, 49 * MiB), false, 30 * MiB, c), GuardAction::engage);
+    EXPECT_EQ(guard_decide(disk(1000 * MiB, 120 * MiB), true, 30 * MiB, c), GuardAction::none);  // 90 MiB without the reserve
+    EXPECT_EQ(guard_decide(disk(1000 * MiB, 131 * MiB), true, 30 * MiB, c), GuardAction::release);
+    // A 160 MiB disk: 5 % is less than one WAL segment; the floor (two segments, 32 MiB) rules.
+    EXPECT_EQ(guard_decide(disk(160 * MiB, 31 * MiB), false, 16 * MiB, c), GuardAction::engage);
+    EXPECT_EQ(guard_decide(disk(160 * MiB, 33 * MiB), false, 16 * MiB, c), GuardAction::none);
+    EXPECT_EQ(guard_decide(disk(160 * MiB, 60 * MiB), true, 16 * MiB, c), GuardAction::none);  // 44 < 48 MiB
+    EXPECT_EQ(guard_decide(disk(160 * MiB, 65 * MiB), true, 16 * MiB, c), GuardAction::release);
     EXPECT_EQ(reserve_bytes(c, 1ull << 30), 32ull << 20);
     EXPECT_EQ(reserve_bytes(c, 100ull << 20), 10ull << 20);  // at most a tenth of a small disk
 }
@@ -573,7 +580,7 @@ TEST_F(AManager, GuardLeavesATenantBusyWithAnOperationAlone) {
 
 TEST_F(AManager, AnOperationWaitsForTheGuardInsteadOfFailing) {
     mgr->create("acme", json::object());
-    m.disks[cfg.mount_root + "/acme"] = {.bytes_total = 1000, .bytes_available = 900};
+    m.disks[cfg.mount_root + "/acme"] = {.bytes_total = 1000ull << 20, .bytes_available = 900ull << 20};
     std::unique_lock hold(m.mu);  // the guard will stall inside disk_usage
     std::thread guard([&] { mgr->guard_tick(); });
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

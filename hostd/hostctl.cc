@@ -7,6 +7,7 @@
 #include <cstring>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "base/size.h"
@@ -95,6 +96,19 @@ std::string tenant_path(const std::string& name) { return "/v1/tenants/" + hostd
 std::string str(const json& j, const char* k) {
     if (!j.contains(k) || j[k].is_null()) return "";
     return j[k].is_string() ? j[k].get<std::string>() : j[k].dump();
+}
+
+// The tenant's connection URL (with its password); nullopt with code set if there is none.
+std::optional<std::string> tenant_url(const Ctx& ctx, const std::string& name, int& code) {
+    json out;
+    if (!call(ctx, "GET", tenant_path(name), nullptr, out, code)) return std::nullopt;
+    auto u = str(out["tenant"], "url");
+    if (u.empty()) {
+        std::cerr << "hostctl: tenant '" << name << "' is " << str(out["tenant"], "state") << ", it has no URL\n";
+        code = kConflict;
+        return std::nullopt;
+    }
+    return u;
 }
 
 void print_table(const std::vector<std::vector<std::string>>& rows) {
@@ -259,16 +273,10 @@ int main(int argc, char** argv) {
     url->footer("Example: psql \"$(hostctl url acme)\"");
     url->add_option("name", name, "Tenant name")->required();
     url->callback([&] {
-        json out;
-        if (!call(ctx, "GET", tenant_path(name), nullptr, out, code)) return;
-        auto u = str(out["tenant"], "url");
-        if (u.empty()) {
-            std::cerr << "hostctl: tenant '" << name << "' is " << str(out["tenant"], "state") << ", it has no URL\n";
-            code = kConflict;
-            return;
-        }
-        if (ctx.json_out) std::cout << json{{"url", u}}.dump(2) << "\n";
-        else std::cout << u << "\n";
+        auto u = tenant_url(ctx, name, code);
+        if (!u) return;
+        if (ctx.json_out) std::cout << json{{"url", *u}}.dump(2) << "\n";
+        else std::cout << *u << "\n";
     });
 
     // set
@@ -367,15 +375,9 @@ int main(int argc, char** argv) {
     psql->add_option("name", name, "Tenant name")->required();
     psql->add_option("args", psql_args, "Arguments for psql (after --)");
     psql->callback([&] {
-        json out;
-        if (!call(ctx, "GET", tenant_path(name), nullptr, out, code)) return;
-        auto u = str(out["tenant"], "url");
-        if (u.empty()) {
-            std::cerr << "hostctl: tenant '" << name << "' is " << str(out["tenant"], "state") << ", it has no URL\n";
-            code = kConflict;
-            return;
-        }
-        std::vector<std::string> args = {"psql", u};
+        auto u = tenant_url(ctx, name, code);
+        if (!u) return;
+        std::vector<std::string> args = {"psql", *u};
         args.insert(args.end(), psql_args.begin(), psql_args.end());
         code = run_tool(args);
     });

@@ -15,16 +15,6 @@
 #include "storage/storage.h"
 
 namespace hostd::storage {
-namespace {
-
-dev_t device_number(const std::string& device) {
-    struct stat st {};
-    if (::stat(device.c_str(), &st) < 0) throw_errno(errno, "Failed to stat " + device);
-    if (!S_ISBLK(st.st_mode)) throw Error(Errc::invalid, device + " is not a block device.");
-    return st.st_rdev;
-}
-
-}  // namespace
 
 void grow_image(const std::string& path, uint64_t size_bytes) {
     Fd file(::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW));
@@ -65,7 +55,9 @@ void grow_filesystem(const std::string& device, const std::string& mountpoint, c
 void grow_filesystem_offline(const std::string& device, const std::string& fstype) {
     if (fstype != "ext4")
         throw Error(Errc::invalid, "Only ext4 grows offline; " + fstype + " grows while mounted.");
-    if (!detail::mounts_of({device_number(device)}).empty())
+    const auto devno = detail::block_devno(device);
+    if (!devno) throw Error(Errc::invalid, device + " is not a block device.");
+    if (!detail::mounts_of({*devno}).empty())
         throw Error(Errc::refused, device + " is mounted; an offline grow needs it unmounted.");
     // resize2fs insists on a freshly checked filesystem; -p repairs only what is safe.
     const auto fsck = exec({.argv = {"e2fsck", "-f", "-p", device}});

@@ -54,6 +54,9 @@ MntTable read_mountinfo();
 // Every mount (in this mount namespace) whose source is one of these devices: (devno, target).
 std::vector<std::pair<dev_t, std::string>> mounts_of(const std::vector<dev_t>& devices);
 
+// The device number of a block device node; nullopt if path is missing or not a block device.
+std::optional<dev_t> block_devno(const std::string& path);
+
 // realpath(3) as a string; nullopt if path (or a component) does not exist; throws otherwise.
 std::optional<std::string> canonical_path(const std::string& path);
 

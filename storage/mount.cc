@@ -35,6 +35,12 @@ MntTable read_mountinfo() {
     return table;
 }
 
+std::optional<dev_t> block_devno(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) < 0 || !S_ISBLK(st.st_mode)) return std::nullopt;
+    return st.st_rdev;
+}
+
 std::vector<std::pair<dev_t, std::string>> mounts_of(const std::vector<dev_t>& devices) {
     MntTable table = read_mountinfo();
     MntIter it(mnt_new_iter(MNT_ITER_FORWARD));
@@ -57,12 +63,6 @@ namespace {
 std::string lower(std::string s) {
     for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return s;
-}
-
-std::optional<dev_t> block_devno(const std::string& path) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) < 0 || !S_ISBLK(st.st_mode)) return std::nullopt;
-    return st.st_rdev;
 }
 
 struct Found {
@@ -90,7 +90,7 @@ std::vector<Found> devices_with_uuid(const std::string& uuid) {
     while (blkid_dev_next(it.get(), &dev) == 0) {
         const char* name = blkid_dev_devname(dev);
         if (!name) continue;
-        auto devno = block_devno(name);
+        auto devno = detail::block_devno(name);
         if (!devno) continue;
         // One device can be listed under two names (/dev/dm-0 and /dev/mapper/x).
         if (std::none_of(found.begin(), found.end(), [&](const Found& f) { return f.devno == *devno; }))
@@ -142,7 +142,7 @@ void mount_by_uuid(const std::string& uuid, const std::string& target, const std
     std::optional<Found> chosen;
     if (expected_device) {
         const auto canon = detail::canonical_path(*expected_device);
-        const auto devno = canon ? block_devno(*canon) : std::nullopt;
+        const auto devno = canon ? detail::block_devno(*canon) : std::nullopt;
         if (!devno)
             throw Error(Errc::not_found, "Expected device " + *expected_device + " for filesystem UUID " + uuid +
                                              " is not a block device that exists.");

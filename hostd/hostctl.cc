@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "base/size.h"
+#include "hostd/cli_doc.h"
 #include "hostd/client.h"
 
 using nlohmann::json;
@@ -97,22 +98,7 @@ std::string str(const json& j, const char* k) {
     return j[k].is_string() ? j[k].get<std::string>() : j[k].dump();
 }
 
-void print_table(const std::vector<std::vector<std::string>>& rows) {
-    std::vector<size_t> w;
-    for (auto& r : rows)
-        for (size_t i = 0; i < r.size(); i++) {
-            if (w.size() <= i) w.push_back(0);
-            w[i] = std::max(w[i], r[i].size());
-        }
-    for (auto& r : rows) {
-        std::string line;
-        for (size_t i = 0; i < r.size(); i++) {
-            line += r[i];
-            if (i + 1 < r.size()) line += std::string(w[i] - r[i].size() + 2, ' ');
-        }
-        std::cout << line << "\n";
-    }
-}
+void print_table(const std::vector<std::vector<std::string>>& rows) { std::cout << hostd::render_table(rows); }
 
 void print_tenant(const json& t) {
     std::vector<std::vector<std::string>> rows;
@@ -144,7 +130,7 @@ void print_tenant(const json& t) {
 int main(int argc, char** argv) {
     Ctx ctx;
     if (const char* s = std::getenv("HOSTD_SOCKET")) ctx.socket = s;
-    CLI::App app{"hostctl: manage hostd's PostgreSQL tenants"};
+    CLI::App app{"hostctl: manage hostd's PostgreSQL tenants", "hostctl"};
     app.footer(kExitHelp);
     app.require_subcommand(1);
     app.add_option("--socket", ctx.socket, "hostd's API socket (env HOSTD_SOCKET)")->capture_default_str();
@@ -404,6 +390,32 @@ int main(int argc, char** argv) {
         for (auto& a : r["actions"])
             std::cout << str(a, "tenant") << ": " << str(a, "action") << (a.contains("problem") ? " (" + str(a, "problem") + ")" : "") << "\n";
         std::cout << "Reconciled in " << str(r, "duration_ms") << " ms, " << r["actions"].size() << " action(s).\n";
+    });
+
+    // completion and man: generated from the definitions above, so they match --help.
+    auto* completion = app.add_subcommand("completion", "Print a shell completion script");
+    completion->footer("Example: hostctl completion bash > /etc/bash_completion.d/hostctl\n"
+                       "(installed as /usr/share/bash-completion/completions/hostctl by cmake --install)");
+    std::string shell;
+    completion->add_option("shell", shell, "Shell: bash")->required()->check(CLI::IsMember({"bash"}));
+    completion->callback([&] { std::cout << hostd::bash_completion(app); });
+    auto* man = app.add_subcommand("man", "Print hostctl's manual page (roff), generated from the same source as --help");
+    man->footer("Example: hostctl man | man -l -");
+    man->callback([&] {
+        hostd::ManInfo info;
+        info.section = "1";
+        info.version = "hostctl " HOSTD_VERSION;
+        info.description =
+            "hostctl talks to hostd over its Unix socket (HTTP/JSON) to create, change, inspect and delete "
+            "PostgreSQL tenants. Each command's --help shows its options and an example.\n"
+            "Read commands (list, show, url, ca, logs) print JSON with --json.";
+        info.exit_status = "0 ok\n1 hostd tried and failed (HTTP 5xx)\n2 invalid input (HTTP 400, bad flags, purge not "
+                           "confirmed)\n3 not found (HTTP 404)\n4 conflict: exists, busy, or refused as unsafe (HTTP 409)\n"
+                           "5 permission denied (HTTP 403)\n6 hostd unreachable (socket missing or refused)";
+        info.environment = "HOSTD_SOCKET: hostd's API socket (default /run/hostd/hostd.sock).";
+        info.files = "/run/hostd/hostd.sock: the API socket; members of group hostd may use it.";
+        info.see_also = "hostd(8), psql(1), journalctl(1)";
+        std::cout << hostd::man_page(app, info);
     });
 
     try {

@@ -1,0 +1,61 @@
+// Man page, completion and table rendering from a small CLI11 definition.
+#include <gtest/gtest.h>
+
+#include "hostd/cli_doc.h"
+
+namespace {
+
+struct Tool {
+    CLI::App app{"tool: does things", "tool"};
+    std::string name, size, sock;
+    bool yes = false;
+    Tool() {
+        app.add_option("--socket", sock, "The socket");
+        auto* c = app.add_subcommand("create", "Create a thing");
+        c->add_option("name", name, "Its name")->required();
+        c->add_option("--disk-size", size, "Disk size");
+        c->add_flag("-y,--yes", yes, "Do not ask");
+        c->footer("Example: tool create a --disk-size 2G");
+        app.add_subcommand("list", "List things");
+    }
+};
+
+TEST(CliDoc, ManPageHasEverySectionAndCommand) {
+    Tool t;
+    hostd::ManInfo info;
+    info.version = "tool 1.0";
+    info.exit_status = "0 ok\n3 not found";
+    auto man = hostd::man_page(t.app, info);
+    EXPECT_EQ(man.rfind(".TH TOOL 1 \"\" \"tool 1.0\"\n", 0), 0u) << man;
+    EXPECT_NE(man.find(".SH NAME\ntool \\- does things\n"), std::string::npos) << man;
+    EXPECT_NE(man.find(".SS \"create name\"\nCreate a thing\n"), std::string::npos) << man;
+    EXPECT_NE(man.find("\\fB\\-\\-disk\\-size\\fR \\fIDISK_SIZE\\fR\nDisk size\n"), std::string::npos) << man;
+    EXPECT_NE(man.find("\\fB\\-y, \\-\\-yes\\fR\nDo not ask\n"), std::string::npos) << man;  // a flag: no value
+    EXPECT_NE(man.find(".PP\nExample: tool create a \\-\\-disk\\-size 2G\n"), std::string::npos) << man;
+    EXPECT_NE(man.find(".SS \"list\"\n"), std::string::npos) << man;
+    EXPECT_NE(man.find(".SH \"EXIT STATUS\"\n0 ok\n.br\n3 not found\n"), std::string::npos) << man;
+    EXPECT_EQ(man.find(".SH ENVIRONMENT"), std::string::npos) << "empty sections are left out";
+}
+
+TEST(CliDoc, RoffEscapesRequestsAndBackslashes) {
+    EXPECT_EQ(hostd::roff_escape(".hidden\n'quote\na\\b"), "\\&.hidden\n\\&'quote\na\\eb");
+    EXPECT_EQ(hostd::roff_escape("mid.dle"), "mid.dle");
+}
+
+TEST(CliDoc, BashCompletionOffersCommandsThenTheirOptions) {
+    Tool t;
+    auto s = hostd::bash_completion(t.app);
+    EXPECT_NE(s.find("complete -F _tool tool\n"), std::string::npos) << s;
+    EXPECT_NE(s.find("create) words=\"--help -h --disk-size --yes -y\""), std::string::npos) << s;
+    EXPECT_NE(s.find("*) words=\"create list --help -h --socket\""), std::string::npos) << s;
+}
+
+TEST(CliDoc, TableColumnsAlignWithoutTrailingSpaces) {
+    EXPECT_EQ(hostd::render_table({{"NAME", "STATE", "URL"}, {"a", "ready", "postgresql://x"}, {"longer-name", "", ""}}),
+              "NAME         STATE  URL\n"
+              "a            ready  postgresql://x\n"
+              "longer-name\n");
+    EXPECT_EQ(hostd::render_table({}), "");
+}
+
+}  // namespace

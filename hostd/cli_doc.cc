@@ -1,6 +1,7 @@
 #include "hostd/cli_doc.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <sstream>
 
 namespace hostd {
@@ -154,6 +155,22 @@ std::string render_table(const std::vector<std::vector<std::string>>& rows) {
         out += line + "\n";
     }
     return out;
+}
+
+std::string step_line(std::string_view step, long ms) {
+    std::string s = "  " + std::string(step);
+    if (s.size() < 16) s.append(16 - s.size(), ' ');
+    else s += ' ';
+    std::string n = std::to_string(ms);
+    if (n.size() < 6) s.append(6 - n.size(), ' ');
+    return s + n + " ms";
+}
+
+std::string spinner_line(size_t frame, std::string_view what, long elapsed_ms) {
+    static const char* frames[] = {"|", "/", "-", "\\"};
+    char secs[32];
+    std::snprintf(secs, sizeof secs, "%ld.%ld s", elapsed_ms / 1000, (elapsed_ms % 1000) / 100);
+    return std::string(frames[frame % 4]) + " " + std::string(what) + " " + secs;
 }
 
 }  // namespace hostd

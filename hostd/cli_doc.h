@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace hostd {
@@ -30,5 +31,10 @@ std::string bash_completion(const CLI::App& app);
 
 // Rows as left-aligned columns two spaces apart; no trailing spaces.
 std::string render_table(const std::vector<std::vector<std::string>>& rows);
+
+// One finished step of a create as hostctl prints it: "  disk          12 ms".
+std::string step_line(std::string_view step, long ms);
+// The terminal's progress line while a step runs: "<spinner> NAME: STEP... 1.2 s" (frame counts up).
+std::string spinner_line(size_t frame, std::string_view what, long elapsed_ms);
 
 }  // namespace hostd

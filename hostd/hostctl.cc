@@ -2,11 +2,17 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <cstdlib>
 #include <cstring>
 #include <iomanip>
 #include <iostream>
+#include <memory>
 #include <sstream>
 
 #include "base/size.h"
@@ -47,9 +53,7 @@ int exit_for(long status) {
 }
 
 // One call; on error prints one line to stderr and returns the exit code in `code`.
-bool call(const Ctx& ctx, const std::string& method, const std::string& path, const json* body, json& out, int& code) {
-    hostd::Client client(ctx.socket);
-    auto r = client.call(method, path, body);
+bool finish_call(const Ctx& ctx, const hostd::ApiResponse& r, json& out, int& code) {
     if (r.status == 0) {
         std::cerr << "hostctl: " << r.transport_error << " (is hostd.socket enabled?)\n";
         code = kUnreachable;
@@ -66,6 +70,57 @@ bool call(const Ctx& ctx, const std::string& method, const std::string& path, co
     out = r.body;
     return true;
 }
+
+bool call(const Ctx& ctx, const std::string& method, const std::string& path, const json* body, json& out, int& code) {
+    hostd::Client client(ctx.socket);
+    return finish_call(ctx, client.call(method, path, body), out, code);
+}
+
+// create's progress on stderr: plain "  step  N ms" lines when stderr is not a terminal; on a
+// terminal the same lines plus a spinner line for the step under way, redrawn every 100 ms.
+class ProgressView {
+public:
+    ProgressView(std::string name, bool tty) : name_(std::move(name)), tty_(tty) {
+        if (tty_) spinner_ = std::thread([this] { spin(); });
+    }
+    ~ProgressView() { finish(); }
+    void step(const std::string& step, long ms) {
+        std::lock_guard g(mu_);
+        if (tty_) std::cerr << "\r\033[K";
+        std::cerr << hostd::step_line(step, ms) << "\n" << std::flush;
+        last_ = step;
+        since_ = std::chrono::steady_clock::now();
+    }
+    void finish() {
+        {
+            std::lock_guard g(mu_);
+            if (stop_) return;
+            stop_ = true;
+        }
+        cv_.notify_all();
+        if (spinner_.joinable()) spinner_.join();
+        if (tty_) std::cerr << "\r\033[K" << std::flush;
+    }
+
+private:
+    void spin() {
+        std::unique_lock l(mu_);
+        for (size_t frame = 0; !stop_; frame++) {
+            long ms = static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::steady_clock::now() - since_).count());
+            std::cerr << "\r\033[K" << hostd::spinner_line(frame, name_ + (last_.empty() ? ": starting" : ": after " + last_), ms)
+                      << std::flush;
+            cv_.wait_for(l, std::chrono::milliseconds(100), [&] { return stop_; });
+        }
+    }
+    std::string name_, last_;
+    bool tty_;
+    bool stop_ = false;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::chrono::steady_clock::time_point since_ = std::chrono::steady_clock::now();
+    std::thread spinner_;
+};
 
 // --set name=value (repeatable) → {"name": "value"}; PostgreSQL parses the values.
 bool settings_from(const std::vector<std::string>& pairs, json& out, int& code) {
@@ -177,7 +232,17 @@ int main(int argc, char** argv) {
             body["settings"] = s;
         }
         json out;
-        if (!call(ctx, "PUT", tenant_path(name), &body, out, code)) return;
+        {
+            // Each step as hostd finishes it (PUT ?progress=1 streams them); nothing extra with --json.
+            std::unique_ptr<ProgressView> view;
+            if (!ctx.json_out) view = std::make_unique<ProgressView>(name, ::isatty(2) == 1);
+            hostd::Client client(ctx.socket);
+            auto r = client.stream("PUT", tenant_path(name) + "?progress=1", &body, [&](const json& line) {
+                if (view && line.contains("step")) view->step(str(line, "step"), line.value("ms", 0L));
+            });
+            if (view) view->finish();
+            if (!finish_call(ctx, r, out, code)) return;
+        }
         auto& t = out["tenant"];
         if (ctx.json_out) std::cout << out.dump(2) << "\n";
         else std::cout << "Tenant '" << str(t, "name") << "' is ready in " << str(t, "create_ms") << " ms.\n"

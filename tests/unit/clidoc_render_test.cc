@@ -58,4 +58,17 @@ TEST(CliDoc, TableColumnsAlignWithoutTrailingSpaces) {
     EXPECT_EQ(hostd::render_table({}), "");
 }
 
+TEST(CliDoc, StepLinesAlignNamesAndMilliseconds) {
+    EXPECT_EQ(hostd::step_line("disk", 12), "  disk              12 ms");
+    EXPECT_EQ(hostd::step_line("check-proxy", 123456), "  check-proxy   123456 ms");
+    EXPECT_EQ(hostd::step_line("a-very-long-step-name", 5), "  a-very-long-step-name      5 ms");
+}
+
+TEST(CliDoc, SpinnerTurnsAndShowsTenthsOfSeconds) {
+    EXPECT_EQ(hostd::spinner_line(0, "acme: after disk", 1234), "| acme: after disk 1.2 s");
+    EXPECT_EQ(hostd::spinner_line(1, "x", 0), "/ x 0.0 s");
+    EXPECT_EQ(hostd::spinner_line(3, "x", 59999), "\\ x 59.9 s");
+    EXPECT_EQ(hostd::spinner_line(4, "x", 100), "| x 0.1 s");
+}
+
 }  // namespace

@@ -41,6 +41,7 @@ struct Request {
     std::string method, path, body;
     bool purge = false;
     bool allowed = false;
+    bool live = false;               // GET /v1/tenants?live=1
     bool progress = false;           // PUT ?progress=1: stream each step as NDJSON
     Manager::Progress on_step;       // set by the streaming reply
 };
@@ -60,7 +61,21 @@ struct Route {
 
 const std::vector<Route>& route_table() {
     static const std::vector<Route> table = {
-        {"GET", "/v1/tenants", [](Manager& m, const Request&, const std::string&) { return Reply{200, {{"tenants", m.list()}}}; }},
+        {"GET", "/v1/tenants",
+         [](Manager& m, const Request& r, const std::string&) {
+             auto tenants = m.list();
+             // ?live=1: each ready tenant's live status too (unit, memory, CPU, disk), as GET of one.
+             if (r.live)
+                 for (auto& t : tenants) {
+                     if (t.value("state", "") != "ready") continue;
+                     try {
+                         auto one = m.get(t.value("name", ""));
+                         if (one.contains("status")) t["status"] = one["status"];
+                     } catch (const Error&) {  // deleted meanwhile: listed as it was
+                     }
+                 }
+             return Reply{200, {{"tenants", tenants}}};
+         }},
         {"GET", "/v1/tenants/", [](Manager& m, const Request&, const std::string& n) { return Reply{200, {{"tenant", m.get(n)}}}; }},
         {"PUT", "/v1/tenants/",
          [](Manager& m, const Request& r, const std::string& n) {
@@ -167,6 +182,8 @@ struct ApiServer::Impl {
             req->allowed = self->metrics_only || peer_allowed(c, self->allowed_gid);
             const char* purge = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "purge");
             req->purge = purge && (std::strcmp(purge, "true") == 0 || std::strcmp(purge, "1") == 0);
+            const char* live = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "live");
+            req->live = live && (std::strcmp(live, "true") == 0 || std::strcmp(live, "1") == 0);
             const char* progress = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "progress");
             req->progress = progress && (std::strcmp(progress, "true") == 0 || std::strcmp(progress, "1") == 0);
             *ctx = req;

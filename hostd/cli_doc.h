@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +32,10 @@ std::string bash_completion(const CLI::App& app);
 
 // Rows as left-aligned columns two spaces apart; no trailing spaces.
 std::string render_table(const std::vector<std::vector<std::string>>& rows);
+
+// hostctl list's table from GET /v1/tenants?live=1: NAME STATE PORT DISK MEMORY CPU URL, where
+// DISK is used/total, MEMORY used/limit, CPU the quota and the CPU time used ("-" when unknown).
+std::vector<std::vector<std::string>> tenant_rows(const nlohmann::json& tenants);
 
 // One finished step of a create as hostctl prints it: "  disk          12 ms".
 std::string step_line(std::string_view step, long ms);

@@ -274,24 +274,13 @@ int main(int argc, char** argv) {
     });
 
     // list
-    auto* list = app.add_subcommand("list", "List tenants as a table");
+    auto* list = app.add_subcommand("list", "List tenants: state, port, disk used/total, memory used/limit, CPU quota (time used), URL");
     list->footer("Example: hostctl list --json");
     list->callback([&] {
         json out;
-        if (!call(ctx, "GET", "/v1/tenants", nullptr, out, code)) return;
-        if (ctx.json_out) {
-            std::cout << out.dump(2) << "\n";
-            return;
-        }
-        std::vector<std::vector<std::string>> rows{{"NAME", "STATE", "PUBLIC", "DISK", "MEMORY", "CPU", "URL"}};
-        for (auto& t : out["tenants"]) {
-            std::ostringstream c;
-            c << t.value("cpu", 0.0);
-            rows.push_back({str(t, "name"), str(t, "state"), str(t, "public_port"),
-                            hostd::format_size(t.value("disk_size", uint64_t{0})),
-                            hostd::format_size(t.value("memory", uint64_t{0})), c.str(), str(t, "url")});
-        }
-        print_table(rows);
+        if (!call(ctx, "GET", "/v1/tenants?live=1", nullptr, out, code)) return;
+        if (ctx.json_out) std::cout << out.dump(2) << "\n";
+        else print_table(hostd::tenant_rows(out["tenants"]));
     });
 
     // show

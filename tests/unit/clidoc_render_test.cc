@@ -71,4 +71,20 @@ TEST(CliDoc, SpinnerTurnsAndShowsTenthsOfSeconds) {
     EXPECT_EQ(hostd::spinner_line(4, "x", 100), "| x 0.1 s");
 }
 
+TEST(CliDoc, TenantRowsShowUsedOverLimitAndDashesForUnknown) {
+    auto tenants = nlohmann::json::parse(R"([
+      {"name": "acme", "state": "ready", "public_port": 20001, "disk_size": 1073741824, "memory": 268435456, "cpu": 0.5,
+       "url": "postgresql://acme@127.0.0.1:20001/postgres?sslmode=require",
+       "status": {"memory_current": 41943040, "cpu_usage_nsec": 3250000000,
+                  "disk": {"bytes_used": 52428800, "bytes_total": 1000000000}}},
+      {"name": "old", "state": "detached", "public_port": 0, "disk_size": 2147483648, "memory": 536870912, "cpu": 1}
+    ])");
+    auto rows = hostd::tenant_rows(tenants);
+    ASSERT_EQ(rows.size(), 3u);
+    EXPECT_EQ(rows[0], (std::vector<std::string>{"NAME", "STATE", "PORT", "DISK", "MEMORY", "CPU", "URL"}));
+    EXPECT_EQ(rows[1], (std::vector<std::string>{"acme", "ready", "20001", "50M/1G", "40M/256M", "0.5 (3.2s)",
+                                                 "postgresql://acme@127.0.0.1:20001/postgres?sslmode=require"}));
+    EXPECT_EQ(rows[2], (std::vector<std::string>{"old", "detached", "-", "-/2G", "-/512M", "1", "-"}));
+}
+
 }  // namespace

@@ -105,7 +105,7 @@ std::string man_page(const CLI::App& app, const ManInfo& info) {
     return out.str();
 }
 
-std::string bash_completion(const CLI::App& app) {
+std::string bash_completion(const CLI::App& app, const std::string& names_command) {
     auto words = [](const CLI::App& a) {
         std::string s;
         for (auto* o : named_options(a)) {
@@ -129,7 +129,10 @@ std::string bash_completion(const CLI::App& app) {
     std::string cmds;
     for (auto* s : subcommands(app)) {
         cmds += (cmds.empty() ? "" : " ") + s->get_name();
-        out << "        " << s->get_name() << ") words=\"" << words(*s) << "\" ;;\n";
+        auto pos = positionals(*s);
+        bool takes_name = !names_command.empty() && !pos.empty() && pos.front()->get_name() == "name";
+        out << "        " << s->get_name() << ") words=\"" << words(*s)
+            << (takes_name ? " $(" + names_command + " 2>/dev/null)" : "") << "\" ;;\n";
     }
     out << "        *) words=\"" << cmds << " " << words(app) << "\" ;;\n"
         << "    esac\n"

@@ -27,8 +27,10 @@ std::string roff_escape(const std::string& text);
 // options and its footer, where hostctl keeps the example), then the ManInfo sections.
 std::string man_page(const CLI::App& app, const ManInfo& info);
 
-// A bash completion script (`complete -F`) for the app's subcommands and their options.
-std::string bash_completion(const CLI::App& app);
+// A bash completion script (`complete -F`) for the app's subcommands and their options. For a
+// subcommand whose first positional is called "name", names_command (if given) is run to
+// offer its output too (e.g. "hostctl list --names" for tenant names).
+std::string bash_completion(const CLI::App& app, const std::string& names_command = "");
 
 // Rows as left-aligned columns two spaces apart; no trailing spaces.
 std::string render_table(const std::vector<std::vector<std::string>>& rows);

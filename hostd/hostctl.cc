@@ -276,8 +276,15 @@ int main(int argc, char** argv) {
     // list
     auto* list = app.add_subcommand("list", "List tenants: state, port, disk used/total, memory used/limit, CPU quota (time used), URL");
     list->footer("Example: hostctl list --json");
+    bool names_only = false;
+    list->add_flag("--names", names_only, "Only the names, one a line (used by shell completion)");
     list->callback([&] {
         json out;
+        if (names_only) {
+            if (!call(ctx, "GET", "/v1/tenants", nullptr, out, code)) return;
+            for (auto& t : out["tenants"]) std::cout << str(t, "name") << "\n";
+            return;
+        }
         if (!call(ctx, "GET", "/v1/tenants?live=1", nullptr, out, code)) return;
         if (ctx.json_out) std::cout << out.dump(2) << "\n";
         else print_table(hostd::tenant_rows(out["tenants"]));
@@ -452,7 +459,7 @@ int main(int argc, char** argv) {
                        "(installed as /usr/share/bash-completion/completions/hostctl by cmake --install)");
     std::string shell;
     completion->add_option("shell", shell, "Shell: bash")->required()->check(CLI::IsMember({"bash"}));
-    completion->callback([&] { std::cout << hostd::bash_completion(app); });
+    completion->callback([&] { std::cout << hostd::bash_completion(app, "hostctl list --names"); });
     auto* man = app.add_subcommand("man", "Print hostctl's manual page (roff), generated from the same source as --help");
     man->footer("Example: hostctl man | man -l -");
     man->callback([&] {

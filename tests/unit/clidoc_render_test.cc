@@ -50,6 +50,13 @@ TEST(CliDoc, BashCompletionOffersCommandsThenTheirOptions) {
     EXPECT_NE(s.find("*) words=\"create list --help -h --socket\""), std::string::npos) << s;
 }
 
+TEST(CliDoc, BashCompletionOffersNamesWhereACommandTakesOne) {
+    Tool t;
+    auto s = hostd::bash_completion(t.app, "tool names");
+    EXPECT_NE(s.find("create) words=\"--help -h --disk-size --yes -y $(tool names 2>/dev/null)\""), std::string::npos) << s;
+    EXPECT_NE(s.find("list) words=\"--help -h\" ;;"), std::string::npos) << s << "list takes no name";
+}
+
 TEST(CliDoc, TableColumnsAlignWithoutTrailingSpaces) {
     EXPECT_EQ(hostd::render_table({{"NAME", "STATE", "URL"}, {"a", "ready", "postgresql://x"}, {"longer-name", "", ""}}),
               "NAME         STATE  URL\n"

@@ -5,7 +5,8 @@ DEPS := build-essential cmake ninja-build pkg-config \
         libsystemd-dev libblkid-dev libmount-dev libpq-dev libtomlplusplus-dev nlohmann-json3-dev \
         libcli11-dev libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libgtest-dev libgmock-dev \
         postgresql-15 postgresql-client-15 haproxy systemd systemd-container dbus e2fsprogs xfsprogs \
-        util-linux mount fdisk cryptsetup-bin passwd procps iproute2 curl python3 openssl prometheus
+        util-linux mount fdisk cryptsetup-bin passwd procps iproute2 curl python3 openssl prometheus \
+        ansible-core ansible-lint
 
 .PHONY: deps build unit e2e test demo demo-stop bench clean
 
@@ -36,6 +37,7 @@ e2e: build
 	BUILD=$(abspath $(BUILD)) tests/e2e/isolation
 	BUILD=$(abspath $(BUILD)) tests/e2e/disks
 	BUILD=$(abspath $(BUILD)) tests/e2e/metrics
+	BUILD=$(abspath $(BUILD)) tests/e2e/ansible
 
 test: unit e2e
 

@@ -4,7 +4,11 @@
 #include <sys/socket.h>
 
 #include <cstring>
+#include <condition_variable>
+#include <deque>
 #include <functional>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "hostd/collector.h"
@@ -37,6 +41,9 @@ struct Request {
     std::string method, path, body;
     bool purge = false;
     bool allowed = false;
+    bool live = false;               // GET /v1/tenants?live=1
+    bool progress = false;           // PUT ?progress=1: stream each step as NDJSON
+    Manager::Progress on_step;       // set by the streaming reply
 };
 
 struct Reply {
@@ -54,7 +61,21 @@ struct Route {
 
 const std::vector<Route>& route_table() {
     static const std::vector<Route> table = {
-        {"GET", "/v1/tenants", [](Manager& m, const Request&, const std::string&) { return Reply{200, {{"tenants", m.list()}}}; }},
+        {"GET", "/v1/tenants",
+         [](Manager& m, const Request& r, const std::string&) {
+             auto tenants = m.list();
+             // ?live=1: each ready tenant's live status too (unit, memory, CPU, disk), as GET of one.
+             if (r.live)
+                 for (auto& t : tenants) {
+                     if (t.value("state", "") != "ready") continue;
+                     try {
+                         auto one = m.get(t.value("name", ""));
+                         if (one.contains("status")) t["status"] = one["status"];
+                     } catch (const Error&) {  // deleted meanwhile: listed as it was
+                     }
+                 }
+             return Reply{200, {{"tenants", tenants}}};
+         }},
         {"GET", "/v1/tenants/", [](Manager& m, const Request&, const std::string& n) { return Reply{200, {{"tenant", m.get(n)}}}; }},
         {"PUT", "/v1/tenants/",
          [](Manager& m, const Request& r, const std::string& n) {
@@ -63,7 +84,7 @@ const std::vector<Route>& route_table() {
                  body = nlohmann::json::parse(r.body, nullptr, false);
                  if (body.is_discarded()) throw Error(Errc::invalid, "The request body is not valid JSON", "body");
              }
-             return Reply{201, {{"tenant", m.create(n, body)}}};
+             return Reply{201, {{"tenant", m.create(n, body, r.on_step)}}};
          }},
         {"POST", "/v1/tenants/",
          [](Manager& m, const Request& r, const std::string& arg) {
@@ -161,6 +182,10 @@ struct ApiServer::Impl {
             req->allowed = self->metrics_only || peer_allowed(c, self->allowed_gid);
             const char* purge = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "purge");
             req->purge = purge && (std::strcmp(purge, "true") == 0 || std::strcmp(purge, "1") == 0);
+            const char* live = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "live");
+            req->live = live && (std::strcmp(live, "true") == 0 || std::strcmp(live, "1") == 0);
+            const char* progress = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "progress");
+            req->progress = progress && (std::strcmp(progress, "true") == 0 || std::strcmp(progress, "1") == 0);
             *ctx = req;
             return MHD_YES;
         }
@@ -178,6 +203,7 @@ struct ApiServer::Impl {
                 return send_text(c, 500, std::string("failed to collect metrics: ") + e.what() + "\n", "text/plain");
             }
         }
+        if (req->allowed && !self->metrics_only && req->progress && req->method == "PUT") return stream_create(self, c, *req);
         Reply reply;
         if (self->metrics_only)
             reply = {404, error_body(Error(Errc::not_found, "This listener serves GET /metrics only"))};
@@ -189,6 +215,71 @@ struct ApiServer::Impl {
         MHD_Response* resp = MHD_create_response_from_buffer(text.size(), text.data(), MHD_RESPMEM_MUST_COPY);
         MHD_add_response_header(resp, "Content-Type", "application/json");
         MHD_Result r = MHD_queue_response(c, static_cast<unsigned>(reply.status), resp);
+        MHD_destroy_response(resp);
+        return r;
+    }
+
+    // PUT ?progress=1: 200 with a chunked application/x-ndjson body, one line per step as it
+    // ends ({"step":"disk","ms":12}), then one line with the result and the status the plain
+    // reply would have had ({"done":true,"status":201,"tenant":{...}} or ..."error":{...}).
+    // The create runs on a worker thread; MHD's reader (this connection's thread) waits for lines.
+    struct Stream {
+        std::mutex mu;
+        std::condition_variable cv;
+        std::deque<std::string> lines;
+        bool done = false;
+        std::string current;
+        size_t offset = 0;
+        std::thread worker;
+        void push(std::string line, bool last) {
+            std::lock_guard g(mu);
+            lines.push_back(std::move(line));
+            done = last;
+            cv.notify_all();
+        }
+    };
+
+    static ssize_t stream_read(void* cls, uint64_t, char* buf, size_t max) {
+        auto* s = static_cast<Stream*>(cls);
+        if (s->offset >= s->current.size()) {
+            std::unique_lock l(s->mu);
+            s->cv.wait(l, [&] { return !s->lines.empty() || s->done; });
+            if (s->lines.empty()) return MHD_CONTENT_READER_END_OF_STREAM;
+            s->current = std::move(s->lines.front());
+            s->lines.pop_front();
+            s->offset = 0;
+        }
+        size_t n = std::min(max, s->current.size() - s->offset);
+        std::memcpy(buf, s->current.data() + s->offset, n);
+        s->offset += n;
+        return static_cast<ssize_t>(n);
+    }
+
+    static void stream_free(void* cls) {
+        auto* s = static_cast<Stream*>(cls);
+        if (s->worker.joinable()) s->worker.join();  // a create always finishes, client or not
+        delete s;
+    }
+
+    static MHD_Result stream_create(Impl* self, MHD_Connection* c, const Request& req) {
+        auto* s = new Stream;
+        s->worker = std::thread([self, s, r = req]() mutable {
+            r.on_step = [s](std::string_view step, long ms) {
+                s->push(nlohmann::json{{"step", std::string(step)}, {"ms", ms}}.dump() + "\n", false);
+            };
+            Reply reply = dispatch(self->manager, r);
+            nlohmann::json last = reply.body.is_object() ? reply.body : nlohmann::json::object();
+            last["done"] = true;
+            last["status"] = reply.status;
+            s->push(last.dump() + "\n", true);
+        });
+        MHD_Response* resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, &stream_read, s, &stream_free);
+        if (!resp) {
+            stream_free(s);
+            return MHD_NO;
+        }
+        MHD_add_response_header(resp, "Content-Type", "application/x-ndjson");
+        MHD_Result r = MHD_queue_response(c, 200, resp);
         MHD_destroy_response(resp);
         return r;
     }

@@ -19,7 +19,78 @@ size_t collect(char* data, size_t size, size_t n, void* out) {
     return size * n;
 }
 
+struct LineSink {
+    CURL* curl;
+    std::string raw, buffer;
+    nlohmann::json last;
+    const std::function<void(const nlohmann::json&)>* on_line;
+};
+
+size_t split_lines(char* data, size_t size, size_t n, void* out) {
+    auto* sink = static_cast<LineSink*>(out);
+    long status = 0;
+    curl_easy_getinfo(sink->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (status != 200) {  // a plain JSON reply (refused before streaming began)
+        sink->raw.append(data, size * n);
+        return size * n;
+    }
+    sink->buffer.append(data, size * n);
+    size_t nl;
+    while ((nl = sink->buffer.find('\n')) != std::string::npos) {
+        auto j = nlohmann::json::parse(sink->buffer.substr(0, nl), nullptr, false);
+        sink->buffer.erase(0, nl + 1);
+        if (j.is_discarded()) continue;
+        if (j.is_object() && j.value("done", false)) sink->last = std::move(j);
+        else (*sink->on_line)(j);
+    }
+    return size * n;
+}
+
 }  // namespace
+
+ApiResponse Client::stream(const std::string& method, const std::string& path, const nlohmann::json* body,
+                           const std::function<void(const nlohmann::json&)>& on_line, long timeout_s) const {
+    ApiResponse r;
+    std::unique_ptr<CURL, CurlDeleter> c(curl_easy_init());
+    if (!c) {
+        r.transport_error = "libcurl could not be initialised";
+        return r;
+    }
+    std::string url = "http://localhost" + path, payload;
+    LineSink sink{c.get(), {}, {}, nullptr, &on_line};
+    std::unique_ptr<curl_slist, SlistDeleter> headers(curl_slist_append(nullptr, "Content-Type: application/json"));
+    curl_easy_setopt(c.get(), CURLOPT_UNIX_SOCKET_PATH, socket_.c_str());
+    curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
+    curl_easy_setopt(c.get(), CURLOPT_CUSTOMREQUEST, method.c_str());
+    curl_easy_setopt(c.get(), CURLOPT_HTTPHEADER, headers.get());
+    curl_easy_setopt(c.get(), CURLOPT_TIMEOUT, timeout_s);
+    curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, split_lines);
+    curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &sink);
+    if (body) {
+        payload = body->dump();
+        curl_easy_setopt(c.get(), CURLOPT_POSTFIELDS, payload.c_str());
+        curl_easy_setopt(c.get(), CURLOPT_POSTFIELDSIZE, static_cast<long>(payload.size()));
+    }
+    CURLcode rc = curl_easy_perform(c.get());
+    if (rc != CURLE_OK) {
+        r.transport_error = std::string("cannot reach hostd at ") + socket_ + ": " + curl_easy_strerror(rc);
+        return r;
+    }
+    curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &r.status);
+    if (r.status == 200 && sink.last.is_object()) {
+        r.status = sink.last.value("status", 500L);
+        sink.last.erase("done");
+        sink.last.erase("status");
+        r.body = std::move(sink.last);
+    } else if (r.status == 200) {
+        r.status = 500;  // the stream ended without its result line: hostd went away mid-create
+        r.body = {{"error", {{"code", "failed"}, {"message", "hostd closed the progress stream before the result"}}}};
+    } else {
+        r.body = nlohmann::json::parse(sink.raw, nullptr, false);
+        if (r.body.is_discarded()) r.body = nullptr;
+    }
+    return r;
+}
 
 std::string Client::escape(const std::string& s) {
     std::string out;

@@ -2,15 +2,22 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <cstdlib>
 #include <cstring>
 #include <iomanip>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <sstream>
 
 #include "base/size.h"
+#include "hostd/cli_doc.h"
 #include "hostd/client.h"
 
 using nlohmann::json;
@@ -47,9 +54,7 @@ int exit_for(long status) {
 }
 
 // One call; on error prints one line to stderr and returns the exit code in `code`.
-bool call(const Ctx& ctx, const std::string& method, const std::string& path, const json* body, json& out, int& code) {
-    hostd::Client client(ctx.socket);
-    auto r = client.call(method, path, body);
+bool finish_call(const Ctx& ctx, const hostd::ApiResponse& r, json& out, int& code) {
     if (r.status == 0) {
         std::cerr << "hostctl: " << r.transport_error << " (is hostd.socket enabled?)\n";
         code = kUnreachable;
@@ -66,6 +71,57 @@ bool call(const Ctx& ctx, const std::string& method, const std::string& path, co
     out = r.body;
     return true;
 }
+
+bool call(const Ctx& ctx, const std::string& method, const std::string& path, const json* body, json& out, int& code) {
+    hostd::Client client(ctx.socket);
+    return finish_call(ctx, client.call(method, path, body), out, code);
+}
+
+// create's progress on stderr: plain "  step  N ms" lines when stderr is not a terminal; on a
+// terminal the same lines plus a spinner line for the step under way, redrawn every 100 ms.
+class ProgressView {
+public:
+    ProgressView(std::string name, bool tty) : name_(std::move(name)), tty_(tty) {
+        if (tty_) spinner_ = std::thread([this] { spin(); });
+    }
+    ~ProgressView() { finish(); }
+    void step(const std::string& step, long ms) {
+        std::lock_guard g(mu_);
+        if (tty_) std::cerr << "\r\033[K";
+        std::cerr << hostd::step_line(step, ms) << "\n" << std::flush;
+        last_ = step;
+        since_ = std::chrono::steady_clock::now();
+    }
+    void finish() {
+        {
+            std::lock_guard g(mu_);
+            if (stop_) return;
+            stop_ = true;
+        }
+        cv_.notify_all();
+        if (spinner_.joinable()) spinner_.join();
+        if (tty_) std::cerr << "\r\033[K" << std::flush;
+    }
+
+private:
+    void spin() {
+        std::unique_lock l(mu_);
+        for (size_t frame = 0; !stop_; frame++) {
+            long ms = static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::steady_clock::now() - since_).count());
+            std::cerr << "\r\033[K" << hostd::spinner_line(frame, name_ + (last_.empty() ? ": starting" : ": after " + last_), ms)
+                      << std::flush;
+            cv_.wait_for(l, std::chrono::milliseconds(100), [&] { return stop_; });
+        }
+    }
+    std::string name_, last_;
+    bool tty_;
+    bool stop_ = false;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::chrono::steady_clock::time_point since_ = std::chrono::steady_clock::now();
+    std::thread spinner_;
+};
 
 // --set name=value (repeatable) → {"name": "value"}; PostgreSQL parses the values.
 bool settings_from(const std::vector<std::string>& pairs, json& out, int& code) {
@@ -111,22 +167,7 @@ std::optional<std::string> tenant_url(const Ctx& ctx, const std::string& name, i
     return u;
 }
 
-void print_table(const std::vector<std::vector<std::string>>& rows) {
-    std::vector<size_t> w;
-    for (auto& r : rows)
-        for (size_t i = 0; i < r.size(); i++) {
-            if (w.size() <= i) w.push_back(0);
-            w[i] = std::max(w[i], r[i].size());
-        }
-    for (auto& r : rows) {
-        std::string line;
-        for (size_t i = 0; i < r.size(); i++) {
-            line += r[i];
-            if (i + 1 < r.size()) line += std::string(w[i] - r[i].size() + 2, ' ');
-        }
-        std::cout << line << "\n";
-    }
-}
+void print_table(const std::vector<std::vector<std::string>>& rows) { std::cout << hostd::render_table(rows); }
 
 void print_tenant(const json& t) {
     std::vector<std::vector<std::string>> rows;
@@ -158,7 +199,7 @@ void print_tenant(const json& t) {
 int main(int argc, char** argv) {
     Ctx ctx;
     if (const char* s = std::getenv("HOSTD_SOCKET")) ctx.socket = s;
-    CLI::App app{"hostctl: manage hostd's PostgreSQL tenants"};
+    CLI::App app{"hostctl: manage hostd's PostgreSQL tenants", "hostctl"};
     app.footer(kExitHelp);
     app.require_subcommand(1);
     app.add_option("--socket", ctx.socket, "hostd's API socket (env HOSTD_SOCKET)")->capture_default_str();
@@ -205,7 +246,17 @@ int main(int argc, char** argv) {
             body["settings"] = s;
         }
         json out;
-        if (!call(ctx, "PUT", tenant_path(name), &body, out, code)) return;
+        {
+            // Each step as hostd finishes it (PUT ?progress=1 streams them); nothing extra with --json.
+            std::unique_ptr<ProgressView> view;
+            if (!ctx.json_out) view = std::make_unique<ProgressView>(name, ::isatty(2) == 1);
+            hostd::Client client(ctx.socket);
+            auto r = client.stream("PUT", tenant_path(name) + "?progress=1", &body, [&](const json& line) {
+                if (view && line.contains("step")) view->step(str(line, "step"), line.value("ms", 0L));
+            });
+            if (view) view->finish();
+            if (!finish_call(ctx, r, out, code)) return;
+        }
         auto& t = out["tenant"];
         if (ctx.json_out) std::cout << out.dump(2) << "\n";
         else std::cout << "Tenant '" << str(t, "name") << "' is ready in " << str(t, "create_ms") << " ms.\n"
@@ -237,24 +288,20 @@ int main(int argc, char** argv) {
     });
 
     // list
-    auto* list = app.add_subcommand("list", "List tenants as a table");
+    auto* list = app.add_subcommand("list", "List tenants: state, port, disk used/total, memory used/limit, CPU quota (time used), URL");
     list->footer("Example: hostctl list --json");
+    bool names_only = false;
+    list->add_flag("--names", names_only, "Only the names, one a line (used by shell completion)");
     list->callback([&] {
         json out;
-        if (!call(ctx, "GET", "/v1/tenants", nullptr, out, code)) return;
-        if (ctx.json_out) {
-            std::cout << out.dump(2) << "\n";
+        if (names_only) {
+            if (!call(ctx, "GET", "/v1/tenants", nullptr, out, code)) return;
+            for (auto& t : out["tenants"]) std::cout << str(t, "name") << "\n";
             return;
         }
-        std::vector<std::vector<std::string>> rows{{"NAME", "STATE", "PUBLIC", "DISK", "MEMORY", "CPU", "URL"}};
-        for (auto& t : out["tenants"]) {
-            std::ostringstream c;
-            c << t.value("cpu", 0.0);
-            rows.push_back({str(t, "name"), str(t, "state"), str(t, "public_port"),
-                            hostd::format_size(t.value("disk_size", uint64_t{0})),
-                            hostd::format_size(t.value("memory", uint64_t{0})), c.str(), str(t, "url")});
-        }
-        print_table(rows);
+        if (!call(ctx, "GET", "/v1/tenants?live=1", nullptr, out, code)) return;
+        if (ctx.json_out) std::cout << out.dump(2) << "\n";
+        else print_table(hostd::tenant_rows(out["tenants"]));
     });
 
     // show
@@ -406,6 +453,32 @@ int main(int argc, char** argv) {
         for (auto& a : r["actions"])
             std::cout << str(a, "tenant") << ": " << str(a, "action") << (a.contains("problem") ? " (" + str(a, "problem") + ")" : "") << "\n";
         std::cout << "Reconciled in " << str(r, "duration_ms") << " ms, " << r["actions"].size() << " action(s).\n";
+    });
+
+    // completion and man: generated from the definitions above, so they match --help.
+    auto* completion = app.add_subcommand("completion", "Print a shell completion script");
+    completion->footer("Example: hostctl completion bash > /etc/bash_completion.d/hostctl\n"
+                       "(installed as /usr/share/bash-completion/completions/hostctl by cmake --install)");
+    std::string shell;
+    completion->add_option("shell", shell, "Shell: bash")->required()->check(CLI::IsMember({"bash"}));
+    completion->callback([&] { std::cout << hostd::bash_completion(app, "hostctl list --names"); });
+    auto* man = app.add_subcommand("man", "Print hostctl's manual page (roff), generated from the same source as --help");
+    man->footer("Example: hostctl man | man -l -");
+    man->callback([&] {
+        hostd::ManInfo info;
+        info.section = "1";
+        info.version = "hostctl " HOSTD_VERSION;
+        info.description =
+            "hostctl talks to hostd over its Unix socket (HTTP/JSON) to create, change, inspect and delete "
+            "PostgreSQL tenants. Each command's --help shows its options and an example.\n"
+            "Read commands (list, show, url, ca, logs) print JSON with --json.";
+        info.exit_status = "0 ok\n1 hostd tried and failed (HTTP 5xx)\n2 invalid input (HTTP 400, bad flags, purge not "
+                           "confirmed)\n3 not found (HTTP 404)\n4 conflict: exists, busy, or refused as unsafe (HTTP 409)\n"
+                           "5 permission denied (HTTP 403)\n6 hostd unreachable (socket missing or refused)";
+        info.environment = "HOSTD_SOCKET: hostd's API socket (default /run/hostd/hostd.sock).";
+        info.files = "/run/hostd/hostd.sock: the API socket; members of group hostd may use it.";
+        info.see_also = "hostd(8), psql(1), journalctl(1)";
+        std::cout << hostd::man_page(app, info);
     });
 
     try {

@@ -20,6 +20,7 @@
 #include "base/fd.h"
 #include "base/fs.h"
 #include "hostd/api.h"
+#include "hostd/cli_doc.h"
 #include "hostd/collector.h"
 #include "hostd/config.h"
 #include "hostd/log.h"
@@ -99,13 +100,31 @@ Fd bind_tcp(const std::string& spec) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"hostd: many PostgreSQL tenants on one machine, each with its own disk, unit and route"};
+    CLI::App app{"hostd: many PostgreSQL tenants on one machine, each with its own disk, unit and route", "hostd"};
     std::string config_path = "/etc/hostd/hostd.toml";
     bool print_default = false;
     app.add_option("-c,--config", config_path, "Configuration file")->capture_default_str();
     app.add_flag("--print-default-config", print_default, "Print the commented default hostd.toml and exit");
     app.set_version_flag("--version", "hostd " HOSTD_VERSION);
+    bool print_man = false;
+    app.add_flag("--man", print_man, "Print hostd's manual page (roff) and exit");
     CLI11_PARSE(app, argc, argv);
+    if (print_man) {
+        hostd::ManInfo info;
+        info.section = "8";
+        info.version = "hostd " HOSTD_VERSION;
+        info.description =
+            "hostd is a root daemon that turns a Linux machine into a multi-tenant PostgreSQL 15 host: per tenant a "
+            "block device (loop file or raw disk), an initdb'd cluster, a sandboxed systemd unit hostd-postgres@NAME "
+            "running as its own OS user with cgroup limits, and an HAProxy route.\n"
+            "It is started by systemd from hostd.socket and serves HTTP/JSON on /run/hostd/hostd.sock; hostctl(1) is "
+            "its command-line client. Every setting and its default: hostd --print-default-config.";
+        info.files = "/etc/hostd/hostd.toml: configuration\n/var/lib/hostd: state (tenant records, CA)\n"
+                     "/srv/hostd: tenants' mount points\n/etc/haproxy/hostd.cfg: routes written by hostd";
+        info.see_also = "hostctl(1), systemd.socket(5), haproxy(1)";
+        std::cout << hostd::man_page(app, info);
+        return 0;
+    }
     if (print_default) {
         std::cout << default_config_text();
         return 0;

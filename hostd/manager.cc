@@ -169,7 +169,7 @@ void Manager::apply_routes(bool force_reload) {
     fx_->apply_routes(rs, force_reload);
 }
 
-nlohmann::json Manager::create(const std::string& name, const nlohmann::json& body) {
+nlohmann::json Manager::create(const std::string& name, const nlohmann::json& body, const Progress& progress) {
     validate_name(name);
     CreateRequest req = parse_create_request(body, cfg_);
     bool new_settings = raw_settings(body).has_value();
@@ -235,6 +235,7 @@ nlohmann::json Manager::create(const std::string& name, const nlohmann::json& bo
         fn();
         crash_point("create", "after", s);
         log::info("Step '" + s + "' done in " + std::to_string(st.ms()) + " ms", name);
+        if (progress) progress(s, static_cast<long>(st.ms()));
     };
 
     try {

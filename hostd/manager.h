@@ -3,6 +3,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -35,7 +36,9 @@ public:
 
     // PUT /v1/tenants/{name}: provisions a tenant end to end; on failure undoes every step
     // taken and throws. Returns the tenant with its password.
-    nlohmann::json create(const std::string& name, const nlohmann::json& body);
+    // Told after each create step with its duration (streaming replies); optional.
+    using Progress = std::function<void(std::string_view step, long ms)>;
+    nlohmann::json create(const std::string& name, const nlohmann::json& body, const Progress& progress = {});
     // DELETE: tears down route, unit, mount, loop device, user; purge also destroys the data.
     nlohmann::json remove(const std::string& name, bool purge);
     nlohmann::json get(const std::string& name);

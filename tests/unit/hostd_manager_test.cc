@@ -599,3 +599,18 @@ TEST_F(AManager, AnOperationWaitsForTheGuardInsteadOfFailing) {
     op.join();
     EXPECT_TRUE(done);
 }
+
+TEST_F(AManager, ReportsEachCreateStepToTheProgressCallbackUpToAFailure) {
+    std::vector<std::string> steps;
+    auto record = [&](std::string_view step, long ms) {
+        EXPECT_GE(ms, 0);
+        steps.emplace_back(step);
+    };
+    mgr->create("acme", json::object(), record);
+    EXPECT_EQ(steps, (std::vector<std::string>{"disk", "format", "mount", "user", "initdb", "start", "check", "route",
+                                               "check-proxy"}));
+    steps.clear();
+    m.fail_at = "init_cluster";
+    EXPECT_EQ(code_of([&] { mgr->create("beta", json::object(), record); }), Errc::failed);
+    EXPECT_EQ(steps, (std::vector<std::string>{"disk", "format", "mount", "user"})) << "only finished steps are reported";
+}

@@ -1,0 +1,339 @@
+#!/usr/bin/python
+# A hostd tenant as an Ansible resource: compares what hostd has with what the task asks and
+# sends only the difference (PUT to create, PATCH for limits/settings, POST .../resize to grow).
+# Talks HTTP/JSON to hostd's Unix socket with the standard library: nothing to install.
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: tenant
+short_description: Create, change or delete a hostd PostgreSQL tenant
+description:
+  - Manages one tenant of hostd (a PostgreSQL 15 cluster with its own disk, user, systemd unit and proxy route)
+    through hostd's API socket.
+  - Idempotent. An existing tenant whose limits or settings differ is changed live (PATCH); a larger I(size)
+    grows its disk (resize); a smaller one is refused.
+  - The tenant's password is returned only when the tenant is created, and only in I(password) and I(url).
+version_added: "0.1.0"
+options:
+  name:
+    description: Tenant name (a-z, 0-9, '-'; at most 30 characters).
+    type: str
+    required: true
+  state:
+    description: C(present) creates or updates the tenant; C(absent) deletes it.
+    type: str
+    choices: [present, absent]
+    default: present
+  size:
+    description: Disk size, e.g. C(2G). Default from hostd.toml on creation. Growing is done online where possible.
+    type: str
+  memory:
+    description: Memory limit, e.g. C(512M).
+    type: str
+  cpu:
+    description: CPU quota in CPUs, e.g. C(0.5).
+    type: float
+  tasks:
+    description: Most processes/threads.
+    type: int
+  io_weight:
+    description: IO weight 1..10000.
+    type: int
+  settings:
+    description: PostgreSQL settings (name to value). When given, they replace the tenant's overrides.
+    type: dict
+  backend:
+    description: C(loop) or C(device) (creation only).
+    type: str
+  device:
+    description: Block device for the device backend (creation only).
+    type: str
+  filesystem:
+    description: C(ext4) or C(xfs) (creation only).
+    type: str
+  reuse:
+    description: Bring back a tenant deleted without purge, with its data.
+    type: bool
+    default: false
+  purge:
+    description: With I(state=absent), also destroy the tenant's data (cannot be undone).
+    type: bool
+    default: false
+  socket:
+    description: hostd's API socket. The user running the module must be root or in group C(hostd).
+    type: path
+    default: /run/hostd/hostd.sock
+  timeout:
+    description: Seconds to wait for hostd (creation formats a disk and runs initdb).
+    type: int
+    default: 600
+author:
+  - hostd maintainers
+"""
+
+EXAMPLES = r"""
+- name: A tenant with limits and a setting
+  hostd.hostd.tenant:
+    name: acme
+    size: 2G
+    memory: 512M
+    cpu: 0.5
+    settings:
+      work_mem: 64MB
+  register: acme
+
+- name: Show the URL (with the password) once, on creation
+  ansible.builtin.debug:
+    msg: "{{ acme.url }}"
+  when: acme.password is defined
+
+- name: Delete it and its data
+  hostd.hostd.tenant:
+    name: acme
+    state: absent
+    purge: true
+"""
+
+RETURN = r"""
+tenant:
+  description: The tenant as hostd reports it (no password).
+  returned: success, unless absent
+  type: dict
+url:
+  description: Connection URL with the password.
+  returned: when the tenant was created
+  type: str
+password:
+  description: The tenant admin's password.
+  returned: when the tenant was created
+  type: str
+actions:
+  description: The API calls made (or that would be made in check mode), e.g. C(PATCH memory,cpu).
+  returned: always
+  type: list
+  elements: str
+"""
+
+import json
+import re
+import socket as socketlib
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.six.moves import http_client
+from ansible.module_utils.six.moves.urllib.parse import quote
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text):
+    """hostd's size syntax ("512M", "1.5GiB", "1048576"; K = 1024) to bytes; None if not a size."""
+    if text is None:
+        return None
+    m = re.match(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(?:i?B)?\s*$", str(text), re.IGNORECASE)
+    if not m:
+        return None
+    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+
+
+class UnixHTTPConnection(http_client.HTTPConnection):
+    def __init__(self, path, timeout):
+        http_client.HTTPConnection.__init__(self, "localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self):
+        s = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self._path)
+        self.sock = s
+
+
+class Api(object):
+    def __init__(self, module):
+        self.module = module
+        self.path = module.params["socket"]
+        self.timeout = module.params["timeout"]
+
+    def call(self, method, path, body=None, ok=(200, 201)):
+        """Returns (status, json). Fails the module on a transport error or an unexpected status."""
+        conn = UnixHTTPConnection(self.path, self.timeout)
+        try:
+            data = json.dumps(body) if body is not None else None
+            headers = {"Content-Type": "application/json"} if data is not None else {}
+            conn.request(method, path, body=data, headers=headers)
+            resp = conn.getresponse()
+            raw = resp.read()
+            status = resp.status
+        except (OSError, IOError, socketlib.error) as e:
+            self.module.fail_json(msg="Cannot reach hostd at %s: %s (is hostd.socket enabled, and is the user root "
+                                      "or in group hostd?)" % (self.path, e))
+        finally:
+            conn.close()
+        try:
+            doc = json.loads(raw) if raw else {}
+        except ValueError:
+            doc = {"raw": raw.decode("utf-8", "replace")}
+        if status not in ok:
+            err = doc.get("error", {}) if isinstance(doc, dict) else {}
+            self.module.fail_json(msg="hostd: %s %s failed (HTTP %d): %s" % (method, path, status,
+                                                                            err.get("message", doc)),
+                                  status=status, error=err)
+        return status, doc
+
+
+def wanted_limits(p):
+    """The limit fields the task sets, in hostd's JSON form (sizes as bytes for comparing)."""
+    out = {}
+    if p["memory"] is not None:
+        out["memory"] = parse_size(p["memory"])
+    if p["cpu"] is not None:
+        out["cpu"] = float(p["cpu"])
+    if p["tasks"] is not None:
+        out["tasks"] = p["tasks"]
+    if p["io_weight"] is not None:
+        out["io_weight"] = p["io_weight"]
+    if p["settings"] is not None:
+        out["settings"] = dict((k, str(v)) for k, v in p["settings"].items())
+    return out
+
+
+def differences(tenant, want):
+    """Fields of `want` whose value differs from the tenant's (settings compared as strings)."""
+    diff = []
+    for k, v in want.items():
+        have = tenant.get(k)
+        if k == "cpu":
+            if abs(float(have or 0) - v) > 1e-9:
+                diff.append(k)
+        elif k == "settings":
+            if dict((a, str(b)) for a, b in (have or {}).items()) != v:
+                diff.append(k)
+        elif have != v:
+            diff.append(k)
+    return diff
+
+
+def view(t):
+    """What the diff shows: the managed fields, never the password."""
+    if not t:
+        return {}
+    keys = ("name", "state", "disk_size", "memory", "cpu", "tasks", "io_weight", "settings")
+    return dict((k, t.get(k)) for k in keys if k in t)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type="str", required=True),
+            state=dict(type="str", default="present", choices=["present", "absent"]),
+            size=dict(type="str"),
+            memory=dict(type="str"),
+            cpu=dict(type="float"),
+            tasks=dict(type="int"),
+            io_weight=dict(type="int"),
+            settings=dict(type="dict"),
+            backend=dict(type="str"),
+            device=dict(type="str"),
+            filesystem=dict(type="str"),
+            reuse=dict(type="bool", default=False),
+            purge=dict(type="bool", default=False),
+            socket=dict(type="path", default="/run/hostd/hostd.sock"),
+            timeout=dict(type="int", default=600),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    for k in ("size", "memory"):
+        if p[k] is not None and parse_size(p[k]) is None:
+            module.fail_json(msg="%s: '%s' is not a size (e.g. 512M, 2G)" % (k, p[k]))
+    api = Api(module)
+    path = "/v1/tenants/" + quote(p["name"], safe="")
+    status, doc = api.call("GET", path, ok=(200, 404))
+    tenant = doc.get("tenant") if status == 200 else None
+    detached = tenant is not None and tenant.get("state") == "detached"
+    result = dict(changed=False, actions=[])
+    before = view(tenant)
+
+    if p["state"] == "absent":
+        # A tenant deleted without purge stays as a detached record (its data is kept): it is
+        # absent unless purge asks to destroy that data too.
+        if tenant is None or (detached and not p["purge"]):
+            module.exit_json(**result)
+        result["actions"].append("DELETE" + (" purge" if p["purge"] else ""))
+        result["changed"] = True
+        if module._diff:
+            result["diff"] = dict(before=before, after={})
+        if not module.check_mode:
+            api.call("DELETE", path + ("?purge=true" if p["purge"] else ""))
+        module.exit_json(**result)
+
+    if tenant is None or detached:
+        if detached and not p["reuse"]:
+            module.fail_json(msg="Tenant '%s' was deleted without purge and its data is kept; set reuse: true to bring "
+                                 "it back, or delete it with state: absent, purge: true first" % p["name"])
+        body = {}
+        for k in ("memory", "cpu", "tasks", "io_weight", "backend", "device", "filesystem"):
+            if p[k] is not None:
+                body[k] = p[k]
+        if p["size"] is not None:
+            body["disk_size"] = p["size"]
+        if p["settings"] is not None:
+            body["settings"] = dict((k, str(v)) for k, v in p["settings"].items())
+        if p["reuse"]:
+            body["reuse"] = True
+        result["actions"].append("PUT")
+        result["changed"] = True
+        if module.check_mode:
+            if module._diff:
+                result["diff"] = dict(before=before, after=dict(name=p["name"], state="ready", **wanted_limits(p)))
+            module.exit_json(**result)
+        _, doc = api.call("PUT", path, body)
+        t = doc.get("tenant", {})
+        result["password"] = t.pop("password", None)
+        result["url"] = t.get("url")
+        # The returned tenant carries no secret: the URL with the password is only in `url`.
+        t.pop("url", None)
+        result["tenant"] = t
+        if module._diff:
+            result["diff"] = dict(before=before, after=view(t))
+        module.exit_json(**result)
+
+    # Present and exists: grow, then change limits.
+    after = dict(tenant)
+    if p["size"] is not None:
+        want = parse_size(p["size"])
+        have = tenant.get("disk_size", 0)
+        if want < have:
+            module.fail_json(msg="Tenant '%s' has a %d-byte disk; size %s is smaller and hostd does not shrink disks"
+                                 % (p["name"], have, p["size"]))
+        if want > have:
+            result["actions"].append("POST resize")
+            after["disk_size"] = want
+            if not module.check_mode:
+                api.call("POST", path + "/resize", {"size": p["size"]})
+    want = wanted_limits(p)
+    changed_fields = differences(tenant, want)
+    if changed_fields:
+        body = {}
+        for k in changed_fields:
+            body[k] = p[k] if k in ("memory", "cpu", "tasks", "io_weight") else want[k]
+            after[k] = want[k]
+        result["actions"].append("PATCH " + ",".join(changed_fields))
+        if not module.check_mode:
+            api.call("PATCH", path, body)
+    result["changed"] = bool(result["actions"])
+    if result["changed"] and not module.check_mode:
+        _, doc = api.call("GET", path)
+        after = doc.get("tenant", after)
+    after.pop("password", None)
+    after.pop("url", None)
+    result["tenant"] = after
+    if module._diff and result["changed"]:
+        result["diff"] = dict(before=before, after=view(after))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

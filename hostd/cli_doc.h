@@ -1,0 +1,47 @@
+// Documentation generated from a CLI11 definition, so --help, the man page and shell
+// completion never disagree: a roff man page and a bash completion script. Pure functions.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hostd {
+
+struct ManInfo {
+    std::string section = "1";   // "1" for user commands, "8" for daemons
+    std::string version;         // e.g. "hostd 0.1.0"
+    std::string description;     // DESCRIPTION paragraph(s), plain text
+    std::string exit_status;     // EXIT STATUS text, plain text ("" = none)
+    std::string environment;     // ENVIRONMENT text ("" = none)
+    std::string files;           // FILES text ("" = none)
+    std::string see_also;        // e.g. "hostd(8), psql(1)"
+};
+
+// Escapes text for roff: backslashes, and a leading '.' or '\'' that roff would take as a request.
+std::string roff_escape(const std::string& text);
+
+// The man page: NAME, SYNOPSIS, DESCRIPTION, OPTIONS, COMMANDS (each subcommand's arguments,
+// options and its footer, where hostctl keeps the example), then the ManInfo sections.
+std::string man_page(const CLI::App& app, const ManInfo& info);
+
+// A bash completion script (`complete -F`) for the app's subcommands and their options. For a
+// subcommand whose first positional is called "name", names_command (if given) is run to
+// offer its output too (e.g. "hostctl list --names" for tenant names).
+std::string bash_completion(const CLI::App& app, const std::string& names_command = "");
+
+// Rows as left-aligned columns two spaces apart; no trailing spaces.
+std::string render_table(const std::vector<std::vector<std::string>>& rows);
+
+// hostctl list's table from GET /v1/tenants?live=1: NAME STATE PORT DISK MEMORY CPU URL, where
+// DISK is used/total, MEMORY used/limit, CPU the quota and the CPU time used ("-" when unknown).
+std::vector<std::vector<std::string>> tenant_rows(const nlohmann::json& tenants);
+
+// One finished step of a create as hostctl prints it: "  disk          12 ms".
+std::string step_line(std::string_view step, long ms);
+// The terminal's progress line while a step runs: "<spinner> NAME: STEP... 1.2 s" (frame counts up).
+std::string spinner_line(size_t frame, std::string_view what, long elapsed_ms);
+
+}  // namespace hostd

@@ -355,6 +355,22 @@ TEST_F(AManager, LeavesATenantDownAndSaysWhyWhenItsDiskIsMissing) {
     EXPECT_EQ(std::count(m.calls.begin(), m.calls.end(), "init_cluster"), 1);  // only the original create
 }
 
+TEST_F(AManager, DropsTheRouteOfATenantWhoseUnitFailsToStartAfterAReboot) {
+    mgr->create("acme", json::object());
+    mgr->create("beta", json::object());
+    ASSERT_EQ(m.routes.size(), 2u);
+    // A reboot; the route file is still there (m.routes kept), acme's unit will not start.
+    m.attached.clear();
+    m.mounts.clear();
+    m.units.clear();
+    m.fail_at = "start_unit";
+    Manager again(cfg, std::make_unique<FakeEffects>(m));
+    again.start();
+    EXPECT_TRUE(m.units.empty());
+    EXPECT_TRUE(m.routes.empty()) << "a route points at a tenant that is not running";
+    EXPECT_NE(again.get("acme").value("problem", ""), "");
+}
+
 TEST_F(AManager, RemovesWhatNoTenantOwns) {
     m.units = {"ghost"};
     m.mounts = {cfg.mount_root + "/ghost"};

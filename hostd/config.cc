@@ -9,11 +9,12 @@
 #include "base/error.h"
 #include "base/fs.h"
 #include "base/size.h"
+#include "routes/routes.h"
 
 namespace hostd {
 namespace {
 
-enum class Kind { text, size, number, count, ports, list };
+enum class Kind { text, size, number, count, port, ports, list };
 
 struct Setting {
     const char* section;
@@ -56,10 +57,14 @@ const std::vector<Setting>& settings() {
         {"limits", "max_tasks", Kind::count, "Most tasks a tenant may have.", FIELD(max_tasks)},
         {"postgres", "bindir", Kind::text, "PostgreSQL server binaries (initdb).", FIELD(pg_bindir)},
         {"postgres", "ports", Kind::ports, "Ports for tenants' PostgreSQL on 127.0.0.1 (keep clear of the ephemeral range).", FIELD(pg_ports)},
-        {"proxy", "kind", Kind::text, "Which proxy routes tenants: \"haproxy\".", FIELD(proxy)},
-        {"proxy", "public_host", Kind::text, "Host name or address clients use; it goes into connection URLs.", FIELD(public_host)},
+        {"proxy", "kind", Kind::text, "Which proxy routes tenants: \"haproxy\" (hostd writes one file and reloads haproxy.service) or \"traefik\" (one file per tenant in traefik_dir, which Traefik's file provider watches; `hostd --traefik-static` prints the static config Traefik needs).", FIELD(proxy)},
+        {"proxy", "public_host", Kind::text, "Host name or address clients use; it goes into connection URLs (port routes).", FIELD(public_host)},
         {"proxy", "bind", Kind::text, "Address the proxy listens on for tenants.", FIELD(bind_address)},
-        {"proxy", "ports", Kind::ports, "Public ports, one per tenant.", FIELD(public_ports)},
+        {"proxy", "ports", Kind::ports, "Public ports, one per tenant (port routes).", FIELD(public_ports)},
+        {"proxy", "domain", Kind::text, "Traefik only: give each tenant the host name <tenant>.<domain> (a wildcard DNS record pointing at this host) on the one port sni_port; Traefik picks the tenant by the TLS server name and passes the TLS stream through. Empty: a public port per tenant.", FIELD(domain)},
+        {"proxy", "sni_port", Kind::port, "With domain: the port of Traefik's shared PostgreSQL entry point.", FIELD(sni_port)},
+        {"proxy", "traefik_dir", Kind::text, "Traefik: the directory its file provider watches; hostd owns the hostd-*.toml files there.", FIELD(traefik_dir)},
+        {"proxy", "traefik_entry_point", Kind::text, "Traefik: the name of the shared entry point (with domain). Port routes use entry points named hostd-<port>.", FIELD(traefik_entry_point)},
         {"proxy", "haproxy_bin", Kind::text, "HAProxy binary (used to validate configs).", FIELD(haproxy_bin)},
         {"proxy", "haproxy_main_config", Kind::text, "HAProxy's main config, validated together with hostd's.", FIELD(haproxy_main_config)},
         {"proxy", "haproxy_config", Kind::text, "The file hostd owns; haproxy.service loads it with -f (a drop-in shipped with hostd).", FIELD(haproxy_config)},
@@ -81,6 +86,7 @@ std::string render_value(const Setting& s, Config& c) {
     case Kind::size: o << '"' << format_size(*static_cast<uint64_t*>(p)) << '"'; break;
     case Kind::number: o << *static_cast<double*>(p); break;
     case Kind::count: o << *static_cast<uint64_t*>(p); break;
+    case Kind::port: o << *static_cast<uint16_t*>(p); break;
     case Kind::ports: {
         auto r = *static_cast<PortRange*>(p);
         o << '"' << r.first << '-' << r.second << '"';
@@ -145,6 +151,12 @@ Config parse_config(std::string_view text, const std::string& source) {
                 *static_cast<uint64_t*>(p) = static_cast<uint64_t>(*v);
                 break;
             }
+            case Kind::port: {
+                auto v = node.value<int64_t>();
+                if (!v || *v < 1 || *v > 65535) throw Error(Errc::invalid, where(*s, source) + " must be a port, 1-65535");
+                *static_cast<uint16_t*>(p) = static_cast<uint16_t>(*v);
+                break;
+            }
             case Kind::ports: {
                 std::optional<PortRange> r;
                 if (node.is_string()) r = parse_port_range(*node.value<std::string>());
@@ -169,7 +181,22 @@ Config parse_config(std::string_view text, const std::string& source) {
     }
     if (c.backend != "loop" && c.backend != "device")
         throw Error(Errc::invalid, "'storage.backend' in " + source + " must be \"loop\" or \"device\"");
-    if (c.proxy != "haproxy") throw Error(Errc::invalid, "'proxy.kind' in " + source + " must be \"haproxy\"");
+    if (c.proxy != "haproxy" && c.proxy != "traefik")
+        throw Error(Errc::invalid, "'proxy.kind' in " + source + " must be \"haproxy\" or \"traefik\"");
+    if (!c.domain.empty()) {
+        if (c.proxy != "traefik")
+            throw Error(Errc::invalid, "'proxy.domain' in " + source + " needs proxy.kind = \"traefik\": HAProxy routes "
+                                       "each tenant by its own port (leave domain empty)");
+        if (!routes::is_dns_name(c.domain))
+            throw Error(Errc::invalid, "'proxy.domain' in " + source + " must be a DNS name in lower case, such as "
+                                       "\"db.example.com\"");
+        if (c.sni_port >= c.pg_ports.first && c.sni_port <= c.pg_ports.second)
+            throw Error(Errc::invalid, "'proxy.sni_port' in " + source + " must not be in 'postgres.ports'");
+    }
+    if (c.traefik_dir.empty() || c.traefik_dir.front() != '/')
+        throw Error(Errc::invalid, "'proxy.traefik_dir' in " + source + " must be an absolute path");
+    if (!routes::is_dns_name(c.traefik_entry_point))
+        throw Error(Errc::invalid, "'proxy.traefik_entry_point' in " + source + " must be a name of a-z, 0-9 and '-'");
     if (c.filesystem != "ext4" && c.filesystem != "xfs")
         throw Error(Errc::invalid, "'storage.filesystem' in " + source + " must be \"ext4\" or \"xfs\"");
     for (auto& d : c.devices)

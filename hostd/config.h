@@ -59,6 +59,10 @@ struct Config {
     std::string haproxy_main_config = "/etc/haproxy/haproxy.cfg";
     std::string haproxy_config = "/etc/haproxy/hostd.cfg";
     std::string haproxy_unit = "haproxy.service";
+    std::string domain;                 // Traefik: per-tenant host names <tenant>.<domain>, routed by SNI
+    uint16_t sni_port = 5432;           // the one public port of SNI routes
+    std::string traefik_dir = "/etc/traefik/hostd";
+    std::string traefik_entry_point = "postgres";
 };
 
 // Parses TOML text over the defaults. Unknown keys and bad values throw hostd::Error naming

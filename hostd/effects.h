@@ -90,9 +90,10 @@ public:
     // PostgreSQL says wait for a restart (pg_settings.pending_restart).
     virtual std::vector<std::string> apply_limits(const TenantRecord& t, const std::string& mountpoint) = 0;
 
-    // libpq SELECT 1, retried until timeout.
+    // libpq SELECT 1, retried until timeout. hostaddr non-empty: connect there, with host
+    // only as the TLS server name (a route chosen by SNI).
     virtual void wait_sql(const std::string& host, uint16_t port, const std::string& user,
-                          const std::string& password, int timeout_ms) = 0;
+                          const std::string& password, int timeout_ms, const std::string& hostaddr) = 0;
 
     // The whole route table; validated before it replaces the running one. The proxy is
     // reloaded when the table changed, or always with force_reload (at start-up: a crash
@@ -107,5 +108,8 @@ public:
 };
 
 std::unique_ptr<Effects> make_real_effects(const Config& cfg);
+
+// The proxy's writer as hostd.toml chooses it (proxy.kind); HAProxy is reloaded through systemd.
+std::unique_ptr<routes::RouteWriter> make_route_writer(const Config& cfg);
 
 }  // namespace hostd

@@ -17,6 +17,7 @@
 #include "base/fs.h"
 #include "base/size.h"
 #include "hostd/effects.h"
+#include "hostd/log.h"
 #include "pgconf/pgconf.h"
 #include "pgconf/settings.h"
 #include "pgconf/tls.h"
@@ -53,7 +54,9 @@ std::string marker_text(const TenantRecord& t) { return "tenant=" + t.name + "\n
 class RealEffects final : public Effects {
 public:
     explicit RealEffects(const Config& cfg)
-        : cfg_(cfg), ca_{.cert = cfg.state_dir + "/ca/ca.crt", .key = cfg.state_dir + "/ca/ca.key"} {}
+        : cfg_(cfg),
+          ca_{.cert = cfg.state_dir + "/ca/ca.crt", .key = cfg.state_dir + "/ca/ca.key"},
+          route_writer_(make_route_writer(cfg)) {}
 
     bool port_free(uint16_t port) override { return can_bind(AF_INET, port) && can_bind(AF_INET6, port); }
 
@@ -256,19 +259,16 @@ public:
     }
 
     void wait_sql(const std::string& host, uint16_t port, const std::string& user, const std::string& password,
-                  int timeout_ms) override {
+                  int timeout_ms, const std::string& hostaddr) override {
         // TCP logins need TLS (the tenant's pg_hba); a socket directory needs none.
-        pgconf::wait_select1({.host = host, .port = port, .user = user, .password = password,
+        pgconf::wait_select1({.host = host, .hostaddr = hostaddr, .port = port, .user = user, .password = password,
                               .sslmode = host.front() == '/' ? "disable" : "require"},
                              std::chrono::milliseconds(timeout_ms));
     }
 
     void apply_routes(const std::vector<routes::Route>& rs, bool force_reload) override {
-        routes::HaproxySettings s{.haproxy_bin = cfg_.haproxy_bin,
-                                  .main_config = cfg_.haproxy_main_config,
-                                  .hostd_config = cfg_.haproxy_config};
-        auto reload = [&] { units::Systemd::connect().reload_or_restart(cfg_.haproxy_unit); };
-        if (!routes::apply_haproxy(s, rs, reload) && force_reload) reload();
+        route_writer_->apply(rs, force_reload);
+        if (force_reload && !retired_other_) retire_other_proxy();
     }
 
     nlohmann::json live_status(const TenantRecord& t, const std::string& mp) override {
@@ -309,9 +309,34 @@ private:
         write_file_atomic(pgdata + "/hostd.override.conf", pgconf::render_overrides(t.spec.settings), 0600, u.uid, u.gid);
         if (!certificate) return;
         pgconf::ensure_ca(ca_);
-        auto pair = pgconf::issue_server_cert(ca_, {.tenant = t.name, .names = {cfg_.public_host, "localhost", "127.0.0.1"}});
+        // The names clients may verify (verify-full): the URL's host, also the SNI route's name.
+        std::vector<std::string> names = {cfg_.public_host, "localhost", "127.0.0.1"};
+        if (auto ep = public_endpoint(cfg_, t); ep.host != cfg_.public_host) names.insert(names.begin(), ep.host);
+        auto pair = pgconf::issue_server_cert(ca_, {.tenant = t.name, .names = names});
         write_file_atomic(pgdata + "/server.key", pair.key_pem, 0600, u.uid, u.gid);
         write_file_atomic(pgdata + "/server.crt", pair.cert_pem, 0644, u.uid, u.gid);
+    }
+
+    // After a switch of proxy.kind, the routes hostd wrote for the other proxy would keep
+    // holding the public ports (and answering for tenants): they are emptied at start-up.
+    // Only where hostd's own file of that proxy exists; nothing else of the other proxy is touched.
+    void retire_other_proxy() {
+        retired_other_ = true;
+        try {
+            if (cfg_.proxy == "traefik" && path_exists(cfg_.haproxy_config)) {
+                auto other = cfg_;
+                other.proxy = "haproxy";
+                if (make_route_writer(other)->apply({}, false))
+                    log::info("Emptied the HAProxy routes of hostd (" + cfg_.haproxy_config + "): proxy.kind is traefik");
+            } else if (cfg_.proxy == "haproxy" && path_exists(cfg_.traefik_dir)) {
+                auto other = cfg_;
+                other.proxy = "traefik";
+                if (make_route_writer(other)->apply({}, false))
+                    log::info("Removed hostd's Traefik route files from " + cfg_.traefik_dir + ": proxy.kind is haproxy");
+            }
+        } catch (const Error& e) {
+            log::error(std::string("Failed to remove the routes of the proxy no longer used: ") + e.what());
+        }
     }
 
     void check_marker(const TenantRecord& t, const std::string& target) {
@@ -328,10 +353,21 @@ private:
 
     Config cfg_;
     pgconf::CaPaths ca_;
+    std::unique_ptr<routes::RouteWriter> route_writer_;
+    bool retired_other_ = false;
     std::mutex attach_mu_;
 };
 
 }  // namespace
+
+std::unique_ptr<routes::RouteWriter> make_route_writer(const Config& cfg) {
+    if (cfg.proxy == "traefik")
+        return routes::traefik_writer({.directory = cfg.traefik_dir, .entry_point = cfg.traefik_entry_point});
+    std::string unit = cfg.haproxy_unit;
+    return routes::haproxy_writer(
+        {.haproxy_bin = cfg.haproxy_bin, .main_config = cfg.haproxy_main_config, .hostd_config = cfg.haproxy_config},
+        [unit] { units::Systemd::connect().reload_or_restart(unit); });
+}
 
 std::unique_ptr<Effects> make_real_effects(const Config& cfg) { return std::make_unique<RealEffects>(cfg); }
 

@@ -26,6 +26,7 @@
 #include "hostd/log.h"
 #include "hostd/manager.h"
 #include "hostd/ticker.h"
+#include "routes/routes.h"
 
 using namespace hostd;
 
@@ -108,6 +109,10 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", "hostd " HOSTD_VERSION);
     bool print_man = false;
     app.add_flag("--man", print_man, "Print hostd's manual page (roff) and exit");
+    bool print_traefik = false;
+    app.add_flag("--traefik-static", print_traefik,
+                 "Print the static Traefik configuration (entry points, file provider) that matches the [proxy] "
+                 "settings of the config file, and exit");
     CLI11_PARSE(app, argc, argv);
     if (print_man) {
         hostd::ManInfo info;
@@ -116,18 +121,31 @@ int main(int argc, char** argv) {
         info.description =
             "hostd is a root daemon that turns a Linux machine into a multi-tenant PostgreSQL 15 host: per tenant a "
             "block device (loop file or raw disk), an initdb'd cluster, a sandboxed systemd unit hostd-postgres@NAME "
-            "running as its own OS user with cgroup limits, and an HAProxy route.\n"
+            "running as its own OS user with cgroup limits, and a route in HAProxy or Traefik.\n"
             "It is started by systemd from hostd.socket and serves HTTP/JSON on /run/hostd/hostd.sock; hostctl(1) is "
             "its command-line client. Every setting and its default: hostd --print-default-config.";
         info.files = "/etc/hostd/hostd.toml: configuration\n/var/lib/hostd: state (tenant records, CA)\n"
-                     "/srv/hostd: tenants' mount points\n/etc/haproxy/hostd.cfg: routes written by hostd";
-        info.see_also = "hostctl(1), systemd.socket(5), haproxy(1)";
+                     "/srv/hostd: tenants' mount points\n/etc/haproxy/hostd.cfg: HAProxy routes written by hostd\n"
+                     "/etc/traefik/hostd/hostd-NAME.toml: Traefik routes written by hostd (proxy.kind = traefik)";
+        info.see_also = "hostctl(1), systemd.socket(5), haproxy(1), traefik(1)";
         std::cout << hostd::man_page(app, info);
         return 0;
     }
     if (print_default) {
         std::cout << default_config_text();
         return 0;
+    }
+    if (print_traefik) {
+        try {
+            Config cfg = load_config(config_path);
+            std::cout << routes::render_traefik_static(
+                {.directory = cfg.traefik_dir, .entry_point = cfg.traefik_entry_point}, cfg.bind_address,
+                cfg.domain.empty() ? 0 : cfg.sni_port, cfg.public_ports.first, cfg.public_ports.second);
+            return 0;
+        } catch (const std::exception& e) {
+            std::cerr << "hostd: " << e.what() << "\n";
+            return 1;
+        }
     }
 
     try {

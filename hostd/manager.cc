@@ -161,9 +161,7 @@ void Manager::apply_routes(bool force_reload) {
     {
         std::lock_guard g(mu_);
         for (auto& name : routed_) {
-            auto& t = records_.at(name);
-            rs.push_back({.tenant = t.name, .bind_address = cfg_.bind_address, .public_port = t.public_port,
-                          .backend_host = "127.0.0.1", .backend_port = t.port});
+            rs.push_back(route_of(cfg_, records_.at(name)));
         }
     }
     fx_->apply_routes(rs, force_reload);
@@ -213,7 +211,8 @@ nlohmann::json Manager::create(const std::string& name, const nlohmann::json& bo
         taken.erase(t.public_port);
         t.port = allocate_port(cfg_.pg_ports, t.port, taken);
         taken.insert(t.port);
-        t.public_port = allocate_port(cfg_.public_ports, t.public_port, taken);
+        // SNI routes share one port; a port route gets one of its own, kept across a reuse.
+        if (cfg_.domain.empty()) t.public_port = allocate_port(cfg_.public_ports, t.public_port, taken);
         t.state = TenantState::creating;
         t.reuse = kept.has_value();
         records_[name] = t;  // reserves the name and ports before the lock is let go
@@ -300,7 +299,7 @@ nlohmann::json Manager::create(const std::string& name, const nlohmann::json& bo
             fx_->start_unit(name, limits_of(t.spec));
         });
         // Directly over its socket directory (TCP logins need TLS, and come through the proxy).
-        step("check", [&] { fx_->wait_sql("/run/hostd-tenant/" + name, t.port, t.admin_user, t.password, 10000); });
+        step("check", [&] { fx_->wait_sql("/run/hostd-tenant/" + name, t.port, t.admin_user, t.password, 10000, ""); });
         step("route", [&] {
             {
                 std::lock_guard g(mu_);
@@ -315,7 +314,14 @@ nlohmann::json Manager::create(const std::string& name, const nlohmann::json& bo
             });
             apply_routes();
         });
-        step("check-proxy", [&] { fx_->wait_sql("127.0.0.1", t.public_port, t.admin_user, t.password, 10000); });
+        step("check-proxy", [&] {
+            // Through the proxy, as a client would: by the route's port or by its TLS server name.
+            auto ep = public_endpoint(cfg_, t);
+            if (ep.sni_host.empty())
+                fx_->wait_sql(proxy_check_address(cfg_), ep.port, t.admin_user, t.password, 10000, "");
+            else
+                fx_->wait_sql(ep.sni_host, ep.port, t.admin_user, t.password, 10000, proxy_check_address(cfg_));
+        });
         t.state = TenantState::ready;
         t.step.clear();
         t.reuse = false;
@@ -404,7 +410,7 @@ nlohmann::json Manager::resize(const std::string& name, const nlohmann::json& bo
     } else {
         log::info("Starting the tenant again after the resize", name);
         fx_->start_unit(name, limits_of(t.spec));
-        fx_->wait_sql("/run/hostd-tenant/" + name, t.port, t.admin_user, t.password, 10000);
+        fx_->wait_sql("/run/hostd-tenant/" + name, t.port, t.admin_user, t.password, 10000, "");
         std::lock_guard g(mu_);
         problems_.erase(name);
     }

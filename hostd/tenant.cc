@@ -189,9 +189,31 @@ LimitsUpdate parse_limits_update(const nlohmann::json& body, const Config& cfg) 
 
 std::string mountpoint_of(const Config& cfg, const std::string& tenant) { return cfg.mount_root + "/" + tenant; }
 
-std::string connection_url(const Config& cfg, const TenantRecord& t) {
-    // Tenants listen with TLS only on TCP: say so in the URL (verify-full needs `hostctl ca`).
-    return pgconf::connection_url(cfg.public_host, t.public_port, t.admin_user, t.password, "postgres") + "?sslmode=require";
+PublicEndpoint public_endpoint(const Config& cfg, const TenantRecord& t) {
+    if (cfg.domain.empty()) return {.host = cfg.public_host, .port = t.public_port, .sni_host = ""};
+    std::string name = t.name + "." + cfg.domain;
+    return {.host = name, .port = cfg.sni_port, .sni_host = name};
+}
+
+routes::Route route_of(const Config& cfg, const TenantRecord& t) {
+    auto ep = public_endpoint(cfg, t);
+    return {.tenant = t.name, .bind_address = cfg.bind_address, .public_port = ep.port, .backend_host = "127.0.0.1",
+            .backend_port = t.port, .sni_host = ep.sni_host};
+}
+
+std::string proxy_check_address(const Config& cfg) {
+    const auto& b = cfg.bind_address;
+    if (b == "0.0.0.0" || b == "*" || b.empty()) return "127.0.0.1";
+    if (b == "::") return "::1";
+    return b;
+}
+
+std::string connection_url(const Config& cfg, const TenantRecord& t, bool with_password) {
+    // verify-full works too, with the host's CA from `hostctl ca`: the tenant's certificate
+    // names the URL's host.
+    auto ep = public_endpoint(cfg, t);
+    return pgconf::connection_url(ep.host, ep.port, t.admin_user, with_password ? t.password : "", "postgres") +
+           "?sslmode=require";
 }
 
 nlohmann::json to_json(const Config& cfg, const TenantRecord& t, bool with_secret) {
@@ -214,7 +236,7 @@ nlohmann::json to_json(const Config& cfg, const TenantRecord& t, bool with_secre
         {"read_only", t.read_only},
         {"os_user", t.os_user},
         {"port", t.port},
-        {"public_port", t.public_port},
+        {"public_port", public_endpoint(cfg, t).port},
         {"admin_user", t.admin_user},
         {"created_at", t.created_at},
     };
@@ -222,9 +244,7 @@ nlohmann::json to_json(const Config& cfg, const TenantRecord& t, bool with_secre
     if (!t.image.empty()) j["image"] = t.image;
     if (t.state == TenantState::ready) {
         // The password is in the URL; only show the URL where secrets may be shown.
-        j["url"] = with_secret ? connection_url(cfg, t)
-                               : pgconf::connection_url(cfg.public_host, t.public_port, t.admin_user, "", "postgres") +
-                                     "?sslmode=require";
+        j["url"] = connection_url(cfg, t, with_secret);
     }
     if (with_secret) j["password"] = t.password;
     return j;

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "hostd/config.h"
+#include "routes/routes.h"
 #include "storage/storage.h"
 
 namespace hostd {
@@ -82,7 +83,7 @@ struct TenantRecord {
     std::string os_user;
     uint32_t uid = 0;
     uint16_t port = 0;           // PostgreSQL on 127.0.0.1
-    uint16_t public_port = 0;    // proxy
+    uint16_t public_port = 0;    // proxy: the tenant's own port (the shared SNI port with proxy.domain)
     std::string admin_user;
     std::string password;
     std::string created_at;      // RFC 3339, UTC
@@ -94,7 +95,26 @@ struct TenantRecord {
 };
 
 std::string mountpoint_of(const Config& cfg, const std::string& tenant);
-std::string connection_url(const Config& cfg, const TenantRecord& t);
+
+// How clients reach a tenant through the proxy. Port routes: public_host and the tenant's own
+// public port. SNI routes (proxy.domain set): the host name <tenant>.<domain> on the one port
+// all tenants share; the proxy picks the tenant by the TLS server name.
+struct PublicEndpoint {
+    std::string host;      // what goes into the URL
+    uint16_t port = 0;
+    std::string sni_host;  // empty for port routes
+};
+PublicEndpoint public_endpoint(const Config& cfg, const TenantRecord& t);
+
+// The proxy route of a tenant (PostgreSQL on 127.0.0.1:<port>).
+routes::Route route_of(const Config& cfg, const TenantRecord& t);
+
+// Where hostd itself reaches the proxy's listeners (its check through the proxy).
+std::string proxy_check_address(const Config& cfg);
+
+// postgresql:// URL of the route, sslmode=require (tenants accept TCP logins over TLS only,
+// and an SNI route needs TLS to be chosen at all); with_password false leaves it out.
+std::string connection_url(const Config& cfg, const TenantRecord& t, bool with_password = true);
 
 // The record as the API shows it; with_secret adds the admin password.
 nlohmann::json to_json(const Config& cfg, const TenantRecord& t, bool with_secret);

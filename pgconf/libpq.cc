@@ -52,10 +52,11 @@ Conn connect(const ConnParams& p) {
     const std::string timeout = std::to_string(p.connect_timeout_s > 0 ? p.connect_timeout_s : 1);
     // expand_dbname = 0: dbname is a name, never parsed as a connection string.
     // gssencmode = disable: no Kerberos probe (and its delay) on these local connections.
+    // An empty value (no hostaddr) counts as not given.
     const char* keys[] = {"host", "port", "user", "password", "dbname", "connect_timeout",
-                          "application_name", "gssencmode", "sslmode", nullptr};
+                          "application_name", "gssencmode", "sslmode", "hostaddr", nullptr};
     const char* vals[] = {p.host.c_str(), port.c_str(), p.user.c_str(), p.password.c_str(), p.dbname.c_str(),
-                          timeout.c_str(), "hostd", "disable", p.sslmode.c_str(), nullptr};
+                          timeout.c_str(), "hostd", "disable", p.sslmode.c_str(), p.hostaddr.c_str(), nullptr};
     Conn c(PQconnectdbParams(keys, vals, 0));
     if (!c) throw Error(Errc::unavailable, "Failed to connect to " + where(p) + ": out of memory");
     if (PQstatus(c.get()) != CONNECTION_OK)

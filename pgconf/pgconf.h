@@ -55,6 +55,7 @@ void sync_filesystem(const std::string& path);
 
 struct ConnParams {
     std::string host;              // IP/hostname, or a socket directory
+    std::string hostaddr;          // if set: the address connected to; host is then only the TLS server name
     uint16_t port = 0;
     std::string user;
     std::string password;

@@ -15,39 +15,13 @@
 #include "base/exec.h"
 #include "base/fd.h"
 #include "base/fs.h"
+#include "routes/detail.h"
 #include "routes/routes.h"
 
 namespace hostd::routes {
 namespace {
 
-// HAProxy reads its configuration as whitespace-separated words with '#' comments; values
-// are kept to characters that cannot change that structure.
-bool is_name_char(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-           c == '.';
-}
-bool is_address_char(char c) { return is_name_char(c) || c == ':' || c == '*'; }
-
-void validate(const Route& r) {
-    if (r.tenant.empty() || !std::all_of(r.tenant.begin(), r.tenant.end(), is_name_char))
-        throw Error(Errc::invalid, "Route tenant name '" + r.tenant + "' is not usable in an HAProxy section name",
-                    "tenant");
-    auto check_addr = [&](const std::string& a, const char* field) {
-        if (a.empty() || !std::all_of(a.begin(), a.end(), is_address_char))
-            throw Error(Errc::invalid, "Route of tenant '" + r.tenant + "': '" + a + "' is not an address", field);
-    };
-    check_addr(r.bind_address, "bind_address");
-    check_addr(r.backend_host, "backend_host");
-    if (r.public_port == 0) throw Error(Errc::invalid, "Route of tenant '" + r.tenant + "' has no public port", "public_port");
-    if (r.backend_port == 0)
-        throw Error(Errc::invalid, "Route of tenant '" + r.tenant + "' has no backend port", "backend_port");
-}
-
-// IPv6 literals in brackets, so the port is not read as the last group of the address.
-std::string host_port(const std::string& host, uint16_t port) {
-    bool v6 = host.find(':') != std::string::npos;
-    return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
-}
+using detail::host_port;
 
 // The lines HAProxy marks [ALERT], without their "[ALERT]    (pid) : config : " prefix; the
 // temp file's name is replaced by the file it was meant to become.
@@ -113,7 +87,10 @@ private:
 std::string render_haproxy(const std::vector<Route>& routes) {
     std::vector<const Route*> sorted;
     for (const auto& r : routes) {
-        validate(r);
+        detail::validate(r);
+        if (!r.sni_host.empty())
+            throw Error(Errc::invalid, "HAProxy routes each tenant by its own port; routing by host name (SNI) for '" +
+                                           r.tenant + "' needs proxy.kind = \"traefik\"", "sni_host");
         sorted.push_back(&r);
     }
     std::sort(sorted.begin(), sorted.end(), [](const Route* a, const Route* b) { return a->tenant < b->tenant; });
@@ -201,6 +178,26 @@ bool apply_haproxy(const HaproxySettings& s, const std::vector<Route>& routes, c
 
     reload();
     return true;
+}
+
+namespace {
+class HaproxyWriter final : public RouteWriter {
+public:
+    HaproxyWriter(HaproxySettings s, std::function<void()> reload) : s_(std::move(s)), reload_(std::move(reload)) {}
+    bool apply(const std::vector<Route>& routes, bool force_reload) override {
+        bool changed = apply_haproxy(s_, routes, reload_);
+        if (!changed && force_reload) reload_();
+        return changed;
+    }
+
+private:
+    HaproxySettings s_;
+    std::function<void()> reload_;
+};
+}  // namespace
+
+std::unique_ptr<RouteWriter> haproxy_writer(HaproxySettings s, std::function<void()> reload) {
+    return std::make_unique<HaproxyWriter>(std::move(s), std::move(reload));
 }
 
 }  // namespace hostd::routes

@@ -33,6 +33,53 @@ TEST(Config, NamesTheKeyThatIsWrong) {
     EXPECT_THROW(parse_config("not toml [", "t"), Error);
 }
 
+TEST(Config, ChoosesTheProxyAndHostNameRoutes) {
+    Config c = parse_config("[proxy]\nkind = \"traefik\"\ndomain = \"db.example.com\"\nsni_port = 15432\n"
+                            "traefik_dir = \"/etc/traefik/dyn\"\ntraefik_entry_point = \"pg\"\n", "t");
+    EXPECT_EQ(c.proxy, "traefik");
+    EXPECT_EQ(c.domain, "db.example.com");
+    EXPECT_EQ(c.sni_port, 15432);
+    EXPECT_EQ(c.traefik_dir, "/etc/traefik/dyn");
+    EXPECT_EQ(c.traefik_entry_point, "pg");
+}
+
+TEST(Config, RefusesProxySettingsThatCannotWork) {
+    for (const char* bad : {
+             "[proxy]\nkind = \"nginx\"\n",
+             "[proxy]\ndomain = \"db.example.com\"\n",  // HAProxy cannot route PostgreSQL by SNI
+             "[proxy]\nkind = \"traefik\"\ndomain = \"DB.example.com\"\n",
+             "[proxy]\nkind = \"traefik\"\ndomain = \"db..com\"\n",
+             "[proxy]\nkind = \"traefik\"\ndomain = \"a.com\"\nsni_port = 25001\n",  // a tenant's port
+             "[proxy]\nsni_port = 0\n",
+             "[proxy]\nsni_port = 70000\n",
+             "[proxy]\ntraefik_dir = \"relative\"\n",
+             "[proxy]\ntraefik_entry_point = \"a b\"\n",
+         }) {
+        SCOPED_TRACE(bad);
+        EXPECT_THROW(parse_config(bad, "t"), Error);
+    }
+}
+
+TEST(Config, TheTenantsEndpointFollowsTheRouteKind) {
+    TenantRecord t;
+    t.name = "acme";
+    t.admin_user = "acme";
+    t.password = "pw";
+    t.port = 25001;
+    t.public_port = 28001;
+    Config ports;
+    EXPECT_EQ(connection_url(ports, t), "postgresql://acme:pw@127.0.0.1:28001/postgres?sslmode=require");
+    EXPECT_EQ(connection_url(ports, t, false), "postgresql://acme@127.0.0.1:28001/postgres?sslmode=require");
+    EXPECT_EQ(route_of(ports, t).sni_host, "");
+    Config sni = parse_config("[proxy]\nkind = \"traefik\"\ndomain = \"db.example.com\"\n", "t");
+    EXPECT_EQ(connection_url(sni, t), "postgresql://acme:pw@acme.db.example.com:5432/postgres?sslmode=require");
+    auto r = route_of(sni, t);
+    EXPECT_EQ(r.sni_host, "acme.db.example.com");
+    EXPECT_EQ(r.public_port, 5432);
+    EXPECT_EQ(r.backend_port, 25001);
+    EXPECT_EQ(proxy_check_address(ports), "127.0.0.1");
+}
+
 TEST(TenantRecord, SurvivesARoundTripThroughToml) {
     TenantRecord t;
     t.name = "acme";

@@ -31,6 +31,7 @@ struct FakeMachine {
     std::map<std::string, storage::DiskStats> disks;  // mount point → usage
     std::map<std::string, uint64_t> grown;            // mount point → new size
     bool online_grow_impossible = false;
+    std::vector<std::string> sql_targets;  // "host port hostaddr" of each wait_sql
 };
 const std::string cfg_mount_root = Config{}.mount_root;
 
@@ -117,7 +118,12 @@ public:
         return {};
     }
     void stop_unit(const std::string& t) override { std::lock_guard g(m_.mu); hit("stop_unit"); m_.units.erase(t); }
-    void wait_sql(const std::string&, uint16_t, const std::string&, const std::string&, int) override { std::lock_guard g(m_.mu); hit("wait_sql"); }
+    void wait_sql(const std::string& host, uint16_t port, const std::string&, const std::string&, int,
+                  const std::string& hostaddr) override {
+        std::lock_guard g(m_.mu);
+        hit("wait_sql");
+        m_.sql_targets.push_back(host + " " + std::to_string(port) + " " + hostaddr);
+    }
     void apply_routes(const std::vector<routes::Route>& rs, bool) override { std::lock_guard g(m_.mu); hit("apply_routes"); m_.routes = rs; }
     std::string ca_certificate() override { return "-----BEGIN CERTIFICATE-----\n"; }
     json live_status(const TenantRecord&, const std::string&) override { std::lock_guard g(m_.mu); return json::object(); }
@@ -268,6 +274,36 @@ TEST_F(AManager, NeverHandsOutAPortInUseOnTheHostOrByAnotherTenant) {
     std::set<int> ports{a["port"].get<int>(), b["port"].get<int>(), a["public_port"].get<int>(), b["public_port"].get<int>()};
     EXPECT_EQ(ports, (std::set<int>{25001, 25002, 28000, 28002}));
     EXPECT_EQ(code_of([&] { mgr->create("c", json::object()); }), Errc::unavailable);
+}
+
+TEST_F(AManager, ChecksThePortRouteThroughTheProxyAsAClientWould) {
+    cfg.bind_address = "127.0.0.2";
+    mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
+    auto t = mgr->create("a", json::object());
+    ASSERT_EQ(m.sql_targets.size(), 2u);
+    EXPECT_EQ(m.sql_targets[1], "127.0.0.2 " + std::to_string(t["public_port"].get<int>()) + " ");
+    EXPECT_EQ(m.routes.at(0).sni_host, "");
+}
+
+TEST_F(AManager, RoutesByHostNameOnOneSharedPortWhenADomainIsSet) {
+    cfg.proxy = "traefik";
+    cfg.domain = "db.example.com";
+    cfg.sni_port = 5432;
+    cfg.public_ports = {28000, 28000};
+    m.busy_ports = {28000};  // port routes would find none free; host-name routes need none
+    mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
+    auto a = mgr->create("a", json::object());
+    auto b = mgr->create("b", json::object());
+    EXPECT_EQ(a["public_port"], 5432);
+    EXPECT_EQ(b["public_port"], 5432);
+    ASSERT_EQ(m.routes.size(), 2u);
+    for (auto& r : m.routes) {
+        EXPECT_EQ(r.sni_host, r.tenant + ".db.example.com");
+        EXPECT_EQ(r.public_port, 5432);
+    }
+    EXPECT_EQ(a["url"], "postgresql://a:" + a["password"].get<std::string>() + "@a.db.example.com:5432/postgres?sslmode=require");
+    // The check through the proxy connects to the proxy's address with the tenant's host name as SNI.
+    EXPECT_EQ(m.sql_targets.back(), "b.db.example.com 5432 127.0.0.1");
 }
 
 TEST_F(AManager, ReloadsItsTenantsFromTheStateDirectory) {

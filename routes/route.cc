@@ -1,0 +1,58 @@
+#include <algorithm>
+
+#include "base/error.h"
+#include "routes/detail.h"
+
+namespace hostd::routes {
+namespace {
+
+bool is_name_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+           c == '.';
+}
+bool is_address_char(char c) { return is_name_char(c) || c == ':' || c == '*'; }
+
+}  // namespace
+
+// Dot-separated labels of a-z, 0-9 and '-', none empty, longer than 63 or starting or ending
+// with '-'; at most 253 in all.
+bool is_dns_name(const std::string& n) {
+    if (n.empty() || n.size() > 253) return false;
+    size_t start = 0;
+    while (true) {
+        size_t dot = n.find('.', start);
+        std::string label = n.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+        if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+        for (char c : label)
+            if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+        if (dot == std::string::npos) return true;
+        start = dot + 1;
+    }
+}
+
+namespace detail {
+
+void validate(const Route& r) {
+    if (r.tenant.empty() || !std::all_of(r.tenant.begin(), r.tenant.end(), is_name_char))
+        throw Error(Errc::invalid, "Route tenant name '" + r.tenant + "' is not usable in a proxy configuration",
+                    "tenant");
+    auto check_addr = [&](const std::string& a, const char* field) {
+        if (a.empty() || !std::all_of(a.begin(), a.end(), is_address_char))
+            throw Error(Errc::invalid, "Route of tenant '" + r.tenant + "': '" + a + "' is not an address", field);
+    };
+    check_addr(r.bind_address, "bind_address");
+    check_addr(r.backend_host, "backend_host");
+    if (r.public_port == 0) throw Error(Errc::invalid, "Route of tenant '" + r.tenant + "' has no public port", "public_port");
+    if (r.backend_port == 0)
+        throw Error(Errc::invalid, "Route of tenant '" + r.tenant + "' has no backend port", "backend_port");
+    if (!r.sni_host.empty() && !is_dns_name(r.sni_host))
+        throw Error(Errc::invalid, "Route of tenant '" + r.tenant + "': '" + r.sni_host + "' is not a DNS name", "sni_host");
+}
+
+std::string host_port(const std::string& host, uint16_t port) {
+    bool v6 = host.find(':') != std::string::npos;
+    return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+}  // namespace detail
+}  // namespace hostd::routes

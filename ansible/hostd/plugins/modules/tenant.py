@@ -16,6 +16,8 @@ description:
   - Idempotent. An existing tenant whose limits or settings differ is changed live (PATCH); a larger I(size)
     grows its disk (resize); a smaller one is refused.
   - The tenant's password is returned only when the tenant is created, and only in I(password) and I(url).
+  - Set C(no_log) to true on tasks that may create a tenant, as the example playbooks do, so the password
+    stays out of logs and verbose output; register the result to hand the URL on.
 version_added: "0.1.0"
 options:
   name:

@@ -29,6 +29,24 @@ namespace {
 constexpr const char* kMarker = ".hostd-tenant";
 constexpr const char* kReserve = ".hostd-reserve";       // root-owned, beside the marker
 constexpr const char* kGuardConf = "hostd.guard.conf";   // read last by postgresql.conf
+// The tenant unit mounts the device this links to (MountImages= in the template).
+constexpr const char* kDiskLinks = "/run/hostd/disk";
+
+std::string disk_link(const std::string& tenant) { return std::string(kDiskLinks) + "/" + tenant; }
+
+// Points the tenant's link at the device of the filesystem hostd mounted (and whose marker
+// it checked) at mp; a unit never mounts anything hostd has not checked.
+void link_disk(const std::string& tenant, const std::string& mp) {
+    auto src = storage::mounted_source(mp);
+    if (!src)
+        throw Error(Errc::unavailable, "Tenant '" + tenant + "' has no filesystem mounted at '" + mp +
+                                           "'; run hostctl reconcile");
+    make_dirs(kDiskLinks, 0700);
+    const std::string link = disk_link(tenant), tmp = link + ".tmp";
+    ::unlink(tmp.c_str());
+    if (::symlink(src->c_str(), tmp.c_str()) < 0) throw_errno(errno, "Failed to create '" + tmp + "'");
+    if (::rename(tmp.c_str(), link.c_str()) < 0) throw_errno(errno, "Failed to rename '" + tmp + "' to '" + link + "'");
+}
 
 bool can_bind(int family, uint16_t port) {
     Fd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -111,6 +129,7 @@ public:
     }
 
     void unmount(const std::string& target) override {
+        remove_file(disk_link(std::filesystem::path(target).filename().string()));
         storage::unmount(target);
         if (::rmdir(target.c_str()) < 0 && errno != ENOENT && errno != ENOTEMPTY)
             throw_errno(errno, "Failed to remove mount point '" + target + "'");
@@ -210,6 +229,7 @@ public:
     }
 
     void start_unit(const std::string& tenant, const units::Limits& limits) override {
+        link_disk(tenant, mountpoint_of(cfg_, tenant));
         auto sd = units::Systemd::connect();
         auto unit = units::tenant_unit(tenant);
         sd.reset_failed(unit);

@@ -20,6 +20,16 @@ tb_boot_and_install() {
 public_host = "127.0.0.1"
 bind = "127.0.0.1"
 TOML
+    # Tenant filesystems are mounted in hostd's own mount namespace (and each in its unit's),
+    # not in the machine's: tests look at them through this.
+    install -D -m 0755 /dev/stdin "$root/usr/local/sbin/in-hostd" <<'SH' || return 1
+#!/bin/sh
+# Runs a command in hostd's mount namespace; in the machine's if hostd is not running (then
+# no namespace holds hostd's mounts).
+pid=$(systemctl show -P MainPID hostd.service)
+[ "${pid:-0}" -gt 0 ] && exec nsenter -t "$pid" -m -- "$@"
+exec "$@"
+SH
     in_tb systemd-sysusers hostd.conf || return 1
     in_tb systemctl daemon-reload || return 1
     in_tb systemctl enable --now hostd.socket >/dev/null 2>&1 || return 1

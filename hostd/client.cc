@@ -46,37 +46,52 @@ size_t split_lines(char* data, size_t size, size_t n, void* out) {
     return size * n;
 }
 
+using CurlHandle = std::unique_ptr<CURL, CurlDeleter>;
+using WriteFn = size_t (*)(char*, size_t, size_t, void*);
+
+// One request over hostd's socket; the reply's bytes go to write(data). Returns false with
+// r.transport_error set when hostd could not be reached; else r.status is the HTTP status.
+bool perform(CURL* c, const std::string& socket, const std::string& method, const std::string& path,
+             const nlohmann::json* body, long timeout_s, WriteFn write, void* data, ApiResponse& r) {
+    std::string url = "http://localhost" + path, payload;
+    std::unique_ptr<curl_slist, SlistDeleter> headers(curl_slist_append(nullptr, "Content-Type: application/json"));
+    curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket.c_str());
+    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, data);
+    if (body) {
+        payload = body->dump();
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload.c_str());
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(payload.size()));
+    }
+    CURLcode rc = curl_easy_perform(c);
+    if (rc != CURLE_OK) {
+        r.transport_error = std::string("cannot reach hostd at ") + socket + ": " + curl_easy_strerror(rc);
+        return false;
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    return true;
+}
+
+// A fresh handle; null with r.transport_error set if libcurl cannot make one.
+CurlHandle new_handle(ApiResponse& r) {
+    CurlHandle c(curl_easy_init());
+    if (!c) r.transport_error = "libcurl could not be initialised";
+    return c;
+}
+
 }  // namespace
 
 ApiResponse Client::stream(const std::string& method, const std::string& path, const nlohmann::json* body,
                            const std::function<void(const nlohmann::json&)>& on_line, long timeout_s) const {
     ApiResponse r;
-    std::unique_ptr<CURL, CurlDeleter> c(curl_easy_init());
-    if (!c) {
-        r.transport_error = "libcurl could not be initialised";
-        return r;
-    }
-    std::string url = "http://localhost" + path, payload;
+    CurlHandle c = new_handle(r);
+    if (!c) return r;
     LineSink sink{c.get(), {}, {}, nullptr, &on_line};
-    std::unique_ptr<curl_slist, SlistDeleter> headers(curl_slist_append(nullptr, "Content-Type: application/json"));
-    curl_easy_setopt(c.get(), CURLOPT_UNIX_SOCKET_PATH, socket_.c_str());
-    curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
-    curl_easy_setopt(c.get(), CURLOPT_CUSTOMREQUEST, method.c_str());
-    curl_easy_setopt(c.get(), CURLOPT_HTTPHEADER, headers.get());
-    curl_easy_setopt(c.get(), CURLOPT_TIMEOUT, timeout_s);
-    curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, split_lines);
-    curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &sink);
-    if (body) {
-        payload = body->dump();
-        curl_easy_setopt(c.get(), CURLOPT_POSTFIELDS, payload.c_str());
-        curl_easy_setopt(c.get(), CURLOPT_POSTFIELDSIZE, static_cast<long>(payload.size()));
-    }
-    CURLcode rc = curl_easy_perform(c.get());
-    if (rc != CURLE_OK) {
-        r.transport_error = std::string("cannot reach hostd at ") + socket_ + ": " + curl_easy_strerror(rc);
-        return r;
-    }
-    curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &r.status);
+    if (!perform(c.get(), socket_, method, path, body, timeout_s, split_lines, &sink, r)) return r;
     if (r.status == 200 && sink.last.is_object()) {
         r.status = sink.last.value("status", 500L);
         sink.last.erase("done");
@@ -108,31 +123,10 @@ std::string Client::escape(const std::string& s) {
 
 ApiResponse Client::call(const std::string& method, const std::string& path, const nlohmann::json* body, long timeout_s) const {
     ApiResponse r;
-    std::unique_ptr<CURL, CurlDeleter> c(curl_easy_init());
-    if (!c) {
-        r.transport_error = "libcurl could not be initialised";
-        return r;
-    }
-    std::string url = "http://localhost" + path, payload, received;
-    std::unique_ptr<curl_slist, SlistDeleter> headers(curl_slist_append(nullptr, "Content-Type: application/json"));
-    curl_easy_setopt(c.get(), CURLOPT_UNIX_SOCKET_PATH, socket_.c_str());
-    curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
-    curl_easy_setopt(c.get(), CURLOPT_CUSTOMREQUEST, method.c_str());
-    curl_easy_setopt(c.get(), CURLOPT_HTTPHEADER, headers.get());
-    curl_easy_setopt(c.get(), CURLOPT_TIMEOUT, timeout_s);
-    curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &received);
-    if (body) {
-        payload = body->dump();
-        curl_easy_setopt(c.get(), CURLOPT_POSTFIELDS, payload.c_str());
-        curl_easy_setopt(c.get(), CURLOPT_POSTFIELDSIZE, static_cast<long>(payload.size()));
-    }
-    CURLcode rc = curl_easy_perform(c.get());
-    if (rc != CURLE_OK) {
-        r.transport_error = std::string("cannot reach hostd at ") + socket_ + ": " + curl_easy_strerror(rc);
-        return r;
-    }
-    curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &r.status);
+    CurlHandle c = new_handle(r);
+    if (!c) return r;
+    std::string received;
+    if (!perform(c.get(), socket_, method, path, body, timeout_s, collect, &received, r)) return r;
     r.body = nlohmann::json::parse(received, nullptr, false);
     if (r.body.is_discarded()) r.body = nullptr;
     return r;

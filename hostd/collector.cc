@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <set>
@@ -166,6 +167,11 @@ std::vector<Family> metric_families(const std::vector<TenantFacts>& tenants, con
     out.push_back(Family{"hostd_build_info", "gauge", "hostd's version.", {}}.add({{"version", host.version}}, 1));
     out.push_back(Family{"hostd_scrape_duration_seconds", "gauge", "Time hostd spent on the previous scrape.", {}}
                       .add({}, host.last_scrape_seconds));
+    out.push_back(Family{"hostd_metrics_refresh_round_seconds", "gauge",
+                         "How long one pass of the PostgreSQL facts (up, connections, size) over every tenant takes: "
+                         "max(metrics.refresh, tenants / metrics.refresh_budget).",
+                         {}}
+                      .add({}, host.refresh_round_seconds));
     return out;
 }
 
@@ -218,6 +224,7 @@ std::string Collector::scrape() {
                 t.database_bytes = it->second.database_bytes;
             }
         host.last_scrape_seconds = last_scrape_;
+        host.refresh_round_seconds = round_seconds_;
     }
     std::string text = metrics::render(metric_families(facts, host));
     std::lock_guard g(mu_);
@@ -225,44 +232,64 @@ std::string Collector::scrape() {
     return text;
 }
 
-void Collector::refresh_slow() {
-    std::map<std::string, Slow> fresh;
-    std::optional<units::Systemd> sd;
+double refresh_gap_seconds(size_t tenants, double refresh, double budget) {
+    if (tenants == 0) return refresh;
+    const double floor = budget > 0 ? 1.0 / budget : 0;
+    return std::max(refresh / static_cast<double>(tenants), floor);
+}
+
+double Collector::refresh_next() {
+    using Clock = std::chrono::steady_clock;
+    std::vector<TenantRecord> ready;
+    for (auto& r : m_.snapshot())
+        if (r.state == TenantState::ready) ready.push_back(std::move(r));
+    const double gap = refresh_gap_seconds(ready.size(), cfg_.metrics_refresh, cfg_.metrics_refresh_budget);
+    std::set<std::string> names;
+    for (auto& r : ready) names.insert(r.name);
+    std::erase_if(refreshed_at_, [&](const auto& e) { return !names.count(e.first); });
+    {
+        std::lock_guard g(mu_);
+        std::erase_if(slow_, [&](const auto& e) { return !names.count(e.first); });
+        round_seconds_ = gap * static_cast<double>(ready.size());
+    }
+    if (ready.empty()) return gap;
+
+    // Never refreshed first (a new tenant), then the stalest.
+    auto stalest = std::min_element(ready.begin(), ready.end(), [&](const TenantRecord& a, const TenantRecord& b) {
+        auto ia = refreshed_at_.find(a.name), ib = refreshed_at_.find(b.name);
+        if (ia == refreshed_at_.end() || ib == refreshed_at_.end()) return ia == refreshed_at_.end() && ib != refreshed_at_.end();
+        return ia->second < ib->second;
+    });
+    const TenantRecord& r = *stalest;
+    Slow s;
     try {
-        sd.emplace(units::Systemd::connect());
+        if (!bus_) bus_.emplace(units::Systemd::connect());
+        s.restarts = bus_->status(units::tenant_unit(r.name)).n_restarts;
     } catch (const Error&) {
+        bus_.reset();  // systemd restarted or the unit vanished: a fresh connection next time
     }
-    for (auto& r : m_.snapshot()) {
-        if (r.state != TenantState::ready) continue;
-        Slow s;
-        if (sd) {
-            try {
-                s.restarts = sd->status(units::tenant_unit(r.name)).n_restarts;
-            } catch (const Error&) {
-            }
+    try {
+        // Over the tenant's own socket directory, as its admin: no TLS, no proxy.
+        auto row = pgconf::query_column(
+            {.host = "/run/hostd-tenant/" + r.name, .port = r.port, .user = r.admin_user, .password = r.password,
+             .connect_timeout_s = 2, .sslmode = "disable"},
+            "SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()) || ' ' || "
+            "current_setting('max_connections') || ' ' || (SELECT sum(pg_database_size(oid)) FROM pg_database)");
+        std::istringstream f(row.empty() ? "" : row.front());
+        uint64_t c = 0, mx = 0, size = 0;
+        if (f >> c >> mx >> size) {
+            s.connections = c;
+            s.max_connections = mx;
+            s.database_bytes = size;
         }
-        try {
-            // Over the tenant's own socket directory, as its admin: no TLS, no proxy.
-            auto row = pgconf::query_column(
-                {.host = "/run/hostd-tenant/" + r.name, .port = r.port, .user = r.admin_user, .password = r.password,
-                 .connect_timeout_s = 2, .sslmode = "disable"},
-                "SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()) || ' ' || "
-                "current_setting('max_connections') || ' ' || (SELECT sum(pg_database_size(oid)) FROM pg_database)");
-            std::istringstream f(row.empty() ? "" : row.front());
-            uint64_t c = 0, mx = 0, size = 0;
-            if (f >> c >> mx >> size) {
-                s.connections = c;
-                s.max_connections = mx;
-                s.database_bytes = size;
-            }
-            s.up = true;
-        } catch (const Error&) {
-            s.up = false;
-        }
-        fresh[r.name] = s;
+        s.up = true;
+    } catch (const Error&) {
+        s.up = false;
     }
+    refreshed_at_[r.name] = Clock::now();
     std::lock_guard g(mu_);
-    slow_ = std::move(fresh);
+    slow_[r.name] = s;
+    return gap;
 }
 
 }  // namespace hostd

@@ -45,6 +45,7 @@ const std::vector<Setting>& settings() {
         {"metrics", "textfile", Kind::text, "Also write the metrics atomically to this file for node_exporter's textfile collector (e.g. /var/lib/prometheus/node-exporter/hostd.prom). Empty: off.", FIELD(metrics_textfile)},
         {"metrics", "interval", Kind::number, "Seconds between two writes of the textfile.", FIELD(metrics_interval)},
         {"metrics", "refresh", Kind::number, "Seconds between two refreshes of the facts asked of PostgreSQL (up, connections, database size); a scrape shows the latest and never waits on a tenant.", FIELD(metrics_refresh)},
+        {"metrics", "refresh_budget", Kind::number, "PostgreSQL connections per second hostd allows itself for those facts, over all tenants: tenants are refreshed one at a time, so with many of them a round takes tenants / refresh_budget seconds instead of refresh, and the load on the host stays flat.", FIELD(metrics_refresh_budget)},
         {"defaults", "disk_size", Kind::size, "Disk size of a tenant when the request names none.", FIELD(disk_size)},
         {"defaults", "memory", Kind::size, "MemoryMax of a tenant's unit when the request names none.", FIELD(memory)},
         {"defaults", "cpu", Kind::number, "CPU quota in CPUs (0.5 = half a CPU) when the request names none.", FIELD(cpu)},
@@ -204,6 +205,8 @@ Config parse_config(std::string_view text, const std::string& source) {
             throw Error(Errc::invalid, "'storage.devices' in " + source + " must list absolute device paths, not '" + d + "'");
     if (c.guard_interval > 0 && !(c.guard_readonly_below < c.guard_readwrite_above && c.guard_readwrite_above < 100))
         throw Error(Errc::invalid, "'guard.readonly_below' must be below 'guard.readwrite_above', and that below 100, in " + source);
+    if (!(c.metrics_refresh_budget > 0))
+        throw Error(Errc::invalid, "'metrics.refresh_budget' in " + source + " must be above 0 (connections per second)");
     bool overlap = !(c.pg_ports.second < c.public_ports.first || c.public_ports.second < c.pg_ports.first);
     if (overlap) throw Error(Errc::invalid, "'postgres.ports' and 'proxy.ports' in " + source + " must not overlap");
     return c;

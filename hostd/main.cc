@@ -171,13 +171,12 @@ int main(int argc, char** argv) {
 
         Collector collector(manager, cfg, HOSTD_VERSION);
         ApiServer api(manager, listen_fd.get(), gid, &collector);
-        // PostgreSQL facts for /metrics, refreshed apart from scrapes.
+        // PostgreSQL facts for /metrics, refreshed apart from scrapes, one tenant at a time.
         std::optional<Ticker> metrics_refresh;
-        if (cfg.metrics_refresh > 0) {
-            collector.refresh_slow();
-            metrics_refresh.emplace(std::chrono::milliseconds(static_cast<long>(cfg.metrics_refresh * 1000)),
-                                    [&] { collector.refresh_slow(); });
-        }
+        if (cfg.metrics_refresh > 0)
+            metrics_refresh.emplace([&] {
+                return std::chrono::milliseconds(static_cast<long>(collector.refresh_next() * 1000));
+            });
         Fd metrics_fd;
         std::unique_ptr<ApiServer> metrics_api;
         if (!cfg.metrics_listen.empty()) {

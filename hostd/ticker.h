@@ -13,7 +13,15 @@ namespace hostd {
 class Ticker {
 public:
     Ticker(std::chrono::milliseconds interval, std::function<void()> fn)
-        : interval_(interval), fn_(std::move(fn)), thread_([this] { run(); }) {}
+        : next_([interval, fn = std::move(fn)] {
+              fn();
+              return interval;
+          }),
+          first_(interval),
+          thread_([this] { run(); }) {}
+    // Paced: fn runs at once, then again after the wait it returns, and so on.
+    explicit Ticker(std::function<std::chrono::milliseconds()> fn)
+        : next_(std::move(fn)), first_(0), thread_([this] { run(); }) {}
     ~Ticker() {
         {
             std::lock_guard g(mu_);
@@ -28,15 +36,16 @@ public:
 private:
     void run() {
         std::unique_lock lk(mu_);
-        while (!cv_.wait_for(lk, interval_, [this] { return stop_; })) {
+        std::chrono::milliseconds wait = first_;
+        while (!cv_.wait_for(lk, wait, [this] { return stop_; })) {
             lk.unlock();
-            fn_();
+            wait = next_();
             lk.lock();
         }
     }
 
-    std::chrono::milliseconds interval_;
-    std::function<void()> fn_;
+    std::function<std::chrono::milliseconds()> next_;
+    std::chrono::milliseconds first_;
     std::mutex mu_;
     std::condition_variable cv_;
     bool stop_ = false;

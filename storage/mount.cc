@@ -138,21 +138,29 @@ void mount_by_uuid(const std::string& uuid, const std::string& target, const std
     const std::string want = lower(uuid);
 
     // 1. The device: found by UUID, never by label, and checked against the expected one.
-    const std::vector<Found> found = devices_with_uuid(want);
     std::optional<Found> chosen;
+    std::optional<ProbeResult> r;
     if (expected_device) {
         const auto canon = detail::canonical_path(*expected_device);
         const auto devno = canon ? detail::block_devno(*canon) : std::nullopt;
         if (!devno)
             throw Error(Errc::not_found, "Expected device " + *expected_device + " for filesystem UUID " + uuid +
                                              " is not a block device that exists.");
-        auto it = std::find_if(found.begin(), found.end(), [&](const Found& f) { return f.devno == *devno; });
-        if (it == found.end() && !found.empty())
-            throw Error(Errc::refused, "Filesystem UUID " + uuid + " is on " + list(found) + ", not on the expected " +
-                                           *canon + "; refusing to mount another disk in its place.");
-        // Not seen by the scan (not listed in /proc/partitions): the re-probe below decides.
         chosen = Found{*canon, *devno};
+        // The usual case, and the only one on a create's path: the expected device carries the
+        // UUID. One probe of it; scanning every device on the host grows with the host's disks.
+        r = probe(chosen->device);
+        if (lower(r->uuid) != want) {
+            // Wrong medium: the scan names where the filesystem is, for the message.
+            const std::vector<Found> found = devices_with_uuid(want);
+            throw Error(Errc::refused, chosen->device + " carries " +
+                                           (r->uuid.empty() ? "no filesystem UUID" : "filesystem UUID " + r->uuid) +
+                                           ", not " + uuid +
+                                           (found.empty() ? std::string() : " (that filesystem is on " + list(found) + ")") +
+                                           "; refusing to mount another disk in its place.");
+        }
     } else {
+        const std::vector<Found> found = devices_with_uuid(want);
         if (found.empty())
             throw Error(Errc::not_found, "No block device has filesystem UUID " + uuid +
                                              "; attach its disk or loop image first.");
@@ -160,13 +168,13 @@ void mount_by_uuid(const std::string& uuid, const std::string& target, const std
             throw Error(Errc::conflict, "Filesystem UUID " + uuid + " is on several devices (" + list(found) +
                                             "), so which one is the tenant's is unknown; detach the copies.");
         chosen = found.front();
+        // A fresh probe of the chosen device, so what we mount is what is on the medium now.
+        r = probe(chosen->device);
+        if (lower(r->uuid) != want)
+            throw Error(Errc::failed, chosen->device + " carries " +
+                                          (r->uuid.empty() ? "no filesystem UUID" : "filesystem UUID " + r->uuid) +
+                                          ", not " + uuid + "; refusing to mount it as this filesystem.");
     }
-    // A fresh probe of the chosen device, so what we mount is what is on the medium now.
-    const ProbeResult r = probe(chosen->device);
-    if (lower(r.uuid) != want)
-        throw Error(expected_device ? Errc::refused : Errc::failed,
-                    chosen->device + " carries " + (r.uuid.empty() ? "no filesystem UUID" : "filesystem UUID " + r.uuid) +
-                        ", not " + uuid + "; refusing to mount it as this filesystem.");
 
     // 2. The target: created if missing; idempotent when this device is already there.
     make_dirs(target, 0755);
@@ -190,12 +198,12 @@ void mount_by_uuid(const std::string& uuid, const std::string& target, const std
     detail::MntContext cxt = new_context();
     if (mnt_context_set_source(cxt.get(), chosen->device.c_str()) < 0 ||
         mnt_context_set_target(cxt.get(), canon_target->c_str()) < 0 ||
-        mnt_context_set_fstype(cxt.get(), r.type.c_str()) < 0 || mnt_context_set_options(cxt.get(), options.c_str()) < 0)
+        mnt_context_set_fstype(cxt.get(), r->type.c_str()) < 0 || mnt_context_set_options(cxt.get(), options.c_str()) < 0)
         throw Error(Errc::failed, "Failed to set up the mount of " + chosen->device + " at " + *canon_target);
     const int rc = mnt_context_mount(cxt.get());
     if (rc == 0 && mnt_context_get_status(cxt.get()) == 1) return;
     // The kernel explains a refused mount only in its log; libmount's sentence is generic.
-    throw Error(Errc::failed, "Failed to mount " + chosen->device + " (UUID " + uuid + ", " + r.type + ", options '" +
+    throw Error(Errc::failed, "Failed to mount " + chosen->device + " (UUID " + uuid + ", " + r->type + ", options '" +
                                   options + "') at " + *canon_target + ": " + mount_error(cxt.get(), rc) +
                                   "; the kernel log (journalctl -k) has the reason.");
 }

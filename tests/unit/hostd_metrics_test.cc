@@ -25,7 +25,7 @@ std::pair<std::vector<TenantFacts>, HostFacts> sample() {
     a.database_bytes = 7654321;
     // Not mounted, not running: only what is known is shown.
     TenantFacts b{.name = "beta-2", .state = "creating", .read_only = true, .disk_size = 512ull << 20};
-    HostFacts h{.version = "0.1.0", .last_scrape_seconds = 0.0123};
+    HostFacts h{.version = "0.1.0", .last_scrape_seconds = 0.0123, .refresh_round_seconds = 40};
     h.ops.record("create", "ok", 0.8);
     h.ops.record("create", "ok", 1.7);
     h.ops.record("delete", "error", 3);
@@ -53,6 +53,18 @@ TEST(Metrics, EscapeLabelValues) {
     f.add({{"tenant", "a\"b\\c\nd"}}, 1);
     EXPECT_EQ(metrics::render({f}), "# HELP x_total Help with a \\\\ backslash\\nand a newline.\n# TYPE x_total counter\n"
                                     "x_total{tenant=\"a\\\"b\\\\c\\nd\"} 1\n");
+}
+
+// The slow facts' pace: never more than `budget` connections per second over all tenants,
+// never a tenant more often than every `refresh` seconds.
+TEST(Metrics, RefreshPaceKeepsTheHostsLoadFlat) {
+    EXPECT_DOUBLE_EQ(refresh_gap_seconds(0, 5, 5), 5);      // nobody: look again later
+    EXPECT_DOUBLE_EQ(refresh_gap_seconds(1, 5, 5), 5);      // one tenant: every `refresh` s
+    EXPECT_DOUBLE_EQ(refresh_gap_seconds(10, 5, 5), 0.5);   // few: the round is `refresh` s
+    EXPECT_DOUBLE_EQ(refresh_gap_seconds(25, 5, 5), 0.2);   // the budget is reached here
+    EXPECT_DOUBLE_EQ(refresh_gap_seconds(200, 5, 5), 0.2);  // many: 5 per second, a round 40 s
+    EXPECT_DOUBLE_EQ(refresh_gap_seconds(2000, 5, 5) * 2000, 400);
+    for (size_t n : {1, 7, 50, 999}) EXPECT_LE(1.0 / refresh_gap_seconds(n, 1, 3), 3 + 1e-9) << n;
 }
 
 // The dashboard and the alert rules only use metric names hostd exports.

@@ -3,6 +3,7 @@
 //   create → first query through the proxy (hostd) vs pg_createcluster → pg_isready (Debian)
 //   flat cost over many creates, with the per-step breakdown from hostd's journal
 //   idle memory per tenant (density), GET /v1/tenants and /metrics latency, proxy overhead.
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -106,19 +107,95 @@ double reference_create(const std::string& name) {
     return ms_since(t0);
 }
 
-double pgbench_tps(const std::string& host, uint16_t port, const std::string& user, const std::string& pw, int seconds,
-                   bool select_only = false) {
+// Where the CPU goes during a pgbench run: the whole machine's busy time (/proc/stat: the
+// testbed shares the VM's CPUs), HAProxy's processes, and pgbench itself (a waited-for child).
+struct CpuSample {
+    double busy_s = 0, total_s = 0, pgbench_s = 0;
+    std::map<int, double> haproxy_s;  // by pid: the master and its workers
+};
+
+double ticks_to_s(double ticks) { return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK)); }
+
+std::vector<int> haproxy_pids() {
+    auto r = hostd::exec({.argv = {"systemctl", "show", "-P", "MainPID", "haproxy.service"}});
+    int master = std::atoi(r.out.c_str());
+    if (master <= 0) return {};
+    std::vector<int> pids{master};
+    std::ifstream kids("/proc/" + std::to_string(master) + "/task/" + std::to_string(master) + "/children");
+    for (int pid; kids >> pid;) pids.push_back(pid);
+    return pids;
+}
+
+CpuSample cpu_sample() {
+    CpuSample c;
+    std::ifstream stat("/proc/stat");
+    std::string cpu;
+    double v[8] = {};  // user nice system idle iowait irq softirq steal
+    stat >> cpu >> v[0] >> v[1] >> v[2] >> v[3] >> v[4] >> v[5] >> v[6] >> v[7];
+    double total = 0;
+    for (double x : v) total += x;
+    c.total_s = ticks_to_s(total);
+    c.busy_s = ticks_to_s(total - v[3] - v[4]);
+    for (int pid : haproxy_pids()) {
+        std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+        std::string line;
+        std::getline(in, line);
+        auto close = line.rfind(')');  // the command name may hold spaces
+        if (close == std::string::npos) continue;
+        std::istringstream f(line.substr(close + 2));
+        std::string field;
+        double utime = 0, stime = 0;
+        for (int i = 3; i <= 15 && f >> field; i++) {  // fields 14 and 15: utime, stime
+            if (i == 14) utime = std::stod(field);
+            if (i == 15) stime = std::stod(field);
+        }
+        c.haproxy_s[pid] = ticks_to_s(utime + stime);
+    }
+    struct rusage ru{};
+    ::getrusage(RUSAGE_CHILDREN, &ru);
+    c.pgbench_s = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                  static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    return c;
+}
+
+struct PgbenchRun {
+    double tps = 0;
+    double txns = 0;
+    double busy_frac = 0;                              // of the machine's CPU time during the run
+    double cpu_us = 0, haproxy_us = 0, pgbench_us = 0;  // CPU per transaction
+};
+
+PgbenchRun pgbench_run(const std::string& host, uint16_t port, const std::string& user, const std::string& pw, int seconds,
+                       bool select_only = false) {
     auto env = std::vector<std::string>{"PATH=/usr/bin:/bin", "PGPASSWORD=" + pw};
     std::vector<std::string> argv = {"/usr/lib/postgresql/15/bin/pgbench", "-h", host, "-p", std::to_string(port), "-U", user,
                                      "-c", "4", "-j", "2", "-T", std::to_string(seconds), "-n", "postgres"};
     if (select_only) argv.insert(argv.end() - 1, "-S");
+    const CpuSample before = cpu_sample();
     auto r = hostd::exec_checked({.argv = argv,
                                   .env = env, .timeout = std::chrono::seconds(seconds + 60)},
                                  "pgbench");
-    static const std::regex re("tps = ([0-9.]+)");
+    const CpuSample after = cpu_sample();
+    static const std::regex tps_re("tps = ([0-9.]+)"), n_re("number of transactions actually processed: ([0-9]+)");
     std::smatch m;
-    if (!std::regex_search(r.out, m, re)) throw std::runtime_error("pgbench printed no tps: " + r.out);
-    return std::stod(m[1]);
+    PgbenchRun out;
+    if (!std::regex_search(r.out, m, tps_re)) throw std::runtime_error("pgbench printed no tps: " + r.out);
+    out.tps = std::stod(m[1]);
+    if (!std::regex_search(r.out, m, n_re)) throw std::runtime_error("pgbench printed no transaction count: " + r.out);
+    out.txns = std::stod(m[1]);
+    double haproxy = 0;
+    for (auto& [pid, s] : after.haproxy_s) {
+        auto b = before.haproxy_s.find(pid);
+        haproxy += s - (b == before.haproxy_s.end() ? 0 : b->second);
+    }
+    const double busy = after.busy_s - before.busy_s, total = after.total_s - before.total_s;
+    out.busy_frac = total > 0 ? busy / total : 0;
+    if (out.txns > 0) {
+        out.cpu_us = busy / out.txns * 1e6;
+        out.haproxy_us = haproxy / out.txns * 1e6;
+        out.pgbench_us = (after.pgbench_s - before.pgbench_s) / out.txns * 1e6;
+    }
+    return out;
 }
 
 }  // namespace
@@ -223,16 +300,33 @@ int main(int argc, char** argv) {
             // Rounds alternate (direct, proxy, direct, ...) so that drift (tables growing, caches,
             // neighbours on the VM) does not favour either side; medians of 3.
             for (bool select_only : {false, true}) {
-                std::vector<double> via, direct;
+                std::vector<PgbenchRun> via, direct;
                 for (int round = 0; round < 3; round++) {
-                    direct.push_back(pgbench_tps("127.0.0.1", c.port, c.user, c.password, pgbench_seconds, select_only));
-                    via.push_back(pgbench_tps("127.0.0.1", c.public_port, c.user, c.password, pgbench_seconds, select_only));
+                    direct.push_back(pgbench_run("127.0.0.1", c.port, c.user, c.password, pgbench_seconds, select_only));
+                    via.push_back(pgbench_run("127.0.0.1", c.public_port, c.user, c.password, pgbench_seconds, select_only));
                 }
-                rows.push_back({std::string("pgbench ") + (select_only ? "select-only" : "TPC-B-like") +
-                                    " TPS through HAProxy / direct (-c4 -j2, median of 3 alternated rounds of " +
+                auto med = [](const std::vector<PgbenchRun>& runs, double PgbenchRun::*field) {
+                    std::vector<double> v;
+                    for (auto& r : runs) v.push_back(r.*field);
+                    return median(v);
+                };
+                const std::string kind = select_only ? "select-only" : "TPC-B-like";
+                rows.push_back({"pgbench " + kind + " TPS through HAProxy / direct (-c4 -j2, median of 3 alternated rounds of " +
                                     std::to_string(pgbench_seconds) + " s)",
-                                fmt(median(via), "") + " / " + fmt(median(direct), ""), "target ≥ 0.90",
-                                ratio(median(via) / median(direct))});
+                                fmt(med(via, &PgbenchRun::tps), "") + " / " + fmt(med(direct, &PgbenchRun::tps), ""), "target ≥ 0.90",
+                                ratio(med(via, &PgbenchRun::tps) / med(direct, &PgbenchRun::tps))});
+                // Where the difference goes: the machine's CPU per transaction, and HAProxy's and
+                // pgbench's own share of it; the rest is PostgreSQL, the kernel and the VM's other work.
+                rows.push_back({"  " + kind + " machine CPU per transaction through HAProxy / direct (busy " +
+                                    fmt(100 * med(via, &PgbenchRun::busy_frac), "%") + " / " +
+                                    fmt(100 * med(direct, &PgbenchRun::busy_frac), "%") + " of " +
+                                    std::to_string(::sysconf(_SC_NPROCESSORS_ONLN)) + " CPUs)",
+                                fmt(med(via, &PgbenchRun::cpu_us), "µs") + " / " + fmt(med(direct, &PgbenchRun::cpu_us), "µs"), "-",
+                                ratio(med(via, &PgbenchRun::cpu_us) / med(direct, &PgbenchRun::cpu_us))});
+                rows.push_back({"  " + kind + " of which HAProxy / pgbench, through HAProxy (direct: pgbench " +
+                                    fmt(med(direct, &PgbenchRun::pgbench_us), "µs") + ")",
+                                fmt(med(via, &PgbenchRun::haproxy_us), "µs") + " / " + fmt(med(via, &PgbenchRun::pgbench_us), "µs"),
+                                "-", "-"});
             }
         }
 

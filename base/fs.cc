@@ -25,8 +25,9 @@ void write_all(int fd, const std::string& data, const std::string& path) {
 }
 }  // namespace
 
-void write_file_atomic(const std::string& path, const std::string& content, mode_t mode,
-                       std::optional<uid_t> uid, std::optional<gid_t> gid) {
+namespace {
+void write_and_rename(const std::string& path, const std::string& content, mode_t mode, std::optional<uid_t> uid,
+                      std::optional<gid_t> gid, bool durable) {
     std::filesystem::path p(path);
     std::string dir = p.parent_path().empty() ? "." : p.parent_path().string();
     thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -39,15 +40,27 @@ void write_file_atomic(const std::string& path, const std::string& content, mode
         if ((uid || gid) && ::fchown(fd.get(), uid ? *uid : -1, gid ? *gid : -1) < 0)
             throw_errno(errno, "Failed to chown '" + tmp + "'");
         write_all(fd.get(), content, tmp);
-        if (::fsync(fd.get()) < 0) throw_errno(errno, "Failed to fsync '" + tmp + "'");
+        if (durable && ::fsync(fd.get()) < 0) throw_errno(errno, "Failed to fsync '" + tmp + "'");
         fd.reset();
         if (::rename(tmp.c_str(), path.c_str()) < 0) throw_errno(errno, "Failed to rename '" + tmp + "' to '" + path + "'");
     } catch (...) {
         ::unlink(tmp.c_str());
         throw;
     }
+    if (!durable) return;
     Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (dfd) ::fsync(dfd.get());
+}
+}  // namespace
+
+void write_file_atomic(const std::string& path, const std::string& content, mode_t mode, std::optional<uid_t> uid,
+                       std::optional<gid_t> gid) {
+    write_and_rename(path, content, mode, uid, gid, /*durable=*/true);
+}
+
+void write_file_replace(const std::string& path, const std::string& content, mode_t mode, std::optional<uid_t> uid,
+                        std::optional<gid_t> gid) {
+    write_and_rename(path, content, mode, uid, gid, /*durable=*/false);
 }
 
 std::string read_file(const std::string& path) {

@@ -206,7 +206,7 @@ public:
         pgconf::initdb({.bindir = cfg_.pg_bindir, .pgdata = pgdata, .uid = u.uid, .gid = u.gid,
                         .superuser = t.admin_user, .password = t.password},
                        cluster_spec(t));
-        write_tenant_files(t, pgdata, u, /*certificate=*/true);
+        write_tenant_files(t, pgdata, u, /*certificate=*/true, /*synced_after=*/true);
         // initdb ran with --no-sync; one syncfs of the tenant's own filesystem is much cheaper.
         pgconf::sync_filesystem(pgdata);
     }
@@ -323,18 +323,21 @@ private:
 
     // The tenant's own files next to postgresql.conf: its setting overrides (checked by the
     // server itself, as the tenant, before they can stop it from starting) and its TLS pair.
-    void write_tenant_files(const TenantRecord& t, const std::string& pgdata, const units::OsUser& u, bool certificate) {
+    // synced_after: the caller syncs the whole filesystem next, so no fsync per file.
+    void write_tenant_files(const TenantRecord& t, const std::string& pgdata, const units::OsUser& u, bool certificate,
+                            bool synced_after = false) {
+        auto write = synced_after ? write_file_replace : write_file_atomic;
         if (!t.spec.settings.empty())
             pgconf::check_overrides_with_server({.bindir = cfg_.pg_bindir, .uid = u.uid, .gid = u.gid}, t.spec.settings);
-        write_file_atomic(pgdata + "/hostd.override.conf", pgconf::render_overrides(t.spec.settings), 0600, u.uid, u.gid);
+        write(pgdata + "/hostd.override.conf", pgconf::render_overrides(t.spec.settings), 0600, u.uid, u.gid);
         if (!certificate) return;
         pgconf::ensure_ca(ca_);
         // The names clients may verify (verify-full): the URL's host, also the SNI route's name.
         std::vector<std::string> names = {cfg_.public_host, "localhost", "127.0.0.1"};
         if (auto ep = public_endpoint(cfg_, t); ep.host != cfg_.public_host) names.insert(names.begin(), ep.host);
         auto pair = pgconf::issue_server_cert(ca_, {.tenant = t.name, .names = names});
-        write_file_atomic(pgdata + "/server.key", pair.key_pem, 0600, u.uid, u.gid);
-        write_file_atomic(pgdata + "/server.crt", pair.cert_pem, 0644, u.uid, u.gid);
+        write(pgdata + "/server.key", pair.key_pem, 0600, u.uid, u.gid);
+        write(pgdata + "/server.crt", pair.cert_pem, 0644, u.uid, u.gid);
     }
 
     // After a switch of proxy.kind, the routes hostd wrote for the other proxy would keep

@@ -45,8 +45,9 @@ void initdb(const InitdbOptions& opts, const ClusterSpec& spec) {
                   .input = opts.password + "\n"},
                  "Failed to initialise the PostgreSQL cluster in '" + opts.pgdata + "'");
 
-    write_file_atomic(opts.pgdata + "/postgresql.conf", conf, 0600, opts.uid, opts.gid);
-    write_file_atomic(opts.pgdata + "/pg_hba.conf", hba, 0600, opts.uid, opts.gid);
+    // Like initdb's own files, made durable by the caller's sync_filesystem.
+    write_file_replace(opts.pgdata + "/postgresql.conf", conf, 0600, opts.uid, opts.gid);
+    write_file_replace(opts.pgdata + "/pg_hba.conf", hba, 0600, opts.uid, opts.gid);
 }
 
 void sync_filesystem(const std::string& path) {

@@ -47,7 +47,8 @@ struct InitdbOptions {
 
 // Runs initdb as uid/gid with --auth=scram-sha-256 --data-checksums --encoding=UTF8
 // --locale=C.UTF-8 --no-sync (the caller syncs the whole filesystem once, see sync_filesystem),
-// then writes the rendered postgresql.conf and pg_hba.conf (owned by uid/gid, 0600).
+// then writes the rendered postgresql.conf and pg_hba.conf (owned by uid/gid, 0600; not
+// fsynced either: durable after sync_filesystem).
 void initdb(const InitdbOptions& opts, const ClusterSpec& spec);
 
 // syncfs() on the filesystem containing path.

@@ -126,7 +126,9 @@ std::vector<int> haproxy_pids() {
     return pids;
 }
 
-CpuSample cpu_sample() {
+// pids: HAProxy's processes, looked up before the run (no reload happens during it), so no
+// program runs between the two samples but pgbench.
+CpuSample cpu_sample(const std::vector<int>& pids) {
     CpuSample c;
     std::ifstream stat("/proc/stat");
     std::string cpu;
@@ -136,7 +138,7 @@ CpuSample cpu_sample() {
     for (double x : v) total += x;
     c.total_s = ticks_to_s(total);
     c.busy_s = ticks_to_s(total - v[3] - v[4]);
-    for (int pid : haproxy_pids()) {
+    for (int pid : pids) {
         std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
         std::string line;
         std::getline(in, line);
@@ -171,11 +173,12 @@ PgbenchRun pgbench_run(const std::string& host, uint16_t port, const std::string
     std::vector<std::string> argv = {"/usr/lib/postgresql/15/bin/pgbench", "-h", host, "-p", std::to_string(port), "-U", user,
                                      "-c", "4", "-j", "2", "-T", std::to_string(seconds), "-n", "postgres"};
     if (select_only) argv.insert(argv.end() - 1, "-S");
-    const CpuSample before = cpu_sample();
+    const std::vector<int> pids = haproxy_pids();
+    const CpuSample before = cpu_sample(pids);
     auto r = hostd::exec_checked({.argv = argv,
                                   .env = env, .timeout = std::chrono::seconds(seconds + 60)},
                                  "pgbench");
-    const CpuSample after = cpu_sample();
+    const CpuSample after = cpu_sample(pids);
     static const std::regex tps_re("tps = ([0-9.]+)"), n_re("number of transactions actually processed: ([0-9]+)");
     std::smatch m;
     PgbenchRun out;

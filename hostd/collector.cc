@@ -255,11 +255,12 @@ double Collector::refresh_next() {
     if (ready.empty()) return gap;
 
     // Never refreshed first (a new tenant), then the stalest.
-    auto stalest = std::min_element(ready.begin(), ready.end(), [&](const TenantRecord& a, const TenantRecord& b) {
-        auto ia = refreshed_at_.find(a.name), ib = refreshed_at_.find(b.name);
-        if (ia == refreshed_at_.end() || ib == refreshed_at_.end()) return ia == refreshed_at_.end() && ib != refreshed_at_.end();
-        return ia->second < ib->second;
-    });
+    auto refreshed = [&](const TenantRecord& t) {
+        auto it = refreshed_at_.find(t.name);
+        return it == refreshed_at_.end() ? Clock::time_point::min() : it->second;
+    };
+    auto stalest = std::min_element(ready.begin(), ready.end(),
+                                    [&](const TenantRecord& a, const TenantRecord& b) { return refreshed(a) < refreshed(b); });
     const TenantRecord& r = *stalest;
     Slow s;
     try {

@@ -345,18 +345,12 @@ private:
     // Only where hostd's own file of that proxy exists; nothing else of the other proxy is touched.
     void retire_other_proxy() {
         retired_other_ = true;
+        Config other = cfg_;
+        other.proxy = cfg_.proxy == "traefik" ? "haproxy" : "traefik";
+        const std::string& where = other.proxy == "haproxy" ? cfg_.haproxy_config : cfg_.traefik_dir;
         try {
-            if (cfg_.proxy == "traefik" && path_exists(cfg_.haproxy_config)) {
-                auto other = cfg_;
-                other.proxy = "haproxy";
-                if (make_route_writer(other)->apply({}, false))
-                    log::info("Emptied the HAProxy routes of hostd (" + cfg_.haproxy_config + "): proxy.kind is traefik");
-            } else if (cfg_.proxy == "haproxy" && path_exists(cfg_.traefik_dir)) {
-                auto other = cfg_;
-                other.proxy = "traefik";
-                if (make_route_writer(other)->apply({}, false))
-                    log::info("Removed hostd's Traefik route files from " + cfg_.traefik_dir + ": proxy.kind is haproxy");
-            }
+            if (path_exists(where) && make_route_writer(other)->apply({}, false))
+                log::info("Removed hostd's " + other.proxy + " routes (" + where + "): proxy.kind is " + cfg_.proxy);
         } catch (const Error& e) {
             log::error(std::string("Failed to remove the routes of the proxy no longer used: ") + e.what());
         }

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <filesystem>
-#include <map>
 #include <random>
 #include <sstream>
 
@@ -85,27 +84,11 @@ private:
 }  // namespace
 
 std::string render_haproxy(const std::vector<Route>& routes) {
-    std::vector<const Route*> sorted;
-    for (const auto& r : routes) {
-        detail::validate(r);
-        if (!r.sni_host.empty())
+    const std::vector<const Route*> sorted = detail::validate_table(routes);
+    for (const Route* r : sorted)
+        if (!r->sni_host.empty())
             throw Error(Errc::invalid, "HAProxy routes each tenant by its own port; routing by host name (SNI) for '" +
-                                           r.tenant + "' needs proxy.kind = \"traefik\"", "sni_host");
-        sorted.push_back(&r);
-    }
-    std::sort(sorted.begin(), sorted.end(), [](const Route* a, const Route* b) { return a->tenant < b->tenant; });
-    std::map<uint16_t, const Route*> by_port;
-    for (size_t i = 0; i < sorted.size(); i++) {
-        if (i > 0 && sorted[i]->tenant == sorted[i - 1]->tenant)
-            throw Error(Errc::invalid, "Two routes for tenant '" + sorted[i]->tenant + "'", "tenant");
-        // HAProxy binds with SO_REUSEPORT and `haproxy -c` binds nothing: two tenants on one
-        // port would pass the check and then share the port's connections. Refused here.
-        auto [it, fresh] = by_port.emplace(sorted[i]->public_port, sorted[i]);
-        if (!fresh)
-            throw Error(Errc::conflict, "Tenants '" + it->second->tenant + "' and '" + sorted[i]->tenant +
-                                            "' both route public port " + std::to_string(sorted[i]->public_port),
-                        "public_port");
-    }
+                                           r->tenant + "' needs proxy.kind = \"traefik\"", "sni_host");
 
     std::ostringstream o;
     o << "# Managed by hostd — do not edit; rewritten on every change.\n"

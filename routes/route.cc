@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <map>
 
 #include "base/error.h"
 #include "routes/detail.h"
@@ -47,6 +48,27 @@ void validate(const Route& r) {
         throw Error(Errc::invalid, "Route of tenant '" + r.tenant + "' has no backend port", "backend_port");
     if (!r.sni_host.empty() && !is_dns_name(r.sni_host))
         throw Error(Errc::invalid, "Route of tenant '" + r.tenant + "': '" + r.sni_host + "' is not a DNS name", "sni_host");
+}
+
+std::vector<const Route*> validate_table(const std::vector<Route>& routes) {
+    std::vector<const Route*> sorted;
+    for (const auto& r : routes) {
+        validate(r);
+        sorted.push_back(&r);
+    }
+    std::sort(sorted.begin(), sorted.end(), [](const Route* a, const Route* b) { return a->tenant < b->tenant; });
+    std::map<uint16_t, const Route*> by_port;
+    for (size_t i = 0; i < sorted.size(); i++) {
+        if (i > 0 && sorted[i]->tenant == sorted[i - 1]->tenant)
+            throw Error(Errc::invalid, "Two routes for tenant '" + sorted[i]->tenant + "'", "tenant");
+        if (!sorted[i]->sni_host.empty()) continue;  // SNI routes share their port by design
+        auto [it, fresh] = by_port.emplace(sorted[i]->public_port, sorted[i]);
+        if (!fresh)
+            throw Error(Errc::conflict, "Tenants '" + it->second->tenant + "' and '" + sorted[i]->tenant +
+                                            "' both route public port " + std::to_string(sorted[i]->public_port),
+                        "public_port");
+    }
+    return sorted;
 }
 
 std::string host_port(const std::string& host, uint16_t port) {

@@ -165,20 +165,12 @@ void check_traefik_file(const std::string& text) {
 
 bool apply_traefik(const TraefikSettings& s, const std::vector<Route>& routes) {
     // Everything is rendered and checked before the first file changes.
+    detail::validate_table(routes);
     std::map<std::string, std::string> want;  // file name -> content
     for (const auto& r : routes) {
         std::string text = render_traefik(s, r);
         check_traefik_file(text);
-        if (!want.emplace(traefik_file_name(r.tenant), std::move(text)).second)
-            throw Error(Errc::invalid, "Two routes for tenant '" + r.tenant + "'", "tenant");
-    }
-    std::map<std::pair<std::string, uint16_t>, std::string> ports;  // (entry point, port) users
-    for (const auto& r : routes) {
-        if (!r.sni_host.empty()) continue;
-        auto [it, fresh] = ports.emplace(std::pair{r.bind_address, r.public_port}, r.tenant);
-        if (!fresh)
-            throw Error(Errc::conflict, "Tenants '" + it->second + "' and '" + r.tenant + "' both route public port " +
-                                            std::to_string(r.public_port), "public_port");
+        want.emplace(traefik_file_name(r.tenant), std::move(text));
     }
 
     make_dirs(s.directory);

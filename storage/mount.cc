@@ -105,6 +105,12 @@ std::string list(const std::vector<Found>& found) {
     return s;
 }
 
+// "<device> carries filesystem UUID X, not Y" (or "no filesystem UUID").
+std::string carries(const std::string& device, const ProbeResult& r, const std::string& wanted) {
+    return device + " carries " + (r.uuid.empty() ? "no filesystem UUID" : "filesystem UUID " + r.uuid) + ", not " +
+           wanted;
+}
+
 // The top-most mount at exactly this (canonical) path, if any.
 libmnt_fs* mount_at(libmnt_table* table, const std::string& target) {
     return mnt_table_find_target(table, target.c_str(), MNT_ITER_BACKWARD);
@@ -153,9 +159,7 @@ void mount_by_uuid(const std::string& uuid, const std::string& target, const std
         if (lower(r->uuid) != want) {
             // Wrong medium: the scan names where the filesystem is, for the message.
             const std::vector<Found> found = devices_with_uuid(want);
-            throw Error(Errc::refused, chosen->device + " carries " +
-                                           (r->uuid.empty() ? "no filesystem UUID" : "filesystem UUID " + r->uuid) +
-                                           ", not " + uuid +
+            throw Error(Errc::refused, carries(chosen->device, *r, uuid) +
                                            (found.empty() ? std::string() : " (that filesystem is on " + list(found) + ")") +
                                            "; refusing to mount another disk in its place.");
         }
@@ -171,9 +175,7 @@ void mount_by_uuid(const std::string& uuid, const std::string& target, const std
         // A fresh probe of the chosen device, so what we mount is what is on the medium now.
         r = probe(chosen->device);
         if (lower(r->uuid) != want)
-            throw Error(Errc::failed, chosen->device + " carries " +
-                                          (r->uuid.empty() ? "no filesystem UUID" : "filesystem UUID " + r->uuid) +
-                                          ", not " + uuid + "; refusing to mount it as this filesystem.");
+            throw Error(Errc::failed, carries(chosen->device, *r, uuid) + "; refusing to mount it as this filesystem.");
     }
 
     // 2. The target: created if missing; idempotent when this device is already there.

@@ -22,7 +22,7 @@
 
 #include "base/exec.h"
 #include "base/size.h"
-#include "hostd/client.h"
+#include "cli/client.h"
 #include "pgconf/pgconf.h"
 
 namespace {

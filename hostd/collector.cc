@@ -10,6 +10,7 @@
 
 #include "base/error.h"
 #include "hostd/manager.h"
+#include "model/layout.h"
 #include "pgconf/pgconf.h"
 #include "storage/storage.h"
 #include "units/systemd.h"
@@ -75,9 +76,7 @@ std::optional<uint64_t> blkio(const std::string& path, const std::string& op) {
     return found ? std::optional(sum) : std::nullopt;
 }
 
-void read_cgroup(TenantFacts& t, bool v2) {
-    // systemd puts instances of a template in the template's own slice ("-" escaped as \x2d).
-    const std::string cg = "/system.slice/system-hostd\\x2dpostgres.slice/" + units::tenant_unit(t.name);
+void read_cgroup(TenantFacts& t, const std::string& cg, bool v2) {
     const std::string root = "/sys/fs/cgroup";
     if (v2) {
         const std::string d = root + cg + "/";
@@ -196,7 +195,8 @@ std::string Collector::scrape() {
         t.state = std::string(to_string(r.state));
         t.read_only = r.read_only;
         t.disk_size = r.spec.disk_size;
-        const std::string mp = mountpoint_of(cfg_, r.name);
+        const TenantLayout l = layout_of(cfg_, r.name);
+        const std::string& mp = l.mountpoint;
         if (mounted.count(mp)) {
             try {
                 const auto d = storage::disk_stats(mp);
@@ -206,9 +206,9 @@ std::string Collector::scrape() {
                 // Unmounted between the listing and now: the disk facts stay unknown.
             }
         }
-        if (auto it = unit_states.find(units::tenant_unit(r.name)); it != unit_states.end()) {
+        if (auto it = unit_states.find(l.unit); it != unit_states.end()) {
             t.unit_state = it->second;
-            if (it->second == "active") read_cgroup(t, v2);
+            if (it->second == "active") read_cgroup(t, l.cgroup, v2);
         }
         facts.push_back(std::move(t));
     }
@@ -265,14 +265,14 @@ double Collector::refresh_next() {
     Slow s;
     try {
         if (!bus_) bus_.emplace(units::Systemd::connect());
-        s.restarts = bus_->status(units::tenant_unit(r.name)).n_restarts;
+        s.restarts = bus_->status(layout_of(cfg_, r.name).unit).n_restarts;
     } catch (const Error&) {
         bus_.reset();  // systemd restarted or the unit vanished: a fresh connection next time
     }
     try {
         // Over the tenant's own socket directory, as its admin: no TLS, no proxy.
         auto row = pgconf::query_column(
-            {.host = "/run/hostd-tenant/" + r.name, .port = r.port, .user = r.admin_user, .password = r.password,
+            {.host = layout_of(cfg_, r.name).socket_dir, .port = r.port, .user = r.admin_user, .password = r.password,
              .connect_timeout_s = 2, .sslmode = "disable"},
             "SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()) || ' ' || "
             "current_setting('max_connections') || ' ' || (SELECT sum(pg_database_size(oid)) FROM pg_database)");

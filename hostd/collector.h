@@ -13,10 +13,10 @@
 #include <string>
 #include <vector>
 
-#include "hostd/config.h"
+#include "model/config.h"
 #include "units/systemd.h"
 #include "hostd/opstats.h"
-#include "hostd/tenant.h"
+#include "model/tenant.h"
 #include "metrics/metrics.h"
 
 namespace hostd {

@@ -1,19 +1,21 @@
-// The seam between the Manager's plan and the machine: a few domain verbs. The real
+// The seam between the Manager's plans and the machine: a few domain verbs. The real
 // implementation (effects_real.cc) composes storage/, units/, pgconf/, routes/; tests inject
 // a fake that records calls and fails on demand. Every verb that undoes something is
 // idempotent (undoing what is not there is fine), so rollback and delete can share them.
+// Paths and names come from the tenant's layout (model/layout.h).
 #pragma once
 
 #include <cstdint>
 #include <memory>
-#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
-#include "hostd/config.h"
-#include "hostd/tenant.h"
+#include "model/config.h"
+#include "model/layout.h"
+#include "model/tenant.h"
+#include "model/views.h"
 #include "routes/routes.h"
 #include "storage/storage.h"
 #include "units/systemd.h"
@@ -28,38 +30,41 @@ public:
     // Nothing listens on port (TCP, any address) right now.
     virtual bool port_free(uint16_t port) = 0;
 
-    // Disks.
+    // Loop images and their loop devices.
     virtual void create_image(const std::string& path, uint64_t size) = 0;
     virtual void remove_image(const std::string& path) = 0;
     virtual std::string attach_image(const std::string& path) = 0;          // → /dev/loopN
     virtual void detach_image(const std::string& path) = 0;                 // whatever loop device backs it
-    // The safety matrix of storage::check_device; force lets only "carries a signature" pass,
-    // and the result says what formatting will destroy.
+    virtual void grow_image(const std::string& path, uint64_t size) = 0;    // and its loop device
+    // Block devices. The safety matrix of storage::check_device; force lets only "carries a
+    // signature" pass, and the result says what formatting will destroy.
     virtual storage::DeviceCheck check_device(const std::string& device, bool force) = 0;
+    virtual uint64_t device_size(const std::string& device) = 0;
     // Destroys every signature on a device check_device(device, force=true) accepted.
     virtual void erase_signatures(const std::string& device) = 0;
     // Destroys the signatures on device, but only if it holds the filesystem with fs_uuid
     // (what hostd made): a device that holds anything else is left alone.
     virtual void wipe_device(const std::string& device, const std::string& fs_uuid) = 0;
+
+    // Filesystems.
     virtual void format(const std::string& device, const std::string& fs, const std::string& label,
                         const std::string& uuid) = 0;
-    // Mounts by UUID (the device found must be `device`) and checks or writes the marker file.
-    virtual void mount(const TenantRecord& t, const std::string& target, bool fresh) = 0;
-    virtual void unmount(const std::string& target) = 0;  // and removes the empty mount point
-    // Grows the tenant's disk online to new_size (loop: the image and its loop device first;
-    // device: the operator grew the volume) and its filesystem to fill it. Errc::refused for
-    // a shrink or a device smaller than new_size.
-    // Errc::unavailable when the filesystem can only grow unmounted here (ext4 without
-    // CAP_SYS_RESOURCE): then grow_offline does it while the filesystem is unmounted.
-    virtual void grow_disk(const TenantRecord& t, const std::string& mountpoint, uint64_t new_size) = 0;
+    // Mounts by UUID at the tenant's mount point (the device found must be t.device) and checks
+    // or writes the marker file.
+    virtual void mount(const TenantRecord& t, const TenantLayout& l, bool fresh) = 0;
+    virtual void unmount(const TenantLayout& l) = 0;  // and removes the empty mount point
+    // Grows the mounted filesystem to fill its (already grown) device. Errc::unavailable when
+    // it can only grow unmounted here (ext4 without CAP_SYS_RESOURCE): then grow_offline does
+    // it while the filesystem is unmounted.
+    virtual void grow_filesystem(const TenantRecord& t, const TenantLayout& l) = 0;
     virtual void grow_offline(const TenantRecord& t) = 0;
-    // Usage of the filesystem mounted there; nullopt if nothing is mounted.
-    virtual std::optional<storage::DiskStats> disk_usage(const std::string& mountpoint) = 0;
+    // Usage of the tenant's filesystem; nullopt if nothing is mounted there.
+    virtual std::optional<storage::DiskStats> disk_usage(const TenantLayout& l) = 0;
     // Disk-full guard: the reserve file on the tenant's filesystem, and the read-only switch
     // (default_transaction_read_only in a file PostgreSQL reads last, then a reload).
-    virtual void ensure_reserve(const std::string& mountpoint, uint64_t bytes) = 0;
-    virtual uint64_t release_reserve(const std::string& mountpoint) = 0;
-    virtual void set_read_only(const TenantRecord& t, const std::string& mountpoint, bool on) = 0;
+    virtual void ensure_reserve(const TenantLayout& l, uint64_t bytes) = 0;
+    virtual uint64_t release_reserve(const TenantLayout& l) = 0;
+    virtual void set_read_only(const TenantRecord& t, const TenantLayout& l, bool on) = 0;
 
     // Identity.
     virtual units::OsUser create_user(const std::string& name, const std::string& home) = 0;
@@ -78,17 +83,17 @@ public:
     virtual Inventory inventory() = 0;
 
     // Cluster: fresh initdb, or adopt an existing data directory (new uid, new port).
-    virtual void init_cluster(const TenantRecord& t, const std::string& mountpoint, const units::OsUser& u) = 0;
-    virtual void adopt_cluster(const TenantRecord& t, const std::string& mountpoint, const units::OsUser& u) = 0;
+    virtual void init_cluster(const TenantRecord& t, const TenantLayout& l, const units::OsUser& u) = 0;
+    virtual void adopt_cluster(const TenantRecord& t, const TenantLayout& l, const units::OsUser& u) = 0;
 
     // Unit: set limits, start and wait for the job; stop also forgets failure and drop-ins.
-    virtual void start_unit(const std::string& tenant, const units::Limits& limits) = 0;
-    virtual void stop_unit(const std::string& tenant) = 0;
-    virtual bool unit_active(const std::string& tenant) = 0;
+    virtual void start_unit(const TenantLayout& l, const units::Limits& limits) = 0;
+    virtual void stop_unit(const TenantLayout& l) = 0;
+    virtual bool unit_active(const TenantLayout& l) = 0;
     // Live change of a running tenant: new limits on its unit (persisted by systemd), the
     // tuning derived from them rewritten, PostgreSQL reloaded. Returns the settings that
     // PostgreSQL says wait for a restart (pg_settings.pending_restart).
-    virtual std::vector<std::string> apply_limits(const TenantRecord& t, const std::string& mountpoint) = 0;
+    virtual std::vector<std::string> apply_limits(const TenantRecord& t, const TenantLayout& l) = 0;
 
     // libpq SELECT 1, retried until timeout. hostaddr non-empty: connect there, with host
     // only as the TLS server name (a route chosen by SNI).
@@ -104,7 +109,7 @@ public:
     virtual std::string ca_certificate() = 0;
 
     // Live facts for GET: unit state, cgroup usage, disk usage.
-    virtual nlohmann::json live_status(const TenantRecord& t, const std::string& mountpoint) = 0;
+    virtual LiveStatus live_status(const TenantRecord& t, const TenantLayout& l) = 0;
 };
 
 std::unique_ptr<Effects> make_real_effects(const Config& cfg);

@@ -9,7 +9,6 @@
 #include <filesystem>
 #include <mutex>
 #include <thread>
-#include <nlohmann/json.hpp>
 
 #include "base/error.h"
 #include "base/exec.h"
@@ -18,6 +17,7 @@
 #include "base/size.h"
 #include "hostd/effects.h"
 #include "hostd/log.h"
+#include "model/layout.h"
 #include "pgconf/pgconf.h"
 #include "pgconf/settings.h"
 #include "pgconf/tls.h"
@@ -26,23 +26,16 @@
 namespace hostd {
 namespace {
 
-constexpr const char* kMarker = ".hostd-tenant";
-constexpr const char* kReserve = ".hostd-reserve";       // root-owned, beside the marker
-constexpr const char* kGuardConf = "hostd.guard.conf";   // read last by postgresql.conf
-// The tenant unit mounts the device this links to (MountImages= in the template).
-constexpr const char* kDiskLinks = "/run/hostd/disk";
-
-std::string disk_link(const std::string& tenant) { return std::string(kDiskLinks) + "/" + tenant; }
-
-// Points the tenant's link at the device of the filesystem hostd mounted (and whose marker
-// it checked) at mp; a unit never mounts anything hostd has not checked.
-void link_disk(const std::string& tenant, const std::string& mp) {
-    auto src = storage::mounted_source(mp);
+// Points the tenant's link at the device of the filesystem hostd mounted (and whose marker it
+// checked); the unit mounts what the link names (MountImages= in the template), so it never
+// mounts anything hostd has not checked.
+void link_disk(const TenantLayout& l) {
+    auto src = storage::mounted_source(l.mountpoint);
     if (!src)
-        throw Error(Errc::unavailable, "Tenant '" + tenant + "' has no filesystem mounted at '" + mp +
+        throw Error(Errc::unavailable, "Tenant '" + l.name + "' has no filesystem mounted at '" + l.mountpoint +
                                            "'; run hostctl reconcile");
-    make_dirs(kDiskLinks, 0700);
-    const std::string link = disk_link(tenant), tmp = link + ".tmp";
+    make_dirs(std::string(layout::kDiskLinks), 0700);
+    const std::string link = l.disk_link, tmp = link + ".tmp";
     ::unlink(tmp.c_str());
     if (::symlink(src->c_str(), tmp.c_str()) < 0) throw_errno(errno, "Failed to create '" + tmp + "'");
     if (::rename(tmp.c_str(), link.c_str()) < 0) throw_errno(errno, "Failed to rename '" + tmp + "' to '" + link + "'");
@@ -105,11 +98,12 @@ public:
         storage::make_filesystem(device, fs, label, uuid);
     }
 
-    void mount(const TenantRecord& t, const std::string& target, bool fresh) override {
+    void mount(const TenantRecord& t, const TenantLayout& l, bool fresh) override {
+        const std::string& target = l.mountpoint;
         make_dirs(cfg_.mount_root, 0755);
         if (auto src = storage::mounted_source(target)) {
             // Already mounted (a retry): only fine if it is this tenant's filesystem.
-            check_marker(t, target);
+            check_marker(t, l);
             return;
         }
         if (::mkdir(target.c_str(), 0755) < 0 && errno != EEXIST) throw_errno(errno, "Failed to create '" + target + "'");
@@ -118,9 +112,9 @@ public:
             if (fresh) {
                 // Root-owned 0711: the tenant can reach its pgdata but not replace the marker.
                 if (::chmod(target.c_str(), 0711) < 0) throw_errno(errno, "Failed to chmod '" + target + "'");
-                write_file_atomic(target + "/" + kMarker, marker_text(t), 0644);
+                write_file_atomic(l.marker, marker_text(t), 0644);
             } else {
-                check_marker(t, target);
+                check_marker(t, l);
             }
         } catch (...) {
             storage::unmount(target);
@@ -128,29 +122,22 @@ public:
         }
     }
 
-    void unmount(const std::string& target) override {
-        remove_file(disk_link(std::filesystem::path(target).filename().string()));
+    void unmount(const TenantLayout& l) override {
+        const std::string& target = l.mountpoint;
+        remove_file(l.disk_link);
         storage::unmount(target);
         if (::rmdir(target.c_str()) < 0 && errno != ENOENT && errno != ENOTEMPTY)
             throw_errno(errno, "Failed to remove mount point '" + target + "'");
     }
 
-    void grow_disk(const TenantRecord& t, const std::string& mp, uint64_t new_size) override {
-        if (!storage::mounted_source(mp))
-            throw Error(Errc::unavailable, "Tenant '" + t.name + "' has no filesystem mounted at '" + mp +
-                                               "'; run hostctl reconcile, then resize again.");
-        if (t.spec.backend == "loop") {
-            storage::grow_image(t.image, new_size);
-        } else {
-            const uint64_t have = storage::device_size(t.device);
-            if (have < new_size)
-                throw Error(Errc::refused, t.device + " is " + format_size(have) + "; grow the volume to at least " +
-                                               format_size(new_size) + " first, then resize again.");
-        }
-        storage::grow_filesystem(t.device, mp, t.spec.filesystem);
+    void grow_image(const std::string& path, uint64_t size) override { storage::grow_image(path, size); }
+    uint64_t device_size(const std::string& device) override { return storage::device_size(device); }
+    void grow_filesystem(const TenantRecord& t, const TenantLayout& l) override {
+        storage::grow_filesystem(t.device, l.mountpoint, t.spec.filesystem);
     }
     void grow_offline(const TenantRecord& t) override { storage::grow_filesystem_offline(t.device, t.spec.filesystem); }
-    std::optional<storage::DiskStats> disk_usage(const std::string& mp) override {
+    std::optional<storage::DiskStats> disk_usage(const TenantLayout& l) override {
+        const std::string& mp = l.mountpoint;
         // A mount point has another device than the directory it is in: two stats instead of a
         // parse of the mount table (the guard asks this for every tenant twice a second).
         struct stat here {}, parent {};
@@ -158,10 +145,10 @@ public:
             return std::nullopt;
         return storage::disk_stats(mp);
     }
-    void ensure_reserve(const std::string& mp, uint64_t bytes) override { storage::ensure_reserve(mp + "/" + kReserve, bytes); }
-    uint64_t release_reserve(const std::string& mp) override { return storage::release_reserve(mp + "/" + kReserve); }
-    void set_read_only(const TenantRecord& t, const std::string& mp, bool on) override {
-        const std::string path = mp + "/pgdata/" + kGuardConf;
+    void ensure_reserve(const TenantLayout& l, uint64_t bytes) override { storage::ensure_reserve(l.reserve, bytes); }
+    uint64_t release_reserve(const TenantLayout& l) override { return storage::release_reserve(l.reserve); }
+    void set_read_only(const TenantRecord& t, const TenantLayout& l, bool on) override {
+        const std::string& path = l.guard_conf;
         if (on) {
             auto u = units::find_user(t.os_user);
             if (!u) throw Error(Errc::failed, "OS user '" + t.os_user + "' of tenant '" + t.name + "' is missing; run hostctl reconcile");
@@ -169,7 +156,7 @@ public:
         } else {
             remove_file(path);
         }
-        if (unit_active(t.name)) units::Systemd::connect().reload(units::tenant_unit(t.name));
+        if (unit_active(l)) units::Systemd::connect().reload(l.unit);
     }
 
     units::OsUser create_user(const std::string& name, const std::string& home) override {
@@ -179,28 +166,29 @@ public:
     std::optional<units::OsUser> find_user(const std::string& name) override { return units::find_user(name); }
 
     Inventory inventory() override {
+        using namespace layout;
         Inventory inv;
-        const std::string unit_prefix = "hostd-postgres@", unit_suffix = ".service";
-        for (auto& [unit, active] : units::Systemd::connect().list_units(unit_prefix + "*" + unit_suffix))
-            if (active != "inactive")
-                inv.units.insert(unit.substr(unit_prefix.size(), unit.size() - unit_prefix.size() - unit_suffix.size()));
+        const std::string pattern = std::string(kUnitPrefix) + "*" + std::string(kUnitSuffix);
+        for (auto& [unit, active] : units::Systemd::connect().list_units(pattern))
+            if (active != "inactive") inv.units.insert(tenant_of_unit(unit));
         for (auto& m : storage::mounts_below(cfg_.mount_root)) inv.mounts.insert(m.substr(m.rfind('/') + 1));
         std::error_code ec;
         for (auto& e : std::filesystem::directory_iterator(cfg_.loop_dir, ec))
-            if (e.path().extension() == ".img" && storage::loop_find(e.path().string()))
-                inv.images.insert(e.path().stem().string());
-        const std::string control = "/etc/systemd/system.control";
-        for (auto& e : std::filesystem::directory_iterator(control, ec)) {
-            auto n = e.path().filename().string();
-            if (n.rfind(unit_prefix, 0) == 0 && n.size() > unit_prefix.size() + unit_suffix.size() + 2)
-                inv.dropins.insert(n.substr(unit_prefix.size(), n.size() - unit_prefix.size() - unit_suffix.size() - 2));
+            if (auto name = tenant_of_image(e.path().filename().string()); !name.empty() && storage::loop_find(e.path().string()))
+                inv.images.insert(name);
+        // SetUnitProperties' drop-ins: <control>/<unit>.d
+        for (auto& e : std::filesystem::directory_iterator(std::string(kControlDir), ec)) {
+            const std::string n = e.path().filename().string();
+            if (n.ends_with(".d"))
+                if (auto name = tenant_of_unit(n.substr(0, n.size() - 2)); !name.empty()) inv.dropins.insert(name);
         }
-        for (auto& name : units::hostd_users()) inv.users.insert(name.substr(1));
+        for (auto& user : units::hostd_users())
+            if (auto name = tenant_of_user(user); !name.empty()) inv.users.insert(name);
         return inv;
     }
 
-    void init_cluster(const TenantRecord& t, const std::string& mp, const units::OsUser& u) override {
-        std::string pgdata = mp + "/pgdata";
+    void init_cluster(const TenantRecord& t, const TenantLayout& l, const units::OsUser& u) override {
+        const std::string& pgdata = l.pgdata;
         if (::mkdir(pgdata.c_str(), 0700) < 0 && errno != EEXIST) throw_errno(errno, "Failed to create '" + pgdata + "'");
         if (::chown(pgdata.c_str(), u.uid, u.gid) < 0) throw_errno(errno, "Failed to chown '" + pgdata + "'");
         pgconf::initdb({.bindir = cfg_.pg_bindir, .pgdata = pgdata, .uid = u.uid, .gid = u.gid,
@@ -211,8 +199,8 @@ public:
         pgconf::sync_filesystem(pgdata);
     }
 
-    void adopt_cluster(const TenantRecord& t, const std::string& mp, const units::OsUser& u) override {
-        std::string pgdata = mp + "/pgdata";
+    void adopt_cluster(const TenantRecord& t, const TenantLayout& l, const units::OsUser& u) override {
+        const std::string& pgdata = l.pgdata;
         if (!path_exists(pgdata + "/PG_VERSION"))
             throw Error(Errc::failed, "The kept disk of tenant '" + t.name + "' has no PostgreSQL data directory at '" + pgdata + "'");
         struct stat st{};
@@ -228,28 +216,27 @@ public:
         write_tenant_files(t, pgdata, u, /*certificate=*/true);
     }
 
-    void start_unit(const std::string& tenant, const units::Limits& limits) override {
-        link_disk(tenant, mountpoint_of(cfg_, tenant));
+    void start_unit(const TenantLayout& l, const units::Limits& limits) override {
+        link_disk(l);
         auto sd = units::Systemd::connect();
-        auto unit = units::tenant_unit(tenant);
-        sd.reset_failed(unit);
-        sd.set_limits(unit, limits, /*runtime=*/false);
-        sd.start(unit);
+        sd.reset_failed(l.unit);
+        sd.set_limits(l.unit, limits, /*runtime=*/false);
+        sd.start(l.unit);
     }
 
-    std::vector<std::string> apply_limits(const TenantRecord& t, const std::string& mp) override {
+    std::vector<std::string> apply_limits(const TenantRecord& t, const TenantLayout& l) override {
         auto sd = units::Systemd::connect();
-        auto unit = units::tenant_unit(t.name);
+        const std::string& unit = l.unit;
         sd.set_limits(unit, {.memory_max = t.spec.memory, .cpus = t.spec.cpu, .tasks_max = t.spec.tasks,
                              .io_weight = t.spec.io_weight});
         auto u = units::find_user(t.os_user);
         if (!u) throw Error(Errc::failed, "OS user '" + t.os_user + "' of tenant '" + t.name + "' is missing; run hostctl reconcile");
-        write_file_atomic(mp + "/pgdata/postgresql.conf", pgconf::render_postgresql_conf(cluster_spec(t)), 0600, u->uid, u->gid);
-        write_tenant_files(t, mp + "/pgdata", *u, /*certificate=*/false);
+        write_file_atomic(l.pgdata + "/postgresql.conf", pgconf::render_postgresql_conf(cluster_spec(t)), 0600, u->uid, u->gid);
+        write_tenant_files(t, l.pgdata, *u, /*certificate=*/false);
         sd.reload(unit);
         // The reload is a signal: give the postmaster a moment before asking what is pending.
         std::vector<std::string> pending;
-        pgconf::ConnParams p{.host = socket_dir(t), .port = t.port, .user = t.admin_user, .password = t.password};
+        pgconf::ConnParams p{.host = l.socket_dir, .port = t.port, .user = t.admin_user, .password = t.password};
         for (int i = 0; i < 10; i++) {
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
             pending = pgconf::query_column(p, "SELECT name FROM pg_settings WHERE pending_restart ORDER BY name");
@@ -258,21 +245,21 @@ public:
         return pending;
     }
 
-    void stop_unit(const std::string& tenant) override {
+    void stop_unit(const TenantLayout& l) override {
         auto sd = units::Systemd::connect();
-        auto unit = units::tenant_unit(tenant);
+        const std::string& unit = l.unit;
         try {
             sd.stop(unit);
         } catch (const Error& e) {
             if (e.code() != Errc::not_found) throw;
         }
         sd.reset_failed(unit);
-        units::remove_control_dropins(unit);
+        units::remove_control_dropins(unit, std::string(layout::kControlDir));
     }
 
-    bool unit_active(const std::string& tenant) override {
+    bool unit_active(const TenantLayout& l) override {
         try {
-            return units::Systemd::connect().status(units::tenant_unit(tenant)).active_state == "active";
+            return units::Systemd::connect().status(l.unit).active_state == "active";
         } catch (const Error&) {
             return false;
         }
@@ -291,21 +278,23 @@ public:
         if (force_reload && !retired_other_) retire_other_proxy();
     }
 
-    nlohmann::json live_status(const TenantRecord& t, const std::string& mp) override {
-        nlohmann::json j = nlohmann::json::object();
+    LiveStatus live_status(const TenantRecord&, const TenantLayout& l) override {
+        LiveStatus s;
         try {
-            auto st = units::Systemd::connect().status(units::tenant_unit(t.name));
-            j["unit"] = {{"active_state", st.active_state}, {"sub_state", st.sub_state},
-                         {"main_pid", st.main_pid}, {"restarts", st.n_restarts}};
-            if (st.memory_current) j["memory_current"] = *st.memory_current;
-            if (st.memory_max) j["memory_max"] = *st.memory_max;
-            if (st.tasks_current) j["tasks_current"] = *st.tasks_current;
-            if (st.cpu_usage_nsec) j["cpu_usage_nsec"] = *st.cpu_usage_nsec;
+            auto st = units::Systemd::connect().status(l.unit);
+            s.active_state = st.active_state;
+            s.sub_state = st.sub_state;
+            s.main_pid = st.main_pid;
+            s.restarts = st.n_restarts;
+            s.memory_current = st.memory_current;
+            s.memory_max = st.memory_max;
+            s.tasks_current = st.tasks_current;
+            s.cpu_usage_nsec = st.cpu_usage_nsec;
         } catch (const Error& e) {
-            j["unit_error"] = e.what();
+            s.unit_error = e.what();
         }
-        if (auto d = disk_usage(mp)) j["disk"] = disk_json(*d);
-        return j;
+        s.disk = disk_usage(l);
+        return s;
     }
 
     std::string ca_certificate() override {
@@ -314,10 +303,8 @@ public:
     }
 
 private:
-    static std::string socket_dir(const TenantRecord& t) { return "/run/hostd-tenant/" + t.name; }
-
     pgconf::ClusterSpec cluster_spec(const TenantRecord& t) const {
-        return {.tenant = t.name, .port = t.port, .listen_address = "127.0.0.1", .socket_dir = socket_dir(t),
+        return {.tenant = t.name, .port = t.port, .listen_address = "127.0.0.1", .socket_dir = layout_of(cfg_, t.name).socket_dir,
                 .memory_bytes = t.spec.memory, .cpus = t.spec.cpu, .disk_bytes = t.spec.disk_size, .ssl = true};
     }
 
@@ -356,10 +343,11 @@ private:
         }
     }
 
-    void check_marker(const TenantRecord& t, const std::string& target) {
+    void check_marker(const TenantRecord& t, const TenantLayout& l) {
+        const std::string& target = l.mountpoint;
         std::string have;
         try {
-            have = read_file(target + "/" + kMarker);
+            have = read_file(l.marker);
         } catch (const Error&) {
             have.clear();
         }

@@ -1,11 +1,16 @@
-// The disk-full guard's decision, pure: from a tenant's disk usage and whether it is read-only
-// now, what to do. The Manager carries it out (reserve file, read-only switch, journal).
+// The disk-full guard: when a tenant's disk is nearly full, hostd makes it read-only and hands
+// it the space of its reserve file, so PostgreSQL never PANICs on a WAL write that finds no
+// room; back to read-write when there is room again. The decision is pure (guard_decide);
+// the Guard carries it out (reserve file, read-only switch, journal).
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <string>
 
-#include "hostd/config.h"
+#include "hostd/effects.h"
+#include "hostd/store.h"
+#include "model/config.h"
 #include "storage/storage.h"
 
 namespace hostd {
@@ -34,5 +39,19 @@ inline GuardAction guard_decide(const storage::DiskStats& d, bool read_only, uin
     if (!read_only) return avail < low ? GuardAction::engage : GuardAction::none;
     return avail - static_cast<double>(reserve) > high ? GuardAction::release : GuardAction::none;
 }
+
+class Guard {
+public:
+    Guard(const Config& cfg, Effects& fx, Store& store) : cfg_(cfg), fx_(fx), store_(store) {}
+    // One round over every ready tenant not busy with an operation.
+    void tick();
+    // One tenant; the caller holds its OpLock, or the guard's hold (Store::try_guard).
+    void check(const std::string& name);
+
+private:
+    const Config& cfg_;
+    Effects& fx_;
+    Store& store_;
+};
 
 }  // namespace hostd

@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "base/error.h"
-#include "hostd/config.h"
+#include "model/config.h"
 #include "hostd/effects.h"
-#include "hostd/tenant.h"
+#include "model/tenant.h"
 
 using namespace hostd;
 

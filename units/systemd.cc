@@ -69,7 +69,6 @@ int on_job_removed(sd_bus_message* m, void* userdata, sd_bus_error*) {
 
 void BusDeleter::operator()(sd_bus* b) const { sd_bus_flush_close_unref(b); }
 
-std::string tenant_unit(const std::string& tenant) { return "hostd-postgres@" + tenant + ".service"; }
 
 Systemd Systemd::connect() {
     sd_bus* raw = nullptr;

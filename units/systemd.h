@@ -15,9 +15,6 @@ struct sd_bus;
 
 namespace hostd::units {
 
-// The shipped template's instance for a tenant: "hostd-postgres@<tenant>.service".
-std::string tenant_unit(const std::string& tenant);
-
 struct Limits {
     uint64_t memory_max = 0;  // bytes; MemoryMax=
     double cpus = 0;          // CPUs; CPUQuota= cpus*100%  (0: no quota)

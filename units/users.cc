@@ -10,8 +10,6 @@
 
 namespace hostd::units {
 
-std::string os_user_for(const std::string& tenant) { return "_" + tenant; }
-
 std::optional<OsUser> find_user(const std::string& name) {
     passwd pw{}, *res = nullptr;
     std::vector<char> buf(16384);

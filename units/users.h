@@ -10,10 +10,6 @@
 
 namespace hostd::units {
 
-// "_<tenant>": tenant names are ≤ 30 characters and systemd accepts user names of ≤ 31;
-// the leading underscore keeps tenant accounts apart from ordinary system users.
-std::string os_user_for(const std::string& tenant);
-
 struct OsUser {
     std::string name;
     uid_t uid = 0;

@@ -11,6 +11,8 @@
 
 #include "base/error.h"
 #include "hostd/manager.h"
+#include "model/record.h"
+#include "wire/wire.h"
 
 using namespace hostd;
 using nlohmann::json;
@@ -32,6 +34,7 @@ struct FakeMachine {
     std::map<std::string, uint64_t> grown;            // mount point → new size
     bool online_grow_impossible = false;
     std::vector<std::string> sql_targets;  // "host port hostaddr" of each wait_sql
+    uint64_t image_size = 0;               // the last size an image or device was grown to
 };
 const std::string cfg_mount_root = Config{}.mount_root;
 
@@ -56,11 +59,13 @@ public:
         return {.path = d, .signature = sig};
     }
     void erase_signatures(const std::string& d) override { std::lock_guard g(m_.mu); hit("erase_signatures"); m_.erased.insert(d); }
-    void grow_disk(const TenantRecord&, const std::string& mp, uint64_t size) override {
+    void grow_image(const std::string&, uint64_t size) override { std::lock_guard g(m_.mu); hit("grow_image"); m_.image_size = size; }
+    uint64_t device_size(const std::string&) override { std::lock_guard g(m_.mu); return m_.image_size; }
+    void grow_filesystem(const TenantRecord&, const TenantLayout& l) override {
         std::lock_guard g(m_.mu);
         hit("grow_disk");
         if (m_.online_grow_impossible) throw Error(Errc::unavailable, "needs CAP_SYS_RESOURCE");
-        m_.grown[mp] = size;
+        m_.grown[l.mountpoint] = m_.image_size;
     }
     void grow_offline(const TenantRecord& t) override {
         std::lock_guard g(m_.mu);
@@ -68,24 +73,25 @@ public:
         if (m_.mounts.count(cfg_mount_root + "/" + t.name)) throw Error(Errc::refused, "mounted");
         m_.grown[cfg_mount_root + "/" + t.name] = t.spec.disk_size;
     }
-    std::optional<storage::DiskStats> disk_usage(const std::string& mp) override {
+    std::optional<storage::DiskStats> disk_usage(const TenantLayout& l) override {
         std::lock_guard g(m_.mu);
-        if (auto it = m_.disks.find(mp); it != m_.disks.end()) return it->second;
+        if (auto it = m_.disks.find(l.mountpoint); it != m_.disks.end()) return it->second;
+        if (m_.mounts.count(l.mountpoint)) return storage::DiskStats{};  // mounted, usage not staged
         return std::nullopt;
     }
-    void ensure_reserve(const std::string& mp, uint64_t) override { std::lock_guard g(m_.mu); hit("ensure_reserve"); m_.reserves.insert(mp); }
-    uint64_t release_reserve(const std::string& mp) override { std::lock_guard g(m_.mu); hit("release_reserve"); return m_.reserves.erase(mp) ? 1 : 0; }
-    void set_read_only(const TenantRecord& t, const std::string&, bool on) override {
+    void ensure_reserve(const TenantLayout& l, uint64_t) override { std::lock_guard g(m_.mu); hit("ensure_reserve"); m_.reserves.insert(l.mountpoint); }
+    uint64_t release_reserve(const TenantLayout& l) override { std::lock_guard g(m_.mu); hit("release_reserve"); return m_.reserves.erase(l.mountpoint) ? 1 : 0; }
+    void set_read_only(const TenantRecord& t, const TenantLayout&, bool on) override {
         std::lock_guard g(m_.mu);
         hit(on ? "read_only" : "read_write");
         if (on) m_.read_only.insert(t.name);
         else m_.read_only.erase(t.name);
     }
-    bool unit_active(const std::string& t) override { std::lock_guard g(m_.mu); return m_.units.count(t) > 0; }
+    bool unit_active(const TenantLayout& l) override { std::lock_guard g(m_.mu); return m_.units.count(l.name) > 0; }
     void wipe_device(const std::string&, const std::string&) override { std::lock_guard g(m_.mu); hit("wipe_device"); }
     void format(const std::string&, const std::string&, const std::string&, const std::string&) override { std::lock_guard g(m_.mu); hit("format"); }
-    void mount(const TenantRecord&, const std::string& target, bool) override { std::lock_guard g(m_.mu); hit("mount"); m_.mounts.insert(target); }
-    void unmount(const std::string& target) override { std::lock_guard g(m_.mu); hit("unmount"); m_.mounts.erase(target); }
+    void mount(const TenantRecord&, const TenantLayout& l, bool) override { std::lock_guard g(m_.mu); hit("mount"); m_.mounts.insert(l.mountpoint); }
+    void unmount(const TenantLayout& l) override { std::lock_guard g(m_.mu); hit("unmount"); m_.mounts.erase(l.mountpoint); }
     units::OsUser create_user(const std::string& name, const std::string&) override { std::lock_guard g(m_.mu);
         hit("create_user");
         m_.users.insert(name);
@@ -108,16 +114,16 @@ public:
         for (auto& u : m_.users) inv.users.insert(u.substr(1));
         return inv;
     }
-    void init_cluster(const TenantRecord&, const std::string&, const units::OsUser&) override { std::lock_guard g(m_.mu); hit("init_cluster"); }
-    void adopt_cluster(const TenantRecord&, const std::string&, const units::OsUser&) override { std::lock_guard g(m_.mu); hit("adopt_cluster"); }
-    void start_unit(const std::string& t, const units::Limits&) override { std::lock_guard g(m_.mu); hit("start_unit"); m_.units.insert(t); }
-    std::vector<std::string> apply_limits(const TenantRecord& t, const std::string&) override {
+    void init_cluster(const TenantRecord&, const TenantLayout&, const units::OsUser&) override { std::lock_guard g(m_.mu); hit("init_cluster"); }
+    void adopt_cluster(const TenantRecord&, const TenantLayout&, const units::OsUser&) override { std::lock_guard g(m_.mu); hit("adopt_cluster"); }
+    void start_unit(const TenantLayout& l, const units::Limits&) override { std::lock_guard g(m_.mu); hit("start_unit"); m_.units.insert(l.name); }
+    std::vector<std::string> apply_limits(const TenantRecord& t, const TenantLayout&) override {
         std::lock_guard g(m_.mu);
         hit("apply_limits");
         m_.applied_memory = t.spec.memory;
         return {};
     }
-    void stop_unit(const std::string& t) override { std::lock_guard g(m_.mu); hit("stop_unit"); m_.units.erase(t); }
+    void stop_unit(const TenantLayout& l) override { std::lock_guard g(m_.mu); hit("stop_unit"); m_.units.erase(l.name); }
     void wait_sql(const std::string& host, uint16_t port, const std::string&, const std::string&, int,
                   const std::string& hostaddr) override {
         std::lock_guard g(m_.mu);
@@ -126,10 +132,27 @@ public:
     }
     void apply_routes(const std::vector<routes::Route>& rs, bool) override { std::lock_guard g(m_.mu); hit("apply_routes"); m_.routes = rs; }
     std::string ca_certificate() override { return "-----BEGIN CERTIFICATE-----\n"; }
-    json live_status(const TenantRecord&, const std::string&) override { std::lock_guard g(m_.mu); return json::object(); }
+    LiveStatus live_status(const TenantRecord&, const TenantLayout&) override { std::lock_guard g(m_.mu); return {}; }
 
 private:
     FakeMachine& m_;
+};
+
+// The Manager as the API drives it: request bodies parsed and replies rendered by wire/, so
+// these tests read like the API's callers.
+struct JsonApi {
+    Manager& m;
+    json create(const std::string& name, const json& body, const Manager::Progress& progress = {}) {
+        return wire::render(m.create(name, wire::parse_create(body), progress))["tenant"];
+    }
+    json remove(const std::string& name, bool purge) { return wire::render(m.remove(name, purge))["tenant"]; }
+    json get(const std::string& name) { return wire::render(m.get(name)); }
+    json set_limits(const std::string& name, const json& body) {
+        return wire::render(m.set_limits(name, wire::parse_limits(body)))["tenant"];
+    }
+    json resize(const std::string& name, const json& body) { return wire::render(m.resize(name, wire::parse_resize(body)))["tenant"]; }
+    json list() { return wire::render(m.list())["tenants"]; }
+    json reconcile() { return wire::render(m.reconcile())["reconcile"]; }
 };
 
 class AManager : public ::testing::Test {
@@ -151,6 +174,7 @@ protected:
     Config cfg;
     FakeMachine m;
     std::unique_ptr<Manager> mgr;
+    JsonApi api() { return {*mgr}; }
 };
 
 Errc code_of(const std::function<void()>& fn) {
@@ -166,7 +190,7 @@ Errc code_of(const std::function<void()>& fn) {
 }  // namespace
 
 TEST_F(AManager, CreatesATenantFromAnEmptyRequestWithConfiguredDefaults) {
-    auto t = mgr->create("acme", json::object());
+    auto t = api().create("acme", json::object());
     EXPECT_EQ(t["state"], "ready");
     EXPECT_EQ(t["disk_size"], cfg.disk_size);
     EXPECT_EQ(t["memory"], cfg.memory);
@@ -184,22 +208,22 @@ TEST_F(AManager, UndoesEveryStepTakenWhenAnyStepFails) {
         m.calls.clear();
         m.images.clear(), m.attached.clear(), m.mounts.clear(), m.users.clear(), m.units.clear(), m.routes.clear();
         m.fail_at = verb;
-        EXPECT_EQ(code_of([&] { mgr->create("acme", json::object()); }), Errc::failed) << verb;
+        EXPECT_EQ(code_of([&] { api().create("acme", json::object()); }), Errc::failed) << verb;
         EXPECT_TRUE(m.images.empty() && m.attached.empty() && m.mounts.empty() && m.users.empty() && m.units.empty())
             << "leftovers after a failure in " << verb;
         EXPECT_TRUE(m.routes.empty()) << verb;
         EXPECT_FALSE(std::filesystem::exists(dir / "tenants" / "acme.toml")) << verb;
-        EXPECT_EQ(mgr->list().size(), 0u) << verb;
+        EXPECT_EQ(api().list().size(), 0u) << verb;
     }
 }
 
 TEST_F(AManager, RefusesBadNamesBeforeTouchingAnything) {
     for (std::string bad : std::vector<std::string>{"", "Acme", "1acme", "-acme", "a/b", "..", "a@b", "a b", "a\nb", "a'b", "a\"b", "acme-",
                             std::string(31, 'a')}) {
-        EXPECT_EQ(code_of([&] { mgr->create(bad, json::object()); }), Errc::invalid) << bad;
+        EXPECT_EQ(code_of([&] { api().create(bad, json::object()); }), Errc::invalid) << bad;
     }
     EXPECT_TRUE(m.calls.empty());
-    EXPECT_NO_THROW(mgr->create(std::string(30, 'a'), json::object()));
+    EXPECT_NO_THROW(api().create(std::string(30, 'a'), json::object()));
 }
 
 TEST_F(AManager, RefusesBadSizesNamingTheField) {
@@ -216,7 +240,7 @@ TEST_F(AManager, RefusesBadSizesNamingTheField) {
              {{{"colour", "blue"}}, "colour"},
              {{{"device", "relative/path"}}, "device"}}) {
         try {
-            mgr->create("acme", body);
+            api().create("acme", body);
             ADD_FAILURE() << body.dump();
         } catch (const Error& e) {
             EXPECT_EQ(e.code(), Errc::invalid) << body.dump();
@@ -227,20 +251,20 @@ TEST_F(AManager, RefusesBadSizesNamingTheField) {
 }
 
 TEST_F(AManager, AnswersConflictForADuplicateAndNotFoundForAnUnknownTenant) {
-    mgr->create("acme", json::object());
-    EXPECT_EQ(code_of([&] { mgr->create("acme", json::object()); }), Errc::conflict);
-    EXPECT_EQ(code_of([&] { mgr->get("nobody"); }), Errc::not_found);
-    EXPECT_EQ(code_of([&] { mgr->remove("nobody", false); }), Errc::not_found);
+    api().create("acme", json::object());
+    EXPECT_EQ(code_of([&] { api().create("acme", json::object()); }), Errc::conflict);
+    EXPECT_EQ(code_of([&] { api().get("nobody"); }), Errc::not_found);
+    EXPECT_EQ(code_of([&] { api().remove("nobody", false); }), Errc::not_found);
 }
 
 TEST_F(AManager, DeleteWithoutPurgeKeepsTheDataForReuse) {
-    auto first = mgr->create("acme", json::object());
-    mgr->remove("acme", false);
+    auto first = api().create("acme", json::object());
+    api().remove("acme", false);
     EXPECT_EQ(m.images.size(), 1u);  // the image stays
     EXPECT_TRUE(m.attached.empty() && m.mounts.empty() && m.users.empty() && m.units.empty() && m.routes.empty());
-    EXPECT_EQ(code_of([&] { mgr->create("acme", json::object()); }), Errc::conflict);
+    EXPECT_EQ(code_of([&] { api().create("acme", json::object()); }), Errc::conflict);
     m.calls.clear();
-    auto back = mgr->create("acme", {{"reuse", true}});
+    auto back = api().create("acme", {{"reuse", true}});
     EXPECT_EQ(back["password"], first["password"]);
     EXPECT_EQ(back["fs_uuid"], first["fs_uuid"]);
     EXPECT_EQ(std::count(m.calls.begin(), m.calls.end(), "format"), 0);
@@ -248,20 +272,20 @@ TEST_F(AManager, DeleteWithoutPurgeKeepsTheDataForReuse) {
 }
 
 TEST_F(AManager, PurgeDestroysTheData) {
-    mgr->create("acme", json::object());
-    mgr->remove("acme", true);
+    api().create("acme", json::object());
+    api().remove("acme", true);
     EXPECT_TRUE(machine_is_clean());
-    EXPECT_EQ(code_of([&] { mgr->get("acme"); }), Errc::not_found);
-    EXPECT_EQ(code_of([&] { mgr->create("acme", {{"reuse", true}}); }), Errc::not_found);
+    EXPECT_EQ(code_of([&] { api().get("acme"); }), Errc::not_found);
+    EXPECT_EQ(code_of([&] { api().create("acme", {{"reuse", true}}); }), Errc::not_found);
 }
 
 TEST_F(AManager, AFailedReuseKeepsTheDataAndTheRecord) {
-    mgr->create("acme", json::object());
-    mgr->remove("acme", false);
+    api().create("acme", json::object());
+    api().remove("acme", false);
     m.fail_at = "start_unit";
-    EXPECT_EQ(code_of([&] { mgr->create("acme", {{"reuse", true}}); }), Errc::failed);
+    EXPECT_EQ(code_of([&] { api().create("acme", {{"reuse", true}}); }), Errc::failed);
     EXPECT_EQ(m.images.size(), 1u);
-    EXPECT_EQ(mgr->get("acme")["state"], "detached");
+    EXPECT_EQ(api().get("acme")["state"], "detached");
 }
 
 TEST_F(AManager, NeverHandsOutAPortInUseOnTheHostOrByAnotherTenant) {
@@ -269,17 +293,17 @@ TEST_F(AManager, NeverHandsOutAPortInUseOnTheHostOrByAnotherTenant) {
     cfg.public_ports = {28000, 28002};
     mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
     m.busy_ports = {25000, 28001};
-    auto a = mgr->create("a", json::object());
-    auto b = mgr->create("b", json::object());
+    auto a = api().create("a", json::object());
+    auto b = api().create("b", json::object());
     std::set<int> ports{a["port"].get<int>(), b["port"].get<int>(), a["public_port"].get<int>(), b["public_port"].get<int>()};
     EXPECT_EQ(ports, (std::set<int>{25001, 25002, 28000, 28002}));
-    EXPECT_EQ(code_of([&] { mgr->create("c", json::object()); }), Errc::unavailable);
+    EXPECT_EQ(code_of([&] { api().create("c", json::object()); }), Errc::unavailable);
 }
 
 TEST_F(AManager, ChecksThePortRouteThroughTheProxyAsAClientWould) {
     cfg.bind_address = "127.0.0.2";
     mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
-    auto t = mgr->create("a", json::object());
+    auto t = api().create("a", json::object());
     ASSERT_EQ(m.sql_targets.size(), 2u);
     EXPECT_EQ(m.sql_targets[1], "127.0.0.2 " + std::to_string(t["public_port"].get<int>()) + " ");
     EXPECT_EQ(m.routes.at(0).sni_host, "");
@@ -292,8 +316,8 @@ TEST_F(AManager, RoutesByHostNameOnOneSharedPortWhenADomainIsSet) {
     cfg.public_ports = {28000, 28000};
     m.busy_ports = {28000};  // port routes would find none free; host-name routes need none
     mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
-    auto a = mgr->create("a", json::object());
-    auto b = mgr->create("b", json::object());
+    auto a = api().create("a", json::object());
+    auto b = api().create("b", json::object());
     EXPECT_EQ(a["public_port"], 5432);
     EXPECT_EQ(b["public_port"], 5432);
     ASSERT_EQ(m.routes.size(), 2u);
@@ -307,10 +331,10 @@ TEST_F(AManager, RoutesByHostNameOnOneSharedPortWhenADomainIsSet) {
 }
 
 TEST_F(AManager, ReloadsItsTenantsFromTheStateDirectory) {
-    mgr->create("acme", json::object());
+    api().create("acme", json::object());
     Manager again(cfg, std::make_unique<FakeEffects>(m));
     again.load();
-    EXPECT_EQ(again.get("acme")["state"], "ready");
+    EXPECT_EQ(JsonApi{again}.get("acme")["state"], "ready");
 }
 
 // ---- reconcile: what a crash leaves behind is finished, rolled back or removed ----
@@ -344,7 +368,7 @@ TEST_F(AManager, RollsBackACreateThatACrashCutOffMidway) {
     Manager again(cfg, std::make_unique<FakeEffects>(m));
     again.start();
     EXPECT_TRUE(machine_is_clean());
-    EXPECT_EQ(code_of([&] { again.get("acme"); }), Errc::not_found);
+    EXPECT_EQ(code_of([&] { JsonApi{again}.get("acme"); }), Errc::not_found);
     EXPECT_FALSE(std::filesystem::exists(dir / "tenants" / "acme.toml"));
 }
 
@@ -359,11 +383,11 @@ TEST_F(AManager, FinishesADeleteThatACrashCutOffMidway) {
     again.start();
     EXPECT_TRUE(m.attached.empty() && m.users.empty() && m.mounts.empty());
     EXPECT_EQ(m.images.size(), 1u);  // kept: the delete was without purge
-    EXPECT_EQ(again.get("acme")["state"], "detached");
+    EXPECT_EQ(JsonApi{again}.get("acme")["state"], "detached");
 }
 
 TEST_F(AManager, BringsBackEveryReadyTenantAfterAReboot) {
-    mgr->create("acme", json::object());
+    api().create("acme", json::object());
     // A reboot: nothing is attached, mounted or running any more; files and users remain.
     m.attached.clear();
     m.mounts.clear();
@@ -378,7 +402,7 @@ TEST_F(AManager, BringsBackEveryReadyTenantAfterAReboot) {
 }
 
 TEST_F(AManager, LeavesATenantDownAndSaysWhyWhenItsDiskIsMissing) {
-    mgr->create("acme", json::object());
+    api().create("acme", json::object());
     m.attached.clear();
     m.mounts.clear();
     m.units.clear();
@@ -387,13 +411,13 @@ TEST_F(AManager, LeavesATenantDownAndSaysWhyWhenItsDiskIsMissing) {
     again.start();
     EXPECT_TRUE(m.units.empty());   // never started on an unmounted directory
     EXPECT_TRUE(m.routes.empty());  // never routed while down
-    EXPECT_NE(again.get("acme").value("problem", ""), "");
+    EXPECT_NE(JsonApi{again}.get("acme").value("problem", ""), "");
     EXPECT_EQ(std::count(m.calls.begin(), m.calls.end(), "init_cluster"), 1);  // only the original create
 }
 
 TEST_F(AManager, DropsTheRouteOfATenantWhoseUnitFailsToStartAfterAReboot) {
-    mgr->create("acme", json::object());
-    mgr->create("beta", json::object());
+    api().create("acme", json::object());
+    api().create("beta", json::object());
     ASSERT_EQ(m.routes.size(), 2u);
     // A reboot; the route file is still there (m.routes kept), acme's unit will not start.
     m.attached.clear();
@@ -404,7 +428,7 @@ TEST_F(AManager, DropsTheRouteOfATenantWhoseUnitFailsToStartAfterAReboot) {
     again.start();
     EXPECT_TRUE(m.units.empty());
     EXPECT_TRUE(m.routes.empty()) << "a route points at a tenant that is not running";
-    EXPECT_NE(again.get("acme").value("problem", ""), "");
+    EXPECT_NE(JsonApi{again}.get("acme").value("problem", ""), "");
 }
 
 TEST_F(AManager, RemovesWhatNoTenantOwns) {
@@ -412,16 +436,16 @@ TEST_F(AManager, RemovesWhatNoTenantOwns) {
     m.mounts = {cfg.mount_root + "/ghost"};
     m.attached = {cfg.loop_dir + "/ghost.img"};
     m.users = {"_ghost"};
-    mgr->reconcile();
+    api().reconcile();
     EXPECT_TRUE(m.units.empty() && m.mounts.empty() && m.attached.empty() && m.users.empty());
 }
 
 TEST_F(AManager, ReconcileIsIdempotent) {
-    mgr->create("acme", json::object());
-    mgr->create("beta", json::object());
-    mgr->remove("beta", false);
-    auto first = mgr->reconcile();
-    auto second = mgr->reconcile();
+    api().create("acme", json::object());
+    api().create("beta", json::object());
+    api().remove("beta", false);
+    auto first = api().reconcile();
+    auto second = api().reconcile();
     EXPECT_TRUE(second["actions"].empty()) << second.dump();
     EXPECT_EQ(m.units, (std::set<std::string>{"acme"}));
     EXPECT_EQ(m.routes.size(), 1u);
@@ -433,53 +457,53 @@ TEST_F(AManager, TwentyParallelCreatesOfDistinctNamesAllSucceed) {
     for (int i = 0; i < 20; i++)
         ts.emplace_back([&, i] {
             try {
-                mgr->create("t" + std::to_string(i), json::object());
+                api().create("t" + std::to_string(i), json::object());
                 ok++;
             } catch (const Error&) {
             }
         });
     for (auto& t : ts) t.join();
     EXPECT_EQ(ok, 20);
-    EXPECT_EQ(mgr->list().size(), 20u);
+    EXPECT_EQ(api().list().size(), 20u);
 }
 
 TEST_F(AManager, ChangesLimitsLiveAndRemembersThem) {
-    mgr->create("acme", json::object());
-    auto t = mgr->set_limits("acme", {{"memory", "512M"}, {"cpu", 0.5}});
+    api().create("acme", json::object());
+    auto t = api().set_limits("acme", {{"memory", "512M"}, {"cpu", 0.5}});
     EXPECT_EQ(t["memory"], 512ull << 20);
     EXPECT_EQ(m.applied_memory, 512ull << 20);
     Manager again(cfg, std::make_unique<FakeEffects>(m));
     again.load();
-    EXPECT_EQ(again.get("acme")["memory"], 512ull << 20);
-    EXPECT_DOUBLE_EQ(again.get("acme")["cpu"].get<double>(), 0.5);
+    EXPECT_EQ(JsonApi{again}.get("acme")["memory"], 512ull << 20);
+    EXPECT_DOUBLE_EQ(JsonApi{again}.get("acme")["cpu"].get<double>(), 0.5);
 }
 
 TEST_F(AManager, RefusesALimitsChangeItCannotMakeLive) {
-    mgr->create("acme", json::object());
-    EXPECT_EQ(code_of([&] { mgr->set_limits("acme", {{"disk_size", "2G"}}); }), Errc::invalid);
-    EXPECT_EQ(code_of([&] { mgr->set_limits("acme", {{"memory", "1M"}}); }), Errc::invalid);
-    EXPECT_EQ(code_of([&] { mgr->set_limits("nobody", {{"memory", "512M"}}); }), Errc::not_found);
+    api().create("acme", json::object());
+    EXPECT_EQ(code_of([&] { api().set_limits("acme", {{"disk_size", "2G"}}); }), Errc::invalid);
+    EXPECT_EQ(code_of([&] { api().set_limits("acme", {{"memory", "1M"}}); }), Errc::invalid);
+    EXPECT_EQ(code_of([&] { api().set_limits("nobody", {{"memory", "512M"}}); }), Errc::not_found);
 }
 
 TEST_F(AManager, KeepsTheOldLimitsWhenApplyingNewOnesFails) {
-    mgr->create("acme", json::object());
+    api().create("acme", json::object());
     m.fail_at = "apply_limits";
-    EXPECT_EQ(code_of([&] { mgr->set_limits("acme", {{"memory", "512M"}}); }), Errc::failed);
-    EXPECT_EQ(mgr->get("acme")["memory"], cfg.memory);
+    EXPECT_EQ(code_of([&] { api().set_limits("acme", {{"memory", "512M"}}); }), Errc::failed);
+    EXPECT_EQ(api().get("acme")["memory"], cfg.memory);
 }
 
 TEST_F(AManager, ValidatesPostgresqlSettingsBeforeTouchingAnything) {
     try {
-        mgr->create("acme", {{"settings", {{"port", 5433}}}});
+        api().create("acme", {{"settings", {{"port", 5433}}}});
         FAIL();
     } catch (const Error& e) {
         EXPECT_EQ(e.code(), Errc::invalid);
         EXPECT_EQ(e.field(), "settings.port");
     }
-    EXPECT_EQ(code_of([&] { mgr->create("acme", {{"settings", {{"work_mem", "lots"}}}}); }), Errc::invalid);
-    EXPECT_EQ(code_of([&] { mgr->create("acme", {{"settings", {{"wrok_mem", "4MB"}}}}); }), Errc::invalid);
+    EXPECT_EQ(code_of([&] { api().create("acme", {{"settings", {{"work_mem", "lots"}}}}); }), Errc::invalid);
+    EXPECT_EQ(code_of([&] { api().create("acme", {{"settings", {{"wrok_mem", "4MB"}}}}); }), Errc::invalid);
     EXPECT_TRUE(m.calls.empty());
-    auto t = mgr->create("acme", {{"settings", {{"work_mem", "64MB"}, {"jit", false}}}});
+    auto t = api().create("acme", {{"settings", {{"work_mem", "64MB"}, {"jit", false}}}});
     EXPECT_EQ(t["settings"]["work_mem"], "64MB");
     EXPECT_EQ(t["settings"]["jit"], "off");
 }
@@ -487,26 +511,26 @@ TEST_F(AManager, ValidatesPostgresqlSettingsBeforeTouchingAnything) {
 // ---- device backend: claims, pool, force ----
 
 TEST_F(AManager, NeverGivesOneDeviceToTwoTenants) {
-    mgr->create("a", {{"device", "/dev/vdb"}});
+    api().create("a", {{"device", "/dev/vdb"}});
     // Even if the device checked out blank (a detached tenant's disk would not; this is the
     // record speaking, not the probe).
-    auto e = code_of([&] { mgr->create("b", {{"device", "/dev/vdb"}, {"force", true}}); });
+    auto e = code_of([&] { api().create("b", {{"device", "/dev/vdb"}, {"force", true}}); });
     EXPECT_EQ(e, Errc::conflict);
     EXPECT_FALSE(std::count(m.calls.begin(), m.calls.end(), "erase_signatures"));
-    mgr->remove("a", /*purge=*/false);  // detached: the data is kept, so the claim stays
-    EXPECT_EQ(code_of([&] { mgr->create("b", {{"device", "/dev/vdb"}}); }), Errc::conflict);
+    api().remove("a", /*purge=*/false);  // detached: the data is kept, so the claim stays
+    EXPECT_EQ(code_of([&] { api().create("b", {{"device", "/dev/vdb"}}); }), Errc::conflict);
 }
 
 TEST_F(AManager, ForceErasesOnlyASignatureAndSaysWhat) {
     m.signature["/dev/vdc"] = "an ext4 signature (UUID 1234)";
-    EXPECT_EQ(code_of([&] { mgr->create("a", {{"device", "/dev/vdc"}}); }), Errc::refused);
-    EXPECT_EQ(code_of([&] { mgr->create("a", {{"force", true}}); }), Errc::invalid);  // loop backend: no force
-    auto t = mgr->create("a", {{"device", "/dev/vdc"}, {"force", true}});
+    EXPECT_EQ(code_of([&] { api().create("a", {{"device", "/dev/vdc"}}); }), Errc::refused);
+    EXPECT_EQ(code_of([&] { api().create("a", {{"force", true}}); }), Errc::invalid);  // loop backend: no force
+    auto t = api().create("a", {{"device", "/dev/vdc"}, {"force", true}});
     EXPECT_EQ(t["destroyed"], "an ext4 signature (UUID 1234) on /dev/vdc");
     EXPECT_TRUE(m.erased.count("/dev/vdc"));
     // Anything else the check refuses (mounted, partitioned, held...) stays refused with force.
     m.refused["/dev/vdd"] = "is mounted at /mnt";
-    EXPECT_EQ(code_of([&] { mgr->create("b", {{"device", "/dev/vdd"}, {"force", true}}); }), Errc::refused);
+    EXPECT_EQ(code_of([&] { api().create("b", {{"device", "/dev/vdd"}, {"force", true}}); }), Errc::refused);
     EXPECT_FALSE(m.erased.count("/dev/vdd"));
 }
 
@@ -517,10 +541,10 @@ TEST_F(AManager, PicksTheFirstUsableDeviceOfThePool) {
     mgr->load();
     m.refused["/dev/vdb"] = "has a partition table (gpt)";
     m.signature["/dev/vdc"] = "a swap signature";  // never forced from the pool
-    EXPECT_EQ(mgr->create("a", json::object())["device"], "/dev/vdd");
-    EXPECT_EQ(mgr->create("b", json::object())["device"], "/dev/vde");  // vdd is a's now
+    EXPECT_EQ(api().create("a", json::object())["device"], "/dev/vdd");
+    EXPECT_EQ(api().create("b", json::object())["device"], "/dev/vde");  // vdd is a's now
     try {
-        mgr->create("c", json::object());
+        api().create("c", json::object());
         FAIL() << "a full pool must refuse";
     } catch (const Error& e) {
         EXPECT_EQ(e.code(), Errc::unavailable);
@@ -533,37 +557,37 @@ TEST_F(AManager, PicksTheFirstUsableDeviceOfThePool) {
 // ---- resize ----
 
 TEST_F(AManager, GrowsADiskAndRefusesToShrinkIt) {
-    mgr->create("acme", {{"disk_size", "1G"}});
-    EXPECT_EQ(code_of([&] { mgr->resize("acme", {{"size", "512M"}}); }), Errc::refused);
-    EXPECT_EQ(code_of([&] { mgr->resize("acme", json::object()); }), Errc::invalid);
-    EXPECT_EQ(code_of([&] { mgr->resize("acme", {{"size", "0"}}); }), Errc::invalid);
-    EXPECT_EQ(code_of([&] { mgr->resize("nobody", {{"size", "2G"}}); }), Errc::not_found);
+    api().create("acme", {{"disk_size", "1G"}});
+    EXPECT_EQ(code_of([&] { api().resize("acme", {{"size", "512M"}}); }), Errc::refused);
+    EXPECT_EQ(code_of([&] { api().resize("acme", json::object()); }), Errc::invalid);
+    EXPECT_EQ(code_of([&] { api().resize("acme", {{"size", "0"}}); }), Errc::invalid);
+    EXPECT_EQ(code_of([&] { api().resize("nobody", {{"size", "2G"}}); }), Errc::not_found);
     EXPECT_TRUE(m.grown.empty());
-    auto t = mgr->resize("acme", {{"size", "2G"}});
+    auto t = api().resize("acme", {{"size", "2G"}});
     EXPECT_EQ(t["disk_size"], 2ull << 30);
     EXPECT_EQ(m.grown.at(cfg.mount_root + "/acme"), 2ull << 30);
     // The record keeps the new size across a restart of hostd.
     Manager again(cfg, std::make_unique<FakeEffects>(m));
     again.load();
-    EXPECT_EQ(again.get("acme")["disk_size"], 2ull << 30);
+    EXPECT_EQ(JsonApi{again}.get("acme")["disk_size"], 2ull << 30);
 }
 
 TEST_F(AManager, StartsATenantThatWentDownOnAFullDiskAfterGrowingIt) {
-    mgr->create("acme", {{"disk_size", "1G"}});
+    api().create("acme", {{"disk_size", "1G"}});
     m.units.erase("acme");  // PostgreSQL stopped: no space for WAL
     m.calls.clear();
-    mgr->resize("acme", {{"size", "2G"}});
+    api().resize("acme", {{"size", "2G"}});
     EXPECT_TRUE(m.units.count("acme"));
     EXPECT_EQ(std::count(m.calls.begin(), m.calls.end(), "start_unit"), 1);
 }
 
 TEST_F(AManager, GrowsOfflineWithAShortRestartWhenTheKernelWillNotGrowOnline) {
-    mgr->create("acme", {{"disk_size", "1G"}});
+    api().create("acme", {{"disk_size", "1G"}});
     m.online_grow_impossible = true;
     m.calls.clear();
-    auto t = mgr->resize("acme", {{"size", "2G"}});
+    auto t = api().resize("acme", {{"size", "2G"}});
     EXPECT_EQ(t["online"], false);
-    EXPECT_EQ(m.calls, (std::vector<std::string>{"grow_disk", "stop_unit", "unmount", "grow_offline", "mount",
+    EXPECT_EQ(m.calls, (std::vector<std::string>{"grow_image", "grow_disk", "stop_unit", "unmount", "grow_offline", "mount",
                                                  "start_unit", "wait_sql"}));
     EXPECT_EQ(m.grown.at(cfg.mount_root + "/acme"), 2ull << 30);
     EXPECT_TRUE(m.units.count("acme"));
@@ -591,7 +615,7 @@ TEST(GuardDecide, EngagesBelowTheLowMarkAndReleasesAboveTheHighMarkWithoutTheRes
 }
 
 TEST_F(AManager, GuardMakesANearlyFullTenantReadOnlyAndBackWhenSpaceReturns) {
-    mgr->create("acme", {{"disk_size", "1G"}});
+    api().create("acme", {{"disk_size", "1G"}});
     const std::string mp = cfg.mount_root + "/acme";
     EXPECT_TRUE(m.reserves.count(mp));
     m.disks[mp] = {.bytes_total = 1000 << 20, .bytes_available = 500 << 20};
@@ -601,18 +625,18 @@ TEST_F(AManager, GuardMakesANearlyFullTenantReadOnlyAndBackWhenSpaceReturns) {
     mgr->guard_tick();
     EXPECT_TRUE(m.read_only.count("acme"));
     EXPECT_FALSE(m.reserves.count(mp));  // handed to the tenant
-    EXPECT_EQ(mgr->get("acme")["read_only"], true);
+    EXPECT_EQ(api().get("acme")["read_only"], true);
     mgr->guard_tick();  // still full: nothing new
     EXPECT_EQ(std::count(m.calls.begin(), m.calls.end(), "read_only"), 1);
     m.disks[mp].bytes_available = 400 << 20;  // a DROP TABLE, or a resize
     mgr->guard_tick();
     EXPECT_FALSE(m.read_only.count("acme"));
     EXPECT_TRUE(m.reserves.count(mp));
-    EXPECT_EQ(mgr->get("acme")["read_only"], false);
+    EXPECT_EQ(api().get("acme")["read_only"], false);
 }
 
 TEST_F(AManager, GuardLeavesATenantBusyWithAnOperationAlone) {
-    mgr->create("acme", json::object());
+    api().create("acme", json::object());
     const std::string mp = cfg.mount_root + "/acme";
     m.disks[mp] = {.bytes_total = 1000, .bytes_available = 1};
     std::thread slow([&] {
@@ -620,7 +644,7 @@ TEST_F(AManager, GuardLeavesATenantBusyWithAnOperationAlone) {
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
     });
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    std::thread op([&] { mgr->set_limits("acme", {{"memory", "512M"}}); });
+    std::thread op([&] { api().set_limits("acme", {{"memory", "512M"}}); });
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     mgr->guard_tick();  // must not wait for, or interleave with, the operation
     slow.join();
@@ -631,7 +655,7 @@ TEST_F(AManager, GuardLeavesATenantBusyWithAnOperationAlone) {
 }
 
 TEST_F(AManager, AnOperationWaitsForTheGuardInsteadOfFailing) {
-    mgr->create("acme", json::object());
+    api().create("acme", json::object());
     m.disks[cfg.mount_root + "/acme"] = {.bytes_total = 1000ull << 20, .bytes_available = 900ull << 20};
     std::unique_lock hold(m.mu);  // the guard will stall inside disk_usage
     std::thread guard([&] { mgr->guard_tick(); });
@@ -639,7 +663,7 @@ TEST_F(AManager, AnOperationWaitsForTheGuardInsteadOfFailing) {
     std::atomic<bool> done{false};
     std::thread op([&] {
         try {
-            mgr->remove("acme", false);
+            api().remove("acme", false);
             done = true;
         } catch (const Error& e) {
             ADD_FAILURE() << "the operation failed instead of waiting: " << e.what();
@@ -658,11 +682,11 @@ TEST_F(AManager, ReportsEachCreateStepToTheProgressCallbackUpToAFailure) {
         EXPECT_GE(ms, 0);
         steps.emplace_back(step);
     };
-    mgr->create("acme", json::object(), record);
+    api().create("acme", json::object(), record);
     EXPECT_EQ(steps, (std::vector<std::string>{"disk", "format", "mount", "user", "initdb", "start", "check", "route",
                                                "check-proxy"}));
     steps.clear();
     m.fail_at = "init_cluster";
-    EXPECT_EQ(code_of([&] { mgr->create("beta", json::object(), record); }), Errc::failed);
+    EXPECT_EQ(code_of([&] { api().create("beta", json::object(), record); }), Errc::failed);
     EXPECT_EQ(steps, (std::vector<std::string>{"disk", "format", "mount", "user"})) << "only finished steps are reported";
 }

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,14 +33,5 @@ std::string bash_completion(const CLI::App& app, const std::string& names_comman
 
 // Rows as left-aligned columns two spaces apart; no trailing spaces.
 std::string render_table(const std::vector<std::vector<std::string>>& rows);
-
-// hostctl list's table from GET /v1/tenants?live=1: NAME STATE PORT DISK MEMORY CPU URL, where
-// DISK is used/total, MEMORY used/limit, CPU the quota and the CPU time used ("-" when unknown).
-std::vector<std::vector<std::string>> tenant_rows(const nlohmann::json& tenants);
-
-// One finished step of a create as hostctl prints it: "  disk          12 ms".
-std::string step_line(std::string_view step, long ms);
-// The terminal's progress line while a step runs: "<spinner> NAME: STEP... 1.2 s" (frame counts up).
-std::string spinner_line(size_t frame, std::string_view what, long elapsed_ms);
 
 }  // namespace hostd

@@ -1,10 +1,9 @@
-#include "hostd/cli_doc.h"
+#include "cli/cli_doc.h"
 
 #include <algorithm>
 #include <cstdio>
 #include <sstream>
 
-#include "base/size.h"
 
 namespace hostd {
 
@@ -160,51 +159,6 @@ std::string render_table(const std::vector<std::vector<std::string>>& rows) {
         out += line + "\n";
     }
     return out;
-}
-
-std::vector<std::vector<std::string>> tenant_rows(const nlohmann::json& tenants) {
-    auto text = [](const nlohmann::json& j, const char* k) -> std::string {
-        if (!j.contains(k) || j[k].is_null()) return "";
-        return j[k].is_string() ? j[k].get<std::string>() : j[k].dump();
-    };
-    auto size_or_dash = [](const nlohmann::json& j, const char* k) -> std::string {
-        return j.contains(k) && j[k].is_number_unsigned() ? format_size(j[k].get<uint64_t>()) : "-";
-    };
-    std::vector<std::vector<std::string>> rows{{"NAME", "STATE", "PORT", "DISK", "MEMORY", "CPU", "URL"}};
-    for (auto& t : tenants) {
-        static const nlohmann::json none = nlohmann::json::object();
-        const auto& st = t.contains("status") ? t["status"] : none;
-        const auto& disk = st.contains("disk") ? st["disk"] : none;
-        std::ostringstream cpu;
-        cpu << t.value("cpu", 0.0);
-        if (st.contains("cpu_usage_nsec")) {
-            char used[32];
-            std::snprintf(used, sizeof used, " (%.1fs)", st["cpu_usage_nsec"].get<double>() / 1e9);
-            cpu << used;
-        }
-        std::string port = text(t, "public_port");
-        rows.push_back({text(t, "name"), text(t, "state"), port == "0" ? "-" : port,
-                        size_or_dash(disk, "bytes_used") + "/" + size_or_dash(t, "disk_size"),
-                        size_or_dash(st, "memory_current") + "/" + size_or_dash(t, "memory"), cpu.str(),
-                        text(t, "url").empty() ? "-" : text(t, "url")});
-    }
-    return rows;
-}
-
-std::string step_line(std::string_view step, long ms) {
-    std::string s = "  " + std::string(step);
-    if (s.size() < 16) s.append(16 - s.size(), ' ');
-    else s += ' ';
-    std::string n = std::to_string(ms);
-    if (n.size() < 6) s.append(6 - n.size(), ' ');
-    return s + n + " ms";
-}
-
-std::string spinner_line(size_t frame, std::string_view what, long elapsed_ms) {
-    static const char* frames[] = {"|", "/", "-", "\\"};
-    char secs[32];
-    std::snprintf(secs, sizeof secs, "%ld.%ld s", elapsed_ms / 1000, (elapsed_ms % 1000) / 100);
-    return std::string(frames[frame % 4]) + " " + std::string(what) + " " + secs;
 }
 
 }  // namespace hostd

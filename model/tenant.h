@@ -1,17 +1,16 @@
-// The tenant: its validated request (spec), the facts recorded while provisioning it, and
-// its lifecycle state. Pure: validation and (de)serialisation only.
+// The tenant as data: its lifecycle state, what it was asked to be (spec), the facts recorded
+// while provisioning it, and the requests that create or change it. Pure: validation and the
+// resolution of a request against hostd.toml; no I/O, no JSON (wire/ does the API's JSON).
 #pragma once
 
 #include <cstdint>
-#include <nlohmann/json_fwd.hpp>
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
 
-#include "hostd/config.h"
+#include "model/config.h"
 #include "routes/routes.h"
-#include "storage/storage.h"
 
 namespace hostd {
 
@@ -28,6 +27,9 @@ std::optional<TenantState> tenant_state_from(std::string_view s);
 // Throws Errc::invalid (field "name") saying what is wrong.
 void validate_name(std::string_view name);
 
+// PostgreSQL setting overrides, name → value as PostgreSQL reads it ("64MB", "on").
+using Settings = std::map<std::string, std::string>;
+
 struct TenantSpec {
     std::string backend;        // "loop" | "device"
     std::string device;         // device backend: the block device given by the operator
@@ -37,38 +39,39 @@ struct TenantSpec {
     double cpu = 0;             // CPUs
     uint64_t tasks = 0;         // TasksMax
     uint64_t io_weight = 0;     // IOWeight (1..10000; 0: systemd's default, 100)
-    // PostgreSQL setting overrides (validated, normalized), written to hostd.override.conf.
-    std::map<std::string, std::string> settings;
+    Settings settings;          // validated, normalized; written to hostd.override.conf
 };
 
-// The request's "settings" object as strings ("64MB", "250", "true"); validation against
-// PostgreSQL's catalog happens in the Manager. Throws Errc::invalid (field "settings").
-std::optional<std::map<std::string, std::string>> raw_settings(const nlohmann::json& body);
-
+// PUT /v1/tenants/{name}: every field optional; resolve_spec fills in hostd.toml's defaults.
 struct CreateRequest {
-    TenantSpec spec;  // spec.settings unvalidated here
+    std::optional<std::string> backend, device, filesystem;
+    std::optional<uint64_t> disk_size, memory, tasks, io_weight;
+    std::optional<double> cpu;
+    std::optional<Settings> settings;  // unvalidated: the Manager checks them against PostgreSQL's catalog
     bool reuse = false;  // bring back a detached tenant's data instead of making a new disk
     bool force = false;  // device backend: format over a signature (never over anything mounted/held/claimed)
 };
 
-// Body of PUT /v1/tenants/{name}: every field optional, defaults from the config.
-// Throws Errc::invalid naming the field.
-CreateRequest parse_create_request(const nlohmann::json& body, const Config& cfg);
-
-// Body of PATCH /v1/tenants/{name}: the limits to change live (each optional).
+// PATCH /v1/tenants/{name}: the limits to change live (each optional).
 struct LimitsUpdate {
     std::optional<uint64_t> memory;
     std::optional<double> cpu;
     std::optional<uint64_t> tasks;
     std::optional<uint64_t> io_weight;
-    std::optional<std::map<std::string, std::string>> settings;  // replaces all overrides; unvalidated
+    std::optional<Settings> settings;  // replaces all overrides; unvalidated
+    bool empty() const { return !memory && !cpu && !tasks && !io_weight && !settings; }
 };
-// Body of POST /v1/tenants/{name}/resize: {"size": "2G"} → bytes, within the configured limits.
-uint64_t parse_resize_request(const nlohmann::json& body, const Config& cfg);
 
-LimitsUpdate parse_limits_update(const nlohmann::json& body, const Config& cfg);
-// Throws Errc::invalid for a field a PATCH cannot change (disk, backend...).
-void refuse_unknown_fields(const nlohmann::json& body);
+// POST /v1/tenants/{name}/resize.
+struct ResizeRequest {
+    uint64_t size = 0;  // bytes
+};
+
+// The request against the configuration: defaults for what it leaves out, every value within
+// the configured limits. Throws Errc::invalid naming the field. settings are passed through.
+TenantSpec resolve_spec(const CreateRequest& req, const Config& cfg);
+void check_limits(const LimitsUpdate& u, const Config& cfg);
+void check_resize(const ResizeRequest& r, const Config& cfg);
 
 struct TenantRecord {
     std::string name;
@@ -94,8 +97,6 @@ struct TenantRecord {
     bool read_only = false;
 };
 
-std::string mountpoint_of(const Config& cfg, const std::string& tenant);
-
 // How clients reach a tenant through the proxy. Port routes: public_host and the tenant's own
 // public port. SNI routes (proxy.domain set): the host name <tenant>.<domain> on the one port
 // all tenants share; the proxy picks the tenant by the TLS server name.
@@ -115,14 +116,5 @@ std::string proxy_check_address(const Config& cfg);
 // postgresql:// URL of the route, sslmode=require (tenants accept TCP logins over TLS only,
 // and an SNI route needs TLS to be chosen at all); with_password false leaves it out.
 std::string connection_url(const Config& cfg, const TenantRecord& t, bool with_password = true);
-
-// The record as the API shows it; with_secret adds the admin password.
-nlohmann::json to_json(const Config& cfg, const TenantRecord& t, bool with_secret);
-// Disk usage as the API shows it (bytes and inodes: total, used, available).
-nlohmann::json disk_json(const storage::DiskStats& d);
-
-// The record on disk (TOML). from_toml throws Errc::invalid naming the source on a bad file.
-std::string to_toml(const TenantRecord& t);
-TenantRecord from_toml(std::string_view text, const std::string& source);
 
 }  // namespace hostd

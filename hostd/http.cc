@@ -1,4 +1,4 @@
-#include "hostd/api.h"
+#include "hostd/http.h"
 
 #include <microhttpd.h>
 #include <sys/socket.h>
@@ -14,26 +14,9 @@
 #include "hostd/collector.h"
 #include "hostd/log.h"
 #include "hostd/manager.h"
+#include "wire/wire.h"
 
 namespace hostd {
-
-int http_status(Errc code) {
-    switch (code) {
-    case Errc::invalid: return 400;
-    case Errc::not_found: return 404;
-    case Errc::conflict: return 409;
-    case Errc::refused: return 409;
-    case Errc::failed: return 500;
-    case Errc::unavailable: return 503;
-    }
-    return 500;
-}
-
-nlohmann::json error_body(const Error& e) {
-    nlohmann::json err = {{"code", errc_name(e.code())}, {"message", e.what()}};
-    if (!e.field().empty()) err["field"] = e.field();
-    return {{"error", err}};
-}
 
 namespace {
 
@@ -46,9 +29,11 @@ struct Request {
     Manager::Progress on_step;       // set by the streaming reply
 };
 
+using wire::json;
+
 struct Reply {
     int status = 200;
-    nlohmann::json body;
+    json body;
 };
 
 using Handler = std::function<Reply(Manager&, const Request&, const std::string& arg)>;
@@ -61,51 +46,30 @@ struct Route {
 
 const std::vector<Route>& route_table() {
     static const std::vector<Route> table = {
-        {"GET", "/v1/tenants",
-         [](Manager& m, const Request& r, const std::string&) {
-             auto tenants = m.list();
-             // ?live=1: each ready tenant's live status too (unit, memory, CPU, disk), as GET of one.
-             if (r.live)
-                 for (auto& t : tenants) {
-                     if (t.value("state", "") != "ready") continue;
-                     try {
-                         auto one = m.get(t.value("name", ""));
-                         if (one.contains("status")) t["status"] = one["status"];
-                     } catch (const Error&) {  // deleted meanwhile: listed as it was
-                     }
-                 }
-             return Reply{200, {{"tenants", tenants}}};
-         }},
-        {"GET", "/v1/tenants/", [](Manager& m, const Request&, const std::string& n) { return Reply{200, {{"tenant", m.get(n)}}}; }},
+        // ?live=1: each ready tenant's live status too (unit, memory, CPU, disk), as GET of one.
+        {"GET", "/v1/tenants", [](Manager& m, const Request& r, const std::string&) { return Reply{200, wire::render(m.list(r.live))}; }},
+        {"GET", "/v1/tenants/", [](Manager& m, const Request&, const std::string& n) { return Reply{200, wire::render_one(m.get(n))}; }},
         {"PUT", "/v1/tenants/",
          [](Manager& m, const Request& r, const std::string& n) {
-             nlohmann::json body = nlohmann::json::object();
-             if (!r.body.empty()) {
-                 body = nlohmann::json::parse(r.body, nullptr, false);
-                 if (body.is_discarded()) throw Error(Errc::invalid, "The request body is not valid JSON", "body");
-             }
-             return Reply{201, {{"tenant", m.create(n, body, r.on_step)}}};
+             return Reply{201, wire::render(m.create(n, wire::parse_create(wire::parse_body(r.body)), r.on_step))};
          }},
         {"POST", "/v1/tenants/",
          [](Manager& m, const Request& r, const std::string& arg) {
              const std::string suffix = "/resize";
              if (arg.size() <= suffix.size() || arg.compare(arg.size() - suffix.size(), suffix.size(), suffix) != 0)
                  throw Error(Errc::not_found, "No such API path: /v1/tenants/" + arg + " (POST takes /v1/tenants/NAME/resize)");
-             auto body = nlohmann::json::parse(r.body.empty() ? "{}" : r.body, nullptr, false);
-             if (body.is_discarded()) throw Error(Errc::invalid, "The request body is not valid JSON", "body");
-             return Reply{200, {{"tenant", m.resize(arg.substr(0, arg.size() - suffix.size()), body)}}};
+             auto req = wire::parse_resize(wire::parse_body(r.body));
+             return Reply{200, wire::render(m.resize(arg.substr(0, arg.size() - suffix.size()), req))};
          }},
         {"PATCH", "/v1/tenants/",
          [](Manager& m, const Request& r, const std::string& n) {
-             auto body = nlohmann::json::parse(r.body.empty() ? "{}" : r.body, nullptr, false);
-             if (body.is_discarded()) throw Error(Errc::invalid, "The request body is not valid JSON", "body");
-             return Reply{200, {{"tenant", m.set_limits(n, body)}}};
+             return Reply{200, wire::render(m.set_limits(n, wire::parse_limits(wire::parse_body(r.body))))};
          }},
         {"DELETE", "/v1/tenants/",
-         [](Manager& m, const Request& r, const std::string& n) { return Reply{200, {{"tenant", m.remove(n, r.purge)}}}; }},
-        {"GET", "/v1/ca", [](Manager& m, const Request&, const std::string&) { return Reply{200, {{"ca", m.ca_certificate()}}}; }},
-        {"GET", "/v1/host", [](Manager& m, const Request&, const std::string&) { return Reply{200, {{"host", m.host()}}}; }},
-        {"POST", "/v1/reconcile", [](Manager& m, const Request&, const std::string&) { return Reply{200, {{"reconcile", m.reconcile()}}}; }},
+         [](Manager& m, const Request& r, const std::string& n) { return Reply{200, wire::render(m.remove(n, r.purge))}; }},
+        {"GET", "/v1/ca", [](Manager& m, const Request&, const std::string&) { return Reply{200, wire::render_ca(m.ca_certificate())}; }},
+        {"GET", "/v1/host", [](Manager& m, const Request&, const std::string&) { return Reply{200, wire::render(m.host())}; }},
+        {"POST", "/v1/reconcile", [](Manager& m, const Request&, const std::string&) { return Reply{200, wire::render(m.reconcile())}; }},
     };
     return table;
 }
@@ -128,14 +92,14 @@ Reply dispatch(Manager& m, const Request& r) {
         try {
             return route.handler(m, r, arg);
         } catch (const Error& e) {
-            return {http_status(e.code()), error_body(e)};
+            return {wire::http_status(e.code()), wire::render_error(e)};
         } catch (const std::exception& e) {
             log::error(std::string("Internal error serving ") + r.method + " " + r.path + ": " + e.what());
-            return {500, error_body(Error(Errc::failed, std::string("Internal error: ") + e.what()))};
+            return {500, wire::render_error(Error(Errc::failed, std::string("Internal error: ") + e.what()))};
         }
     }
-    if (path_known) return {405, error_body(Error(Errc::invalid, "Method " + r.method + " is not allowed on " + r.path))};
-    return {404, error_body(Error(Errc::not_found, "No such API path: " + r.path))};
+    if (path_known) return {405, wire::render_error(Error(Errc::invalid, "Method " + r.method + " is not allowed on " + r.path))};
+    return {404, wire::render_error(Error(Errc::not_found, "No such API path: " + r.path))};
 }
 
 bool peer_allowed(MHD_Connection* c, gid_t allowed_gid) {
@@ -206,9 +170,9 @@ struct ApiServer::Impl {
         if (req->allowed && !self->metrics_only && req->progress && req->method == "PUT") return stream_create(self, c, *req);
         Reply reply;
         if (self->metrics_only)
-            reply = {404, error_body(Error(Errc::not_found, "This listener serves GET /metrics only"))};
+            reply = {404, wire::render_error(Error(Errc::not_found, "This listener serves GET /metrics only"))};
         else if (!req->allowed)
-            reply = {403, error_body(Error(Errc::refused, "Permission denied: the API is for root and members of the hostd group"))};
+            reply = {403, wire::render_error(Error(Errc::refused, "Permission denied: the API is for root and members of the hostd group"))};
         else
             reply = dispatch(self->manager, *req);
         std::string text = reply.body.dump(2) + "\n";
@@ -265,10 +229,10 @@ struct ApiServer::Impl {
         auto* s = new Stream;
         s->worker = std::thread([self, s, r = req]() mutable {
             r.on_step = [s](std::string_view step, long ms) {
-                s->push(nlohmann::json{{"step", std::string(step)}, {"ms", ms}}.dump() + "\n", false);
+                s->push(wire::render_step(step, ms).dump() + "\n", false);
             };
             Reply reply = dispatch(self->manager, r);
-            nlohmann::json last = reply.body.is_object() ? reply.body : nlohmann::json::object();
+            json last = reply.body.is_object() ? reply.body : json::object();
             last["done"] = true;
             last["status"] = reply.status;
             s->push(last.dump() + "\n", true);

@@ -1,4 +1,4 @@
-#include "hostd/config.h"
+#include "model/config.h"
 
 #include <toml++/toml.h>
 

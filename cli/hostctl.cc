@@ -17,10 +17,12 @@
 #include <sstream>
 
 #include "base/size.h"
-#include "hostd/cli_doc.h"
-#include "hostd/client.h"
+#include "cli/cli_doc.h"
+#include "cli/client.h"
+#include "cli/present.h"
+#include "wire/wire.h"
 
-using nlohmann::json;
+using hostd::wire::json;
 
 namespace {
 
@@ -53,28 +55,36 @@ int exit_for(long status) {
     return kFailed;
 }
 
-// One call; on error prints one line to stderr and returns the exit code in `code`.
-bool finish_call(const Ctx& ctx, const hostd::ApiResponse& r, json& out, int& code) {
+// A verb's reply: on success the value (printed by the caller); else one line on stderr (and
+// hostd's error body on stdout with --json) and the exit code in `code`.
+template <class T>
+bool finish(const Ctx& ctx, const hostd::Reply<T>& r, int& code) {
     if (r.status == 0) {
         std::cerr << "hostctl: " << r.transport_error << " (is hostd.socket enabled?)\n";
         code = kUnreachable;
         return false;
     }
     code = exit_for(r.status);
-    if (code != kOk) {
-        if (ctx.json_out && !r.body.is_null()) std::cout << r.body.dump(2) << "\n";
-        std::string msg = r.body.is_object() && r.body.contains("error") ? r.body["error"].value("message", "")
-                                                                        : "HTTP " + std::to_string(r.status);
-        std::cerr << "hostctl: " << msg << "\n";
-        return false;
-    }
-    out = r.body;
-    return true;
+    if (code == kOk && r.ok()) return true;
+    if (ctx.json_out && !r.body.is_null()) std::cout << r.body.dump(2) << "\n";
+    std::cerr << "hostctl: " << (r.error ? r.error->what() : "HTTP " + std::to_string(r.status)) << "\n";
+    if (code == kOk) code = kFailed;
+    return false;
 }
 
-bool call(const Ctx& ctx, const std::string& method, const std::string& path, const json* body, json& out, int& code) {
-    hostd::Client client(ctx.socket);
-    return finish_call(ctx, client.call(method, path, body), out, code);
+void print_json(const json& j) { std::cout << j.dump(2) << "\n"; }
+
+// A size typed on the command line, checked as hostd checks it (the message quotes it).
+bool size_arg(const std::string& text, const char* field, std::optional<uint64_t>& out, int& code) {
+    if (text.empty()) return true;
+    try {
+        out = hostd::wire::parse_size_value(json(text), field);
+        return true;
+    } catch (const hostd::Error& e) {
+        std::cerr << "hostctl: " << e.what() << "\n";
+        code = kInvalid;
+        return false;
+    }
 }
 
 // create's progress on stderr: plain "  step  N ms" lines when stderr is not a terminal; on a
@@ -124,7 +134,9 @@ private:
 };
 
 // --set name=value (repeatable) → {"name": "value"}; PostgreSQL parses the values.
-bool settings_from(const std::vector<std::string>& pairs, json& out, int& code) {
+bool settings_from(const std::vector<std::string>& pairs, std::optional<hostd::Settings>& out, int& code) {
+    if (pairs.empty()) return true;
+    out.emplace();
     for (auto& p : pairs) {
         auto eq = p.find('=');
         if (eq == std::string::npos || eq == 0) {
@@ -132,7 +144,7 @@ bool settings_from(const std::vector<std::string>& pairs, json& out, int& code) 
             code = kInvalid;
             return false;
         }
-        out[p.substr(0, eq)] = p.substr(eq + 1);
+        (*out)[p.substr(0, eq)] = p.substr(eq + 1);
     }
     return true;
 }
@@ -147,52 +159,19 @@ int run_tool(const std::vector<std::string>& args) {
     return kFailed;
 }
 
-std::string tenant_path(const std::string& name) { return "/v1/tenants/" + hostd::Client::escape(name); }
-
-std::string str(const json& j, const char* k) {
-    if (!j.contains(k) || j[k].is_null()) return "";
-    return j[k].is_string() ? j[k].get<std::string>() : j[k].dump();
-}
-
 // The tenant's connection URL (with its password); nullopt with code set if there is none.
 std::optional<std::string> tenant_url(const Ctx& ctx, const std::string& name, int& code) {
-    json out;
-    if (!call(ctx, "GET", tenant_path(name), nullptr, out, code)) return std::nullopt;
-    auto u = str(out["tenant"], "url");
-    if (u.empty()) {
-        std::cerr << "hostctl: tenant '" << name << "' is " << str(out["tenant"], "state") << ", it has no URL\n";
+    auto r = hostd::Client(ctx.socket).get(name);
+    if (!finish(ctx, r, code)) return std::nullopt;
+    if (r.value->url.empty()) {
+        std::cerr << "hostctl: tenant '" << name << "' is " << to_string(r.value->state) << ", it has no URL\n";
         code = kConflict;
         return std::nullopt;
     }
-    return u;
+    return r.value->url;
 }
 
 void print_table(const std::vector<std::vector<std::string>>& rows) { std::cout << hostd::render_table(rows); }
-
-void print_tenant(const json& t) {
-    std::vector<std::vector<std::string>> rows;
-    for (const char* k : {"name", "state", "step", "url", "admin_user", "password", "public_port", "port", "backend",
-                          "device", "image", "filesystem", "fs_uuid", "label", "mountpoint", "unit", "os_user", "created_at"})
-        if (t.contains(k) && !str(t, k).empty()) rows.push_back({std::string(k) + ":", str(t, k)});
-    rows.push_back({"disk_size:", hostd::format_size(t.value("disk_size", uint64_t{0}))});
-    rows.push_back({"memory:", hostd::format_size(t.value("memory", uint64_t{0}))});
-    std::ostringstream cpu;
-    cpu << t.value("cpu", 0.0);
-    rows.push_back({"cpu:", cpu.str()});
-    rows.push_back({"tasks:", str(t, "tasks")});
-    if (t.value("read_only", false))
-        rows.push_back({"read_only:", "yes: the disk is nearly full (hostd's disk-full guard); free space or resize"});
-    if (t.contains("status")) {
-        auto& s = t["status"];
-        if (s.contains("unit")) rows.push_back({"unit_state:", str(s["unit"], "active_state") + " (" + str(s["unit"], "sub_state") + ")"});
-        if (s.contains("memory_current")) rows.push_back({"memory_used:", hostd::format_size(s["memory_current"].get<uint64_t>())});
-        if (s.contains("disk"))
-            rows.push_back({"disk_used:", hostd::format_size(s["disk"]["bytes_used"].get<uint64_t>()) + " of " +
-                                              hostd::format_size(s["disk"]["bytes_total"].get<uint64_t>()) + ", inodes " +
-                                              str(s["disk"], "inodes_used") + " of " + str(s["disk"], "inodes_total")});
-    }
-    print_table(rows);
-}
 
 }  // namespace
 
@@ -230,39 +209,35 @@ int main(int argc, char** argv) {
     std::vector<std::string> create_settings;
     create->add_option("--set", create_settings, "PostgreSQL setting NAME=VALUE (repeatable), e.g. --set work_mem=64MB");
     create->callback([&] {
-        json body = json::object();
-        if (!disk.empty()) body["disk_size"] = disk;
-        if (!memory.empty()) body["memory"] = memory;
-        if (create->count("--cpu")) body["cpu"] = cpu;
-        if (create->count("--tasks")) body["tasks"] = tasks;
-        if (!device.empty()) body["device"] = device;
-        if (!backend.empty()) body["backend"] = backend;
-        if (reuse) body["reuse"] = true;
-        if (!filesystem.empty()) body["filesystem"] = filesystem;
-        if (force) body["force"] = true;
-        if (!create_settings.empty()) {
-            json s = json::object();
-            if (!settings_from(create_settings, s, code)) return;
-            body["settings"] = s;
-        }
-        json out;
+        hostd::CreateRequest req;
+        if (!size_arg(disk, "disk_size", req.disk_size, code) || !size_arg(memory, "memory", req.memory, code)) return;
+        if (create->count("--cpu")) req.cpu = cpu;
+        if (create->count("--tasks")) req.tasks = tasks;
+        if (!device.empty()) req.device = device;
+        if (!backend.empty()) req.backend = backend;
+        if (!filesystem.empty()) req.filesystem = filesystem;
+        req.reuse = reuse;
+        req.force = force;
+        if (!settings_from(create_settings, req.settings, code)) return;
+        hostd::Reply<hostd::Created> r;
         {
             // Each step as hostd finishes it (PUT ?progress=1 streams them); nothing extra with --json.
             std::unique_ptr<ProgressView> view;
             if (!ctx.json_out) view = std::make_unique<ProgressView>(name, ::isatty(2) == 1);
-            hostd::Client client(ctx.socket);
-            auto r = client.stream("PUT", tenant_path(name) + "?progress=1", &body, [&](const json& line) {
-                if (view && line.contains("step")) view->step(str(line, "step"), line.value("ms", 0L));
+            r = hostd::Client(ctx.socket).create(name, req, [&](std::string_view step, long ms) {
+                if (view) view->step(std::string(step), ms);
             });
             if (view) view->finish();
-            if (!finish_call(ctx, r, out, code)) return;
         }
-        auto& t = out["tenant"];
-        if (ctx.json_out) std::cout << out.dump(2) << "\n";
-        else std::cout << "Tenant '" << str(t, "name") << "' is ready in " << str(t, "create_ms") << " ms.\n"
-                       << "URL:      " << str(t, "url") << "\nPassword: " << str(t, "password") << "\n";
-        if (!ctx.json_out && t.contains("destroyed"))
-            std::cout << "Destroyed (--force): " << str(t, "destroyed") << "\n";
+        if (!finish(ctx, r, code)) return;
+        const hostd::Created& c = *r.value;
+        if (ctx.json_out) {
+            print_json(hostd::wire::render(c));
+            return;
+        }
+        std::cout << "Tenant '" << c.tenant.name << "' is ready in " << c.ms << " ms.\n"
+                  << "URL:      " << c.tenant.url << "\nPassword: " << c.tenant.password.value_or("") << "\n";
+        if (!c.destroyed.empty()) std::cout << "Destroyed (--force): " << c.destroyed << "\n";
     });
 
     // resize
@@ -274,17 +249,17 @@ int main(int argc, char** argv) {
     resize->add_option("name", name, "Tenant name")->required();
     resize->add_option("--size", new_size, "New disk size, e.g. 4G")->required();
     resize->callback([&] {
-        json body = {{"size", new_size}};
-        json out;
-        if (!call(ctx, "POST", tenant_path(name) + "/resize", &body, out, code)) return;
+        std::optional<uint64_t> size;
+        if (!size_arg(new_size, "size", size, code)) return;
+        auto r = hostd::Client(ctx.socket).resize(name, {.size = size.value_or(0)});
+        if (!finish(ctx, r, code)) return;
         if (ctx.json_out) {
-            std::cout << out.dump(2) << "\n";
+            print_json(hostd::wire::render(*r.value));
             return;
         }
-        auto& t = out["tenant"];
-        std::cout << "Tenant '" << name << "' now has a " << hostd::format_size(t.value("disk_size", uint64_t{0}))
-                  << " disk (" << (t.value("online", true) ? "grown online" : "grown offline, PostgreSQL restarted")
-                  << ", " << str(t, "resize_ms") << " ms).\n";
+        std::cout << "Tenant '" << name << "' now has a " << hostd::format_size(r.value->tenant.spec.disk_size)
+                  << " disk (" << (r.value->online ? "grown online" : "grown offline, PostgreSQL restarted") << ", "
+                  << r.value->ms << " ms).\n";
     });
 
     // list
@@ -293,15 +268,14 @@ int main(int argc, char** argv) {
     bool names_only = false;
     list->add_flag("--names", names_only, "Only the names, one a line (used by shell completion)");
     list->callback([&] {
-        json out;
+        auto r = hostd::Client(ctx.socket).list(/*live=*/!names_only);
+        if (!finish(ctx, r, code)) return;
         if (names_only) {
-            if (!call(ctx, "GET", "/v1/tenants", nullptr, out, code)) return;
-            for (auto& t : out["tenants"]) std::cout << str(t, "name") << "\n";
+            for (auto& t : *r.value) std::cout << t.name << "\n";
             return;
         }
-        if (!call(ctx, "GET", "/v1/tenants?live=1", nullptr, out, code)) return;
-        if (ctx.json_out) std::cout << out.dump(2) << "\n";
-        else print_table(hostd::tenant_rows(out["tenants"]));
+        if (ctx.json_out) print_json(hostd::wire::render(*r.value));
+        else print_table(hostd::tenant_rows(*r.value));
     });
 
     // show
@@ -309,10 +283,10 @@ int main(int argc, char** argv) {
     show->footer("Example: hostctl show acme");
     show->add_option("name", name, "Tenant name")->required();
     show->callback([&] {
-        json out;
-        if (!call(ctx, "GET", tenant_path(name), nullptr, out, code)) return;
-        if (ctx.json_out) std::cout << out.dump(2) << "\n";
-        else print_tenant(out["tenant"]);
+        auto r = hostd::Client(ctx.socket).get(name);
+        if (!finish(ctx, r, code)) return;
+        if (ctx.json_out) print_json(hostd::wire::render_one(*r.value));
+        else print_table(hostd::tenant_details(*r.value));
     });
 
     // url
@@ -340,32 +314,28 @@ int main(int argc, char** argv) {
     std::vector<std::string> set_settings;
     set->add_option("--set", set_settings, "PostgreSQL setting NAME=VALUE (repeatable); replaces the tenant's overrides");
     set->callback([&] {
-        json body = json::object();
-        if (!set_memory.empty()) body["memory"] = set_memory;
-        if (set->count("--cpu")) body["cpu"] = set_cpu;
-        if (set->count("--tasks")) body["tasks"] = set_tasks;
-        if (set->count("--io-weight")) body["io_weight"] = set_io;
-        if (!set_settings.empty()) {
-            json s = json::object();
-            if (!settings_from(set_settings, s, code)) return;
-            body["settings"] = s;
-        }
-        if (body.empty()) {
+        hostd::LimitsUpdate u;
+        if (!size_arg(set_memory, "memory", u.memory, code)) return;
+        if (set->count("--cpu")) u.cpu = set_cpu;
+        if (set->count("--tasks")) u.tasks = set_tasks;
+        if (set->count("--io-weight")) u.io_weight = set_io;
+        if (!settings_from(set_settings, u.settings, code)) return;
+        if (u.empty()) {
             std::cerr << "hostctl: nothing to change; give --memory, --cpu, --tasks, --io-weight or --set\n";
             code = kInvalid;
             return;
         }
-        json out;
-        if (!call(ctx, "PATCH", tenant_path(name), &body, out, code)) return;
+        auto r = hostd::Client(ctx.socket).set_limits(name, u);
+        if (!finish(ctx, r, code)) return;
         if (ctx.json_out) {
-            std::cout << out.dump(2) << "\n";
+            print_json(hostd::wire::render(*r.value));
             return;
         }
-        auto& t = out["tenant"];
-        std::cout << "Tenant '" << name << "' now has memory " << hostd::format_size(t.value("memory", uint64_t{0}))
-                  << ", cpu " << t.value("cpu", 0.0) << ", tasks " << str(t, "tasks") << ".\n";
-        if (!t["pending_restart"].empty())
-            std::cout << "PostgreSQL applies " << t["pending_restart"].dump() << " at its next restart.\n";
+        const auto& t = r.value->tenant;
+        std::cout << "Tenant '" << name << "' now has memory " << hostd::format_size(t.spec.memory) << ", cpu "
+                  << t.spec.cpu << ", tasks " << t.spec.tasks << ".\n";
+        if (!r.value->pending_restart.empty())
+            std::cout << "PostgreSQL applies " << json(r.value->pending_restart).dump() << " at its next restart.\n";
     });
 
     // delete
@@ -391,9 +361,9 @@ int main(int argc, char** argv) {
                 return;
             }
         }
-        json out;
-        if (!call(ctx, "DELETE", tenant_path(name) + (purge ? "?purge=true" : ""), nullptr, out, code)) return;
-        if (ctx.json_out) std::cout << out.dump(2) << "\n";
+        auto r = hostd::Client(ctx.socket).remove(name, purge);
+        if (!finish(ctx, r, code)) return;
+        if (ctx.json_out) print_json(hostd::wire::render(*r.value));
         else if (purge) std::cout << "Tenant '" << name << "' deleted; its data is destroyed.\n";
         else std::cout << "Tenant '" << name << "' deleted; its data is kept (hostctl create " << name << " --reuse brings it back).\n";
     });
@@ -407,9 +377,9 @@ int main(int argc, char** argv) {
     logs->add_flag("-f,--follow", follow, "Keep printing new lines");
     logs->add_option("-n,--lines", lines, "How many recent lines")->capture_default_str();
     logs->callback([&] {
-        json out;
-        if (!call(ctx, "GET", tenant_path(name), nullptr, out, code)) return;
-        std::vector<std::string> args = {"journalctl", "--no-pager", "-u", str(out["tenant"], "unit"), "-n", std::to_string(lines)};
+        auto r = hostd::Client(ctx.socket).get(name);
+        if (!finish(ctx, r, code)) return;
+        std::vector<std::string> args = {"journalctl", "--no-pager", "-u", r.value->unit, "-n", std::to_string(lines)};
         if (follow) args.push_back("-f");
         if (ctx.json_out) args.insert(args.end(), {"-o", "json"});
         code = run_tool(args);
@@ -433,26 +403,25 @@ int main(int argc, char** argv) {
     auto* ca = app.add_subcommand("ca", "Print hostd's CA certificate (PEM), which signs every tenant's server certificate");
     ca->footer("Example: hostctl ca > hostd-ca.crt; psql \"$(hostctl url acme | sed 's/require/verify-full/')&sslrootcert=hostd-ca.crt\"");
     ca->callback([&] {
-        json out;
-        if (!call(ctx, "GET", "/v1/ca", nullptr, out, code)) return;
-        if (ctx.json_out) std::cout << out.dump(2) << "\n";
-        else std::cout << str(out, "ca");
+        auto r = hostd::Client(ctx.socket).ca();
+        if (!finish(ctx, r, code)) return;
+        if (ctx.json_out) print_json(hostd::wire::render_ca(*r.value));
+        else std::cout << *r.value;
     });
 
     // reconcile
     auto* rec = app.add_subcommand("reconcile", "Finish or roll back interrupted operations, restart what should run, remove orphans");
     rec->footer("Example: hostctl reconcile");
     rec->callback([&] {
-        json out;
-        if (!call(ctx, "POST", "/v1/reconcile", nullptr, out, code)) return;
+        auto r = hostd::Client(ctx.socket).reconcile();
+        if (!finish(ctx, r, code)) return;
         if (ctx.json_out) {
-            std::cout << out.dump(2) << "\n";
+            print_json(hostd::wire::render(*r.value));
             return;
         }
-        auto& r = out["reconcile"];
-        for (auto& a : r["actions"])
-            std::cout << str(a, "tenant") << ": " << str(a, "action") << (a.contains("problem") ? " (" + str(a, "problem") + ")" : "") << "\n";
-        std::cout << "Reconciled in " << str(r, "duration_ms") << " ms, " << r["actions"].size() << " action(s).\n";
+        for (auto& a : r.value->actions)
+            std::cout << a.tenant << ": " << a.action << (a.problem.empty() ? "" : " (" + a.problem + ")") << "\n";
+        std::cout << "Reconciled in " << r.value->duration_ms << " ms, " << r.value->actions.size() << " action(s).\n";
     });
 
     // completion and man: generated from the definitions above, so they match --help.

@@ -1,8 +1,9 @@
 #include <gtest/gtest.h>
 
 #include "base/error.h"
-#include "hostd/config.h"
-#include "hostd/tenant.h"
+#include "model/config.h"
+#include "model/tenant.h"
+#include "model/record.h"
 
 using namespace hostd;
 

@@ -1,22 +1,18 @@
 // HTTP/1.1 + JSON API on a Unix socket (libmicrohttpd, a thread per connection so reads
-// keep answering while creates run). Routes are a table; errors map to HTTP in one place.
+// keep answering while creates run). Routes are a table of handlers that parse the request
+// with wire/, call the Manager in domain types and render its reply with wire/; errors map to
+// HTTP in one place (wire::http_status).
 #pragma once
 
 #include <sys/types.h>
 
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <string>
-
-#include "base/error.h"
 
 namespace hostd {
 
 class Manager;
 class Collector;
-
-int http_status(Errc code);
-nlohmann::json error_body(const Error& e);
 
 class ApiServer {
 public:

@@ -1,4 +1,4 @@
-#include "hostd/client.h"
+#include "cli/client.h"
 
 #include <curl/curl.h>
 
@@ -22,8 +22,8 @@ size_t collect(char* data, size_t size, size_t n, void* out) {
 struct LineSink {
     CURL* curl;
     std::string raw, buffer;
-    nlohmann::json last;
-    const std::function<void(const nlohmann::json&)>* on_line;
+    wire::json last;
+    const std::function<void(const wire::json&)>* on_line;
 };
 
 size_t split_lines(char* data, size_t size, size_t n, void* out) {
@@ -37,7 +37,7 @@ size_t split_lines(char* data, size_t size, size_t n, void* out) {
     sink->buffer.append(data, size * n);
     size_t nl;
     while ((nl = sink->buffer.find('\n')) != std::string::npos) {
-        auto j = nlohmann::json::parse(sink->buffer.substr(0, nl), nullptr, false);
+        auto j = wire::json::parse(sink->buffer.substr(0, nl), nullptr, false);
         sink->buffer.erase(0, nl + 1);
         if (j.is_discarded()) continue;
         if (j.is_object() && j.value("done", false)) sink->last = std::move(j);
@@ -52,7 +52,7 @@ using WriteFn = size_t (*)(char*, size_t, size_t, void*);
 // One request over hostd's socket; the reply's bytes go to write(data). Returns false with
 // r.transport_error set when hostd could not be reached; else r.status is the HTTP status.
 bool perform(CURL* c, const std::string& socket, const std::string& method, const std::string& path,
-             const nlohmann::json* body, long timeout_s, WriteFn write, void* data, ApiResponse& r) {
+             const wire::json* body, long timeout_s, WriteFn write, void* data, ApiResponse& r) {
     std::string url = "http://localhost" + path, payload;
     std::unique_ptr<curl_slist, SlistDeleter> headers(curl_slist_append(nullptr, "Content-Type: application/json"));
     curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket.c_str());
@@ -85,8 +85,8 @@ CurlHandle new_handle(ApiResponse& r) {
 
 }  // namespace
 
-ApiResponse Client::stream(const std::string& method, const std::string& path, const nlohmann::json* body,
-                           const std::function<void(const nlohmann::json&)>& on_line, long timeout_s) const {
+ApiResponse Client::stream(const std::string& method, const std::string& path, const wire::json* body,
+                           const std::function<void(const wire::json&)>& on_line, long timeout_s) const {
     ApiResponse r;
     CurlHandle c = new_handle(r);
     if (!c) return r;
@@ -101,7 +101,7 @@ ApiResponse Client::stream(const std::string& method, const std::string& path, c
         r.status = 500;  // the stream ended without its result line: hostd went away mid-create
         r.body = {{"error", {{"code", "failed"}, {"message", "hostd closed the progress stream before the result"}}}};
     } else {
-        r.body = nlohmann::json::parse(sink.raw, nullptr, false);
+        r.body = wire::json::parse(sink.raw, nullptr, false);
         if (r.body.is_discarded()) r.body = nullptr;
     }
     return r;
@@ -121,15 +121,74 @@ std::string Client::escape(const std::string& s) {
     return out;
 }
 
-ApiResponse Client::call(const std::string& method, const std::string& path, const nlohmann::json* body, long timeout_s) const {
+ApiResponse Client::call(const std::string& method, const std::string& path, const wire::json* body, long timeout_s) const {
     ApiResponse r;
     CurlHandle c = new_handle(r);
     if (!c) return r;
     std::string received;
     if (!perform(c.get(), socket_, method, path, body, timeout_s, collect, &received, r)) return r;
-    r.body = nlohmann::json::parse(received, nullptr, false);
+    r.body = wire::json::parse(received, nullptr, false);
     if (r.body.is_discarded()) r.body = nullptr;
     return r;
 }
+
+namespace {
+
+std::string tenant_path(const std::string& name) { return "/v1/tenants/" + Client::escape(name); }
+
+// The typed answer of a raw exchange: parse(body) on 2xx, hostd's error otherwise.
+template <class T, class Parse>
+Reply<T> typed(ApiResponse r, Parse parse) {
+    Reply<T> out;
+    out.status = r.status;
+    out.transport_error = std::move(r.transport_error);
+    out.body = std::move(r.body);
+    if (out.status == 0) return out;
+    if (out.status >= 200 && out.status < 300) out.value = parse(out.body);
+    else out.error = wire::parse_error(out.body, out.status);
+    return out;
+}
+
+}  // namespace
+
+Reply<Created> Client::create(const std::string& name, const CreateRequest& req, const StepFn& on_step) const {
+    const wire::json body = wire::render(req);
+    return typed<Created>(stream("PUT", tenant_path(name) + "?progress=1", &body,
+                                 [&](const wire::json& line) {
+                                     if (on_step && line.is_object() && line.contains("step"))
+                                         on_step(line.value("step", ""), line.value("ms", 0L));
+                                 }),
+                          wire::parse_created);
+}
+
+Reply<Deleted> Client::remove(const std::string& name, bool purge) const {
+    return typed<Deleted>(call("DELETE", tenant_path(name) + (purge ? "?purge=true" : "")), wire::parse_deleted);
+}
+
+Reply<TenantView> Client::get(const std::string& name) const {
+    return typed<TenantView>(call("GET", tenant_path(name)), wire::parse_tenant_reply);
+}
+
+Reply<std::vector<TenantView>> Client::list(bool live) const {
+    return typed<std::vector<TenantView>>(call("GET", live ? "/v1/tenants?live=1" : "/v1/tenants"), wire::parse_tenants);
+}
+
+Reply<Resized> Client::resize(const std::string& name, const ResizeRequest& req) const {
+    const wire::json body = wire::render(req);
+    return typed<Resized>(call("POST", tenant_path(name) + "/resize", &body), wire::parse_resized);
+}
+
+Reply<LimitsChanged> Client::set_limits(const std::string& name, const LimitsUpdate& u) const {
+    const wire::json body = wire::render(u);
+    return typed<LimitsChanged>(call("PATCH", tenant_path(name), &body), wire::parse_limits_changed);
+}
+
+Reply<ReconcileReport> Client::reconcile() const {
+    return typed<ReconcileReport>(call("POST", "/v1/reconcile"), wire::parse_reconcile);
+}
+
+Reply<HostInfo> Client::host() const { return typed<HostInfo>(call("GET", "/v1/host"), wire::parse_host); }
+
+Reply<std::string> Client::ca() const { return typed<std::string>(call("GET", "/v1/ca"), wire::parse_ca); }
 
 }  // namespace hostd

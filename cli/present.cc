@@ -1,0 +1,99 @@
+#include "cli/present.h"
+
+#include <cstdio>
+#include <sstream>
+
+#include "base/size.h"
+
+namespace hostd {
+namespace {
+
+std::string number(double v) {
+    std::ostringstream o;
+    o << v;
+    return o.str();
+}
+
+std::string size_or_dash(const std::optional<uint64_t>& v) { return v ? format_size(*v) : "-"; }
+
+}  // namespace
+
+std::vector<std::vector<std::string>> tenant_rows(const std::vector<TenantView>& tenants) {
+    std::vector<std::vector<std::string>> rows{{"NAME", "STATE", "PORT", "DISK", "MEMORY", "CPU", "URL"}};
+    for (auto& t : tenants) {
+        const LiveStatus none;
+        const LiveStatus& st = t.status ? *t.status : none;
+        std::string cpu = number(t.spec.cpu);
+        if (st.cpu_usage_nsec) {
+            char used[32];
+            std::snprintf(used, sizeof used, " (%.1fs)", static_cast<double>(*st.cpu_usage_nsec) / 1e9);
+            cpu += used;
+        }
+        std::optional<uint64_t> disk_used;
+        if (st.disk) disk_used = st.disk->bytes_used;
+        rows.push_back({t.name, std::string(to_string(t.state)), t.public_port ? std::to_string(t.public_port) : "-",
+                        size_or_dash(disk_used) + "/" + format_size(t.spec.disk_size),
+                        size_or_dash(st.memory_current) + "/" + format_size(t.spec.memory), cpu,
+                        t.url.empty() ? "-" : t.url});
+    }
+    return rows;
+}
+
+std::vector<std::vector<std::string>> tenant_details(const TenantView& t) {
+    std::vector<std::vector<std::string>> rows;
+    auto add = [&](const char* k, const std::string& v) {
+        if (!v.empty()) rows.push_back({std::string(k) + ":", v});
+    };
+    add("name", t.name);
+    add("state", std::string(to_string(t.state)));
+    add("step", t.step);
+    add("url", t.url);
+    add("admin_user", t.admin_user);
+    add("password", t.password.value_or(""));
+    add("public_port", std::to_string(t.public_port));
+    add("port", std::to_string(t.port));
+    add("backend", t.spec.backend);
+    add("device", t.device);
+    add("image", t.image);
+    add("filesystem", t.spec.filesystem);
+    add("fs_uuid", t.fs_uuid);
+    add("label", t.label);
+    add("mountpoint", t.mountpoint);
+    add("unit", t.unit);
+    add("os_user", t.os_user);
+    add("created_at", t.created_at);
+    rows.push_back({"disk_size:", format_size(t.spec.disk_size)});
+    rows.push_back({"memory:", format_size(t.spec.memory)});
+    rows.push_back({"cpu:", number(t.spec.cpu)});
+    rows.push_back({"tasks:", std::to_string(t.spec.tasks)});
+    if (t.read_only) rows.push_back({"read_only:", "yes: the disk is nearly full (hostd's disk-full guard); free space or resize"});
+    add("problem", t.problem);
+    if (t.status) {
+        const LiveStatus& s = *t.status;
+        if (s.unit_error.empty()) rows.push_back({"unit_state:", s.active_state + " (" + s.sub_state + ")"});
+        if (s.memory_current) rows.push_back({"memory_used:", format_size(*s.memory_current)});
+        if (s.disk)
+            rows.push_back({"disk_used:", format_size(s.disk->bytes_used) + " of " + format_size(s.disk->bytes_total) +
+                                              ", inodes " + std::to_string(s.disk->inodes_used) + " of " +
+                                              std::to_string(s.disk->inodes_total)});
+    }
+    return rows;
+}
+
+std::string step_line(std::string_view step, long ms) {
+    std::string s = "  " + std::string(step);
+    if (s.size() < 16) s.append(16 - s.size(), ' ');
+    else s += ' ';
+    std::string n = std::to_string(ms);
+    if (n.size() < 6) s.append(6 - n.size(), ' ');
+    return s + n + " ms";
+}
+
+std::string spinner_line(size_t frame, std::string_view what, long elapsed_ms) {
+    static const char* frames[] = {"|", "/", "-", "\\"};
+    char secs[32];
+    std::snprintf(secs, sizeof secs, "%ld.%ld s", elapsed_ms / 1000, (elapsed_ms % 1000) / 100);
+    return std::string(frames[frame % 4]) + " " + std::string(what) + " " + secs;
+}
+
+}  // namespace hostd

@@ -1,0 +1,25 @@
+// How hostctl shows hostd's replies to a person: tables and progress lines. Pure: domain
+// types in, text out (--json prints wire/'s rendering instead).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/views.h"
+
+namespace hostd {
+
+// hostctl list's table: NAME STATE PORT DISK MEMORY CPU URL, where DISK is used/total, MEMORY
+// used/limit, CPU the quota and the CPU time used ("-" when unknown).
+std::vector<std::vector<std::string>> tenant_rows(const std::vector<TenantView>& tenants);
+
+// hostctl show: "key:" / value rows of one tenant, its live status where known.
+std::vector<std::vector<std::string>> tenant_details(const TenantView& t);
+
+// One finished step of a create as hostctl prints it: "  disk          12 ms".
+std::string step_line(std::string_view step, long ms);
+// The terminal's progress line while a step runs: "<spinner> NAME: STEP... 1.2 s" (frame counts up).
+std::string spinner_line(size_t frame, std::string_view what, long elapsed_ms);
+
+}  // namespace hostd

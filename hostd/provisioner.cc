@@ -1,0 +1,349 @@
+#include "hostd/provisioner.h"
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <random>
+
+#include "base/error.h"
+#include "base/rollback.h"
+#include "base/size.h"
+#include "hostd/faults.h"
+#include "hostd/guard.h"
+#include "hostd/log.h"
+#include "model/layout.h"
+#include "pgconf/pgconf.h"
+
+namespace hostd {
+namespace {
+
+std::string now_rfc3339() {
+    std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+class StepTimer {
+public:
+    StepTimer() : t0_(std::chrono::steady_clock::now()) {}
+    long ms() const {
+        return static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0_).count());
+    }
+
+private:
+    std::chrono::steady_clock::time_point t0_;
+};
+
+constexpr int kCheckTimeoutMs = 10000;
+
+}  // namespace
+
+units::Limits limits_of(const TenantSpec& s) {
+    return {.memory_max = s.memory, .cpus = s.cpu, .tasks_max = s.tasks, .io_weight = s.io_weight};
+}
+
+void Provisioner::set_step(TenantRecord& t, const std::string& step) {
+    t.step = step;
+    store_.save(t);  // recorded before it is taken
+}
+
+uint16_t Provisioner::allocate_port(PortRange range, uint16_t preferred, const std::set<uint16_t>& taken) {
+    if (preferred >= range.first && preferred <= range.second && !taken.count(preferred) && fx_.port_free(preferred))
+        return preferred;
+    // Random start, then a linear walk: random ports do not collide with a neighbour host's
+    // guesses, and the walk guarantees we find a free one if there is one.
+    thread_local std::mt19937 rng{std::random_device{}()};
+    uint32_t n = range.second - range.first + 1u;
+    uint32_t start = std::uniform_int_distribution<uint32_t>(0, n - 1)(rng);
+    for (uint32_t i = 0; i < n; i++) {
+        auto p = static_cast<uint16_t>(range.first + (start + i) % n);
+        if (!taken.count(p) && fx_.port_free(p)) return p;
+    }
+    throw Error(Errc::unavailable, "No free port left in " + std::to_string(range.first) + "-" + std::to_string(range.second) +
+                                       "; widen the range in hostd.toml or delete tenants");
+}
+
+void Provisioner::publish_routes(bool force_reload) {
+    std::lock_guard rg(routes_mu_);
+    std::vector<routes::Route> rs;
+    for (auto& t : store_.routed()) rs.push_back(route_of(cfg_, t));
+    fx_.apply_routes(rs, force_reload);
+}
+
+TenantRecord Provisioner::reserve(const std::string& name, const CreateRequest& req, const TenantSpec& spec,
+                                  std::optional<TenantRecord>& kept) {
+    return store_.locked([&](auto& records) {
+        TenantRecord t;
+        auto it = records.find(name);
+        if (it != records.end()) {
+            if (it->second.state != TenantState::detached) throw Error(Errc::conflict, "Tenant '" + name + "' already exists");
+            if (!req.reuse)
+                throw Error(Errc::conflict, "Tenant '" + name + "' was deleted without purge and its data is kept; "
+                                            "create it with reuse to bring it back, or delete it with purge first");
+            kept = it->second;
+        } else if (req.reuse) {
+            throw Error(Errc::not_found, "No kept data of tenant '" + name + "' to reuse");
+        }
+        if (kept) {
+            t = *kept;
+            // Limits may change on the way back; the disk stays what it is.
+            t.spec.memory = spec.memory;
+            t.spec.cpu = spec.cpu;
+            t.spec.tasks = spec.tasks;
+            t.spec.io_weight = spec.io_weight;
+            if (req.settings) t.spec.settings = spec.settings;
+        } else {
+            t.name = name;
+            t.spec = spec;
+            t.admin_user = name;
+            t.password = pgconf::random_password();
+            t.created_at = now_rfc3339();
+            t.os_user = layout_of(cfg_, name).os_user;
+        }
+        std::set<uint16_t> taken;
+        for (auto& [_, r] : records) {
+            if (r.port) taken.insert(r.port);
+            if (r.public_port) taken.insert(r.public_port);
+        }
+        taken.erase(t.port);
+        taken.erase(t.public_port);
+        t.port = allocate_port(cfg_.pg_ports, t.port, taken);
+        taken.insert(t.port);
+        // SNI routes share one port; a port route gets one of its own, kept across a reuse.
+        if (cfg_.domain.empty()) t.public_port = allocate_port(cfg_.public_ports, t.public_port, taken);
+        t.state = TenantState::creating;
+        t.reuse = kept.has_value();
+        records[name] = t;  // reserves the name and ports before the lock is let go
+        return t;
+    });
+}
+
+Created Provisioner::create(const std::string& name, const CreateRequest& req, const TenantSpec& spec,
+                            const Progress& progress) {
+    StepTimer total;
+    std::optional<TenantRecord> kept;  // a detached tenant being brought back
+    TenantRecord t = reserve(name, req, spec, kept);
+    const TenantLayout l = layout_of(cfg_, name);
+    Disk& disk = disks_.of(t.spec);
+
+    Rollback rb([&](const std::string& step, const std::string& err) {
+        log::error("Rollback of step '" + step + "' failed: " + err + "; reconcile will retry", name);
+    });
+    rb.add("record", [&, kept] {
+        if (kept) store_.save(*kept);
+        else store_.forget(name);
+    });
+    std::string destroyed;  // what a forced create erased, for the reply
+    auto step = [&](const std::string& s, auto&& fn) {
+        set_step(t, s);
+        crash_point("create", "before", s);
+        StepTimer st;
+        fn();
+        crash_point("create", "after", s);
+        log::info("Step '" + s + "' done in " + std::to_string(st.ms()) + " ms", name);
+        if (progress) progress(s, st.ms());
+    };
+
+    try {
+        log::info(std::string(kept ? "Bringing back" : "Creating") + " tenant (port " + std::to_string(t.port) +
+                      ", public port " + std::to_string(t.public_port) + ")", name);
+        step("disk", [&] { destroyed = disk.acquire(t, kept.has_value(), req.force, rb); });
+        if (!kept) {
+            step("format", [&] {
+                t.fs_uuid = storage::new_uuid();
+                t.label = l.label(t.spec.filesystem);
+                store_.save(t);  // the UUID is known before the disk is written
+                fx_.format(t.device, t.spec.filesystem, t.label, t.fs_uuid);
+                rb.add("format", [&] { disk.undo_format(t); });
+            });
+        }
+        step("mount", [&] {
+            fx_.mount(t, l, !kept);
+            rb.add("mount", [&] { fx_.unmount(l); });
+            // Space the disk-full guard can hand back; a tenant whose disk is too full for it
+            // (a kept one) gets it later from the guard.
+            try {
+                fx_.ensure_reserve(l, reserve_bytes(cfg_, t.spec.disk_size));
+            } catch (const Error& e) {
+                log::warning(std::string("No reserve file yet: ") + e.what(), name);
+            }
+        });
+        units::OsUser user;
+        step("user", [&] {
+            user = fx_.create_user(t.os_user, l.mountpoint);
+            t.uid = user.uid;
+            rb.add("user", [&] { fx_.delete_user(t.os_user); });
+        });
+        step(kept ? "adopt" : "initdb", [&] {
+            if (kept) fx_.adopt_cluster(t, l, user);
+            else fx_.init_cluster(t, l, user);
+        });
+        step("start", [&] {
+            rb.add("unit", [&] { fx_.stop_unit(l); });
+            fx_.start_unit(l, limits_of(t.spec));
+        });
+        // Directly over its socket directory (TCP logins need TLS, and come through the proxy).
+        step("check", [&] { fx_.wait_sql(l.socket_dir, t.port, t.admin_user, t.password, kCheckTimeoutMs, ""); });
+        step("route", [&] {
+            store_.set_routed(name, true);
+            rb.add("route", [&] {
+                store_.set_routed(name, false);
+                publish_routes();
+            });
+            publish_routes();
+        });
+        step("check-proxy", [&] {
+            // Through the proxy, as a client would: by the route's port or by its TLS server name.
+            auto ep = public_endpoint(cfg_, t);
+            if (ep.sni_host.empty())
+                fx_.wait_sql(proxy_check_address(cfg_), ep.port, t.admin_user, t.password, kCheckTimeoutMs, "");
+            else
+                fx_.wait_sql(ep.sni_host, ep.port, t.admin_user, t.password, kCheckTimeoutMs, proxy_check_address(cfg_));
+        });
+        t.state = TenantState::ready;
+        t.step.clear();
+        t.reuse = false;
+        store_.save(t);
+        rb.commit();
+    } catch (const Error& e) {
+        log::error("Create failed at step '" + t.step + "': " + e.what() + "; undoing the steps taken", name);
+        rb.run();
+        throw Error(e.code(), "Failed to create tenant '" + name + "' at step '" + t.step + "': " + e.what(), e.field());
+    }
+    log::info("Tenant ready in " + std::to_string(total.ms()) + " ms", name);
+    return {.tenant = view_of(cfg_, t, true), .ms = total.ms(), .destroyed = destroyed};
+}
+
+void Provisioner::teardown(TenantRecord& t, bool purge) {
+    const TenantLayout l = layout_of(cfg_, t.name);
+    Disk& disk = disks_.of(t.spec);
+    auto step = [&](const std::string& s, auto&& fn) {
+        set_step(t, s);
+        crash_point("delete", "before", s);
+        fn();
+        crash_point("delete", "after", s);
+    };
+    step("unroute", [&] {
+        store_.set_routed(t.name, false);
+        publish_routes();
+    });
+    step("stop", [&] { fx_.stop_unit(l); });
+    step("unmount", [&] { fx_.unmount(l); });
+    step("release", [&] { disk.release(t); });
+    step("user", [&] { fx_.delete_user(t.os_user); });
+    if (purge) step("purge", [&] { disk.destroy(t); });
+}
+
+void Provisioner::finish_detach(TenantRecord& t) {
+    t.state = TenantState::detached;
+    t.step.clear();
+    t.reuse = t.purge = false;
+    t.device = disks_.of(t.spec).kept_device(t);
+    store_.save(t);
+}
+
+Deleted Provisioner::remove(const std::string& name, bool purge) {
+    TenantRecord t = store_.get(name);
+    if (t.state == TenantState::detached && !purge) return {.name = name, .state = "detached", .purged = false};
+    log::info(std::string("Deleting tenant") + (purge ? " and its data" : " (data kept)"), name);
+    t.state = TenantState::deleting;
+    t.purge = purge;
+    try {
+        teardown(t, purge);
+    } catch (const Error& e) {
+        log::error("Delete failed at step '" + t.step + "': " + e.what(), name);
+        throw Error(e.code(), "Failed to delete tenant '" + name + "' at step '" + t.step + "': " + e.what() +
+                                  "; the delete can be retried");
+    }
+    if (purge) {
+        store_.forget(name);
+        log::info("Tenant deleted and its data destroyed", name);
+        return {.name = name, .state = "deleted", .purged = true};
+    }
+    finish_detach(t);
+    log::info("Tenant deleted; its data is kept for a create with reuse", name);
+    return {.name = name, .state = "detached", .purged = false};
+}
+
+Resized Provisioner::resize(const std::string& name, const ResizeRequest& req) {
+    const uint64_t size = req.size;
+    TenantRecord t = store_.get(name);
+    if (t.state != TenantState::ready)
+        throw Error(Errc::conflict, "Tenant '" + name + "' is " + std::string(to_string(t.state)) + "; only a ready tenant can be resized");
+    if (size < t.spec.disk_size)
+        throw Error(Errc::refused, "Tenant '" + name + "' has " + format_size(t.spec.disk_size) + "; shrinking to " +
+                                       format_size(size) + " is not supported (ext4 cannot shrink while mounted, xfs "
+                                       "cannot shrink at all). Free space instead, or move the data to a new tenant (pg_dump).",
+                    "size");
+    const TenantLayout l = layout_of(cfg_, name);
+    StepTimer timer;
+    const uint64_t before = t.spec.disk_size;
+    bool online = true;
+    if (!fx_.disk_usage(l))
+        throw Error(Errc::unavailable, "Tenant '" + name + "' has no filesystem mounted at '" + l.mountpoint +
+                                           "'; run hostctl reconcile, then resize again.");
+    disks_.of(t.spec).grow(t, size);
+    try {
+        fx_.grow_filesystem(t, l);
+        t.spec.disk_size = size;
+        store_.save(t);
+    } catch (const Error& e) {
+        if (e.code() != Errc::unavailable || t.spec.filesystem != "ext4") throw;
+        // The device has grown; the filesystem can only follow unmounted: a short restart.
+        log::warning(std::string("Growing offline with a short restart: ") + e.what(), name);
+        online = false;
+        t.spec.disk_size = size;
+        store_.save(t);
+        fx_.stop_unit(l);
+        fx_.unmount(l);
+        fx_.grow_offline(t);
+        fx_.mount(t, l, /*fresh=*/false);
+    }
+    log::info("Disk grown from " + format_size(before) + " to " + format_size(size) + (online ? " online" : " offline"), name);
+    // WAL sizing follows the disk. A tenant that went down on a full disk comes back now.
+    if (fx_.unit_active(l)) {
+        fx_.apply_limits(t, l);
+    } else {
+        log::info("Starting the tenant again after the resize", name);
+        fx_.start_unit(l, limits_of(t.spec));
+        fx_.wait_sql(l.socket_dir, t.port, t.admin_user, t.password, kCheckTimeoutMs, "");
+        store_.set_problem(name, "");
+    }
+    guard_.check(name);  // the grown disk may have room again
+    return {.tenant = view_of(cfg_, store_.get(name), false), .ms = timer.ms(), .online = online, .disk = fx_.disk_usage(l)};
+}
+
+LimitsChanged Provisioner::set_limits(const std::string& name, const LimitsUpdate& u) {
+    TenantRecord t = store_.get(name);
+    if (t.state != TenantState::ready)
+        throw Error(Errc::conflict, "Tenant '" + name + "' is " + std::string(to_string(t.state)) + "; limits change only on a ready tenant");
+    const TenantLayout l = layout_of(cfg_, name);
+    TenantRecord before = t;
+    if (u.memory) t.spec.memory = *u.memory;
+    if (u.cpu) t.spec.cpu = *u.cpu;
+    if (u.tasks) t.spec.tasks = *u.tasks;
+    if (u.io_weight) t.spec.io_weight = *u.io_weight;
+    if (u.settings) t.spec.settings = *u.settings;
+    store_.save(t);  // the record is the truth a reconcile or a reboot re-applies
+    std::vector<std::string> pending;
+    try {
+        pending = fx_.apply_limits(t, l);
+    } catch (const Error& e) {
+        store_.save(before);
+        try {
+            fx_.apply_limits(before, l);
+        } catch (const Error& e2) {
+            log::error(std::string("Failed to restore the previous limits: ") + e2.what(), name);
+        }
+        throw Error(e.code(), "Failed to change the limits of tenant '" + name + "': " + e.what());
+    }
+    for (auto& s : pgconf::settings_needing_restart(catalog_, before.spec.settings, t.spec.settings))
+        if (std::find(pending.begin(), pending.end(), s) == pending.end()) pending.push_back(s);
+    log::info("Limits and settings changed live", name);
+    return {.tenant = view_of(cfg_, t, false), .pending_restart = pending};
+}
+
+}  // namespace hostd

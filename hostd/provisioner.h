@@ -1,0 +1,71 @@
+// The provisioner: the plans that make, change and unmake a tenant — create (new or reuse),
+// delete (keep or purge), resize, live limits — step by step, each step recorded before it is
+// taken and undone if a later one fails. The caller holds the tenant's OpLock.
+#pragma once
+
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include "hostd/disks.h"
+#include "hostd/effects.h"
+#include "hostd/guard.h"
+#include "hostd/store.h"
+#include "model/config.h"
+#include "model/tenant.h"
+#include "model/views.h"
+#include "pgconf/settings.h"
+
+namespace hostd {
+
+class Provisioner {
+public:
+    // Told after each create step with its duration (streaming replies); optional.
+    using Progress = std::function<void(std::string_view step, long ms)>;
+
+    Provisioner(const Config& cfg, Effects& fx, Store& store, Disks& disks, Guard& guard,
+                const pgconf::SettingsCatalog& catalog)
+        : cfg_(cfg), fx_(fx), store_(store), disks_(disks), guard_(guard), catalog_(catalog) {}
+
+    // Disk, format, mount, user, initdb (or adopt on reuse), start, check, route, check
+    // through the proxy. On failure every step taken is undone and the error names the step.
+    // spec: the request resolved against the config, its settings validated.
+    Created create(const std::string& name, const CreateRequest& req, const TenantSpec& spec, const Progress& progress);
+    // Route, unit, mount, disk, user; purge also destroys the data. The record says detached
+    // (data kept) or is gone (purged).
+    Deleted remove(const std::string& name, bool purge);
+    // Grows the disk and its filesystem, online where the kernel allows; shrinking is refused.
+    Resized resize(const std::string& name, const ResizeRequest& req);
+    LimitsChanged set_limits(const std::string& name, const LimitsUpdate& u);
+
+    // The steps of a delete, also used to finish an interrupted one or roll back a create.
+    void teardown(TenantRecord& t, bool purge);
+    // The record of a deleted tenant whose data is kept.
+    void finish_detach(TenantRecord& t);
+    // The proxy's table from every routed tenant (force_reload: reload even if unchanged).
+    void publish_routes(bool force_reload = false);
+
+private:
+    void set_step(TenantRecord& t, const std::string& step);
+    uint16_t allocate_port(PortRange range, uint16_t preferred, const std::set<uint16_t>& taken);
+    // The record a create starts from: a new one, or the detached tenant's on reuse. Reserves
+    // the name and ports in the store before it returns.
+    TenantRecord reserve(const std::string& name, const CreateRequest& req, const TenantSpec& spec,
+                         std::optional<TenantRecord>& kept);
+
+    const Config& cfg_;
+    Effects& fx_;
+    Store& store_;
+    Disks& disks_;
+    Guard& guard_;
+    const pgconf::SettingsCatalog& catalog_;
+    std::mutex routes_mu_;  // one route table change at a time
+};
+
+// Limits of a tenant's unit from its spec.
+units::Limits limits_of(const TenantSpec& s);
+
+}  // namespace hostd

@@ -1,0 +1,116 @@
+#include "hostd/reconciler.h"
+
+#include <chrono>
+
+#include "base/error.h"
+#include "hostd/log.h"
+#include "model/layout.h"
+
+namespace hostd {
+
+void Reconciler::converge(TenantRecord t, ReconcileReport& report) {
+    auto act = [&](const std::string& what) {
+        log::info("Reconcile: " + what, t.name);
+        report.actions.push_back({t.name, what, ""});
+    };
+    const TenantLayout l = layout_of(cfg_, t.name);
+    switch (t.state) {
+    case TenantState::creating:
+        // A create cut off midway is rolled back: finishing it would need the request's
+        // caller, who has already seen it fail.
+        act("rolling back a create interrupted at step '" + t.step + "'");
+        store_.set_routed(t.name, false);
+        prov_.teardown(t, /*purge=*/!t.reuse);
+        if (t.reuse) prov_.finish_detach(t);
+        else store_.forget(t.name);
+        return;
+    case TenantState::deleting:
+        act("finishing a delete interrupted at step '" + t.step + "'");
+        prov_.teardown(t, t.purge);
+        if (t.purge) store_.forget(t.name);
+        else prov_.finish_detach(t);
+        return;
+    case TenantState::detached:
+        return;  // the orphan sweep removes anything still running for it
+    case TenantState::ready:
+        break;
+    }
+    // Should run: disk attached, mounted by UUID with its marker, user, unit, route.
+    try {
+        if (auto dev = disks_.of(t.spec).reattach(t); dev != t.device) {
+            t.device = dev;
+            store_.save(t);
+        }
+        fx_.mount(t, l, /*fresh=*/false);
+        if (!fx_.find_user(t.os_user)) {
+            act("re-creating OS user " + t.os_user);
+            auto u = fx_.create_user(t.os_user, l.mountpoint);
+            fx_.adopt_cluster(t, l, u);
+        }
+        fx_.start_unit(l, limits_of(t.spec));
+        store_.set_routed(t.name, true);
+        store_.set_problem(t.name, "");
+    } catch (const Error& e) {
+        // Stays down and is reported; never initdb'd afresh, never routed while down.
+        store_.set_routed(t.name, false);
+        store_.set_problem(t.name, e.what());
+        log::error(std::string("Tenant cannot run: ") + e.what(), t.name);
+        report.actions.push_back({t.name, "left down", e.what()});
+    }
+}
+
+void Reconciler::sweep_orphans(ReconcileReport& report) {
+    auto inv = fx_.inventory();
+    std::set<std::string> live;
+    for (auto& t : store_.snapshot())
+        if (t.state != TenantState::detached) live.insert(t.name);
+    auto sweep = [&](const std::set<std::string>& found, const char* what, auto&& remove) {
+        for (auto& name : found) {
+            if (live.count(name)) continue;
+            try {
+                Store::OpLock op(store_, name);
+                remove(layout_of(cfg_, name));
+                log::info(std::string("Reconcile: removed orphan ") + what, name);
+                report.actions.push_back({name, std::string("removed orphan ") + what, ""});
+            } catch (const Error& e) {
+                log::error(std::string("Reconcile: failed to remove orphan ") + what + ": " + e.what(), name);
+            }
+        }
+    };
+    sweep(inv.units, "unit", [&](const TenantLayout& l) { fx_.stop_unit(l); });
+    sweep(inv.dropins, "unit drop-ins", [&](const TenantLayout& l) { fx_.stop_unit(l); });
+    sweep(inv.mounts, "mount", [&](const TenantLayout& l) { fx_.unmount(l); });
+    sweep(inv.images, "loop device", [&](const TenantLayout& l) { fx_.detach_image(l.image); });
+    sweep(inv.users, "OS user", [&](const TenantLayout& l) { fx_.delete_user(l.os_user); });
+}
+
+ReconcileReport Reconciler::run() {
+    std::lock_guard one(one_);
+    const auto t0 = std::chrono::steady_clock::now();
+    ReconcileReport report;
+    for (auto& t : store_.snapshot()) {
+        try {
+            Store::OpLock op(store_, t.name);
+            converge(store_.get(t.name), report);  // the record as it is now, not the snapshot's copy
+        } catch (const Error& e) {
+            if (e.code() == Errc::not_found) continue;  // deleted meanwhile
+            log::error(std::string("Reconcile failed: ") + e.what(), t.name);
+            report.actions.push_back({t.name, "failed", e.what()});
+        }
+    }
+    // Orphans: what hostd makes, on the machine, that no live tenant owns.
+    sweep_orphans(report);
+    try {
+        prov_.publish_routes(/*force_reload=*/true);
+    } catch (const Error& e) {
+        log::error(std::string("Reconcile: failed to update the proxy's routes: ") + e.what());
+        report.actions.push_back({"", "routes failed", e.what()});
+    }
+    report.duration_ms = static_cast<long>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
+    log::info("Reconcile done in " + std::to_string(report.duration_ms) + " ms, " + std::to_string(report.actions.size()) +
+              " action(s)");
+    return report;
+}
+
+}  // namespace hostd

@@ -1,0 +1,37 @@
+// The reconciler: brings the machine to what the records say. At start-up and on request:
+// finishes or rolls back operations a crash cut off, brings every ready tenant up (disk,
+// mount by UUID, user, unit, route), and removes what hostd made that no tenant owns.
+#pragma once
+
+#include <mutex>
+
+#include "hostd/disks.h"
+#include "hostd/effects.h"
+#include "hostd/provisioner.h"
+#include "hostd/store.h"
+#include "model/config.h"
+#include "model/views.h"
+
+namespace hostd {
+
+class Reconciler {
+public:
+    Reconciler(const Config& cfg, Effects& fx, Store& store, Disks& disks, Provisioner& prov)
+        : cfg_(cfg), fx_(fx), store_(store), disks_(disks), prov_(prov) {}
+    // Idempotent; one at a time. Failures are reported per tenant, never thrown.
+    ReconcileReport run();
+
+private:
+    // One tenant, from its current record; needs the tenant's OpLock.
+    void converge(TenantRecord t, ReconcileReport& report);
+    void sweep_orphans(ReconcileReport& report);
+
+    const Config& cfg_;
+    Effects& fx_;
+    Store& store_;
+    Disks& disks_;
+    Provisioner& prov_;
+    std::mutex one_;
+};
+
+}  // namespace hostd

@@ -1,0 +1,82 @@
+// The record store: every tenant's record, in memory and on disk (written before each step is
+// taken, so a crash leaves a record that says what was under way), and the per-tenant locks
+// that keep two operations, or an operation and the disk-full guard, off one tenant.
+#pragma once
+
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "model/tenant.h"
+
+namespace hostd {
+
+class Store {
+public:
+    explicit Store(const Config& cfg) : cfg_(cfg) {}
+    Store(const Store&) = delete;
+    Store& operator=(const Store&) = delete;
+
+    // Reads every record under <state_dir>/tenants; a bad file is logged and skipped.
+    void load();
+    void save(const TenantRecord& t);  // on disk (atomically), then in memory
+    void forget(const std::string& name);
+    TenantRecord get(const std::string& name) const;  // a copy; Errc::not_found
+    std::vector<TenantRecord> snapshot() const;        // copies of every record
+
+    // fn(records) under the store's lock, for a check-and-reserve that must be atomic (a new
+    // tenant's name, ports and device). A record inserted there is in memory only until saved.
+    template <class F>
+    auto locked(F&& fn) {
+        std::lock_guard g(mu_);
+        return fn(records_);
+    }
+    template <class F>
+    auto locked(F&& fn) const {
+        std::lock_guard g(mu_);
+        return fn(records_);
+    }
+
+    // Tenants whose route the proxy has: ready ones that run. A tenant left down is not routed.
+    void set_routed(const std::string& name, bool routed);
+    std::vector<TenantRecord> routed() const;
+
+    // Why a ready tenant is not running ("" when it is).
+    void set_problem(const std::string& name, const std::string& problem);
+    std::string problem(const std::string& name) const;
+
+    // Marks a tenant busy for the length of one operation; Errc::conflict if another runs.
+    // Waits for the disk-full guard, which holds a tenant for milliseconds, never fails on it.
+    class OpLock {
+    public:
+        OpLock(Store& s, const std::string& name);
+        ~OpLock();
+        OpLock(const OpLock&) = delete;
+        OpLock& operator=(const OpLock&) = delete;
+
+    private:
+        Store& s_;
+        std::string name_;
+    };
+    // The guard's hold: false (and nothing held) when an operation runs on the tenant.
+    bool try_guard(const std::string& name);
+    void release_guard(const std::string& name);
+    bool busy(const std::string& name) const;
+
+private:
+    const Config& cfg_;
+    mutable std::mutex mu_;  // guards everything below
+    std::map<std::string, TenantRecord> records_;
+    std::set<std::string> busy_;
+    std::set<std::string> guarding_;
+    std::condition_variable guard_cv_;
+    std::set<std::string> routed_;
+    std::map<std::string, std::string> problems_;
+};
+
+}  // namespace hostd

@@ -1,0 +1,51 @@
+#include "model/layout.h"
+
+#include "storage/storage.h"
+
+namespace hostd {
+
+std::string TenantLayout::label(std::string_view filesystem) const {
+    return storage::label_for(name, std::string(filesystem));
+}
+
+TenantLayout layout_of(const Config& cfg, std::string_view name) {
+    using namespace layout;
+    const std::string n(name);
+    TenantLayout l;
+    l.name = n;
+    l.mountpoint = cfg.mount_root + "/" + n;
+    l.pgdata = l.mountpoint + "/" + std::string(kPgdataName);
+    l.marker = l.mountpoint + "/" + std::string(kMarkerName);
+    l.reserve = l.mountpoint + "/.hostd-reserve";
+    l.guard_conf = l.pgdata + "/hostd.guard.conf";
+    l.socket_dir = "/run/" + std::string(kRuntimeDir) + "/" + n;
+    l.disk_link = std::string(kDiskLinks) + "/" + n;
+    l.unit = std::string(kUnitPrefix) + n + std::string(kUnitSuffix);
+    // systemd puts instances of a template in the template's own slice ("-" escaped as \x2d).
+    l.cgroup = "/system.slice/system-hostd\\x2dpostgres.slice/" + l.unit;
+    // Tenant names are at most 30 characters and systemd accepts user names of up to 31; the
+    // leading underscore keeps tenant accounts apart from ordinary system users.
+    l.os_user = std::string(kUserPrefix) + n;
+    l.image = cfg.loop_dir + "/" + n + std::string(kImageSuffix);
+    l.record = records_dir(cfg) + "/" + n + ".toml";
+    l.dropins = std::string(kControlDir) + "/" + l.unit + ".d";
+    return l;
+}
+
+namespace layout {
+
+std::string records_dir(const Config& cfg) { return cfg.state_dir + "/tenants"; }
+
+namespace {
+std::string between(std::string_view s, std::string_view prefix, std::string_view suffix) {
+    if (s.size() <= prefix.size() + suffix.size() || !s.starts_with(prefix) || !s.ends_with(suffix)) return "";
+    return std::string(s.substr(prefix.size(), s.size() - prefix.size() - suffix.size()));
+}
+}  // namespace
+
+std::string tenant_of_unit(std::string_view unit) { return between(unit, kUnitPrefix, kUnitSuffix); }
+std::string tenant_of_user(std::string_view user) { return between(user, kUserPrefix, ""); }
+std::string tenant_of_image(std::string_view filename) { return between(filename, "", kImageSuffix); }
+
+}  // namespace layout
+}  // namespace hostd

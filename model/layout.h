@@ -1,0 +1,54 @@
+// Where a tenant lives on the host: every path, name and id it has, from one pure function of
+// (config, name). The Manager, the real effects, the collector and the unit template all take
+// them from here, so they cannot disagree.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "model/config.h"
+
+namespace hostd {
+
+struct TenantLayout {
+    std::string name;
+    std::string mountpoint;  // <mount_root>/<name>: its own filesystem (hostd's namespace and its unit's)
+    std::string pgdata;      // <mountpoint>/pgdata
+    std::string marker;      // <mountpoint>/.hostd-tenant: names the tenant and its filesystem's UUID
+    std::string reserve;     // <mountpoint>/.hostd-reserve: the disk-full guard's reserve (root's)
+    std::string guard_conf;  // <pgdata>/hostd.guard.conf: read last; read-only while the guard holds
+    std::string socket_dir;  // /run/hostd-tenant/<name>: PostgreSQL's socket (the unit's RuntimeDirectory)
+    std::string disk_link;   // /run/hostd/disk/<name>: the device hostd checked, which the unit mounts
+    std::string unit;        // hostd-postgres@<name>.service
+    std::string cgroup;      // the unit's cgroup path below a controller's root
+    std::string os_user;     // _<name>
+    std::string image;       // <loop_dir>/<name>.img (loop backend)
+    std::string record;      // <state_dir>/tenants/<name>.toml
+    std::string dropins;     // /etc/systemd/system.control/<unit>.d: limits systemd persisted
+
+    // The filesystem label (fits ext4's 16 and xfs's 12 bytes; for humans, never identity).
+    std::string label(std::string_view filesystem) const;
+};
+
+TenantLayout layout_of(const Config& cfg, std::string_view name);
+
+// Host-wide places the per-tenant ones live in (for the inventory of what hostd made, and for
+// the unit template, whose %i stands for the tenant's name).
+namespace layout {
+inline constexpr std::string_view kUnitPrefix = "hostd-postgres@";
+inline constexpr std::string_view kUnitSuffix = ".service";
+inline constexpr std::string_view kUserPrefix = "_";
+inline constexpr std::string_view kImageSuffix = ".img";
+inline constexpr std::string_view kRuntimeDir = "hostd-tenant";  // below /run
+inline constexpr std::string_view kDiskLinks = "/run/hostd/disk";
+inline constexpr std::string_view kMarkerName = ".hostd-tenant";
+inline constexpr std::string_view kPgdataName = "pgdata";
+inline constexpr std::string_view kControlDir = "/etc/systemd/system.control";
+std::string records_dir(const Config& cfg);
+// The tenant a unit, OS user or image file name belongs to; "" when the name is not of that form.
+std::string tenant_of_unit(std::string_view unit);
+std::string tenant_of_user(std::string_view user);
+std::string tenant_of_image(std::string_view filename);
+}  // namespace layout
+
+}  // namespace hostd

@@ -1,0 +1,89 @@
+#include "model/record.h"
+
+#include <sstream>
+#include <toml++/toml.h>
+
+#include "base/error.h"
+
+namespace hostd {
+
+std::string to_toml(const TenantRecord& t) {
+    toml::table spec{
+        {"backend", t.spec.backend},
+        {"device", t.spec.device},
+        {"filesystem", t.spec.filesystem},
+        {"disk_size", static_cast<int64_t>(t.spec.disk_size)},
+        {"memory", static_cast<int64_t>(t.spec.memory)},
+        {"cpu", t.spec.cpu},
+        {"tasks", static_cast<int64_t>(t.spec.tasks)},
+        {"io_weight", static_cast<int64_t>(t.spec.io_weight)},
+    };
+    toml::table settings;
+    for (auto& [k, v] : t.spec.settings) settings.insert(k, v);
+    spec.insert("settings", settings);
+    toml::table facts{
+        {"fs_uuid", t.fs_uuid},     {"label", t.label},
+        {"image", t.image},         {"device", t.device},
+        {"os_user", t.os_user},     {"uid", static_cast<int64_t>(t.uid)},
+        {"port", t.port},           {"public_port", t.public_port},
+        {"admin_user", t.admin_user}, {"password", t.password},
+        {"created_at", t.created_at},
+    };
+    toml::table doc{
+        {"name", t.name},
+        {"state", std::string(to_string(t.state))},
+        {"step", t.step},
+        {"reuse", t.reuse},
+        {"purge", t.purge},
+        {"read_only", t.read_only},
+        {"spec", spec},
+        {"facts", facts},
+    };
+    std::ostringstream o;
+    o << "# hostd tenant record: written by hostd, do not edit while hostd runs.\n" << doc << "\n";
+    return o.str();
+}
+
+TenantRecord from_toml(std::string_view text, const std::string& source) {
+    toml::table doc;
+    try {
+        doc = toml::parse(text, source);
+    } catch (const toml::parse_error& e) {
+        throw Error(Errc::invalid, "Failed to parse tenant record " + source + ": " + std::string(e.description()));
+    }
+    TenantRecord t;
+    t.name = doc["name"].value_or(std::string{});
+    auto st = tenant_state_from(doc["state"].value_or(std::string{}));
+    if (t.name.empty() || !st) throw Error(Errc::invalid, "Tenant record " + source + " lacks a name or a valid state");
+    t.state = *st;
+    t.step = doc["step"].value_or(std::string{});
+    t.reuse = doc["reuse"].value_or(false);
+    t.purge = doc["purge"].value_or(false);
+    t.read_only = doc["read_only"].value_or(false);
+    auto sp = doc["spec"];
+    t.spec.backend = sp["backend"].value_or(std::string{"loop"});
+    t.spec.device = sp["device"].value_or(std::string{});
+    t.spec.filesystem = sp["filesystem"].value_or(std::string{"ext4"});
+    t.spec.disk_size = static_cast<uint64_t>(sp["disk_size"].value_or(int64_t{0}));
+    t.spec.memory = static_cast<uint64_t>(sp["memory"].value_or(int64_t{0}));
+    t.spec.cpu = sp["cpu"].value_or(0.0);
+    t.spec.tasks = static_cast<uint64_t>(sp["tasks"].value_or(int64_t{0}));
+    t.spec.io_weight = static_cast<uint64_t>(sp["io_weight"].value_or(int64_t{0}));
+    if (auto* st = sp["settings"].as_table())
+        for (auto& [k, v] : *st) t.spec.settings[std::string(k.str())] = v.value_or(std::string{});
+    auto f = doc["facts"];
+    t.fs_uuid = f["fs_uuid"].value_or(std::string{});
+    t.label = f["label"].value_or(std::string{});
+    t.image = f["image"].value_or(std::string{});
+    t.device = f["device"].value_or(std::string{});
+    t.os_user = f["os_user"].value_or(std::string{});
+    t.uid = static_cast<uint32_t>(f["uid"].value_or(int64_t{0}));
+    t.port = static_cast<uint16_t>(f["port"].value_or(int64_t{0}));
+    t.public_port = static_cast<uint16_t>(f["public_port"].value_or(int64_t{0}));
+    t.admin_user = f["admin_user"].value_or(std::string{});
+    t.password = f["password"].value_or(std::string{});
+    t.created_at = f["created_at"].value_or(std::string{});
+    return t;
+}
+
+}  // namespace hostd

@@ -1,0 +1,167 @@
+#include "model/tenant.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <sstream>
+
+#include "base/error.h"
+#include "base/size.h"
+#include "model/layout.h"
+#include "model/views.h"
+#include "pgconf/pgconf.h"
+
+namespace hostd {
+
+std::string_view to_string(TenantState s) {
+    switch (s) {
+    case TenantState::creating: return "creating";
+    case TenantState::ready: return "ready";
+    case TenantState::deleting: return "deleting";
+    case TenantState::detached: return "detached";
+    }
+    return "creating";
+}
+
+std::optional<TenantState> tenant_state_from(std::string_view s) {
+    for (auto st : {TenantState::creating, TenantState::ready, TenantState::deleting, TenantState::detached})
+        if (to_string(st) == s) return st;
+    return std::nullopt;
+}
+
+void validate_name(std::string_view n) {
+    auto bad = [](const std::string& why) { throw Error(Errc::invalid, "Invalid tenant name: " + why, "name"); };
+    if (n.empty()) bad("it is empty");
+    if (n.size() > 30) bad("it has " + std::to_string(n.size()) + " characters; at most 30 are allowed");
+    if (!(n[0] >= 'a' && n[0] <= 'z')) bad("it must start with a lower-case letter (a-z)");
+    for (char c : n)
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+            bad("only lower-case letters, digits and '-' are allowed");
+    if (n.back() == '-') bad("it must not end with '-'");
+}
+
+namespace {
+
+uint64_t host_memory() { return static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)); }
+double host_cpus() { return static_cast<double>(::sysconf(_SC_NPROCESSORS_ONLN)); }
+
+void check_size(const std::optional<uint64_t>& v, const char* field, uint64_t lo, uint64_t hi) {
+    if (v && (*v < lo || *v > hi))
+        throw Error(Errc::invalid, std::string("'") + field + "' is " + format_size(*v) + "; it must be between " +
+                                       format_size(lo) + " and " + format_size(hi), field);
+}
+
+void check_count(const std::optional<uint64_t>& v, const char* field, uint64_t lo, uint64_t hi) {
+    if (v && (*v < lo || *v > hi))
+        throw Error(Errc::invalid, std::string("'") + field + "' must be an integer between " + std::to_string(lo) +
+                                       " and " + std::to_string(hi), field);
+}
+
+void check_cpu(const std::optional<double>& cpu, const Config& cfg) {
+    if (!cpu) return;
+    const double max_cpu = cfg.max_cpu > 0 ? cfg.max_cpu : host_cpus();
+    if (!std::isfinite(*cpu) || *cpu < 0.01 || *cpu > max_cpu) {
+        std::ostringstream o;
+        o << "'cpu' must be between 0.01 and " << max_cpu << " (CPUs on this host)";
+        throw Error(Errc::invalid, o.str(), "cpu");
+    }
+}
+
+}  // namespace
+
+void check_limits(const LimitsUpdate& u, const Config& cfg) {
+    check_size(u.memory, "memory", cfg.min_memory, cfg.max_memory ? cfg.max_memory : host_memory());
+    check_cpu(u.cpu, cfg);
+    check_count(u.tasks, "tasks", 16, cfg.max_tasks);
+    check_count(u.io_weight, "io_weight", 1, 10000);
+}
+
+void check_resize(const ResizeRequest& r, const Config& cfg) {
+    check_size(r.size, "size", cfg.min_disk_size, cfg.max_disk_size);
+}
+
+TenantSpec resolve_spec(const CreateRequest& req, const Config& cfg) {
+    TenantSpec s;
+    s.backend = req.backend.value_or(req.device ? "device" : cfg.backend);
+    if (s.backend != "loop" && s.backend != "device")
+        throw Error(Errc::invalid, "'backend' must be \"loop\" or \"device\"", "backend");
+    if (req.device) {
+        s.device = *req.device;
+        if (s.device.empty() || s.device.front() != '/' || s.device.find('\n') != std::string::npos)
+            throw Error(Errc::invalid, "'device' must be an absolute path such as /dev/vdb", "device");
+    }
+    if (s.backend == "device" && s.device.empty() && cfg.devices.empty())
+        throw Error(Errc::invalid, "The device backend needs 'device' (the block device to use), or a pool of "
+                                   "devices in hostd.toml (storage.devices)", "device");
+    if (s.backend == "loop" && !s.device.empty())
+        throw Error(Errc::invalid, "'device' cannot be used with the loop backend", "device");
+    s.filesystem = req.filesystem.value_or(cfg.filesystem);
+    if (s.filesystem != "ext4" && s.filesystem != "xfs")
+        throw Error(Errc::invalid, "'filesystem' must be \"ext4\" or \"xfs\"", "filesystem");
+    if (req.force && s.backend != "device")
+        throw Error(Errc::invalid, "'force' only applies to the device backend (formatting over a signature)", "force");
+    check_size(req.disk_size, "disk_size", cfg.min_disk_size, cfg.max_disk_size);
+    s.disk_size = req.disk_size.value_or(cfg.disk_size);
+    check_limits({.memory = req.memory, .cpu = req.cpu, .tasks = req.tasks, .io_weight = req.io_weight}, cfg);
+    s.memory = req.memory.value_or(cfg.memory);
+    s.cpu = req.cpu.value_or(cfg.cpu);
+    s.tasks = req.tasks.value_or(cfg.tasks);
+    s.io_weight = req.io_weight.value_or(0);
+    s.settings = req.settings.value_or(Settings{});
+    return s;
+}
+
+PublicEndpoint public_endpoint(const Config& cfg, const TenantRecord& t) {
+    if (cfg.domain.empty()) return {.host = cfg.public_host, .port = t.public_port, .sni_host = ""};
+    std::string name = t.name + "." + cfg.domain;
+    return {.host = name, .port = cfg.sni_port, .sni_host = name};
+}
+
+routes::Route route_of(const Config& cfg, const TenantRecord& t) {
+    auto ep = public_endpoint(cfg, t);
+    return {.tenant = t.name, .bind_address = cfg.bind_address, .public_port = ep.port, .backend_host = "127.0.0.1",
+            .backend_port = t.port, .sni_host = ep.sni_host};
+}
+
+std::string proxy_check_address(const Config& cfg) {
+    const auto& b = cfg.bind_address;
+    if (b == "0.0.0.0" || b == "*" || b.empty()) return "127.0.0.1";
+    if (b == "::") return "::1";
+    return b;
+}
+
+std::string connection_url(const Config& cfg, const TenantRecord& t, bool with_password) {
+    // verify-full works too, with the host's CA from `hostctl ca`: the tenant's certificate
+    // names the URL's host.
+    auto ep = public_endpoint(cfg, t);
+    return pgconf::connection_url(ep.host, ep.port, t.admin_user, with_password ? t.password : "", "postgres") +
+           "?sslmode=require";
+}
+
+TenantView view_of(const Config& cfg, const TenantRecord& t, bool with_secret) {
+    const TenantLayout l = layout_of(cfg, t.name);
+    TenantView v;
+    v.name = t.name;
+    v.state = t.state;
+    v.step = t.step;
+    v.spec = t.spec;
+    v.spec.device.clear();
+    v.fs_uuid = t.fs_uuid;
+    v.label = t.label;
+    v.device = t.device;
+    v.image = t.image;
+    v.mountpoint = l.mountpoint;
+    v.unit = l.unit;
+    v.os_user = t.os_user;
+    v.admin_user = t.admin_user;
+    v.created_at = t.created_at;
+    v.port = t.port;
+    v.public_port = public_endpoint(cfg, t).port;
+    v.read_only = t.read_only;
+    // The password is in the URL; only show the URL with it where secrets may be shown.
+    if (t.state == TenantState::ready) v.url = connection_url(cfg, t, with_secret);
+    if (with_secret) v.password = t.password;
+    return v;
+}
+
+}  // namespace hostd

@@ -1,0 +1,91 @@
+// What hostd answers about tenants and the host: the replies of its verbs, as domain types.
+// The Manager returns them; wire/ renders them as the API's JSON (and parses them back in
+// hostctl's client).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "model/tenant.h"
+#include "storage/storage.h"
+
+namespace hostd {
+
+// Live facts of a running tenant: its unit, cgroup usage and disk.
+struct LiveStatus {
+    std::string active_state, sub_state;  // systemd's; empty with unit_error set when unknown
+    uint32_t main_pid = 0;
+    uint32_t restarts = 0;
+    std::optional<uint64_t> memory_current, memory_max, tasks_current, cpu_usage_nsec;
+    std::string unit_error;                // why the unit could not be asked
+    std::optional<storage::DiskStats> disk;
+};
+
+// A tenant as the API shows it: the record's public part and where it lives.
+struct TenantView {
+    std::string name;
+    TenantState state = TenantState::creating;
+    std::string step;
+    TenantSpec spec;  // spec.device is not shown: `device` below is the one in use
+    std::string fs_uuid, label, device, image, mountpoint, unit, os_user, admin_user, created_at;
+    uint16_t port = 0;
+    uint16_t public_port = 0;   // the port clients connect to (the shared one for SNI routes)
+    bool read_only = false;
+    std::string url;            // ready tenants only; with the password only where secrets are shown
+    std::optional<std::string> password;
+    std::optional<LiveStatus> status;
+    std::string problem;        // why a ready tenant is not running
+};
+
+// The record as the API shows it; with_secret adds the admin password (and puts it in the URL).
+TenantView view_of(const Config& cfg, const TenantRecord& t, bool with_secret);
+
+struct Created {
+    TenantView tenant;  // with its password
+    long ms = 0;
+    std::string destroyed;  // what a forced create erased ("" if nothing)
+};
+
+struct Resized {
+    TenantView tenant;
+    long ms = 0;
+    bool online = true;  // false: grown offline, PostgreSQL restarted
+    std::optional<storage::DiskStats> disk;
+};
+
+struct LimitsChanged {
+    TenantView tenant;
+    std::vector<std::string> pending_restart;  // settings PostgreSQL applies at its next restart
+};
+
+struct Deleted {
+    std::string name;
+    std::string state;  // "deleted" (purged) or "detached" (data kept)
+    bool purged = false;
+};
+
+struct ReconcileAction {
+    std::string tenant;   // "" for host-wide actions (routes)
+    std::string action;
+    std::string problem;  // "" when it went well
+};
+
+struct ReconcileReport {
+    std::vector<ReconcileAction> actions;
+    long duration_ms = 0;
+};
+
+// Capacity: what the tenants are given against what the host has.
+struct HostInfo {
+    uint64_t tenants = 0, tenants_active = 0;
+    uint64_t memory_committed = 0, memory_total = 0;
+    double cpu_committed = 0;
+    uint64_t cpus = 0;
+    uint64_t disk_committed = 0, loop_dir_available = 0;
+    uint64_t ports_free = 0;
+};
+
+}  // namespace hostd

@@ -1,0 +1,35 @@
+// How hostctl shows replies: the list table, progress lines.
+#include <gtest/gtest.h>
+
+#include "cli/present.h"
+#include "wire/wire.h"
+
+TEST(Present, StepLinesAlignNamesAndMilliseconds) {
+    EXPECT_EQ(hostd::step_line("disk", 12), "  disk              12 ms");
+    EXPECT_EQ(hostd::step_line("check-proxy", 123456), "  check-proxy   123456 ms");
+    EXPECT_EQ(hostd::step_line("a-very-long-step-name", 5), "  a-very-long-step-name      5 ms");
+}
+
+TEST(Present, SpinnerTurnsAndShowsTenthsOfSeconds) {
+    EXPECT_EQ(hostd::spinner_line(0, "acme: after disk", 1234), "| acme: after disk 1.2 s");
+    EXPECT_EQ(hostd::spinner_line(1, "x", 0), "/ x 0.0 s");
+    EXPECT_EQ(hostd::spinner_line(3, "x", 59999), "\\ x 59.9 s");
+    EXPECT_EQ(hostd::spinner_line(4, "x", 100), "| x 0.1 s");
+}
+
+TEST(Present, TenantRowsShowUsedOverLimitAndDashesForUnknown) {
+    auto tenants = hostd::wire::parse_tenants({{"tenants", nlohmann::json::parse(R"([
+      {"name": "acme", "state": "ready", "public_port": 20001, "disk_size": 1073741824, "memory": 268435456, "cpu": 0.5,
+       "url": "postgresql://acme@127.0.0.1:20001/postgres?sslmode=require",
+       "status": {"memory_current": 41943040, "cpu_usage_nsec": 3250000000,
+                  "disk": {"bytes_used": 52428800, "bytes_total": 1000000000}}},
+      {"name": "old", "state": "detached", "public_port": 0, "disk_size": 2147483648, "memory": 536870912, "cpu": 1}
+    ])")}});
+    auto rows = hostd::tenant_rows(tenants);
+    ASSERT_EQ(rows.size(), 3u);
+    EXPECT_EQ(rows[0], (std::vector<std::string>{"NAME", "STATE", "PORT", "DISK", "MEMORY", "CPU", "URL"}));
+    EXPECT_EQ(rows[1], (std::vector<std::string>{"acme", "ready", "20001", "50M/1G", "40M/256M", "0.5 (3.2s)",
+                                                 "postgresql://acme@127.0.0.1:20001/postgres?sslmode=require"}));
+    EXPECT_EQ(rows[2], (std::vector<std::string>{"old", "detached", "-", "-/2G", "-/512M", "1", "-"}));
+}
+

@@ -1,0 +1,161 @@
+// The API's JSON: requests parsed with the field at fault named, and every reply rendered by
+// the server parses back in the client to what it was (hostctl --json prints the rendering).
+#include <gtest/gtest.h>
+
+#include "wire/wire.h"
+
+using namespace hostd;
+using wire::json;
+
+namespace {
+
+Error error_of(const std::function<void()>& fn) {
+    try {
+        fn();
+    } catch (const Error& e) {
+        return e;
+    }
+    ADD_FAILURE() << "no error thrown";
+    return Error(Errc::failed, "");
+}
+
+TenantView sample_view() {
+    TenantView t;
+    t.name = "acme";
+    t.state = TenantState::ready;
+    t.spec = {.backend = "loop", .filesystem = "xfs", .disk_size = 2ull << 30, .memory = 512ull << 20, .cpu = 0.5,
+              .tasks = 100, .io_weight = 200, .settings = {{"work_mem", "64MB"}}};
+    t.fs_uuid = "0b3f0c8e-0000-4000-8000-000000000000";
+    t.label = "hd-acme";
+    t.device = "/dev/loop3";
+    t.image = "/var/lib/hostd/loop/acme.img";
+    t.mountpoint = "/srv/hostd/acme";
+    t.unit = "hostd-postgres@acme.service";
+    t.os_user = "_acme";
+    t.admin_user = "acme";
+    t.created_at = "2026-11-30T01:00:00Z";
+    t.port = 25001;
+    t.public_port = 28001;
+    t.read_only = true;
+    t.url = "postgresql://acme:pw@127.0.0.1:28001/postgres?sslmode=require";
+    t.password = "pw";
+    t.status = LiveStatus{.active_state = "active", .sub_state = "running", .main_pid = 42, .restarts = 1,
+                          .memory_current = 1000, .memory_max = 2000, .tasks_current = 7, .cpu_usage_nsec = 3000,
+                          .disk = storage::DiskStats{.bytes_total = 10, .bytes_used = 4, .bytes_available = 6,
+                                                     .inodes_total = 100, .inodes_used = 40, .inodes_available = 60}};
+    t.problem = "";
+    return t;
+}
+
+}  // namespace
+
+TEST(WireRequests, ACreateKeepsWhatItLeavesOutUnsetForTheConfigToFill) {
+    auto r = wire::parse_create(json::object());
+    EXPECT_FALSE(r.backend || r.device || r.filesystem || r.disk_size || r.memory || r.cpu || r.tasks || r.settings);
+    EXPECT_FALSE(r.reuse || r.force);
+}
+
+TEST(WireRequests, ACreateReadsSizesAsTextOrBytesAndSettingsAsText) {
+    auto r = wire::parse_create({{"disk_size", "2G"}, {"memory", 536870912}, {"cpu", 0.5}, {"tasks", 64},
+                                 {"settings", {{"work_mem", "64MB"}, {"jit", false}, {"max_connections", 50}}}});
+    EXPECT_EQ(r.disk_size, 2ull << 30);
+    EXPECT_EQ(r.memory, 512ull << 20);
+    EXPECT_EQ(r.cpu, 0.5);
+    EXPECT_EQ(r.tasks, 64u);
+    EXPECT_EQ(r.settings, (Settings{{"work_mem", "64MB"}, {"jit", "off"}, {"max_connections", "50"}}));
+}
+
+TEST(WireRequests, BadShapesAreRefusedNamingTheField) {
+    for (auto [body, field] : std::vector<std::pair<json, std::string>>{
+             {{{"colour", "blue"}}, "colour"},
+             {{{"disk_size", "lots"}}, "disk_size"},
+             {{{"disk_size", -1}}, "disk_size"},
+             {{{"cpu", "fast"}}, "cpu"},
+             {{{"tasks", 1.5}}, "tasks"},
+             {{{"backend", "zfs"}}, "backend"},
+             {{{"filesystem", "btrfs"}}, "filesystem"},
+             {{{"force", "yes"}}, "force"},
+             {{{"device", ""}}, "device"},
+             {{{"settings", "work_mem=1"}}, "settings"},
+             {{{"settings", {{"work_mem", {1, 2}}}}}, "settings.work_mem"}}) {
+        Error e = error_of([&] { wire::parse_create(body); });
+        EXPECT_EQ(e.code(), Errc::invalid) << body.dump();
+        EXPECT_EQ(e.field(), field) << body.dump();
+    }
+    EXPECT_EQ(error_of([&] { wire::parse_limits({{"disk_size", "1G"}}); }).field(), "disk_size");
+    EXPECT_EQ(error_of([&] { wire::parse_resize(json::object()); }).field(), "size");
+    EXPECT_EQ(error_of([&] { wire::parse_body("[1,2]"); }).field(), "body");
+    EXPECT_EQ(error_of([&] { wire::parse_body("{"); }).field(), "body");
+}
+
+TEST(WireRequests, ASizeMessageQuotesWhatWasTyped) {
+    Error e = error_of([&] { wire::parse_size_value(json("12 parsecs"), "disk_size"); });
+    EXPECT_NE(std::string(e.what()).find("'12 parsecs'"), std::string::npos) << e.what();
+}
+
+TEST(WireRequests, WhatTheClientRendersTheServerParsesBackAlike) {
+    CreateRequest c{.backend = "device", .device = "/dev/vdb", .filesystem = "xfs", .disk_size = 1ull << 30,
+                    .memory = 256ull << 20, .tasks = 64, .io_weight = 300, .cpu = 1.5,
+                    .settings = Settings{{"work_mem", "4MB"}}, .reuse = true, .force = true};
+    auto back = wire::parse_create(wire::render(c));
+    EXPECT_EQ(back.backend, c.backend);
+    EXPECT_EQ(back.device, c.device);
+    EXPECT_EQ(back.filesystem, c.filesystem);
+    EXPECT_EQ(back.disk_size, c.disk_size);
+    EXPECT_EQ(back.memory, c.memory);
+    EXPECT_EQ(back.tasks, c.tasks);
+    EXPECT_EQ(back.io_weight, c.io_weight);
+    EXPECT_EQ(back.cpu, c.cpu);
+    EXPECT_EQ(back.settings, c.settings);
+    EXPECT_TRUE(back.reuse && back.force);
+    LimitsUpdate u{.memory = 1ull << 30, .settings = Settings{}};
+    auto ub = wire::parse_limits(wire::render(u));
+    EXPECT_EQ(ub.memory, u.memory);
+    EXPECT_FALSE(ub.cpu || ub.tasks || ub.io_weight);
+    EXPECT_EQ(ub.settings, u.settings);
+    EXPECT_EQ(wire::parse_resize(wire::render(ResizeRequest{.size = 5ull << 30})).size, 5ull << 30);
+}
+
+TEST(WireReplies, EveryReplyParsesBackToTheSameRendering) {
+    const TenantView v = sample_view();
+    const json one = wire::render_one(v);
+    EXPECT_EQ(wire::render_one(wire::parse_tenant_reply(one)), one);
+    const json list = wire::render(std::vector<TenantView>{v, v});
+    EXPECT_EQ(wire::render(wire::parse_tenants(list)), list);
+    const json created = wire::render(Created{.tenant = v, .ms = 812, .destroyed = "ext4 on /dev/vdb"});
+    EXPECT_EQ(wire::render(wire::parse_created(created)), created);
+    const json resized = wire::render(Resized{.tenant = v, .ms = 40, .online = false, .disk = v.status->disk});
+    EXPECT_EQ(wire::render(wire::parse_resized(resized)), resized);
+    const json limits = wire::render(LimitsChanged{.tenant = v, .pending_restart = {"shared_buffers"}});
+    EXPECT_EQ(wire::render(wire::parse_limits_changed(limits)), limits);
+    const json deleted = wire::render(Deleted{.name = "acme", .state = "detached", .purged = false});
+    EXPECT_EQ(wire::render(wire::parse_deleted(deleted)), deleted);
+    const json rec = wire::render(ReconcileReport{
+        .actions = {{"acme", "left down", "no disk"}, {"", "routes failed", "haproxy"}}, .duration_ms = 12});
+    EXPECT_EQ(wire::render(wire::parse_reconcile(rec)), rec);
+    const json host = wire::render(HostInfo{.tenants = 3, .tenants_active = 2, .memory_committed = 5, .memory_total = 9,
+                                            .cpu_committed = 1.5, .cpus = 2, .disk_committed = 7,
+                                            .loop_dir_available = 8, .ports_free = 100});
+    EXPECT_EQ(wire::render(wire::parse_host(host)), host);
+    EXPECT_EQ(wire::parse_ca(wire::render_ca("PEM")), "PEM");
+}
+
+TEST(WireReplies, ATenantViewShowsItsSecretOnlyWhenGiven) {
+    TenantView v = sample_view();
+    v.password.reset();
+    v.status.reset();
+    const json j = wire::render(v);
+    EXPECT_FALSE(j.contains("password"));
+    EXPECT_FALSE(j.contains("status"));
+    EXPECT_FALSE(j.contains("problem"));
+}
+
+TEST(WireErrors, AnErrorKeepsItsCodeSentenceAndFieldAcrossTheWire) {
+    const json body = wire::render_error(Error(Errc::conflict, "Tenant 'acme' already exists", "name"));
+    EXPECT_EQ(wire::http_status(Errc::conflict), 409);
+    Error back = wire::parse_error(body, 409);
+    EXPECT_EQ(back.code(), Errc::conflict);
+    EXPECT_STREQ(back.what(), "Tenant 'acme' already exists");
+    EXPECT_EQ(back.field(), "name");
+    EXPECT_STREQ(wire::parse_error(nullptr, 502).what(), "HTTP 502");
+}

@@ -1,0 +1,420 @@
+#include "wire/wire.h"
+
+#include <initializer_list>
+
+#include "base/size.h"
+
+namespace hostd::wire {
+namespace {
+
+void refuse_unknown(const json& body, std::initializer_list<const char*> known) {
+    if (!body.is_object()) throw Error(Errc::invalid, "The request body must be a JSON object", "body");
+    for (auto& [k, _] : body.items()) {
+        bool ok = false;
+        for (auto* kn : known) ok |= (k == kn);
+        if (!ok) throw Error(Errc::invalid, "Unknown field '" + k + "'", k);
+    }
+}
+
+bool present(const json& body, const char* field) { return body.contains(field) && !body[field].is_null(); }
+
+std::optional<uint64_t> size_field(const json& body, const char* field) {
+    if (!present(body, field)) return std::nullopt;
+    return parse_size_value(body[field], field);
+}
+
+std::optional<uint64_t> count_field(const json& body, const char* field) {
+    if (!present(body, field)) return std::nullopt;
+    const auto& v = body[field];
+    if (!v.is_number_integer() || (v.is_number_integer() && !v.is_number_unsigned() && v.get<int64_t>() < 0))
+        throw Error(Errc::invalid, std::string("'") + field + "' must be a whole number", field);
+    return v.get<uint64_t>();
+}
+
+std::optional<double> cpu_field(const json& body) {
+    if (!present(body, "cpu")) return std::nullopt;
+    if (!body["cpu"].is_number()) throw Error(Errc::invalid, "'cpu' must be a number of CPUs such as 0.5 or 2", "cpu");
+    return body["cpu"].get<double>();
+}
+
+std::optional<std::string> choice_field(const json& body, const char* field, const char* a, const char* b) {
+    if (!present(body, field)) return std::nullopt;
+    const auto& v = body[field];
+    if (!v.is_string() || (v != a && v != b))
+        throw Error(Errc::invalid, std::string("'") + field + "' must be \"" + a + "\" or \"" + b + "\"", field);
+    return v.get<std::string>();
+}
+
+bool bool_field(const json& body, const char* field) {
+    if (!present(body, field)) return false;
+    if (!body[field].is_boolean()) throw Error(Errc::invalid, std::string("'") + field + "' must be true or false", field);
+    return body[field].get<bool>();
+}
+
+std::optional<Settings> settings_field(const json& body) {
+    if (!present(body, "settings")) return std::nullopt;
+    const auto& s = body["settings"];
+    if (!s.is_object())
+        throw Error(Errc::invalid, "'settings' must be an object of PostgreSQL settings, e.g. {\"work_mem\": \"64MB\"}", "settings");
+    Settings out;
+    for (auto& [k, v] : s.items()) {
+        if (v.is_string()) out[k] = v.get<std::string>();
+        else if (v.is_boolean()) out[k] = v.get<bool>() ? "on" : "off";
+        else if (v.is_number()) out[k] = v.dump();
+        else throw Error(Errc::invalid, "Setting '" + k + "' must be a string, a number or a boolean", "settings." + k);
+    }
+    return out;
+}
+
+json disk_json(const storage::DiskStats& d) {
+    return {{"bytes_total", d.bytes_total},         {"bytes_used", d.bytes_used},
+            {"bytes_available", d.bytes_available}, {"inodes_total", d.inodes_total},
+            {"inodes_used", d.inodes_used},         {"inodes_available", d.inodes_available}};
+}
+
+storage::DiskStats disk_from(const json& j) {
+    return {.bytes_total = j.value("bytes_total", uint64_t{0}), .bytes_used = j.value("bytes_used", uint64_t{0}),
+            .bytes_available = j.value("bytes_available", uint64_t{0}), .inodes_total = j.value("inodes_total", uint64_t{0}),
+            .inodes_used = j.value("inodes_used", uint64_t{0}), .inodes_available = j.value("inodes_available", uint64_t{0})};
+}
+
+json status_json(const LiveStatus& s) {
+    json j = json::object();
+    if (!s.unit_error.empty()) j["unit_error"] = s.unit_error;
+    else
+        j["unit"] = {{"active_state", s.active_state}, {"sub_state", s.sub_state}, {"main_pid", s.main_pid},
+                     {"restarts", s.restarts}};
+    if (s.memory_current) j["memory_current"] = *s.memory_current;
+    if (s.memory_max) j["memory_max"] = *s.memory_max;
+    if (s.tasks_current) j["tasks_current"] = *s.tasks_current;
+    if (s.cpu_usage_nsec) j["cpu_usage_nsec"] = *s.cpu_usage_nsec;
+    if (s.disk) j["disk"] = disk_json(*s.disk);
+    return j;
+}
+
+std::optional<uint64_t> opt_u64(const json& j, const char* k) {
+    if (!j.contains(k) || !j[k].is_number()) return std::nullopt;
+    return j[k].get<uint64_t>();
+}
+
+std::string str(const json& j, const char* k) {
+    if (!j.contains(k) || !j[k].is_string()) return "";
+    return j[k].get<std::string>();
+}
+
+LiveStatus status_from(const json& j) {
+    LiveStatus s;
+    s.unit_error = str(j, "unit_error");
+    if (j.contains("unit") && j["unit"].is_object()) {
+        const auto& u = j["unit"];
+        s.active_state = str(u, "active_state");
+        s.sub_state = str(u, "sub_state");
+        s.main_pid = u.value("main_pid", 0u);
+        s.restarts = u.value("restarts", 0u);
+    }
+    s.memory_current = opt_u64(j, "memory_current");
+    s.memory_max = opt_u64(j, "memory_max");
+    s.tasks_current = opt_u64(j, "tasks_current");
+    s.cpu_usage_nsec = opt_u64(j, "cpu_usage_nsec");
+    if (j.contains("disk") && j["disk"].is_object()) s.disk = disk_from(j["disk"]);
+    return s;
+}
+
+const json& member(const json& body, const char* k) {
+    static const json empty = json::object();
+    return body.is_object() && body.contains(k) && body[k].is_object() ? body[k] : empty;
+}
+
+}  // namespace
+
+uint64_t parse_size_value(const json& v, const char* field) {
+    std::optional<uint64_t> bytes;
+    if (v.is_string()) bytes = parse_size(v.get<std::string>());
+    else if (v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0)) bytes = v.get<uint64_t>();
+    if (!bytes) {
+        std::string typed = v.is_string() ? " ('" + v.get<std::string>() + "' is not one)" : "";
+        throw Error(Errc::invalid, std::string("'") + field + "' must be a size such as \"512M\" or \"2G\" (or a number of bytes)" + typed, field);
+    }
+    return *bytes;
+}
+
+json parse_body(std::string_view text) {
+    if (text.empty()) return json::object();
+    json body = json::parse(text, nullptr, false);
+    if (body.is_discarded()) throw Error(Errc::invalid, "The request body is not valid JSON", "body");
+    if (!body.is_object()) throw Error(Errc::invalid, "The request body must be a JSON object", "body");
+    return body;
+}
+
+CreateRequest parse_create(const json& body) {
+    refuse_unknown(body, {"disk_size", "memory", "cpu", "tasks", "io_weight", "settings", "device", "backend", "reuse",
+                          "filesystem", "force"});
+    CreateRequest r;
+    r.backend = choice_field(body, "backend", "loop", "device");
+    if (present(body, "device")) {
+        if (!body["device"].is_string() || body["device"].get<std::string>().empty())
+            throw Error(Errc::invalid, "'device' must be the path of a block device", "device");
+        r.device = body["device"].get<std::string>();
+    }
+    r.filesystem = choice_field(body, "filesystem", "ext4", "xfs");
+    r.force = bool_field(body, "force");
+    r.reuse = bool_field(body, "reuse");
+    r.disk_size = size_field(body, "disk_size");
+    r.memory = size_field(body, "memory");
+    r.cpu = cpu_field(body);
+    r.tasks = count_field(body, "tasks");
+    r.io_weight = count_field(body, "io_weight");
+    r.settings = settings_field(body);
+    return r;
+}
+
+LimitsUpdate parse_limits(const json& body) {
+    refuse_unknown(body, {"memory", "cpu", "tasks", "io_weight", "settings"});
+    return {.memory = size_field(body, "memory"), .cpu = cpu_field(body), .tasks = count_field(body, "tasks"),
+            .io_weight = count_field(body, "io_weight"), .settings = settings_field(body)};
+}
+
+ResizeRequest parse_resize(const json& body) {
+    refuse_unknown(body, {"size"});
+    auto size = size_field(body, "size");
+    if (!size) throw Error(Errc::invalid, "A resize needs 'size', the new disk size (e.g. \"2G\")", "size");
+    return {.size = *size};
+}
+
+json render(const CreateRequest& r) {
+    json j = json::object();
+    if (r.backend) j["backend"] = *r.backend;
+    if (r.device) j["device"] = *r.device;
+    if (r.filesystem) j["filesystem"] = *r.filesystem;
+    if (r.disk_size) j["disk_size"] = *r.disk_size;
+    if (r.memory) j["memory"] = *r.memory;
+    if (r.cpu) j["cpu"] = *r.cpu;
+    if (r.tasks) j["tasks"] = *r.tasks;
+    if (r.io_weight) j["io_weight"] = *r.io_weight;
+    if (r.settings) j["settings"] = *r.settings;
+    if (r.reuse) j["reuse"] = true;
+    if (r.force) j["force"] = true;
+    return j;
+}
+
+json render(const LimitsUpdate& u) {
+    json j = json::object();
+    if (u.memory) j["memory"] = *u.memory;
+    if (u.cpu) j["cpu"] = *u.cpu;
+    if (u.tasks) j["tasks"] = *u.tasks;
+    if (u.io_weight) j["io_weight"] = *u.io_weight;
+    if (u.settings) j["settings"] = *u.settings;
+    return j;
+}
+
+json render(const ResizeRequest& r) { return {{"size", r.size}}; }
+
+json render(const TenantView& t) {
+    json j = {
+        {"name", t.name},
+        {"state", to_string(t.state)},
+        {"backend", t.spec.backend},
+        {"filesystem", t.spec.filesystem},
+        {"disk_size", t.spec.disk_size},
+        {"memory", t.spec.memory},
+        {"cpu", t.spec.cpu},
+        {"tasks", t.spec.tasks},
+        {"io_weight", t.spec.io_weight},
+        {"settings", t.spec.settings},
+        {"fs_uuid", t.fs_uuid},
+        {"label", t.label},
+        {"device", t.device},
+        {"mountpoint", t.mountpoint},
+        {"unit", t.unit},
+        {"read_only", t.read_only},
+        {"os_user", t.os_user},
+        {"port", t.port},
+        {"public_port", t.public_port},
+        {"admin_user", t.admin_user},
+        {"created_at", t.created_at},
+    };
+    if (!t.step.empty()) j["step"] = t.step;
+    if (!t.image.empty()) j["image"] = t.image;
+    if (!t.url.empty()) j["url"] = t.url;
+    if (t.password) j["password"] = *t.password;
+    if (t.status) j["status"] = status_json(*t.status);
+    if (!t.problem.empty()) j["problem"] = t.problem;
+    return j;
+}
+
+json render(const std::vector<TenantView>& tenants) {
+    json arr = json::array();
+    for (auto& t : tenants) arr.push_back(render(t));
+    return {{"tenants", arr}};
+}
+
+json render_one(const TenantView& t) { return {{"tenant", render(t)}}; }
+
+json render(const Created& c) {
+    json t = render(c.tenant);
+    t["create_ms"] = c.ms;
+    if (!c.destroyed.empty()) t["destroyed"] = c.destroyed;
+    return {{"tenant", t}};
+}
+
+json render(const Resized& r) {
+    json t = render(r.tenant);
+    t["resize_ms"] = r.ms;
+    t["online"] = r.online;
+    if (r.disk) t["disk"] = disk_json(*r.disk);
+    return {{"tenant", t}};
+}
+
+json render(const LimitsChanged& l) {
+    json t = render(l.tenant);
+    t["pending_restart"] = l.pending_restart;
+    return {{"tenant", t}};
+}
+
+json render(const Deleted& d) { return {{"tenant", {{"name", d.name}, {"state", d.state}, {"purged", d.purged}}}}; }
+
+json render(const ReconcileReport& r) {
+    json actions = json::array();
+    for (auto& a : r.actions) {
+        json j = {{"action", a.action}};
+        if (!a.tenant.empty()) j["tenant"] = a.tenant;
+        if (!a.problem.empty()) j["problem"] = a.problem;
+        actions.push_back(std::move(j));
+    }
+    return {{"reconcile", {{"actions", actions}, {"duration_ms", r.duration_ms}}}};
+}
+
+json render(const HostInfo& h) {
+    return {{"host",
+             {{"tenants", h.tenants},
+              {"tenants_active", h.tenants_active},
+              {"memory_committed", h.memory_committed},
+              {"memory_total", h.memory_total},
+              {"cpu_committed", h.cpu_committed},
+              {"cpus", h.cpus},
+              {"disk_committed", h.disk_committed},
+              {"loop_dir_available", h.loop_dir_available},
+              {"ports_free", h.ports_free}}}};
+}
+
+json render_ca(const std::string& pem) { return {{"ca", pem}}; }
+
+json render_step(std::string_view step, long ms) { return {{"step", std::string(step)}, {"ms", ms}}; }
+
+TenantView parse_tenant(const json& j) {
+    TenantView t;
+    t.name = str(j, "name");
+    t.state = tenant_state_from(str(j, "state")).value_or(TenantState::creating);
+    t.step = str(j, "step");
+    t.spec.backend = str(j, "backend");
+    t.spec.filesystem = str(j, "filesystem");
+    t.spec.disk_size = j.value("disk_size", uint64_t{0});
+    t.spec.memory = j.value("memory", uint64_t{0});
+    t.spec.cpu = j.value("cpu", 0.0);
+    t.spec.tasks = j.value("tasks", uint64_t{0});
+    t.spec.io_weight = j.value("io_weight", uint64_t{0});
+    if (j.contains("settings") && j["settings"].is_object())
+        for (auto& [k, v] : j["settings"].items())
+            if (v.is_string()) t.spec.settings[k] = v.get<std::string>();
+    t.fs_uuid = str(j, "fs_uuid");
+    t.label = str(j, "label");
+    t.device = str(j, "device");
+    t.image = str(j, "image");
+    t.mountpoint = str(j, "mountpoint");
+    t.unit = str(j, "unit");
+    t.os_user = str(j, "os_user");
+    t.admin_user = str(j, "admin_user");
+    t.created_at = str(j, "created_at");
+    t.port = j.value("port", uint16_t{0});
+    t.public_port = j.value("public_port", uint16_t{0});
+    t.read_only = j.value("read_only", false);
+    t.url = str(j, "url");
+    if (j.contains("password") && j["password"].is_string()) t.password = j["password"].get<std::string>();
+    if (j.contains("status") && j["status"].is_object()) t.status = status_from(j["status"]);
+    t.problem = str(j, "problem");
+    return t;
+}
+
+std::vector<TenantView> parse_tenants(const json& body) {
+    std::vector<TenantView> out;
+    if (body.is_object() && body.contains("tenants") && body["tenants"].is_array())
+        for (auto& t : body["tenants"]) out.push_back(parse_tenant(t));
+    return out;
+}
+
+TenantView parse_tenant_reply(const json& body) { return parse_tenant(member(body, "tenant")); }
+
+Created parse_created(const json& body) {
+    const json& t = member(body, "tenant");
+    return {.tenant = parse_tenant(t), .ms = t.value("create_ms", 0L), .destroyed = str(t, "destroyed")};
+}
+
+Resized parse_resized(const json& body) {
+    const json& t = member(body, "tenant");
+    Resized r{.tenant = parse_tenant(t), .ms = t.value("resize_ms", 0L), .online = t.value("online", true)};
+    if (t.contains("disk") && t["disk"].is_object()) r.disk = disk_from(t["disk"]);
+    return r;
+}
+
+LimitsChanged parse_limits_changed(const json& body) {
+    const json& t = member(body, "tenant");
+    LimitsChanged l{.tenant = parse_tenant(t)};
+    if (t.contains("pending_restart") && t["pending_restart"].is_array())
+        for (auto& s : t["pending_restart"])
+            if (s.is_string()) l.pending_restart.push_back(s.get<std::string>());
+    return l;
+}
+
+Deleted parse_deleted(const json& body) {
+    const json& t = member(body, "tenant");
+    return {.name = str(t, "name"), .state = str(t, "state"), .purged = t.value("purged", false)};
+}
+
+ReconcileReport parse_reconcile(const json& body) {
+    const json& r = member(body, "reconcile");
+    ReconcileReport out{.duration_ms = r.value("duration_ms", 0L)};
+    if (r.contains("actions") && r["actions"].is_array())
+        for (auto& a : r["actions"]) out.actions.push_back({str(a, "tenant"), str(a, "action"), str(a, "problem")});
+    return out;
+}
+
+HostInfo parse_host(const json& body) {
+    const json& h = member(body, "host");
+    return {.tenants = h.value("tenants", uint64_t{0}), .tenants_active = h.value("tenants_active", uint64_t{0}),
+            .memory_committed = h.value("memory_committed", uint64_t{0}), .memory_total = h.value("memory_total", uint64_t{0}),
+            .cpu_committed = h.value("cpu_committed", 0.0), .cpus = h.value("cpus", uint64_t{0}),
+            .disk_committed = h.value("disk_committed", uint64_t{0}),
+            .loop_dir_available = h.value("loop_dir_available", uint64_t{0}), .ports_free = h.value("ports_free", uint64_t{0})};
+}
+
+std::string parse_ca(const json& body) { return body.is_object() ? str(body, "ca") : ""; }
+
+int http_status(Errc code) {
+    switch (code) {
+    case Errc::invalid: return 400;
+    case Errc::not_found: return 404;
+    case Errc::conflict: return 409;
+    case Errc::refused: return 409;
+    case Errc::failed: return 500;
+    case Errc::unavailable: return 503;
+    }
+    return 500;
+}
+
+json render_error(const Error& e) {
+    json err = {{"code", errc_name(e.code())}, {"message", e.what()}};
+    if (!e.field().empty()) err["field"] = e.field();
+    return {{"error", err}};
+}
+
+Error parse_error(const json& body, long status) {
+    const json& e = member(body, "error");
+    std::string message = str(e, "message");
+    if (message.empty()) message = "HTTP " + std::to_string(status);
+    Errc code = Errc::failed;
+    for (auto c : {Errc::invalid, Errc::not_found, Errc::conflict, Errc::refused, Errc::failed, Errc::unavailable})
+        if (errc_name(c) == str(e, "code")) code = c;
+    return Error(code, message, str(e, "field"));
+}
+
+}  // namespace hostd::wire

@@ -1,0 +1,64 @@
+// The API's JSON, in one place: request bodies and replies as the domain types of model/,
+// parsed and rendered here for both sides — hostd's HTTP server and hostctl's client.
+// Parsing a request checks its shape (known fields, types, sizes as "2G"); the values' ranges
+// against hostd.toml are the model's (resolve_spec, check_limits).
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/error.h"
+#include "model/tenant.h"
+#include "model/views.h"
+
+namespace hostd::wire {
+
+using nlohmann::json;
+
+// A request body: "" is {}; anything but a JSON object is Errc::invalid (field "body").
+json parse_body(std::string_view text);
+
+// Requests. parse_* throw Errc::invalid naming the field (unknown fields too).
+CreateRequest parse_create(const json& body);
+LimitsUpdate parse_limits(const json& body);
+ResizeRequest parse_resize(const json& body);
+json render(const CreateRequest& r);
+json render(const LimitsUpdate& u);
+json render(const ResizeRequest& r);
+
+// Replies: the body of each verb's 2xx answer, and back.
+json render(const TenantView& t);
+json render(const std::vector<TenantView>& tenants);  // {"tenants": [...]}
+json render_one(const TenantView& t);                  // {"tenant": {...}}
+json render(const Created& c);
+json render(const Resized& r);
+json render(const LimitsChanged& l);
+json render(const Deleted& d);
+json render(const ReconcileReport& r);
+json render(const HostInfo& h);
+json render_ca(const std::string& pem);
+// A size as a request carries it ("512M", "2G" or bytes); Errc::invalid naming field otherwise.
+uint64_t parse_size_value(const json& v, const char* field);
+// One line of a create's progress stream (PUT ?progress=1).
+json render_step(std::string_view step, long ms);
+
+TenantView parse_tenant(const json& j);          // one tenant object
+std::vector<TenantView> parse_tenants(const json& body);
+TenantView parse_tenant_reply(const json& body);  // {"tenant": {...}}
+Created parse_created(const json& body);
+Resized parse_resized(const json& body);
+LimitsChanged parse_limits_changed(const json& body);
+Deleted parse_deleted(const json& body);
+ReconcileReport parse_reconcile(const json& body);
+HostInfo parse_host(const json& body);
+std::string parse_ca(const json& body);
+
+// Errors: {"error": {"code": "invalid", "message": "...", "field": "cpu"}}.
+int http_status(Errc code);
+json render_error(const Error& e);
+// The error a reply carries; a body without one becomes "HTTP <status>".
+Error parse_error(const json& body, long status);
+
+}  // namespace hostd::wire

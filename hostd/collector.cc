@@ -1,104 +1,17 @@
 #include "hostd/collector.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include "base/error.h"
-#include "hostd/manager.h"
 #include "model/layout.h"
-#include "pgconf/pgconf.h"
-#include "storage/storage.h"
-#include "units/systemd.h"
 
 namespace hostd {
 namespace {
 
 using metrics::Family;
 using metrics::Labels;
-
-std::optional<uint64_t> read_u64(const std::string& path) {
-    std::ifstream in(path);
-    std::string s;
-    if (!(in >> s)) return std::nullopt;
-    if (s == "max") return std::nullopt;  // v2: no limit
-    try {
-        uint64_t v = std::stoull(s);
-        if (v >= (1ull << 62)) return std::nullopt;  // v1: "no limit" is a huge number
-        return v;
-    } catch (...) {
-        return std::nullopt;
-    }
-}
-
-// "key value" lines (cgroup v2 cpu.stat) or "dev rbytes=N wbytes=N ..." (io.stat).
-std::optional<uint64_t> keyed(const std::string& path, const std::string& key) {
-    std::ifstream in(path);
-    if (!in) return std::nullopt;
-    std::string line;
-    uint64_t sum = 0;
-    bool found = false;
-    while (std::getline(in, line)) {
-        std::istringstream f(line);
-        std::string tok;
-        while (f >> tok) {
-            if (tok == key && f >> tok) {
-                sum += std::stoull(tok);
-                found = true;
-            } else if (tok.rfind(key + "=", 0) == 0) {
-                sum += std::stoull(tok.substr(key.size() + 1));
-                found = true;
-            }
-        }
-    }
-    return found ? std::optional(sum) : std::nullopt;
-}
-
-// cgroup v1 blkio: "MAJ:MIN Read N" lines; the per-device totals summed (not the "Total" line).
-std::optional<uint64_t> blkio(const std::string& path, const std::string& op) {
-    std::ifstream in(path);
-    if (!in) return std::nullopt;
-    std::string dev, kind;
-    uint64_t v = 0, sum = 0;
-    bool found = false;
-    std::string line;
-    while (std::getline(in, line)) {
-        std::istringstream f(line);
-        if (f >> dev >> kind >> v && kind == op) {
-            sum += v;
-            found = true;
-        }
-    }
-    return found ? std::optional(sum) : std::nullopt;
-}
-
-void read_cgroup(TenantFacts& t, const std::string& cg, bool v2) {
-    const std::string root = "/sys/fs/cgroup";
-    if (v2) {
-        const std::string d = root + cg + "/";
-        t.memory_current = read_u64(d + "memory.current");
-        t.memory_limit = read_u64(d + "memory.max");
-        if (auto us = keyed(d + "cpu.stat", "usage_usec")) t.cpu_seconds = static_cast<double>(*us) / 1e6;
-        t.tasks_current = read_u64(d + "pids.current");
-        t.tasks_limit = read_u64(d + "pids.max");
-        t.io_read_bytes = keyed(d + "io.stat", "rbytes");
-        t.io_write_bytes = keyed(d + "io.stat", "wbytes");
-    } else {
-        t.memory_current = read_u64(root + "/memory" + cg + "/memory.usage_in_bytes");
-        t.memory_limit = read_u64(root + "/memory" + cg + "/memory.limit_in_bytes");
-        auto ns = read_u64(root + "/cpuacct" + cg + "/cpuacct.usage");  // mounted alone, or joined with cpu
-        if (!ns) ns = read_u64(root + "/cpu,cpuacct" + cg + "/cpuacct.usage");
-        if (ns) t.cpu_seconds = static_cast<double>(*ns) / 1e9;
-        t.tasks_current = read_u64(root + "/pids" + cg + "/pids.current");
-        t.tasks_limit = read_u64(root + "/pids" + cg + "/pids.max");
-        t.io_read_bytes = blkio(root + "/blkio" + cg + "/blkio.throttle.io_service_bytes_recursive", "Read");
-        t.io_write_bytes = blkio(root + "/blkio" + cg + "/blkio.throttle.io_service_bytes_recursive", "Write");
-    }
-}
 
 Labels tl(const TenantFacts& t) { return {{"tenant", t.name}}; }
 
@@ -174,45 +87,48 @@ std::vector<Family> metric_families(const std::vector<TenantFacts>& tenants, con
     return out;
 }
 
-Collector::Collector(Manager& m, const Config& cfg, std::string version) : m_(m), cfg_(cfg), version_(std::move(version)) {}
+Collector::Collector(TenantSource tenants, std::unique_ptr<Observer> observer, const Config& cfg, std::string version)
+    : tenants_(std::move(tenants)), observer_(std::move(observer)), cfg_(cfg), version_(std::move(version)) {}
 
 std::string Collector::scrape() {
     const auto t0 = std::chrono::steady_clock::now();
-    const bool v2 = ::access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0;
     std::map<std::string, std::string> unit_states;
     try {
-        for (auto& [unit, active] : units::Systemd::connect().list_units("hostd-postgres@*.service"))
-            unit_states[unit] = active;
+        unit_states = observer_->unit_states();
     } catch (const Error&) {
         // systemd unreachable: the states are simply missing from this scrape
     }
-    std::set<std::string> mounted;
-    for (auto& mp : storage::mounts_below(cfg_.mount_root)) mounted.insert(mp);
+    const std::set<std::string> mounted = observer_->mounted();
     std::vector<TenantFacts> facts;
-    for (auto& r : m_.snapshot()) {
+    for (auto& r : tenants_.records()) {
         TenantFacts t;
         t.name = r.name;
         t.state = std::string(to_string(r.state));
         t.read_only = r.read_only;
         t.disk_size = r.spec.disk_size;
-        const TenantLayout l = layout_of(cfg_, r.name);
-        const std::string& mp = l.mountpoint;
-        if (mounted.count(mp)) {
+        const TenantLayout w = layout_of(cfg_, r.name);
+        if (mounted.count(w.mountpoint)) {
             try {
-                const auto d = storage::disk_stats(mp);
+                const auto d = observer_->disk(w.mountpoint);
                 t.bytes_total = d.bytes_total, t.bytes_used = d.bytes_used, t.bytes_available = d.bytes_available;
                 t.inodes_total = d.inodes_total, t.inodes_used = d.inodes_used;
             } catch (const Error&) {
                 // Unmounted between the listing and now: the disk facts stay unknown.
             }
         }
-        if (auto it = unit_states.find(l.unit); it != unit_states.end()) {
+        if (auto it = unit_states.find(w.unit); it != unit_states.end()) {
             t.unit_state = it->second;
-            if (it->second == "active") read_cgroup(t, l.cgroup, v2);
+            if (it->second == "active") {
+                const CgroupUsage u = observer_->cgroup(w.cgroup);
+                t.memory_current = u.memory_current, t.memory_limit = u.memory_limit;
+                t.tasks_current = u.tasks_current, t.tasks_limit = u.tasks_limit;
+                t.cpu_seconds = u.cpu_seconds;
+                t.io_read_bytes = u.io_read_bytes, t.io_write_bytes = u.io_write_bytes;
+            }
         }
         facts.push_back(std::move(t));
     }
-    HostFacts host{.version = version_, .ops = m_.op_stats()};
+    HostFacts host{.version = version_, .ops = tenants_.op_stats()};
     {
         std::lock_guard g(mu_);
         for (auto& t : facts)
@@ -239,9 +155,8 @@ double refresh_gap_seconds(size_t tenants, double refresh, double budget) {
 }
 
 double Collector::refresh_next() {
-    using Clock = std::chrono::steady_clock;
     std::vector<TenantRecord> ready;
-    for (auto& r : m_.snapshot())
+    for (auto& r : tenants_.records())
         if (r.state == TenantState::ready) ready.push_back(std::move(r));
     const double gap = refresh_gap_seconds(ready.size(), cfg_.metrics_refresh, cfg_.metrics_refresh_budget);
     std::set<std::string> names;
@@ -254,40 +169,30 @@ double Collector::refresh_next() {
     }
     if (ready.empty()) return gap;
 
-    // Never refreshed first (a new tenant), then the stalest.
+    // Never refreshed first (a new tenant, 0), then the stalest.
     auto refreshed = [&](const TenantRecord& t) {
         auto it = refreshed_at_.find(t.name);
-        return it == refreshed_at_.end() ? Clock::time_point::min() : it->second;
+        return it == refreshed_at_.end() ? uint64_t{0} : it->second;
     };
-    auto stalest = std::min_element(ready.begin(), ready.end(),
-                                    [&](const TenantRecord& a, const TenantRecord& b) { return refreshed(a) < refreshed(b); });
-    const TenantRecord& r = *stalest;
+    const TenantRecord& r = *std::min_element(
+        ready.begin(), ready.end(), [&](const TenantRecord& a, const TenantRecord& b) { return refreshed(a) < refreshed(b); });
+    const TenantLayout w = layout_of(cfg_, r.name);
     Slow s;
     try {
-        if (!bus_) bus_.emplace(units::Systemd::connect());
-        s.restarts = bus_->status(layout_of(cfg_, r.name).unit).n_restarts;
+        s.restarts = observer_->restarts(w.unit);
     } catch (const Error&) {
-        bus_.reset();  // systemd restarted or the unit vanished: a fresh connection next time
+        // systemd unreachable: restarts unknown until the next refresh
     }
     try {
-        // Over the tenant's own socket directory, as its admin: no TLS, no proxy.
-        auto row = pgconf::query_column(
-            {.host = layout_of(cfg_, r.name).socket_dir, .port = r.port, .user = r.admin_user, .password = r.password,
-             .connect_timeout_s = 2, .sslmode = "disable"},
-            "SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()) || ' ' || "
-            "current_setting('max_connections') || ' ' || (SELECT sum(pg_database_size(oid)) FROM pg_database)");
-        std::istringstream f(row.empty() ? "" : row.front());
-        uint64_t c = 0, mx = 0, size = 0;
-        if (f >> c >> mx >> size) {
-            s.connections = c;
-            s.max_connections = mx;
-            s.database_bytes = size;
-        }
+        const PgFacts pg = observer_->pg_facts(r, w.socket_dir);
+        s.connections = pg.connections;
+        s.max_connections = pg.max_connections;
+        s.database_bytes = pg.database_bytes;
         s.up = true;
     } catch (const Error&) {
         s.up = false;
     }
-    refreshed_at_[r.name] = Clock::now();
+    refreshed_at_[r.name] = ++refreshes_;
     std::lock_guard g(mu_);
     slow_[r.name] = s;
     return gap;

@@ -2,26 +2,26 @@
 // Two speeds, so a scrape never waits on a tenant: cgroup files and statvfs are read on
 // every scrape (cheap: no process of the tenant is touched or woken); the PostgreSQL facts
 // (up, connections, database size) and unit restarts are refreshed in the background, one
-// tenant at a time (refresh_next), and a scrape shows the latest.
+// tenant at a time (refresh_next), and a scrape shows the latest. Every read of the machine
+// goes through an Observer (observe.h), so this logic is tested against a fake one.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "model/config.h"
-#include "units/systemd.h"
+#include "hostd/observe.h"
 #include "hostd/opstats.h"
 #include "model/tenant.h"
 #include "metrics/metrics.h"
 
 namespace hostd {
-
-class Manager;
 
 // Facts about one tenant; nullopt: not known (not mounted, not running, not reported).
 struct TenantFacts {
@@ -57,9 +57,16 @@ std::vector<metrics::Family> metric_families(const std::vector<TenantFacts>& ten
 // connections per second, whatever the count. No tenants: look again after `refresh`.
 double refresh_gap_seconds(size_t tenants, double refresh, double budget);
 
+// What the collector reports on: the tenants' records and the operation counters (the
+// daemon wires both to its Manager). Called from scrape threads: both must be thread-safe.
+struct TenantSource {
+    std::function<std::vector<TenantRecord>()> records;
+    std::function<OpStats()> op_stats;
+};
+
 class Collector {
 public:
-    Collector(Manager& m, const Config& cfg, std::string version);
+    Collector(TenantSource tenants, std::unique_ptr<Observer> observer, const Config& cfg, std::string version);
     // The exposition text of one scrape.
     std::string scrape();
     // The slow facts (libpq + systemd) of the ready tenant refreshed longest ago (or never);
@@ -73,16 +80,18 @@ private:
         std::optional<bool> up;
         std::optional<uint64_t> connections, max_connections, database_bytes;
     };
-    Manager& m_;
+    TenantSource tenants_;
+    std::unique_ptr<Observer> observer_;
     Config cfg_;
     std::string version_;
     std::mutex mu_;  // guards slow_ and last_scrape_
     std::map<std::string, Slow> slow_;
     double last_scrape_ = 0;
     double round_seconds_ = 0;
-    // Only the refreshing thread touches these.
-    std::map<std::string, std::chrono::steady_clock::time_point> refreshed_at_;
-    std::optional<units::Systemd> bus_;  // reused between refreshes; dropped after an error
+    // Only the refreshing thread touches these. Refreshes are numbered, not timed: only their
+    // order matters (which tenant is the stalest).
+    uint64_t refreshes_ = 0;
+    std::map<std::string, uint64_t> refreshed_at_;
 };
 
 }  // namespace hostd

@@ -169,7 +169,8 @@ int main(int argc, char** argv) {
         if (n == 1) listen_fd.reset(SD_LISTEN_FDS_START);
         else listen_fd = bind_socket(cfg.socket_path, gid);
 
-        Collector collector(manager, cfg, HOSTD_VERSION);
+        Collector collector({.records = [&] { return manager.snapshot(); }, .op_stats = [&] { return manager.op_stats(); }},
+                            make_real_observer(cfg), cfg, HOSTD_VERSION);
         ApiServer api(manager, listen_fd.get(), gid, &collector);
         // PostgreSQL facts for /metrics, refreshed apart from scrapes, one tenant at a time.
         std::optional<Ticker> metrics_refresh;

@@ -17,7 +17,7 @@
 #include <sstream>
 
 #include "base/size.h"
-#include "cli/cli_doc.h"
+#include "clidoc/clidoc.h"
 #include "cli/client.h"
 #include "cli/present.h"
 #include "wire/wire.h"

@@ -20,7 +20,7 @@
 #include "base/fd.h"
 #include "base/fs.h"
 #include "hostd/http.h"
-#include "cli/cli_doc.h"
+#include "clidoc/clidoc.h"
 #include "hostd/collector.h"
 #include "model/config.h"
 #include "hostd/log.h"

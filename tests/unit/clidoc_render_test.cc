@@ -1,7 +1,7 @@
 // Man page, completion and table rendering from a small CLI11 definition.
 #include <gtest/gtest.h>
 
-#include "cli/cli_doc.h"
+#include "clidoc/clidoc.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "cli/cli_doc.h"
+#include "clidoc/clidoc.h"
 
 #include <algorithm>
 #include <cstdio>

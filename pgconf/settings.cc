@@ -21,6 +21,7 @@
 #include "base/error.h"
 #include "base/exec.h"
 #include "base/fs.h"
+#include "base/strings.h"
 #include "pgconf/quote.h"
 
 namespace hostd::pgconf {
@@ -201,12 +202,6 @@ constexpr double kDefaultSuperuserReserved = 3;
 constexpr double kDefaultMaxWalSenders = 10;
 
 // --- Small helpers ------------------------------------------------------------------------
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
-    return out;
-}
 
 bool iless(std::string_view a, std::string_view b) {
     return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(), [](unsigned char x, unsigned char y) {

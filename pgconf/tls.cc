@@ -19,13 +19,13 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <climits>
 #include <filesystem>
 #include <memory>
 
 #include "base/error.h"
 #include "base/fs.h"
+#include "base/strings.h"
 
 namespace hostd::pgconf {
 namespace {
@@ -220,7 +220,7 @@ SanName parse_san_name(const std::string& raw) {
             return {true, text, std::string(reinterpret_cast<const char*>(addr), len)};
         }
     }
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+    s = lower(s);
     if (!s.empty() && s.back() == '.') s.pop_back();  // the root's dot: not part of what clients match
     if (!is_dns_name(s))
         throw Error(Errc::invalid, "'" + raw + "' is neither an IP address nor a host name", "names");

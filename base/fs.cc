@@ -23,44 +23,72 @@ void write_all(int fd, const std::string& data, const std::string& path) {
         off += static_cast<size_t>(n);
     }
 }
-}  // namespace
 
-namespace {
-void write_and_rename(const std::string& path, const std::string& content, mode_t mode, std::optional<uid_t> uid,
-                      std::optional<gid_t> gid, bool durable) {
+std::string temp_path_beside(const std::string& path) {
     std::filesystem::path p(path);
     std::string dir = p.parent_path().empty() ? "." : p.parent_path().string();
     thread_local std::mt19937_64 rng{std::random_device{}()};
-    // The ".tmp" suffix is what file watchers (Traefik) are told to ignore.
-    std::string tmp = dir + "/." + p.filename().string() + "." + std::to_string(rng() % 1000000000) + ".tmp";
-    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode));
-    if (!fd) throw_errno(errno, "Failed to create '" + tmp + "'");
+    return dir + "/." + p.filename().string() + "." + std::to_string(rng() % 1000000000) + ".tmp";
+}
+
+// The one rename into place. The directory's fsync is best effort: once the rename is done the
+// change is made, and a caller that failed here would skip what follows it (a proxy's reload)
+// while a retry would find nothing left to change.
+void rename_into_place(const std::string& tmp, const std::string& path, Sync sync) {
+    if (::rename(tmp.c_str(), path.c_str()) < 0) throw_errno(errno, "Failed to rename '" + tmp + "' to '" + path + "'");
+    if (sync == Sync::none) return;
+    std::filesystem::path dir = std::filesystem::path(path).parent_path();
+    Fd dfd(::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dfd) ::fsync(dfd.get());
+}
+
+}  // namespace
+
+StagedFile::StagedFile(std::string path, const std::string& content, mode_t mode, std::optional<uid_t> uid,
+                       std::optional<gid_t> gid, Sync sync)
+    : path_(std::move(path)), tmp_(temp_path_beside(path_)), sync_(sync) {
+    Fd fd(::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode));
+    if (!fd) throw_errno(errno, "Failed to create '" + tmp_ + "'");
     try {
-        if (::fchmod(fd.get(), mode) < 0) throw_errno(errno, "Failed to chmod '" + tmp + "'");
+        if (::fchmod(fd.get(), mode) < 0) throw_errno(errno, "Failed to chmod '" + tmp_ + "'");
         if ((uid || gid) && ::fchown(fd.get(), uid ? *uid : -1, gid ? *gid : -1) < 0)
-            throw_errno(errno, "Failed to chown '" + tmp + "'");
-        write_all(fd.get(), content, tmp);
-        if (durable && ::fsync(fd.get()) < 0) throw_errno(errno, "Failed to fsync '" + tmp + "'");
-        fd.reset();
-        if (::rename(tmp.c_str(), path.c_str()) < 0) throw_errno(errno, "Failed to rename '" + tmp + "' to '" + path + "'");
+            throw_errno(errno, "Failed to chown '" + tmp_ + "'");
+        write_all(fd.get(), content, tmp_);
+        if (sync == Sync::fsync && ::fsync(fd.get()) < 0) throw_errno(errno, "Failed to fsync '" + tmp_ + "'");
+    } catch (...) {
+        ::unlink(tmp_.c_str());
+        throw;
+    }
+}
+
+StagedFile::~StagedFile() {
+    if (!committed_) ::unlink(tmp_.c_str());
+}
+
+void StagedFile::commit() {
+    rename_into_place(tmp_, path_, sync_);
+    committed_ = true;
+}
+
+void replace_symlink(const std::string& target, const std::string& link) {
+    const std::string tmp = temp_path_beside(link);
+    if (::symlink(target.c_str(), tmp.c_str()) < 0) throw_errno(errno, "Failed to create the symlink '" + tmp + "'");
+    try {
+        rename_into_place(tmp, link, Sync::fsync);
     } catch (...) {
         ::unlink(tmp.c_str());
         throw;
     }
-    if (!durable) return;
-    Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (dfd) ::fsync(dfd.get());
 }
-}  // namespace
 
 void write_file_atomic(const std::string& path, const std::string& content, mode_t mode, std::optional<uid_t> uid,
                        std::optional<gid_t> gid) {
-    write_and_rename(path, content, mode, uid, gid, /*durable=*/true);
+    StagedFile(path, content, mode, uid, gid, Sync::fsync).commit();
 }
 
 void write_file_replace(const std::string& path, const std::string& content, mode_t mode, std::optional<uid_t> uid,
                         std::optional<gid_t> gid) {
-    write_and_rename(path, content, mode, uid, gid, /*durable=*/false);
+    StagedFile(path, content, mode, uid, gid, Sync::none).commit();
 }
 
 std::string read_file(const std::string& path) {

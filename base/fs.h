@@ -1,4 +1,5 @@
-// Small file helpers. Writes that must survive a crash go through write_file_atomic.
+// Small file helpers. Every replacement of a file is a temporary file renamed over it
+// (StagedFile); writes that must survive a crash go through write_file_atomic.
 #pragma once
 
 #include <sys/types.h>
@@ -18,6 +19,39 @@ void write_file_atomic(const std::string& path, const std::string& content, mode
 // through the loop device, 4–12 ms apiece, and the one syncfs makes them all durable anyway.
 void write_file_replace(const std::string& path, const std::string& content, mode_t mode = 0644,
                         std::optional<uid_t> uid = std::nullopt, std::optional<gid_t> gid = std::nullopt);
+
+// Whether a replacement is on the disk when the call returns: the new file fsynced before the
+// rename and its directory after it; or neither, for a filesystem the caller syncs as a whole.
+enum class Sync { fsync, none };
+
+// A file's new content, written beside path under a temporary name but not yet in place: the
+// caller can check it (`haproxy -c` on temp_path()) before commit() renames it over path. The
+// temporary file is removed if the object goes away uncommitted. write_file_atomic and
+// write_file_replace are this plus commit().
+class StagedFile {
+public:
+    StagedFile(std::string path, const std::string& content, mode_t mode = 0644,
+               std::optional<uid_t> uid = std::nullopt, std::optional<gid_t> gid = std::nullopt,
+               Sync sync = Sync::fsync);
+    StagedFile(const StagedFile&) = delete;
+    StagedFile& operator=(const StagedFile&) = delete;
+    ~StagedFile();
+
+    // ".<name>.<random>.tmp" in path's directory: the suffix file watchers (Traefik) ignore.
+    const std::string& temp_path() const { return tmp_; }
+    // Renames the temporary file over path (a reader sees the old or the new content, never a
+    // mix) and, with Sync::fsync, fsyncs the directory. Call it once.
+    void commit();
+
+private:
+    std::string path_, tmp_;
+    Sync sync_;
+    bool committed_ = false;
+};
+
+// Points link at target: a symlink made beside link, renamed over it and its directory fsynced,
+// so a reader of link finds the old target or the new one, never no link at all.
+void replace_symlink(const std::string& target, const std::string& link);
 
 // Whole file; throws Errc::not_found if it does not exist, Errc::failed on other errors.
 std::string read_file(const std::string& path);

@@ -92,19 +92,6 @@ void wait_select1(const ConnParams& p, std::chrono::milliseconds timeout, std::c
     }
 }
 
-void exec_sql(const ConnParams& p, const std::string& sql) {
-    Conn c = connect(p);
-    Result r(PQexec(c.get(), sql.c_str()));
-    if (!r) throw Error(Errc::failed, "SQL on " + where(p) + " failed: " + one_line(PQerrorMessage(c.get())));
-    auto st = PQresultStatus(r.get());
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        throw Error(Errc::failed, "SQL on " + where(p) + " failed: " + one_line(PQresultErrorMessage(r.get())));
-}
-
-}  // namespace hostd::pgconf
-
-namespace hostd::pgconf {
-
 std::vector<std::string> query_column(const ConnParams& p, const std::string& sql) {
     Conn c = connect(p);
     Result r(PQexec(c.get(), sql.c_str()));

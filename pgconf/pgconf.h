@@ -72,11 +72,9 @@ void check_select1(const ConnParams& p);
 void wait_select1(const ConnParams& p, std::chrono::milliseconds timeout,
                   std::chrono::milliseconds interval = std::chrono::milliseconds(20));
 
-// Runs a query and returns its first column; throws like exec_sql.
+// Runs a query and returns its first column; throws Errc::failed with the server's message
+// (also for a statement that returns no rows).
 std::vector<std::string> query_column(const ConnParams& p, const std::string& sql);
-
-// Runs one SQL command (no result rows needed); throws Errc::failed with the server message.
-void exec_sql(const ConnParams& p, const std::string& sql);
 
 // postgresql:// URL with percent-encoding of user/password.
 std::string connection_url(const std::string& host, uint16_t port, const std::string& user,

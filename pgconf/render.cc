@@ -7,29 +7,16 @@
 
 #include "base/error.h"
 #include "pgconf/pgconf.h"
+#include "pgconf/quote.h"
 
 namespace hostd::pgconf {
 namespace {
 
+using detail::quote;
+
 constexpr uint64_t kMiB = 1024 * 1024;
 // When the unit has no memory limit recorded, size as if it had this much.
 constexpr uint64_t kAssumedMemoryMiB = 1024;
-
-// A string value as PostgreSQL's configuration parser reads it: single quotes, an embedded
-// quote doubled, a backslash doubled (the parser treats backslash as an escape character).
-// Control characters have no place in these values and are refused.
-std::string quote(const std::string& value, const char* field) {
-    std::string out = "'";
-    for (char c : value) {
-        auto u = static_cast<unsigned char>(c);
-        if (u < 0x20 || u == 0x7f)
-            throw Error(Errc::invalid, std::string("The value of '") + field + "' contains a control character", field);
-        if (c == '\'') out += "''";
-        else if (c == '\\') out += "\\\\";
-        else out += c;
-    }
-    return out + "'";
-}
 
 void validate(const ClusterSpec& spec) {
     if (spec.tenant.empty()) throw Error(Errc::invalid, "The cluster spec has no tenant name", "tenant");

@@ -21,6 +21,8 @@
 #include "base/error.h"
 #include "base/exec.h"
 #include "base/fs.h"
+#include "base/strings.h"
+#include "pgconf/quote.h"
 
 namespace hostd::pgconf {
 namespace detail {
@@ -200,12 +202,6 @@ constexpr double kDefaultSuperuserReserved = 3;
 constexpr double kDefaultMaxWalSenders = 10;
 
 // --- Small helpers ------------------------------------------------------------------------
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
-    return out;
-}
 
 bool iless(std::string_view a, std::string_view b) {
     return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(), [](unsigned char x, unsigned char y) {
@@ -479,18 +475,6 @@ std::string suggestion(const SettingsCatalog& catalog, const std::string& lname)
     return best;
 }
 
-// PostgreSQL's quoting in configuration files: single quotes, a quote doubled, a backslash
-// doubled (the parser reads backslash escapes).
-std::string quote(const std::string& value) {
-    std::string out = "'";
-    for (char c : value) {
-        if (c == '\'') out += "''";
-        else if (c == '\\') out += "\\\\";
-        else out += c;
-    }
-    return out + "'";
-}
-
 // A directory of its own for one server check, owned by the user the server runs as; removed
 // whatever happens.
 struct CheckDir {
@@ -718,9 +702,7 @@ std::string render_overrides(const std::map<std::string, std::string>& validated
                      std::all_of(name.begin(), name.end(),
                                  [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; });
         if (!plain) throw Error(Errc::invalid, "'" + name + "' is not a setting name", "settings." + name);
-        if (has_control_char(value))
-            throw Error(Errc::invalid, "The value for '" + name + "' contains a control character", "settings." + name);
-        o << name << " = " << quote(value) << "\n";
+        o << name << " = " << detail::quote(value, "settings." + name) << "\n";
     }
     return o.str();
 }

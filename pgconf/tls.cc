@@ -19,13 +19,13 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <climits>
 #include <filesystem>
 #include <memory>
 
 #include "base/error.h"
 #include "base/fs.h"
+#include "base/strings.h"
 
 namespace hostd::pgconf {
 namespace {
@@ -220,7 +220,7 @@ SanName parse_san_name(const std::string& raw) {
             return {true, text, std::string(reinterpret_cast<const char*>(addr), len)};
         }
     }
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+    s = lower(s);
     if (!s.empty() && s.back() == '.') s.pop_back();  // the root's dot: not part of what clients match
     if (!is_dns_name(s))
         throw Error(Errc::invalid, "'" + raw + "' is neither an IP address nor a host name", "names");
@@ -261,18 +261,6 @@ void add_subject_alt_names(X509* x, const std::vector<SanName>& names) {
     }
     if (X509_add1_ext_i2d(x, NID_subject_alt_name, gens.get(), 0, X509V3_ADD_DEFAULT) != 1)
         throw_openssl("Failed to add subjectAltName");
-}
-
-std::string common_name(const X509_NAME* name) {
-    int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
-    if (i < 0) return {};
-    const ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
-    unsigned char* utf8 = nullptr;
-    int n = ASN1_STRING_to_UTF8(&utf8, data);
-    if (n < 0) return {};
-    std::string out(reinterpret_cast<char*>(utf8), static_cast<size_t>(n));
-    OPENSSL_free(utf8);
-    return out;
 }
 
 struct Ca {
@@ -391,53 +379,6 @@ std::string ca_certificate_pem(const CaPaths& ca) {
     std::string pem = read_file(ca.cert);
     cert_from_pem(pem, "the CA certificate '" + ca.cert + "'");  // it is one
     return pem;
-}
-
-CertInfo inspect_cert(const std::string& cert_pem) {
-    ERR_clear_error();
-    Cert x = cert_from_pem(cert_pem, "the certificate");
-    CertInfo info;
-    GeneralNames gens(static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x.get(), NID_subject_alt_name, nullptr, nullptr)));
-    for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens.get()); i++) {
-        const GENERAL_NAME* gn = sk_GENERAL_NAME_value(gens.get(), i);
-        int type = 0;
-        const void* value = GENERAL_NAME_get0_value(gn, &type);
-        if (type != GEN_DNS && type != GEN_IPADD) continue;  // other kinds are not ASN1_STRINGs
-        const auto* s = static_cast<const ASN1_STRING*>(value);
-        const unsigned char* data = ASN1_STRING_get0_data(s);
-        const int len = ASN1_STRING_length(s);
-        if (type == GEN_DNS) {
-            info.names.emplace_back(reinterpret_cast<const char*>(data), static_cast<size_t>(len));
-        } else if (len == 4 || len == 16) {
-            char text[INET6_ADDRSTRLEN];
-            if (::inet_ntop(len == 4 ? AF_INET : AF_INET6, data, text, sizeof text)) info.names.emplace_back(text);
-        }
-    }
-    int days = 0, secs = 0;
-    if (ASN1_TIME_diff(&days, &secs, nullptr, X509_get0_notAfter(x.get())) != 1)
-        throw_openssl("Failed to read the certificate's expiry", Errc::invalid);
-    info.days_left = (days == 0 && secs < 0) ? -1 : days;
-    info.subject_cn = common_name(X509_get_subject_name(x.get()));
-    info.issuer_cn = common_name(X509_get_issuer_name(x.get()));
-    return info;
-}
-
-bool needs_reissue(const CertInfo& info, const ServerCertRequest& req, long renew_before_days) {
-    if (info.subject_cn != req.tenant || info.days_left < renew_before_days) return true;
-    std::vector<SanName> have;
-    for (const auto& n : info.names) {
-        try {
-            have.push_back(parse_san_name(n));
-        } catch (const Error&) {
-            // A name hostd would not issue cannot be one a request asks for.
-        }
-    }
-    for (const auto& want : parse_san_names(req.names)) {
-        bool found = std::any_of(have.begin(), have.end(),
-                                 [&](const SanName& h) { return h.is_ip == want.is_ip && h.text == want.text; });
-        if (!found) return true;
-    }
-    return false;
 }
 
 }  // namespace hostd::pgconf

@@ -45,20 +45,4 @@ PemPair issue_server_cert(const CaPaths& ca, const ServerCertRequest& req);
 // The CA certificate as PEM (what `hostctl ca` prints, and clients use as sslrootcert).
 std::string ca_certificate_pem(const CaPaths& ca);
 
-struct CertInfo {
-    std::vector<std::string> names;  // subjectAltName entries, in order: "127.0.0.1", "::1", "db.example.com"
-    long days_left = 0;              // whole days until notAfter; negative once expired
-    std::string subject_cn;
-    std::string issuer_cn;
-};
-
-// Parses one PEM certificate (Errc::invalid if it is not one).
-CertInfo inspect_cert(const std::string& cert_pem);
-
-// Whether a certificate described by info should be replaced to serve req: a name of req is
-// missing from it (an address compared as an address, a DNS name case-insensitively), its CN
-// is not req.tenant, or fewer than renew_before_days days are left. A name in req that
-// issue_server_cert would refuse → Errc::invalid.
-bool needs_reissue(const CertInfo& info, const ServerCertRequest& req, long renew_before_days = 30);
-
 }  // namespace hostd::pgconf

@@ -1,18 +1,10 @@
 // HAProxy: the route file hostd owns (pure rendering) and its validated replacement.
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <filesystem>
-#include <random>
 #include <sstream>
 
 #include "base/error.h"
 #include "base/exec.h"
-#include "base/fd.h"
 #include "base/fs.h"
 #include "routes/detail.h"
 #include "routes/routes.h"
@@ -43,43 +35,6 @@ std::string haproxy_alerts(const std::string& output, const std::string& tmp, co
     }
     return out.empty() ? "no message" : out;
 }
-
-std::string temp_path_beside(const std::string& path) {
-    std::filesystem::path p(path);
-    std::string dir = p.parent_path().empty() ? "." : p.parent_path().string();
-    thread_local std::mt19937_64 rng{std::random_device{}()};
-    return dir + "/." + p.filename().string() + "." + std::to_string(rng() % 1000000000) + ".tmp";
-}
-
-void write_new_file(const std::string& path, const std::string& content) {
-    Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644));
-    if (!fd) throw_errno(errno, "Failed to create '" + path + "'");
-    if (::fchmod(fd.get(), 0644) < 0) throw_errno(errno, "Failed to chmod '" + path + "'");
-    size_t off = 0;
-    while (off < content.size()) {
-        ssize_t n = ::write(fd.get(), content.data() + off, content.size() - off);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw_errno(errno, "Failed to write '" + path + "'");
-        off += static_cast<size_t>(n);
-    }
-    if (::fsync(fd.get()) < 0) throw_errno(errno, "Failed to fsync '" + path + "'");
-}
-
-// Removes the temp file unless it was renamed into place.
-class TempFile {
-public:
-    explicit TempFile(std::string path) : path_(std::move(path)) {}
-    TempFile(const TempFile&) = delete;
-    TempFile& operator=(const TempFile&) = delete;
-    ~TempFile() {
-        if (!path_.empty()) ::unlink(path_.c_str());
-    }
-    const std::string& path() const { return path_; }
-    void release() { path_.clear(); }
-
-private:
-    std::string path_;
-};
 
 }  // namespace
 
@@ -131,14 +86,14 @@ std::string render_haproxy(const std::vector<Route>& routes) {
 bool apply_haproxy(const HaproxySettings& s, const std::vector<Route>& routes, const std::function<void()>& reload) {
     const std::string content = render_haproxy(routes);
 
-    TempFile tmp(temp_path_beside(s.hostd_config));
-    write_new_file(tmp.path(), content);
+    // Checked before it replaces the live file: a file HAProxy rejects never goes into place.
+    StagedFile staged(s.hostd_config, content);
 
     // Not -q: with it HAProxy 2.6 also keeps its [ALERT] lines to itself.
-    ExecResult r = exec({.argv = {s.haproxy_bin, "-c", "-f", s.main_config, "-f", tmp.path()}});
+    ExecResult r = exec({.argv = {s.haproxy_bin, "-c", "-f", s.main_config, "-f", staged.temp_path()}});
     if (r.exit_code != 0)
         throw Error(Errc::failed, "HAProxy rejected the new configuration: " +
-                                      haproxy_alerts(r.err + r.out, tmp.path(), s.hostd_config));
+                                      haproxy_alerts(r.err + r.out, staged.temp_path(), s.hostd_config));
 
     std::string current;
     bool have_current = true;
@@ -148,17 +103,9 @@ bool apply_haproxy(const HaproxySettings& s, const std::vector<Route>& routes, c
         if (e.code() != Errc::not_found) throw;
         have_current = false;
     }
-    if (have_current && current == content) return false;  // tmp removed by its guard
+    if (have_current && current == content) return false;  // the staged file is removed unused
 
-    if (::rename(tmp.path().c_str(), s.hostd_config.c_str()) < 0)
-        throw_errno(errno, "Failed to rename '" + tmp.path() + "' to '" + s.hostd_config + "'");
-    tmp.release();
-    // Best effort, as in write_file_atomic: once the rename is done, failing here would skip
-    // the reload, and a retry would then find nothing changed and not reload either.
-    std::filesystem::path dir = std::filesystem::path(s.hostd_config).parent_path();
-    Fd dfd(::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (dfd) ::fsync(dfd.get());
-
+    staged.commit();
     reload();
     return true;
 }

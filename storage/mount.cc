@@ -4,7 +4,6 @@
 #include <sys/statvfs.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -13,6 +12,7 @@
 
 #include "base/error.h"
 #include "base/fs.h"
+#include "base/strings.h"
 #include "storage/handles.h"
 #include "storage/storage.h"
 
@@ -59,11 +59,6 @@ std::vector<std::pair<dev_t, std::string>> mounts_of(const std::vector<dev_t>& d
 }  // namespace detail
 
 namespace {
-
-std::string lower(std::string s) {
-    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
-}
 
 struct Found {
     std::string device;

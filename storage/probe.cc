@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <mutex>
@@ -17,6 +16,7 @@
 #include "base/exec.h"
 #include "base/fd.h"
 #include "base/fs.h"
+#include "base/strings.h"
 #include "storage/handles.h"
 #include "storage/storage.h"
 
@@ -29,11 +29,6 @@ void drop_cached_blocks(int block_device_fd) noexcept { (void)::ioctl(block_devi
 }  // namespace detail
 
 namespace {
-
-std::string lower(std::string s) {
-    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
-}
 
 std::string devno_name(dev_t d) { return std::to_string(major(d)) + ":" + std::to_string(minor(d)); }
 

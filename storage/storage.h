@@ -29,7 +29,9 @@ void create_sparse_file(const std::string& path, uint64_t size_bytes);
 // Attaches path to a free loop device and returns "/dev/loopN". Works where only some
 // /dev/loopN nodes exist (a container's /dev): scans existing nodes and binds the first free
 // one (LOOP_CONFIGURE, retrying on EBUSY races), asking /dev/loop-control for a new one
-// only when no existing node is free. Direct I/O off, not read-only, no autoclear.
+// only when no existing node is free. Read-write, no autoclear, and direct I/O where the
+// image's filesystem allows it (buffered I/O otherwise), so a block the tenant's filesystem
+// caches is not cached a second time as a page of the image.
 std::string loop_attach(const std::string& path);
 
 // Detaches a loop device (LOOP_CLR_FD). A device that is already free is fine.

@@ -129,7 +129,6 @@ void Systemd::run_job(const char* method, const std::string& unit, std::chrono::
 void Systemd::start(const std::string& unit, std::chrono::milliseconds t) { run_job("StartUnit", unit, t); }
 void Systemd::stop(const std::string& unit, std::chrono::milliseconds t) { run_job("StopUnit", unit, t); }
 void Systemd::reload(const std::string& unit, std::chrono::milliseconds t) { run_job("ReloadUnit", unit, t); }
-void Systemd::restart(const std::string& unit, std::chrono::milliseconds t) { run_job("RestartUnit", unit, t); }
 void Systemd::reload_or_restart(const std::string& unit, std::chrono::milliseconds t) {
     run_job("ReloadOrRestartUnit", unit, t);
 }

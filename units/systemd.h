@@ -47,7 +47,6 @@ public:
     void start(const std::string& unit, std::chrono::milliseconds timeout = std::chrono::seconds(90));
     void stop(const std::string& unit, std::chrono::milliseconds timeout = std::chrono::seconds(90));
     void reload(const std::string& unit, std::chrono::milliseconds timeout = std::chrono::seconds(30));
-    void restart(const std::string& unit, std::chrono::milliseconds timeout = std::chrono::seconds(90));
     // Reload when running, start when not (a proxy that is down gets its routes by starting).
     void reload_or_restart(const std::string& unit, std::chrono::milliseconds timeout = std::chrono::seconds(90));
 

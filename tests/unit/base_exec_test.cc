@@ -1,12 +1,7 @@
 #include <gtest/gtest.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <filesystem>
 
 #include "base/error.h"
 #include "base/exec.h"
-#include "base/fs.h"
 #include "base/size.h"
 
 using namespace hostd;
@@ -69,26 +64,4 @@ TEST(PortRange, ParsesAndValidates) {
     EXPECT_FALSE(parse_port_range("20-10"));
     EXPECT_FALSE(parse_port_range("1-70000"));
     EXPECT_FALSE(parse_port_range("abc"));
-}
-
-// Both writers replace the file whole by a rename (with and without the fsyncs), with the
-// mode asked for, and leave no temporary file behind.
-TEST(Files, WriteReplacesWholeWithModeAndNoLeftovers) {
-    char tmpl[] = "/tmp/hostd-fs-test.XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    const std::string dir = tmpl;
-    for (auto* write : {&write_file_atomic, &write_file_replace}) {
-        const std::string p = dir + "/f.conf";
-        write(p, "old\n", 0644, std::nullopt, std::nullopt);
-        write(p, "new content\n", 0600, std::nullopt, std::nullopt);
-        EXPECT_EQ(read_file(p), "new content\n");
-        struct stat st {};
-        ASSERT_EQ(::stat(p.c_str(), &st), 0);
-        EXPECT_EQ(st.st_mode & 07777, 0600u);
-        size_t entries = 0;
-        for (auto& e : std::filesystem::directory_iterator(dir)) entries += e.path().filename() == "f.conf" ? 1 : 100;
-        EXPECT_EQ(entries, 1u) << "a temporary file was left in " << dir;
-        ASSERT_TRUE(remove_file(p));
-    }
-    ::rmdir(dir.c_str());
 }

@@ -179,15 +179,11 @@ TEST(InitdbRoot, CreatesAClusterThatAcceptsScramLogins) {
     EXPECT_NO_THROW(check_select1(sock));
 
     // The rendered settings are the ones in force.
-    EXPECT_NO_THROW(exec_sql(tcp,
-                             "DO $$ BEGIN "
-                             "IF current_setting('shared_buffers') <> '64MB' THEN RAISE EXCEPTION 'shared_buffers'; END IF; "
-                             "IF current_setting('data_checksums') <> 'on' THEN RAISE EXCEPTION 'checksums'; END IF; "
-                             "IF current_setting('password_encryption') <> 'scram-sha-256' THEN RAISE EXCEPTION 'scram'; END IF; "
-                             "IF current_setting('server_encoding') <> 'UTF8' THEN RAISE EXCEPTION 'encoding'; END IF; "
-                             "END $$"));
+    EXPECT_EQ(query_column(tcp, "SELECT current_setting(name) FROM unnest(ARRAY['shared_buffers', 'data_checksums', "
+                                "'password_encryption', 'server_encoding']) WITH ORDINALITY AS s(name, n) ORDER BY n"),
+              (std::vector<std::string>{"64MB", "on", "scram-sha-256", "UTF8"}));
     try {
-        exec_sql(tcp, "SELEC 1");
+        query_column(tcp, "SELEC 1");
         ADD_FAILURE() << "bad SQL was accepted";
     } catch (const Error& e) {
         EXPECT_EQ(e.code(), Errc::failed);

@@ -474,6 +474,20 @@ TEST(RenderOverrides, RefusesWhatCouldBreakTheFile) {
               "search_path = 'it''s'\n");
 }
 
+TEST(RenderOverrides, RefusesAControlCharacterInAValueNamingTheSetting) {
+    const std::vector<std::string> values = {"1\nport = 5", "a\rb", "a\tb", std::string("a\0b", 3), "a\x1b[0m", "a\x7f"};
+    for (const std::string& bad : values) {
+        try {
+            render_overrides({{"search_path", bad}});
+            ADD_FAILURE() << "accepted " << testing::PrintToString(bad);
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), Errc::invalid);
+            EXPECT_EQ(e.field(), "settings.search_path");
+            EXPECT_NE(std::string(e.what()).find("control character"), std::string::npos) << e.what();
+        }
+    }
+}
+
 // --- The server's own reading ---------------------------------------------------------------
 
 namespace {

@@ -1,0 +1,13 @@
+// Small string helpers shared by the libraries.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace hostd {
+
+// s with ASCII A-Z turned to a-z and every other byte unchanged, whatever the locale: for
+// names compared case-insensitively (setting names, filesystem UUIDs, host names).
+std::string lower(std::string_view s);
+
+}  // namespace hostd

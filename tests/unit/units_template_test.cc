@@ -1,0 +1,162 @@
+// The tenant unit template: the defaults give the shipped file (tests/data/units/, the text the
+// static template had), other paths reach every directive that names them, and values systemd
+// would misread are refused. HOSTD_UPDATE_GOLDEN=1 rewrites the expected file.
+
+#include <gtest/gtest.h>
+
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "golden.h"
+#include "units/template.h"
+
+using namespace hostd;
+using namespace hostd::units;
+
+namespace {
+
+// The value of the one line starting with "<key>=", or "<missing>" / "<repeated>".
+std::string directive(const std::string& unit, const std::string& key) {
+    std::istringstream in(unit);
+    std::string line, found = "<missing>";
+    while (std::getline(in, line)) {
+        if (line.rfind(key + "=", 0) != 0) continue;
+        if (found != "<missing>") return "<repeated>";
+        found = line.substr(key.size() + 1);
+    }
+    return found;
+}
+
+size_t count(const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (size_t pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1)) n++;
+    return n;
+}
+
+TemplatePaths elsewhere() {
+    TemplatePaths p;
+    p.mount_root = "/data/pg-tenants";
+    p.disk_links = "/run/pgd/devices";
+    p.runtime_dir = "pgd-sockets";
+    p.marker = ".pgd-owned";
+    p.pgdata = "cluster";
+    p.hidden = {"/opt/pgd/state", "/etc/pgd"};
+    p.mount_options = "nodev,nosuid,noexec,relatime";
+    p.pg_bindir = "/opt/pg15/bin";
+    return p;
+}
+
+// The field of the Errc::invalid the renderer throws for p, or "<accepted>".
+std::string refused_field(const TemplatePaths& p) {
+    try {
+        render_tenant_template(p);
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Errc::invalid) << e.what();
+        EXPECT_NE(std::string(e.what()).find("tenant unit template"), std::string::npos) << e.what();
+        return e.field();
+    }
+    return "<accepted>";
+}
+
+}  // namespace
+
+TEST(TenantTemplate, DefaultsGiveTheShippedFile) {
+    test::expect_golden("units/hostd-postgres@.service", render_tenant_template({}));
+    EXPECT_EQ(tenant_template_name(), "hostd-postgres@.service");
+}
+
+TEST(TenantTemplate, PutsOtherPathsInEveryDirectiveThatNamesThem) {
+    const std::string unit = render_tenant_template(elsewhere());
+    EXPECT_EQ(directive(unit, "ExecStartPre"),
+              "/usr/bin/test -f /data/pg-tenants/%i/.pgd-owned -a -f /data/pg-tenants/%i/cluster/PG_VERSION");
+    EXPECT_EQ(directive(unit, "ExecStart"), "/opt/pg15/bin/postgres -D /data/pg-tenants/%i/cluster");
+    EXPECT_EQ(directive(unit, "RuntimeDirectory"), "pgd-sockets/%i");
+    EXPECT_EQ(directive(unit, "ReadWritePaths"), "/data/pg-tenants/%i/cluster");
+    EXPECT_EQ(directive(unit, "TemporaryFileSystem"), "/data/pg-tenants:ro");
+    EXPECT_EQ(directive(unit, "MountImages"), "/run/pgd/devices/%i:/data/pg-tenants/%i:root:nodev,nosuid,noexec,relatime");
+    EXPECT_EQ(directive(unit, "InaccessiblePaths"), "-/opt/pgd/state -/etc/pgd");
+    // The comments follow: they tell an operator reading the unit where things are.
+    EXPECT_NE(unit.find("# Its own socket directory, /run/pgd-sockets/<tenant>, owned by the tenant."), std::string::npos);
+    EXPECT_NE(unit.find("# /run/pgd/devices/<tenant> is hostd's link"), std::string::npos);
+    EXPECT_NE(unit.find("visible under /data/pg-tenants;"), std::string::npos);
+
+    for (const char* old : {"/srv/hostd", "/run/hostd/disk", "hostd-tenant", "/var/lib/hostd", "/etc/hostd",
+                            "pgdata", "noatime", "/usr/lib/postgresql"})
+        EXPECT_EQ(count(unit, old), 0u) << old << " is still in:\n" << unit;
+}
+
+TEST(TenantTemplate, ChangesNothingButThePaths) {
+    // Line for line the same directives, comments and blank lines, in the shipped file's order.
+    auto keys = [](const std::string& unit) {
+        std::vector<std::string> out;
+        std::istringstream in(unit);
+        for (std::string line; std::getline(in, line);) out.push_back(line.starts_with("#") ? "#" : line.substr(0, line.find('=')));
+        return out;
+    };
+    EXPECT_EQ(keys(render_tenant_template(elsewhere())), keys(render_tenant_template({})));
+}
+
+TEST(TenantTemplate, LeavesOutWhatIsNotGiven) {
+    TemplatePaths p;
+    p.hidden.clear();
+    p.mount_options.clear();
+    const std::string unit = render_tenant_template(p);
+    EXPECT_EQ(directive(unit, "InaccessiblePaths"), "<missing>");  // an empty one would reset the list
+    EXPECT_EQ(directive(unit, "MountImages"), "/run/hostd/disk/%i:/srv/hostd/%i");
+}
+
+TEST(TenantTemplate, RefusesPathsSystemdWouldMisread) {
+    auto with = [](auto set) {
+        TemplatePaths p;
+        set(p);
+        return refused_field(p);
+    };
+    EXPECT_EQ(with([](TemplatePaths&) {}), "<accepted>");
+    EXPECT_EQ(with([](TemplatePaths& p) { p.mount_root = "srv/hostd"; }), "mount_root");
+    EXPECT_EQ(with([](TemplatePaths& p) { p.mount_root = "/"; }), "mount_root");
+    EXPECT_EQ(with([](TemplatePaths& p) { p.mount_root = ""; }), "mount_root");
+    EXPECT_EQ(with([](TemplatePaths& p) { p.mount_root = "/srv/hostd/"; }), "mount_root");
+    EXPECT_EQ(with([](TemplatePaths& p) { p.mount_root = "/srv//hostd"; }), "mount_root");
+    EXPECT_EQ(with([](TemplatePaths& p) { p.mount_root = "/srv/../hostd"; }), "mount_root");
+    EXPECT_EQ(with([](TemplatePaths& p) { p.mount_root = "/srv/my tenants"; }), "mount_root");
+    EXPECT_EQ(with([](TemplatePaths& p) { p.mount_root = "/srv/100%"; }), "mount_root");
+    EXPECT_EQ(with([](TemplatePaths& p) { p.mount_root = "/srv/\"hostd\""; }), "mount_root");
+    EXPECT_EQ(with([](TemplatePaths& p) { p.mount_root = "/srv/'hostd'"; }), "mount_root");
+    EXPECT_EQ(with([](TemplatePaths& p) { p.mount_root = "/srv/a:b"; }), "mount_root");
+    EXPECT_EQ(with([](TemplatePaths& p) { p.mount_root = "/srv/$HOME"; }), "mount_root");
+    EXPECT_EQ(with([](TemplatePaths& p) { p.mount_root = "/srv/a\\x20b"; }), "mount_root");
+    EXPECT_EQ(with([](TemplatePaths& p) { p.mount_root = "/srv/hostd\nExecStartPre=/bin/sh"; }), "mount_root");
+    EXPECT_EQ(with([](TemplatePaths& p) { p.disk_links = "/run/hostd/disk\t"; }), "disk_links");
+    EXPECT_EQ(with([](TemplatePaths& p) { p.runtime_dir = "/run/hostd-tenant"; }), "runtime_dir");
+    EXPECT_EQ(with([](TemplatePaths& p) { p.runtime_dir = "../etc"; }), "runtime_dir");
+    EXPECT_EQ(with([](TemplatePaths& p) { p.marker = "a/b"; }), "marker");
+    EXPECT_EQ(with([](TemplatePaths& p) { p.marker = ".."; }), "marker");
+    EXPECT_EQ(with([](TemplatePaths& p) { p.pgdata = ""; }), "pgdata");
+    EXPECT_EQ(with([](TemplatePaths& p) { p.hidden.push_back("relative/dir"); }), "hidden");
+    EXPECT_EQ(with([](TemplatePaths& p) { p.hidden.push_back("/etc/%i"); }), "hidden");
+    EXPECT_EQ(with([](TemplatePaths& p) { p.pg_bindir = "/usr/lib/postgresql/15/bin "; }), "pg_bindir");
+    EXPECT_EQ(with([](TemplatePaths& p) { p.mount_options = "nodev,,noexec"; }), "mount_options");
+    EXPECT_EQ(with([](TemplatePaths& p) { p.mount_options = "nodev:root:rw"; }), "mount_options");
+    EXPECT_EQ(with([](TemplatePaths& p) { p.mount_options = "nodev noexec"; }), "mount_options");
+    EXPECT_EQ(with([](TemplatePaths& p) { p.mount_options = "context=\"system_u:object_r:x\""; }), "mount_options");
+    // Allowed: nested directories, and the characters in ordinary paths.
+    EXPECT_EQ(with([](TemplatePaths& p) { p.runtime_dir = "hostd/tenants"; }), "<accepted>");
+    EXPECT_EQ(with([](TemplatePaths& p) { p.mount_root = "/srv/pg_15-tenants.d/v+1@x"; }), "<accepted>");
+}
+
+TEST(TenantTemplate, RefusesToHideWhatTheUnitNeeds) {
+    TemplatePaths p;
+    p.mount_root = "/var/lib/hostd/mnt";
+    EXPECT_EQ(refused_field(p), "mount_root");
+    p = {};
+    p.hidden.push_back("/usr/lib/postgresql");
+    EXPECT_EQ(refused_field(p), "pg_bindir");
+    p = {};
+    p.hidden.push_back("/run/hostd");
+    EXPECT_EQ(refused_field(p), "disk_links");
+    p = {};
+    p.hidden.push_back("/srv/hostd-old");  // a neighbour, not a parent
+    EXPECT_EQ(refused_field(p), "<accepted>");
+}

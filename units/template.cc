@@ -1,0 +1,191 @@
+#include "units/template.h"
+
+#include <sstream>
+#include <utility>
+
+#include "base/error.h"
+
+namespace hostd::units {
+namespace {
+
+// Characters a path may hold here. Everything else is refused rather than escaped: systemd reads
+// whitespace as a separator, quotes and '\' as quoting, '%' as a specifier, '$' as a variable in
+// ExecStart=, and ':' as the separator of MountImages= and TemporaryFileSystem=.
+bool path_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '/' || c == '.' ||
+           c == '_' || c == '-' || c == '+' || c == '@';
+}
+
+[[noreturn]] void refuse(const std::string& field, const std::string& value, const std::string& why) {
+    throw Error(Errc::invalid, "The tenant unit template cannot use '" + value + "' as " + field + ": " + why, field);
+}
+
+// Components between '/', none empty, "." or ".." (systemd wants normalized paths, and the
+// checks below compare paths as text).
+void check_components(const std::string& field, const std::string& value, size_t from) {
+    for (size_t start = from; start <= value.size();) {
+        size_t end = value.find('/', start);
+        if (end == std::string::npos) end = value.size();
+        const std::string part = value.substr(start, end - start);
+        if (part.empty() || part == "." || part == "..")
+            refuse(field, value, "write it without empty, '.' or '..' components and without a trailing '/'");
+        start = end + 1;
+    }
+}
+
+void check_chars(const std::string& field, const std::string& value) {
+    for (char c : value)
+        if (!path_char(c))
+            refuse(field, value, "systemd would misread some of its characters; use only letters, digits and / . _ - + @");
+}
+
+void check_absolute(const std::string& field, const std::string& value) {
+    if (value.empty() || value.front() != '/') refuse(field, value, "give an absolute path");
+    if (value == "/") refuse(field, value, "give a directory below /");
+    check_chars(field, value);
+    check_components(field, value, 1);
+}
+
+void check_relative(const std::string& field, const std::string& value) {
+    if (value.empty() || value.front() == '/') refuse(field, value, "give a path relative to /run, like hostd-tenant");
+    check_chars(field, value);
+    check_components(field, value, 0);
+}
+
+void check_name(const std::string& field, const std::string& value) {
+    if (value.empty() || value.find('/') != std::string::npos) refuse(field, value, "give a file name, without '/'");
+    check_relative(field, value);
+}
+
+void check_mount_options(const std::string& value) {
+    if (value.empty()) return;  // the filesystem's defaults
+    size_t start = 0;
+    for (;;) {
+        const size_t end = value.find(',', start);
+        const std::string opt = value.substr(start, end == std::string::npos ? std::string::npos : end - start);
+        bool ok = !opt.empty();
+        for (char c : opt)
+            ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                        c == '=' || c == '.' || c == '+' || c == '-');
+        if (!ok)
+            refuse("mount_options", value,
+                   "give comma-separated options of letters, digits and _ = . + - (like nodev,nosuid,noexec,noatime)");
+        if (end == std::string::npos) return;
+        start = end + 1;
+    }
+}
+
+bool inside(const std::string& path, const std::string& dir) {
+    return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/');
+}
+
+void validate(const TemplatePaths& p) {
+    check_absolute("mount_root", p.mount_root);
+    check_absolute("disk_links", p.disk_links);
+    check_relative("runtime_dir", p.runtime_dir);
+    check_name("marker", p.marker);
+    check_name("pgdata", p.pgdata);
+    for (const auto& h : p.hidden) check_absolute("hidden", h);
+    check_mount_options(p.mount_options);
+    check_absolute("pg_bindir", p.pg_bindir);
+    // InaccessiblePaths= over what the unit mounts or runs would hide it from the unit itself.
+    const std::pair<const char*, const std::string*> needed[] = {
+        {"mount_root", &p.mount_root}, {"disk_links", &p.disk_links}, {"pg_bindir", &p.pg_bindir}};
+    for (const auto& h : p.hidden)
+        for (const auto& [field, path] : needed)
+            if (inside(*path, h)) refuse(field, *path, "it lies in '" + h + "', which tenants may not see; move one of them");
+}
+
+}  // namespace
+
+std::string tenant_template_name() { return "hostd-postgres@.service"; }
+
+std::string render_tenant_template(const TemplatePaths& p) {
+    validate(p);
+    const std::string& root = p.mount_root;
+    const std::string data = root + "/%i/" + p.pgdata;
+    std::string hidden;
+    for (const auto& h : p.hidden) hidden += (hidden.empty() ? "-" : " -") + h;
+    std::string image = p.disk_links + "/%i:" + root + "/%i";
+    if (!p.mount_options.empty()) image += ":root:" + p.mount_options;
+
+    std::ostringstream o;
+    o << "# One PostgreSQL cluster of a hostd tenant. Shipped once; each tenant is an instance\n"
+         "# (hostd-postgres@<tenant>.service), so creating a tenant needs no daemon-reload.\n"
+         "# Limits (MemoryMax, CPUQuota, TasksMax) are set per instance by hostd over D-Bus\n"
+         "# (SetUnitProperties), which systemd persists under /etc/systemd/system.control/.\n"
+         "\n"
+         "[Unit]\n"
+         "Description=hostd PostgreSQL tenant %i\n"
+         "Documentation=man:hostd(8)\n"
+         "After=network.target\n"
+         "\n"
+         "[Service]\n"
+         "Type=notify\n"
+         "User=_%i\n"
+         "Group=_%i\n"
+         "# The cluster lives on the tenant's own filesystem, which is mounted only in this unit's\n"
+         "# namespace (MountImages below) and in hostd's own: the host's mount table does not grow with\n"
+         "# tenants, so starting the 200th unit costs what the first did. The marker file exists only on\n"
+         "# that filesystem: never start on an empty directory.\n"
+      << "ExecStartPre=/usr/bin/test -f " << root << "/%i/" << p.marker << " -a -f " << data << "/PG_VERSION\n"
+      << "ExecStart=" << p.pg_bindir << "/postgres -D " << data << "\n"
+      << "ExecReload=/bin/kill -HUP $MAINPID\n"
+         "# SIGINT = PostgreSQL's \"fast\" shutdown; the postmaster stops its own children.\n"
+         "KillMode=mixed\n"
+         "KillSignal=SIGINT\n"
+         "TimeoutStartSec=infinity\n"
+         "TimeoutStopSec=60\n"
+         "Restart=on-failure\n"
+         "RestartSec=1s\n"
+      << "# Its own socket directory, /run/" << p.runtime_dir << "/<tenant>, owned by the tenant.\n"
+      << "RuntimeDirectory=" << p.runtime_dir << "/%i\n"
+      << "RuntimeDirectoryMode=0750\n"
+         "UMask=0077\n"
+         "\n"
+         "# Sandbox: a tenant's superuser can run programs as this user (COPY ... TO PROGRAM,\n"
+         "# untrusted languages), so the OS is the wall between tenants. What PostgreSQL tolerates:\n"
+         "ProtectSystem=strict\n"
+      << "ReadWritePaths=" << data << "\n"
+      << "# Only its own disk is visible under " << root << "; hostd's state and config not at all.\n"
+      << "# " << p.disk_links << "/<tenant> is hostd's link to the block device it mounted and checked (its\n"
+      << "# marker) before starting the unit; the same device mounted twice shares one superblock.\n"
+      << "TemporaryFileSystem=" << root << ":ro\n"
+      << "MountImages=" << image << "\n";
+    if (!hidden.empty()) o << "InaccessiblePaths=" << hidden << "\n";
+    o << "PrivateTmp=yes\n"
+         "PrivateDevices=yes\n"
+         "ProtectHome=yes\n"
+         "ProtectKernelTunables=yes\n"
+         "ProtectKernelModules=yes\n"
+         "ProtectKernelLogs=yes\n"
+         "ProtectControlGroups=yes\n"
+         "ProtectClock=yes\n"
+         "ProtectHostname=yes\n"
+         "ProtectProc=invisible\n"
+         "ProcSubset=pid\n"
+         "NoNewPrivileges=yes\n"
+         "CapabilityBoundingSet=\n"
+         "AmbientCapabilities=\n"
+         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n"
+         "RestrictNamespaces=yes\n"
+         "RestrictRealtime=yes\n"
+         "RestrictSUIDSGID=yes\n"
+         "LockPersonality=yes\n"
+         "# PostgreSQL's JIT (LLVM) needs writable+executable memory; hostd turns jit off instead of\n"
+         "# allowing it, so W^X can be enforced.\n"
+         "MemoryDenyWriteExecute=yes\n"
+         "KeyringMode=private\n"
+         "RemoveIPC=yes\n"
+         "PrivateUsers=yes\n"
+         "SystemCallArchitectures=native\n"
+         "SystemCallFilter=@system-service\n"
+         "SystemCallFilter=~@privileged @resources @obsolete\n"
+         "SystemCallErrorNumber=EPERM\n"
+         "\n"
+         "[Install]\n"
+         "WantedBy=multi-user.target\n";
+    return o.str();
+}
+
+}  // namespace hostd::units

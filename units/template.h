@@ -1,0 +1,37 @@
+// The tenant unit template, hostd-postgres@.service, rendered from the paths the daemon is
+// configured with: the sandbox names those paths (the tenant's mount, the socket directory, what
+// no tenant may see), so a template written for other paths would start units that see the
+// wrong places or do not start at all. Pure: values in, text out.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace hostd::units {
+
+// Defaults: the shipped template (hostd's default configuration, Debian's PostgreSQL 15).
+struct TemplatePaths {
+    std::string mount_root = "/srv/hostd";     // tenants' filesystems: <mount_root>/<tenant>
+    std::string disk_links = "/run/hostd/disk";  // hostd's link to each tenant's checked device: <disk_links>/<tenant>
+    std::string runtime_dir = "hostd-tenant";  // socket dirs /run/<runtime_dir>/<tenant>, relative to /run
+    std::string marker = ".hostd-tenant";      // marker file name on each tenant filesystem
+    std::string pgdata = "pgdata";             // data dir name below the mount point
+    std::vector<std::string> hidden = {"/var/lib/hostd", "/etc/hostd"};  // paths no tenant may see (state_dir, config)
+    std::string mount_options = "nodev,nosuid,noexec,noatime";  // of the tenant's filesystem in its unit
+    std::string pg_bindir = "/usr/lib/postgresql/15/bin";
+};
+
+// The hostd-postgres@.service template for these paths. Throws Errc::invalid, with the member's
+// name as the field, for a path that is not absolute (runtime_dir: not relative), not
+// normalized ("//", ".", "..", a trailing "/"), or that holds a character systemd would read
+// as something else (whitespace, quotes, '%', '$', ':', '\', control characters: only letters,
+// digits and "/._-+@" are taken); for a marker or pgdata that is not a plain file name; for
+// mount options other than comma-separated words of [A-Za-z0-9_=.+-] (empty: the filesystem's
+// defaults); and for a mount_root, disk_links or pg_bindir inside a hidden path (hidden from the
+// very unit that needs it).
+std::string render_tenant_template(const TemplatePaths& p);
+
+// "hostd-postgres@.service": the name the template is installed under.
+std::string tenant_template_name();
+
+}  // namespace hostd::units

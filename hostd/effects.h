@@ -105,6 +105,11 @@ public:
     // between writing the file and reloading must not leave the proxy behind the file).
     virtual void apply_routes(const std::vector<routes::Route>& routes, bool force_reload = false) = 0;
 
+    // The tenant unit template rendered for this configuration is the one systemd has: when the
+    // installed file differs (other paths in hostd.toml), a runtime copy under
+    // /run/systemd/system takes its place and systemd reloads once.
+    virtual void ensure_unit_template() = 0;
+
     // PEM of hostd's local CA, which signs every tenant's server certificate (made on first use).
     virtual std::string ca_certificate() = 0;
 

@@ -22,6 +22,7 @@
 #include "pgconf/settings.h"
 #include "pgconf/tls.h"
 #include "storage/storage.h"
+#include "units/template.h"
 
 namespace hostd {
 namespace {
@@ -35,10 +36,7 @@ void link_disk(const TenantLayout& l) {
         throw Error(Errc::unavailable, "Tenant '" + l.name + "' has no filesystem mounted at '" + l.mountpoint +
                                            "'; run hostctl reconcile");
     make_dirs(std::string(layout::kDiskLinks), 0700);
-    const std::string link = l.disk_link, tmp = link + ".tmp";
-    ::unlink(tmp.c_str());
-    if (::symlink(src->c_str(), tmp.c_str()) < 0) throw_errno(errno, "Failed to create '" + tmp + "'");
-    if (::rename(tmp.c_str(), link.c_str()) < 0) throw_errno(errno, "Failed to rename '" + tmp + "' to '" + link + "'");
+    replace_symlink(*src, l.disk_link);
 }
 
 bool can_bind(int family, uint16_t port) {
@@ -295,6 +293,31 @@ public:
         }
         s.disk = disk_usage(l);
         return s;
+    }
+
+    void ensure_unit_template() override {
+        const std::string name = units::tenant_template_name();
+        const std::string want = units::render_tenant_template(layout::template_paths(cfg_));
+        const std::string installed = std::string(HOSTD_UNITDIR) + "/" + name, runtime = "/run/systemd/system/" + name;
+        auto content = [](const std::string& path) {
+            try {
+                return read_file(path);
+            } catch (const Error&) {
+                return std::string();
+            }
+        };
+        const bool have_runtime = path_exists(runtime);
+        if (want == content(installed)) {
+            if (!have_runtime) return;
+            remove_file(runtime);  // the configuration is back to what the installed file says
+        } else {
+            if (have_runtime && content(runtime) == want) return;
+            make_dirs("/run/systemd/system", 0755);
+            write_file_atomic(runtime, want, 0644);
+            log::info("The tenant unit template follows hostd.toml's paths: " + runtime + " (the installed " + installed +
+                      " is for the default paths)");
+        }
+        units::Systemd::connect().daemon_reload();
     }
 
     std::string ca_certificate() override {

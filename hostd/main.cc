@@ -26,7 +26,9 @@
 #include "hostd/log.h"
 #include "hostd/manager.h"
 #include "hostd/ticker.h"
+#include "model/layout.h"
 #include "routes/routes.h"
+#include "units/template.h"
 
 using namespace hostd;
 
@@ -109,6 +111,9 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", "hostd " HOSTD_VERSION);
     bool print_man = false;
     app.add_flag("--man", print_man, "Print hostd's manual page (roff) and exit");
+    bool print_template = false;
+    app.add_flag("--print-unit-template", print_template,
+                 "Print the tenant unit template (hostd-postgres@.service) for the config file's paths, and exit");
     bool print_traefik = false;
     app.add_flag("--traefik-static", print_traefik,
                  "Print the static Traefik configuration (entry points, file provider) that matches the [proxy] "
@@ -134,6 +139,15 @@ int main(int argc, char** argv) {
     if (print_default) {
         std::cout << default_config_text();
         return 0;
+    }
+    if (print_template) {
+        try {
+            std::cout << units::render_tenant_template(layout::template_paths(load_config(config_path)));
+            return 0;
+        } catch (const std::exception& e) {
+            std::cerr << "hostd: " << e.what() << "\n";
+            return 1;
+        }
     }
     if (print_traefik) {
         try {

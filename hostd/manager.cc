@@ -57,6 +57,11 @@ void Manager::load() { store_.load(); }
 void Manager::start() {
     load();
     try {
+        fx_->ensure_unit_template();  // before any tenant unit starts
+    } catch (const Error& e) {
+        log::error(std::string("Failed to install the tenant unit template for this configuration: ") + e.what());
+    }
+    try {
         fx_->ca_certificate();  // the host's CA exists from the first start, not the first create
     } catch (const Error& e) {
         log::error(std::string("Failed to set up the local CA: ") + e.what());

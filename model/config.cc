@@ -31,7 +31,7 @@ const std::vector<Setting>& settings() {
         {"api", "socket", Kind::text, "Unix socket of the HTTP+JSON API (socket activation passes it in; this is for manual runs).", FIELD(socket_path)},
         {"api", "group", Kind::text, "Members of this group (and root) may use the API.", FIELD(socket_group)},
         {"paths", "state_dir", Kind::text, "Tenant records (root only).", FIELD(state_dir)},
-        {"paths", "mount_root", Kind::text, "Each tenant's filesystem is mounted at <mount_root>/<tenant>. The tenant unit template expects /srv/hostd.", FIELD(mount_root)},
+        {"paths", "mount_root", Kind::text, "Each tenant's filesystem is mounted at <mount_root>/<tenant> (hostd renders the tenant unit template, hostd-postgres@.service, with it at start).", FIELD(mount_root)},
         {"storage", "backend", Kind::text, "\"loop\": a sparse file per tenant attached as a loop device; \"device\": a block device named in each create request.", FIELD(backend)},
         {"storage", "loop_dir", Kind::text, "Where the loop backend keeps its image files.", FIELD(loop_dir)},
         {"storage", "filesystem", Kind::text, "Filesystem made on each tenant disk.", FIELD(filesystem)},

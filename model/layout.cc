@@ -36,6 +36,21 @@ namespace layout {
 
 std::string records_dir(const Config& cfg) { return cfg.state_dir + "/tenants"; }
 
+units::TemplatePaths template_paths(const Config& cfg) {
+    units::TemplatePaths p;
+    p.mount_root = cfg.mount_root;
+    p.disk_links = std::string(kDiskLinks);
+    p.runtime_dir = std::string(kRuntimeDir);
+    p.marker = std::string(kMarkerName);
+    p.pgdata = std::string(kPgdataName);
+    // What no tenant may see: hostd's records and CA, and its configuration.
+    p.hidden = {cfg.state_dir, "/etc/hostd"};
+    if (!(cfg.loop_dir + "/").starts_with(cfg.state_dir + "/")) p.hidden.push_back(cfg.loop_dir);
+    p.mount_options = cfg.mount_options;
+    p.pg_bindir = cfg.pg_bindir;
+    return p;
+}
+
 namespace {
 std::string between(std::string_view s, std::string_view prefix, std::string_view suffix) {
     if (s.size() <= prefix.size() + suffix.size() || !s.starts_with(prefix) || !s.ends_with(suffix)) return "";

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "model/config.h"
+#include "units/template.h"
 
 namespace hostd {
 
@@ -45,6 +46,8 @@ inline constexpr std::string_view kMarkerName = ".hostd-tenant";
 inline constexpr std::string_view kPgdataName = "pgdata";
 inline constexpr std::string_view kControlDir = "/etc/systemd/system.control";
 std::string records_dir(const Config& cfg);
+// The tenant unit template's paths, from the same places as every TenantLayout.
+units::TemplatePaths template_paths(const Config& cfg);
 // The tenant a unit, OS user or image file name belongs to; "" when the name is not of that form.
 std::string tenant_of_unit(std::string_view unit);
 std::string tenant_of_user(std::string_view user);

@@ -153,6 +153,14 @@ void Systemd::set_limits(const std::string& unit, const Limits& l, bool runtime)
     if (r < 0) fail(r, err, "Failed to set limits on '" + unit + "'");
 }
 
+void Systemd::daemon_reload() {
+    BusError err;
+    // Reload returns once systemd has read its unit files again (the default call timeout is
+    // 25 s; a reload with few units takes well under one).
+    int r = sd_bus_call_method(bus_.get(), kDest, kPath, kManager, "Reload", &err.e, nullptr, "");
+    if (r < 0) fail(r, err, "Failed to reload systemd's unit files");
+}
+
 void Systemd::reset_failed(const std::string& unit) {
     BusError err;
     int r = sd_bus_call_method(bus_.get(), kDest, kPath, kManager, "ResetFailedUnit", &err.e, nullptr, "s", unit.c_str());

@@ -54,6 +54,10 @@ public:
     // /etc/systemd/system.control/<unit>.d/ and apply them live to a running unit.
     void set_limits(const std::string& unit, const Limits& limits, bool runtime = false);
 
+    // Reload (daemon-reload): systemd reads its unit files again. Costs grow with the units
+    // loaded: for a changed template only, never per tenant.
+    void daemon_reload();
+
     // ResetFailed on the unit; a unit that is not loaded or not failed is fine.
     void reset_failed(const std::string& unit);
 

@@ -132,6 +132,7 @@ public:
     }
     void apply_routes(const std::vector<routes::Route>& rs, bool) override { std::lock_guard g(m_.mu); hit("apply_routes"); m_.routes = rs; }
     std::string ca_certificate() override { return "-----BEGIN CERTIFICATE-----\n"; }
+    void ensure_unit_template() override { std::lock_guard g(m_.mu); hit("ensure_unit_template"); }
     LiveStatus live_status(const TenantRecord&, const TenantLayout&) override { std::lock_guard g(m_.mu); return {}; }
 
 private:

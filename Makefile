@@ -28,17 +28,17 @@ build: deps
 # Unit tests (pure logic, the Manager with a fake machine, and root tests of the libraries
 # against their own loop devices and temp dirs on this host).
 unit: build
-	cd $(BUILD) && ctest --output-on-failure
+	@t0=$$(date +%s); cd $(BUILD) && ctest --output-on-failure; rc=$$?; echo "# unit tests took $$(( $$(date +%s) - t0 )) s"; exit $$rc
 
-# End-to-end in a throwaway systemd machine (tests/testbed).
+# End-to-end in a throwaway systemd machine (tests/testbed): every suite runs (a failure does
+# not hide the others' results) and prints how long it took.
+E2E_SUITES := run lifecycle isolation disks metrics routes ansible
 e2e: build
-	BUILD=$(abspath $(BUILD)) tests/e2e/run
-	BUILD=$(abspath $(BUILD)) tests/e2e/lifecycle
-	BUILD=$(abspath $(BUILD)) tests/e2e/isolation
-	BUILD=$(abspath $(BUILD)) tests/e2e/disks
-	BUILD=$(abspath $(BUILD)) tests/e2e/metrics
-	BUILD=$(abspath $(BUILD)) tests/e2e/routes
-	BUILD=$(abspath $(BUILD)) tests/e2e/ansible
+	@fail=0; for s in $(E2E_SUITES); do \
+	  t0=$$(date +%s); echo "# e2e suite $$s"; \
+	  BUILD=$(abspath $(BUILD)) tests/e2e/$$s || { fail=1; echo "# e2e suite $$s FAILED"; }; \
+	  echo "# e2e suite $$s took $$(( $$(date +%s) - t0 )) s"; \
+	done; exit $$fail
 
 test: unit e2e
 

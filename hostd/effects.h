@@ -18,6 +18,7 @@
 #include "model/views.h"
 #include "routes/routes.h"
 #include "storage/storage.h"
+#include "units/sockets.h"
 #include "units/systemd.h"
 #include "units/users.h"
 
@@ -86,14 +87,20 @@ public:
     virtual void init_cluster(const TenantRecord& t, const TenantLayout& l, const units::OsUser& u) = 0;
     virtual void adopt_cluster(const TenantRecord& t, const TenantLayout& l, const units::OsUser& u) = 0;
 
-    // Unit: set limits, start and wait for the job; stop also forgets failure and drop-ins.
-    virtual void start_unit(const TenantLayout& l, const units::Limits& limits) = 0;
+    // Unit: its environment (the port PostgreSQL must listen on, given on its command line),
+    // limits, start and wait for the job; stop also forgets failure and drop-ins.
+    virtual void start_unit(const TenantLayout& l, uint16_t port, const units::Limits& limits) = 0;
     virtual void stop_unit(const TenantLayout& l) = 0;
     virtual bool unit_active(const TenantLayout& l) = 0;
     // Live change of a running tenant: new limits on its unit (persisted by systemd), the
     // tuning derived from them rewritten, PostgreSQL reloaded. Returns the settings that
     // PostgreSQL says wait for a restart (pg_settings.pending_restart).
     virtual std::vector<std::string> apply_limits(const TenantRecord& t, const TenantLayout& l) = 0;
+
+    // The host's listening TCP sockets (owner uid, inode), and killing the processes of a user
+    // that hold one: the port watch.
+    virtual std::vector<units::Listener> tcp_listeners() = 0;
+    virtual std::vector<pid_t> kill_socket_holders(uid_t uid, uint64_t inode) = 0;
 
     // libpq SELECT 1, retried until timeout. hostaddr non-empty: connect there, with host
     // only as the TLS server name (a route chosen by SNI).

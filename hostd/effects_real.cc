@@ -123,6 +123,7 @@ public:
     void unmount(const TenantLayout& l) override {
         const std::string& target = l.mountpoint;
         remove_file(l.disk_link);
+        remove_file(l.env_file);
         storage::unmount(target);
         if (::rmdir(target.c_str()) < 0 && errno != ENOENT && errno != ENOTEMPTY)
             throw_errno(errno, "Failed to remove mount point '" + target + "'");
@@ -214,8 +215,10 @@ public:
         write_tenant_files(t, pgdata, u, /*certificate=*/true);
     }
 
-    void start_unit(const TenantLayout& l, const units::Limits& limits) override {
+    void start_unit(const TenantLayout& l, uint16_t port, const units::Limits& limits) override {
         link_disk(l);
+        make_dirs(std::string(layout::kEnvDir), 0755);
+        write_file_atomic(l.env_file, "HOSTD_PORT=" + std::to_string(port) + "\n", 0644);
         auto sd = units::Systemd::connect();
         sd.reset_failed(l.unit);
         sd.set_limits(l.unit, limits, /*runtime=*/false);
@@ -262,6 +265,9 @@ public:
             return false;
         }
     }
+
+    std::vector<units::Listener> tcp_listeners() override { return units::tcp_listeners(); }
+    std::vector<pid_t> kill_socket_holders(uid_t uid, uint64_t inode) override { return units::kill_socket_holders(uid, inode); }
 
     void wait_sql(const std::string& host, uint16_t port, const std::string& user, const std::string& password,
                   int timeout_ms, const std::string& hostaddr) override {

@@ -215,6 +215,16 @@ int main(int argc, char** argv) {
         std::optional<Ticker> guard;
         if (cfg.guard_interval > 0)
             guard.emplace(std::chrono::milliseconds(static_cast<long>(cfg.guard_interval * 1000)), [&] { manager.guard_tick(); });
+        // Tenants listen on their own port only: a look at the kernel's socket table.
+        std::optional<Ticker> port_watch;
+        if (cfg.listeners_interval > 0)
+            port_watch.emplace(std::chrono::milliseconds(static_cast<long>(cfg.listeners_interval * 1000)), [&] {
+                try {
+                    manager.port_watch_tick();
+                } catch (const std::exception& e) {
+                    log::warning(std::string("Port watch: ") + e.what());
+                }
+            });
         sd_notify(0, "READY=1\nSTATUS=Serving the API");
         log::info("hostd " HOSTD_VERSION " ready");
 

@@ -33,7 +33,8 @@ Manager::Manager(Config cfg, std::unique_ptr<Effects> fx)
       disks_(cfg_, *fx_, store_),
       guard_(cfg_, *fx_, store_),
       prov_(cfg_, *fx_, store_, disks_, guard_, catalog_),
-      reconciler_(cfg_, *fx_, store_, disks_, prov_) {}
+      reconciler_(cfg_, *fx_, store_, disks_, prov_),
+      ports_(*fx_, store_) {}
 
 template <class F>
 auto Manager::timed(const char* kind, F&& fn) {

@@ -12,6 +12,7 @@
 #include "hostd/effects.h"
 #include "hostd/guard.h"
 #include "hostd/opstats.h"
+#include "hostd/portwatch.h"
 #include "hostd/provisioner.h"
 #include "hostd/reconciler.h"
 #include "hostd/store.h"
@@ -43,6 +44,8 @@ public:
     ReconcileReport reconcile();
     // One round of the disk-full guard (a ticker calls it).
     void guard_tick() { guard_.tick(); }
+    // One look for tenants listening on ports not their own (a ticker calls it).
+    void port_watch_tick() { ports_.tick(); }
 
     // with_status: the live status (unit, cgroup, disk) of a ready tenant too.
     TenantView get(const std::string& name, bool with_status = true);
@@ -68,6 +71,7 @@ private:
     Guard guard_;
     Provisioner prov_;
     Reconciler reconciler_;
+    PortWatch ports_;
     mutable std::mutex stats_mu_;
     OpStats stats_;
 };

@@ -183,7 +183,7 @@ Created Provisioner::create(const std::string& name, const CreateRequest& req, c
         });
         step("start", [&] {
             rb.add("unit", [&] { fx_.stop_unit(l); });
-            fx_.start_unit(l, limits_of(t.spec));
+            fx_.start_unit(l, t.port, limits_of(t.spec));
         });
         // Directly over its socket directory (TCP logins need TLS, and come through the proxy).
         step("check", [&] { fx_.wait_sql(l.socket_dir, t.port, t.admin_user, t.password, kCheckTimeoutMs, ""); });
@@ -308,7 +308,7 @@ Resized Provisioner::resize(const std::string& name, const ResizeRequest& req) {
         fx_.apply_limits(t, l);
     } else {
         log::info("Starting the tenant again after the resize", name);
-        fx_.start_unit(l, limits_of(t.spec));
+        fx_.start_unit(l, t.port, limits_of(t.spec));
         fx_.wait_sql(l.socket_dir, t.port, t.admin_user, t.password, kCheckTimeoutMs, "");
         store_.set_problem(name, "");
     }

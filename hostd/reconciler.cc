@@ -45,9 +45,11 @@ void Reconciler::converge(TenantRecord t, ReconcileReport& report) {
         if (!fx_.find_user(t.os_user)) {
             act("re-creating OS user " + t.os_user);
             auto u = fx_.create_user(t.os_user, l.mountpoint);
+            t.uid = u.uid;  // the port watch knows the tenant by it
+            store_.save(t);
             fx_.adopt_cluster(t, l, u);
         }
-        fx_.start_unit(l, limits_of(t.spec));
+        fx_.start_unit(l, t.port, limits_of(t.spec));
         store_.set_routed(t.name, true);
         store_.set_problem(t.name, "");
     } catch (const Error& e) {

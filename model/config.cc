@@ -41,6 +41,7 @@ const std::vector<Setting>& settings() {
         {"guard", "readwrite_above", Kind::number, "Back to read-write when more than this percent is free again (after delete, VACUUM or resize), not counting the reserve.", FIELD(guard_readwrite_above)},
         {"guard", "reserve", Kind::size, "Space held back per tenant in a preallocated file (at most a tenth of the disk), released when the guard trips so the tenant can still clean up.", FIELD(guard_reserve)},
         {"guard", "interval", Kind::number, "Seconds between two checks of every tenant's free space; 0 turns the guard off.", FIELD(guard_interval)},
+        {"guard", "listeners_interval", Kind::number, "Seconds between two looks at the host's listening TCP sockets: a tenant's process listening on any port but its own (another tenant's while it is down, or any free one) is killed and logged. 0 turns the watch off.", FIELD(listeners_interval)},
         {"metrics", "listen", Kind::text, "A TCP listener serving GET /metrics for Prometheus, e.g. \"127.0.0.1:9187\" (no TLS, no auth: keep it on loopback or a private network). Empty: off; /metrics is always on the API socket.", FIELD(metrics_listen)},
         {"metrics", "textfile", Kind::text, "Also write the metrics atomically to this file for node_exporter's textfile collector (e.g. /var/lib/prometheus/node-exporter/hostd.prom). Empty: off.", FIELD(metrics_textfile)},
         {"metrics", "interval", Kind::number, "Seconds between two writes of the textfile.", FIELD(metrics_interval)},

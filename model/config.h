@@ -30,6 +30,7 @@ struct Config {
     double guard_readwrite_above = 10; // percent free (reserve not counted): back to read-write above
     uint64_t guard_reserve = 32ull << 20;  // reserve file, at most a tenth of the disk
     double guard_interval = 0.5;       // seconds between checks
+    double listeners_interval = 1;     // seconds between looks for tenants listening on other ports; 0 = off
     // [metrics]
     std::string metrics_listen;        // "127.0.0.1:9187": a TCP listener for /metrics; "" = off
     std::string metrics_textfile;      // a file for node_exporter's textfile collector; "" = off

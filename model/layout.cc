@@ -20,6 +20,7 @@ TenantLayout layout_of(const Config& cfg, std::string_view name) {
     l.guard_conf = l.pgdata + "/hostd.guard.conf";
     l.socket_dir = "/run/" + std::string(kRuntimeDir) + "/" + n;
     l.disk_link = std::string(kDiskLinks) + "/" + n;
+    l.env_file = std::string(kEnvDir) + "/" + n;
     l.unit = std::string(kUnitPrefix) + n + std::string(kUnitSuffix);
     // systemd puts instances of a template in the template's own slice ("-" escaped as \x2d).
     l.cgroup = "/system.slice/system-hostd\\x2dpostgres.slice/" + l.unit;
@@ -40,6 +41,7 @@ units::TemplatePaths template_paths(const Config& cfg) {
     units::TemplatePaths p;
     p.mount_root = cfg.mount_root;
     p.disk_links = std::string(kDiskLinks);
+    p.env_dir = std::string(kEnvDir);
     p.runtime_dir = std::string(kRuntimeDir);
     p.marker = std::string(kMarkerName);
     p.pgdata = std::string(kPgdataName);

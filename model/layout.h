@@ -20,6 +20,7 @@ struct TenantLayout {
     std::string guard_conf;  // <pgdata>/hostd.guard.conf: read last; read-only while the guard holds
     std::string socket_dir;  // /run/hostd-tenant/<name>: PostgreSQL's socket (the unit's RuntimeDirectory)
     std::string disk_link;   // /run/hostd/disk/<name>: the device hostd checked, which the unit mounts
+    std::string env_file;    // /run/hostd/env/<name>: the unit's environment (HOSTD_PORT), hostd's, root's
     std::string unit;        // hostd-postgres@<name>.service
     std::string cgroup;      // the unit's cgroup path below a controller's root
     std::string os_user;     // _<name>
@@ -42,6 +43,7 @@ inline constexpr std::string_view kUserPrefix = "_";
 inline constexpr std::string_view kImageSuffix = ".img";
 inline constexpr std::string_view kRuntimeDir = "hostd-tenant";  // below /run
 inline constexpr std::string_view kDiskLinks = "/run/hostd/disk";
+inline constexpr std::string_view kEnvDir = "/run/hostd/env";
 inline constexpr std::string_view kMarkerName = ".hostd-tenant";
 inline constexpr std::string_view kPgdataName = "pgdata";
 inline constexpr std::string_view kControlDir = "/etc/systemd/system.control";

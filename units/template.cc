@@ -82,6 +82,7 @@ bool inside(const std::string& path, const std::string& dir) {
 void validate(const TemplatePaths& p) {
     check_absolute("mount_root", p.mount_root);
     check_absolute("disk_links", p.disk_links);
+    check_absolute("env_dir", p.env_dir);
     check_relative("runtime_dir", p.runtime_dir);
     check_name("marker", p.marker);
     check_name("pgdata", p.pgdata);
@@ -129,7 +130,14 @@ std::string render_tenant_template(const TemplatePaths& p) {
          "# tenants, so starting the 200th unit costs what the first did. The marker file exists only on\n"
          "# that filesystem: never start on an empty directory.\n"
       << "ExecStartPre=/usr/bin/test -f " << root << "/%i/" << p.marker << " -a -f " << data << "/PG_VERSION\n"
-      << "ExecStart=" << p.pg_bindir << "/postgres -D " << data << "\n"
+      << "# What hostd routes to and what its certificate names is given on the command line, which\n"
+         "# outranks every configuration file: a tenant superuser can ALTER SYSTEM (or rewrite its\n"
+         "# postgresql.conf) but cannot move its port, listen address, socket directory or TLS files.\n"
+         "# The port comes from the instance's environment file, which hostd writes before each start.\n"
+      << "EnvironmentFile=" << p.env_dir << "/%i\n"
+      << "ExecStart=" << p.pg_bindir << "/postgres -D " << data << " -c port=${HOSTD_PORT} -c listen_addresses=127.0.0.1"
+      << " -c unix_socket_directories=/run/" << p.runtime_dir << "/%i -c ssl=on -c ssl_cert_file=server.crt"
+      << " -c ssl_key_file=server.key\n"
       << "ExecReload=/bin/kill -HUP $MAINPID\n"
          "# SIGINT = PostgreSQL's \"fast\" shutdown; the postmaster stops its own children.\n"
          "KillMode=mixed\n"

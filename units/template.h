@@ -13,6 +13,7 @@ namespace hostd::units {
 struct TemplatePaths {
     std::string mount_root = "/srv/hostd";     // tenants' filesystems: <mount_root>/<tenant>
     std::string disk_links = "/run/hostd/disk";  // hostd's link to each tenant's checked device: <disk_links>/<tenant>
+    std::string env_dir = "/run/hostd/env";     // the instance's environment file <env_dir>/<tenant> (HOSTD_PORT)
     std::string runtime_dir = "hostd-tenant";  // socket dirs /run/<runtime_dir>/<tenant>, relative to /run
     std::string marker = ".hostd-tenant";      // marker file name on each tenant filesystem
     std::string pgdata = "pgdata";             // data dir name below the mount point

@@ -35,6 +35,8 @@ struct FakeMachine {
     bool online_grow_impossible = false;
     std::vector<std::string> sql_targets;  // "host port hostaddr" of each wait_sql
     uint64_t image_size = 0;               // the last size an image or device was grown to
+    std::vector<units::Listener> listeners;              // the host's listening TCP sockets
+    std::vector<std::pair<uid_t, uint64_t>> killed;      // (uid, socket inode) of each kill
 };
 const std::string cfg_mount_root = Config{}.mount_root;
 
@@ -116,7 +118,7 @@ public:
     }
     void init_cluster(const TenantRecord&, const TenantLayout&, const units::OsUser&) override { std::lock_guard g(m_.mu); hit("init_cluster"); }
     void adopt_cluster(const TenantRecord&, const TenantLayout&, const units::OsUser&) override { std::lock_guard g(m_.mu); hit("adopt_cluster"); }
-    void start_unit(const TenantLayout& l, const units::Limits&) override { std::lock_guard g(m_.mu); hit("start_unit"); m_.units.insert(l.name); }
+    void start_unit(const TenantLayout& l, uint16_t, const units::Limits&) override { std::lock_guard g(m_.mu); hit("start_unit"); m_.units.insert(l.name); }
     std::vector<std::string> apply_limits(const TenantRecord& t, const TenantLayout&) override {
         std::lock_guard g(m_.mu);
         hit("apply_limits");
@@ -132,6 +134,13 @@ public:
     }
     void apply_routes(const std::vector<routes::Route>& rs, bool) override { std::lock_guard g(m_.mu); hit("apply_routes"); m_.routes = rs; }
     std::string ca_certificate() override { return "-----BEGIN CERTIFICATE-----\n"; }
+    std::vector<units::Listener> tcp_listeners() override { std::lock_guard g(m_.mu); return m_.listeners; }
+    std::vector<pid_t> kill_socket_holders(uid_t uid, uint64_t inode) override {
+        std::lock_guard g(m_.mu);
+        hit("kill_socket_holders");
+        m_.killed.push_back({uid, inode});
+        return {4242};
+    }
     void ensure_unit_template() override { std::lock_guard g(m_.mu); hit("ensure_unit_template"); }
     LiveStatus live_status(const TenantRecord&, const TenantLayout&) override { std::lock_guard g(m_.mu); return {}; }
 
@@ -690,4 +699,41 @@ TEST_F(AManager, ReportsEachCreateStepToTheProgressCallbackUpToAFailure) {
     m.fail_at = "init_cluster";
     EXPECT_EQ(code_of([&] { api().create("beta", json::object(), record); }), Errc::failed);
     EXPECT_EQ(steps, (std::vector<std::string>{"disk", "format", "mount", "user"})) << "only finished steps are reported";
+}
+
+// ---- port watch: a tenant listens on its own port only ----
+
+TEST(FindSquatters, NamesATenantsListenerOnAnyPortButItsOwn) {
+    TenantRecord a{.name = "a", .state = TenantState::ready, .uid = 1001, .port = 25001};
+    TenantRecord b{.name = "b", .state = TenantState::ready, .uid = 1002, .port = 25002};
+    TenantRecord gone{.name = "gone", .state = TenantState::detached, .uid = 1003, .port = 25003};
+    const std::vector<units::Listener> ls = {
+        {"127.0.0.1", 25001, 1001, 11},  // a's PostgreSQL
+        {"127.0.0.1", 25002, 1002, 12},  // b's PostgreSQL
+        {"127.0.0.1", 29999, 1001, 13},  // a's listener on a free port
+        {"0.0.0.0", 25002, 1001, 14},    // a squatting on b's port
+        {"127.0.0.1", 25003, 1003, 15},  // a detached tenant's uid (may belong to someone else now)
+        {"0.0.0.0", 22, 0, 16},          // not a tenant
+    };
+    auto s = find_squatters({a, b, gone}, ls);
+    ASSERT_EQ(s.size(), 2u);
+    EXPECT_EQ(s[0].tenant, "a");
+    EXPECT_EQ(s[0].listener.port, 29999);
+    EXPECT_EQ(s[1].listener.port, 25002);
+    EXPECT_EQ(s[1].own_port, 25001);
+    EXPECT_TRUE(find_squatters({a, b}, {ls[0], ls[1], ls[5]}).empty());
+}
+
+TEST_F(AManager, KillsWhatATenantListensOnBesideItsOwnPort) {
+    auto t = api().create("acme", json::object());
+    const uid_t uid = 1000;  // what the fake's create_user gives
+    m.listeners = {{"127.0.0.1", static_cast<uint16_t>(t["port"].get<int>()), uid, 1},
+                   {"127.0.0.1", 29999, uid, 77}};
+    mgr->port_watch_tick();
+    ASSERT_EQ(m.killed.size(), 1u);
+    EXPECT_EQ(m.killed[0], (std::pair<uid_t, uint64_t>{uid, 77}));
+    m.listeners.pop_back();
+    m.killed.clear();
+    mgr->port_watch_tick();
+    EXPECT_TRUE(m.killed.empty()) << "its own port is its own";
 }

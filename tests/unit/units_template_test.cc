@@ -39,6 +39,7 @@ TemplatePaths elsewhere() {
     TemplatePaths p;
     p.mount_root = "/data/pg-tenants";
     p.disk_links = "/run/pgd/devices";
+    p.env_dir = "/run/pgd/env";
     p.runtime_dir = "pgd-sockets";
     p.marker = ".pgd-owned";
     p.pgdata = "cluster";
@@ -71,7 +72,10 @@ TEST(TenantTemplate, PutsOtherPathsInEveryDirectiveThatNamesThem) {
     const std::string unit = render_tenant_template(elsewhere());
     EXPECT_EQ(directive(unit, "ExecStartPre"),
               "/usr/bin/test -f /data/pg-tenants/%i/.pgd-owned -a -f /data/pg-tenants/%i/cluster/PG_VERSION");
-    EXPECT_EQ(directive(unit, "ExecStart"), "/opt/pg15/bin/postgres -D /data/pg-tenants/%i/cluster");
+    EXPECT_EQ(directive(unit, "ExecStart"),
+              "/opt/pg15/bin/postgres -D /data/pg-tenants/%i/cluster -c port=${HOSTD_PORT} -c listen_addresses=127.0.0.1 "
+              "-c unix_socket_directories=/run/pgd-sockets/%i -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+    EXPECT_EQ(directive(unit, "EnvironmentFile"), "/run/pgd/env/%i");
     EXPECT_EQ(directive(unit, "RuntimeDirectory"), "pgd-sockets/%i");
     EXPECT_EQ(directive(unit, "ReadWritePaths"), "/data/pg-tenants/%i/cluster");
     EXPECT_EQ(directive(unit, "TemporaryFileSystem"), "/data/pg-tenants:ro");
@@ -82,7 +86,7 @@ TEST(TenantTemplate, PutsOtherPathsInEveryDirectiveThatNamesThem) {
     EXPECT_NE(unit.find("# /run/pgd/devices/<tenant> is hostd's link"), std::string::npos);
     EXPECT_NE(unit.find("visible under /data/pg-tenants;"), std::string::npos);
 
-    for (const char* old : {"/srv/hostd", "/run/hostd/disk", "hostd-tenant", "/var/lib/hostd", "/etc/hostd",
+    for (const char* old : {"/srv/hostd", "/run/hostd/disk", "/run/hostd/env", "hostd-tenant", "/var/lib/hostd", "/etc/hostd",
                             "pgdata", "noatime", "/usr/lib/postgresql"})
         EXPECT_EQ(count(unit, old), 0u) << old << " is still in:\n" << unit;
 }

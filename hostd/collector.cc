@@ -183,14 +183,16 @@ double Collector::refresh_next() {
     } catch (const Error&) {
         // systemd unreachable: restarts unknown until the next refresh
     }
-    try {
-        const PgFacts pg = observer_->pg_facts(r, w.socket_dir);
-        s.connections = pg.connections;
-        s.max_connections = pg.max_connections;
-        s.database_bytes = pg.database_bytes;
-        s.up = true;
-    } catch (const Error&) {
-        s.up = false;
+    s.up = observer_->pg_up(r, w.socket_dir);
+    if (*s.up) {
+        try {
+            const PgFacts pg = observer_->pg_facts(r, w.socket_dir);
+            s.connections = pg.connections;
+            s.max_connections = pg.max_connections;
+            s.database_bytes = pg.database_bytes;
+        } catch (const Error&) {
+            // Up, but hostd's own login was refused (the tenant dropped it?): facts unknown.
+        }
     }
     refreshed_at_[r.name] = ++refreshes_;
     std::lock_guard g(mu_);

@@ -97,6 +97,13 @@ public:
     // PostgreSQL says wait for a restart (pg_settings.pending_restart).
     virtual std::vector<std::string> apply_limits(const TenantRecord& t, const TenantLayout& l) = 0;
 
+    // PostgreSQL accepts connections on the tenant's socket (PQping: no login), within timeout.
+    virtual void wait_ready(const TenantRecord& t, const TenantLayout& l, int timeout_ms) = 0;
+    // hostd's own login to the tenant's cluster (pgconf::monitor_params): its pg_hba/pg_ident
+    // lines and, if the login fails, the role created as the tenant's admin. Throws if it
+    // cannot be made to work.
+    virtual void ensure_monitor_login(const TenantRecord& t, const TenantLayout& l) = 0;
+
     // The host's listening TCP sockets (owner uid, inode), and killing the processes of a user
     // that hold one: the port watch.
     virtual std::vector<units::Listener> tcp_listeners() = 0;

@@ -212,6 +212,7 @@ public:
         auto spec = cluster_spec(t);
         write_file_atomic(pgdata + "/postgresql.conf", pgconf::render_postgresql_conf(spec), 0600, u.uid, u.gid);
         write_file_atomic(pgdata + "/pg_hba.conf", pgconf::render_pg_hba(spec), 0600, u.uid, u.gid);
+        write_file_atomic(pgdata + "/pg_ident.conf", pgconf::render_pg_ident(), 0600, u.uid, u.gid);
         write_tenant_files(t, pgdata, u, /*certificate=*/true);
     }
 
@@ -236,12 +237,19 @@ public:
         write_tenant_files(t, l.pgdata, *u, /*certificate=*/false);
         sd.reload(unit);
         // The reload is a signal: give the postmaster a moment before asking what is pending.
+        // Asked with hostd's own login: a tenant that changed its admin password, or refuses
+        // hostd's login, still gets its limits (the catalog's answer stands in, Manager side).
         std::vector<std::string> pending;
-        pgconf::ConnParams p{.host = l.socket_dir, .port = t.port, .user = t.admin_user, .password = t.password};
-        for (int i = 0; i < 10; i++) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
-            pending = pgconf::query_column(p, "SELECT name FROM pg_settings WHERE pending_restart ORDER BY name");
-            if (!pending.empty()) break;
+        const auto p = pgconf::monitor_params(l.socket_dir, t.port);
+        try {
+            for (int i = 0; i < 10; i++) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+                pending = pgconf::query_column(
+                    p, "SELECT name FROM pg_catalog.pg_settings WHERE pending_restart ORDER BY name");
+                if (!pending.empty()) break;
+            }
+        } catch (const Error& e) {
+            log::warning(std::string("Cannot ask PostgreSQL which settings wait for a restart: ") + e.what(), t.name);
         }
         return pending;
     }
@@ -263,6 +271,40 @@ public:
             return units::Systemd::connect().status(l.unit).active_state == "active";
         } catch (const Error&) {
             return false;
+        }
+    }
+
+    void wait_ready(const TenantRecord& t, const TenantLayout& l, int timeout_ms) override {
+        pgconf::wait_ping(pgconf::monitor_params(l.socket_dir, t.port), std::chrono::milliseconds(timeout_ms));
+    }
+
+    void ensure_monitor_login(const TenantRecord& t, const TenantLayout& l) override {
+        const auto mon = pgconf::monitor_params(l.socket_dir, t.port);
+        try {
+            pgconf::check_select1(mon);
+            return;
+        } catch (const Error&) {
+        }
+        // A tenant made before hostd had its own login, or one that broke it: hostd's lines
+        // back in pg_hba/pg_ident (read again on reload), the role made as the tenant's admin.
+        auto u = units::find_user(t.os_user);
+        if (!u) throw Error(Errc::failed, "OS user '" + t.os_user + "' of tenant '" + t.name + "' is missing; run hostctl reconcile");
+        const auto spec = cluster_spec(t);
+        write_file_atomic(l.pgdata + "/pg_hba.conf", pgconf::render_pg_hba(spec), 0600, u->uid, u->gid);
+        write_file_atomic(l.pgdata + "/pg_ident.conf", pgconf::render_pg_ident(), 0600, u->uid, u->gid);
+        units::Systemd::connect().reload(l.unit);
+        pgconf::exec_sql({.host = l.socket_dir, .port = t.port, .user = t.admin_user, .password = t.password,
+                          .connect_timeout_s = 2, .sslmode = "disable"},
+                         pgconf::monitor_role_sql());
+        // The reload is a signal: the postmaster reads pg_hba.conf when it gets to it.
+        for (int i = 0;; i++) {
+            try {
+                pgconf::check_select1(mon);
+                return;
+            } catch (const Error& e) {
+                if (i == 20) throw Error(Errc::failed, std::string("hostd's own login does not work: ") + e.what());
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }
     }
 

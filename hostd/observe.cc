@@ -167,13 +167,19 @@ public:
         }
     }
 
+    bool pg_up(const TenantRecord& t, const std::string& socket_dir) override {
+        return pgconf::ping(pgconf::monitor_params(socket_dir, t.port));
+    }
+
     PgFacts pg_facts(const TenantRecord& t, const std::string& socket_dir) override {
-        // Over the tenant's own socket directory, as its admin: no TLS, no proxy.
+        // Over the tenant's own socket directory with hostd's own login; every name schema-
+        // qualified (and search_path is pg_catalog) so a tenant's look-alike views are not read.
         const auto row = pgconf::query_column(
-            {.host = socket_dir, .port = t.port, .user = t.admin_user, .password = t.password,
-             .connect_timeout_s = 2, .sslmode = "disable"},
-            "SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()) || ' ' || "
-            "current_setting('max_connections') || ' ' || (SELECT sum(pg_database_size(oid)) FROM pg_database)");
+            pgconf::monitor_params(socket_dir, t.port),
+            "SELECT (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity WHERE backend_type = 'client backend' "
+            "AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()) || ' ' || "
+            "pg_catalog.current_setting('max_connections') || ' ' || "
+            "(SELECT pg_catalog.sum(pg_catalog.pg_database_size(oid)) FROM pg_catalog.pg_database)");
         std::istringstream f(row.empty() ? "" : row.front());
         uint64_t c = 0, mx = 0, size = 0;
         if (!(f >> c >> mx >> size)) return {};  // answered, but not as asked: up, facts unknown

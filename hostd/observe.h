@@ -49,8 +49,11 @@ public:
     virtual CgroupUsage cgroup(const std::string& cgroup_path) = 0;
     // How often systemd restarted the unit (NRestarts); throws if systemd cannot be asked.
     virtual uint32_t restarts(const std::string& unit) = 0;
+    // Whether PostgreSQL accepts connections on the tenant's socket (PQping: no login, so a
+    // tenant that changes its passwords or drops roles cannot make it look down, or up).
+    virtual bool pg_up(const TenantRecord& t, const std::string& socket_dir) = 0;
     // Connections, max_connections and database size, asked over the tenant's socket directory
-    // as its admin; throws if PostgreSQL does not answer (the tenant is down).
+    // with hostd's own login (pgconf::monitor_params); throws if that login or query fails.
     virtual PgFacts pg_facts(const TenantRecord& t, const std::string& socket_dir) = 0;
 };
 

@@ -186,7 +186,10 @@ Created Provisioner::create(const std::string& name, const CreateRequest& req, c
             fx_.start_unit(l, t.port, limits_of(t.spec));
         });
         // Directly over its socket directory (TCP logins need TLS, and come through the proxy).
-        step("check", [&] { fx_.wait_sql(l.socket_dir, t.port, t.admin_user, t.password, kCheckTimeoutMs, ""); });
+        step("check", [&] {
+            fx_.wait_sql(l.socket_dir, t.port, t.admin_user, t.password, kCheckTimeoutMs, "");
+            fx_.ensure_monitor_login(t, l);  // hostd's checks and metrics never need the admin password
+        });
         step("route", [&] {
             store_.set_routed(name, true);
             rb.add("route", [&] {
@@ -309,7 +312,7 @@ Resized Provisioner::resize(const std::string& name, const ResizeRequest& req) {
     } else {
         log::info("Starting the tenant again after the resize", name);
         fx_.start_unit(l, t.port, limits_of(t.spec));
-        fx_.wait_sql(l.socket_dir, t.port, t.admin_user, t.password, kCheckTimeoutMs, "");
+        fx_.wait_ready(t, l, kCheckTimeoutMs);
         store_.set_problem(name, "");
     }
     guard_.check(name);  // the grown disk may have room again

@@ -52,6 +52,12 @@ void Reconciler::converge(TenantRecord t, ReconcileReport& report) {
         fx_.start_unit(l, t.port, limits_of(t.spec));
         store_.set_routed(t.name, true);
         store_.set_problem(t.name, "");
+        try {
+            fx_.ensure_monitor_login(t, l);
+        } catch (const Error& e) {
+            // It runs and is routed; only hostd's metrics of it are blind until this works.
+            log::warning(std::string("hostd's own login to the tenant does not work (metrics unknown): ") + e.what(), t.name);
+        }
     } catch (const Error& e) {
         // Stays down and is reported; never initdb'd afresh, never routed while down.
         store_.set_routed(t.name, false);

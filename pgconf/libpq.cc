@@ -54,9 +54,10 @@ Conn connect(const ConnParams& p) {
     // gssencmode = disable: no Kerberos probe (and its delay) on these local connections.
     // An empty value (no hostaddr) counts as not given.
     const char* keys[] = {"host", "port", "user", "password", "dbname", "connect_timeout",
-                          "application_name", "gssencmode", "sslmode", "hostaddr", nullptr};
+                          "application_name", "gssencmode", "sslmode", "hostaddr", "options", nullptr};
     const char* vals[] = {p.host.c_str(), port.c_str(), p.user.c_str(), p.password.c_str(), p.dbname.c_str(),
-                          timeout.c_str(), "hostd", "disable", p.sslmode.c_str(), p.hostaddr.c_str(), nullptr};
+                          timeout.c_str(), "hostd", "disable", p.sslmode.c_str(), p.hostaddr.c_str(),
+                          p.options.c_str(), nullptr};
     Conn c(PQconnectdbParams(keys, vals, 0));
     if (!c) throw Error(Errc::unavailable, "Failed to connect to " + where(p) + ": out of memory");
     if (PQstatus(c.get()) != CONNECTION_OK)
@@ -65,6 +66,44 @@ Conn connect(const ConnParams& p) {
 }
 
 }  // namespace
+
+ConnParams monitor_params(const std::string& socket_dir, uint16_t port) {
+    return {.host = socket_dir, .port = port, .user = kMonitorRole, .connect_timeout_s = 2, .sslmode = "disable",
+            .options = "-c search_path=pg_catalog -c statement_timeout=2000 -c lock_timeout=1000 "
+                       "-c default_transaction_read_only=on"};
+}
+
+std::string monitor_role_sql() {
+    return std::string("DO $hostd$ BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '") + kMonitorRole +
+           "') THEN CREATE ROLE " + kMonitorRole + " LOGIN; END IF; END $hostd$; GRANT pg_monitor TO " + kMonitorRole + ";";
+}
+
+bool ping(const ConnParams& p) {
+    const std::string port = std::to_string(p.port);
+    const std::string timeout = std::to_string(p.connect_timeout_s > 0 ? p.connect_timeout_s : 1);
+    const char* keys[] = {"host", "port", "user", "dbname", "connect_timeout", "gssencmode", "sslmode", "hostaddr", nullptr};
+    const char* vals[] = {p.host.c_str(), port.c_str(), p.user.c_str(), p.dbname.c_str(), timeout.c_str(),
+                          "disable", p.sslmode.c_str(), p.hostaddr.c_str(), nullptr};
+    return PQpingParams(keys, vals, 0) == PQPING_OK;
+}
+
+void wait_ping(const ConnParams& p, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!ping(p)) {
+        if (std::chrono::steady_clock::now() >= deadline)
+            throw Error(Errc::unavailable, "No answer from " + where(p) + " within " +
+                                               std::to_string(timeout.count() / 1000) + " s; see its journal");
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+}
+
+void exec_sql(const ConnParams& p, const std::string& sql) {
+    Conn c = connect(p);
+    Result r(PQexec(c.get(), sql.c_str()));
+    if (!r || PQresultStatus(r.get()) != PGRES_COMMAND_OK)
+        throw Error(Errc::failed, "SQL on " + where(p) + " failed: " +
+                                      one_line(r ? PQresultErrorMessage(r.get()) : PQerrorMessage(c.get())));
+}
 
 void check_select1(const ConnParams& p) {
     Conn c = connect(p);

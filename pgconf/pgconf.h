@@ -34,6 +34,8 @@ std::string render_guard_conf();
 
 // pg_hba.conf: local + host 127.0.0.1/32 + ::1/128, all with scram-sha-256; nothing else.
 std::string render_pg_hba(const ClusterSpec& spec);
+// pg_ident.conf: the map of the pg_hba line for hostd's own login (root → kMonitorRole).
+std::string render_pg_ident();
 
 struct InitdbOptions {
     std::string bindir;            // e.g. /usr/lib/postgresql/15/bin
@@ -63,7 +65,27 @@ struct ConnParams {
     std::string dbname = "postgres";
     int connect_timeout_s = 3;
     std::string sslmode = "prefer";  // libpq's sslmode
+    std::string options;             // libpq's options: "-c name=value ..." for the session
 };
+
+// hostd's own login to a tenant's cluster, for its checks and metrics: the role kMonitorRole,
+// by peer authentication over the tenant's socket directory (hostd connects as root; pg_ident
+// maps root to that role and nothing else), so it needs no password the tenant could change.
+// The session's search_path is pg_catalog and its statements time out, whatever the tenant set
+// for the role: a tenant can neither shadow the catalog views hostd reads nor make it hang.
+inline constexpr const char* kMonitorRole = "hostd";
+ConnParams monitor_params(const std::string& socket_dir, uint16_t port);
+// What the tenant's cluster needs for that login: the role, with pg_monitor's read rights.
+// Idempotent; run as the tenant's superuser.
+std::string monitor_role_sql();
+
+// PQping: the server accepts connections (no login needed, so no credential of the tenant's).
+bool ping(const ConnParams& p);
+// Retries ping until it answers yes or timeout passes (Errc::unavailable then).
+void wait_ping(const ConnParams& p, std::chrono::milliseconds timeout);
+
+// Runs SQL that returns no rows (several statements allowed); throws Errc::failed.
+void exec_sql(const ConnParams& p, const std::string& sql);
 
 // Connects with libpq and runs `SELECT 1`; throws Errc::unavailable with libpq's message on failure.
 void check_select1(const ConnParams& p);

@@ -184,6 +184,12 @@ std::string render_guard_conf() {
            "default_transaction_read_only = on\n";
 }
 
+std::string render_pg_ident() {
+    return std::string("# pg_ident.conf of a hostd tenant. Managed by hostd.\n"
+                       "# MAPNAME  SYSTEM-USERNAME  PG-USERNAME\n"
+                       "hostd      root             ") + kMonitorRole + "\n";
+}
+
 std::string render_pg_hba(const ClusterSpec& spec) {
     validate(spec);
     std::ostringstream o;
@@ -192,7 +198,11 @@ std::string render_pg_hba(const ClusterSpec& spec) {
       << "# Password logins (SCRAM) over the tenant's socket directory and loopback only; the\n"
       << "# public side is the proxy, which connects from loopback.\n"
       << "#\n"
+      << "# hostd's own login (checks, metrics) comes first: peer over the socket, root mapped to\n"
+      << "# the role " << kMonitorRole << " by pg_ident.conf, and nobody else may log in as that role.\n"
+      << "#\n"
       << "# TYPE     DATABASE  USER  ADDRESS         METHOD\n"
+      << "local      all       " << kMonitorRole << "                 peer map=hostd\n"
       << "local      all       all                   scram-sha-256\n";
     if (spec.ssl)
         // Every TCP login comes through the proxy from loopback: require TLS for all of them;

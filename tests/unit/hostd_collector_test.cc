@@ -27,6 +27,7 @@ struct FakeHost {
     std::map<std::string, CgroupUsage> cgroups;       // cgroup path → its files
     std::map<std::string, uint32_t> restarts;         // unit → NRestarts
     std::map<std::string, PgFacts> pg;                // tenant → its answer; absent: it is down
+    std::set<std::string> up_only;                    // up, but hostd's own login refused
     std::vector<std::string> asked;                   // per-tenant reads, "verb argument"
 };
 
@@ -55,6 +56,7 @@ public:
         auto it = h_.restarts.find(unit);
         return it == h_.restarts.end() ? 0 : it->second;
     }
+    bool pg_up(const TenantRecord& t, const std::string&) override { return h_.pg.count(t.name) || h_.up_only.count(t.name); }
     PgFacts pg_facts(const TenantRecord& t, const std::string& socket_dir) override {
         h_.asked.push_back("pg " + t.name + " " + socket_dir);
         auto it = h_.pg.find(t.name);
@@ -263,6 +265,17 @@ TEST(Collector, RefreshPicksNeverRefreshedTenantsFirstThenTheStalest) {
     std::vector<std::string> order;
     for (auto& a : r.asked("pg")) order.push_back(a.substr(0, a.find(' ')));
     EXPECT_EQ(order, (std::vector<std::string>{"a", "b", "c", "new-one", "a", "b", "c"}));
+}
+
+TEST(Collector, ATenantThatRefusesHostdsLoginIsStillUpWithItsFactsUnknown) {
+    Rig r;
+    r.add("a");
+    r.host.pg.erase("a");
+    r.host.up_only.insert("a");  // e.g. it dropped hostd's role or rewrote pg_hba.conf
+    r.c().refresh_next();
+    std::string text = r.c().scrape();
+    EXPECT_EQ(sample(text, "hostd_tenant_up", "a"), 1);
+    EXPECT_EQ(sample(text, "hostd_tenant_connections", "a"), std::nullopt);
 }
 
 TEST(Collector, TenantWhosePostgresqlDoesNotAnswerIsReportedDown) {

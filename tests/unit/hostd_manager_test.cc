@@ -134,6 +134,8 @@ public:
     }
     void apply_routes(const std::vector<routes::Route>& rs, bool) override { std::lock_guard g(m_.mu); hit("apply_routes"); m_.routes = rs; }
     std::string ca_certificate() override { return "-----BEGIN CERTIFICATE-----\n"; }
+    void wait_ready(const TenantRecord&, const TenantLayout&, int) override { std::lock_guard g(m_.mu); hit("wait_sql"); }
+    void ensure_monitor_login(const TenantRecord&, const TenantLayout&) override { std::lock_guard g(m_.mu); hit("ensure_monitor_login"); }
     std::vector<units::Listener> tcp_listeners() override { std::lock_guard g(m_.mu); return m_.listeners; }
     std::vector<pid_t> kill_socket_holders(uid_t uid, uint64_t inode) override {
         std::lock_guard g(m_.mu);
@@ -205,7 +207,8 @@ TEST_F(AManager, CreatesATenantFromAnEmptyRequestWithConfiguredDefaults) {
     EXPECT_EQ(t["disk_size"], cfg.disk_size);
     EXPECT_EQ(t["memory"], cfg.memory);
     EXPECT_EQ(m.calls, (std::vector<std::string>{"create_image", "attach_image", "format", "mount", "ensure_reserve", "create_user",
-                                                 "init_cluster", "start_unit", "wait_sql", "apply_routes", "wait_sql"}));
+                                                 "init_cluster", "start_unit", "wait_sql", "ensure_monitor_login",
+                                                 "apply_routes", "wait_sql"}));
     ASSERT_EQ(m.routes.size(), 1u);
     EXPECT_EQ(m.routes[0].public_port, t["public_port"]);
     EXPECT_TRUE(std::filesystem::exists(dir / "tenants" / "acme.toml"));

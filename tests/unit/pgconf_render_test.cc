@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include "golden.h"
 
 #include <cstdlib>
@@ -127,7 +129,7 @@ TEST(PgHba, MatchesTheExpectedFile) {
     expect_golden("pg_hba.conf", render_pg_hba(small_spec()));
 }
 
-TEST(PgHba, AllowsOnlyScramOverSocketAndLoopback) {
+TEST(PgHba, AllowsOnlyScramOverSocketAndLoopbackBesideHostdsOwnPeerLogin) {
     auto hba = render_pg_hba(small_spec());
     int rules = 0;
     size_t start = 0;
@@ -137,12 +139,29 @@ TEST(PgHba, AllowsOnlyScramOverSocketAndLoopback) {
         start = end + 1;
         if (line.empty() || line[0] == '#') continue;
         rules++;
+        if (line.find("peer") != std::string::npos) {
+            // hostd's own login: over the socket, for its role only, through the map of root alone.
+            EXPECT_EQ(line, "local      all       hostd                 peer map=hostd");
+            continue;
+        }
         EXPECT_NE(line.find("scram-sha-256"), std::string::npos) << line;
         EXPECT_TRUE(line.rfind("local", 0) == 0 || line.find("127.0.0.1/32") != std::string::npos ||
                     line.find("::1/128") != std::string::npos)
             << line;
     }
-    EXPECT_EQ(rules, 3);
+    EXPECT_EQ(rules, 4);
+    EXPECT_LT(hba.find("\nlocal      all       hostd"), hba.find("\nlocal      all       all")) << "hostd's line comes first";
+}
+
+TEST(PgIdent, MapsRootToHostdsRoleAndNothingElse) {
+    int maps = 0;
+    std::istringstream in(render_pg_ident());
+    for (std::string line; std::getline(in, line);) {
+        if (line.empty() || line[0] == '#') continue;
+        maps++;
+        EXPECT_EQ(line, "hostd      root             hostd");
+    }
+    EXPECT_EQ(maps, 1);
 }
 
 TEST(PgHba, RequiresTlsForEveryTcpLoginWhenTheTenantHasACertificate) {

@@ -298,11 +298,27 @@ Resized Provisioner::resize(const std::string& name, const ResizeRequest& req) {
         // The device has grown; the filesystem can only follow unmounted: a short restart.
         log::warning(std::string("Growing offline with a short restart: ") + e.what(), name);
         online = false;
+        try {
+            fx_.stop_unit(l);
+            fx_.unmount(l);
+            fx_.grow_offline(t);
+        } catch (const Error& e2) {
+            // Back up on the size it had: a failed resize must not leave the tenant down.
+            try {
+                fx_.mount(t, l, /*fresh=*/false);
+                fx_.start_unit(l, t.port, limits_of(t.spec));
+                fx_.wait_ready(t, l, kCheckTimeoutMs);
+            } catch (const Error& e3) {
+                store_.set_problem(name, std::string("down after a failed resize: ") + e3.what());
+                throw Error(Errc::failed, "Failed to grow the filesystem of tenant '" + name + "' offline (" + e2.what() +
+                                              "), and it could not be started again (" + e3.what() +
+                                              "); it is down on its old size " + format_size(before) + ": run hostctl reconcile");
+            }
+            throw Error(e2.code(), "Failed to grow the filesystem of tenant '" + name + "' offline: " + e2.what() +
+                                       "; it runs again on its old size " + format_size(before));
+        }
         t.spec.disk_size = size;
         store_.save(t);
-        fx_.stop_unit(l);
-        fx_.unmount(l);
-        fx_.grow_offline(t);
         fx_.mount(t, l, /*fresh=*/false);
     }
     log::info("Disk grown from " + format_size(before) + " to " + format_size(size) + (online ? " online" : " offline"), name);

@@ -740,3 +740,55 @@ TEST_F(AManager, KillsWhatATenantListensOnBesideItsOwnPort) {
     mgr->port_watch_tick();
     EXPECT_TRUE(m.killed.empty()) << "its own port is its own";
 }
+
+// ---- failure paths leave a working tenant ----
+
+TEST_F(AManager, AFailedOfflineResizeBringsTheTenantBackOnItsOldSize) {
+    api().create("acme", {{"disk_size", "1G"}});
+    m.online_grow_impossible = true;
+    m.fail_at = "grow_offline";
+    try {
+        api().resize("acme", {{"size", "2G"}});
+        ADD_FAILURE() << "the resize did not fail";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("runs again on its old size 1G"), std::string::npos) << e.what();
+    }
+    EXPECT_TRUE(m.units.count("acme")) << "the tenant runs again";
+    EXPECT_TRUE(m.mounts.count(cfg.mount_root + "/acme"));
+    auto t = api().get("acme");
+    EXPECT_EQ(t["disk_size"], 1ull << 30);
+    EXPECT_EQ(t["state"], "ready");
+}
+
+TEST_F(AManager, AReconcileRacingCreatesAndDeletesActsOnEachTenantsCurrentRecord) {
+    // A reconcile that took its list of tenants before a create finished must not roll back the
+    // finished create (it did, acting on the copy that said "creating").
+    for (int round = 0; round < 30; round++) {
+        std::atomic<bool> stop{false};
+        std::thread rec([&] {
+            while (!stop) mgr->reconcile();
+        });
+        const std::string name = "race" + std::to_string(round);
+        try {
+            api().create(name, json::object());
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), Errc::conflict) << e.what();  // the reconcile held it a moment: busy
+        }
+        stop = true;
+        rec.join();
+        mgr->reconcile();
+        // What the record says is what the machine has.
+        bool ready = false;
+        try {
+            ready = api().get(name)["state"] == "ready";
+        } catch (const Error&) {
+        }
+        std::lock_guard g(m.mu);
+        if (ready) {
+            EXPECT_TRUE(m.units.count(name)) << name << " is ready on record but its unit is gone";
+            EXPECT_TRUE(m.mounts.count(cfg.mount_root + "/" + name)) << name;
+        } else {
+            EXPECT_FALSE(m.units.count(name)) << name;
+        }
+    }
+}

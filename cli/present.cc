@@ -54,6 +54,7 @@ std::vector<std::vector<std::string>> tenant_details(const TenantView& t) {
     add("port", std::to_string(t.port));
     add("backend", t.spec.backend);
     add("device", t.device);
+    add("device_id", t.device_id);
     add("image", t.image);
     add("filesystem", t.spec.filesystem);
     add("fs_uuid", t.fs_uuid);

@@ -29,8 +29,9 @@ public:
     // Create, after the format, on failure: erases what the format wrote where the disk outlives
     // the tenant's other undo steps (a device); nothing where they remove the disk (an image).
     virtual void undo_format(const TenantRecord& t) = 0;
-    // After a restart: the disk attached again; returns its device now.
-    virtual std::string reattach(const TenantRecord& t) = 0;
+    // After a restart: the disk attached again, found by its identity if the kernel renamed it;
+    // updates t.device (and what else the record says about it). Returns whether t changed.
+    virtual bool reattach(TenantRecord& t) = 0;
     // Delete: lets go of the disk (data kept).
     virtual void release(const TenantRecord& t) = 0;
     // Purge: destroys the data.
@@ -38,7 +39,7 @@ public:
     // The device a detached tenant keeps on record ("" when it has none until reattached).
     virtual std::string kept_device(const TenantRecord& t) = 0;
     // Resize: the disk grown to new_size (the filesystem follows separately); Errc::refused when
-    // hostd cannot grow it and it is too small.
+    // hostd cannot grow it and it is too small, or (loop) the images would outgrow their room.
     virtual void grow(const TenantRecord& t, uint64_t new_size) = 0;
 };
 

@@ -43,9 +43,23 @@ public:
     virtual uint64_t device_size(const std::string& device) = 0;
     // Destroys every signature on a device check_device(device, force=true) accepted.
     virtual void erase_signatures(const std::string& device) = 0;
-    // Destroys the signatures on device, but only if it holds the filesystem with fs_uuid
-    // (what hostd made): a device that holds anything else is left alone.
+    // Gives the device back blank (storage::wipe_device), but only if it holds the filesystem
+    // with fs_uuid (what hostd made): a device that holds anything else is left alone.
     virtual void wipe_device(const std::string& device, const std::string& fs_uuid) = 0;
+    // Device backend: where the tenant's disk is now. t.device while it carries t.fs_uuid; else
+    // the one device that does (a reboot renamed the disk); else t.device (the mount then says
+    // what is missing). With the disk's stable id (storage::stable_id, "" if it has none).
+    struct Located {
+        std::string device, device_id;
+    };
+    virtual Located locate_device(const TenantRecord& t) = 0;
+    // Loop backend: the space images can have: free under loop_dir (statvfs f_bavail, of the
+    // nearest directory that exists) and what the images named hold already (allocated blocks;
+    // a missing image holds nothing).
+    struct LoopSpace {
+        uint64_t available = 0, written = 0;
+    };
+    virtual LoopSpace loop_space(const std::vector<std::string>& images) = 0;
 
     // Filesystems.
     virtual void format(const std::string& device, const std::string& fs, const std::string& label,

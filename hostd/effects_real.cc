@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -15,6 +16,7 @@
 #include "base/fd.h"
 #include "base/fs.h"
 #include "base/size.h"
+#include "base/strings.h"
 #include "hostd/effects.h"
 #include "hostd/log.h"
 #include "model/layout.h"
@@ -90,7 +92,39 @@ public:
     void erase_signatures(const std::string& device) override { storage::erase_signatures(device); }
     void wipe_device(const std::string& device, const std::string& fs_uuid) override {
         if (fs_uuid.empty() || storage::probe(device).uuid != fs_uuid) return;
-        exec_checked({.argv = {"wipefs", "--all", "--quiet", device}}, "Failed to wipe '" + device + "'");
+        storage::wipe_device(device);
+    }
+    Located locate_device(const TenantRecord& t) override {
+        std::string dev = t.device;
+        bool there = false;
+        try {
+            there = !t.fs_uuid.empty() && lower(storage::probe(t.device).uuid) == lower(t.fs_uuid);
+        } catch (const Error&) {  // no such device any more: look for the filesystem
+        }
+        if (!there && !t.fs_uuid.empty())
+            if (auto found = storage::find_filesystem(t.fs_uuid)) dev = *found;
+        const std::string id = storage::stable_id(dev);
+        if (!t.device_id.empty() && !id.empty() && id != t.device_id)
+            log::warning("The disk " + dev + " carries the filesystem (UUID " + t.fs_uuid + ") but is " + id +
+                             ", not " + t.device_id + " as recorded: a copy on another disk?",
+                         t.name);
+        return {.device = dev, .device_id = id};
+    }
+    LoopSpace loop_space(const std::vector<std::string>& images) override {
+        LoopSpace s;
+        // loop_dir is made with the first image: until then, the filesystem it will be on.
+        std::filesystem::path dir = cfg_.loop_dir;
+        struct statvfs v {};
+        while (::statvfs(dir.c_str(), &v) < 0) {
+            if (errno != ENOENT || !dir.has_relative_path()) throw_errno(errno, "Failed to read the free space under " + cfg_.loop_dir);
+            dir = dir.parent_path();
+        }
+        s.available = static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+        for (const auto& image : images) {
+            struct stat st {};
+            if (::stat(image.c_str(), &st) == 0) s.written += static_cast<uint64_t>(st.st_blocks) * 512;
+        }
+        return s;
     }
     void format(const std::string& device, const std::string& fs, const std::string& label, const std::string& uuid) override {
         storage::make_filesystem(device, fs, label, uuid);

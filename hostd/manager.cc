@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <filesystem>
 
 #include "base/error.h"
 #include "hostd/log.h"
@@ -142,9 +141,11 @@ HostInfo Manager::host() {
     }
     h.memory_total = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
     h.cpus = static_cast<uint64_t>(::sysconf(_SC_NPROCESSORS_ONLN));
-    std::error_code ec;
-    auto space = std::filesystem::space(cfg_.state_dir, ec);
-    h.loop_dir_available = ec ? 0 : space.available;
+    try {
+        h.loop_dir_available = fx_->loop_space({}).available;  // under loop_dir, as its name says
+    } catch (const Error& e) {
+        log::warning(std::string("Host capacity: ") + e.what());
+    }
     h.ports_free = (cfg_.public_ports.second - cfg_.public_ports.first + 1u) - records.size();
     return h;
 }

@@ -37,10 +37,7 @@ void Reconciler::converge(TenantRecord t, ReconcileReport& report) {
     }
     // Should run: disk attached, mounted by UUID with its marker, user, unit, route.
     try {
-        if (auto dev = disks_.of(t.spec).reattach(t); dev != t.device) {
-            t.device = dev;
-            store_.save(t);
-        }
+        if (disks_.of(t.spec).reattach(t)) store_.save(t);
         fx_.mount(t, l, /*fresh=*/false);
         if (!fx_.find_user(t.os_user)) {
             act("re-creating OS user " + t.os_user);

@@ -34,6 +34,7 @@ const std::vector<Setting>& settings() {
         {"paths", "mount_root", Kind::text, "Each tenant's filesystem is mounted at <mount_root>/<tenant> (hostd renders the tenant unit template, hostd-postgres@.service, with it at start).", FIELD(mount_root)},
         {"storage", "backend", Kind::text, "\"loop\": a sparse file per tenant attached as a loop device; \"device\": a block device named in each create request.", FIELD(backend)},
         {"storage", "loop_dir", Kind::text, "Where the loop backend keeps its image files.", FIELD(loop_dir)},
+        {"storage", "loop_overcommit", Kind::number, "Loop images are sparse files: a create or resize is refused when the sizes of all tenants' images (kept ones too) would total more than this times the space they can have (free under loop_dir plus what the images hold already). 1: every image can fill up to its size; above 1, tenants that fill their disks can run loop_dir's filesystem out of space, and then whichever tenant writes next gets I/O errors, not only the one that filled it. 0: no limit.", FIELD(loop_overcommit)},
         {"storage", "filesystem", Kind::text, "Filesystem made on each tenant disk.", FIELD(filesystem)},
         {"storage", "mount_options", Kind::text, "Mount options of tenant filesystems (PostgreSQL runs nothing from its data directory: noexec is fine).", FIELD(mount_options)},
         {"storage", "devices", Kind::list, "Device backend pool: block devices (e.g. /dev/disk/by-id/...) hostd may format for a create that names none. Each is checked like a named device.", FIELD(devices)},

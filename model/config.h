@@ -22,6 +22,9 @@ struct Config {
     // [storage]
     std::string backend = "loop";
     std::string loop_dir = "/var/lib/hostd/loop";
+    // Loop images are sparse: their sizes may total at most this times the space they can have
+    // (free under loop_dir plus what they have written already). 0: no limit.
+    double loop_overcommit = 1.0;
     std::string filesystem = "ext4";
     std::string mount_options = "nodev,nosuid,noexec,noatime";
     std::vector<std::string> devices;  // device backend pool: used when a create names no device

@@ -24,6 +24,7 @@ std::string to_toml(const TenantRecord& t) {
     toml::table facts{
         {"fs_uuid", t.fs_uuid},     {"label", t.label},
         {"image", t.image},         {"device", t.device},
+        {"device_id", t.device_id},
         {"os_user", t.os_user},     {"uid", static_cast<int64_t>(t.uid)},
         {"port", t.port},           {"public_port", t.public_port},
         {"admin_user", t.admin_user}, {"password", t.password},
@@ -76,6 +77,7 @@ TenantRecord from_toml(std::string_view text, const std::string& source) {
     t.label = f["label"].value_or(std::string{});
     t.image = f["image"].value_or(std::string{});
     t.device = f["device"].value_or(std::string{});
+    t.device_id = f["device_id"].value_or(std::string{});  // "" in records written before it was recorded
     t.os_user = f["os_user"].value_or(std::string{});
     t.uid = static_cast<uint32_t>(f["uid"].value_or(int64_t{0}));
     t.port = static_cast<uint16_t>(f["port"].value_or(int64_t{0}));

@@ -149,6 +149,7 @@ TenantView view_of(const Config& cfg, const TenantRecord& t, bool with_secret) {
     v.fs_uuid = t.fs_uuid;
     v.label = t.label;
     v.device = t.device;
+    v.device_id = t.device_id;
     v.image = t.image;
     v.mountpoint = l.mountpoint;
     v.unit = l.unit;

@@ -82,7 +82,11 @@ struct TenantRecord {
     std::string fs_uuid;         // identity of the tenant's filesystem
     std::string label;
     std::string image;           // loop backend: the image file
-    std::string device;          // the block device in use (/dev/loopN or the operator's)
+    std::string device;          // the block device in use (/dev/loopN or the operator's), by its kernel name now
+    // Device backend: what names the disk across a reboot that renames it (storage::stable_id:
+    // a /dev/disk/by-id link, or its WWN/serial); "" where it has none (loop devices), then the
+    // filesystem UUID alone identifies it, as it identifies the data on any disk.
+    std::string device_id;
     std::string os_user;
     uint32_t uid = 0;
     uint16_t port = 0;           // PostgreSQL on 127.0.0.1

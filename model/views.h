@@ -30,7 +30,7 @@ struct TenantView {
     TenantState state = TenantState::creating;
     std::string step;
     TenantSpec spec;  // spec.device is not shown: `device` below is the one in use
-    std::string fs_uuid, label, device, image, mountpoint, unit, os_user, admin_user, created_at;
+    std::string fs_uuid, label, device, device_id, image, mountpoint, unit, os_user, admin_user, created_at;
     uint16_t port = 0;
     uint16_t public_port = 0;   // the port clients connect to (the shared one for SNI routes)
     bool read_only = false;

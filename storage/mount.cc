@@ -205,6 +205,17 @@ void mount_by_uuid(const std::string& uuid, const std::string& target, const std
                                   "; the kernel log (journalctl -k) has the reason.");
 }
 
+std::optional<std::string> find_filesystem(const std::string& uuid) {
+    if (!detail::is_uuid(uuid))
+        throw Error(Errc::invalid, "'" + uuid + "' is not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx).");
+    const std::vector<Found> found = devices_with_uuid(lower(uuid));
+    if (found.empty()) return std::nullopt;
+    if (found.size() > 1)
+        throw Error(Errc::conflict, "Filesystem UUID " + uuid + " is on several devices (" + list(found) +
+                                        "), so which one is the tenant's is unknown; detach the copies.");
+    return found.front().device;
+}
+
 void unmount(const std::string& target) {
     const auto canon = detail::canonical_path(target);
     if (!canon) return;  // no such path: nothing mounted there

@@ -9,6 +9,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <mutex>
 #include <set>
 
@@ -16,6 +19,7 @@
 #include "base/exec.h"
 #include "base/fd.h"
 #include "base/fs.h"
+#include "base/size.h"
 #include "base/strings.h"
 #include "storage/handles.h"
 #include "storage/storage.h"
@@ -137,7 +141,100 @@ const std::string kWipeAdvice =
     "; hostd never formats a device that holds anything. If its contents are not needed, "
     "erase them (wipefs --all) and try again.";
 
+// ---- contents: what libblkid does not recognise ----
+
+constexpr uint64_t kEdge = 1ull << 20;    // the first and the last MiB
+constexpr uint64_t kPiece = 64ull << 10;  // each sample between them
+constexpr uint64_t kPieces = 64;
+constexpr uint64_t kAlign = 4096;         // O_DIRECT: offsets, lengths and memory, for any logical block size up to 4K
+
+uint64_t align_down(uint64_t v) { return v / kAlign * kAlign; }
+
+struct FreeDeleter {
+    void operator()(void* p) const noexcept { std::free(p); }
+};
+
+// The offset of the first non-zero byte the blank check reads on this open device, or nullopt
+// if it reads only zeros. Read with O_DIRECT (left set on fd), so no cached block can stand in
+// for the medium (falls back to buffered reads where the device refuses O_DIRECT; the caller
+// has dropped its cached blocks then).
+std::optional<uint64_t> first_nonzero(int fd, uint64_t size, const std::string& dev) {
+    const int flags = ::fcntl(fd, F_GETFL);
+    bool direct = flags >= 0 && ::fcntl(fd, F_SETFL, flags | O_DIRECT) == 0;
+    std::unique_ptr<char, FreeDeleter> buf(static_cast<char*>(std::aligned_alloc(kAlign, kEdge)));
+    if (!buf) throw Error(Errc::failed, "Out of memory reading " + dev);
+    static const char zeros[kAlign] = {};
+    for (const auto& [offset, length] : blank_check_regions(size)) {
+        uint64_t done = 0;
+        while (done < length) {
+            const uint64_t want = std::min<uint64_t>((length - done + kAlign - 1) / kAlign * kAlign, kEdge);
+            const ssize_t n = ::pread(fd, buf.get(), want, static_cast<off_t>(offset + done));
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && errno == EINVAL && direct) {
+                // A logical block larger than 4K: read through the (dropped) cache instead.
+                direct = false;
+                if (::fcntl(fd, F_SETFL, flags) < 0) throw_errno(errno, "Failed to read " + dev);
+                continue;
+            }
+            if (n < 0) throw_errno(errno, "Failed to read " + dev + " at offset " + std::to_string(offset + done));
+            if (n == 0) break;  // the end of the device
+            const uint64_t got = std::min<uint64_t>(static_cast<uint64_t>(n), length - done);
+            for (uint64_t at = 0; at < got; at += kAlign) {
+                const uint64_t chunk = std::min(kAlign, got - at);
+                if (std::memcmp(buf.get() + at, zeros, chunk) == 0) continue;
+                const char* p = buf.get() + at;
+                while (*p == 0) ++p;
+                return offset + done + at + static_cast<uint64_t>(p - (buf.get() + at));
+            }
+            done += got;
+        }
+    }
+    return std::nullopt;
+}
+
+// An offset as exactly as it is round: "12M", "1K", "262140K", "1234567".
+std::string offset_text(uint64_t at) {
+    if (at % (1ull << 20) == 0) return format_size(at);
+    if (at % 1024 == 0) return std::to_string(at / 1024) + "K";
+    return std::to_string(at);
+}
+
+// One sysfs attribute, trimmed; "" when missing or blank.
+std::string attribute(const std::string& path) {
+    std::string s = first_line(path);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.pop_back();
+    size_t start = 0;
+    while (start < s.size() && (s[start] == ' ' || s[start] == '\t')) ++start;
+    return s.substr(start);
+}
+
+// The disk's own identity from sysfs (see stable_id), for a whole disk.
+std::string sysfs_identity(dev_t disk) {
+    const std::string sys = "/sys/dev/block/" + devno_name(disk) + "/";
+    for (const auto& [file, prefix] : std::vector<std::pair<const char*, const char*>>{
+             {"dm/uuid", "dm-uuid:"}, {"wwid", "wwid:"}, {"device/wwid", "wwid:"}, {"serial", "serial:"},
+             {"device/serial", "serial:"}})
+        if (std::string v = attribute(sys + file); !v.empty()) return prefix + v;
+    return {};
+}
+
 }  // namespace
+
+std::vector<std::pair<uint64_t, uint64_t>> blank_check_regions(uint64_t size) {
+    std::vector<std::pair<uint64_t, uint64_t>> out;
+    auto add = [&](uint64_t offset, uint64_t length) {
+        if (offset >= size) return;
+        out.emplace_back(offset, std::min(length, size - offset));
+    };
+    add(0, kEdge);
+    // The middle of each of 64 equal stretches: a run of data longer than a 64th of the device
+    // always covers one of them.
+    for (uint64_t i = 0; i < kPieces; ++i) add(align_down(size / (2 * kPieces) * (2 * i + 1)), kPiece);
+    const uint64_t tail = size > kEdge ? align_down(size - kEdge) : 0;
+    add(tail, size - tail);
+    std::sort(out.begin(), out.end());
+    return out;
+}
 
 ProbeResult probe(const std::string& device) {
     errno = 0;
@@ -177,7 +274,12 @@ ProbeResult probe(const std::string& device) {
     return r;
 }
 
-DeviceCheck check_device(const std::string& device, bool allow_signature) {
+namespace {
+
+// check_device, with the contents sampled or not: formatting (make_filesystem) and erasing
+// signatures recheck everything but the contents, which the claim sampled moments before and
+// which a forced create formats over.
+DeviceCheck check(const std::string& device, bool force, bool sample_contents) {
     const auto canon = detail::canonical_path(device);
     if (!canon) throw Error(Errc::not_found, "Device " + device + " does not exist.");
     struct stat st {};
@@ -226,21 +328,92 @@ DeviceCheck check_device(const std::string& device, bool allow_signature) {
     // A partition table is a map of somebody's data; force does not override it.
     if (r.has_partition_table)
         throw Error(Errc::refused, *canon + " has a partition table (" + r.partition_table_type + ")" + kWipeAdvice);
-    DeviceCheck out{.path = *canon};
-    if (!r.has_signature) return out;
-    out.signature = r.type.empty() ? "several conflicting signatures" : describe(r);
-    if (!allow_signature) throw Error(Errc::refused, *canon + " has " + out.signature + kWipeAdvice);
+    DeviceCheck out{.path = *canon, .fs_uuid = r.uuid, .device_id = stable_id(*canon)};
+    if (r.has_signature) {
+        out.signature = r.type.empty() ? "several conflicting signatures" : describe(r);
+        if (!force) throw Error(Errc::refused, *canon + " has " + out.signature + kWipeAdvice);
+        return out;
+    }
+    if (!sample_contents) return out;
+    uint64_t size = 0;
+    if (::ioctl(claim.get(), BLKGETSIZE64, &size) < 0) throw_errno(errno, "Failed to read the size of " + *canon);
+    if (auto at = first_nonzero(claim.get(), size, *canon)) {
+        out.data = "non-zero data at offset " + offset_text(*at) + " (no signature libblkid knows)";
+        if (!force)
+            throw Error(Errc::refused, "Non-zero data at offset " + offset_text(*at) + " of " + *canon +
+                                           ": it may hold data libblkid cannot recognise (an encrypted volume, an "
+                                           "archive, a disk someone ran wipefs on); create with force to format it "
+                                           "anyway, or zero it first (blkdiscard -z " + *canon + ") if its contents "
+                                           "are not needed.");
+    }
     return out;
 }
+
+}  // namespace
+
+DeviceCheck check_device(const std::string& device, bool force) { return check(device, force, /*sample_contents=*/true); }
 
 std::string check_blank_device(const std::string& device) { return check_device(device).path; }
 
 void erase_signatures(const std::string& device) {
-    const DeviceCheck c = check_device(device, /*allow_signature=*/true);
+    const DeviceCheck c = check(device, /*force=*/true, /*sample_contents=*/false);
     if (c.signature.empty()) return;
     exec_checked({.argv = {"wipefs", "--all", "--quiet", c.path}}, "Failed to erase the signatures on " + c.path);
     Fd fd(::open(c.path.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd) detail::drop_cached_blocks(fd.get());
+}
+
+void wipe_device(const std::string& device) {
+    erase_signatures(device);  // and every check: not mounted, not held, not the system disk
+    const std::string dev = detail::canonical_path(device).value_or(device);
+    std::unique_lock no_forks(fd_inheritance_lock());
+    // Exclusive, so nothing mounts it while it is zeroed.
+    Fd fd(::open(dev.c_str(), O_WRONLY | O_EXCL | O_CLOEXEC));
+    if (!fd) throw_errno(errno, "Failed to open " + dev + " to zero it");
+    uint64_t size = 0;
+    if (::ioctl(fd.get(), BLKGETSIZE64, &size) < 0) throw_errno(errno, "Failed to read the size of " + dev);
+    // PUNCH_HOLE on a block device never falls back to writing zeros block by block: it either
+    // is quick (write-zeroes/unmap) or fails, and then only what the blank check reads is zeroed.
+    if (size > 0 && ::fallocate(fd.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(size)) < 0) {
+        static const std::string zeros(kEdge, '\0');
+        for (const auto& [offset, length] : blank_check_regions(size))
+            for (uint64_t done = 0; done < length;) {
+                const ssize_t n = ::pwrite(fd.get(), zeros.data(), std::min<uint64_t>(length - done, kEdge),
+                                           static_cast<off_t>(offset + done));
+                if (n < 0 && errno == EINTR) continue;
+                if (n <= 0) throw_errno(n < 0 ? errno : EIO, "Failed to zero " + dev + " at offset " + std::to_string(offset + done));
+                done += static_cast<uint64_t>(n);
+            }
+        if (::fsync(fd.get()) < 0) throw_errno(errno, "Failed to flush the zeros written to " + dev);
+    }
+    detail::drop_cached_blocks(fd.get());
+}
+
+std::string stable_id(const std::string& device) {
+    const auto canon = detail::canonical_path(device);
+    const auto devno = canon ? detail::block_devno(*canon) : std::nullopt;
+    if (!devno) return {};
+    // udev's links, where udev runs: the name an operator sees and can put in storage.devices.
+    const std::string by_id = "/dev/disk/by-id";
+    std::vector<std::string> links = sysfs_entries(by_id);
+    std::sort(links.begin(), links.end(), [](const std::string& a, const std::string& b) {
+        const bool wa = a.starts_with("wwn-"), wb = b.starts_with("wwn-");
+        return wa != wb ? wa : a < b;
+    });
+    for (const auto& name : links) {
+        std::optional<std::string> target;
+        try {
+            target = detail::canonical_path(by_id + "/" + name);
+        } catch (const Error&) {
+        }
+        if (target && detail::block_devno(*target) == devno) return by_id + "/" + name;
+    }
+    // Without udev (a container): the kernel's own attributes of the whole disk.
+    const dev_t disk = whole_disk(*devno);
+    std::string id = sysfs_identity(disk);
+    if (id.empty() || disk == *devno) return id;
+    const std::string part = attribute("/sys/dev/block/" + devno_name(*devno) + "/partition");
+    return part.empty() ? std::string() : id + "-part" + part;
 }
 
 uint64_t device_size(const std::string& device) {
@@ -265,7 +438,9 @@ void make_filesystem(const std::string& device, const std::string& fstype, const
                                            (fstype == "xfs" ? "xfsprogs" : "e2fsprogs") + " to use " + fstype + ".");
 
     // Checked here too, not only by the caller: formatting is the one step that cannot be undone.
-    const std::string dev = check_blank_device(device);
+    // Not the contents: the caller's check sampled them (a forced create formats over them), and
+    // a new loop image is zeros by construction.
+    const std::string dev = check(device, /*force=*/false, /*sample_contents=*/false).path;
 
     std::vector<std::string> argv;
     if (fstype == "ext4")

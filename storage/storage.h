@@ -55,12 +55,22 @@ struct ProbeResult {
 // libblkid low-level probe (superblocks + partitions) of a block device.
 ProbeResult probe(const std::string& device);
 
-// What a device check found: the canonical path and, when allow_signature let a signature
-// pass, what formatting will destroy ("an ext4 signature (UUID …, label '…')").
+// What a device check found: the canonical path, what identifies the disk, and, when force let
+// it pass, what formatting will destroy.
 struct DeviceCheck {
     std::string path;
-    std::string signature;  // empty: blank
+    std::string signature;  // "an ext4 signature (UUID …, label '…')"; empty: none libblkid knows
+    std::string data;       // no signature but not zeros: "non-zero data at offset 12M"; empty: zeros
+    std::string fs_uuid;    // the UUID of the filesystem (or other signature) on it, if any
+    std::string device_id;  // stable_id(path)
+    // What formatting destroys, for the reply of a forced create ("" for a blank device).
+    std::string destroys() const { return !signature.empty() ? signature : data; }
 };
+
+// The regions of a device of this size the blank check reads: the first and the last MiB, and 64
+// pieces of 64 KiB evenly spread between them; (offset, length) in order of offset, within the
+// device, 6 MiB at most whatever its size.
+std::vector<std::pair<uint64_t, uint64_t>> blank_check_regions(uint64_t size);
 
 // The safety matrix for a device hostd is about to format. Symlinks (/dev/disk/by-id/…)
 // resolve first. Refuses (Errc::not_found / Errc::refused, the reason in the message) a path
@@ -68,14 +78,31 @@ struct DeviceCheck {
 // what "/" is stacked on); a device that is mounted, or a partition of it is; one with
 // partitions or a partition table; one held by device-mapper/md (sysfs holders) or claimed by
 // the kernel in any namespace (exclusive open); one with any signature (filesystem, swap, LVM,
-// RAID, LUKS) unless allow_signature. allow_signature never overrides the other reasons.
-DeviceCheck check_device(const std::string& device, bool allow_signature = false);
+// RAID, LUKS); and one with no signature whose contents are not zeros where the check reads
+// them (blank_check_regions, read past the page cache): data libblkid does not recognise, such
+// as a plain dm-crypt volume, an archive written to the raw device, or a disk someone ran
+// wipefs on. force lets only those last two pass (the result says what is there); it never
+// overrides the other reasons.
+DeviceCheck check_device(const std::string& device, bool force = false);
 // check_device(device).path: the device must be blank.
 std::string check_blank_device(const std::string& device);
 
 // Destroys every signature on an unmounted, unheld device (wipefs --all) after the same
-// checks as check_device(device, allow_signature=true). For an operator's explicit force.
+// checks as check_device(device, force=true). For an operator's explicit force.
 void erase_signatures(const std::string& device);
+
+// Gives back a device hostd used, blank as hostd's check sees it: every signature erased
+// (wipefs --all), then every block zeroed where the device can do that without writing each
+// block (write-zeroes/unmap: loop images, thin volumes, most SSDs and virtual disks), else the
+// regions of blank_check_regions zeroed, so hostd's own leftovers never make it look like
+// somebody's data. Same checks first as erase_signatures.
+void wipe_device(const std::string& device);
+
+// What names a disk across a reboot that renames it (/dev/sdb → /dev/sdc): the
+// /dev/disk/by-id link to it where udev made one (wwn-… first), else its identity from sysfs:
+// "dm-uuid:…" (device-mapper), "wwid:…" (WWN/EUI of SCSI and NVMe), "serial:…" (virtio, NVMe),
+// with "-partN" for a partition. "" when it has none: loop devices, disks without a serial.
+std::string stable_id(const std::string& device);
 
 // Size of a block device in bytes (BLKGETSIZE64).
 uint64_t device_size(const std::string& device);
@@ -106,6 +133,11 @@ void grow_filesystem_offline(const std::string& device, const std::string& fstyp
 // If expected_device is given, the device found for the UUID must be that device.
 void mount_by_uuid(const std::string& uuid, const std::string& target, const std::string& options,
                    const std::optional<std::string>& expected_device = std::nullopt);
+
+// The one block device that carries the filesystem with this UUID now (a libblkid scan of every
+// device, as mount_by_uuid does), whatever the kernel named it; nullopt if none does;
+// Errc::conflict naming them if several do (a copied image).
+std::optional<std::string> find_filesystem(const std::string& uuid);
 
 // Unmounts target (libmount). Not mounted is fine. EBUSY → Errc::failed naming the target.
 void unmount(const std::string& target);

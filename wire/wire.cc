@@ -224,6 +224,7 @@ json render(const TenantView& t) {
         {"fs_uuid", t.fs_uuid},
         {"label", t.label},
         {"device", t.device},
+        {"device_id", t.device_id},
         {"mountpoint", t.mountpoint},
         {"unit", t.unit},
         {"read_only", t.read_only},
@@ -319,6 +320,7 @@ TenantView parse_tenant(const json& j) {
     t.fs_uuid = str(j, "fs_uuid");
     t.label = str(j, "label");
     t.device = str(j, "device");
+    t.device_id = str(j, "device_id");
     t.image = str(j, "image");
     t.mountpoint = str(j, "mountpoint");
     t.unit = str(j, "unit");

@@ -29,6 +29,11 @@ struct FakeMachine {
     uint64_t applied_memory = 0;
     std::map<std::string, std::string> refused;    // device → why check_device refuses it
     std::map<std::string, std::string> signature;  // device → what is on it (force may pass it)
+    std::map<std::string, std::string> data;       // device → non-zero data without a signature (force may pass it)
+    std::map<std::string, std::string> fs;         // device → UUID of the filesystem on it (what survives a rename)
+    std::map<std::string, std::string> ids;        // device → its stable id (by-id link, WWN, serial)
+    uint64_t loop_free = 1ull << 50;                // free under loop_dir
+    std::map<std::string, uint64_t> written;        // image → bytes it holds
     std::set<std::string> erased, reserves, read_only;
     std::map<std::string, storage::DiskStats> disks;  // mount point → usage
     std::map<std::string, uint64_t> grown;            // mount point → new size
@@ -57,8 +62,27 @@ public:
         hit("check_device");
         if (auto it = m_.refused.find(d); it != m_.refused.end()) throw Error(Errc::refused, d + ": " + it->second);
         auto sig = m_.signature.count(d) ? m_.signature[d] : "";
+        const std::string uuid = m_.fs.count(d) ? m_.fs[d] : "";
+        if (sig.empty() && !uuid.empty()) sig = "an ext4 signature (UUID " + uuid + ")";
         if (!sig.empty() && !force) throw Error(Errc::refused, d + " has " + sig);
-        return {.path = d, .signature = sig};
+        const std::string data = sig.empty() && m_.data.count(d) ? m_.data[d] : "";
+        if (!data.empty() && !force) throw Error(Errc::refused, d + ": " + data);
+        return {.path = d, .signature = sig, .data = data, .fs_uuid = uuid, .device_id = m_.ids.count(d) ? m_.ids[d] : ""};
+    }
+    Located locate_device(const TenantRecord& t) override {
+        std::lock_guard g(m_.mu);
+        hit("locate_device");
+        std::string dev = t.device;
+        if (m_.fs.count(dev) == 0 || m_.fs[dev] != t.fs_uuid)
+            for (auto& [d, uuid] : m_.fs)
+                if (uuid == t.fs_uuid) dev = d;
+        return {.device = dev, .device_id = m_.ids.count(dev) ? m_.ids[dev] : ""};
+    }
+    LoopSpace loop_space(const std::vector<std::string>& images) override {
+        std::lock_guard g(m_.mu);
+        LoopSpace s{.available = m_.loop_free};
+        for (auto& i : images) s.written += m_.written.count(i) ? m_.written[i] : 0;
+        return s;
     }
     void erase_signatures(const std::string& d) override { std::lock_guard g(m_.mu); hit("erase_signatures"); m_.erased.insert(d); }
     void grow_image(const std::string&, uint64_t size) override { std::lock_guard g(m_.mu); hit("grow_image"); m_.image_size = size; }
@@ -565,6 +589,166 @@ TEST_F(AManager, PicksTheFirstUsableDeviceOfThePool) {
         EXPECT_NE(std::string(e.what()).find("claimed by tenant 'a'"), std::string::npos) << e.what();
     }
     EXPECT_FALSE(std::filesystem::exists(dir / "tenants" / "c.toml"));
+}
+
+TEST_F(AManager, ForceFormatsOverDataWithoutASignatureAndSaysWhatItWas) {
+    m.data["/dev/vdc"] = "non-zero data at offset 12M (no signature libblkid knows)";
+    EXPECT_EQ(code_of([&] { api().create("a", {{"device", "/dev/vdc"}}); }), Errc::refused);
+    EXPECT_FALSE(std::filesystem::exists(dir / "tenants" / "a.toml"));
+    auto t = api().create("a", {{"device", "/dev/vdc"}, {"force", true}});
+    EXPECT_EQ(t["destroyed"], "non-zero data at offset 12M (no signature libblkid knows) on /dev/vdc");
+    EXPECT_FALSE(m.erased.count("/dev/vdc")) << "no signature to erase: mkfs writes over the data";
+    EXPECT_EQ(std::count(m.calls.begin(), m.calls.end(), "format"), 1);
+}
+
+// ---- device backend: a disk is known by what survives a reboot that renames it ----
+
+namespace {
+// A reboot that gives the disk at `from` the kernel name `to` (and nothing is mounted or runs).
+void rename_disk(FakeMachine& m, const std::string& from, const std::string& to) {
+    m.fs[to] = m.fs[from];
+    m.fs.erase(from);
+    if (m.ids.count(from)) {
+        m.ids[to] = m.ids[from];
+        m.ids.erase(from);
+    }
+    m.mounts.clear();
+    m.units.clear();
+}
+}  // namespace
+
+TEST_F(AManager, RecordsAndShowsTheStableIdOfATenantsDisk) {
+    m.ids["/dev/vdb"] = "/dev/disk/by-id/virtio-DISK-A";
+    EXPECT_EQ(api().create("a", {{"device", "/dev/vdb"}})["device_id"], "/dev/disk/by-id/virtio-DISK-A");
+    EXPECT_EQ(api().create("l", json::object())["device_id"], "") << "a loop device has no stable id";
+    Manager again(cfg, std::make_unique<FakeEffects>(m));
+    again.load();
+    EXPECT_EQ(JsonApi{again}.get("a")["device_id"], "/dev/disk/by-id/virtio-DISK-A");
+}
+
+TEST_F(AManager, RefusesAnotherTenantsDiskOfferedAgainUnderAnotherName) {
+    m.ids["/dev/vdb"] = "serial:DISK-A";
+    auto a = api().create("a", {{"device", "/dev/vdb"}});
+    m.fs["/dev/vdb"] = a["fs_uuid"];  // what the format wrote
+    api().remove("a", /*purge=*/false);  // kept: its data waits for a reuse
+    rename_disk(m, "/dev/vdb", "/dev/vdc");
+    m.calls.clear();
+    // Even with force: the filesystem on it is a's.
+    try {
+        api().create("b", {{"device", "/dev/vdc"}, {"force", true}});
+        FAIL() << "a's disk was handed to b under its new name";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Errc::conflict);
+        EXPECT_NE(std::string(e.what()).find("claimed by tenant 'a' (detached): it carries that tenant's filesystem"),
+                  std::string::npos)
+            << e.what();
+    }
+    EXPECT_FALSE(std::count(m.calls.begin(), m.calls.end(), "erase_signatures"));
+    EXPECT_FALSE(std::count(m.calls.begin(), m.calls.end(), "format"));
+    // Its filesystem gone (wiped by hand, say) but the disk the same one: still a's.
+    m.fs.erase("/dev/vdc");
+    try {
+        api().create("b", {{"device", "/dev/vdc"}, {"force", true}});
+        FAIL() << "a's disk was handed to b";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Errc::conflict);
+        EXPECT_NE(std::string(e.what()).find("it is that tenant's disk (serial:DISK-A)"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(std::filesystem::exists(dir / "tenants" / "b.toml"));
+}
+
+TEST_F(AManager, FollowsADeviceTenantsDiskToItsNewNameAfterAReboot) {
+    auto a = api().create("a", {{"device", "/dev/vdb"}});
+    m.fs["/dev/vdb"] = a["fs_uuid"];
+    rename_disk(m, "/dev/vdb", "/dev/vdc");
+    Manager again(cfg, std::make_unique<FakeEffects>(m));
+    again.start();
+    auto back = JsonApi{again}.get("a");
+    EXPECT_EQ(back["device"], "/dev/vdc");
+    EXPECT_EQ(back.value("problem", ""), "");
+    EXPECT_EQ(m.units, (std::set<std::string>{"a"}));
+    // Under its new name it is a's; its old name is free for a new disk.
+    EXPECT_EQ(code_of([&] { JsonApi{again}.create("b", {{"device", "/dev/vdc"}, {"force", true}}); }), Errc::conflict);
+    EXPECT_EQ(JsonApi{again}.create("b", {{"device", "/dev/vdb"}})["device"], "/dev/vdb");
+}
+
+TEST_F(AManager, BringsBackAKeptDiskUnderItsNewName) {
+    auto a = api().create("a", {{"device", "/dev/vdb"}});
+    m.fs["/dev/vdb"] = a["fs_uuid"];
+    api().remove("a", /*purge=*/false);
+    rename_disk(m, "/dev/vdb", "/dev/vdd");
+    m.ids["/dev/vdd"] = "serial:DISK-A";  // a record written before stable ids were: filled in now
+    auto back = api().create("a", {{"reuse", true}});
+    EXPECT_EQ(back["device"], "/dev/vdd");
+    EXPECT_EQ(back["device_id"], "serial:DISK-A");
+    EXPECT_EQ(back["fs_uuid"], a["fs_uuid"]);
+}
+
+// ---- loop backend: images are sparse, their room is not ----
+
+TEST_F(AManager, RefusesALoopImageThatWouldOutgrowLoopDirSayingWhatIsFreeCommittedAndAsked) {
+    m.loop_free = 3ull << 30;
+    api().create("a", {{"disk_size", "1G"}});
+    api().create("b", {{"disk_size", "1G"}});
+    m.calls.clear();
+    try {
+        api().create("c", {{"disk_size", "2G"}});
+        FAIL() << "4G of images on 3G";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Errc::refused);
+        EXPECT_EQ(e.field(), "disk_size");
+        const std::string msg = e.what();
+        for (const char* part : {"loop image of 2G", "3G free", "images are 2G", "loop_overcommit = 1", "at most 1G"})
+            EXPECT_NE(msg.find(part), std::string::npos) << part << " not in: " << msg;
+    }
+    EXPECT_EQ(std::count(m.calls.begin(), m.calls.end(), "create_image"), 0);
+    EXPECT_FALSE(std::filesystem::exists(dir / "tenants" / "c.toml"));
+    EXPECT_EQ(api().list().size(), 2u);
+    EXPECT_EQ(api().create("c", {{"disk_size", "1G"}})["state"], "ready");  // exactly the room left
+    EXPECT_EQ(mgr->host().loop_dir_available, 3ull << 30);
+}
+
+TEST_F(AManager, CountsKeptImagesAndWhatImagesHoldButNotDevices) {
+    m.loop_free = 2ull << 30;
+    api().create("a", {{"disk_size", "1G"}});
+    api().remove("a", /*purge=*/false);  // its image stays, and so does its claim on the room
+    EXPECT_EQ(code_of([&] { api().create("b", {{"disk_size", "2G"}}); }), Errc::refused);
+    api().create("d", {{"device", "/dev/vdb"}, {"disk_size", "100G"}});  // not under loop_dir
+    // What a's image holds already is space it had; the room is free plus that.
+    m.written[cfg.loop_dir + "/a.img"] = 1ull << 30;
+    EXPECT_EQ(api().create("b", {{"disk_size", "2G"}})["state"], "ready");
+}
+
+TEST_F(AManager, TheOvercommitRatioScalesTheRoomAndZeroTurnsTheLimitOff) {
+    m.loop_free = 1ull << 30;
+    cfg.loop_overcommit = 2;
+    mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
+    mgr->load();
+    api().create("a", {{"disk_size", "1G"}});
+    api().create("b", {{"disk_size", "1G"}});
+    EXPECT_EQ(code_of([&] { api().create("c", {{"disk_size", "1G"}}); }), Errc::refused);
+    cfg.loop_overcommit = 0;
+    mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
+    mgr->load();
+    EXPECT_EQ(api().create("c", {{"disk_size", "100G"}})["state"], "ready");
+}
+
+TEST_F(AManager, RefusesToGrowALoopImageBeyondItsRoom) {
+    m.loop_free = 3ull << 30;
+    api().create("a", {{"disk_size", "1G"}});
+    api().create("b", {{"disk_size", "1G"}});
+    m.calls.clear();
+    try {
+        api().resize("a", {{"size", "3G"}});
+        FAIL() << "4G of images on 3G";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Errc::refused);
+        EXPECT_EQ(e.field(), "size");
+        EXPECT_NE(std::string(e.what()).find("at most 2G"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(std::count(m.calls.begin(), m.calls.end(), "grow_image"), 0);
+    EXPECT_EQ(api().get("a")["disk_size"], 1ull << 30);
+    EXPECT_EQ(api().resize("a", {{"size", "2G"}})["disk_size"], 2ull << 30);
 }
 
 // ---- resize ----

@@ -22,6 +22,15 @@ TEST(Config, ReadsSizesPortsAndNumbers) {
     EXPECT_EQ(c.pg_ports, (PortRange{21000, 21099}));
 }
 
+TEST(Config, LoopImagesMayTotalTheirRoomByDefaultAndZeroTurnsTheLimitOff) {
+    EXPECT_DOUBLE_EQ(Config{}.loop_overcommit, 1.0);
+    EXPECT_DOUBLE_EQ(parse_config(default_config_text(), "default").loop_overcommit, 1.0);
+    EXPECT_DOUBLE_EQ(parse_config("[storage]\nloop_overcommit = 2.5\n", "t").loop_overcommit, 2.5);
+    EXPECT_DOUBLE_EQ(parse_config("[storage]\nloop_overcommit = 0\n", "t").loop_overcommit, 0.0);
+    EXPECT_THROW(parse_config("[storage]\nloop_overcommit = -1\n", "t"), Error);
+    EXPECT_THROW(parse_config("[storage]\nloop_overcommit = \"lots\"\n", "t"), Error);
+}
+
 TEST(Config, NamesTheKeyThatIsWrong) {
     try {
         parse_config("[defaults]\ndisk_size = \"huge\"\n", "hostd.toml");
@@ -87,14 +96,26 @@ TEST(TenantRecord, SurvivesARoundTripThroughToml) {
     t.state = TenantState::detached;
     t.spec = {.backend = "loop", .filesystem = "ext4", .disk_size = 1ull << 30, .memory = 256ull << 20, .cpu = 0.5, .tasks = 100};
     t.fs_uuid = "0b3f0c8e-0000-4000-8000-000000000000";
+    t.device = "/dev/sdb";
+    t.device_id = "/dev/disk/by-id/wwn-0x5000c500a1b2c3d4";
     t.port = 25001;
     t.public_port = 28001;
     t.password = "p'\"w";
     auto back = from_toml(to_toml(t), "t");
+    EXPECT_EQ(back.device, "/dev/sdb");
+    EXPECT_EQ(back.device_id, t.device_id);
     EXPECT_EQ(back.name, t.name);
     EXPECT_EQ(back.state, t.state);
     EXPECT_EQ(back.spec.disk_size, t.spec.disk_size);
     EXPECT_DOUBLE_EQ(back.spec.cpu, 0.5);
     EXPECT_EQ(back.password, t.password);
     EXPECT_EQ(back.public_port, 28001);
+}
+
+TEST(TenantRecord, ARecordWrittenBeforeTheStableIdWasRecordedReadsWithoutOne) {
+    const auto t = from_toml("name = \"acme\"\nstate = \"ready\"\n[spec]\nbackend = \"device\"\n"
+                             "[facts]\ndevice = \"/dev/vdb\"\nfs_uuid = \"0b3f0c8e-0000-4000-8000-000000000000\"\n",
+                             "old.toml");
+    EXPECT_EQ(t.device, "/dev/vdb");
+    EXPECT_EQ(t.device_id, "");
 }

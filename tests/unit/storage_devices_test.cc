@@ -17,10 +17,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <optional>
 #include <sstream>
 
@@ -28,6 +30,7 @@
 #include "base/exec.h"
 #include "base/fd.h"
 #include "base/fs.h"
+#include "base/size.h"
 #include "storage/storage.h"
 
 using namespace hostd;
@@ -733,8 +736,141 @@ TEST_F(MatrixRoot, RefusesEachKindOfSignatureLeavingTheDeviceUnchangedAndForceLe
         EXPECT_THAT(forced.signature, HasSubstr(c.expect));
         EXPECT_TRUE(ends_of(dev) == before);
         erase_signatures(dev);
-        EXPECT_EQ(check_blank_device(dev), dev) << "erase_signatures left something blkid sees";
+        // Signatures only: what was around them is still there, and the device is not blank.
+        EXPECT_FALSE(probe(dev).has_signature) << "erase_signatures left something blkid sees";
     }
+}
+
+// ---- "blank" means blank: no signature, and zeros where the check reads ----
+
+namespace {
+
+std::string random_bytes(uint64_t n) {
+    std::string out(n, '\0');
+    std::ifstream in("/dev/urandom", std::ios::binary);
+    in.read(out.data(), static_cast<std::streamsize>(n));
+    return out;
+}
+
+}  // namespace
+
+TEST(BlankCheck, ReadsBothEndsAndSixtyFourPiecesSpreadEvenlyWhateverTheSize) {
+    for (uint64_t size : std::vector<uint64_t>{64 * MiB, 1024 * MiB, 100ull << 30, (1ull << 40) + 512}) {
+        SCOPED_TRACE(size);
+        const auto regions = blank_check_regions(size);
+        ASSERT_EQ(regions.size(), 66u);
+        EXPECT_EQ(regions.front(), (std::pair<uint64_t, uint64_t>{0, MiB}));
+        EXPECT_TRUE(std::any_of(regions.begin(), regions.end(),
+                                [&](auto& r) { return r.first + MiB <= size && r.first + r.second == size; }))
+            << "the last MiB, up to the last byte";
+        uint64_t total = 0, covered = 0;
+        for (size_t i = 0; i < regions.size(); ++i) {
+            total += regions[i].second;
+            EXPECT_EQ(regions[i].first % 4096, 0u) << "O_DIRECT needs aligned offsets";
+            if (i > 0) {
+                EXPECT_GE(regions[i].first, regions[i - 1].first);
+            }
+            // No gap longer than a 64th of the device: a run of data that long is always seen.
+            if (regions[i].first > covered) {
+                EXPECT_LE(regions[i].first - covered, size / 64);
+            }
+            covered = std::max(covered, regions[i].first + regions[i].second);
+        }
+        EXPECT_LE(total, 6 * MiB + 4096);
+    }
+    EXPECT_EQ(blank_check_regions(MiB / 2).front(), (std::pair<uint64_t, uint64_t>{0, MiB / 2}));
+    for (auto& [offset, length] : blank_check_regions(3 * MiB)) EXPECT_LE(offset + length, 3 * MiB);
+}
+
+TEST_F(MatrixRoot, RefusesDataWithoutASignatureWhereverTheCheckReadsItAndForceNamesIt) {
+    const uint64_t size = 256 * MiB;
+    struct Case {
+        std::string what;
+        std::string offset;  // of the first non-zero byte the check reads ("": somewhere)
+        std::function<void(const std::string& dev, const std::string& img)> make;
+    };
+    const std::vector<Case> cases = {
+        // The reproduction: 64 MiB of random data, as a plain dm-crypt volume or a raw
+        // archive leaves it.
+        {"64 MiB of random data at the start", "0",
+         [](auto& dev, auto&) { write_at(dev, 0, std::string(1, '\x01') + random_bytes(64 * MiB - 1)); }},
+        // Longer than a 64th of the device (4 MiB here): a sample always lands in it, this one
+        // at 122 MiB (the middle of the 31st of 64 stretches of 4 MiB).
+        {"5 MiB of random data in the middle only", "122M",
+         [](auto& dev, auto&) { write_at(dev, 120 * MiB, std::string(5 * MiB, '\x01')); }},
+        {"4 KiB at the very end only", "262140K", [=](auto& dev, auto&) { write_at(dev, size - 4096, std::string(4096, 'z')); }},
+        // wipefs erases the magic, not the superblock around it (from 1K in): the disk's data is
+        // all there.
+        {"an ext4 someone ran wipefs on", "",
+         [](auto& dev, auto&) {
+             make_filesystem(dev, "ext4", "someone", new_uuid());
+             exec_checked({.argv = {"wipefs", "--all", "--quiet", dev}}, "wipefs");
+         }},
+        // Written to the image behind the device's back: only a read past the device's page
+        // cache sees it (the device is held open, so its cached zeros would stay).
+        {"data written to the image file behind the device", "202M",
+         [](auto&, auto& img) {
+             Fd fd(::open(img.c_str(), O_WRONLY | O_CLOEXEC));
+             ASSERT_TRUE(fd);
+             const std::string bytes(5 * MiB, '\x7f');
+             ASSERT_EQ(::pwrite(fd.get(), bytes.data(), bytes.size(), 200 * MiB), ssize_t(bytes.size()));
+             ASSERT_EQ(::fsync(fd.get()), 0);
+         }},
+    };
+    int n = 0;
+    for (auto& c : cases) {
+        SCOPED_TRACE(c.what);
+        const std::string img = s().image("data" + std::to_string(n++) + ".img", size);
+        const std::string dev = s().attach(img);
+        Fd holder(::open(dev.c_str(), O_RDONLY | O_CLOEXEC));  // keeps the device's cached blocks alive
+        ASSERT_TRUE(holder);
+        EXPECT_EQ(check_blank_device(dev), dev) << "all zeros: blank";  // and caches what it read
+        c.make(dev, img);
+        EXPECT_FALSE(probe(dev).has_signature) << "the case must be invisible to libblkid";
+        const std::string before = ends_of(dev);
+        auto e = error_of([&] { check_device(dev); });
+        ASSERT_TRUE(e) << "formatted over data libblkid does not know";
+        EXPECT_EQ(e->code(), Errc::refused);
+        EXPECT_THAT(e->what(), HasSubstr("Non-zero data at offset " + c.offset));
+        EXPECT_THAT(e->what(), HasSubstr(" of " + dev + ": it may hold data libblkid cannot recognise"));
+        EXPECT_THAT(e->what(), HasSubstr("create with force"));
+        EXPECT_TRUE(ends_of(dev) == before) << "the refused device was written to";
+        // force: passes, says what formatting destroys, and the format itself goes through.
+        const DeviceCheck forced = check_device(dev, /*force=*/true);
+        EXPECT_EQ(forced.signature, "");
+        EXPECT_THAT(forced.data, StartsWith("non-zero data at offset " + c.offset));
+        EXPECT_THAT(forced.data, HasSubstr(" (no signature libblkid knows)"));
+        EXPECT_EQ(forced.destroys(), forced.data);
+        EXPECT_TRUE(ends_of(dev) == before);
+        const std::string uuid = new_uuid();
+        make_filesystem(dev, "ext4", "forced", uuid);
+        EXPECT_EQ(probe(dev).uuid, uuid);
+    }
+}
+
+// What the check costs: it reads 6 MiB whatever the size. Loop devices over sparse images here
+// (holes read as zeros without touching the disk); printed for the record.
+TEST_F(MatrixRoot, ChecksA1GiBAndA100GiBDeviceInWellUnderASecond) {
+    for (uint64_t size : {1ull << 30, 100ull << 30}) {
+        const std::string dev = s().fresh_device(std::to_string(size >> 30) + "g.img", size);
+        const auto t0 = std::chrono::steady_clock::now();
+        EXPECT_EQ(check_device(dev).path, dev);
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        std::cout << "check_device of a blank " << format_size(size) << " loop device: " << ms << " ms\n";
+        EXPECT_LT(ms, 1000);
+    }
+}
+
+TEST_F(MatrixRoot, ADeviceHostdWipedIsBlankAgain) {
+    const auto [dev, uuid] = s().ext4_device("used.img", 256 * MiB);
+    const std::string mnt = s().path("mnt");
+    mount_by_uuid(uuid, mnt, kOptions, dev);
+    write_file_atomic(mnt + "/rows", random_bytes(8 * MiB));
+    unmount(mnt);
+    ASSERT_TRUE(error_of([&] { check_device(dev); }));
+    wipe_device(dev);
+    EXPECT_EQ(check_blank_device(dev), dev) << "hostd's own leftovers must not make its disk look like someone's data";
+    EXPECT_EQ(find_filesystem(uuid), std::nullopt);
 }
 
 TEST_F(MatrixRoot, ForceNeverPassesAPartitionTableOrAMountedDevice) {
@@ -771,6 +907,57 @@ TEST_F(MatrixRoot, RefusesWhatIsNotABlockDeviceOrDoesNotExist) {
     auto e = error_of([&] { check_device(file, true); });
     ASSERT_TRUE(e);
     EXPECT_THAT(e->what(), HasSubstr("not a block device"));
+}
+
+// ---- identity: what survives a reboot that renames a disk ----
+
+TEST_F(MountRoot, FindsAFilesystemUnderTheNameTheKernelGaveItThisTime) {
+    const std::string img = s().image("moved.img", 64 * MiB);
+    const std::string first = s().attach(img);
+    const std::string uuid = new_uuid();
+    make_filesystem(first, "ext4", "moved", uuid);
+    EXPECT_EQ(find_filesystem(uuid), first);
+    loop_detach(first);
+    const std::string filler = s().fresh_device("filler.img");  // takes the old name, if free
+    const std::string second = s().attach(img);
+    EXPECT_NE(second, first);
+    EXPECT_EQ(find_filesystem(uuid), second);
+    EXPECT_EQ(find_filesystem(new_uuid()), std::nullopt);
+    // A copy: which one is the tenant's is unknown, and said so.
+    const std::string copy = s().path("copy.img");
+    exec_checked({.argv = {"cp", "--sparse=always", img, copy}}, "copy image");
+    s().adopt_image(copy);
+    const std::string third = s().attach(copy);
+    auto e = error_of([&] { find_filesystem(uuid); });
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->code(), Errc::conflict);
+    EXPECT_THAT(e->what(), HasSubstr(second));
+    EXPECT_THAT(e->what(), HasSubstr(third));
+}
+
+TEST_F(LoopRoot, ALoopDeviceHasNoStableIdAndADiskWithASerialHasOne) {
+    const std::string dev = s().fresh_device("disk.img");
+    EXPECT_EQ(stable_id(dev), "") << "a loop device has no serial or WWN; its image names it";
+    EXPECT_EQ(check_device(dev).device_id, "");
+    EXPECT_EQ(stable_id("/dev/hostd-no-such-disk"), "");
+    // Every whole disk of this machine the kernel knows a serial of (virtio's /sys/block/X/serial).
+    if (path_exists("/dev/disk/by-id")) GTEST_SKIP() << "udev's links name the disks here";
+    int seen = 0;
+    for (const auto& entry : std::filesystem::directory_iterator("/sys/block")) {
+        const std::string name = entry.path().filename();
+        std::string serial;
+        try {
+            serial = trimmed(read_file(entry.path().string() + "/serial"));
+        } catch (const Error&) {
+            continue;
+        }
+        if (serial.empty() || path_exists(entry.path().string() + "/wwid") || path_exists(entry.path().string() + "/dm") ||
+            !path_exists("/dev/" + name))
+            continue;
+        EXPECT_EQ(stable_id("/dev/" + name), "serial:" + serial) << name;
+        ++seen;
+    }
+    if (seen == 0) std::cout << "(no disk with a serial on this machine)\n";
 }
 
 // ---- growing online, and the reserve ----

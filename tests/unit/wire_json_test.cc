@@ -28,6 +28,7 @@ TenantView sample_view() {
     t.fs_uuid = "0b3f0c8e-0000-4000-8000-000000000000";
     t.label = "hd-acme";
     t.device = "/dev/loop3";
+    t.device_id = "/dev/disk/by-id/wwn-0x5000c500a1b2c3d4";
     t.image = "/var/lib/hostd/loop/acme.img";
     t.mountpoint = "/srv/hostd/acme";
     t.unit = "hostd-postgres@acme.service";
@@ -138,6 +139,14 @@ TEST(WireReplies, EveryReplyParsesBackToTheSameRendering) {
                                             .loop_dir_available = 8, .ports_free = 100});
     EXPECT_EQ(wire::render(wire::parse_host(host)), host);
     EXPECT_EQ(wire::parse_ca(wire::render_ca("PEM")), "PEM");
+}
+
+TEST(WireReplies, ATenantShowsTheStableIdOfItsDiskEvenWhenItHasNone) {
+    TenantView v = sample_view();
+    EXPECT_EQ(wire::render(v)["device_id"], "/dev/disk/by-id/wwn-0x5000c500a1b2c3d4");
+    EXPECT_EQ(wire::parse_tenant(wire::render(v)).device_id, v.device_id);
+    v.device_id.clear();  // a loop device has none: shown empty, not left out
+    EXPECT_EQ(wire::render(v)["device_id"], "");
 }
 
 TEST(WireReplies, ATenantViewShowsItsSecretOnlyWhenGiven) {

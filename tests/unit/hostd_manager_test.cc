@@ -97,7 +97,7 @@ public:
         std::lock_guard g(m_.mu);
         hit("grow_offline");
         if (m_.mounts.count(cfg_mount_root + "/" + t.name)) throw Error(Errc::refused, "mounted");
-        m_.grown[cfg_mount_root + "/" + t.name] = t.spec.disk_size;
+        m_.grown[cfg_mount_root + "/" + t.name] = m_.image_size;  // the filesystem fills its grown device
     }
     std::optional<storage::DiskStats> disk_usage(const TenantLayout& l) override {
         std::lock_guard g(m_.mu);

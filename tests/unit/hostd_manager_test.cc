@@ -293,6 +293,31 @@ TEST_F(AManager, AFailedReuseKeepsTheDataAndTheRecord) {
     EXPECT_EQ(api().get("acme")["state"], "detached");
 }
 
+TEST_F(AManager, ReportsThePortsDetachedTenantsHoldAndFreesThemOnPurge) {
+    cfg.public_ports = {28000, 28009};
+    mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
+    api().create("acme", json::object());
+    api().create("beta", json::object());
+    api().remove("beta", false);
+    HostInfo h = mgr->host();
+    EXPECT_EQ(h.ports_free, 8u);
+    EXPECT_EQ(h.ports_detached, 1u);
+    api().remove("beta", true);
+    h = mgr->host();
+    EXPECT_EQ(h.ports_free, 9u);
+    EXPECT_EQ(h.ports_detached, 0u);
+}
+
+TEST_F(AManager, AReuseTakesANewPortWhenItsOldOneIsTakenMeanwhile) {
+    auto first = api().create("acme", json::object());
+    api().remove("acme", false);
+    const uint16_t old_port = first["public_port"];
+    m.busy_ports = {old_port};  // another program took it while acme was detached
+    auto back = api().create("acme", {{"reuse", true}});
+    EXPECT_NE(back["public_port"], old_port);
+    EXPECT_EQ(back["state"], "ready");
+}
+
 TEST_F(AManager, NeverHandsOutAPortInUseOnTheHostOrByAnotherTenant) {
     cfg.pg_ports = {25000, 25002};
     cfg.public_ports = {28000, 28002};

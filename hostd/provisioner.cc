@@ -87,6 +87,16 @@ TenantRecord Provisioner::reserve(const std::string& name, const CreateRequest& 
         } else if (req.reuse) {
             throw Error(Errc::not_found, "No kept data of tenant '" + name + "' to reuse");
         }
+        // Before anything is made: a tenant whose OS user name is taken cannot be made (and its
+        // undo must not remove a user that is not hostd's).
+        const std::string os_user = layout_of(cfg_, name).os_user;
+        if (auto u = fx_.find_user(os_user))
+            throw Error(Errc::conflict,
+                        u->hostd ? "OS user '" + os_user + "' is left over from an earlier tenant '" + name +
+                                       "'; run hostctl reconcile (it removes what no tenant owns), then create again"
+                                 : "OS user '" + os_user + "' already exists and is not hostd's (tenant '" + name +
+                                       "' would run as it); pick another tenant name",
+                        "name");
         if (kept) {
             t = *kept;
             // Limits may change on the way back; the disk stays what it is.
@@ -124,16 +134,6 @@ TenantRecord Provisioner::reserve(const std::string& name, const CreateRequest& 
 Created Provisioner::create(const std::string& name, const CreateRequest& req, const TenantSpec& spec,
                             const Progress& progress) {
     StepTimer total;
-    // Before anything is made: a tenant whose OS user name is taken cannot be made (and its
-    // undo must not remove a user that is not hostd's).
-    const std::string os_user = layout_of(cfg_, name).os_user;
-    if (auto u = fx_.find_user(os_user))
-        throw Error(Errc::conflict,
-                    u->hostd ? "OS user '" + os_user + "' is left over from an earlier tenant '" + name +
-                                   "'; run hostctl reconcile (it removes what no tenant owns), then create again"
-                             : "OS user '" + os_user + "' already exists and is not hostd's (tenant '" + name +
-                                   "' would run as it); pick another tenant name",
-                    "name");
     std::optional<TenantRecord> kept;  // a detached tenant being brought back
     TenantRecord t = reserve(name, req, spec, kept);
     const TenantLayout l = layout_of(cfg_, name);

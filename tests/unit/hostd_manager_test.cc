@@ -257,7 +257,13 @@ TEST_F(AManager, RefusesBadSizesNamingTheField) {
 
 TEST_F(AManager, AnswersConflictForADuplicateAndNotFoundForAnUnknownTenant) {
     api().create("acme", json::object());
-    EXPECT_EQ(code_of([&] { api().create("acme", json::object()); }), Errc::conflict);
+    try {
+        api().create("acme", json::object());
+        ADD_FAILURE() << "created twice";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Errc::conflict);
+        EXPECT_STREQ(e.what(), "Tenant 'acme' already exists");
+    }
     EXPECT_EQ(code_of([&] { api().get("nobody"); }), Errc::not_found);
     EXPECT_EQ(code_of([&] { api().remove("nobody", false); }), Errc::not_found);
 }

@@ -79,8 +79,23 @@ in_tb hostctl delete uidt --purge --yes >/dev/null
 check "a purge frees them" eq "$(users_host ports_detached)" 0
 check "... ports_free grows by one" eq "$(users_host ports_free)" "$((free0 + 1))"
 
-echo "# a missing API group stops hostd with what to do"
+echo "# users.ids is honoured, and a full range says so"
 in_tb cp /etc/hostd/hostd.toml /tmp/hostd-users.toml
+in_tb sh -c 'printf "\n[users]\nids = \"70000-70000\"\n" >> /etc/hostd/hostd.toml'
+in_tb systemctl restart hostd
+users_hostd_up
+in_tb hostctl create one --memory 128M >/dev/null 2>&1
+check "the one id of a one-id range goes to the first tenant" eq "$(in_tb id -u _one):$(in_tb id -g _one)" 70000:70000
+in_tb hostctl create two --memory 128M >/dev/null 2>/tmp/hostd-users-two.err
+check "the next create fails saying the range is full and what to do" \
+    bash -c "grep -q 'No free uid/gid left in 70000-70000' /tmp/hostd-users-two.err && grep -q 'widen users.ids' /tmp/hostd-users-two.err"
+check "... and leaves nothing of it" bash -c "! $TB run $TB_NAME -- getent passwd _two && ! $TB run $TB_NAME -- test -e /var/lib/hostd/tenants/two.toml"
+in_tb hostctl delete one --purge --yes >/dev/null
+in_tb cp /tmp/hostd-users.toml /etc/hostd/hostd.toml
+in_tb systemctl restart hostd
+users_hostd_up
+
+echo "# a missing API group stops hostd with what to do"
 in_tb sh -c 'printf "\n[api]\ngroup = \"nosuchgroup\"\n" >> /etc/hostd/hostd.toml'
 in_tb systemctl restart hostd >/dev/null 2>&1
 for _ in $(seq 50); do [ "$(in_tb systemctl is-active hostd)" != active ] && break; sleep 0.1; done

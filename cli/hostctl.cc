@@ -159,8 +159,8 @@ int run_tool(const std::vector<std::string>& args) {
     return kFailed;
 }
 
-// The tenant's connection URL (with its password); nullopt with code set if there is none.
-std::optional<std::string> tenant_url(const Ctx& ctx, const std::string& name, int& code) {
+// A tenant that has a connection URL (with its password); nullopt with code set if it has none.
+std::optional<hostd::TenantView> tenant_with_url(const Ctx& ctx, const std::string& name, int& code) {
     auto r = hostd::Client(ctx.socket).get(name);
     if (!finish(ctx, r, code)) return std::nullopt;
     if (r.value->url.empty()) {
@@ -168,7 +168,11 @@ std::optional<std::string> tenant_url(const Ctx& ctx, const std::string& name, i
         code = kConflict;
         return std::nullopt;
     }
-    return r.value->url;
+    return *r.value;
+}
+std::optional<std::string> tenant_url(const Ctx& ctx, const std::string& name, int& code) {
+    auto t = tenant_with_url(ctx, name, code);
+    return t ? std::optional(t->url) : std::nullopt;
 }
 
 void print_table(const std::vector<std::vector<std::string>>& rows) { std::cout << hostd::render_table(rows); }
@@ -392,9 +396,12 @@ int main(int argc, char** argv) {
     psql->add_option("name", name, "Tenant name")->required();
     psql->add_option("args", psql_args, "Arguments for psql (after --)");
     psql->callback([&] {
-        auto u = tenant_url(ctx, name, code);
-        if (!u) return;
-        std::vector<std::string> args = {"psql", *u};
+        auto t = tenant_with_url(ctx, name, code);
+        if (!t) return;
+        // The password goes to psql in its environment (readable by its own user and root
+        // only), never on its command line, which every user sees in ps.
+        if (t->password) ::setenv("PGPASSWORD", t->password->c_str(), 1);
+        std::vector<std::string> args = {"psql", hostd::url_without_password(t->url)};
         args.insert(args.end(), psql_args.begin(), psql_args.end());
         code = run_tool(args);
     });

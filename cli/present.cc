@@ -97,4 +97,19 @@ std::string spinner_line(size_t frame, std::string_view what, long elapsed_ms) {
     return std::string(frames[frame % 4]) + " " + std::string(what) + " " + secs;
 }
 
+std::string url_without_password(std::string_view url) {
+    // scheme://user:password@host...: the password is percent-encoded, so the user part ends
+    // at the first '@' (and a URL without one has no password).
+    const auto start = url.find("://");
+    if (start == std::string_view::npos) return std::string(url);
+    const auto user = start + 3;
+    const auto at = url.find('@', user);
+    const auto end_of_authority = url.find_first_of("/?", user);
+    if (at == std::string_view::npos || (end_of_authority != std::string_view::npos && at > end_of_authority))
+        return std::string(url);
+    const auto colon = url.find(':', user);
+    if (colon == std::string_view::npos || colon > at) return std::string(url);
+    return std::string(url.substr(0, colon)) + std::string(url.substr(at));
+}
+
 }  // namespace hostd

@@ -17,6 +17,10 @@ std::vector<std::vector<std::string>> tenant_rows(const std::vector<TenantView>&
 // hostctl show: "key:" / value rows of one tenant, its live status where known.
 std::vector<std::vector<std::string>> tenant_details(const TenantView& t);
 
+// A connection URL without the password in its user part ("postgresql://acme@host:1/db"):
+// what hostctl may put on a command line, where every user of the machine can read it (ps).
+std::string url_without_password(std::string_view url);
+
 // One finished step of a create as hostctl prints it: "  disk          12 ms".
 std::string step_line(std::string_view step, long ms);
 // The terminal's progress line while a step runs: "<spinner> NAME: STEP... 1.2 s" (frame counts up).

@@ -81,7 +81,9 @@ public:
     virtual uint64_t release_reserve(const TenantLayout& l) = 0;
     virtual void set_read_only(const TenantRecord& t, const TenantLayout& l, bool on) = 0;
 
-    // Identity.
+    // Identity. create_user takes a uid/gid from hostd.toml's users.ids and writes hostd's
+    // marker (units::kUserMarker); find_user says whether a user carries it (OsUser::hostd).
+    // delete_user removes a user that carries it and leaves any other alone.
     virtual units::OsUser create_user(const std::string& name, const std::string& home) = 0;
     virtual void delete_user(const std::string& name) = 0;
     virtual std::optional<units::OsUser> find_user(const std::string& name) = 0;

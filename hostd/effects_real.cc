@@ -60,7 +60,15 @@ bool can_bind(int family, uint16_t port) {
     return ::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
 }
 
-std::string marker_text(const TenantRecord& t) { return "tenant=" + t.name + "\nfs_uuid=" + t.fs_uuid + "\n"; }
+std::string marker_text(const TenantRecord& t) { return layout::marker_text(t.name, t.fs_uuid); }
+
+std::string read_marker(const TenantLayout& l) {
+    try {
+        return read_file(l.marker);
+    } catch (const Error&) {
+        return "";
+    }
+}
 
 class RealEffects final : public Effects {
 public:
@@ -84,6 +92,14 @@ public:
         return storage::loop_attach(path);
     }
     void detach_image(const std::string& path) override {
+        // Only a loop device backed by the image file itself: loop_find follows a symlink, and
+        // whatever one in loop_dir points at is not hostd's image.
+        struct stat st {};
+        if (::lstat(path.c_str(), &st) < 0) return;  // no image: loop_find would find nothing either
+        if (!S_ISREG(st.st_mode)) {
+            log::warning("'" + path + "' is not a regular file (not an image hostd made): its loop device is left alone");
+            return;
+        }
         if (auto dev = storage::loop_find(path)) storage::loop_detach(*dev);
     }
     storage::DeviceCheck check_device(const std::string& device, bool force) override {
@@ -156,6 +172,11 @@ public:
 
     void unmount(const TenantLayout& l) override {
         const std::string& target = l.mountpoint;
+        // Only the tenant's own filesystem: whatever else is mounted there stays.
+        if (storage::mounted_source(target) && !layout::marker_names(read_marker(l), l.name))
+            throw Error(Errc::refused, "The filesystem at '" + target + "' is not tenant '" + l.name +
+                                           "''s (its marker file " + std::string(layout::kMarkerName) +
+                                           " is missing or names another tenant); hostd leaves it mounted");
         remove_file(l.disk_link);
         remove_file(l.env_file);
         storage::unmount(target);
@@ -193,9 +214,13 @@ public:
     }
 
     units::OsUser create_user(const std::string& name, const std::string& home) override {
-        return units::create_user(name, home);
+        return units::create_user(name, home, {cfg_.user_ids.first, cfg_.user_ids.second});
     }
-    void delete_user(const std::string& name) override { units::delete_user(name); }
+    void delete_user(const std::string& name) override {
+        if (units::delete_user(name) == units::Removed::not_hostds)
+            log::warning("OS user '" + name + "' was not made by hostd (its comment is not '" +
+                         std::string(units::kUserMarker) + "'): left alone");
+    }
     std::optional<units::OsUser> find_user(const std::string& name) override { return units::find_user(name); }
 
     Inventory inventory() override {
@@ -204,10 +229,12 @@ public:
         const std::string pattern = std::string(kUnitPrefix) + "*" + std::string(kUnitSuffix);
         for (auto& [unit, active] : units::Systemd::connect().list_units(pattern))
             if (active != "inactive") inv.units.insert(tenant_of_unit(unit));
-        for (auto& m : storage::mounts_below(cfg_.mount_root)) inv.mounts.insert(m.substr(m.rfind('/') + 1));
+        for (auto& m : storage::mounts_below(cfg_.mount_root))
+            if (auto name = tenant_of_mount(m); !name.empty()) inv.mounts.insert(name);
         std::error_code ec;
         for (auto& e : std::filesystem::directory_iterator(cfg_.loop_dir, ec))
-            if (auto name = tenant_of_image(e.path().filename().string()); !name.empty() && storage::loop_find(e.path().string()))
+            if (auto name = tenant_of_image(e.path().filename().string());
+                !name.empty() && e.is_regular_file(ec) && !e.is_symlink(ec) && storage::loop_find(e.path().string()))
                 inv.images.insert(name);
         // SetUnitProperties' drop-ins: <control>/<unit>.d
         for (auto& e : std::filesystem::directory_iterator(std::string(kControlDir), ec)) {
@@ -450,13 +477,7 @@ private:
 
     void check_marker(const TenantRecord& t, const TenantLayout& l) {
         const std::string& target = l.mountpoint;
-        std::string have;
-        try {
-            have = read_file(l.marker);
-        } catch (const Error&) {
-            have.clear();
-        }
-        if (have != marker_text(t))
+        if (read_marker(l) != marker_text(t))
             throw Error(Errc::refused, "The filesystem at '" + target + "' is not tenant '" + t.name +
                                            "''s (its marker file is missing or names another tenant); refusing to use it");
     }

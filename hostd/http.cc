@@ -11,9 +11,11 @@
 #include <thread>
 #include <vector>
 
+#include "base/error.h"
 #include "hostd/collector.h"
 #include "hostd/log.h"
 #include "hostd/manager.h"
+#include "units/users.h"
 #include "wire/wire.h"
 
 namespace hostd {
@@ -257,6 +259,13 @@ struct ApiServer::Impl {
 std::unique_ptr<ApiServer> ApiServer::metrics_only(Manager& m, int listen_fd, Collector& collector) {
     auto s = std::unique_ptr<ApiServer>(new ApiServer(m, listen_fd, 0, &collector, true));
     return s;
+}
+
+gid_t api_group_id(const std::string& group) {
+    if (auto gid = units::find_group(group)) return *gid;
+    throw Error(Errc::not_found, "The API group '" + group + "' (api.group in hostd.toml) does not exist: create it with "
+                                 "'systemd-sysusers hostd.conf' (the group hostd ships in sysusers.d) or 'groupadd --system " +
+                                     group + "', or set api.group to an existing group whose members may use hostd");
 }
 
 ApiServer::ApiServer(Manager& m, int listen_fd, gid_t allowed_gid, Collector* collector)

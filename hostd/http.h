@@ -14,6 +14,10 @@ namespace hostd {
 class Manager;
 class Collector;
 
+// The gid whose members may use the API: api.group's. A group that does not exist is an error
+// naming it and what to do (never a fallback: gid 0 would let root's group in).
+gid_t api_group_id(const std::string& group);
+
 class ApiServer {
 public:
     // listen_fd: a listening AF_UNIX socket (from systemd, or made by hostd). Peers other

@@ -1,7 +1,6 @@
 // hostd: the daemon. A straight line: config → manager (load state) → API on the socket
 // systemd passes in → READY → wait for a stop signal.
 #include <arpa/inet.h>
-#include <grp.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -33,13 +32,6 @@
 using namespace hostd;
 
 namespace {
-
-gid_t group_id(const std::string& name) {
-    group gr{}, *res = nullptr;
-    std::vector<char> buf(16384);
-    if (::getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &res) != 0 || !res) return 0;  // root only
-    return gr.gr_gid;
-}
 
 // For runs without socket activation (development): make the socket ourselves.
 Fd bind_socket(const std::string& path, gid_t gid) {
@@ -164,7 +156,7 @@ int main(int argc, char** argv) {
 
     try {
         Config cfg = load_config(config_path);
-        gid_t gid = group_id(cfg.socket_group);
+        gid_t gid = api_group_id(cfg.socket_group);
 
         // Signals are taken synchronously below; block them before any thread starts.
         sigset_t stop;

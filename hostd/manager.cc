@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "base/error.h"
@@ -146,7 +147,19 @@ HostInfo Manager::host() {
     } catch (const Error& e) {
         log::warning(std::string("Host capacity: ") + e.what());
     }
-    h.ports_free = (cfg_.public_ports.second - cfg_.public_ports.first + 1u) - records.size();
+    // Each tenant holds a PostgreSQL port and, with port routes, a public one; a detached
+    // tenant keeps both for a reuse until it is purged.
+    auto in = [](PortRange r, uint16_t p) { return p >= r.first && p <= r.second; };
+    auto size = [](PortRange r) { return uint64_t{r.second} - r.first + 1; };
+    uint64_t pg_held = 0, public_held = 0;
+    for (auto& t : records) {
+        pg_held += in(cfg_.pg_ports, t.port);
+        public_held += in(cfg_.public_ports, t.public_port);
+        if (t.state == TenantState::detached && (t.port || t.public_port)) h.ports_detached++;
+    }
+    const uint64_t pg_free = size(cfg_.pg_ports) - std::min(pg_held, size(cfg_.pg_ports));
+    const uint64_t public_free = size(cfg_.public_ports) - std::min(public_held, size(cfg_.public_ports));
+    h.ports_free = cfg_.domain.empty() ? std::min(pg_free, public_free) : pg_free;
     return h;
 }
 

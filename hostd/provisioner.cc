@@ -87,6 +87,16 @@ TenantRecord Provisioner::reserve(const std::string& name, const CreateRequest& 
         } else if (req.reuse) {
             throw Error(Errc::not_found, "No kept data of tenant '" + name + "' to reuse");
         }
+        // Before anything is made: a tenant whose OS user name is taken cannot be made (and its
+        // undo must not remove a user that is not hostd's).
+        const std::string os_user = layout_of(cfg_, name).os_user;
+        if (auto u = fx_.find_user(os_user))
+            throw Error(Errc::conflict,
+                        u->hostd ? "OS user '" + os_user + "' is left over from an earlier tenant '" + name +
+                                       "'; run hostctl reconcile (it removes what no tenant owns), then create again"
+                                 : "OS user '" + os_user + "' already exists and is not hostd's (tenant '" + name +
+                                       "' would run as it); pick another tenant name",
+                        "name");
         if (kept) {
             t = *kept;
             // Limits may change on the way back; the disk stays what it is.
@@ -175,7 +185,7 @@ Created Provisioner::create(const std::string& name, const CreateRequest& req, c
         step("user", [&] {
             user = fx_.create_user(t.os_user, l.mountpoint);
             t.uid = user.uid;
-            rb.add("user", [&] { fx_.delete_user(t.os_user); });
+            rb.add("user", [&] { remove_own_user(t.os_user); });
         });
         step(kept ? "adopt" : "initdb", [&] {
             if (kept) fx_.adopt_cluster(t, l, user);
@@ -236,7 +246,7 @@ void Provisioner::teardown(TenantRecord& t, bool purge) {
     step("stop", [&] { fx_.stop_unit(l); });
     step("unmount", [&] { fx_.unmount(l); });
     step("release", [&] { disk.release(t); });
-    step("user", [&] { fx_.delete_user(t.os_user); });
+    step("user", [&] { remove_own_user(t.os_user); });
     if (purge) step("purge", [&] { disk.destroy(t); });
 }
 
@@ -246,6 +256,17 @@ void Provisioner::finish_detach(TenantRecord& t) {
     t.reuse = t.purge = false;
     t.device = disks_.of(t.spec).kept_device(t);
     store_.save(t);
+}
+
+void Provisioner::remove_own_user(const std::string& os_user) {
+    auto u = fx_.find_user(os_user);
+    if (!u) return;
+    if (!u->hostd) {
+        log::warning("OS user '" + os_user + "' was not made by hostd (no '" + std::string(units::kUserMarker) +
+                     "' comment): left alone");
+        return;
+    }
+    fx_.delete_user(os_user);
 }
 
 Deleted Provisioner::remove(const std::string& name, bool purge) {

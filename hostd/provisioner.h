@@ -45,6 +45,9 @@ public:
     void teardown(TenantRecord& t, bool purge);
     // The record of a deleted tenant whose data is kept.
     void finish_detach(TenantRecord& t);
+    // Removes the OS user only if hostd made it (its marker): a tenant whose OS user name is
+    // taken by the system's own ("apt" -> "_apt") never takes that user with it.
+    void remove_own_user(const std::string& os_user);
     // The proxy's table from every routed tenant (force_reload: reload even if unchanged).
     void publish_routes(bool force_reload = false);
 

@@ -39,12 +39,16 @@ void Reconciler::converge(TenantRecord t, ReconcileReport& report) {
     try {
         if (disks_.of(t.spec).reattach(t)) store_.save(t);
         fx_.mount(t, l, /*fresh=*/false);
-        if (!fx_.find_user(t.os_user)) {
+        if (auto u = fx_.find_user(t.os_user); !u) {
             act("re-creating OS user " + t.os_user);
-            auto u = fx_.create_user(t.os_user, l.mountpoint);
-            t.uid = u.uid;  // the port watch knows the tenant by it
+            auto made = fx_.create_user(t.os_user, l.mountpoint);
+            t.uid = made.uid;  // the port watch knows the tenant by it
             store_.save(t);
-            fx_.adopt_cluster(t, l, u);
+            fx_.adopt_cluster(t, l, made);
+        } else if (!u->hostd) {
+            // Someone else's account took the name: the tenant's files must not become its.
+            throw Error(Errc::refused, "OS user '" + t.os_user + "' exists but was not made by hostd; remove or rename it, "
+                                       "then run hostctl reconcile");
         }
         fx_.start_unit(l, t.port, limits_of(t.spec));
         store_.set_routed(t.name, true);
@@ -86,7 +90,7 @@ void Reconciler::sweep_orphans(ReconcileReport& report) {
     sweep(inv.dropins, "unit drop-ins", [&](const TenantLayout& l) { fx_.stop_unit(l); });
     sweep(inv.mounts, "mount", [&](const TenantLayout& l) { fx_.unmount(l); });
     sweep(inv.images, "loop device", [&](const TenantLayout& l) { fx_.detach_image(l.image); });
-    sweep(inv.users, "OS user", [&](const TenantLayout& l) { fx_.delete_user(l.os_user); });
+    sweep(inv.users, "OS user", [&](const TenantLayout& l) { prov_.remove_own_user(l.os_user); });
 }
 
 ReconcileReport Reconciler::run() {

@@ -2,7 +2,9 @@
 
 #include <toml++/toml.h>
 
+#include <charconv>
 #include <functional>
+#include <optional>
 #include <sstream>
 #include <vector>
 
@@ -14,7 +16,7 @@
 namespace hostd {
 namespace {
 
-enum class Kind { text, size, number, count, port, ports, list };
+enum class Kind { text, size, number, count, port, ports, ids, list };
 
 struct Setting {
     const char* section;
@@ -24,12 +26,26 @@ struct Setting {
     std::function<void*(Config&)> field;  // where the value lives
 };
 
+// "A-B" with A <= B, both unsigned 32-bit.
+std::optional<std::pair<uint32_t, uint32_t>> parse_id_range(std::string_view s) {
+    auto dash = s.find('-');
+    if (dash == std::string_view::npos) return std::nullopt;
+    uint32_t a = 0, b = 0;
+    auto num = [](std::string_view t, uint32_t& out) {
+        auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), out);
+        return !t.empty() && ec == std::errc() && end == t.data() + t.size();
+    };
+    if (!num(s.substr(0, dash), a) || !num(s.substr(dash + 1), b) || a > b) return std::nullopt;
+    return std::pair{a, b};
+}
+
 #define FIELD(m) [](Config& c) -> void* { return &c.m; }
 
 const std::vector<Setting>& settings() {
     static const std::vector<Setting> table = {
         {"api", "socket", Kind::text, "Unix socket of the HTTP+JSON API (socket activation passes it in; this is for manual runs).", FIELD(socket_path)},
         {"api", "group", Kind::text, "Members of this group (and root) may use the API.", FIELD(socket_group)},
+        {"users", "ids", Kind::ids, "uids and gids of tenants' OS users (\"_<tenant>\", made with useradd), one of each per tenant: at least as many as the host will hold tenants. The default lies above every 16-bit range (Debian's and systemd's system, regular, dynamic and nobody ids end at 65535) and below 100000, where useradd starts the subordinate id ranges of containers (/etc/subuid); systemd-nspawn's own container ranges start at 524288. Ranges touching 0-999 or 60001-65535 are refused.", FIELD(user_ids)},
         {"paths", "state_dir", Kind::text, "Tenant records (root only).", FIELD(state_dir)},
         {"paths", "mount_root", Kind::text, "Each tenant's filesystem is mounted at <mount_root>/<tenant> (hostd renders the tenant unit template, hostd-postgres@.service, with it at start).", FIELD(mount_root)},
         {"storage", "backend", Kind::text, "\"loop\": a sparse file per tenant attached as a loop device; \"device\": a block device named in each create request.", FIELD(backend)},
@@ -92,6 +108,11 @@ std::string render_value(const Setting& s, Config& c) {
     case Kind::port: o << *static_cast<uint16_t*>(p); break;
     case Kind::ports: {
         auto r = *static_cast<PortRange*>(p);
+        o << '"' << r.first << '-' << r.second << '"';
+        break;
+    }
+    case Kind::ids: {
+        auto r = *static_cast<std::pair<uint32_t, uint32_t>*>(p);
         o << '"' << r.first << '-' << r.second << '"';
         break;
     }
@@ -167,6 +188,13 @@ Config parse_config(std::string_view text, const std::string& source) {
                 *static_cast<PortRange*>(p) = *r;
                 break;
             }
+            case Kind::ids: {
+                std::optional<std::pair<uint32_t, uint32_t>> r;
+                if (node.is_string()) r = parse_id_range(*node.value<std::string>());
+                if (!r) throw Error(Errc::invalid, where(*s, source) + " must be a range of ids such as \"65536-99999\"");
+                *static_cast<std::pair<uint32_t, uint32_t>*>(p) = *r;
+                break;
+            }
             case Kind::list: {
                 auto* arr = node.as_array();
                 auto& out = *static_cast<std::vector<std::string>*>(p);
@@ -209,6 +237,13 @@ Config parse_config(std::string_view text, const std::string& source) {
         throw Error(Errc::invalid, "'guard.readonly_below' must be below 'guard.readwrite_above', and that below 100, in " + source);
     if (!(c.metrics_refresh_budget > 0))
         throw Error(Errc::invalid, "'metrics.refresh_budget' in " + source + " must be above 0 (connections per second)");
+    // Ids others hand out: the system's (0-999), systemd's (homed, container-mapped host users,
+    // DynamicUser=) and nobody/(uid_t)-1 (60001-65535); above 2^31 they read as negative.
+    auto [id_lo, id_hi] = c.user_ids;
+    if (id_lo < 1000 || (id_lo <= 65535 && id_hi >= 60001) || id_hi > 0x7fffffffu)
+        throw Error(Errc::invalid, "'users.ids' in " + source + " must lie within 1000-60000 or 65536-2147483647 "
+                                   "(the system's, systemd's and nobody's ids are not hostd's), not " +
+                                       std::to_string(id_lo) + "-" + std::to_string(id_hi));
     bool overlap = !(c.pg_ports.second < c.public_ports.first || c.public_ports.second < c.pg_ports.first);
     if (overlap) throw Error(Errc::invalid, "'postgres.ports' and 'proxy.ports' in " + source + " must not overlap");
     return c;

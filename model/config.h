@@ -16,6 +16,8 @@ struct Config {
     // [api]
     std::string socket_path = "/run/hostd/hostd.sock";
     std::string socket_group = "hostd";
+    // [users] uids and gids of tenants' OS users (both ends included)
+    std::pair<uint32_t, uint32_t> user_ids{65536, 99999};
     // [paths]
     std::string state_dir = "/var/lib/hostd";
     std::string mount_root = "/srv/hostd";

@@ -1,5 +1,7 @@
 #include "model/layout.h"
 
+#include "base/error.h"
+#include "model/tenant.h"
 #include "storage/storage.h"
 
 namespace hostd {
@@ -56,13 +58,29 @@ units::TemplatePaths template_paths(const Config& cfg) {
 namespace {
 std::string between(std::string_view s, std::string_view prefix, std::string_view suffix) {
     if (s.size() <= prefix.size() + suffix.size() || !s.starts_with(prefix) || !s.ends_with(suffix)) return "";
-    return std::string(s.substr(prefix.size(), s.size() - prefix.size() - suffix.size()));
+    std::string name(s.substr(prefix.size(), s.size() - prefix.size() - suffix.size()));
+    try {
+        validate_name(name);
+    } catch (const Error&) {
+        return "";
+    }
+    return name;
 }
 }  // namespace
 
 std::string tenant_of_unit(std::string_view unit) { return between(unit, kUnitPrefix, kUnitSuffix); }
 std::string tenant_of_user(std::string_view user) { return between(user, kUserPrefix, ""); }
 std::string tenant_of_image(std::string_view filename) { return between(filename, "", kImageSuffix); }
+std::string tenant_of_mount(std::string_view mountpoint) {
+    return between(mountpoint.substr(mountpoint.rfind('/') + 1), "", "");
+}
+
+std::string marker_text(std::string_view tenant, std::string_view fs_uuid) {
+    return "tenant=" + std::string(tenant) + "\nfs_uuid=" + std::string(fs_uuid) + "\n";
+}
+bool marker_names(std::string_view marker, std::string_view tenant) {
+    return marker.starts_with("tenant=" + std::string(tenant) + "\n");
+}
 
 }  // namespace layout
 }  // namespace hostd

@@ -50,10 +50,16 @@ inline constexpr std::string_view kControlDir = "/etc/systemd/system.control";
 std::string records_dir(const Config& cfg);
 // The tenant unit template's paths, from the same places as every TenantLayout.
 units::TemplatePaths template_paths(const Config& cfg);
-// The tenant a unit, OS user or image file name belongs to; "" when the name is not of that form.
+// The tenant a unit, OS user, image file or mount point name belongs to; "" when the name is
+// not of that form or what it holds is not a valid tenant name (nothing hostd made).
 std::string tenant_of_unit(std::string_view unit);
 std::string tenant_of_user(std::string_view user);
 std::string tenant_of_image(std::string_view filename);
+std::string tenant_of_mount(std::string_view mountpoint);  // a mount directly below mount_root
+// The marker file (kMarkerName) on a tenant's filesystem: its tenant and filesystem UUID.
+std::string marker_text(std::string_view tenant, std::string_view fs_uuid);
+// The marker names this tenant: the filesystem is hostd's, and that tenant's.
+bool marker_names(std::string_view marker, std::string_view tenant);
 }  // namespace layout
 
 }  // namespace hostd

@@ -85,7 +85,9 @@ struct HostInfo {
     double cpu_committed = 0;
     uint64_t cpus = 0;
     uint64_t disk_committed = 0, loop_dir_available = 0;
-    uint64_t ports_free = 0;
+    // How many more tenants the port ranges take; ports_detached: tenants deleted without
+    // purge hold their ports for a reuse (same URL) until purged.
+    uint64_t ports_free = 0, ports_detached = 0;
 };
 
 }  // namespace hostd

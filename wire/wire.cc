@@ -295,7 +295,8 @@ json render(const HostInfo& h) {
               {"cpus", h.cpus},
               {"disk_committed", h.disk_committed},
               {"loop_dir_available", h.loop_dir_available},
-              {"ports_free", h.ports_free}}}};
+              {"ports_free", h.ports_free},
+              {"ports_detached", h.ports_detached}}}};
 }
 
 json render_ca(const std::string& pem) { return {{"ca", pem}}; }
@@ -386,7 +387,8 @@ HostInfo parse_host(const json& body) {
             .memory_committed = h.value("memory_committed", uint64_t{0}), .memory_total = h.value("memory_total", uint64_t{0}),
             .cpu_committed = h.value("cpu_committed", 0.0), .cpus = h.value("cpus", uint64_t{0}),
             .disk_committed = h.value("disk_committed", uint64_t{0}),
-            .loop_dir_available = h.value("loop_dir_available", uint64_t{0}), .ports_free = h.value("ports_free", uint64_t{0})};
+            .loop_dir_available = h.value("loop_dir_available", uint64_t{0}), .ports_free = h.value("ports_free", uint64_t{0}),
+            .ports_detached = h.value("ports_detached", uint64_t{0})};
 }
 
 std::string parse_ca(const json& body) { return body.is_object() ? str(body, "ca") : ""; }

@@ -112,3 +112,15 @@ TEST(Files, ReplaceSymlinkRepointsALinkInPlace) {
     EXPECT_EQ(fs::read_symlink(link), "/dev/loop9");
     EXPECT_EQ(d.entries(), std::vector<std::string>{"acme"});
 }
+
+// hostd removes only what it made: removing a path that is a symlink (a disk link, a record, an
+// image, a file in a tenant's data directory) removes the link, never what it points at.
+TEST(Files, RemovingASymlinkLeavesWhatItPointsAt) {
+    TempDir d;
+    const std::string target = d.path + "/not-hostds", link = d.path + "/link";
+    write_file_atomic(target, "keep", 0600);
+    fs::create_symlink(target, link);
+    EXPECT_TRUE(remove_file(link));
+    EXPECT_EQ(read_file(target), "keep");
+    EXPECT_FALSE(remove_file(link));
+}

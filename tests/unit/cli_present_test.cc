@@ -33,3 +33,11 @@ TEST(Present, TenantRowsShowUsedOverLimitAndDashesForUnknown) {
     EXPECT_EQ(rows[2], (std::vector<std::string>{"old", "detached", "-", "-/2G", "-/512M", "1", "-"}));
 }
 
+
+TEST(Present, AUrlForACommandLineCarriesNoPassword) {
+    EXPECT_EQ(hostd::url_without_password("postgresql://acme:s3cr%40t@127.0.0.1:28001/postgres?sslmode=require"),
+              "postgresql://acme@127.0.0.1:28001/postgres?sslmode=require");
+    EXPECT_EQ(hostd::url_without_password("postgresql://acme@db.example.com:5432/postgres?sslmode=require"),
+              "postgresql://acme@db.example.com:5432/postgres?sslmode=require");
+    EXPECT_EQ(hostd::url_without_password("postgresql://[::1]:5432/postgres?x=a@b:c"), "postgresql://[::1]:5432/postgres?x=a@b:c");
+}

@@ -24,6 +24,7 @@ struct FakeMachine {
     std::vector<std::string> calls;
     std::string fail_at;              // verb that throws
     std::set<std::string> images, attached, mounts, users, units;
+    std::set<std::string> foreign_users;  // OS users without hostd's marker (the system's own)
     std::set<uint16_t> busy_ports;
     std::vector<routes::Route> routes;
     uint64_t applied_memory = 0;
@@ -120,13 +121,16 @@ public:
     void unmount(const TenantLayout& l) override { std::lock_guard g(m_.mu); hit("unmount"); m_.mounts.erase(l.mountpoint); }
     units::OsUser create_user(const std::string& name, const std::string&) override { std::lock_guard g(m_.mu);
         hit("create_user");
+        if (m_.users.count(name) || m_.foreign_users.count(name)) throw Error(Errc::conflict, name + " exists");
         m_.users.insert(name);
-        return {name, 1000, 1000};
+        return {name, 1000, 1000, true};
     }
-    void delete_user(const std::string& name) override { std::lock_guard g(m_.mu); hit("delete_user"); m_.users.erase(name); }
+    // userdel: removes whatever user it is given, as the machine would.
+    void delete_user(const std::string& name) override { std::lock_guard g(m_.mu); hit("delete_user"); m_.users.erase(name); m_.foreign_users.erase(name); }
     std::optional<units::OsUser> find_user(const std::string& name) override { std::lock_guard g(m_.mu);
+        if (m_.foreign_users.count(name)) return units::OsUser{name, 42, 65534, false};
         if (!m_.users.count(name)) return std::nullopt;
-        return units::OsUser{name, 1000, 1000};
+        return units::OsUser{name, 1000, 1000, true};
     }
     Inventory inventory() override { std::lock_guard g(m_.mu);
         Inventory inv;
@@ -289,7 +293,13 @@ TEST_F(AManager, RefusesBadSizesNamingTheField) {
 
 TEST_F(AManager, AnswersConflictForADuplicateAndNotFoundForAnUnknownTenant) {
     api().create("acme", json::object());
-    EXPECT_EQ(code_of([&] { api().create("acme", json::object()); }), Errc::conflict);
+    try {
+        api().create("acme", json::object());
+        ADD_FAILURE() << "created twice";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Errc::conflict);
+        EXPECT_STREQ(e.what(), "Tenant 'acme' already exists");
+    }
     EXPECT_EQ(code_of([&] { api().get("nobody"); }), Errc::not_found);
     EXPECT_EQ(code_of([&] { api().remove("nobody", false); }), Errc::not_found);
 }
@@ -323,6 +333,31 @@ TEST_F(AManager, AFailedReuseKeepsTheDataAndTheRecord) {
     EXPECT_EQ(code_of([&] { api().create("acme", {{"reuse", true}}); }), Errc::failed);
     EXPECT_EQ(m.images.size(), 1u);
     EXPECT_EQ(api().get("acme")["state"], "detached");
+}
+
+TEST_F(AManager, ReportsThePortsDetachedTenantsHoldAndFreesThemOnPurge) {
+    cfg.public_ports = {28000, 28009};
+    mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
+    api().create("acme", json::object());
+    api().create("beta", json::object());
+    api().remove("beta", false);
+    HostInfo h = mgr->host();
+    EXPECT_EQ(h.ports_free, 8u);
+    EXPECT_EQ(h.ports_detached, 1u);
+    api().remove("beta", true);
+    h = mgr->host();
+    EXPECT_EQ(h.ports_free, 9u);
+    EXPECT_EQ(h.ports_detached, 0u);
+}
+
+TEST_F(AManager, AReuseTakesANewPortWhenItsOldOneIsTakenMeanwhile) {
+    auto first = api().create("acme", json::object());
+    api().remove("acme", false);
+    const uint16_t old_port = first["public_port"];
+    m.busy_ports = {old_port};  // another program took it while acme was detached
+    auto back = api().create("acme", {{"reuse", true}});
+    EXPECT_NE(back["public_port"], old_port);
+    EXPECT_EQ(back["state"], "ready");
 }
 
 TEST_F(AManager, NeverHandsOutAPortInUseOnTheHostOrByAnotherTenant) {
@@ -475,6 +510,62 @@ TEST_F(AManager, RemovesWhatNoTenantOwns) {
     m.users = {"_ghost"};
     api().reconcile();
     EXPECT_TRUE(m.units.empty() && m.mounts.empty() && m.attached.empty() && m.users.empty());
+}
+
+// ---- hostd removes only what it made ----
+
+TEST_F(AManager, RefusesATenantWhoseOsUserNameIsTakenBeforeTouchingAnything) {
+    m.foreign_users = {"_apt"};  // Debian's own
+    try {
+        api().create("apt", json::object());
+        ADD_FAILURE() << "created";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Errc::conflict);
+        EXPECT_NE(std::string(e.what()).find("'_apt' already exists and is not hostd's"), std::string::npos) << e.what();
+    }
+    EXPECT_TRUE(m.calls.empty());
+    EXPECT_EQ(m.foreign_users, (std::set<std::string>{"_apt"}));
+    EXPECT_EQ(code_of([&] { api().get("apt"); }), Errc::not_found);
+}
+
+TEST_F(AManager, NeverRemovesAnOsUserItDidNotMakeWhenRollingBackACreateACrashCutOff) {
+    // hostd died at the "user" step of tenant "apt", whose OS user name is Debian's "_apt".
+    for (std::string step : {"user", "initdb", "start"}) {
+        SCOPED_TRACE(step);
+        write_record(dir, half_made(cfg, "apt", TenantState::creating, step));
+        m.images = {cfg.loop_dir + "/apt.img"};
+        m.attached = m.images;
+        m.mounts = {cfg.mount_root + "/apt"};
+        m.foreign_users = {"_apt"};
+        Manager again(cfg, std::make_unique<FakeEffects>(m));
+        again.start();
+        EXPECT_EQ(m.foreign_users, (std::set<std::string>{"_apt"}));
+        EXPECT_TRUE(m.attached.empty() && m.mounts.empty());  // what hostd made is gone
+        EXPECT_EQ(code_of([&] { JsonApi{again}.get("apt"); }), Errc::not_found);
+    }
+}
+
+TEST_F(AManager, NeverRemovesAnOsUserItDidNotMakeWhenDeletingATenant) {
+    api().create("acme", json::object());
+    // Someone replaced the tenant's account with one of their own.
+    m.users.erase("_acme");
+    m.foreign_users = {"_acme"};
+    api().remove("acme", true);
+    EXPECT_EQ(m.foreign_users, (std::set<std::string>{"_acme"}));
+    EXPECT_EQ(code_of([&] { api().get("acme"); }), Errc::not_found);
+}
+
+TEST_F(AManager, LeavesATenantDownWhenItsOsUserIsNotHostds) {
+    api().create("acme", json::object());
+    m.units.clear();
+    m.users.erase("_acme");
+    m.foreign_users = {"_acme"};
+    m.calls.clear();
+    api().reconcile();
+    EXPECT_TRUE(m.units.empty()) << "would run as someone else's account";
+    EXPECT_EQ(std::count(m.calls.begin(), m.calls.end(), "adopt_cluster"), 0);
+    EXPECT_NE(api().get("acme").value("problem", "").find("not made by hostd"), std::string::npos);
+    EXPECT_EQ(m.foreign_users, (std::set<std::string>{"_acme"}));
 }
 
 TEST_F(AManager, ReconcileIsIdempotent) {

@@ -13,6 +13,23 @@ TEST(Config, TheShippedDefaultFileParsesToTheDefaults) {
     EXPECT_EQ(c.disk_size, d.disk_size);
     EXPECT_EQ(c.pg_ports, d.pg_ports);
     EXPECT_EQ(c.public_host, d.public_host);
+    EXPECT_EQ(c.user_ids, d.user_ids);
+}
+
+TEST(Config, GivesTenantUsersARangeThatHoldsThousandsOfTenantsClearOfEveryoneElses) {
+    const auto [lo, hi] = Config{}.user_ids;
+    EXPECT_GE(hi - lo + 1, 20000u) << "the system range 100-999 held fewer than 900";
+    EXPECT_GT(lo, 65535u) << "16-bit ids: Debian's and systemd's (dynamic users 61184-65519, nobody)";
+    EXPECT_LT(hi, 100000u) << "useradd's subordinate ids (/etc/subuid) start at 100000";
+    EXPECT_EQ(parse_config("[users]\nids = \"200000-209999\"\n", "t").user_ids, (std::pair<uint32_t, uint32_t>{200000, 209999}));
+}
+
+TEST(Config, RefusesTenantIdsThatAreNotHostdsToGive) {
+    for (const char* bad : {"\"0-99\"", "\"500-2000\"", "\"61184-65519\"", "\"60000-70000\"", "\"65534-65534\"",
+                            "\"3000000000-3000000100\"", "\"99999-65536\"", "\"65536\"", "\"a-b\"", "65536"}) {
+        SCOPED_TRACE(bad);
+        EXPECT_THROW(parse_config(std::string("[users]\nids = ") + bad + "\n", "t"), Error);
+    }
 }
 
 TEST(Config, ReadsSizesPortsAndNumbers) {

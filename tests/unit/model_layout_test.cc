@@ -54,3 +54,24 @@ TEST(TenantLayout, ReadsTheTenantBackFromAUnitUserOrImageName) {
     EXPECT_EQ(layout::tenant_of_user("postgres"), "");
     EXPECT_EQ(layout::tenant_of_image("notes.txt"), "");
 }
+
+TEST(TenantLayout, ReadsATenantOnlyFromNamesATenantCouldHave) {
+    // The orphan sweep removes what these name; anything else below the same prefixes is not hostd's.
+    EXPECT_EQ(layout::tenant_of_unit("hostd-postgres@foo.bar.service"), "");
+    EXPECT_EQ(layout::tenant_of_unit("hostd-postgres@Foo.service"), "");
+    EXPECT_EQ(layout::tenant_of_user("_Apt"), "");
+    EXPECT_EQ(layout::tenant_of_user("__x"), "");
+    EXPECT_EQ(layout::tenant_of_image("backup.2024.img"), "");
+    EXPECT_EQ(layout::tenant_of_mount("/srv/hostd/acme"), "acme");
+    EXPECT_EQ(layout::tenant_of_mount("/srv/hostd/lost+found"), "");
+    EXPECT_EQ(layout::tenant_of_mount("/srv/hostd/Backups"), "");
+}
+
+TEST(TenantLayout, AMarkerNamesItsOwnTenantOnly) {
+    const std::string m = layout::marker_text("acme", "11111111-1111-4111-8111-111111111111");
+    EXPECT_TRUE(layout::marker_names(m, "acme"));
+    EXPECT_FALSE(layout::marker_names(m, "acm"));
+    EXPECT_FALSE(layout::marker_names(m, "acme-2"));
+    EXPECT_FALSE(layout::marker_names(layout::marker_text("acme-2", "u"), "acme"));
+    EXPECT_FALSE(layout::marker_names("", "acme"));
+}

@@ -136,7 +136,7 @@ TEST(WireReplies, EveryReplyParsesBackToTheSameRendering) {
     EXPECT_EQ(wire::render(wire::parse_reconcile(rec)), rec);
     const json host = wire::render(HostInfo{.tenants = 3, .tenants_active = 2, .memory_committed = 5, .memory_total = 9,
                                             .cpu_committed = 1.5, .cpus = 2, .disk_committed = 7,
-                                            .loop_dir_available = 8, .ports_free = 100});
+                                            .loop_dir_available = 8, .ports_free = 100, .ports_detached = 4});
     EXPECT_EQ(wire::render(wire::parse_host(host)), host);
     EXPECT_EQ(wire::parse_ca(wire::render_ca("PEM")), "PEM");
 }

@@ -15,9 +15,12 @@ description:
     through hostd's API socket.
   - Idempotent. An existing tenant whose limits or settings differ is changed live (PATCH); a larger I(size)
     grows its disk (resize); a smaller one is refused.
-  - The tenant's password is returned only when the tenant is created, and only in I(password) and I(url).
-  - Set C(no_log) to true on tasks that may create a tenant, as the example playbooks do, so the password
-    stays out of logs and verbose output; register the result to hand the URL on.
+  - Every secret hostd returns (the tenant's password, and the URL that carries it) is added to the
+    module's C(no_log_values), so it shows as C(********) wherever Ansible prints or logs the result
+    (verbose output, failure messages, diffs, callbacks), also without C(no_log) on the task.
+  - With I(return_secrets=true) the password is returned in the clear when the tenant is created, in
+    I(password) and I(url); set C(no_log) on such tasks, as the example playbook does, and register the
+    result to hand the URL on.
 version_added: "0.1.0"
 options:
   name:
@@ -64,6 +67,14 @@ options:
     description: With I(state=absent), also destroy the tenant's data (cannot be undone).
     type: bool
     default: false
+  return_secrets:
+    description:
+      - Return the new tenant's password (in I(password) and I(url)) in the clear, only on creation. Without it
+        the module masks every secret it sees and returns I(url) without the password.
+      - Ansible masks values the module hides in the registered result too, so a playbook that needs the
+        password must ask for it here, and should set C(no_log) on the task.
+    type: bool
+    default: false
   socket:
     description: hostd's API socket. The user running the module must be root or in group C(hostd).
     type: path
@@ -77,7 +88,7 @@ author:
 """
 
 EXAMPLES = r"""
-- name: A tenant with limits and a setting
+- name: A tenant with limits and a setting (its password is returned once, on creation)
   hostd.hostd.tenant:
     name: acme
     size: 2G
@@ -85,7 +96,9 @@ EXAMPLES = r"""
     cpu: 0.5
     settings:
       work_mem: 64MB
+    return_secrets: true
   register: acme
+  no_log: true
 
 - name: Show the URL (with the password) once, on creation
   ansible.builtin.debug:
@@ -105,12 +118,12 @@ tenant:
   returned: success, unless absent
   type: dict
 url:
-  description: Connection URL with the password.
+  description: Connection URL; with the password only with I(return_secrets=true).
   returned: when the tenant was created
   type: str
 password:
   description: The tenant admin's password.
-  returned: when the tenant was created
+  returned: when the tenant was created with I(return_secrets=true)
   type: str
 actions:
   description: The API calls made (or that would be made in check mode), e.g. C(PATCH memory,cpu).
@@ -158,6 +171,17 @@ class Api(object):
         self.path = module.params["socket"]
         self.timeout = module.params["timeout"]
 
+    def hide_secrets(self, doc):
+        """A tenant's password and the URL that carries it are masked wherever Ansible prints or logs
+        what this module returns (unless the task asked for them with return_secrets)."""
+        if self.module.params["return_secrets"]:
+            return
+        t = doc.get("tenant") if isinstance(doc, dict) else None
+        if isinstance(t, dict) and t.get("password"):
+            self.module.no_log_values.add(t["password"])
+            if t.get("url"):
+                self.module.no_log_values.add(t["url"])
+
     def call(self, method, path, body=None, ok=(200, 201)):
         """Returns (status, json). Fails the module on a transport error or an unexpected status."""
         conn = UnixHTTPConnection(self.path, self.timeout)
@@ -177,12 +201,20 @@ class Api(object):
             doc = json.loads(raw) if raw else {}
         except ValueError:
             doc = {"raw": raw.decode("utf-8", "replace")}
+        self.hide_secrets(doc)
         if status not in ok:
             err = doc.get("error", {}) if isinstance(doc, dict) else {}
             self.module.fail_json(msg="hostd: %s %s failed (HTTP %d): %s" % (method, path, status,
                                                                             err.get("message", doc)),
                                   status=status, error=err)
         return status, doc
+
+
+def url_without_password(url):
+    """postgresql://user:password@host... without ':password' (the password is percent-encoded)."""
+    if not url:
+        return url
+    return re.sub(r"^([a-z]+://[^:@/?]*):[^@/?]*@", r"\1@", url)
 
 
 def wanted_limits(p):
@@ -240,6 +272,7 @@ def main():
             device=dict(type="str"),
             filesystem=dict(type="str"),
             reuse=dict(type="bool", default=False),
+            return_secrets=dict(type="bool", default=False),
             purge=dict(type="bool", default=False),
             socket=dict(type="path", default="/run/hostd/hostd.sock"),
             timeout=dict(type="int", default=600),
@@ -293,8 +326,12 @@ def main():
             module.exit_json(**result)
         _, doc = api.call("PUT", path, body)
         t = doc.get("tenant", {})
-        result["password"] = t.pop("password", None)
-        result["url"] = t.get("url")
+        password = t.pop("password", None)
+        if p["return_secrets"]:
+            result["password"] = password
+            result["url"] = t.get("url")
+        else:
+            result["url"] = url_without_password(t.get("url"))
         # The returned tenant carries no secret: the URL with the password is only in `url`.
         t.pop("url", None)
         result["tenant"] = t

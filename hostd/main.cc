@@ -185,7 +185,9 @@ int main(int argc, char** argv) {
 
         Collector collector({.records = [&] { return manager.snapshot(); }, .op_stats = [&] { return manager.op_stats(); }},
                             make_real_observer(cfg), cfg, HOSTD_VERSION);
-        ApiServer api(manager, listen_fd.get(), gid, &collector);
+        ApiServer api(manager, listen_fd.get(), gid, &collector,
+                      {.max_connections = static_cast<unsigned>(cfg.api_max_connections),
+                       .idle_timeout = static_cast<unsigned>(cfg.api_idle_timeout)});
         // PostgreSQL facts for /metrics, refreshed apart from scrapes, one tenant at a time.
         std::optional<Ticker> metrics_refresh;
         if (cfg.metrics_refresh > 0)
@@ -196,7 +198,10 @@ int main(int argc, char** argv) {
         std::unique_ptr<ApiServer> metrics_api;
         if (!cfg.metrics_listen.empty()) {
             metrics_fd = bind_tcp(cfg.metrics_listen);
-            metrics_api = ApiServer::metrics_only(manager, metrics_fd.get(), collector);
+            metrics_api = ApiServer::metrics_only(manager, metrics_fd.get(), collector,
+                                                  {.max_connections = static_cast<unsigned>(cfg.metrics_max_connections),
+                                                   .max_per_ip = static_cast<unsigned>(cfg.metrics_max_connections_per_ip),
+                                                   .idle_timeout = static_cast<unsigned>(cfg.metrics_timeout)});
             log::info("Serving /metrics on " + cfg.metrics_listen);
         }
         std::optional<Ticker> textfile;

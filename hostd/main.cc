@@ -20,6 +20,7 @@
 #include "base/fd.h"
 #include "base/fs.h"
 #include "hostd/http.h"
+#include "hostd/instance.h"
 #include "clidoc/clidoc.h"
 #include "hostd/collector.h"
 #include "model/config.h"
@@ -164,6 +165,12 @@ int main(int argc, char** argv) {
 
     try {
         Config cfg = load_config(config_path);
+        // One hostd at a time, decided before anything is touched: a second one (started by
+        // hand while systemd's runs) would unlink the live socket and reconcile under the
+        // first one's operations.
+        InstanceLock socket_lock(socket_lock_path(cfg));
+        InstanceLock state_lock(state_lock_path(cfg));
+        if (std::string warning = raise_file_limit(files_needed(cfg)); !warning.empty()) log::warning(warning);
         gid_t gid = group_id(cfg.socket_group);
 
         // Signals are taken synchronously below; block them before any thread starts.

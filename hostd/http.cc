@@ -220,7 +220,7 @@ struct ApiServer::Impl {
     static MHD_Result serve(Impl* self, MHD_Connection* c, const char* url, const char* method, const char*,
                             const char* upload, size_t* upload_size, void** ctx) {
         auto* req = static_cast<Request*>(*ctx);
-        if (!req) *ctx = req = new Request;  // no URI callback ran (cannot happen; kept safe)
+        if (!req) *ctx = req = new Request{.target = url ? url : ""};  // on_uri always runs first; kept safe
         if (!req->started) {
             // Headers are in; the body is not. A reply queued now is sent at once and the body
             // is never read.

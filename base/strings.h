@@ -10,4 +10,8 @@ namespace hostd {
 // names compared case-insensitively (setting names, filesystem UUIDs, host names).
 std::string lower(std::string_view s);
 
+// s is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF).
+// NUL is a valid character here; callers that cannot hold one check for it apart.
+bool is_utf8(std::string_view s);
+
 }  // namespace hostd

@@ -3,8 +3,11 @@
 #include <microhttpd.h>
 #include <sys/socket.h>
 
-#include <cstring>
+#include <algorithm>
+#include <cerrno>
 #include <condition_variable>
+#include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <mutex>
@@ -12,6 +15,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/strings.h"
 #include "hostd/collector.h"
 #include "hostd/log.h"
 #include "hostd/manager.h"
@@ -23,11 +27,15 @@ namespace hostd {
 namespace {
 
 struct Request {
+    std::string target;              // the request-target as sent: path and query, still %-encoded
+    bool started = false;            // the first call of the access handler is past
+    bool too_large = false;          // the body went past ApiServer::max_body: the rest is dropped
     std::string method, path, body;
     bool purge = false;
     bool allowed = false;
     bool live = false;               // GET /v1/tenants?live=1
     bool progress = false;           // PUT ?progress=1: stream each step as NDJSON
+    bool streamed = false;           // answered by stream_create (its connection has no idle timeout)
     Manager::Progress on_step;       // set by the streaming reply
 };
 
@@ -122,6 +130,48 @@ bool peer_allowed(MHD_Connection* c, gid_t allowed_gid) {
     return false;
 }
 
+// Replies must never throw: a message quoting what a client sent is checked UTF-8 at the
+// door, and whatever slips through is rendered with U+FFFD instead of an exception.
+std::string render(const json& j, int indent) { return j.dump(indent, ' ', false, json::error_handler_t::replace); }
+
+// Why the request line and headers are refused before routing, or "" if they are not. The path
+// and query are checked after %-decoding (what the routes see), a NUL in them too: the C strings
+// libmicrohttpd hands over would end there, and "acme%00junk" would name tenant "acme".
+std::string refusal(MHD_Connection* c, const char* method, const std::string& target) {
+    if (!is_utf8(method)) return "The request method is not valid UTF-8";
+    std::string decoded = target;
+    decoded.resize(MHD_http_unescape(decoded.data()));
+    if (decoded.find('\0') != std::string::npos) return "The request path or query string holds a NUL byte (%00)";
+    if (!is_utf8(decoded)) return "The request path or query string is not valid UTF-8 (after %-decoding)";
+    bool headers_ok = true;
+    MHD_get_connection_values_n(
+        c, static_cast<MHD_ValueKind>(MHD_HEADER_KIND | MHD_FOOTER_KIND),
+        [](void* cls, MHD_ValueKind, const char* key, size_t key_size, const char* value, size_t value_size) {
+            auto* ok = static_cast<bool*>(cls);
+            std::string_view k(key ? key : "", key ? key_size : 0), v(value ? value : "", value ? value_size : 0);
+            *ok = is_utf8(k) && is_utf8(v) && k.find('\0') == k.npos && v.find('\0') == v.npos;
+            return *ok ? MHD_YES : MHD_NO;
+        },
+        &headers_ok);
+    if (!headers_ok) return "A request header is not valid UTF-8";
+    return "";
+}
+
+// Content-Length past the limit: refused before a byte of the body is read.
+bool declares_too_much(MHD_Connection* c) {
+    const char* len = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (!len) return false;
+    char* end = nullptr;
+    errno = 0;
+    unsigned long long n = std::strtoull(len, &end, 10);
+    return errno == ERANGE || n > ApiServer::max_body;
+}
+
+bool flag(MHD_Connection* c, const char* name) {
+    const char* v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+    return v && (std::strcmp(v, "true") == 0 || std::strcmp(v, "1") == 0);
+}
+
 }  // namespace
 
 struct ApiServer::Impl {
@@ -129,6 +179,7 @@ struct ApiServer::Impl {
     gid_t allowed_gid;
     Collector* collector = nullptr;
     bool metrics_only = false;  // TCP: no peer credentials; /metrics and nothing else
+    Limits limits;
     MHD_Daemon* daemon = nullptr;
 
     static MHD_Result send_text(MHD_Connection* c, unsigned status, const std::string& text, const char* type) {
@@ -139,28 +190,69 @@ struct ApiServer::Impl {
         return r;
     }
 
-    static MHD_Result on_request(void* cls, MHD_Connection* c, const char* url, const char* method, const char*,
+    static MHD_Result send_json(MHD_Connection* c, int status, const json& body) {
+        return send_text(c, static_cast<unsigned>(status), render(body, 2) + "\n", "application/json");
+    }
+
+    static MHD_Result refuse(MHD_Connection* c, int status, Errc code, const std::string& why, const std::string& field = "") {
+        return send_json(c, status, wire::render_error(Error(code, why, field)));
+    }
+
+    // The request-target as sent, before libmicrohttpd splits off the query and %-decodes both.
+    static void* on_uri(void*, const char* uri, MHD_Connection*) { return new Request{.target = uri ? uri : ""}; }
+
+    // An exception must not unwind through libmicrohttpd's C frames: whatever escapes a
+    // handler becomes a 500 (or, if a reply is already queued, a closed connection).
+    static MHD_Result on_request(void* cls, MHD_Connection* c, const char* url, const char* method, const char* version,
                                  const char* upload, size_t* upload_size, void** ctx) {
-        auto* self = static_cast<Impl*>(cls);
+        try {
+            return serve(static_cast<Impl*>(cls), c, url, method, version, upload, upload_size, ctx);
+        } catch (const std::exception& e) {
+            log::error(std::string("Internal error serving a request: ") + e.what());
+            try {
+                return refuse(c, 500, Errc::failed, std::string("Internal error: ") + e.what());
+            } catch (...) {
+                return MHD_NO;
+            }
+        } catch (...) {
+            return MHD_NO;
+        }
+    }
+
+    static MHD_Result serve(Impl* self, MHD_Connection* c, const char* url, const char* method, const char*,
+                            const char* upload, size_t* upload_size, void** ctx) {
         auto* req = static_cast<Request*>(*ctx);
-        if (!req) {
-            req = new Request{method, url ? url : ""};
+        if (!req) *ctx = req = new Request{.target = url ? url : ""};  // on_uri always runs first; kept safe
+        if (!req->started) {
+            // Headers are in; the body is not. A reply queued now is sent at once and the body
+            // is never read.
+            req->started = true;
+            if (std::string why = refusal(c, method, req->target); !why.empty()) return refuse(c, 400, Errc::invalid, why);
+            if (declares_too_much(c))
+                return refuse(c, 413, Errc::invalid, "The request body is larger than 1 MiB", "body");
+            req->method = method;
+            req->path = url ? url : "";
             req->allowed = self->metrics_only || peer_allowed(c, self->allowed_gid);
-            const char* purge = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "purge");
-            req->purge = purge && (std::strcmp(purge, "true") == 0 || std::strcmp(purge, "1") == 0);
-            const char* live = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "live");
-            req->live = live && (std::strcmp(live, "true") == 0 || std::strcmp(live, "1") == 0);
-            const char* progress = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "progress");
-            req->progress = progress && (std::strcmp(progress, "true") == 0 || std::strcmp(progress, "1") == 0);
-            *ctx = req;
+            req->purge = flag(c, "purge");
+            req->live = flag(c, "live");
+            req->progress = flag(c, "progress");
             return MHD_YES;
         }
         if (*upload_size) {
-            if (req->body.size() + *upload_size > (1u << 20)) return MHD_NO;  // 1 MiB is plenty for a spec
-            req->body.append(upload, *upload_size);
+            // A chunked body has no length to refuse up front: past the limit the rest is read
+            // and dropped, then 413 (a reply can only be queued once the request is in).
+            if (!req->too_large && req->body.size() + *upload_size > max_body) {
+                req->too_large = true;
+                std::string().swap(req->body);
+            }
+            if (!req->too_large) req->body.append(upload, *upload_size);
             *upload_size = 0;
             return MHD_YES;
         }
+        if (req->too_large) return refuse(c, 413, Errc::invalid, "The request body is larger than 1 MiB", "body");
+        if (!is_utf8(req->body)) return refuse(c, 400, Errc::invalid, "The request body is not valid UTF-8", "body");
+        if (std::string why = refusal(c, method, req->target); !why.empty())  // trailers of a chunked body
+            return refuse(c, 400, Errc::invalid, why);
         if (req->allowed && self->collector && req->path == "/metrics" && req->method == "GET") {
             try {
                 return send_text(c, 200, self->collector->scrape(), "text/plain; version=0.0.4; charset=utf-8");
@@ -177,12 +269,7 @@ struct ApiServer::Impl {
             reply = {403, wire::render_error(Error(Errc::refused, "Permission denied: the API is for root and members of the hostd group"))};
         else
             reply = dispatch(self->manager, *req);
-        std::string text = reply.body.dump(2) + "\n";
-        MHD_Response* resp = MHD_create_response_from_buffer(text.size(), text.data(), MHD_RESPMEM_MUST_COPY);
-        MHD_add_response_header(resp, "Content-Type", "application/json");
-        MHD_Result r = MHD_queue_response(c, static_cast<unsigned>(reply.status), resp);
-        MHD_destroy_response(resp);
-        return r;
+        return send_json(c, reply.status, reply.body);
     }
 
     // PUT ?progress=1: 200 with a chunked application/x-ndjson body, one line per step as it
@@ -227,17 +314,28 @@ struct ApiServer::Impl {
         delete s;
     }
 
-    static MHD_Result stream_create(Impl* self, MHD_Connection* c, const Request& req) {
+    static MHD_Result stream_create(Impl* self, MHD_Connection* c, Request& req) {
+        // No idle timeout while the create runs: between two lines a step may take minutes
+        // (initdb on a loaded host) while nothing moves on the socket, and libmicrohttpd counts
+        // the time the reader waits for a line as idle. A plain reply needs nothing of the sort
+        // (queueing it counts as activity). on_completed puts the timeout back.
+        MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+        req.streamed = true;
         auto* s = new Stream;
         s->worker = std::thread([self, s, r = req]() mutable {
-            r.on_step = [s](std::string_view step, long ms) {
-                s->push(wire::render_step(step, ms).dump() + "\n", false);
-            };
-            Reply reply = dispatch(self->manager, r);
-            json last = reply.body.is_object() ? reply.body : json::object();
-            last["done"] = true;
-            last["status"] = reply.status;
-            s->push(last.dump() + "\n", true);
+            try {
+                r.on_step = [s](std::string_view step, long ms) {
+                    s->push(render(wire::render_step(step, ms), -1) + "\n", false);
+                };
+                Reply reply = dispatch(self->manager, r);
+                json last = reply.body.is_object() ? reply.body : json::object();
+                last["done"] = true;
+                last["status"] = reply.status;
+                s->push(render(last, -1) + "\n", true);
+            } catch (const std::exception& e) {
+                log::error(std::string("Internal error streaming a create: ") + e.what());
+                s->push("{\"done\":true,\"status\":500,\"error\":{\"code\":\"failed\",\"message\":\"Internal error\"}}\n", true);
+            }
         });
         MHD_Response* resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, &stream_read, s, &stream_free);
         if (!resp) {
@@ -250,15 +348,17 @@ struct ApiServer::Impl {
         return r;
     }
 
-    static void on_completed(void*, MHD_Connection*, void** ctx, MHD_RequestTerminationCode) {
-        delete static_cast<Request*>(*ctx);
+    static void on_completed(void* cls, MHD_Connection* c, void** ctx, MHD_RequestTerminationCode) {
+        auto* req = static_cast<Request*>(*ctx);
+        if (req && req->streamed)  // the next request on this connection waits no longer than any other
+            MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, static_cast<Impl*>(cls)->limits.idle_timeout);
+        delete req;
         *ctx = nullptr;
     }
 };
 
-std::unique_ptr<ApiServer> ApiServer::metrics_only(Manager& m, int listen_fd, Collector& collector) {
-    auto s = std::unique_ptr<ApiServer>(new ApiServer(m, listen_fd, 0, &collector, true));
-    return s;
+std::unique_ptr<ApiServer> ApiServer::metrics_only(Manager& m, int listen_fd, Collector& collector, Limits limits) {
+    return std::unique_ptr<ApiServer>(new ApiServer(m, listen_fd, 0, &collector, true, limits));
 }
 
 gid_t api_group_id(const std::string& group) {
@@ -268,18 +368,28 @@ gid_t api_group_id(const std::string& group) {
                                      group + "', or set api.group to an existing group whose members may use hostd");
 }
 
-ApiServer::ApiServer(Manager& m, int listen_fd, gid_t allowed_gid, Collector* collector)
-    : ApiServer(m, listen_fd, allowed_gid, collector, false) {}
+ApiServer::ApiServer(Manager& m, int listen_fd, gid_t allowed_gid, Collector* collector, Limits limits)
+    : ApiServer(m, listen_fd, allowed_gid, collector, false, limits) {}
 
-ApiServer::ApiServer(Manager& m, int listen_fd, gid_t allowed_gid, Collector* collector, bool metrics_only)
-    : impl_(new Impl{m, allowed_gid, collector, metrics_only}) {
-    impl_->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
-                                     0, nullptr, nullptr, &Impl::on_request, impl_.get(),
+ApiServer::ApiServer(Manager& m, int listen_fd, gid_t allowed_gid, Collector* collector, bool metrics_only, Limits limits)
+    : impl_(new Impl{m, allowed_gid, collector, metrics_only, limits}) {
+    // poll(), not select(): with many connections (or tenants' files) open, descriptors pass
+    // FD_SETSIZE (1024), which select() cannot watch and libmicrohttpd would then refuse.
+    // The API: a thread per connection (a create blocks its thread for seconds; reads go on).
+    // The metrics listener: one thread for all (scrapes are quick and never wait on a tenant).
+    const unsigned flags = MHD_USE_POLL | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+                           (metrics_only ? 0u : static_cast<unsigned>(MHD_USE_THREAD_PER_CONNECTION));
+    impl_->daemon = MHD_start_daemon(flags, 0, nullptr, nullptr, &Impl::on_request, impl_.get(),
                                      MHD_OPTION_LISTEN_SOCKET, listen_fd,
-                                     MHD_OPTION_NOTIFY_COMPLETED, &Impl::on_completed, nullptr,
-                                     MHD_OPTION_CONNECTION_TIMEOUT, 0u,
+                                     MHD_OPTION_URI_LOG_CALLBACK, &Impl::on_uri, nullptr,
+                                     MHD_OPTION_NOTIFY_COMPLETED, &Impl::on_completed, impl_.get(),
+                                     MHD_OPTION_CONNECTION_LIMIT, std::max(1u, limits.max_connections),
+                                     MHD_OPTION_PER_IP_CONNECTION_LIMIT, limits.max_per_ip,
+                                     MHD_OPTION_CONNECTION_TIMEOUT, limits.idle_timeout,
                                      MHD_OPTION_END);
-    if (!impl_->daemon) throw Error(Errc::failed, "Failed to start the HTTP server on the API socket");
+    if (!impl_->daemon)
+        throw Error(Errc::failed, metrics_only ? "Failed to start the HTTP server of the metrics listener"
+                                               : "Failed to start the HTTP server on the API socket");
 }
 
 ApiServer::~ApiServer() {

@@ -19,6 +19,7 @@
 #include "base/fd.h"
 #include "base/fs.h"
 #include "hostd/http.h"
+#include "hostd/instance.h"
 #include "clidoc/clidoc.h"
 #include "hostd/collector.h"
 #include "model/config.h"
@@ -156,6 +157,12 @@ int main(int argc, char** argv) {
 
     try {
         Config cfg = load_config(config_path);
+        // One hostd at a time, decided before anything is touched: a second one (started by
+        // hand while systemd's runs) would unlink the live socket and reconcile under the
+        // first one's operations.
+        InstanceLock socket_lock(socket_lock_path(cfg));
+        InstanceLock state_lock(state_lock_path(cfg));
+        if (std::string warning = raise_file_limit(files_needed(cfg)); !warning.empty()) log::warning(warning);
         gid_t gid = api_group_id(cfg.socket_group);
 
         // Signals are taken synchronously below; block them before any thread starts.
@@ -177,7 +184,9 @@ int main(int argc, char** argv) {
 
         Collector collector({.records = [&] { return manager.snapshot(); }, .op_stats = [&] { return manager.op_stats(); }},
                             make_real_observer(cfg), cfg, HOSTD_VERSION);
-        ApiServer api(manager, listen_fd.get(), gid, &collector);
+        ApiServer api(manager, listen_fd.get(), gid, &collector,
+                      {.max_connections = static_cast<unsigned>(cfg.api_max_connections),
+                       .idle_timeout = static_cast<unsigned>(cfg.api_idle_timeout)});
         // PostgreSQL facts for /metrics, refreshed apart from scrapes, one tenant at a time.
         std::optional<Ticker> metrics_refresh;
         if (cfg.metrics_refresh > 0)
@@ -188,7 +197,10 @@ int main(int argc, char** argv) {
         std::unique_ptr<ApiServer> metrics_api;
         if (!cfg.metrics_listen.empty()) {
             metrics_fd = bind_tcp(cfg.metrics_listen);
-            metrics_api = ApiServer::metrics_only(manager, metrics_fd.get(), collector);
+            metrics_api = ApiServer::metrics_only(manager, metrics_fd.get(), collector,
+                                                  {.max_connections = static_cast<unsigned>(cfg.metrics_max_connections),
+                                                   .max_per_ip = static_cast<unsigned>(cfg.metrics_max_connections_per_ip),
+                                                   .idle_timeout = static_cast<unsigned>(cfg.metrics_timeout)});
             log::info("Serving /metrics on " + cfg.metrics_listen);
         }
         std::optional<Ticker> textfile;

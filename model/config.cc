@@ -45,6 +45,8 @@ const std::vector<Setting>& settings() {
     static const std::vector<Setting> table = {
         {"api", "socket", Kind::text, "Unix socket of the HTTP+JSON API (socket activation passes it in; this is for manual runs).", FIELD(socket_path)},
         {"api", "group", Kind::text, "Members of this group (and root) may use the API.", FIELD(socket_group)},
+        {"api", "max_connections", Kind::count, "Connections the API socket serves at once (a thread each); one more is closed at once. Idle ones go after idle_timeout. hostd raises its open-file limit to fit these and metrics.max_connections.", FIELD(api_max_connections)},
+        {"api", "idle_timeout", Kind::count, "Seconds a client may hold an API connection without sending its request or reading the reply before hostd closes it (0: never). A running operation is never cut: a create streaming its steps may be silent for minutes.", FIELD(api_idle_timeout)},
         {"users", "ids", Kind::ids, "uids and gids of tenants' OS users (\"_<tenant>\", made with useradd), one of each per tenant: at least as many as the host will hold tenants. The default lies above every 16-bit range (Debian's and systemd's system, regular, dynamic and nobody ids end at 65535) and below 100000, where useradd starts the subordinate id ranges of containers (/etc/subuid); systemd-nspawn's own container ranges start at 524288. Ranges touching 0-999 or 60001-65535 are refused.", FIELD(user_ids)},
         {"paths", "state_dir", Kind::text, "Tenant records (root only).", FIELD(state_dir)},
         {"paths", "mount_root", Kind::text, "Each tenant's filesystem is mounted at <mount_root>/<tenant> (hostd renders the tenant unit template, hostd-postgres@.service, with it at start).", FIELD(mount_root)},
@@ -60,6 +62,9 @@ const std::vector<Setting>& settings() {
         {"guard", "interval", Kind::number, "Seconds between two checks of every tenant's free space; 0 turns the guard off.", FIELD(guard_interval)},
         {"guard", "listeners_interval", Kind::number, "Seconds between two looks at the host's listening TCP sockets: a tenant's process listening on any port but its own (another tenant's while it is down, or any free one) is killed and logged. 0 turns the watch off.", FIELD(listeners_interval)},
         {"metrics", "listen", Kind::text, "A TCP listener serving GET /metrics for Prometheus, e.g. \"127.0.0.1:9187\" (no TLS, no auth: keep it on loopback or a private network). Empty: off; /metrics is always on the API socket.", FIELD(metrics_listen)},
+        {"metrics", "max_connections", Kind::count, "Connections the TCP listener holds at once (one thread serves them all); more wait in the backlog.", FIELD(metrics_max_connections)},
+        {"metrics", "max_connections_per_ip", Kind::count, "Connections the TCP listener holds at once from one address; more are closed at once (0: no limit). Prometheus needs one.", FIELD(metrics_max_connections_per_ip)},
+        {"metrics", "timeout", Kind::count, "Seconds the TCP listener keeps a connection on which nothing moves (0: never).", FIELD(metrics_timeout)},
         {"metrics", "textfile", Kind::text, "Also write the metrics atomically to this file for node_exporter's textfile collector (e.g. /var/lib/prometheus/node-exporter/hostd.prom). Empty: off.", FIELD(metrics_textfile)},
         {"metrics", "interval", Kind::number, "Seconds between two writes of the textfile.", FIELD(metrics_interval)},
         {"metrics", "refresh", Kind::number, "Seconds between two refreshes of the facts asked of PostgreSQL (up, connections, database size); a scrape shows the latest and never waits on a tenant.", FIELD(metrics_refresh)},
@@ -235,6 +240,14 @@ Config parse_config(std::string_view text, const std::string& source) {
             throw Error(Errc::invalid, "'storage.devices' in " + source + " must list absolute device paths, not '" + d + "'");
     if (c.guard_interval > 0 && !(c.guard_readonly_below < c.guard_readwrite_above && c.guard_readwrite_above < 100))
         throw Error(Errc::invalid, "'guard.readonly_below' must be below 'guard.readwrite_above', and that below 100, in " + source);
+    if (c.api_max_connections < 1 || c.api_max_connections > 100000)
+        throw Error(Errc::invalid, "'api.max_connections' in " + source + " must be 1-100000");
+    if (c.metrics_max_connections < 1 || c.metrics_max_connections > 100000)
+        throw Error(Errc::invalid, "'metrics.max_connections' in " + source + " must be 1-100000");
+    if (c.metrics_max_connections_per_ip > c.metrics_max_connections)
+        throw Error(Errc::invalid, "'metrics.max_connections_per_ip' in " + source + " must not exceed 'metrics.max_connections'");
+    if (c.api_idle_timeout > 86400 || c.metrics_timeout > 86400)
+        throw Error(Errc::invalid, "'api.idle_timeout' and 'metrics.timeout' in " + source + " must be at most 86400 seconds");
     if (!(c.metrics_refresh_budget > 0))
         throw Error(Errc::invalid, "'metrics.refresh_budget' in " + source + " must be above 0 (connections per second)");
     // Ids others hand out: the system's (0-999), systemd's (homed, container-mapped host users,

@@ -18,6 +18,8 @@ struct Config {
     std::string socket_group = "hostd";
     // [users] uids and gids of tenants' OS users (both ends included)
     std::pair<uint32_t, uint32_t> user_ids{65536, 99999};
+    uint64_t api_max_connections = 1024;  // at once on the API socket (a thread each)
+    uint64_t api_idle_timeout = 30;       // seconds a client may keep a connection without a byte moving
     // [paths]
     std::string state_dir = "/var/lib/hostd";
     std::string mount_root = "/srv/hostd";
@@ -38,6 +40,9 @@ struct Config {
     double listeners_interval = 1;     // seconds between looks for tenants listening on other ports; 0 = off
     // [metrics]
     std::string metrics_listen;        // "127.0.0.1:9187": a TCP listener for /metrics; "" = off
+    uint64_t metrics_max_connections = 64;        // at once on that listener
+    uint64_t metrics_max_connections_per_ip = 8;  // at once from one address
+    uint64_t metrics_timeout = 10;                // seconds an idle connection is kept
     std::string metrics_textfile;      // a file for node_exporter's textfile collector; "" = off
     double metrics_interval = 15;      // seconds between textfile writes
     double metrics_refresh = 5;        // seconds between refreshes of the PostgreSQL facts (up, connections, size)

@@ -140,7 +140,15 @@ uint64_t parse_size_value(const json& v, const char* field) {
 
 json parse_body(std::string_view text) {
     if (text.empty()) return json::object();
-    json body = json::parse(text, nullptr, false);
+    // No request nests deeper than a few levels ({"settings": {...}}); anything deeper is refused
+    // while parsing, before it is built.
+    constexpr int max_depth = 16;
+    const auto depth_check = [](int depth, json::parse_event_t, json&) {
+        if (depth >= max_depth)  // depth counts from 0 (the body itself)
+            throw Error(Errc::invalid, "The request body nests deeper than " + std::to_string(max_depth) + " levels", "body");
+        return true;
+    };
+    json body = json::parse(text, depth_check, false);
     if (body.is_discarded()) throw Error(Errc::invalid, "The request body is not valid JSON", "body");
     if (!body.is_object()) throw Error(Errc::invalid, "The request body must be a JSON object", "body");
     return body;

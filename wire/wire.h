@@ -17,7 +17,8 @@ namespace hostd::wire {
 
 using nlohmann::json;
 
-// A request body: "" is {}; anything but a JSON object is Errc::invalid (field "body").
+// A request body: "" is {}; anything but a JSON object, or one nested deeper than 16 levels, is
+// Errc::invalid (field "body").
 json parse_body(std::string_view text);
 
 // Requests. parse_* throw Errc::invalid naming the field (unknown fields too).

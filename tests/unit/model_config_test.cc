@@ -60,6 +60,25 @@ TEST(Config, NamesTheKeyThatIsWrong) {
     EXPECT_THROW(parse_config("not toml [", "t"), Error);
 }
 
+TEST(Config, BoundsTheListenersConnectionsAndTimeouts) {
+    Config d;
+    EXPECT_EQ(d.api_max_connections, 1024u);
+    EXPECT_EQ(d.api_idle_timeout, 30u);
+    EXPECT_EQ(d.metrics_max_connections, 64u);
+    EXPECT_EQ(d.metrics_max_connections_per_ip, 8u);
+    EXPECT_EQ(d.metrics_timeout, 10u);
+    Config c = parse_config("[api]\nmax_connections = 200\nidle_timeout = 5\n[metrics]\nmax_connections = 16\n"
+                            "max_connections_per_ip = 2\ntimeout = 3\n", "t");
+    EXPECT_EQ(c.api_max_connections, 200u);
+    EXPECT_EQ(c.api_idle_timeout, 5u);
+    EXPECT_EQ(c.metrics_max_connections, 16u);
+    EXPECT_EQ(c.metrics_max_connections_per_ip, 2u);
+    EXPECT_EQ(c.metrics_timeout, 3u);
+    EXPECT_THROW(parse_config("[api]\nmax_connections = 0\n", "t"), Error);
+    EXPECT_THROW(parse_config("[metrics]\nmax_connections = 4\nmax_connections_per_ip = 8\n", "t"), Error);
+    EXPECT_THROW(parse_config("[api]\nidle_timeout = -1\n", "t"), Error);
+}
+
 TEST(Config, ChoosesTheProxyAndHostNameRoutes) {
     Config c = parse_config("[proxy]\nkind = \"traefik\"\ndomain = \"db.example.com\"\nsni_port = 15432\n"
                             "traefik_dir = \"/etc/traefik/dyn\"\ntraefik_entry_point = \"pg\"\n", "t");

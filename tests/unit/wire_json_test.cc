@@ -89,6 +89,16 @@ TEST(WireRequests, BadShapesAreRefusedNamingTheField) {
     EXPECT_EQ(error_of([&] { wire::parse_body("{"); }).field(), "body");
 }
 
+TEST(WireRequests, ABodyNestedDeeperThanSixteenLevelsIsRefusedWhileParsing) {
+    auto nested = [](size_t depth) { return "{\"settings\": " + std::string(depth, '[') + std::string(depth, ']') + "}"; };
+    EXPECT_TRUE(wire::parse_body(nested(15)).is_object());
+    for (size_t depth : {16ul, 1000000ul}) {
+        Error e = error_of([&] { wire::parse_body(nested(depth)); });
+        EXPECT_EQ(e.field(), "body");
+        EXPECT_NE(std::string(e.what()).find("deeper than 16 levels"), std::string::npos) << e.what();
+    }
+}
+
 TEST(WireRequests, ASizeMessageQuotesWhatWasTyped) {
     Error e = error_of([&] { wire::parse_size_value(json("12 parsecs"), "disk_size"); });
     EXPECT_NE(std::string(e.what()).find("'12 parsecs'"), std::string::npos) << e.what();

@@ -2,6 +2,8 @@
 
 #include <curl/curl.h>
 
+#include <cerrno>
+
 #include <memory>
 
 namespace hostd {
@@ -69,7 +71,12 @@ bool perform(CURL* c, const std::string& socket, const std::string& method, cons
     }
     CURLcode rc = curl_easy_perform(c);
     if (rc != CURLE_OK) {
-        r.transport_error = std::string("cannot reach hostd at ") + socket + ": " + curl_easy_strerror(rc);
+        long os_errno = 0;
+        curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
+        r.denied = os_errno == EACCES || os_errno == EPERM;
+        r.transport_error = r.denied ? "permission denied on hostd's socket " + socket +
+                                           ": root and members of its group (api.group, default hostd) may use it"
+                                     : std::string("cannot reach hostd at ") + socket + ": " + curl_easy_strerror(rc);
         return false;
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
@@ -142,6 +149,7 @@ Reply<T> typed(ApiResponse r, Parse parse) {
     Reply<T> out;
     out.status = r.status;
     out.transport_error = std::move(r.transport_error);
+    out.denied = r.denied;
     out.body = std::move(r.body);
     if (out.status == 0) return out;
     if (out.status >= 200 && out.status < 300) out.value = parse(out.body);

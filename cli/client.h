@@ -20,6 +20,7 @@ struct ApiResponse {
     long status = 0;         // HTTP status; 0 when hostd could not be reached
     wire::json body;         // parsed JSON (null if the body was not JSON)
     std::string transport_error;
+    bool denied = false;     // the socket refused this user (EACCES): not a hostd that is down
 };
 
 // A verb's answer: the value on success; else hostd's error, or why hostd was not reached.
@@ -29,6 +30,7 @@ struct Reply {
     std::optional<T> value;          // 2xx
     std::optional<Error> error;      // hostd's error (its code, sentence and field)
     std::string transport_error;
+    bool denied = false;             // status 0 because the socket refused this user
     wire::json body;                 // the reply as hostd sent it
     bool ok() const { return value.has_value(); }
 };

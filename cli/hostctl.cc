@@ -60,8 +60,8 @@ int exit_for(long status) {
 template <class T>
 bool finish(const Ctx& ctx, const hostd::Reply<T>& r, int& code) {
     if (r.status == 0) {
-        std::cerr << "hostctl: " << r.transport_error << " (is hostd.socket enabled?)\n";
-        code = kUnreachable;
+        std::cerr << "hostctl: " << r.transport_error << (r.denied ? "\n" : " (is hostd.socket enabled?)\n");
+        code = r.denied ? kForbidden : kUnreachable;
         return false;
     }
     code = exit_for(r.status);
@@ -185,6 +185,8 @@ int main(int argc, char** argv) {
     CLI::App app{"hostctl: manage hostd's PostgreSQL tenants", "hostctl"};
     app.footer(kExitHelp);
     app.require_subcommand(1);
+    // Options of hostctl itself (--json, --socket) after the subcommand too, as --help shows them.
+    app.fallthrough();
     app.add_option("--socket", ctx.socket, "hostd's API socket (env HOSTD_SOCKET)")->capture_default_str();
     app.add_flag("--json", ctx.json_out, "Print JSON instead of text");
     app.set_version_flag("--version", "hostctl " HOSTD_VERSION);
@@ -461,6 +463,8 @@ int main(int argc, char** argv) {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         int rc = app.exit(e);
+        // A typo gets the nearest command or option named.
+        if (const std::string hint = hostd::suggestion(app, argc, argv); !hint.empty()) std::cerr << hint << "\n";
         return rc == 0 ? kOk : kInvalid;
     }
     return code;

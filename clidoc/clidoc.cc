@@ -161,4 +161,60 @@ std::string render_table(const std::vector<std::vector<std::string>>& rows) {
     return out;
 }
 
+std::string nearest(const std::string& word, const std::vector<std::string>& candidates) {
+    // Edit distance with a swap of two neighbours as one edit (optimal string alignment): the
+    // typos people make ("lsit") are one edit away.
+    auto distance = [](const std::string& a, const std::string& b) {
+        std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+        for (size_t i = 0; i <= a.size(); i++) d[i][0] = i;
+        for (size_t j = 0; j <= b.size(); j++) d[0][j] = j;
+        for (size_t i = 1; i <= a.size(); i++)
+            for (size_t j = 1; j <= b.size(); j++) {
+                d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+                if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+                    d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+            }
+        return d[a.size()][b.size()];
+    };
+    std::string best;
+    size_t best_d = std::max<size_t>(1, word.size() / 3) + 1;  // more edits than that: another word, not a typo
+    for (const auto& c : candidates) {
+        const size_t d = distance(word, c);
+        if (d < best_d) best_d = d, best = c;
+    }
+    return best;
+}
+
+std::string suggestion(const CLI::App& app, int argc, const char* const* argv) {
+    const CLI::App* sub = nullptr;
+    std::vector<std::string> names;
+    for (const auto* s : subcommands(app)) names.push_back(s->get_name());
+    for (int i = 1; i < argc; i++) {
+        const std::string a = argv[i];
+        if (a.starts_with("-")) continue;
+        if (!sub) {
+            for (const auto* s : subcommands(app))
+                if (s->get_name() == a) sub = s;
+            if (!sub) {
+                const std::string n = nearest(a, names);
+                return n.empty() ? "" : app.get_name() + ": unknown command '" + a + "'; did you mean '" + n + "'?";
+            }
+        }
+    }
+    if (!sub) return "";
+    std::vector<std::string> opts;
+    for (const auto* apps : {sub, &app})
+        for (const auto* o : named_options(*apps))
+            for (const auto& l : o->get_lnames()) opts.push_back("--" + l);
+    for (int i = 1; i < argc; i++) {
+        std::string a = argv[i];
+        if (!a.starts_with("--")) continue;
+        a = a.substr(0, a.find('='));
+        if (std::find(opts.begin(), opts.end(), a) != opts.end()) continue;
+        const std::string n = nearest(a, opts);
+        if (!n.empty()) return app.get_name() + ": unknown option '" + a + "'; did you mean '" + n + "'?";
+    }
+    return "";
+}
+
 }  // namespace hostd

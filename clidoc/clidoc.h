@@ -31,6 +31,13 @@ std::string man_page(const CLI::App& app, const ManInfo& info);
 // offer its output too (e.g. "hostctl list --names" for tenant names).
 std::string bash_completion(const CLI::App& app, const std::string& names_command = "");
 
+// The candidate nearest to word by edit distance, if it is near enough to be a typo (at most a
+// third of the word's letters differ); "" otherwise. Pure.
+std::string nearest(const std::string& word, const std::vector<std::string>& candidates);
+// For a command line the app refused: "did you mean ..." for an unknown subcommand (the first
+// word that is no option) or an unknown --option of the subcommand given; "" if none is near.
+std::string suggestion(const CLI::App& app, int argc, const char* const* argv);
+
 // Rows as left-aligned columns two spaces apart; no trailing spaces.
 std::string render_table(const std::vector<std::vector<std::string>>& rows);
 

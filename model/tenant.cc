@@ -102,6 +102,11 @@ TenantSpec resolve_spec(const CreateRequest& req, const Config& cfg) {
         throw Error(Errc::invalid, "'force' only applies to the device backend (formatting over a signature)", "force");
     check_size(req.disk_size, "disk_size", cfg.min_disk_size, cfg.max_disk_size);
     s.disk_size = req.disk_size.value_or(cfg.disk_size);
+    // mkfs.xfs (xfsprogs 5.19 and later) refuses filesystems under 300 MB: say so before a disk exists.
+    constexpr uint64_t kXfsMinimum = 300ull * 1000 * 1000;
+    if (s.filesystem == "xfs" && s.disk_size < kXfsMinimum)
+        throw Error(Errc::invalid, "xfs needs a disk of at least 300 MB (mkfs.xfs refuses smaller ones); 'disk_size' is " +
+                                       format_size(s.disk_size) + ": ask for 300M or more, or use ext4", "disk_size");
     check_limits({.memory = req.memory, .cpu = req.cpu, .tasks = req.tasks, .io_weight = req.io_weight}, cfg);
     s.memory = req.memory.value_or(cfg.memory);
     s.cpu = req.cpu.value_or(cfg.cpu);

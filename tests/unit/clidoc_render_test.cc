@@ -66,3 +66,22 @@ TEST(CliDoc, TableColumnsAlignWithoutTrailingSpaces) {
 }
 
 }  // namespace
+
+TEST(Nearest, NamesTheCandidateATypoMeantAndNothingForAnotherWord) {
+    const std::vector<std::string> cmds = {"create", "delete", "list", "show", "resize", "reconcile"};
+    EXPECT_EQ(hostd::nearest("lsit", cmds), "list");
+    EXPECT_EQ(hostd::nearest("craete", cmds), "create");
+    EXPECT_EQ(hostd::nearest("reconcle", cmds), "reconcile");
+    EXPECT_EQ(hostd::nearest("backup", cmds), "");
+    EXPECT_EQ(hostd::nearest("--josn", {"--json", "--socket"}), "--json");
+}
+
+TEST(Suggestion, NamesTheNearestCommandOrOptionOfTheCommandGiven) {
+    Tool t;
+    const char* cmd[] = {"tool", "craete", "x"};
+    EXPECT_EQ(hostd::suggestion(t.app, 3, cmd), "tool: unknown command 'craete'; did you mean 'create'?");
+    const char* opt[] = {"tool", "create", "x", "--disk-szie", "2G"};
+    EXPECT_EQ(hostd::suggestion(t.app, 5, opt), "tool: unknown option '--disk-szie'; did you mean '--disk-size'?");
+    const char* fine[] = {"tool", "create", "x", "--disk-size", "2G"};
+    EXPECT_EQ(hostd::suggestion(t.app, 5, fine), "");
+}

@@ -183,16 +183,17 @@ double Collector::refresh_next() {
     } catch (const Error&) {
         // systemd unreachable: restarts unknown until the next refresh
     }
-    s.up = observer_->pg_up(r, w.socket_dir);
-    if (*s.up) {
-        try {
-            const PgFacts pg = observer_->pg_facts(r, w.socket_dir);
-            s.connections = pg.connections;
-            s.max_connections = pg.max_connections;
-            s.database_bytes = pg.database_bytes;
-        } catch (const Error&) {
-            // Up, but hostd's own login was refused (the tenant dropped it?): facts unknown.
-        }
+    // One connection per refresh (the budget counts them): the facts, with hostd's own login.
+    // Only when that fails does a ping tell a tenant that is down from one that refused the
+    // login (it dropped hostd's role, rewrote pg_hba.conf): up, its facts unknown.
+    try {
+        const PgFacts pg = observer_->pg_facts(r, w.socket_dir);
+        s.connections = pg.connections;
+        s.max_connections = pg.max_connections;
+        s.database_bytes = pg.database_bytes;
+        s.up = true;
+    } catch (const Error&) {
+        s.up = observer_->pg_up(r, w.socket_dir);
     }
     refreshed_at_[r.name] = ++refreshes_;
     std::lock_guard g(mu_);

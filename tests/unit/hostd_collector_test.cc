@@ -56,7 +56,10 @@ public:
         auto it = h_.restarts.find(unit);
         return it == h_.restarts.end() ? 0 : it->second;
     }
-    bool pg_up(const TenantRecord& t, const std::string&) override { return h_.pg.count(t.name) || h_.up_only.count(t.name); }
+    bool pg_up(const TenantRecord& t, const std::string&) override {
+        h_.asked.push_back("ping " + t.name);
+        return h_.pg.count(t.name) || h_.up_only.count(t.name);
+    }
     PgFacts pg_facts(const TenantRecord& t, const std::string& socket_dir) override {
         h_.asked.push_back("pg " + t.name + " " + socket_dir);
         auto it = h_.pg.find(t.name);
@@ -265,6 +268,14 @@ TEST(Collector, RefreshPicksNeverRefreshedTenantsFirstThenTheStalest) {
     std::vector<std::string> order;
     for (auto& a : r.asked("pg")) order.push_back(a.substr(0, a.find(' ')));
     EXPECT_EQ(order, (std::vector<std::string>{"a", "b", "c", "new-one", "a", "b", "c"}));
+}
+
+TEST(Collector, ARefreshOfATenantThatAnswersCostsOneConnection) {
+    Rig r;
+    r.add("a");
+    r.c().refresh_next();
+    EXPECT_EQ(r.asked("pg").size(), 1u);
+    EXPECT_TRUE(r.asked("ping").empty()) << "the budget counts connections: a ping only when the facts fail";
 }
 
 TEST(Collector, ATenantThatRefusesHostdsLoginIsStillUpWithItsFactsUnknown) {

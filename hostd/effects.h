@@ -115,6 +115,9 @@ public:
 
     // PostgreSQL accepts connections on the tenant's socket (PQping: no login), within timeout.
     virtual void wait_ready(const TenantRecord& t, const TenantLayout& l, int timeout_ms) = 0;
+    // The same through the proxy, as a client connects (hostaddr non-empty: an SNI route, host
+    // being the TLS server name): the proxy routes to it again after a restart.
+    virtual void wait_routed(const std::string& host, uint16_t port, const std::string& hostaddr, int timeout_ms) = 0;
     // hostd's own login to the tenant's cluster (pgconf::monitor_params): its pg_hba/pg_ident
     // lines and, if the login fails, the role created as the tenant's admin. Throws if it
     // cannot be made to work.

@@ -339,6 +339,14 @@ public:
         pgconf::wait_ping(pgconf::monitor_params(l.socket_dir, t.port), std::chrono::milliseconds(timeout_ms));
     }
 
+    void wait_routed(const std::string& host, uint16_t port, const std::string& hostaddr, int timeout_ms) override {
+        // A ping needs no login: TLS through the proxy (an SNI route is chosen by it), then the
+        // server's request for a password is an answer.
+        pgconf::wait_ping({.host = host, .hostaddr = hostaddr, .port = port, .user = pgconf::kMonitorRole,
+                           .connect_timeout_s = 2, .sslmode = "require"},
+                          std::chrono::milliseconds(timeout_ms));
+    }
+
     void ensure_monitor_login(const TenantRecord& t, const TenantLayout& l) override {
         const auto mon = pgconf::monitor_params(l.socket_dir, t.port);
         try {

@@ -346,11 +346,21 @@ Resized Provisioner::resize(const std::string& name, const ResizeRequest& req) {
     // WAL sizing follows the disk. A tenant that went down on a full disk comes back now.
     if (fx_.unit_active(l)) {
         fx_.apply_limits(t, l);
+        // A tenant whose disk filled may be in crash recovery right now: the resize is done
+        // when it accepts connections again.
+        fx_.wait_ready(t, l, kCheckTimeoutMs);
     } else {
         log::info("Starting the tenant again after the resize", name);
         fx_.start_unit(l, t.port, limits_of(t.spec));
         fx_.wait_ready(t, l, kCheckTimeoutMs);
         store_.set_problem(name, "");
+    }
+    {
+        // Done when clients get through again: a proxy that saw the backend stopped (an offline
+        // grow, a full disk) takes a health check to route to it again.
+        const auto ep = public_endpoint(cfg_, t);
+        if (ep.sni_host.empty()) fx_.wait_routed(proxy_check_address(cfg_), ep.port, "", kCheckTimeoutMs);
+        else fx_.wait_routed(ep.sni_host, ep.port, proxy_check_address(cfg_), kCheckTimeoutMs);
     }
     guard_.check(name);  // the grown disk may have room again
     return {.tenant = view_of(cfg_, store_.get(name), false), .ms = timer.ms(), .online = online, .disk = fx_.disk_usage(l)};

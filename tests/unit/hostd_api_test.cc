@@ -60,6 +60,7 @@ public:
     void adopt_cluster(const TenantRecord&, const TenantLayout&, const units::OsUser&) override {}
     void start_unit(const TenantLayout&, uint16_t, const units::Limits&) override {}
     void wait_ready(const TenantRecord&, const TenantLayout&, int) override {}
+    void wait_routed(const std::string&, uint16_t, const std::string&, int) override {}
     void ensure_monitor_login(const TenantRecord&, const TenantLayout&) override {}
     std::vector<units::Listener> tcp_listeners() override { return {}; }
     std::vector<pid_t> kill_socket_holders(uid_t, uint64_t) override { return {}; }

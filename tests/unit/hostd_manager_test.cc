@@ -163,6 +163,7 @@ public:
     void apply_routes(const std::vector<routes::Route>& rs, bool) override { std::lock_guard g(m_.mu); hit("apply_routes"); m_.routes = rs; }
     std::string ca_certificate() override { return "-----BEGIN CERTIFICATE-----\n"; }
     void wait_ready(const TenantRecord&, const TenantLayout&, int) override { std::lock_guard g(m_.mu); hit("wait_sql"); }
+    void wait_routed(const std::string&, uint16_t, const std::string&, int) override { std::lock_guard g(m_.mu); hit("wait_routed"); }
     void ensure_monitor_login(const TenantRecord&, const TenantLayout&) override { std::lock_guard g(m_.mu); hit("ensure_monitor_login"); }
     std::vector<units::Listener> tcp_listeners() override { std::lock_guard g(m_.mu); return m_.listeners; }
     std::vector<pid_t> kill_socket_holders(uid_t uid, uint64_t inode) override {
@@ -876,7 +877,7 @@ TEST_F(AManager, GrowsOfflineWithAShortRestartWhenTheKernelWillNotGrowOnline) {
     auto t = api().resize("acme", {{"size", "2G"}});
     EXPECT_EQ(t["online"], false);
     EXPECT_EQ(m.calls, (std::vector<std::string>{"grow_image", "grow_disk", "stop_unit", "unmount", "grow_offline", "mount",
-                                                 "start_unit", "wait_sql"}));
+                                                 "start_unit", "wait_sql", "wait_routed"}));
     EXPECT_EQ(m.grown.at(cfg.mount_root + "/acme"), 2ull << 30);
     EXPECT_TRUE(m.units.count("acme"));
     EXPECT_TRUE(m.mounts.count(cfg.mount_root + "/acme"));

@@ -2,6 +2,7 @@
 // unique_ptr with a deleter struct, so no path (throw included) leaks a connection.
 
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <algorithm>
 #include <memory>
@@ -65,12 +66,43 @@ Conn connect(const ConnParams& p) {
     return c;
 }
 
+// PQexec, or with p.query_timeout_ms the same within that time: the answer is awaited with
+// poll() on libpq's socket, and a statement still running at the deadline is cancelled.
+// Returns the last result, as PQexec does.
+Result run(PGconn* c, const ConnParams& p, const std::string& sql) {
+    if (p.query_timeout_ms <= 0) return Result(PQexec(c, sql.c_str()));
+    if (!PQsendQuery(c, sql.c_str()))
+        throw Error(Errc::failed, "SQL on " + where(p) + " failed: " + one_line(PQerrorMessage(c)));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(p.query_timeout_ms);
+    Result last;
+    for (;;) {
+        while (!PQisBusy(c)) {
+            PGresult* r = PQgetResult(c);
+            if (!r) return last;
+            last.reset(r);
+        }
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        pollfd pfd{.fd = PQsocket(c), .events = POLLIN, .revents = 0};
+        if (left.count() <= 0 || ::poll(&pfd, 1, static_cast<int>(left.count())) == 0) {
+            if (PGcancel* cancel = PQgetCancel(c)) {
+                char err[256];
+                PQcancel(cancel, err, sizeof err);
+                PQfreeCancel(cancel);
+            }
+            throw Error(Errc::unavailable, "No answer from " + where(p) + " within " + std::to_string(p.query_timeout_ms) +
+                                               " ms; the statement was cancelled");
+        }
+        if (!PQconsumeInput(c)) throw Error(Errc::failed, "SQL on " + where(p) + " failed: " + one_line(PQerrorMessage(c)));
+    }
+}
+
 }  // namespace
 
 ConnParams monitor_params(const std::string& socket_dir, uint16_t port) {
     return {.host = socket_dir, .port = port, .user = kMonitorRole, .connect_timeout_s = 2, .sslmode = "disable",
             .options = "-c search_path=pg_catalog -c statement_timeout=2000 -c lock_timeout=1000 "
-                       "-c default_transaction_read_only=on"};
+                       "-c default_transaction_read_only=on",
+            .query_timeout_ms = 3000};
 }
 
 std::string monitor_role_sql() {
@@ -99,7 +131,7 @@ void wait_ping(const ConnParams& p, std::chrono::milliseconds timeout) {
 
 void exec_sql(const ConnParams& p, const std::string& sql) {
     Conn c = connect(p);
-    Result r(PQexec(c.get(), sql.c_str()));
+    Result r = run(c.get(), p, sql);
     if (!r || PQresultStatus(r.get()) != PGRES_COMMAND_OK)
         throw Error(Errc::failed, "SQL on " + where(p) + " failed: " +
                                       one_line(r ? PQresultErrorMessage(r.get()) : PQerrorMessage(c.get())));
@@ -107,7 +139,7 @@ void exec_sql(const ConnParams& p, const std::string& sql) {
 
 void check_select1(const ConnParams& p) {
     Conn c = connect(p);
-    Result r(PQexec(c.get(), "SELECT 1"));
+    Result r = run(c.get(), p, "SELECT 1");
     if (!r || PQresultStatus(r.get()) != PGRES_TUPLES_OK)
         throw Error(Errc::unavailable, "SELECT 1 failed on " + where(p) + ": " +
                                            one_line(r ? PQresultErrorMessage(r.get()) : PQerrorMessage(c.get())));
@@ -133,7 +165,7 @@ void wait_select1(const ConnParams& p, std::chrono::milliseconds timeout, std::c
 
 std::vector<std::string> query_column(const ConnParams& p, const std::string& sql) {
     Conn c = connect(p);
-    Result r(PQexec(c.get(), sql.c_str()));
+    Result r = run(c.get(), p, sql);
     if (!r) throw Error(Errc::failed, "SQL on " + where(p) + " failed: " + one_line(PQerrorMessage(c.get())));
     if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
         throw Error(Errc::failed, "SQL on " + where(p) + " failed: " + one_line(PQresultErrorMessage(r.get())));

@@ -66,6 +66,10 @@ struct ConnParams {
     int connect_timeout_s = 3;
     std::string sslmode = "prefer";  // libpq's sslmode
     std::string options;             // libpq's options: "-c name=value ..." for the session
+    // Client-side limit on one statement's answer (0: none). statement_timeout is the server's
+    // to honour; code a tenant's superuser loaded into its server need not, and hostd must not
+    // wait on it.
+    int query_timeout_ms = 0;
 };
 
 // hostd's own login to a tenant's cluster, for its checks and metrics: the role kMonitorRole,

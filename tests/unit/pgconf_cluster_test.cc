@@ -189,6 +189,19 @@ TEST(InitdbRoot, CreatesAClusterThatAcceptsScramLogins) {
         EXPECT_EQ(e.code(), Errc::failed);
         EXPECT_NE(std::string(e.what()).find("syntax error"), std::string::npos) << e.what();
     }
+
+    // hostd's own limit on an answer holds whatever the server does with statement_timeout.
+    ConnParams bounded = tcp;
+    bounded.query_timeout_ms = 500;
+    const auto asked = std::chrono::steady_clock::now();
+    try {
+        query_column(bounded, "SELECT pg_sleep(10)::text");
+        ADD_FAILURE() << "a 10 s statement answered within 0.5 s";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Errc::unavailable) << e.what();
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - asked, std::chrono::seconds(3));
+    EXPECT_EQ(query_column(bounded, "SELECT 'quick'"), std::vector<std::string>{"quick"});
 }
 
 TEST(InitdbRoot, ReportsInitdbsOwnMessageWhenTheDirectoryIsNotEmpty) {

@@ -1,5 +1,7 @@
 #include "base/strings.h"
 
+#include <sstream>
+
 namespace hostd {
 
 std::string lower(std::string_view s) {
@@ -37,6 +39,12 @@ bool is_utf8(std::string_view s) {
         i += len;
     }
     return true;
+}
+
+std::string format_number(double v) {
+    std::ostringstream o;
+    o << v;
+    return o.str();
 }
 
 }  // namespace hostd

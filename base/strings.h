@@ -14,4 +14,7 @@ std::string lower(std::string_view s);
 // NUL is a valid character here; callers that cannot hold one check for it apart.
 bool is_utf8(std::string_view s);
 
+// A number as a person writes it: 0.5, 2, 1.25 (iostream's shortest form, no trailing zeros).
+std::string format_number(double v);
+
 }  // namespace hostd

@@ -1,18 +1,12 @@
 #include "cli/present.h"
 
 #include <cstdio>
-#include <sstream>
 
 #include "base/size.h"
+#include "base/strings.h"
 
 namespace hostd {
 namespace {
-
-std::string number(double v) {
-    std::ostringstream o;
-    o << v;
-    return o.str();
-}
 
 std::string size_or_dash(const std::optional<uint64_t>& v) { return v ? format_size(*v) : "-"; }
 
@@ -23,7 +17,7 @@ std::vector<std::vector<std::string>> tenant_rows(const std::vector<TenantView>&
     for (auto& t : tenants) {
         const LiveStatus none;
         const LiveStatus& st = t.status ? *t.status : none;
-        std::string cpu = number(t.spec.cpu);
+        std::string cpu = format_number(t.spec.cpu);
         if (st.cpu_usage_nsec) {
             char used[32];
             std::snprintf(used, sizeof used, " (%.1fs)", static_cast<double>(*st.cpu_usage_nsec) / 1e9);
@@ -65,7 +59,7 @@ std::vector<std::vector<std::string>> tenant_details(const TenantView& t) {
     add("created_at", t.created_at);
     rows.push_back({"disk_size:", format_size(t.spec.disk_size)});
     rows.push_back({"memory:", format_size(t.spec.memory)});
-    rows.push_back({"cpu:", number(t.spec.cpu)});
+    rows.push_back({"cpu:", format_number(t.spec.cpu)});
     rows.push_back({"tasks:", std::to_string(t.spec.tasks)});
     if (t.read_only) rows.push_back({"read_only:", "yes: the disk is nearly full (hostd's disk-full guard); free space or resize"});
     add("problem", t.problem);

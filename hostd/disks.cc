@@ -1,7 +1,6 @@
 #include "hostd/disks.h"
 
 #include <filesystem>
-#include <sstream>
 
 #include "base/error.h"
 #include "base/size.h"
@@ -11,12 +10,6 @@
 
 namespace hostd {
 namespace {
-
-std::string ratio_text(double r) {
-    std::ostringstream o;
-    o << r;
-    return o.str();
-}
 
 // A sparse file under loop_dir attached as a loop device.
 class LoopDisk final : public Disk {
@@ -82,7 +75,7 @@ private:
                     "Not enough room for a loop image of " + format_size(size) + " under " + cfg_.loop_dir + ": " +
                         format_size(space.available) + " free there, the other " + std::to_string(others) +
                         " tenants' images are " + format_size(committed) + " (" + format_size(space.written) +
-                        " of all images written), and storage.loop_overcommit = " + ratio_text(cfg_.loop_overcommit) +
+                        " of all images written), and storage.loop_overcommit = " + format_number(cfg_.loop_overcommit) +
                         " lets images total " + format_size(static_cast<uint64_t>(room)) + "; ask for at most " +
                         format_size(left) + ", delete tenants with purge, or free space under " + cfg_.loop_dir + ".",
                     field);

@@ -26,7 +26,7 @@ std::optional<uint64_t> size_field(const json& body, const char* field) {
 std::optional<uint64_t> count_field(const json& body, const char* field) {
     if (!present(body, field)) return std::nullopt;
     const auto& v = body[field];
-    if (!v.is_number_integer() || (v.is_number_integer() && !v.is_number_unsigned() && v.get<int64_t>() < 0))
+    if (!v.is_number_integer() || (!v.is_number_unsigned() && v.get<int64_t>() < 0))
         throw Error(Errc::invalid, std::string("'") + field + "' must be a whole number", field);
     return v.get<uint64_t>();
 }

@@ -186,6 +186,11 @@ Reply<Resized> Client::resize(const std::string& name, const ResizeRequest& req)
     return typed<Resized>(call("POST", tenant_path(name) + "/resize", &body), wire::parse_resized);
 }
 
+Reply<TenantView> Client::set_password(const std::string& name, const PasswordRequest& req) const {
+    const wire::json body = wire::render(req);
+    return typed<TenantView>(call("POST", tenant_path(name) + "/password", &body), wire::parse_tenant_reply);
+}
+
 Reply<LimitsChanged> Client::set_limits(const std::string& name, const LimitsUpdate& u) const {
     const wire::json body = wire::render(u);
     return typed<LimitsChanged>(call("PATCH", tenant_path(name), &body), wire::parse_limits_changed);

@@ -47,6 +47,8 @@ public:
     Reply<std::vector<TenantView>> list(bool live) const;
     Reply<Resized> resize(const std::string& name, const ResizeRequest& req) const;
     Reply<LimitsChanged> set_limits(const std::string& name, const LimitsUpdate& u) const;
+    // POST /v1/tenants/NAME/password: the tenant with its new password and URL.
+    Reply<TenantView> set_password(const std::string& name, const PasswordRequest& req) const;
     Reply<ReconcileReport> reconcile() const;
     Reply<HostInfo> host() const;
     Reply<std::string> ca() const;

@@ -211,9 +211,12 @@ int main(int argc, char** argv) {
     create->add_option("--filesystem", filesystem, "ext4 (default) or xfs")->check(CLI::IsMember({"ext4", "xfs"}));
     create->add_flag("--force", force, "Device backend: format over an existing signature (never over a mounted, "
                                        "partitioned, held or claimed device); the reply says what was destroyed");
-    create->add_flag("--reuse", reuse, "Bring back a tenant deleted without --purge, with its data");
+    create->add_flag("--reuse", reuse, "Bring back a tenant deleted without --purge, with its data, limits and settings; "
+                                       "--memory, --cpu, --tasks and --set change them, --disk-size, --filesystem, "
+                                       "--backend, --device and --force are refused");
     std::vector<std::string> create_settings;
-    create->add_option("--set", create_settings, "PostgreSQL setting NAME=VALUE (repeatable), e.g. --set work_mem=64MB");
+    create->add_option("--set", create_settings, "PostgreSQL setting NAME=VALUE (repeatable), e.g. --set work_mem=64MB; with --reuse, "
+                                             "set over the kept overrides");
     create->callback([&] {
         hostd::CreateRequest req;
         if (!size_arg(disk, "disk_size", req.disk_size, code) || !size_arg(memory, "memory", req.memory, code)) return;
@@ -307,8 +310,12 @@ int main(int argc, char** argv) {
     });
 
     // set
-    auto* set = app.add_subcommand("set", "Change a tenant's limits live (no restart where systemd can apply them)");
-    set->footer("Example: hostctl set acme --memory 1G --cpu 2");
+    auto* set = app.add_subcommand("set", "Change a tenant's limits and PostgreSQL settings live (no restart where "
+                                          "systemd and PostgreSQL can apply them)");
+    set->footer("Example: hostctl set acme --memory 1G --cpu 2 --set work_mem=64MB --unset statement_timeout\n"
+                "--set changes the settings it names and keeps the tenant's other overrides; --reset-settings drops\n"
+                "them all first. Settings PostgreSQL reads only at start are listed (and in hostctl show) until the\n"
+                "tenant restarts.");
     std::string set_memory;
     double set_cpu = 0;
     uint64_t set_tasks = 0, set_io = 0;
@@ -318,16 +325,23 @@ int main(int argc, char** argv) {
     set->add_option("--tasks", set_tasks, "Most processes/threads");
     set->add_option("--io-weight", set_io, "IO weight 1..10000 (default 100)");
     std::vector<std::string> set_settings;
-    set->add_option("--set", set_settings, "PostgreSQL setting NAME=VALUE (repeatable); replaces the tenant's overrides");
+    set->add_option("--set", set_settings, "PostgreSQL setting NAME=VALUE (repeatable); other overrides are kept");
+    std::vector<std::string> unset_settings;
+    set->add_option("--unset", unset_settings, "Drop the override of setting NAME (repeatable): PostgreSQL's or hostd's value again");
+    bool reset_settings = false;
+    set->add_flag("--reset-settings", reset_settings, "Drop every setting override (before any --set)");
     set->callback([&] {
         hostd::LimitsUpdate u;
         if (!size_arg(set_memory, "memory", u.memory, code)) return;
         if (set->count("--cpu")) u.cpu = set_cpu;
         if (set->count("--tasks")) u.tasks = set_tasks;
         if (set->count("--io-weight")) u.io_weight = set_io;
-        if (!settings_from(set_settings, u.settings, code)) return;
+        std::optional<hostd::Settings> to_set;
+        if (!settings_from(set_settings, to_set, code)) return;
+        u.settings_edit = {.reset = reset_settings, .unset = unset_settings, .set = to_set.value_or(hostd::Settings{})};
         if (u.empty()) {
-            std::cerr << "hostctl: nothing to change; give --memory, --cpu, --tasks, --io-weight or --set\n";
+            std::cerr << "hostctl: nothing to change; give --memory, --cpu, --tasks, --io-weight, --set, --unset or "
+                         "--reset-settings\n";
             code = kInvalid;
             return;
         }
@@ -340,8 +354,51 @@ int main(int argc, char** argv) {
         const auto& t = r.value->tenant;
         std::cout << "Tenant '" << name << "' now has memory " << hostd::format_size(t.spec.memory) << ", cpu "
                   << t.spec.cpu << ", tasks " << t.spec.tasks << ".\n";
+        std::cout << "Setting overrides: " << hostd::settings_line(t.spec.settings) << "\n";
         if (!r.value->pending_restart.empty())
             std::cout << "PostgreSQL applies " << json(r.value->pending_restart).dump() << " at its next restart.\n";
+    });
+
+    // passwd
+    auto* passwd = app.add_subcommand("passwd", "Give the tenant's admin user a new password (generated, or read from stdin)");
+    passwd->footer("Example: hostctl passwd acme\n"
+                   "Example: hostctl passwd acme --stdin < new-password.txt\n"
+                   "The old password stops working at once; the URL (hostctl url) carries the new one. hostd's own\n"
+                   "checks and metrics use a role of their own and go on. The new password reaches PostgreSQL only as\n"
+                   "its SCRAM verifier.");
+    bool from_stdin = false;
+    passwd->add_option("name", name, "Tenant name")->required();
+    passwd->add_flag("--stdin", from_stdin, "Read the new password from the first line of stdin (8 to 256 bytes, no "
+                                            "control characters) instead of generating one");
+    passwd->callback([&] {
+        hostd::PasswordRequest req;
+        if (from_stdin) {
+            std::string line;
+            if (!std::getline(std::cin, line) && line.empty()) {
+                std::cerr << "hostctl: --stdin: no password on stdin\n";
+                code = kInvalid;
+                return;
+            }
+            if (!line.empty() && line.back() == '\r') line.pop_back();
+            try {
+                hostd::validate_password(line);
+            } catch (const hostd::Error& e) {
+                std::cerr << "hostctl: " << e.what() << "\n";
+                code = kInvalid;
+                return;
+            }
+            req.password = line;
+        }
+        auto r = hostd::Client(ctx.socket).set_password(name, req);
+        if (!finish(ctx, r, code)) return;
+        if (ctx.json_out) {
+            print_json(hostd::wire::render_one(*r.value));
+            return;
+        }
+        std::cout << "Tenant '" << name << "' has a new password; the old one no longer logs in.\n"
+                  << "URL:      " << r.value->url << "\n";
+        // A password the operator typed is not printed back.
+        if (!from_stdin) std::cout << "Password: " << r.value->password.value_or("") << "\n";
     });
 
     // delete

@@ -1,5 +1,6 @@
 #include "cli/present.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "base/size.h"
@@ -61,6 +62,20 @@ std::vector<std::vector<std::string>> tenant_details(const TenantView& t) {
     rows.push_back({"memory:", format_size(t.spec.memory)});
     rows.push_back({"cpu:", format_number(t.spec.cpu)});
     rows.push_back({"tasks:", std::to_string(t.spec.tasks)});
+    // Each override, and whether PostgreSQL still runs with another value until a restart.
+    bool first = true;
+    for (auto& [k, v] : t.spec.settings) {
+        std::string row = k + " = " + v;
+        if (t.pending_restart && std::find(t.pending_restart->begin(), t.pending_restart->end(), k) != t.pending_restart->end())
+            row += "  (waits for a restart)";
+        rows.push_back({first ? "settings:" : "", row});
+        first = false;
+    }
+    if (first) rows.push_back({"settings:", "none (PostgreSQL's and hostd's values)"});
+    // Settings changed outside the overrides (ALTER SYSTEM) that wait too.
+    if (t.pending_restart)
+        for (auto& k : *t.pending_restart)
+            if (!t.spec.settings.count(k)) rows.push_back({"pending_restart:", k + " (not an override: hostd's tuning of the limits, or ALTER SYSTEM)"});
     if (t.read_only) rows.push_back({"read_only:", "yes: the disk is nearly full (hostd's disk-full guard); free space or resize"});
     add("problem", t.problem);
     if (t.status) {
@@ -73,6 +88,13 @@ std::vector<std::vector<std::string>> tenant_details(const TenantView& t) {
                                               std::to_string(s.disk->inodes_total)});
     }
     return rows;
+}
+
+std::string settings_line(const Settings& settings) {
+    if (settings.empty()) return "none";
+    std::string out;
+    for (auto& [k, v] : settings) out += (out.empty() ? "" : ", ") + k + "=" + v;
+    return out;
 }
 
 std::string step_line(std::string_view step, long ms) {

@@ -17,6 +17,9 @@ std::vector<std::vector<std::string>> tenant_rows(const std::vector<TenantView>&
 // hostctl show: "key:" / value rows of one tenant, its live status where known.
 std::vector<std::vector<std::string>> tenant_details(const TenantView& t);
 
+// Setting overrides on one line: "work_mem=64MB, max_prepared_transactions=5", or "none".
+std::string settings_line(const Settings& settings);
+
 // A connection URL without the password in its user part ("postgresql://acme@host:1/db"):
 // what hostctl may put on a command line, where every user of the machine can read it (ps).
 std::string url_without_password(std::string_view url);

@@ -113,6 +113,13 @@ public:
     // PostgreSQL says wait for a restart (pg_settings.pending_restart).
     virtual std::vector<std::string> apply_limits(const TenantRecord& t, const TenantLayout& l) = 0;
 
+    // What PostgreSQL says waits for a restart (pg_settings.pending_restart), asked with
+    // hostd's own login; nullopt when it cannot be asked (the tenant down, the login refused).
+    virtual std::optional<std::vector<std::string>> pending_restart(const TenantRecord& t, const TenantLayout& l) = 0;
+    // The tenant's admin role gets new_password (its SCRAM verifier, never the cleartext),
+    // logged in as that role with t.password over the tenant's socket.
+    virtual void set_password(const TenantRecord& t, const TenantLayout& l, const std::string& new_password) = 0;
+
     // PostgreSQL accepts connections on the tenant's socket (PQping: no login), within timeout.
     virtual void wait_ready(const TenantRecord& t, const TenantLayout& l, int timeout_ms) = 0;
     // The same through the proxy, as a client connects (hostaddr non-empty: an SNI route, host

@@ -315,6 +315,29 @@ public:
         return pending;
     }
 
+    std::optional<std::vector<std::string>> pending_restart(const TenantRecord& t, const TenantLayout& l) override {
+        try {
+            return pgconf::query_column(pgconf::monitor_params(l.socket_dir, t.port),
+                                        "SELECT name FROM pg_catalog.pg_settings WHERE pending_restart ORDER BY name");
+        } catch (const Error& e) {
+            log::warning(std::string("Cannot ask PostgreSQL which settings wait for a restart: ") + e.what(), t.name);
+            return std::nullopt;
+        }
+    }
+
+    void set_password(const TenantRecord& t, const TenantLayout& l, const std::string& new_password) override {
+        pgconf::ConnParams p{.host = l.socket_dir, .port = t.port, .user = t.admin_user, .password = t.password,
+                             .connect_timeout_s = 3, .sslmode = "disable", .query_timeout_ms = 10000};
+        try {
+            pgconf::set_role_password(p, t.admin_user, new_password);
+        } catch (const Error& e) {
+            // An earlier change cut off after PostgreSQL took it: the role has that password.
+            if (e.code() != Errc::unavailable || t.password_pending.empty() || t.password_pending == t.password) throw;
+            p.password = t.password_pending;
+            pgconf::set_role_password(p, t.admin_user, new_password);
+        }
+    }
+
     void stop_unit(const TenantLayout& l) override {
         auto sd = units::Systemd::connect();
         const std::string& unit = l.unit;

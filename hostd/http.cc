@@ -65,11 +65,17 @@ const std::vector<Route>& route_table() {
          }},
         {"POST", "/v1/tenants/",
          [](Manager& m, const Request& r, const std::string& arg) {
-             const std::string suffix = "/resize";
-             if (arg.size() <= suffix.size() || arg.compare(arg.size() - suffix.size(), suffix.size(), suffix) != 0)
-                 throw Error(Errc::not_found, "No such API path: /v1/tenants/" + arg + " (POST takes /v1/tenants/NAME/resize)");
+             auto ends = [&](const std::string& suffix) {
+                 return arg.size() > suffix.size() && arg.compare(arg.size() - suffix.size(), suffix.size(), suffix) == 0;
+             };
+             auto name = [&](const std::string& suffix) { return arg.substr(0, arg.size() - suffix.size()); };
+             if (ends("/password"))
+                 return Reply{200, wire::render_one(m.set_password(name("/password"), wire::parse_password(wire::parse_body(r.body))))};
+             if (!ends("/resize"))
+                 throw Error(Errc::not_found, "No such API path: /v1/tenants/" + arg +
+                                                  " (POST takes /v1/tenants/NAME/resize or /v1/tenants/NAME/password)");
              auto req = wire::parse_resize(wire::parse_body(r.body));
-             return Reply{200, wire::render(m.resize(arg.substr(0, arg.size() - suffix.size()), req))};
+             return Reply{200, wire::render(m.resize(name("/resize"), req))};
          }},
         {"PATCH", "/v1/tenants/",
          [](Manager& m, const Request& r, const std::string& n) {

@@ -72,8 +72,13 @@ void Manager::start() {
 
 Created Manager::create(const std::string& name, const CreateRequest& req, const Progress& progress) {
     validate_name(name);
-    TenantSpec spec = resolve_spec(req, cfg_);
-    spec.settings = pgconf::validate_overrides(catalog_, spec.settings);
+    // A reuse starts from the detached tenant's recorded spec (the provisioner resolves it
+    // against the record, under the store's lock); a new tenant from hostd.toml's defaults.
+    TenantSpec spec;
+    if (!req.reuse) {
+        spec = resolve_spec(req, cfg_);
+        spec.settings = pgconf::validate_overrides(catalog_, spec.settings);
+    }
     Store::OpLock op(store_, name);
     return timed("create", [&] { return prov_.create(name, req, spec, progress); });
 }
@@ -97,8 +102,17 @@ LimitsChanged Manager::set_limits(const std::string& name, const LimitsUpdate& u
     check_limits(u, cfg_);
     LimitsUpdate checked = u;
     if (checked.settings) checked.settings = pgconf::validate_overrides(catalog_, *checked.settings);
+    // An edit is checked by the provisioner, as the overrides it leaves (combinations
+    // PostgreSQL refuses at start involve the kept ones), before anything changes.
     Store::OpLock op(store_, name);
     return prov_.set_limits(name, checked);
+}
+
+TenantView Manager::set_password(const std::string& name, const PasswordRequest& req) {
+    validate_name(name);
+    if (req.password) validate_password(*req.password);
+    Store::OpLock op(store_, name);
+    return timed("password", [&] { return prov_.set_password(name, req); });
 }
 
 ReconcileReport Manager::reconcile() {
@@ -112,7 +126,10 @@ TenantView Manager::get(const std::string& name, bool with_status) {
     validate_name(name);
     TenantRecord t = store_.get(name);
     TenantView v = view_of(cfg_, t, true);
-    if (with_status && t.state == TenantState::ready) v.status = fx_->live_status(t, layout_of(cfg_, name));
+    if (with_status && t.state == TenantState::ready) {
+        v.status = fx_->live_status(t, layout_of(cfg_, name));
+        if (v.status->active_state == "active") v.pending_restart = fx_->pending_restart(t, layout_of(cfg_, name));
+    }
     v.problem = store_.problem(name);
     return v;
 }

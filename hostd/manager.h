@@ -41,6 +41,9 @@ public:
     // memory, cpu, tasks, io_weight changed on the running unit without a restart; the reply
     // lists PostgreSQL settings that wait for a restart.
     LimitsChanged set_limits(const std::string& name, const LimitsUpdate& u);
+    // A new password for the tenant's admin role (given, or generated as at create); the
+    // reply carries it and the URL with it. hostd's own login is another role: monitoring goes on.
+    TenantView set_password(const std::string& name, const PasswordRequest& req);
     ReconcileReport reconcile();
     // One round of the disk-full guard (a ticker calls it).
     void guard_tick() { guard_.tick(); }

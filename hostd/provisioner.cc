@@ -99,12 +99,10 @@ TenantRecord Provisioner::reserve(const std::string& name, const CreateRequest& 
                         "name");
         if (kept) {
             t = *kept;
-            // Limits may change on the way back; the disk stays what it is.
-            t.spec.memory = spec.memory;
-            t.spec.cpu = spec.cpu;
-            t.spec.tasks = spec.tasks;
-            t.spec.io_weight = spec.io_weight;
-            if (req.settings) t.spec.settings = spec.settings;
+            // The tenant as it was recorded; limits and settings the request gives apply, what
+            // cannot (the disk) is refused with its reason.
+            t.spec = resolve_reuse_spec(req, kept->spec, cfg_);
+            t.spec.settings = pgconf::validate_overrides(catalog_, t.spec.settings);
         } else {
             t.name = name;
             t.spec = spec;
@@ -377,6 +375,8 @@ LimitsChanged Provisioner::set_limits(const std::string& name, const LimitsUpdat
     if (u.tasks) t.spec.tasks = *u.tasks;
     if (u.io_weight) t.spec.io_weight = *u.io_weight;
     if (u.settings) t.spec.settings = *u.settings;
+    if (!u.settings_edit.empty())
+        t.spec.settings = pgconf::validate_overrides(catalog_, edit_settings(t.spec.settings, u.settings_edit));
     store_.save(t);  // the record is the truth a reconcile or a reboot re-applies
     std::vector<std::string> pending;
     try {
@@ -394,6 +394,39 @@ LimitsChanged Provisioner::set_limits(const std::string& name, const LimitsUpdat
         if (std::find(pending.begin(), pending.end(), s) == pending.end()) pending.push_back(s);
     log::info("Limits and settings changed live", name);
     return {.tenant = view_of(cfg_, t, false), .pending_restart = pending};
+}
+
+}  // namespace hostd
+
+namespace hostd {
+
+TenantView Provisioner::set_password(const std::string& name, const PasswordRequest& req) {
+    TenantRecord t = store_.get(name);
+    if (t.state != TenantState::ready)
+        throw Error(Errc::conflict, "Tenant '" + name + "' is " + std::string(to_string(t.state)) +
+                                        "; only a ready tenant's password can be changed");
+    const std::string password = req.password ? *req.password : pgconf::random_password();
+    const TenantLayout l = layout_of(cfg_, name);
+    // Recorded before PostgreSQL is told: after a crash (or a failure whose outcome is not
+    // known) the role has the old or the new password, and the record holds both; the next
+    // change logs in with either (`before` carries the one an earlier change left pending).
+    const TenantRecord before = t;
+    t.password_pending = password;
+    store_.save(t);
+    try {
+        fx_.set_password(before, l, password);
+    } catch (const Error& e) {
+        throw Error(e.code(), "Failed to change the password of tenant '" + name + "': " + e.what() +
+                                  (e.code() == Errc::unavailable
+                                       ? " (hostd logs in as the tenant's admin with the password it recorded; if the "
+                                         "tenant changed it with ALTER ROLE, hostd cannot log in to change it)"
+                                       : ""));
+    }
+    t.password = password;
+    t.password_pending.clear();
+    store_.save(t);
+    log::info("Admin password changed", name);
+    return view_of(cfg_, t, true);
 }
 
 }  // namespace hostd

@@ -40,6 +40,7 @@ public:
     // Grows the disk and its filesystem, online where the kernel allows; shrinking is refused.
     Resized resize(const std::string& name, const ResizeRequest& req);
     LimitsChanged set_limits(const std::string& name, const LimitsUpdate& u);
+    TenantView set_password(const std::string& name, const PasswordRequest& req);
 
     // The steps of a delete, also used to finish an interrupted one or roll back a create.
     void teardown(TenantRecord& t, bool purge);

@@ -30,6 +30,7 @@ std::string to_toml(const TenantRecord& t) {
         {"admin_user", t.admin_user}, {"password", t.password},
         {"created_at", t.created_at},
     };
+    if (!t.password_pending.empty()) facts.insert("password_pending", t.password_pending);
     toml::table doc{
         {"name", t.name},
         {"state", std::string(to_string(t.state))},
@@ -84,6 +85,7 @@ TenantRecord from_toml(std::string_view text, const std::string& source) {
     t.public_port = static_cast<uint16_t>(f["public_port"].value_or(int64_t{0}));
     t.admin_user = f["admin_user"].value_or(std::string{});
     t.password = f["password"].value_or(std::string{});
+    t.password_pending = f["password_pending"].value_or(std::string{});
     t.created_at = f["created_at"].value_or(std::string{});
     return t;
 }

@@ -116,6 +116,52 @@ TenantSpec resolve_spec(const CreateRequest& req, const Config& cfg) {
     return s;
 }
 
+TenantSpec resolve_reuse_spec(const CreateRequest& req, const TenantSpec& kept, const Config& cfg) {
+    auto refuse = [](const char* field, const std::string& why) {
+        throw Error(Errc::invalid, std::string("'") + field + "' cannot be given with reuse: " + why, field);
+    };
+    if (req.disk_size)
+        refuse("disk_size", "the tenant's disk is kept as it is (" + format_size(kept.disk_size) +
+                                "); grow it after the reuse with hostctl resize");
+    if (req.filesystem)
+        refuse("filesystem", "the kept disk is formatted " + kept.filesystem + " and holds the tenant's data");
+    if (req.backend) refuse("backend", "the tenant's data is on its kept " + kept.backend + " disk");
+    if (req.device) refuse("device", "the tenant's kept disk is found by its filesystem UUID");
+    if (req.force) refuse("force", "a reuse formats nothing");
+    check_limits({.memory = req.memory, .cpu = req.cpu, .tasks = req.tasks, .io_weight = req.io_weight}, cfg);
+    TenantSpec s = kept;
+    s.memory = req.memory.value_or(kept.memory);
+    s.cpu = req.cpu.value_or(kept.cpu);
+    s.tasks = req.tasks.value_or(kept.tasks);
+    s.io_weight = req.io_weight.value_or(kept.io_weight);
+    if (req.settings) s.settings = edit_settings(kept.settings, {.set = *req.settings});
+    return s;
+}
+
+Settings edit_settings(const Settings& current, const SettingsEdit& edit) {
+    auto lower = [](std::string s) {
+        for (char& c : s)
+            if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+        return s;
+    };
+    Settings out;
+    if (!edit.reset)
+        for (auto& [k, v] : current) out[lower(k)] = v;
+    for (auto& k : edit.unset) out.erase(lower(k));
+    for (auto& [k, v] : edit.set) out[lower(k)] = v;
+    return out;
+}
+
+void validate_password(std::string_view p) {
+    if (p.size() < 8 || p.size() > 256)
+        throw Error(Errc::invalid, "The password has " + std::to_string(p.size()) +
+                                       " bytes; it must have 8 to 256", "password");
+    for (unsigned char c : p)
+        if (c < 0x20 || c == 0x7f)
+            throw Error(Errc::invalid, "The password holds a control character (a line break, a tab, a NUL...); "
+                                       "use printable characters only", "password");
+}
+
 PublicEndpoint public_endpoint(const Config& cfg, const TenantRecord& t) {
     if (cfg.domain.empty()) return {.host = cfg.public_host, .port = t.public_port, .sni_host = ""};
     std::string name = t.name + "." + cfg.domain;

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "model/config.h"
 #include "routes/routes.h"
@@ -52,6 +53,21 @@ struct CreateRequest {
     bool force = false;  // device backend: format over a signature (never over anything mounted/held/claimed)
 };
 
+// An edit of a tenant's setting overrides: reset drops them all first, then unset removes
+// names and set adds or changes values; overrides it does not name are kept. Unvalidated.
+struct SettingsEdit {
+    bool reset = false;
+    std::vector<std::string> unset;
+    Settings set;
+    bool empty() const { return !reset && unset.empty() && set.empty(); }
+    bool operator==(const SettingsEdit&) const = default;
+};
+
+// The overrides after an edit. Names are matched as PostgreSQL matches them (ASCII case
+// folded) and keyed by their lower-case spelling, as validated overrides are; unsetting a
+// name that is not overridden changes nothing. Pure; the result still needs validating.
+Settings edit_settings(const Settings& current, const SettingsEdit& edit);
+
 // PATCH /v1/tenants/{name}: the limits to change live (each optional).
 struct LimitsUpdate {
     std::optional<uint64_t> memory;
@@ -59,8 +75,19 @@ struct LimitsUpdate {
     std::optional<uint64_t> tasks;
     std::optional<uint64_t> io_weight;
     std::optional<Settings> settings;  // replaces all overrides; unvalidated
-    bool empty() const { return !memory && !cpu && !tasks && !io_weight && !settings; }
+    SettingsEdit settings_edit;        // or edits them (never both: wire/ refuses that)
+    bool empty() const { return !memory && !cpu && !tasks && !io_weight && !settings && settings_edit.empty(); }
 };
+
+// POST /v1/tenants/{name}/password: the new password of the tenant's admin role; none: hostd
+// generates one (as at create).
+struct PasswordRequest {
+    std::optional<std::string> password;
+};
+
+// A password an operator gives: 8 to 256 bytes, no control characters (a newline or NUL would
+// not survive a URL, a .pgpass line or a shell's read). Throws Errc::invalid, field "password".
+void validate_password(std::string_view password);
 
 // POST /v1/tenants/{name}/resize.
 struct ResizeRequest {
@@ -70,6 +97,12 @@ struct ResizeRequest {
 // The request against the configuration: defaults for what it leaves out, every value within
 // the configured limits. Throws Errc::invalid naming the field. settings are passed through.
 TenantSpec resolve_spec(const CreateRequest& req, const Config& cfg);
+// A create with reuse against the detached tenant's recorded spec: the disk stays what it is,
+// so backend, device, filesystem, disk_size and force are refused (Errc::invalid naming the
+// field, with the reason); memory, cpu, tasks and io_weight apply when given and stay as
+// recorded otherwise; settings given are set over the recorded overrides (the others kept).
+// The settings in the result still need validating.
+TenantSpec resolve_reuse_spec(const CreateRequest& req, const TenantSpec& kept, const Config& cfg);
 void check_limits(const LimitsUpdate& u, const Config& cfg);
 void check_resize(const ResizeRequest& r, const Config& cfg);
 
@@ -93,6 +126,9 @@ struct TenantRecord {
     uint16_t public_port = 0;    // proxy: the tenant's own port (the shared SNI port with proxy.domain)
     std::string admin_user;
     std::string password;
+    // A password change in progress: recorded before PostgreSQL is told, so whichever of the
+    // two the role has after a crash, hostd knows it (the next change logs in with either).
+    std::string password_pending;
     std::string created_at;      // RFC 3339, UTC
     // Intent of the operation in progress, so a reconcile after a crash knows what to do.
     bool reuse = false;          // creating: bringing back kept data (roll back to detached)

@@ -37,6 +37,9 @@ struct TenantView {
     std::string url;            // ready tenants only; with the password only where secrets are shown
     std::optional<std::string> password;
     std::optional<LiveStatus> status;
+    // Settings PostgreSQL runs with other values than its files say until a restart
+    // (pg_settings.pending_restart), where hostd could ask (GET of a ready tenant).
+    std::optional<std::vector<std::string>> pending_restart;
     std::string problem;        // why a ready tenant is not running
 };
 

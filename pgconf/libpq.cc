@@ -5,6 +5,7 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <thread>
 
@@ -161,6 +162,26 @@ void wait_select1(const ConnParams& p, std::chrono::milliseconds timeout, std::c
         std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
             interval, deadline - std::chrono::steady_clock::now()));
     }
+}
+
+void set_role_password(const ConnParams& p, const std::string& role, const std::string& password) {
+    Conn c = connect(p);
+    struct Freer {
+        void operator()(char* s) const noexcept { PQfreemem(s); }
+    };
+    using Text = std::unique_ptr<char, Freer>;
+    Text verifier(PQencryptPasswordConn(c.get(), password.c_str(), role.c_str(), "scram-sha-256"));
+    if (!verifier)
+        throw Error(Errc::failed, "Failed to compute the password verifier for " + where(p) + ": " +
+                                      one_line(PQerrorMessage(c.get())));
+    Text ident(PQescapeIdentifier(c.get(), role.c_str(), role.size()));
+    Text literal(PQescapeLiteral(c.get(), verifier.get(), std::strlen(verifier.get())));
+    if (!ident || !literal)
+        throw Error(Errc::failed, "Failed to quote the ALTER ROLE for " + where(p) + ": " + one_line(PQerrorMessage(c.get())));
+    Result r = run(c.get(), p, std::string("ALTER ROLE ") + ident.get() + " PASSWORD " + literal.get());
+    if (!r || PQresultStatus(r.get()) != PGRES_COMMAND_OK)
+        throw Error(Errc::failed, "Changing the password of role '" + role + "' on " + where(p) + " failed: " +
+                                      one_line(r ? PQresultErrorMessage(r.get()) : PQerrorMessage(c.get())));
 }
 
 std::vector<std::string> query_column(const ConnParams& p, const std::string& sql) {

@@ -102,6 +102,13 @@ void wait_select1(const ConnParams& p, std::chrono::milliseconds timeout,
 // (also for a statement that returns no rows).
 std::vector<std::string> query_column(const ConnParams& p, const std::string& sql);
 
+// Changes role's password over a connection made with p: the SCRAM-SHA-256 verifier is
+// computed here (PQencryptPasswordConn, as psql's \password does) and only it is sent, in an
+// ALTER ROLE with the role and verifier quoted by libpq, so the password itself never reaches
+// the server (nor its log, pg_stat_activity or a failed statement's message). Throws
+// Errc::unavailable when the login fails, Errc::failed when the statement does.
+void set_role_password(const ConnParams& p, const std::string& role, const std::string& password);
+
 // postgresql:// URL with percent-encoding of user/password.
 std::string connection_url(const std::string& host, uint16_t port, const std::string& user,
                            const std::string& password, const std::string& dbname);

@@ -51,17 +51,31 @@ bool bool_field(const json& body, const char* field) {
     return body[field].get<bool>();
 }
 
-std::optional<Settings> settings_field(const json& body) {
-    if (!present(body, "settings")) return std::nullopt;
-    const auto& s = body["settings"];
+std::optional<Settings> settings_field(const json& body, const char* field = "settings") {
+    if (!present(body, field)) return std::nullopt;
+    const auto& s = body[field];
     if (!s.is_object())
-        throw Error(Errc::invalid, "'settings' must be an object of PostgreSQL settings, e.g. {\"work_mem\": \"64MB\"}", "settings");
+        throw Error(Errc::invalid, std::string("'") + field + "' must be an object of PostgreSQL settings, e.g. {\"work_mem\": \"64MB\"}", field);
     Settings out;
     for (auto& [k, v] : s.items()) {
         if (v.is_string()) out[k] = v.get<std::string>();
         else if (v.is_boolean()) out[k] = v.get<bool>() ? "on" : "off";
         else if (v.is_number()) out[k] = v.dump();
         else throw Error(Errc::invalid, "Setting '" + k + "' must be a string, a number or a boolean", "settings." + k);
+    }
+    return out;
+}
+
+std::vector<std::string> names_field(const json& body, const char* field) {
+    std::vector<std::string> out;
+    if (!present(body, field)) return out;
+    const auto& a = body[field];
+    if (!a.is_array())
+        throw Error(Errc::invalid, std::string("'") + field + "' must be an array of setting names, e.g. [\"work_mem\"]", field);
+    for (auto& v : a) {
+        if (!v.is_string() || v.get<std::string>().empty())
+            throw Error(Errc::invalid, std::string("'") + field + "' must hold setting names (non-empty strings)", field);
+        out.push_back(v.get<std::string>());
     }
     return out;
 }
@@ -177,9 +191,34 @@ CreateRequest parse_create(const json& body) {
 }
 
 LimitsUpdate parse_limits(const json& body) {
-    refuse_unknown(body, {"memory", "cpu", "tasks", "io_weight", "settings"});
-    return {.memory = size_field(body, "memory"), .cpu = cpu_field(body), .tasks = count_field(body, "tasks"),
-            .io_weight = count_field(body, "io_weight"), .settings = settings_field(body)};
+    refuse_unknown(body, {"memory", "cpu", "tasks", "io_weight", "settings", "set_settings", "unset_settings",
+                          "reset_settings"});
+    LimitsUpdate u{.memory = size_field(body, "memory"), .cpu = cpu_field(body), .tasks = count_field(body, "tasks"),
+                   .io_weight = count_field(body, "io_weight"), .settings = settings_field(body)};
+    u.settings_edit.set = settings_field(body, "set_settings").value_or(Settings{});
+    u.settings_edit.unset = names_field(body, "unset_settings");
+    u.settings_edit.reset = bool_field(body, "reset_settings");
+    if (u.settings && !u.settings_edit.empty())
+        throw Error(Errc::invalid, "'settings' replaces every override; give it alone, or edit them with "
+                                   "set_settings, unset_settings and reset_settings", "settings");
+    return u;
+}
+
+PasswordRequest parse_password(const json& body) {
+    refuse_unknown(body, {"password"});
+    PasswordRequest r;
+    if (present(body, "password")) {
+        if (!body["password"].is_string())
+            throw Error(Errc::invalid, "'password' must be a string (or left out: hostd generates one)", "password");
+        r.password = body["password"].get<std::string>();
+    }
+    return r;
+}
+
+json render(const PasswordRequest& r) {
+    json j = json::object();
+    if (r.password) j["password"] = *r.password;
+    return j;
 }
 
 ResizeRequest parse_resize(const json& body) {
@@ -212,6 +251,9 @@ json render(const LimitsUpdate& u) {
     if (u.tasks) j["tasks"] = *u.tasks;
     if (u.io_weight) j["io_weight"] = *u.io_weight;
     if (u.settings) j["settings"] = *u.settings;
+    if (u.settings_edit.reset) j["reset_settings"] = true;
+    if (!u.settings_edit.unset.empty()) j["unset_settings"] = u.settings_edit.unset;
+    if (!u.settings_edit.set.empty()) j["set_settings"] = u.settings_edit.set;
     return j;
 }
 
@@ -247,6 +289,7 @@ json render(const TenantView& t) {
     if (!t.url.empty()) j["url"] = t.url;
     if (t.password) j["password"] = *t.password;
     if (t.status) j["status"] = status_json(*t.status);
+    if (t.pending_restart) j["pending_restart"] = *t.pending_restart;
     if (!t.problem.empty()) j["problem"] = t.problem;
     return j;
 }
@@ -342,6 +385,11 @@ TenantView parse_tenant(const json& j) {
     t.url = str(j, "url");
     if (j.contains("password") && j["password"].is_string()) t.password = j["password"].get<std::string>();
     if (j.contains("status") && j["status"].is_object()) t.status = status_from(j["status"]);
+    if (j.contains("pending_restart") && j["pending_restart"].is_array()) {
+        t.pending_restart.emplace();
+        for (auto& s : j["pending_restart"])
+            if (s.is_string()) t.pending_restart->push_back(s.get<std::string>());
+    }
     t.problem = str(j, "problem");
     return t;
 }

@@ -25,6 +25,8 @@ json parse_body(std::string_view text);
 CreateRequest parse_create(const json& body);
 LimitsUpdate parse_limits(const json& body);
 ResizeRequest parse_resize(const json& body);
+PasswordRequest parse_password(const json& body);
+json render(const PasswordRequest& r);
 json render(const CreateRequest& r);
 json render(const LimitsUpdate& u);
 json render(const ResizeRequest& r);

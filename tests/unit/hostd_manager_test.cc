@@ -43,6 +43,7 @@ struct FakeMachine {
     uint64_t image_size = 0;               // the last size an image or device was grown to
     std::vector<units::Listener> listeners;              // the host's listening TCP sockets
     std::vector<std::pair<uid_t, uint64_t>> killed;      // (uid, socket inode) of each kill
+    std::map<std::string, std::string> role_password;    // tenant → its admin role's password in PostgreSQL
 };
 const std::string cfg_mount_root = Config{}.mount_root;
 
@@ -144,7 +145,21 @@ public:
         for (auto& u : m_.users) inv.users.insert(u.substr(1));
         return inv;
     }
-    void init_cluster(const TenantRecord&, const TenantLayout&, const units::OsUser&) override { std::lock_guard g(m_.mu); hit("init_cluster"); }
+    void init_cluster(const TenantRecord& t, const TenantLayout&, const units::OsUser&) override {
+        std::lock_guard g(m_.mu);
+        hit("init_cluster");
+        m_.role_password[t.name] = t.password;
+    }
+    std::optional<std::vector<std::string>> pending_restart(const TenantRecord&, const TenantLayout&) override { return std::nullopt; }
+    // Logs in as PostgreSQL would: with the recorded password, or the one a cut-off change left pending.
+    void set_password(const TenantRecord& t, const TenantLayout&, const std::string& pw) override {
+        std::lock_guard g(m_.mu);
+        hit("set_password");
+        const std::string& now = m_.role_password[t.name];
+        if (now != t.password && (t.password_pending.empty() || now != t.password_pending))
+            throw Error(Errc::unavailable, "password authentication failed");
+        m_.role_password[t.name] = pw;
+    }
     void adopt_cluster(const TenantRecord&, const TenantLayout&, const units::OsUser&) override { std::lock_guard g(m_.mu); hit("adopt_cluster"); }
     void start_unit(const TenantLayout& l, uint16_t, const units::Limits&) override { std::lock_guard g(m_.mu); hit("start_unit"); m_.units.insert(l.name); }
     std::vector<std::string> apply_limits(const TenantRecord& t, const TenantLayout&) override {
@@ -190,6 +205,9 @@ struct JsonApi {
     json get(const std::string& name) { return wire::render(m.get(name)); }
     json set_limits(const std::string& name, const json& body) {
         return wire::render(m.set_limits(name, wire::parse_limits(body)))["tenant"];
+    }
+    json set_password(const std::string& name, const json& body) {
+        return wire::render_one(m.set_password(name, wire::parse_password(body)))["tenant"];
     }
     json resize(const std::string& name, const json& body) { return wire::render(m.resize(name, wire::parse_resize(body)))["tenant"]; }
     json list() { return wire::render(m.list())["tenants"]; }
@@ -635,6 +653,118 @@ TEST_F(AManager, ValidatesPostgresqlSettingsBeforeTouchingAnything) {
     auto t = api().create("acme", {{"settings", {{"work_mem", "64MB"}, {"jit", false}}}});
     EXPECT_EQ(t["settings"]["work_mem"], "64MB");
     EXPECT_EQ(t["settings"]["jit"], "off");
+}
+
+TEST_F(AManager, EditsSettingOverridesKeepingTheOnesItDoesNotName) {
+    api().create("acme", {{"settings", {{"work_mem", "8MB"}}}});
+    auto t = api().set_limits("acme", {{"set_settings", {{"statement_timeout", "5s"}}}});
+    EXPECT_EQ(t["settings"], json({{"work_mem", "8MB"}, {"statement_timeout", "5s"}}));
+    t = api().set_limits("acme", {{"set_settings", {{"WORK_MEM", "16MB"}}}});
+    EXPECT_EQ(t["settings"], json({{"work_mem", "16MB"}, {"statement_timeout", "5s"}}));
+    t = api().set_limits("acme", {{"unset_settings", {"work_mem"}}});
+    EXPECT_EQ(t["settings"], json({{"statement_timeout", "5s"}}));
+    // A bad value is refused naming it, and the overrides stay as they were.
+    EXPECT_EQ(code_of([&] { api().set_limits("acme", {{"set_settings", {{"work_mem", "lots"}}}}); }), Errc::invalid);
+    EXPECT_EQ(api().get("acme")["settings"], json({{"statement_timeout", "5s"}}));
+    t = api().set_limits("acme", {{"reset_settings", true}});
+    EXPECT_EQ(t["settings"], json::object());
+    // The replacing form of before still replaces.
+    api().set_limits("acme", {{"set_settings", {{"jit", "off"}}}});
+    t = api().set_limits("acme", {{"settings", {{"work_mem", "4MB"}}}});
+    EXPECT_EQ(t["settings"], json({{"work_mem", "4MB"}}));
+    Manager again(cfg, std::make_unique<FakeEffects>(m));
+    again.load();
+    EXPECT_EQ(JsonApi{again}.get("acme")["settings"], json({{"work_mem", "4MB"}}));
+}
+
+TEST_F(AManager, ChecksTheOverridesAnEditLeavesAsAWhole) {
+    // wal_level=minimal needs max_wal_senders = 0: dropping that override would stop the server.
+    api().create("acme", {{"settings", {{"wal_level", "minimal"}, {"max_wal_senders", 0}}}});
+    try {
+        api().set_limits("acme", {{"unset_settings", {"max_wal_senders"}}});
+        ADD_FAILURE() << "an edit that breaks a combination was accepted";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Errc::invalid);
+        EXPECT_EQ(e.field(), "settings.wal_level");
+    }
+    EXPECT_EQ(api().get("acme")["settings"]["max_wal_senders"], "0");
+}
+
+TEST_F(AManager, AReuseBringsBackTheRecordedLimitsAndSettings) {
+    api().create("acme", {{"memory", "300M"}, {"tasks", 300}, {"settings", {{"work_mem", "8MB"}}}});
+    api().remove("acme", false);
+    auto back = api().create("acme", {{"reuse", true}});
+    EXPECT_EQ(back["memory"], 300ull << 20);
+    EXPECT_EQ(back["tasks"], 300);
+    EXPECT_EQ(back["settings"], json({{"work_mem", "8MB"}}));
+    EXPECT_EQ(m.applied_memory, 0u) << "no live change was needed";
+    api().remove("acme", false);
+    back = api().create("acme", {{"reuse", true}, {"memory", "400M"}, {"settings", {{"jit", false}}}});
+    EXPECT_EQ(back["memory"], 400ull << 20);
+    EXPECT_EQ(back["tasks"], 300);
+    EXPECT_EQ(back["settings"], json({{"work_mem", "8MB"}, {"jit", "off"}}));
+}
+
+TEST_F(AManager, RefusesAReuseWithOptionsThatCannotApplyAndKeepsTheTenantDetached) {
+    api().create("acme", json::object());
+    api().remove("acme", false);
+    m.calls.clear();
+    for (auto [body, field] : std::vector<std::pair<json, std::string>>{
+             {{{"reuse", true}, {"disk_size", "2G"}}, "disk_size"},
+             {{{"reuse", true}, {"filesystem", "xfs"}}, "filesystem"},
+             {{{"reuse", true}, {"settings", {{"port", 1}}}}, "settings.port"}}) {
+        try {
+            api().create("acme", body);
+            ADD_FAILURE() << body.dump();
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), Errc::invalid) << body.dump();
+            EXPECT_EQ(e.field(), field);
+        }
+    }
+    EXPECT_TRUE(m.calls.empty());
+    EXPECT_EQ(api().get("acme")["state"], "detached");
+}
+
+TEST_F(AManager, ChangesTheAdminPasswordInPostgresqlThenInTheRecord) {
+    auto first = api().create("acme", json::object());
+    auto t = api().set_password("acme", json::object());
+    const std::string generated = t["password"];
+    EXPECT_NE(generated, first["password"]);
+    EXPECT_EQ(generated.size(), 24u);
+    EXPECT_EQ(m.role_password["acme"], generated);
+    EXPECT_NE(t["url"].get<std::string>().find(generated), std::string::npos);
+    t = api().set_password("acme", {{"password", "given pass phrase"}});
+    EXPECT_EQ(m.role_password["acme"], "given pass phrase");
+    Manager again(cfg, std::make_unique<FakeEffects>(m));
+    again.load();
+    EXPECT_EQ(JsonApi{again}.get("acme")["password"], "given pass phrase");
+    // Refused before anything is touched.
+    m.calls.clear();
+    EXPECT_EQ(code_of([&] { api().set_password("acme", {{"password", "short"}}); }), Errc::invalid);
+    EXPECT_EQ(code_of([&] { api().set_password("acme", {{"password", "line\nbreak-pass"}}); }), Errc::invalid);
+    EXPECT_EQ(code_of([&] { api().set_password("nobody", json::object()); }), Errc::not_found);
+    EXPECT_TRUE(m.calls.empty());
+    // A tenant that changed its password itself: hostd cannot log in, and keeps its record.
+    m.role_password["acme"] = "changed by the tenant";
+    EXPECT_EQ(code_of([&] { api().set_password("acme", json::object()); }), Errc::unavailable);
+    EXPECT_EQ(api().get("acme")["password"], "given pass phrase");
+}
+
+TEST_F(AManager, APasswordChangeCutOffAfterPostgresqlTookItCanBeMadeAgain) {
+    api().create("acme", json::object());
+    // As a crash leaves it: the record has the old password and the new one pending, the role the new one.
+    auto path = dir / "tenants" / "acme.toml";
+    std::ifstream in(path);
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    TenantRecord r = from_toml(text, path.string());
+    r.password_pending = "the new one, taken";
+    std::ofstream(path) << to_toml(r);
+    m.role_password["acme"] = "the new one, taken";
+    Manager again(cfg, std::make_unique<FakeEffects>(m));
+    again.load();
+    auto t = JsonApi{again}.set_password("acme", {{"password", "and another one"}});
+    EXPECT_EQ(t["password"], "and another one");
+    EXPECT_EQ(m.role_password["acme"], "and another one");
 }
 
 // ---- device backend: claims, pool, force ----

@@ -44,6 +44,7 @@ TenantView sample_view() {
                           .memory_current = 1000, .memory_max = 2000, .tasks_current = 7, .cpu_usage_nsec = 3000,
                           .disk = storage::DiskStats{.bytes_total = 10, .bytes_used = 4, .bytes_available = 6,
                                                      .inodes_total = 100, .inodes_used = 40, .inodes_available = 60}};
+    t.pending_restart = std::vector<std::string>{"max_prepared_transactions"};
     t.problem = "";
     return t;
 }
@@ -125,6 +126,38 @@ TEST(WireRequests, WhatTheClientRendersTheServerParsesBackAlike) {
     EXPECT_FALSE(ub.cpu || ub.tasks || ub.io_weight);
     EXPECT_EQ(ub.settings, u.settings);
     EXPECT_EQ(wire::parse_resize(wire::render(ResizeRequest{.size = 5ull << 30})).size, 5ull << 30);
+    // An edit of the overrides, each part alone and all together.
+    for (const SettingsEdit& e : {SettingsEdit{.reset = true}, SettingsEdit{.unset = {"work_mem"}},
+                                  SettingsEdit{.set = {{"jit", "off"}}},
+                                  SettingsEdit{.reset = true, .unset = {"a", "b"}, .set = {{"work_mem", "8MB"}}}}) {
+        LimitsUpdate edit{.settings_edit = e};
+        EXPECT_EQ(wire::parse_limits(wire::render(edit)).settings_edit, e) << wire::render(edit).dump();
+        EXPECT_FALSE(wire::parse_limits(wire::render(edit)).settings) << wire::render(edit).dump();
+    }
+    EXPECT_EQ(wire::parse_password(wire::render(PasswordRequest{.password = "s3cret-pass"})).password, "s3cret-pass");
+    EXPECT_FALSE(wire::parse_password(wire::render(PasswordRequest{})).password);
+}
+
+TEST(WireRequests, ASettingsEditIsCheckedForShapeAndNeverMixedWithAReplacement) {
+    const json edit = json::parse(R"({"set_settings": {"work_mem": "8MB", "jit": false, "max_connections": 40},
+                                      "unset_settings": ["statement_timeout"], "reset_settings": true})");
+    auto u = wire::parse_limits(edit);
+    EXPECT_EQ(u.settings_edit.set, (Settings{{"work_mem", "8MB"}, {"jit", "off"}, {"max_connections", "40"}}));
+    EXPECT_EQ(u.settings_edit.unset, std::vector<std::string>{"statement_timeout"});
+    EXPECT_TRUE(u.settings_edit.reset);
+    for (auto [body, field] : std::vector<std::pair<json, std::string>>{
+             {{{"unset_settings", "work_mem"}}, "unset_settings"},
+             {{{"unset_settings", {1}}}, "unset_settings"},
+             {{{"unset_settings", {""}}}, "unset_settings"},
+             {{{"set_settings", {1, 2}}}, "set_settings"},
+             {{{"set_settings", {{"work_mem", {1}}}}}, "settings.work_mem"},
+             {{{"reset_settings", "yes"}}, "reset_settings"},
+             {{{"settings", {{"jit", "off"}}}, {"set_settings", {{"work_mem", "8MB"}}}}, "settings"},
+             {{{"settings", json::object()}, {"reset_settings", true}}, "settings"},
+         })
+        EXPECT_EQ(error_of([&] { wire::parse_limits(body); }).field(), field) << body.dump();
+    EXPECT_EQ(error_of([&] { wire::parse_password({{"password", 12345678}}); }).field(), "password");
+    EXPECT_EQ(error_of([&] { wire::parse_password({{"pasword", "x"}}); }).field(), "pasword");
 }
 
 TEST(WireReplies, EveryReplyParsesBackToTheSameRendering) {

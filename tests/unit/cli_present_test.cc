@@ -41,3 +41,25 @@ TEST(Present, AUrlForACommandLineCarriesNoPassword) {
               "postgresql://acme@db.example.com:5432/postgres?sslmode=require");
     EXPECT_EQ(hostd::url_without_password("postgresql://[::1]:5432/postgres?x=a@b:c"), "postgresql://[::1]:5432/postgres?x=a@b:c");
 }
+
+TEST(Present, ShowListsEachOverrideAndMarksWhatWaitsForARestart) {
+    auto text_of = [](const hostd::TenantView& t) {
+        std::string out;
+        for (auto& row : hostd::tenant_details(t)) out += row.at(0) + "|" + row.at(1) + "\n";
+        return out;
+    };
+    hostd::TenantView t;
+    t.name = "acme";
+    t.spec.settings = {{"max_prepared_transactions", "5"}, {"work_mem", "8MB"}};
+    t.pending_restart = std::vector<std::string>{"max_prepared_transactions", "shared_buffers"};
+    std::string text = text_of(t);
+    EXPECT_NE(text.find("settings:|max_prepared_transactions = 5  (waits for a restart)\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("\n|work_mem = 8MB\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("pending_restart:|shared_buffers (not an override"), std::string::npos) << text;
+    t.spec.settings.clear();
+    t.pending_restart.reset();
+    text = text_of(t);
+    EXPECT_NE(text.find("settings:|none (PostgreSQL's and hostd's values)"), std::string::npos) << text;
+    EXPECT_EQ(hostd::settings_line({{"a", "1"}, {"b", "x y"}}), "a=1, b=x y");
+    EXPECT_EQ(hostd::settings_line({}), "none");
+}

@@ -202,6 +202,24 @@ TEST(InitdbRoot, CreatesAClusterThatAcceptsScramLogins) {
     }
     EXPECT_LT(std::chrono::steady_clock::now() - asked, std::chrono::seconds(3));
     EXPECT_EQ(query_column(bounded, "SELECT 'quick'"), std::vector<std::string>{"quick"});
+
+    // A new password: only its SCRAM verifier reaches the server; the old one stops working.
+    const std::string next = "it's a \"new\" one";
+    set_role_password(sock, user, next);
+    EXPECT_THROW(check_select1(tcp), Error);
+    ConnParams renewed = tcp;
+    renewed.password = next;
+    EXPECT_NO_THROW(check_select1(renewed));
+    const auto stored = query_column(renewed, "SELECT rolpassword FROM pg_authid WHERE rolname = '" + user + "'");
+    ASSERT_EQ(stored.size(), 1u);
+    EXPECT_EQ(stored[0].rfind("SCRAM-SHA-256$4096:", 0), 0u) << stored[0];
+    EXPECT_EQ(stored[0].find(next), std::string::npos);
+    try {
+        set_role_password(sock, user, "with the old login");  // sock still has the first password
+        ADD_FAILURE() << "the old password logged in";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Errc::unavailable) << e.what();
+    }
 }
 
 TEST(InitdbRoot, ReportsInitdbsOwnMessageWhenTheDirectoryIsNotEmpty) {

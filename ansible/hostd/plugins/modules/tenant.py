@@ -60,7 +60,9 @@ options:
     description: C(ext4) or C(xfs) (creation only).
     type: str
   reuse:
-    description: Bring back a tenant deleted without purge, with its data.
+    description: Bring back a tenant deleted without purge, with its data, limits and settings as hostd recorded
+      them; I(memory), I(cpu), I(tasks), I(io_weight), a larger I(size) and I(settings) given apply (the creation-only
+      options are not sent: the kept disk stays what it is).
     type: bool
     default: false
   purge:
@@ -308,13 +310,20 @@ def main():
         if detached and not p["reuse"]:
             module.fail_json(msg="Tenant '%s' was deleted without purge and its data is kept; set reuse: true to bring "
                                  "it back, or delete it with state: absent, purge: true first" % p["name"])
+        reusing = detached
+        if reusing and p["size"] is not None and parse_size(p["size"]) < tenant.get("disk_size", 0):
+            module.fail_json(msg="Tenant '%s' has a %d-byte disk; size %s is smaller and hostd does not shrink disks"
+                                 % (p["name"], tenant.get("disk_size", 0), p["size"]))
         body = {}
-        for k in ("memory", "cpu", "tasks", "io_weight", "backend", "device", "filesystem"):
+        # A reuse brings the tenant back as hostd recorded it (its disk as it is: hostd refuses
+        # disk_size, filesystem, backend and device then); a larger size and other settings are
+        # applied after it, as for any existing tenant.
+        for k in ("memory", "cpu", "tasks", "io_weight") + (() if reusing else ("backend", "device", "filesystem")):
             if p[k] is not None:
                 body[k] = p[k]
-        if p["size"] is not None:
+        if p["size"] is not None and not reusing:
             body["disk_size"] = p["size"]
-        if p["settings"] is not None:
+        if p["settings"] is not None and not reusing:
             body["settings"] = dict((k, str(v)) for k, v in p["settings"].items())
         if p["reuse"]:
             body["reuse"] = True
@@ -335,9 +344,11 @@ def main():
         # The returned tenant carries no secret: the URL with the password is only in `url`.
         t.pop("url", None)
         result["tenant"] = t
-        if module._diff:
-            result["diff"] = dict(before=before, after=view(t))
-        module.exit_json(**result)
+        if not reusing:
+            if module._diff:
+                result["diff"] = dict(before=before, after=view(t))
+            module.exit_json(**result)
+        tenant = t  # brought back: grow and change settings below, as for any existing tenant
 
     # Present and exists: grow, then change limits.
     after = dict(tenant)
@@ -363,7 +374,7 @@ def main():
         if not module.check_mode:
             api.call("PATCH", path, body)
     result["changed"] = bool(result["actions"])
-    if result["changed"] and not module.check_mode:
+    if result["changed"] and not module.check_mode and result["actions"] != ["PUT"]:
         _, doc = api.call("GET", path)
         after = doc.get("tenant", after)
     after.pop("password", None)

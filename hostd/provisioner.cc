@@ -396,10 +396,6 @@ LimitsChanged Provisioner::set_limits(const std::string& name, const LimitsUpdat
     return {.tenant = view_of(cfg_, t, false), .pending_restart = pending};
 }
 
-}  // namespace hostd
-
-namespace hostd {
-
 TenantView Provisioner::set_password(const std::string& name, const PasswordRequest& req) {
     TenantRecord t = store_.get(name);
     if (t.state != TenantState::ready)
@@ -416,11 +412,11 @@ TenantView Provisioner::set_password(const std::string& name, const PasswordRequ
     try {
         fx_.set_password(before, l, password);
     } catch (const Error& e) {
+        const bool refused = std::string_view(e.what()).find("password authentication failed") != std::string_view::npos;
         throw Error(e.code(), "Failed to change the password of tenant '" + name + "': " + e.what() +
-                                  (e.code() == Errc::unavailable
-                                       ? " (hostd logs in as the tenant's admin with the password it recorded; if the "
-                                         "tenant changed it with ALTER ROLE, hostd cannot log in to change it)"
-                                       : ""));
+                                  (refused ? " (hostd logs in as the tenant's admin with the password it recorded; the "
+                                             "tenant changed it with ALTER ROLE: set it back, or change it there)"
+                                           : ""));
     }
     t.password = password;
     t.password_pending.clear();

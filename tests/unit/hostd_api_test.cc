@@ -368,7 +368,8 @@ TEST_F(AnApiServer, AnswersEveryGeneratedRequestWithACompleteJsonReplyAndStaysUp
         return s;
     };
     const std::vector<std::string> methods = {"GET", "PUT", "POST", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "BREW"};
-    const std::vector<std::string> paths = {"/v1/tenants", "/v1/tenants/acme", "/v1/tenants/acme/resize", "/v1/host",
+    const std::vector<std::string> paths = {"/v1/tenants", "/v1/tenants/acme", "/v1/tenants/acme/resize",
+                                            "/v1/tenants/acme/password", "/v1/host",
                                             "/v1/ca", "/v1/reconcile", "/metrics", "/", "/v1/tenants/", "/v2"};
     const std::vector<std::string> queries = {"", "?live=1", "?progress=1", "?purge=true", "?live=1&live=0", "?a=b&c"};
     std::vector<std::string> bodies = {
@@ -376,6 +377,8 @@ TEST_F(AnApiServer, AnswersEveryGeneratedRequestWithACompleteJsonReplyAndStaysUp
         "{\"settings\":{\"work_mem\":\"64MB\",\"jit\":false,\"max_connections\":50}}", "{\"size\":\"4G\"}",
         "{\"memory\":99999999999999999999999999}", "{\"cpu\":1e400}", "{\"tasks\":-1}", "{\"disk_size\":1.5e308}",
         "{\"memory\":\"\\u0000\"}", "{\"settings\":{\"a\\u0000b\":\"1\"}}", "{\"reuse\":true,\"reuse\":\"x\"}",
+        "{\"password\":\"a\\u0000b-long-enough\"}", "{\"set_settings\":{\"work_mem\":\"8MB\"},\"unset_settings\":[\"jit\"]}",
+        "{\"reset_settings\":true,\"settings\":{}}",
         "[1,2]", "null", "\"x\"", "{\"backend\":\"device\",\"device\":\"/dev/\\ud800\"}",
         "{\"settings\":" + std::string(100, '[') + std::string(100, ']') + "}", std::string(5000, '{'),
         "{\"memory\":\"" + std::string(100000, '9') + "\"}", std::string("{\"a\":\"\0\"}", 9)};

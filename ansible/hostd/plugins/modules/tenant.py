@@ -62,7 +62,7 @@ options:
   reuse:
     description: Bring back a tenant deleted without purge, with its data, limits and settings as hostd recorded
       them; I(memory), I(cpu), I(tasks), I(io_weight), a larger I(size) and I(settings) given apply (the creation-only
-      options are not sent: the kept disk stays what it is).
+      options are not sent, the kept disk stays what it is).
     type: bool
     default: false
   purge:

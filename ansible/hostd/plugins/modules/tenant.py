@@ -95,7 +95,7 @@ EXAMPLES = r"""
     memory: 512M
     cpu: 0.5
     settings:
-      work_mem: 64MB
+      work_mem: 4MB
     return_secrets: true
   register: acme
   no_log: true

@@ -197,3 +197,8 @@ TEST(WireErrors, AnErrorKeepsItsCodeSentenceAndFieldAcrossTheWire) {
     EXPECT_EQ(back.field(), "name");
     EXPECT_STREQ(wire::parse_error(nullptr, 502).what(), "HTTP 502");
 }
+
+TEST(WireReplies, AProgressStreamSaysWhenEachStepStartsAndWhenItEnds) {
+    EXPECT_EQ(wire::render_step("initdb", -1), json({{"start", "initdb"}}));
+    EXPECT_EQ(wire::render_step("initdb", 612), json({{"step", "initdb"}, {"ms", 612}}));
+}

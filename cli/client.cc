@@ -165,6 +165,8 @@ Reply<Created> Client::create(const std::string& name, const CreateRequest& req,
                                  [&](const wire::json& line) {
                                      if (on_step && line.is_object() && line.contains("step"))
                                          on_step(line.value("step", ""), line.value("ms", 0L));
+                                     else if (on_step && line.is_object() && line.contains("start"))
+                                         on_step(line.value("start", ""), -1);
                                  }),
                           wire::parse_created);
 }

@@ -40,7 +40,7 @@ public:
     explicit Client(std::string socket_path) : socket_(std::move(socket_path)) {}
 
     using StepFn = std::function<void(std::string_view step, long ms)>;
-    // PUT with ?progress=1: on_step hears each step as hostd finishes it.
+    // PUT with ?progress=1: on_step hears each step as hostd starts it (ms -1) and finishes it.
     Reply<Created> create(const std::string& name, const CreateRequest& req, const StepFn& on_step = {}) const;
     Reply<Deleted> remove(const std::string& name, bool purge) const;
     Reply<TenantView> get(const std::string& name) const;

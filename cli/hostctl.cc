@@ -88,7 +88,8 @@ bool size_arg(const std::string& text, const char* field, std::optional<uint64_t
 }
 
 // create's progress on stderr: plain "  step  N ms" lines when stderr is not a terminal; on a
-// terminal the same lines plus a spinner line for the step under way, redrawn every 100 ms.
+// terminal the same lines plus a spinner line naming the step under way (hostd says when each
+// starts), redrawn every 100 ms.
 class ProgressView {
 public:
     ProgressView(std::string name, bool tty) : name_(std::move(name)), tty_(tty) {
@@ -97,10 +98,14 @@ public:
     ~ProgressView() { finish(); }
     void step(const std::string& step, long ms) {
         std::lock_guard g(mu_);
+        since_ = std::chrono::steady_clock::now();
+        if (ms < 0) {  // hostd starts this step
+            running_ = step;
+            return;
+        }
         if (tty_) std::cerr << "\r\033[K";
         std::cerr << hostd::step_line(step, ms) << "\n" << std::flush;
-        last_ = step;
-        since_ = std::chrono::steady_clock::now();
+        running_.clear();
     }
     void finish() {
         {
@@ -119,12 +124,12 @@ private:
         for (size_t frame = 0; !stop_; frame++) {
             long ms = static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                             std::chrono::steady_clock::now() - since_).count());
-            std::cerr << "\r\033[K" << hostd::spinner_line(frame, name_ + (last_.empty() ? ": starting" : ": after " + last_), ms)
+            std::cerr << "\r\033[K" << hostd::spinner_line(frame, name_ + ": " + (running_.empty() ? "waiting" : running_), ms)
                       << std::flush;
             cv_.wait_for(l, std::chrono::milliseconds(100), [&] { return stop_; });
         }
     }
-    std::string name_, last_;
+    std::string name_, running_;
     bool tty_;
     bool stop_ = false;
     std::mutex mu_;
@@ -205,7 +210,7 @@ int main(int argc, char** argv) {
     create->add_option("--cpu", cpu, "CPU quota in CPUs, e.g. 0.5");
     create->add_option("--tasks", tasks, "Most processes/threads");
     create->add_option("--device", device, "Block device for the device backend");
-    create->add_option("--backend", backend, "loop or device");
+    create->add_option("--backend", backend, "loop or device")->check(CLI::IsMember({"loop", "device"}));
     std::string filesystem;
     bool force = false;
     create->add_option("--filesystem", filesystem, "ext4 (default) or xfs")->check(CLI::IsMember({"ext4", "xfs"}));
@@ -217,6 +222,11 @@ int main(int argc, char** argv) {
     std::vector<std::string> create_settings;
     create->add_option("--set", create_settings, "PostgreSQL setting NAME=VALUE (repeatable), e.g. --set work_mem=64MB; with --reuse, "
                                              "set over the kept overrides");
+    std::vector<std::string> create_extensions;
+    create->add_option("--extension", create_extensions,
+                       "Enable an extension from hostd.toml's extensions.allowed (repeatable, or comma-separated), "
+                       "e.g. pg_stat_statements; then CREATE EXTENSION as the tenant")
+        ->delimiter(',');
     create->callback([&] {
         hostd::CreateRequest req;
         if (!size_arg(disk, "disk_size", req.disk_size, code) || !size_arg(memory, "memory", req.memory, code)) return;
@@ -228,6 +238,7 @@ int main(int argc, char** argv) {
         req.reuse = reuse;
         req.force = force;
         if (!settings_from(create_settings, req.settings, code)) return;
+        if (!create_extensions.empty()) req.extensions = create_extensions;
         hostd::Reply<hostd::Created> r;
         {
             // Each step as hostd finishes it (PUT ?progress=1 streams them); nothing extra with --json.
@@ -330,6 +341,10 @@ int main(int argc, char** argv) {
     set->add_option("--unset", unset_settings, "Drop the override of setting NAME (repeatable): PostgreSQL's or hostd's value again");
     bool reset_settings = false;
     set->add_flag("--reset-settings", reset_settings, "Drop every setting override (before any --set)");
+    std::string set_extensions;
+    set->add_option("--extensions", set_extensions,
+                    "The tenant's extensions, comma-separated, replacing its list ('' for none); those needing a "
+                    "preloaded library (pg_stat_statements) take effect at the next restart");
     set->callback([&] {
         hostd::LimitsUpdate u;
         if (!size_arg(set_memory, "memory", u.memory, code)) return;
@@ -339,9 +354,15 @@ int main(int argc, char** argv) {
         std::optional<hostd::Settings> to_set;
         if (!settings_from(set_settings, to_set, code)) return;
         u.settings_edit = {.reset = reset_settings, .unset = unset_settings, .set = to_set.value_or(hostd::Settings{})};
+        if (set->count("--extensions")) {
+            u.extensions.emplace();
+            std::stringstream in(set_extensions);
+            for (std::string e; std::getline(in, e, ',');)
+                if (!e.empty()) u.extensions->push_back(e);
+        }
         if (u.empty()) {
-            std::cerr << "hostctl: nothing to change; give --memory, --cpu, --tasks, --io-weight, --set, --unset or "
-                         "--reset-settings\n";
+            std::cerr << "hostctl: nothing to change; give --memory, --cpu, --tasks, --io-weight, --set, --unset, "
+                         "--reset-settings or --extensions\n";
             code = kInvalid;
             return;
         }
@@ -490,6 +511,16 @@ int main(int argc, char** argv) {
         std::cout << "Reconciled in " << r.value->duration_ms << " ms, " << r.value->actions.size() << " action(s).\n";
     });
 
+    // host
+    auto* host = app.add_subcommand("host", "Show the host's capacity: memory, CPU, disk and ports committed to tenants");
+    host->footer("Example: hostctl host");
+    host->callback([&] {
+        auto r = hostd::Client(ctx.socket).host();
+        if (!finish(ctx, r, code)) return;
+        if (ctx.json_out) print_json(hostd::wire::render(*r.value));
+        else print_table(hostd::host_rows(*r.value));
+    });
+
     // completion and man: generated from the definitions above, so they match --help.
     auto* completion = app.add_subcommand("completion", "Print a shell completion script");
     completion->footer("Example: hostctl completion bash > /etc/bash_completion.d/hostctl\n"
@@ -506,7 +537,7 @@ int main(int argc, char** argv) {
         info.description =
             "hostctl talks to hostd over its Unix socket (HTTP/JSON) to create, change, inspect and delete "
             "PostgreSQL tenants. Each command's --help shows its options and an example.\n"
-            "Read commands (list, show, url, ca, logs) print JSON with --json.";
+            "Read commands (list, show, host, url, ca, logs) print JSON with --json.";
         info.exit_status = "0 ok\n1 hostd tried and failed (HTTP 5xx)\n2 invalid input (HTTP 400, bad flags, purge not "
                            "confirmed)\n3 not found (HTTP 404)\n4 conflict: exists, busy, or refused as unsafe (HTTP 409)\n"
                            "5 permission denied (HTTP 403)\n6 hostd unreachable (socket missing or refused)";

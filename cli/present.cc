@@ -14,7 +14,7 @@ std::string size_or_dash(const std::optional<uint64_t>& v) { return v ? format_s
 }  // namespace
 
 std::vector<std::vector<std::string>> tenant_rows(const std::vector<TenantView>& tenants) {
-    std::vector<std::vector<std::string>> rows{{"NAME", "STATE", "PORT", "DISK", "MEMORY", "CPU", "URL"}};
+    std::vector<std::vector<std::string>> rows{{"NAME", "STATE", "PORT", "DISK", "MEMORY", "CPU", "IO", "URL"}};
     for (auto& t : tenants) {
         const LiveStatus none;
         const LiveStatus& st = t.status ? *t.status : none;
@@ -29,6 +29,9 @@ std::vector<std::vector<std::string>> tenant_rows(const std::vector<TenantView>&
         rows.push_back({t.name, std::string(to_string(t.state)), t.public_port ? std::to_string(t.public_port) : "-",
                         size_or_dash(disk_used) + "/" + format_size(t.spec.disk_size),
                         size_or_dash(st.memory_current) + "/" + format_size(t.spec.memory), cpu,
+                        st.io_read_bytes || st.io_write_bytes
+                            ? size_or_dash(st.io_read_bytes) + "/" + size_or_dash(st.io_write_bytes)
+                            : "-",
                         t.url.empty() ? "-" : t.url});
     }
     return rows;
@@ -62,6 +65,7 @@ std::vector<std::vector<std::string>> tenant_details(const TenantView& t) {
     rows.push_back({"memory:", format_size(t.spec.memory)});
     rows.push_back({"cpu:", format_number(t.spec.cpu)});
     rows.push_back({"tasks:", std::to_string(t.spec.tasks)});
+    rows.push_back({"io_weight:", t.spec.io_weight ? std::to_string(t.spec.io_weight) : "100 (systemd's default)"});
     // Each override, and whether PostgreSQL still runs with another value until a restart.
     bool first = true;
     for (auto& [k, v] : t.spec.settings) {
@@ -76,6 +80,11 @@ std::vector<std::vector<std::string>> tenant_details(const TenantView& t) {
     if (t.pending_restart)
         for (auto& k : *t.pending_restart)
             if (!t.spec.settings.count(k)) rows.push_back({"pending_restart:", k + " (not an override: hostd's tuning of the limits, or ALTER SYSTEM)"});
+    if (!t.spec.extensions.empty()) {
+        std::string list;
+        for (const auto& e : t.spec.extensions) list += (list.empty() ? "" : ", ") + e;
+        rows.push_back({"extensions:", list});
+    }
     if (t.read_only) rows.push_back({"read_only:", "yes: the disk is nearly full (hostd's disk-full guard); free space or resize"});
     add("problem", t.problem);
     if (t.status) {
@@ -95,6 +104,29 @@ std::string settings_line(const Settings& settings) {
     std::string out;
     for (auto& [k, v] : settings) out += (out.empty() ? "" : ", ") + k + "=" + v;
     return out;
+}
+
+std::vector<std::vector<std::string>> host_rows(const HostInfo& h) {
+    std::vector<std::vector<std::string>> rows{{"RESOURCE", "COMMITTED", "HOST", "FREE", "NOTE"}};
+    const uint64_t detached = h.tenants - std::min(h.tenants, h.tenants_active);
+    rows.push_back({"tenants", std::to_string(h.tenants_active), "-", "-",
+                    detached ? std::to_string(detached) + " deleted with their data kept" : ""});
+    std::string memory_note = h.memory_overcommit > 0
+                                  ? "limits.memory_overcommit " + format_number(h.memory_overcommit) + ": up to " +
+                                        format_size(static_cast<uint64_t>(static_cast<long double>(h.memory_total) *
+                                                                          h.memory_overcommit))
+                                  : "no limit (limits.memory_overcommit = 0)";
+    rows.push_back({"memory", format_size(h.memory_committed), format_size(h.memory_total), format_size(h.memory_free),
+                    memory_note});
+    rows.push_back({"cpu", format_number(h.cpu_committed), std::to_string(h.cpus), "-",
+                    "CPU quotas share the CPUs; they are not reserved"});
+    rows.push_back({"disk", format_size(h.disk_committed), "-", format_size(h.loop_dir_available),
+                    "free: the space under the loop backend's directory"});
+    rows.push_back({"ports", std::to_string(h.ports_total - std::min(h.ports_total, h.ports_free)),
+                    std::to_string(h.ports_total), std::to_string(h.ports_free),
+                    h.ports_detached ? std::to_string(h.ports_detached) + " tenants deleted without purge hold theirs"
+                                     : ""});
+    return rows;
 }
 
 std::string step_line(std::string_view step, long ms) {

@@ -10,8 +10,9 @@
 
 namespace hostd {
 
-// hostctl list's table: NAME STATE PORT DISK MEMORY CPU URL, where DISK is used/total, MEMORY
-// used/limit, CPU the quota and the CPU time used ("-" when unknown).
+// hostctl list's table: NAME STATE PORT DISK MEMORY CPU IO URL, where DISK is used/total, MEMORY
+// used/limit, CPU the quota and the CPU time used, IO the bytes read/written since the unit
+// started ("-" when unknown: where the host's cgroups do not account them).
 std::vector<std::vector<std::string>> tenant_rows(const std::vector<TenantView>& tenants);
 
 // hostctl show: "key:" / value rows of one tenant, its live status where known.
@@ -19,6 +20,10 @@ std::vector<std::vector<std::string>> tenant_details(const TenantView& t);
 
 // Setting overrides on one line: "work_mem=64MB, max_prepared_transactions=5", or "none".
 std::string settings_line(const Settings& settings);
+
+// hostctl host: RESOURCE COMMITTED HOST FREE NOTE, one row each for tenants, memory, cpu, disk
+// and ports: what the tenants are given against what the host has.
+std::vector<std::vector<std::string>> host_rows(const HostInfo& h);
 
 // A connection URL without the password in its user part ("postgresql://acme@host:1/db"):
 // what hostctl may put on a command line, where every user of the machine can read it (ps).

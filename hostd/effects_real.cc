@@ -19,6 +19,7 @@
 #include "base/strings.h"
 #include "hostd/effects.h"
 #include "hostd/log.h"
+#include "hostd/observe.h"
 #include "model/layout.h"
 #include "pgconf/pgconf.h"
 #include "pgconf/settings.h"
@@ -417,6 +418,8 @@ public:
     }
 
     LiveStatus live_status(const TenantRecord&, const TenantLayout& l) override {
+        // I/O from the cgroup's own files: systemd reports IOReadBytes only on cgroup v2.
+        const CgroupUsage cg = read_cgroup_usage(l.cgroup);
         LiveStatus s;
         try {
             auto st = units::Systemd::connect().status(l.unit);
@@ -431,6 +434,9 @@ public:
         } catch (const Error& e) {
             s.unit_error = e.what();
         }
+        if (!s.cpu_usage_nsec && cg.cpu_seconds) s.cpu_usage_nsec = static_cast<uint64_t>(*cg.cpu_seconds * 1e9);
+        s.io_read_bytes = cg.io_read_bytes;
+        s.io_write_bytes = cg.io_write_bytes;
         s.disk = disk_usage(l);
         return s;
     }
@@ -468,7 +474,8 @@ public:
 private:
     pgconf::ClusterSpec cluster_spec(const TenantRecord& t) const {
         return {.tenant = t.name, .port = t.port, .listen_address = "127.0.0.1", .socket_dir = layout_of(cfg_, t.name).socket_dir,
-                .memory_bytes = t.spec.memory, .cpus = t.spec.cpu, .disk_bytes = t.spec.disk_size, .ssl = true};
+                .memory_bytes = t.spec.memory, .cpus = t.spec.cpu, .disk_bytes = t.spec.disk_size, .ssl = true,
+                .preload_libraries = pgconf::preload_libraries(t.spec.extensions)};
     }
 
     // The tenant's own files next to postgresql.conf: its setting overrides (checked by the

@@ -278,8 +278,8 @@ struct ApiServer::Impl {
         return send_json(c, reply.status, reply.body);
     }
 
-    // PUT ?progress=1: 200 with a chunked application/x-ndjson body, one line per step as it
-    // ends ({"step":"disk","ms":12}), then one line with the result and the status the plain
+    // PUT ?progress=1: 200 with a chunked application/x-ndjson body, a line as each step starts
+    // ({"start":"disk"}) and one as it ends ({"step":"disk","ms":12}), then one line with the result and the status the plain
     // reply would have had ({"done":true,"status":201,"tenant":{...}} or ..."error":{...}).
     // The create runs on a worker thread; MHD's reader (this connection's thread) waits for lines.
     struct Stream {

@@ -6,8 +6,11 @@
 #include <chrono>
 
 #include "base/error.h"
+#include "base/fs.h"
 #include "hostd/log.h"
+#include "model/capacity.h"
 #include "model/layout.h"
+#include "pgconf/pgconf.h"
 
 namespace hostd {
 namespace {
@@ -20,6 +23,18 @@ pgconf::SettingsCatalog load_catalog(const Config& cfg) {
     } catch (const Error& e) {
         log::warning(std::string("Using the built-in PostgreSQL settings list: ") + e.what());
         return pgconf::SettingsCatalog::builtin();
+    }
+}
+
+// A library hostd preloads must be there: a server that cannot load it does not start. Debian
+// ships them in the server package, beside the binaries (<bindir>/../lib).
+void check_libraries_installed(const Config& cfg, const std::vector<std::string>& extensions) {
+    for (const auto& lib : pgconf::preload_libraries(extensions)) {
+        const std::string path = cfg.pg_bindir + "/../lib/" + lib + ".so";
+        if (!path_exists(path))
+            throw Error(Errc::invalid, "Extension '" + lib + "' needs its library preloaded, and '" + path +
+                                           "' is not there: install the PostgreSQL server package's contrib "
+                                           "modules on this host first", "extensions");
     }
 }
 
@@ -78,6 +93,9 @@ Created Manager::create(const std::string& name, const CreateRequest& req, const
     if (!req.reuse) {
         spec = resolve_spec(req, cfg_);
         spec.settings = pgconf::validate_overrides(catalog_, spec.settings);
+        check_libraries_installed(cfg_, spec.extensions);
+    } else if (req.extensions) {
+        check_libraries_installed(cfg_, resolve_extensions(*req.extensions, cfg_));
     }
     Store::OpLock op(store_, name);
     return timed("create", [&] { return prov_.create(name, req, spec, progress); });
@@ -102,6 +120,10 @@ LimitsChanged Manager::set_limits(const std::string& name, const LimitsUpdate& u
     check_limits(u, cfg_);
     LimitsUpdate checked = u;
     if (checked.settings) checked.settings = pgconf::validate_overrides(catalog_, *checked.settings);
+    if (checked.extensions) {
+        checked.extensions = resolve_extensions(*checked.extensions, cfg_);
+        check_libraries_installed(cfg_, *checked.extensions);
+    }
     // An edit is checked by the provisioner, as the overrides it leaves (combinations
     // PostgreSQL refuses at start involve the kept ones), before anything changes.
     Store::OpLock op(store_, name);
@@ -157,7 +179,13 @@ HostInfo Manager::host() {
         h.cpu_committed += t.spec.cpu;
         h.disk_committed += t.spec.disk_size;
     }
-    h.memory_total = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    h.memory_total = host_memory_bytes();
+    h.memory_overcommit = cfg_.memory_overcommit;
+    {
+        const uint64_t allowed = memory_allowed(cfg_, h.memory_total);
+        const uint64_t cap = cfg_.memory_overcommit > 0 ? allowed : h.memory_total;
+        h.memory_free = cap > h.memory_committed ? cap - h.memory_committed : 0;
+    }
     h.cpus = static_cast<uint64_t>(::sysconf(_SC_NPROCESSORS_ONLN));
     try {
         h.loop_dir_available = fx_->loop_space({}).available;  // under loop_dir, as its name says
@@ -177,6 +205,7 @@ HostInfo Manager::host() {
     const uint64_t pg_free = size(cfg_.pg_ports) - std::min(pg_held, size(cfg_.pg_ports));
     const uint64_t public_free = size(cfg_.public_ports) - std::min(public_held, size(cfg_.public_ports));
     h.ports_free = cfg_.domain.empty() ? std::min(pg_free, public_free) : pg_free;
+    h.ports_total = cfg_.domain.empty() ? std::min(size(cfg_.pg_ports), size(cfg_.public_ports)) : size(cfg_.pg_ports);
     return h;
 }
 

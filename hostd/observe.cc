@@ -132,7 +132,7 @@ std::optional<std::string> read_text(const std::string& path) {
 class RealObserver final : public Observer {
 public:
     explicit RealObserver(const Config& cfg)
-        : mount_root_(cfg.mount_root), v2_(::access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) {}
+        : mount_root_(cfg.mount_root) {}
 
     std::map<std::string, std::string> unit_states() override {
         // A connection per call: scrapes run on several threads, and a connection is not thread-safe.
@@ -149,10 +149,7 @@ public:
 
     storage::DiskStats disk(const std::string& mountpoint) override { return storage::disk_stats(mountpoint); }
 
-    CgroupUsage cgroup(const std::string& cgroup_path) override {
-        return cgroupfs::usage(v2_, cgroup_path,
-                               [](const std::string& path) { return read_text("/sys/fs/cgroup" + path); });
-    }
+    CgroupUsage cgroup(const std::string& cgroup_path) override { return read_cgroup_usage(cgroup_path); }
 
     uint32_t restarts(const std::string& unit) override {
         // One connection kept between refreshes (one a tenant would be a connection per
@@ -188,7 +185,6 @@ public:
 
 private:
     std::string mount_root_;
-    bool v2_;  // the unified hierarchy; it cannot change while the host runs
     std::mutex bus_mu_;
     std::optional<units::Systemd> bus_;
 };
@@ -196,5 +192,11 @@ private:
 }  // namespace
 
 std::unique_ptr<Observer> make_real_observer(const Config& cfg) { return std::make_unique<RealObserver>(cfg); }
+
+CgroupUsage read_cgroup_usage(const std::string& cgroup_path) {
+    // The unified hierarchy; it cannot change while the host runs.
+    static const bool v2 = ::access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0;
+    return cgroupfs::usage(v2, cgroup_path, [](const std::string& path) { return read_text("/sys/fs/cgroup" + path); });
+}
 
 }  // namespace hostd

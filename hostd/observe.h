@@ -59,6 +59,10 @@ public:
 
 std::unique_ptr<Observer> make_real_observer(const Config& cfg);
 
+// The real cgroup files of a unit's cgroup (its path below a controller's root), as
+// Observer::cgroup reads them; never throws.
+CgroupUsage read_cgroup_usage(const std::string& cgroup_path);
+
 // cgroup files, parsed from their text (pure, so unit-tested against fixtures).
 namespace cgroupfs {
 

@@ -11,7 +11,9 @@
 #include "hostd/faults.h"
 #include "hostd/guard.h"
 #include "hostd/log.h"
+#include "model/capacity.h"
 #include "model/layout.h"
+#include "pgconf/fit.h"
 #include "pgconf/pgconf.h"
 
 namespace hostd {
@@ -66,6 +68,15 @@ uint16_t Provisioner::allocate_port(PortRange range, uint16_t preferred, const s
                                        "; widen the range in hostd.toml or delete tenants");
 }
 
+void Provisioner::check_capacity(const TenantRecord& t, const std::map<std::string, TenantRecord>& records,
+                                 bool memory_grows) const {
+    pgconf::check_fit(catalog_, {.tenant = t.name, .memory_bytes = t.spec.memory, .cpus = t.spec.cpu,
+                                 .disk_bytes = t.spec.disk_size},
+                      t.spec.tasks, t.spec.settings);
+    if (memory_grows)
+        check_memory_commit(cfg_, host_memory_bytes(), memory_committed(records, t.name), t.spec.memory, "memory");
+}
+
 void Provisioner::publish_routes(bool force_reload) {
     std::lock_guard rg(routes_mu_);
     std::vector<routes::Route> rs;
@@ -103,6 +114,9 @@ TenantRecord Provisioner::reserve(const std::string& name, const CreateRequest& 
             // cannot (the disk) is refused with its reason.
             t.spec = resolve_reuse_spec(req, kept->spec, cfg_);
             t.spec.settings = pgconf::validate_overrides(catalog_, t.spec.settings);
+            if (req.extensions) {
+                t.spec.extensions = resolve_extensions(*req.extensions, cfg_);  // the Manager checked their libraries
+            }
         } else {
             t.name = name;
             t.spec = spec;
@@ -111,6 +125,7 @@ TenantRecord Provisioner::reserve(const std::string& name, const CreateRequest& 
             t.created_at = now_rfc3339();
             t.os_user = layout_of(cfg_, name).os_user;
         }
+        check_capacity(t, records, /*memory_grows=*/true);
         std::set<uint16_t> taken;
         for (auto& [_, r] : records) {
             if (r.port) taken.insert(r.port);
@@ -147,6 +162,7 @@ Created Provisioner::create(const std::string& name, const CreateRequest& req, c
     std::string destroyed;  // what a forced create erased, for the reply
     auto step = [&](const std::string& s, auto&& fn) {
         set_step(t, s);
+        if (progress) progress(s, -1);
         crash_point("create", "before", s);
         StepTimer st;
         fn();
@@ -377,6 +393,13 @@ LimitsChanged Provisioner::set_limits(const std::string& name, const LimitsUpdat
     if (u.settings) t.spec.settings = *u.settings;
     if (!u.settings_edit.empty())
         t.spec.settings = pgconf::validate_overrides(catalog_, edit_settings(t.spec.settings, u.settings_edit));
+    if (u.extensions) t.spec.extensions = *u.extensions;
+    if (u.memory || u.cpu || u.tasks || u.settings || !u.settings_edit.empty() || u.extensions)
+        // Checked against the other tenants under the store's lock, as a create's reserve is.
+        store_.locked([&](auto& records) {
+            check_capacity(t, records, t.spec.memory > before.spec.memory);
+            records[name] = t;
+        });
     store_.save(t);  // the record is the truth a reconcile or a reboot re-applies
     std::vector<std::string> pending;
     try {
@@ -392,6 +415,9 @@ LimitsChanged Provisioner::set_limits(const std::string& name, const LimitsUpdat
     }
     for (auto& s : pgconf::settings_needing_restart(catalog_, before.spec.settings, t.spec.settings))
         if (std::find(pending.begin(), pending.end(), s) == pending.end()) pending.push_back(s);
+    if (pgconf::preload_libraries(before.spec.extensions) != pgconf::preload_libraries(t.spec.extensions) &&
+        std::find(pending.begin(), pending.end(), "shared_preload_libraries") == pending.end())
+        pending.push_back("shared_preload_libraries");
     log::info("Limits and settings changed live", name);
     return {.tenant = view_of(cfg_, t, false), .pending_restart = pending};
 }

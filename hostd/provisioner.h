@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -23,7 +24,8 @@ namespace hostd {
 
 class Provisioner {
 public:
-    // Told after each create step with its duration (streaming replies); optional.
+    // Told when each create step starts (ms -1) and when it ends, with its duration (streaming
+    // replies); optional.
     using Progress = std::function<void(std::string_view step, long ms)>;
 
     Provisioner(const Config& cfg, Effects& fx, Store& store, Disks& disks, Guard& guard,
@@ -54,6 +56,11 @@ public:
 
 private:
     void set_step(TenantRecord& t, const std::string& step);
+    // The tenant's settings fit its limits (pgconf/fit.h), and, when its memory grows (a create,
+    // a reuse, a larger memory), that memory fits the host (limits.memory_overcommit). Called
+    // under the store's lock with every record. Errc::invalid / Errc::refused with the numbers.
+    void check_capacity(const TenantRecord& t, const std::map<std::string, TenantRecord>& records,
+                        bool memory_grows) const;
     uint16_t allocate_port(PortRange range, uint16_t preferred, const std::set<uint16_t>& taken);
     // The record a create starts from: a new one, or the detached tenant's on reuse. Reserves
     // the name and ports in the store before it returns.

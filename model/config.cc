@@ -79,6 +79,8 @@ const std::vector<Setting>& settings() {
         {"limits", "max_memory", Kind::size, "Most memory a tenant may have; 0 = the host's physical memory.", FIELD(max_memory)},
         {"limits", "max_cpu", Kind::number, "Most CPUs a tenant may have; 0 = the host's CPU count.", FIELD(max_cpu)},
         {"limits", "max_tasks", Kind::count, "Most tasks a tenant may have.", FIELD(max_tasks)},
+        {"limits", "memory_overcommit", Kind::number, "Tenants' memory limits (MemoryMax) may total at most this times the host's physical memory: a create, a reuse or a memory change beyond it is refused with what is free (hostctl host shows it). 1: every tenant can use all of its memory at once. Idle tenants use far less than their limit (about 14 MB each), so a host of many small, mostly idle tenants can promise more (2: twice its memory), at the risk of the kernel's OOM killer choosing among tenants when they all get busy. 0: no limit.", FIELD(memory_overcommit)},
+        {"extensions", "allowed", Kind::list, "Extensions a tenant may ask hostd to enable (create/set \"extensions\"); any other is refused with this list. hostd preloads the library of those that need it (pg_stat_statements, auto_explain: shared_preload_libraries, which tenants cannot set themselves); the tenant's superuser then runs CREATE EXTENSION. Extensions that need no preloaded library can be created by the tenant's superuser whether listed or not: this list governs what hostd loads into a tenant's server. The default is every contrib extension Debian's postgresql-15 ships, and auto_explain.", FIELD(extensions_allowed)},
         {"postgres", "bindir", Kind::text, "PostgreSQL server binaries (initdb).", FIELD(pg_bindir)},
         {"postgres", "ports", Kind::ports, "Ports for tenants' PostgreSQL on 127.0.0.1 (keep clear of the ephemeral range).", FIELD(pg_ports)},
         {"proxy", "kind", Kind::text, "Which proxy routes tenants: \"haproxy\" (hostd writes one file and reloads haproxy.service) or \"traefik\" (one file per tenant in traefik_dir, which Traefik's file provider watches; `hostd --traefik-static` prints the static config Traefik needs).", FIELD(proxy)},
@@ -133,6 +135,16 @@ std::string render_value(const Setting& s, Config& c) {
 }
 
 }  // namespace
+
+std::vector<std::string> default_extensions_allowed() {
+    return {"adminpack", "amcheck", "auto_explain", "autoinc", "bloom", "btree_gin", "btree_gist", "citext", "cube",
+            "dblink", "dict_int", "dict_xsyn", "earthdistance", "file_fdw", "fuzzystrmatch", "hstore",
+            "insert_username", "intagg", "intarray", "isn", "lo", "ltree", "moddatetime", "old_snapshot",
+            "pageinspect", "pg_buffercache", "pg_freespacemap", "pg_prewarm", "pg_stat_statements", "pg_surgery",
+            "pg_trgm", "pg_visibility", "pg_walinspect", "pgcrypto", "pgrowlocks", "pgstattuple", "postgres_fdw",
+            "refint", "seg", "sslinfo", "tablefunc", "tcn", "tsm_system_rows", "tsm_system_time", "unaccent",
+            "uuid-ossp", "xml2"};
+}
 
 Config parse_config(std::string_view text, const std::string& source) {
     toml::table doc;
@@ -238,8 +250,18 @@ Config parse_config(std::string_view text, const std::string& source) {
     for (auto& d : c.devices)
         if (d.empty() || d.front() != '/')
             throw Error(Errc::invalid, "'storage.devices' in " + source + " must list absolute device paths, not '" + d + "'");
+    for (auto& e : c.extensions_allowed)
+        if (e.empty() || e.size() > 63 ||
+            e.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos)
+            throw Error(Errc::invalid, "'extensions.allowed' in " + source + " must list extension names (a-z, 0-9, '_', "
+                                       "'-'), not '" + e + "'");
     if (c.guard_interval > 0 && !(c.guard_readonly_below < c.guard_readwrite_above && c.guard_readwrite_above < 100))
         throw Error(Errc::invalid, "'guard.readonly_below' must be below 'guard.readwrite_above', and that below 100, in " + source);
+    // PostgreSQL with hostd's smallest settings (shared_buffers 16MB, 20 connections × work_mem
+    // 1MB) needs 36 MiB of its MemoryMax before it has any room to work (pgconf/fit.h).
+    if (c.min_memory < (48ull << 20))
+        throw Error(Errc::invalid, "'limits.min_memory' in " + source + " must be at least 48M: PostgreSQL with hostd's "
+                                   "smallest settings needs 36M before it has room to work");
     if (c.api_max_connections < 1 || c.api_max_connections > 100000)
         throw Error(Errc::invalid, "'api.max_connections' in " + source + " must be 1-100000");
     if (c.metrics_max_connections < 1 || c.metrics_max_connections > 100000)

@@ -12,6 +12,9 @@ namespace hostd {
 
 using PortRange = std::pair<uint16_t, uint16_t>;
 
+// Debian's contrib extensions (postgresql-15) and auto_explain: extensions.allowed's default.
+std::vector<std::string> default_extensions_allowed();
+
 struct Config {
     // [api]
     std::string socket_path = "/run/hostd/hostd.sock";
@@ -59,6 +62,11 @@ struct Config {
     uint64_t max_memory = 0;  // 0: the host's physical memory
     double max_cpu = 0;       // 0: the host's CPU count
     uint64_t max_tasks = 65536;
+    // Tenants' memory limits (MemoryMax) may total at most this times the host's physical
+    // memory (creates, reuses and memory changes beyond it are refused). 0: no limit.
+    double memory_overcommit = 1.0;
+    // [extensions] what a tenant may ask hostd to enable (extensions, pgconf/extensions.h)
+    std::vector<std::string> extensions_allowed = default_extensions_allowed();
     // [postgres]
     std::string pg_bindir = "/usr/lib/postgresql/15/bin";
     PortRange pg_ports{25000, 27999};

@@ -21,6 +21,9 @@ std::string to_toml(const TenantRecord& t) {
     toml::table settings;
     for (auto& [k, v] : t.spec.settings) settings.insert(k, v);
     spec.insert("settings", settings);
+    toml::array extensions;
+    for (auto& e : t.spec.extensions) extensions.push_back(e);
+    spec.insert("extensions", extensions);
     toml::table facts{
         {"fs_uuid", t.fs_uuid},     {"label", t.label},
         {"image", t.image},         {"device", t.device},
@@ -73,6 +76,9 @@ TenantRecord from_toml(std::string_view text, const std::string& source) {
     t.spec.io_weight = static_cast<uint64_t>(sp["io_weight"].value_or(int64_t{0}));
     if (auto* st = sp["settings"].as_table())
         for (auto& [k, v] : *st) t.spec.settings[std::string(k.str())] = v.value_or(std::string{});
+    if (auto* ex = sp["extensions"].as_array())
+        for (auto& e : *ex)
+            if (auto v = e.value<std::string>()) t.spec.extensions.push_back(*v);
     auto f = doc["facts"];
     t.fs_uuid = f["fs_uuid"].value_or(std::string{});
     t.label = f["label"].value_or(std::string{});

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -80,6 +81,23 @@ void check_resize(const ResizeRequest& r, const Config& cfg) {
     check_size(r.size, "size", cfg.min_disk_size, cfg.max_disk_size);
 }
 
+std::vector<std::string> resolve_extensions(const std::vector<std::string>& asked, const Config& cfg) {
+    std::vector<std::string> out;
+    for (const auto& e : asked) {
+        if (std::find(cfg.extensions_allowed.begin(), cfg.extensions_allowed.end(), e) == cfg.extensions_allowed.end()) {
+            std::string allowed;
+            for (const auto& a : cfg.extensions_allowed) allowed += (allowed.empty() ? "" : ", ") + a;
+            throw Error(Errc::invalid, "Extension '" + e + "' is not among those hostd may enable on this host (" +
+                                           (allowed.empty() ? std::string("none") : allowed) +
+                                           "); an operator can add it to extensions.allowed in hostd.toml",
+                        "extensions");
+        }
+        if (std::find(out.begin(), out.end(), e) == out.end()) out.push_back(e);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
 TenantSpec resolve_spec(const CreateRequest& req, const Config& cfg) {
     TenantSpec s;
     s.backend = req.backend.value_or(req.device ? "device" : cfg.backend);
@@ -113,6 +131,7 @@ TenantSpec resolve_spec(const CreateRequest& req, const Config& cfg) {
     s.tasks = req.tasks.value_or(cfg.tasks);
     s.io_weight = req.io_weight.value_or(0);
     s.settings = req.settings.value_or(Settings{});
+    if (req.extensions) s.extensions = resolve_extensions(*req.extensions, cfg);
     return s;
 }
 

@@ -41,6 +41,9 @@ struct TenantSpec {
     uint64_t tasks = 0;         // TasksMax
     uint64_t io_weight = 0;     // IOWeight (1..10000; 0: systemd's default, 100)
     Settings settings;          // validated, normalized; written to hostd.override.conf
+    // Extensions hostd enabled (extensions.allowed), sorted: their libraries preloaded where
+    // they need it; the tenant's superuser runs CREATE EXTENSION.
+    std::vector<std::string> extensions;
 };
 
 // PUT /v1/tenants/{name}: every field optional; resolve_spec fills in hostd.toml's defaults.
@@ -49,6 +52,7 @@ struct CreateRequest {
     std::optional<uint64_t> disk_size, memory, tasks, io_weight;
     std::optional<double> cpu;
     std::optional<Settings> settings;  // unvalidated: the Manager checks them against PostgreSQL's catalog
+    std::optional<std::vector<std::string>> extensions;
     bool reuse = false;  // bring back a detached tenant's data instead of making a new disk
     bool force = false;  // device backend: format over a signature (never over anything mounted/held/claimed)
 };
@@ -76,7 +80,8 @@ struct LimitsUpdate {
     std::optional<uint64_t> io_weight;
     std::optional<Settings> settings;  // replaces all overrides; unvalidated
     SettingsEdit settings_edit;        // or edits them (never both: wire/ refuses that)
-    bool empty() const { return !memory && !cpu && !tasks && !io_weight && !settings && settings_edit.empty(); }
+    std::optional<std::vector<std::string>> extensions;  // replaces the list
+    bool empty() const { return !memory && !cpu && !tasks && !io_weight && !settings && settings_edit.empty() && !extensions; }
 };
 
 // POST /v1/tenants/{name}/password: the new password of the tenant's admin role; none: hostd
@@ -105,6 +110,9 @@ TenantSpec resolve_spec(const CreateRequest& req, const Config& cfg);
 TenantSpec resolve_reuse_spec(const CreateRequest& req, const TenantSpec& kept, const Config& cfg);
 void check_limits(const LimitsUpdate& u, const Config& cfg);
 void check_resize(const ResizeRequest& r, const Config& cfg);
+// Extensions asked for, against extensions.allowed: sorted, each once. Errc::invalid (field
+// "extensions") for one not on the list, saying what is.
+std::vector<std::string> resolve_extensions(const std::vector<std::string>& asked, const Config& cfg);
 
 struct TenantRecord {
     std::string name;

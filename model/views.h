@@ -20,6 +20,9 @@ struct LiveStatus {
     uint32_t main_pid = 0;
     uint32_t restarts = 0;
     std::optional<uint64_t> memory_current, memory_max, tasks_current, cpu_usage_nsec;
+    // Bytes the unit's cgroup read from and wrote to block devices (cgroup v2 io.stat, v1 blkio);
+    // nullopt where the kernel does not account them.
+    std::optional<uint64_t> io_read_bytes, io_write_bytes;
     std::string unit_error;                // why the unit could not be asked
     std::optional<storage::DiskStats> disk;
 };
@@ -85,12 +88,17 @@ struct ReconcileReport {
 struct HostInfo {
     uint64_t tenants = 0, tenants_active = 0;
     uint64_t memory_committed = 0, memory_total = 0;
+    // limits.memory_overcommit (0: no limit); memory_free: what one more tenant may still have
+    // (memory_overcommit × memory_total − memory_committed; without a limit, total − committed).
+    double memory_overcommit = 0;
+    uint64_t memory_free = 0;
     double cpu_committed = 0;
     uint64_t cpus = 0;
     uint64_t disk_committed = 0, loop_dir_available = 0;
     // How many more tenants the port ranges take; ports_detached: tenants deleted without
     // purge hold their ports for a reuse (same URL) until purged.
     uint64_t ports_free = 0, ports_detached = 0;
+    uint64_t ports_total = 0;  // tenants the port ranges hold in all
 };
 
 }  // namespace hostd

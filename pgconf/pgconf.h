@@ -21,7 +21,34 @@ struct ClusterSpec {
     uint64_t disk_bytes = 0;       // the tenant's disk; WAL sizing derives from it (0: PostgreSQL's defaults)
     bool ssl = false;              // ssl = on with server.crt/server.key in the data directory;
                                    // then TCP logins must use TLS (hostd checks over the socket)
+    std::vector<std::string> preload_libraries;  // shared_preload_libraries (hostd's; see below)
 };
+
+// The libraries among a tenant's extensions that the server must load at start
+// (shared_preload_libraries): pg_stat_statements and auto_explain; every other contrib
+// extension loads its library when it is used. In the order given.
+std::vector<std::string> preload_libraries(const std::vector<std::string>& extensions);
+
+// Every size derived from the unit's limits, in one place so the file's comments and the
+// numbers cannot drift apart (the comments in render_postgresql_conf state these rules; the
+// check of a tenant's overrides against its limits, pgconf/fit.h, starts from them).
+struct Tuning {
+    uint64_t memory_mib;
+    bool memory_assumed;
+    unsigned cpus;  // the CPU quota rounded up, at least 1
+    uint64_t max_connections;
+    uint64_t shared_buffers_mb;
+    uint64_t effective_cache_size_mb;
+    uint64_t work_mem_kb;
+    uint64_t maintenance_work_mem_mb;
+    unsigned max_worker_processes;
+    unsigned max_parallel_workers;
+    unsigned max_parallel_workers_per_gather;
+    unsigned max_parallel_maintenance_workers;
+    uint64_t max_wal_size_mb;  // 0: not set (PostgreSQL's default, 1GB)
+    uint64_t min_wal_size_mb;
+};
+Tuning tune(const ClusterSpec& spec);
 
 // postgresql.conf: port, listen_addresses, unix_socket_directories, password_encryption =
 // scram-sha-256, logging to stderr (journal), shared_buffers/max_connections derived from

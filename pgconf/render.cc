@@ -28,24 +28,7 @@ void validate(const ClusterSpec& spec) {
                     "socket_dir");
 }
 
-// Every size derived from the unit's limits, in one place so the file's comments and the
-// numbers cannot drift apart (the comments in render_postgresql_conf state these rules).
-struct Tuning {
-    uint64_t memory_mib;
-    bool memory_assumed;
-    unsigned cpus;  // the CPU quota rounded up, at least 1
-    uint64_t max_connections;
-    uint64_t shared_buffers_mb;
-    uint64_t effective_cache_size_mb;
-    uint64_t work_mem_kb;
-    uint64_t maintenance_work_mem_mb;
-    unsigned max_worker_processes;
-    unsigned max_parallel_workers;
-    unsigned max_parallel_workers_per_gather;
-    unsigned max_parallel_maintenance_workers;
-    uint64_t max_wal_size_mb;  // 0: not set (PostgreSQL's default, 1GB)
-    uint64_t min_wal_size_mb;
-};
+}  // namespace
 
 Tuning tune(const ClusterSpec& spec) {
     Tuning t{};
@@ -74,6 +57,8 @@ Tuning tune(const ClusterSpec& spec) {
     return t;
 }
 
+namespace {
+
 std::string format_cpus(double cpus) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%g", cpus);
@@ -81,6 +66,13 @@ std::string format_cpus(double cpus) {
 }
 
 }  // namespace
+
+std::vector<std::string> preload_libraries(const std::vector<std::string>& extensions) {
+    std::vector<std::string> out;
+    for (const auto& e : extensions)
+        if (e == "pg_stat_statements" || e == "auto_explain") out.push_back(e);
+    return out;
+}
 
 std::string render_postgresql_conf(const ClusterSpec& spec) {
     validate(spec);
@@ -149,8 +141,16 @@ std::string render_postgresql_conf(const ClusterSpec& spec) {
           "# from outgrowing the data, so a full disk shows up as a failed INSERT, not as a crash on\n"
           "# a WAL write; recycled segments: 1/32 of the disk (32MB..80MB).\n"
           "max_wal_size = " + std::to_string(t.max_wal_size_mb) + "MB\n"
-          "min_wal_size = " + std::to_string(t.min_wal_size_mb) + "MB\n\n")
-      << "# --- Logging -------------------------------------------------------------------------\n"
+          "min_wal_size = " + std::to_string(t.min_wal_size_mb) + "MB\n\n");
+    if (!spec.preload_libraries.empty()) {
+        std::string libs;
+        for (const auto& l : spec.preload_libraries) libs += (libs.empty() ? "" : ",") + l;
+        o << "# --- Extensions ----------------------------------------------------------------------\n"
+          << "# The libraries of the extensions hostd enabled for this tenant (extensions.allowed in\n"
+          << "# hostd.toml); read at server start only. CREATE EXTENSION is the tenant's to run.\n"
+          << "shared_preload_libraries = " << quote(libs, "extensions") << "\n\n";
+    }
+    o << "# --- Logging -------------------------------------------------------------------------\n"
       << "# stderr goes to the journal through the unit, which records the time and the unit; the\n"
       << "# prefix adds what the journal cannot know: backend PID, user and database.\n"
       << "logging_collector = off\n"

@@ -57,8 +57,8 @@ constexpr std::string_view kTls =
 constexpr std::string_view kAuth = "hostd's logins are SCRAM passwords (pg_hba.conf) and must stay so";
 constexpr std::string_view kLibraries =
     "which libraries the server loads is hostd's: a library that is missing or fails to load stops the "
-    "cluster (shared_preload_libraries) or every login (local/session_preload_libraries); extensions "
-    "need an allow-list of packaged libraries first";
+    "cluster (shared_preload_libraries) or every login (local/session_preload_libraries); ask hostd for an "
+    "extension instead (\"extensions\", from extensions.allowed in hostd.toml), and it preloads what it needs";
 constexpr std::string_view kLogging =
     "the cluster logs to stderr, which the unit sends to the journal; hostd relies on that";
 constexpr std::string_view kMemory =
@@ -614,8 +614,8 @@ std::map<std::string, std::string> validate_overrides(const SettingsCatalog& cat
         const SettingSpec* spec = catalog.find(lname);
         if (!spec) {
             if (lname.find('.') != std::string::npos)
-                throw Error(Errc::invalid, "'" + key + "' is an extension's setting; hostd loads no extension "
-                                           "libraries, so it accepts only PostgreSQL's own settings", field);
+                throw Error(Errc::invalid, "'" + key + "' is an extension's setting; hostd accepts only "
+                                           "PostgreSQL's own settings (an extension's run with its defaults)", field);
             std::string s = suggestion(catalog, lname);
             throw Error(Errc::invalid, "Unknown PostgreSQL setting '" + key + "'" +
                                            (s.empty() ? std::string() : "; did you mean '" + s + "'?"),
@@ -688,6 +688,20 @@ std::vector<std::string> settings_needing_restart(const SettingsCatalog& catalog
             if (!same) names.insert(lower(k));
         }
     return {names.begin(), names.end()};
+}
+
+std::optional<double> setting_number(const SettingsCatalog& catalog, std::string_view name, const std::string& value) {
+    const SettingSpec* spec = catalog.find(name);
+    if (!spec || (spec->vartype != "integer" && spec->vartype != "real")) return std::nullopt;
+    double v = 0;
+    try {
+        v = parse_number(*spec, value, "'" + value + "'");
+    } catch (const Refusal&) {
+        return std::nullopt;
+    }
+    const std::optional<BaseUnit> base = spec->unit.empty() ? std::nullopt : base_unit(spec->unit);
+    if (base && base->table.data() == kMemoryUnits.data()) v *= base->size;
+    return v;
 }
 
 // --- Rendering ------------------------------------------------------------------------------

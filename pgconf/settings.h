@@ -89,6 +89,12 @@ std::vector<std::string> settings_needing_restart(const SettingsCatalog& catalog
 // value with a control character (a validated map has neither).
 std::string render_overrides(const std::map<std::string, std::string>& validated);
 
+// The number a setting's value stands for (any value validate_overrides accepts): in bytes for
+// a memory setting ("128MB", or "16384" of shared_buffers' 8kB pages → 134217728), else in its
+// base unit or plain; nullopt for a setting that is not an integer or real, or a value that
+// does not parse.
+std::optional<double> setting_number(const SettingsCatalog& catalog, std::string_view name, const std::string& value);
+
 struct ServerCheck {
     std::string bindir;  // e.g. /usr/lib/postgresql/15/bin
     uid_t uid = 0;       // an unprivileged user to run postgres as (the tenant's); not root

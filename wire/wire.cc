@@ -80,6 +80,19 @@ std::vector<std::string> names_field(const json& body, const char* field) {
     return out;
 }
 
+std::optional<std::vector<std::string>> extensions_field(const json& body) {
+    if (!present(body, "extensions")) return std::nullopt;
+    const auto& a = body["extensions"];
+    const char* shape = "'extensions' must be a list of extension names, e.g. [\"pg_stat_statements\"]";
+    if (!a.is_array()) throw Error(Errc::invalid, shape, "extensions");
+    std::vector<std::string> out;
+    for (const auto& e : a) {
+        if (!e.is_string() || e.get<std::string>().empty()) throw Error(Errc::invalid, shape, "extensions");
+        out.push_back(e.get<std::string>());
+    }
+    return out;
+}
+
 json disk_json(const storage::DiskStats& d) {
     return {{"bytes_total", d.bytes_total},         {"bytes_used", d.bytes_used},
             {"bytes_available", d.bytes_available}, {"inodes_total", d.inodes_total},
@@ -102,6 +115,8 @@ json status_json(const LiveStatus& s) {
     if (s.memory_max) j["memory_max"] = *s.memory_max;
     if (s.tasks_current) j["tasks_current"] = *s.tasks_current;
     if (s.cpu_usage_nsec) j["cpu_usage_nsec"] = *s.cpu_usage_nsec;
+    if (s.io_read_bytes) j["io_read_bytes"] = *s.io_read_bytes;
+    if (s.io_write_bytes) j["io_write_bytes"] = *s.io_write_bytes;
     if (s.disk) j["disk"] = disk_json(*s.disk);
     return j;
 }
@@ -130,6 +145,8 @@ LiveStatus status_from(const json& j) {
     s.memory_max = opt_u64(j, "memory_max");
     s.tasks_current = opt_u64(j, "tasks_current");
     s.cpu_usage_nsec = opt_u64(j, "cpu_usage_nsec");
+    s.io_read_bytes = opt_u64(j, "io_read_bytes");
+    s.io_write_bytes = opt_u64(j, "io_write_bytes");
     if (j.contains("disk") && j["disk"].is_object()) s.disk = disk_from(j["disk"]);
     return s;
 }
@@ -169,8 +186,8 @@ json parse_body(std::string_view text) {
 }
 
 CreateRequest parse_create(const json& body) {
-    refuse_unknown(body, {"disk_size", "memory", "cpu", "tasks", "io_weight", "settings", "device", "backend", "reuse",
-                          "filesystem", "force"});
+    refuse_unknown(body, {"disk_size", "memory", "cpu", "tasks", "io_weight", "settings", "extensions", "device", "backend",
+                          "reuse", "filesystem", "force"});
     CreateRequest r;
     r.backend = choice_field(body, "backend", "loop", "device");
     if (present(body, "device")) {
@@ -187,14 +204,16 @@ CreateRequest parse_create(const json& body) {
     r.tasks = count_field(body, "tasks");
     r.io_weight = count_field(body, "io_weight");
     r.settings = settings_field(body);
+    r.extensions = extensions_field(body);
     return r;
 }
 
 LimitsUpdate parse_limits(const json& body) {
     refuse_unknown(body, {"memory", "cpu", "tasks", "io_weight", "settings", "set_settings", "unset_settings",
-                          "reset_settings"});
+                          "reset_settings", "extensions"});
     LimitsUpdate u{.memory = size_field(body, "memory"), .cpu = cpu_field(body), .tasks = count_field(body, "tasks"),
-                   .io_weight = count_field(body, "io_weight"), .settings = settings_field(body)};
+                   .io_weight = count_field(body, "io_weight"), .settings = settings_field(body),
+                   .extensions = extensions_field(body)};
     u.settings_edit.set = settings_field(body, "set_settings").value_or(Settings{});
     u.settings_edit.unset = names_field(body, "unset_settings");
     u.settings_edit.reset = bool_field(body, "reset_settings");
@@ -239,6 +258,7 @@ json render(const CreateRequest& r) {
     if (r.tasks) j["tasks"] = *r.tasks;
     if (r.io_weight) j["io_weight"] = *r.io_weight;
     if (r.settings) j["settings"] = *r.settings;
+    if (r.extensions) j["extensions"] = *r.extensions;
     if (r.reuse) j["reuse"] = true;
     if (r.force) j["force"] = true;
     return j;
@@ -254,6 +274,7 @@ json render(const LimitsUpdate& u) {
     if (u.settings_edit.reset) j["reset_settings"] = true;
     if (!u.settings_edit.unset.empty()) j["unset_settings"] = u.settings_edit.unset;
     if (!u.settings_edit.set.empty()) j["set_settings"] = u.settings_edit.set;
+    if (u.extensions) j["extensions"] = *u.extensions;
     return j;
 }
 
@@ -271,6 +292,7 @@ json render(const TenantView& t) {
         {"tasks", t.spec.tasks},
         {"io_weight", t.spec.io_weight},
         {"settings", t.spec.settings},
+        {"extensions", t.spec.extensions},
         {"fs_uuid", t.fs_uuid},
         {"label", t.label},
         {"device", t.device},
@@ -342,17 +364,23 @@ json render(const HostInfo& h) {
               {"tenants_active", h.tenants_active},
               {"memory_committed", h.memory_committed},
               {"memory_total", h.memory_total},
+              {"memory_overcommit", h.memory_overcommit},
+              {"memory_free", h.memory_free},
               {"cpu_committed", h.cpu_committed},
               {"cpus", h.cpus},
               {"disk_committed", h.disk_committed},
               {"loop_dir_available", h.loop_dir_available},
               {"ports_free", h.ports_free},
-              {"ports_detached", h.ports_detached}}}};
+              {"ports_detached", h.ports_detached},
+              {"ports_total", h.ports_total}}}};
 }
 
 json render_ca(const std::string& pem) { return {{"ca", pem}}; }
 
-json render_step(std::string_view step, long ms) { return {{"step", std::string(step)}, {"ms", ms}}; }
+json render_step(std::string_view step, long ms) {
+    if (ms < 0) return {{"start", std::string(step)}};
+    return {{"step", std::string(step)}, {"ms", ms}};
+}
 
 TenantView parse_tenant(const json& j) {
     TenantView t;
@@ -369,6 +397,9 @@ TenantView parse_tenant(const json& j) {
     if (j.contains("settings") && j["settings"].is_object())
         for (auto& [k, v] : j["settings"].items())
             if (v.is_string()) t.spec.settings[k] = v.get<std::string>();
+    if (j.contains("extensions") && j["extensions"].is_array())
+        for (auto& e : j["extensions"])
+            if (e.is_string()) t.spec.extensions.push_back(e.get<std::string>());
     t.fs_uuid = str(j, "fs_uuid");
     t.label = str(j, "label");
     t.device = str(j, "device");
@@ -441,10 +472,11 @@ HostInfo parse_host(const json& body) {
     const json& h = member(body, "host");
     return {.tenants = h.value("tenants", uint64_t{0}), .tenants_active = h.value("tenants_active", uint64_t{0}),
             .memory_committed = h.value("memory_committed", uint64_t{0}), .memory_total = h.value("memory_total", uint64_t{0}),
+            .memory_overcommit = h.value("memory_overcommit", 0.0), .memory_free = h.value("memory_free", uint64_t{0}),
             .cpu_committed = h.value("cpu_committed", 0.0), .cpus = h.value("cpus", uint64_t{0}),
             .disk_committed = h.value("disk_committed", uint64_t{0}),
             .loop_dir_available = h.value("loop_dir_available", uint64_t{0}), .ports_free = h.value("ports_free", uint64_t{0}),
-            .ports_detached = h.value("ports_detached", uint64_t{0})};
+            .ports_detached = h.value("ports_detached", uint64_t{0}), .ports_total = h.value("ports_total", uint64_t{0})};
 }
 
 std::string parse_ca(const json& body) { return body.is_object() ? str(body, "ca") : ""; }

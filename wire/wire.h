@@ -44,7 +44,8 @@ json render(const HostInfo& h);
 json render_ca(const std::string& pem);
 // A size as a request carries it ("512M", "2G" or bytes); Errc::invalid naming field otherwise.
 uint64_t parse_size_value(const json& v, const char* field);
-// One line of a create's progress stream (PUT ?progress=1).
+// One line of a create's progress stream (PUT ?progress=1): {"step":"disk","ms":12} when a
+// step ends; {"start":"format"} when one starts (ms < 0).
 json render_step(std::string_view step, long ms);
 
 TenantView parse_tenant(const json& j);          // one tenant object

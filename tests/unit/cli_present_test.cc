@@ -21,16 +21,17 @@ TEST(Present, TenantRowsShowUsedOverLimitAndDashesForUnknown) {
     auto tenants = hostd::wire::parse_tenants({{"tenants", nlohmann::json::parse(R"([
       {"name": "acme", "state": "ready", "public_port": 20001, "disk_size": 1073741824, "memory": 268435456, "cpu": 0.5,
        "url": "postgresql://acme@127.0.0.1:20001/postgres?sslmode=require",
-       "status": {"memory_current": 41943040, "cpu_usage_nsec": 3250000000,
+       "status": {"memory_current": 41943040, "cpu_usage_nsec": 3250000000, "io_read_bytes": 1048576,
+                  "io_write_bytes": 41943040,
                   "disk": {"bytes_used": 52428800, "bytes_total": 1000000000}}},
       {"name": "old", "state": "detached", "public_port": 0, "disk_size": 2147483648, "memory": 536870912, "cpu": 1}
     ])")}});
     auto rows = hostd::tenant_rows(tenants);
     ASSERT_EQ(rows.size(), 3u);
-    EXPECT_EQ(rows[0], (std::vector<std::string>{"NAME", "STATE", "PORT", "DISK", "MEMORY", "CPU", "URL"}));
-    EXPECT_EQ(rows[1], (std::vector<std::string>{"acme", "ready", "20001", "50M/1G", "40M/256M", "0.5 (3.2s)",
+    EXPECT_EQ(rows[0], (std::vector<std::string>{"NAME", "STATE", "PORT", "DISK", "MEMORY", "CPU", "IO", "URL"}));
+    EXPECT_EQ(rows[1], (std::vector<std::string>{"acme", "ready", "20001", "50M/1G", "40M/256M", "0.5 (3.2s)", "1M/40M",
                                                  "postgresql://acme@127.0.0.1:20001/postgres?sslmode=require"}));
-    EXPECT_EQ(rows[2], (std::vector<std::string>{"old", "detached", "-", "-/2G", "-/512M", "1", "-"}));
+    EXPECT_EQ(rows[2], (std::vector<std::string>{"old", "detached", "-", "-/2G", "-/512M", "1", "-", "-"}));
 }
 
 

@@ -1,13 +1,17 @@
 // Man page, completion and table rendering from a small CLI11 definition.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <cstdio>
+
 #include "clidoc/clidoc.h"
 
 namespace {
 
 struct Tool {
     CLI::App app{"tool: does things", "tool"};
-    std::string name, size, sock;
+    std::string name, size, sock, fs;
     bool yes = false;
     Tool() {
         app.add_option("--socket", sock, "The socket");
@@ -15,6 +19,7 @@ struct Tool {
         c->add_option("name", name, "Its name")->required();
         c->add_option("--disk-size", size, "Disk size");
         c->add_flag("-y,--yes", yes, "Do not ask");
+        c->add_option("-f,--filesystem", fs, "ext4 or xfs")->check(CLI::IsMember({"ext4", "xfs"}));
         c->footer("Example: tool create a --disk-size 2G");
         app.add_subcommand("list", "List things");
     }
@@ -46,15 +51,48 @@ TEST(CliDoc, BashCompletionOffersCommandsThenTheirOptions) {
     Tool t;
     auto s = hostd::bash_completion(t.app);
     EXPECT_NE(s.find("complete -F _tool tool\n"), std::string::npos) << s;
-    EXPECT_NE(s.find("create) words=\"--help -h --disk-size --yes -y\""), std::string::npos) << s;
+    EXPECT_NE(s.find("create) words=\"--help -h --disk-size --yes -y --filesystem -f\""), std::string::npos) << s;
     EXPECT_NE(s.find("*) words=\"create list --help -h --socket\""), std::string::npos) << s;
 }
 
 TEST(CliDoc, BashCompletionOffersNamesWhereACommandTakesOne) {
     Tool t;
     auto s = hostd::bash_completion(t.app, "tool names");
-    EXPECT_NE(s.find("create) words=\"--help -h --disk-size --yes -y $(tool names 2>/dev/null)\""), std::string::npos) << s;
+    EXPECT_NE(s.find("create) words=\"--help -h --disk-size --yes -y --filesystem -f $(tool names 2>/dev/null)\""),
+              std::string::npos)
+        << s;
     EXPECT_NE(s.find("list) words=\"--help -h\" ;;"), std::string::npos) << s << "list takes no name";
+}
+
+TEST(CliDoc, BashCompletionCompletesTheValuesOfAnOptionWithAFixedSet) {
+    Tool t;
+    auto s = hostd::bash_completion(t.app);
+    EXPECT_NE(s.find("create:--filesystem|create:-f) COMPREPLY=($(compgen -W \"ext4 xfs\" -- \"$cur\")); return ;;"),
+              std::string::npos)
+        << s;
+    // Options whose values are free (sizes, paths) offer nothing rather than option names.
+    EXPECT_NE(s.find(":--socket|create:--disk-size) COMPREPLY=(); return ;;"), std::string::npos) << s;
+    // And bash agrees: run the script.
+    const std::string script = s + R"(
+COMP_WORDS=(tool create a --filesystem x); COMP_CWORD=4; _tool; echo "${COMPREPLY[*]}"
+COMP_WORDS=(tool create a --filesystem ""); COMP_CWORD=4; _tool; echo "${COMPREPLY[*]}"
+COMP_WORDS=(tool create a -f e); COMP_CWORD=4; _tool; echo "${COMPREPLY[*]}"
+COMP_WORDS=(tool create a --disk-size ""); COMP_CWORD=4; _tool; echo "[${COMPREPLY[*]}]"
+COMP_WORDS=(tool create a --f); COMP_CWORD=3; _tool; echo "${COMPREPLY[*]}"
+)";
+    char path[] = "/tmp/clidoc-completion-XXXXXX";
+    int fd = ::mkstemp(path);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, script.data(), script.size()), static_cast<ssize_t>(script.size()));
+    ::close(fd);
+    FILE* p = ::popen(("bash " + std::string(path)).c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    std::string got;
+    char buf[256];
+    while (size_t n = ::fread(buf, 1, sizeof buf, p)) got.append(buf, n);
+    ::pclose(p);
+    ::unlink(path);
+    EXPECT_EQ(got, "xfs\next4 xfs\next4\n[]\n--filesystem\n");
 }
 
 TEST(CliDoc, TableColumnsAlignWithoutTrailingSpaces) {

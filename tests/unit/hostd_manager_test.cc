@@ -11,6 +11,7 @@
 
 #include "base/error.h"
 #include "hostd/manager.h"
+#include "model/capacity.h"
 #include "model/record.h"
 #include "wire/wire.h"
 
@@ -650,17 +651,17 @@ TEST_F(AManager, ValidatesPostgresqlSettingsBeforeTouchingAnything) {
     EXPECT_EQ(code_of([&] { api().create("acme", {{"settings", {{"work_mem", "lots"}}}}); }), Errc::invalid);
     EXPECT_EQ(code_of([&] { api().create("acme", {{"settings", {{"wrok_mem", "4MB"}}}}); }), Errc::invalid);
     EXPECT_TRUE(m.calls.empty());
-    auto t = api().create("acme", {{"settings", {{"work_mem", "64MB"}, {"jit", false}}}});
-    EXPECT_EQ(t["settings"]["work_mem"], "64MB");
+    auto t = api().create("acme", {{"settings", {{"work_mem", "4MB"}, {"jit", false}}}});
+    EXPECT_EQ(t["settings"]["work_mem"], "4MB");
     EXPECT_EQ(t["settings"]["jit"], "off");
 }
 
 TEST_F(AManager, EditsSettingOverridesKeepingTheOnesItDoesNotName) {
-    api().create("acme", {{"settings", {{"work_mem", "8MB"}}}});
+    api().create("acme", {{"settings", {{"work_mem", "5MB"}}}});
     auto t = api().set_limits("acme", {{"set_settings", {{"statement_timeout", "5s"}}}});
-    EXPECT_EQ(t["settings"], json({{"work_mem", "8MB"}, {"statement_timeout", "5s"}}));
-    t = api().set_limits("acme", {{"set_settings", {{"WORK_MEM", "16MB"}}}});
-    EXPECT_EQ(t["settings"], json({{"work_mem", "16MB"}, {"statement_timeout", "5s"}}));
+    EXPECT_EQ(t["settings"], json({{"work_mem", "5MB"}, {"statement_timeout", "5s"}}));
+    t = api().set_limits("acme", {{"set_settings", {{"WORK_MEM", "6MB"}}}});
+    EXPECT_EQ(t["settings"], json({{"work_mem", "6MB"}, {"statement_timeout", "5s"}}));
     t = api().set_limits("acme", {{"unset_settings", {"work_mem"}}});
     EXPECT_EQ(t["settings"], json({{"statement_timeout", "5s"}}));
     // A bad value is refused naming it, and the overrides stay as they were.
@@ -691,18 +692,18 @@ TEST_F(AManager, ChecksTheOverridesAnEditLeavesAsAWhole) {
 }
 
 TEST_F(AManager, AReuseBringsBackTheRecordedLimitsAndSettings) {
-    api().create("acme", {{"memory", "300M"}, {"tasks", 300}, {"settings", {{"work_mem", "8MB"}}}});
+    api().create("acme", {{"memory", "300M"}, {"tasks", 300}, {"settings", {{"work_mem", "5MB"}}}});
     api().remove("acme", false);
     auto back = api().create("acme", {{"reuse", true}});
     EXPECT_EQ(back["memory"], 300ull << 20);
     EXPECT_EQ(back["tasks"], 300);
-    EXPECT_EQ(back["settings"], json({{"work_mem", "8MB"}}));
+    EXPECT_EQ(back["settings"], json({{"work_mem", "5MB"}}));
     EXPECT_EQ(m.applied_memory, 0u) << "no live change was needed";
     api().remove("acme", false);
     back = api().create("acme", {{"reuse", true}, {"memory", "400M"}, {"settings", {{"jit", false}}}});
     EXPECT_EQ(back["memory"], 400ull << 20);
     EXPECT_EQ(back["tasks"], 300);
-    EXPECT_EQ(back["settings"], json({{"work_mem", "8MB"}, {"jit", "off"}}));
+    EXPECT_EQ(back["settings"], json({{"work_mem", "5MB"}, {"jit", "off"}}));
 }
 
 TEST_F(AManager, RefusesAReuseWithOptionsThatCannotApplyAndKeepsTheTenantDetached) {
@@ -1096,18 +1097,28 @@ TEST_F(AManager, AnOperationWaitsForTheGuardInsteadOfFailing) {
 }
 
 TEST_F(AManager, ReportsEachCreateStepToTheProgressCallbackUpToAFailure) {
-    std::vector<std::string> steps;
+    std::vector<std::string> steps, started;
     auto record = [&](std::string_view step, long ms) {
-        EXPECT_GE(ms, 0);
+        if (ms < 0) {
+            EXPECT_TRUE(started.size() == steps.size()) << "a step starts after the one before ended: " << step;
+            started.emplace_back(step);
+            return;
+        }
+        ASSERT_FALSE(started.empty());
+        EXPECT_EQ(started.back(), step) << "the step that ends is the one that started";
         steps.emplace_back(step);
     };
     api().create("acme", json::object(), record);
     EXPECT_EQ(steps, (std::vector<std::string>{"disk", "format", "mount", "user", "initdb", "start", "check", "route",
                                                "check-proxy"}));
+    EXPECT_EQ(started, steps);
     steps.clear();
+    started.clear();
     m.fail_at = "init_cluster";
     EXPECT_EQ(code_of([&] { api().create("beta", json::object(), record); }), Errc::failed);
     EXPECT_EQ(steps, (std::vector<std::string>{"disk", "format", "mount", "user"})) << "only finished steps are reported";
+    EXPECT_EQ(started, (std::vector<std::string>{"disk", "format", "mount", "user", "initdb"}))
+        << "the step that failed was reported as started";
 }
 
 // ---- port watch: a tenant listens on its own port only ----
@@ -1197,4 +1208,64 @@ TEST_F(AManager, AReconcileRacingCreatesAndDeletesActsOnEachTenantsCurrentRecord
             EXPECT_FALSE(m.units.count(name)) << name;
         }
     }
+}
+
+// ---- capacity: settings against limits, memory against the host, extensions ----
+
+TEST_F(AManager, RefusesSettingsThatCannotFitTheLimitsAtCreateAndOnAChange) {
+    try {
+        api().create("acme", {{"memory", "256M"}, {"settings", {{"shared_buffers", "512MB"}}}});
+        FAIL() << "created";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Errc::invalid);
+        EXPECT_EQ(e.field(), "settings.shared_buffers");
+        EXPECT_NE(std::string(e.what()).find("shared_buffers 512M exceeds the tenant's memory 256M"), std::string::npos);
+    }
+    EXPECT_TRUE(machine_is_clean());
+    EXPECT_EQ(api().list().size(), 0u) << "no record left";
+
+    api().create("acme", {{"memory", "1G"}, {"settings", {{"shared_buffers", "512MB"}}}});
+    m.calls.clear();
+    EXPECT_EQ(code_of([&] { api().set_limits("acme", {{"memory", "512M"}}); }), Errc::invalid);
+    EXPECT_EQ(code_of([&] { api().set_limits("acme", {{"settings", {{"work_mem", "64MB"}}}}); }), Errc::invalid);
+    EXPECT_EQ(code_of([&] { api().set_limits("acme", {{"tasks", 30}}); }), Errc::invalid);
+    EXPECT_TRUE(m.calls.empty()) << "nothing applied";
+    EXPECT_EQ(api().get("acme")["memory"], 1ull << 30);
+    EXPECT_EQ(api().set_limits("acme", {{"memory", "768M"}})["memory"], 768ull << 20);
+}
+
+TEST_F(AManager, RefusesMemoryBeyondTheHostsAtCreateReuseAndAChange) {
+    // What hostd may commit: two and a half tenants of 256M.
+    cfg.memory_overcommit = static_cast<double>(640ull << 20) / static_cast<double>(host_memory_bytes());
+    mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
+    mgr->load();
+    api().create("a", {{"memory", "256M"}});
+    api().create("b", {{"memory", "256M"}});
+    EXPECT_EQ(mgr->host().memory_free, 128ull << 20);
+    try {
+        api().create("c", {{"memory", "256M"}});
+        FAIL() << "created";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Errc::refused);
+        EXPECT_EQ(e.field(), "memory");
+        EXPECT_NE(std::string(e.what()).find(": 128M is free (the other 2 tenants have 512M"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(api().list().size(), 2u);
+    EXPECT_EQ(api().create("c", {{"memory", "128M"}})["state"], "ready");  // exactly what is free
+    EXPECT_EQ(code_of([&] { api().set_limits("a", {{"memory", "257M"}}); }), Errc::refused);
+    EXPECT_EQ(api().set_limits("a", {{"memory", "128M"}})["memory"], 128ull << 20) << "less is always allowed";
+    api().remove("b", false);  // a detached tenant holds no memory...
+    api().create("d", {{"memory", "384M"}});
+    EXPECT_EQ(code_of([&] { api().create("b", {{"reuse", true}}); }), Errc::refused) << "...until it comes back";
+    EXPECT_EQ(mgr->host().memory_free, 0u);
+}
+
+TEST_F(AManager, EnablesExtensionsFromTheAllowListOnly) {
+    auto t = api().create("acme", {{"extensions", {"pg_trgm", "pg_stat_statements"}}});
+    EXPECT_EQ(t["extensions"], json({"pg_stat_statements", "pg_trgm"}));
+    EXPECT_EQ(code_of([&] { api().create("beta", {{"extensions", {"plpython3u"}}}); }), Errc::invalid);
+    EXPECT_EQ(code_of([&] { api().set_limits("acme", {{"extensions", {"no_such_thing"}}}); }), Errc::invalid);
+    auto changed = wire::render(mgr->set_limits("acme", wire::parse_limits({{"extensions", json::array()}})));
+    EXPECT_EQ(changed["tenant"]["extensions"], json::array());
+    EXPECT_EQ(changed["tenant"]["pending_restart"], json({"shared_preload_libraries"})) << "the preload goes at the next restart";
 }

@@ -137,7 +137,9 @@ TEST(TenantRecord, SurvivesARoundTripThroughToml) {
     t.port = 25001;
     t.public_port = 28001;
     t.password = "p'\"w";
+    t.spec.extensions = {"pg_stat_statements", "pg_trgm"};
     auto back = from_toml(to_toml(t), "t");
+    EXPECT_EQ(back.spec.extensions, t.spec.extensions);
     EXPECT_EQ(back.device, "/dev/sdb");
     EXPECT_EQ(back.device_id, t.device_id);
     EXPECT_EQ(back.name, t.name);

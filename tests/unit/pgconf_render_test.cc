@@ -52,6 +52,14 @@ TEST(PostgresqlConf, MatchesTheExpectedFileWhenNoMemoryLimitIsKnown) {
                   render_postgresql_conf({.tenant = "t1", .port = 25002, .socket_dir = "/run/hostd-tenant/t1"}));
 }
 
+TEST(PostgresqlConf, PreloadsTheLibrariesOfTheTenantsExtensionsOnly) {
+    EXPECT_EQ(setting(render_postgresql_conf(small_spec()), "shared_preload_libraries"), "<missing>");
+    auto spec = small_spec();
+    spec.preload_libraries = preload_libraries({"pg_trgm", "pg_stat_statements", "hstore", "auto_explain"});
+    EXPECT_EQ(spec.preload_libraries, (std::vector<std::string>{"pg_stat_statements", "auto_explain"}));
+    EXPECT_EQ(setting(render_postgresql_conf(spec), "shared_preload_libraries"), "'pg_stat_statements,auto_explain'");
+}
+
 TEST(PostgresqlConf, IsTheSameForTheSameSpec) {
     EXPECT_EQ(render_postgresql_conf(small_spec()), render_postgresql_conf(small_spec()));
 }

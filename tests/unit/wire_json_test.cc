@@ -67,6 +67,24 @@ TEST(WireRequests, ACreateReadsSizesAsTextOrBytesAndSettingsAsText) {
     EXPECT_EQ(r.settings, (Settings{{"work_mem", "64MB"}, {"jit", "off"}, {"max_connections", "50"}}));
 }
 
+TEST(WireRequests, ExtensionsAreAListOfNamesInACreateAndAPatch) {
+    auto r = wire::parse_create({{"extensions", {"pg_stat_statements", "pg_trgm"}}});
+    EXPECT_EQ(r.extensions, (std::vector<std::string>{"pg_stat_statements", "pg_trgm"}));
+    EXPECT_EQ(wire::parse_create(wire::render(r)).extensions, r.extensions);
+    auto u = wire::parse_limits({{"extensions", json::array()}});
+    ASSERT_TRUE(u.extensions);
+    EXPECT_TRUE(u.extensions->empty()) << "an empty list turns every extension off";
+    EXPECT_FALSE(u.empty());
+    for (const json& bad : {json("pg_trgm"), json({1}), json({""})}) {
+        try {
+            wire::parse_create({{"extensions", bad}});
+            ADD_FAILURE() << bad.dump();
+        } catch (const Error& e) {
+            EXPECT_EQ(e.field(), "extensions");
+        }
+    }
+}
+
 TEST(WireRequests, BadShapesAreRefusedNamingTheField) {
     for (auto [body, field] : std::vector<std::pair<json, std::string>>{
              {{{"colour", "blue"}}, "colour"},
@@ -178,8 +196,9 @@ TEST(WireReplies, EveryReplyParsesBackToTheSameRendering) {
         .actions = {{"acme", "left down", "no disk"}, {"", "routes failed", "haproxy"}}, .duration_ms = 12});
     EXPECT_EQ(wire::render(wire::parse_reconcile(rec)), rec);
     const json host = wire::render(HostInfo{.tenants = 3, .tenants_active = 2, .memory_committed = 5, .memory_total = 9,
-                                            .cpu_committed = 1.5, .cpus = 2, .disk_committed = 7,
-                                            .loop_dir_available = 8, .ports_free = 100, .ports_detached = 4});
+                                            .memory_overcommit = 1.5, .memory_free = 8, .cpu_committed = 1.5, .cpus = 2,
+                                            .disk_committed = 7, .loop_dir_available = 8, .ports_free = 100,
+                                            .ports_detached = 4, .ports_total = 3000});
     EXPECT_EQ(wire::render(wire::parse_host(host)), host);
     EXPECT_EQ(wire::parse_ca(wire::render_ca("PEM")), "PEM");
 }
@@ -210,4 +229,9 @@ TEST(WireErrors, AnErrorKeepsItsCodeSentenceAndFieldAcrossTheWire) {
     EXPECT_STREQ(back.what(), "Tenant 'acme' already exists");
     EXPECT_EQ(back.field(), "name");
     EXPECT_STREQ(wire::parse_error(nullptr, 502).what(), "HTTP 502");
+}
+
+TEST(WireReplies, AProgressStreamSaysWhenEachStepStartsAndWhenItEnds) {
+    EXPECT_EQ(wire::render_step("initdb", -1), json({{"start", "initdb"}}));
+    EXPECT_EQ(wire::render_step("initdb", 612), json({{"step", "initdb"}, {"ms", 612}}));
 }

@@ -50,6 +50,13 @@ options:
   settings:
     description: PostgreSQL settings (name to value). When given, they replace the tenant's overrides.
     type: dict
+  extensions:
+    description:
+      - Extensions hostd enables for the tenant, from C(extensions.allowed) in hostd.toml (e.g. C(pg_stat_statements),
+        whose library hostd preloads; that takes a restart of the tenant). When given, they replace the tenant's list.
+      - The tenant's superuser then runs C(CREATE EXTENSION).
+    type: list
+    elements: str
   backend:
     description: C(loop) or C(device) (creation only).
     type: str
@@ -97,7 +104,7 @@ EXAMPLES = r"""
     memory: 512M
     cpu: 0.5
     settings:
-      work_mem: 64MB
+      work_mem: 4MB
     return_secrets: true
   register: acme
   no_log: true
@@ -232,6 +239,8 @@ def wanted_limits(p):
         out["io_weight"] = p["io_weight"]
     if p["settings"] is not None:
         out["settings"] = dict((k, str(v)) for k, v in p["settings"].items())
+    if p["extensions"] is not None:
+        out["extensions"] = sorted(set(p["extensions"]))
     return out
 
 
@@ -246,6 +255,9 @@ def differences(tenant, want):
         elif k == "settings":
             if dict((a, str(b)) for a, b in (have or {}).items()) != v:
                 diff.append(k)
+        elif k == "extensions":
+            if sorted(have or []) != v:
+                diff.append(k)
         elif have != v:
             diff.append(k)
     return diff
@@ -255,7 +267,7 @@ def view(t):
     """What the diff shows: the managed fields, never the password."""
     if not t:
         return {}
-    keys = ("name", "state", "disk_size", "memory", "cpu", "tasks", "io_weight", "settings")
+    keys = ("name", "state", "disk_size", "memory", "cpu", "tasks", "io_weight", "settings", "extensions")
     return dict((k, t.get(k)) for k in keys if k in t)
 
 
@@ -270,6 +282,7 @@ def main():
             tasks=dict(type="int"),
             io_weight=dict(type="int"),
             settings=dict(type="dict"),
+            extensions=dict(type="list", elements="str"),
             backend=dict(type="str"),
             device=dict(type="str"),
             filesystem=dict(type="str"),
@@ -325,6 +338,8 @@ def main():
             body["disk_size"] = p["size"]
         if p["settings"] is not None and not reusing:
             body["settings"] = dict((k, str(v)) for k, v in p["settings"].items())
+        if p["extensions"] is not None:
+            body["extensions"] = p["extensions"]
         if p["reuse"]:
             body["reuse"] = True
         result["actions"].append("PUT")

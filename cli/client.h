@@ -47,6 +47,8 @@ public:
     Reply<std::vector<TenantView>> list(bool live) const;
     Reply<Resized> resize(const std::string& name, const ResizeRequest& req) const;
     Reply<LimitsChanged> set_limits(const std::string& name, const LimitsUpdate& u) const;
+    Reply<BackupDone> backup(const std::string& name, const std::string& type) const;
+    Reply<BackupList> backups(const std::string& name) const;
     Reply<ReconcileReport> reconcile() const;
     Reply<HostInfo> host() const;
     Reply<std::string> ca() const;

@@ -16,6 +16,8 @@ std::vector<std::vector<std::string>> tenant_rows(const std::vector<TenantView>&
 
 // hostctl show: "key:" / value rows of one tenant, its live status where known.
 std::vector<std::vector<std::string>> tenant_details(const TenantView& t);
+// A tenant's backups: a row each (label, type, finished, size, in the repository), oldest first.
+std::vector<std::vector<std::string>> backup_rows(const BackupList& b);
 
 // A connection URL without the password in its user part ("postgresql://acme@host:1/db"):
 // what hostctl may put on a command line, where every user of the machine can read it (ps).

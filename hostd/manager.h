@@ -41,6 +41,10 @@ public:
     // memory, cpu, tasks, io_weight changed on the running unit without a restart; the reply
     // lists PostgreSQL settings that wait for a restart.
     LimitsChanged set_limits(const std::string& name, const LimitsUpdate& u);
+    // pgBackRest (backup.repo set): a backup now (type full, diff or incr: incr becomes full
+    // when none exists), and the backups with what they can restore.
+    BackupDone backup(const std::string& name, const std::string& type);
+    BackupList backups(const std::string& name);
     ReconcileReport reconcile();
     // One round of the disk-full guard (a ticker calls it).
     void guard_tick() { guard_.tick(); }
@@ -60,6 +64,8 @@ public:
     OpStats op_stats() const;
 
 private:
+    // A tenant whose backups can be asked for: backups on, the tenant ready.
+    TenantRecord backed_up(const std::string& name);
     template <class F>
     auto timed(const char* kind, F&& fn);
 

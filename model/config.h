@@ -59,6 +59,12 @@ struct Config {
     uint64_t max_memory = 0;  // 0: the host's physical memory
     double max_cpu = 0;       // 0: the host's CPU count
     uint64_t max_tasks = 65536;
+    // [backup] pgBackRest; repo "" = off
+    std::string backup_repo;                       // each tenant's repository: <backup_repo>/<tenant>
+    std::string pgbackrest = "/usr/bin/pgbackrest";
+    std::string backup_compress = "lz4";
+    uint64_t backup_retention_full = 2;
+    uint64_t archive_timeout = 60;                 // seconds: PostgreSQL's archive_timeout (the recovery point)
     // [postgres]
     std::string pg_bindir = "/usr/lib/postgresql/15/bin";
     PortRange pg_ports{25000, 27999};

@@ -3,6 +3,7 @@
 
 #include <libpq-fe.h>
 #include <poll.h>
+#include <cstring>
 
 #include <algorithm>
 #include <memory>
@@ -108,6 +109,26 @@ ConnParams monitor_params(const std::string& socket_dir, uint16_t port) {
 std::string monitor_role_sql() {
     return std::string("DO $hostd$ BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '") + kMonitorRole +
            "') THEN CREATE ROLE " + kMonitorRole + " LOGIN; END IF; END $hostd$; GRANT pg_monitor TO " + kMonitorRole + ";";
+}
+
+std::string backup_role_sql(const std::string& role) {
+    return "DO $hostd$ BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '" + role +
+           "') THEN CREATE ROLE " + role + " LOGIN SUPERUSER; ELSE ALTER ROLE " + role +
+           " LOGIN SUPERUSER; END IF; END $hostd$;";
+}
+
+void set_password(const ConnParams& p, const std::string& role, const std::string& password) {
+    Conn c = connect(p);
+    std::unique_ptr<char, decltype(&PQfreemem)> verifier(
+        PQencryptPasswordConn(c.get(), password.c_str(), role.c_str(), "scram-sha-256"), &PQfreemem);
+    if (!verifier) throw Error(Errc::failed, "Failed to compute the password verifier on " + where(p) + ": " + one_line(PQerrorMessage(c.get())));
+    std::unique_ptr<char, decltype(&PQfreemem)> ident(PQescapeIdentifier(c.get(), role.c_str(), role.size()), &PQfreemem);
+    std::unique_ptr<char, decltype(&PQfreemem)> lit(PQescapeLiteral(c.get(), verifier.get(), std::strlen(verifier.get())), &PQfreemem);
+    if (!ident || !lit) throw Error(Errc::failed, "Failed to quote the role name on " + where(p));
+    Result r = run(c.get(), p, std::string("ALTER ROLE ") + ident.get() + " PASSWORD " + lit.get());
+    if (PQresultStatus(r.get()) != PGRES_COMMAND_OK)
+        throw Error(Errc::failed, "Failed to set the password of role '" + role + "' on " + where(p) + ": " +
+                                      one_line(PQresultErrorMessage(r.get())));
 }
 
 bool ping(const ConnParams& p) {

@@ -21,6 +21,10 @@ struct ClusterSpec {
     uint64_t disk_bytes = 0;       // the tenant's disk; WAL sizing derives from it (0: PostgreSQL's defaults)
     bool ssl = false;              // ssl = on with server.crt/server.key in the data directory;
                                    // then TCP logins must use TLS (hostd checks over the socket)
+    // Backups: this OS user (the tenant's own) logs in as backup_role by peer over the socket
+    // (pgBackRest's login); "" for none.
+    std::string backup_peer, backup_role;
+                                   // then TCP logins must use TLS (hostd checks over the socket)
 };
 
 // postgresql.conf: port, listen_addresses, unix_socket_directories, password_encryption =
@@ -35,7 +39,7 @@ std::string render_guard_conf();
 // pg_hba.conf: local + host 127.0.0.1/32 + ::1/128, all with scram-sha-256; nothing else.
 std::string render_pg_hba(const ClusterSpec& spec);
 // pg_ident.conf: the map of the pg_hba line for hostd's own login (root → kMonitorRole).
-std::string render_pg_ident();
+std::string render_pg_ident(const ClusterSpec& spec);
 
 struct InitdbOptions {
     std::string bindir;            // e.g. /usr/lib/postgresql/15/bin
@@ -90,6 +94,14 @@ void wait_ping(const ConnParams& p, std::chrono::milliseconds timeout);
 
 // Runs SQL that returns no rows (several statements allowed); throws Errc::failed.
 void exec_sql(const ConnParams& p, const std::string& sql);
+
+// Sets a role's password as a SCRAM verifier computed here (PQencryptPasswordConn): the
+// password itself never reaches the server, its log or pg_stat_activity.
+void set_password(const ConnParams& p, const std::string& role, const std::string& password);
+
+// What pgBackRest's login needs (pgconf's caller names the role): a superuser that logs in by
+// peer over the socket only (pg_hba/pg_ident: render with ClusterSpec::backup_peer). Idempotent.
+std::string backup_role_sql(const std::string& role);
 
 // Connects with libpq and runs `SELECT 1`; throws Errc::unavailable with libpq's message on failure.
 void check_select1(const ConnParams& p);

@@ -117,8 +117,9 @@ void restore_branch(const Branch& b, const Options& o) {
         }
         pgconf::set_password(p, b.admin_role, b.admin_password);
         // pgBackRest's recovery settings served their turn; the branch archives to its own stanza.
-        pgconf::exec_sql(p, "ALTER SYSTEM RESET restore_command; ALTER SYSTEM RESET recovery_target_time; "
-                            "ALTER SYSTEM RESET recovery_target_action; ALTER SYSTEM RESET recovery_target;");
+        // (One statement each: ALTER SYSTEM takes no transaction block.)
+        for (const char* s : {"restore_command", "recovery_target_time", "recovery_target_action", "recovery_target"})
+            pgconf::exec_sql(p, std::string("ALTER SYSTEM RESET ") + s);
     } catch (...) {
         stop("immediate");
         throw;

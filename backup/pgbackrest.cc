@@ -151,7 +151,13 @@ std::vector<std::string> restore_argv(const Stanza& source, const Options& o, co
     into.pgdata = pgdata;
     auto a = common(into, o);
     a.push_back("--pg1-path=" + pgdata);
-    a.push_back("--spool-path=" + source.work_dir);  // archive-get's queue, also named in restore_command
+    // Restore clears archive-get's queue in the spool (the branch's own, not the default
+    // /var/spool/pgbackrest), but archive-get takes no spool without async: restore_command is
+    // written here rather than derived from restore's own options.
+    a.push_back("--spool-path=" + source.work_dir);
+    std::string get;
+    for (const auto& w : common(into, o)) get += w + " ";
+    a.push_back("--recovery-option=restore_command=" + get + "--pg1-path=" + pgdata + " archive-get %f \"%p\"");
     a.push_back("--process-max=" + std::to_string(o.process_max));
     switch (target.kind) {
         case Target::Kind::latest:

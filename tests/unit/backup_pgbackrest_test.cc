@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "backup/ops.h"
 #include "backup/pgbackrest.h"
 #include "base/error.h"
 #include "base/exec.h"
@@ -79,6 +80,11 @@ TEST(Pgbackrest, RestoreIntoAnotherDataDirectoryToEachKindOfTarget) {
     EXPECT_TRUE(has(at, "--type=time"));
     EXPECT_TRUE(has(at, "--target=2026-11-30 04:56:04.791+00"));
     EXPECT_TRUE(has(at, "--target-action=promote"));
+    EXPECT_TRUE(has(at, "--spool-path=/run/hostd-tenant/shop/pgbackrest"));
+    EXPECT_TRUE(has(at, "--recovery-option=restore_command=/usr/bin/pgbackrest --no-config --stanza=shop "
+                        "--repo1-path=/var/lib/hostd-backup/shop --lock-path=/run/hostd-tenant/shop/pgbackrest "
+                        "--log-level-file=off --log-level-console=off --log-level-stderr=warn --pg1-path=/srv/hostd/b/pgdata "
+                        "archive-get %f \"%p\""));
     const auto label = restore_argv(stanza(), Options{}, "/x", parse_target("20261130-045552F_20261130-050102I", "from.time"));
     EXPECT_TRUE(has(label, "--set=20261130-045552F_20261130-050102I"));
     EXPECT_TRUE(has(label, "--type=immediate"));
@@ -166,8 +172,9 @@ public:
     void start(const std::string& pgdata, const std::string& sock, const std::vector<std::string>& settings) {
         std::string opts = "-c listen_addresses='' -c unix_socket_directories=" + sock;
         for (const auto& kv : settings) opts += " -c " + kv;
-        run({kBindir + "/pg_ctl", "-D", pgdata, "-l", pgdata + ".log", "-w", "-t", "60", "-o", opts, "start"},
-            "pg_ctl start (log: " + pgdata + ".log)");
+        const ExecResult r = exec({.argv = {kBindir + "/pg_ctl", "-D", pgdata, "-l", pgdata + ".log", "-w", "-t", "60", "-o", opts, "start"},
+                                   .uid = uid, .gid = gid});
+        if (r.exit_code != 0) throw Error(Errc::failed, "pg_ctl start failed: " + read(pgdata + ".log"));
     }
     std::string sql(const std::string& sock, const std::string& q) {
         return run({kBindir + "/psql", "-h", sock, "-U", "admin", "-d", "postgres", "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", q},
@@ -229,17 +236,18 @@ TEST(PgbackrestRoot, BacksUpAndRestoresToAPointInTime) {
     EXPECT_GT(info.backups[0].repo_size, 0u);
     ASSERT_GE(info.wal_max, seg.substr(0, 24));
 
+    // hostd's branch: restore, recover to the time as the source's user, promote, new password.
     const std::string branch = x.dir + "/branch";
-    ASSERT_EQ(::mkdir(branch.c_str(), 0700), 0);
-    ASSERT_EQ(::chown(branch.c_str(), x.uid, x.gid), 0);
-    x.run(restore_argv(x.s, o, branch, parse_target(between, "time")), "restore");
+    restore_branch({.source = x.s, .source_user = {x.uid, x.gid}, .pgdata = branch, .work_dir = x.dir + "/work2",
+                    .bindir = kBindir, .target = parse_target(between, "time"), .admin_role = "admin",
+                    .admin_password = "branch-password-1"},
+                   o);
+    const std::string auto_conf = read(branch + "/postgresql.auto.conf");
+    EXPECT_EQ(auto_conf.find("restore_command"), std::string::npos) << auto_conf;
+    EXPECT_FALSE(path_exists(branch + "/postmaster.pid")) << "left stopped";
     x.start(branch, x.dir + "/sock2", {"archive_mode=off"});
-    std::string in_recovery = "t";
-    for (int i = 0; i < 100 && in_recovery != "f\n"; i++) {
-        in_recovery = x.sql(x.dir + "/sock2", "SELECT pg_is_in_recovery()");
-        if (in_recovery != "f\n") std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    EXPECT_EQ(in_recovery, "f\n");
+    EXPECT_EQ(x.sql(x.dir + "/sock2", "SELECT pg_is_in_recovery()"), "f\n");
+    EXPECT_EQ(x.sql(x.dir + "/sock2", "SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid WHERE rolname = 'admin'"), "t\n");
     EXPECT_EQ(x.sql(x.dir + "/sock2", "SELECT string_agg(x::text, ',') FROM t"), "1\n");
     EXPECT_EQ(x.sql(x.s.socket_dir, "SELECT string_agg(x::text, ',') FROM t"), "1,2\n");
 }

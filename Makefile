@@ -6,7 +6,7 @@ DEPS := build-essential cmake ninja-build pkg-config \
         libcli11-dev libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libgtest-dev libgmock-dev \
         postgresql-15 postgresql-client-15 haproxy systemd systemd-container dbus e2fsprogs xfsprogs \
         util-linux mount fdisk cryptsetup-bin passwd procps iproute2 curl python3 openssl prometheus \
-        ansible-core ansible-lint python3-jsonschema strace
+        ansible-core ansible-lint python3-jsonschema strace pgbackrest
 
 .PHONY: deps build unit e2e test demo demo-stop bench clean
 
@@ -32,7 +32,7 @@ unit: build
 
 # End-to-end in a throwaway systemd machine (tests/testbed): every suite runs (a failure does
 # not hide the others' results) and prints how long it took.
-E2E_SUITES := run lifecycle isolation disks metrics routes ansible hostile settings
+E2E_SUITES := run lifecycle isolation disks metrics routes ansible hostile settings backup
 e2e: build
 	@fail=0; for s in $(E2E_SUITES); do \
 	  t0=$$(date +%s); echo "# e2e suite $$s"; \

@@ -198,6 +198,15 @@ Reply<LimitsChanged> Client::set_limits(const std::string& name, const LimitsUpd
     return typed<LimitsChanged>(call("PATCH", tenant_path(name), &body), wire::parse_limits_changed);
 }
 
+Reply<BackupDone> Client::backup(const std::string& name, const std::string& type) const {
+    const wire::json body = wire::render_backup_request(type);
+    return typed<BackupDone>(call("POST", tenant_path(name) + "/backups", &body), wire::parse_backup_done);
+}
+
+Reply<BackupList> Client::backups(const std::string& name) const {
+    return typed<BackupList>(call("GET", tenant_path(name) + "/backups"), wire::parse_backup_list);
+}
+
 Reply<ReconcileReport> Client::reconcile() const {
     return typed<ReconcileReport>(call("POST", "/v1/reconcile"), wire::parse_reconcile);
 }

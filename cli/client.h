@@ -49,6 +49,8 @@ public:
     Reply<LimitsChanged> set_limits(const std::string& name, const LimitsUpdate& u) const;
     // POST /v1/tenants/NAME/password: the tenant with its new password and URL.
     Reply<TenantView> set_password(const std::string& name, const PasswordRequest& req) const;
+    Reply<BackupDone> backup(const std::string& name, const std::string& type) const;
+    Reply<BackupList> backups(const std::string& name) const;
     Reply<ReconcileReport> reconcile() const;
     Reply<HostInfo> host() const;
     Reply<std::string> ca() const;

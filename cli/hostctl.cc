@@ -219,6 +219,10 @@ int main(int argc, char** argv) {
     create->add_flag("--reuse", reuse, "Bring back a tenant deleted without --purge, with its data, limits and settings; "
                                        "--memory, --cpu, --tasks and --set change them, --disk-size, --filesystem, "
                                        "--backend, --device and --force are refused");
+    std::string from, from_time;
+    create->add_option("--from", from, "Branch: the data of this tenant (from its backups and archived WAL)");
+    create->add_option("--time", from_time, "With --from: latest (default), a backup label, or an RFC 3339 time "
+                                            "such as 2026-11-30T04:56:04Z");
     std::vector<std::string> create_settings;
     create->add_option("--set", create_settings, "PostgreSQL setting NAME=VALUE (repeatable), e.g. --set work_mem=64MB; with --reuse, "
                                              "set over the kept overrides");
@@ -237,6 +241,12 @@ int main(int argc, char** argv) {
         if (!filesystem.empty()) req.filesystem = filesystem;
         req.reuse = reuse;
         req.force = force;
+        if (!from_time.empty() && from.empty()) {
+            std::cerr << "hostctl: --time needs --from (the tenant to branch from)\n";
+            code = kInvalid;
+            return;
+        }
+        if (!from.empty()) req.from = hostd::CreateRequest::From{.tenant = from, .target = from_time.empty() ? "latest" : from_time};
         if (!settings_from(create_settings, req.settings, code)) return;
         if (!create_extensions.empty()) req.extensions = create_extensions;
         hostd::Reply<hostd::Created> r;
@@ -280,6 +290,42 @@ int main(int argc, char** argv) {
         std::cout << "Tenant '" << name << "' now has a " << hostd::format_size(r.value->tenant.spec.disk_size)
                   << " disk (" << (r.value->online ? "grown online" : "grown offline, PostgreSQL restarted") << ", "
                   << r.value->ms << " ms).\n";
+    });
+
+    // backup, backups
+    auto* backup = app.add_subcommand("backup", "Back up a tenant now (pgBackRest; hostd.toml's backup.repo)");
+    backup->footer("Example: hostctl backup acme --type full\n"
+                   "incr (the default) backs up what changed since the last backup; the first one is full.");
+    std::string backup_type = "incr";
+    backup->add_option("name", name, "Tenant name")->required();
+    backup->add_option("--type", backup_type, "full, diff or incr")->check(CLI::IsMember({"full", "diff", "incr"}));
+    backup->callback([&] {
+        auto r = hostd::Client(ctx.socket).backup(name, backup_type);
+        if (!finish(ctx, r, code)) return;
+        if (ctx.json_out) {
+            print_json(hostd::wire::render(*r.value));
+            return;
+        }
+        const auto& b = r.value->backup;
+        std::cout << "Backup " << b.label << " (" << b.type << ") of '" << name << "' done in " << r.value->ms << " ms: "
+                  << hostd::format_size(b.size) << ", " << hostd::format_size(b.repo_delta) << " added to the repository.\n";
+    });
+    auto* backups = app.add_subcommand("backups", "List a tenant's backups and the window it can be restored to");
+    backups->footer("Example: hostctl backups acme\n"
+                    "Branch from them: hostctl create acme-pr42 --from acme --time 2026-11-30T04:56:04Z");
+    backups->add_option("name", name, "Tenant name")->required();
+    backups->callback([&] {
+        auto r = hostd::Client(ctx.socket).backups(name);
+        if (!finish(ctx, r, code)) return;
+        if (ctx.json_out) {
+            print_json(hostd::wire::render(*r.value));
+            return;
+        }
+        const auto& b = *r.value;
+        print_table(hostd::backup_rows(b));
+        std::cout << "\nRecoverable: " << (b.recoverable_from.empty() ? "nothing yet (no backup)" : "from " + b.recoverable_from +
+                                              " to the newest archived WAL (" + b.wal_max + ")")
+                  << (b.running ? "; a backup is running" : "") << "\n";
     });
 
     // list

@@ -160,4 +160,12 @@ std::string url_without_password(std::string_view url) {
     return std::string(url.substr(0, colon)) + std::string(url.substr(at));
 }
 
+std::vector<std::vector<std::string>> backup_rows(const BackupList& b) {
+    std::vector<std::vector<std::string>> rows{{"LABEL", "TYPE", "FINISHED", "SIZE", "REPO", "WAL"}};
+    for (const auto& v : b.backups)
+        rows.push_back({v.label, v.type, v.finished_at, format_size(v.size), format_size(v.repo_size),
+                        v.wal_start + ".." + v.wal_stop});
+    return rows;
+}
+
 }  // namespace hostd

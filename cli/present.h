@@ -17,6 +17,8 @@ std::vector<std::vector<std::string>> tenant_rows(const std::vector<TenantView>&
 
 // hostctl show: "key:" / value rows of one tenant, its live status where known.
 std::vector<std::vector<std::string>> tenant_details(const TenantView& t);
+// A tenant's backups: a row each (label, type, finished, size, in the repository), oldest first.
+std::vector<std::vector<std::string>> backup_rows(const BackupList& b);
 
 // Setting overrides on one line: "work_mem=64MB, max_prepared_transactions=5", or "none".
 std::string settings_line(const Settings& settings);

@@ -103,6 +103,17 @@ public:
     virtual void init_cluster(const TenantRecord& t, const TenantLayout& l, const units::OsUser& u) = 0;
     virtual void adopt_cluster(const TenantRecord& t, const TenantLayout& l, const units::OsUser& u) = 0;
 
+    // Backups (backup.repo set; pgBackRest runs as the tenant's OS user). prepare_backups: its
+    // repository directory, the backup role and its peer login, the stanza; idempotent, needs
+    // the tenant running.
+    virtual void prepare_backups(const TenantRecord& t, const TenantLayout& l) = 0;
+    virtual void run_backup(const TenantRecord& t, const TenantLayout& l, backup::BackupType type) = 0;
+    virtual backup::Info backup_info(const TenantRecord& t, const TenantLayout& l) = 0;
+    // A branch's cluster in l.pgdata: src's backup restored and recovered to target (as src's
+    // OS user), then handed to u with hostd's files for t and t's admin password.
+    virtual void restore_cluster(const TenantRecord& src, const TenantRecord& t, const TenantLayout& l,
+                                 const units::OsUser& u, const backup::Target& target) = 0;
+
     // Unit: its environment (the port PostgreSQL must listen on, given on its command line),
     // limits, start and wait for the job; stop also forgets failure and drop-ins.
     virtual void start_unit(const TenantLayout& l, uint16_t port, const units::Limits& limits) = 0;

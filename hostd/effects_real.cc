@@ -17,6 +17,7 @@
 #include "base/fs.h"
 #include "base/size.h"
 #include "base/strings.h"
+#include "backup/ops.h"
 #include "hostd/effects.h"
 #include "hostd/log.h"
 #include "hostd/observe.h"
@@ -274,12 +275,79 @@ public:
         auto spec = cluster_spec(t);
         write_file_atomic(pgdata + "/postgresql.conf", pgconf::render_postgresql_conf(spec), 0600, u.uid, u.gid);
         write_file_atomic(pgdata + "/pg_hba.conf", pgconf::render_pg_hba(spec), 0600, u.uid, u.gid);
-        write_file_atomic(pgdata + "/pg_ident.conf", pgconf::render_pg_ident(), 0600, u.uid, u.gid);
+        write_file_atomic(pgdata + "/pg_ident.conf", pgconf::render_pg_ident(spec), 0600, u.uid, u.gid);
         write_tenant_files(t, pgdata, u, /*certificate=*/true);
+    }
+
+    backup::RunAs run_as(const TenantRecord& t) const {
+        auto u = units::find_user(t.os_user);
+        if (!u) throw Error(Errc::failed, "OS user '" + t.os_user + "' of tenant '" + t.name + "' is missing; run hostctl reconcile");
+        return {u->uid, u->gid};
+    }
+
+    void prepare_backups(const TenantRecord& t, const TenantLayout& l) override {
+        if (l.backup_repo.empty()) return;
+        const backup::RunAs as = run_as(t);
+        // pgBackRest's login: the role, and the peer lines for the tenant's user (a cluster
+        // made before backups were on has neither).
+        const auto spec = cluster_spec(t);
+        write_file_atomic(l.pgdata + "/pg_hba.conf", pgconf::render_pg_hba(spec), 0600, as.uid, as.gid);
+        write_file_atomic(l.pgdata + "/pg_ident.conf", pgconf::render_pg_ident(spec), 0600, as.uid, as.gid);
+        pgconf::exec_sql({.host = l.socket_dir, .port = t.port, .user = t.admin_user, .password = t.password,
+                          .connect_timeout_s = 2, .sslmode = "disable", .query_timeout_ms = 10000},
+                         pgconf::backup_role_sql(std::string(kBackupRole)));
+        units::Systemd::connect().reload(l.unit);
+        // The reload is a signal: the first try may find the old pg_hba still in force.
+        for (int i = 0;; i++) {
+            try {
+                backup::stanza_create(stanza_of(l, t.port), backup_options(cfg_), as);
+                return;
+            } catch (const Error& e) {
+                if (i == 20) throw;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+    }
+
+    void run_backup(const TenantRecord& t, const TenantLayout& l, backup::BackupType type) override {
+        backup::run_backup(stanza_of(l, t.port), backup_options(cfg_), type, run_as(t));
+    }
+
+    backup::Info backup_info(const TenantRecord& t, const TenantLayout& l) override {
+        return backup::read_info(stanza_of(l, t.port), backup_options(cfg_), run_as(t));
+    }
+
+    void restore_cluster(const TenantRecord& src, const TenantRecord& t, const TenantLayout& l, const units::OsUser& u,
+                         const backup::Target& target) override {
+        const TenantLayout sl = layout_of(cfg_, src.name);
+        const std::string work = l.mountpoint + "/.hostd-restore";
+        backup::restore_branch({.source = stanza_of(sl, src.port), .source_user = run_as(src), .pgdata = l.pgdata,
+                                .work_dir = work, .bindir = cfg_.pg_bindir, .target = target,
+                                .admin_role = t.admin_user, .admin_password = t.password},
+                               backup_options(cfg_));
+        std::error_code ec;
+        std::filesystem::remove_all(work, ec);
+        // The source's files, written as its user, become the branch's (links themselves, never
+        // what they point to).
+        for (auto& e : std::filesystem::recursive_directory_iterator(l.pgdata))
+            if (::lchown(e.path().c_str(), u.uid, u.gid) < 0) throw_errno(errno, "Failed to hand over '" + e.path().string() + "'");
+        if (::lchown(l.pgdata.c_str(), u.uid, u.gid) < 0) throw_errno(errno, "Failed to hand over '" + l.pgdata + "'");
+        auto spec = cluster_spec(t);
+        write_file_atomic(l.pgdata + "/postgresql.conf", pgconf::render_postgresql_conf(spec), 0600, u.uid, u.gid);
+        write_file_atomic(l.pgdata + "/pg_hba.conf", pgconf::render_pg_hba(spec), 0600, u.uid, u.gid);
+        write_file_atomic(l.pgdata + "/pg_ident.conf", pgconf::render_pg_ident(spec), 0600, u.uid, u.gid);
+        write_tenant_files(t, l.pgdata, u, /*certificate=*/true, /*synced_after=*/true);
+        pgconf::sync_filesystem(l.pgdata);
     }
 
     void start_unit(const TenantLayout& l, uint16_t port, const units::Limits& limits) override {
         link_disk(l);
+        if (!l.backup_repo.empty()) {
+            // The unit binds its repository in at start: it must exist by then.
+            auto u = units::find_user(l.os_user);
+            if (!u) throw Error(Errc::failed, "OS user '" + l.os_user + "' of tenant '" + l.name + "' is missing; run hostctl reconcile");
+            backup::make_repository(cfg_.backup_repo, l.backup_repo, {u->uid, u->gid});
+        }
         make_dirs(std::string(layout::kEnvDir), 0755);
         write_file_atomic(l.env_file, "HOSTD_PORT=" + std::to_string(port) + "\n", 0644);
         auto sd = units::Systemd::connect();
@@ -384,7 +452,7 @@ public:
         if (!u) throw Error(Errc::failed, "OS user '" + t.os_user + "' of tenant '" + t.name + "' is missing; run hostctl reconcile");
         const auto spec = cluster_spec(t);
         write_file_atomic(l.pgdata + "/pg_hba.conf", pgconf::render_pg_hba(spec), 0600, u->uid, u->gid);
-        write_file_atomic(l.pgdata + "/pg_ident.conf", pgconf::render_pg_ident(), 0600, u->uid, u->gid);
+        write_file_atomic(l.pgdata + "/pg_ident.conf", pgconf::render_pg_ident(spec), 0600, u->uid, u->gid);
         units::Systemd::connect().reload(l.unit);
         pgconf::exec_sql({.host = l.socket_dir, .port = t.port, .user = t.admin_user, .password = t.password,
                           .connect_timeout_s = 2, .sslmode = "disable"},
@@ -473,9 +541,15 @@ public:
 
 private:
     pgconf::ClusterSpec cluster_spec(const TenantRecord& t) const {
-        return {.tenant = t.name, .port = t.port, .listen_address = "127.0.0.1", .socket_dir = layout_of(cfg_, t.name).socket_dir,
-                .memory_bytes = t.spec.memory, .cpus = t.spec.cpu, .disk_bytes = t.spec.disk_size, .ssl = true,
-                .preload_libraries = pgconf::preload_libraries(t.spec.extensions)};
+        const TenantLayout l = layout_of(cfg_, t.name);
+        pgconf::ClusterSpec spec{.tenant = t.name, .port = t.port, .listen_address = "127.0.0.1", .socket_dir = l.socket_dir,
+                                 .memory_bytes = t.spec.memory, .cpus = t.spec.cpu, .disk_bytes = t.spec.disk_size, .ssl = true,
+                                 .preload_libraries = pgconf::preload_libraries(t.spec.extensions)};
+        if (!l.backup_repo.empty()) {
+            spec.backup_peer = l.os_user;
+            spec.backup_role = std::string(kBackupRole);
+        }
+        return spec;
     }
 
     // The tenant's own files next to postgresql.conf: its setting overrides (checked by the

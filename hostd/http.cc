@@ -58,7 +58,13 @@ const std::vector<Route>& route_table() {
     static const std::vector<Route> table = {
         // ?live=1: each ready tenant's live status too (unit, memory, CPU, disk), as GET of one.
         {"GET", "/v1/tenants", [](Manager& m, const Request& r, const std::string&) { return Reply{200, wire::render(m.list(r.live))}; }},
-        {"GET", "/v1/tenants/", [](Manager& m, const Request&, const std::string& n) { return Reply{200, wire::render_one(m.get(n))}; }},
+        {"GET", "/v1/tenants/",
+         [](Manager& m, const Request&, const std::string& arg) {
+             const std::string backups = "/backups";
+             if (arg.size() > backups.size() && arg.compare(arg.size() - backups.size(), backups.size(), backups) == 0)
+                 return Reply{200, wire::render(m.backups(arg.substr(0, arg.size() - backups.size())))};
+             return Reply{200, wire::render_one(m.get(arg))};
+         }},
         {"PUT", "/v1/tenants/",
          [](Manager& m, const Request& r, const std::string& n) {
              return Reply{201, wire::render(m.create(n, wire::parse_create(wire::parse_body(r.body)), r.on_step))};
@@ -69,11 +75,15 @@ const std::vector<Route>& route_table() {
                  return arg.size() > suffix.size() && arg.compare(arg.size() - suffix.size(), suffix.size(), suffix) == 0;
              };
              auto name = [&](const std::string& suffix) { return arg.substr(0, arg.size() - suffix.size()); };
+             if (ends("/backups")) {
+                 const std::string type = wire::parse_backup_request(r.body.empty() ? json() : wire::parse_body(r.body));
+                 return Reply{201, wire::render(m.backup(name("/backups"), type))};
+             }
              if (ends("/password"))
                  return Reply{200, wire::render_one(m.set_password(name("/password"), wire::parse_password(wire::parse_body(r.body))))};
              if (!ends("/resize"))
                  throw Error(Errc::not_found, "No such API path: /v1/tenants/" + arg +
-                                                  " (POST takes /v1/tenants/NAME/resize or /v1/tenants/NAME/password)");
+                                                  " (POST takes /v1/tenants/NAME/resize, /v1/tenants/NAME/password or /v1/tenants/NAME/backups)");
              auto req = wire::parse_resize(wire::parse_body(r.body));
              return Reply{200, wire::render(m.resize(name("/resize"), req))};
          }},

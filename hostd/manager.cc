@@ -85,8 +85,29 @@ void Manager::start() {
     reconcile();
 }
 
-Created Manager::create(const std::string& name, const CreateRequest& req, const Progress& progress) {
+Created Manager::create(const std::string& name, const CreateRequest& req_in, const Progress& progress) {
     validate_name(name);
+    CreateRequest req = req_in;
+    if (req.from) {
+        if (cfg_.backup_repo.empty())
+            throw Error(Errc::invalid, "Branches are made from backups, and backups are off on this host (backup.repo in hostd.toml)", "from");
+        if (req.reuse) throw Error(Errc::invalid, "A branch is a new tenant: give either 'from' or 'reuse'", "from");
+        try {
+            validate_name(req.from->tenant);
+        } catch (const Error& e) {
+            throw Error(Errc::invalid, std::string("from.tenant: ") + e.what(), "from.tenant");
+        }
+        backup::parse_target(req.from->target, "from.time");
+        if (req.from->tenant == name) throw Error(Errc::invalid, "A tenant cannot be a branch of itself", "from.tenant");
+        // What the request leaves out comes from the source: its data needs its disk.
+        const TenantRecord src = store_.get(req.from->tenant);
+        if (!req.disk_size) req.disk_size = src.spec.disk_size;
+        if (!req.filesystem) req.filesystem = src.spec.filesystem;
+        if (!req.memory) req.memory = src.spec.memory;
+        if (!req.settings) req.settings = src.spec.settings;
+        if (!req.extensions) req.extensions = src.spec.extensions;
+    }
+    if (req.settings) check_backup_owned(*req.settings, cfg_);
     // A reuse starts from the detached tenant's recorded spec (the provisioner resolves it
     // against the record, under the store's lock); a new tenant from hostd.toml's defaults.
     TenantSpec spec;
@@ -119,7 +140,11 @@ LimitsChanged Manager::set_limits(const std::string& name, const LimitsUpdate& u
     validate_name(name);
     check_limits(u, cfg_);
     LimitsUpdate checked = u;
-    if (checked.settings) checked.settings = pgconf::validate_overrides(catalog_, *checked.settings);
+    if (checked.settings) {
+        check_backup_owned(*checked.settings, cfg_);
+        checked.settings = pgconf::validate_overrides(catalog_, *checked.settings);
+    }
+    check_backup_owned(checked.settings_edit.set, cfg_);
     if (checked.extensions) {
         checked.extensions = resolve_extensions(*checked.extensions, cfg_);
         check_libraries_installed(cfg_, *checked.extensions);
@@ -135,6 +160,57 @@ TenantView Manager::set_password(const std::string& name, const PasswordRequest&
     if (req.password) validate_password(*req.password);
     Store::OpLock op(store_, name);
     return timed("password", [&] { return prov_.set_password(name, req); });
+}
+
+namespace {
+std::string rfc3339(std::time_t t) {
+    if (!t) return "";
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+BackupView view_of(const backup::BackupSet& b) {
+    return {.label = b.label, .type = std::string(backup::to_string(b.type)), .prior = b.prior,
+            .started_at = rfc3339(b.start), .finished_at = rfc3339(b.stop), .size = b.size, .repo_size = b.repo_size,
+            .repo_delta = b.repo_delta, .wal_start = b.wal_start, .wal_stop = b.wal_stop};
+}
+}  // namespace
+
+TenantRecord Manager::backed_up(const std::string& name) {
+    validate_name(name);
+    if (cfg_.backup_repo.empty())
+        throw Error(Errc::invalid, "Backups are off on this host: set backup.repo in hostd.toml (a directory apart from the tenants' disks)");
+    TenantRecord t = store_.get(name);
+    if (t.state != TenantState::ready)
+        throw Error(Errc::conflict, "Tenant '" + name + "' is " + std::string(to_string(t.state)) + ", not ready");
+    return t;
+}
+
+BackupDone Manager::backup(const std::string& name, const std::string& type) {
+    auto bt = backup::backup_type_from(type);
+    if (!bt) throw Error(Errc::invalid, "'" + type + "' is not a backup type: give full, diff or incr", "type");
+    TenantRecord t = backed_up(name);
+    const TenantLayout l = layout_of(cfg_, name);
+    const auto t0 = std::chrono::steady_clock::now();
+    fx_->run_backup(t, l, *bt);
+    const long ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+    const backup::Info info = fx_->backup_info(t, l);
+    if (info.backups.empty()) throw Error(Errc::failed, "pgBackRest finished but lists no backup of '" + name + "'");
+    log::info("Backup " + info.backups.back().label + " (" + type + ") done in " + std::to_string(ms) + " ms", name);
+    return {.tenant = name, .backup = view_of(info.backups.back()), .ms = ms};
+}
+
+BackupList Manager::backups(const std::string& name) {
+    TenantRecord t = backed_up(name);
+    const backup::Info info = fx_->backup_info(t, layout_of(cfg_, name));
+    BackupList out{.tenant = name, .wal_min = info.wal_min, .wal_max = info.wal_max, .running = info.backup_running,
+                   .status = info.status_message};
+    for (const auto& b : info.backups) out.backups.push_back(view_of(b));
+    if (!info.backups.empty()) out.recoverable_from = rfc3339(info.backups.front().stop);
+    return out;
 }
 
 ReconcileReport Manager::reconcile() {

@@ -44,6 +44,10 @@ public:
     // A new password for the tenant's admin role (given, or generated as at create); the
     // reply carries it and the URL with it. hostd's own login is another role: monitoring goes on.
     TenantView set_password(const std::string& name, const PasswordRequest& req);
+    // pgBackRest (backup.repo set): a backup now (type full, diff or incr: incr becomes full
+    // when none exists), and the backups with what they can restore.
+    BackupDone backup(const std::string& name, const std::string& type);
+    BackupList backups(const std::string& name);
     ReconcileReport reconcile();
     // One round of the disk-full guard (a ticker calls it).
     void guard_tick() { guard_.tick(); }
@@ -63,6 +67,8 @@ public:
     OpStats op_stats() const;
 
 private:
+    // A tenant whose backups can be asked for: backups on, the tenant ready.
+    TenantRecord backed_up(const std::string& name);
     template <class F>
     auto timed(const char* kind, F&& fn);
 

@@ -121,6 +121,13 @@ TenantRecord Provisioner::reserve(const std::string& name, const CreateRequest& 
             t.name = name;
             t.spec = spec;
             t.admin_user = name;
+            if (req.from) {
+                // A branch keeps the source's roles: hostd's admin is the source's, with a password of its own.
+                auto src = records.find(req.from->tenant);
+                if (src == records.end() || src->second.state != TenantState::ready)
+                    throw Error(Errc::not_found, "No tenant '" + req.from->tenant + "' to branch from", "from.tenant");
+                t.admin_user = src->second.admin_user;
+            }
             t.password = pgconf::random_password();
             t.created_at = now_rfc3339();
             t.os_user = layout_of(cfg_, name).os_user;
@@ -201,10 +208,17 @@ Created Provisioner::create(const std::string& name, const CreateRequest& req, c
             t.uid = user.uid;
             rb.add("user", [&] { remove_own_user(t.os_user); });
         });
-        step(kept ? "adopt" : "initdb", [&] {
-            if (kept) fx_.adopt_cluster(t, l, user);
-            else fx_.init_cluster(t, l, user);
-        });
+        if (req.from) {
+            step("restore", [&] {
+                const TenantRecord src = store_.get(req.from->tenant);
+                fx_.restore_cluster(src, t, l, user, backup::parse_target(req.from->target, "from.target"));
+            });
+        } else {
+            step(kept ? "adopt" : "initdb", [&] {
+                if (kept) fx_.adopt_cluster(t, l, user);
+                else fx_.init_cluster(t, l, user);
+            });
+        }
         step("start", [&] {
             rb.add("unit", [&] { fx_.stop_unit(l); });
             fx_.start_unit(l, t.port, limits_of(t.spec));
@@ -214,6 +228,7 @@ Created Provisioner::create(const std::string& name, const CreateRequest& req, c
             fx_.wait_sql(l.socket_dir, t.port, t.admin_user, t.password, kCheckTimeoutMs, "");
             fx_.ensure_monitor_login(t, l);  // hostd's checks and metrics never need the admin password
         });
+        if (!l.backup_repo.empty()) step("backups", [&] { fx_.prepare_backups(t, l); });
         step("route", [&] {
             store_.set_routed(name, true);
             rb.add("route", [&] {

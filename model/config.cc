@@ -81,6 +81,11 @@ const std::vector<Setting>& settings() {
         {"limits", "max_tasks", Kind::count, "Most tasks a tenant may have.", FIELD(max_tasks)},
         {"limits", "memory_overcommit", Kind::number, "Tenants' memory limits (MemoryMax) may total at most this times the host's physical memory: a create, a reuse or a memory change beyond it is refused with what is free (hostctl host shows it). 1: every tenant can use all of its memory at once. Idle tenants use far less than their limit (about 14 MB each), so a host of many small, mostly idle tenants can promise more (2: twice its memory), at the risk of the kernel's OOM killer choosing among tenants when they all get busy. 0: no limit.", FIELD(memory_overcommit)},
         {"extensions", "allowed", Kind::list, "Extensions a tenant may ask hostd to enable (create/set \"extensions\"); any other is refused with this list. hostd preloads the library of those that need it (pg_stat_statements, auto_explain: shared_preload_libraries, which tenants cannot set themselves); the tenant's superuser then runs CREATE EXTENSION. Extensions that need no preloaded library can be created by the tenant's superuser whether listed or not: this list governs what hostd loads into a tenant's server. The default is every contrib extension Debian's postgresql-15 ships, and auto_explain.", FIELD(extensions_allowed)},
+        {"backup", "repo", Kind::text, "Directory of the tenants' pgBackRest repositories (each tenant's own: <repo>/<tenant>, only its OS user may use it, and only it is visible in its unit). A separate disk or a network mount: never a tenant's disk, nor below paths.state_dir or paths.mount_root. \"\" (the default): no archiving, no backups.", FIELD(backup_repo)},
+        {"backup", "pgbackrest", Kind::text, "The pgbackrest program (Debian's package pgbackrest).", FIELD(pgbackrest)},
+        {"backup", "compress", Kind::text, "Compression of WAL and backups: \"lz4\" (fast), \"zst\", \"gz\", \"bz2\" or \"none\".", FIELD(backup_compress)},
+        {"backup", "retention_full", Kind::count, "Full backups kept per tenant; older ones, and the WAL only they need, are expired after each backup.", FIELD(backup_retention_full)},
+        {"backup", "archive_timeout", Kind::count, "Seconds after which PostgreSQL hands a partly filled WAL segment to the archive (its archive_timeout): the most committed work a lost disk can take with it when the tenant writes little. 0: only full segments (16 MB).", FIELD(archive_timeout)},
         {"postgres", "bindir", Kind::text, "PostgreSQL server binaries (initdb).", FIELD(pg_bindir)},
         {"postgres", "ports", Kind::ports, "Ports for tenants' PostgreSQL on 127.0.0.1 (keep clear of the ephemeral range).", FIELD(pg_ports)},
         {"proxy", "kind", Kind::text, "Which proxy routes tenants: \"haproxy\" (hostd writes one file and reloads haproxy.service) or \"traefik\" (one file per tenant in traefik_dir, which Traefik's file provider watches; `hostd --traefik-static` prints the static config Traefik needs).", FIELD(proxy)},
@@ -245,6 +250,24 @@ Config parse_config(std::string_view text, const std::string& source) {
         throw Error(Errc::invalid, "'proxy.traefik_dir' in " + source + " must be an absolute path");
     if (!routes::is_dns_name(c.traefik_entry_point))
         throw Error(Errc::invalid, "'proxy.traefik_entry_point' in " + source + " must be a name of a-z, 0-9 and '-'");
+    if (!c.backup_repo.empty()) {
+        auto below = [](const std::string& p, const std::string& dir) {
+            return p == dir || (p.size() > dir.size() && p.compare(0, dir.size(), dir) == 0 && (dir.back() == '/' || p[dir.size()] == '/'));
+        };
+        if (c.backup_repo.front() != '/' || c.backup_repo.find("/../") != std::string::npos || c.backup_repo.ends_with("/.."))
+            throw Error(Errc::invalid, "'backup.repo' in " + source + " must be an absolute path");
+        for (const std::string* d : {&c.state_dir, &c.mount_root, &c.loop_dir})
+            if (below(c.backup_repo, *d) || below(*d, c.backup_repo))
+                throw Error(Errc::invalid, "'backup.repo' in " + source + " must lie apart from '" + *d +
+                                           "': backups must survive what happens to the tenants' disks and hostd's state");
+    }
+    if (c.backup_compress != "lz4" && c.backup_compress != "zst" && c.backup_compress != "gz" && c.backup_compress != "bz2" &&
+        c.backup_compress != "none")
+        throw Error(Errc::invalid, "'backup.compress' in " + source + " must be \"lz4\", \"zst\", \"gz\", \"bz2\" or \"none\"");
+    if (c.backup_retention_full < 1 || c.backup_retention_full > 9999999)
+        throw Error(Errc::invalid, "'backup.retention_full' in " + source + " must be 1-9999999");
+    if (c.archive_timeout > 86400)
+        throw Error(Errc::invalid, "'backup.archive_timeout' in " + source + " must be at most 86400 seconds");
     if (c.filesystem != "ext4" && c.filesystem != "xfs")
         throw Error(Errc::invalid, "'storage.filesystem' in " + source + " must be \"ext4\" or \"xfs\"");
     for (auto& d : c.devices)

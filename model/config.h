@@ -67,6 +67,12 @@ struct Config {
     double memory_overcommit = 1.0;
     // [extensions] what a tenant may ask hostd to enable (extensions, pgconf/extensions.h)
     std::vector<std::string> extensions_allowed = default_extensions_allowed();
+    // [backup] pgBackRest; repo "" = off
+    std::string backup_repo;                       // each tenant's repository: <backup_repo>/<tenant>
+    std::string pgbackrest = "/usr/bin/pgbackrest";
+    std::string backup_compress = "lz4";
+    uint64_t backup_retention_full = 2;
+    uint64_t archive_timeout = 60;                 // seconds: PostgreSQL's archive_timeout (the recovery point)
     // [postgres]
     std::string pg_bindir = "/usr/lib/postgresql/15/bin";
     PortRange pg_ports{25000, 27999};

@@ -32,7 +32,20 @@ TenantLayout layout_of(const Config& cfg, std::string_view name) {
     l.image = cfg.loop_dir + "/" + n + std::string(kImageSuffix);
     l.record = records_dir(cfg) + "/" + n + ".toml";
     l.dropins = std::string(kControlDir) + "/" + l.unit + ".d";
+    if (!cfg.backup_repo.empty()) {
+        l.backup_repo = cfg.backup_repo + "/" + n;
+        l.backup_work = l.socket_dir + "/pgbackrest";
+    }
     return l;
+}
+
+backup::Stanza stanza_of(const TenantLayout& l, uint16_t port) {
+    return {.name = l.name, .repo = l.backup_repo, .pgdata = l.pgdata, .socket_dir = l.socket_dir, .port = port,
+            .user = std::string(kBackupRole), .work_dir = l.backup_work};
+}
+
+backup::Options backup_options(const Config& cfg) {
+    return {.exe = cfg.pgbackrest, .compress = cfg.backup_compress, .retention_full = cfg.backup_retention_full};
 }
 
 namespace layout {
@@ -52,6 +65,12 @@ units::TemplatePaths template_paths(const Config& cfg) {
     if (!(cfg.loop_dir + "/").starts_with(cfg.state_dir + "/")) p.hidden.push_back(cfg.loop_dir);
     p.mount_options = cfg.mount_options;
     p.pg_bindir = cfg.pg_bindir;
+    if (!cfg.backup_repo.empty()) {
+        p.backup_repo = cfg.backup_repo;
+        TenantLayout l = layout_of(cfg, "%i");  // systemd's specifier for the instance: the tenant
+        p.archive_command = backup::archive_command(stanza_of(l, 0), backup_options(cfg));
+        p.archive_timeout = cfg.archive_timeout;
+    }
     return p;
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "backup/pgbackrest.h"
 #include "model/config.h"
 #include "units/template.h"
 
@@ -27,12 +28,23 @@ struct TenantLayout {
     std::string image;       // <loop_dir>/<name>.img (loop backend)
     std::string record;      // <state_dir>/tenants/<name>.toml
     std::string dropins;     // /etc/systemd/system.control/<unit>.d: limits systemd persisted
+    // Backups ("" when backup.repo is off): its own pgBackRest repository, and pgBackRest's
+    // locks and spool in its socket directory (the unit's, gone when it stops).
+    std::string backup_repo;  // <backup.repo>/<name>
+    std::string backup_work;  // <socket_dir>/pgbackrest
 
     // The filesystem label (fits ext4's 16 and xfs's 12 bytes; for humans, never identity).
     std::string label(std::string_view filesystem) const;
 };
 
 TenantLayout layout_of(const Config& cfg, std::string_view name);
+
+// The tenant's pgBackRest stanza (its name), as its unit and hostd see it; port: its PostgreSQL's.
+backup::Stanza stanza_of(const TenantLayout& l, uint16_t port);
+backup::Options backup_options(const Config& cfg);
+// The role pgBackRest logs in as (peer, from the tenant's OS user): a superuser, as its
+// backups need; the tenant's OS user owns every file of the cluster already.
+inline constexpr std::string_view kBackupRole = "hostd_backup";
 
 // Host-wide places the per-tenant ones live in (for the inventory of what hostd made, and for
 // the unit template, whose %i stands for the tenant's name).

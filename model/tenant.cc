@@ -235,4 +235,14 @@ TenantView view_of(const Config& cfg, const TenantRecord& t, bool with_secret) {
     return v;
 }
 
+void check_backup_owned(const Settings& s, const Config& cfg) {
+    if (cfg.backup_repo.empty()) return;
+    for (const char* name : {"archive_mode", "archive_command", "archive_timeout", "archive_library", "restore_command"})
+        if (s.count(name))
+            throw Error(Errc::invalid,
+                        std::string("'") + name + "' is hostd's on this host: it archives every tenant's WAL to the tenant's own "
+                        "pgBackRest repository (backup.repo; backup.archive_timeout sets the interval)",
+                        "settings");
+}
+
 }  // namespace hostd

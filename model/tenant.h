@@ -54,6 +54,13 @@ struct CreateRequest {
     std::optional<Settings> settings;  // unvalidated: the Manager checks them against PostgreSQL's catalog
     std::optional<std::vector<std::string>> extensions;
     bool reuse = false;  // bring back a detached tenant's data instead of making a new disk
+    // A branch: the data of another tenant as of a point its backups and WAL reach, instead of
+    // a fresh cluster. target: "latest", a backup label or an RFC 3339 time.
+    struct From {
+        std::string tenant;
+        std::string target = "latest";
+    };
+    std::optional<From> from;
     bool force = false;  // device backend: format over a signature (never over anything mounted/held/claimed)
 };
 
@@ -109,6 +116,9 @@ TenantSpec resolve_spec(const CreateRequest& req, const Config& cfg);
 // The settings in the result still need validating.
 TenantSpec resolve_reuse_spec(const CreateRequest& req, const TenantSpec& kept, const Config& cfg);
 void check_limits(const LimitsUpdate& u, const Config& cfg);
+// With backups on (backup.repo), hostd owns the archive: archive_mode, archive_command and
+// archive_timeout are refused (Errc::invalid, field "settings").
+void check_backup_owned(const Settings& s, const Config& cfg);
 void check_resize(const ResizeRequest& r, const Config& cfg);
 // Extensions asked for, against extensions.allowed: sorted, each once. Errc::invalid (field
 // "extensions") for one not on the list, saying what is.

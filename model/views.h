@@ -84,6 +84,31 @@ struct ReconcileReport {
     long duration_ms = 0;
 };
 
+// One backup of a tenant, as the API shows it.
+struct BackupView {
+    std::string label, type, prior;           // type: full | diff | incr; prior: what it builds on
+    std::string started_at, finished_at;      // RFC 3339, UTC
+    uint64_t size = 0, repo_size = 0, repo_delta = 0;  // cluster size; in the repository; added to it
+    std::string wal_start, wal_stop;
+};
+
+// GET /v1/tenants/{name}/backups: the backups, oldest first, and what can be restored.
+struct BackupList {
+    std::string tenant;
+    std::vector<BackupView> backups;
+    std::string wal_min, wal_max;  // archived WAL segments
+    // From the end of the oldest backup to the newest archived WAL: any time in between.
+    std::string recoverable_from;
+    bool running = false;          // a backup is in progress
+    std::string status;            // pgBackRest's word ("ok", "no valid backups", ...)
+};
+
+struct BackupDone {
+    std::string tenant;
+    BackupView backup;
+    long ms = 0;
+};
+
 // Capacity: what the tenants are given against what the host has.
 struct HostInfo {
     uint64_t tenants = 0, tenants_active = 0;

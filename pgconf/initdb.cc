@@ -48,7 +48,7 @@ void initdb(const InitdbOptions& opts, const ClusterSpec& spec) {
     // Like initdb's own files, made durable by the caller's sync_filesystem.
     write_file_replace(opts.pgdata + "/postgresql.conf", conf, 0600, opts.uid, opts.gid);
     write_file_replace(opts.pgdata + "/pg_hba.conf", hba, 0600, opts.uid, opts.gid);
-    write_file_replace(opts.pgdata + "/pg_ident.conf", render_pg_ident(), 0600, opts.uid, opts.gid);
+    write_file_replace(opts.pgdata + "/pg_ident.conf", render_pg_ident(spec), 0600, opts.uid, opts.gid);
 }
 
 void sync_filesystem(const std::string& path) {

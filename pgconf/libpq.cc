@@ -3,6 +3,7 @@
 
 #include <libpq-fe.h>
 #include <poll.h>
+#include <cstring>
 
 #include <algorithm>
 #include <cstring>
@@ -109,6 +110,12 @@ ConnParams monitor_params(const std::string& socket_dir, uint16_t port) {
 std::string monitor_role_sql() {
     return std::string("DO $hostd$ BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '") + kMonitorRole +
            "') THEN CREATE ROLE " + kMonitorRole + " LOGIN; END IF; END $hostd$; GRANT pg_monitor TO " + kMonitorRole + ";";
+}
+
+std::string backup_role_sql(const std::string& role) {
+    return "DO $hostd$ BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '" + role +
+           "') THEN CREATE ROLE " + role + " LOGIN SUPERUSER; ELSE ALTER ROLE " + role +
+           " LOGIN SUPERUSER; END IF; END $hostd$;";
 }
 
 bool ping(const ConnParams& p) {

@@ -22,6 +22,9 @@ struct ClusterSpec {
     bool ssl = false;              // ssl = on with server.crt/server.key in the data directory;
                                    // then TCP logins must use TLS (hostd checks over the socket)
     std::vector<std::string> preload_libraries;  // shared_preload_libraries (hostd's; see below)
+    // Backups: this OS user (the tenant's own) logs in as backup_role by peer over the socket
+    // (pgBackRest's login); "" for none.
+    std::string backup_peer, backup_role;
 };
 
 // The libraries among a tenant's extensions that the server must load at start
@@ -62,7 +65,7 @@ std::string render_guard_conf();
 // pg_hba.conf: local + host 127.0.0.1/32 + ::1/128, all with scram-sha-256; nothing else.
 std::string render_pg_hba(const ClusterSpec& spec);
 // pg_ident.conf: the map of the pg_hba line for hostd's own login (root → kMonitorRole).
-std::string render_pg_ident();
+std::string render_pg_ident(const ClusterSpec& spec);
 
 struct InitdbOptions {
     std::string bindir;            // e.g. /usr/lib/postgresql/15/bin
@@ -117,6 +120,10 @@ void wait_ping(const ConnParams& p, std::chrono::milliseconds timeout);
 
 // Runs SQL that returns no rows (several statements allowed); throws Errc::failed.
 void exec_sql(const ConnParams& p, const std::string& sql);
+
+// What pgBackRest's login needs (pgconf's caller names the role): a superuser that logs in by
+// peer over the socket only (pg_hba/pg_ident: render with ClusterSpec::backup_peer). Idempotent.
+std::string backup_role_sql(const std::string& role);
 
 // Connects with libpq and runs `SELECT 1`; throws Errc::unavailable with libpq's message on failure.
 void check_select1(const ConnParams& p);

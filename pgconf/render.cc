@@ -26,6 +26,13 @@ void validate(const ClusterSpec& spec) {
     if (spec.socket_dir.empty() || spec.socket_dir.front() != '/')
         throw Error(Errc::invalid, "The socket directory must be an absolute path, not '" + spec.socket_dir + "'",
                     "socket_dir");
+    // Names written bare into pg_hba/pg_ident lines.
+    for (const std::string* n : {&spec.backup_peer, &spec.backup_role})
+        for (char c : *n)
+            if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+                throw Error(Errc::invalid, "'" + *n + "' cannot be named in pg_hba.conf", "backup_peer");
+    if (spec.backup_peer.empty() != spec.backup_role.empty())
+        throw Error(Errc::invalid, "The backup login needs both an OS user and a role", "backup_peer");
 }
 
 }  // namespace
@@ -184,10 +191,14 @@ std::string render_guard_conf() {
            "default_transaction_read_only = on\n";
 }
 
-std::string render_pg_ident() {
-    return std::string("# pg_ident.conf of a hostd tenant. Managed by hostd.\n"
-                       "# MAPNAME  SYSTEM-USERNAME  PG-USERNAME\n"
-                       "hostd      root             ") + kMonitorRole + "\n";
+std::string render_pg_ident(const ClusterSpec& spec) {
+    validate(spec);
+    std::string s = std::string("# pg_ident.conf of a hostd tenant. Managed by hostd.\n"
+                                "# MAPNAME  SYSTEM-USERNAME  PG-USERNAME\n"
+                                "hostd      root             ") + kMonitorRole + "\n";
+    // pgBackRest's login: the tenant's own OS user (its archive and backups run as it).
+    if (!spec.backup_peer.empty()) s += "hostd      " + spec.backup_peer + "  " + spec.backup_role + "\n";
+    return s;
 }
 
 std::string render_pg_hba(const ClusterSpec& spec) {
@@ -202,8 +213,10 @@ std::string render_pg_hba(const ClusterSpec& spec) {
       << "# the role " << kMonitorRole << " by pg_ident.conf, and nobody else may log in as that role.\n"
       << "#\n"
       << "# TYPE     DATABASE  USER  ADDRESS         METHOD\n"
-      << "local      all       " << kMonitorRole << "                 peer map=hostd\n"
-      << "local      all       all                   scram-sha-256\n";
+      << "local      all       " << kMonitorRole << "                 peer map=hostd\n";
+    if (!spec.backup_role.empty())
+        o << "local      all       " << spec.backup_role << "          peer map=hostd\n";
+    o << "local      all       all                   scram-sha-256\n";
     if (spec.ssl)
         // Every TCP login comes through the proxy from loopback: require TLS for all of them;
         // hostd's own checks use the socket directory.

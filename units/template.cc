@@ -89,6 +89,17 @@ void validate(const TemplatePaths& p) {
     for (const auto& h : p.hidden) check_absolute("hidden", h);
     check_mount_options(p.mount_options);
     check_absolute("pg_bindir", p.pg_bindir);
+    if (!p.backup_repo.empty()) {
+        check_absolute("backup_repo", p.backup_repo);
+        if (p.archive_command.empty()) refuse("archive_command", "", "archiving needs a command");
+        for (char c : p.archive_command)
+            if (c == '"' || c == '\\' || c == '$' || c == ';' || static_cast<unsigned char>(c) < 0x20)
+                refuse("archive_command", p.archive_command, "it is given on the command line in double quotes; no quotes, '\\', '$', ';' or control characters");
+        if (inside(p.backup_repo, p.mount_root) || inside(p.mount_root, p.backup_repo))
+            refuse("backup_repo", p.backup_repo, "it must lie apart from the tenants' filesystems");
+        for (const auto& h : p.hidden)
+            if (inside(p.backup_repo, h)) refuse("backup_repo", p.backup_repo, "it lies in '" + h + "', which tenants may not see");
+    }
     // InaccessiblePaths= over what the unit mounts or runs would hide it from the unit itself.
     const std::pair<const char*, const std::string*> needed[] = {
         {"mount_root", &p.mount_root}, {"disk_links", &p.disk_links}, {"pg_bindir", &p.pg_bindir}};
@@ -98,6 +109,24 @@ void validate(const TemplatePaths& p) {
 }
 
 }  // namespace
+
+// The command-line settings that hand every WAL segment to pgBackRest; like the port, they
+// outrank ALTER SYSTEM, so a tenant cannot point its archive elsewhere or turn it off.
+static std::string archiving(const TemplatePaths& p) {
+    if (p.backup_repo.empty()) return "";
+    std::string cmd;
+    for (size_t i = 0; i < p.archive_command.size(); i++) {
+        // %p is PostgreSQL's; systemd would expand it (and %i is meant for systemd).
+        if (p.archive_command.compare(i, 2, "%p") == 0) {
+            cmd += "%%p";
+            i++;
+        } else {
+            cmd += p.archive_command[i];
+        }
+    }
+    return " -c archive_mode=on -c \"archive_command=" + cmd + "\" -c archive_library= -c archive_timeout=" +
+           std::to_string(p.archive_timeout);
+}
 
 std::string tenant_template_name() { return "hostd-postgres@.service"; }
 
@@ -137,7 +166,7 @@ std::string render_tenant_template(const TemplatePaths& p) {
       << "EnvironmentFile=" << p.env_dir << "/%i\n"
       << "ExecStart=" << p.pg_bindir << "/postgres -D " << data << " -c port=${HOSTD_PORT} -c listen_addresses=127.0.0.1"
       << " -c unix_socket_directories=/run/" << p.runtime_dir << "/%i -c ssl=on -c ssl_cert_file=server.crt"
-      << " -c ssl_key_file=server.key\n"
+      << " -c ssl_key_file=server.key" << archiving(p) << "\n"
       << "ExecReload=/bin/kill -HUP $MAINPID\n"
          "# SIGINT = PostgreSQL's \"fast\" shutdown; the postmaster stops its own children.\n"
          "KillMode=mixed\n"
@@ -166,6 +195,10 @@ std::string render_tenant_template(const TemplatePaths& p) {
       << "TemporaryFileSystem=" << root << ":ro\n"
       << "MountImages=" << image << "\n";
     if (!hidden.empty()) o << "InaccessiblePaths=" << hidden << "\n";
+    if (!p.backup_repo.empty())
+        o << "# Its own pgBackRest repository, writable (archive-push, backups); no other tenant's.\n"
+          << "TemporaryFileSystem=" << p.backup_repo << ":ro\n"
+          << "BindPaths=" << p.backup_repo << "/%i\n";
     o << "PrivateTmp=yes\n"
          "PrivateDevices=yes\n"
          "ProtectHome=yes\n"

@@ -20,6 +20,11 @@ struct TemplatePaths {
     std::vector<std::string> hidden = {"/var/lib/hostd", "/etc/hostd"};  // paths no tenant may see (state_dir, config)
     std::string mount_options = "nodev,nosuid,noexec,noatime";  // of the tenant's filesystem in its unit
     std::string pg_bindir = "/usr/lib/postgresql/15/bin";
+    // Continuous archiving (pgBackRest): "" = off. Each tenant's repository is
+    // <backup_repo>/<tenant>, the only part of backup_repo its unit sees (and may write).
+    std::string backup_repo;
+    std::string archive_command;   // PostgreSQL's, with %i for the tenant and %p for the segment
+    uint64_t archive_timeout = 60;  // seconds
 };
 
 // The hostd-postgres@.service template for these paths. Throws Errc::invalid, with the member's

@@ -187,7 +187,7 @@ json parse_body(std::string_view text) {
 
 CreateRequest parse_create(const json& body) {
     refuse_unknown(body, {"disk_size", "memory", "cpu", "tasks", "io_weight", "settings", "extensions", "device", "backend",
-                          "reuse", "filesystem", "force"});
+                          "reuse", "filesystem", "force", "from"});
     CreateRequest r;
     r.backend = choice_field(body, "backend", "loop", "device");
     if (present(body, "device")) {
@@ -205,8 +205,31 @@ CreateRequest parse_create(const json& body) {
     r.io_weight = count_field(body, "io_weight");
     r.settings = settings_field(body);
     r.extensions = extensions_field(body);
+    if (present(body, "from")) {
+        const json& f = body["from"];
+        if (!f.is_object() || !f.contains("tenant") || !f["tenant"].is_string())
+            throw Error(Errc::invalid, "'from' must be an object naming the source: {\"tenant\": \"NAME\", \"time\": \"latest\"}", "from");
+        refuse_unknown(f, {"tenant", "time"});
+        CreateRequest::From from{.tenant = f["tenant"].get<std::string>()};
+        if (present(f, "time")) {
+            if (!f["time"].is_string())
+                throw Error(Errc::invalid, "'from.time' must be \"latest\", a backup label or an RFC 3339 time", "from.time");
+            from.target = f["time"].get<std::string>();
+        }
+        r.from = from;
+    }
     return r;
 }
+
+std::string parse_backup_request(const json& body) {
+    if (body.is_null()) return "incr";
+    refuse_unknown(body, {"type"});
+    auto t = body.contains("type") ? body["type"] : json("incr");
+    if (!t.is_string()) throw Error(Errc::invalid, "'type' must be \"full\", \"diff\" or \"incr\"", "type");
+    return t.get<std::string>();
+}
+
+json render_backup_request(const std::string& type) { return {{"type", type}}; }
 
 LimitsUpdate parse_limits(const json& body) {
     refuse_unknown(body, {"memory", "cpu", "tasks", "io_weight", "settings", "set_settings", "unset_settings",
@@ -261,6 +284,7 @@ json render(const CreateRequest& r) {
     if (r.extensions) j["extensions"] = *r.extensions;
     if (r.reuse) j["reuse"] = true;
     if (r.force) j["force"] = true;
+    if (r.from) j["from"] = {{"tenant", r.from->tenant}, {"time", r.from->target}};
     return j;
 }
 
@@ -376,6 +400,46 @@ json render(const HostInfo& h) {
 }
 
 json render_ca(const std::string& pem) { return {{"ca", pem}}; }
+
+namespace {
+json backup_json(const BackupView& b) {
+    return {{"label", b.label},           {"type", b.type},           {"prior", b.prior},
+            {"started_at", b.started_at}, {"finished_at", b.finished_at}, {"size", b.size},
+            {"repo_size", b.repo_size},   {"repo_delta", b.repo_delta}, {"wal_start", b.wal_start},
+            {"wal_stop", b.wal_stop}};
+}
+BackupView backup_from(const json& j) {
+    return {.label = str(j, "label"), .type = str(j, "type"), .prior = str(j, "prior"),
+            .started_at = str(j, "started_at"), .finished_at = str(j, "finished_at"),
+            .size = opt_u64(j, "size").value_or(0), .repo_size = opt_u64(j, "repo_size").value_or(0),
+            .repo_delta = opt_u64(j, "repo_delta").value_or(0), .wal_start = str(j, "wal_start"),
+            .wal_stop = str(j, "wal_stop")};
+}
+}  // namespace
+
+json render(const BackupList& b) {
+    json list = json::array();
+    for (const auto& v : b.backups) list.push_back(backup_json(v));
+    return {{"tenant", b.tenant}, {"backups", list}, {"wal_min", b.wal_min}, {"wal_max", b.wal_max},
+            {"recoverable_from", b.recoverable_from}, {"running", b.running}, {"status", b.status}};
+}
+
+json render(const BackupDone& b) { return {{"tenant", b.tenant}, {"backup", backup_json(b.backup)}, {"ms", b.ms}}; }
+
+BackupList parse_backup_list(const json& body) {
+    BackupList b{.tenant = str(body, "tenant"), .wal_min = str(body, "wal_min"), .wal_max = str(body, "wal_max"),
+                 .recoverable_from = str(body, "recoverable_from"),
+                 .running = body.contains("running") && body["running"].is_boolean() && body["running"].get<bool>(),
+                 .status = str(body, "status")};
+    if (body.contains("backups") && body["backups"].is_array())
+        for (const auto& j : body["backups"]) b.backups.push_back(backup_from(j));
+    return b;
+}
+
+BackupDone parse_backup_done(const json& body) {
+    return {.tenant = str(body, "tenant"), .backup = backup_from(member(body, "backup")),
+            .ms = body.contains("ms") && body["ms"].is_number() ? body["ms"].get<long>() : 0};
+}
 
 json render_step(std::string_view step, long ms) {
     if (ms < 0) return {{"start", std::string(step)}};

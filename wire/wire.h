@@ -27,6 +27,9 @@ LimitsUpdate parse_limits(const json& body);
 ResizeRequest parse_resize(const json& body);
 PasswordRequest parse_password(const json& body);
 json render(const PasswordRequest& r);
+// POST /v1/tenants/{name}/backups: {"type": "full" | "diff" | "incr"} (body optional: incr).
+std::string parse_backup_request(const json& body);
+json render_backup_request(const std::string& type);
 json render(const CreateRequest& r);
 json render(const LimitsUpdate& u);
 json render(const ResizeRequest& r);
@@ -42,6 +45,8 @@ json render(const Deleted& d);
 json render(const ReconcileReport& r);
 json render(const HostInfo& h);
 json render_ca(const std::string& pem);
+json render(const BackupList& b);
+json render(const BackupDone& b);
 // A size as a request carries it ("512M", "2G" or bytes); Errc::invalid naming field otherwise.
 uint64_t parse_size_value(const json& v, const char* field);
 // One line of a create's progress stream (PUT ?progress=1): {"step":"disk","ms":12} when a
@@ -58,6 +63,8 @@ Deleted parse_deleted(const json& body);
 ReconcileReport parse_reconcile(const json& body);
 HostInfo parse_host(const json& body);
 std::string parse_ca(const json& body);
+BackupList parse_backup_list(const json& body);
+BackupDone parse_backup_done(const json& body);
 
 // Errors: {"error": {"code": "invalid", "message": "...", "field": "cpu"}}.
 int http_status(Errc code);

@@ -58,6 +58,11 @@ public:
     Inventory inventory() override { return {}; }
     void init_cluster(const TenantRecord&, const TenantLayout&, const units::OsUser&) override { std::this_thread::sleep_for(init_delay); }
     void adopt_cluster(const TenantRecord&, const TenantLayout&, const units::OsUser&) override {}
+    void prepare_backups(const TenantRecord&, const TenantLayout&) override {}
+    void run_backup(const TenantRecord&, const TenantLayout&, backup::BackupType) override {}
+    backup::Info backup_info(const TenantRecord&, const TenantLayout&) override { return {}; }
+    void restore_cluster(const TenantRecord&, const TenantRecord&, const TenantLayout&, const units::OsUser&,
+                         const backup::Target&) override {}
     void start_unit(const TenantLayout&, uint16_t, const units::Limits&) override {}
     void wait_ready(const TenantRecord&, const TenantLayout&, int) override {}
     void wait_routed(const std::string&, uint16_t, const std::string&, int) override {}

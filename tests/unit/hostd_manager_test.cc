@@ -162,6 +162,17 @@ public:
         m_.role_password[t.name] = pw;
     }
     void adopt_cluster(const TenantRecord&, const TenantLayout&, const units::OsUser&) override { std::lock_guard g(m_.mu); hit("adopt_cluster"); }
+    void prepare_backups(const TenantRecord&, const TenantLayout& l) override {
+        std::lock_guard g(m_.mu);
+        if (!l.backup_repo.empty()) hit("prepare_backups");
+    }
+    void run_backup(const TenantRecord&, const TenantLayout&, backup::BackupType) override { std::lock_guard g(m_.mu); hit("run_backup"); }
+    backup::Info backup_info(const TenantRecord&, const TenantLayout&) override { std::lock_guard g(m_.mu); hit("backup_info"); return {}; }
+    void restore_cluster(const TenantRecord&, const TenantRecord&, const TenantLayout&, const units::OsUser&,
+                         const backup::Target&) override {
+        std::lock_guard g(m_.mu);
+        hit("restore_cluster");
+    }
     void start_unit(const TenantLayout& l, uint16_t, const units::Limits&) override { std::lock_guard g(m_.mu); hit("start_unit"); m_.units.insert(l.name); }
     std::vector<std::string> apply_limits(const TenantRecord& t, const TenantLayout&) override {
         std::lock_guard g(m_.mu);

@@ -163,13 +163,27 @@ TEST(PgHba, AllowsOnlyScramOverSocketAndLoopbackBesideHostdsOwnPeerLogin) {
 
 TEST(PgIdent, MapsRootToHostdsRoleAndNothingElse) {
     int maps = 0;
-    std::istringstream in(render_pg_ident());
+    std::istringstream in(render_pg_ident({.tenant = "acme", .port = 25001, .socket_dir = "/run/hostd-tenant/acme"}));
     for (std::string line; std::getline(in, line);) {
         if (line.empty() || line[0] == '#') continue;
         maps++;
         EXPECT_EQ(line, "hostd      root             hostd");
     }
     EXPECT_EQ(maps, 1);
+}
+
+TEST(PgIdent, MapsTheTenantsOwnUserToTheBackupRoleWhenBackupsAreOn) {
+    hostd::pgconf::ClusterSpec spec{.tenant = "acme", .port = 25001, .socket_dir = "/run/hostd-tenant/acme",
+                                    .backup_peer = "_acme", .backup_role = "hostd_backup"};
+    const std::string ident = render_pg_ident(spec);
+    EXPECT_NE(ident.find("\nhostd      _acme  hostd_backup\n"), std::string::npos) << ident;
+    const std::string hba = hostd::pgconf::render_pg_hba(spec);
+    EXPECT_NE(hba.find("\nlocal      all       hostd_backup          peer map=hostd\n"), std::string::npos) << hba;
+    EXPECT_LT(hba.find("hostd_backup"), hba.find("\nlocal      all       all")) << "before the password line";
+    spec.backup_peer = "_acme all";
+    EXPECT_THROW(render_pg_ident(spec), hostd::Error);
+    spec.backup_peer = "";
+    EXPECT_THROW(hostd::pgconf::render_pg_hba(spec), hostd::Error);
 }
 
 TEST(PgHba, RequiresTlsForEveryTcpLoginWhenTheTenantHasACertificate) {

@@ -1,0 +1,132 @@
+#include "backup/ops.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "base/error.h"
+#include "base/exec.h"
+#include "base/fs.h"
+#include "pgconf/pgconf.h"
+
+namespace hostd::backup {
+namespace {
+
+ExecResult run(const std::vector<std::string>& argv, RunAs as, const std::string& what) {
+    ExecResult r = exec({.argv = argv, .uid = as.uid, .gid = as.gid});
+    if (r.exit_code != 0) {
+        std::string msg = r.err.empty() ? r.out : r.err;
+        while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+        throw Error(Errc::failed, what + " failed (pgbackrest exited with " + std::to_string(r.exit_code) + "): " + msg);
+    }
+    return r;
+}
+
+void own_dir(const std::string& path, mode_t mode, RunAs owner) {
+    if (::mkdir(path.c_str(), mode) < 0 && errno != EEXIST) throw_errno(errno, "Failed to make '" + path + "'");
+    struct stat st{};
+    if (::lstat(path.c_str(), &st) < 0) throw_errno(errno, "Failed to look at '" + path + "'");
+    if (!S_ISDIR(st.st_mode)) throw Error(Errc::failed, "'" + path + "' is not a directory; move it away");
+    if (::chown(path.c_str(), owner.uid, owner.gid) < 0 || ::chmod(path.c_str(), mode) < 0)
+        throw_errno(errno, "Failed to hand '" + path + "' to uid " + std::to_string(owner.uid));
+}
+
+std::string log_tail(const std::string& path) {
+    std::string text;
+    try {
+        text = read_file(path);
+    } catch (const Error&) {
+        return "";
+    }
+    size_t from = text.size() > 1500 ? text.size() - 1500 : 0;
+    return text.substr(from);
+}
+
+}  // namespace
+
+void make_repository(const std::string& repo_root, const std::string& repo, RunAs owner) {
+    make_dirs(repo_root, 0711);
+    if (::chmod(repo_root.c_str(), 0711) < 0) throw_errno(errno, "Failed to set the mode of '" + repo_root + "'");
+    struct stat st{};
+    const bool had = ::lstat(repo.c_str(), &st) == 0;
+    own_dir(repo, 0700, owner);
+    if (had && st.st_uid != owner.uid) {
+        // A tenant's OS user made again with another uid: its repository follows it.
+        std::error_code ec;
+        for (auto& e : std::filesystem::recursive_directory_iterator(repo, ec))
+            if (::lchown(e.path().c_str(), owner.uid, owner.gid) < 0) throw_errno(errno, "Failed to hand over '" + e.path().string() + "'");
+    }
+}
+
+void stanza_create(const Stanza& s, const Options& o, RunAs as) {
+    run(stanza_create_argv(s, o), as, "pgBackRest's stanza-create for '" + s.name + "'");
+}
+
+void run_backup(const Stanza& s, const Options& o, BackupType type, RunAs as) {
+    run(backup_argv(s, o, type), as, "The " + std::string(to_string(type)) + " backup of '" + s.name + "'");
+}
+
+Info read_info(const Stanza& s, const Options& o, RunAs as) {
+    return parse_info(run(info_argv(s, o), as, "pgBackRest's info for '" + s.name + "'").out, s.name);
+}
+
+void restore_branch(const Branch& b, const Options& o) {
+    const RunAs as = b.source_user;
+    own_dir(b.work_dir, 0700, as);
+    own_dir(b.pgdata, 0700, as);
+    Stanza from = b.source;
+    from.work_dir = b.work_dir;  // the source's own may be gone (it runs in its socket directory)
+    run(restore_argv(from, o, b.pgdata, b.target), as, "Restoring the backup of '" + b.source.name + "'");
+
+    // The recovering server takes logins on its socket only, from the user it runs as (root
+    // connects too: hostd sets the password below); the branch's own pg_hba comes later.
+    write_file_atomic(b.pgdata + "/pg_hba.conf", "local all all trust\n", 0600, as.uid, as.gid);
+    const std::string log = b.work_dir + "/recovery.log";
+    const std::string pg_ctl = b.bindir + "/pg_ctl";
+    const uint16_t port = 5432;
+    const ExecResult started = exec({.argv = {pg_ctl, "-D", b.pgdata, "-l", log, "-w", "-t", "120", "-o",
+                                              "-c listen_addresses='' -c port=5432 -c unix_socket_directories=" + b.work_dir +
+                                                  " -c archive_mode=off -c ssl=off -c shared_preload_libraries=''",
+                                              "start"},
+                                     .uid = as.uid, .gid = as.gid});
+    if (started.exit_code != 0)
+        throw Error(Errc::failed, "The recovery of the branch of '" + b.source.name + "' did not start: " + log_tail(log));
+    auto stop = [&](const char* mode) {
+        exec({.argv = {pg_ctl, "-D", b.pgdata, "-m", mode, "-w", "-t", "120", "stop"}, .uid = as.uid, .gid = as.gid});
+    };
+    try {
+        const pgconf::ConnParams p{.host = b.work_dir, .port = port, .user = b.admin_role, .connect_timeout_s = 5,
+                                   .sslmode = "disable", .query_timeout_ms = 30000};
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(b.timeout_s);
+        for (;;) {
+            std::string in_recovery;
+            try {
+                in_recovery = pgconf::query_column(p, "SELECT pg_catalog.pg_is_in_recovery()").at(0);
+            } catch (const Error&) {
+                if (!path_exists(b.pgdata + "/postmaster.pid"))
+                    throw Error(Errc::failed, "The recovery of the branch stopped before it opened: " + log_tail(log));
+            }
+            if (in_recovery == "f") break;
+            if (std::chrono::steady_clock::now() > deadline)
+                throw Error(Errc::unavailable, "The recovery of the branch did not reach its target in " +
+                                                   std::to_string(b.timeout_s) + " s: " + log_tail(log));
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        pgconf::set_role_password(p, b.admin_role, b.admin_password);
+        // pgBackRest's recovery settings served their turn; the branch archives to its own stanza.
+        // (One statement each: ALTER SYSTEM takes no transaction block.)
+        for (const char* s : {"restore_command", "recovery_target_time", "recovery_target_action", "recovery_target"})
+            pgconf::exec_sql(p, std::string("ALTER SYSTEM RESET ") + s);
+    } catch (...) {
+        stop("immediate");
+        throw;
+    }
+    stop("fast");
+    if (path_exists(b.pgdata + "/postmaster.pid"))
+        throw Error(Errc::failed, "The recovered branch did not shut down (log: " + log + ")");
+}
+
+}  // namespace hostd::backup

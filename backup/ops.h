@@ -1,0 +1,44 @@
+// pgBackRest run for a tenant: always as the tenant's own OS user (never root), so what a
+// tenant planted in its data directory or its repository is read with its own rights only.
+// Effects; the argv come from pgbackrest.h.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "backup/pgbackrest.h"
+
+namespace hostd::backup {
+
+struct RunAs {
+    uid_t uid = 0;
+    gid_t gid = 0;
+};
+
+// The repository directory of one stanza: repo_root (root's, 0711: passable, not listable)
+// and in it repo, the tenant's (0700). A directory left by an earlier owner is handed over.
+void make_repository(const std::string& repo_root, const std::string& repo, RunAs owner);
+
+// Each throws Errc::failed with pgBackRest's own message.
+void stanza_create(const Stanza& s, const Options& o, RunAs as);
+void run_backup(const Stanza& s, const Options& o, BackupType type, RunAs as);
+Info read_info(const Stanza& s, const Options& o, RunAs as);
+
+// A branch's cluster: the source's backup restored into pgdata (empty, on the branch's own
+// disk), then recovered to the target by a PostgreSQL of its own, started as the source's user
+// on a socket in work_dir only (no TCP), promoted, given admin_password for admin_role, and
+// stopped cleanly. pgdata is left owned by the source's user: the caller hands it over.
+struct Branch {
+    Stanza source;        // the source's stanza (its repository)
+    RunAs source_user;
+    std::string pgdata;   // where the branch's cluster goes
+    std::string work_dir; // the branch's: pgBackRest's locks, the socket of the recovering server
+    std::string bindir;   // PostgreSQL's
+    Target target;
+    std::string admin_role, admin_password;
+    int timeout_s = 600;  // for the recovery to reach its target
+};
+void restore_branch(const Branch& b, const Options& o);
+
+}  // namespace hostd::backup

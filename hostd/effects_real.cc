@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "base/error.h"
@@ -354,6 +355,7 @@ public:
         sd.reset_failed(l.unit);
         sd.set_limits(l.unit, limits, /*runtime=*/false);
         sd.start(l.unit);
+        for (const auto& timer : backup_timers(cfg_, l.name)) sd.start(timer);
     }
 
     std::vector<std::string> apply_limits(const TenantRecord& t, const TenantLayout& l) override {
@@ -410,6 +412,13 @@ public:
     void stop_unit(const TenantLayout& l) override {
         auto sd = units::Systemd::connect();
         const std::string& unit = l.unit;
+        for (const auto& timer : backup_timers(cfg_, l.name)) {
+            try {
+                sd.stop(timer);
+            } catch (const Error& e) {
+                if (e.code() != Errc::not_found) throw;
+            }
+        }
         try {
             sd.stop(unit);
         } catch (const Error& e) {
@@ -509,6 +518,35 @@ public:
         return s;
     }
 
+    // The scheduled backups' units, runtime files written from hostd.toml at each start (gone
+    // when backups are off); the caller reloads systemd when they changed.
+    bool ensure_backup_units() {
+        bool changed = false;
+        std::set<std::string> want;
+        for (const auto& [name, content] : backup_unit_files(cfg_)) {
+            const std::string path = "/run/systemd/system/" + name;
+            want.insert(path);
+            std::string have;
+            try {
+                have = read_file(path);
+            } catch (const Error&) {
+            }
+            if (have == content) continue;
+            make_dirs("/run/systemd/system", 0755);
+            write_file_atomic(path, content, 0644);
+            changed = true;
+        }
+        for (const char* type : {"full", "incr"})
+            for (const char* suffix : {"service", "timer"}) {
+                const std::string path = "/run/systemd/system/" + units::backup_unit_name(type, suffix);
+                if (!want.count(path) && path_exists(path)) {
+                    remove_file(path);
+                    changed = true;
+                }
+            }
+        return changed;
+    }
+
     void ensure_unit_template() override {
         const std::string name = units::tenant_template_name();
         const std::string want = units::render_tenant_template(layout::template_paths(cfg_));
@@ -521,11 +559,18 @@ public:
             }
         };
         const bool have_runtime = path_exists(runtime);
+        const bool backup_units_changed = ensure_backup_units();
         if (want == content(installed)) {
-            if (!have_runtime) return;
+            if (!have_runtime) {
+                if (backup_units_changed) units::Systemd::connect().daemon_reload();
+                return;
+            }
             remove_file(runtime);  // the configuration is back to what the installed file says
         } else {
-            if (have_runtime && content(runtime) == want) return;
+            if (have_runtime && content(runtime) == want) {
+                if (backup_units_changed) units::Systemd::connect().daemon_reload();
+                return;
+            }
             make_dirs("/run/systemd/system", 0755);
             write_file_atomic(runtime, want, 0644);
             log::info("The tenant unit template follows hostd.toml's paths: " + runtime + " (the installed " + installed +

@@ -85,6 +85,8 @@ const std::vector<Setting>& settings() {
         {"backup", "pgbackrest", Kind::text, "The pgbackrest program (Debian's package pgbackrest).", FIELD(pgbackrest)},
         {"backup", "compress", Kind::text, "Compression of WAL and backups: \"lz4\" (fast), \"zst\", \"gz\", \"bz2\" or \"none\".", FIELD(backup_compress)},
         {"backup", "retention_full", Kind::count, "Full backups kept per tenant; older ones, and the WAL only they need, are expired after each backup.", FIELD(backup_retention_full)},
+        {"backup", "full_schedule", Kind::text, "When each tenant gets a full backup: a systemd calendar event (OnCalendar=, see systemd.time(7)), spread over an hour per tenant (timer hostd-backup-full@<tenant>.timer). \"\": none on a schedule.", FIELD(full_schedule)},
+        {"backup", "incr_schedule", Kind::text, "When each tenant gets an incremental backup (what changed since the last one; the first is full), as full_schedule (hostd-backup-incr@<tenant>.timer). \"\": none on a schedule.", FIELD(incr_schedule)},
         {"backup", "archive_timeout", Kind::count, "Seconds after which PostgreSQL hands a partly filled WAL segment to the archive (its archive_timeout): the most committed work a lost disk can take with it when the tenant writes little. 0: only full segments (16 MB).", FIELD(archive_timeout)},
         {"postgres", "bindir", Kind::text, "PostgreSQL server binaries (initdb).", FIELD(pg_bindir)},
         {"postgres", "ports", Kind::ports, "Ports for tenants' PostgreSQL on 127.0.0.1 (keep clear of the ephemeral range).", FIELD(pg_ports)},
@@ -266,6 +268,11 @@ Config parse_config(std::string_view text, const std::string& source) {
         throw Error(Errc::invalid, "'backup.compress' in " + source + " must be \"lz4\", \"zst\", \"gz\", \"bz2\" or \"none\"");
     if (c.backup_retention_full < 1 || c.backup_retention_full > 9999999)
         throw Error(Errc::invalid, "'backup.retention_full' in " + source + " must be 1-9999999");
+    for (const std::string* sched : {&c.full_schedule, &c.incr_schedule})
+        for (char ch : *sched)
+            if (ch == '\n' || ch == '\r' || ch == '%' || ch == '\\')
+                throw Error(Errc::invalid, "'backup.full_schedule' and 'backup.incr_schedule' in " + source +
+                                           " must be systemd calendar events such as \"Sun *-*-* 01:00:00\"");
     if (c.archive_timeout > 86400)
         throw Error(Errc::invalid, "'backup.archive_timeout' in " + source + " must be at most 86400 seconds");
     if (c.filesystem != "ext4" && c.filesystem != "xfs")

@@ -73,6 +73,8 @@ struct Config {
     std::string backup_compress = "lz4";
     uint64_t backup_retention_full = 2;
     uint64_t archive_timeout = 60;                 // seconds: PostgreSQL's archive_timeout (the recovery point)
+    std::string full_schedule = "Sun *-*-* 01:00:00";      // systemd OnCalendar= of full backups
+    std::string incr_schedule = "Mon..Sat *-*-* 01:00:00"; // and of incremental ones
     // [postgres]
     std::string pg_bindir = "/usr/lib/postgresql/15/bin";
     PortRange pg_ports{25000, 27999};

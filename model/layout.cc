@@ -1,5 +1,7 @@
 #include "model/layout.h"
 
+#include <tuple>
+
 #include "base/error.h"
 #include "model/tenant.h"
 #include "storage/storage.h"
@@ -42,6 +44,29 @@ TenantLayout layout_of(const Config& cfg, std::string_view name) {
 backup::Stanza stanza_of(const TenantLayout& l, uint16_t port) {
     return {.name = l.name, .repo = l.backup_repo, .pgdata = l.pgdata, .socket_dir = l.socket_dir, .port = port,
             .user = std::string(kBackupRole), .work_dir = l.backup_work};
+}
+
+std::vector<std::string> backup_timers(const Config& cfg, std::string_view tenant) {
+    std::vector<std::string> out;
+    if (cfg.backup_repo.empty()) return out;
+    for (auto [type, sched] : {std::pair{"full", &cfg.full_schedule}, std::pair{"incr", &cfg.incr_schedule}})
+        if (!sched->empty()) out.push_back("hostd-backup-" + std::string(type) + "@" + std::string(tenant) + ".timer");
+    return out;
+}
+
+std::vector<std::pair<std::string, std::string>> backup_unit_files(const Config& cfg) {
+    std::vector<std::pair<std::string, std::string>> out;
+    if (cfg.backup_repo.empty()) return out;
+    const units::TemplatePaths paths = layout::template_paths(cfg);
+    const TenantLayout l = layout_of(cfg, "%i");
+    for (auto [type, kind, sched] : {std::tuple{"full", backup::BackupType::full, &cfg.full_schedule},
+                                     std::tuple{"incr", backup::BackupType::incr, &cfg.incr_schedule}}) {
+        if (sched->empty()) continue;
+        out.emplace_back(units::backup_unit_name(type, "service"),
+                         units::render_backup_service(paths, type, backup::backup_argv(stanza_of(l, 0), backup_options(cfg), kind)));
+        out.emplace_back(units::backup_unit_name(type, "timer"), units::render_backup_timer(type, *sched));
+    }
+    return out;
 }
 
 backup::Options backup_options(const Config& cfg) {

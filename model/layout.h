@@ -5,6 +5,8 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "backup/pgbackrest.h"
 #include "model/config.h"
@@ -42,6 +44,10 @@ TenantLayout layout_of(const Config& cfg, std::string_view name);
 // The tenant's pgBackRest stanza (its name), as its unit and hostd see it; port: its PostgreSQL's.
 backup::Stanza stanza_of(const TenantLayout& l, uint16_t port);
 backup::Options backup_options(const Config& cfg);
+// Scheduled backups (backup.repo set and a schedule): the timers of a tenant, and the unit files
+// behind them (file name → content), which hostd writes at start.
+std::vector<std::string> backup_timers(const Config& cfg, std::string_view tenant);
+std::vector<std::pair<std::string, std::string>> backup_unit_files(const Config& cfg);
 // The role pgBackRest logs in as (peer, from the tenant's OS user): a superuser, as its
 // backups need; the tenant's OS user owns every file of the cluster already.
 inline constexpr std::string_view kBackupRole = "hostd_backup";

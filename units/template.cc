@@ -110,6 +110,57 @@ void validate(const TemplatePaths& p) {
 
 }  // namespace
 
+// The sandbox every unit of a tenant runs in (PostgreSQL, its backups): its own disk, its own
+// repository, nothing of hostd's or of another tenant's. data_writable: the data directory too.
+static void sandbox(std::ostringstream& o, const TemplatePaths& p, bool data_writable) {
+    const std::string& root = p.mount_root;
+    const std::string data = root + "/%i/" + p.pgdata;
+    std::string hidden;
+    for (const auto& h : p.hidden) hidden += (hidden.empty() ? "-" : " -") + h;
+    std::string image = p.disk_links + "/%i:" + root + "/%i";
+    if (!p.mount_options.empty()) image += ":root:" + p.mount_options;
+    o << "ProtectSystem=strict\n";
+    if (data_writable) o << "ReadWritePaths=" << data << "\n";
+    o << "# Only its own disk is visible under " << root << "; hostd's state and config not at all.\n"
+      << "# " << p.disk_links << "/<tenant> is hostd's link to the block device it mounted and checked (its\n"
+      << "# marker) before starting the unit; the same device mounted twice shares one superblock.\n"
+      << "TemporaryFileSystem=" << root << ":ro\n"
+      << "MountImages=" << image << "\n";
+    if (!hidden.empty()) o << "InaccessiblePaths=" << hidden << "\n";
+    if (!p.backup_repo.empty())
+        o << "# Its own pgBackRest repository, writable (archive-push, backups); no other tenant's.\n"
+          << "TemporaryFileSystem=" << p.backup_repo << ":ro\n"
+          << "BindPaths=" << p.backup_repo << "/%i\n";
+    o << "PrivateTmp=yes\n"
+         "PrivateDevices=yes\n"
+         "ProtectHome=yes\n"
+         "ProtectKernelTunables=yes\n"
+         "ProtectKernelModules=yes\n"
+         "ProtectKernelLogs=yes\n"
+         "ProtectControlGroups=yes\n"
+         "ProtectClock=yes\n"
+         "ProtectHostname=yes\n"
+         "ProtectProc=invisible\n"
+         "ProcSubset=pid\n"
+         "NoNewPrivileges=yes\n"
+         "CapabilityBoundingSet=\n"
+         "AmbientCapabilities=\n"
+         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n"
+         "RestrictNamespaces=yes\n"
+         "RestrictRealtime=yes\n"
+         "RestrictSUIDSGID=yes\n"
+         "LockPersonality=yes\n"
+         "# PostgreSQL's JIT (LLVM) needs writable+executable memory; hostd turns jit off instead of\n"
+         "# allowing it, so W^X can be enforced.\n"
+         "MemoryDenyWriteExecute=yes\n"
+         "KeyringMode=private\n"
+         "PrivateUsers=yes\n"
+         "SystemCallArchitectures=native\n"
+         "SystemCallFilter=@system-service\n"
+         "SystemCallFilter=~@privileged @resources @obsolete\n"
+         "SystemCallErrorNumber=EPERM\n";
+}
+
 // The command-line settings that hand every WAL segment to pgBackRest; like the port, they
 // outrank ALTER SYSTEM, so a tenant cannot point its archive elsewhere or turn it off.
 static std::string archiving(const TemplatePaths& p) {
@@ -134,10 +185,6 @@ std::string render_tenant_template(const TemplatePaths& p) {
     validate(p);
     const std::string& root = p.mount_root;
     const std::string data = root + "/%i/" + p.pgdata;
-    std::string hidden;
-    for (const auto& h : p.hidden) hidden += (hidden.empty() ? "-" : " -") + h;
-    std::string image = p.disk_links + "/%i:" + root + "/%i";
-    if (!p.mount_options.empty()) image += ":root:" + p.mount_options;
 
     std::ostringstream o;
     o << "# One PostgreSQL cluster of a hostd tenant. Shipped once; each tenant is an instance\n"
@@ -186,51 +233,79 @@ std::string render_tenant_template(const TemplatePaths& p) {
          "UMask=0077\n"
          "\n"
          "# Sandbox: a tenant's superuser can run programs as this user (COPY ... TO PROGRAM,\n"
-         "# untrusted languages), so the OS is the wall between tenants. What PostgreSQL tolerates:\n"
-         "ProtectSystem=strict\n"
-      << "ReadWritePaths=" << data << "\n"
-      << "# Only its own disk is visible under " << root << "; hostd's state and config not at all.\n"
-      << "# " << p.disk_links << "/<tenant> is hostd's link to the block device it mounted and checked (its\n"
-      << "# marker) before starting the unit; the same device mounted twice shares one superblock.\n"
-      << "TemporaryFileSystem=" << root << ":ro\n"
-      << "MountImages=" << image << "\n";
-    if (!hidden.empty()) o << "InaccessiblePaths=" << hidden << "\n";
-    if (!p.backup_repo.empty())
-        o << "# Its own pgBackRest repository, writable (archive-push, backups); no other tenant's.\n"
-          << "TemporaryFileSystem=" << p.backup_repo << ":ro\n"
-          << "BindPaths=" << p.backup_repo << "/%i\n";
-    o << "PrivateTmp=yes\n"
-         "PrivateDevices=yes\n"
-         "ProtectHome=yes\n"
-         "ProtectKernelTunables=yes\n"
-         "ProtectKernelModules=yes\n"
-         "ProtectKernelLogs=yes\n"
-         "ProtectControlGroups=yes\n"
-         "ProtectClock=yes\n"
-         "ProtectHostname=yes\n"
-         "ProtectProc=invisible\n"
-         "ProcSubset=pid\n"
-         "NoNewPrivileges=yes\n"
-         "CapabilityBoundingSet=\n"
-         "AmbientCapabilities=\n"
-         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n"
-         "RestrictNamespaces=yes\n"
-         "RestrictRealtime=yes\n"
-         "RestrictSUIDSGID=yes\n"
-         "LockPersonality=yes\n"
-         "# PostgreSQL's JIT (LLVM) needs writable+executable memory; hostd turns jit off instead of\n"
-         "# allowing it, so W^X can be enforced.\n"
-         "MemoryDenyWriteExecute=yes\n"
-         "KeyringMode=private\n"
-         "RemoveIPC=yes\n"
-         "PrivateUsers=yes\n"
-         "SystemCallArchitectures=native\n"
-         "SystemCallFilter=@system-service\n"
-         "SystemCallFilter=~@privileged @resources @obsolete\n"
-         "SystemCallErrorNumber=EPERM\n"
+         "# untrusted languages), so the OS is the wall between tenants. What PostgreSQL tolerates:\n";
+    sandbox(o, p, /*data_writable=*/true);
+    o << "RemoveIPC=yes\n"
          "\n"
          "[Install]\n"
          "WantedBy=multi-user.target\n";
+    return o.str();
+}
+
+std::string backup_unit_name(std::string_view type, std::string_view suffix) {
+    return "hostd-backup-" + std::string(type) + "@." + std::string(suffix);
+}
+
+std::string render_backup_service(const TemplatePaths& p, std::string_view type, const std::vector<std::string>& argv) {
+    validate(p);
+    if (p.backup_repo.empty()) throw Error(Errc::invalid, "Backup units need backup_repo", "backup_repo");
+    if (argv.empty()) throw Error(Errc::invalid, "A backup unit needs a command", "command");
+    std::string command;
+    for (size_t i = 0; i < argv.size(); i++) {
+        for (char c : argv[i])
+            if (c == '"' || c == '\\' || c == '$' || c == ';' || c == ' ' || static_cast<unsigned char>(c) < 0x20)
+                refuse("command", argv[i], "no quotes, spaces, '\\', '$', ';' or control characters");
+        // The tenant's port names its socket; it is in the instance's environment file.
+        if (i + 1 == argv.size()) command += "--pg1-port=${HOSTD_PORT} ";
+        command += argv[i] + (i + 1 == argv.size() ? "" : " ");
+    }
+    std::ostringstream o;
+    o << "# A " << type << " backup of a hostd tenant with pgBackRest, started by its timer\n"
+         "# (hostd-backup-" << type << "@<tenant>.timer) or by hand. Written by hostd at start from hostd.toml.\n"
+         "\n"
+         "[Unit]\n"
+         "Description=hostd " << type << " backup of tenant %i\n"
+         "Documentation=man:hostd(8)\n"
+         "# Only of a running tenant: never starts its PostgreSQL.\n"
+         "Requisite=hostd-postgres@%i.service\n"
+         "After=hostd-postgres@%i.service\n"
+         "\n"
+         "[Service]\n"
+         "Type=oneshot\n"
+         "User=_%i\n"
+         "Group=_%i\n"
+      << "EnvironmentFile=" << p.env_dir << "/%i\n"
+      << "ExecStart=" << command << "\n"
+      << "# Behind the tenants' own work: a backup reads the whole cluster.\n"
+         "Nice=10\n"
+         "IOSchedulingClass=idle\n"
+         "CPUWeight=20\n"
+         "IOWeight=20\n"
+         "UMask=0077\n"
+      << "# pgBackRest's locks beside the tenant's socket, in its PostgreSQL's runtime directory.\n"
+      << "ReadWritePaths=/run/" << p.runtime_dir << "/%i\n"
+      << "# The tenant's sandbox, its data read-only:\n";
+    sandbox(o, p, /*data_writable=*/false);
+    return o.str();
+}
+
+std::string render_backup_timer(std::string_view type, const std::string& on_calendar) {
+    for (char c : on_calendar)
+        if (c == '\n' || c == '\r' || c == '%')
+            throw Error(Errc::invalid, "'" + on_calendar + "' cannot be a systemd calendar event", "schedule");
+    std::ostringstream o;
+    o << "# When hostd-backup-" << type << "@<tenant>.service runs. Written by hostd from hostd.toml;\n"
+         "# hostd starts an instance for each tenant it runs.\n"
+         "\n"
+         "[Unit]\n"
+         "Description=hostd " << type << " backups of tenant %i\n"
+         "\n"
+         "[Timer]\n"
+         "OnCalendar=" << on_calendar << "\n"
+         "# Spread over an hour, so tenants do not all start at once; one missed while the host was\n"
+         "# down runs at the next start.\n"
+         "RandomizedDelaySec=1h\n"
+         "Persistent=yes\n";
     return o.str();
 }
 

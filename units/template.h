@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace hostd::units {
@@ -36,6 +37,14 @@ struct TemplatePaths {
 // defaults); and for a mount_root, disk_links or pg_bindir inside a hidden path (hidden from the
 // very unit that needs it).
 std::string render_tenant_template(const TemplatePaths& p);
+
+// Backups (backup_repo set): "hostd-backup-<type>@.service" running argv (pgBackRest's, %i for
+// the tenant; the tenant's port is added from its environment file before the last word) as the
+// tenant in its sandbox with its data read-only, after its PostgreSQL only; and the timer that
+// starts it on_calendar (systemd's OnCalendar=).
+std::string backup_unit_name(std::string_view type, std::string_view suffix);
+std::string render_backup_service(const TemplatePaths& p, std::string_view type, const std::vector<std::string>& argv);
+std::string render_backup_timer(std::string_view type, const std::string& on_calendar);
 
 // "hostd-postgres@.service": the name the template is installed under.
 std::string tenant_template_name();

@@ -164,3 +164,24 @@ TEST(TenantTemplate, RefusesToHideWhatTheUnitNeeds) {
     p.hidden.push_back("/srv/hostd-old");  // a neighbour, not a parent
     EXPECT_EQ(refused_field(p), "<accepted>");
 }
+
+TEST(BackupUnits, RunPgBackRestAsTheTenantInItsSandboxWithItsDataReadOnly) {
+    hostd::units::TemplatePaths p;
+    p.backup_repo = "/var/lib/hostd-backup";
+    p.archive_command = "/usr/bin/pgbackrest --stanza=%i archive-push %p";
+    const std::string unit = hostd::units::render_backup_service(
+        p, "incr", {"/usr/bin/pgbackrest", "--no-config", "--stanza=%i", "--type=incr", "backup"});
+    EXPECT_NE(unit.find("\nExecStart=/usr/bin/pgbackrest --no-config --stanza=%i --type=incr --pg1-port=${HOSTD_PORT} backup\n"),
+              std::string::npos) << unit;
+    EXPECT_NE(unit.find("\nEnvironmentFile=/run/hostd/env/%i\n"), std::string::npos);
+    EXPECT_NE(unit.find("\nUser=_%i\n"), std::string::npos);
+    EXPECT_NE(unit.find("\nRequisite=hostd-postgres@%i.service\n"), std::string::npos);
+    EXPECT_NE(unit.find("\nBindPaths=/var/lib/hostd-backup/%i\n"), std::string::npos);
+    EXPECT_NE(unit.find("\nTemporaryFileSystem=/var/lib/hostd-backup:ro\n"), std::string::npos);
+    EXPECT_EQ(unit.find("ReadWritePaths=/srv/hostd/%i/pgdata"), std::string::npos) << "its data is read-only";
+    EXPECT_EQ(unit.find("RemoveIPC"), std::string::npos) << "would take PostgreSQL's shared memory with it";
+    EXPECT_THROW(hostd::units::render_backup_service(p, "incr", {"/usr/bin/pgbackrest", "--x=$(id)", "backup"}), hostd::Error);
+    const std::string timer = hostd::units::render_backup_timer("incr", "Mon..Sat *-*-* 01:00:00");
+    EXPECT_NE(timer.find("\nOnCalendar=Mon..Sat *-*-* 01:00:00\n"), std::string::npos);
+    EXPECT_THROW(hostd::units::render_backup_timer("incr", "daily\nExecStart=/bin/sh"), hostd::Error);
+}

@@ -60,6 +60,20 @@ std::vector<Family> metric_families(const std::vector<TenantFacts>& tenants, con
     per_tenant("hostd_tenant_connections", "gauge", "Client connections (pg_stat_activity).", [&](auto& t) { return opt(t.connections); });
     per_tenant("hostd_tenant_max_connections", "gauge", "The tenant's max_connections.", [&](auto& t) { return opt(t.max_connections); });
     per_tenant("hostd_tenant_database_bytes", "gauge", "Sum of pg_database_size over the tenant's databases.", [&](auto& t) { return opt(t.database_bytes); });
+    // Backups on: what PostgreSQL handed to pgBackRest (pg_stat_archiver, since its last start).
+    if (std::any_of(tenants.begin(), tenants.end(), [](const TenantFacts& t) { return t.archive.has_value(); })) {
+        auto archive = [](auto get) {
+            return [get](const TenantFacts& t) { return t.archive ? std::optional<double>(get(*t.archive)) : std::nullopt; };
+        };
+        per_tenant("hostd_tenant_wal_archived_total", "counter", "WAL segments archived to the tenant's pgBackRest repository since its PostgreSQL started.",
+                   archive([](const ArchiveFacts& a) { return static_cast<double>(a.archived); }));
+        per_tenant("hostd_tenant_wal_archive_failures_total", "counter", "Failed attempts to archive a WAL segment since its PostgreSQL started.",
+                   archive([](const ArchiveFacts& a) { return static_cast<double>(a.failed); }));
+        per_tenant("hostd_tenant_wal_last_archived_timestamp_seconds", "gauge", "When the last WAL segment was archived (0: none since start).",
+                   archive([](const ArchiveFacts& a) { return a.last_archived; }));
+        per_tenant("hostd_tenant_wal_last_failed_timestamp_seconds", "gauge", "When archiving last failed (0: never since start).",
+                   archive([](const ArchiveFacts& a) { return a.last_failed; }));
+    }
 
     {
         Family f{"hostd_operations_total", "counter", "Tenant operations by kind and result.", {}};
@@ -138,6 +152,7 @@ std::string Collector::scrape() {
                 t.connections = it->second.connections;
                 t.max_connections = it->second.max_connections;
                 t.database_bytes = it->second.database_bytes;
+                if (!cfg_.backup_repo.empty()) t.archive = it->second.archive;
             }
         host.last_scrape_seconds = last_scrape_;
         host.refresh_round_seconds = round_seconds_;
@@ -191,6 +206,7 @@ double Collector::refresh_next() {
         s.connections = pg.connections;
         s.max_connections = pg.max_connections;
         s.database_bytes = pg.database_bytes;
+        s.archive = pg.archive;
         s.up = true;
     } catch (const Error&) {
         s.up = observer_->pg_up(r, w.socket_dir);

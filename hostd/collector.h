@@ -37,6 +37,7 @@ struct TenantFacts {
     std::optional<uint32_t> restarts;
     std::optional<bool> up;
     std::optional<uint64_t> connections, max_connections, database_bytes;
+    std::optional<ArchiveFacts> archive;  // with backups on
 };
 
 struct HostFacts {
@@ -79,6 +80,7 @@ private:
         std::optional<uint32_t> restarts;
         std::optional<bool> up;
         std::optional<uint64_t> connections, max_connections, database_bytes;
+        std::optional<ArchiveFacts> archive;
     };
     TenantSource tenants_;
     std::unique_ptr<Observer> observer_;

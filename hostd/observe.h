@@ -29,8 +29,16 @@ struct CgroupUsage {
 };
 
 // What a tenant's PostgreSQL says about itself; a field missing from its answer stays nullopt.
+// pg_stat_archiver: the WAL PostgreSQL handed to its archive_command (pgBackRest's push).
+struct ArchiveFacts {
+    uint64_t archived = 0, failed = 0;
+    double last_archived = 0, last_failed = 0;  // Unix time; 0: never
+    bool operator==(const ArchiveFacts&) const = default;
+};
+
 struct PgFacts {
     std::optional<uint64_t> connections, max_connections, database_bytes;
+    std::optional<ArchiveFacts> archive;
     bool operator==(const PgFacts&) const = default;
 };
 

@@ -67,9 +67,21 @@ TEST(Metrics, RefreshPaceKeepsTheHostsLoadFlat) {
     for (size_t n : {1, 7, 50, 999}) EXPECT_LE(1.0 / refresh_gap_seconds(n, 1, 3), 3 + 1e-9) << n;
 }
 
+// With backups on, the archiver's facts; without, no empty families for them.
+TEST(Metrics, ArchivingIsExportedWhereTenantsArchive) {
+    auto [t, h] = sample();
+    EXPECT_EQ(metrics::render(metric_families(t, h)).find("hostd_tenant_wal_"), std::string::npos);
+    t[0].archive = ArchiveFacts{.archived = 3, .failed = 1, .last_archived = 1796000000, .last_failed = 1795000000};
+    const std::string text = metrics::render(metric_families(t, h));
+    EXPECT_NE(text.find("\nhostd_tenant_wal_archived_total{tenant=\"acme\"} 3\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("\nhostd_tenant_wal_archive_failures_total{tenant=\"acme\"} 1\n"), std::string::npos);
+    EXPECT_NE(text.find("\nhostd_tenant_wal_last_archived_timestamp_seconds{tenant=\"acme\"} 1796000000\n"), std::string::npos);
+}
+
 // The dashboard and the alert rules only use metric names hostd exports.
 TEST(Metrics, DashboardAndAlertsUseOnlyExportedNames) {
     auto [t, h] = sample();
+    t[0].archive = ArchiveFacts{.archived = 3, .failed = 1, .last_archived = 1796000000, .last_failed = 1795000000};
     std::set<std::string> exported;
     for (auto& f : metric_families(t, h)) {
         exported.insert(f.name);

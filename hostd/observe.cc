@@ -178,8 +178,8 @@ public:
             "pg_catalog.current_setting('max_connections') || ' ' || "
             "(SELECT pg_catalog.sum(pg_catalog.pg_database_size(oid)) FROM pg_catalog.pg_database) || ' ' || "
             "(SELECT archived_count || ' ' || failed_count || ' ' || "
-            "pg_catalog.coalesce(pg_catalog.date_part('epoch', last_archived_time), 0) || ' ' || "
-            "pg_catalog.coalesce(pg_catalog.date_part('epoch', last_failed_time), 0) FROM pg_catalog.pg_stat_archiver)");
+            "COALESCE(pg_catalog.date_part('epoch', last_archived_time), 0) || ' ' || "
+            "COALESCE(pg_catalog.date_part('epoch', last_failed_time), 0) FROM pg_catalog.pg_stat_archiver)");
         std::istringstream f(row.empty() ? "" : row.front());
         uint64_t c = 0, mx = 0, size = 0;
         if (!(f >> c >> mx >> size)) return {};  // answered, but not as asked: up, facts unknown

@@ -186,6 +186,11 @@ Reply<Resized> Client::resize(const std::string& name, const ResizeRequest& req)
     return typed<Resized>(call("POST", tenant_path(name) + "/resize", &body), wire::parse_resized);
 }
 
+Reply<TenantView> Client::lifecycle(const std::string& name, const std::string& verb) const {
+    const wire::json body = wire::json::object();
+    return typed<TenantView>(call("POST", tenant_path(name) + "/" + verb, &body), wire::parse_tenant_reply);
+}
+
 Reply<LimitsChanged> Client::set_limits(const std::string& name, const LimitsUpdate& u) const {
     const wire::json body = wire::render(u);
     return typed<LimitsChanged>(call("PATCH", tenant_path(name), &body), wire::parse_limits_changed);

@@ -47,6 +47,10 @@ public:
     Reply<std::vector<TenantView>> list(bool live) const;
     Reply<Resized> resize(const std::string& name, const ResizeRequest& req) const;
     Reply<LimitsChanged> set_limits(const std::string& name, const LimitsUpdate& u) const;
+    // POST /v1/tenants/NAME/start|stop|restart: the tenant as GET shows it afterwards.
+    Reply<TenantView> start(const std::string& name) const { return lifecycle(name, "start"); }
+    Reply<TenantView> stop(const std::string& name) const { return lifecycle(name, "stop"); }
+    Reply<TenantView> restart(const std::string& name) const { return lifecycle(name, "restart"); }
     Reply<ReconcileReport> reconcile() const;
     Reply<HostInfo> host() const;
     Reply<std::string> ca() const;
@@ -63,6 +67,7 @@ public:
     static std::string escape(const std::string& segment);
 
 private:
+    Reply<TenantView> lifecycle(const std::string& name, const std::string& verb) const;
     std::string socket_;
 };
 

@@ -10,7 +10,11 @@
 
 namespace hostd {
 
-// hostctl list's table: NAME STATE PORT DISK MEMORY CPU URL, where DISK is used/total, MEMORY
+// What a tenant is doing now (its live state: running, stopped, down, ...), else its lifecycle
+// state (a reply from a hostd that does not tell).
+std::string state_word(const TenantView& t);
+
+// hostctl list's table: NAME STATE PORT DISK MEMORY CPU URL, where STATE is state_word, DISK is used/total, MEMORY
 // used/limit, CPU the quota and the CPU time used ("-" when unknown).
 std::vector<std::vector<std::string>> tenant_rows(const std::vector<TenantView>& tenants);
 

@@ -65,11 +65,25 @@ const std::vector<Route>& route_table() {
          }},
         {"POST", "/v1/tenants/",
          [](Manager& m, const Request& r, const std::string& arg) {
-             const std::string suffix = "/resize";
-             if (arg.size() <= suffix.size() || arg.compare(arg.size() - suffix.size(), suffix.size(), suffix) != 0)
-                 throw Error(Errc::not_found, "No such API path: /v1/tenants/" + arg + " (POST takes /v1/tenants/NAME/resize)");
-             auto req = wire::parse_resize(wire::parse_body(r.body));
-             return Reply{200, wire::render(m.resize(arg.substr(0, arg.size() - suffix.size()), req))};
+             // /v1/tenants/NAME/<action>
+             const auto slash = arg.rfind('/');
+             const std::string name = slash == std::string::npos ? arg : arg.substr(0, slash);
+             const std::string action = slash == std::string::npos ? "" : arg.substr(slash + 1);
+             if (action == "resize") {
+                 auto req = wire::parse_resize(wire::parse_body(r.body));
+                 return Reply{200, wire::render(m.resize(name, req))};
+             }
+             // Lifecycle: no body, the tenant as GET shows it in the reply.
+             using Verb = TenantView (Manager::*)(const std::string&);
+             static const std::pair<const char*, Verb> lifecycle[] = {
+                 {"start", &Manager::start}, {"stop", &Manager::stop}, {"restart", &Manager::restart}};
+             for (auto& [verb, fn] : lifecycle)
+                 if (action == verb) {
+                     wire::parse_empty(wire::parse_body(r.body));
+                     return Reply{200, wire::render_one((m.*fn)(name))};
+                 }
+             throw Error(Errc::not_found, "No such API path: /v1/tenants/" + arg +
+                                              " (POST takes /v1/tenants/NAME/resize, /start, /stop or /restart)");
          }},
         {"PATCH", "/v1/tenants/",
          [](Manager& m, const Request& r, const std::string& n) {

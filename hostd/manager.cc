@@ -101,6 +101,33 @@ LimitsChanged Manager::set_limits(const std::string& name, const LimitsUpdate& u
     return prov_.set_limits(name, checked);
 }
 
+TenantView Manager::stop(const std::string& name) {
+    validate_name(name);
+    {
+        Store::OpLock op(store_, name);
+        timed("stop", [&] { return prov_.stop(name); });
+    }
+    return get(name);
+}
+
+TenantView Manager::start(const std::string& name) {
+    validate_name(name);
+    {
+        Store::OpLock op(store_, name);
+        timed("start", [&] { return prov_.start(name); });
+    }
+    return get(name);
+}
+
+TenantView Manager::restart(const std::string& name) {
+    validate_name(name);
+    {
+        Store::OpLock op(store_, name);
+        timed("restart", [&] { return prov_.restart(name); });
+    }
+    return get(name);
+}
+
 ReconcileReport Manager::reconcile() {
     auto r = reconciler_.run();
     std::lock_guard g(stats_mu_);
@@ -112,18 +139,48 @@ TenantView Manager::get(const std::string& name, bool with_status) {
     validate_name(name);
     TenantRecord t = store_.get(name);
     TenantView v = view_of(cfg_, t, true);
-    if (with_status && t.state == TenantState::ready) v.status = fx_->live_status(t, layout_of(cfg_, name));
     v.problem = store_.problem(name);
+    const std::string activity = store_.activity(name);
+    if (with_status && t.state == TenantState::ready) {
+        const TenantLayout l = layout_of(cfg_, name);
+        v.status = fx_->live_status(t, l);
+        // A real check where the unit says it runs: PostgreSQL may still refuse connections
+        // (crash recovery after a backend was killed, a shutdown under way).
+        std::optional<std::string> ping;
+        const std::string& a = v.status->active_state;
+        if (v.status->unit_error.empty() && (a == "active" || a == "reloading") && activity.empty()) ping = fx_->ping(t, l);
+        v.live = derive_live(t, *v.status, v.problem, activity, ping);
+    } else if (t.state != TenantState::ready) {
+        v.live = derive_live(t, {}, v.problem, activity, std::nullopt);
+    }
     return v;
 }
 
 std::vector<TenantView> Manager::list(bool with_status) {
     std::vector<TenantView> out;
-    for (auto& t : store_.snapshot()) {
+    const auto records = store_.snapshot();
+    // Every unit's state in one call (not one per tenant: list must stay fast with hundreds).
+    std::map<std::string, LiveStatus> units;
+    std::string unit_error;
+    if (!with_status && std::any_of(records.begin(), records.end(), [](auto& t) { return t.state == TenantState::ready; })) {
+        try {
+            units = fx_->unit_states();
+        } catch (const Error& e) {
+            unit_error = e.what();
+        }
+    }
+    for (auto& t : records) {
         TenantView v = view_of(cfg_, t, false);
-        // The live status (unit, memory, CPU, disk) of each ready tenant, as GET of one shows it.
-        if (with_status && t.state == TenantState::ready) v.status = fx_->live_status(t, layout_of(cfg_, t.name));
         v.problem = store_.problem(t.name);
+        LiveStatus unit;
+        if (t.state == TenantState::ready) {
+            // The live status (unit, memory, CPU, disk) of each ready tenant, as GET of one shows it.
+            if (with_status) v.status = fx_->live_status(t, layout_of(cfg_, t.name));
+            if (v.status) unit = *v.status;
+            else if (!unit_error.empty()) unit.unit_error = unit_error;
+            else if (auto it = units.find(t.name); it != units.end()) unit = it->second;
+        }
+        v.live = derive_live(t, unit, v.problem, store_.activity(t.name), std::nullopt);
         out.push_back(std::move(v));
     }
     return out;

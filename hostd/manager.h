@@ -41,14 +41,21 @@ public:
     // memory, cpu, tasks, io_weight changed on the running unit without a restart; the reply
     // lists PostgreSQL settings that wait for a restart.
     LimitsChanged set_limits(const std::string& name, const LimitsUpdate& u);
+    // Lifecycle (Provisioner::stop/start/restart); each returns the tenant as GET shows it.
+    TenantView stop(const std::string& name);
+    TenantView start(const std::string& name);
+    TenantView restart(const std::string& name);
     ReconcileReport reconcile();
     // One round of the disk-full guard (a ticker calls it).
     void guard_tick() { guard_.tick(); }
     // One look for tenants listening on ports not their own (a ticker calls it).
     void port_watch_tick() { ports_.tick(); }
 
-    // with_status: the live status (unit, cgroup, disk) of a ready tenant too.
+    // with_status: the live status (unit, cgroup, disk) of a ready tenant too, and `live`
+    // from it and a PQping of PostgreSQL.
     TenantView get(const std::string& name, bool with_status = true);
+    // `live` of every tenant from one call to systemd (no ping: that would cost a connection
+    // per tenant); with_status: each ready tenant's live status too.
     std::vector<TenantView> list(bool with_status = false);
     HostInfo host();
     std::string ca_certificate();

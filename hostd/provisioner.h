@@ -15,6 +15,7 @@
 #include "hostd/guard.h"
 #include "hostd/store.h"
 #include "model/config.h"
+#include "model/layout.h"
 #include "model/tenant.h"
 #include "model/views.h"
 #include "pgconf/settings.h"
@@ -40,6 +41,15 @@ public:
     // Grows the disk and its filesystem, online where the kernel allows; shrinking is refused.
     Resized resize(const std::string& name, const ResizeRequest& req);
     LimitsChanged set_limits(const std::string& name, const LimitsUpdate& u);
+    // Lifecycle of a ready tenant (Errc::conflict for any other state). stop: the intent
+    // recorded first (a reconcile, a restart of hostd or a reboot leave it stopped), then
+    // unrouted and its unit stopped. start: the intent cleared, the unit started, PostgreSQL
+    // accepting connections, routed, and reached through the proxy. restart: one systemd
+    // restart of a tenant that is not stopped on purpose (a down one comes back), then the
+    // same checks as start. Stopping a stopped tenant, or starting a running one, is fine.
+    TenantRecord stop(const std::string& name);
+    TenantRecord start(const std::string& name);
+    TenantRecord restart(const std::string& name);
 
     // The steps of a delete, also used to finish an interrupted one or roll back a create.
     void teardown(TenantRecord& t, bool purge);
@@ -52,6 +62,7 @@ public:
     void publish_routes(bool force_reload = false);
 
 private:
+    void bring_up(TenantRecord& t, const TenantLayout& l);
     void set_step(TenantRecord& t, const std::string& step);
     uint16_t allocate_port(PortRange range, uint16_t preferred, const std::set<uint16_t>& taken);
     // The record a create starts from: a new one, or the detached tenant's on reuse. Reserves

@@ -80,10 +80,14 @@ storage::DiskStats disk_from(const json& j) {
 
 json status_json(const LiveStatus& s) {
     json j = json::object();
-    if (!s.unit_error.empty()) j["unit_error"] = s.unit_error;
-    else
+    if (!s.unit_error.empty()) {
+        j["unit_error"] = s.unit_error;
+    } else {
         j["unit"] = {{"active_state", s.active_state}, {"sub_state", s.sub_state}, {"main_pid", s.main_pid},
                      {"restarts", s.restarts}};
+        if (!s.result.empty()) j["unit"]["result"] = s.result;
+        if (!s.last_exit.empty()) j["unit"]["last_exit"] = s.last_exit;
+    }
     if (s.memory_current) j["memory_current"] = *s.memory_current;
     if (s.memory_max) j["memory_max"] = *s.memory_max;
     if (s.tasks_current) j["tasks_current"] = *s.tasks_current;
@@ -111,6 +115,8 @@ LiveStatus status_from(const json& j) {
         s.sub_state = str(u, "sub_state");
         s.main_pid = u.value("main_pid", 0u);
         s.restarts = u.value("restarts", 0u);
+        s.result = str(u, "result");
+        s.last_exit = str(u, "last_exit");
     }
     s.memory_current = opt_u64(j, "memory_current");
     s.memory_max = opt_u64(j, "memory_max");
@@ -183,11 +189,13 @@ LimitsUpdate parse_limits(const json& body) {
 }
 
 ResizeRequest parse_resize(const json& body) {
-    refuse_unknown(body, {"size"});
+    refuse_unknown(body, {"size", "allow_offline"});
     auto size = size_field(body, "size");
     if (!size) throw Error(Errc::invalid, "A resize needs 'size', the new disk size (e.g. \"2G\")", "size");
-    return {.size = *size};
+    return {.size = *size, .allow_offline = present(body, "allow_offline") ? bool_field(body, "allow_offline") : true};
 }
+
+void parse_empty(const json& body) { refuse_unknown(body, {}); }
 
 json render(const CreateRequest& r) {
     json j = json::object();
@@ -215,7 +223,11 @@ json render(const LimitsUpdate& u) {
     return j;
 }
 
-json render(const ResizeRequest& r) { return {{"size", r.size}}; }
+json render(const ResizeRequest& r) {
+    json j = {{"size", r.size}};
+    if (!r.allow_offline) j["allow_offline"] = false;
+    return j;
+}
 
 json render(const TenantView& t) {
     json j = {
@@ -236,6 +248,7 @@ json render(const TenantView& t) {
         {"mountpoint", t.mountpoint},
         {"unit", t.unit},
         {"read_only", t.read_only},
+        {"stopped", t.stopped},
         {"os_user", t.os_user},
         {"port", t.port},
         {"public_port", t.public_port},
@@ -248,6 +261,8 @@ json render(const TenantView& t) {
     if (t.password) j["password"] = *t.password;
     if (t.status) j["status"] = status_json(*t.status);
     if (!t.problem.empty()) j["problem"] = t.problem;
+    if (!t.live.state.empty()) j["live_state"] = t.live.state;
+    if (!t.live.reason.empty()) j["live_reason"] = t.live.reason;
     return j;
 }
 
@@ -343,6 +358,8 @@ TenantView parse_tenant(const json& j) {
     if (j.contains("password") && j["password"].is_string()) t.password = j["password"].get<std::string>();
     if (j.contains("status") && j["status"].is_object()) t.status = status_from(j["status"]);
     t.problem = str(j, "problem");
+    t.stopped = j.value("stopped", false);
+    t.live = {str(j, "live_state"), str(j, "live_reason")};
     return t;
 }
 

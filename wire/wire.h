@@ -25,6 +25,8 @@ json parse_body(std::string_view text);
 CreateRequest parse_create(const json& body);
 LimitsUpdate parse_limits(const json& body);
 ResizeRequest parse_resize(const json& body);
+// A verb without a request body (start, stop, restart): {} or nothing; any field is refused.
+void parse_empty(const json& body);
 json render(const CreateRequest& r);
 json render(const LimitsUpdate& u);
 json render(const ResizeRequest& r);

@@ -68,6 +68,10 @@ public:
     LoopSpace loop_space(const std::vector<std::string>&) override { return {.available = 1ull << 40}; }
     void stop_unit(const TenantLayout&) override {}
     bool unit_active(const TenantLayout&) override { return true; }
+    void restart_unit(const TenantLayout&, uint16_t, const units::Limits&) override {}
+    std::map<std::string, LiveStatus> unit_states() override { return {}; }
+    std::string ping(const TenantRecord&, const TenantLayout&) override { return ""; }
+    bool grows_online(const TenantRecord&) override { return true; }
     std::vector<std::string> apply_limits(const TenantRecord&, const TenantLayout&) override { return {}; }
     void wait_sql(const std::string&, uint16_t, const std::string&, const std::string&, int, const std::string&) override {}
     void apply_routes(const std::vector<routes::Route>&, bool) override {}

@@ -305,6 +305,11 @@ Resized Provisioner::resize(const std::string& name, const ResizeRequest& req) {
                                        "cannot shrink at all). Free space instead, or move the data to a new tenant (pg_dump).",
                     "size");
     const TenantLayout l = layout_of(cfg_, name);
+    if (!fx_.disk_usage(l))
+        throw Error(Errc::unavailable, "Tenant '" + name + "' has no filesystem mounted at '" + l.mountpoint +
+                                           "'; run hostctl reconcile, then resize again.");
+    // Every other refusal before the question whether PostgreSQL may be stopped.
+    disks_.of(t.spec).check_grow(t, size);
     if (!req.allow_offline && !t.stopped && !fx_.grows_online(t))
         throw Error(Errc::refused, "Growing tenant '" + name + "' stops its PostgreSQL for a few seconds: its " + t.spec.filesystem +
                                        " filesystem can only grow unmounted here (the kernel grows a mounted ext4 only for a "
@@ -315,9 +320,6 @@ Resized Provisioner::resize(const std::string& name, const ResizeRequest& req) {
     StepTimer timer;
     const uint64_t before = t.spec.disk_size;
     bool online = true;
-    if (!fx_.disk_usage(l))
-        throw Error(Errc::unavailable, "Tenant '" + name + "' has no filesystem mounted at '" + l.mountpoint +
-                                           "'; run hostctl reconcile, then resize again.");
     disks_.of(t.spec).grow(t, size);
     try {
         fx_.grow_filesystem(t, l);

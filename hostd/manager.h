@@ -54,8 +54,8 @@ public:
     // with_status: the live status (unit, cgroup, disk) of a ready tenant too, and `live`
     // from it and a PQping of PostgreSQL.
     TenantView get(const std::string& name, bool with_status = true);
-    // `live` of every tenant from one call to systemd (no ping: that would cost a connection
-    // per tenant); with_status: each ready tenant's live status too.
+    // with_status: each ready tenant's live status too, and every tenant's `live` from it (no
+    // ping: that would cost a connection per tenant). Without, systemd is not asked at all.
     std::vector<TenantView> list(bool with_status = false);
     HostInfo host();
     std::string ca_certificate();

@@ -3,19 +3,31 @@
 namespace hostd {
 namespace {
 
-// systemd's Result of a failed service, in words.
+// systemd's Result of a failed service, in words ("" for the results that only say how the
+// main process ended: last_exit says that better).
+std::string result_words(const std::string& result) {
+    if (result == "start-limit-hit") return "it failed too often in a row and systemd stopped restarting it";
+    if (result == "oom-kill") return "the kernel killed it for lack of memory";
+    if (result == "timeout") return "it did not start or stop in time";
+    if (result == "resources") return "systemd could not set it up (a missing disk, user or file?)";
+    if (result == "signal" || result == "core-dump") return "PostgreSQL was killed";
+    if (result == "exit-code") return "PostgreSQL exited with an error";
+    if (result.empty() || result == "success") return "";
+    return "it failed";
+}
+
+// How the unit failed: how PostgreSQL last ended, and systemd's result.
 std::string failure(const LiveStatus& u) {
+    const bool has_result = !u.result.empty() && u.result != "success";
+    const bool plain = u.result == "signal" || u.result == "core-dump" || u.result == "exit-code";
     std::string why;
-    if (u.result == "start-limit-hit") why = "it failed too often in a row and systemd stopped restarting it";
-    else if (u.result == "signal" || u.result == "core-dump") why = "PostgreSQL was killed";
-    else if (u.result == "exit-code") why = "PostgreSQL exited with an error";
-    else if (u.result == "oom-kill") why = "the kernel killed it for lack of memory";
-    else if (u.result == "timeout") why = "it did not start or stop in time";
-    else if (u.result == "resources") why = "systemd could not set it up (a missing disk, user or file?)";
-    else if (!u.result.empty() && u.result != "success") why = "it failed";
-    else why = "its unit failed";
-    if (!u.result.empty() && u.result != "success") why += " (" + u.result + ")";
-    if (!u.last_exit.empty()) why += "; PostgreSQL last " + u.last_exit;
+    if (!u.last_exit.empty()) {
+        why = "PostgreSQL " + u.last_exit;
+        if (has_result && !plain) why += "; " + result_words(u.result);
+    } else {
+        why = has_result ? result_words(u.result) : "its unit failed";
+    }
+    if (has_result) why += " (" + u.result + ")";
     return why;
 }
 
@@ -49,9 +61,8 @@ Live derive_live(const TenantRecord& t, const LiveStatus& u, const std::string& 
     }
     // failed, inactive, or not loaded at all: it should run and does not.
     if (!problem.empty()) return {"down", problem};
-    if (a == "failed") return {"down", failure(u) + "; hostctl reconcile (or hostctl start) starts it again"};
-    return {"down", "its unit is not running (" + (a.empty() ? std::string("not loaded") : a) +
-                        "); hostctl reconcile (or hostctl start) starts it again"};
+    if (a == "failed") return {"down", failure(u)};
+    return {"down", "its unit is not running (" + (a.empty() ? std::string("not loaded") : a) + ")"};
 }
 
 }  // namespace hostd

@@ -52,7 +52,7 @@ TEST(Present, TheStateColumnSaysWhatATenantDoesNowAndShowSaysWhy) {
         return false;
     };
     EXPECT_TRUE(has("status", "down"));
-    EXPECT_TRUE(has("reason", "PostgreSQL was killed (signal)"));
+    EXPECT_TRUE(has("reason", "PostgreSQL was killed (signal); hostctl start (or reconcile) starts it again"));
     EXPECT_TRUE(has("unit_state", "failed (failed), result signal"));
     EXPECT_TRUE(has("last_exit", "PostgreSQL was killed by signal KILL"));
 }

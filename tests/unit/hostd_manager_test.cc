@@ -1116,7 +1116,7 @@ TEST_F(AManager, AStoppedTenantStaysStoppedAndUnroutedAcrossReconcileAndReboot) 
     EXPECT_TRUE(m.mounts.count(cfg.mount_root + "/acme")) << "mounted for the guard, disk stats and a start";
     ASSERT_EQ(m.routes.size(), 1u);
     EXPECT_EQ(again.get("acme").live.state, "stopped");
-    auto listed = again.list();
+    auto listed = again.list(/*with_status=*/true);
     EXPECT_EQ(listed[0].live.state, "stopped");
     EXPECT_EQ(listed[1].live.state, "running");
     // Started: runs, routed, and the intent is gone from the record.
@@ -1148,7 +1148,8 @@ TEST_F(AManager, ADownTenantSaysWhyAndAReconcileStartsItReportingTheAction) {
     EXPECT_EQ(v.live.state, "down");
     EXPECT_NE(v.live.reason.find("start-limit-hit"), std::string::npos) << v.live.reason;
     EXPECT_NE(v.live.reason.find("killed by signal KILL"), std::string::npos) << v.live.reason;
-    EXPECT_EQ(mgr->list()[0].live.state, "down");
+    EXPECT_EQ(mgr->list(true)[0].live.state, "down");
+    EXPECT_EQ(mgr->list()[0].live.state, "") << "the plain list asks systemd nothing";
     auto rec = api().reconcile();
     ASSERT_EQ(rec["actions"].size(), 1u) << rec.dump();
     EXPECT_EQ(rec["actions"][0]["tenant"], "acme");

@@ -43,8 +43,13 @@ void Reconciler::converge(TenantRecord t, const std::map<std::string, LiveStatus
     if (!unit_error.empty()) before.unit_error = unit_error;
     else if (auto it = units.find(t.name); it != units.end()) before = it->second;
     try {
-        if (disks_.of(t.spec).reattach(t)) store_.save(t);
+        const bool was_mounted = fx_.disk_usage(l).has_value();
+        if (disks_.of(t.spec).reattach(t)) {
+            store_.save(t);
+            act("its disk is " + t.device + " now");
+        }
         fx_.mount(t, l, /*fresh=*/false);
+        if (!was_mounted) act("mounted its filesystem (UUID " + t.fs_uuid + ") at " + l.mountpoint);
         if (auto u = fx_.find_user(t.os_user); !u) {
             act("re-creating OS user " + t.os_user);
             auto made = fx_.create_user(t.os_user, l.mountpoint);

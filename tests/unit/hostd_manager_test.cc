@@ -1225,3 +1225,13 @@ TEST_F(AManager, AReuseBringsBackAStoppedTenantRunning) {
     EXPECT_EQ(mgr->get("acme").live.state, "running");
     EXPECT_FALSE(mgr->get("acme").stopped);
 }
+
+TEST_F(AManager, AReconcileAfterARebootReportsWhatItMountedAndStarted) {
+    api().create("acme", json::object());
+    m.attached.clear(), m.mounts.clear(), m.units.clear(), m.routes.clear();
+    auto rec = api().reconcile();
+    ASSERT_EQ(rec["actions"].size(), 2u) << rec.dump();
+    EXPECT_NE(rec["actions"][0]["action"].get<std::string>().find("mounted its filesystem"), std::string::npos);
+    EXPECT_EQ(rec["actions"][1]["action"], "started its unit; it was down: its unit is not running (not loaded)");
+    EXPECT_EQ(api().reconcile()["actions"].size(), 0u);
+}

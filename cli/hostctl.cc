@@ -306,8 +306,8 @@ int main(int argc, char** argv) {
     });
 
     // list
-    auto* list = app.add_subcommand("list", "List tenants: what each does now (running, stopped, down, read-only, restarting...), "
-                                            "port, disk used/total, memory used/limit, CPU quota (time used), URL");
+    auto* list = app.add_subcommand("list", "List tenants: what each does now (running, stopped, down...), port, disk used/total, "
+                                            "memory used/limit, CPU quota (time used), URL");
     list->footer("Example: hostctl list --json");
     bool names_only = false;
     list->add_flag("--names", names_only, "Only the names, one a line (used by shell completion)");
@@ -496,7 +496,8 @@ int main(int argc, char** argv) {
     });
 
     // reconcile
-    auto* rec = app.add_subcommand("reconcile", "Finish or roll back interrupted operations, restart what should run, remove orphans");
+    auto* rec = app.add_subcommand("reconcile", "Finish or roll back interrupted operations, start what should run (not what is stopped on purpose), "
+                                                 "remove orphans; prints each action taken");
     rec->footer("Example: hostctl reconcile");
     rec->callback([&] {
         auto r = hostd::Client(ctx.socket).reconcile();

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <mutex>
 #include <thread>
@@ -42,6 +43,7 @@ struct FakeMachine {
     bool online_grow_impossible = false;
     std::map<std::string, std::string> failed;  // tenant → the Result of its failed unit (not in units)
     std::string ping_problem;                   // what a PQping answers ("" : it accepts connections)
+    std::function<void()> during_restart;       // called as a restart begins (outside the machine's lock)
     std::vector<std::string> sql_targets;  // "host port hostaddr" of each wait_sql
     uint64_t image_size = 0;               // the last size an image or device was grown to
     std::vector<units::Listener> listeners;              // the host's listening TCP sockets
@@ -119,6 +121,7 @@ public:
     }
     bool unit_active(const TenantLayout& l) override { std::lock_guard g(m_.mu); return m_.units.count(l.name) > 0; }
     void restart_unit(const TenantLayout& l, uint16_t, const units::Limits&) override {
+        if (m_.during_restart) m_.during_restart();
         std::lock_guard g(m_.mu); hit("restart_unit"); m_.failed.erase(l.name); m_.units.insert(l.name);
     }
     std::map<std::string, LiveStatus> unit_states() override {
@@ -1179,6 +1182,15 @@ TEST_F(AManager, RestartsARunningTenantAndRefusesAStoppedOneOrOneNotReady) {
     api().remove("acme", false);
     for (auto verb : {&Manager::start, &Manager::stop, &Manager::restart})
         EXPECT_EQ(code_of([&] { ((*mgr).*verb)("acme"); }), Errc::conflict);
+}
+
+TEST_F(AManager, GetSaysRestartingWhileARestartRuns) {
+    api().create("acme", json::object());
+    std::string seen;
+    m.during_restart = [&] { seen = mgr->get("acme").live.state; };
+    mgr->restart("acme");
+    EXPECT_EQ(seen, "restarting");
+    EXPECT_EQ(mgr->get("acme").live.state, "running");
 }
 
 TEST_F(AManager, AFailedStartLeavesTheTenantDownWithTheReasonAndUnrouted) {

@@ -212,12 +212,16 @@ UnitStatus Systemd::status(const std::string& unit) {
     s.sub_state = str(kUnitIface, "SubState");
     s.main_pid = u32(kServiceIface, "MainPID");
     s.n_restarts = u32(kServiceIface, "NRestarts");
-    try {
-        s.result = str(kServiceIface, "Result");
-    } catch (const Error&) {
-        // not a service, or an old systemd: the result stays unknown
+    // How it failed: only asked of a unit that is not running (three more round trips each, and
+    // hostctl list asks this of every tenant).
+    if (s.active_state != "active" && s.active_state != "reloading") {
+        try {
+            s.result = str(kServiceIface, "Result");
+        } catch (const Error&) {
+            // not a service, or an old systemd: the result stays unknown
+        }
+        s.last_exit = describe_exit(i32(kServiceIface, "ExecMainCode"), i32(kServiceIface, "ExecMainStatus"));
     }
-    s.last_exit = describe_exit(i32(kServiceIface, "ExecMainCode"), i32(kServiceIface, "ExecMainStatus"));
     s.memory_current = u64(kServiceIface, "MemoryCurrent");
     s.memory_max = u64(kServiceIface, "MemoryMax");
     s.tasks_current = u64(kServiceIface, "TasksCurrent");

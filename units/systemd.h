@@ -28,8 +28,10 @@ struct UnitStatus {
     std::string sub_state;
     uint32_t main_pid = 0;
     uint32_t n_restarts = 0;
-    std::string result;     // the service's Result: "success", "exit-code", "signal", "start-limit-hit", ...
-    std::string last_exit;  // how its main process last ended: "exited with status 1", "killed by signal KILL"; "" if unknown
+    // Of a unit that is not active (else ""): the service's Result ("success", "exit-code",
+    // "signal", "start-limit-hit", ...) and how its main process last ended ("exited with status
+    // 1", "was killed by signal KILL"; "" if unknown).
+    std::string result, last_exit;
     std::optional<uint64_t> memory_current, memory_max, tasks_current, tasks_max, cpu_usage_nsec;
     std::optional<uint64_t> cpu_quota_per_sec_usec;
 };

@@ -193,6 +193,11 @@ Reply<TenantView> Client::set_password(const std::string& name, const PasswordRe
     return typed<TenantView>(call("POST", tenant_path(name) + "/password", &body), wire::parse_tenant_reply);
 }
 
+Reply<TenantView> Client::lifecycle(const std::string& name, const std::string& verb) const {
+    const wire::json body = wire::json::object();
+    return typed<TenantView>(call("POST", tenant_path(name) + "/" + verb, &body), wire::parse_tenant_reply);
+}
+
 Reply<LimitsChanged> Client::set_limits(const std::string& name, const LimitsUpdate& u) const {
     const wire::json body = wire::render(u);
     return typed<LimitsChanged>(call("PATCH", tenant_path(name), &body), wire::parse_limits_changed);

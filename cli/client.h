@@ -51,6 +51,10 @@ public:
     Reply<TenantView> set_password(const std::string& name, const PasswordRequest& req) const;
     Reply<BackupDone> backup(const std::string& name, const std::string& type) const;
     Reply<BackupList> backups(const std::string& name) const;
+    // POST /v1/tenants/NAME/start|stop|restart: the tenant as GET shows it afterwards.
+    Reply<TenantView> start(const std::string& name) const { return lifecycle(name, "start"); }
+    Reply<TenantView> stop(const std::string& name) const { return lifecycle(name, "stop"); }
+    Reply<TenantView> restart(const std::string& name) const { return lifecycle(name, "restart"); }
     Reply<ReconcileReport> reconcile() const;
     Reply<HostInfo> host() const;
     Reply<std::string> ca() const;
@@ -67,6 +71,7 @@ public:
     static std::string escape(const std::string& segment);
 
 private:
+    Reply<TenantView> lifecycle(const std::string& name, const std::string& verb) const;
     std::string socket_;
 };
 

@@ -182,6 +182,33 @@ std::optional<std::string> tenant_url(const Ctx& ctx, const std::string& name, i
 
 void print_table(const std::vector<std::vector<std::string>>& rows) { std::cout << hostd::render_table(rows); }
 
+// An operation that takes a serving tenant offline says so before it happens: on a terminal the
+// operator answers y; elsewhere (a script, a pipe) --yes is needed, and without it nothing is
+// done (exit 2).
+bool confirm_offline(const std::string& what, bool yes, int& code) {
+    if (yes) return true;
+    if (!::isatty(0)) {
+        std::cerr << "hostctl: " << what << "\nhostctl: add --yes to confirm when not on a terminal; nothing was done\n";
+        code = kInvalid;
+        return false;
+    }
+    std::cerr << what << "\nProceed? [y/N] " << std::flush;
+    std::string answer;
+    std::getline(std::cin, answer);
+    if (answer != "y" && answer != "Y" && answer != "yes") {
+        std::cerr << "hostctl: not confirmed; nothing was done\n";
+        code = kInvalid;
+        return false;
+    }
+    return true;
+}
+
+// The one-line answer of a lifecycle verb: what the tenant does now, and why when it is not running.
+void print_live(const hostd::TenantView& t) {
+    std::cout << "Tenant '" << t.name << "' is " << hostd::state_word(t)
+              << (t.live.reason.empty() ? "" : " (" + t.live.reason + ")") << ".\n";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -274,14 +301,24 @@ int main(int argc, char** argv) {
     auto* resize = app.add_subcommand("resize", "Grow a tenant's disk and filesystem (online where the kernel allows)");
     resize->footer("Example: hostctl resize acme --size 4G\n"
                    "Loop backend: hostd grows the image. Device backend: grow the volume first, then run this.\n"
-                   "Shrinking is refused.");
+                   "Shrinking is refused. Where the filesystem can only grow unmounted (ext4 without CAP_SYS_RESOURCE),\n"
+                   "PostgreSQL stops for a few seconds: hostctl says so and asks first (--yes when not on a terminal).");
     std::string new_size;
+    bool resize_yes = false;
     resize->add_option("name", name, "Tenant name")->required();
     resize->add_option("--size", new_size, "New disk size, e.g. 4G")->required();
+    resize->add_flag("-y,--yes", resize_yes, "Do not ask before a resize that must stop PostgreSQL (ext4 that cannot grow mounted)");
     resize->callback([&] {
         std::optional<uint64_t> size;
         if (!size_arg(new_size, "size", size, code)) return;
-        auto r = hostd::Client(ctx.socket).resize(name, {.size = size.value_or(0)});
+        const hostd::Client client(ctx.socket);
+        // Asked first whether it can grow online; hostd refuses (field allow_offline), changing
+        // nothing, when it would have to stop PostgreSQL: then the operator confirms.
+        auto r = client.resize(name, {.size = size.value_or(0), .allow_offline = resize_yes});
+        if (!r.ok() && r.error && r.error->field() == "allow_offline") {
+            if (!confirm_offline(r.error->what(), false, code)) return;
+            r = client.resize(name, {.size = size.value_or(0), .allow_offline = true});
+        }
         if (!finish(ctx, r, code)) return;
         if (ctx.json_out) {
             print_json(hostd::wire::render(*r.value));
@@ -329,7 +366,8 @@ int main(int argc, char** argv) {
     });
 
     // list
-    auto* list = app.add_subcommand("list", "List tenants: state, port, disk used/total, memory used/limit, CPU quota (time used), URL");
+    auto* list = app.add_subcommand("list", "List tenants: what each does now (running, stopped, down...), port, disk used/total, "
+                                            "memory used/limit, CPU quota (time used), URL");
     list->footer("Example: hostctl list --json");
     bool names_only = false;
     list->add_flag("--names", names_only, "Only the names, one a line (used by shell completion)");
@@ -345,7 +383,8 @@ int main(int argc, char** argv) {
     });
 
     // show
-    auto* show = app.add_subcommand("show", "Show one tenant, with its password and live status");
+    auto* show = app.add_subcommand("show", "Show one tenant, with its password and what it does now (down: why), from "
+                                            "its unit and a check of PostgreSQL");
     show->footer("Example: hostctl show acme");
     show->add_option("name", name, "Tenant name")->required();
     show->callback([&] {
@@ -468,6 +507,44 @@ int main(int argc, char** argv) {
         if (!from_stdin) std::cout << "Password: " << r.value->password.value_or("") << "\n";
     });
 
+    // start / stop / restart
+    auto* start = app.add_subcommand("start", "Start a tenant stopped with hostctl stop (or one that is down), and route it again");
+    start->footer("Example: hostctl start acme");
+    start->add_option("name", name, "Tenant name")->required();
+    auto* stop = app.add_subcommand("stop", "Stop a tenant on purpose: unrouted, PostgreSQL stopped, and it stays stopped "
+                                            "across reconcile, hostd restarts and reboots until hostctl start");
+    stop->footer("Example: hostctl stop acme");
+    stop->add_option("name", name, "Tenant name")->required();
+    auto* restart = app.add_subcommand("restart", "Restart a tenant's PostgreSQL (its sessions are cut; settings waiting for a "
+                                                  "restart take effect); asks first on a terminal");
+    restart->footer("Example: hostctl restart acme --yes");
+    bool restart_yes = false;
+    restart->add_option("name", name, "Tenant name")->required();
+    restart->add_flag("-y,--yes", restart_yes, "Do not ask for confirmation (needed when not on a terminal)");
+    auto lifecycle = [&](const char* verb) {
+        const hostd::Client client(ctx.socket);
+        hostd::Reply<hostd::TenantView> r;
+        if (std::string(verb) == "start") r = client.start(name);
+        else if (std::string(verb) == "stop") r = client.stop(name);
+        else r = client.restart(name);
+        if (!finish(ctx, r, code)) return;
+        if (ctx.json_out) print_json(hostd::wire::render_one(*r.value));
+        else print_live(*r.value);
+    };
+    start->callback([&] { lifecycle("start"); });
+    stop->callback([&] { lifecycle("stop"); });
+    restart->callback([&] {
+        // Known and not stopped before anyone is asked (hostd says why it cannot otherwise).
+        auto t = hostd::Client(ctx.socket).get(name);
+        if (!finish(ctx, t, code)) return;
+        if (t.value->state == hostd::TenantState::ready && !t.value->stopped &&
+            !confirm_offline("Restarting tenant '" + name + "' stops its PostgreSQL and starts it again: its sessions are cut "
+                             "and new connections fail for a moment.",
+                             restart_yes, code))
+            return;
+        lifecycle("restart");
+    });
+
     // delete
     auto* del = app.add_subcommand("delete", "Delete a tenant; its data is kept unless --purge");
     del->footer("Example: hostctl delete acme --purge --yes");
@@ -543,7 +620,8 @@ int main(int argc, char** argv) {
     });
 
     // reconcile
-    auto* rec = app.add_subcommand("reconcile", "Finish or roll back interrupted operations, restart what should run, remove orphans");
+    auto* rec = app.add_subcommand("reconcile", "Finish or roll back interrupted operations, start what should run (not what is stopped on purpose), "
+                                                 "remove orphans; prints each action taken");
     rec->footer("Example: hostctl reconcile");
     rec->callback([&] {
         auto r = hostd::Client(ctx.socket).reconcile();
@@ -583,9 +661,9 @@ int main(int argc, char** argv) {
         info.description =
             "hostctl talks to hostd over its Unix socket (HTTP/JSON) to create, change, inspect and delete "
             "PostgreSQL tenants. Each command's --help shows its options and an example.\n"
-            "Read commands (list, show, host, url, ca, logs) print JSON with --json.";
-        info.exit_status = "0 ok\n1 hostd tried and failed (HTTP 5xx)\n2 invalid input (HTTP 400, bad flags, purge not "
-                           "confirmed)\n3 not found (HTTP 404)\n4 conflict: exists, busy, or refused as unsafe (HTTP 409)\n"
+            "Read commands (list, show, host, url, ca, logs, backups) print JSON with --json.";
+        info.exit_status = "0 ok\n1 hostd tried and failed (HTTP 5xx)\n2 invalid input (HTTP 400, bad flags, purge or an "
+                           "offline operation not confirmed)\n3 not found (HTTP 404)\n4 conflict: exists, busy, or refused as unsafe (HTTP 409)\n"
                            "5 permission denied (HTTP 403)\n6 hostd unreachable (socket missing or refused)";
         info.environment = "HOSTD_SOCKET: hostd's API socket (default /run/hostd/hostd.sock).";
         info.files = "/run/hostd/hostd.sock: the API socket; members of group hostd may use it.";

@@ -13,6 +13,8 @@ std::string size_or_dash(const std::optional<uint64_t>& v) { return v ? format_s
 
 }  // namespace
 
+std::string state_word(const TenantView& t) { return t.live.state.empty() ? std::string(to_string(t.state)) : t.live.state; }
+
 std::vector<std::vector<std::string>> tenant_rows(const std::vector<TenantView>& tenants) {
     std::vector<std::vector<std::string>> rows{{"NAME", "STATE", "PORT", "DISK", "MEMORY", "CPU", "IO", "URL"}};
     for (auto& t : tenants) {
@@ -26,7 +28,7 @@ std::vector<std::vector<std::string>> tenant_rows(const std::vector<TenantView>&
         }
         std::optional<uint64_t> disk_used;
         if (st.disk) disk_used = st.disk->bytes_used;
-        rows.push_back({t.name, std::string(to_string(t.state)), t.public_port ? std::to_string(t.public_port) : "-",
+        rows.push_back({t.name, state_word(t), t.public_port ? std::to_string(t.public_port) : "-",
                         size_or_dash(disk_used) + "/" + format_size(t.spec.disk_size),
                         size_or_dash(st.memory_current) + "/" + format_size(t.spec.memory), cpu,
                         st.io_read_bytes || st.io_write_bytes
@@ -44,6 +46,8 @@ std::vector<std::vector<std::string>> tenant_details(const TenantView& t) {
     };
     add("name", t.name);
     add("state", std::string(to_string(t.state)));
+    if (t.live.state != to_string(t.state)) add("status", t.live.state);
+    add("reason", t.live.reason + (t.live.state == "down" && t.problem.empty() ? "; hostctl start (or reconcile) starts it again" : ""));
     add("step", t.step);
     add("url", t.url);
     add("admin_user", t.admin_user);
@@ -86,10 +90,16 @@ std::vector<std::vector<std::string>> tenant_details(const TenantView& t) {
         rows.push_back({"extensions:", list});
     }
     if (t.read_only) rows.push_back({"read_only:", "yes: the disk is nearly full (hostd's disk-full guard); free space or resize"});
-    add("problem", t.problem);
+    if (t.problem != t.live.reason) add("problem", t.problem);
     if (t.status) {
         const LiveStatus& s = *t.status;
-        if (s.unit_error.empty()) rows.push_back({"unit_state:", s.active_state + " (" + s.sub_state + ")"});
+        if (s.unit_error.empty()) {
+            std::string unit = s.active_state.empty() ? "not loaded" : s.active_state + " (" + s.sub_state + ")";
+            if (!s.result.empty() && s.result != "success") unit += ", result " + s.result;
+            rows.push_back({"unit_state:", unit});
+            if (!s.last_exit.empty()) rows.push_back({"last_exit:", "PostgreSQL " + s.last_exit});
+            rows.push_back({"restarts:", std::to_string(s.restarts) + " (by systemd, since the unit was loaded)"});
+        }
         if (s.memory_current) rows.push_back({"memory_used:", format_size(*s.memory_current)});
         if (s.disk)
             rows.push_back({"disk_used:", format_size(s.disk->bytes_used) + " of " + format_size(s.disk->bytes_total) +

@@ -10,9 +10,13 @@
 
 namespace hostd {
 
-// hostctl list's table: NAME STATE PORT DISK MEMORY CPU IO URL, where DISK is used/total, MEMORY
-// used/limit, CPU the quota and the CPU time used, IO the bytes read/written since the unit
-// started ("-" when unknown: where the host's cgroups do not account them).
+// What a tenant is doing now (its live state: running, stopped, down, ...), else its lifecycle
+// state (a reply from a hostd that does not tell).
+std::string state_word(const TenantView& t);
+
+// hostctl list's table: NAME STATE PORT DISK MEMORY CPU IO URL, where STATE is state_word, DISK is
+// used/total, MEMORY used/limit, CPU the quota and the CPU time used, IO the bytes read/written
+// since the unit started ("-" when unknown: where the host's cgroups do not account them).
 std::vector<std::vector<std::string>> tenant_rows(const std::vector<TenantView>& tenants);
 
 // hostctl show: "key:" / value rows of one tenant, its live status where known.

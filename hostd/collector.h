@@ -27,6 +27,7 @@ namespace hostd {
 struct TenantFacts {
     std::string name, state;
     bool read_only = false;
+    bool stopped = false;  // stopped on purpose: not down, so no `up` (nor its alert)
     uint64_t disk_size = 0;
     std::optional<uint64_t> bytes_total, bytes_used, bytes_available, inodes_total, inodes_used;
     std::optional<uint64_t> memory_current, memory_limit, tasks_current, tasks_limit;
@@ -71,7 +72,7 @@ public:
     // The exposition text of one scrape.
     std::string scrape();
     // The slow facts (libpq + systemd) of the ready tenant refreshed longest ago (or never);
-    // facts of tenants no longer ready are dropped. Returns the seconds to wait before the
+    // facts of tenants no longer ready, or stopped on purpose, are dropped. Returns the seconds to wait before the
     // next call (refresh_gap_seconds).
     double refresh_next();
 

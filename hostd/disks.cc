@@ -47,6 +47,7 @@ public:
         check_room(t.name, new_size, "size");
         fx_.grow_image(t.image, new_size);
     }
+    void check_grow(const TenantRecord& t, uint64_t new_size) override { check_room(t.name, new_size, "size"); }
 
 private:
     // Images are sparse, so nothing stops them from being promised more space than loop_dir
@@ -115,7 +116,8 @@ public:
         if (!t.device.empty()) fx_.wipe_device(t.device, t.fs_uuid);
     }
     std::string kept_device(const TenantRecord& t) override { return t.spec.device; }
-    void grow(const TenantRecord& t, uint64_t new_size) override {
+    void grow(const TenantRecord& t, uint64_t new_size) override { check_grow(t, new_size); }
+    void check_grow(const TenantRecord& t, uint64_t new_size) override {
         const uint64_t have = fx_.device_size(t.device);
         if (have < new_size)
             throw Error(Errc::refused, t.device + " is " + format_size(have) + "; grow the volume to at least " +

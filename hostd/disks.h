@@ -41,6 +41,9 @@ public:
     // Resize: the disk grown to new_size (the filesystem follows separately); Errc::refused when
     // hostd cannot grow it and it is too small, or (loop) the images would outgrow their room.
     virtual void grow(const TenantRecord& t, uint64_t new_size) = 0;
+    // The refusals of grow, without growing anything: a resize says them before it asks
+    // whether PostgreSQL may be stopped.
+    virtual void check_grow(const TenantRecord& t, uint64_t new_size) = 0;
 };
 
 class Disks {

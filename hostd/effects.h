@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -73,6 +74,9 @@ public:
     // it while the filesystem is unmounted.
     virtual void grow_filesystem(const TenantRecord& t, const TenantLayout& l) = 0;
     virtual void grow_offline(const TenantRecord& t) = 0;
+    // Whether grow_filesystem can work while mounted here (xfs always; ext4 needs
+    // CAP_SYS_RESOURCE), so a resize can say before it starts that it must stop PostgreSQL.
+    virtual bool grows_online(const TenantRecord& t) = 0;
     // Usage of the tenant's filesystem; nullopt if nothing is mounted there.
     virtual std::optional<storage::DiskStats> disk_usage(const TenantLayout& l) = 0;
     // Disk-full guard: the reserve file on the tenant's filesystem, and the read-only switch
@@ -118,7 +122,13 @@ public:
     // limits, start and wait for the job; stop also forgets failure and drop-ins.
     virtual void start_unit(const TenantLayout& l, uint16_t port, const units::Limits& limits) = 0;
     virtual void stop_unit(const TenantLayout& l) = 0;
+    // Its environment and limits as start_unit, then a restart (a stop and a start, one job).
+    virtual void restart_unit(const TenantLayout& l, uint16_t port, const units::Limits& limits) = 0;
     virtual bool unit_active(const TenantLayout& l) = 0;
+    // Every loaded tenant unit, by tenant name, in one call to systemd: active_state and
+    // sub_state (and for a failed one its result and last exit). A tenant whose unit is not
+    // loaded is absent. Throws if systemd cannot be asked.
+    virtual std::map<std::string, LiveStatus> unit_states() = 0;
     // Live change of a running tenant: new limits on its unit (persisted by systemd), the
     // tuning derived from them rewritten, PostgreSQL reloaded. Returns the settings that
     // PostgreSQL says wait for a restart (pg_settings.pending_restart).
@@ -133,6 +143,8 @@ public:
 
     // PostgreSQL accepts connections on the tenant's socket (PQping: no login), within timeout.
     virtual void wait_ready(const TenantRecord& t, const TenantLayout& l, int timeout_ms) = 0;
+    // One PQping there: "" when PostgreSQL accepts connections, else why not.
+    virtual std::string ping(const TenantRecord& t, const TenantLayout& l) = 0;
     // The same through the proxy, as a client connects (hostaddr non-empty: an SNI route, host
     // being the TLS server name): the proxy routes to it again after a restart.
     virtual void wait_routed(const std::string& host, uint16_t port, const std::string& hostaddr, int timeout_ms) = 0;

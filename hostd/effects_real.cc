@@ -193,6 +193,19 @@ public:
         storage::grow_filesystem(t.device, l.mountpoint, t.spec.filesystem);
     }
     void grow_offline(const TenantRecord& t) override { storage::grow_filesystem_offline(t.device, t.spec.filesystem); }
+    bool grows_online(const TenantRecord& t) override {
+        if (t.spec.filesystem != "ext4") return true;
+        // The kernel grows a mounted ext4 only for a caller with CAP_SYS_RESOURCE (effective).
+        try {
+            const std::string status = read_file("/proc/self/status");
+            const auto at = status.find("CapEff:");
+            if (at == std::string::npos) return true;  // cannot tell: try online, fall back as before
+            const uint64_t eff = std::stoull(status.substr(at + 7, status.find('\n', at) - at - 7), nullptr, 16);
+            return (eff >> 24) & 1;  // CAP_SYS_RESOURCE
+        } catch (const std::exception&) {
+            return true;
+        }
+    }
     std::optional<storage::DiskStats> disk_usage(const TenantLayout& l) override {
         const std::string& mp = l.mountpoint;
         // A mount point has another device than the directory it is in: two stats instead of a
@@ -367,6 +380,7 @@ public:
         if (!u) throw Error(Errc::failed, "OS user '" + t.os_user + "' of tenant '" + t.name + "' is missing; run hostctl reconcile");
         write_file_atomic(l.pgdata + "/postgresql.conf", pgconf::render_postgresql_conf(cluster_spec(t)), 0600, u->uid, u->gid);
         write_tenant_files(t, l.pgdata, *u, /*certificate=*/false);
+        if (!unit_active(l)) return {};  // stopped: PostgreSQL reads all of it when it starts
         sd.reload(unit);
         // The reload is a signal: give the postmaster a moment before asking what is pending.
         // Asked with hostd's own login: a tenant that changed its admin password, or refuses
@@ -426,6 +440,45 @@ public:
         }
         sd.reset_failed(unit);
         units::remove_control_dropins(unit, std::string(layout::kControlDir));
+    }
+
+    void restart_unit(const TenantLayout& l, uint16_t port, const units::Limits& limits) override {
+        link_disk(l);
+        make_dirs(std::string(layout::kEnvDir), 0755);
+        write_file_atomic(l.env_file, "HOSTD_PORT=" + std::to_string(port) + "\n", 0644);
+        auto sd = units::Systemd::connect();
+        sd.reset_failed(l.unit);
+        sd.set_limits(l.unit, limits, /*runtime=*/false);
+        sd.restart(l.unit);
+    }
+
+    std::map<std::string, LiveStatus> unit_states() override {
+        using namespace layout;
+        std::map<std::string, LiveStatus> out;
+        auto sd = units::Systemd::connect();
+        for (auto& u : sd.list_unit_states(std::string(kUnitPrefix) + "*" + std::string(kUnitSuffix))) {
+            const std::string name = tenant_of_unit(u.name);
+            if (name.empty()) continue;
+            LiveStatus s{.active_state = u.active_state, .sub_state = u.sub_state};
+            if (u.active_state == "failed" || u.sub_state == "auto-restart") {
+                // Rare: worth a second call for the reason.
+                try {
+                    auto st = sd.status(u.name);
+                    s.result = st.result;
+                    s.last_exit = st.last_exit;
+                    s.restarts = st.n_restarts;
+                } catch (const Error&) {
+                }
+            }
+            out[name] = std::move(s);
+        }
+        return out;
+    }
+
+    std::string ping(const TenantRecord& t, const TenantLayout& l) override {
+        auto p = pgconf::monitor_params(l.socket_dir, t.port);
+        p.connect_timeout_s = 2;
+        return pgconf::ping_problem(p);
     }
 
     bool unit_active(const TenantLayout& l) override {
@@ -504,6 +557,8 @@ public:
             s.sub_state = st.sub_state;
             s.main_pid = st.main_pid;
             s.restarts = st.n_restarts;
+            s.result = st.result;
+            s.last_exit = st.last_exit;
             s.memory_current = st.memory_current;
             s.memory_max = st.memory_max;
             s.tasks_current = st.tasks_current;

@@ -71,21 +71,31 @@ const std::vector<Route>& route_table() {
          }},
         {"POST", "/v1/tenants/",
          [](Manager& m, const Request& r, const std::string& arg) {
-             auto ends = [&](const std::string& suffix) {
-                 return arg.size() > suffix.size() && arg.compare(arg.size() - suffix.size(), suffix.size(), suffix) == 0;
-             };
-             auto name = [&](const std::string& suffix) { return arg.substr(0, arg.size() - suffix.size()); };
-             if (ends("/backups")) {
-                 const std::string type = wire::parse_backup_request(r.body.empty() ? json() : wire::parse_body(r.body));
-                 return Reply{201, wire::render(m.backup(name("/backups"), type))};
+             // /v1/tenants/NAME/<action>
+             const auto slash = arg.rfind('/');
+             const std::string name = slash == std::string::npos ? arg : arg.substr(0, slash);
+             const std::string action = slash == std::string::npos ? "" : arg.substr(slash + 1);
+             if (action == "resize") {
+                 auto req = wire::parse_resize(wire::parse_body(r.body));
+                 return Reply{200, wire::render(m.resize(name, req))};
              }
-             if (ends("/password"))
-                 return Reply{200, wire::render_one(m.set_password(name("/password"), wire::parse_password(wire::parse_body(r.body))))};
-             if (!ends("/resize"))
-                 throw Error(Errc::not_found, "No such API path: /v1/tenants/" + arg +
-                                                  " (POST takes /v1/tenants/NAME/resize, /v1/tenants/NAME/password or /v1/tenants/NAME/backups)");
-             auto req = wire::parse_resize(wire::parse_body(r.body));
-             return Reply{200, wire::render(m.resize(name("/resize"), req))};
+             if (action == "backups") {
+                 const std::string type = wire::parse_backup_request(r.body.empty() ? json() : wire::parse_body(r.body));
+                 return Reply{201, wire::render(m.backup(name, type))};
+             }
+             if (action == "password")
+                 return Reply{200, wire::render_one(m.set_password(name, wire::parse_password(wire::parse_body(r.body))))};
+             // Lifecycle: no body, the tenant as GET shows it in the reply.
+             using Verb = TenantView (Manager::*)(const std::string&);
+             static const std::pair<const char*, Verb> lifecycle[] = {
+                 {"start", &Manager::start}, {"stop", &Manager::stop}, {"restart", &Manager::restart}};
+             for (auto& [verb, fn] : lifecycle)
+                 if (action == verb) {
+                     wire::parse_empty(wire::parse_body(r.body));
+                     return Reply{200, wire::render_one((m.*fn)(name))};
+                 }
+             throw Error(Errc::not_found, "No such API path: /v1/tenants/" + arg +
+                                              " (POST takes /v1/tenants/NAME/resize, /start, /stop, /restart, /password or /backups)");
          }},
         {"PATCH", "/v1/tenants/",
          [](Manager& m, const Request& r, const std::string& n) {

@@ -48,14 +48,21 @@ public:
     // when none exists), and the backups with what they can restore.
     BackupDone backup(const std::string& name, const std::string& type);
     BackupList backups(const std::string& name);
+    // Lifecycle (Provisioner::stop/start/restart); each returns the tenant as GET shows it.
+    TenantView stop(const std::string& name);
+    TenantView start(const std::string& name);
+    TenantView restart(const std::string& name);
     ReconcileReport reconcile();
     // One round of the disk-full guard (a ticker calls it).
     void guard_tick() { guard_.tick(); }
     // One look for tenants listening on ports not their own (a ticker calls it).
     void port_watch_tick() { ports_.tick(); }
 
-    // with_status: the live status (unit, cgroup, disk) of a ready tenant too.
+    // with_status: the live status (unit, cgroup, disk) of a ready tenant too, and `live`
+    // from it and a PQping of PostgreSQL.
     TenantView get(const std::string& name, bool with_status = true);
+    // with_status: each ready tenant's live status too, and every tenant's `live` from it (no
+    // ping: that would cost a connection per tenant). Without, systemd is not asked at all.
     std::vector<TenantView> list(bool with_status = false);
     HostInfo host();
     std::string ca_certificate();

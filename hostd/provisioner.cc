@@ -117,6 +117,7 @@ TenantRecord Provisioner::reserve(const std::string& name, const CreateRequest& 
             if (req.extensions) {
                 t.spec.extensions = resolve_extensions(*req.extensions, cfg_);  // the Manager checked their libraries
             }
+            t.stopped = false;  // brought back to run
         } else {
             t.name = name;
             t.spec = spec;
@@ -283,6 +284,7 @@ void Provisioner::finish_detach(TenantRecord& t) {
     t.state = TenantState::detached;
     t.step.clear();
     t.reuse = t.purge = false;
+    t.stopped = false;
     t.device = disks_.of(t.spec).kept_device(t);
     store_.save(t);
 }
@@ -332,12 +334,21 @@ Resized Provisioner::resize(const std::string& name, const ResizeRequest& req) {
                                        "cannot shrink at all). Free space instead, or move the data to a new tenant (pg_dump).",
                     "size");
     const TenantLayout l = layout_of(cfg_, name);
-    StepTimer timer;
-    const uint64_t before = t.spec.disk_size;
-    bool online = true;
     if (!fx_.disk_usage(l))
         throw Error(Errc::unavailable, "Tenant '" + name + "' has no filesystem mounted at '" + l.mountpoint +
                                            "'; run hostctl reconcile, then resize again.");
+    // Every other refusal before the question whether PostgreSQL may be stopped.
+    disks_.of(t.spec).check_grow(t, size);
+    if (!req.allow_offline && !t.stopped && !fx_.grows_online(t))
+        throw Error(Errc::refused, "Growing tenant '" + name + "' stops its PostgreSQL for a few seconds: its " + t.spec.filesystem +
+                                       " filesystem can only grow unmounted here (the kernel grows a mounted ext4 only for a "
+                                       "process with CAP_SYS_RESOURCE, which hostd lacks), so hostd stops the tenant, runs "
+                                       "e2fsck and resize2fs, and starts it again; its sessions are cut. Allow it with "
+                                       "allow_offline (hostctl resize --yes); nothing was changed.",
+                    "allow_offline");
+    StepTimer timer;
+    const uint64_t before = t.spec.disk_size;
+    bool online = true;
     disks_.of(t.spec).grow(t, size);
     try {
         fx_.grow_filesystem(t, l);
@@ -356,8 +367,10 @@ Resized Provisioner::resize(const std::string& name, const ResizeRequest& req) {
             // Back up on the size it had: a failed resize must not leave the tenant down.
             try {
                 fx_.mount(t, l, /*fresh=*/false);
-                fx_.start_unit(l, t.port, limits_of(t.spec));
-                fx_.wait_ready(t, l, kCheckTimeoutMs);
+                if (!t.stopped) {  // one stopped on purpose stays stopped
+                    fx_.start_unit(l, t.port, limits_of(t.spec));
+                    fx_.wait_ready(t, l, kCheckTimeoutMs);
+                }
             } catch (const Error& e3) {
                 store_.set_problem(name, std::string("down after a failed resize: ") + e3.what());
                 throw Error(Errc::failed, "Failed to grow the filesystem of tenant '" + name + "' offline (" + e2.what() +
@@ -365,14 +378,21 @@ Resized Provisioner::resize(const std::string& name, const ResizeRequest& req) {
                                               "); it is down on its old size " + format_size(before) + ": run hostctl reconcile");
             }
             throw Error(e2.code(), "Failed to grow the filesystem of tenant '" + name + "' offline: " + e2.what() +
-                                       "; it runs again on its old size " + format_size(before));
+                                       (t.stopped ? "; it keeps its old size " : "; it runs again on its old size ") +
+                                       format_size(before));
         }
         t.spec.disk_size = size;
         store_.save(t);
         fx_.mount(t, l, /*fresh=*/false);
     }
     log::info("Disk grown from " + format_size(before) + " to " + format_size(size) + (online ? " online" : " offline"), name);
-    // WAL sizing follows the disk. A tenant that went down on a full disk comes back now.
+    // WAL sizing follows the disk. A tenant that went down on a full disk comes back now; one
+    // stopped on purpose stays stopped (it reads the new sizing when it starts).
+    if (t.stopped) {
+        fx_.apply_limits(t, l);
+        guard_.check(name);
+        return {.tenant = view_of(cfg_, store_.get(name), false), .ms = timer.ms(), .online = online, .disk = fx_.disk_usage(l)};
+    }
     if (fx_.unit_active(l)) {
         fx_.apply_limits(t, l);
         // A tenant whose disk filled may be in crash recovery right now: the resize is done
@@ -393,6 +413,92 @@ Resized Provisioner::resize(const std::string& name, const ResizeRequest& req) {
     }
     guard_.check(name);  // the grown disk may have room again
     return {.tenant = view_of(cfg_, store_.get(name), false), .ms = timer.ms(), .online = online, .disk = fx_.disk_usage(l)};
+}
+
+namespace {
+void require_ready(const TenantRecord& t, const char* verb) {
+    if (t.state != TenantState::ready)
+        throw Error(Errc::conflict, "Tenant '" + t.name + "' is " + std::string(to_string(t.state)) + "; only a ready tenant can be " +
+                                        verb);
+}
+}  // namespace
+
+TenantRecord Provisioner::stop(const std::string& name) {
+    TenantRecord t = store_.get(name);
+    require_ready(t, "stopped");
+    const TenantLayout l = layout_of(cfg_, name);
+    Store::Activity busy(store_, name, "stopping");
+    if (!t.stopped) {
+        t.stopped = true;
+        store_.save(t);  // the intent first: a reconcile after a crash here finishes the stop
+    }
+    store_.set_routed(name, false);
+    publish_routes();
+    try {
+        fx_.stop_unit(l);
+    } catch (const Error& e) {
+        throw Error(e.code(), "Failed to stop tenant '" + name + "': " + e.what() + "; it is unrouted and recorded as stopped "
+                                                                                "(hostctl reconcile tries again)");
+    }
+    store_.set_problem(name, "");
+    log::info("Stopped on purpose: it stays stopped across reconciles and reboots until hostctl start", name);
+    return t;
+}
+
+// The unit runs (started or restarted): PostgreSQL accepts connections, hostd's own login
+// works, the route is in the proxy and clients get through it.
+void Provisioner::bring_up(TenantRecord& t, const TenantLayout& l) {
+    fx_.wait_ready(t, l, kCheckTimeoutMs);
+    try {
+        fx_.ensure_monitor_login(t, l);
+    } catch (const Error& e) {
+        log::warning(std::string("hostd's own login to the tenant does not work (metrics unknown): ") + e.what(), t.name);
+    }
+    store_.set_problem(t.name, "");
+    store_.set_routed(t.name, true);
+    publish_routes();
+    const auto ep = public_endpoint(cfg_, t);
+    if (ep.sni_host.empty()) fx_.wait_routed(proxy_check_address(cfg_), ep.port, "", kCheckTimeoutMs);
+    else fx_.wait_routed(ep.sni_host, ep.port, proxy_check_address(cfg_), kCheckTimeoutMs);
+}
+
+TenantRecord Provisioner::start(const std::string& name) {
+    TenantRecord t = store_.get(name);
+    require_ready(t, "started");
+    const TenantLayout l = layout_of(cfg_, name);
+    Store::Activity busy(store_, name, "starting");
+    if (t.stopped) {
+        t.stopped = false;
+        store_.save(t);  // the intent first: from now on a reconcile starts it too
+    }
+    try {
+        fx_.mount(t, l, /*fresh=*/false);
+        fx_.start_unit(l, t.port, limits_of(t.spec));
+        bring_up(t, l);
+    } catch (const Error& e) {
+        store_.set_problem(name, std::string("failed to start: ") + e.what());
+        throw Error(e.code(), "Failed to start tenant '" + name + "': " + e.what() + "; see hostctl logs " + name);
+    }
+    log::info("Started", name);
+    return t;
+}
+
+TenantRecord Provisioner::restart(const std::string& name) {
+    TenantRecord t = store_.get(name);
+    require_ready(t, "restarted");
+    if (t.stopped)
+        throw Error(Errc::conflict, "Tenant '" + name + "' is stopped on purpose; start it with hostctl start " + name);
+    const TenantLayout l = layout_of(cfg_, name);
+    Store::Activity busy(store_, name, "restarting");
+    try {
+        fx_.restart_unit(l, t.port, limits_of(t.spec));
+        bring_up(t, l);
+    } catch (const Error& e) {
+        store_.set_problem(name, std::string("failed to restart: ") + e.what());
+        throw Error(e.code(), "Failed to restart tenant '" + name + "': " + e.what() + "; see hostctl logs " + name);
+    }
+    log::info("Restarted", name);
+    return t;
 }
 
 LimitsChanged Provisioner::set_limits(const std::string& name, const LimitsUpdate& u) {

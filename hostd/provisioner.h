@@ -16,6 +16,7 @@
 #include "hostd/guard.h"
 #include "hostd/store.h"
 #include "model/config.h"
+#include "model/layout.h"
 #include "model/tenant.h"
 #include "model/views.h"
 #include "pgconf/settings.h"
@@ -43,6 +44,15 @@ public:
     Resized resize(const std::string& name, const ResizeRequest& req);
     LimitsChanged set_limits(const std::string& name, const LimitsUpdate& u);
     TenantView set_password(const std::string& name, const PasswordRequest& req);
+    // Lifecycle of a ready tenant (Errc::conflict for any other state). stop: the intent
+    // recorded first (a reconcile, a restart of hostd or a reboot leave it stopped), then
+    // unrouted and its unit stopped. start: the intent cleared, the unit started, PostgreSQL
+    // accepting connections, routed, and reached through the proxy. restart: one systemd
+    // restart of a tenant that is not stopped on purpose (a down one comes back), then the
+    // same checks as start. Stopping a stopped tenant, or starting a running one, is fine.
+    TenantRecord stop(const std::string& name);
+    TenantRecord start(const std::string& name);
+    TenantRecord restart(const std::string& name);
 
     // The steps of a delete, also used to finish an interrupted one or roll back a create.
     void teardown(TenantRecord& t, bool purge);
@@ -55,6 +65,7 @@ public:
     void publish_routes(bool force_reload = false);
 
 private:
+    void bring_up(TenantRecord& t, const TenantLayout& l);
     void set_step(TenantRecord& t, const std::string& step);
     // The tenant's settings fit its limits (pgconf/fit.h), and, when its memory grows (a create,
     // a reuse, a larger memory), that memory fits the host (limits.memory_overcommit). Called

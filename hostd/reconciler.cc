@@ -8,7 +8,8 @@
 
 namespace hostd {
 
-void Reconciler::converge(TenantRecord t, ReconcileReport& report) {
+void Reconciler::converge(TenantRecord t, const std::map<std::string, LiveStatus>& units, const std::string& unit_error,
+                          ReconcileReport& report) {
     auto act = [&](const std::string& what) {
         log::info("Reconcile: " + what, t.name);
         report.actions.push_back({t.name, what, ""});
@@ -35,10 +36,20 @@ void Reconciler::converge(TenantRecord t, ReconcileReport& report) {
     case TenantState::ready:
         break;
     }
-    // Should run: disk attached, mounted by UUID with its marker, user, unit, route.
+    // Should run: disk attached, mounted by UUID with its marker, user, unit, route. Stopped on
+    // purpose: the same, but its unit stopped and no route (the disk stays mounted for the
+    // guard and the disk stats, and for a start).
+    LiveStatus before;
+    if (!unit_error.empty()) before.unit_error = unit_error;
+    else if (auto it = units.find(t.name); it != units.end()) before = it->second;
     try {
-        if (disks_.of(t.spec).reattach(t)) store_.save(t);
+        const bool was_mounted = fx_.disk_usage(l).has_value();
+        if (disks_.of(t.spec).reattach(t)) {
+            store_.save(t);
+            act("its disk is " + t.device + " now");
+        }
         fx_.mount(t, l, /*fresh=*/false);
+        if (!was_mounted) act("mounted its filesystem (UUID " + t.fs_uuid + ") at " + l.mountpoint);
         if (auto u = fx_.find_user(t.os_user); !u) {
             act("re-creating OS user " + t.os_user);
             auto made = fx_.create_user(t.os_user, l.mountpoint);
@@ -50,7 +61,23 @@ void Reconciler::converge(TenantRecord t, ReconcileReport& report) {
             throw Error(Errc::refused, "OS user '" + t.os_user + "' exists but was not made by hostd; remove or rename it, "
                                        "then run hostctl reconcile");
         }
+        if (t.stopped) {
+            const std::string& a = before.active_state;
+            if (!before.unit_error.empty() || (!a.empty() && a != "inactive" && a != "failed")) {
+                fx_.stop_unit(l);
+                if (before.unit_error.empty())
+                    act("stopped its unit (" + a + "): the tenant is stopped on purpose; hostctl start runs it");
+            }
+            store_.set_routed(t.name, false);
+            store_.set_problem(t.name, "");
+            return;
+        }
+        // What it was before this start, in the words GET uses: a start of a unit that was not
+        // running is an action, reported with what it was.
+        const Live was = derive_live(t, before, store_.problem(t.name), "", std::nullopt);
         fx_.start_unit(l, t.port, limits_of(t.spec));
+        if (was.state == "down" || was.state == "restarting")
+            act("started its unit; it was " + was.state + (was.reason.empty() ? "" : ": " + was.reason));
         store_.set_routed(t.name, true);
         store_.set_problem(t.name, "");
         try {
@@ -97,10 +124,18 @@ ReconcileReport Reconciler::run() {
     std::lock_guard one(one_);
     const auto t0 = std::chrono::steady_clock::now();
     ReconcileReport report;
+    // Every unit's state before anything is done, in one call (what the report compares with).
+    std::map<std::string, LiveStatus> units;
+    std::string unit_error;
+    try {
+        units = fx_.unit_states();
+    } catch (const Error& e) {
+        unit_error = e.what();
+    }
     for (auto& t : store_.snapshot()) {
         try {
             Store::OpLock op(store_, t.name);
-            converge(store_.get(t.name), report);  // the record as it is now, not the snapshot's copy
+            converge(store_.get(t.name), units, unit_error, report);  // the record as it is now, not the snapshot's copy
         } catch (const Error& e) {
             if (e.code() == Errc::not_found) continue;  // deleted meanwhile
             log::error(std::string("Reconcile failed: ") + e.what(), t.name);

@@ -3,7 +3,9 @@
 // mount by UUID, user, unit, route), and removes what hostd made that no tenant owns.
 #pragma once
 
+#include <map>
 #include <mutex>
+#include <string>
 
 #include "hostd/disks.h"
 #include "hostd/effects.h"
@@ -22,8 +24,10 @@ public:
     ReconcileReport run();
 
 private:
-    // One tenant, from its current record; needs the tenant's OpLock.
-    void converge(TenantRecord t, ReconcileReport& report);
+    // One tenant, from its current record; needs the tenant's OpLock. units: every tenant
+    // unit's state before the run (absent: not loaded); unit_error: why it is unknown.
+    void converge(TenantRecord t, const std::map<std::string, LiveStatus>& units, const std::string& unit_error,
+                  ReconcileReport& report);
     void sweep_orphans(ReconcileReport& report);
 
     const Config& cfg_;

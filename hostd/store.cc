@@ -19,7 +19,7 @@ void Store::load() {
         if (p.extension() != ".toml" || p.filename().string().front() == '.') continue;
         try {
             auto t = from_toml(read_file(p.string()), p.string());
-            if (t.state == TenantState::ready) routed_.insert(t.name);
+            if (t.state == TenantState::ready && !t.stopped) routed_.insert(t.name);
             records_[t.name] = std::move(t);
         } catch (const Error& e) {
             log::error(std::string("Skipping a tenant record: ") + e.what());
@@ -67,7 +67,7 @@ std::vector<TenantRecord> Store::routed() const {
     std::lock_guard g(mu_);
     std::vector<TenantRecord> v;
     for (auto& name : routed_)
-        if (auto it = records_.find(name); it != records_.end()) v.push_back(it->second);
+        if (auto it = records_.find(name); it != records_.end() && !it->second.stopped) v.push_back(it->second);
     return v;
 }
 
@@ -81,6 +81,18 @@ std::string Store::problem(const std::string& name) const {
     std::lock_guard g(mu_);
     auto it = problems_.find(name);
     return it == problems_.end() ? "" : it->second;
+}
+
+void Store::set_activity(const std::string& name, const std::string& activity) {
+    std::lock_guard g(mu_);
+    if (activity.empty()) activities_.erase(name);
+    else activities_[name] = activity;
+}
+
+std::string Store::activity(const std::string& name) const {
+    std::lock_guard g(mu_);
+    auto it = activities_.find(name);
+    return it == activities_.end() ? "" : it->second;
 }
 
 Store::OpLock::OpLock(Store& s, const std::string& name) : s_(s), name_(name) {

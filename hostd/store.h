@@ -42,13 +42,31 @@ public:
         return fn(records_);
     }
 
-    // Tenants whose route the proxy has: ready ones that run. A tenant left down is not routed.
+    // Tenants whose route the proxy has: ready ones that run. A tenant left down, or stopped on
+    // purpose, is not routed.
     void set_routed(const std::string& name, bool routed);
     std::vector<TenantRecord> routed() const;
 
     // Why a ready tenant is not running ("" when it is).
     void set_problem(const std::string& name, const std::string& problem);
     std::string problem(const std::string& name) const;
+    // A verb under way that changes whether the tenant serves ("restarting", "starting",
+    // "stopping"; "" when none): what GET shows meanwhile. Held by the verb for its length.
+    void set_activity(const std::string& name, const std::string& activity);
+    std::string activity(const std::string& name) const;
+    class Activity {
+    public:
+        Activity(Store& s, std::string name, const std::string& what) : s_(s), name_(std::move(name)) {
+            s_.set_activity(name_, what);
+        }
+        ~Activity() { s_.set_activity(name_, ""); }
+        Activity(const Activity&) = delete;
+        Activity& operator=(const Activity&) = delete;
+
+    private:
+        Store& s_;
+        std::string name_;
+    };
 
     // Marks a tenant busy for the length of one operation; Errc::conflict if another runs.
     // Waits for the disk-full guard, which holds a tenant for milliseconds, never fails on it.
@@ -77,6 +95,7 @@ private:
     std::condition_variable guard_cv_;
     std::set<std::string> routed_;
     std::map<std::string, std::string> problems_;
+    std::map<std::string, std::string> activities_;
 };
 
 }  // namespace hostd

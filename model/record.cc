@@ -41,6 +41,7 @@ std::string to_toml(const TenantRecord& t) {
         {"reuse", t.reuse},
         {"purge", t.purge},
         {"read_only", t.read_only},
+        {"stopped", t.stopped},
         {"spec", spec},
         {"facts", facts},
     };
@@ -65,6 +66,7 @@ TenantRecord from_toml(std::string_view text, const std::string& source) {
     t.reuse = doc["reuse"].value_or(false);
     t.purge = doc["purge"].value_or(false);
     t.read_only = doc["read_only"].value_or(false);
+    t.stopped = doc["stopped"].value_or(false);  // false in records written before it was recorded
     auto sp = doc["spec"];
     t.spec.backend = sp["backend"].value_or(std::string{"loop"});
     t.spec.device = sp["device"].value_or(std::string{});

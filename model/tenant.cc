@@ -229,6 +229,7 @@ TenantView view_of(const Config& cfg, const TenantRecord& t, bool with_secret) {
     v.port = t.port;
     v.public_port = public_endpoint(cfg, t).port;
     v.read_only = t.read_only;
+    v.stopped = t.stopped;
     // The password is in the URL; only show the URL with it where secrets may be shown.
     if (t.state == TenantState::ready) v.url = connection_url(cfg, t, with_secret);
     if (with_secret) v.password = t.password;

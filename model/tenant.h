@@ -104,6 +104,9 @@ void validate_password(std::string_view password);
 // POST /v1/tenants/{name}/resize.
 struct ResizeRequest {
     uint64_t size = 0;  // bytes
+    // false: refuse (409, field "allow_offline") rather than stop PostgreSQL when the filesystem
+    // can only grow unmounted here, before anything changes; hostctl asks first, then allows.
+    bool allow_offline = true;
 };
 
 // The request against the configuration: defaults for what it leaves out, every value within
@@ -153,6 +156,9 @@ struct TenantRecord {
     bool purge = false;          // deleting: destroy the data too
     // Disk-full guard: hostd switched the tenant to read-only and released its reserve.
     bool read_only = false;
+    // Stopped on purpose (hostctl stop): a reconcile, a restart of hostd or a reboot leave it
+    // stopped (and unrouted) until it is started.
+    bool stopped = false;
 };
 
 // How clients reach a tenant through the proxy. Port routes: public_host and the tenant's own

@@ -24,8 +24,32 @@ struct LiveStatus {
     // nullopt where the kernel does not account them.
     std::optional<uint64_t> io_read_bytes, io_write_bytes;
     std::string unit_error;                // why the unit could not be asked
+    // How the unit last failed: systemd's Result ("exit-code", "signal", "start-limit-hit", ...;
+    // "success" or "" when it has not) and how PostgreSQL's main process last ended ("killed by
+    // signal KILL", "exited with status 1"; "" when unknown).
+    std::string result, last_exit;
     std::optional<storage::DiskStats> disk;
 };
+
+// What a ready tenant is doing now, in one word, and why when it is not serving:
+//   running     PostgreSQL runs (and answered, where it was asked)
+//   read-only   it runs, and the disk-full guard holds it read-only
+//   stopped     stopped on purpose (hostctl stop); stays so across reconcile and reboot
+//   down        it should run and does not: the unit failed or is not running, hostd left it
+//               down (reason: problem), or it runs and refuses connections (reason: the check)
+//   restarting  a restart is under way (hostctl restart, or systemd after a crash)
+//   starting / stopping   systemd is starting or stopping it
+//   unknown     systemd could not be asked
+// Other lifecycle states (creating, deleting, detached) are their own word.
+struct Live {
+    std::string state, reason;
+};
+// Pure. unit: systemd's view (active_state "" when the unit is not loaded, unit_error when
+// systemd could not be asked); problem: why hostd left it down ("" if it did not); activity: a
+// verb under way on it ("restarting", ...; "" if none); ping: nullopt when PostgreSQL was not
+// asked, "" when it answered, else why it did not.
+Live derive_live(const TenantRecord& t, const LiveStatus& unit, const std::string& problem, const std::string& activity,
+                 const std::optional<std::string>& ping);
 
 // A tenant as the API shows it: the record's public part and where it lives.
 struct TenantView {
@@ -44,6 +68,8 @@ struct TenantView {
     // (pg_settings.pending_restart), where hostd could ask (GET of a ready tenant).
     std::optional<std::vector<std::string>> pending_restart;
     std::string problem;        // why a ready tenant is not running
+    bool stopped = false;       // stopped on purpose (the record's intent)
+    Live live;                  // derive_live: what it is doing now ("" where not asked)
 };
 
 // The record as the API shows it; with_secret adds the admin password (and puts it in the URL).

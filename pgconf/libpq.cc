@@ -118,13 +118,28 @@ std::string backup_role_sql(const std::string& role) {
            " LOGIN SUPERUSER; END IF; END $hostd$;";
 }
 
-bool ping(const ConnParams& p) {
+namespace {
+PGPing ping_code(const ConnParams& p) {
     const std::string port = std::to_string(p.port);
     const std::string timeout = std::to_string(p.connect_timeout_s > 0 ? p.connect_timeout_s : 1);
     const char* keys[] = {"host", "port", "user", "dbname", "connect_timeout", "gssencmode", "sslmode", "hostaddr", nullptr};
     const char* vals[] = {p.host.c_str(), port.c_str(), p.user.c_str(), p.dbname.c_str(), timeout.c_str(),
                           "disable", p.sslmode.c_str(), p.hostaddr.c_str(), nullptr};
-    return PQpingParams(keys, vals, 0) == PQPING_OK;
+    return PQpingParams(keys, vals, 0);
+}
+}  // namespace
+
+bool ping(const ConnParams& p) { return ping_code(p) == PQPING_OK; }
+
+std::string ping_problem(const ConnParams& p) {
+    switch (ping_code(p)) {
+    case PQPING_OK: return "";
+    case PQPING_REJECT:
+        return "PostgreSQL runs but refuses connections (starting up, shutting down or in crash recovery)";
+    case PQPING_NO_RESPONSE: return "PostgreSQL does not answer on its socket (" + where(p) + ")";
+    case PQPING_NO_ATTEMPT: return "hostd could not ask PostgreSQL (bad connection parameters)";
+    }
+    return "PostgreSQL did not answer";
 }
 
 void wait_ping(const ConnParams& p, std::chrono::milliseconds timeout) {

@@ -115,6 +115,9 @@ std::string monitor_role_sql();
 
 // PQping: the server accepts connections (no login needed, so no credential of the tenant's).
 bool ping(const ConnParams& p);
+// The same, saying why not: "" when the server accepts connections, else what PQping answered
+// (refuses connections: starting, shutting down or recovering; no answer at all).
+std::string ping_problem(const ConnParams& p);
 // Retries ping until it answers yes or timeout passes (Errc::unavailable then).
 void wait_ping(const ConnParams& p, std::chrono::milliseconds timeout);
 

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -129,6 +130,7 @@ void Systemd::run_job(const char* method, const std::string& unit, std::chrono::
 void Systemd::start(const std::string& unit, std::chrono::milliseconds t) { run_job("StartUnit", unit, t); }
 void Systemd::stop(const std::string& unit, std::chrono::milliseconds t) { run_job("StopUnit", unit, t); }
 void Systemd::reload(const std::string& unit, std::chrono::milliseconds t) { run_job("ReloadUnit", unit, t); }
+void Systemd::restart(const std::string& unit, std::chrono::milliseconds t) { run_job("RestartUnit", unit, t); }
 void Systemd::reload_or_restart(const std::string& unit, std::chrono::milliseconds t) {
     run_job("ReloadOrRestartUnit", unit, t);
 }
@@ -198,12 +200,28 @@ UnitStatus Systemd::status(const std::string& unit) {
         sd_bus_get_property_trivial(bus, kDest, path.c_str(), iface, prop, &err.e, 'u', &v);
         return v;
     };
+    auto i32 = [&](const char* iface, const char* prop) -> int32_t {
+        BusError err;
+        int32_t v = 0;
+        sd_bus_get_property_trivial(bus, kDest, path.c_str(), iface, prop, &err.e, 'i', &v);
+        return v;
+    };
     UnitStatus s;
     s.load_state = str(kUnitIface, "LoadState");
     s.active_state = str(kUnitIface, "ActiveState");
     s.sub_state = str(kUnitIface, "SubState");
     s.main_pid = u32(kServiceIface, "MainPID");
     s.n_restarts = u32(kServiceIface, "NRestarts");
+    // How it failed: only asked of a unit that is not running (three more round trips each, and
+    // hostctl list asks this of every tenant).
+    if (s.active_state != "active" && s.active_state != "reloading") {
+        try {
+            s.result = str(kServiceIface, "Result");
+        } catch (const Error&) {
+            // not a service, or an old systemd: the result stays unknown
+        }
+        s.last_exit = describe_exit(i32(kServiceIface, "ExecMainCode"), i32(kServiceIface, "ExecMainStatus"));
+    }
     s.memory_current = u64(kServiceIface, "MemoryCurrent");
     s.memory_max = u64(kServiceIface, "MemoryMax");
     s.tasks_current = u64(kServiceIface, "TasksCurrent");
@@ -240,6 +258,48 @@ std::vector<std::pair<std::string, std::string>> Systemd::list_units(const std::
         out.emplace_back(name, active);
     if (r < 0) throw Error(Errc::failed, "Unexpected reply from systemd to ListUnitsByPatterns");
     return out;
+}
+
+std::vector<Systemd::UnitBrief> Systemd::list_unit_states(const std::string& pattern) {
+    sd_bus* bus = bus_.get();
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_call(bus, &raw, kDest, kPath, kManager, "ListUnitsByPatterns");
+    if (r < 0) throw Error(Errc::failed, "Failed to build a ListUnitsByPatterns call");
+    MessagePtr m(raw);
+    const char* none[] = {nullptr};
+    const char* patterns[] = {pattern.c_str(), nullptr};
+    r = sd_bus_message_append_strv(m.get(), const_cast<char**>(none));
+    if (r >= 0) r = sd_bus_message_append_strv(m.get(), const_cast<char**>(patterns));
+    if (r < 0) throw Error(Errc::failed, "Failed to build a ListUnitsByPatterns call");
+    BusError err;
+    sd_bus_message* raw_reply = nullptr;
+    r = sd_bus_call(bus, m.get(), 0, &err.e, &raw_reply);
+    if (r < 0) fail(r, err, "Failed to list units '" + pattern + "'");
+    MessagePtr reply(raw_reply);
+    std::vector<UnitBrief> out;
+    r = sd_bus_message_enter_container(reply.get(), 'a', "(ssssssouso)");
+    if (r < 0) throw Error(Errc::failed, "Unexpected reply from systemd to ListUnitsByPatterns");
+    const char *name, *desc, *load, *active, *sub, *follow, *job_type, *job_path;
+    const char* path;
+    uint32_t job_id;
+    while ((r = sd_bus_message_read(reply.get(), "(ssssssouso)", &name, &desc, &load, &active, &sub, &follow, &path,
+                                    &job_id, &job_type, &job_path)) > 0)
+        out.push_back({name, active, sub});
+    if (r < 0) throw Error(Errc::failed, "Unexpected reply from systemd to ListUnitsByPatterns");
+    return out;
+}
+
+std::string describe_exit(int32_t code, int32_t status) {
+    auto sig = [](int32_t n) {
+        const char* abbrev = ::sigabbrev_np(n);
+        return abbrev ? std::string(abbrev) : std::to_string(n);
+    };
+    switch (code) {
+    case 1: return "exited with status " + std::to_string(status);  // CLD_EXITED
+    case 2: return "was killed by signal " + sig(status);           // CLD_KILLED
+    case 3: return "dumped core on signal " + sig(status);          // CLD_DUMPED
+    default: return "";
+    }
 }
 
 void remove_control_dropins(const std::string& unit, const std::string& root) {

@@ -28,6 +28,10 @@ struct UnitStatus {
     std::string sub_state;
     uint32_t main_pid = 0;
     uint32_t n_restarts = 0;
+    // Of a unit that is not active (else ""): the service's Result ("success", "exit-code",
+    // "signal", "start-limit-hit", ...) and how its main process last ended ("exited with status
+    // 1", "was killed by signal KILL"; "" if unknown).
+    std::string result, last_exit;
     std::optional<uint64_t> memory_current, memory_max, tasks_current, tasks_max, cpu_usage_nsec;
     std::optional<uint64_t> cpu_quota_per_sec_usec;
 };
@@ -47,6 +51,8 @@ public:
     void start(const std::string& unit, std::chrono::milliseconds timeout = std::chrono::seconds(90));
     void stop(const std::string& unit, std::chrono::milliseconds timeout = std::chrono::seconds(90));
     void reload(const std::string& unit, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+    // RestartUnit: stop (if running), then start; waits for the job like start.
+    void restart(const std::string& unit, std::chrono::milliseconds timeout = std::chrono::seconds(90));
     // Reload when running, start when not (a proxy that is down gets its routes by starting).
     void reload_or_restart(const std::string& unit, std::chrono::milliseconds timeout = std::chrono::seconds(90));
 
@@ -65,12 +71,21 @@ public:
 
     // Loaded units matching a glob (ListUnitsByPatterns), as (name, ActiveState).
     std::vector<std::pair<std::string, std::string>> list_units(const std::string& pattern);
+    // The same call with SubState too: one round trip for every tenant's state.
+    struct UnitBrief {
+        std::string name, active_state, sub_state;
+    };
+    std::vector<UnitBrief> list_unit_states(const std::string& pattern);
 
 private:
     explicit Systemd(BusPtr bus) : bus_(std::move(bus)) {}
     void run_job(const char* method, const std::string& unit, std::chrono::milliseconds timeout);
     BusPtr bus_;
 };
+
+// How a main process ended, from ExecMainCode (CLD_*) and ExecMainStatus: "exited with status 1",
+// "killed by signal KILL", "dumped core on signal SEGV"; "" when it has not ended. Pure.
+std::string describe_exit(int32_t code, int32_t status);
 
 // Removes the persistent drop-ins SetUnitProperties wrote for unit (nothing there is fine).
 void remove_control_dropins(const std::string& unit, const std::string& root = "/etc/systemd/system.control");

@@ -107,10 +107,14 @@ storage::DiskStats disk_from(const json& j) {
 
 json status_json(const LiveStatus& s) {
     json j = json::object();
-    if (!s.unit_error.empty()) j["unit_error"] = s.unit_error;
-    else
+    if (!s.unit_error.empty()) {
+        j["unit_error"] = s.unit_error;
+    } else {
         j["unit"] = {{"active_state", s.active_state}, {"sub_state", s.sub_state}, {"main_pid", s.main_pid},
                      {"restarts", s.restarts}};
+        if (!s.result.empty()) j["unit"]["result"] = s.result;
+        if (!s.last_exit.empty()) j["unit"]["last_exit"] = s.last_exit;
+    }
     if (s.memory_current) j["memory_current"] = *s.memory_current;
     if (s.memory_max) j["memory_max"] = *s.memory_max;
     if (s.tasks_current) j["tasks_current"] = *s.tasks_current;
@@ -140,6 +144,8 @@ LiveStatus status_from(const json& j) {
         s.sub_state = str(u, "sub_state");
         s.main_pid = u.value("main_pid", 0u);
         s.restarts = u.value("restarts", 0u);
+        s.result = str(u, "result");
+        s.last_exit = str(u, "last_exit");
     }
     s.memory_current = opt_u64(j, "memory_current");
     s.memory_max = opt_u64(j, "memory_max");
@@ -264,11 +270,13 @@ json render(const PasswordRequest& r) {
 }
 
 ResizeRequest parse_resize(const json& body) {
-    refuse_unknown(body, {"size"});
+    refuse_unknown(body, {"size", "allow_offline"});
     auto size = size_field(body, "size");
     if (!size) throw Error(Errc::invalid, "A resize needs 'size', the new disk size (e.g. \"2G\")", "size");
-    return {.size = *size};
+    return {.size = *size, .allow_offline = present(body, "allow_offline") ? bool_field(body, "allow_offline") : true};
 }
+
+void parse_empty(const json& body) { refuse_unknown(body, {}); }
 
 json render(const CreateRequest& r) {
     json j = json::object();
@@ -302,7 +310,11 @@ json render(const LimitsUpdate& u) {
     return j;
 }
 
-json render(const ResizeRequest& r) { return {{"size", r.size}}; }
+json render(const ResizeRequest& r) {
+    json j = {{"size", r.size}};
+    if (!r.allow_offline) j["allow_offline"] = false;
+    return j;
+}
 
 json render(const TenantView& t) {
     json j = {
@@ -324,6 +336,7 @@ json render(const TenantView& t) {
         {"mountpoint", t.mountpoint},
         {"unit", t.unit},
         {"read_only", t.read_only},
+        {"stopped", t.stopped},
         {"os_user", t.os_user},
         {"port", t.port},
         {"public_port", t.public_port},
@@ -337,6 +350,8 @@ json render(const TenantView& t) {
     if (t.status) j["status"] = status_json(*t.status);
     if (t.pending_restart) j["pending_restart"] = *t.pending_restart;
     if (!t.problem.empty()) j["problem"] = t.problem;
+    if (!t.live.state.empty()) j["live_state"] = t.live.state;
+    if (!t.live.reason.empty()) j["live_reason"] = t.live.reason;
     return j;
 }
 
@@ -486,6 +501,8 @@ TenantView parse_tenant(const json& j) {
             if (s.is_string()) t.pending_restart->push_back(s.get<std::string>());
     }
     t.problem = str(j, "problem");
+    t.stopped = j.value("stopped", false);
+    t.live = {str(j, "live_state"), str(j, "live_reason")};
     return t;
 }
 

@@ -30,6 +30,8 @@ json render(const PasswordRequest& r);
 // POST /v1/tenants/{name}/backups: {"type": "full" | "diff" | "incr"} (body optional: incr).
 std::string parse_backup_request(const json& body);
 json render_backup_request(const std::string& type);
+// A verb without a request body (start, stop, restart): {} or nothing; any field is refused.
+void parse_empty(const json& body);
 json render(const CreateRequest& r);
 json render(const LimitsUpdate& u);
 json render(const ResizeRequest& r);

@@ -34,6 +34,29 @@ TEST(Present, TenantRowsShowUsedOverLimitAndDashesForUnknown) {
     EXPECT_EQ(rows[2], (std::vector<std::string>{"old", "detached", "-", "-/2G", "-/512M", "1", "-", "-"}));
 }
 
+TEST(Present, TheStateColumnSaysWhatATenantDoesNowAndShowSaysWhy) {
+    auto tenants = hostd::wire::parse_tenants({{"tenants", nlohmann::json::parse(R"js([
+      {"name": "acme", "state": "ready", "live_state": "stopped", "stopped": true, "disk_size": 1, "memory": 1, "cpu": 1,
+       "live_reason": "stopped on purpose (hostctl stop); hostctl start brings it back"},
+      {"name": "beta", "state": "ready", "live_state": "down", "disk_size": 1, "memory": 1, "cpu": 1,
+       "live_reason": "PostgreSQL was killed (signal)",
+       "status": {"unit": {"active_state": "failed", "sub_state": "failed", "main_pid": 0, "restarts": 3,
+                           "result": "signal", "last_exit": "was killed by signal KILL"}}}
+    ])js")}});
+    auto rows = hostd::tenant_rows(tenants);
+    EXPECT_EQ(rows[1][1], "stopped");
+    EXPECT_EQ(rows[2][1], "down");
+    auto details = hostd::tenant_details(tenants[1]);
+    auto has = [&](const std::string& k, const std::string& v) {
+        for (auto& r : details)
+            if (r[0] == k + ":" && r[1] == v) return true;
+        return false;
+    };
+    EXPECT_TRUE(has("status", "down"));
+    EXPECT_TRUE(has("reason", "PostgreSQL was killed (signal); hostctl start (or reconcile) starts it again"));
+    EXPECT_TRUE(has("unit_state", "failed (failed), result signal"));
+    EXPECT_TRUE(has("last_exit", "PostgreSQL was killed by signal KILL"));
+}
 
 TEST(Present, AUrlForACommandLineCarriesNoPassword) {
     EXPECT_EQ(hostd::url_without_password("postgresql://acme:s3cr%40t@127.0.0.1:28001/postgres?sslmode=require"),

@@ -73,6 +73,10 @@ public:
     LoopSpace loop_space(const std::vector<std::string>&) override { return {.available = 1ull << 40}; }
     void stop_unit(const TenantLayout&) override {}
     bool unit_active(const TenantLayout&) override { return true; }
+    void restart_unit(const TenantLayout&, uint16_t, const units::Limits&) override {}
+    std::map<std::string, LiveStatus> unit_states() override { return {}; }
+    std::string ping(const TenantRecord&, const TenantLayout&) override { return ""; }
+    bool grows_online(const TenantRecord&) override { return true; }
     std::vector<std::string> apply_limits(const TenantRecord&, const TenantLayout&) override { return {}; }
     std::optional<std::vector<std::string>> pending_restart(const TenantRecord&, const TenantLayout&) override { return std::nullopt; }
     void set_password(const TenantRecord&, const TenantLayout&, const std::string&) override {}
@@ -297,6 +301,22 @@ TEST_F(AnApiServer, AnswersAQueryStringHeaderMethodOrBodyThatIsNotUtf8With400Jso
     expect_alive();
 }
 
+TEST_F(AnApiServer, RoutesTheLifecycleVerbsAndAnswersTheTenantOrWhyNot) {
+    start();
+    ASSERT_EQ(roundtrip(sock, request("PUT", "/v1/tenants/acme", "{}")).status, 201);
+    for (const char* verb : {"stop", "start", "restart"}) {
+        Reply r = roundtrip(sock, request("POST", std::string("/v1/tenants/acme/") + verb, ""));
+        expect_json_reply(r, verb);
+        EXPECT_EQ(r.status, 200) << verb << ": " << r.body;
+        EXPECT_NE(r.body.find("\"live_state\""), std::string::npos) << r.body;
+        EXPECT_EQ(roundtrip(sock, request("POST", std::string("/v1/tenants/nobody/") + verb, "{}")).status, 404) << verb;
+        EXPECT_EQ(roundtrip(sock, request("POST", std::string("/v1/tenants/acme/") + verb, "{\"now\":true}")).status, 400)
+            << verb << ": a verb without a body refuses fields";
+    }
+    EXPECT_EQ(roundtrip(sock, request("POST", "/v1/tenants/acme/pause", "{}")).status, 404);
+    expect_alive();
+}
+
 TEST_F(AnApiServer, RefusesANulInThePathOrQueryInsteadOfCuttingTheNameThere) {
     start();
     ASSERT_EQ(roundtrip(sock, request("PUT", "/v1/tenants/acme", "{}")).status, 201);
@@ -375,6 +395,7 @@ TEST_F(AnApiServer, AnswersEveryGeneratedRequestWithACompleteJsonReplyAndStaysUp
     const std::vector<std::string> methods = {"GET", "PUT", "POST", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "BREW"};
     const std::vector<std::string> paths = {"/v1/tenants", "/v1/tenants/acme", "/v1/tenants/acme/resize",
                                             "/v1/tenants/acme/password", "/v1/host",
+                                            "/v1/tenants/acme/stop", "/v1/tenants/acme/start", "/v1/tenants/acme/restart",
                                             "/v1/ca", "/v1/reconcile", "/metrics", "/", "/v1/tenants/", "/v2"};
     const std::vector<std::string> queries = {"", "?live=1", "?progress=1", "?purge=true", "?live=1&live=0", "?a=b&c"};
     std::vector<std::string> bodies = {

@@ -308,6 +308,28 @@ TEST(Collector, TenantWhosePostgresqlDoesNotAnswerIsReportedDown) {
     EXPECT_EQ(sample(text, "hostd_tenant_connections", "a"), std::nullopt);
 }
 
+TEST(Collector, ATenantStoppedOnPurposeIsNotDownItIsStopped) {
+    Rig r;
+    r.add("a");
+    r.add("b");
+    r.c().refresh_next();
+    r.c().refresh_next();
+    ASSERT_EQ(sample(r.c().scrape(), "hostd_tenant_up", "a"), 1);
+    r.record("a").stopped = true;  // hostctl stop: PostgreSQL no longer answers
+    r.host.pg.erase("a");
+    r.host.units.erase(unit_of("a"));
+    r.host.asked.clear();
+    r.c().refresh_next();
+    r.c().refresh_next();
+    const std::string text = r.c().scrape();
+    EXPECT_EQ(sample(text, "hostd_tenant_up", "a"), std::nullopt) << "no 0 that would fire HostdTenantDown";
+    EXPECT_EQ(sample(text, "hostd_tenant_stopped", "a"), 1);
+    EXPECT_EQ(sample(text, "hostd_tenant_stopped", "b"), 0);
+    EXPECT_EQ(sample(text, "hostd_tenant_up", "b"), 1);
+    EXPECT_TRUE(r.asked("ping").empty()) << "a stopped tenant costs no connection";
+    for (auto& a : r.asked("pg")) EXPECT_EQ(a, "b /run/hostd-tenant/b");
+}
+
 TEST(Collector, RefreshLeavesRestartsUnknownWhenSystemdIsUnreachable) {
     Rig r;
     r.add("a");

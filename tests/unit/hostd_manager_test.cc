@@ -4,12 +4,14 @@
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <mutex>
 #include <thread>
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/fs.h"
 #include "hostd/manager.h"
 #include "model/capacity.h"
 #include "model/record.h"
@@ -40,6 +42,9 @@ struct FakeMachine {
     std::map<std::string, storage::DiskStats> disks;  // mount point → usage
     std::map<std::string, uint64_t> grown;            // mount point → new size
     bool online_grow_impossible = false;
+    std::map<std::string, std::string> failed;  // tenant → the Result of its failed unit (not in units)
+    std::string ping_problem;                   // what a PQping answers ("" : it accepts connections)
+    std::function<void()> during_restart;       // called as a restart begins (outside the machine's lock)
     std::vector<std::string> sql_targets;  // "host port hostaddr" of each wait_sql
     uint64_t image_size = 0;               // the last size an image or device was grown to
     std::vector<units::Listener> listeners;              // the host's listening TCP sockets
@@ -117,6 +122,19 @@ public:
         else m_.read_only.erase(t.name);
     }
     bool unit_active(const TenantLayout& l) override { std::lock_guard g(m_.mu); return m_.units.count(l.name) > 0; }
+    void restart_unit(const TenantLayout& l, uint16_t, const units::Limits&) override {
+        if (m_.during_restart) m_.during_restart();
+        std::lock_guard g(m_.mu); hit("restart_unit"); m_.failed.erase(l.name); m_.units.insert(l.name);
+    }
+    std::map<std::string, LiveStatus> unit_states() override {
+        std::lock_guard g(m_.mu);
+        std::map<std::string, LiveStatus> out;
+        for (auto& u : m_.units) out[u] = {.active_state = "active", .sub_state = "running"};
+        for (auto& [u, result] : m_.failed) out[u] = {.active_state = "failed", .sub_state = "failed", .result = result};
+        return out;
+    }
+    std::string ping(const TenantRecord&, const TenantLayout&) override { std::lock_guard g(m_.mu); return m_.ping_problem; }
+    bool grows_online(const TenantRecord& t) override { std::lock_guard g(m_.mu); return t.spec.filesystem == "xfs" || !m_.online_grow_impossible; }
     void wipe_device(const std::string&, const std::string&) override { std::lock_guard g(m_.mu); hit("wipe_device"); }
     void format(const std::string&, const std::string&, const std::string&, const std::string&) override { std::lock_guard g(m_.mu); hit("format"); }
     void mount(const TenantRecord&, const TenantLayout& l, bool) override { std::lock_guard g(m_.mu); hit("mount"); m_.mounts.insert(l.mountpoint); }
@@ -173,14 +191,14 @@ public:
         std::lock_guard g(m_.mu);
         hit("restore_cluster");
     }
-    void start_unit(const TenantLayout& l, uint16_t, const units::Limits&) override { std::lock_guard g(m_.mu); hit("start_unit"); m_.units.insert(l.name); }
+    void start_unit(const TenantLayout& l, uint16_t, const units::Limits&) override { std::lock_guard g(m_.mu); hit("start_unit"); m_.failed.erase(l.name); m_.units.insert(l.name); }
     std::vector<std::string> apply_limits(const TenantRecord& t, const TenantLayout&) override {
         std::lock_guard g(m_.mu);
         hit("apply_limits");
         m_.applied_memory = t.spec.memory;
         return {};
     }
-    void stop_unit(const TenantLayout& l) override { std::lock_guard g(m_.mu); hit("stop_unit"); m_.units.erase(l.name); }
+    void stop_unit(const TenantLayout& l) override { std::lock_guard g(m_.mu); hit("stop_unit"); m_.units.erase(l.name); m_.failed.erase(l.name); }
     void wait_sql(const std::string& host, uint16_t port, const std::string&, const std::string&, int,
                   const std::string& hostaddr) override {
         std::lock_guard g(m_.mu);
@@ -200,7 +218,13 @@ public:
         return {4242};
     }
     void ensure_unit_template() override { std::lock_guard g(m_.mu); hit("ensure_unit_template"); }
-    LiveStatus live_status(const TenantRecord&, const TenantLayout&) override { std::lock_guard g(m_.mu); return {}; }
+    LiveStatus live_status(const TenantRecord&, const TenantLayout& l) override {
+        std::lock_guard g(m_.mu);
+        if (m_.units.count(l.name)) return {.active_state = "active", .sub_state = "running"};
+        if (auto it = m_.failed.find(l.name); it != m_.failed.end())
+            return {.active_state = "failed", .sub_state = "failed", .result = it->second, .last_exit = "was killed by signal KILL"};
+        return {.active_state = "inactive", .sub_state = "dead"};
+    }
 
 private:
     FakeMachine& m_;
@@ -1279,4 +1303,159 @@ TEST_F(AManager, EnablesExtensionsFromTheAllowListOnly) {
     auto changed = wire::render(mgr->set_limits("acme", wire::parse_limits({{"extensions", json::array()}})));
     EXPECT_EQ(changed["tenant"]["extensions"], json::array());
     EXPECT_EQ(changed["tenant"]["pending_restart"], json({"shared_preload_libraries"})) << "the preload goes at the next restart";
+}
+
+// ---- lifecycle: stop, start, restart; what GET says the tenant does ----
+
+TEST_F(AManager, AStoppedTenantStaysStoppedAndUnroutedAcrossReconcileAndReboot) {
+    api().create("acme", json::object());
+    api().create("beta", json::object());
+    auto v = mgr->stop("acme");
+    EXPECT_EQ(v.live.state, "stopped");
+    EXPECT_TRUE(v.stopped);
+    EXPECT_FALSE(m.units.count("acme"));
+    ASSERT_EQ(m.routes.size(), 1u);
+    EXPECT_EQ(m.routes[0].tenant, "beta");
+    EXPECT_NE(read_file((dir / "tenants" / "acme.toml").string()).find("stopped = true"), std::string::npos);
+    // A reconcile leaves it stopped, and has nothing to report about it.
+    m.calls.clear();
+    auto rec = api().reconcile();
+    EXPECT_EQ(rec["actions"].size(), 0u) << rec.dump();
+    EXPECT_EQ(std::count(m.calls.begin(), m.calls.end(), "start_unit"), 1) << "beta's only";
+    EXPECT_FALSE(m.units.count("acme"));
+    // A reboot: hostd starts again from the records; acme stays stopped, its disk mounted.
+    m.attached.clear(), m.mounts.clear(), m.units.clear(), m.routes.clear();
+    Manager again(cfg, std::make_unique<FakeEffects>(m));
+    again.start();
+    EXPECT_EQ(m.units, (std::set<std::string>{"beta"}));
+    EXPECT_TRUE(m.mounts.count(cfg.mount_root + "/acme")) << "mounted for the guard, disk stats and a start";
+    ASSERT_EQ(m.routes.size(), 1u);
+    EXPECT_EQ(again.get("acme").live.state, "stopped");
+    auto listed = again.list(/*with_status=*/true);
+    EXPECT_EQ(listed[0].live.state, "stopped");
+    EXPECT_EQ(listed[1].live.state, "running");
+    // Started: runs, routed, and the intent is gone from the record.
+    auto s = again.start("acme");
+    EXPECT_EQ(s.live.state, "running");
+    EXPECT_FALSE(s.stopped);
+    EXPECT_TRUE(m.units.count("acme"));
+    EXPECT_EQ(m.routes.size(), 2u);
+    EXPECT_NE(read_file((dir / "tenants" / "acme.toml").string()).find("stopped = false"), std::string::npos);
+}
+
+TEST_F(AManager, AReconcileStopsAStoppedTenantsUnitStartedBehindItsBackAndSaysSo) {
+    api().create("acme", json::object());
+    mgr->stop("acme");
+    m.units.insert("acme");  // systemctl start by hand
+    EXPECT_EQ(mgr->get("acme").live.state, "running");  // the truth, with the reason
+    EXPECT_NE(mgr->get("acme").live.reason.find("started outside hostd"), std::string::npos);
+    auto rec = api().reconcile();
+    ASSERT_EQ(rec["actions"].size(), 1u) << rec.dump();
+    EXPECT_NE(rec["actions"][0]["action"].get<std::string>().find("stopped its unit"), std::string::npos);
+    EXPECT_FALSE(m.units.count("acme"));
+}
+
+TEST_F(AManager, ADownTenantSaysWhyAndAReconcileStartsItReportingTheAction) {
+    api().create("acme", json::object());
+    m.units.erase("acme");
+    m.failed["acme"] = "start-limit-hit";  // killed until systemd gave up
+    auto v = mgr->get("acme");
+    EXPECT_EQ(v.live.state, "down");
+    EXPECT_NE(v.live.reason.find("start-limit-hit"), std::string::npos) << v.live.reason;
+    EXPECT_NE(v.live.reason.find("killed by signal KILL"), std::string::npos) << v.live.reason;
+    EXPECT_EQ(mgr->list(true)[0].live.state, "down");
+    EXPECT_EQ(mgr->list()[0].live.state, "") << "the plain list asks systemd nothing";
+    auto rec = api().reconcile();
+    ASSERT_EQ(rec["actions"].size(), 1u) << rec.dump();
+    EXPECT_EQ(rec["actions"][0]["tenant"], "acme");
+    EXPECT_NE(rec["actions"][0]["action"].get<std::string>().find("started its unit; it was down"), std::string::npos);
+    EXPECT_EQ(mgr->get("acme").live.state, "running");
+    EXPECT_EQ(api().reconcile()["actions"].size(), 0u) << "nothing more to do";
+}
+
+TEST_F(AManager, ARunningUnitWhosePostgresRefusesConnectionsIsDownWithThePingsReason) {
+    api().create("acme", json::object());
+    m.ping_problem = "PostgreSQL runs but refuses connections (starting up, shutting down or in crash recovery)";
+    auto v = mgr->get("acme");
+    EXPECT_EQ(v.live.state, "down");
+    EXPECT_EQ(v.live.reason, m.ping_problem);
+    m.ping_problem = "";
+    EXPECT_EQ(mgr->get("acme").live.state, "running");
+}
+
+TEST_F(AManager, RestartsARunningTenantAndRefusesAStoppedOneOrOneNotReady) {
+    api().create("acme", json::object());
+    m.calls.clear();
+    EXPECT_EQ(mgr->restart("acme").live.state, "running");
+    EXPECT_EQ(m.calls, (std::vector<std::string>{"restart_unit", "wait_sql", "ensure_monitor_login", "apply_routes", "wait_routed"}));
+    mgr->stop("acme");
+    EXPECT_EQ(code_of([&] { mgr->restart("acme"); }), Errc::conflict);
+    EXPECT_EQ(code_of([&] { mgr->start("nobody"); }), Errc::not_found);
+    api().remove("acme", false);
+    for (auto verb : {&Manager::start, &Manager::stop, &Manager::restart})
+        EXPECT_EQ(code_of([&] { ((*mgr).*verb)("acme"); }), Errc::conflict);
+}
+
+TEST_F(AManager, GetSaysRestartingWhileARestartRuns) {
+    api().create("acme", json::object());
+    std::string seen;
+    m.during_restart = [&] { seen = mgr->get("acme").live.state; };
+    mgr->restart("acme");
+    EXPECT_EQ(seen, "restarting");
+    EXPECT_EQ(mgr->get("acme").live.state, "running");
+}
+
+TEST_F(AManager, AFailedStartLeavesTheTenantDownWithTheReasonAndUnrouted) {
+    api().create("acme", json::object());
+    mgr->stop("acme");
+    m.fail_at = "start_unit";
+    EXPECT_EQ(code_of([&] { mgr->start("acme"); }), Errc::failed);
+    m.fail_at = "";
+    auto v = mgr->get("acme");
+    EXPECT_EQ(v.live.state, "down");
+    EXPECT_NE(v.live.reason.find("failed to start"), std::string::npos) << v.live.reason;
+    EXPECT_TRUE(m.routes.empty());
+    api().reconcile();  // the intent is to run: a reconcile tries again
+    EXPECT_EQ(mgr->get("acme").live.state, "running");
+}
+
+TEST_F(AManager, AResizeThatMustStopPostgresIsRefusedUnlessAllowedBeforeAnythingChanges) {
+    api().create("acme", {{"disk_size", "1G"}});
+    m.online_grow_impossible = true;
+    m.calls.clear();
+    try {
+        api().resize("acme", {{"size", "2G"}, {"allow_offline", false}});
+        ADD_FAILURE() << "not refused";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Errc::refused);
+        EXPECT_EQ(e.field(), "allow_offline");
+        EXPECT_NE(std::string(e.what()).find("stops its PostgreSQL"), std::string::npos) << e.what();
+    }
+    EXPECT_TRUE(m.calls.empty());
+    EXPECT_EQ(api().get("acme")["disk_size"], 1ull << 30);
+    // A stopped tenant has nothing to stop: it grows, and stays stopped.
+    mgr->stop("acme");
+    auto t = api().resize("acme", {{"size", "2G"}, {"allow_offline", false}});
+    EXPECT_EQ(t["disk_size"], 2ull << 30);
+    EXPECT_FALSE(m.units.count("acme"));
+    EXPECT_EQ(mgr->get("acme").live.state, "stopped");
+}
+
+TEST_F(AManager, AReuseBringsBackAStoppedTenantRunning) {
+    api().create("acme", json::object());
+    mgr->stop("acme");
+    api().remove("acme", false);
+    api().create("acme", {{"reuse", true}});
+    EXPECT_EQ(mgr->get("acme").live.state, "running");
+    EXPECT_FALSE(mgr->get("acme").stopped);
+}
+
+TEST_F(AManager, AReconcileAfterARebootReportsWhatItMountedAndStarted) {
+    api().create("acme", json::object());
+    m.attached.clear(), m.mounts.clear(), m.units.clear(), m.routes.clear();
+    auto rec = api().reconcile();
+    ASSERT_EQ(rec["actions"].size(), 2u) << rec.dump();
+    EXPECT_NE(rec["actions"][0]["action"].get<std::string>().find("mounted its filesystem"), std::string::npos);
+    EXPECT_EQ(rec["actions"][1]["action"], "started its unit; it was down: its unit is not running (not loaded)");
+    EXPECT_EQ(api().reconcile()["actions"].size(), 0u);
 }

@@ -4,6 +4,7 @@
 #include "model/config.h"
 #include "model/tenant.h"
 #include "model/record.h"
+#include "model/views.h"
 
 using namespace hostd;
 
@@ -148,6 +149,75 @@ TEST(TenantRecord, SurvivesARoundTripThroughToml) {
     EXPECT_DOUBLE_EQ(back.spec.cpu, 0.5);
     EXPECT_EQ(back.password, t.password);
     EXPECT_EQ(back.public_port, 28001);
+    EXPECT_FALSE(back.stopped);
+    t.stopped = true;
+    EXPECT_TRUE(from_toml(to_toml(t), "t").stopped);
+}
+
+TEST(TenantRecord, ARecordWrittenBeforeTheStopIntentWasRecordedIsNotStopped) {
+    EXPECT_FALSE(from_toml("name = \"acme\"\nstate = \"ready\"\n", "old.toml").stopped);
+}
+
+// ---- what a ready tenant does now, in one word ----
+
+namespace {
+TenantRecord ready_record(bool stopped = false, bool read_only = false) {
+    TenantRecord t;
+    t.name = "acme";
+    t.state = TenantState::ready;
+    t.stopped = stopped;
+    t.read_only = read_only;
+    return t;
+}
+LiveStatus unit(const std::string& active, const std::string& sub, const std::string& result = "") {
+    return {.active_state = active, .sub_state = sub, .result = result};
+}
+}  // namespace
+
+TEST(DeriveLive, ARunningUnitIsRunningUnlessPostgresRefusesOrTheGuardHoldsIt) {
+    EXPECT_EQ(derive_live(ready_record(), unit("active", "running"), "", "", std::nullopt).state, "running");
+    EXPECT_EQ(derive_live(ready_record(), unit("active", "running"), "", "", "").state, "running");
+    auto down = derive_live(ready_record(), unit("active", "running"), "", "", "refuses connections");
+    EXPECT_EQ(down.state, "down");
+    EXPECT_EQ(down.reason, "refuses connections");
+    auto ro = derive_live(ready_record(false, true), unit("reloading", "reload"), "", "", "");
+    EXPECT_EQ(ro.state, "read-only");
+    EXPECT_NE(ro.reason.find("hostctl resize"), std::string::npos);
+}
+
+TEST(DeriveLive, StoppedOnPurposeIsStoppedAndNeverDownButAUnitStartedBehindItsBackRuns) {
+    for (auto& u : {unit("inactive", "dead"), unit("failed", "failed", "signal"), unit("", "")})
+        EXPECT_EQ(derive_live(ready_record(true), u, "", "", std::nullopt).state, "stopped") << u.active_state;
+    EXPECT_EQ(derive_live(ready_record(true), unit("deactivating", "stop-sigterm"), "", "", std::nullopt).state, "stopping");
+    auto r = derive_live(ready_record(true), unit("active", "running"), "", "", std::nullopt);
+    EXPECT_EQ(r.state, "running");
+    EXPECT_NE(r.reason.find("started outside hostd"), std::string::npos);
+}
+
+TEST(DeriveLive, ADownTenantSaysWhy) {
+    auto failed = derive_live(ready_record(), LiveStatus{.active_state = "failed", .sub_state = "failed",
+                                                         .result = "signal", .last_exit = "was killed by signal KILL"},
+                              "", "", std::nullopt);
+    EXPECT_EQ(failed.state, "down");
+    EXPECT_EQ(failed.reason, "PostgreSQL was killed by signal KILL (signal)");
+    EXPECT_NE(derive_live(ready_record(), unit("failed", "failed", "start-limit-hit"), "", "", std::nullopt).reason.find("start-limit-hit"),
+              std::string::npos);
+    auto gone = derive_live(ready_record(), unit("", ""), "", "", std::nullopt);
+    EXPECT_EQ(gone.state, "down");
+    EXPECT_NE(gone.reason.find("not loaded"), std::string::npos);
+    // hostd's own reason wins over the unit's (it left it down on purpose: the disk is missing).
+    EXPECT_EQ(derive_live(ready_record(), unit("inactive", "dead"), "disk missing", "", std::nullopt).reason, "disk missing");
+    EXPECT_EQ(derive_live(ready_record(), LiveStatus{.unit_error = "no bus"}, "", "", std::nullopt).state, "unknown");
+}
+
+TEST(DeriveLive, TransitionsAndOtherStatesHaveTheirOwnWord) {
+    EXPECT_EQ(derive_live(ready_record(), unit("activating", "auto-restart", "signal"), "", "", std::nullopt).state, "restarting");
+    EXPECT_EQ(derive_live(ready_record(), unit("activating", "start"), "", "", std::nullopt).state, "starting");
+    EXPECT_EQ(derive_live(ready_record(), unit("deactivating", "stop-sigterm"), "", "", std::nullopt).state, "stopping");
+    EXPECT_EQ(derive_live(ready_record(), unit("active", "running"), "", "restarting", "").state, "restarting");
+    TenantRecord detached = ready_record();
+    detached.state = TenantState::detached;
+    EXPECT_EQ(derive_live(detached, {}, "", "", std::nullopt).state, "detached");
 }
 
 TEST(TenantRecord, ARecordWrittenBeforeTheStableIdWasRecordedReadsWithoutOne) {

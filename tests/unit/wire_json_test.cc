@@ -42,10 +42,13 @@ TenantView sample_view() {
     t.password = "pw";
     t.status = LiveStatus{.active_state = "active", .sub_state = "running", .main_pid = 42, .restarts = 1,
                           .memory_current = 1000, .memory_max = 2000, .tasks_current = 7, .cpu_usage_nsec = 3000,
+                          .result = "signal", .last_exit = "was killed by signal KILL",
                           .disk = storage::DiskStats{.bytes_total = 10, .bytes_used = 4, .bytes_available = 6,
                                                      .inodes_total = 100, .inodes_used = 40, .inodes_available = 60}};
     t.pending_restart = std::vector<std::string>{"max_prepared_transactions"};
     t.problem = "";
+    t.stopped = true;
+    t.live = {.state = "down", .reason = "PostgreSQL was killed (signal)"};
     return t;
 }
 
@@ -154,6 +157,11 @@ TEST(WireRequests, WhatTheClientRendersTheServerParsesBackAlike) {
     }
     EXPECT_EQ(wire::parse_password(wire::render(PasswordRequest{.password = "s3cret-pass"})).password, "s3cret-pass");
     EXPECT_FALSE(wire::parse_password(wire::render(PasswordRequest{})).password);
+    EXPECT_TRUE(wire::parse_resize(wire::render(ResizeRequest{.size = 5ull << 30})).allow_offline);
+    EXPECT_FALSE(wire::parse_resize(wire::render(ResizeRequest{.size = 1, .allow_offline = false})).allow_offline);
+    EXPECT_EQ(error_of([] { wire::parse_resize({{"size", "2G"}, {"allow_offline", "yes"}}); }).field(), "allow_offline");
+    wire::parse_empty(json::object());
+    EXPECT_EQ(error_of([] { wire::parse_empty({{"force", true}}); }).field(), "force");
 }
 
 TEST(WireRequests, ASettingsEditIsCheckedForShapeAndNeverMixedWithAReplacement) {
@@ -201,6 +209,18 @@ TEST(WireReplies, EveryReplyParsesBackToTheSameRendering) {
                                             .ports_detached = 4, .ports_total = 3000});
     EXPECT_EQ(wire::render(wire::parse_host(host)), host);
     EXPECT_EQ(wire::parse_ca(wire::render_ca("PEM")), "PEM");
+}
+
+TEST(WireReplies, ATenantSaysWhatItDoesNowAndWhetherItIsStoppedOnPurpose) {
+    const json j = wire::render(sample_view());
+    EXPECT_EQ(j["live_state"], "down");
+    EXPECT_EQ(j["live_reason"], "PostgreSQL was killed (signal)");
+    EXPECT_EQ(j["stopped"], true);
+    EXPECT_EQ(j["status"]["unit"]["result"], "signal");
+    EXPECT_EQ(j["status"]["unit"]["last_exit"], "was killed by signal KILL");
+    TenantView running;
+    running.live = {.state = "running"};
+    EXPECT_FALSE(wire::render(running).contains("live_reason"));
 }
 
 TEST(WireReplies, ATenantShowsTheStableIdOfItsDiskEvenWhenItHasNone) {

@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -552,7 +553,17 @@ public:
         const CgroupUsage cg = read_cgroup_usage(l.cgroup);
         LiveStatus s;
         try {
-            auto st = units::Systemd::connect().status(l.unit);
+            // One connection kept for these reads (a list asks it of every tenant: a connection
+            // each was most of a list's time), guarded because API threads share it.
+            std::lock_guard g(status_bus_mu_);
+            units::UnitStatus st;
+            try {
+                if (!status_bus_) status_bus_.emplace(units::Systemd::connect());
+                st = status_bus_->status(l.unit);
+            } catch (const Error&) {
+                status_bus_.reset();  // systemd restarted, or the unit vanished: a fresh connection next time
+                throw;
+            }
             s.active_state = st.active_state;
             s.sub_state = st.sub_state;
             s.main_pid = st.main_pid;
@@ -699,6 +710,8 @@ private:
     std::unique_ptr<routes::RouteWriter> route_writer_;
     bool retired_other_ = false;
     std::mutex attach_mu_;
+    std::mutex status_bus_mu_;
+    std::optional<units::Systemd> status_bus_;
 };
 
 }  // namespace

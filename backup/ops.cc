@@ -55,9 +55,7 @@ void make_repository(const std::string& repo_root, const std::string& repo, RunA
     own_dir(repo, 0700, owner);
     if (had && st.st_uid != owner.uid) {
         // A tenant's OS user made again with another uid: its repository follows it.
-        std::error_code ec;
-        for (auto& e : std::filesystem::recursive_directory_iterator(repo, ec))
-            if (::lchown(e.path().c_str(), owner.uid, owner.gid) < 0) throw_errno(errno, "Failed to hand over '" + e.path().string() + "'");
+        chown_tree(repo, owner.uid, owner.gid);
     }
 }
 
@@ -72,6 +70,13 @@ void run_backup(const Stanza& s, const Options& o, BackupType type, RunAs as) {
 Info read_info(const Stanza& s, const Options& o, RunAs as) {
     return parse_info(run(info_argv(s, o), as, "pgBackRest's info for '" + s.name + "'").out, s.name);
 }
+
+// The recovering server runs outside the tenant's unit (as the source's user, in hostd's
+// namespace), and the source's postgresql.auto.conf is the source tenant's to write: every
+// setting that runs a command or loads code is pinned empty on the command line, which outranks it.
+constexpr const char* kNoCommands =
+    " -c shared_preload_libraries='' -c session_preload_libraries='' -c local_preload_libraries=''"
+    " -c archive_cleanup_command='' -c recovery_end_command='' -c archive_library='' -c jit=off";
 
 void restore_branch(const Branch& b, const Options& o) {
     const RunAs as = b.source_user;
@@ -89,7 +94,7 @@ void restore_branch(const Branch& b, const Options& o) {
     const uint16_t port = 5432;
     const ExecResult started = exec({.argv = {pg_ctl, "-D", b.pgdata, "-l", log, "-w", "-t", "120", "-o",
                                               "-c listen_addresses='' -c port=5432 -c unix_socket_directories=" + b.work_dir +
-                                                  " -c archive_mode=off -c ssl=off -c shared_preload_libraries=''",
+                                                  " -c archive_mode=off -c ssl=off" + kNoCommands,
                                               "start"},
                                      .uid = as.uid, .gid = as.gid});
     if (started.exit_code != 0)

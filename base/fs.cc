@@ -127,4 +127,14 @@ bool path_exists(const std::string& path) {
     return ::lstat(path.c_str(), &st) == 0;
 }
 
+void chown_tree(const std::string& path, uid_t uid, gid_t gid) {
+    if (::lchown(path.c_str(), uid, gid) < 0) throw_errno(errno, "Failed to hand '" + path + "' to uid " + std::to_string(uid));
+    std::error_code ec;
+    for (auto it = std::filesystem::recursive_directory_iterator(path, ec); !ec && it != std::filesystem::recursive_directory_iterator();
+         it.increment(ec))
+        if (::lchown(it->path().c_str(), uid, gid) < 0)
+            throw_errno(errno, "Failed to hand '" + it->path().string() + "' to uid " + std::to_string(uid));
+    if (ec) throw Error(Errc::failed, "Failed to walk '" + path + "': " + ec.message());
+}
+
 }  // namespace hostd

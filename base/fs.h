@@ -59,6 +59,10 @@ std::string read_file(const std::string& path);
 // mkdir -p with the given mode for directories it creates.
 void make_dirs(const std::string& path, mode_t mode = 0755);
 
+// Hands path and everything below it to uid:gid: links themselves (lchown), never what they point
+// to, and no link is followed into another directory. Throws naming the first entry it cannot.
+void chown_tree(const std::string& path, uid_t uid, gid_t gid);
+
 // unlink; a missing file is fine. Returns whether something was removed.
 bool remove_file(const std::string& path);
 

@@ -344,9 +344,7 @@ public:
         std::filesystem::remove_all(work, ec);
         // The source's files, written as its user, become the branch's (links themselves, never
         // what they point to).
-        for (auto& e : std::filesystem::recursive_directory_iterator(l.pgdata))
-            if (::lchown(e.path().c_str(), u.uid, u.gid) < 0) throw_errno(errno, "Failed to hand over '" + e.path().string() + "'");
-        if (::lchown(l.pgdata.c_str(), u.uid, u.gid) < 0) throw_errno(errno, "Failed to hand over '" + l.pgdata + "'");
+        chown_tree(l.pgdata, u.uid, u.gid);
         auto spec = cluster_spec(t);
         write_file_atomic(l.pgdata + "/postgresql.conf", pgconf::render_postgresql_conf(spec), 0600, u.uid, u.gid);
         write_file_atomic(l.pgdata + "/pg_hba.conf", pgconf::render_pg_hba(spec), 0600, u.uid, u.gid);

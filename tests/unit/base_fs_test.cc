@@ -124,3 +124,30 @@ TEST(Files, RemovingASymlinkLeavesWhatItPointsAt) {
     EXPECT_EQ(read_file(target), "keep");
     EXPECT_FALSE(remove_file(link));
 }
+
+// A tree handed over with its links, never what they point to.
+TEST(ChownTreeRoot, HandsOverEveryEntryAndNoLinkTarget) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+    char tmpl[] = "/var/tmp/hostd-chown-test.XXXXXX";
+    ASSERT_TRUE(::mkdtemp(tmpl));
+    const std::string dir = tmpl;
+    const std::string outside = dir + "-outside";
+    ASSERT_EQ(::mkdir(outside.c_str(), 0700), 0);
+    ASSERT_EQ(::mkdir((dir + "/sub").c_str(), 0700), 0);
+    hostd::write_file_atomic(dir + "/sub/file", "x", 0600);
+    ASSERT_EQ(::symlink(outside.c_str(), (dir + "/sub/link").c_str()), 0);
+    hostd::chown_tree(dir, 4242, 4243);
+    struct stat st{};
+    for (const std::string p : {dir, dir + "/sub", dir + "/sub/file"}) {
+        ASSERT_EQ(::lstat(p.c_str(), &st), 0);
+        EXPECT_EQ(st.st_uid, 4242u) << p;
+        EXPECT_EQ(st.st_gid, 4243u) << p;
+    }
+    ASSERT_EQ(::lstat((dir + "/sub/link").c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, 4242u) << "the link itself";
+    ASSERT_EQ(::stat(outside.c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, 0u) << "not what it points to";
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+    std::filesystem::remove_all(outside, ec);
+}

@@ -34,17 +34,6 @@ void own_dir(const std::string& path, mode_t mode, RunAs owner) {
         throw_errno(errno, "Failed to hand '" + path + "' to uid " + std::to_string(owner.uid));
 }
 
-std::string log_tail(const std::string& path) {
-    std::string text;
-    try {
-        text = read_file(path);
-    } catch (const Error&) {
-        return "";
-    }
-    size_t from = text.size() > 1500 ? text.size() - 1500 : 0;
-    return text.substr(from);
-}
-
 }  // namespace
 
 void make_repository(const std::string& repo_root, const std::string& repo, RunAs owner) {
@@ -71,53 +60,33 @@ Info read_info(const Stanza& s, const Options& o, RunAs as) {
     return parse_info(run(info_argv(s, o), as, "pgBackRest's info for '" + s.name + "'").out, s.name);
 }
 
-// The recovering server runs outside the tenant's unit (as the source's user, in hostd's
-// namespace), and the source's postgresql.auto.conf is the source tenant's to write: every
-// setting that runs a command or loads code is pinned empty on the command line, which outranks it.
-constexpr const char* kNoCommands =
-    " -c shared_preload_libraries='' -c session_preload_libraries='' -c local_preload_libraries=''"
-    " -c archive_cleanup_command='' -c recovery_end_command='' -c archive_library='' -c jit=off";
-
-void restore_branch(const Branch& b, const Options& o) {
+void restore_branch(const Branch& b, const Options& o, Recovery& run) {
     const RunAs as = b.source_user;
     own_dir(b.work_dir, 0700, as);
     own_dir(b.pgdata, 0700, as);
     Stanza from = b.source;
     from.work_dir = b.work_dir;  // the source's own may be gone (it runs in its socket directory)
-    run(restore_argv(from, o, b.pgdata, b.target), as, "Restoring the backup of '" + b.source.name + "'");
-
-    // The recovering server takes logins on its socket only, from the user it runs as (root
-    // connects too: hostd sets the password below); the branch's own pg_hba comes later.
-    write_file_atomic(b.pgdata + "/pg_hba.conf", "local all all trust\n", 0600, as.uid, as.gid);
-    const std::string log = b.work_dir + "/recovery.log";
-    const std::string pg_ctl = b.bindir + "/pg_ctl";
-    const uint16_t port = 5432;
-    const ExecResult started = exec({.argv = {pg_ctl, "-D", b.pgdata, "-l", log, "-w", "-t", "120", "-o",
-                                              "-c listen_addresses='' -c port=5432 -c unix_socket_directories=" + b.work_dir +
-                                                  " -c archive_mode=off -c ssl=off" + kNoCommands,
-                                              "start"},
-                                     .uid = as.uid, .gid = as.gid});
-    if (started.exit_code != 0)
-        throw Error(Errc::failed, "The recovery of the branch of '" + b.source.name + "' did not start: " + log_tail(log));
-    auto stop = [&](const char* mode) {
-        exec({.argv = {pg_ctl, "-D", b.pgdata, "-m", mode, "-w", "-t", "120", "stop"}, .uid = as.uid, .gid = as.gid});
-    };
+    // The recovering server takes logins on its socket only, from any role without a password
+    // (hostd sets the admin's below); the branch's own pg_hba comes later.
+    const std::string hba = b.work_dir + "/recovery_hba.conf";
+    write_file_atomic(hba, "local all all trust\n", 0600, as.uid, as.gid);
+    run.start(restore_argv(from, o, b.pgdata, b.target), recovery_server_argv(b.bindir, b.pgdata, b.work_dir, hba));
     try {
-        const pgconf::ConnParams p{.host = b.work_dir, .port = port, .user = b.admin_role, .connect_timeout_s = 5,
-                                   .sslmode = "disable", .query_timeout_ms = 30000};
+        const pgconf::ConnParams p{.host = b.work_dir, .port = kRecoveryPort, .user = b.admin_role,
+                                   .connect_timeout_s = 5, .sslmode = "disable", .query_timeout_ms = 30000};
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(b.timeout_s);
         for (;;) {
             std::string in_recovery;
             try {
                 in_recovery = pgconf::query_column(p, "SELECT pg_catalog.pg_is_in_recovery()").at(0);
             } catch (const Error&) {
-                if (!path_exists(b.pgdata + "/postmaster.pid"))
-                    throw Error(Errc::failed, "The recovery of the branch stopped before it opened: " + log_tail(log));
+                if (!run.running())
+                    throw Error(Errc::failed, "The recovery of the branch stopped before it opened: " + run.output());
             }
             if (in_recovery == "f") break;
             if (std::chrono::steady_clock::now() > deadline)
                 throw Error(Errc::unavailable, "The recovery of the branch did not reach its target in " +
-                                                   std::to_string(b.timeout_s) + " s: " + log_tail(log));
+                                                   std::to_string(b.timeout_s) + " s: " + run.output());
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }
         pgconf::set_role_password(p, b.admin_role, b.admin_password);
@@ -126,12 +95,12 @@ void restore_branch(const Branch& b, const Options& o) {
         for (const char* s : {"restore_command", "recovery_target_time", "recovery_target_action", "recovery_target"})
             pgconf::exec_sql(p, std::string("ALTER SYSTEM RESET ") + s);
     } catch (...) {
-        stop("immediate");
+        run.stop();
         throw;
     }
-    stop("fast");
+    run.stop();
     if (path_exists(b.pgdata + "/postmaster.pid"))
-        throw Error(Errc::failed, "The recovered branch did not shut down (log: " + log + ")");
+        throw Error(Errc::failed, "The recovered branch did not shut down: " + run.output());
 }
 
 }  // namespace hostd::backup

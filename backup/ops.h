@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
 #include "backup/pgbackrest.h"
 
@@ -25,6 +26,19 @@ void stanza_create(const Stanza& s, const Options& o, RunAs as);
 void run_backup(const Stanza& s, const Options& o, BackupType type, RunAs as);
 Info read_info(const Stanza& s, const Options& o, RunAs as);
 
+// Where a branch's restore and its recovering server run. hostd's: a unit of their own in the
+// branch's sandbox (never hostd's own context: both read what the source tenant wrote).
+class Recovery {
+public:
+    virtual ~Recovery() = default;
+    // Runs restore to its end, then starts server; returns once the server runs. Throws with
+    // what they printed when either fails.
+    virtual void start(const std::vector<std::string>& restore, const std::vector<std::string>& server) = 0;
+    virtual bool running() = 0;
+    virtual std::string output() = 0;  // the end of what they printed
+    virtual void stop() = 0;           // a fast shutdown of the server, waited for
+};
+
 // A branch's cluster: the source's backup restored into pgdata (empty, on the branch's own
 // disk), then recovered to the target by a PostgreSQL of its own, started as the source's user
 // on a socket in work_dir only (no TCP), promoted, given admin_password for admin_role, and
@@ -39,6 +53,6 @@ struct Branch {
     std::string admin_role, admin_password;
     int timeout_s = 600;  // for the recovery to reach its target
 };
-void restore_branch(const Branch& b, const Options& o);
+void restore_branch(const Branch& b, const Options& o, Recovery& run);
 
 }  // namespace hostd::backup

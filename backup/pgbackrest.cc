@@ -178,6 +178,20 @@ std::vector<std::string> restore_argv(const Stanza& source, const Options& o, co
     return a;
 }
 
+std::vector<std::string> recovery_server_argv(const std::string& bindir, const std::string& pgdata,
+                                              const std::string& socket_dir, const std::string& hba_file) {
+    std::vector<std::string> a = {bindir + "/postgres", "-D", pgdata};
+    for (const std::string& setting : std::vector<std::string>{
+             "listen_addresses=", "port=" + std::to_string(kRecoveryPort), "unix_socket_directories=" + socket_dir,
+          "hba_file=" + hba_file, "archive_mode=off", "ssl=off", "shared_preload_libraries=",
+          "session_preload_libraries=", "local_preload_libraries=", "archive_cleanup_command=",
+          "recovery_end_command=", "archive_library=", "jit=off"}) {
+        a.push_back("-c");
+        a.push_back(setting);
+    }
+    return a;
+}
+
 Info parse_info(std::string_view text, std::string_view stanza) {
     json doc = json::parse(text, nullptr, false);
     if (doc.is_discarded() || !doc.is_array())

@@ -61,6 +61,14 @@ Target parse_target(std::string_view text, const std::string& field);
 std::vector<std::string> restore_argv(const Stanza& source, const Options& o, const std::string& pgdata,
                                       const Target& target);
 
+// The PostgreSQL that replays a restored cluster to its target: logins on a socket in
+// socket_dir only, from hba_file (hostd's, not the backup's), nothing archived. The cluster's
+// postgresql.auto.conf came from the source tenant, so every setting that runs a command or
+// loads code is pinned empty here: the command line outranks it.
+std::vector<std::string> recovery_server_argv(const std::string& bindir, const std::string& pgdata,
+                                              const std::string& socket_dir, const std::string& hba_file);
+inline constexpr uint16_t kRecoveryPort = 5432;  // names the socket in socket_dir
+
 // One backup in the repository.
 struct BackupSet {
     std::string label;

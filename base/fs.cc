@@ -106,6 +106,16 @@ std::string read_file(const std::string& path) {
     return out;
 }
 
+std::string read_tail(const std::string& path, size_t max) {
+    std::string text;
+    try {
+        text = read_file(path);
+    } catch (const Error&) {
+        return "";
+    }
+    return text.size() > max ? text.substr(text.size() - max) : text;
+}
+
 void make_dirs(const std::string& path, mode_t mode) {
     std::string cur;
     for (size_t i = 0; i <= path.size(); i++) {

@@ -56,6 +56,9 @@ void replace_symlink(const std::string& target, const std::string& link);
 // Whole file; throws Errc::not_found if it does not exist, Errc::failed on other errors.
 std::string read_file(const std::string& path);
 
+// The last max bytes of a file ("" when it cannot be read): the end of a log for an error message.
+std::string read_tail(const std::string& path, size_t max = 1500);
+
 // mkdir -p with the given mode for directories it creates.
 void make_dirs(const std::string& path, mode_t mode = 0755);
 

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -28,6 +29,7 @@
 #include "pgconf/settings.h"
 #include "pgconf/tls.h"
 #include "storage/storage.h"
+#include "units/systemd.h"
 #include "units/template.h"
 
 namespace hostd {
@@ -44,6 +46,71 @@ void link_disk(const TenantLayout& l) {
     make_dirs(std::string(layout::kDiskLinks), 0700);
     replace_symlink(*src, l.disk_link);
 }
+
+// A branch's restore and recovering server in a unit written for this one recovery, in the
+// branch's sandbox as the source's user (units::render_recovery_unit). Removed when done; its
+// log is kept if the recovery failed.
+class UnitRecovery final : public backup::Recovery {
+public:
+    UnitRecovery(const Config& cfg, const TenantLayout& branch, const TenantLayout& source, int timeout_s)
+        : cfg_(cfg), branch_(branch), source_(source), timeout_s_(timeout_s) {
+        char nonce[9];
+        std::snprintf(nonce, sizeof nonce, "%08x", static_cast<unsigned>(std::random_device{}()));
+        unit_ = units::recovery_unit_name(branch.name, nonce);
+        file_ = std::string(layout::kRuntimeUnitDir) + "/" + unit_;
+        log_ = std::string(layout::kRecoveryLogs) + "/" + unit_ + ".log";
+    }
+    UnitRecovery(const UnitRecovery&) = delete;
+    UnitRecovery& operator=(const UnitRecovery&) = delete;
+    ~UnitRecovery() override {
+        try {
+            if (started_ && !stopped_) stop();
+        } catch (const Error& e) {
+            log::error("Stopping " + unit_ + ": " + e.what(), branch_.name);
+        }
+        remove_file(file_);
+        try {
+            sd_.reset_failed(unit_);  // a failed unit would stay loaded
+        } catch (const Error&) {
+        }
+        if (ok_) remove_file(log_);
+    }
+
+    void start(const std::vector<std::string>& restore, const std::vector<std::string>& server) override {
+        make_dirs(std::string(layout::kRecoveryLogs), 0700);
+        make_dirs(std::string(layout::kRuntimeUnitDir), 0755);
+        link_disk(branch_);  // the unit mounts the branch's disk through it
+        units::RecoveryUnit r{.user = source_.os_user, .source_repo = source_.backup_repo, .restore = restore,
+                              .server = server, .log = log_, .timeout_s = static_cast<uint64_t>(timeout_s_)};
+        write_file_atomic(file_, units::render_recovery_unit(layout::template_paths(cfg_), r), 0644);
+        started_ = true;
+        try {
+            sd_.start(unit_, std::chrono::seconds(timeout_s_ + 30));
+        } catch (const Error& e) {
+            throw Error(Errc::failed, "Restoring the backup of '" + source_.name + "' failed: " + output() +
+                                          " (unit " + unit_ + ": " + e.what() + ")");
+        }
+    }
+    bool running() override { return sd_.status(unit_).active_state == "active"; }
+    std::string output() override {
+        std::string t = read_tail(log_);
+        while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+        return t.empty() ? "(nothing printed; journalctl -u " + unit_ + ")" : t + " (log: " + log_ + ")";
+    }
+    void stop() override {
+        stopped_ = true;
+        sd_.stop(unit_, std::chrono::seconds(150));
+    }
+    void succeeded() { ok_ = true; }
+
+private:
+    const Config& cfg_;
+    TenantLayout branch_, source_;
+    int timeout_s_;
+    units::Systemd sd_ = units::Systemd::connect();
+    std::string unit_, file_, log_;
+    bool started_ = false, stopped_ = false, ok_ = false;
+};
 
 bool can_bind(int family, uint16_t port) {
     Fd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -336,10 +403,14 @@ public:
                          const backup::Target& target) override {
         const TenantLayout sl = layout_of(cfg_, src.name);
         const std::string work = l.mountpoint + "/.hostd-restore";
-        backup::restore_branch({.source = stanza_of(sl, src.port), .source_user = run_as(src), .pgdata = l.pgdata,
-                                .work_dir = work, .bindir = cfg_.pg_bindir, .target = target,
-                                .admin_role = t.admin_user, .admin_password = t.password},
-                               backup_options(cfg_));
+        const backup::Branch b{.source = stanza_of(sl, src.port), .source_user = run_as(src), .pgdata = l.pgdata,
+                               .work_dir = work, .bindir = cfg_.pg_bindir, .target = target,
+                               .admin_role = t.admin_user, .admin_password = t.password};
+        {
+            UnitRecovery unit(cfg_, l, sl, b.timeout_s);
+            backup::restore_branch(b, backup_options(cfg_), unit);
+            unit.succeeded();
+        }
         std::error_code ec;
         std::filesystem::remove_all(work, ec);
         // The source's files, written as its user, become the branch's (links themselves, never

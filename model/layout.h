@@ -62,6 +62,9 @@ inline constexpr std::string_view kImageSuffix = ".img";
 inline constexpr std::string_view kRuntimeDir = "hostd-tenant";  // below /run
 inline constexpr std::string_view kDiskLinks = "/run/hostd/disk";
 inline constexpr std::string_view kEnvDir = "/run/hostd/env";
+// A branch's recovery unit writes its output here (root's, 0700): kept when the recovery fails.
+inline constexpr std::string_view kRecoveryLogs = "/run/hostd/recovery";
+inline constexpr std::string_view kRuntimeUnitDir = "/run/systemd/system";
 inline constexpr std::string_view kMarkerName = ".hostd-tenant";
 inline constexpr std::string_view kPgdataName = "pgdata";
 inline constexpr std::string_view kControlDir = "/etc/systemd/system.control";

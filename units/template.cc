@@ -110,27 +110,37 @@ void validate(const TemplatePaths& p) {
 
 }  // namespace
 
-// The sandbox every unit of a tenant runs in (PostgreSQL, its backups): its own disk, its own
-// repository, nothing of hostd's or of another tenant's. data_writable: the data directory too.
-static void sandbox(std::ostringstream& o, const TemplatePaths& p, bool data_writable) {
+// What a unit of a tenant may touch beyond reading its own disk.
+struct Access {
+    std::string writable;       // "" none, else a path on its disk it may write
+    std::string repo;           // "" none, else the pgBackRest repository bound in (the only one it sees)
+    bool repo_read_only = false;
+};
+
+// The sandbox every unit of a tenant runs in (PostgreSQL, its backups, a branch's recovery): its
+// own disk, one repository, nothing of hostd's or of another tenant's.
+static void sandbox(std::ostringstream& o, const TemplatePaths& p, const Access& a) {
     const std::string& root = p.mount_root;
-    const std::string data = root + "/%i/" + p.pgdata;
     std::string hidden;
     for (const auto& h : p.hidden) hidden += (hidden.empty() ? "-" : " -") + h;
     std::string image = p.disk_links + "/%i:" + root + "/%i";
     if (!p.mount_options.empty()) image += ":root:" + p.mount_options;
     o << "ProtectSystem=strict\n";
-    if (data_writable) o << "ReadWritePaths=" << data << "\n";
+    if (!a.writable.empty()) o << "ReadWritePaths=" << a.writable << "\n";
     o << "# Only its own disk is visible under " << root << "; hostd's state and config not at all.\n"
       << "# " << p.disk_links << "/<tenant> is hostd's link to the block device it mounted and checked (its\n"
       << "# marker) before starting the unit; the same device mounted twice shares one superblock.\n"
       << "TemporaryFileSystem=" << root << ":ro\n"
       << "MountImages=" << image << "\n";
     if (!hidden.empty()) o << "InaccessiblePaths=" << hidden << "\n";
-    if (!p.backup_repo.empty())
+    if (!a.repo.empty() && !a.repo_read_only)
         o << "# Its own pgBackRest repository, writable (archive-push, backups); no other tenant's.\n"
           << "TemporaryFileSystem=" << p.backup_repo << ":ro\n"
-          << "BindPaths=" << p.backup_repo << "/%i\n";
+          << "BindPaths=" << a.repo << "\n";
+    if (!a.repo.empty() && a.repo_read_only)
+        o << "# The one repository it restores from, read-only; no other.\n"
+          << "TemporaryFileSystem=" << p.backup_repo << ":ro\n"
+          << "BindReadOnlyPaths=" << a.repo << "\n";
     o << "PrivateTmp=yes\n"
          "PrivateDevices=yes\n"
          "ProtectHome=yes\n"
@@ -160,6 +170,9 @@ static void sandbox(std::ostringstream& o, const TemplatePaths& p, bool data_wri
          "SystemCallFilter=~@privileged @resources @obsolete\n"
          "SystemCallErrorNumber=EPERM\n";
 }
+
+// The tenant's own repository as its units see it ("" when backups are off).
+static std::string own_repo(const TemplatePaths& p) { return p.backup_repo.empty() ? "" : p.backup_repo + "/%i"; }
 
 // The command-line settings that hand every WAL segment to pgBackRest; like the port, they
 // outrank ALTER SYSTEM, so a tenant cannot point its archive elsewhere or turn it off.
@@ -234,7 +247,7 @@ std::string render_tenant_template(const TemplatePaths& p) {
          "\n"
          "# Sandbox: a tenant's superuser can run programs as this user (COPY ... TO PROGRAM,\n"
          "# untrusted languages), so the OS is the wall between tenants. What PostgreSQL tolerates:\n";
-    sandbox(o, p, /*data_writable=*/true);
+    sandbox(o, p, {.writable = data, .repo = own_repo(p)});
     o << "RemoveIPC=yes\n"
          "\n"
          "[Install]\n"
@@ -285,7 +298,7 @@ std::string render_backup_service(const TemplatePaths& p, std::string_view type,
       << "# pgBackRest's locks beside the tenant's socket, in its PostgreSQL's runtime directory.\n"
       << "ReadWritePaths=/run/" << p.runtime_dir << "/%i\n"
       << "# The tenant's sandbox, its data read-only:\n";
-    sandbox(o, p, /*data_writable=*/false);
+    sandbox(o, p, {.repo = own_repo(p)});
     return o.str();
 }
 
@@ -306,6 +319,75 @@ std::string render_backup_timer(std::string_view type, const std::string& on_cal
          "# down runs at the next start.\n"
          "RandomizedDelaySec=1h\n"
          "Persistent=yes\n";
+    return o.str();
+}
+
+// One argument of ExecStart=, in double quotes: systemd then takes spaces as part of it, and
+// reads \\ and \" as C escapes, %% as '%' (specifiers) and $$ as '$' (variables).
+static std::string exec_word(const std::string& field, const std::string& arg) {
+    std::string w = "\"";
+    for (char c : arg) {
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) refuse(field, arg, "no control characters");
+        if (c == '\\' || c == '"') w += '\\';
+        if (c == '%' || c == '$') w += c;
+        w += c;
+    }
+    return w + "\"";
+}
+
+static std::string exec_line(const std::string& field, const std::vector<std::string>& argv) {
+    if (argv.empty()) refuse(field, "", "give a command");
+    check_absolute(field, argv[0]);
+    std::string line = argv[0];
+    for (size_t i = 1; i < argv.size(); i++) line += " " + exec_word(field, argv[i]);
+    return line;
+}
+
+std::string recovery_unit_name(std::string_view branch, std::string_view nonce) {
+    return "hostd-recover-" + std::string(nonce) + "@" + std::string(branch) + ".service";
+}
+
+std::string render_recovery_unit(const TemplatePaths& p, const RecoveryUnit& r) {
+    validate(p);
+    if (p.backup_repo.empty()) throw Error(Errc::invalid, "A branch's recovery needs backup_repo", "backup_repo");
+    check_name("user", r.user);
+    check_absolute("source_repo", r.source_repo);
+    if (!inside(r.source_repo, p.backup_repo) || r.source_repo == p.backup_repo)
+        refuse("source_repo", r.source_repo, "it must be a repository inside '" + p.backup_repo + "'");
+    check_absolute("log", r.log);
+    std::ostringstream o;
+    o << "# The recovery of a hostd branch: the source's backup restored onto the branch's disk by\n"
+         "# pgBackRest, then replayed by a PostgreSQL that takes logins on its socket only, until hostd\n"
+         "# has promoted it and stops it. Written by hostd for this one recovery and removed after it.\n"
+         "\n"
+         "[Unit]\n"
+         "Description=hostd recovery of branch %i\n"
+         "Documentation=man:hostd(8)\n"
+         "\n"
+         "[Service]\n"
+         "Type=exec\n"
+         "# The source's user: the repository is its, and so is everything in it that is read here\n"
+         "# (the backup, postgresql.auto.conf): written by a tenant, read with a tenant's rights.\n"
+      << "User=" << r.user << "\n"
+      << "Group=" << r.user << "\n"
+      << "ExecStartPre=" << exec_line("restore", r.restore) << "\n"
+      << "ExecStart=" << exec_line("server", r.server) << "\n"
+      << "# hostd reads what went wrong from here; opened by systemd before the sandbox is set up.\n"
+      << "StandardOutput=append:" << r.log << "\n"
+      << "StandardError=inherit\n"
+         "KillMode=mixed\n"
+         "KillSignal=SIGINT\n"
+      << "TimeoutStartSec=" << r.timeout_s << "\n"
+      << "TimeoutStopSec=120\n"
+         "UMask=0077\n"
+         "# The repository is a local directory: nothing to reach over the network.\n"
+         "PrivateNetwork=yes\n"
+         "# The tenant's sandbox, with its whole (new) disk writable and the source's repository read-only:\n";
+    sandbox(o, p, {.writable = p.mount_root + "/%i", .repo = r.source_repo, .repo_read_only = true});
+    o << "# pgBackRest sets the owner of the recovery settings it writes (its own: without capabilities a\n"
+         "# chown to anyone else fails anyway), and chown is in @privileged.\n"
+         "SystemCallFilter=@chown\n"
+         "RemoveIPC=yes\n";
     return o.str();
 }
 

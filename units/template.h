@@ -46,6 +46,21 @@ std::string backup_unit_name(std::string_view type, std::string_view suffix);
 std::string render_backup_service(const TemplatePaths& p, std::string_view type, const std::vector<std::string>& argv);
 std::string render_backup_timer(std::string_view type, const std::string& on_calendar);
 
+// A branch's recovery (backups on): pgBackRest's restore (ExecStartPre=), then the recovering
+// PostgreSQL (ExecStart=), as the source's OS user in the branch's sandbox: the branch's disk
+// (the instance, %i) writable, the source's repository read-only, no network. Both write to log.
+// The unit is written for one recovery under recovery_unit_name (a nonce: systemd loads a unit
+// it has never seen from disk without a daemon-reload, and never reuses a stale definition).
+struct RecoveryUnit {
+    std::string user;         // the source's OS user
+    std::string source_repo;  // <backup_repo>/<source>
+    std::vector<std::string> restore, server;  // argv; arguments may hold spaces, quotes, '%'
+    std::string log;          // absolute path
+    uint64_t timeout_s = 600; // for the restore and the start of the server
+};
+std::string recovery_unit_name(std::string_view branch, std::string_view nonce);
+std::string render_recovery_unit(const TemplatePaths& p, const RecoveryUnit& r);
+
 // "hostd-postgres@.service": the name the template is installed under.
 std::string tenant_template_name();
 

@@ -3,8 +3,11 @@
 // directory of its own under /var/tmp, on a socket only (no TCP port), and removes it after.
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <pwd.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -89,6 +92,18 @@ TEST(Pgbackrest, RestoreIntoAnotherDataDirectoryToEachKindOfTarget) {
     EXPECT_TRUE(has(label, "--set=20261130-045552F_20261130-050102I"));
     EXPECT_TRUE(has(label, "--type=immediate"));
     EXPECT_TRUE(has(restore_argv(stanza(), Options{}, "/x", parse_target("latest", "t")), "--type=default"));
+}
+
+TEST(Pgbackrest, TheRecoveringServerTakesSocketLoginsOnlyAndRunsNothingOfTheSources) {
+    const auto a = recovery_server_argv("/usr/lib/postgresql/15/bin", "/srv/hostd/br/pgdata", "/srv/hostd/br/.w",
+                                        "/srv/hostd/br/.w/hba");
+    EXPECT_EQ(a.at(0), "/usr/lib/postgresql/15/bin/postgres");
+    for (const char* w : {"listen_addresses=", "unix_socket_directories=/srv/hostd/br/.w", "hba_file=/srv/hostd/br/.w/hba",
+                          "archive_mode=off", "shared_preload_libraries=", "session_preload_libraries=",
+                          "local_preload_libraries=", "archive_library=", "recovery_end_command=", "jit=off"})
+        EXPECT_TRUE(has(a, w)) << w;
+    // Each setting its own "-c" word: nothing for a shell to split.
+    for (size_t i = 3; i < a.size(); i += 2) EXPECT_EQ(a[i], "-c");
 }
 
 TEST(Pgbackrest, TargetsAreLatestALabelOrAnRfc3339Time) {
@@ -187,6 +202,42 @@ public:
     Stanza s;
 };
 
+// restore_branch's programs as plain processes of the test's user (hostd runs them in a unit):
+// the restore to its end, the server in the background until stop().
+struct ProcessRecovery final : Recovery {
+    ProcessRecovery(uid_t u, gid_t g, std::string log) : uid(u), gid(g), log(std::move(log)) {}
+    ~ProcessRecovery() override {
+        if (pid > 0) stop();
+    }
+    void start(const std::vector<std::string>& restore, const std::vector<std::string>& server) override {
+        const ExecResult r = exec({.argv = restore, .uid = uid, .gid = gid});
+        if (r.exit_code != 0) throw Error(Errc::failed, "restore: " + r.err);
+        pid = ::fork();
+        if (pid == 0) {
+            const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+            ::dup2(fd, 1);
+            ::dup2(fd, 2);
+            std::vector<char*> argv;
+            for (const auto& a : server) argv.push_back(const_cast<char*>(a.c_str()));
+            argv.push_back(nullptr);
+            if (::setgid(gid) == 0 && ::setuid(uid) == 0) ::execv(argv[0], argv.data());
+            ::_exit(127);
+        }
+    }
+    bool running() override { return pid > 0 && ::waitpid(pid, nullptr, WNOHANG) == 0; }
+    std::string output() override { return read(log); }
+    void stop() override {
+        if (pid <= 0) return;
+        ::kill(pid, SIGINT);  // fast shutdown
+        ::waitpid(pid, nullptr, 0);
+        pid = -1;
+    }
+    uid_t uid;
+    gid_t gid;
+    std::string log;
+    pid_t pid = -1;
+};
+
 std::string utc_now_rfc3339() {
     using namespace std::chrono;
     const auto now = system_clock::now();
@@ -238,10 +289,11 @@ TEST(PgbackrestRoot, BacksUpAndRestoresToAPointInTime) {
 
     // hostd's branch: restore, recover to the time as the source's user, promote, new password.
     const std::string branch = x.dir + "/branch";
+    ProcessRecovery run(x.uid, x.gid, x.dir + "/recovery.log");
     restore_branch({.source = x.s, .source_user = {x.uid, x.gid}, .pgdata = branch, .work_dir = x.dir + "/work2",
                     .bindir = kBindir, .target = parse_target(between, "time"), .admin_role = "admin",
                     .admin_password = "branch-password-1"},
-                   o);
+                   o, run);
     const std::string auto_conf = read(branch + "/postgresql.auto.conf");
     EXPECT_EQ(auto_conf.find("restore_command"), std::string::npos) << auto_conf;
     EXPECT_FALSE(path_exists(branch + "/postmaster.pid")) << "left stopped";

@@ -185,3 +185,49 @@ TEST(BackupUnits, RunPgBackRestAsTheTenantInItsSandboxWithItsDataReadOnly) {
     EXPECT_NE(timer.find("\nOnCalendar=Mon..Sat *-*-* 01:00:00\n"), std::string::npos);
     EXPECT_THROW(hostd::units::render_backup_timer("incr", "daily\nExecStart=/bin/sh"), hostd::Error);
 }
+
+TEST(RecoveryUnit, RunsAsTheSourceWithItsRepositoryReadOnlyAndTheBranchDiskWritable) {
+    hostd::units::TemplatePaths p;
+    p.backup_repo = "/var/lib/hostd-backup";
+    p.archive_command = "/usr/bin/pgbackrest --stanza=%i archive-push %p";
+    hostd::units::RecoveryUnit r{
+        .user = "_src", .source_repo = "/var/lib/hostd-backup/src",
+        .restore = {"/usr/bin/pgbackrest", "--recovery-option=restore_command=/usr/bin/pgbackrest --stanza=src archive-get %f \"%p\"",
+                    "restore"},
+        .server = {"/usr/lib/postgresql/15/bin/postgres", "-c", "listen_addresses=", "-c", "x=$HOME"},
+        .log = "/run/hostd/recovery/u.log", .timeout_s = 300};
+    EXPECT_EQ(hostd::units::recovery_unit_name("br", "0a1b2c3d"), "hostd-recover-0a1b2c3d@br.service");
+    const std::string unit = hostd::units::render_recovery_unit(p, r);
+    EXPECT_NE(unit.find("\nUser=_src\n"), std::string::npos) << unit;
+    // Quoted: spaces stay inside one argument, systemd gives back '%', '"' and '$' as written.
+    EXPECT_NE(unit.find("\nExecStartPre=/usr/bin/pgbackrest \"--recovery-option=restore_command=/usr/bin/pgbackrest "
+                        "--stanza=src archive-get %%f \\\"%%p\\\"\" \"restore\"\n"),
+              std::string::npos) << unit;
+    EXPECT_NE(unit.find("\nExecStart=/usr/lib/postgresql/15/bin/postgres \"-c\" \"listen_addresses=\" \"-c\" \"x=$$HOME\"\n"),
+              std::string::npos) << unit;
+    EXPECT_NE(unit.find("\nBindReadOnlyPaths=/var/lib/hostd-backup/src\n"), std::string::npos);
+    EXPECT_EQ(unit.find("\nBindPaths="), std::string::npos) << "no repository writable";
+    EXPECT_NE(unit.find("\nTemporaryFileSystem=/var/lib/hostd-backup:ro\n"), std::string::npos);
+    EXPECT_NE(unit.find("\nReadWritePaths=/srv/hostd/%i\n"), std::string::npos);
+    EXPECT_NE(unit.find("\nMountImages=/run/hostd/disk/%i:/srv/hostd/%i:root:nodev,nosuid,noexec,noatime\n"), std::string::npos);
+    EXPECT_NE(unit.find("\nPrivateNetwork=yes\n"), std::string::npos);
+    // After the sandbox's filter: systemd adds it back to the allowed calls.
+    EXPECT_GT(unit.find("\nSystemCallFilter=@chown\n"), unit.find("\nSystemCallFilter=~@privileged"));
+    EXPECT_NE(unit.find("\nStandardOutput=append:/run/hostd/recovery/u.log\n"), std::string::npos);
+
+    auto refused = [&](auto change) {
+        auto q = r;
+        change(q);
+        try {
+            hostd::units::render_recovery_unit(p, q);
+        } catch (const hostd::Error& e) {
+            return e.field();
+        }
+        return std::string("<accepted>");
+    };
+    EXPECT_EQ(refused([](auto& q) { q.source_repo = "/var/lib/hostd-backup"; }), "source_repo");
+    EXPECT_EQ(refused([](auto& q) { q.source_repo = "/var/lib/other/src"; }), "source_repo");
+    EXPECT_EQ(refused([](auto& q) { q.user = "a/b"; }), "user");
+    EXPECT_EQ(refused([](auto& q) { q.server.push_back("x\nExecStartPost=/bin/sh"); }), "server");
+    EXPECT_EQ(refused([](auto& q) { q.restore[0] = "pgbackrest"; }), "restore");
+}

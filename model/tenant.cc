@@ -39,6 +39,8 @@ void validate_name(std::string_view n) {
         if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
             bad("only lower-case letters, digits and '-' are allowed");
     if (n.back() == '-') bad("it must not end with '-'");
+    // A tenant's admin role is named after it, and hostd logs in to every tenant as this role.
+    if (n == pgconf::kMonitorRole) bad("'" + std::string(n) + "' is the role hostd watches every tenant with; pick another name");
 }
 
 namespace {

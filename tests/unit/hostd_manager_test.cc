@@ -314,7 +314,7 @@ TEST_F(AManager, UndoesEveryStepTakenWhenAnyStepFails) {
 }
 
 TEST_F(AManager, RefusesBadNamesBeforeTouchingAnything) {
-    for (std::string bad : std::vector<std::string>{"", "Acme", "1acme", "-acme", "a/b", "..", "a@b", "a b", "a\nb", "a'b", "a\"b", "acme-",
+    for (std::string bad : std::vector<std::string>{"", "Acme", "1acme", "-acme", "a/b", "..", "a@b", "a b", "a\nb", "a'b", "a\"b", "acme-", "hostd",
                             std::string(31, 'a')}) {
         EXPECT_EQ(code_of([&] { api().create(bad, json::object()); }), Errc::invalid) << bad;
     }

@@ -28,9 +28,15 @@ options:
     type: str
     required: true
   state:
-    description: C(present) creates or updates the tenant; C(absent) deletes it.
+    description:
+      - C(present) creates or updates the tenant and leaves it running or stopped as it is (a new one runs);
+        C(absent) deletes it.
+      - C(started) and C(stopped) are C(present) that also starts or stops its PostgreSQL (C(POST .../start),
+        C(.../stop)); hostd keeps a stopped tenant stopped across reconciles and reboots, and unrouted.
+      - C(restarted) is C(present) that restarts it (its sessions are cut), every run, unless the run just
+        created it.
     type: str
-    choices: [present, absent]
+    choices: [present, absent, started, stopped, restarted]
     default: present
   size:
     description: Disk size, e.g. C(2G). Default from hostd.toml on creation. Growing is done online where possible.
@@ -113,6 +119,11 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ acme.url }}"
   when: acme.password is defined
+
+- name: Keep it stopped (the data stays; no route, no memory used)
+  hostd.hostd.tenant:
+    name: acme
+    state: stopped
 
 - name: Delete it and its data
   hostd.hostd.tenant:
@@ -263,11 +274,23 @@ def differences(tenant, want):
     return diff
 
 
+def run_state_action(state, tenant):
+    """The lifecycle call (start, stop, restart) that brings an existing tenant to `state`; None if none."""
+    stopped = bool(tenant.get("stopped"))
+    if state == "started" and stopped:
+        return "start"
+    if state == "stopped" and not stopped:
+        return "stop"
+    if state == "restarted":
+        return "start" if stopped else "restart"
+    return None
+
+
 def view(t):
     """What the diff shows: the managed fields, never the password."""
     if not t:
         return {}
-    keys = ("name", "state", "disk_size", "memory", "cpu", "tasks", "io_weight", "settings", "extensions")
+    keys = ("name", "state", "stopped", "disk_size", "memory", "cpu", "tasks", "io_weight", "settings", "extensions")
     return dict((k, t.get(k)) for k in keys if k in t)
 
 
@@ -275,7 +298,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             name=dict(type="str", required=True),
-            state=dict(type="str", default="present", choices=["present", "absent"]),
+            state=dict(type="str", default="present", choices=["present", "absent", "started", "stopped", "restarted"]),
             size=dict(type="str"),
             memory=dict(type="str"),
             cpu=dict(type="float"),
@@ -343,6 +366,8 @@ def main():
         if p["reuse"]:
             body["reuse"] = True
         result["actions"].append("PUT")
+        if p["state"] == "stopped" and not reusing:
+            result["actions"].append("POST stop")
         result["changed"] = True
         if module.check_mode:
             if module._diff:
@@ -360,6 +385,12 @@ def main():
         t.pop("url", None)
         result["tenant"] = t
         if not reusing:
+            if p["state"] == "stopped":  # a new tenant runs: stop it as asked
+                _, doc = api.call("POST", path + "/stop")
+                t = dict(doc.get("tenant", t))
+                t.pop("password", None)
+                t.pop("url", None)
+                result["tenant"] = t
             if module._diff:
                 result["diff"] = dict(before=before, after=view(t))
             module.exit_json(**result)
@@ -388,6 +419,12 @@ def main():
         result["actions"].append("PATCH " + ",".join(changed_fields))
         if not module.check_mode:
             api.call("PATCH", path, body)
+    verb = run_state_action(p["state"], tenant)
+    if verb:
+        result["actions"].append("POST " + verb)
+        after["stopped"] = verb == "stop"
+        if not module.check_mode:
+            api.call("POST", path + "/" + verb)
     result["changed"] = bool(result["actions"])
     if result["changed"] and not module.check_mode and result["actions"] != ["PUT"]:
         _, doc = api.call("GET", path)

@@ -34,7 +34,10 @@ unit: build
 # not hide the others' results) and prints how long it took.
 E2E_SUITES := run lifecycle isolation disks metrics routes ansible hostile settings backup
 e2e: build
-	@fail=0; for s in $(E2E_SUITES); do \
+	@fail=0; t0=$$(date +%s); echo "# testbed self-test: machines on a network of their own"; \
+	  tests/testbed/selftest-net || { fail=1; echo "# testbed self-test FAILED"; }; \
+	  echo "# testbed self-test took $$(( $$(date +%s) - t0 )) s"; \
+	for s in $(E2E_SUITES); do \
 	  t0=$$(date +%s); echo "# e2e suite $$s"; \
 	  BUILD=$(abspath $(BUILD)) tests/e2e/$$s || { fail=1; echo "# e2e suite $$s FAILED"; }; \
 	  echo "# e2e suite $$s took $$(( $$(date +%s) - t0 )) s"; \

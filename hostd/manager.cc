@@ -119,6 +119,12 @@ Created Manager::create(const std::string& name, const CreateRequest& req_in, co
         check_libraries_installed(cfg_, resolve_extensions(*req.extensions, cfg_));
     }
     Store::OpLock op(store_, name);
+    // A deleted source's backups are held while a branch reads them: a purge of them (or their
+    // expiry, which retries on its next round) waits for the branch (409 meanwhile). A live
+    // source is not held: its own operations go on while it is branched.
+    std::optional<Store::OpLock> source_held;
+    if (req.from && prov_.branch_source(req.from->tenant).state != TenantState::ready)
+        source_held.emplace(store_, req.from->tenant);
     return timed("create", [&] { return prov_.create(name, req, spec, progress); });
 }
 

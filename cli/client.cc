@@ -171,8 +171,10 @@ Reply<Created> Client::create(const std::string& name, const CreateRequest& req,
                           wire::parse_created);
 }
 
-Reply<Deleted> Client::remove(const std::string& name, bool purge) const {
-    return typed<Deleted>(call("DELETE", tenant_path(name) + (purge ? "?purge=true" : "")), wire::parse_deleted);
+Reply<Deleted> Client::remove(const std::string& name, bool purge, bool purge_backups) const {
+    const std::string query = purge ? (purge_backups ? "?purge=true&purge_backups=true" : "?purge=true")
+                                    : (purge_backups ? "?purge_backups=true" : "");
+    return typed<Deleted>(call("DELETE", tenant_path(name) + query), wire::parse_deleted);
 }
 
 Reply<TenantView> Client::get(const std::string& name) const {
@@ -210,6 +212,10 @@ Reply<BackupDone> Client::backup(const std::string& name, const std::string& typ
 
 Reply<BackupList> Client::backups(const std::string& name) const {
     return typed<BackupList>(call("GET", tenant_path(name) + "/backups"), wire::parse_backup_list);
+}
+
+Reply<std::vector<KeptView>> Client::deleted() const {
+    return typed<std::vector<KeptView>>(call("GET", "/v1/deleted"), wire::parse_kept);
 }
 
 Reply<ReconcileReport> Client::reconcile() const {

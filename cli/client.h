@@ -42,7 +42,7 @@ public:
     using StepFn = std::function<void(std::string_view step, long ms)>;
     // PUT with ?progress=1: on_step hears each step as hostd starts it (ms -1) and finishes it.
     Reply<Created> create(const std::string& name, const CreateRequest& req, const StepFn& on_step = {}) const;
-    Reply<Deleted> remove(const std::string& name, bool purge) const;
+    Reply<Deleted> remove(const std::string& name, bool purge, bool purge_backups = false) const;
     Reply<TenantView> get(const std::string& name) const;
     Reply<std::vector<TenantView>> list(bool live) const;
     Reply<Resized> resize(const std::string& name, const ResizeRequest& req) const;
@@ -51,6 +51,8 @@ public:
     Reply<TenantView> set_password(const std::string& name, const PasswordRequest& req) const;
     Reply<BackupDone> backup(const std::string& name, const std::string& type) const;
     Reply<BackupList> backups(const std::string& name) const;
+    // GET /v1/deleted: deleted tenants whose backups are kept.
+    Reply<std::vector<KeptView>> deleted() const;
     // POST /v1/tenants/NAME/start|stop|restart: the tenant as GET shows it afterwards.
     Reply<TenantView> start(const std::string& name) const { return lifecycle(name, "start"); }
     Reply<TenantView> stop(const std::string& name) const { return lifecycle(name, "stop"); }

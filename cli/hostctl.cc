@@ -347,11 +347,29 @@ int main(int argc, char** argv) {
         std::cout << "Backup " << b.label << " (" << b.type << ") of '" << name << "' done in " << r.value->ms << " ms: "
                   << hostd::format_size(b.size) << ", " << hostd::format_size(b.repo_delta) << " added to the repository.\n";
     });
-    auto* backups = app.add_subcommand("backups", "List a tenant's backups and the window it can be restored to");
+    auto* backups = app.add_subcommand("backups", "List a tenant's backups and the window it can be restored to; without a "
+                                                  "name, the deleted tenants whose backups are kept");
     backups->footer("Example: hostctl backups acme\n"
-                    "Branch from them: hostctl create acme-pr42 --from acme --time 2026-11-30T04:56:04Z");
-    backups->add_option("name", name, "Tenant name")->required();
+                    "Branch from them: hostctl create acme-pr42 --from acme --time 2026-11-30T04:56:04Z\n"
+                    "A tenant deleted with --purge keeps its backups for backup.deleted_retention days (hostd.toml);\n"
+                    "hostctl backups lists those tenants, hostctl delete NAME --purge --purge-backups removes them.");
+    backups->add_option("name", name, "Tenant name (a deleted one's too)");
     backups->callback([&] {
+        if (name.empty()) {
+            auto d = hostd::Client(ctx.socket).deleted();
+            if (!finish(ctx, d, code)) return;
+            if (ctx.json_out) {
+                print_json(hostd::wire::render(*d.value));
+                return;
+            }
+            if (d.value->empty()) {
+                std::cout << "No deleted tenant's backups are kept.\n";
+                return;
+            }
+            std::cout << "Deleted tenants whose backups are kept (hostctl create NEW --from NAME branches from them):\n";
+            print_table(hostd::kept_rows(*d.value));
+            return;
+        }
         auto r = hostd::Client(ctx.socket).backups(name);
         if (!finish(ctx, r, code)) return;
         if (ctx.json_out) {
@@ -359,6 +377,11 @@ int main(int argc, char** argv) {
             return;
         }
         const auto& b = *r.value;
+        if (b.deleted == "purged")
+            std::cout << "Tenant '" << name << "' is deleted (its disk destroyed at " << b.deleted_at << "); its backups are kept "
+                      << (b.kept_until.empty() ? "until purged" : "until " + b.kept_until) << ".\n\n";
+        else if (b.deleted == "detached")
+            std::cout << "Tenant '" << name << "' is deleted (its data kept, for create --reuse); its backups stay with it.\n\n";
         print_table(hostd::backup_rows(b));
         std::cout << "\nRecoverable: " << (b.recoverable_from.empty() ? "nothing yet (no backup)" : "from " + b.recoverable_from +
                                               " to the newest archived WAL (" + b.wal_max + ")")
@@ -548,9 +571,12 @@ int main(int argc, char** argv) {
     // delete
     auto* del = app.add_subcommand("delete", "Delete a tenant; its data is kept unless --purge");
     del->footer("Example: hostctl delete acme --purge --yes");
-    bool purge = false, yes = false;
+    bool purge = false, yes = false, purge_backups = false;
     del->add_option("name", name, "Tenant name")->required();
-    del->add_flag("--purge", purge, "Also destroy the tenant's data (cannot be undone)");
+    del->add_flag("--purge", purge, "Also destroy the tenant's data (cannot be undone); its backups are kept for "
+                                    "backup.deleted_retention days, for branches");
+    del->add_flag("--purge-backups", purge_backups, "With --purge: destroy its backups too (also those of a tenant deleted "
+                                                    "earlier)")->needs("--purge");
     del->add_flag("-y,--yes", yes, "Do not ask for confirmation of --purge");
     del->callback([&] {
         if (purge && !yes) {
@@ -568,9 +594,15 @@ int main(int argc, char** argv) {
                 return;
             }
         }
-        auto r = hostd::Client(ctx.socket).remove(name, purge);
+        auto r = hostd::Client(ctx.socket).remove(name, purge, purge_backups);
         if (!finish(ctx, r, code)) return;
-        if (ctx.json_out) print_json(hostd::wire::render(*r.value));
+        const auto& d = *r.value;
+        if (ctx.json_out) print_json(hostd::wire::render(d));
+        else if (purge && d.backups == "kept")
+            std::cout << "Tenant '" << name << "' deleted; its data is destroyed. Its backups are kept "
+                      << (d.kept_until.empty() ? "until purged" : "until " + d.kept_until) << " (hostctl create NEW --from "
+                      << name << " branches from them; hostctl delete " << name << " --purge --purge-backups removes them).\n";
+        else if (purge && d.backups == "purged") std::cout << "Tenant '" << name << "' deleted; its data and backups are destroyed.\n";
         else if (purge) std::cout << "Tenant '" << name << "' deleted; its data is destroyed.\n";
         else std::cout << "Tenant '" << name << "' deleted; its data is kept (hostctl create " << name << " --reuse brings it back).\n";
     });

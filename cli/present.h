@@ -23,6 +23,8 @@ std::vector<std::vector<std::string>> tenant_rows(const std::vector<TenantView>&
 std::vector<std::vector<std::string>> tenant_details(const TenantView& t);
 // A tenant's backups: a row each (label, type, finished, size, in the repository), oldest first.
 std::vector<std::vector<std::string>> backup_rows(const BackupList& b);
+// Deleted tenants whose backups are kept: NAME DELETED KEPT-UNTIL DISK MEMORY OWNER REPOSITORY.
+std::vector<std::vector<std::string>> kept_rows(const std::vector<KeptView>& kept);
 
 // Setting overrides on one line: "work_mem=64MB, max_prepared_transactions=5", or "none".
 std::string settings_line(const Settings& settings);

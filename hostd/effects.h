@@ -117,6 +117,11 @@ public:
     // OS user), then handed to u with hostd's files for t and t's admin password.
     virtual void restore_cluster(const TenantRecord& src, const TenantRecord& t, const TenantLayout& l,
                                  const units::OsUser& u, const backup::Target& target) = 0;
+    // A repository directory (a tenant's <backup.repo>/<name>, or a deleted one's kept one):
+    // whether it is there, handed (with all it holds) to u, removed with all it holds.
+    virtual bool has_repository(const std::string& repo) = 0;
+    virtual void hand_repository(const std::string& repo, const units::OsUser& u) = 0;
+    virtual void remove_repository(const std::string& repo) = 0;
 
     // Unit: its environment (the port PostgreSQL must listen on, given on its command line),
     // limits, start and wait for the job; stop also forgets failure and drop-ins.

@@ -424,6 +424,17 @@ public:
         pgconf::sync_filesystem(l.pgdata);
     }
 
+    bool has_repository(const std::string& repo) override { return !repo.empty() && path_exists(repo); }
+    void hand_repository(const std::string& repo, const units::OsUser& u) override {
+        backup::make_repository(cfg_.backup_repo, repo, {u.uid, u.gid});
+    }
+    void remove_repository(const std::string& repo) override {
+        // Links are removed, never followed; no process of its owner runs (its unit is stopped).
+        std::error_code ec;
+        std::filesystem::remove_all(repo, ec);
+        if (ec) throw Error(Errc::failed, "Failed to remove the repository '" + repo + "': " + ec.message());
+    }
+
     void start_unit(const TenantLayout& l, uint16_t port, const units::Limits& limits) override {
         link_disk(l);
         if (!l.backup_repo.empty()) {

@@ -32,6 +32,7 @@ struct Request {
     bool too_large = false;          // the body went past ApiServer::max_body: the rest is dropped
     std::string method, path, body;
     bool purge = false;
+    bool purge_backups = false;      // DELETE ?purge=1&purge_backups=1
     bool allowed = false;
     bool live = false;               // GET /v1/tenants?live=1
     bool progress = false;           // PUT ?progress=1: stream each step as NDJSON
@@ -102,7 +103,11 @@ const std::vector<Route>& route_table() {
              return Reply{200, wire::render(m.set_limits(n, wire::parse_limits(wire::parse_body(r.body))))};
          }},
         {"DELETE", "/v1/tenants/",
-         [](Manager& m, const Request& r, const std::string& n) { return Reply{200, wire::render(m.remove(n, r.purge))}; }},
+         [](Manager& m, const Request& r, const std::string& n) {
+             return Reply{200, wire::render(m.remove(n, r.purge, r.purge_backups))};
+         }},
+        // Deleted tenants whose backups are kept (branches can be made from them).
+        {"GET", "/v1/deleted", [](Manager& m, const Request&, const std::string&) { return Reply{200, wire::render(m.deleted())}; }},
         {"GET", "/v1/ca", [](Manager& m, const Request&, const std::string&) { return Reply{200, wire::render_ca(m.ca_certificate())}; }},
         {"GET", "/v1/host", [](Manager& m, const Request&, const std::string&) { return Reply{200, wire::render(m.host())}; }},
         {"POST", "/v1/reconcile", [](Manager& m, const Request&, const std::string&) { return Reply{200, wire::render(m.reconcile())}; }},
@@ -260,6 +265,7 @@ struct ApiServer::Impl {
             req->path = url ? url : "";
             req->allowed = self->metrics_only || peer_allowed(c, self->allowed_gid);
             req->purge = flag(c, "purge");
+            req->purge_backups = flag(c, "purge_backups");
             req->live = flag(c, "live");
             req->progress = flag(c, "progress");
             return MHD_YES;

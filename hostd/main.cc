@@ -229,6 +229,14 @@ int main(int argc, char** argv) {
                     log::warning(std::string("Port watch: ") + e.what());
                 }
             });
+        // Deleted tenants' kept backups past backup.deleted_retention (also at start and on each reconcile).
+        Ticker expire_kept(std::chrono::hours(1), [&] {
+            try {
+                manager.expire_kept();
+            } catch (const std::exception& e) {
+                log::warning(std::string("Expiring kept backups: ") + e.what());
+            }
+        });
         sd_notify(0, "READY=1\nSTATUS=Serving the API");
         log::info("hostd " HOSTD_VERSION " ready");
 

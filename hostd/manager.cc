@@ -100,7 +100,7 @@ Created Manager::create(const std::string& name, const CreateRequest& req_in, co
         backup::parse_target(req.from->target, "from.time");
         if (req.from->tenant == name) throw Error(Errc::invalid, "A tenant cannot be a branch of itself", "from.tenant");
         // What the request leaves out comes from the source: its data needs its disk.
-        const TenantRecord src = store_.get(req.from->tenant);
+        const TenantRecord src = prov_.branch_source(req.from->tenant);  // a deleted tenant's kept backups too
         if (!req.disk_size) req.disk_size = src.spec.disk_size;
         if (!req.filesystem) req.filesystem = src.spec.filesystem;
         if (!req.memory) req.memory = src.spec.memory;
@@ -119,14 +119,49 @@ Created Manager::create(const std::string& name, const CreateRequest& req_in, co
         check_libraries_installed(cfg_, resolve_extensions(*req.extensions, cfg_));
     }
     Store::OpLock op(store_, name);
+    // A deleted source's backups are held while a branch reads them: a purge of them (or their
+    // expiry, which retries on its next round) waits for the branch (409 meanwhile). A live
+    // source is not held: its own operations go on while it is branched.
+    std::optional<Store::OpLock> source_held;
+    if (req.from && prov_.branch_source(req.from->tenant).state != TenantState::ready)
+        source_held.emplace(store_, req.from->tenant);
     return timed("create", [&] { return prov_.create(name, req, spec, progress); });
 }
 
-Deleted Manager::remove(const std::string& name, bool purge) {
+Deleted Manager::remove(const std::string& name, bool purge, bool purge_backups) {
     validate_name(name);
+    if (purge_backups && !purge)
+        throw Error(Errc::invalid, "purge_backups goes with purge: the backups of a tenant whose data is kept stay with it",
+                    "purge_backups");
     Store::OpLock op(store_, name);
-    store_.get(name);  // an unknown tenant is not a failed delete
-    return timed("delete", [&] { return prov_.remove(name, purge); });
+    if (!store_.kept(name)) store_.get(name);  // an unknown tenant is not a failed delete
+    return timed("delete", [&] { return prov_.remove(name, purge, purge_backups); });
+}
+
+std::vector<KeptView> Manager::deleted() const {
+    std::vector<KeptView> out;
+    for (const auto& [name, k] : store_.kept_all())
+        out.push_back({.name = name, .deleted_at = k.deleted_at,
+                       .kept_until = format_rfc3339(kept_until(k, cfg_.backup_deleted_retention)),
+                       .repository = k.repository, .uid = k.uid, .gid = k.gid, .os_user = k.tenant.os_user,
+                       .admin_user = k.tenant.admin_user, .filesystem = k.tenant.spec.filesystem,
+                       .disk_size = k.tenant.spec.disk_size, .memory = k.tenant.spec.memory});
+    std::stable_sort(out.begin(), out.end(), [](const KeptView& a, const KeptView& b) { return a.deleted_at < b.deleted_at; });
+    return out;
+}
+
+void Manager::expire_kept() {
+    for (const auto& name : expired_stanzas(store_.kept_all(), std::time(nullptr), cfg_.backup_deleted_retention)) {
+        try {
+            Store::OpLock op(store_, name);
+            prov_.purge_kept(name, "backup.deleted_retention of " + std::to_string(cfg_.backup_deleted_retention) +
+                                       " day(s) passed");
+        } catch (const Error& e) {
+            log::error(std::string("Failed to remove the expired backups of a deleted tenant: ") + e.what() +
+                           "; retried on the next round",
+                       name);
+        }
+    }
 }
 
 Resized Manager::resize(const std::string& name, const ResizeRequest& req) {
@@ -204,10 +239,30 @@ BackupDone Manager::backup(const std::string& name, const std::string& type) {
 }
 
 BackupList Manager::backups(const std::string& name) {
-    TenantRecord t = backed_up(name);
-    const backup::Info info = fx_->backup_info(t, layout_of(cfg_, name));
+    validate_name(name);
+    // A deleted tenant's kept backups: read as their owner (kept with them), from where they are.
+    std::optional<TenantRecord> gone;
+    std::string deleted, deleted_at, until;
+    TenantLayout l = layout_of(cfg_, name);
+    if (auto k = store_.kept(name)) {
+        gone = k->tenant;
+        deleted = "purged";
+        deleted_at = k->deleted_at;
+        until = format_rfc3339(kept_until(*k, cfg_.backup_deleted_retention));
+        l.backup_repo = k->repository;
+    } else if (!cfg_.backup_repo.empty()) {
+        const TenantRecord r = store_.get(name);
+        if (r.state == TenantState::detached) {
+            if (!fx_->has_repository(l.backup_repo))
+                throw Error(Errc::not_found, "Tenant '" + name + "' is deleted (data kept) and has no backups");
+            gone = r;
+            deleted = "detached";
+        }
+    }
+    TenantRecord t = gone ? *gone : backed_up(name);
+    const backup::Info info = fx_->backup_info(t, l);
     BackupList out{.tenant = name, .wal_min = info.wal_min, .wal_max = info.wal_max, .running = info.backup_running,
-                   .status = info.status_message};
+                   .status = info.status_message, .deleted = deleted, .deleted_at = deleted_at, .kept_until = until};
     for (const auto& b : info.backups) out.backups.push_back(view_of(b));
     if (!info.backups.empty()) out.recoverable_from = rfc3339(info.backups.front().stop);
     return out;
@@ -242,6 +297,7 @@ TenantView Manager::restart(const std::string& name) {
 
 ReconcileReport Manager::reconcile() {
     auto r = reconciler_.run();
+    expire_kept();
     std::lock_guard g(stats_mu_);
     stats_.reconcile_runs++;
     return r;

@@ -36,7 +36,9 @@ public:
     void start();
 
     Created create(const std::string& name, const CreateRequest& req, const Progress& progress = {});
-    Deleted remove(const std::string& name, bool purge);
+    // purge_backups (with purge): the backups go too; a name with only kept backups left
+    // (model/kept.h) takes purge with purge_backups to remove them.
+    Deleted remove(const std::string& name, bool purge, bool purge_backups = false);
     Resized resize(const std::string& name, const ResizeRequest& req);
     // memory, cpu, tasks, io_weight changed on the running unit without a restart; the reply
     // lists PostgreSQL settings that wait for a restart.
@@ -47,7 +49,12 @@ public:
     // pgBackRest (backup.repo set): a backup now (type full, diff or incr: incr becomes full
     // when none exists), and the backups with what they can restore.
     BackupDone backup(const std::string& name, const std::string& type);
-    BackupList backups(const std::string& name);
+    BackupList backups(const std::string& name);  // also a detached or purged tenant's kept ones
+    // Deleted tenants whose backups are kept, oldest deletion first.
+    std::vector<KeptView> deleted() const;
+    // Kept backups whose backup.deleted_retention has passed are removed, with their OS user
+    // (logged); at start, on each reconcile and on hostd's hourly tick.
+    void expire_kept();
     // Lifecycle (Provisioner::stop/start/restart); each returns the tenant as GET shows it.
     TenantView stop(const std::string& name);
     TenantView start(const std::string& name);

@@ -86,8 +86,10 @@ void Provisioner::publish_routes(bool force_reload) {
 
 TenantRecord Provisioner::reserve(const std::string& name, const CreateRequest& req, const TenantSpec& spec,
                                   std::optional<TenantRecord>& kept) {
-    return store_.locked([&](auto& records) {
+    return store_.locked_with_kept([&](auto& records, const auto& kept_backups) {
         TenantRecord t;
+        // A deleted tenant's kept backups hold its name (stanza, repository, OS user).
+        check_name_not_kept(name, kept_backups, cfg_.backup_deleted_retention);
         auto it = records.find(name);
         if (it != records.end()) {
             if (it->second.state != TenantState::detached) throw Error(Errc::conflict, "Tenant '" + name + "' already exists");
@@ -100,8 +102,19 @@ TenantRecord Provisioner::reserve(const std::string& name, const CreateRequest& 
         }
         // Before anything is made: a tenant whose OS user name is taken cannot be made (and its
         // undo must not remove a user that is not hostd's).
-        const std::string os_user = layout_of(cfg_, name).os_user;
-        if (auto u = fx_.find_user(os_user))
+        const TenantLayout nl = layout_of(cfg_, name);
+        const std::string os_user = nl.os_user;
+        // A repository no record accounts for (left by a tenant deleted before hostd kept their
+        // records, or by hand) is never handed to a new tenant of the same name.
+        if (!kept && fx_.has_repository(nl.backup_repo))
+            throw Error(Errc::conflict, "A backup repository of an earlier tenant '" + name + "' is at " + nl.backup_repo +
+                                            " and no record of hostd accounts for it; hostd does not hand it to a new "
+                                            "tenant: move it away or remove it, or pick another name",
+                        "name");
+        auto u = fx_.find_user(os_user);
+        // A detached tenant's OS user is kept with its backups (they are that uid's): a reuse takes it back.
+        if (u && kept && u->hostd && fx_.has_repository(nl.backup_repo)) u.reset();
+        if (u)
             throw Error(Errc::conflict,
                         u->hostd ? "OS user '" + os_user + "' is left over from an earlier tenant '" + name +
                                        "'; run hostctl reconcile (it removes what no tenant owns), then create again"
@@ -125,9 +138,14 @@ TenantRecord Provisioner::reserve(const std::string& name, const CreateRequest& 
             if (req.from) {
                 // A branch keeps the source's roles: hostd's admin is the source's, with a password of its own.
                 auto src = records.find(req.from->tenant);
-                if (src == records.end() || src->second.state != TenantState::ready)
-                    throw Error(Errc::not_found, "No tenant '" + req.from->tenant + "' to branch from", "from.tenant");
-                t.admin_user = src->second.admin_user;
+                if (src != records.end() &&
+                    (src->second.state == TenantState::ready || src->second.state == TenantState::detached))
+                    t.admin_user = src->second.admin_user;
+                else if (auto k = kept_backups.find(req.from->tenant); k != kept_backups.end())
+                    t.admin_user = k->second.tenant.admin_user;  // a deleted tenant's kept backups
+                else
+                    throw Error(Errc::not_found, "No tenant '" + req.from->tenant + "' to branch from (nor kept backups of "
+                                                 "a deleted one: hostctl backups lists those)", "from.tenant");
             }
             t.password = pgconf::random_password();
             t.created_at = now_rfc3339();
@@ -205,13 +223,18 @@ Created Provisioner::create(const std::string& name, const CreateRequest& req, c
         });
         units::OsUser user;
         step("user", [&] {
-            user = fx_.create_user(t.os_user, l.mountpoint);
+            auto had = kept ? fx_.find_user(t.os_user) : std::nullopt;
+            if (had && had->hostd) {
+                user = *had;  // kept with the detached tenant's backups; stays with them on a rollback
+            } else {
+                user = fx_.create_user(t.os_user, l.mountpoint);
+                rb.add("user", [&] { remove_own_user(t.os_user); });
+            }
             t.uid = user.uid;
-            rb.add("user", [&] { remove_own_user(t.os_user); });
         });
         if (req.from) {
             step("restore", [&] {
-                const TenantRecord src = store_.get(req.from->tenant);
+                const TenantRecord src = branch_source(req.from->tenant);
                 fx_.restore_cluster(src, t, l, user, backup::parse_target(req.from->target, "from.target"));
             });
         } else {
@@ -221,6 +244,9 @@ Created Provisioner::create(const std::string& name, const CreateRequest& req, c
             });
         }
         step("start", [&] {
+            // The repository the unit makes at its start is this create's (reserve refused one
+            // that was there): a rollback takes it.
+            if (!kept && !l.backup_repo.empty()) rb.add("repository", [&] { fx_.remove_repository(l.backup_repo); });
             rb.add("unit", [&] { fx_.stop_unit(l); });
             fx_.start_unit(l, t.port, limits_of(t.spec));
         });
@@ -276,14 +302,69 @@ void Provisioner::teardown(TenantRecord& t, bool purge) {
     step("stop", [&] { fx_.stop_unit(l); });
     step("unmount", [&] { fx_.unmount(l); });
     step("release", [&] { disk.release(t); });
-    step("user", [&] { remove_own_user(t.os_user); });
+    // The backups: kept (and their owner's uid with them) unless purged; a create rolled back
+    // leaves none. The repository goes before its owner, so its uid is never free while it is there.
+    const StanzaFate fate = stanza_fate(!l.backup_repo.empty(), fx_.has_repository(l.backup_repo), purge,
+                                        t.purge_backups || t.state == TenantState::creating);
+    if (fate.remove_repo) step("backups", [&] { fx_.remove_repository(l.backup_repo); });
+    step("user", [&] {
+        if (!fate.keep_user) return remove_own_user(t.os_user);
+        auto u = fx_.find_user(t.os_user);
+        if (u && u->hostd) return;
+        if (u) throw Error(Errc::refused, "OS user '" + t.os_user + "' exists but was not made by hostd, and the backups at " +
+                                              l.backup_repo + " must stay with a user of their own; remove or rename it, then retry");
+        // Its user went earlier (a delete before hostd kept them): one of its own holds the backups again.
+        const units::OsUser made = fx_.create_user(t.os_user, l.mountpoint);
+        fx_.hand_repository(l.backup_repo, made);
+        t.uid = made.uid;
+        log::info("OS user " + t.os_user + " made again (uid " + std::to_string(made.uid) + ") to own the kept backups", t.name);
+    });
     if (purge) step("purge", [&] { disk.destroy(t); });
+}
+
+void Provisioner::finish_purge(TenantRecord& t) {
+    const TenantLayout l = layout_of(cfg_, t.name);
+    const StanzaFate fate = stanza_fate(!l.backup_repo.empty(), fx_.has_repository(l.backup_repo), true, t.purge_backups);
+    if (fate.record) {
+        auto u = fx_.find_user(t.os_user);
+        if (!u) throw Error(Errc::failed, "The OS user '" + t.os_user + "' that owns the kept backups is gone; run hostctl reconcile");
+        t.uid = u->uid;
+        const KeptStanza k = kept_of(t, now_rfc3339(), l.backup_repo, u->gid);
+        store_.save_kept(k);  // before the record goes: the name is never free of both
+        const std::time_t until = kept_until(k, cfg_.backup_deleted_retention);
+        log::info("Backups kept at " + l.backup_repo + " (owner " + t.os_user + ", uid " + std::to_string(k.uid) + ") " +
+                      (until ? "until " + format_rfc3339(until) : std::string("until purged")) + ", for branches",
+                  t.name);
+    }
+    store_.forget(t.name);
+}
+
+void Provisioner::purge_kept(const std::string& name, const std::string& why) {
+    auto k = store_.kept(name);
+    if (!k) return;
+    if (fx_.has_repository(k->repository)) fx_.remove_repository(k->repository);
+    // Its owner only: a user of that name with another uid is not the one recorded.
+    if (auto u = fx_.find_user(k->tenant.os_user); u && u->uid == k->uid) remove_own_user(k->tenant.os_user);
+    store_.forget_kept(name);
+    log::info("Kept backups removed (" + why + "); uid " + std::to_string(k->uid) + " is free again", name);
+}
+
+TenantRecord Provisioner::branch_source(const std::string& name) const {
+    auto rec = store_.locked([&](auto& records) -> std::optional<TenantRecord> {
+        auto it = records.find(name);
+        if (it == records.end()) return std::nullopt;
+        return it->second;
+    });
+    if (rec && (rec->state == TenantState::ready || rec->state == TenantState::detached)) return *rec;
+    if (auto k = store_.kept(name)) return k->tenant;
+    throw Error(Errc::not_found, "No tenant '" + name + "' to branch from (nor kept backups of a deleted one: hostctl backups lists those)",
+                "from.tenant");
 }
 
 void Provisioner::finish_detach(TenantRecord& t) {
     t.state = TenantState::detached;
     t.step.clear();
-    t.reuse = t.purge = false;
+    t.reuse = t.purge = t.purge_backups = false;
     t.stopped = false;
     t.device = disks_.of(t.spec).kept_device(t);
     store_.save(t);
@@ -300,12 +381,28 @@ void Provisioner::remove_own_user(const std::string& os_user) {
     fx_.delete_user(os_user);
 }
 
-Deleted Provisioner::remove(const std::string& name, bool purge) {
+Deleted Provisioner::remove(const std::string& name, bool purge, bool purge_backups) {
+    if (purge_backups && !purge)
+        throw Error(Errc::invalid, "purge_backups goes with purge: the backups of a tenant whose data is kept stay with it",
+                    "purge_backups");
+    if (auto k = store_.kept(name)) {
+        // Deleted already; only its backups are left.
+        if (!purge_backups) {
+            const std::time_t until = kept_until(*k, cfg_.backup_deleted_retention);
+            return {.name = name, .state = "deleted", .purged = true, .backups = "kept",
+                    .kept_until = format_rfc3339(until)};
+        }
+        purge_kept(name, "purged on request");
+        return {.name = name, .state = "deleted", .purged = true, .backups = "purged"};
+    }
     TenantRecord t = store_.get(name);
-    if (t.state == TenantState::detached && !purge) return {.name = name, .state = "detached", .purged = false};
-    log::info(std::string("Deleting tenant") + (purge ? " and its data" : " (data kept)"), name);
+    if (t.state == TenantState::detached && !purge)
+        return {.name = name, .state = "detached", .purged = false,
+                .backups = fx_.has_repository(layout_of(cfg_, name).backup_repo) ? "kept" : ""};
+    log::info(std::string("Deleting tenant") + (purge ? (purge_backups ? " with its data and backups" : " and its data") : " (data kept)"), name);
     t.state = TenantState::deleting;
     t.purge = purge;
+    t.purge_backups = purge && purge_backups;
     try {
         teardown(t, purge);
     } catch (const Error& e) {
@@ -313,14 +410,22 @@ Deleted Provisioner::remove(const std::string& name, bool purge) {
         throw Error(e.code(), "Failed to delete tenant '" + name + "' at step '" + t.step + "': " + e.what() +
                                   "; the delete can be retried");
     }
+    const bool had_backups = fx_.has_repository(layout_of(cfg_, name).backup_repo);
     if (purge) {
-        store_.forget(name);
+        finish_purge(t);
         log::info("Tenant deleted and its data destroyed", name);
-        return {.name = name, .state = "deleted", .purged = true};
+        Deleted d{.name = name, .state = "deleted", .purged = true};
+        if (auto k = store_.kept(name)) {
+            d.backups = "kept";
+            d.kept_until = format_rfc3339(kept_until(*k, cfg_.backup_deleted_retention));
+        } else if (purge_backups) {
+            d.backups = "purged";
+        }
+        return d;
     }
     finish_detach(t);
     log::info("Tenant deleted; its data is kept for a create with reuse", name);
-    return {.name = name, .state = "detached", .purged = false};
+    return {.name = name, .state = "detached", .purged = false, .backups = had_backups ? "kept" : ""};
 }
 
 Resized Provisioner::resize(const std::string& name, const ResizeRequest& req) {

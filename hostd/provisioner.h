@@ -39,7 +39,10 @@ public:
     Created create(const std::string& name, const CreateRequest& req, const TenantSpec& spec, const Progress& progress);
     // Route, unit, mount, disk, user; purge also destroys the data. The record says detached
     // (data kept) or is gone (purged).
-    Deleted remove(const std::string& name, bool purge);
+    // purge_backups (with purge): the tenant's backups go too; without, a purged tenant's
+    // backups and its OS user (their owner) are kept (model/kept.h) for branches until
+    // backup.deleted_retention passes. A name with kept backups only: purge_backups purges them.
+    Deleted remove(const std::string& name, bool purge, bool purge_backups = false);
     // Grows the disk and its filesystem, online where the kernel allows; shrinking is refused.
     Resized resize(const std::string& name, const ResizeRequest& req);
     LimitsChanged set_limits(const std::string& name, const LimitsUpdate& u);
@@ -58,6 +61,14 @@ public:
     void teardown(TenantRecord& t, bool purge);
     // The record of a deleted tenant whose data is kept.
     void finish_detach(TenantRecord& t);
+    // The end of a purge: the record goes; its backups, when kept, are recorded first.
+    void finish_purge(TenantRecord& t);
+    // A deleted tenant's kept backups removed: the repository, then the OS user that owned it
+    // (its uid free again), then the record. why: for the log. Idempotent.
+    void purge_kept(const std::string& name, const std::string& why);
+    // The tenant a branch is made from: a ready or detached tenant's record, or what a deleted
+    // one's kept backups recorded. Errc::not_found.
+    TenantRecord branch_source(const std::string& name) const;
     // Removes the OS user only if hostd made it (its marker): a tenant whose OS user name is
     // taken by the system's own ("apt" -> "_apt") never takes that user with it.
     void remove_own_user(const std::string& os_user);

@@ -28,7 +28,7 @@ void Reconciler::converge(TenantRecord t, const std::map<std::string, LiveStatus
     case TenantState::deleting:
         act("finishing a delete interrupted at step '" + t.step + "'");
         prov_.teardown(t, t.purge);
-        if (t.purge) store_.forget(t.name);
+        if (t.purge) prov_.finish_purge(t);  // its backups recorded when kept
         else prov_.finish_detach(t);
         return;
     case TenantState::detached:
@@ -117,7 +117,13 @@ void Reconciler::sweep_orphans(ReconcileReport& report) {
     sweep(inv.dropins, "unit drop-ins", [&](const TenantLayout& l) { fx_.stop_unit(l); });
     sweep(inv.mounts, "mount", [&](const TenantLayout& l) { fx_.unmount(l); });
     sweep(inv.images, "loop device", [&](const TenantLayout& l) { fx_.detach_image(l.image); });
-    sweep(inv.users, "OS user", [&](const TenantLayout& l) { prov_.remove_own_user(l.os_user); });
+    // OS users: a detached tenant's, and a deleted one's whose backups are kept, own those
+    // backups (their uid must stay taken): not orphans.
+    std::set<std::string> users = inv.users;
+    for (auto& t : store_.snapshot())
+        if (fx_.has_repository(layout_of(cfg_, t.name).backup_repo)) users.erase(t.name);
+    for (auto& [name, _] : store_.kept_all()) users.erase(name);
+    sweep(users, "OS user", [&](const TenantLayout& l) { prov_.remove_own_user(l.os_user); });
 }
 
 ReconcileReport Reconciler::run() {

@@ -26,6 +26,44 @@ void Store::load() {
         }
     }
     log::info("Loaded " + std::to_string(records_.size()) + " tenant record(s) from " + dir);
+    const std::string kdir = layout::kept_dir(cfg_);
+    if (!path_exists(kdir)) return;
+    for (auto& e : std::filesystem::directory_iterator(kdir)) {
+        auto p = e.path();
+        if (p.extension() != ".toml" || p.filename().string().front() == '.') continue;
+        try {
+            auto k = kept_from_toml(read_file(p.string()), p.string());
+            kept_[k.name] = std::move(k);
+        } catch (const Error& e) {
+            log::error(std::string("Skipping a kept-backups record: ") + e.what());
+        }
+    }
+    if (!kept_.empty()) log::info("Loaded " + std::to_string(kept_.size()) + " deleted tenant(s) whose backups are kept, from " + kdir);
+}
+
+void Store::save_kept(const KeptStanza& k) {
+    make_dirs(layout::kept_dir(cfg_), 0700);
+    write_file_atomic(layout::kept_record(cfg_, k.name), to_toml(k), 0600);
+    std::lock_guard g(mu_);
+    kept_[k.name] = k;
+}
+
+void Store::forget_kept(const std::string& name) {
+    remove_file(layout::kept_record(cfg_, name));
+    std::lock_guard g(mu_);
+    kept_.erase(name);
+}
+
+std::optional<KeptStanza> Store::kept(const std::string& name) const {
+    std::lock_guard g(mu_);
+    auto it = kept_.find(name);
+    if (it == kept_.end()) return std::nullopt;
+    return it->second;
+}
+
+std::map<std::string, KeptStanza> Store::kept_all() const {
+    std::lock_guard g(mu_);
+    return kept_;
 }
 
 void Store::save(const TenantRecord& t) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/kept.h"
 #include "model/tenant.h"
 
 namespace hostd {
@@ -29,6 +30,13 @@ public:
     TenantRecord get(const std::string& name) const;  // a copy; Errc::not_found
     std::vector<TenantRecord> snapshot() const;        // copies of every record
 
+    // Deleted tenants whose backups are kept (<state_dir>/deleted, model/kept.h), loaded with
+    // the records. A name is in at most one of the two (a purge writes this before it forgets).
+    void save_kept(const KeptStanza& k);
+    void forget_kept(const std::string& name);
+    std::optional<KeptStanza> kept(const std::string& name) const;
+    std::map<std::string, KeptStanza> kept_all() const;
+
     // fn(records) under the store's lock, for a check-and-reserve that must be atomic (a new
     // tenant's name, ports and device). A record inserted there is in memory only until saved.
     template <class F>
@@ -40,6 +48,12 @@ public:
     auto locked(F&& fn) const {
         std::lock_guard g(mu_);
         return fn(records_);
+    }
+    // The same, with the kept backups' records too (a new name must be free of both).
+    template <class F>
+    auto locked_with_kept(F&& fn) {
+        std::lock_guard g(mu_);
+        return fn(records_, static_cast<const std::map<std::string, KeptStanza>&>(kept_));
     }
 
     // Tenants whose route the proxy has: ready ones that run. A tenant left down, or stopped on
@@ -90,6 +104,7 @@ private:
     const Config& cfg_;
     mutable std::mutex mu_;  // guards everything below
     std::map<std::string, TenantRecord> records_;
+    std::map<std::string, KeptStanza> kept_;
     std::set<std::string> busy_;
     std::set<std::string> guarding_;
     std::condition_variable guard_cv_;

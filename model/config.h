@@ -72,6 +72,8 @@ struct Config {
     std::string pgbackrest = "/usr/bin/pgbackrest";
     std::string backup_compress = "lz4";
     uint64_t backup_retention_full = 2;
+    // Days a deleted (purged) tenant's backups are kept for branches; 0: until purged by hand.
+    uint64_t backup_deleted_retention = 7;
     uint64_t archive_timeout = 60;                 // seconds: PostgreSQL's archive_timeout (the recovery point)
     std::string full_schedule = "Sun *-*-* 01:00:00";      // systemd OnCalendar= of full backups
     std::string incr_schedule = "Mon..Sat *-*-* 01:00:00"; // and of incremental ones

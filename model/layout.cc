@@ -76,6 +76,8 @@ backup::Options backup_options(const Config& cfg) {
 namespace layout {
 
 std::string records_dir(const Config& cfg) { return cfg.state_dir + "/tenants"; }
+std::string kept_dir(const Config& cfg) { return cfg.state_dir + "/deleted"; }
+std::string kept_record(const Config& cfg, std::string_view name) { return kept_dir(cfg) + "/" + std::string(name) + ".toml"; }
 
 units::TemplatePaths template_paths(const Config& cfg) {
     units::TemplatePaths p;

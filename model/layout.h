@@ -69,6 +69,9 @@ inline constexpr std::string_view kMarkerName = ".hostd-tenant";
 inline constexpr std::string_view kPgdataName = "pgdata";
 inline constexpr std::string_view kControlDir = "/etc/systemd/system.control";
 std::string records_dir(const Config& cfg);
+// <state_dir>/deleted: the records of deleted tenants whose backups are kept (model/kept.h).
+std::string kept_dir(const Config& cfg);
+std::string kept_record(const Config& cfg, std::string_view name);  // <kept_dir>/<name>.toml
 // The tenant unit template's paths, from the same places as every TenantLayout.
 units::TemplatePaths template_paths(const Config& cfg);
 // The tenant a unit, OS user, image file or mount point name belongs to; "" when the name is

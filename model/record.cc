@@ -40,6 +40,7 @@ std::string to_toml(const TenantRecord& t) {
         {"step", t.step},
         {"reuse", t.reuse},
         {"purge", t.purge},
+        {"purge_backups", t.purge_backups},
         {"read_only", t.read_only},
         {"stopped", t.stopped},
         {"spec", spec},
@@ -65,6 +66,7 @@ TenantRecord from_toml(std::string_view text, const std::string& source) {
     t.step = doc["step"].value_or(std::string{});
     t.reuse = doc["reuse"].value_or(false);
     t.purge = doc["purge"].value_or(false);
+    t.purge_backups = doc["purge_backups"].value_or(false);
     t.read_only = doc["read_only"].value_or(false);
     t.stopped = doc["stopped"].value_or(false);  // false in records written before it was recorded
     auto sp = doc["spec"];

@@ -154,6 +154,7 @@ struct TenantRecord {
     // Intent of the operation in progress, so a reconcile after a crash knows what to do.
     bool reuse = false;          // creating: bringing back kept data (roll back to detached)
     bool purge = false;          // deleting: destroy the data too
+    bool purge_backups = false;  // deleting with purge: its backups too (else they are kept, model/kept.h)
     // Disk-full guard: hostd switched the tenant to read-only and released its reserve.
     bool read_only = false;
     // Stopped on purpose (hostctl stop): a reconcile, a restart of hostd or a reboot leave it

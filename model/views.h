@@ -97,6 +97,10 @@ struct Deleted {
     std::string name;
     std::string state;  // "deleted" (purged) or "detached" (data kept)
     bool purged = false;
+    // Its backups: "kept" (for branches; a purged tenant's until kept_until, "" = until purged
+    // by hand), "purged", or "" (backups off or none).
+    std::string backups;
+    std::string kept_until;
 };
 
 struct ReconcileAction {
@@ -127,6 +131,20 @@ struct BackupList {
     std::string recoverable_from;
     bool running = false;          // a backup is in progress
     std::string status;            // pgBackRest's word ("ok", "no valid backups", ...)
+    // A deleted tenant's: "detached" (deleted, data kept), "purged" (disk destroyed, backups
+    // kept until kept_until; "" = until purged by hand); "" for a live tenant.
+    std::string deleted;
+    std::string deleted_at, kept_until;
+};
+
+// A deleted tenant whose backups are kept (GET /v1/deleted, hostctl backups without a name).
+struct KeptView {
+    std::string name;
+    std::string deleted_at, kept_until;  // kept_until "": until purged by hand
+    std::string repository;
+    uint32_t uid = 0, gid = 0;           // the OS user that still owns them
+    std::string os_user, admin_user, filesystem;
+    uint64_t disk_size = 0, memory = 0;  // what a branch takes when its request leaves them out
 };
 
 struct BackupDone {

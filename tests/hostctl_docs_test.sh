@@ -14,14 +14,14 @@ for c in $cmds; do
     grep -q "^        $c) words=" <<<"$comp" || { echo "completion lacks $c"; fail=1; }
 done
 bash -n <(echo "$comp") || { echo "completion script is not valid bash"; fail=1; }
-# The completion completes: 'hostctl cr<TAB>' → create, 'hostctl delete --p<TAB>' → --purge,
+# The completion completes: 'hostctl cr<TAB>' → create, 'hostctl delete --p<TAB>' → --purge --purge-backups,
 # option values: 'hostctl create a --filesystem <TAB>' → ext4 xfs.
 out=$(bash -c "$comp"'
 COMP_WORDS=(hostctl cr); COMP_CWORD=1; _hostctl; echo "${COMPREPLY[*]}"
 COMP_WORDS=(hostctl delete --p); COMP_CWORD=2; _hostctl; echo "${COMPREPLY[*]}"
 COMP_WORDS=(hostctl create a --filesystem ""); COMP_CWORD=4; _hostctl; echo "${COMPREPLY[*]}"
 COMP_WORDS=(hostctl create a --backend d); COMP_CWORD=4; _hostctl; echo "${COMPREPLY[*]}"')
-[ "$out" = $'create\n--purge\next4 xfs\ndevice' ] || { echo "completion gave: $out"; fail=1; }
+[ "$out" = $'create\n--purge --purge-backups\next4 xfs\ndevice' ] || { echo "completion gave: $out"; fail=1; }
 if command -v man >/dev/null; then
     warnings=$(man --warnings -l - <<<"$man" 2>&1 >/dev/null)
     [ -z "$warnings" ] || { echo "man reports: $warnings"; fail=1; }

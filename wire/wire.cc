@@ -384,7 +384,12 @@ json render(const LimitsChanged& l) {
     return {{"tenant", t}};
 }
 
-json render(const Deleted& d) { return {{"tenant", {{"name", d.name}, {"state", d.state}, {"purged", d.purged}}}}; }
+json render(const Deleted& d) {
+    json t = {{"name", d.name}, {"state", d.state}, {"purged", d.purged}};
+    if (!d.backups.empty()) t["backups"] = d.backups;
+    if (!d.kept_until.empty()) t["kept_until"] = d.kept_until;
+    return {{"tenant", t}};
+}
 
 json render(const ReconcileReport& r) {
     json actions = json::array();
@@ -435,8 +440,35 @@ BackupView backup_from(const json& j) {
 json render(const BackupList& b) {
     json list = json::array();
     for (const auto& v : b.backups) list.push_back(backup_json(v));
-    return {{"tenant", b.tenant}, {"backups", list}, {"wal_min", b.wal_min}, {"wal_max", b.wal_max},
-            {"recoverable_from", b.recoverable_from}, {"running", b.running}, {"status", b.status}};
+    json j = {{"tenant", b.tenant}, {"backups", list}, {"wal_min", b.wal_min}, {"wal_max", b.wal_max},
+              {"recoverable_from", b.recoverable_from}, {"running", b.running}, {"status", b.status}};
+    if (!b.deleted.empty()) {
+        j["deleted"] = b.deleted;
+        if (!b.deleted_at.empty()) j["deleted_at"] = b.deleted_at;
+        j["kept_until"] = b.kept_until;
+    }
+    return j;
+}
+
+json render(const std::vector<KeptView>& kept) {
+    json list = json::array();
+    for (const auto& k : kept)
+        list.push_back({{"name", k.name}, {"deleted_at", k.deleted_at}, {"kept_until", k.kept_until},
+                        {"repository", k.repository}, {"uid", k.uid}, {"gid", k.gid}, {"os_user", k.os_user},
+                        {"admin_user", k.admin_user}, {"filesystem", k.filesystem}, {"disk_size", k.disk_size},
+                        {"memory", k.memory}});
+    return {{"deleted", list}};
+}
+
+std::vector<KeptView> parse_kept(const json& body) {
+    std::vector<KeptView> out;
+    if (!body.contains("deleted") || !body["deleted"].is_array()) return out;
+    for (const auto& j : body["deleted"])
+        out.push_back({.name = str(j, "name"), .deleted_at = str(j, "deleted_at"), .kept_until = str(j, "kept_until"),
+                       .repository = str(j, "repository"), .uid = j.value("uid", uint32_t{0}), .gid = j.value("gid", uint32_t{0}),
+                       .os_user = str(j, "os_user"), .admin_user = str(j, "admin_user"), .filesystem = str(j, "filesystem"),
+                       .disk_size = opt_u64(j, "disk_size").value_or(0), .memory = opt_u64(j, "memory").value_or(0)});
+    return out;
 }
 
 json render(const BackupDone& b) { return {{"tenant", b.tenant}, {"backup", backup_json(b.backup)}, {"ms", b.ms}}; }
@@ -445,7 +477,8 @@ BackupList parse_backup_list(const json& body) {
     BackupList b{.tenant = str(body, "tenant"), .wal_min = str(body, "wal_min"), .wal_max = str(body, "wal_max"),
                  .recoverable_from = str(body, "recoverable_from"),
                  .running = body.contains("running") && body["running"].is_boolean() && body["running"].get<bool>(),
-                 .status = str(body, "status")};
+                 .status = str(body, "status"), .deleted = str(body, "deleted"), .deleted_at = str(body, "deleted_at"),
+                 .kept_until = str(body, "kept_until")};
     if (body.contains("backups") && body["backups"].is_array())
         for (const auto& j : body["backups"]) b.backups.push_back(backup_from(j));
     return b;
@@ -538,7 +571,8 @@ LimitsChanged parse_limits_changed(const json& body) {
 
 Deleted parse_deleted(const json& body) {
     const json& t = member(body, "tenant");
-    return {.name = str(t, "name"), .state = str(t, "state"), .purged = t.value("purged", false)};
+    return {.name = str(t, "name"), .state = str(t, "state"), .purged = t.value("purged", false),
+            .backups = str(t, "backups"), .kept_until = str(t, "kept_until")};
 }
 
 ReconcileReport parse_reconcile(const json& body) {

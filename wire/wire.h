@@ -48,6 +48,7 @@ json render(const ReconcileReport& r);
 json render(const HostInfo& h);
 json render_ca(const std::string& pem);
 json render(const BackupList& b);
+json render(const std::vector<KeptView>& kept);  // {"deleted": [...]}
 json render(const BackupDone& b);
 // A size as a request carries it ("512M", "2G" or bytes); Errc::invalid naming field otherwise.
 uint64_t parse_size_value(const json& v, const char* field);
@@ -66,6 +67,7 @@ ReconcileReport parse_reconcile(const json& body);
 HostInfo parse_host(const json& body);
 std::string parse_ca(const json& body);
 BackupList parse_backup_list(const json& body);
+std::vector<KeptView> parse_kept(const json& body);
 BackupDone parse_backup_done(const json& body);
 
 // Errors: {"error": {"code": "invalid", "message": "...", "field": "cpu"}}.

@@ -63,6 +63,9 @@ public:
     backup::Info backup_info(const TenantRecord&, const TenantLayout&) override { return {}; }
     void restore_cluster(const TenantRecord&, const TenantRecord&, const TenantLayout&, const units::OsUser&,
                          const backup::Target&) override {}
+    bool has_repository(const std::string&) override { return false; }
+    void hand_repository(const std::string&, const units::OsUser&) override {}
+    void remove_repository(const std::string&) override {}
     void start_unit(const TenantLayout&, uint16_t, const units::Limits&) override {}
     void wait_ready(const TenantRecord&, const TenantLayout&, int) override {}
     void wait_routed(const std::string&, uint16_t, const std::string&, int) override {}

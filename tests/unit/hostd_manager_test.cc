@@ -50,6 +50,9 @@ struct FakeMachine {
     std::vector<units::Listener> listeners;              // the host's listening TCP sockets
     std::vector<std::pair<uid_t, uint64_t>> killed;      // (uid, socket inode) of each kill
     std::map<std::string, std::string> role_password;    // tenant → its admin role's password in PostgreSQL
+    std::map<std::string, uid_t> repos;                  // repository directory → its owner's uid
+    std::map<std::string, uid_t> uids;                   // OS user → uid (next_uid on)
+    uid_t next_uid = 1000;                               // the lowest free one is given, as useradd may
 };
 const std::string cfg_mount_root = Config{}.mount_root;
 
@@ -143,15 +146,25 @@ public:
         hit("create_user");
         if (m_.users.count(name) || m_.foreign_users.count(name)) throw Error(Errc::conflict, name + " exists");
         m_.users.insert(name);
-        return {name, 1000, 1000, true};
+        uid_t uid = 1000;  // the lowest uid no user has: a freed one is given again
+        for (bool taken = true; taken; uid += taken ? 1 : 0) {
+            taken = false;
+            for (auto& [_, u] : m_.uids) taken = taken || u == uid;
+        }
+        m_.uids[name] = uid;
+        return {name, uid, uid, true};
     }
     // userdel: removes whatever user it is given, as the machine would.
-    void delete_user(const std::string& name) override { std::lock_guard g(m_.mu); hit("delete_user"); m_.users.erase(name); m_.foreign_users.erase(name); }
+    void delete_user(const std::string& name) override { std::lock_guard g(m_.mu); hit("delete_user"); m_.users.erase(name); m_.foreign_users.erase(name); m_.uids.erase(name); }
     std::optional<units::OsUser> find_user(const std::string& name) override { std::lock_guard g(m_.mu);
         if (m_.foreign_users.count(name)) return units::OsUser{name, 42, 65534, false};
         if (!m_.users.count(name)) return std::nullopt;
-        return units::OsUser{name, 1000, 1000, true};
+        const uid_t uid = m_.uids.count(name) ? m_.uids[name] : 1000;
+        return units::OsUser{name, uid, uid, true};
     }
+    bool has_repository(const std::string& repo) override { std::lock_guard g(m_.mu); return m_.repos.count(repo) > 0; }
+    void hand_repository(const std::string& repo, const units::OsUser& u) override { std::lock_guard g(m_.mu); hit("hand_repository"); m_.repos[repo] = u.uid; }
+    void remove_repository(const std::string& repo) override { std::lock_guard g(m_.mu); hit("remove_repository"); m_.repos.erase(repo); }
     Inventory inventory() override { std::lock_guard g(m_.mu);
         Inventory inv;
         auto base = [](const std::string& path) {
@@ -191,7 +204,10 @@ public:
         std::lock_guard g(m_.mu);
         hit("restore_cluster");
     }
-    void start_unit(const TenantLayout& l, uint16_t, const units::Limits&) override { std::lock_guard g(m_.mu); hit("start_unit"); m_.failed.erase(l.name); m_.units.insert(l.name); }
+    void start_unit(const TenantLayout& l, uint16_t, const units::Limits&) override {
+        std::lock_guard g(m_.mu); hit("start_unit"); m_.failed.erase(l.name); m_.units.insert(l.name);
+        if (!l.backup_repo.empty()) m_.repos[l.backup_repo] = m_.uids.count(l.os_user) ? m_.uids[l.os_user] : 1000;  // as make_repository
+    }
     std::vector<std::string> apply_limits(const TenantRecord& t, const TenantLayout&) override {
         std::lock_guard g(m_.mu);
         hit("apply_limits");
@@ -1458,4 +1474,91 @@ TEST_F(AManager, AReconcileAfterARebootReportsWhatItMountedAndStarted) {
     EXPECT_NE(rec["actions"][0]["action"].get<std::string>().find("mounted its filesystem"), std::string::npos);
     EXPECT_EQ(rec["actions"][1]["action"], "started its unit; it was down: its unit is not running (not loaded)");
     EXPECT_EQ(api().reconcile()["actions"].size(), 0u);
+}
+
+// A purged tenant's backups stay with the OS user that owns them: its uid is given to no one
+// else, its name to no new tenant; a branch can be made from them until they are purged.
+TEST_F(AManager, KeepsAPurgedTenantsBackupsAndItsUidUntilTheyArePurged) {
+    cfg.backup_repo = "/backups";
+    mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
+    mgr->load();
+    api().create("src", json::object());
+    const uid_t src_uid = m.uids.at("_src");
+    ASSERT_EQ(m.repos.at("/backups/src"), src_uid);
+    const Deleted d = mgr->remove("src", /*purge=*/true);
+    EXPECT_EQ(d.backups, "kept");
+    EXPECT_FALSE(d.kept_until.empty());
+    EXPECT_TRUE(m.users.count("_src")) << "the owner of the kept repository went: its uid is free for another tenant";
+    EXPECT_TRUE(m.repos.count("/backups/src"));
+    EXPECT_FALSE(std::filesystem::exists(dir / "tenants" / "src.toml"));
+    EXPECT_TRUE(std::filesystem::exists(dir / "deleted" / "src.toml"));
+
+    // A new tenant gets a uid of its own: src's repository is not its to read.
+    api().create("other", json::object());
+    EXPECT_NE(m.uids.at("_other"), src_uid);
+    EXPECT_NE(m.repos.at("/backups/other"), src_uid);
+    // The name stays the kept backups'.
+    EXPECT_EQ(code_of([&] { api().create("src", json::object()); }), Errc::conflict);
+    // A branch from them, and a reconcile and a restart of hostd keep them (and their user).
+    m.calls.clear();
+    api().create("br", {{"from", {{"tenant", "src"}}}});
+    EXPECT_NE(std::find(m.calls.begin(), m.calls.end(), "restore_cluster"), m.calls.end());
+    api().reconcile();
+    mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
+    mgr->load();
+    api().reconcile();
+    EXPECT_TRUE(m.users.count("_src"));
+    ASSERT_EQ(mgr->deleted().size(), 1u);
+    EXPECT_EQ(mgr->deleted()[0].uid, src_uid);
+    EXPECT_EQ(mgr->backups("src").deleted, "purged");
+
+    // Purged on request: the repository, then its owner, then the record; the name is free.
+    EXPECT_EQ(code_of([&] { mgr->remove("src", false, true); }), Errc::invalid);
+    EXPECT_EQ(mgr->remove("src", true, true).backups, "purged");
+    EXPECT_FALSE(m.repos.count("/backups/src"));
+    EXPECT_FALSE(m.users.count("_src"));
+    EXPECT_TRUE(mgr->deleted().empty());
+    EXPECT_EQ(code_of([&] { api().create("br2", {{"from", {{"tenant", "src"}}}}); }), Errc::not_found);
+    EXPECT_EQ(api().create("src", json::object())["state"], "ready");
+}
+
+TEST_F(AManager, PurgesBackupsWithTheTenantWhenTold) {
+    cfg.backup_repo = "/backups";
+    mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
+    mgr->load();
+    api().create("acme", json::object());
+    mgr->remove("acme", false);  // detached: its user stays with its backups
+    EXPECT_TRUE(m.users.count("_acme"));
+    api().reconcile();
+    EXPECT_TRUE(m.users.count("_acme")) << "the reconcile swept the owner of a detached tenant's backups";
+    EXPECT_EQ(mgr->backups("acme").deleted, "detached");
+    EXPECT_EQ(api().create("acme", {{"reuse", true}})["state"], "ready");  // takes its user back
+    EXPECT_EQ(mgr->remove("acme", true, true).backups, "purged");
+    EXPECT_TRUE(machine_is_clean());
+    EXPECT_TRUE(m.repos.empty());
+    EXPECT_TRUE(mgr->deleted().empty());
+}
+
+TEST_F(AManager, ExpiresKeptBackupsPastTheRetention) {
+    cfg.backup_repo = "/backups";
+    cfg.backup_deleted_retention = 7;
+    TenantRecord t;
+    t.name = "old";
+    t.os_user = "_old";
+    t.uid = 1000;
+    std::filesystem::create_directories(dir / "deleted");
+    std::ofstream(dir / "deleted" / "old.toml") << to_toml(kept_of(t, "2020-01-01T00:00:00Z", "/backups/old", 1000));
+    t.name = "new";
+    t.os_user = "_new";
+    t.uid = 1001;
+    std::ofstream(dir / "deleted" / "new.toml") << to_toml(kept_of(t, format_rfc3339(std::time(nullptr)), "/backups/new", 1001));
+    m.users = {"_old", "_new"};
+    m.uids = {{"_old", 1000}, {"_new", 1001}};
+    m.repos = {{"/backups/old", 1000}, {"/backups/new", 1001}};
+    mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
+    mgr->start();  // loads, reconciles, expires
+    EXPECT_EQ(m.users, std::set<std::string>{"_new"});
+    EXPECT_EQ(m.repos.size(), 1u);
+    ASSERT_EQ(mgr->deleted().size(), 1u);
+    EXPECT_EQ(mgr->deleted()[0].name, "new");
 }

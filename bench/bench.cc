@@ -33,6 +33,7 @@
 #include "base/exec.h"
 #include "base/size.h"
 #include "cli/client.h"
+#include "model/layout.h"
 #include "pgconf/pgconf.h"
 
 namespace {
@@ -294,8 +295,9 @@ BackupDone full_backup(const Client& c, const std::string& name) {
 // directory, a postgres started on it, the first query answered; as the source's OS user (the
 // one that may use its socket), so no file changes owner.
 double reference_branch(const Created& src, const std::string& dir) {
-    const passwd* pw = ::getpwnam(("_" + src.name).c_str());
-    if (!pw) throw std::runtime_error("no OS user '_" + src.name + "' for the pg_basebackup reference");
+    const hostd::TenantLayout l = hostd::layout_of(hostd::Config{}, src.name);  // its user, socket: no config needed
+    const passwd* pw = ::getpwnam(l.os_user.c_str());
+    if (!pw) throw std::runtime_error("no OS user '" + l.os_user + "' for the pg_basebackup reference");
     const uid_t uid = pw->pw_uid;
     const gid_t gid = pw->pw_gid;
     std::filesystem::remove_all(dir);
@@ -304,7 +306,7 @@ double reference_branch(const Created& src, const std::string& dir) {
         if (::chown(d.c_str(), uid, gid) != 0) throw std::runtime_error("chown " + d);
     const std::string data = dir + "/data", sock = dir + "/sock", port = "5499";
     auto t0 = Clock::now();
-    hostd::exec_checked({.argv = {kPgBin + "/pg_basebackup", "-h", "/run/hostd-tenant/" + src.name, "-p", std::to_string(src.port),
+    hostd::exec_checked({.argv = {kPgBin + "/pg_basebackup", "-h", l.socket_dir, "-p", std::to_string(src.port),
                                   "-U", src.user, "-D", data, "-X", "stream", "-c", "fast"},
                          .env = pg_env(src.password), .uid = uid, .gid = gid, .timeout = std::chrono::minutes(30)},
                         "pg_basebackup of " + src.name);
@@ -432,7 +434,7 @@ private:
 // Every process of a tenant's unit stopped (SIGSTOP) or let go on (SIGCONT): frozen, nothing it
 // has not handed to the repository yet gets there, as when its machine or disk is gone at once.
 void signal_unit(const std::string& tenant, const char* sig) {
-    hostd::exec_checked({.argv = {"systemctl", "kill", "--signal=" + std::string(sig), "hostd-postgres@" + tenant + ".service"}},
+    hostd::exec_checked({.argv = {"systemctl", "kill", "--signal=" + std::string(sig), hostd::layout_of(hostd::Config{}, tenant).unit}},
                         std::string("systemctl kill --signal=") + sig);
 }
 

@@ -2,20 +2,30 @@
 // first", measured in one run inside the testbed and printed as a markdown table:
 //   create → first query through the proxy (hostd) vs pg_createcluster → pg_isready (Debian)
 //   flat cost over many creates, with the per-step breakdown from hostd's journal
-//   idle memory per tenant (density), GET /v1/tenants and /metrics latency, proxy overhead.
+//   idle memory per tenant (density), GET /v1/tenants and /metrics latency, proxy overhead;
+// and with --backup-repo (backups switched on after those, so the creates above are timed as
+// hostd ships, backups off): a branch of a 100 MB and a 1 GB tenant vs pg_basebackup + start,
+// a full backup's throughput and what it costs a neighbour's pgbench, and the recovery point.
+#include <pwd.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
+#include <random>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -23,6 +33,7 @@
 #include "base/exec.h"
 #include "base/size.h"
 #include "cli/client.h"
+#include "model/layout.h"
 #include "pgconf/pgconf.h"
 
 namespace {
@@ -201,6 +212,232 @@ PgbenchRun pgbench_run(const std::string& host, uint16_t port, const std::string
     return out;
 }
 
+// ---- Backups, branches and the recovery point (with --backup-repo) ----------------------
+
+const std::string kPgBin = "/usr/lib/postgresql/15/bin";
+constexpr const char* kHostdToml = "/etc/hostd/hostd.toml";
+
+double s_since(Clock::time_point t0) { return ms_since(t0) / 1000.0; }
+void sleep_s(double s) { std::this_thread::sleep_for(std::chrono::duration<double>(s)); }
+
+// A tenant's PostgreSQL directly (TLS on loopback), and through the proxy as a client.
+hostd::pgconf::ConnParams direct(const Created& c) {
+    return {.host = "127.0.0.1", .port = c.port, .user = c.user, .password = c.password, .sslmode = "require"};
+}
+hostd::pgconf::ConnParams proxied(const Created& c) {
+    return {.host = "127.0.0.1", .port = c.public_port, .user = c.user, .password = c.password};
+}
+std::string one(const hostd::pgconf::ConnParams& p, const std::string& sql) { return hostd::pgconf::query_column(p, sql).at(0); }
+
+void call_ok(const Client& c, const std::string& method, const std::string& path, int want, const nlohmann::json* body = nullptr) {
+    auto r = c.call(method, path, body);
+    if (r.status != want)
+        throw std::runtime_error(method + " " + path + ": HTTP " + std::to_string(r.status) + " " + r.body.dump() + r.transport_error);
+}
+void purge(const Client& c, const std::string& name) { call_ok(c, "DELETE", "/v1/tenants/" + name + "?purge=true", 200); }
+
+// hostd reads hostd.toml at start: backups are switched on (or archive_timeout changed) by
+// rewriting its [backup] section and restarting hostd; running tenants keep running.
+void configure_backups(const Client& c, const std::string& repo, const std::string& compress, int archive_timeout) {
+    std::stringstream in;
+    in << std::ifstream(kHostdToml).rdbuf();
+    static const std::regex section("\\n\\[backup\\][^\\[]*");
+    std::string toml = std::regex_replace(in.str(), section, "");
+    toml += "\n[backup]\nrepo = \"" + repo + "\"\ncompress = \"" + compress + "\"\narchive_timeout = " +
+            std::to_string(archive_timeout) + "\n";
+    std::ofstream(kHostdToml) << toml;
+    hostd::exec_checked({.argv = {"systemctl", "restart", "hostd.service"}}, "systemctl restart hostd");
+    for (int i = 0; i < 600; i++) {
+        if (c.call("GET", "/v1/tenants").status == 200) return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    throw std::runtime_error("hostd did not answer after its restart");
+}
+
+std::vector<std::string> pg_env(const std::string& password) { return {"PATH=/usr/bin:/bin", "PGPASSWORD=" + password}; }
+
+// pgbench -i at the scale that gives about mb of data; returns the cluster's size in bytes.
+double load(const Created& c, int scale) {
+    hostd::exec_checked({.argv = {kPgBin + "/pgbench", "-i", "-s", std::to_string(scale), "-q", "-h", "127.0.0.1", "-p",
+                                  std::to_string(c.port), "-U", c.user, "postgres"},
+                         .env = pg_env(c.password), .timeout = std::chrono::minutes(30)},
+                        "pgbench -i");
+    return std::stod(one(direct(c), "SELECT sum(pg_database_size(oid)) FROM pg_database"));
+}
+
+// Waits until the WAL written so far is in the repository (a backup or a branch right after a
+// load would otherwise also time the archive's backlog).
+void wait_archived(const Created& c) {
+    auto p = direct(c);
+    p.query_timeout_ms = 0;
+    hostd::pgconf::exec_sql(p, "CHECKPOINT");
+    const std::string seg = one(p, "SELECT pg_walfile_name(pg_current_wal_lsn())");
+    one(p, "SELECT pg_switch_wal()");
+    for (int i = 0; i < 6000; i++) {
+        if (one(p, "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") >= seg) return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    throw std::runtime_error("WAL segment " + seg + " of " + c.name + " was not archived in 10 minutes");
+}
+
+struct BackupDone {
+    double ms = 0, size = 0, repo_size = 0;
+};
+BackupDone full_backup(const Client& c, const std::string& name) {
+    const nlohmann::json body = {{"type", "full"}};
+    auto t0 = Clock::now();
+    auto r = c.call("POST", "/v1/tenants/" + name + "/backups", &body);
+    if (r.status != 201) throw std::runtime_error("backup " + name + ": HTTP " + std::to_string(r.status) + " " + r.body.dump());
+    return {ms_since(t0), r.body["backup"]["size"].get<double>(), r.body["backup"]["repo_size"].get<double>()};
+}
+
+// The do-it-yourself branch: pg_basebackup of the source over its socket into a fresh
+// directory, a postgres started on it, the first query answered; as the source's OS user (the
+// one that may use its socket), so no file changes owner.
+double reference_branch(const Created& src, const std::string& dir) {
+    const hostd::TenantLayout l = hostd::layout_of(hostd::Config{}, src.name);  // its user, socket: no config needed
+    const passwd* pw = ::getpwnam(l.os_user.c_str());
+    if (!pw) throw std::runtime_error("no OS user '" + l.os_user + "' for the pg_basebackup reference");
+    const uid_t uid = pw->pw_uid;
+    const gid_t gid = pw->pw_gid;
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir + "/sock");
+    for (auto d : {dir, dir + "/sock"})
+        if (::chown(d.c_str(), uid, gid) != 0) throw std::runtime_error("chown " + d);
+    const std::string data = dir + "/data", sock = dir + "/sock", port = "5499";
+    auto t0 = Clock::now();
+    hostd::exec_checked({.argv = {kPgBin + "/pg_basebackup", "-h", l.socket_dir, "-p", std::to_string(src.port),
+                                  "-U", src.user, "-D", data, "-X", "stream", "-c", "fast"},
+                         .env = pg_env(src.password), .uid = uid, .gid = gid, .timeout = std::chrono::minutes(30)},
+                        "pg_basebackup of " + src.name);
+    hostd::exec_checked({.argv = {kPgBin + "/pg_ctl", "-D", data, "-l", dir + "/log", "-w", "-t", "600", "-o",
+                                  "-c port=" + port + " -c listen_addresses='' -c unix_socket_directories=" + sock +
+                                      " -c archive_mode=off -c ssl=off",
+                                  "start"},
+                         .uid = uid, .gid = gid, .timeout = std::chrono::minutes(11)},
+                        "pg_ctl start of the pg_basebackup copy");
+    hostd::pgconf::check_select1({.host = sock, .port = 5499, .user = src.user, .password = src.password, .sslmode = "disable"});
+    const double ms = ms_since(t0);
+    hostd::exec({.argv = {kPgBin + "/pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"}, .uid = uid, .gid = gid});
+    std::filesystem::remove_all(dir);
+    return ms;
+}
+
+// pgbench -P 1 lines: (seconds since pgbench began, TPS of the second before).
+std::vector<std::pair<double, double>> progress_of(const std::string& out) {
+    static const std::regex re("progress: ([0-9.]+) s, ([0-9.]+) tps");
+    std::vector<std::pair<double, double>> v;
+    for (std::sregex_iterator it(out.begin(), out.end(), re), end; it != end; ++it)
+        v.emplace_back(std::stod((*it)[1]), std::stod((*it)[2]));
+    return v;
+}
+// Mean TPS of the seconds wholly inside [from, to].
+double mean_tps(const std::vector<std::pair<double, double>>& v, double from, double to) {
+    double sum = 0;
+    int n = 0;
+    for (auto& [t, tps] : v)
+        if (t - 1 >= from && t <= to) sum += tps, n++;
+    return n ? sum / n : 0;
+}
+
+std::string mb(double bytes) { return fmt(bytes / 1e6, "MB"); }
+
+std::string list_of(const std::vector<double>& v, const char* unit) {
+    std::string s;
+    for (double x : v) s += (s.empty() ? "" : ", ") + fmt(x, unit);
+    return s;
+}
+
+// What runs while a branch is made, sampled from /proc every 20 ms: the parts of its 'restore'
+// step that are programs (pgBackRest's restore, the recovering server's WAL replay and the
+// archive-get calls that fetch its WAL, pg_ctl start/stop) and the stanza-create of 'backups'.
+// Seconds each was seen running (parts may overlap: archive-get runs during the replay).
+class Sampler {
+public:
+    Sampler() : th_([this] { run(); }) {}
+    ~Sampler() { stop(); }
+    Sampler(const Sampler&) = delete;
+    Sampler& operator=(const Sampler&) = delete;
+    std::map<std::string, double> stop() {
+        done_ = true;
+        if (th_.joinable()) th_.join();
+        return seen_;
+    }
+
+private:
+    static std::string part_of(const std::vector<std::string>& argv) {
+        if (argv.empty()) return "";
+        const std::string& a0 = argv[0];
+        auto ends = [](const std::string& s, const std::string& tail) {
+            return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+        };
+        if (ends(a0, "pgbackrest")) {
+            // Its command is the first word that is not an option (options may quote others).
+            for (size_t i = 1; i < argv.size(); i++)
+                if (argv[i].rfind("--", 0) != 0) {
+                    if (argv[i] == "restore") return "pgbackrest restore";
+                    if (argv[i] == "archive-get" || argv[i] == "stanza-create") return argv[i];
+                    return "";
+                }
+            return "";
+        }
+        // The recovering server's startup process: "postgres: CLUSTER: startup recovering ...".
+        if (a0.rfind("postgres: ", 0) == 0 && a0.find(": startup") != std::string::npos) return "replay";
+        if (ends(a0, "/pg_ctl"))
+            for (size_t i = 1; i < argv.size(); i++) {
+                if (argv[i] == "start") return "pg_ctl start";
+                if (argv[i] == "stop") return "pg_ctl stop";
+            }
+        return "";
+    }
+    // What the startup process is at: its title's word after "startup" (recovering, waiting),
+    // its state (R running, S sleeping, D waiting for the disk) and the kernel function it waits in.
+    static std::string startup_state(const std::string& pid, const std::string& title) {
+        std::istringstream words(title.substr(title.find(": startup") + 9));
+        std::string word;
+        words >> word;
+        std::ifstream stat("/proc/" + pid + "/stat"), wchan("/proc/" + pid + "/wchan");
+        std::string line, w;
+        std::getline(stat, line);
+        std::getline(wchan, w);
+        const auto close = line.rfind(')');
+        const std::string state = close != std::string::npos && close + 2 < line.size() ? line.substr(close + 2, 1) : "?";
+        return "startup " + word + " " + state + " " + (w.empty() ? "-" : w);
+    }
+    void run() {
+        auto last = Clock::now();
+        while (!done_) {
+            std::set<std::string> now;
+            std::error_code ec;
+            for (auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+                const std::string pid = e.path().filename();
+                if (pid.empty() || !std::isdigit(static_cast<unsigned char>(pid[0]))) continue;
+                std::ifstream in("/proc/" + pid + "/cmdline");
+                std::vector<std::string> argv;
+                for (std::string arg; std::getline(in, arg, '\0');) argv.push_back(arg);
+                if (auto p = part_of(argv); !p.empty()) {
+                    now.insert(p);
+                    if (p == "replay") now.insert("  " + startup_state(pid, argv[0]));
+                }
+            }
+            const double dt = s_since(last);
+            last = Clock::now();
+            for (auto& p : now) seen_[p] += dt;
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    }
+    std::atomic<bool> done_{false};
+    std::map<std::string, double> seen_;
+    std::thread th_;  // last: starts once the rest is built
+};
+
+// Every process of a tenant's unit stopped (SIGSTOP) or let go on (SIGCONT): frozen, nothing it
+// has not handed to the repository yet gets there, as when its machine or disk is gone at once.
+void signal_unit(const std::string& tenant, const char* sig) {
+    hostd::exec_checked({.argv = {"systemctl", "kill", "--signal=" + std::string(sig), hostd::layout_of(hostd::Config{}, tenant).unit}},
+                        std::string("systemctl kill --signal=") + sig);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -217,9 +454,23 @@ int main(int argc, char** argv) {
     app.add_option("--markdown", out_md, "Also write the table to this file");
     app.add_option("--machine", machine, "Machine description for the table");
     app.add_flag("--keep", keep, "Keep the tenants");
+    std::string backup_repo, compress = "lz4", ref_dir = "/var/lib/hostd-bench-ref";
+    std::vector<int> branch_mb = {100, 1024}, rp_timeouts = {60, 5};
+    int branch_runs = 3, branch_runs_large = 2, rp_runs = 3;
+    app.add_option("--backup-repo", backup_repo, "Switch backups on with this repository (after the figures above) and measure branches, backups and the recovery point");
+    app.add_option("--backup-compress", compress, "backup.compress for those")->capture_default_str();
+    app.add_option("--branch-mb", branch_mb, "Sizes of the tenants branched (MB of pgbench data); the largest is also backed up beside a neighbour")->delimiter(',')->capture_default_str();
+    app.add_option("--branch-runs", branch_runs, "Branches (and references) per size below 512 MB")->capture_default_str();
+    app.add_option("--branch-runs-large", branch_runs_large, "Branches (and references) per size from 512 MB")->capture_default_str();
+    app.add_option("--reference-dir", ref_dir, "Where the pg_basebackup reference copies go (a disk, not a tmpfs)")->capture_default_str();
+    app.add_option("--rp-timeouts", rp_timeouts, "archive_timeout values for the recovery point")->delimiter(',')->capture_default_str();
+    app.add_option("--rp-runs", rp_runs, "Recovery point trials per archive_timeout")->capture_default_str();
     CLI11_PARSE(app, argc, argv);
 
     Client client(socket);
+    const auto t_run = Clock::now();
+    double backup_min = 0;
+    bool failed = false;
     std::vector<Row> rows;
     nlohmann::json body = {{"memory", "64M"}, {"disk_size", "256M"}};
     try {
@@ -335,6 +586,165 @@ int main(int argc, char** argv) {
 
         if (!keep)
             for (auto& c : made) client.call("DELETE", "/v1/tenants/" + c.name + "?purge=true");
+
+        // 6. Backups, branches, recovery point: switched on now, so the creates above are timed
+        //    as hostd ships (backups off). Each figure beside its do-it-yourself reference.
+        if (!backup_repo.empty()) try {
+            const auto t_backup = Clock::now();
+            int current_timeout = rp_timeouts.empty() ? 60 : rp_timeouts.front();
+            configure_backups(client, backup_repo, compress, current_timeout);
+            double ms = 0;
+            // The neighbour: a small tenant under pgbench through the proxy while the largest
+            // tenant's full backup runs.
+            const Created nb = create(client, "nb", {{"memory", "256M"}, {"disk_size", "1G"}}, ms);
+            load(nb, 5);
+            const int largest = branch_mb.empty() ? 0 : *std::max_element(branch_mb.begin(), branch_mb.end());
+            for (int size_mb : branch_mb) {
+                // pgbench's tables and indexes take about 15.6 MB per scale unit, an empty cluster 23 MB.
+                const int scale = std::max(1, static_cast<int>(std::lround((size_mb - 23) / 15.6)));
+                const std::string disk = std::to_string(std::max(1, static_cast<int>(std::ceil(size_mb * 4 / 1024.0)))) + "G";
+                const nlohmann::json src_body = {{"memory", "512M"}, {"disk_size", disk}};
+                const Created src = create(client, "src" + std::to_string(size_mb), src_body, ms);
+                auto t_load = Clock::now();
+                const double bytes = load(src, scale);
+                wait_archived(src);
+                std::fprintf(stderr, "loaded %-8s %s (pgbench -s %d) in %.0f s\n", src.name.c_str(), mb(bytes).c_str(), scale, s_since(t_load));
+                const std::string label = std::to_string(size_mb) + " MB tenant (" + mb(bytes) + ", pgbench -i -s " + std::to_string(scale) + ")";
+                if (size_mb == largest) {
+                    // Neighbour TPS while the full backup runs, then for as long again without it.
+                    std::string nb_out;
+                    const auto nb_t0 = Clock::now();
+                    std::thread bench([&] {
+                        auto r = hostd::exec({.argv = {kPgBin + "/pgbench", "-h", "127.0.0.1", "-p", std::to_string(nb.public_port), "-U", nb.user,
+                                                       "-c", "4", "-j", "2", "-T", "3600", "-P", "1", "-n", "postgres"},
+                                              .env = pg_env(nb.password), .timeout = std::chrono::seconds(3700)});
+                        nb_out = r.out + r.err;
+                    });
+                    sleep_s(5);
+                    const double b0 = s_since(nb_t0);
+                    BackupDone b;
+                    try {
+                        b = full_backup(client, src.name);
+                    } catch (...) {
+                        one(direct(nb), "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'pgbench'");
+                        bench.join();
+                        throw;
+                    }
+                    const double b1 = s_since(nb_t0), d = b1 - b0;
+                    sleep_s(d + 1.5);
+                    one(direct(nb), "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'pgbench'");
+                    bench.join();
+                    const auto samples = progress_of(nb_out);
+                    const double during = mean_tps(samples, b0, b1), without = mean_tps(samples, b1, b1 + d);
+                    std::fprintf(stderr, "backup   %-8s %.1f s, neighbour %.0f tps during, %.0f after\n", src.name.c_str(), d, during, without);
+                    rows.push_back({"full backup of the " + label + ", " + compress + ": cluster size / time (repository " + mb(b.repo_size) + ")",
+                                    fmt(b.size / 1e6 / (b.ms / 1000), "MB/s") + " (" + mb(b.size) + " in " + fmt(b.ms / 1000, "s") + ")", "-", "-"});
+                    rows.push_back({"  neighbour pgbench TPS through HAProxy (-c4 -j2) during that backup / the " + fmt(d, "s") + " after it",
+                                    fmt(during, "") + " / " + fmt(without, ""), "-", without > 0 ? ratio(during / without) : "-"});
+                } else {
+                    full_backup(client, src.name);
+                }
+                // Branch (latest) and the pg_basebackup reference, alternated.
+                {
+                    auto p = direct(src);
+                    const std::string hba = one(p, "SHOW hba_file");
+                    hostd::pgconf::exec_sql(p, "COPY (SELECT 'local replication all scram-sha-256') TO PROGRAM 'cat >> " + hba + "'");
+                    one(p, "SELECT pg_reload_conf()::text");
+                }
+                const int runs = size_mb >= 512 ? branch_runs_large : branch_runs;
+                std::vector<double> br, ref_ms;
+                std::map<std::string, std::vector<double>> steps, parts;
+                for (int i = 1; i <= runs; i++) {
+                    const std::string name = "br" + std::to_string(size_mb) + "-" + std::to_string(i);
+                    nlohmann::json body = src_body;
+                    body["from"] = {{"tenant", src.name}, {"time", "latest"}};
+                    Sampler sampler;
+                    create(client, name, body, ms);
+                    for (auto& [part, sec] : sampler.stop()) {
+                        if (part.rfind("  ", 0) == 0) std::fprintf(stderr, "  %-50s %6.0f ms\n", part.c_str(), sec * 1000);
+                        else parts[part].push_back(sec * 1000);
+                    }
+                    br.push_back(ms);
+                    for (auto& [step, v] : steps_of(name)) steps[step].push_back(v);
+                    purge(client, name);
+                    ref_ms.push_back(reference_branch(src, ref_dir + "/copy"));
+                    std::fprintf(stderr, "branch   %-8s %7.0f ms, pg_basebackup + start %7.0f ms\n", name.c_str(), br.back(), ref_ms.back());
+                }
+                rows.push_back({"branch of a " + label + " → first query through HAProxy, median (n=" + std::to_string(runs) + ")",
+                                fmt(median(br)), fmt(median(ref_ms)) + " (pg_basebackup -X stream -c fast over the socket + pg_ctl start → first query, n=" +
+                                                     std::to_string(runs) + ")",
+                                ratio(median(br) / median(ref_ms)) + " (target ≤ 1.5" + (size_mb <= 100 ? ", and < 5 s" : "") + ")"});
+                std::string split;
+                for (const char* s : {"disk", "format", "mount", "user", "restore", "start", "check", "backups", "route", "check-proxy"})
+                    if (steps.count(s)) split += (split.empty() ? "" : ", ") + std::string(s) + " " + fmt(median(steps[s]));
+                rows.push_back({"  its steps, medians (hostd's journal)", split, "-", "-"});
+                std::string programs;
+                for (const char* s : {"pgbackrest restore", "pg_ctl start", "replay", "archive-get", "pg_ctl stop", "stanza-create"})
+                    programs += (programs.empty() ? "" : ", ") + std::string(s) + " " + (parts.count(s) ? fmt(median(parts[s])) : "0 ms");
+                rows.push_back({"  programs seen running during it, medians (/proc sampled every 20 ms; archive-get runs during replay)", programs, "-", "-"});
+                purge(client, src.name);
+            }
+            purge(client, nb.name);
+
+            // Recovery point: rows committed every 100 ms; at a random moment every process of the
+            // source is frozen (nothing more reaches the repository, as when its disk is destroyed)
+            // and a branch of it (latest) is made from the repository alone. Lost = the source's
+            // last row committed before the freeze minus the branch's last row.
+            std::mt19937 rng(static_cast<unsigned>(std::chrono::system_clock::now().time_since_epoch().count()));
+            for (int timeout : rp_timeouts) {
+                if (timeout != current_timeout) configure_backups(client, backup_repo, compress, current_timeout = timeout);
+                const Created s = create(client, "rp" + std::to_string(timeout), {{"memory", "256M"}}, ms);
+                hostd::pgconf::exec_sql(direct(s), "CREATE TABLE rp(ts timestamptz); INSERT INTO rp VALUES (clock_timestamp())");
+                full_backup(client, s.name);
+                std::vector<double> lost;
+                for (int i = 1; i <= rp_runs; i++) {
+                    std::thread writer([&] {
+                        auto env = pg_env(s.password);
+                        env.push_back("PGAPPNAME=rp-writer");
+                        hostd::exec({.argv = {kPgBin + "/psql", "-X", "-q", "-h", "127.0.0.1", "-p", std::to_string(s.port), "-U", s.user, "-d", "postgres",
+                                              "-c", "DO $$ BEGIN LOOP INSERT INTO rp VALUES (clock_timestamp()); COMMIT; PERFORM pg_sleep(0.1); END LOOP; END $$"},
+                                     .env = env, .timeout = std::chrono::hours(1)});
+                    });
+                    const double wait = std::uniform_real_distribution<double>(timeout, 2.0 * timeout)(rng);
+                    sleep_s(wait);
+                    // Frozen at `frozen` (a clean stop would not do: PostgreSQL hands its last
+                    // segment to the archive when it shuts down).
+                    signal_unit(s.name, "SIGSTOP");
+                    const double frozen = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+                    const std::string name = "lost" + std::to_string(timeout) + "-" + std::to_string(i);
+                    std::optional<Created> b;
+                    try {
+                        b = create(client, name, {{"memory", "256M"}, {"from", {{"tenant", s.name}, {"time", "latest"}}}}, ms);
+                    } catch (...) {
+                        signal_unit(s.name, "SIGCONT");
+                        one(direct(s), "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'rp-writer'");
+                        writer.join();
+                        throw;
+                    }
+                    const double b_last = std::stod(one(proxied(*b), "SELECT extract(epoch FROM max(ts)) FROM rp"));
+                    purge(client, name);
+                    signal_unit(s.name, "SIGCONT");
+                    one(direct(s), "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'rp-writer'");
+                    writer.join();
+                    // The last row committed before the freeze (a row is stamped just before its commit).
+                    const double s_last = std::stod(one(direct(s), "SELECT extract(epoch FROM max(ts)) FROM rp WHERE ts <= to_timestamp(" +
+                                                                       std::to_string(frozen) + ")"));
+                    lost.push_back(s_last - b_last);
+                    std::fprintf(stderr, "recovery archive_timeout=%d s: stopped after %.1f s, lost %.1f s\n", timeout, wait, lost.back());
+                }
+                rows.push_back({"recovery point, archive_timeout = " + std::to_string(timeout) +
+                                    " s: committed work missing from a branch made from the repository alone after the source froze (SIGSTOP) at a random moment, median (n=" +
+                                    std::to_string(lost.size()) + ": " + list_of(lost, "s") + ")",
+                                fmt(median(lost), "s"), "target ≤ " + std::to_string(timeout) + " s", ratio(median(lost) / timeout)});
+                purge(client, s.name);
+            }
+            backup_min = s_since(t_backup) / 60;
+        } catch (const std::exception& e) {
+            // The figures above stand; this part's failure is in the table, and the exit status.
+            std::cerr << "hostd-bench: backups, branches, recovery point: " << e.what() << "\n";
+            rows.push_back({"backups, branches, recovery point", std::string("failed: ") + e.what(), "-", "-"});
+            failed = true;
+        }
     } catch (const std::exception& e) {
         std::cerr << "hostd-bench: " << e.what() << "\n";
         return 1;
@@ -343,8 +753,13 @@ int main(int argc, char** argv) {
     std::ostringstream md;
     md << "| figure | hostd | reference | ratio |\n|---|---|---|---|\n";
     for (auto& r : rows) md << "| " << r.figure << " | " << r.value << " | " << r.reference << " | " << r.ratio << " |\n";
-    if (!machine.empty()) md << "\nMeasured " << machine << ".\n";
+    if (!machine.empty()) {
+        char took[160];
+        if (backup_min > 0) std::snprintf(took, sizeof took, "; the run took %.0f min (backups, branches and recovery point: %.0f)", s_since(t_run) / 60, backup_min);
+        else std::snprintf(took, sizeof took, "; the run took %.0f min", s_since(t_run) / 60);
+        md << "\nMeasured " << machine << took << ".\n";
+    }
     std::cout << md.str();
     if (!out_md.empty()) std::ofstream(out_md) << md.str();
-    return 0;
+    return failed ? 1 : 0;
 }

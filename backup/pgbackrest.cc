@@ -158,7 +158,7 @@ std::vector<std::string> restore_argv(const Stanza& source, const Options& o, co
     std::string get;
     for (const auto& w : common(into, o)) get += w + " ";
     a.push_back("--recovery-option=restore_command=" + get + "--pg1-path=" + pgdata + " archive-get %f \"%p\"");
-    a.push_back("--process-max=" + std::to_string(o.process_max));
+    a.push_back("--process-max=" + std::to_string(o.restore_process_max));
     switch (target.kind) {
         case Target::Kind::latest:
             a.push_back("--type=default");  // replay all the WAL archived

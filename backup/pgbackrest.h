@@ -30,7 +30,8 @@ struct Options {
     std::string exe = "/usr/bin/pgbackrest";
     std::string compress = "lz4";      // none | gz | lz4 | zst | bz2
     uint64_t retention_full = 2;       // full backups kept (and the WAL they need)
-    uint64_t process_max = 1;          // parallel compress/transfer processes
+    uint64_t process_max = 1;          // parallel compress/transfer processes of backups and WAL
+    uint64_t restore_process_max = 1;  // and of a restore (nothing else competes with a new cluster)
 };
 
 enum class BackupType { full, diff, incr };

@@ -234,7 +234,7 @@ void call_ok(const Client& c, const std::string& method, const std::string& path
     if (r.status != want)
         throw std::runtime_error(method + " " + path + ": HTTP " + std::to_string(r.status) + " " + r.body.dump() + r.transport_error);
 }
-void purge(const Client& c, const std::string& name) { call_ok(c, "DELETE", "/v1/tenants/" + name + "?purge=true", 200); }
+void purge(const Client& c, const std::string& name) { call_ok(c, "DELETE", "/v1/tenants/" + name + "?purge=true&purge_backups=true", 200); }
 
 // hostd reads hostd.toml at start: backups are switched on (or archive_timeout changed) by
 // rewriting its [backup] section and restarting hostd; running tenants keep running.
@@ -585,7 +585,7 @@ int main(int argc, char** argv) {
         }
 
         if (!keep)
-            for (auto& c : made) client.call("DELETE", "/v1/tenants/" + c.name + "?purge=true");
+            for (auto& c : made) client.call("DELETE", "/v1/tenants/" + c.name + "?purge=true&purge_backups=true");
 
         // 6. Backups, branches, recovery point: switched on now, so the creates above are timed
         //    as hostd ships (backups off). Each figure beside its do-it-yourself reference.

@@ -85,6 +85,7 @@ const std::vector<Setting>& settings() {
         {"backup", "pgbackrest", Kind::text, "The pgbackrest program (Debian's package pgbackrest).", FIELD(pgbackrest)},
         {"backup", "compress", Kind::text, "Compression of WAL and backups: \"lz4\" (fast), \"zst\", \"gz\", \"bz2\" or \"none\".", FIELD(backup_compress)},
         {"backup", "retention_full", Kind::count, "Full backups kept per tenant; older ones, and the WAL only they need, are expired after each backup.", FIELD(backup_retention_full)},
+        {"backup", "restore_processes", Kind::count, "Processes pgBackRest decompresses and copies with when it restores a backup for a branch or a restore (backups and WAL use one, to spare the tenants). 0: the host's CPU count, at most 4.", FIELD(restore_processes)},
         {"backup", "deleted_retention", Kind::count, "Days the backups of a tenant deleted with purge stay, for branches (hostctl create NEW --from DELETED), before hostd removes them; its OS user, which owns them, stays as long. 0: until purged by hand (hostctl delete NAME --purge --purge-backups).", FIELD(backup_deleted_retention)},
         {"backup", "full_schedule", Kind::text, "When each tenant gets a full backup: a systemd calendar event (OnCalendar=, see systemd.time(7)), spread over an hour per tenant (timer hostd-backup-full@<tenant>.timer). \"\": none on a schedule.", FIELD(full_schedule)},
         {"backup", "incr_schedule", Kind::text, "When each tenant gets an incremental backup (what changed since the last one; the first is full), as full_schedule (hostd-backup-incr@<tenant>.timer). \"\": none on a schedule.", FIELD(incr_schedule)},
@@ -269,6 +270,8 @@ Config parse_config(std::string_view text, const std::string& source) {
         throw Error(Errc::invalid, "'backup.compress' in " + source + " must be \"lz4\", \"zst\", \"gz\", \"bz2\" or \"none\"");
     if (c.backup_retention_full < 1 || c.backup_retention_full > 9999999)
         throw Error(Errc::invalid, "'backup.retention_full' in " + source + " must be 1-9999999");
+    if (c.restore_processes > 64)
+        throw Error(Errc::invalid, "'backup.restore_processes' in " + source + " must be 0-64");
     if (c.backup_deleted_retention > 36500)
         throw Error(Errc::invalid, "'backup.deleted_retention' in " + source + " must be 0-36500 days");
     for (const std::string* sched : {&c.full_schedule, &c.incr_schedule})

@@ -72,6 +72,8 @@ struct Config {
     std::string pgbackrest = "/usr/bin/pgbackrest";
     std::string backup_compress = "lz4";
     uint64_t backup_retention_full = 2;
+    // pgBackRest processes of a branch's or a restore's copy; 0: the host's CPUs, at most 4.
+    uint64_t restore_processes = 0;
     // Days a deleted (purged) tenant's backups are kept for branches; 0: until purged by hand.
     uint64_t backup_deleted_retention = 7;
     uint64_t archive_timeout = 60;                 // seconds: PostgreSQL's archive_timeout (the recovery point)

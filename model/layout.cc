@@ -1,5 +1,8 @@
 #include "model/layout.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <tuple>
 
 #include "base/error.h"
@@ -70,7 +73,10 @@ std::vector<std::pair<std::string, std::string>> backup_unit_files(const Config&
 }
 
 backup::Options backup_options(const Config& cfg) {
-    return {.exe = cfg.pgbackrest, .compress = cfg.backup_compress, .retention_full = cfg.backup_retention_full};
+    uint64_t restore = cfg.restore_processes;
+    if (restore == 0) restore = std::clamp<uint64_t>(static_cast<uint64_t>(std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN))), 1, 4);
+    return {.exe = cfg.pgbackrest, .compress = cfg.backup_compress, .retention_full = cfg.backup_retention_full,
+            .restore_process_max = restore};
 }
 
 namespace layout {

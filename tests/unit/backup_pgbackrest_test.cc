@@ -92,6 +92,11 @@ TEST(Pgbackrest, RestoreIntoAnotherDataDirectoryToEachKindOfTarget) {
     EXPECT_TRUE(has(label, "--set=20261130-045552F_20261130-050102I"));
     EXPECT_TRUE(has(label, "--type=immediate"));
     EXPECT_TRUE(has(restore_argv(stanza(), Options{}, "/x", parse_target("latest", "t")), "--type=default"));
+    // A restore copies with its own number of processes; backups keep theirs.
+    const auto parallel = restore_argv(stanza(), Options{.process_max = 1, .restore_process_max = 3}, "/x",
+                                       parse_target("latest", "t"));
+    EXPECT_TRUE(has(parallel, "--process-max=3"));
+    EXPECT_FALSE(has(parallel, "--process-max=1"));
 }
 
 TEST(Pgbackrest, TheRecoveringServerTakesSocketLoginsOnlyAndRunsNothingOfTheSources) {

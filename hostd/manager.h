@@ -48,6 +48,8 @@ public:
     // when none exists), and the backups with what they can restore.
     BackupDone backup(const std::string& name, const std::string& type);
     BackupList backups(const std::string& name);
+    // Disaster recovery (Provisioner::restore): backups on, the tenant's disk really gone.
+    Restored restore(const std::string& name, const RestoreRequest& req, const Progress& progress = {});
     // Lifecycle (Provisioner::stop/start/restart); each returns the tenant as GET shows it.
     TenantView stop(const std::string& name);
     TenantView start(const std::string& name);

@@ -103,4 +103,17 @@ void restore_branch(const Branch& b, const Options& o, Recovery& run) {
         throw Error(Errc::failed, "The recovered branch did not shut down: " + run.output());
 }
 
+void queue_history_files(const std::string& pgdata, RunAs as) {
+    const std::string wal = pgdata + "/pg_wal";
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(wal, ec)) {
+        const std::string name = e.path().filename().string();
+        if (!name.ends_with(".history") || !e.is_regular_file(ec)) continue;
+        const std::string status = wal + "/archive_status/" + name;
+        if (path_exists(status + ".ready") || path_exists(status + ".done")) continue;
+        write_file_atomic(status + ".ready", "", 0600, as.uid, as.gid);
+    }
+    if (ec) throw_errno(ec.value(), "Failed to list " + wal);
+}
+
 }  // namespace hostd::backup

@@ -55,4 +55,11 @@ struct Branch {
 };
 void restore_branch(const Branch& b, const Options& o, Recovery& run);
 
+// The timeline history files in pgdata's pg_wal that PostgreSQL has not queued for the archive
+// (the recovering server of restore_branch runs without archiving) marked ready, so the
+// tenant's own archiver pushes them when it starts. A tenant restored into its own stanza
+// needs its new timeline's history there: without it a later recovery from the older backups
+// stays on the old timeline and misses everything since. Files owned by as.
+void queue_history_files(const std::string& pgdata, RunAs as);
+
 }  // namespace hostd::backup

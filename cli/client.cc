@@ -171,6 +171,18 @@ Reply<Created> Client::create(const std::string& name, const CreateRequest& req,
                           wire::parse_created);
 }
 
+Reply<Restored> Client::restore(const std::string& name, const RestoreRequest& req, const StepFn& on_step) const {
+    const wire::json body = wire::render(req);
+    return typed<Restored>(stream("POST", tenant_path(name) + "/restore?progress=1", &body,
+                                  [&](const wire::json& line) {
+                                      if (on_step && line.is_object() && line.contains("step"))
+                                          on_step(line.value("step", ""), line.value("ms", 0L));
+                                      else if (on_step && line.is_object() && line.contains("start"))
+                                          on_step(line.value("start", ""), -1);
+                                  }),
+                           wire::parse_restored);
+}
+
 Reply<Deleted> Client::remove(const std::string& name, bool purge, bool purge_backups) const {
     const std::string query = purge ? (purge_backups ? "?purge=true&purge_backups=true" : "?purge=true")
                                     : (purge_backups ? "?purge_backups=true" : "");

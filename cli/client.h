@@ -42,6 +42,9 @@ public:
     using StepFn = std::function<void(std::string_view step, long ms)>;
     // PUT with ?progress=1: on_step hears each step as hostd starts it (ms -1) and finishes it.
     Reply<Created> create(const std::string& name, const CreateRequest& req, const StepFn& on_step = {}) const;
+    // POST /v1/tenants/NAME/restore?progress=1: the tenant brought back from its backups after
+    // its disk was lost; on_step as for create.
+    Reply<Restored> restore(const std::string& name, const RestoreRequest& req, const StepFn& on_step = {}) const;
     Reply<Deleted> remove(const std::string& name, bool purge, bool purge_backups = false) const;
     Reply<TenantView> get(const std::string& name) const;
     Reply<std::vector<TenantView>> list(bool live) const;

@@ -388,6 +388,43 @@ int main(int argc, char** argv) {
                   << (b.running ? "; a backup is running" : "") << "\n";
     });
 
+    // restore
+    auto* restore = app.add_subcommand("restore", "Bring back a tenant whose disk was destroyed, from its backups "
+                                                  "(same name, port, password, URL) onto a new disk");
+    restore->footer("Example: hostctl restore acme\n"
+                    "Only when its data is really gone: no filesystem of the tenant's mounted or on any disk, its unit\n"
+                    "not running, and (loop) no image file in its place or (device) its device blank. A tenant that is\n"
+                    "only stopped or unmounted is refused: hostctl start or hostctl reconcile brings it back. It gets\n"
+                    "every transaction whose WAL was archived (at most backup.archive_timeout seconds of work are lost).");
+    std::string restore_time;
+    bool restore_latest = false;
+    restore->add_option("name", name, "Tenant name")->required();
+    auto* restore_time_opt = restore->add_option("--time", restore_time, "Restore to this RFC 3339 time (e.g. "
+                                                                         "2026-11-30T04:56:04Z) or backup label instead");
+    restore->add_flag("--latest", restore_latest, "Every archived transaction (the default)")->excludes(restore_time_opt);
+    restore->callback([&] {
+        const hostd::RestoreRequest req{.time = restore_time.empty() ? "latest" : restore_time};
+        hostd::Reply<hostd::Restored> r;
+        {
+            std::unique_ptr<ProgressView> view;
+            if (!ctx.json_out) view = std::make_unique<ProgressView>(name, ::isatty(2) == 1);
+            r = hostd::Client(ctx.socket).restore(name, req, [&](std::string_view step, long ms) {
+                if (view) view->step(std::string(step), ms);
+            });
+            if (view) view->finish();
+        }
+        if (!finish(ctx, r, code)) return;
+        const hostd::Restored& v = *r.value;
+        if (ctx.json_out) {
+            print_json(hostd::wire::render(v));
+            return;
+        }
+        std::cout << "Tenant '" << v.tenant.name << "' is restored (" << v.target
+                  << (v.wal_max.empty() ? "" : ", archived WAL up to " + v.wal_max) << ") in " << v.ms << " ms"
+                  << (v.tenant.stopped ? "; it stays stopped (hostctl start " + v.tenant.name + ")" : "") << ".\n"
+                  << "URL:      " << v.tenant.url << "\n";
+    });
+
     // list
     auto* list = app.add_subcommand("list", "List tenants: what each does now (running, stopped, down...), port, disk used/total, "
                                             "memory used/limit, CPU quota (time used), URL");

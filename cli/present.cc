@@ -47,7 +47,10 @@ std::vector<std::vector<std::string>> tenant_details(const TenantView& t) {
     add("name", t.name);
     add("state", std::string(to_string(t.state)));
     if (t.live.state != to_string(t.state)) add("status", t.live.state);
-    add("reason", t.live.reason + (t.live.state == "down" && t.problem.empty() ? "; hostctl start (or reconcile) starts it again" : ""));
+    // A disk that is gone says itself how the tenant comes back (hostctl restore), not start.
+    const bool disk_gone = t.live.reason.find("disk missing") != std::string::npos;
+    add("reason", t.live.reason + (t.live.state == "down" && t.problem.empty() && !disk_gone
+                                       ? "; hostctl start (or reconcile) starts it again" : ""));
     add("step", t.step);
     add("url", t.url);
     add("admin_user", t.admin_user);

@@ -15,6 +15,7 @@
 
 #include "model/config.h"
 #include "model/layout.h"
+#include "model/restore.h"
 #include "model/tenant.h"
 #include "model/views.h"
 #include "routes/routes.h"
@@ -61,6 +62,9 @@ public:
         uint64_t available = 0, written = 0;
     };
     virtual LoopSpace loop_space(const std::vector<std::string>& images) = 0;
+    // What is left of a tenant's disk (model/restore.h), for a restore and for saying why a
+    // disk is missing: reads only (libblkid probes, the mount table, the unit's state).
+    virtual DiskFacts disk_facts(const TenantRecord& t, const TenantLayout& l) = 0;
 
     // Filesystems.
     virtual void format(const std::string& device, const std::string& fs, const std::string& label,

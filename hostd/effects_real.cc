@@ -197,6 +197,68 @@ public:
                          t.name);
         return {.device = dev, .device_id = id};
     }
+    DiskFacts disk_facts(const TenantRecord& t, const TenantLayout& l) override {
+        DiskFacts f;
+        f.mounted = storage::mounted_source(l.mountpoint).has_value();
+        try {
+            const std::string a = units::Systemd::connect().status(l.unit).active_state;
+            f.unit_running = a == "active" || a == "activating" || a == "reloading" || a == "deactivating";
+        } catch (const Error& e) {
+            // Cannot tell: not a disk that is gone for sure.
+            throw Error(Errc::unavailable, "Cannot ask systemd whether " + l.unit + " runs: " + e.what());
+        }
+        if (!t.fs_uuid.empty())
+            if (auto dev = storage::find_filesystem(t.fs_uuid)) f.found_at = *dev;
+        auto describe = [&](const storage::ProbeResult& p) {
+            if (p.has_partition_table) return "a " + p.partition_table_type + " partition table";
+            return "a " + (p.type.empty() ? std::string("signature") : p.type + " signature") +
+                   (p.uuid.empty() ? "" : " (UUID " + p.uuid + ")");
+        };
+        if (t.spec.backend == "loop") {
+            const std::string& image = t.image.empty() ? l.image : t.image;
+            struct stat st {};
+            if (::lstat(image.c_str(), &st) < 0) {
+                if (errno != ENOENT) throw_errno(errno, "Failed to look at " + image);
+                return f;  // absent
+            }
+            if (!S_ISREG(st.st_mode)) {
+                f.media = DiskFacts::Media::data;
+                f.detail = "not a regular file";
+                return f;
+            }
+            const storage::ProbeResult p = storage::probe(image);
+            if (p.has_signature && !t.fs_uuid.empty() && lower(p.uuid) == lower(t.fs_uuid)) {
+                f.found_at = image;  // its filesystem, on an image no loop device backs
+                return f;
+            }
+            f.media = p.has_signature || p.has_partition_table ? DiskFacts::Media::data
+                      : st.st_blocks == 0                      ? DiskFacts::Media::blank
+                                                               : DiskFacts::Media::data;
+            f.detail = p.has_signature || p.has_partition_table ? describe(p)
+                       : st.st_blocks == 0                      ? ""
+                                                                : "no signature, " + std::to_string(st.st_blocks * 512) + " bytes written";
+            return f;
+        }
+        const std::string& dev = t.device.empty() ? t.spec.device : t.device;
+        struct stat st {};
+        if (dev.empty() || ::stat(dev.c_str(), &st) < 0) {
+            f.detail = dev.empty() ? "none recorded" : "no such device";
+            return f;  // absent
+        }
+        const std::string id = storage::stable_id(dev);
+        if (!t.device_id.empty() && !id.empty() && id != t.device_id) {
+            f.other_disk = true;
+            f.detail = id;
+        }
+        try {
+            storage::check_device(dev, /*force=*/false);
+            f.media = DiskFacts::Media::blank;
+        } catch (const Error& e) {
+            f.media = DiskFacts::Media::data;
+            f.detail = f.other_disk ? f.detail : e.what();
+        }
+        return f;
+    }
     LoopSpace loop_space(const std::vector<std::string>& images) override {
         LoopSpace s;
         // loop_dir is made with the first image: until then, the filesystem it will be on.
@@ -416,6 +478,8 @@ public:
         // The source's files, written as its user, become the branch's (links themselves, never
         // what they point to).
         chown_tree(l.pgdata, u.uid, u.gid);
+        // Restored into its own stanza (hostctl restore): its new timeline's history goes there too.
+        if (src.name == t.name) backup::queue_history_files(l.pgdata, {u.uid, u.gid});
         auto spec = cluster_spec(t);
         write_file_atomic(l.pgdata + "/postgresql.conf", pgconf::render_postgresql_conf(spec), 0600, u.uid, u.gid);
         write_file_atomic(l.pgdata + "/pg_hba.conf", pgconf::render_pg_hba(spec), 0600, u.uid, u.gid);

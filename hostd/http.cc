@@ -35,7 +35,7 @@ struct Request {
     bool purge_backups = false;      // DELETE ?purge=1&purge_backups=1
     bool allowed = false;
     bool live = false;               // GET /v1/tenants?live=1
-    bool progress = false;           // PUT ?progress=1: stream each step as NDJSON
+    bool progress = false;           // PUT (create) or POST .../restore ?progress=1: stream each step as NDJSON
     bool streamed = false;           // answered by stream_create (its connection has no idle timeout)
     Manager::Progress on_step;       // set by the streaming reply
 };
@@ -84,6 +84,11 @@ const std::vector<Route>& route_table() {
                  const std::string type = wire::parse_backup_request(r.body.empty() ? json() : wire::parse_body(r.body));
                  return Reply{201, wire::render(m.backup(name, type))};
              }
+             if (action == "restore") {
+                 // Streams its steps as a create does (?progress=1).
+                 const RestoreRequest req = wire::parse_restore(r.body.empty() ? json() : wire::parse_body(r.body));
+                 return Reply{200, wire::render(m.restore(name, req, r.on_step))};
+             }
              if (action == "password")
                  return Reply{200, wire::render_one(m.set_password(name, wire::parse_password(wire::parse_body(r.body))))};
              // Lifecycle: no body, the tenant as GET shows it in the reply.
@@ -96,7 +101,7 @@ const std::vector<Route>& route_table() {
                      return Reply{200, wire::render_one((m.*fn)(name))};
                  }
              throw Error(Errc::not_found, "No such API path: /v1/tenants/" + arg +
-                                              " (POST takes /v1/tenants/NAME/resize, /start, /stop, /restart, /password or /backups)");
+                                              " (POST takes /v1/tenants/NAME/resize, /start, /stop, /restart, /password, /backups or /restore)");
          }},
         {"PATCH", "/v1/tenants/",
          [](Manager& m, const Request& r, const std::string& n) {
@@ -293,7 +298,9 @@ struct ApiServer::Impl {
                 return send_text(c, 500, std::string("failed to collect metrics: ") + e.what() + "\n", "text/plain");
             }
         }
-        if (req->allowed && !self->metrics_only && req->progress && req->method == "PUT") return stream_create(self, c, *req);
+        if (req->allowed && !self->metrics_only && req->progress &&
+            (req->method == "PUT" || (req->method == "POST" && req->path.ends_with("/restore"))))
+            return stream_create(self, c, *req);
         Reply reply;
         if (self->metrics_only)
             reply = {404, wire::render_error(Error(Errc::not_found, "This listener serves GET /metrics only"))};

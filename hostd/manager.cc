@@ -10,6 +10,7 @@
 #include "hostd/log.h"
 #include "model/capacity.h"
 #include "model/layout.h"
+#include "model/restore.h"
 #include "pgconf/pgconf.h"
 
 namespace hostd {
@@ -268,6 +269,16 @@ BackupList Manager::backups(const std::string& name) {
     return out;
 }
 
+Restored Manager::restore(const std::string& name, const RestoreRequest& req, const Progress& progress) {
+    validate_name(name);
+    backup::parse_target(req.time, "time");
+    if (cfg_.backup_repo.empty())
+        throw Error(Errc::invalid, "A restore brings a tenant back from its backups, and backups are off on this host "
+                                   "(backup.repo in hostd.toml); nothing was changed.");
+    Store::OpLock op(store_, name);
+    return timed("restore", [&] { return prov_.restore(name, req, progress); });
+}
+
 TenantView Manager::stop(const std::string& name) {
     validate_name(name);
     {
@@ -318,6 +329,15 @@ TenantView Manager::get(const std::string& name, bool with_status) {
         const std::string& a = v.status->active_state;
         if (v.status->unit_error.empty() && (a == "active" || a == "reloading") && activity.empty()) ping = fx_->ping(t, l);
         v.live = derive_live(t, *v.status, v.problem, activity, ping);
+        // Down (or stopped) with nothing mounted: if its disk is gone, say so and how it comes back.
+        if ((v.live.state == "down" || v.live.state == "stopped") && !v.status->disk && v.status->unit_error.empty()) {
+            try {
+                const std::string missing = disk_missing_reason(t, fx_->disk_facts(t, l), !cfg_.backup_repo.empty());
+                if (!missing.empty()) v.live.reason = v.live.state == "stopped" ? "stopped on purpose; " + missing : missing;
+            } catch (const Error& e) {
+                log::warning(std::string("Cannot tell whether its disk is there: ") + e.what(), name);
+            }
+        }
         if (v.status->unit_error.empty() && a == "active" && activity.empty()) v.pending_restart = fx_->pending_restart(t, l);
     } else if (t.state != TenantState::ready) {
         v.live = derive_live(t, {}, v.problem, activity, std::nullopt);

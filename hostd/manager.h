@@ -55,6 +55,8 @@ public:
     // Kept backups whose backup.deleted_retention has passed are removed, with their OS user
     // (logged); at start, on each reconcile and on hostd's hourly tick.
     void expire_kept();
+    // Disaster recovery (Provisioner::restore): backups on, the tenant's disk really gone.
+    Restored restore(const std::string& name, const RestoreRequest& req, const Progress& progress = {});
     // Lifecycle (Provisioner::stop/start/restart); each returns the tenant as GET shows it.
     TenantView stop(const std::string& name);
     TenantView start(const std::string& name);

@@ -286,6 +286,131 @@ Created Provisioner::create(const std::string& name, const CreateRequest& req, c
     return {.tenant = view_of(cfg_, t, true), .ms = total.ms(), .destroyed = destroyed};
 }
 
+Restored Provisioner::restore(const std::string& name, const RestoreRequest& req, const Progress& progress) {
+    StepTimer total;
+    TenantRecord t = store_.get(name);
+    if (t.state != TenantState::ready)
+        throw Error(Errc::conflict, "Tenant '" + name + "' is " + std::string(to_string(t.state)) +
+                                        "; only a ready tenant whose disk is gone can be restored");
+    const backup::Target target = backup::parse_target(req.time, "time");
+    const TenantLayout l = layout_of(cfg_, name);
+    Disk& disk = disks_.of(t.spec);
+    if (t.step.starts_with(kRestoreStep)) {
+        // A restore cut off by a crash: what it made (its new disk, recorded before it was
+        // made) holds a partial cluster. Undone first, as a failed restore would have been.
+        log::warning("An earlier restore was cut off at step '" + t.step + "': undoing what it made", name);
+        fx_.stop_unit(l);
+        fx_.unmount(l);
+        disk.release(t);
+        disk.destroy(t);
+    }
+    // Refusals first; nothing is changed until they pass.
+    const RestoreDisk how = plan_restore_disk(t, fx_.disk_facts(t, l));
+    auto user = fx_.find_user(t.os_user);
+    if (user && !user->hostd)
+        throw Error(Errc::refused, "OS user '" + t.os_user + "' exists but was not made by hostd; remove or rename it, "
+                                   "then restore again");
+    // pgBackRest reads the repository as the tenant's OS user: one lost with the machine's
+    // accounts is made again first (the tenant's own; a reconcile needs it too).
+    if (!user) {
+        user = fx_.create_user(t.os_user, l.mountpoint);
+        t.uid = user->uid;
+        store_.save(t);
+    }
+    const backup::Info info = fx_.backup_info(t, l);
+    if (info.backups.empty())
+        throw Error(Errc::refused, "Tenant '" + name + "' has no backup in its repository " + l.backup_repo +
+                                       (info.status_message.empty() ? "" : " (pgBackRest: " + info.status_message + ")") +
+                                       ": there is nothing to restore it from; nothing was changed.");
+
+    Store::Activity busy(store_, name, "restoring");
+    const TenantRecord before = t;
+    Rollback rb([&](const std::string& step, const std::string& err) {
+        log::error("Rollback of restore step '" + step + "' failed: " + err + "; hostctl restore retries", name);
+    });
+    rb.add("record", [&, before] { store_.save(before); });
+    auto step = [&](const std::string& s, auto&& fn) {
+        set_step(t, std::string(kRestoreStep) + s);  // a ready tenant with this step: a restore under way
+        if (progress) progress(s, -1);
+        StepTimer st;
+        fn();
+        log::info("Restore step '" + s + "' done in " + std::to_string(st.ms()) + " ms", name);
+        if (progress) progress(s, st.ms());
+    };
+    try {
+        log::info("Restoring the tenant from its backups onto a new disk (" +
+                      std::string(how == RestoreDisk::new_image ? "a new image" : "its blank device " + t.device) +
+                      ", target " + req.time + ", newest archived WAL " + (info.wal_max.empty() ? "none" : info.wal_max) + ")",
+                  name);
+        step("disk", [&] {
+            if (how == RestoreDisk::new_image) t.image = l.image;
+            disk.acquire(t, /*kept=*/false, /*force=*/false, rb);  // the same checks as a create
+        });
+        step("format", [&] {
+            // A new filesystem UUID: the lost disk, should it come back, is never taken for this one.
+            t.fs_uuid = storage::new_uuid();
+            t.label = l.label(t.spec.filesystem);
+            store_.save(t);  // the UUID is known before the disk is written
+            fx_.format(t.device, t.spec.filesystem, t.label, t.fs_uuid);
+            rb.add("format", [&] { disk.undo_format(t); });
+        });
+        step("mount", [&] {
+            fx_.mount(t, l, /*fresh=*/true);
+            rb.add("mount", [&] { fx_.unmount(l); });
+            try {
+                fx_.ensure_reserve(l, reserve_bytes(cfg_, t.spec.disk_size));
+            } catch (const Error& e) {
+                log::warning(std::string("No reserve file yet: ") + e.what(), name);
+            }
+        });
+        step("restore", [&] {
+            fx_.restore_cluster(t, t, l, *user, target);
+            // A cluster backed up while the disk-full guard held it read-only: the new disk has room.
+            t.read_only = false;
+            fx_.set_read_only(t, l, false);
+        });
+        if (!t.stopped) {
+            step("start", [&] {
+                rb.add("unit", [&] { fx_.stop_unit(l); });
+                fx_.start_unit(l, t.port, limits_of(t.spec));
+            });
+            step("check", [&] {
+                fx_.wait_sql(l.socket_dir, t.port, t.admin_user, t.password, kCheckTimeoutMs, "");
+                fx_.ensure_monitor_login(t, l);
+            });
+            step("backups", [&] { fx_.prepare_backups(t, l); });
+            step("route", [&] {
+                store_.set_routed(name, true);
+                rb.add("route", [&] {
+                    store_.set_routed(name, false);
+                    publish_routes();
+                });
+                publish_routes();
+            });
+            step("check-proxy", [&] {
+                auto ep = public_endpoint(cfg_, t);
+                if (ep.sni_host.empty())
+                    fx_.wait_sql(proxy_check_address(cfg_), ep.port, t.admin_user, t.password, kCheckTimeoutMs, "");
+                else
+                    fx_.wait_sql(ep.sni_host, ep.port, t.admin_user, t.password, kCheckTimeoutMs, proxy_check_address(cfg_));
+            });
+        }
+        t.step.clear();
+        store_.save(t);
+        store_.set_problem(name, "");
+        rb.commit();
+    } catch (const Error& e) {
+        const std::string at = t.step.substr(std::min(t.step.size(), kRestoreStep.size()));
+        log::error("Restore failed at step '" + at + "': " + e.what() + "; undoing the steps taken", name);
+        rb.run();
+        store_.set_problem(name, "a restore failed at step '" + at + "': " + e.what());
+        throw Error(e.code(), "Failed to restore tenant '" + name + "' at step '" + at + "': " + e.what() +
+                                  "; what the restore made was undone", e.field());
+    }
+    log::info("Tenant restored in " + std::to_string(total.ms()) + " ms" + (t.stopped ? " (it stays stopped)" : ""), name);
+    return {.tenant = view_of(cfg_, t, true), .ms = total.ms(), .target = req.time, .wal_max = info.wal_max};
+}
+
 void Provisioner::teardown(TenantRecord& t, bool purge) {
     const TenantLayout l = layout_of(cfg_, t.name);
     Disk& disk = disks_.of(t.spec);

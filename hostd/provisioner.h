@@ -17,6 +17,7 @@
 #include "hostd/store.h"
 #include "model/config.h"
 #include "model/layout.h"
+#include "model/restore.h"
 #include "model/tenant.h"
 #include "model/views.h"
 #include "pgconf/settings.h"
@@ -37,6 +38,15 @@ public:
     // through the proxy. On failure every step taken is undone and the error names the step.
     // spec: the request resolved against the config, its settings validated.
     Created create(const std::string& name, const CreateRequest& req, const TenantSpec& spec, const Progress& progress);
+    // Disaster recovery (model/restore.h has the rule): a ready tenant whose disk is really gone
+    // gets a new disk of its recorded size (loop: a new image; device: its own device, found
+    // blank), formatted and mounted, its cluster restored from its own stanza to req.time
+    // (latest: every archived WAL) by the same path as a branch (Effects::restore_cluster with
+    // the tenant as its own source), then started, checked, routed, as before: same name, OS
+    // user, port, password, certificate, limits, settings; one stopped on purpose stays
+    // stopped. Refused before anything is made when its data is there, or there is no backup.
+    // On failure every step taken is undone and the tenant is as it was (its disk missing).
+    Restored restore(const std::string& name, const RestoreRequest& req, const Progress& progress);
     // Route, unit, mount, disk, user; purge also destroys the data. The record says detached
     // (data kept) or is gone (purged).
     // purge_backups (with purge): the tenant's backups go too; without, a purged tenant's
@@ -97,6 +107,10 @@ private:
     const pgconf::SettingsCatalog& catalog_;
     std::mutex routes_mu_;  // one route table change at a time
 };
+
+// The step of a ready tenant's record while a restore runs ("restore " + the step): a reconcile
+// leaves such a tenant down, and the next restore undoes what the cut-off one made.
+inline constexpr std::string_view kRestoreStep = "restore ";
 
 // Limits of a tenant's unit from its spec.
 units::Limits limits_of(const TenantSpec& s);

@@ -5,6 +5,7 @@
 #include "base/error.h"
 #include "hostd/log.h"
 #include "model/layout.h"
+#include "model/restore.h"
 
 namespace hostd {
 
@@ -42,11 +43,31 @@ void Reconciler::converge(TenantRecord t, const std::map<std::string, LiveStatus
     LiveStatus before;
     if (!unit_error.empty()) before.unit_error = unit_error;
     else if (auto it = units.find(t.name); it != units.end()) before = it->second;
+    if (t.step.starts_with(kRestoreStep)) {
+        // A restore cut off by a crash: its new disk holds a partial cluster, never started.
+        const std::string why = "a restore was cut off at step '" + t.step.substr(kRestoreStep.size()) +
+                                "'; hostctl restore " + t.name + " undoes what it made and restores again";
+        store_.set_routed(t.name, false);
+        store_.set_problem(t.name, why);
+        log::error("Tenant cannot run: " + why, t.name);
+        report.actions.push_back({t.name, "left down", why});
+        return;
+    }
     try {
         const bool was_mounted = fx_.disk_usage(l).has_value();
-        if (disks_.of(t.spec).reattach(t)) {
-            store_.save(t);
-            act("its disk is " + t.device + " now");
+        try {
+            if (disks_.of(t.spec).reattach(t)) {
+                store_.save(t);
+                act("its disk is " + t.device + " now");
+            }
+        } catch (const Error& e) {
+            // Mounted, so its data is there (a loop image deleted while attached lives on in its
+            // loop device until that is detached): say so, and leave it serving.
+            if (!was_mounted) throw;
+            log::error(std::string("Its disk cannot be attached again, but its filesystem is mounted and serves: ") + e.what() +
+                           "; back it up now (hostctl backup " + t.name + "): a detach or a reboot loses it",
+                       t.name);
+            report.actions.push_back({t.name, "disk in danger", e.what()});
         }
         fx_.mount(t, l, /*fresh=*/false);
         if (!was_mounted) act("mounted its filesystem (UUID " + t.fs_uuid + ") at " + l.mountpoint);
@@ -87,11 +108,18 @@ void Reconciler::converge(TenantRecord t, const std::map<std::string, LiveStatus
             log::warning(std::string("hostd's own login to the tenant does not work (metrics unknown): ") + e.what(), t.name);
         }
     } catch (const Error& e) {
-        // Stays down and is reported; never initdb'd afresh, never routed while down.
+        // Stays down and is reported; never initdb'd afresh, never routed while down. A disk
+        // that is gone is said in those words, with the way back.
+        std::string why = e.what();
+        try {
+            if (auto missing = disk_missing_reason(t, fx_.disk_facts(t, l), !cfg_.backup_repo.empty()); !missing.empty())
+                why = missing + " (" + e.what() + ")";
+        } catch (const Error&) {
+        }
         store_.set_routed(t.name, false);
-        store_.set_problem(t.name, e.what());
-        log::error(std::string("Tenant cannot run: ") + e.what(), t.name);
-        report.actions.push_back({t.name, "left down", e.what()});
+        store_.set_problem(t.name, why);
+        log::error("Tenant cannot run: " + why, t.name);
+        report.actions.push_back({t.name, "left down", why});
     }
 }
 

@@ -91,6 +91,12 @@ struct LimitsUpdate {
     bool empty() const { return !memory && !cpu && !tasks && !io_weight && !settings && settings_edit.empty() && !extensions; }
 };
 
+// POST /v1/tenants/{name}/restore: where the restore stops ("latest": every archived WAL; an
+// RFC 3339 time; a backup label), as backup::parse_target takes it.
+struct RestoreRequest {
+    std::string time = "latest";
+};
+
 // POST /v1/tenants/{name}/password: the new password of the tenant's admin role; none: hostd
 // generates one (as at create).
 struct PasswordRequest {

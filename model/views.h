@@ -81,6 +81,14 @@ struct Created {
     std::string destroyed;  // what a forced create erased ("" if nothing)
 };
 
+// POST /v1/tenants/{name}/restore: the tenant brought back from its backups onto a new disk.
+struct Restored {
+    TenantView tenant;     // with its password (the one it had)
+    long ms = 0;
+    std::string target;    // what it was restored to: "latest", a time or a backup label
+    std::string wal_max;   // the newest archived WAL segment when the restore began ("" if none)
+};
+
 struct Resized {
     TenantView tenant;
     long ms = 0;

@@ -237,6 +237,20 @@ std::string parse_backup_request(const json& body) {
 
 json render_backup_request(const std::string& type) { return {{"type", type}}; }
 
+RestoreRequest parse_restore(const json& body) {
+    RestoreRequest r;
+    if (body.is_null()) return r;
+    refuse_unknown(body, {"time"});
+    if (present(body, "time")) {
+        if (!body["time"].is_string())
+            throw Error(Errc::invalid, "'time' must be a string: \"latest\", an RFC 3339 time or a backup label", "time");
+        r.time = body["time"].get<std::string>();
+    }
+    return r;
+}
+
+json render(const RestoreRequest& r) { return {{"time", r.time}}; }
+
 LimitsUpdate parse_limits(const json& body) {
     refuse_unknown(body, {"memory", "cpu", "tasks", "io_weight", "settings", "set_settings", "unset_settings",
                           "reset_settings", "extensions"});
@@ -367,6 +381,14 @@ json render(const Created& c) {
     json t = render(c.tenant);
     t["create_ms"] = c.ms;
     if (!c.destroyed.empty()) t["destroyed"] = c.destroyed;
+    return {{"tenant", t}};
+}
+
+json render(const Restored& r) {
+    json t = render(r.tenant);
+    t["restore_ms"] = r.ms;
+    t["restored_to"] = r.target;
+    t["wal_max"] = r.wal_max;
     return {{"tenant", t}};
 }
 
@@ -551,6 +573,12 @@ TenantView parse_tenant_reply(const json& body) { return parse_tenant(member(bod
 Created parse_created(const json& body) {
     const json& t = member(body, "tenant");
     return {.tenant = parse_tenant(t), .ms = t.value("create_ms", 0L), .destroyed = str(t, "destroyed")};
+}
+
+Restored parse_restored(const json& body) {
+    const json& t = member(body, "tenant");
+    return {.tenant = parse_tenant(t), .ms = t.value("restore_ms", 0L), .target = str(t, "restored_to"),
+            .wal_max = str(t, "wal_max")};
 }
 
 Resized parse_resized(const json& body) {

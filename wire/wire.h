@@ -30,6 +30,9 @@ json render(const PasswordRequest& r);
 // POST /v1/tenants/{name}/backups: {"type": "full" | "diff" | "incr"} (body optional: incr).
 std::string parse_backup_request(const json& body);
 json render_backup_request(const std::string& type);
+// POST /v1/tenants/{name}/restore: {"time": "latest" | RFC 3339 | backup label} (body optional: latest).
+RestoreRequest parse_restore(const json& body);
+json render(const RestoreRequest& r);
 // A verb without a request body (start, stop, restart): {} or nothing; any field is refused.
 void parse_empty(const json& body);
 json render(const CreateRequest& r);
@@ -42,6 +45,7 @@ json render(const std::vector<TenantView>& tenants);  // {"tenants": [...]}
 json render_one(const TenantView& t);                  // {"tenant": {...}}
 json render(const Created& c);
 json render(const Resized& r);
+json render(const Restored& r);  // {"tenant": {..., "restore_ms", "restored_to", "wal_max"}}
 json render(const LimitsChanged& l);
 json render(const Deleted& d);
 json render(const ReconcileReport& r);
@@ -61,6 +65,7 @@ std::vector<TenantView> parse_tenants(const json& body);
 TenantView parse_tenant_reply(const json& body);  // {"tenant": {...}}
 Created parse_created(const json& body);
 Resized parse_resized(const json& body);
+Restored parse_restored(const json& body);
 LimitsChanged parse_limits_changed(const json& body);
 Deleted parse_deleted(const json& body);
 ReconcileReport parse_reconcile(const json& body);

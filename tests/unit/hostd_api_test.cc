@@ -73,6 +73,7 @@ public:
     std::vector<units::Listener> tcp_listeners() override { return {}; }
     std::vector<pid_t> kill_socket_holders(uid_t, uint64_t) override { return {}; }
     Located locate_device(const TenantRecord& t) override { return {.device = t.device, .device_id = t.device_id}; }
+    DiskFacts disk_facts(const TenantRecord&, const TenantLayout&) override { return {}; }
     LoopSpace loop_space(const std::vector<std::string>&) override { return {.available = 1ull << 40}; }
     void stop_unit(const TenantLayout&) override {}
     bool unit_active(const TenantLayout&) override { return true; }

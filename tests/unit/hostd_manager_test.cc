@@ -53,6 +53,8 @@ struct FakeMachine {
     std::map<std::string, uid_t> repos;                  // repository directory → its owner's uid
     std::map<std::string, uid_t> uids;                   // OS user → uid (next_uid on)
     uid_t next_uid = 1000;                               // the lowest free one is given, as useradd may
+    size_t backups = 0;                                  // what backup_info lists (each tenant alike)
+    std::set<std::string> gone;                          // devices not there at all
 };
 const std::string cfg_mount_root = Config{}.mount_root;
 
@@ -88,6 +90,26 @@ public:
             for (auto& [d, uuid] : m_.fs)
                 if (uuid == t.fs_uuid) dev = d;
         return {.device = dev, .device_id = m_.ids.count(dev) ? m_.ids[dev] : ""};
+    }
+    // A loop image the machine has holds the tenant's filesystem; a device holds what the maps say.
+    DiskFacts disk_facts(const TenantRecord& t, const TenantLayout& l) override {
+        std::lock_guard g(m_.mu);
+        hit("disk_facts");
+        DiskFacts f{.mounted = m_.mounts.count(l.mountpoint) > 0, .unit_running = m_.units.count(l.name) > 0};
+        for (auto& [d, uuid] : m_.fs)
+            if (!t.fs_uuid.empty() && uuid == t.fs_uuid) f.found_at = d;
+        if (t.spec.backend == "loop") {
+            if (m_.images.count(t.image)) f.found_at = t.image;
+            return f;
+        }
+        if (m_.gone.count(t.device)) return f;
+        if (m_.ids.count(t.device) && !t.device_id.empty() && m_.ids[t.device] != t.device_id) {
+            f.other_disk = true;
+            f.detail = m_.ids[t.device];
+        }
+        f.media = m_.signature.count(t.device) || m_.data.count(t.device) || m_.refused.count(t.device) ? DiskFacts::Media::data
+                                                                                                       : DiskFacts::Media::blank;
+        return f;
     }
     LoopSpace loop_space(const std::vector<std::string>& images) override {
         std::lock_guard g(m_.mu);
@@ -198,7 +220,14 @@ public:
         if (!l.backup_repo.empty()) hit("prepare_backups");
     }
     void run_backup(const TenantRecord&, const TenantLayout&, backup::BackupType) override { std::lock_guard g(m_.mu); hit("run_backup"); }
-    backup::Info backup_info(const TenantRecord&, const TenantLayout&) override { std::lock_guard g(m_.mu); hit("backup_info"); return {}; }
+    backup::Info backup_info(const TenantRecord&, const TenantLayout&) override {
+        std::lock_guard g(m_.mu);
+        hit("backup_info");
+        backup::Info i;
+        i.backups.resize(m_.backups);
+        if (m_.backups) i.wal_max = "000000010000000000000007";
+        return i;
+    }
     void restore_cluster(const TenantRecord&, const TenantRecord&, const TenantLayout&, const units::OsUser&,
                          const backup::Target&) override {
         std::lock_guard g(m_.mu);
@@ -1561,4 +1590,190 @@ TEST_F(AManager, ExpiresKeptBackupsPastTheRetention) {
     EXPECT_EQ(m.repos.size(), 1u);
     ASSERT_EQ(mgr->deleted().size(), 1u);
     EXPECT_EQ(mgr->deleted()[0].name, "new");
+}
+
+// ---- disaster recovery: hostctl restore ----
+
+namespace {
+// The disk of a loop tenant destroyed: its unit stopped, unmounted, the loop device detached and
+// the image deleted (the OS user and the record remain).
+void destroy_loop_disk(FakeMachine& m, const std::string& name) {
+    m.units.erase(name);
+    m.mounts.erase(cfg_mount_root + "/" + name);
+    m.attached.clear();
+    m.images.clear();
+    m.routes.clear();
+}
+}  // namespace
+
+class ARestore : public AManager {
+protected:
+    void SetUp() override {
+        AManager::SetUp();
+        cfg.backup_repo = (dir / "repo").string();
+        mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
+        mgr->load();
+    }
+    size_t count(const std::string& verb) const { return std::count(m.calls.begin(), m.calls.end(), verb); }
+};
+
+TEST_F(ARestore, BringsBackTheSameTenantOnANewDiskFromItsOwnBackups) {
+    const json before = api().create("acme", {{"memory", "300M"}, {"settings", {{"work_mem", "4MB"}}}});
+    m.backups = 1;
+    destroy_loop_disk(m, "acme");
+    m.calls.clear();
+    std::vector<std::string> steps;
+    const Restored r = mgr->restore("acme", {.time = "latest"}, [&](std::string_view s, long ms) {
+        if (ms >= 0) steps.push_back(std::string(s));
+    });
+    EXPECT_EQ(steps, (std::vector<std::string>{"disk", "format", "mount", "restore", "start", "check", "backups", "route",
+                                               "check-proxy"}));
+    EXPECT_EQ(count("create_image"), 1);
+    EXPECT_EQ(count("restore_cluster"), 1);
+    EXPECT_EQ(count("init_cluster"), 0);  // never a fresh cluster
+    EXPECT_EQ(count("create_user"), 0);   // its OS user is still there
+    const json after = wire::render(r)["tenant"];
+    for (const char* k : {"port", "public_port", "os_user", "admin_user", "password", "url", "memory", "settings"})
+        EXPECT_EQ(after[k], before[k]) << k;
+    EXPECT_NE(after["fs_uuid"], before["fs_uuid"]);  // a new filesystem: the lost one is never taken for it
+    EXPECT_EQ(after["wal_max"], "000000010000000000000007");
+    EXPECT_EQ(m.units, (std::set<std::string>{"acme"}));
+    EXPECT_EQ(m.routes.size(), 1u);
+    EXPECT_EQ(api().get("acme").value("step", ""), "");
+}
+
+TEST_F(ARestore, RefusesWhileTheDataIsThereAndChangesNothing) {
+    api().create("acme", json::object());
+    m.backups = 1;
+    m.calls.clear();
+    // Running, mounted.
+    EXPECT_EQ(code_of([&] { mgr->restore("acme", {}, {}); }), Errc::conflict);
+    // Stopped and unmounted, its loop device detached: the image still holds its filesystem.
+    m.units.clear();
+    m.mounts.clear();
+    m.attached.clear();
+    try {
+        mgr->restore("acme", {}, {});
+        FAIL() << "a disk that is only unmounted must not be restored over";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Errc::conflict);
+        EXPECT_NE(std::string(e.what()).find("hostctl reconcile"), std::string::npos) << e.what();
+    }
+    for (const char* verb : {"create_image", "remove_image", "format", "mount", "restore_cluster", "start_unit", "create_user"})
+        EXPECT_EQ(count(verb), 0) << verb;
+}
+
+TEST_F(ARestore, RefusesWithBackupsOffOrNoBackupOrAnUnknownTenantOrABadTime) {
+    api().create("acme", json::object());
+    destroy_loop_disk(m, "acme");
+    m.calls.clear();
+    EXPECT_EQ(code_of([&] { mgr->restore("acme", {}, {}); }), Errc::refused);  // no backup yet
+    EXPECT_EQ(code_of([&] { mgr->restore("nosuch", {}, {}); }), Errc::not_found);
+    EXPECT_EQ(code_of([&] { mgr->restore("acme", {.time = "yesterday"}, {}); }), Errc::invalid);
+    EXPECT_EQ(code_of([&] { wire::parse_restore({{"time", 3}}); }), Errc::invalid);
+    EXPECT_EQ(code_of([&] { wire::parse_restore({{"when", "latest"}}); }), Errc::invalid);
+    EXPECT_EQ(wire::parse_restore(json()).time, "latest");
+    Config off = cfg;
+    off.backup_repo.clear();
+    Manager no_backups(off, std::make_unique<FakeEffects>(m));
+    no_backups.load();
+    m.backups = 1;
+    EXPECT_EQ(code_of([&] { no_backups.restore("acme", {}, {}); }), Errc::invalid);
+    EXPECT_EQ(count("create_image"), 0);
+    EXPECT_EQ(count("restore_cluster"), 0);
+}
+
+TEST_F(ARestore, UndoesEveryStepWhenTheRestoreFailsAndTheTenantStaysAsItWas) {
+    const json before = api().create("acme", json::object());
+    m.backups = 1;
+    destroy_loop_disk(m, "acme");
+    for (std::string verb : {"create_image", "attach_image", "format", "mount", "restore_cluster", "start_unit", "wait_sql",
+                             "prepare_backups", "apply_routes"}) {
+        m.fail_at = verb;
+        EXPECT_EQ(code_of([&] { mgr->restore("acme", {}, {}); }), Errc::failed) << verb;
+        EXPECT_TRUE(m.images.empty() && m.attached.empty() && m.mounts.empty() && m.units.empty() && m.routes.empty()) << verb;
+        const json t = api().get("acme");
+        EXPECT_EQ(t["fs_uuid"], before["fs_uuid"]) << verb;
+        EXPECT_EQ(t.value("step", ""), "") << verb;
+        EXPECT_NE(t.value("problem", "").find("a restore failed"), std::string::npos) << verb;
+    }
+    m.fail_at.clear();
+    mgr->restore("acme", {}, {});
+    EXPECT_EQ(m.units, (std::set<std::string>{"acme"}));
+}
+
+TEST_F(ARestore, KeepsATenantStoppedOnPurposeStopped) {
+    api().create("acme", json::object());
+    mgr->stop("acme");
+    m.backups = 1;
+    destroy_loop_disk(m, "acme");
+    m.calls.clear();
+    const Restored r = mgr->restore("acme", {}, {});
+    EXPECT_TRUE(r.tenant.stopped);
+    EXPECT_EQ(count("restore_cluster"), 1);
+    EXPECT_EQ(count("start_unit"), 0);
+    EXPECT_TRUE(m.units.empty() && m.routes.empty());
+    EXPECT_EQ(m.mounts.size(), 1u);  // its disk is there for a start
+}
+
+TEST_F(ARestore, ReconcileSaysTheDiskIsGoneAndHowToBringItBack) {
+    api().create("acme", json::object());
+    destroy_loop_disk(m, "acme");
+    m.fail_at = "attach_image";  // the image is gone: the loop device cannot be made
+    const json rep = api().reconcile();
+    m.fail_at.clear();
+    const std::string problem = api().get("acme").value("problem", "");
+    EXPECT_NE(problem.find("disk missing: its image"), std::string::npos) << problem;
+    EXPECT_NE(problem.find("hostctl restore acme"), std::string::npos) << problem;
+    EXPECT_NE(api().get("acme")["live_reason"].get<std::string>().find("hostctl restore acme"), std::string::npos);
+    EXPECT_TRUE(m.units.empty() && m.routes.empty());
+    EXPECT_EQ(count("create_image"), 1);  // only the create's: reconcile makes no disk
+}
+
+TEST_F(ARestore, AReconcileLeavesARestoreCutOffByACrashDownAndTheNextRestoreRedoesIt) {
+    api().create("acme", json::object());
+    m.backups = 1;
+    destroy_loop_disk(m, "acme");
+    // A crash after the new disk was made and mounted, during the restore.
+    TenantRecord t = half_made(cfg, "acme", TenantState::ready, std::string(kRestoreStep) + "restore");
+    t.admin_user = "acme";
+    write_record(dir, t);
+    m.images = {t.image};
+    m.users = {"_acme"};
+    Manager again(cfg, std::make_unique<FakeEffects>(m));
+    again.start();
+    EXPECT_TRUE(m.units.empty() && m.routes.empty() && m.mounts.empty());  // never started half-restored
+    EXPECT_NE(JsonApi{again}.get("acme").value("problem", "").find("a restore was cut off"), std::string::npos);
+    m.calls.clear();
+    again.restore("acme", {}, {});
+    EXPECT_EQ(count("remove_image"), 1);  // what the cut-off restore made
+    EXPECT_EQ(count("create_image"), 1);
+    EXPECT_EQ(m.units, (std::set<std::string>{"acme"}));
+}
+
+TEST_F(ARestore, RestoresADeviceTenantOnlyOntoItsOwnDeviceFoundBlank) {
+    cfg.backend = "device";
+    mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
+    mgr->load();
+    m.ids["/dev/vdb"] = "wwn-0x5000c500a1b2c3d4";
+    api().create("acme", {{"device", "/dev/vdb"}});
+    m.backups = 1;
+    m.units.clear();
+    m.mounts.clear();
+    m.routes.clear();
+    // Wiped, but not blank: never formatted.
+    m.data["/dev/vdb"] = "non-zero data at offset 12M";
+    EXPECT_EQ(code_of([&] { mgr->restore("acme", {}, {}); }), Errc::refused);
+    m.data.clear();
+    // Another disk under its name now.
+    m.ids["/dev/vdb"] = "wwn-0x5000c500ffffffff";
+    EXPECT_EQ(code_of([&] { mgr->restore("acme", {}, {}); }), Errc::refused);
+    m.ids["/dev/vdb"] = "wwn-0x5000c500a1b2c3d4";
+    m.gone = {"/dev/vdb"};
+    EXPECT_EQ(code_of([&] { mgr->restore("acme", {}, {}); }), Errc::refused);
+    EXPECT_EQ(count("format"), 1);  // the create's only
+    m.gone.clear();
+    mgr->restore("acme", {}, {});
+    EXPECT_EQ(count("format"), 2);
+    EXPECT_EQ(api().get("acme")["device"], "/dev/vdb");
 }

@@ -53,7 +53,10 @@ void walk(int dir_fd, dev_t dev, bool wal, RepoUsage& u, int depth) {
     while (dirent* e = ::readdir(d)) {
         if (e->d_name[0] == '.' && (e->d_name[1] == 0 || (e->d_name[1] == '.' && e->d_name[2] == 0))) continue;
         struct stat st{};
-        if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_dev != dev) continue;
+        if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
+        // Not into another filesystem mounted below (directories only: on overlayfs a file
+        // reports the device of the layer it lives on).
+        if (S_ISDIR(st.st_mode) && st.st_dev != dev) continue;
         u.bytes += static_cast<uint64_t>(st.st_blocks) * 512;
         if (S_ISREG(st.st_mode) && wal && is_segment(e->d_name)) u.last_wal = std::max(u.last_wal, st.st_mtim.tv_sec);
         if (S_ISDIR(st.st_mode) && depth < 16) {

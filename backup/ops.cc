@@ -1,5 +1,7 @@
 #include "backup/ops.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,7 +36,53 @@ void own_dir(const std::string& path, mode_t mode, RunAs owner) {
         throw_errno(errno, "Failed to hand '" + path + "' to uid " + std::to_string(owner.uid));
 }
 
+bool is_segment(const char* name) {
+    // 24 hex digits, then pgBackRest's "-<sha1>" and compression extension.
+    for (int i = 0; i < 24; i++)
+        if (!isxdigit(static_cast<unsigned char>(name[i]))) return false;
+    return name[24] == '-' || name[24] == '\0';
+}
+
+// dir_fd (owned here) and everything below it; dev: the repository's filesystem.
+void walk(int dir_fd, dev_t dev, bool wal, RepoUsage& u, int depth) {
+    DIR* d = ::fdopendir(dir_fd);
+    if (!d) {
+        ::close(dir_fd);
+        return;
+    }
+    while (dirent* e = ::readdir(d)) {
+        if (e->d_name[0] == '.' && (e->d_name[1] == 0 || (e->d_name[1] == '.' && e->d_name[2] == 0))) continue;
+        struct stat st{};
+        if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
+        // Not into another filesystem mounted below (directories only: on overlayfs a file
+        // reports the device of the layer it lives on).
+        if (S_ISDIR(st.st_mode) && st.st_dev != dev) continue;
+        u.bytes += static_cast<uint64_t>(st.st_blocks) * 512;
+        if (S_ISREG(st.st_mode) && wal && is_segment(e->d_name)) u.last_wal = std::max(u.last_wal, st.st_mtim.tv_sec);
+        if (S_ISDIR(st.st_mode) && depth < 16) {
+            int fd = ::openat(::dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (fd >= 0) walk(fd, dev, wal || (depth == 0 && std::string_view(e->d_name) == "archive"), u, depth + 1);
+        }
+    }
+    ::closedir(d);
+}
+
 }  // namespace
+
+RepoUsage repository_usage(const std::string& repo) {
+    int fd = ::open(repo.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) throw_errno(errno, "Failed to open the repository '" + repo + "'");
+    struct stat st{};
+    if (::fstat(fd, &st) < 0) {
+        int err = errno;
+        ::close(fd);
+        throw_errno(err, "Failed to look at the repository '" + repo + "'");
+    }
+    RepoUsage u;
+    u.bytes = static_cast<uint64_t>(st.st_blocks) * 512;
+    walk(fd, st.st_dev, false, u, 0);
+    return u;
+}
 
 void make_repository(const std::string& repo_root, const std::string& repo, RunAs owner) {
     make_dirs(repo_root, 0711);

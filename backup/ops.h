@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,15 @@ public:
     virtual std::string output() = 0;  // the end of what they printed
     virtual void stop() = 0;           // a fast shutdown of the server, waited for
 };
+// A repository directory as the disk sees it, walked without following links or crossing
+// into other filesystems (a tenant owns what is inside): the bytes its files take on disk
+// (st_blocks) and when the newest WAL segment arrived (the newest mtime of a segment file
+// under archive/; 0: none). Metadata only: no file is opened. Throws when repo cannot be read.
+struct RepoUsage {
+    uint64_t bytes = 0;
+    std::time_t last_wal = 0;
+};
+RepoUsage repository_usage(const std::string& repo);
 
 // A branch's cluster: the source's backup restored into pgdata (empty, on the branch's own
 // disk), then recovered to the target by a PostgreSQL of its own, started as the source's user

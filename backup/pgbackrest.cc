@@ -250,4 +250,25 @@ std::optional<uint64_t> wal_segment_number(std::string_view wal) {
     return log * 256 + seg;  // 16 MB segments: 256 per log id
 }
 
+std::string error_of(std::string_view output) {
+    std::vector<std::string_view> lines, errors;
+    size_t at = 0;
+    while (at <= output.size()) {
+        size_t nl = output.find('\n', at);
+        if (nl == std::string_view::npos) nl = output.size();
+        std::string_view line = output.substr(at, nl - at);
+        while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+        if (!line.empty()) {
+            lines.push_back(line);
+            // pgBackRest's own lines start with the level; a unit's journal may prefix them.
+            if (line.find("ERROR: [") != std::string_view::npos) errors.push_back(line);
+        }
+        at = nl + 1;
+    }
+    // The last ERROR (a journal holds earlier runs' too), else the last line.
+    std::string out(!errors.empty() ? errors.back() : lines.empty() ? std::string_view() : lines.back());
+    if (out.size() > 1000) out = out.substr(0, 997) + "...";
+    return out;
+}
+
 }  // namespace hostd::backup

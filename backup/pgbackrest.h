@@ -94,6 +94,10 @@ struct Info {
 // when the text is not pgBackRest's info.
 Info parse_info(std::string_view json, std::string_view stanza);
 
+// What pgBackRest said went wrong, from its stderr or a unit's journal: its last ERROR line
+// ("ERROR: [041]: unable to open ..."), else the last non-empty line; at most 1000 characters.
+std::string error_of(std::string_view output);
+
 // "000000010000000000000002" → (timeline 1, segment number 2 of a 16 MB WAL).
 std::optional<uint64_t> wal_segment_number(std::string_view wal);
 

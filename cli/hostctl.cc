@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <ctime>
 #include <mutex>
 #include <thread>
 #include <cstdlib>
@@ -386,6 +387,7 @@ int main(int argc, char** argv) {
         std::cout << "\nRecoverable: " << (b.recoverable_from.empty() ? "nothing yet (no backup)" : "from " + b.recoverable_from +
                                               " to the newest archived WAL (" + b.wal_max + ")")
                   << (b.running ? "; a backup is running" : "") << "\n";
+        if (const std::string failure = hostd::backup_failure_line(b); !failure.empty()) std::cout << failure << "\n";
     });
 
     // restore
@@ -450,8 +452,14 @@ int main(int argc, char** argv) {
     show->callback([&] {
         auto r = hostd::Client(ctx.socket).get(name);
         if (!finish(ctx, r, code)) return;
-        if (ctx.json_out) print_json(hostd::wire::render_one(*r.value));
-        else print_table(hostd::tenant_details(*r.value));
+        if (ctx.json_out) {
+            print_json(hostd::wire::render_one(*r.value));
+            return;
+        }
+        auto rows = hostd::tenant_details(*r.value);
+        if (r.value->backup)
+            for (auto& row : hostd::backup_health_rows(*r.value->backup, std::time(nullptr))) rows.push_back(std::move(row));
+        print_table(rows);
     });
 
     // url

@@ -189,4 +189,46 @@ std::vector<std::vector<std::string>> kept_rows(const std::vector<KeptView>& kep
     return rows;
 }
 
+std::string format_age(std::time_t seconds) {
+    if (seconds < 0) seconds = 0;
+    char buf[48];
+    if (seconds < 120) std::snprintf(buf, sizeof buf, "%lld s", static_cast<long long>(seconds));
+    else if (seconds < 3600) std::snprintf(buf, sizeof buf, "%lld min", static_cast<long long>(seconds / 60));
+    else if (seconds < 86400)
+        std::snprintf(buf, sizeof buf, "%lld h %02lld min", static_cast<long long>(seconds / 3600), static_cast<long long>(seconds % 3600 / 60));
+    else std::snprintf(buf, sizeof buf, "%lld d %02lld h", static_cast<long long>(seconds / 86400), static_cast<long long>(seconds % 86400 / 3600));
+    return buf;
+}
+
+namespace {
+std::string failure_text(const BackupFailure& f, std::time_t now) {
+    return f.type + " backup " + (f.by == "schedule" ? "(scheduled)" : "(on request)") + " " +
+           (now ? format_age(now - f.at) + " ago" : "at " + std::to_string(f.at)) + ": " + f.message;
+}
+}  // namespace
+
+std::vector<std::vector<std::string>> backup_health_rows(const BackupHealth& h, std::time_t now) {
+    std::vector<std::vector<std::string>> rows;
+    if (!h.checked && !h.last_failure) {
+        rows.push_back({"backup:", "not looked at yet (hostd reads each repository in the background)"});
+        return rows;
+    }
+    rows.push_back({"last_backup:", h.last_backup ? h.last_type + " " + h.last_label + ", " + format_age(now - h.last_backup) + " ago"
+                                                  : "none yet (hostctl backup, or its timers)"});
+    if (h.last_full && h.last_type != "full") rows.push_back({"last_full:", format_age(now - h.last_full) + " ago"});
+    rows.push_back({"last_wal:", h.last_wal ? "archived " + format_age(now - h.last_wal) + " ago" : "none archived yet"});
+    if (h.repo_bytes) rows.push_back({"repository:", format_size(*h.repo_bytes) + " on disk"});
+    if (!h.error.empty()) rows.push_back({"repo_error:", h.error});
+    if (h.last_failure)
+        rows.push_back({h.failing() ? "backup_failing:" : "last_failure:",
+                        failure_text(*h.last_failure, now) + (h.failing() ? "" : " (a backup succeeded since)")});
+    return rows;
+}
+
+std::string backup_failure_line(const BackupList& b) {
+    if (!b.last_failure) return "";
+    return std::string(b.failing ? "Failing: the newest attempt failed, " : "Last failure (a backup succeeded since): ") +
+           failure_text(*b.last_failure, std::time(nullptr));
+}
+
 }  // namespace hostd

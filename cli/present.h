@@ -2,6 +2,7 @@
 // types in, text out (--json prints wire/'s rendering instead).
 #pragma once
 
+#include <ctime>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +22,15 @@ std::vector<std::vector<std::string>> tenant_rows(const std::vector<TenantView>&
 
 // hostctl show: "key:" / value rows of one tenant, its live status where known.
 std::vector<std::vector<std::string>> tenant_details(const TenantView& t);
+// hostctl show, backups on: rows of what hostd last saw of the tenant's backups (the newest
+// backup and its age, the newest archived WAL's age, the repository's size, the last failure),
+// ages against now.
+std::vector<std::vector<std::string>> backup_health_rows(const BackupHealth& h, std::time_t now);
+// "42 s", "12 min", "3 h 05 min", "2 d 04 h": how long ago, to read at a glance.
+std::string format_age(std::time_t seconds);
+// hostctl backups: the last failed backup in a line ("" when none since hostd started).
+std::string backup_failure_line(const BackupList& b);
+
 // A tenant's backups: a row each (label, type, finished, size, in the repository), oldest first.
 std::vector<std::vector<std::string>> backup_rows(const BackupList& b);
 // Deleted tenants whose backups are kept: NAME DELETED KEPT-UNTIL DISK MEMORY OWNER REPOSITORY.

@@ -74,6 +74,39 @@ std::vector<Family> metric_families(const std::vector<TenantFacts>& tenants, con
                    archive([](const ArchiveFacts& a) { return a.last_archived; }));
         per_tenant("hostd_tenant_wal_last_failed_timestamp_seconds", "gauge", "When archiving last failed (0: never since start).",
                    archive([](const ArchiveFacts& a) { return a.last_failed; }));
+        per_tenant("hostd_tenant_wal_pending_segments", "gauge", "WAL segments waiting to be archived (archive_status/*.ready).",
+                   archive([](const ArchiveFacts& a) { return static_cast<double>(a.pending); }));
+        per_tenant("hostd_tenant_wal_oldest_pending_timestamp_seconds", "gauge", "Since when the oldest WAL segment waiting to be archived waits (0: none waits).",
+                   archive([](const ArchiveFacts& a) { return a.oldest_pending; }));
+    }
+    // Backups on: what hostd's backup watch last saw of each repository, and failed backups.
+    if (std::any_of(tenants.begin(), tenants.end(), [](const TenantFacts& t) { return t.backup.has_value(); })) {
+        {
+            Family f{"hostd_tenant_backup_last_success_timestamp_seconds", "gauge",
+                     "When the tenant's newest backup of each type finished (pgBackRest's info; no series: none of that type).", {}};
+            for (auto& t : tenants) {
+                if (!t.backup) continue;
+                if (t.backup->last_full) f.add({{"tenant", t.name}, {"type", "full"}}, static_cast<double>(t.backup->last_full));
+                if (t.backup->last_backup && t.backup->last_type != "full")
+                    f.add({{"tenant", t.name}, {"type", t.backup->last_type}}, static_cast<double>(t.backup->last_backup));
+            }
+            out.push_back(std::move(f));
+        }
+        auto backup = [](auto get) {
+            return [get](const TenantFacts& t) { return t.backup ? get(*t.backup) : std::nullopt; };
+        };
+        per_tenant("hostd_tenant_backup_repository_bytes", "gauge", "Bytes on disk of the tenant's pgBackRest repository (backups and archived WAL).",
+                   backup([](const BackupHealth& h) { return h.repo_bytes ? std::optional<double>(static_cast<double>(*h.repo_bytes)) : std::nullopt; }));
+        per_tenant("hostd_tenant_wal_repository_last_timestamp_seconds", "gauge", "When the newest WAL segment reached the tenant's repository (0: none).",
+                   backup([](const BackupHealth& h) { return h.checked ? std::optional<double>(static_cast<double>(h.last_wal)) : std::nullopt; }));
+        per_tenant("hostd_tenant_backup_failures_total", "counter", "Backups of the tenant that failed (on request or scheduled) since hostd started.",
+                   backup([](const BackupHealth& h) { return std::optional<double>(static_cast<double>(h.failures)); }));
+        per_tenant("hostd_tenant_backup_last_failure_timestamp_seconds", "gauge", "When a backup of the tenant last failed (0: none since hostd started).",
+                   backup([](const BackupHealth& h) { return std::optional<double>(h.last_failure ? static_cast<double>(h.last_failure->at) : 0); }));
+        per_tenant("hostd_tenant_backup_failing", "gauge", "1 while the tenant's newest backup attempt failed (no backup succeeded since).",
+                   backup([](const BackupHealth& h) { return std::optional<double>(h.failing() ? 1 : 0); }));
+        per_tenant("hostd_tenant_backup_repository_readable", "gauge", "1 if hostd's last look at the tenant's repository (pgBackRest's info as the tenant) succeeded.",
+                   backup([](const BackupHealth& h) { return h.checked ? std::optional<double>(h.error.empty() ? 1 : 0) : std::nullopt; }));
     }
 
     {
@@ -145,6 +178,11 @@ std::string Collector::scrape() {
         facts.push_back(std::move(t));
     }
     HostFacts host{.version = version_, .ops = tenants_.op_stats()};
+    if (!cfg_.backup_repo.empty() && tenants_.backups) {
+        const std::map<std::string, BackupHealth> backups = tenants_.backups();
+        for (auto& t : facts)
+            if (auto it = backups.find(t.name); it != backups.end()) t.backup = it->second;
+    }
     {
         std::lock_guard g(mu_);
         for (auto& t : facts)

@@ -19,6 +19,7 @@
 #include "hostd/observe.h"
 #include "hostd/opstats.h"
 #include "model/tenant.h"
+#include "model/views.h"
 #include "metrics/metrics.h"
 
 namespace hostd {
@@ -39,6 +40,7 @@ struct TenantFacts {
     std::optional<bool> up;
     std::optional<uint64_t> connections, max_connections, database_bytes;
     std::optional<ArchiveFacts> archive;  // with backups on
+    std::optional<BackupHealth> backup;   // with backups on: hostd's BackupWatch
 };
 
 struct HostFacts {
@@ -64,6 +66,7 @@ double refresh_gap_seconds(size_t tenants, double refresh, double budget);
 struct TenantSource {
     std::function<std::vector<TenantRecord>()> records;
     std::function<OpStats()> op_stats;
+    std::function<std::map<std::string, BackupHealth>()> backups;  // optional: backups on
 };
 
 class Collector {

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "backup/ops.h"
 #include "model/config.h"
 #include "model/layout.h"
 #include "model/restore.h"
@@ -25,6 +26,13 @@
 #include "units/users.h"
 
 namespace hostd {
+
+// A scheduled backup whose unit failed.
+struct FailedBackupUnit {
+    std::string unit, tenant, type;  // hostd-backup-<type>@<tenant>.service
+    std::time_t at = 0;              // when it stopped (the unit's InactiveEnterTimestamp)
+    std::string message;             // pgBackRest's error, or how the unit ended
+};
 
 class Effects {
 public:
@@ -117,6 +125,12 @@ public:
     virtual void prepare_backups(const TenantRecord& t, const TenantLayout& l) = 0;
     virtual void run_backup(const TenantRecord& t, const TenantLayout& l, backup::BackupType type) = 0;
     virtual backup::Info backup_info(const TenantRecord& t, const TenantLayout& l) = 0;
+    // The tenant's repository directory on disk (backup::repository_usage); throws when it
+    // cannot be read.
+    virtual backup::RepoUsage repository_usage(const TenantLayout& l) = 0;
+    // The scheduled backups' units (hostd-backup-<type>@<tenant>.service) that failed, with
+    // when and why (pgBackRest's error from the unit's journal). Throws if systemd cannot be asked.
+    virtual std::vector<FailedBackupUnit> failed_backup_units() = 0;
     // A branch's cluster in l.pgdata: src's backup restored and recovered to target (as src's
     // OS user), then handed to u with hostd's files for t and t's admin password.
     virtual void restore_cluster(const TenantRecord& src, const TenantRecord& t, const TenantLayout& l,

@@ -461,6 +461,35 @@ public:
         return backup::read_info(stanza_of(l, t.port), backup_options(cfg_), run_as(t));
     }
 
+    backup::RepoUsage repository_usage(const TenantLayout& l) override { return backup::repository_usage(l.backup_repo); }
+
+    std::vector<FailedBackupUnit> failed_backup_units() override {
+        std::vector<FailedBackupUnit> out;
+        if (cfg_.backup_repo.empty()) return out;
+        auto sd = units::Systemd::connect();
+        for (const auto& u : sd.list_unit_states("hostd-backup-*@*.service")) {
+            if (u.active_state != "failed") continue;
+            auto [tenant, type] = layout::tenant_of_backup_unit(u.name);
+            if (tenant.empty()) continue;
+            FailedBackupUnit f{.unit = u.name, .tenant = tenant, .type = type};
+            std::string how;
+            try {
+                const units::UnitStatus st = sd.status(u.name);
+                f.at = static_cast<std::time_t>(st.inactive_since_usec / 1000000);
+                how = "the unit failed (" + (st.result.empty() ? std::string("failed") : st.result) +
+                      (st.last_exit.empty() ? "" : ", " + st.last_exit) + ")";
+            } catch (const Error& e) {
+                how = "the unit failed";
+            }
+            // pgBackRest's words went to the unit's journal (its stderr).
+            const ExecResult j = exec({.argv = {"journalctl", "--no-pager", "-q", "-o", "cat", "-n", "12", "-u", u.name}});
+            const std::string said = j.exit_code == 0 ? backup::error_of(j.out) : "";
+            f.message = said.find("ERROR: [") != std::string::npos ? said + " (" + how + ")" : how;
+            out.push_back(std::move(f));
+        }
+        return out;
+    }
+
     void restore_cluster(const TenantRecord& src, const TenantRecord& t, const TenantLayout& l, const units::OsUser& u,
                          const backup::Target& target) override {
         const TenantLayout sl = layout_of(cfg_, src.name);

@@ -182,7 +182,9 @@ int main(int argc, char** argv) {
         if (n == 1) listen_fd.reset(SD_LISTEN_FDS_START);
         else listen_fd = bind_socket(cfg.socket_path, gid);
 
-        Collector collector({.records = [&] { return manager.snapshot(); }, .op_stats = [&] { return manager.op_stats(); }},
+        Collector collector({.records = [&] { return manager.snapshot(); },
+                             .op_stats = [&] { return manager.op_stats(); },
+                             .backups = [&] { return manager.backup_health(); }},
                             make_real_observer(cfg), cfg, HOSTD_VERSION);
         ApiServer api(manager, listen_fd.get(), gid, &collector,
                       {.max_connections = static_cast<unsigned>(cfg.api_max_connections),
@@ -237,6 +239,16 @@ int main(int argc, char** argv) {
                 log::warning(std::string("Expiring kept backups: ") + e.what());
             }
         });
+        // Backups: failed scheduled ones noticed, one repository looked at when due (BackupWatch).
+        std::optional<Ticker> backup_watch;
+        if (!cfg.backup_repo.empty())
+            backup_watch.emplace(std::chrono::seconds(2), [&] {
+                try {
+                    manager.backup_watch_tick();
+                } catch (const std::exception& e) {
+                    log::warning(std::string("Backup watch: ") + e.what());
+                }
+            });
         sd_notify(0, "READY=1\nSTATUS=Serving the API");
         log::info("hostd " HOSTD_VERSION " ready");
 

@@ -50,7 +50,8 @@ Manager::Manager(Config cfg, std::unique_ptr<Effects> fx)
       guard_(cfg_, *fx_, store_),
       prov_(cfg_, *fx_, store_, disks_, guard_, catalog_),
       reconciler_(cfg_, *fx_, store_, disks_, prov_),
-      ports_(*fx_, store_) {}
+      ports_(*fx_, store_),
+      backups_(cfg_, *fx_, store_) {}
 
 template <class F>
 auto Manager::timed(const char* kind, F&& fn) {
@@ -231,10 +232,17 @@ BackupDone Manager::backup(const std::string& name, const std::string& type) {
     TenantRecord t = backed_up(name);
     const TenantLayout l = layout_of(cfg_, name);
     const auto t0 = std::chrono::steady_clock::now();
-    fx_->run_backup(t, l, *bt);
+    try {
+        fx_->run_backup(t, l, *bt);
+    } catch (const Error& e) {
+        // Reported where an operator looks: the journal, the tenant's view, /metrics.
+        backups_.failed(name, {.at = std::time(nullptr), .type = type, .by = "request", .message = e.what()});
+        throw;
+    }
     const long ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
     const backup::Info info = fx_->backup_info(t, l);
     if (info.backups.empty()) throw Error(Errc::failed, "pgBackRest finished but lists no backup of '" + name + "'");
+    backups_.seen(name, info);
     log::info("Backup " + info.backups.back().label + " (" + type + ") done in " + std::to_string(ms) + " ms", name);
     return {.tenant = name, .backup = view_of(info.backups.back()), .ms = ms};
 }
@@ -266,6 +274,11 @@ BackupList Manager::backups(const std::string& name) {
                    .status = info.status_message, .deleted = deleted, .deleted_at = deleted_at, .kept_until = until};
     for (const auto& b : info.backups) out.backups.push_back(view_of(b));
     if (!info.backups.empty()) out.recoverable_from = rfc3339(info.backups.front().stop);
+    backups_.seen(name, info);
+    if (auto h = backups_.health(name)) {
+        out.last_failure = h->last_failure;
+        out.failing = h->failing();
+    }
     return out;
 }
 
@@ -319,6 +332,7 @@ TenantView Manager::get(const std::string& name, bool with_status) {
     TenantRecord t = store_.get(name);
     TenantView v = view_of(cfg_, t, true);
     v.problem = store_.problem(name);
+    if (!cfg_.backup_repo.empty() && t.state == TenantState::ready) v.backup = backups_.health(name).value_or(BackupHealth{});
     const std::string activity = store_.activity(name);
     if (with_status && t.state == TenantState::ready) {
         const TenantLayout l = layout_of(cfg_, name);

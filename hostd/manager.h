@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "hostd/backupwatch.h"
 #include "hostd/disks.h"
 #include "hostd/effects.h"
 #include "hostd/guard.h"
@@ -66,6 +67,11 @@ public:
     void guard_tick() { guard_.tick(); }
     // One look for tenants listening on ports not their own (a ticker calls it).
     void port_watch_tick() { ports_.tick(); }
+    // One round of the backups' watch (failed scheduled backups, a repository looked at); a
+    // ticker calls it when backups are on.
+    void backup_watch_tick() { backups_.tick(); }
+    // Every ready tenant's backups as last seen (for /metrics; no I/O).
+    std::map<std::string, BackupHealth> backup_health() const { return backups_.all(); }
 
     // with_status: the live status (unit, cgroup, disk) of a ready tenant too, and `live`
     // from it and a PQping of PostgreSQL.
@@ -97,6 +103,7 @@ private:
     Provisioner prov_;
     Reconciler reconciler_;
     PortWatch ports_;
+    BackupWatch backups_;
     mutable std::mutex stats_mu_;
     OpStats stats_;
 };

@@ -179,13 +179,19 @@ public:
             "(SELECT pg_catalog.sum(pg_catalog.pg_database_size(oid)) FROM pg_catalog.pg_database) || ' ' || "
             "(SELECT archived_count || ' ' || failed_count || ' ' || "
             "COALESCE(pg_catalog.date_part('epoch', last_archived_time), 0) || ' ' || "
-            "COALESCE(pg_catalog.date_part('epoch', last_failed_time), 0) FROM pg_catalog.pg_stat_archiver)");
+            "COALESCE(pg_catalog.date_part('epoch', last_failed_time), 0) FROM pg_catalog.pg_stat_archiver) || ' ' || "
+            // Segments waiting for the archiver (.ready), and since when the oldest waits.
+            "(SELECT pg_catalog.count(*) || ' ' || COALESCE(pg_catalog.date_part('epoch', pg_catalog.min(modification)), 0) "
+            "FROM pg_catalog.pg_ls_archive_statusdir() WHERE name OPERATOR(pg_catalog.~~) '%.ready')");
         std::istringstream f(row.empty() ? "" : row.front());
         uint64_t c = 0, mx = 0, size = 0;
         if (!(f >> c >> mx >> size)) return {};  // answered, but not as asked: up, facts unknown
         PgFacts facts{.connections = c, .max_connections = mx, .database_bytes = size};
         ArchiveFacts a;
-        if (f >> a.archived >> a.failed >> a.last_archived >> a.last_failed) facts.archive = a;
+        if (f >> a.archived >> a.failed >> a.last_archived >> a.last_failed) {
+            f >> a.pending >> a.oldest_pending;
+            facts.archive = a;
+        }
         return facts;
     }
 

@@ -33,6 +33,10 @@ struct CgroupUsage {
 struct ArchiveFacts {
     uint64_t archived = 0, failed = 0;
     double last_archived = 0, last_failed = 0;  // Unix time; 0: never
+    // WAL segments waiting for the archiver (pg_wal/archive_status/*.ready), and since when the
+    // oldest waits (Unix time; 0: none waits).
+    uint64_t pending = 0;
+    double oldest_pending = 0;
     bool operator==(const ArchiveFacts&) const = default;
 };
 

@@ -121,6 +121,13 @@ std::string between(std::string_view s, std::string_view prefix, std::string_vie
 }  // namespace
 
 std::string tenant_of_unit(std::string_view unit) { return between(unit, kUnitPrefix, kUnitSuffix); }
+std::pair<std::string, std::string> tenant_of_backup_unit(std::string_view unit) {
+    for (const char* type : {"full", "diff", "incr"}) {
+        std::string name = between(unit, "hostd-backup-" + std::string(type) + "@", ".service");
+        if (!name.empty()) return {name, type};
+    }
+    return {"", ""};
+}
 std::string tenant_of_user(std::string_view user) { return between(user, kUserPrefix, ""); }
 std::string tenant_of_image(std::string_view filename) { return between(filename, "", kImageSuffix); }
 std::string tenant_of_mount(std::string_view mountpoint) {

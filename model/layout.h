@@ -77,6 +77,8 @@ units::TemplatePaths template_paths(const Config& cfg);
 // The tenant a unit, OS user, image file or mount point name belongs to; "" when the name is
 // not of that form or what it holds is not a valid tenant name (nothing hostd made).
 std::string tenant_of_unit(std::string_view unit);
+// "hostd-backup-full@src.service" → {"src", "full"}; {"", ""} for any other name.
+std::pair<std::string, std::string> tenant_of_backup_unit(std::string_view unit);
 std::string tenant_of_user(std::string_view user);
 std::string tenant_of_image(std::string_view filename);
 std::string tenant_of_mount(std::string_view mountpoint);  // a mount directly below mount_root

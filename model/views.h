@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <ctime>
 #include <optional>
 #include <string>
 #include <vector>
@@ -51,6 +52,31 @@ struct Live {
 Live derive_live(const TenantRecord& t, const LiveStatus& unit, const std::string& problem, const std::string& activity,
                  const std::optional<std::string>& ping);
 
+// A backup that failed: on request (hostctl backup, POST .../backups) or by its timer (the
+// hostd-backup-<type>@<tenant>.service unit failed), with pgBackRest's reason.
+struct BackupFailure {
+    std::time_t at = 0;        // when it ended
+    std::string type;          // full | diff | incr
+    std::string by;            // "request" | "schedule"
+    std::string message;       // pgBackRest's error (or systemd's result when it said nothing)
+};
+
+// A tenant's backups as hostd last saw them (backup.repo set): read from pgBackRest's info
+// and the repository directory in the background (hostd/backupwatch.h), never per request.
+struct BackupHealth {
+    std::time_t checked = 0;           // when the repository was last looked at (0: not yet)
+    std::string error;                 // why the last look failed ("" : it did not)
+    std::time_t last_backup = 0;       // when the newest backup finished (0: none)
+    std::string last_type, last_label; // and what it was
+    std::time_t last_full = 0;         // when the newest full backup finished (0: none)
+    std::time_t last_wal = 0;          // when the newest WAL segment reached the repository (0: none)
+    std::optional<uint64_t> repo_bytes;  // bytes on disk of its repository directory
+    uint64_t failures = 0;             // failed backups since hostd started
+    std::optional<BackupFailure> last_failure;
+    // The newest attempt failed: a failure after the newest backup.
+    bool failing() const { return last_failure && last_failure->at >= last_backup; }
+};
+
 // A tenant as the API shows it: the record's public part and where it lives.
 struct TenantView {
     std::string name;
@@ -70,6 +96,7 @@ struct TenantView {
     std::string problem;        // why a ready tenant is not running
     bool stopped = false;       // stopped on purpose (the record's intent)
     Live live;                  // derive_live: what it is doing now ("" where not asked)
+    std::optional<BackupHealth> backup;  // backup.repo set: its backups as last seen (GET of one)
 };
 
 // The record as the API shows it; with_secret adds the admin password (and puts it in the URL).
@@ -143,6 +170,8 @@ struct BackupList {
     // kept until kept_until; "" = until purged by hand); "" for a live tenant.
     std::string deleted;
     std::string deleted_at, kept_until;
+    std::optional<BackupFailure> last_failure;  // the newest failed backup since hostd started
+    bool failing = false;          // and no backup succeeded after it
 };
 
 // A deleted tenant whose backups are kept (GET /v1/deleted, hostctl backups without a name).

@@ -221,6 +221,7 @@ UnitStatus Systemd::status(const std::string& unit) {
             // not a service, or an old systemd: the result stays unknown
         }
         s.last_exit = describe_exit(i32(kServiceIface, "ExecMainCode"), i32(kServiceIface, "ExecMainStatus"));
+        s.inactive_since_usec = u64(kUnitIface, "InactiveEnterTimestamp").value_or(0);
     }
     s.memory_current = u64(kServiceIface, "MemoryCurrent");
     s.memory_max = u64(kServiceIface, "MemoryMax");

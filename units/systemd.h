@@ -32,6 +32,9 @@ struct UnitStatus {
     // "signal", "start-limit-hit", ...) and how its main process last ended ("exited with status
     // 1", "was killed by signal KILL"; "" if unknown).
     std::string result, last_exit;
+    // Of a unit that is not active: when it last stopped running (InactiveEnterTimestamp, µs
+    // since the epoch; 0: never ran).
+    uint64_t inactive_since_usec = 0;
     std::optional<uint64_t> memory_current, memory_max, tasks_current, tasks_max, cpu_usage_nsec;
     std::optional<uint64_t> cpu_quota_per_sec_usec;
 };

@@ -1,6 +1,8 @@
 #include "wire/wire.h"
 
+#include <ctime>
 #include <initializer_list>
+#include <time.h>
 
 #include "base/size.h"
 
@@ -155,6 +157,56 @@ LiveStatus status_from(const json& j) {
     s.io_write_bytes = opt_u64(j, "io_write_bytes");
     if (j.contains("disk") && j["disk"].is_object()) s.disk = disk_from(j["disk"]);
     return s;
+}
+
+// Unix time as RFC 3339 in UTC ("" for 0), and back (0 for anything else).
+std::string utc(std::time_t t) {
+    if (!t) return "";
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+std::time_t utc_from(const std::string& s) {
+    std::tm tm{};
+    const char* end = ::strptime(s.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return end && *end == '\0' ? ::timegm(&tm) : 0;
+}
+
+json failure_json(const BackupFailure& f) {
+    return {{"at", utc(f.at)}, {"type", f.type}, {"by", f.by}, {"message", f.message}};
+}
+BackupFailure failure_from(const json& j) {
+    return {.at = utc_from(str(j, "at")), .type = str(j, "type"), .by = str(j, "by"), .message = str(j, "message")};
+}
+
+json health_json(const BackupHealth& h) {
+    json j = {{"checked_at", utc(h.checked)}, {"failures", h.failures}, {"failing", h.failing()}};
+    if (!h.error.empty()) j["error"] = h.error;
+    if (h.last_backup) j["last_backup"] = {{"label", h.last_label}, {"type", h.last_type}, {"finished_at", utc(h.last_backup)}};
+    if (h.last_full) j["last_full_at"] = utc(h.last_full);
+    if (h.last_wal) j["last_wal_at"] = utc(h.last_wal);
+    if (h.repo_bytes) j["repo_bytes"] = *h.repo_bytes;
+    if (h.last_failure) j["last_failure"] = failure_json(*h.last_failure);
+    return j;
+}
+BackupHealth health_from(const json& j) {
+    BackupHealth h;
+    h.checked = utc_from(str(j, "checked_at"));
+    h.error = str(j, "error");
+    h.failures = opt_u64(j, "failures").value_or(0);
+    if (j.contains("last_backup") && j["last_backup"].is_object()) {
+        const json& b = j["last_backup"];
+        h.last_label = str(b, "label");
+        h.last_type = str(b, "type");
+        h.last_backup = utc_from(str(b, "finished_at"));
+    }
+    h.last_full = utc_from(str(j, "last_full_at"));
+    h.last_wal = utc_from(str(j, "last_wal_at"));
+    h.repo_bytes = opt_u64(j, "repo_bytes");
+    if (j.contains("last_failure") && j["last_failure"].is_object()) h.last_failure = failure_from(j["last_failure"]);
+    return h;
 }
 
 const json& member(const json& body, const char* k) {
@@ -366,6 +418,7 @@ json render(const TenantView& t) {
     if (!t.problem.empty()) j["problem"] = t.problem;
     if (!t.live.state.empty()) j["live_state"] = t.live.state;
     if (!t.live.reason.empty()) j["live_reason"] = t.live.reason;
+    if (t.backup) j["backup"] = health_json(*t.backup);
     return j;
 }
 
@@ -463,7 +516,8 @@ json render(const BackupList& b) {
     json list = json::array();
     for (const auto& v : b.backups) list.push_back(backup_json(v));
     json j = {{"tenant", b.tenant}, {"backups", list}, {"wal_min", b.wal_min}, {"wal_max", b.wal_max},
-              {"recoverable_from", b.recoverable_from}, {"running", b.running}, {"status", b.status}};
+              {"recoverable_from", b.recoverable_from}, {"running", b.running}, {"status", b.status},
+              {"failing", b.failing}, {"last_failure", b.last_failure ? failure_json(*b.last_failure) : json(nullptr)}};
     if (!b.deleted.empty()) {
         j["deleted"] = b.deleted;
         if (!b.deleted_at.empty()) j["deleted_at"] = b.deleted_at;
@@ -503,6 +557,8 @@ BackupList parse_backup_list(const json& body) {
                  .kept_until = str(body, "kept_until")};
     if (body.contains("backups") && body["backups"].is_array())
         for (const auto& j : body["backups"]) b.backups.push_back(backup_from(j));
+    b.failing = body.contains("failing") && body["failing"].is_boolean() && body["failing"].get<bool>();
+    if (body.contains("last_failure") && body["last_failure"].is_object()) b.last_failure = failure_from(body["last_failure"]);
     return b;
 }
 
@@ -558,6 +614,7 @@ TenantView parse_tenant(const json& j) {
     t.problem = str(j, "problem");
     t.stopped = j.value("stopped", false);
     t.live = {str(j, "live_state"), str(j, "live_reason")};
+    if (j.contains("backup") && j["backup"].is_object()) t.backup = health_from(j["backup"]);
     return t;
 }
 

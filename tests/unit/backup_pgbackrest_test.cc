@@ -308,3 +308,43 @@ TEST(PgbackrestRoot, BacksUpAndRestoresToAPointInTime) {
     EXPECT_EQ(x.sql(x.dir + "/sock2", "SELECT string_agg(x::text, ',') FROM t"), "1\n");
     EXPECT_EQ(x.sql(x.s.socket_dir, "SELECT string_agg(x::text, ',') FROM t"), "1,2\n");
 }
+
+// What hostd reports of a failed pgBackRest run: its last ERROR line (a unit's journal holds
+// earlier runs and systemd's own lines too), else the last line.
+TEST(Pgbackrest, AFailureIsReportedInPgbackrestsOwnWords) {
+    EXPECT_EQ(backup::error_of("WARN: something\nERROR: [041]: unable to open '/r/backup/src/backup.info'\n  more\n"),
+              "ERROR: [041]: unable to open '/r/backup/src/backup.info'");
+    EXPECT_EQ(backup::error_of("ERROR: [055]: old run\nhostd-backup-full@a.service: Failed with result 'exit-code'.\n"
+                               "ERROR: [041]: new run\nhostd-backup-full@a.service: Main process exited, code=exited, status=41/n/a\n"),
+              "ERROR: [041]: new run");
+    EXPECT_EQ(backup::error_of("Failed to start hostd full backup of tenant a.\n\n"), "Failed to start hostd full backup of tenant a.");
+    EXPECT_EQ(backup::error_of(""), "");
+    EXPECT_EQ(backup::error_of("ERROR: [041]: " + std::string(2000, 'x')).size(), 1000u);
+}
+
+// A repository's size and newest WAL from its directory's metadata: links are not followed
+// (a tenant owns what is inside), only segment files under archive/ count as WAL.
+TEST(Pgbackrest, RepositoryUsageCountsItsOwnFilesOnly) {
+    namespace fs = std::filesystem;
+    const fs::path repo = fs::temp_directory_path() / ("hostd-repo-usage-" + std::to_string(::getpid()));
+    fs::remove_all(repo);
+    fs::create_directories(repo / "archive/src/15-1/0000000100000000");
+    fs::create_directories(repo / "backup/src/20261130-000000F");
+    auto write = [](const fs::path& p, size_t n) { std::ofstream(p) << std::string(n, 'x'); };
+    write(repo / "archive/src/archive.info", 100);
+    const fs::path seg = repo / "archive/src/15-1/0000000100000000/000000010000000000000003-0123abcd.lz4";
+    write(seg, 20000);
+    write(repo / "backup/src/20261130-000000F/backup.manifest", 50000);
+    fs::create_symlink("/usr", repo / "backup/src/link");
+    const auto when = fs::file_time_type::clock::now() - std::chrono::hours(2);
+    fs::last_write_time(seg, when);
+    fs::last_write_time(repo / "archive/src/archive.info", fs::file_time_type::clock::now());
+
+    const backup::RepoUsage u = backup::repository_usage(repo.string());
+    EXPECT_GE(u.bytes, 70000u);
+    EXPECT_LT(u.bytes, 200000u);  // /usr behind the link is not counted
+    const std::time_t want = std::time(nullptr) - 7200;
+    EXPECT_NEAR(static_cast<double>(u.last_wal), static_cast<double>(want), 5);
+    fs::remove_all(repo);
+    EXPECT_THROW(backup::repository_usage(repo.string()), Error);
+}

@@ -87,3 +87,63 @@ TEST(Present, ShowListsEachOverrideAndMarksWhatWaitsForARestart) {
     EXPECT_EQ(hostd::settings_line({{"a", "1"}, {"b", "x y"}}), "a=1, b=x y");
     EXPECT_EQ(hostd::settings_line({}), "none");
 }
+
+TEST(Present, AgesReadAtAGlance) {
+    EXPECT_EQ(hostd::format_age(42), "42 s");
+    EXPECT_EQ(hostd::format_age(12 * 60 + 5), "12 min");
+    EXPECT_EQ(hostd::format_age(3 * 3600 + 5 * 60), "3 h 05 min");
+    EXPECT_EQ(hostd::format_age(2 * 86400 + 4 * 3600), "2 d 04 h");
+    EXPECT_EQ(hostd::format_age(-3), "0 s");
+}
+
+// hostctl show, backups on: the newest backup and WAL with their ages, the repository's size,
+// and a failure: failing while it is the newest attempt, superseded once a backup succeeds.
+TEST(Present, ShowSaysHowOldTheBackupsAreAndWhetherTheLastOneFailed) {
+    const std::time_t now = 1796000000;
+    hostd::BackupHealth h{.checked = now - 10, .last_backup = now - 3600, .last_type = "incr", .last_label = "L",
+                          .last_full = now - 2 * 86400, .last_wal = now - 30, .repo_bytes = 5ull << 20};
+    h.last_failure = hostd::BackupFailure{.at = now - 60, .type = "full", .by = "request", .message = "ERROR: [041]: gone"};
+    auto text = [](const std::vector<std::vector<std::string>>& rows) {
+        std::string s;
+        for (auto& r : rows) s += r[0] + " " + r[1] + "\n";
+        return s;
+    };
+    EXPECT_EQ(text(hostd::backup_health_rows(h, now)),
+              "last_backup: incr L, 1 h 00 min ago\n"
+              "last_full: 2 d 00 h ago\n"
+              "last_wal: archived 30 s ago\n"
+              "repository: 5M on disk\n"
+              "backup_failing: full backup (on request) 60 s ago: ERROR: [041]: gone\n");
+    h.last_backup = now - 5;
+    h.last_type = "full";
+    h.error = "pgBackRest's info for 'a' failed";
+    EXPECT_EQ(text(hostd::backup_health_rows(h, now)),
+              "last_backup: full L, 5 s ago\n"
+              "last_wal: archived 30 s ago\n"
+              "repository: 5M on disk\n"
+              "repo_error: pgBackRest's info for 'a' failed\n"
+              "last_failure: full backup (on request) 60 s ago: ERROR: [041]: gone (a backup succeeded since)\n");
+}
+
+TEST(Present, TheBackupsViewSurvivesTheWire) {
+    hostd::TenantView v;
+    v.name = "a";
+    hostd::BackupHealth h{.checked = 1796000000, .last_backup = 1795990000, .last_type = "incr", .last_label = "L",
+                          .last_full = 1795000000, .last_wal = 1795999000, .repo_bytes = 42, .failures = 3};
+    h.last_failure = hostd::BackupFailure{.at = 1795999999, .type = "full", .by = "schedule", .message = "m"};
+    v.backup = h;
+    const hostd::TenantView back = hostd::wire::parse_tenant(hostd::wire::render(v));
+    ASSERT_TRUE(back.backup) << hostd::wire::render(v).dump();
+    EXPECT_EQ(back.backup->checked, h.checked);
+    EXPECT_EQ(back.backup->last_backup, h.last_backup);
+    EXPECT_EQ(back.backup->last_label, "L");
+    EXPECT_EQ(back.backup->last_full, h.last_full);
+    EXPECT_EQ(back.backup->last_wal, h.last_wal);
+    EXPECT_EQ(back.backup->repo_bytes, 42u);
+    EXPECT_EQ(back.backup->failures, 3u);
+    ASSERT_TRUE(back.backup->last_failure);
+    EXPECT_EQ(back.backup->last_failure->at, 1795999999);
+    EXPECT_EQ(back.backup->last_failure->by, "schedule");
+    EXPECT_TRUE(back.backup->failing());
+    EXPECT_EQ(hostd::wire::render(v)["backup"]["last_failure"]["at"], "2026-11-30T00:53:19Z");
+}

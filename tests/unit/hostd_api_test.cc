@@ -61,6 +61,8 @@ public:
     void prepare_backups(const TenantRecord&, const TenantLayout&) override {}
     void run_backup(const TenantRecord&, const TenantLayout&, backup::BackupType) override {}
     backup::Info backup_info(const TenantRecord&, const TenantLayout&) override { return {}; }
+    backup::RepoUsage repository_usage(const TenantLayout&) override { return {}; }
+    std::vector<FailedBackupUnit> failed_backup_units() override { return {}; }
     void restore_cluster(const TenantRecord&, const TenantRecord&, const TenantLayout&, const units::OsUser&,
                          const backup::Target&) override {}
     bool has_repository(const std::string&) override { return false; }

@@ -55,6 +55,10 @@ struct FakeMachine {
     uid_t next_uid = 1000;                               // the lowest free one is given, as useradd may
     size_t backups = 0;                                  // what backup_info lists (each tenant alike)
     std::set<std::string> gone;                          // devices not there at all
+    std::string backup_error;                            // run_backup throws this ("" : it succeeds)
+    backup::Info info;                                   // what backup_info answers (run_backup adds to it)
+    backup::RepoUsage repo;                              // what repository_usage answers
+    std::vector<FailedBackupUnit> failed_units;          // failed_backup_units
 };
 const std::string cfg_mount_root = Config{}.mount_root;
 
@@ -219,15 +223,24 @@ public:
         std::lock_guard g(m_.mu);
         if (!l.backup_repo.empty()) hit("prepare_backups");
     }
-    void run_backup(const TenantRecord&, const TenantLayout&, backup::BackupType) override { std::lock_guard g(m_.mu); hit("run_backup"); }
+    void run_backup(const TenantRecord&, const TenantLayout&, backup::BackupType) override {
+        std::lock_guard g(m_.mu);
+        hit("run_backup");
+        if (!m_.backup_error.empty()) throw Error(Errc::failed, m_.backup_error);
+        m_.info.backups.push_back({.label = "20261130-0" + std::to_string(10000 + m_.info.backups.size()) + "F",
+                                   .type = backup::BackupType::full, .stop = std::time(nullptr) + 1});
+    }
     backup::Info backup_info(const TenantRecord&, const TenantLayout&) override {
         std::lock_guard g(m_.mu);
         hit("backup_info");
-        backup::Info i;
+        if (!m_.info.backups.empty() || m_.backups == 0) return m_.info;
+        backup::Info i;  // m_.backups alike backups of every tenant
         i.backups.resize(m_.backups);
-        if (m_.backups) i.wal_max = "000000010000000000000007";
+        i.wal_max = "000000010000000000000007";
         return i;
     }
+    backup::RepoUsage repository_usage(const TenantLayout&) override { std::lock_guard g(m_.mu); return m_.repo; }
+    std::vector<FailedBackupUnit> failed_backup_units() override { std::lock_guard g(m_.mu); return m_.failed_units; }
     void restore_cluster(const TenantRecord&, const TenantRecord&, const TenantLayout&, const units::OsUser&,
                          const backup::Target&) override {
         std::lock_guard g(m_.mu);
@@ -1776,4 +1789,61 @@ TEST_F(ARestore, RestoresADeviceTenantOnlyOntoItsOwnDeviceFoundBlank) {
     mgr->restore("acme", {}, {});
     EXPECT_EQ(count("format"), 2);
     EXPECT_EQ(api().get("acme")["device"], "/dev/vdb");
+}
+
+// Backups on: a failed backup is kept as the tenant's last failure (API, /metrics) until one
+// succeeds; a failed scheduled unit is noticed once per failure.
+class AManagerWithBackups : public AManager {
+protected:
+    void SetUp() override {
+        cfg.backup_repo = "/var/lib/hostd-backup";
+        AManager::SetUp();
+        api().create("acme", json::object());
+    }
+};
+
+TEST_F(AManagerWithBackups, ReportsAFailedBackupOnRequestUntilOneSucceeds) {
+    m.backup_error = "The full backup of 'acme' failed (pgbackrest exited with 41): ERROR: [041]: unable to open '/x'";
+    EXPECT_EQ(code_of([&] { mgr->backup("acme", "full"); }), Errc::failed);
+    TenantView v = mgr->get("acme");
+    ASSERT_TRUE(v.backup && v.backup->last_failure);
+    EXPECT_EQ(v.backup->last_failure->by, "request");
+    EXPECT_EQ(v.backup->last_failure->type, "full");
+    EXPECT_NE(v.backup->last_failure->message.find("unable to open"), std::string::npos);
+    EXPECT_TRUE(v.backup->failing());
+    EXPECT_EQ(mgr->backup_health().at("acme").failures, 1u);
+    EXPECT_TRUE(mgr->backups("acme").failing);
+
+    m.backup_error.clear();
+    m.repo = {.bytes = 4096 * 3, .last_wal = std::time(nullptr) - 5};
+    mgr->backup("acme", "full");
+    v = mgr->get("acme");
+    ASSERT_TRUE(v.backup);
+    EXPECT_FALSE(v.backup->failing());
+    EXPECT_TRUE(v.backup->last_failure);  // kept, superseded
+    EXPECT_EQ(v.backup->last_type, "full");
+    EXPECT_EQ(v.backup->repo_bytes, 4096u * 3);
+    EXPECT_EQ(v.backup->last_wal, m.repo.last_wal);
+    const BackupList list = mgr->backups("acme");
+    EXPECT_FALSE(list.failing);
+    EXPECT_TRUE(list.last_failure);
+}
+
+TEST_F(AManagerWithBackups, NoticesAFailedScheduledBackupOncePerFailure) {
+    m.failed_units = {{.unit = "hostd-backup-incr@acme.service", .tenant = "acme", .type = "incr", .at = 1796000000,
+                       .message = "ERROR: [041]: unable to open"},
+                      {.unit = "hostd-backup-full@gone.service", .tenant = "gone", .type = "full", .at = 1796000000}};
+    mgr->backup_watch_tick();
+    mgr->backup_watch_tick();
+    auto all = mgr->backup_health();
+    EXPECT_FALSE(all.count("gone"));
+    ASSERT_TRUE(all.count("acme"));
+    EXPECT_EQ(all["acme"].failures, 1u);
+    EXPECT_EQ(all["acme"].last_failure->by, "schedule");
+    EXPECT_TRUE(all["acme"].failing());
+    // The tick also looked at acme's repository (never looked at before).
+    EXPECT_NE(all["acme"].checked, 0);
+    m.failed_units[0].at = 1796086400;  // it failed again the next day
+    mgr->backup_watch_tick();
+    EXPECT_EQ(mgr->backup_health()["acme"].failures, 2u);
 }

@@ -78,10 +78,55 @@ TEST(Metrics, ArchivingIsExportedWhereTenantsArchive) {
     EXPECT_NE(text.find("\nhostd_tenant_wal_last_archived_timestamp_seconds{tenant=\"acme\"} 1796000000\n"), std::string::npos);
 }
 
+BackupHealth failing_backups() {
+    BackupHealth b{.checked = 1796000100, .last_backup = 1796000000, .last_type = "incr",
+                   .last_label = "20261230-000000F_20261231-000000I", .last_full = 1795900000, .last_wal = 1796000050,
+                   .repo_bytes = 123456789, .failures = 2};
+    b.last_failure = BackupFailure{.at = 1796000090, .type = "full", .by = "schedule", .message = "ERROR: [041]: x"};
+    return b;
+}
+
+// With backups on, what hostd's backup watch saw: the newest backup of each type, the
+// repository's size and newest WAL, failed backups.
+TEST(Metrics, BackupsAreExportedWhereTenantsHaveThem) {
+    auto [t, h] = sample();
+    EXPECT_EQ(metrics::render(metric_families(t, h)).find("hostd_tenant_backup_"), std::string::npos);
+    t[0].backup = failing_backups();
+    t[1].backup = BackupHealth{};  // not looked at yet: no made-up zeros for what is unknown
+    const std::string text = metrics::render(metric_families(t, h));
+    for (const char* line :
+         {"hostd_tenant_backup_last_success_timestamp_seconds{tenant=\"acme\",type=\"full\"} 1795900000",
+          "hostd_tenant_backup_last_success_timestamp_seconds{tenant=\"acme\",type=\"incr\"} 1796000000",
+          "hostd_tenant_backup_repository_bytes{tenant=\"acme\"} 123456789",
+          "hostd_tenant_wal_repository_last_timestamp_seconds{tenant=\"acme\"} 1796000050",
+          "hostd_tenant_backup_failures_total{tenant=\"acme\"} 2", "hostd_tenant_backup_failures_total{tenant=\"beta-2\"} 0",
+          "hostd_tenant_backup_last_failure_timestamp_seconds{tenant=\"acme\"} 1796000090",
+          "hostd_tenant_backup_failing{tenant=\"acme\"} 1", "hostd_tenant_backup_failing{tenant=\"beta-2\"} 0",
+          "hostd_tenant_backup_repository_readable{tenant=\"acme\"} 1"})
+        EXPECT_NE(text.find(std::string("\n") + line + "\n"), std::string::npos) << line << "\n" << text;
+    EXPECT_EQ(text.find("hostd_tenant_backup_repository_bytes{tenant=\"beta-2\"}"), std::string::npos);
+    EXPECT_EQ(text.find("hostd_tenant_backup_repository_readable{tenant=\"beta-2\"}"), std::string::npos);
+    if (::access("/usr/bin/promtool", X_OK) == 0) {
+        auto r = exec({.argv = {"promtool", "check", "metrics"}, .input = text});
+        EXPECT_EQ(r.out + r.err, "") << "promtool has remarks";
+    }
+}
+
+// The shipped alert rules, checked and run against their tests (monitoring/hostd-alerts.test.yml).
+TEST(Metrics, AlertRulesPassTheirPromtoolTests) {
+    if (::access("/usr/bin/promtool", X_OK) != 0) FAIL() << "promtool (Debian package prometheus) is not installed";
+    const std::string dir = std::string(HOSTD_SOURCE_DIR) + "/monitoring";
+    auto check = exec({.argv = {"promtool", "check", "rules", dir + "/hostd-alerts.yml"}});
+    EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+    auto test = exec({.argv = {"promtool", "test", "rules", dir + "/hostd-alerts.test.yml"}});
+    EXPECT_EQ(test.exit_code, 0) << test.out << test.err;
+}
+
 // The dashboard and the alert rules only use metric names hostd exports.
 TEST(Metrics, DashboardAndAlertsUseOnlyExportedNames) {
     auto [t, h] = sample();
     t[0].archive = ArchiveFacts{.archived = 3, .failed = 1, .last_archived = 1796000000, .last_failed = 1795000000};
+    t[0].backup = failing_backups();
     std::set<std::string> exported;
     for (auto& f : metric_families(t, h)) {
         exported.insert(f.name);
@@ -100,5 +145,5 @@ TEST(Metrics, DashboardAndAlertsUseOnlyExportedNames) {
     std::set<std::string> rows;
     for (auto& p : dash["panels"])
         if (p["type"] == "row") rows.insert(p["title"].get<std::string>());
-    EXPECT_EQ(rows, (std::set<std::string>{"Disk", "Memory", "CPU", "Connections", "hostd operations"}));
+    EXPECT_EQ(rows, (std::set<std::string>{"Disk", "Memory", "CPU", "Connections", "hostd operations", "Backups"}));
 }

@@ -51,6 +51,12 @@ TEST(TenantLayout, ReadsTheTenantBackFromAUnitUserOrImageName) {
     EXPECT_EQ(layout::tenant_of_image("acme-2.img"), "acme-2");
     EXPECT_EQ(layout::tenant_of_unit("hostd.service"), "");
     EXPECT_EQ(layout::tenant_of_unit("hostd-postgres@.service"), "");
+    using P = std::pair<std::string, std::string>;
+    EXPECT_EQ(layout::tenant_of_backup_unit("hostd-backup-full@acme-2.service"), (P{"acme-2", "full"}));
+    EXPECT_EQ(layout::tenant_of_backup_unit("hostd-backup-incr@a.service"), (P{"a", "incr"}));
+    EXPECT_EQ(layout::tenant_of_backup_unit("hostd-backup-incr@a.timer"), (P{"", ""}));
+    EXPECT_EQ(layout::tenant_of_backup_unit("hostd-backup-full@.service"), (P{"", ""}));
+    EXPECT_EQ(layout::tenant_of_backup_unit("hostd-postgres@a.service"), (P{"", ""}));
     EXPECT_EQ(layout::tenant_of_user("postgres"), "");
     EXPECT_EQ(layout::tenant_of_image("notes.txt"), "");
 }

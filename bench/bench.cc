@@ -349,8 +349,8 @@ std::string list_of(const std::vector<double>& v, const char* unit) {
 }
 
 // What runs while a branch is made, sampled from /proc every 20 ms: the parts of its 'restore'
-// step that are programs (pgBackRest's restore, the recovering server's WAL replay and the
-// archive-get calls that fetch its WAL, pg_ctl start/stop) and the stanza-create of 'backups'.
+// step that are programs (pgBackRest's restore, the recovering server from start to stop, its
+// WAL replay and the archive-get calls that fetch its WAL) and the stanza-create of 'backups'.
 // Seconds each was seen running (parts may overlap: archive-get runs during the replay).
 class Sampler {
 public:
@@ -383,11 +383,10 @@ private:
         }
         // The recovering server's startup process: "postgres: CLUSTER: startup recovering ...".
         if (a0.rfind("postgres: ", 0) == 0 && a0.find(": startup") != std::string::npos) return "replay";
-        if (ends(a0, "/pg_ctl"))
-            for (size_t i = 1; i < argv.size(); i++) {
-                if (argv[i] == "start") return "pg_ctl start";
-                if (argv[i] == "stop") return "pg_ctl stop";
-            }
+        // The recovering server itself (its postmaster, in hostd's recovery unit), start to stop.
+        if (ends(a0, "/postgres"))
+            for (size_t i = 1; i < argv.size(); i++)
+                if (ends(argv[i], "/recovery_hba.conf")) return "recovering server";
         return "";
     }
     // What the startup process is at: its title's word after "startup" (recovering, waiting),
@@ -679,7 +678,7 @@ int main(int argc, char** argv) {
                     if (steps.count(s)) split += (split.empty() ? "" : ", ") + std::string(s) + " " + fmt(median(steps[s]));
                 rows.push_back({"  its steps, medians (hostd's journal)", split, "-", "-"});
                 std::string programs;
-                for (const char* s : {"pgbackrest restore", "pg_ctl start", "replay", "archive-get", "pg_ctl stop", "stanza-create"})
+                for (const char* s : {"pgbackrest restore", "recovering server", "replay", "archive-get", "stanza-create"})
                     programs += (programs.empty() ? "" : ", ") + std::string(s) + " " + (parts.count(s) ? fmt(median(parts[s])) : "0 ms");
                 rows.push_back({"  programs seen running during it, medians (/proc sampled every 20 ms; archive-get runs during replay)", programs, "-", "-"});
                 purge(client, src.name);

@@ -47,4 +47,13 @@ std::string format_number(double v) {
     return o.str();
 }
 
+std::string format_rfc3339(std::time_t t) {
+    if (!t) return "";
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
 }  // namespace hostd

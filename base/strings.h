@@ -1,6 +1,7 @@
 // Small string helpers shared by the libraries.
 #pragma once
 
+#include <ctime>
 #include <string>
 #include <string_view>
 
@@ -16,5 +17,8 @@ bool is_utf8(std::string_view s);
 
 // A number as a person writes it: 0.5, 2, 1.25 (iostream's shortest form, no trailing zeros).
 std::string format_number(double v);
+
+// Unix time as RFC 3339 in UTC, to the second ("2026-11-30T04:56:04Z"); "" for 0.
+std::string format_rfc3339(std::time_t t);
 
 }  // namespace hostd

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "base/strings.h"
 #include "base/error.h"
 #include "base/fs.h"
 #include "hostd/log.h"
@@ -200,18 +201,9 @@ TenantView Manager::set_password(const std::string& name, const PasswordRequest&
 }
 
 namespace {
-std::string rfc3339(std::time_t t) {
-    if (!t) return "";
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
-
 BackupView view_of(const backup::BackupSet& b) {
     return {.label = b.label, .type = std::string(backup::to_string(b.type)), .prior = b.prior,
-            .started_at = rfc3339(b.start), .finished_at = rfc3339(b.stop), .size = b.size, .repo_size = b.repo_size,
+            .started_at = format_rfc3339(b.start), .finished_at = format_rfc3339(b.stop), .size = b.size, .repo_size = b.repo_size,
             .repo_delta = b.repo_delta, .wal_start = b.wal_start, .wal_stop = b.wal_stop};
 }
 }  // namespace
@@ -273,7 +265,7 @@ BackupList Manager::backups(const std::string& name) {
     BackupList out{.tenant = name, .wal_min = info.wal_min, .wal_max = info.wal_max, .running = info.backup_running,
                    .status = info.status_message, .deleted = deleted, .deleted_at = deleted_at, .kept_until = until};
     for (const auto& b : info.backups) out.backups.push_back(view_of(b));
-    if (!info.backups.empty()) out.recoverable_from = rfc3339(info.backups.front().stop);
+    if (!info.backups.empty()) out.recoverable_from = format_rfc3339(info.backups.front().stop);
     backups_.seen(name, info);
     if (auto h = backups_.health(name)) {
         out.last_failure = h->last_failure;

@@ -5,6 +5,7 @@
 #include <ctime>
 #include <random>
 
+#include "base/strings.h"
 #include "base/error.h"
 #include "base/rollback.h"
 #include "base/size.h"
@@ -19,14 +20,7 @@
 namespace hostd {
 namespace {
 
-std::string now_rfc3339() {
-    std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
+std::string now_rfc3339() { return format_rfc3339(std::time(nullptr)); }
 
 class StepTimer {
 public:

@@ -62,15 +62,6 @@ StanzaFate stanza_fate(bool backups_on, bool repo_exists, bool purge, bool purge
     return {.keep_user = true, .remove_repo = false, .record = false};  // detached: its record holds it
 }
 
-std::string format_rfc3339(std::time_t t) {
-    if (!t) return "";
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
-
 std::time_t parse_rfc3339(std::string_view s) {
     if (s.size() != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[19] != 'Z')
         return 0;

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/strings.h"
 #include "model/tenant.h"
 
 namespace hostd {
@@ -54,7 +55,6 @@ std::vector<std::string> expired_stanzas(const std::map<std::string, KeptStanza>
 // repository and its OS user are that name's): Errc::conflict saying what to do.
 void check_name_not_kept(std::string_view name, const std::map<std::string, KeptStanza>& kept, uint64_t retention_days);
 
-std::string format_rfc3339(std::time_t t);  // "" for 0
 std::time_t parse_rfc3339(std::string_view s);  // 0 when not "YYYY-MM-DDTHH:MM:SSZ"
 
 }  // namespace hostd

@@ -4,6 +4,7 @@
 #include <initializer_list>
 #include <time.h>
 
+#include "base/strings.h"
 #include "base/size.h"
 
 namespace hostd::wire {
@@ -159,15 +160,7 @@ LiveStatus status_from(const json& j) {
     return s;
 }
 
-// Unix time as RFC 3339 in UTC ("" for 0), and back (0 for anything else).
-std::string utc(std::time_t t) {
-    if (!t) return "";
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
+// RFC 3339 in UTC back to Unix time (0 for anything else; format_rfc3339 writes it).
 std::time_t utc_from(const std::string& s) {
     std::tm tm{};
     const char* end = ::strptime(s.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -175,18 +168,18 @@ std::time_t utc_from(const std::string& s) {
 }
 
 json failure_json(const BackupFailure& f) {
-    return {{"at", utc(f.at)}, {"type", f.type}, {"by", f.by}, {"message", f.message}};
+    return {{"at", format_rfc3339(f.at)}, {"type", f.type}, {"by", f.by}, {"message", f.message}};
 }
 BackupFailure failure_from(const json& j) {
     return {.at = utc_from(str(j, "at")), .type = str(j, "type"), .by = str(j, "by"), .message = str(j, "message")};
 }
 
 json health_json(const BackupHealth& h) {
-    json j = {{"checked_at", utc(h.checked)}, {"failures", h.failures}, {"failing", h.failing()}};
+    json j = {{"checked_at", format_rfc3339(h.checked)}, {"failures", h.failures}, {"failing", h.failing()}};
     if (!h.error.empty()) j["error"] = h.error;
-    if (h.last_backup) j["last_backup"] = {{"label", h.last_label}, {"type", h.last_type}, {"finished_at", utc(h.last_backup)}};
-    if (h.last_full) j["last_full_at"] = utc(h.last_full);
-    if (h.last_wal) j["last_wal_at"] = utc(h.last_wal);
+    if (h.last_backup) j["last_backup"] = {{"label", h.last_label}, {"type", h.last_type}, {"finished_at", format_rfc3339(h.last_backup)}};
+    if (h.last_full) j["last_full_at"] = format_rfc3339(h.last_full);
+    if (h.last_wal) j["last_wal_at"] = format_rfc3339(h.last_wal);
     if (h.repo_bytes) j["repo_bytes"] = *h.repo_bytes;
     if (h.last_failure) j["last_failure"] = failure_json(*h.last_failure);
     return j;

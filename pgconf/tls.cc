@@ -337,19 +337,29 @@ void ensure_ca(const CaPaths& ca) {
 }
 
 PemPair issue_server_cert(const CaPaths& ca, const ServerCertRequest& req) {
+    try {
+        return issue_cert(ca, {.cn = req.tenant, .names = req.names, .server = true, .client = false, .days = req.days});
+    } catch (const Error& e) {
+        if (e.field() == "cn") throw Error(e.code(), e.what(), "tenant");
+        throw;
+    }
+}
+
+PemPair issue_cert(const CaPaths& ca, const CertRequest& req) {
     check_paths(ca);
-    if (req.tenant.empty()) throw Error(Errc::invalid, "The certificate request has no tenant name", "tenant");
-    if (req.tenant.size() > kMaxCommonName)
-        throw Error(Errc::invalid, "The tenant name '" + req.tenant + "' is longer than a certificate's CN allows (64)",
-                    "tenant");
-    if (std::any_of(req.tenant.begin(), req.tenant.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; }))
-        throw Error(Errc::invalid, "The tenant name contains a control character", "tenant");
-    if (req.names.empty())
+    if (req.cn.empty()) throw Error(Errc::invalid, "The certificate request has no common name (CN)", "cn");
+    if (req.cn.size() > kMaxCommonName)
+        throw Error(Errc::invalid, "The name '" + req.cn + "' is longer than a certificate's CN allows (64)", "cn");
+    if (std::any_of(req.cn.begin(), req.cn.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; }))
+        throw Error(Errc::invalid, "The certificate's name contains a control character", "cn");
+    if (!req.server && !req.client)
+        throw Error(Errc::invalid, "A certificate must be for a server, a client or both", "usage");
+    if (req.server && req.names.empty())
         throw Error(Errc::invalid, "A server certificate needs at least one host name or address", "names");
     if (req.days < 1 || req.days > kMaxDays)
         throw Error(Errc::invalid, "A certificate's validity must be 1 to 3650 days, not " + std::to_string(req.days),
                     "days");
-    const std::vector<SanName> names = parse_san_names(req.names);
+    const std::vector<SanName> names = req.names.empty() ? std::vector<SanName>{} : parse_san_names(req.names);
 
     ERR_clear_error();
     if (!path_exists(ca.cert) || !path_exists(ca.key))
@@ -358,17 +368,19 @@ PemPair issue_server_cert(const CaPaths& ca, const ServerCertRequest& req) {
 
     Pkey key = new_ec_key();
     Cert x = new_cert(key.get(), req.days);
-    set_common_name(X509_get_subject_name(x.get()), req.tenant);
+    set_common_name(X509_get_subject_name(x.get()), req.cn);
     if (X509_set_issuer_name(x.get(), X509_get_subject_name(issuer.cert.get())) != 1)
         throw_openssl("Failed to set the certificate's issuer name");
     X509V3_CTX ctx;
     X509V3_set_ctx(&ctx, issuer.cert.get(), x.get(), nullptr, nullptr, 0);
     add_conf_ext(x.get(), &ctx, NID_basic_constraints, "critical,CA:FALSE");
+    // A TLS client signs; a server signs too (ECDHE with an EC key).
     add_conf_ext(x.get(), &ctx, NID_key_usage, "critical,digitalSignature");
-    add_conf_ext(x.get(), &ctx, NID_ext_key_usage, "serverAuth");
+    const std::string eku = req.server && req.client ? "serverAuth,clientAuth" : req.server ? "serverAuth" : "clientAuth";
+    add_conf_ext(x.get(), &ctx, NID_ext_key_usage, eku.c_str());
     add_conf_ext(x.get(), &ctx, NID_subject_key_identifier, "hash");
     add_conf_ext(x.get(), &ctx, NID_authority_key_identifier, "keyid:always");
-    add_subject_alt_names(x.get(), names);
+    if (!names.empty()) add_subject_alt_names(x.get(), names);
     sign(x.get(), issuer.key.get());
     return {cert_to_pem(x.get()), key_to_pem(key.get())};
 }

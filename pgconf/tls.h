@@ -42,6 +42,20 @@ struct PemPair {
 // missing → Errc::not_found.
 PemPair issue_server_cert(const CaPaths& ca, const ServerCertRequest& req);
 
+// Certificates between hostd's hosts and for pgBackRest's TLS (a repository on another host):
+// the same signing as issue_server_cert, with the extended key usages asked for. A client-only
+// certificate may have no names; its CN is what the other end authorizes (pgBackRest's
+// tls-server-auth, a repository host's API). Conventions (model/layout.h names them): a host's
+// certificate "hostd@<host>" (server and client), a tenant's repository client "<tenant>@<host>"
+// (client only); tenant names hold no '@', so neither can pass for the other.
+struct CertRequest {
+    std::string cn;
+    std::vector<std::string> names;  // subjectAltName as for a server certificate; required if server
+    bool server = true, client = false;
+    int days = 825;
+};
+PemPair issue_cert(const CaPaths& ca, const CertRequest& req);
+
 // The CA certificate as PEM (what `hostctl ca` prints, and clients use as sslrootcert).
 std::string ca_certificate_pem(const CaPaths& ca);
 

@@ -114,14 +114,14 @@ int days_left(const X509* x) {
 // X509_verify_cert against ca_pem for purpose sslserver; with host or ip, also checks the name.
 // Returns X509_V_OK or the verification error.
 int verify(const std::string& ca_pem, const std::string& cert_pem, const std::string& host = {},
-           const std::string& ip = {}) {
+           const std::string& ip = {}, int purpose = X509_PURPOSE_SSL_SERVER) {
     Cert ca = parse_cert(ca_pem);
     Cert leaf = parse_cert(cert_pem);
     Store store(X509_STORE_new());
     EXPECT_EQ(X509_STORE_add_cert(store.get(), ca.get()), 1);
     StoreCtx ctx(X509_STORE_CTX_new());
     EXPECT_EQ(X509_STORE_CTX_init(ctx.get(), store.get(), leaf.get(), nullptr), 1);
-    EXPECT_EQ(X509_STORE_CTX_set_purpose(ctx.get(), X509_PURPOSE_SSL_SERVER), 1);
+    EXPECT_EQ(X509_STORE_CTX_set_purpose(ctx.get(), purpose), 1);
     X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
     if (!host.empty()) {
         EXPECT_EQ(X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size()), 1);
@@ -352,6 +352,37 @@ TEST(IssueServerCert, RefusesBadRequestsNamingTheField) {
     EXPECT_EQ(field_of({.tenant = "a\nb", .names = {"127.0.0.1"}}), "tenant");
     EXPECT_EQ(field_of({.tenant = "acme", .names = {"127.0.0.1"}, .days = 0}), "days");
     EXPECT_EQ(field_of({.tenant = "acme", .names = {"127.0.0.1"}, .days = 3651}), "days");
+}
+
+TEST(IssueCert, MakesClientOnlyAndHostCertificatesWithTheirUsagesOnly) {
+    TempDir t;
+    ensure_ca(t.ca());
+    const std::string ca_pem = ca_certificate_pem(t.ca());
+    // A tenant's repository client: no names, a client only.
+    PemPair client = issue_cert(t.ca(), {.cn = "acme@host-1", .server = false, .client = true});
+    EXPECT_EQ(common_name(X509_get_subject_name(parse_cert(client.cert_pem).get())), "acme@host-1");
+    EXPECT_EQ(verify(ca_pem, client.cert_pem, {}, {}, X509_PURPOSE_SSL_CLIENT), X509_V_OK);
+    EXPECT_EQ(verify(ca_pem, client.cert_pem), X509_V_ERR_INVALID_PURPOSE);
+    // A tenant's server certificate cannot act as a client.
+    EXPECT_EQ(verify(ca_pem, issue_server_cert(t.ca(), acme_request()).cert_pem, {}, {}, X509_PURPOSE_SSL_CLIENT),
+              X509_V_ERR_INVALID_PURPOSE);
+    // A host: both, by its address.
+    PemPair host = issue_cert(t.ca(), {.cn = "hostd@host-1", .names = {"10.231.1.2"}, .server = true, .client = true});
+    EXPECT_EQ(verify(ca_pem, host.cert_pem, {}, "10.231.1.2"), X509_V_OK);
+    EXPECT_EQ(verify(ca_pem, host.cert_pem, {}, {}, X509_PURPOSE_SSL_CLIENT), X509_V_OK);
+
+    auto field_of = [&](const CertRequest& r) -> std::string {
+        try {
+            issue_cert(t.ca(), r);
+        } catch (const Error& e) {
+            return e.field();
+        }
+        return "accepted";
+    };
+    EXPECT_EQ(field_of({.cn = "", .server = false, .client = true}), "cn");
+    EXPECT_EQ(field_of({.cn = "a\nb", .server = false, .client = true}), "cn");
+    EXPECT_EQ(field_of({.cn = "x", .server = true}), "names");
+    EXPECT_EQ(field_of({.cn = "x", .server = false, .client = false}), "usage");
 }
 
 TEST(IssueServerCert, ReportsAMissingCaAsNotFound) {

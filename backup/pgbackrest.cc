@@ -13,17 +13,22 @@ namespace {
 
 using json = nlohmann::json;
 
+void append(std::vector<std::string>& to, const std::vector<std::string>& more) { to.insert(to.end(), more.begin(), more.end()); }
+
 // The options every command takes: which stanza, where its repository is, where its locks go,
 // and no log files (what pgBackRest says goes to the caller: PostgreSQL's log, the journal, hostd).
 std::vector<std::string> common(const Stanza& s, const Options& o) {
-    return {o.exe,
-            "--no-config",  // Debian's /etc/pgbackrest.conf is not the tenant's, nor readable by it
-            "--stanza=" + s.name,
-            "--repo1-path=" + s.repo,
-            "--lock-path=" + s.work_dir,
-            "--log-level-file=off",
-            "--log-level-console=off",
-            "--log-level-stderr=warn"};
+    std::vector<std::string> a{o.exe};
+    if (s.config.empty()) {
+        a.push_back("--no-config");  // Debian's /etc/pgbackrest.conf is not the tenant's, nor readable by it
+        a.push_back("--stanza=" + s.name);
+        a.push_back("--repo1-path=" + s.repo);
+    } else {
+        a.push_back("--config=" + s.config);  // the repository host's, written by hostd
+        a.push_back("--stanza=" + s.name);
+    }
+    append(a, {"--lock-path=" + s.work_dir, "--log-level-file=off", "--log-level-console=off", "--log-level-stderr=warn"});
+    return a;
 }
 
 std::vector<std::string> pg(const Stanza& s) {
@@ -33,7 +38,6 @@ std::vector<std::string> pg(const Stanza& s) {
     return a;
 }
 
-void append(std::vector<std::string>& to, const std::vector<std::string>& more) { to.insert(to.end(), more.begin(), more.end()); }
 
 int two(std::string_view t, size_t at) {
     if (at + 2 > t.size() || !isdigit((unsigned char)t[at]) || !isdigit((unsigned char)t[at + 1])) return -1;
@@ -123,8 +127,40 @@ std::vector<std::string> backup_argv(const Stanza& s, const Options& o, BackupTy
 }
 
 std::vector<std::string> info_argv(const Stanza& s, const Options& o) {
-    return {o.exe, "--no-config", "--stanza=" + s.name, "--repo1-path=" + s.repo, "--lock-path=" + s.work_dir,
-            "--log-level-file=off", "--log-level-console=off", "--log-level-stderr=warn", "--output=json", "info"};
+    auto a = common(s, o);
+    append(a, {"--output=json", "info"});
+    return a;
+}
+
+std::string remote_config(const RemoteRepo& r) {
+    // pgBackRest's INI: one [global] section; values end at the line's end.
+    for (const std::string* v : {&r.host, &r.path, &r.cert, &r.key, &r.ca})
+        if (v->empty() || v->find_first_of("\n\r") != std::string::npos)
+            throw Error(Errc::invalid, "A repository host's setting is empty or holds a line break", "repository");
+    if (r.port == 0) throw Error(Errc::invalid, "A repository host's port cannot be 0", "repository");
+    return "[global]\n"
+           "repo1-host=" + r.host + "\n"
+           "repo1-host-type=tls\n"
+           "repo1-host-port=" + std::to_string(r.port) + "\n"
+           "repo1-path=" + r.path + "\n"
+           "repo1-host-cert-file=" + r.cert + "\n"
+           "repo1-host-key-file=" + r.key + "\n"
+           "repo1-host-ca-file=" + r.ca + "\n";
+}
+
+std::vector<std::string> server_argv(const Server& s, const Options& o) {
+    return {o.exe,
+            "--no-config",
+            "--log-level-file=off",
+            "--log-level-console=off",
+            "--log-level-stderr=warn",
+            "--tls-server-address=" + s.address,
+            "--tls-server-port=" + s.port,
+            "--tls-server-cert-file=" + s.cert,
+            "--tls-server-key-file=" + s.key,
+            "--tls-server-ca-file=" + s.ca,
+            "--tls-server-auth=" + s.client_cn + "=" + s.stanza,
+            "server"};
 }
 
 Target parse_target(std::string_view text, const std::string& field) {

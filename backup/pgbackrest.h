@@ -24,6 +24,10 @@ struct Stanza {
     uint16_t port = 0;       // names the socket (.s.PGSQL.<port>); 0: pgBackRest's default
     std::string user;        // the role backups log in as (a superuser; peer over the socket)
     std::string work_dir;    // pgBackRest's lock files and async archiving's spool
+    // A repository on a repository host: pgBackRest's configuration file that names it (its
+    // host, port, path and this stanza's client certificate), hostd's, readable by the tenant;
+    // repo is then unused. "": repo is a directory here and no configuration file is read.
+    std::string config;
 };
 
 struct Options {
@@ -45,6 +49,28 @@ std::vector<std::string> stanza_create_argv(const Stanza& s, const Options& o);
 // A backup, then pgBackRest's expire (retention).
 std::vector<std::string> backup_argv(const Stanza& s, const Options& o, BackupType type);
 std::vector<std::string> info_argv(const Stanza& s, const Options& o);
+
+// A stanza's repository on a repository host (another hostd, [repository]): its pgBackRest
+// server for this stanza, which lets in only this stanza's client certificate.
+struct RemoteRepo {
+    std::string host;  // address
+    uint16_t port = 0;
+    std::string path;  // the repository as that server sees it
+    std::string cert, key, ca;  // the stanza's client certificate and key, hostd's CA
+};
+// The configuration file (Stanza::config) for it. Throws Errc::invalid on an empty value or a
+// line break.
+std::string remote_config(const RemoteRepo& r);
+
+// The pgBackRest server through which a repository host reads a tenant's cluster for its
+// backups: runs as the tenant, lets in only client_cn, for stanza only.
+struct Server {
+    std::string address;
+    std::string port;  // a number, or a unit's "${HOSTD_BACKUP_PORT}"
+    std::string cert, key, ca;
+    std::string client_cn, stanza;
+};
+std::vector<std::string> server_argv(const Server& s, const Options& o);
 
 // Where a restore stops.
 struct Target {

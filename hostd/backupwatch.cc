@@ -79,7 +79,7 @@ void BackupWatch::failed(const std::string& tenant, BackupFailure f) {
 }
 
 void BackupWatch::tick() {
-    if (cfg_.backup_repo.empty()) return;
+    if (!backups_on(cfg_)) return;
     std::vector<TenantRecord> ready;
     std::set<std::string> names;
     for (auto& r : store_.snapshot())

@@ -178,7 +178,7 @@ std::string Collector::scrape() {
         facts.push_back(std::move(t));
     }
     HostFacts host{.version = version_, .ops = tenants_.op_stats()};
-    if (!cfg_.backup_repo.empty() && tenants_.backups) {
+    if (backups_on(cfg_) && tenants_.backups) {
         const std::map<std::string, BackupHealth> backups = tenants_.backups();
         for (auto& t : facts)
             if (auto it = backups.find(t.name); it != backups.end()) t.backup = it->second;
@@ -192,7 +192,7 @@ std::string Collector::scrape() {
                 t.connections = it->second.connections;
                 t.max_connections = it->second.max_connections;
                 t.database_bytes = it->second.database_bytes;
-                if (!cfg_.backup_repo.empty()) t.archive = it->second.archive;
+                if (backups_on(cfg_)) t.archive = it->second.archive;
             }
         host.last_scrape_seconds = last_scrape_;
         host.refresh_round_seconds = round_seconds_;

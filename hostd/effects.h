@@ -140,6 +140,9 @@ public:
     virtual bool has_repository(const std::string& repo) = 0;
     virtual void hand_repository(const std::string& repo, const units::OsUser& u) = 0;
     virtual void remove_repository(const std::string& repo) = 0;
+    // With a repository host: the tenant's files for it here (its configuration, certificates),
+    // and with drop_repository its repository there too (a purge that says so, a failed create).
+    virtual void forget_remote_backups(const TenantRecord& t, const TenantLayout& l, bool drop_repository) = 0;
 
     // Unit: its environment (the port PostgreSQL must listen on, given on its command line),
     // limits, start and wait for the job; stop also forgets failure and drop-ins.

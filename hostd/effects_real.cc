@@ -24,6 +24,7 @@
 #include "hostd/effects.h"
 #include "hostd/log.h"
 #include "hostd/observe.h"
+#include "hostd/repoclient.h"
 #include "model/layout.h"
 #include "pgconf/pgconf.h"
 #include "pgconf/settings.h"
@@ -80,7 +81,9 @@ public:
         make_dirs(std::string(layout::kRecoveryLogs), 0700);
         make_dirs(std::string(layout::kRuntimeUnitDir), 0755);
         link_disk(branch_);  // the unit mounts the branch's disk through it
-        units::RecoveryUnit r{.user = source_.os_user, .source_repo = source_.backup_repo, .restore = restore,
+        units::RecoveryUnit r{.user = source_.os_user,
+                              .source_repo = source_.backup_remote.empty() ? source_.backup_repo : source_.backup_remote,
+                              .restore = restore,
                               .server = server, .log = log_, .timeout_s = static_cast<uint64_t>(timeout_s_)};
         write_file_atomic(file_, units::render_recovery_unit(layout::template_paths(cfg_), r), 0644);
         started_ = true;
@@ -429,8 +432,90 @@ public:
         return {u->uid, u->gid};
     }
 
+    // --- A repository host (backup.repo_host) ------------------------------------------------
+    std::string server_address() const {
+        return cfg_.backup_server_address.empty() ? cfg_.public_host : cfg_.backup_server_address;
+    }
+    static std::string host_name() {
+        char buf[256] = {};
+        if (::gethostname(buf, sizeof buf - 1) < 0) throw_errno(errno, "Failed to read the host name");
+        return buf;
+    }
+    // This host's certificate for the repository host's API (CN hostd@<host>), made once.
+    RepoHostClient repo_host() {
+        pgconf::ensure_ca(ca_);
+        const std::string cert = cfg_.state_dir + "/ca/host.crt", key = cfg_.state_dir + "/ca/host.key";
+        if (!path_exists(cert) || !path_exists(key)) {
+            auto pair = pgconf::issue_cert(ca_, {.cn = "hostd@" + host_name(), .names = {server_address()}, .server = true,
+                                                 .client = true});
+            write_file_atomic(key, pair.key_pem, 0600);
+            write_file_atomic(cert, pair.cert_pem, 0644);
+        }
+        return RepoHostClient(cfg_.backup_repo_host, {.cert = cert, .key = key, .ca = ca_.cert});
+    }
+    // The tenant's directory of files for the repository host: root's, its group may read.
+    void make_remote_dir(const TenantLayout& l, gid_t gid) {
+        make_dirs(std::string(layout::kBackupRemoteDir), 0755);
+        if (::mkdir(l.backup_remote.c_str(), 0750) < 0 && errno != EEXIST)
+            throw_errno(errno, "Failed to make '" + l.backup_remote + "'");
+        struct stat st{};
+        if (::lstat(l.backup_remote.c_str(), &st) < 0 || !S_ISDIR(st.st_mode))
+            throw Error(Errc::failed, "'" + l.backup_remote + "' is not a directory; move it away");
+        if (::chown(l.backup_remote.c_str(), 0, gid) < 0 || ::chmod(l.backup_remote.c_str(), 0750) < 0)
+            throw_errno(errno, "Failed to hand '" + l.backup_remote + "' to gid " + std::to_string(gid));
+    }
+    // Its server for the repository host (which lets in only that host's certificate), its own
+    // client certificate for its repository there, and the repository made there.
+    void prepare_remote(const TenantRecord& t, const TenantLayout& l, const backup::RunAs& as) {
+        if (!t.backup_port)
+            throw Error(Errc::failed, "Tenant '" + t.name + "' has no port for its pgBackRest server: it was made before "
+                                      "backup.repo_host was set; make a branch of it (hostctl create NEW --from " + t.name + ")");
+        RepoHostClient client = repo_host();
+        const std::string peer = client.peer_name();
+        make_remote_dir(l, as.gid);
+        const std::string me = t.name + "@" + host_name(), d = l.backup_remote;
+        auto client_pair = pgconf::issue_cert(ca_, {.cn = me, .server = false, .client = true});
+        auto server_pair = pgconf::issue_cert(ca_, {.cn = me, .names = {server_address()}, .server = true, .client = false});
+        write_file_atomic(d + "/client.key", client_pair.key_pem, 0640, 0, as.gid);
+        write_file_atomic(d + "/client.crt", client_pair.cert_pem, 0640, 0, as.gid);
+        write_file_atomic(d + "/server.key", server_pair.key_pem, 0640, 0, as.gid);
+        write_file_atomic(d + "/server.crt", server_pair.cert_pem, 0640, 0, as.gid);
+        write_file_atomic(d + "/ca.crt", pgconf::ca_certificate_pem(ca_), 0644);
+        write_file_atomic(d + "/server.env",
+                          "HOSTD_BACKUP_PORT=" + std::to_string(t.backup_port) + "\nHOSTD_BACKUP_CLIENT=" + peer + "\n", 0640, 0,
+                          as.gid);
+        auto sd = units::Systemd::connect();
+        sd.reset_failed(l.backup_server_unit);
+        sd.restart(l.backup_server_unit);
+        // The repository host's stanza-create reaches the cluster through it at once.
+        for (int i = 0; i < 100 && can_bind(AF_INET, t.backup_port); i++) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        const RepoBinding b = client.put(t.name, {.pg_host = server_address(), .pg_server_port = t.backup_port,
+                                                  .pg_path = l.pgdata, .pg_socket_path = l.socket_dir, .pg_port = t.port,
+                                                  .pg_user = std::string(kBackupRole)});
+        if (b.backup_client != peer)
+            throw Error(Errc::failed, "The repository host's backups connect as '" + b.backup_client + "', its API as '" +
+                                      peer + "': one host, one certificate");
+        write_file_atomic(d + "/pgbackrest.conf",
+                          backup::remote_config({.host = repo_host_address(cfg_), .port = b.repo_host_port,
+                                                 .path = b.repo_path, .cert = d + "/client.crt", .key = d + "/client.key",
+                                                 .ca = d + "/ca.crt"}),
+                          0640, 0, as.gid);
+    }
+
+    void forget_remote_backups(const TenantRecord& t, const TenantLayout& l, bool drop_repository) override {
+        if (l.backup_remote.empty()) return;
+        if (drop_repository) repo_host().remove(t.name);
+        try {
+            units::Systemd::connect().stop(l.backup_server_unit);
+        } catch (const Error& e) {
+            if (e.code() != Errc::not_found) throw;
+        }
+        std::error_code ec;
+        std::filesystem::remove_all(l.backup_remote, ec);
+    }
+
     void prepare_backups(const TenantRecord& t, const TenantLayout& l) override {
-        if (l.backup_repo.empty()) return;
+        if (!l.backups) return;
         const backup::RunAs as = run_as(t);
         // pgBackRest's login: the role, and the peer lines for the tenant's user (a cluster
         // made before backups were on has neither).
@@ -441,6 +526,10 @@ public:
                           .connect_timeout_s = 2, .sslmode = "disable", .query_timeout_ms = 10000},
                          pgconf::backup_role_sql(std::string(kBackupRole)));
         units::Systemd::connect().reload(l.unit);
+        if (!l.backup_remote.empty()) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the reload is a signal
+            return prepare_remote(t, l, as);
+        }
         // The reload is a signal: the first try may find the old pg_hba still in force.
         for (int i = 0;; i++) {
             try {
@@ -454,6 +543,7 @@ public:
     }
 
     void run_backup(const TenantRecord& t, const TenantLayout& l, backup::BackupType type) override {
+        if (!l.backup_remote.empty()) return repo_host().backup(t.name, type);
         backup::run_backup(stanza_of(l, t.port), backup_options(cfg_), type, run_as(t));
     }
 
@@ -461,7 +551,13 @@ public:
         return backup::read_info(stanza_of(l, t.port), backup_options(cfg_), run_as(t));
     }
 
-    backup::RepoUsage repository_usage(const TenantLayout& l) override { return backup::repository_usage(l.backup_repo); }
+    backup::RepoUsage repository_usage(const TenantLayout& l) override {
+        if (!l.backup_remote.empty()) {
+            const RemoteRepoState s = repo_host().state(l.name);
+            return {.bytes = s.bytes, .last_wal = s.last_wal};
+        }
+        return backup::repository_usage(l.backup_repo);
+    }
 
     std::vector<FailedBackupUnit> failed_backup_units() override {
         std::vector<FailedBackupUnit> out;
@@ -530,6 +626,12 @@ public:
 
     void start_unit(const TenantLayout& l, uint16_t port, const units::Limits& limits) override {
         link_disk(l);
+        if (!l.backup_remote.empty()) {
+            // The unit binds the directory in at start (its files come with prepare_backups).
+            auto u = units::find_user(l.os_user);
+            if (!u) throw Error(Errc::failed, "OS user '" + l.os_user + "' of tenant '" + l.name + "' is missing; run hostctl reconcile");
+            make_remote_dir(l, u->gid);
+        }
         if (!l.backup_repo.empty()) {
             // The unit binds its repository in at start: it must exist by then.
             auto u = units::find_user(l.os_user);

@@ -241,7 +241,7 @@ int main(int argc, char** argv) {
         });
         // Backups: failed scheduled ones noticed, one repository looked at when due (BackupWatch).
         std::optional<Ticker> backup_watch;
-        if (!cfg.backup_repo.empty())
+        if (backups_on(cfg))
             backup_watch.emplace(std::chrono::seconds(2), [&] {
                 try {
                     manager.backup_watch_tick();

@@ -92,7 +92,7 @@ Created Manager::create(const std::string& name, const CreateRequest& req_in, co
     validate_name(name);
     CreateRequest req = req_in;
     if (req.from) {
-        if (cfg_.backup_repo.empty())
+        if (!backups_on(cfg_))
             throw Error(Errc::invalid, "Branches are made from backups, and backups are off on this host (backup.repo in hostd.toml)", "from");
         if (req.reuse) throw Error(Errc::invalid, "A branch is a new tenant: give either 'from' or 'reuse'", "from");
         try {
@@ -210,7 +210,7 @@ BackupView view_of(const backup::BackupSet& b) {
 
 TenantRecord Manager::backed_up(const std::string& name) {
     validate_name(name);
-    if (cfg_.backup_repo.empty())
+    if (!backups_on(cfg_))
         throw Error(Errc::invalid, "Backups are off on this host: set backup.repo in hostd.toml (a directory apart from the tenants' disks)");
     TenantRecord t = store_.get(name);
     if (t.state != TenantState::ready)
@@ -251,7 +251,7 @@ BackupList Manager::backups(const std::string& name) {
         deleted_at = k->deleted_at;
         until = format_rfc3339(kept_until(*k, cfg_.backup_deleted_retention));
         l.backup_repo = k->repository;
-    } else if (!cfg_.backup_repo.empty()) {
+    } else if (backups_on(cfg_)) {
         const TenantRecord r = store_.get(name);
         if (r.state == TenantState::detached) {
             if (!fx_->has_repository(l.backup_repo))
@@ -277,7 +277,7 @@ BackupList Manager::backups(const std::string& name) {
 Restored Manager::restore(const std::string& name, const RestoreRequest& req, const Progress& progress) {
     validate_name(name);
     backup::parse_target(req.time, "time");
-    if (cfg_.backup_repo.empty())
+    if (!backups_on(cfg_))
         throw Error(Errc::invalid, "A restore brings a tenant back from its backups, and backups are off on this host "
                                    "(backup.repo in hostd.toml); nothing was changed.");
     Store::OpLock op(store_, name);
@@ -324,7 +324,7 @@ TenantView Manager::get(const std::string& name, bool with_status) {
     TenantRecord t = store_.get(name);
     TenantView v = view_of(cfg_, t, true);
     v.problem = store_.problem(name);
-    if (!cfg_.backup_repo.empty() && t.state == TenantState::ready) v.backup = backups_.health(name).value_or(BackupHealth{});
+    if (backups_on(cfg_) && t.state == TenantState::ready) v.backup = backups_.health(name).value_or(BackupHealth{});
     const std::string activity = store_.activity(name);
     if (with_status && t.state == TenantState::ready) {
         const TenantLayout l = layout_of(cfg_, name);
@@ -338,7 +338,7 @@ TenantView Manager::get(const std::string& name, bool with_status) {
         // Down (or stopped) with nothing mounted: if its disk is gone, say so and how it comes back.
         if ((v.live.state == "down" || v.live.state == "stopped") && !v.status->disk && v.status->unit_error.empty()) {
             try {
-                const std::string missing = disk_missing_reason(t, fx_->disk_facts(t, l), !cfg_.backup_repo.empty());
+                const std::string missing = disk_missing_reason(t, fx_->disk_facts(t, l), backups_on(cfg_));
                 if (!missing.empty()) v.live.reason = v.live.state == "stopped" ? "stopped on purpose; " + missing : missing;
             } catch (const Error& e) {
                 log::warning(std::string("Cannot tell whether its disk is there: ") + e.what(), name);

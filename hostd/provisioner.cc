@@ -150,13 +150,17 @@ TenantRecord Provisioner::reserve(const std::string& name, const CreateRequest& 
         for (auto& [_, r] : records) {
             if (r.port) taken.insert(r.port);
             if (r.public_port) taken.insert(r.public_port);
+            if (r.backup_port) taken.insert(r.backup_port);
         }
         taken.erase(t.port);
         taken.erase(t.public_port);
+        taken.erase(t.backup_port);
         t.port = allocate_port(cfg_.pg_ports, t.port, taken);
         taken.insert(t.port);
         // SNI routes share one port; a port route gets one of its own, kept across a reuse.
         if (cfg_.domain.empty()) t.public_port = allocate_port(cfg_.public_ports, t.public_port, taken);
+        // The repository host reaches the tenant's cluster through a pgBackRest server of its own.
+        if (remote_repository(cfg_)) t.backup_port = allocate_port(cfg_.backup_server_ports, t.backup_port, taken);
         t.state = TenantState::creating;
         t.reuse = kept.has_value();
         records[name] = t;  // reserves the name and ports before the lock is let go
@@ -249,7 +253,10 @@ Created Provisioner::create(const std::string& name, const CreateRequest& req, c
             fx_.wait_sql(l.socket_dir, t.port, t.admin_user, t.password, kCheckTimeoutMs, "");
             fx_.ensure_monitor_login(t, l);  // hostd's checks and metrics never need the admin password
         });
-        if (!l.backup_repo.empty()) step("backups", [&] { fx_.prepare_backups(t, l); });
+        if (l.backups) step("backups", [&] {
+            if (!kept && !l.backup_remote.empty()) rb.add("repository host", [&] { fx_.forget_remote_backups(t, l, true); });
+            fx_.prepare_backups(t, l);
+        });
         step("route", [&] {
             store_.set_routed(name, true);
             rb.add("route", [&] {
@@ -426,6 +433,10 @@ void Provisioner::teardown(TenantRecord& t, bool purge) {
     const StanzaFate fate = stanza_fate(!l.backup_repo.empty(), fx_.has_repository(l.backup_repo), purge,
                                         t.purge_backups || t.state == TenantState::creating);
     if (fate.remove_repo) step("backups", [&] { fx_.remove_repository(l.backup_repo); });
+    // On a repository host: its files here go with a purge; its repository there only with a
+    // purge that says so (or a create rolled back).
+    if (purge && !l.backup_remote.empty())
+        step("backups", [&] { fx_.forget_remote_backups(t, l, t.purge_backups || t.state == TenantState::creating); });
     step("user", [&] {
         if (!fate.keep_user) return remove_own_user(t.os_user);
         auto u = fx_.find_user(t.os_user);

@@ -112,7 +112,7 @@ void Reconciler::converge(TenantRecord t, const std::map<std::string, LiveStatus
         // that is gone is said in those words, with the way back.
         std::string why = e.what();
         try {
-            if (auto missing = disk_missing_reason(t, fx_.disk_facts(t, l), !cfg_.backup_repo.empty()); !missing.empty())
+            if (auto missing = disk_missing_reason(t, fx_.disk_facts(t, l), backups_on(cfg_)); !missing.empty())
                 why = missing + " (" + e.what() + ")";
         } catch (const Error&) {
         }

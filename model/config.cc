@@ -90,6 +90,9 @@ const std::vector<Setting>& settings() {
         {"backup", "full_schedule", Kind::text, "When each tenant gets a full backup: a systemd calendar event (OnCalendar=, see systemd.time(7)), spread over an hour per tenant (timer hostd-backup-full@<tenant>.timer). \"\": none on a schedule.", FIELD(full_schedule)},
         {"backup", "incr_schedule", Kind::text, "When each tenant gets an incremental backup (what changed since the last one; the first is full), as full_schedule (hostd-backup-incr@<tenant>.timer). \"\": none on a schedule.", FIELD(incr_schedule)},
         {"backup", "archive_timeout", Kind::count, "Seconds after which PostgreSQL hands a partly filled WAL segment to the archive (its archive_timeout): the most committed work a lost disk can take with it when the tenant writes little. 0: only full segments (16 MB).", FIELD(archive_timeout)},
+        {"backup", "repo_host", Kind::text, "Keep the tenants' backups on a repository host instead of repo: \"ADDR:PORT\" of the API of another hostd whose [repository] listens there (it must trust this host's certificate: the hosts share hostd's CA). Each tenant archives its WAL through its own pgBackRest TLS server there, with a client certificate only that server accepts; backups run on the repository host, on its schedule. \"\": off.", FIELD(backup_repo_host)},
+        {"backup", "server_address", Kind::text, "With repo_host: the address of this host the repository host reaches each tenant's pgBackRest server at (backups read the tenant's cluster through it). \"\": proxy.public_host.", FIELD(backup_server_address)},
+        {"backup", "server_ports", Kind::ports, "With repo_host: ports of the tenants' pgBackRest servers, one per tenant (only the repository host's certificate is let in).", FIELD(backup_server_ports)},
         {"postgres", "bindir", Kind::text, "PostgreSQL server binaries (initdb).", FIELD(pg_bindir)},
         {"postgres", "ports", Kind::ports, "Ports for tenants' PostgreSQL on 127.0.0.1 (keep clear of the ephemeral range).", FIELD(pg_ports)},
         {"proxy", "kind", Kind::text, "Which proxy routes tenants: \"haproxy\" (hostd writes one file and reloads haproxy.service) or \"traefik\" (one file per tenant in traefik_dir, which Traefik's file provider watches; `hostd --traefik-static` prints the static config Traefik needs).", FIELD(proxy)},
@@ -265,6 +268,22 @@ Config parse_config(std::string_view text, const std::string& source) {
                 throw Error(Errc::invalid, "'backup.repo' in " + source + " must lie apart from '" + *d +
                                            "': backups must survive what happens to the tenants' disks and hostd's state");
     }
+    if (!c.backup_repo_host.empty()) {
+        if (!c.backup_repo.empty())
+            throw Error(Errc::invalid, "'backup.repo' and 'backup.repo_host' in " + source + " are two places for the same "
+                                       "backups: set one");
+        const auto colon = c.backup_repo_host.rfind(':');
+        uint32_t port = 0;
+        const std::string_view p = colon == std::string::npos ? "" : std::string_view(c.backup_repo_host).substr(colon + 1);
+        auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
+        if (colon == 0 || colon == std::string::npos || p.empty() || ec != std::errc() || end != p.data() + p.size() ||
+            port == 0 || port > 65535 ||
+            c.backup_repo_host.find_first_not_of("0123456789abcdefghijklmnopqrstuvwxyz.-:[]") != std::string::npos)
+            throw Error(Errc::invalid, "'backup.repo_host' in " + source + " must be ADDR:PORT, like \"10.0.0.5:8443\"");
+    }
+    if (!c.backup_server_address.empty() &&
+        c.backup_server_address.find_first_not_of("0123456789abcdefghijklmnopqrstuvwxyz.-:") != std::string::npos)
+        throw Error(Errc::invalid, "'backup.server_address' in " + source + " must be an address or host name");
     if (c.backup_compress != "lz4" && c.backup_compress != "zst" && c.backup_compress != "gz" && c.backup_compress != "bz2" &&
         c.backup_compress != "none")
         throw Error(Errc::invalid, "'backup.compress' in " + source + " must be \"lz4\", \"zst\", \"gz\", \"bz2\" or \"none\"");
@@ -317,6 +336,10 @@ Config parse_config(std::string_view text, const std::string& source) {
                                        std::to_string(id_lo) + "-" + std::to_string(id_hi));
     bool overlap = !(c.pg_ports.second < c.public_ports.first || c.public_ports.second < c.pg_ports.first);
     if (overlap) throw Error(Errc::invalid, "'postgres.ports' and 'proxy.ports' in " + source + " must not overlap");
+    if (!c.backup_repo_host.empty())
+        for (const PortRange& r : {c.pg_ports, c.public_ports})
+            if (!(c.backup_server_ports.second < r.first || r.second < c.backup_server_ports.first))
+                throw Error(Errc::invalid, "'backup.server_ports' in " + source + " must not overlap 'postgres.ports' or 'proxy.ports'");
     return c;
 }
 

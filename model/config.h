@@ -77,6 +77,10 @@ struct Config {
     // Days a deleted (purged) tenant's backups are kept for branches; 0: until purged by hand.
     uint64_t backup_deleted_retention = 7;
     uint64_t archive_timeout = 60;                 // seconds: PostgreSQL's archive_timeout (the recovery point)
+    // A repository host instead of repo: another hostd with [repository], "ADDR:PORT" of its API.
+    std::string backup_repo_host;
+    std::string backup_server_address;             // where it reaches this host's tenants ("": proxy.public_host)
+    PortRange backup_server_ports{24000, 24999};   // each tenant's pgBackRest server for it
     std::string full_schedule = "Sun *-*-* 01:00:00";      // systemd OnCalendar= of full backups
     std::string incr_schedule = "Mon..Sat *-*-* 01:00:00"; // and of incremental ones
     // [postgres]
@@ -96,6 +100,10 @@ struct Config {
     std::string traefik_dir = "/etc/traefik/hostd";
     std::string traefik_entry_point = "postgres";
 };
+
+// Archiving and backups on: into a local directory (backup.repo) or on a repository host.
+inline bool backups_on(const Config& c) { return !c.backup_repo.empty() || !c.backup_repo_host.empty(); }
+inline bool remote_repository(const Config& c) { return !c.backup_repo_host.empty(); }
 
 // Parses TOML text over the defaults. Unknown keys and bad values throw hostd::Error naming
 // the key and the source.

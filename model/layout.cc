@@ -41,12 +41,19 @@ TenantLayout layout_of(const Config& cfg, std::string_view name) {
         l.backup_repo = cfg.backup_repo + "/" + n;
         l.backup_work = l.socket_dir + "/pgbackrest";
     }
+    if (remote_repository(cfg)) {
+        l.backup_work = l.socket_dir + "/pgbackrest";
+        l.backup_remote = std::string(layout::kBackupRemoteDir) + "/" + n;
+        l.backup_server_unit = "hostd-backup-server@" + n + ".service";
+    }
+    l.backups = backups_on(cfg);
     return l;
 }
 
 backup::Stanza stanza_of(const TenantLayout& l, uint16_t port) {
     return {.name = l.name, .repo = l.backup_repo, .pgdata = l.pgdata, .socket_dir = l.socket_dir, .port = port,
-            .user = std::string(kBackupRole), .work_dir = l.backup_work};
+            .user = std::string(kBackupRole), .work_dir = l.backup_work,
+            .config = l.backup_remote.empty() ? "" : l.backup_remote + "/pgbackrest.conf"};
 }
 
 std::vector<std::string> backup_timers(const Config& cfg, std::string_view tenant) {
@@ -57,8 +64,18 @@ std::vector<std::string> backup_timers(const Config& cfg, std::string_view tenan
     return out;
 }
 
+std::string repo_host_address(const Config& cfg) {
+    std::string a = cfg.backup_repo_host.substr(0, cfg.backup_repo_host.rfind(':'));
+    if (a.size() > 2 && a.front() == '[' && a.back() == ']') a = a.substr(1, a.size() - 2);
+    return a;
+}
+
 std::vector<std::pair<std::string, std::string>> backup_unit_files(const Config& cfg) {
     std::vector<std::pair<std::string, std::string>> out;
+    if (remote_repository(cfg)) {
+        out.emplace_back(units::backup_server_unit_name(), units::render_backup_server_unit(layout::template_paths(cfg)));
+        return out;
+    }
     if (cfg.backup_repo.empty()) return out;
     const units::TemplatePaths paths = layout::template_paths(cfg);
     const TenantLayout l = layout_of(cfg, "%i");
@@ -98,6 +115,18 @@ units::TemplatePaths template_paths(const Config& cfg) {
     if (!(cfg.loop_dir + "/").starts_with(cfg.state_dir + "/")) p.hidden.push_back(cfg.loop_dir);
     p.mount_options = cfg.mount_options;
     p.pg_bindir = cfg.pg_bindir;
+    if (remote_repository(cfg)) {
+        p.backup_remote = std::string(kBackupRemoteDir);
+        p.repo_host_address = repo_host_address(cfg);
+        TenantLayout l = layout_of(cfg, "%i");
+        p.archive_command = backup::archive_command(stanza_of(l, 0), backup_options(cfg));
+        p.archive_timeout = cfg.archive_timeout;
+        p.backup_server_argv = backup::server_argv(
+            {.address = cfg.backup_server_address.empty() ? cfg.public_host : cfg.backup_server_address,
+             .port = "${HOSTD_BACKUP_PORT}", .cert = l.backup_remote + "/server.crt", .key = l.backup_remote + "/server.key",
+             .ca = l.backup_remote + "/ca.crt", .client_cn = "${HOSTD_BACKUP_CLIENT}", .stanza = "%i"},
+            backup_options(cfg));
+    }
     if (!cfg.backup_repo.empty()) {
         p.backup_repo = cfg.backup_repo;
         TenantLayout l = layout_of(cfg, "%i");  // systemd's specifier for the instance: the tenant

@@ -32,8 +32,14 @@ struct TenantLayout {
     std::string dropins;     // /etc/systemd/system.control/<unit>.d: limits systemd persisted
     // Backups ("" when backup.repo is off): its own pgBackRest repository, and pgBackRest's
     // locks and spool in its socket directory (the unit's, gone when it stops).
-    std::string backup_repo;  // <backup.repo>/<name>
+    std::string backup_repo;  // <backup.repo>/<name> ("" with a repository host)
     std::string backup_work;  // <socket_dir>/pgbackrest
+    bool backups = false;     // archiving and backups on (backup.repo or backup.repo_host)
+    // With a repository host: /var/lib/hostd-backup/<name>, hostd's (root's, readable by the
+    // tenant's group): pgBackRest's configuration naming the repository, the tenant's client
+    // certificate for it, its server's certificate, and the server's environment file.
+    std::string backup_remote;
+    std::string backup_server_unit;  // hostd-backup-server@<name>.service
 
     // The filesystem label (fits ext4's 16 and xfs's 12 bytes; for humans, never identity).
     std::string label(std::string_view filesystem) const;
@@ -44,6 +50,8 @@ TenantLayout layout_of(const Config& cfg, std::string_view name);
 // The tenant's pgBackRest stanza (its name), as its unit and hostd see it; port: its PostgreSQL's.
 backup::Stanza stanza_of(const TenantLayout& l, uint16_t port);
 backup::Options backup_options(const Config& cfg);
+// The repository host's address (backup.repo_host without its port and brackets).
+std::string repo_host_address(const Config& cfg);
 // Scheduled backups (backup.repo set and a schedule): the timers of a tenant, and the unit files
 // behind them (file name → content), which hostd writes at start.
 std::vector<std::string> backup_timers(const Config& cfg, std::string_view tenant);
@@ -62,6 +70,9 @@ inline constexpr std::string_view kImageSuffix = ".img";
 inline constexpr std::string_view kRuntimeDir = "hostd-tenant";  // below /run
 inline constexpr std::string_view kDiskLinks = "/run/hostd/disk";
 inline constexpr std::string_view kEnvDir = "/run/hostd/env";
+// Each tenant's configuration and certificates for the repository host (persistent: the tenant's
+// units read them at every start).
+inline constexpr std::string_view kBackupRemoteDir = "/var/lib/hostd-backup";
 // A branch's recovery unit writes its output here (root's, 0700): kept when the recovery fails.
 inline constexpr std::string_view kRecoveryLogs = "/run/hostd/recovery";
 inline constexpr std::string_view kRuntimeUnitDir = "/run/systemd/system";

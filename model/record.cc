@@ -34,6 +34,7 @@ std::string to_toml(const TenantRecord& t) {
         {"created_at", t.created_at},
     };
     if (!t.password_pending.empty()) facts.insert("password_pending", t.password_pending);
+    if (t.backup_port) facts.insert("backup_port", t.backup_port);
     toml::table doc{
         {"name", t.name},
         {"state", std::string(to_string(t.state))},
@@ -93,6 +94,7 @@ TenantRecord from_toml(std::string_view text, const std::string& source) {
     t.uid = static_cast<uint32_t>(f["uid"].value_or(int64_t{0}));
     t.port = static_cast<uint16_t>(f["port"].value_or(int64_t{0}));
     t.public_port = static_cast<uint16_t>(f["public_port"].value_or(int64_t{0}));
+    t.backup_port = static_cast<uint16_t>(f["backup_port"].value_or(int64_t{0}));
     t.admin_user = f["admin_user"].value_or(std::string{});
     t.password = f["password"].value_or(std::string{});
     t.password_pending = f["password_pending"].value_or(std::string{});

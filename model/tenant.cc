@@ -239,7 +239,7 @@ TenantView view_of(const Config& cfg, const TenantRecord& t, bool with_secret) {
 }
 
 void check_backup_owned(const Settings& s, const Config& cfg) {
-    if (cfg.backup_repo.empty()) return;
+    if (!backups_on(cfg)) return;
     for (const char* name : {"archive_mode", "archive_command", "archive_timeout", "archive_library", "restore_command"})
         if (s.count(name))
             throw Error(Errc::invalid,

@@ -151,6 +151,7 @@ struct TenantRecord {
     uint32_t uid = 0;
     uint16_t port = 0;           // PostgreSQL on 127.0.0.1
     uint16_t public_port = 0;    // proxy: the tenant's own port (the shared SNI port with proxy.domain)
+    uint16_t backup_port = 0;    // its pgBackRest server for the repository host (backup.repo_host)
     std::string admin_user;
     std::string password;
     // A password change in progress: recorded before PostgreSQL is told, so whichever of the

@@ -1,5 +1,7 @@
 #include "units/template.h"
 
+#include <arpa/inet.h>
+
 #include <sstream>
 #include <utility>
 
@@ -89,6 +91,18 @@ void validate(const TemplatePaths& p) {
     for (const auto& h : p.hidden) check_absolute("hidden", h);
     check_mount_options(p.mount_options);
     check_absolute("pg_bindir", p.pg_bindir);
+    if (!p.backup_repo.empty() && !p.backup_remote.empty())
+        refuse("backup_remote", p.backup_remote, "a local repository and a repository host exclude each other");
+    if (!p.backup_remote.empty()) {
+        check_absolute("backup_remote", p.backup_remote);
+        if (p.archive_command.empty()) refuse("archive_command", "", "archiving needs a command");
+        for (char c : p.archive_command)
+            if (c == '"' || c == '\\' || c == '$' || c == ';' || static_cast<unsigned char>(c) < 0x20)
+                refuse("archive_command", p.archive_command, "it is given on the command line in double quotes; no quotes, '\\', '$', ';' or control characters");
+        if (p.backup_server_argv.empty()) refuse("backup_server_argv", "", "a repository host needs the tenants' servers");
+        for (const auto& h : p.hidden)
+            if (inside(p.backup_remote, h)) refuse("backup_remote", p.backup_remote, "it lies in '" + h + "', which tenants may not see");
+    }
     if (!p.backup_repo.empty()) {
         check_absolute("backup_repo", p.backup_repo);
         if (p.archive_command.empty()) refuse("archive_command", "", "archiving needs a command");
@@ -115,6 +129,7 @@ struct Access {
     std::string writable;       // "" none, else a path on its disk it may write
     std::string repo;           // "" none, else the pgBackRest repository bound in (the only one it sees)
     bool repo_read_only = false;
+    std::string remote;         // "" none, else its repository host's configuration and certificates (read-only)
 };
 
 // The sandbox every unit of a tenant runs in (PostgreSQL, its backups, a branch's recovery): its
@@ -141,6 +156,10 @@ static void sandbox(std::ostringstream& o, const TemplatePaths& p, const Access&
         o << "# The one repository it restores from, read-only; no other.\n"
           << "TemporaryFileSystem=" << p.backup_repo << ":ro\n"
           << "BindReadOnlyPaths=" << a.repo << "\n";
+    if (!a.remote.empty())
+        o << "# Its repository host's configuration and its own certificates for it, read-only; no other tenant's.\n"
+          << "TemporaryFileSystem=" << p.backup_remote << ":ro\n"
+          << "BindReadOnlyPaths=" << a.remote << "\n";
     o << "PrivateTmp=yes\n"
          "PrivateDevices=yes\n"
          "ProtectHome=yes\n"
@@ -173,11 +192,12 @@ static void sandbox(std::ostringstream& o, const TemplatePaths& p, const Access&
 
 // The tenant's own repository as its units see it ("" when backups are off).
 static std::string own_repo(const TemplatePaths& p) { return p.backup_repo.empty() ? "" : p.backup_repo + "/%i"; }
+static std::string own_remote(const TemplatePaths& p) { return p.backup_remote.empty() ? "" : p.backup_remote + "/%i"; }
 
 // The command-line settings that hand every WAL segment to pgBackRest; like the port, they
 // outrank ALTER SYSTEM, so a tenant cannot point its archive elsewhere or turn it off.
 static std::string archiving(const TemplatePaths& p) {
-    if (p.backup_repo.empty()) return "";
+    if (p.backup_repo.empty() && p.backup_remote.empty()) return "";
     std::string cmd;
     for (size_t i = 0; i < p.archive_command.size(); i++) {
         // %p is PostgreSQL's; systemd would expand it (and %i is meant for systemd).
@@ -208,8 +228,11 @@ std::string render_tenant_template(const TemplatePaths& p) {
          "[Unit]\n"
          "Description=hostd PostgreSQL tenant %i\n"
          "Documentation=man:hostd(8)\n"
-         "After=network.target\n"
-         "\n"
+         "After=network.target\n";
+    if (!p.backup_remote.empty())
+        o << "# Its pgBackRest server for the repository host, which reads the cluster for backups.\n"
+             "Wants=hostd-backup-server@%i.service\n";
+    o << "\n"
          "[Service]\n"
          "Type=notify\n"
          "User=_%i\n"
@@ -247,7 +270,7 @@ std::string render_tenant_template(const TemplatePaths& p) {
          "\n"
          "# Sandbox: a tenant's superuser can run programs as this user (COPY ... TO PROGRAM,\n"
          "# untrusted languages), so the OS is the wall between tenants. What PostgreSQL tolerates:\n";
-    sandbox(o, p, {.writable = data, .repo = own_repo(p)});
+    sandbox(o, p, {.writable = data, .repo = own_repo(p), .remote = own_remote(p)});
     o << "RemoveIPC=yes\n"
          "\n"
          "[Install]\n"
@@ -347,13 +370,69 @@ std::string recovery_unit_name(std::string_view branch, std::string_view nonce) 
     return "hostd-recover-" + std::string(nonce) + "@" + std::string(branch) + ".service";
 }
 
+// The server's command: words systemd takes as they are, with %i and ${HOSTD_BACKUP_*} expanded.
+static std::string server_line(const std::vector<std::string>& argv) {
+    if (argv.empty()) refuse("backup_server_argv", "", "give a command");
+    check_absolute("backup_server_argv", argv[0]);
+    std::string line;
+    for (const auto& w : argv) {
+        for (char c : w)
+            if (c == '"' || c == '\'' || c == '\\' || c == ';' || c == ' ' || static_cast<unsigned char>(c) < 0x20)
+                refuse("backup_server_argv", w, "no quotes, spaces, '\\', ';' or control characters");
+        line += (line.empty() ? "" : " ") + w;
+    }
+    return line;
+}
+
+std::string backup_server_unit_name() { return "hostd-backup-server@.service"; }
+
+std::string render_backup_server_unit(const TemplatePaths& p) {
+    validate(p);
+    if (p.backup_remote.empty()) throw Error(Errc::invalid, "A tenant's pgBackRest server needs backup_remote", "backup_remote");
+    std::ostringstream o;
+    o << "# A hostd tenant's pgBackRest server: the repository host (hostd's [repository] on another\n"
+         "# machine) reads the tenant's cluster through it for backups. It lets in only the repository\n"
+         "# host's certificate, for this tenant's stanza only. Written by hostd at start.\n"
+         "\n"
+         "[Unit]\n"
+         "Description=hostd pgBackRest server of tenant %i\n"
+         "Documentation=man:hostd(8)\n"
+         "PartOf=hostd-postgres@%i.service\n"
+         "After=hostd-postgres@%i.service\n"
+         "\n"
+         "[Service]\n"
+         "Type=simple\n"
+         "User=_%i\n"
+         "Group=_%i\n"
+      << "# Its port and the repository host's certificate name (HOSTD_BACKUP_PORT, HOSTD_BACKUP_CLIENT).\n"
+      << "EnvironmentFile=" << p.backup_remote << "/%i/server.env\n"
+      << "ExecStart=" << server_line(p.backup_server_argv) << "\n"
+      << "Restart=on-failure\n"
+         "RestartSec=2s\n"
+         "Nice=10\n"
+         "IOSchedulingClass=idle\n"
+         "CPUWeight=20\n"
+         "IOWeight=20\n"
+         "UMask=0077\n"
+      << "# pgBackRest's locks beside the tenant's socket.\n"
+      << "ReadWritePaths=-/run/" << p.runtime_dir << "/%i\n"
+      << "# The tenant's sandbox, its data read-only; a server's children read pgBackRest's default\n"
+         "# configuration file, not the server's options: it is empty here.\n"
+         "BindReadOnlyPaths=/dev/null:/etc/pgbackrest.conf\n"
+         "BindReadOnlyPaths=-/dev/null:/etc/pgbackrest/pgbackrest.conf\n";
+    sandbox(o, p, {.remote = own_remote(p)});
+    return o.str();
+}
+
 std::string render_recovery_unit(const TemplatePaths& p, const RecoveryUnit& r) {
     validate(p);
-    if (p.backup_repo.empty()) throw Error(Errc::invalid, "A branch's recovery needs backup_repo", "backup_repo");
+    if (p.backup_repo.empty() && p.backup_remote.empty())
+        throw Error(Errc::invalid, "A branch's recovery needs backup_repo or backup_remote", "backup_repo");
     check_name("user", r.user);
     check_absolute("source_repo", r.source_repo);
-    if (!inside(r.source_repo, p.backup_repo) || r.source_repo == p.backup_repo)
-        refuse("source_repo", r.source_repo, "it must be a repository inside '" + p.backup_repo + "'");
+    const std::string& root = p.backup_repo.empty() ? p.backup_remote : p.backup_repo;
+    if (!inside(r.source_repo, root) || r.source_repo == root)
+        refuse("source_repo", r.source_repo, "it must be a repository inside '" + root + "'");
     check_absolute("log", r.log);
     std::ostringstream o;
     o << "# The recovery of a hostd branch: the source's backup restored onto the branch's disk by\n"
@@ -379,11 +458,24 @@ std::string render_recovery_unit(const TemplatePaths& p, const RecoveryUnit& r) 
          "KillSignal=SIGINT\n"
       << "TimeoutStartSec=" << r.timeout_s << "\n"
       << "TimeoutStopSec=120\n"
-         "UMask=0077\n"
-         "# The repository is a local directory: nothing to reach over the network.\n"
-         "PrivateNetwork=yes\n"
-         "# The tenant's sandbox, with its whole (new) disk writable and the source's repository read-only:\n";
-    sandbox(o, p, {.writable = p.mount_root + "/%i", .repo = r.source_repo, .repo_read_only = true});
+         "UMask=0077\n";
+    if (p.backup_remote.empty()) {
+        o << "# The repository is a local directory: nothing to reach over the network.\n"
+             "PrivateNetwork=yes\n"
+             "# The tenant's sandbox, with its whole (new) disk writable and the source's repository read-only:\n";
+        sandbox(o, p, {.writable = p.mount_root + "/%i", .repo = r.source_repo, .repo_read_only = true});
+    } else {
+        in6_addr a6{};
+        const bool ip = ::inet_pton(AF_INET, p.repo_host_address.c_str(), &a6) == 1 ||
+                        ::inet_pton(AF_INET6, p.repo_host_address.c_str(), &a6) == 1;
+        if (ip)
+            o << "# The repository is on the repository host: that address only.\n"
+                 "IPAddressDeny=any\n"
+              << "IPAddressAllow=" << p.repo_host_address << "\n";
+        o << "# The tenant's sandbox, with its whole (new) disk writable and the source's certificates for\n"
+             "# its repository read-only:\n";
+        sandbox(o, p, {.writable = p.mount_root + "/%i", .remote = r.source_repo});
+    }
     o << "# pgBackRest sets the owner of the recovery settings it writes (its own: without capabilities a\n"
          "# chown to anyone else fails anyway), and chown is in @privileged.\n"
          "SystemCallFilter=@chown\n"

@@ -24,6 +24,13 @@ struct TemplatePaths {
     // Continuous archiving (pgBackRest): "" = off. Each tenant's repository is
     // <backup_repo>/<tenant>, the only part of backup_repo its unit sees (and may write).
     std::string backup_repo;
+    // Or a repository host: each tenant's pgBackRest configuration and certificates for it in
+    // <backup_remote>/<tenant> (the only part its units see), its pgBackRest server for the
+    // repository host (argv, %i and ${HOSTD_BACKUP_*} from <backup_remote>/<tenant>/server.env),
+    // and the repository host's address (a branch's recovery may reach it, nothing else).
+    std::string backup_remote;
+    std::vector<std::string> backup_server_argv;
+    std::string repo_host_address;
     std::string archive_command;   // PostgreSQL's, with %i for the tenant and %p for the segment
     uint64_t archive_timeout = 60;  // seconds
 };
@@ -46,6 +53,12 @@ std::string backup_unit_name(std::string_view type, std::string_view suffix);
 std::string render_backup_service(const TemplatePaths& p, std::string_view type, const std::vector<std::string>& argv);
 std::string render_backup_timer(std::string_view type, const std::string& on_calendar);
 
+// With a repository host: "hostd-backup-server@.service", the tenant's pgBackRest server through
+// which the repository host reads its cluster for backups, as the tenant in its sandbox with its
+// data read-only; wanted by the tenant's unit, stopped with it.
+std::string backup_server_unit_name();
+std::string render_backup_server_unit(const TemplatePaths& p);
+
 // A branch's recovery (backups on): pgBackRest's restore (ExecStartPre=), then the recovering
 // PostgreSQL (ExecStart=), as the source's OS user in the branch's sandbox: the branch's disk
 // (the instance, %i) writable, the source's repository read-only, no network. Both write to log.
@@ -53,7 +66,7 @@ std::string render_backup_timer(std::string_view type, const std::string& on_cal
 // it has never seen from disk without a daemon-reload, and never reuses a stale definition).
 struct RecoveryUnit {
     std::string user;         // the source's OS user
-    std::string source_repo;  // <backup_repo>/<source>
+    std::string source_repo;  // <backup_repo>/<source>, or with a repository host <backup_remote>/<source>
     std::vector<std::string> restore, server;  // argv; arguments may hold spaces, quotes, '%'
     std::string log;          // absolute path
     uint64_t timeout_s = 600; // for the restore and the start of the server

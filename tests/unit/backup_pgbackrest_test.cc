@@ -348,3 +348,32 @@ TEST(Pgbackrest, RepositoryUsageCountsItsOwnFilesOnly) {
     fs::remove_all(repo);
     EXPECT_THROW(backup::repository_usage(repo.string()), Error);
 }
+
+TEST(Pgbackrest, ARepositoryHostIsNamedInAConfigurationFileNotOnTheCommandLine) {
+    Stanza s = stanza();
+    s.config = "/var/lib/hostd-backup/acme/pgbackrest.conf";
+    const auto argv = info_argv(s, Options{});
+    EXPECT_TRUE(has(argv, "--config=/var/lib/hostd-backup/acme/pgbackrest.conf"));
+    EXPECT_FALSE(has(argv, "--no-config"));
+    for (const auto& a : argv) EXPECT_FALSE(a.starts_with("--repo1-path")) << a;
+    EXPECT_NE(archive_command(s, Options{}).find("--config=/var/lib/hostd-backup/acme/pgbackrest.conf --stanza="),
+              std::string::npos);
+
+    const std::string conf = remote_config({.host = "10.231.1.3", .port = 18001, .path = "/var/lib/hostd-repos/h/acme",
+                                            .cert = "/d/client.crt", .key = "/d/client.key", .ca = "/d/ca.crt"});
+    EXPECT_NE(conf.find("[global]\nrepo1-host=10.231.1.3\nrepo1-host-type=tls\nrepo1-host-port=18001\n"), std::string::npos);
+    EXPECT_NE(conf.find("repo1-host-cert-file=/d/client.crt\n"), std::string::npos);
+    EXPECT_THROW(remote_config({.host = "10.231.1.3\nrepo1-path=/", .port = 1, .path = "/p", .cert = "c", .key = "k", .ca = "a"}),
+                 Error);
+    EXPECT_THROW(remote_config({.host = "h", .port = 0, .path = "/p", .cert = "c", .key = "k", .ca = "a"}), Error);
+}
+
+TEST(Pgbackrest, ATenantsServerLetsInOneCertificateForItsStanzaOnly) {
+    const auto argv = server_argv({.address = "10.231.1.2", .port = "24001", .cert = "/d/server.crt", .key = "/d/server.key",
+                                   .ca = "/d/ca.crt", .client_cn = "hostd@backup-1", .stanza = "acme"},
+                                  Options{});
+    EXPECT_EQ(argv.back(), "server");
+    EXPECT_TRUE(has(argv, "--no-config"));
+    EXPECT_TRUE(has(argv, "--tls-server-auth=hostd@backup-1=acme"));
+    EXPECT_TRUE(has(argv, "--tls-server-address=10.231.1.2"));
+}

@@ -191,6 +191,7 @@ public:
     bool has_repository(const std::string& repo) override { std::lock_guard g(m_.mu); return m_.repos.count(repo) > 0; }
     void hand_repository(const std::string& repo, const units::OsUser& u) override { std::lock_guard g(m_.mu); hit("hand_repository"); m_.repos[repo] = u.uid; }
     void remove_repository(const std::string& repo) override { std::lock_guard g(m_.mu); hit("remove_repository"); m_.repos.erase(repo); }
+    void forget_remote_backups(const TenantRecord&, const TenantLayout&, bool) override { hit("forget_remote_backups"); }
     Inventory inventory() override { std::lock_guard g(m_.mu);
         Inventory inv;
         auto base = [](const std::string& path) {

@@ -2,6 +2,7 @@
 
 #include "base/error.h"
 #include "model/config.h"
+#include "model/layout.h"
 #include "model/tenant.h"
 #include "model/record.h"
 #include "model/views.h"
@@ -226,4 +227,17 @@ TEST(TenantRecord, ARecordWrittenBeforeTheStableIdWasRecordedReadsWithoutOne) {
                              "old.toml");
     EXPECT_EQ(t.device, "/dev/vdb");
     EXPECT_EQ(t.device_id, "");
+}
+
+TEST(Config, ARepositoryHostIsAddrPortAndExcludesALocalRepository) {
+    Config c = parse_config("[backup]\nrepo_host = \"10.231.1.3:8443\"\n", "t");
+    EXPECT_TRUE(backups_on(c));
+    EXPECT_TRUE(remote_repository(c));
+    EXPECT_EQ(repo_host_address(c), "10.231.1.3");
+    EXPECT_THROW(parse_config("[backup]\nrepo_host = \"10.231.1.3\"\n", "t"), Error);
+    EXPECT_THROW(parse_config("[backup]\nrepo_host = \"10.231.1.3:0\"\n", "t"), Error);
+    EXPECT_THROW(parse_config("[backup]\nrepo_host = \"a b:1\"\n", "t"), Error);
+    EXPECT_THROW(parse_config("[backup]\nrepo_host = \"h:1\"\nrepo = \"/var/lib/b\"\n", "t"), Error);
+    EXPECT_THROW(parse_config("[backup]\nrepo_host = \"h:1\"\nserver_ports = \"25000-25100\"\n", "t"), Error);
+    EXPECT_FALSE(backups_on(parse_config("", "t")));
 }

@@ -231,3 +231,30 @@ TEST(RecoveryUnit, RunsAsTheSourceWithItsRepositoryReadOnlyAndTheBranchDiskWrita
     EXPECT_EQ(refused([](auto& q) { q.server.push_back("x\nExecStartPost=/bin/sh"); }), "server");
     EXPECT_EQ(refused([](auto& q) { q.restore[0] = "pgbackrest"; }), "restore");
 }
+
+TEST(TenantTemplate, WithARepositoryHostSeesItsOwnFilesForItAndWantsItsServer) {
+    TemplatePaths p;
+    p.backup_remote = "/var/lib/hostd-backup";
+    p.archive_command = "/usr/bin/pgbackrest --config=/var/lib/hostd-backup/%i/pgbackrest.conf --stanza=%i archive-push %p";
+    p.backup_server_argv = {"/usr/bin/pgbackrest", "--tls-server-port=${HOSTD_BACKUP_PORT}",
+                            "--tls-server-auth=${HOSTD_BACKUP_CLIENT}=%i", "server"};
+    p.repo_host_address = "10.231.1.3";
+    const std::string t = render_tenant_template(p);
+    EXPECT_NE(t.find("Wants=hostd-backup-server@%i.service\n"), std::string::npos);
+    EXPECT_NE(t.find("TemporaryFileSystem=/var/lib/hostd-backup:ro\nBindReadOnlyPaths=/var/lib/hostd-backup/%i\n"), std::string::npos);
+    EXPECT_NE(t.find("archive-push %%p"), std::string::npos);
+    const std::string s = render_backup_server_unit(p);
+    EXPECT_NE(s.find("User=_%i\n"), std::string::npos);
+    EXPECT_NE(s.find("EnvironmentFile=/var/lib/hostd-backup/%i/server.env\n"), std::string::npos);
+    EXPECT_NE(s.find("ExecStart=/usr/bin/pgbackrest --tls-server-port=${HOSTD_BACKUP_PORT} "
+                     "--tls-server-auth=${HOSTD_BACKUP_CLIENT}=%i server\n"), std::string::npos);
+    EXPECT_NE(s.find("BindReadOnlyPaths=/dev/null:/etc/pgbackrest.conf\n"), std::string::npos);
+    const std::string r = render_recovery_unit(
+        p, {.user = "_src", .source_repo = "/var/lib/hostd-backup/src", .restore = {"/usr/bin/pgbackrest", "restore"},
+            .server = {"/usr/bin/postgres"}, .log = "/run/hostd/recovery/x.log"});
+    EXPECT_EQ(r.find("PrivateNetwork=yes"), std::string::npos);
+    EXPECT_NE(r.find("IPAddressDeny=any\nIPAddressAllow=10.231.1.3\n"), std::string::npos);
+    EXPECT_NE(r.find("BindReadOnlyPaths=/var/lib/hostd-backup/src\n"), std::string::npos);
+    p.backup_repo = "/var/lib/b";
+    EXPECT_THROW(render_tenant_template(p), Error);
+}

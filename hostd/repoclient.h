@@ -1,0 +1,37 @@
+// A tenant host's client of a repository host (another hostd with [repository]): HTTPS with
+// this host's certificate (CN hostd@<host>), the repository host's checked against hostd's CA.
+// The repository host keeps each tenant's pgBackRest repository behind a server of its own and
+// runs its backups; this host asks it to make, back up, describe and drop a tenant's.
+#pragma once
+
+#include <cstdint>
+#include <ctime>
+#include <string>
+
+#include "backup/pgbackrest.h"
+#include "model/repo.h"
+
+namespace hostd {
+
+struct RepoHostTls {
+    std::string cert, key, ca;
+};
+
+class RepoHostClient {
+public:
+    // address: "ADDR:PORT" (backup.repo_host).
+    RepoHostClient(std::string address, RepoHostTls tls);
+
+    // The CN of the repository host's certificate (its hostd@<host>), from a TLS handshake.
+    std::string peer_name() const;
+    RepoBinding put(const std::string& tenant, const RepoRequest& r) const;
+    void backup(const std::string& tenant, backup::BackupType type) const;
+    RemoteRepoState state(const std::string& tenant) const;
+    void remove(const std::string& tenant) const;
+
+private:
+    std::string base_;
+    RepoHostTls tls_;
+};
+
+}  // namespace hostd

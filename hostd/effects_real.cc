@@ -885,6 +885,11 @@ public:
                     changed = true;
                 }
             }
+        if (const std::string path = "/run/systemd/system/" + units::backup_server_unit_name();
+            !want.count(path) && path_exists(path)) {
+            remove_file(path);
+            changed = true;
+        }
         return changed;
     }
 

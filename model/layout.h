@@ -35,7 +35,7 @@ struct TenantLayout {
     std::string backup_repo;  // <backup.repo>/<name> ("" with a repository host)
     std::string backup_work;  // <socket_dir>/pgbackrest
     bool backups = false;     // archiving and backups on (backup.repo or backup.repo_host)
-    // With a repository host: /var/lib/hostd-backup/<name>, hostd's (root's, readable by the
+    // With a repository host: /var/lib/hostd-remote/<name>, hostd's (root's, readable by the
     // tenant's group): pgBackRest's configuration naming the repository, the tenant's client
     // certificate for it, its server's certificate, and the server's environment file.
     std::string backup_remote;
@@ -72,7 +72,7 @@ inline constexpr std::string_view kDiskLinks = "/run/hostd/disk";
 inline constexpr std::string_view kEnvDir = "/run/hostd/env";
 // Each tenant's configuration and certificates for the repository host (persistent: the tenant's
 // units read them at every start).
-inline constexpr std::string_view kBackupRemoteDir = "/var/lib/hostd-backup";
+inline constexpr std::string_view kBackupRemoteDir = "/var/lib/hostd-remote";
 // A branch's recovery unit writes its output here (root's, 0700): kept when the recovery fails.
 inline constexpr std::string_view kRecoveryLogs = "/run/hostd/recovery";
 inline constexpr std::string_view kRuntimeUnitDir = "/run/systemd/system";

@@ -399,6 +399,8 @@ std::string render_backup_server_unit(const TemplatePaths& p) {
          "Documentation=man:hostd(8)\n"
          "PartOf=hostd-postgres@%i.service\n"
          "After=hostd-postgres@%i.service\n"
+      << "# Not before hostd has made the tenant's repository there (it starts the server then).\n"
+      << "ConditionPathExists=" << p.backup_remote << "/%i/server.env\n"
          "\n"
          "[Service]\n"
          "Type=simple\n"

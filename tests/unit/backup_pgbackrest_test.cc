@@ -351,12 +351,12 @@ TEST(Pgbackrest, RepositoryUsageCountsItsOwnFilesOnly) {
 
 TEST(Pgbackrest, ARepositoryHostIsNamedInAConfigurationFileNotOnTheCommandLine) {
     Stanza s = stanza();
-    s.config = "/var/lib/hostd-backup/acme/pgbackrest.conf";
+    s.config = "/var/lib/hostd-remote/acme/pgbackrest.conf";
     const auto argv = info_argv(s, Options{});
-    EXPECT_TRUE(has(argv, "--config=/var/lib/hostd-backup/acme/pgbackrest.conf"));
+    EXPECT_TRUE(has(argv, "--config=/var/lib/hostd-remote/acme/pgbackrest.conf"));
     EXPECT_FALSE(has(argv, "--no-config"));
     for (const auto& a : argv) EXPECT_FALSE(a.starts_with("--repo1-path")) << a;
-    EXPECT_NE(archive_command(s, Options{}).find("--config=/var/lib/hostd-backup/acme/pgbackrest.conf --stanza="),
+    EXPECT_NE(archive_command(s, Options{}).find("--config=/var/lib/hostd-remote/acme/pgbackrest.conf --stanza="),
               std::string::npos);
 
     const std::string conf = remote_config({.host = "10.231.1.3", .port = 18001, .path = "/var/lib/hostd-repos/h/acme",

@@ -167,7 +167,7 @@ TEST(TenantTemplate, RefusesToHideWhatTheUnitNeeds) {
 
 TEST(BackupUnits, RunPgBackRestAsTheTenantInItsSandboxWithItsDataReadOnly) {
     hostd::units::TemplatePaths p;
-    p.backup_repo = "/var/lib/hostd-backup";
+    p.backup_repo = "/var/lib/hostd-remote";
     p.archive_command = "/usr/bin/pgbackrest --stanza=%i archive-push %p";
     const std::string unit = hostd::units::render_backup_service(
         p, "incr", {"/usr/bin/pgbackrest", "--no-config", "--stanza=%i", "--type=incr", "backup"});
@@ -176,8 +176,8 @@ TEST(BackupUnits, RunPgBackRestAsTheTenantInItsSandboxWithItsDataReadOnly) {
     EXPECT_NE(unit.find("\nEnvironmentFile=/run/hostd/env/%i\n"), std::string::npos);
     EXPECT_NE(unit.find("\nUser=_%i\n"), std::string::npos);
     EXPECT_NE(unit.find("\nRequisite=hostd-postgres@%i.service\n"), std::string::npos);
-    EXPECT_NE(unit.find("\nBindPaths=/var/lib/hostd-backup/%i\n"), std::string::npos);
-    EXPECT_NE(unit.find("\nTemporaryFileSystem=/var/lib/hostd-backup:ro\n"), std::string::npos);
+    EXPECT_NE(unit.find("\nBindPaths=/var/lib/hostd-remote/%i\n"), std::string::npos);
+    EXPECT_NE(unit.find("\nTemporaryFileSystem=/var/lib/hostd-remote:ro\n"), std::string::npos);
     EXPECT_EQ(unit.find("ReadWritePaths=/srv/hostd/%i/pgdata"), std::string::npos) << "its data is read-only";
     EXPECT_EQ(unit.find("RemoveIPC"), std::string::npos) << "would take PostgreSQL's shared memory with it";
     EXPECT_THROW(hostd::units::render_backup_service(p, "incr", {"/usr/bin/pgbackrest", "--x=$(id)", "backup"}), hostd::Error);
@@ -188,10 +188,10 @@ TEST(BackupUnits, RunPgBackRestAsTheTenantInItsSandboxWithItsDataReadOnly) {
 
 TEST(RecoveryUnit, RunsAsTheSourceWithItsRepositoryReadOnlyAndTheBranchDiskWritable) {
     hostd::units::TemplatePaths p;
-    p.backup_repo = "/var/lib/hostd-backup";
+    p.backup_repo = "/var/lib/hostd-remote";
     p.archive_command = "/usr/bin/pgbackrest --stanza=%i archive-push %p";
     hostd::units::RecoveryUnit r{
-        .user = "_src", .source_repo = "/var/lib/hostd-backup/src",
+        .user = "_src", .source_repo = "/var/lib/hostd-remote/src",
         .restore = {"/usr/bin/pgbackrest", "--recovery-option=restore_command=/usr/bin/pgbackrest --stanza=src archive-get %f \"%p\"",
                     "restore"},
         .server = {"/usr/lib/postgresql/15/bin/postgres", "-c", "listen_addresses=", "-c", "x=$HOME"},
@@ -205,9 +205,9 @@ TEST(RecoveryUnit, RunsAsTheSourceWithItsRepositoryReadOnlyAndTheBranchDiskWrita
               std::string::npos) << unit;
     EXPECT_NE(unit.find("\nExecStart=/usr/lib/postgresql/15/bin/postgres \"-c\" \"listen_addresses=\" \"-c\" \"x=$$HOME\"\n"),
               std::string::npos) << unit;
-    EXPECT_NE(unit.find("\nBindReadOnlyPaths=/var/lib/hostd-backup/src\n"), std::string::npos);
+    EXPECT_NE(unit.find("\nBindReadOnlyPaths=/var/lib/hostd-remote/src\n"), std::string::npos);
     EXPECT_EQ(unit.find("\nBindPaths="), std::string::npos) << "no repository writable";
-    EXPECT_NE(unit.find("\nTemporaryFileSystem=/var/lib/hostd-backup:ro\n"), std::string::npos);
+    EXPECT_NE(unit.find("\nTemporaryFileSystem=/var/lib/hostd-remote:ro\n"), std::string::npos);
     EXPECT_NE(unit.find("\nReadWritePaths=/srv/hostd/%i\n"), std::string::npos);
     EXPECT_NE(unit.find("\nMountImages=/run/hostd/disk/%i:/srv/hostd/%i:root:nodev,nosuid,noexec,noatime\n"), std::string::npos);
     EXPECT_NE(unit.find("\nPrivateNetwork=yes\n"), std::string::npos);
@@ -225,7 +225,7 @@ TEST(RecoveryUnit, RunsAsTheSourceWithItsRepositoryReadOnlyAndTheBranchDiskWrita
         }
         return std::string("<accepted>");
     };
-    EXPECT_EQ(refused([](auto& q) { q.source_repo = "/var/lib/hostd-backup"; }), "source_repo");
+    EXPECT_EQ(refused([](auto& q) { q.source_repo = "/var/lib/hostd-remote"; }), "source_repo");
     EXPECT_EQ(refused([](auto& q) { q.source_repo = "/var/lib/other/src"; }), "source_repo");
     EXPECT_EQ(refused([](auto& q) { q.user = "a/b"; }), "user");
     EXPECT_EQ(refused([](auto& q) { q.server.push_back("x\nExecStartPost=/bin/sh"); }), "server");
@@ -234,27 +234,27 @@ TEST(RecoveryUnit, RunsAsTheSourceWithItsRepositoryReadOnlyAndTheBranchDiskWrita
 
 TEST(TenantTemplate, WithARepositoryHostSeesItsOwnFilesForItAndWantsItsServer) {
     TemplatePaths p;
-    p.backup_remote = "/var/lib/hostd-backup";
-    p.archive_command = "/usr/bin/pgbackrest --config=/var/lib/hostd-backup/%i/pgbackrest.conf --stanza=%i archive-push %p";
+    p.backup_remote = "/var/lib/hostd-remote";
+    p.archive_command = "/usr/bin/pgbackrest --config=/var/lib/hostd-remote/%i/pgbackrest.conf --stanza=%i archive-push %p";
     p.backup_server_argv = {"/usr/bin/pgbackrest", "--tls-server-port=${HOSTD_BACKUP_PORT}",
                             "--tls-server-auth=${HOSTD_BACKUP_CLIENT}=%i", "server"};
     p.repo_host_address = "10.231.1.3";
     const std::string t = render_tenant_template(p);
     EXPECT_NE(t.find("Wants=hostd-backup-server@%i.service\n"), std::string::npos);
-    EXPECT_NE(t.find("TemporaryFileSystem=/var/lib/hostd-backup:ro\nBindReadOnlyPaths=/var/lib/hostd-backup/%i\n"), std::string::npos);
+    EXPECT_NE(t.find("TemporaryFileSystem=/var/lib/hostd-remote:ro\nBindReadOnlyPaths=/var/lib/hostd-remote/%i\n"), std::string::npos);
     EXPECT_NE(t.find("archive-push %%p"), std::string::npos);
     const std::string s = render_backup_server_unit(p);
     EXPECT_NE(s.find("User=_%i\n"), std::string::npos);
-    EXPECT_NE(s.find("EnvironmentFile=/var/lib/hostd-backup/%i/server.env\n"), std::string::npos);
+    EXPECT_NE(s.find("EnvironmentFile=/var/lib/hostd-remote/%i/server.env\n"), std::string::npos);
     EXPECT_NE(s.find("ExecStart=/usr/bin/pgbackrest --tls-server-port=${HOSTD_BACKUP_PORT} "
                      "--tls-server-auth=${HOSTD_BACKUP_CLIENT}=%i server\n"), std::string::npos);
     EXPECT_NE(s.find("BindReadOnlyPaths=/dev/null:/etc/pgbackrest.conf\n"), std::string::npos);
     const std::string r = render_recovery_unit(
-        p, {.user = "_src", .source_repo = "/var/lib/hostd-backup/src", .restore = {"/usr/bin/pgbackrest", "restore"},
+        p, {.user = "_src", .source_repo = "/var/lib/hostd-remote/src", .restore = {"/usr/bin/pgbackrest", "restore"},
             .server = {"/usr/bin/postgres"}, .log = "/run/hostd/recovery/x.log"});
     EXPECT_EQ(r.find("PrivateNetwork=yes"), std::string::npos);
     EXPECT_NE(r.find("IPAddressDeny=any\nIPAddressAllow=10.231.1.3\n"), std::string::npos);
-    EXPECT_NE(r.find("BindReadOnlyPaths=/var/lib/hostd-backup/src\n"), std::string::npos);
+    EXPECT_NE(r.find("BindReadOnlyPaths=/var/lib/hostd-remote/src\n"), std::string::npos);
     p.backup_repo = "/var/lib/b";
     EXPECT_THROW(render_tenant_template(p), Error);
 }

@@ -504,7 +504,6 @@ public:
 
     void forget_remote_backups(const TenantRecord& t, const TenantLayout& l, bool drop_repository) override {
         if (l.backup_remote.empty()) return;
-        if (drop_repository) repo_host().remove(t.name);
         try {
             units::Systemd::connect().stop(l.backup_server_unit);
         } catch (const Error& e) {
@@ -512,6 +511,8 @@ public:
         }
         std::error_code ec;
         std::filesystem::remove_all(l.backup_remote, ec);
+        // Last: an unreachable repository host leaves nothing of the tenant's here.
+        if (drop_repository) repo_host().remove(t.name);
     }
 
     void prepare_backups(const TenantRecord& t, const TenantLayout& l) override {

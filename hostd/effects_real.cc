@@ -1,6 +1,7 @@
 // The real machine: storage/ (libblkid, libmount, loop ioctls), units/ (sd-bus, useradd),
 // pgconf/ (initdb, libpq), routes/ (haproxy -c + reload).
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -48,6 +49,26 @@ void link_disk(const TenantLayout& l) {
     replace_symlink(*src, l.disk_link);
 }
 
+// A host name's addresses, space-separated (an address stays itself); the name when it does not
+// resolve (the unit then has no address wall, and pgBackRest says what failed).
+std::string addresses_of(const std::string& host) {
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    if (::getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0 || !res) return host;
+    std::set<std::string> out;
+    for (addrinfo* a = res; a; a = a->ai_next) {
+        char buf[INET6_ADDRSTRLEN] = {};
+        const void* p = a->ai_family == AF_INET ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr)
+                                                : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr);
+        if ((a->ai_family == AF_INET || a->ai_family == AF_INET6) && ::inet_ntop(a->ai_family, p, buf, sizeof buf)) out.insert(buf);
+    }
+    ::freeaddrinfo(res);
+    std::string joined;
+    for (const auto& a : out) joined += (joined.empty() ? "" : " ") + a;
+    return joined.empty() ? host : joined;
+}
+
 // A branch's restore and recovering server in a unit written for this one recovery, in the
 // branch's sandbox as the source's user (units::render_recovery_unit). Removed when done; its
 // log is kept if the recovery failed.
@@ -85,7 +106,10 @@ public:
                               .source_repo = source_.backup_remote.empty() ? source_.backup_repo : source_.backup_remote,
                               .restore = restore,
                               .server = server, .log = log_, .timeout_s = static_cast<uint64_t>(timeout_s_)};
-        write_file_atomic(file_, units::render_recovery_unit(layout::template_paths(cfg_), r), 0644);
+        units::TemplatePaths paths = layout::template_paths(cfg_);
+        // The repository host by address: the unit may reach it and nothing else.
+        if (!paths.repo_host_address.empty()) paths.repo_host_address = addresses_of(paths.repo_host_address);
+        write_file_atomic(file_, units::render_recovery_unit(paths, r), 0644);
         started_ = true;
         try {
             sd_.start(unit_, std::chrono::seconds(timeout_s_ + 30));
@@ -471,7 +495,12 @@ public:
             throw Error(Errc::failed, "Tenant '" + t.name + "' has no port for its pgBackRest server: it was made before "
                                       "backup.repo_host was set; make a branch of it (hostctl create NEW --from " + t.name + ")");
         RepoHostClient client = repo_host();
+        // Its backups reach this host with a certificate of the tenant's repository there, named
+        // backup.<tenant>.<this host>@<repository host> (the same for every PUT of it).
         const std::string peer = client.peer_name();
+        if (!peer.starts_with("hostd@") || peer.size() == 6)
+            throw Error(Errc::failed, "The repository host's certificate is '" + peer + "', not a hostd@<host> of hostd's CA");
+        const std::string backup_client = "backup." + t.name + "." + host_name() + "@" + peer.substr(6);
         make_remote_dir(l, as.gid);
         const std::string me = t.name + "@" + host_name(), d = l.backup_remote;
         auto client_pair = pgconf::issue_cert(ca_, {.cn = me, .server = false, .client = true});
@@ -482,7 +511,7 @@ public:
         write_file_atomic(d + "/server.crt", server_pair.cert_pem, 0640, 0, as.gid);
         write_file_atomic(d + "/ca.crt", pgconf::ca_certificate_pem(ca_), 0644);
         write_file_atomic(d + "/server.env",
-                          "HOSTD_BACKUP_PORT=" + std::to_string(t.backup_port) + "\nHOSTD_BACKUP_CLIENT=" + peer + "\n", 0640, 0,
+                          "HOSTD_BACKUP_PORT=" + std::to_string(t.backup_port) + "\nHOSTD_BACKUP_CLIENT=" + backup_client + "\n", 0640, 0,
                           as.gid);
         auto sd = units::Systemd::connect();
         sd.reset_failed(l.backup_server_unit);
@@ -492,9 +521,9 @@ public:
         const RepoBinding b = client.put(t.name, {.pg_host = server_address(), .pg_server_port = t.backup_port,
                                                   .pg_path = l.pgdata, .pg_socket_path = l.socket_dir, .pg_port = t.port,
                                                   .pg_user = std::string(kBackupRole)});
-        if (b.backup_client != peer)
-            throw Error(Errc::failed, "The repository host's backups connect as '" + b.backup_client + "', its API as '" +
-                                      peer + "': one host, one certificate");
+        if (b.backup_client != backup_client)
+            throw Error(Errc::failed, "The repository host's backups connect as '" + b.backup_client + "', not as '" +
+                                      backup_client + "' which this host's pgBackRest server for '" + t.name + "' lets in");
         write_file_atomic(d + "/pgbackrest.conf",
                           backup::remote_config({.host = repo_host_address(cfg_), .port = b.repo_host_port,
                                                  .path = b.repo_path, .cert = d + "/client.crt", .key = d + "/client.key",

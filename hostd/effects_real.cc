@@ -966,7 +966,7 @@ private:
         pgconf::ClusterSpec spec{.tenant = t.name, .port = t.port, .listen_address = "127.0.0.1", .socket_dir = l.socket_dir,
                                  .memory_bytes = t.spec.memory, .cpus = t.spec.cpu, .disk_bytes = t.spec.disk_size, .ssl = true,
                                  .preload_libraries = pgconf::preload_libraries(t.spec.extensions)};
-        if (!l.backup_repo.empty()) {
+        if (l.backups) {
             spec.backup_peer = l.os_user;
             spec.backup_role = std::string(kBackupRole);
         }

@@ -14,7 +14,9 @@ std::vector<Squatter> find_squatters(const std::vector<TenantRecord>& tenants, c
     std::vector<Squatter> out;
     for (auto& l : listeners) {
         auto it = by_uid.find(l.uid);
-        if (it == by_uid.end() || l.port == it->second->port) continue;
+        // Its PostgreSQL's port, and its pgBackRest server's for a repository host (backup.repo_host).
+        if (it == by_uid.end() || l.port == it->second->port || (it->second->backup_port && l.port == it->second->backup_port))
+            continue;
         out.push_back({.tenant = it->second->name, .own_port = it->second->port, .listener = l});
     }
     return out;

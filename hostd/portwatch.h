@@ -23,7 +23,8 @@ struct Squatter {
     units::Listener listener;
 };
 
-// Pure: the listeners owned by a tenant's OS user on any port but the tenant's own.
+// Pure: the listeners owned by a tenant's OS user on any port but the tenant's own (its
+// PostgreSQL's, and with a repository host its pgBackRest server's).
 std::vector<Squatter> find_squatters(const std::vector<TenantRecord>& tenants, const std::vector<units::Listener>& listeners);
 
 class PortWatch {

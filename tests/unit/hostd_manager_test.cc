@@ -1236,6 +1236,13 @@ TEST(FindSquatters, NamesATenantsListenerOnAnyPortButItsOwn) {
     EXPECT_EQ(s[1].listener.port, 25002);
     EXPECT_EQ(s[1].own_port, 25001);
     EXPECT_TRUE(find_squatters({a, b}, {ls[0], ls[1], ls[5]}).empty());
+    // With a repository host, its pgBackRest server's port is its own too; not another's.
+    TenantRecord ra = a, rb = b;
+    ra.backup_port = 24001;
+    rb.backup_port = 24002;
+    auto r = find_squatters({ra, rb}, {{"10.0.0.4", 24001, 1001, 21}, {"10.0.0.4", 24002, 1001, 22}});
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(r[0].listener.port, 24002);
 }
 
 TEST_F(AManager, KillsWhatATenantListensOnBesideItsOwnPort) {

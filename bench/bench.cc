@@ -516,6 +516,7 @@ private:
 // work without this traffic, HAProxy's health checks of every route).
 struct C1Run {
     double tps = 0, txns = 0, wall_s = 0;
+    double median_us = 0;  // of every transaction's latency (pgbench -l)
     std::vector<double> fwd_cpu_s;
 };
 
@@ -531,14 +532,38 @@ C1Run pgbench_c1(const Created& c, uint16_t port, int seconds, bool select_only,
     std::vector<std::string> argv = {kPgBin + "/pgbench", "-h", "127.0.0.1", "-p", std::to_string(port), "-U", c.user,
                                      "-c", "1", "-j", "1", "-T", std::to_string(seconds), "-n"};
     if (select_only) argv.push_back("-S");
-    argv.push_back("postgres");
+    // Every transaction's latency, logged: its median is what one round trip costs when the
+    // VM's other work does not get in the way (1 / TPS, the mean, takes every stall in).
+    char dir_template[] = "/tmp/hostd-bench-c1.XXXXXX";
+    if (!::mkdtemp(dir_template)) throw std::runtime_error(std::string("mkdtemp: ") + std::strerror(errno));
+    const std::string dir = dir_template;
+    argv.insert(argv.end(), {"-l", "--log-prefix=" + dir + "/txn", "postgres"});
     C1Run out;
     std::vector<double> before;
     for (auto& f : forwarders) before.push_back(cpu_of(f));
     const auto t0 = Clock::now();
-    auto r = hostd::exec_checked({.argv = argv, .env = env, .timeout = std::chrono::seconds(seconds + 60)}, "pgbench -c1");
+    hostd::ExecResult r;
+    try {
+        r = hostd::exec_checked({.argv = argv, .env = env, .timeout = std::chrono::seconds(seconds + 60)}, "pgbench -c1");
+    } catch (...) {
+        std::filesystem::remove_all(dir);
+        throw;
+    }
     out.wall_s = s_since(t0);
     for (size_t i = 0; i < forwarders.size(); i++) out.fwd_cpu_s.push_back(cpu_of(forwarders[i]) - before[i]);
+    // Log lines: client_id transaction_no latency_us script_no time_epoch time_us.
+    std::vector<double> lat;
+    for (auto& e : std::filesystem::directory_iterator(dir)) {
+        std::ifstream in(e.path());
+        for (std::string line; std::getline(in, line);) {
+            std::istringstream f(line);
+            double client = 0, txn = 0, us = 0;
+            if (f >> client >> txn >> us) lat.push_back(us);
+        }
+    }
+    std::filesystem::remove_all(dir);
+    if (lat.empty()) throw std::runtime_error("pgbench -l logged no transaction: " + r.out);
+    out.median_us = median(lat);
     static const std::regex tps_re("tps = ([0-9.]+)"), n_re("number of transactions actually processed: ([0-9]+)");
     std::smatch m;
     if (!std::regex_search(r.out, m, tps_re)) throw std::runtime_error("pgbench printed no tps: " + r.out);
@@ -549,15 +574,15 @@ C1Run pgbench_c1(const Created& c, uint16_t port, int seconds, bool select_only,
 }
 
 struct PriceOptions {
-    int seconds = 4, rounds = 5, tpcb_rounds = 3;
+    int seconds = 2, rounds = 9, tpcb_rounds = 5;
 };
 
 // On one tenant, pgbench at one client (-c1: every round trip waits for the one before, so a
 // forwarder's time adds to each) direct to PostgreSQL's port, through hostd's HAProxy route and
 // through systemd-socket-proxyd forwarding the same port, in alternated rounds (the order turns
-// each round so drift favours no path). Per path: latency per transaction = 1 / TPS; added per
-// round trip = (through − direct) / round trips per transaction, paired within a round, median
-// over rounds. A forwarder's CPU per transaction: its processes' CPU time during the run, less
+// each round so drift favours no path). Per run: the median of its transactions' latencies (and
+// the mean, 1 / TPS); added per round trip = (through − direct) / round trips per transaction,
+// paired within a round, median over rounds. A forwarder's CPU per transaction: its processes' CPU time during the run, less
 // what it uses without this traffic (its CPU per second during the other paths' runs).
 std::vector<Row> proxy_price(const Created& c, const PriceOptions& o) {
     std::vector<Row> rows;
@@ -586,8 +611,8 @@ std::vector<Row> proxy_price(const Created& c, const PriceOptions& o) {
                 const size_t p = static_cast<size_t>(r + i) % 3;
                 runs[k][p].push_back(pgbench_c1(c, ports[p], o.seconds, kinds[k].select_only, fwd));
                 const C1Run& x = runs[k][p].back();
-                std::fprintf(stderr, "price    %-11s round %d %-21s %7.0f tps, HAProxy %.2f s, systemd-socket-proxyd %.2f s CPU\n", kinds[k].name.c_str(),
-                             r + 1, names[p].c_str(), x.tps, x.fwd_cpu_s[0], x.fwd_cpu_s[1]);
+                std::fprintf(stderr, "price    %-11s round %d %-21s %7.0f tps, median %6.0f µs; CPU: HAProxy %.2f s, systemd-socket-proxyd %.2f s\n",
+                             kinds[k].name.c_str(), r + 1, names[p].c_str(), x.tps, x.median_us, x.fwd_cpu_s[0], x.fwd_cpu_s[1]);
             }
     // Each forwarder's CPU per second without this traffic: over every run not through it.
     std::vector<double> idle_rate(2);
@@ -601,27 +626,31 @@ std::vector<Row> proxy_price(const Created& c, const PriceOptions& o) {
     }
     for (size_t k = 0; k < kinds.size(); k++) {
         const Kind& kind = kinds[k];
-        std::vector<double> lat_direct, added[2], cpu[2];
+        // Per round, paired with that round's direct run: from the median transaction and from the mean (1 / TPS).
+        std::vector<double> direct_median, direct_mean, added[2], added_mean[2], cpu[2];
         for (int r = 0; r < kind.rounds; r++) {
-            const double d = 1e6 / runs[k][0][static_cast<size_t>(r)].tps;
-            lat_direct.push_back(d);
+            const C1Run& d = runs[k][0][static_cast<size_t>(r)];
+            direct_median.push_back(d.median_us);
+            direct_mean.push_back(1e6 / d.tps);
             for (size_t f = 0; f < 2; f++) {
                 const C1Run& x = runs[k][f + 1][static_cast<size_t>(r)];
-                added[f].push_back((1e6 / x.tps - d) / kind.round_trips);
+                added[f].push_back((x.median_us - d.median_us) / kind.round_trips);
+                added_mean[f].push_back((1e6 / x.tps - 1e6 / d.tps) / kind.round_trips);
                 cpu[f].push_back((x.fwd_cpu_s[f] - idle_rate[f] * x.wall_s) / x.txns * 1e6);
             }
         }
-        const std::string head = "proxy price, " + kind.name + " at -c1 (" + std::to_string(kind.round_trips) + " round trip" +
-                                 (kind.round_trips > 1 ? "s" : "") + " per transaction, TLS end to end), median of " + std::to_string(kind.rounds) +
-                                 " alternated rounds of " + std::to_string(o.seconds) + " s";
-        rows.push_back({head + ": latency per round trip added to direct's (direct: " + fmt(median(lat_direct), "µs") +
-                            " per transaction; per round, HAProxy: " + list_of(added[0], "µs") + "; systemd-socket-proxyd: " + list_of(added[1], "µs") + ")",
-                        "HAProxy " + fmt(median(added[0]), "µs"), "systemd-socket-proxyd " + fmt(median(added[1]), "µs"),
-                        median(added[1]) > 0 ? ratio(median(added[0]) / median(added[1])) : "-"});
-        rows.push_back({"  " + kind.name + " at -c1: the forwarder's CPU per transaction (utime + stime of its processes, less its CPU without this traffic: HAProxy " +
-                            fmt(idle_rate[0] * 1000, "ms/s") + ", systemd-socket-proxyd " + fmt(idle_rate[1] * 1000, "ms/s") + ")",
-                        "HAProxy " + fmt(median(cpu[0]), "µs"), "systemd-socket-proxyd " + fmt(median(cpu[1]), "µs"),
-                        median(cpu[1]) > 0 ? ratio(median(cpu[0]) / median(cpu[1])) : "-"});
+        auto pair = [&](const std::vector<double>* v, const std::string& figure) {
+            rows.push_back({figure, "HAProxy " + fmt(median(v[0]), "µs"), "systemd-socket-proxyd " + fmt(median(v[1]), "µs"),
+                            median(v[1]) > 0 ? ratio(median(v[0]) / median(v[1])) : "-"});
+        };
+        pair(added, "proxy price, " + kind.name + " at -c1 (" + std::to_string(kind.round_trips) + " round trip" + (kind.round_trips > 1 ? "s" : "") +
+                        " per transaction, TLS end to end), median of " + std::to_string(kind.rounds) + " alternated rounds of " + std::to_string(o.seconds) +
+                        " s: latency added per round trip, from each run's median transaction (direct: " + fmt(median(direct_median), "µs") +
+                        " per transaction; per round, HAProxy: " + list_of(added[0], "µs") + "; systemd-socket-proxyd: " + list_of(added[1], "µs") + ")");
+        pair(added_mean, "  " + kind.name + " at -c1: the same from the mean, 1 / TPS (direct: " + fmt(median(direct_mean), "µs") +
+                             " per transaction; takes in every stall the VM's other work causes)");
+        pair(cpu, "  " + kind.name + " at -c1: the forwarder's CPU per transaction (utime + stime of its processes, less its CPU without this traffic: HAProxy " +
+                      fmt(idle_rate[0] * 1000, "ms/s") + ", systemd-socket-proxyd " + fmt(idle_rate[1] * 1000, "ms/s") + ")");
     }
     return rows;
 }

@@ -526,14 +526,14 @@ double cpu_of(const std::vector<int>& pids) {
     return s;
 }
 
-C1Run pgbench_c1(const Created& c, uint16_t port, int seconds, bool select_only, const std::vector<std::vector<int>>& forwarders) {
+C1Run pgbench_c1(const Created& c, uint16_t port, int transactions, bool select_only, const std::vector<std::vector<int>>& forwarders) {
     auto env = pg_env(c.password);
     env.push_back("PGSSLMODE=require");  // TLS end to end on every path: the forwarders pass bytes through
     // TPC-B-like without waiting for its commit's flush: the loop device's flush takes 1–8 ms
     // here, varying from second to second, which would hide the µs this section measures.
     if (!select_only) env.push_back("PGOPTIONS=-c synchronous_commit=off");
     std::vector<std::string> argv = {kPgBin + "/pgbench", "-h", "127.0.0.1", "-p", std::to_string(port), "-U", c.user,
-                                     "-c", "1", "-j", "1", "-T", std::to_string(seconds), "-n"};
+                                     "-c", "1", "-j", "1", "-t", std::to_string(transactions), "-n"};
     if (select_only) argv.push_back("-S");
     // Every transaction's latency, logged: its median is what one round trip costs when the
     // VM's other work does not get in the way (1 / TPS, the mean, takes every stall in).
@@ -547,7 +547,7 @@ C1Run pgbench_c1(const Created& c, uint16_t port, int seconds, bool select_only,
     const auto t0 = Clock::now();
     hostd::ExecResult r;
     try {
-        r = hostd::exec_checked({.argv = argv, .env = env, .timeout = std::chrono::seconds(seconds + 60)}, "pgbench -c1");
+        r = hostd::exec_checked({.argv = argv, .env = env, .timeout = std::chrono::seconds(300)}, "pgbench -c1");
     } catch (...) {
         std::filesystem::remove_all(dir);
         throw;
@@ -577,16 +577,20 @@ C1Run pgbench_c1(const Created& c, uint16_t port, int seconds, bool select_only,
 }
 
 struct PriceOptions {
-    int seconds = 1, rounds = 15, tpcb_rounds = 7;
+    int transactions = 200, rounds = 60, tpcb_rounds = 20;
 };
 
 // On one tenant, pgbench at one client (-c1: every round trip waits for the one before, so a
 // forwarder's time adds to each) direct to PostgreSQL's port, through hostd's HAProxy route and
 // through systemd-socket-proxyd forwarding the same port, in alternated rounds (the order turns
-// each round so drift favours no path). Per run: the median of its transactions' latencies (and
-// the mean, 1 / TPS); added per round trip = (through − direct) / round trips per transaction,
-// paired within a round, median over rounds. A forwarder's CPU per transaction: its processes' CPU time during the run, less
-// what it uses without this traffic (its CPU per second during the other paths' runs).
+// each round so drift favours no path). Runs are short (a fixed number of transactions, a
+// fraction of a second) so the three of a round see the VM in the same state: on this shared
+// 2-CPU VM a -c1 run's median transaction is either about 150 µs or, while other work holds the
+// CPUs, about 3 ms, changing from second to second. Per run: the median of its transactions'
+// latencies (and the mean, 1 / TPS); added per round trip = (through − direct) / round trips per
+// transaction, paired within a round, median over rounds. A forwarder's CPU per transaction: its
+// processes' CPU time during the runs through it, less what it uses without this traffic (its CPU
+// per second during the other paths' runs), over all rounds.
 std::vector<Row> proxy_price(const Created& c, const PriceOptions& o) {
     std::vector<Row> rows;
     if (one(direct(c), "SELECT (to_regclass('pgbench_accounts') IS NOT NULL)::text") != "true")
@@ -598,7 +602,7 @@ std::vector<Row> proxy_price(const Created& c, const PriceOptions& o) {
     if (fwd[0].empty()) throw std::runtime_error("haproxy.service has no main PID");
     const std::vector<std::string> names = {"direct", "HAProxy", "systemd-socket-proxyd"};
     const std::vector<uint16_t> ports = {c.port, c.public_port, proxyd.port()};
-    for (uint16_t p : ports) pgbench_c1(c, p, 1, true, fwd);  // warm-up: connections, caches, the forwarder's first accept
+    for (uint16_t p : ports) pgbench_c1(c, p, 1000, true, fwd);  // warm-up: connections, caches, the forwarder's first accept
 
     struct Kind {
         std::string name;
@@ -609,14 +613,14 @@ std::vector<Row> proxy_price(const Created& c, const PriceOptions& o) {
     if (o.tpcb_rounds > 0) kinds.push_back({"TPC-B-like (synchronous_commit off)", false, o.tpcb_rounds, 7});
     std::vector<std::vector<std::vector<C1Run>>> runs(kinds.size(), std::vector<std::vector<C1Run>>(3));  // [kind][path][round]
     for (size_t k = 0; k < kinds.size(); k++)
-        for (int r = 0; r < kinds[k].rounds; r++)
+        for (int r = 0; r < kinds[k].rounds; r++) {
             for (int i = 0; i < 3; i++) {
                 const size_t p = static_cast<size_t>(r + i) % 3;
-                runs[k][p].push_back(pgbench_c1(c, ports[p], o.seconds, kinds[k].select_only, fwd));
-                const C1Run& x = runs[k][p].back();
-                std::fprintf(stderr, "price    %-11s round %d %-21s %7.0f tps, median %6.0f µs; CPU: HAProxy %.2f s, systemd-socket-proxyd %.2f s\n",
-                             kinds[k].name.c_str(), r + 1, names[p].c_str(), x.tps, x.median_us, x.fwd_cpu_s[0], x.fwd_cpu_s[1]);
+                runs[k][p].push_back(pgbench_c1(c, ports[p], o.transactions, kinds[k].select_only, fwd));
             }
+            std::fprintf(stderr, "price    %s round %d: median µs direct %.0f, HAProxy %.0f, systemd-socket-proxyd %.0f\n", kinds[k].name.c_str(), r + 1,
+                         runs[k][0].back().median_us, runs[k][1].back().median_us, runs[k][2].back().median_us);
+        }
     // Each forwarder's CPU per second without this traffic: over every run not through it.
     std::vector<double> idle_rate(2);
     for (size_t f = 0; f < 2; f++) {
@@ -649,9 +653,10 @@ std::vector<Row> proxy_price(const Created& c, const PriceOptions& o) {
                             median(v[1]) > 0 ? ratio(median(v[0]) / median(v[1])) : "-"});
         };
         pair(added, "proxy price, " + kind.name + " at -c1 (" + std::to_string(kind.round_trips) + " round trip" + (kind.round_trips > 1 ? "s" : "") +
-                        " per transaction, TLS end to end), median of " + std::to_string(kind.rounds) + " alternated rounds of " + std::to_string(o.seconds) +
-                        " s: latency added per round trip, from each run's median transaction (direct: " + fmt(median(direct_median), "µs") +
-                        " per transaction; per round, HAProxy: " + list_of(added[0], "µs") + "; systemd-socket-proxyd: " + list_of(added[1], "µs") + ")");
+                        " per transaction, TLS end to end), median of " + std::to_string(kind.rounds) + " alternated rounds of " + std::to_string(o.transactions) +
+                        " transactions: latency added per round trip, from each run's median transaction (direct: " + fmt(median(direct_median), "µs") +
+                        " per transaction; middle half of the rounds, HAProxy: " + fmt(pct(added[0], 25), "µs") + " to " + fmt(pct(added[0], 75), "µs") +
+                        ", systemd-socket-proxyd: " + fmt(pct(added[1], 25), "µs") + " to " + fmt(pct(added[1], 75), "µs") + ")");
         pair(added_mean, "  " + kind.name + " at -c1: the same from the mean, 1 / TPS (direct: " + fmt(median(direct_mean), "µs") +
                              " per transaction; takes in every stall the VM's other work causes)");
         const std::vector<double> cpu[2] = {{cpu_s[0] / txns[0] * 1e6}, {cpu_s[1] / txns[1] * 1e6}};
@@ -690,7 +695,7 @@ int main(int argc, char** argv) {
     app.add_option("--rp-runs", rp_runs, "Recovery point trials per archive_timeout")->capture_default_str();
     PriceOptions price;
     std::string only;
-    app.add_option("--price-seconds", price.seconds, "Per pgbench -c1 run of the proxy's price (0: skip it)")->capture_default_str();
+    app.add_option("--price-transactions", price.transactions, "Per pgbench -c1 run of the proxy's price (0: skip it)")->capture_default_str();
     app.add_option("--price-rounds", price.rounds, "Alternated select-only rounds (direct, HAProxy, systemd-socket-proxyd) of the proxy's price")->capture_default_str();
     app.add_option("--price-tpcb-rounds", price.tpcb_rounds, "Alternated TPC-B-like rounds of the proxy's price (0: none)")->capture_default_str();
     app.add_option("--only", only, "Run one section alone, on one new tenant (no other figure)")->check(CLI::IsMember({"proxy-price"}));
@@ -826,7 +831,7 @@ int main(int argc, char** argv) {
         }
 
         // 5b. The proxy's price at one client: HAProxy vs systemd-socket-proxyd, same tenant.
-        if (price.seconds > 0 && !made.empty()) try {
+        if (price.transactions > 0 && !made.empty()) try {
             const auto r = proxy_price(made.front(), price);
             rows.insert(rows.end(), r.begin(), r.end());
         } catch (const std::exception& e) {

@@ -2,13 +2,19 @@
 // first", measured in one run inside the testbed and printed as a markdown table:
 //   create → first query through the proxy (hostd) vs pg_createcluster → pg_isready (Debian)
 //   flat cost over many creates, with the per-step breakdown from hostd's journal
-//   idle memory per tenant (density), GET /v1/tenants and /metrics latency, proxy overhead;
+//   idle memory per tenant (density), GET /v1/tenants and /metrics latency, proxy overhead,
+//   the proxy's price at one client (HAProxy vs systemd-socket-proxyd: µs per round trip, CPU);
 // and with --backup-repo (backups switched on after those, so the creates above are timed as
 // hostd ships, backups off): a branch of a 100 MB and a 1 GB tenant vs pg_basebackup + start,
 // a full backup's throughput and what it costs a neighbour's pgbench, and the recovery point.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +24,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -137,6 +144,24 @@ std::vector<int> haproxy_pids() {
     return pids;
 }
 
+// CPU time (user + system, all its threads) a process has used so far: /proc/<pid>/stat's
+// utime and stime; nothing if it is gone.
+std::optional<double> proc_cpu_s(int pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    std::getline(in, line);
+    auto close = line.rfind(')');  // the command name may hold spaces
+    if (close == std::string::npos) return std::nullopt;
+    std::istringstream f(line.substr(close + 2));
+    std::string field;
+    double utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && f >> field; i++) {  // fields 14 and 15: utime, stime
+        if (i == 14) utime = std::stod(field);
+        if (i == 15) stime = std::stod(field);
+    }
+    return ticks_to_s(utime + stime);
+}
+
 // pids: HAProxy's processes, looked up before the run (no reload happens during it), so no
 // program runs between the two samples but pgbench.
 CpuSample cpu_sample(const std::vector<int>& pids) {
@@ -149,21 +174,8 @@ CpuSample cpu_sample(const std::vector<int>& pids) {
     for (double x : v) total += x;
     c.total_s = ticks_to_s(total);
     c.busy_s = ticks_to_s(total - v[3] - v[4]);
-    for (int pid : pids) {
-        std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-        std::string line;
-        std::getline(in, line);
-        auto close = line.rfind(')');  // the command name may hold spaces
-        if (close == std::string::npos) continue;
-        std::istringstream f(line.substr(close + 2));
-        std::string field;
-        double utime = 0, stime = 0;
-        for (int i = 3; i <= 15 && f >> field; i++) {  // fields 14 and 15: utime, stime
-            if (i == 14) utime = std::stod(field);
-            if (i == 15) stime = std::stod(field);
-        }
-        c.haproxy_s[pid] = ticks_to_s(utime + stime);
-    }
+    for (int pid : pids)
+        if (auto s = proc_cpu_s(pid)) c.haproxy_s[pid] = *s;
     struct rusage ru{};
     ::getrusage(RUSAGE_CHILDREN, &ru);
     c.pgbench_s = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
@@ -437,6 +449,223 @@ void signal_unit(const std::string& tenant, const char* sig) {
                         std::string("systemctl kill --signal=") + sig);
 }
 
+// ---- The proxy's price: HAProxy against another forwarder, at one client ------------------
+
+constexpr const char* kSocketProxyd = "/usr/lib/systemd/systemd-socket-proxyd";
+
+// systemd-socket-proxyd forwarding a loopback port the kernel picks to target (HOST:PORT): a
+// child of this program, handed its listening socket the way systemd hands it (LISTEN_FDS),
+// stopped by its PID when done (and by the kernel if this program dies first).
+class SocketProxyd {
+public:
+    explicit SocketProxyd(const std::string& target) {
+        if (::access(kSocketProxyd, X_OK) != 0)
+            throw std::runtime_error(std::string(kSocketProxyd) + " is missing: it comes with the systemd package (make deps installs it)");
+        const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) throw std::runtime_error(std::string("socket for systemd-socket-proxyd: ") + std::strerror(errno));
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof a;
+        if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 128) != 0 ||
+            ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+            const int e = errno;
+            ::close(fd);
+            throw std::runtime_error(std::string("listening socket for systemd-socket-proxyd: ") + std::strerror(e));
+        }
+        port_ = ntohs(a.sin_port);
+        // All the child needs is built before fork: after it, only async-signal-safe calls.
+        std::string bin = kSocketProxyd, tgt = target;
+        char* args[] = {bin.data(), tgt.data(), nullptr};
+        char listen_fds[] = "LISTEN_FDS=1", path[] = "PATH=/usr/bin:/bin", listen_pid[32] = "LISTEN_PID=";
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+            // fd 3 is the first passed socket; dup2 leaves the copy without O_CLOEXEC.
+            if (fd == 3 ? ::fcntl(3, F_SETFD, 0) != 0 : ::dup2(fd, 3) != 3) ::_exit(127);
+            char digits[16];
+            int n = 0;
+            for (pid_t p = ::getpid(); p > 0; p /= 10) digits[n++] = static_cast<char>('0' + p % 10);
+            char* w = listen_pid + std::strlen("LISTEN_PID=");
+            while (n > 0) *w++ = digits[--n];
+            *w = '\0';
+            char* envp[] = {listen_fds, listen_pid, path, nullptr};
+            ::execve(args[0], args, envp);
+            ::_exit(127);
+        }
+        const int e = errno;
+        ::close(fd);
+        if (pid_ < 0) throw std::runtime_error(std::string("fork for systemd-socket-proxyd: ") + std::strerror(e));
+    }
+    ~SocketProxyd() {
+        ::kill(pid_, SIGTERM);
+        ::waitpid(pid_, nullptr, 0);
+    }
+    SocketProxyd(const SocketProxyd&) = delete;
+    SocketProxyd& operator=(const SocketProxyd&) = delete;
+    pid_t pid() const { return pid_; }
+    uint16_t port() const { return port_; }
+
+private:
+    pid_t pid_ = -1;
+    uint16_t port_ = 0;
+};
+
+// One pgbench run at one client, and the CPU time each forwarder's processes used meanwhile
+// (whether or not the run went through it: a forwarder's CPU during others' runs is its own
+// work without this traffic, HAProxy's health checks of every route).
+struct C1Run {
+    double tps = 0, txns = 0, wall_s = 0;
+    double median_us = 0;  // of every transaction's latency (pgbench -l)
+    std::vector<double> fwd_cpu_s;
+};
+
+double cpu_of(const std::vector<int>& pids) {
+    double s = 0;
+    for (int pid : pids) s += proc_cpu_s(pid).value_or(0);
+    return s;
+}
+
+C1Run pgbench_c1(const Created& c, uint16_t port, int transactions, bool select_only, const std::vector<std::vector<int>>& forwarders) {
+    auto env = pg_env(c.password);
+    env.push_back("PGSSLMODE=require");  // TLS end to end on every path: the forwarders pass bytes through
+    // TPC-B-like without waiting for its commit's flush: the loop device's flush takes 1–8 ms
+    // here, varying from second to second, which would hide the µs this section measures.
+    if (!select_only) env.push_back("PGOPTIONS=-c synchronous_commit=off");
+    std::vector<std::string> argv = {kPgBin + "/pgbench", "-h", "127.0.0.1", "-p", std::to_string(port), "-U", c.user,
+                                     "-c", "1", "-j", "1", "-t", std::to_string(transactions), "-n"};
+    if (select_only) argv.push_back("-S");
+    // Every transaction's latency, logged: its median is what one round trip costs when the
+    // VM's other work does not get in the way (1 / TPS, the mean, takes every stall in).
+    char dir_template[] = "/tmp/hostd-bench-c1.XXXXXX";
+    if (!::mkdtemp(dir_template)) throw std::runtime_error(std::string("mkdtemp: ") + std::strerror(errno));
+    const std::string dir = dir_template;
+    argv.insert(argv.end(), {"-l", "--log-prefix=" + dir + "/txn", "postgres"});
+    C1Run out;
+    std::vector<double> before;
+    for (auto& f : forwarders) before.push_back(cpu_of(f));
+    const auto t0 = Clock::now();
+    hostd::ExecResult r;
+    try {
+        r = hostd::exec_checked({.argv = argv, .env = env, .timeout = std::chrono::seconds(300)}, "pgbench -c1");
+    } catch (...) {
+        std::filesystem::remove_all(dir);
+        throw;
+    }
+    out.wall_s = s_since(t0);
+    for (size_t i = 0; i < forwarders.size(); i++) out.fwd_cpu_s.push_back(cpu_of(forwarders[i]) - before[i]);
+    // Log lines: client_id transaction_no latency_us script_no time_epoch time_us.
+    std::vector<double> lat;
+    for (auto& e : std::filesystem::directory_iterator(dir)) {
+        std::ifstream in(e.path());
+        for (std::string line; std::getline(in, line);) {
+            std::istringstream f(line);
+            double client = 0, txn = 0, us = 0;
+            if (f >> client >> txn >> us) lat.push_back(us);
+        }
+    }
+    std::filesystem::remove_all(dir);
+    if (lat.empty()) throw std::runtime_error("pgbench -l logged no transaction: " + r.out);
+    out.median_us = median(lat);
+    static const std::regex tps_re("tps = ([0-9.]+)"), n_re("number of transactions actually processed: ([0-9]+)");
+    std::smatch m;
+    if (!std::regex_search(r.out, m, tps_re)) throw std::runtime_error("pgbench printed no tps: " + r.out);
+    out.tps = std::stod(m[1]);
+    if (!std::regex_search(r.out, m, n_re)) throw std::runtime_error("pgbench printed no transaction count: " + r.out);
+    out.txns = std::stod(m[1]);
+    return out;
+}
+
+struct PriceOptions {
+    int transactions = 200, rounds = 60, tpcb_rounds = 20;
+};
+
+// On one tenant, pgbench at one client (-c1: every round trip waits for the one before, so a
+// forwarder's time adds to each) direct to PostgreSQL's port, through hostd's HAProxy route and
+// through systemd-socket-proxyd forwarding the same port, in alternated rounds (the order turns
+// each round so drift favours no path). Runs are short (a fixed number of transactions, a
+// fraction of a second) so the three of a round see the VM in the same state: on this shared
+// 2-CPU VM a -c1 run's median transaction is either about 150 µs or, while other work holds the
+// CPUs, about 3 ms, changing from second to second. Per run: the median of its transactions'
+// latencies (and the mean, 1 / TPS); added per round trip = (through − direct) / round trips per
+// transaction, paired within a round, median over rounds. A forwarder's CPU per transaction: its
+// processes' CPU time during the runs through it, less what it uses without this traffic (its CPU
+// per second during the other paths' runs), over all rounds.
+std::vector<Row> proxy_price(const Created& c, const PriceOptions& o) {
+    std::vector<Row> rows;
+    if (one(direct(c), "SELECT (to_regclass('pgbench_accounts') IS NOT NULL)::text") != "true")
+        hostd::exec_checked({.argv = {kPgBin + "/pgbench", "-i", "-s", "5", "-q", "-h", "127.0.0.1", "-p", std::to_string(c.port), "-U", c.user, "postgres"},
+                             .env = pg_env(c.password), .timeout = std::chrono::minutes(5)},
+                            "pgbench -i");
+    SocketProxyd proxyd("127.0.0.1:" + std::to_string(c.port));
+    const std::vector<std::vector<int>> fwd = {haproxy_pids(), {proxyd.pid()}};  // no reload happens meanwhile
+    if (fwd[0].empty()) throw std::runtime_error("haproxy.service has no main PID");
+    const std::vector<std::string> names = {"direct", "HAProxy", "systemd-socket-proxyd"};
+    const std::vector<uint16_t> ports = {c.port, c.public_port, proxyd.port()};
+    for (uint16_t p : ports) pgbench_c1(c, p, 1000, true, fwd);  // warm-up: connections, caches, the forwarder's first accept
+
+    struct Kind {
+        std::string name;
+        bool select_only;
+        int rounds, round_trips;  // select-only: one SELECT; TPC-B-like: BEGIN, 3 UPDATEs, SELECT, INSERT, END
+    };
+    std::vector<Kind> kinds = {{"select-only", true, o.rounds, 1}};
+    if (o.tpcb_rounds > 0) kinds.push_back({"TPC-B-like (synchronous_commit off)", false, o.tpcb_rounds, 7});
+    std::vector<std::vector<std::vector<C1Run>>> runs(kinds.size(), std::vector<std::vector<C1Run>>(3));  // [kind][path][round]
+    for (size_t k = 0; k < kinds.size(); k++)
+        for (int r = 0; r < kinds[k].rounds; r++) {
+            for (int i = 0; i < 3; i++) {
+                const size_t p = static_cast<size_t>(r + i) % 3;
+                runs[k][p].push_back(pgbench_c1(c, ports[p], o.transactions, kinds[k].select_only, fwd));
+            }
+            std::fprintf(stderr, "price    %s round %d: median µs direct %.0f, HAProxy %.0f, systemd-socket-proxyd %.0f\n", kinds[k].name.c_str(), r + 1,
+                         runs[k][0].back().median_us, runs[k][1].back().median_us, runs[k][2].back().median_us);
+        }
+    // Each forwarder's CPU per second without this traffic: over every run not through it.
+    std::vector<double> idle_rate(2);
+    for (size_t f = 0; f < 2; f++) {
+        double cpu = 0, wall = 0;
+        for (auto& kind : runs)
+            for (size_t p = 0; p < 3; p++)
+                if (p != f + 1)
+                    for (auto& x : kind[p]) cpu += x.fwd_cpu_s[f], wall += x.wall_s;
+        idle_rate[f] = wall > 0 ? cpu / wall : 0;
+    }
+    for (size_t k = 0; k < kinds.size(); k++) {
+        const Kind& kind = kinds[k];
+        // Per round, paired with that round's direct run: from the median transaction and from the mean (1 / TPS).
+        std::vector<double> direct_median, direct_mean, added[2], added_mean[2];
+        double cpu_s[2] = {}, txns[2] = {};  // over every round (a run's own CPU time is a few clock ticks)
+        for (int r = 0; r < kind.rounds; r++) {
+            const C1Run& d = runs[k][0][static_cast<size_t>(r)];
+            direct_median.push_back(d.median_us);
+            direct_mean.push_back(1e6 / d.tps);
+            for (size_t f = 0; f < 2; f++) {
+                const C1Run& x = runs[k][f + 1][static_cast<size_t>(r)];
+                added[f].push_back((x.median_us - d.median_us) / kind.round_trips);
+                added_mean[f].push_back((1e6 / x.tps - 1e6 / d.tps) / kind.round_trips);
+                cpu_s[f] += x.fwd_cpu_s[f] - idle_rate[f] * x.wall_s;
+                txns[f] += x.txns;
+            }
+        }
+        auto pair = [&](const std::vector<double>* v, const std::string& figure) {
+            rows.push_back({figure, "HAProxy " + fmt(median(v[0]), "µs"), "systemd-socket-proxyd " + fmt(median(v[1]), "µs"),
+                            median(v[1]) > 0 ? ratio(median(v[0]) / median(v[1])) : "-"});
+        };
+        pair(added, "proxy price, " + kind.name + " at -c1 (" + std::to_string(kind.round_trips) + " round trip" + (kind.round_trips > 1 ? "s" : "") +
+                        " per transaction, TLS end to end), median of " + std::to_string(kind.rounds) + " alternated rounds of " + std::to_string(o.transactions) +
+                        " transactions: latency added per round trip, from each run's median transaction (direct: " + fmt(median(direct_median), "µs") +
+                        " per transaction; middle half of the rounds, HAProxy: " + fmt(pct(added[0], 25), "µs") + " to " + fmt(pct(added[0], 75), "µs") +
+                        ", systemd-socket-proxyd: " + fmt(pct(added[1], 25), "µs") + " to " + fmt(pct(added[1], 75), "µs") + ")");
+        pair(added_mean, "  " + kind.name + " at -c1: the same from the mean, 1 / TPS (direct: " + fmt(median(direct_mean), "µs") +
+                             " per transaction; takes in every stall the VM's other work causes)");
+        const std::vector<double> cpu[2] = {{cpu_s[0] / txns[0] * 1e6}, {cpu_s[1] / txns[1] * 1e6}};
+        pair(cpu, "  " + kind.name + " at -c1: the forwarder's CPU per transaction, all rounds (utime + stime of its processes, less its CPU without this traffic: HAProxy " +
+                      fmt(idle_rate[0] * 1000, "ms/s") + ", systemd-socket-proxyd " + fmt(idle_rate[1] * 1000, "ms/s") + ")");
+    }
+    return rows;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -464,6 +693,12 @@ int main(int argc, char** argv) {
     app.add_option("--reference-dir", ref_dir, "Where the pg_basebackup reference copies go (a disk, not a tmpfs)")->capture_default_str();
     app.add_option("--rp-timeouts", rp_timeouts, "archive_timeout values for the recovery point")->delimiter(',')->capture_default_str();
     app.add_option("--rp-runs", rp_runs, "Recovery point trials per archive_timeout")->capture_default_str();
+    PriceOptions price;
+    std::string only;
+    app.add_option("--price-transactions", price.transactions, "Per pgbench -c1 run of the proxy's price (0: skip it)")->capture_default_str();
+    app.add_option("--price-rounds", price.rounds, "Alternated select-only rounds (direct, HAProxy, systemd-socket-proxyd) of the proxy's price")->capture_default_str();
+    app.add_option("--price-tpcb-rounds", price.tpcb_rounds, "Alternated TPC-B-like rounds of the proxy's price (0: none)")->capture_default_str();
+    app.add_option("--only", only, "Run one section alone, on one new tenant (no other figure)")->check(CLI::IsMember({"proxy-price"}));
     CLI11_PARSE(app, argc, argv);
 
     Client client(socket);
@@ -472,6 +707,18 @@ int main(int argc, char** argv) {
     bool failed = false;
     std::vector<Row> rows;
     nlohmann::json body = {{"memory", "64M"}, {"disk_size", "256M"}};
+    if (only == "proxy-price") {  // bench/run's ONLY=proxy-price: this section's rows alone
+        try {
+            double ms = 0;
+            const Created c = create(client, "price", body, ms);
+            const auto r = proxy_price(c, price);
+            rows.insert(rows.end(), r.begin(), r.end());
+            if (!keep) purge(client, c.name);
+        } catch (const std::exception& e) {
+            std::cerr << "hostd-bench: proxy price: " << e.what() << "\n";
+            return 1;
+        }
+    } else
     try {
         // 1. Reference: Debian's own way to get a cluster, in this machine, this run.
         std::vector<double> ref;
@@ -581,6 +828,17 @@ int main(int argc, char** argv) {
                                 fmt(med(via, &PgbenchRun::haproxy_us), "µs") + " / " + fmt(med(via, &PgbenchRun::pgbench_us), "µs"),
                                 "-", "-"});
             }
+        }
+
+        // 5b. The proxy's price at one client: HAProxy vs systemd-socket-proxyd, same tenant.
+        if (price.transactions > 0 && !made.empty()) try {
+            const auto r = proxy_price(made.front(), price);
+            rows.insert(rows.end(), r.begin(), r.end());
+        } catch (const std::exception& e) {
+            // The figures above stand; this part's failure is in the table, and the exit status.
+            std::cerr << "hostd-bench: proxy price: " << e.what() << "\n";
+            rows.push_back({"proxy price", std::string("failed: ") + e.what(), "-", "-"});
+            failed = true;
         }
 
         if (!keep)

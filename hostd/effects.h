@@ -175,6 +175,10 @@ public:
     // lines and, if the login fails, the role created as the tenant's admin. Throws if it
     // cannot be made to work.
     virtual void ensure_monitor_login(const TenantRecord& t, const TenantLayout& l) = 0;
+    // hostd's own role (pgconf::monitor_role_sql) made by the tenant's admin (t.password over
+    // the socket): a fresh cluster has the pg_hba/pg_ident lines from its initdb, so the login
+    // works at once. Idempotent.
+    virtual void create_monitor_role(const TenantRecord& t, const TenantLayout& l) = 0;
 
     // The host's listening TCP sockets (owner uid, inode), and killing the processes of a user
     // that hold one: the port watch.

@@ -705,6 +705,12 @@ public:
         }
     }
 
+    void create_monitor_role(const TenantRecord& t, const TenantLayout& l) override {
+        pgconf::exec_sql({.host = l.socket_dir, .port = t.port, .user = t.admin_user, .password = t.password,
+                          .connect_timeout_s = 2, .sslmode = "disable", .query_timeout_ms = 10000},
+                         pgconf::monitor_role_sql());
+    }
+
     std::vector<units::Listener> tcp_listeners() override { return units::tcp_listeners(); }
     std::vector<pid_t> kill_socket_holders(uid_t uid, uint64_t inode) override { return units::kill_socket_holders(uid, inode); }
 

@@ -247,6 +247,10 @@ Created Provisioner::create(const std::string& name, const CreateRequest& req, c
         // Directly over its socket directory (TCP logins need TLS, and come through the proxy).
         step("check", [&] {
             fx_.wait_sql(l.socket_dir, t.port, t.admin_user, t.password, kCheckTimeoutMs, "");
+            // A fresh cluster has hostd's pg_hba/pg_ident lines from its initdb but not the role:
+            // made now, at the admin's first login, ensure_monitor_login finds the login working
+            // and does not take its repair path (files rewritten, a reload, polling).
+            if (!kept && !req.from) fx_.create_monitor_role(t, l);
             fx_.ensure_monitor_login(t, l);  // hostd's checks and metrics never need the admin password
         });
         if (!l.backup_repo.empty()) step("backups", [&] { fx_.prepare_backups(t, l); });

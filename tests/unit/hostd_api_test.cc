@@ -72,6 +72,7 @@ public:
     void wait_ready(const TenantRecord&, const TenantLayout&, int) override {}
     void wait_routed(const std::string&, uint16_t, const std::string&, int) override {}
     void ensure_monitor_login(const TenantRecord&, const TenantLayout&) override {}
+    void create_monitor_role(const TenantRecord&, const TenantLayout&) override {}
     std::vector<units::Listener> tcp_listeners() override { return {}; }
     std::vector<pid_t> kill_socket_holders(uid_t, uint64_t) override { return {}; }
     Located locate_device(const TenantRecord& t) override { return {.device = t.device, .device_id = t.device_id}; }

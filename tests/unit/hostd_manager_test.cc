@@ -268,6 +268,7 @@ public:
     void wait_ready(const TenantRecord&, const TenantLayout&, int) override { std::lock_guard g(m_.mu); hit("wait_sql"); }
     void wait_routed(const std::string&, uint16_t, const std::string&, int) override { std::lock_guard g(m_.mu); hit("wait_routed"); }
     void ensure_monitor_login(const TenantRecord&, const TenantLayout&) override { std::lock_guard g(m_.mu); hit("ensure_monitor_login"); }
+    void create_monitor_role(const TenantRecord&, const TenantLayout&) override { std::lock_guard g(m_.mu); hit("create_monitor_role"); }
     std::vector<units::Listener> tcp_listeners() override { std::lock_guard g(m_.mu); return m_.listeners; }
     std::vector<pid_t> kill_socket_holders(uid_t uid, uint64_t inode) override {
         std::lock_guard g(m_.mu);
@@ -348,7 +349,7 @@ TEST_F(AManager, CreatesATenantFromAnEmptyRequestWithConfiguredDefaults) {
     EXPECT_EQ(t["disk_size"], cfg.disk_size);
     EXPECT_EQ(t["memory"], cfg.memory);
     EXPECT_EQ(m.calls, (std::vector<std::string>{"create_image", "attach_image", "format", "mount", "ensure_reserve", "create_user",
-                                                 "init_cluster", "start_unit", "wait_sql", "ensure_monitor_login",
+                                                 "init_cluster", "start_unit", "wait_sql", "create_monitor_role", "ensure_monitor_login",
                                                  "apply_routes", "wait_sql"}));
     ASSERT_EQ(m.routes.size(), 1u);
     EXPECT_EQ(m.routes[0].public_port, t["public_port"]);
@@ -358,7 +359,7 @@ TEST_F(AManager, CreatesATenantFromAnEmptyRequestWithConfiguredDefaults) {
 
 TEST_F(AManager, UndoesEveryStepTakenWhenAnyStepFails) {
     for (std::string verb : {"create_image", "attach_image", "format", "mount", "create_user", "init_cluster",
-                             "start_unit", "wait_sql", "apply_routes"}) {
+                             "start_unit", "wait_sql", "create_monitor_role", "apply_routes"}) {
         m.calls.clear();
         m.images.clear(), m.attached.clear(), m.mounts.clear(), m.users.clear(), m.units.clear(), m.routes.clear();
         m.fail_at = verb;

@@ -61,7 +61,13 @@ void WarmPool::recover() {
     recovered_ = true;
     if (cfg_.backend != "loop" || cfg_.pool_size == 0) {
         // Off: a pool left by an earlier configuration is given back whole.
-        if (!path_exists(pool_state_file(cfg_)) && fx_.pool_images(pool_dir(cfg_)).empty()) return;
+        try {
+            if (!path_exists(pool_state_file(cfg_)) && fx_.pool_images(pool_dir(cfg_)).empty()) return;
+        } catch (const Error& e) {
+            broken_ = true;
+            log::error(std::string("Warm pool: cannot look at what an earlier pool left: ") + e.what());
+            return;
+        }
     }
     pool::State st;
     try {

@@ -19,6 +19,7 @@
 #include "model/restore.h"
 #include "model/tenant.h"
 #include "model/views.h"
+#include "pool/pool.h"
 #include "routes/routes.h"
 #include "storage/storage.h"
 #include "units/sockets.h"
@@ -178,6 +179,23 @@ public:
     // lines and, if the login fails, the role created as the tenant's admin. Throws if it
     // cannot be made to work.
     virtual void ensure_monitor_login(const TenantRecord& t, const TenantLayout& l) = 0;
+    // hostd's own role (pgconf::monitor_role_sql) made by the tenant's admin (t.password over
+    // the socket): a fresh cluster has the pg_hba/pg_ident lines from its initdb, so the login
+    // works at once. Idempotent.
+    virtual void create_monitor_role(const TenantRecord& t, const TenantLayout& l) = 0;
+
+    // The warm pool (hostd/warmpool.h). The ids of the images in dir (regular files named
+    // <id>.img; none when dir does not exist). A formatted pool disk on device gets its cluster:
+    // mounted apart from every tenant's, initdb'd by hostd's pool user with d's bootstrap role
+    // and password, synced, unmounted. An image moved to a tenant's path (never over a file).
+    // The tenant's label on its unmounted filesystem (only if it carries t.fs_uuid). A started
+    // pool cluster handed to the tenant: its bootstrap role renamed to t.admin_user with
+    // t.password, hostd's role made (pgconf::hand_over_cluster).
+    virtual std::set<std::string> pool_images(const std::string& dir) = 0;
+    virtual void prepare_pool_cluster(const pool::Disk& d, const std::string& device) = 0;
+    virtual void rename_image(const std::string& from, const std::string& to) = 0;
+    virtual void relabel(const TenantRecord& t) = 0;
+    virtual void hand_over_cluster(const TenantRecord& t, const TenantLayout& l, const pool::Disk& d) = 0;
 
     // The host's listening TCP sockets (owner uid, inode), and killing the processes of a user
     // that hold one: the port watch.

@@ -1,6 +1,7 @@
 // The real machine: storage/ (libblkid, libmount, loop ioctls), units/ (sd-bus, useradd),
 // pgconf/ (initdb, libpq), routes/ (haproxy -c + reload).
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -8,6 +9,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <mutex>
 #include <optional>
@@ -30,6 +32,7 @@
 #include "pgconf/pgconf.h"
 #include "pgconf/settings.h"
 #include "pgconf/tls.h"
+#include "pool/pool.h"
 #include "storage/storage.h"
 #include "units/systemd.h"
 #include "units/template.h"
@@ -138,6 +141,11 @@ private:
     std::string unit_, file_, log_;
     bool started_ = false, stopped_ = false, ok_ = false;
 };
+
+// The warm pool's OS user, and where its disks are mounted while they are prepared (hostd's
+// mount namespace; never below mount_root, where the reconciler reads mounts as tenants').
+constexpr std::string_view kPoolUser = "hostd-pool";
+constexpr std::string_view kPoolMounts = "/run/hostd/pool";
 
 bool can_bind(int family, uint16_t port) {
     Fd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -444,10 +452,12 @@ public:
             ::lchown(pgdata.c_str(), u.uid, u.gid);
         }
         auto spec = cluster_spec(t);
-        write_file_atomic(pgdata + "/postgresql.conf", pgconf::render_postgresql_conf(spec), 0600, u.uid, u.gid);
-        write_file_atomic(pgdata + "/pg_hba.conf", pgconf::render_pg_hba(spec), 0600, u.uid, u.gid);
-        write_file_atomic(pgdata + "/pg_ident.conf", pgconf::render_pg_ident(spec), 0600, u.uid, u.gid);
-        write_tenant_files(t, pgdata, u, /*certificate=*/true);
+        // The new owners and files made durable by one syncfs of the tenant's filesystem.
+        write_file_replace(pgdata + "/postgresql.conf", pgconf::render_postgresql_conf(spec), 0600, u.uid, u.gid);
+        write_file_replace(pgdata + "/pg_hba.conf", pgconf::render_pg_hba(spec), 0600, u.uid, u.gid);
+        write_file_replace(pgdata + "/pg_ident.conf", pgconf::render_pg_ident(spec), 0600, u.uid, u.gid);
+        write_tenant_files(t, pgdata, u, /*certificate=*/true, /*synced_after=*/true);
+        pgconf::sync_filesystem(pgdata);
     }
 
     backup::RunAs run_as(const TenantRecord& t) const {
@@ -837,6 +847,75 @@ public:
         }
     }
 
+    void create_monitor_role(const TenantRecord& t, const TenantLayout& l) override {
+        pgconf::exec_sql({.host = l.socket_dir, .port = t.port, .user = t.admin_user, .password = t.password,
+                          .connect_timeout_s = 2, .sslmode = "disable", .query_timeout_ms = 10000},
+                         pgconf::monitor_role_sql());
+    }
+
+    // ---- the warm pool ----
+
+    std::set<std::string> pool_images(const std::string& dir) override {
+        std::set<std::string> ids;
+        std::error_code ec;
+        std::filesystem::directory_iterator it(dir, ec);
+        if (ec == std::errc::no_such_file_or_directory) return ids;
+        if (ec) throw Error(Errc::failed, "Failed to list the warm pool's directory " + dir + ": " + ec.message());
+        for (const auto& e : it) {
+            auto id = pool::id_of_image(e.path().filename().string());
+            std::error_code ec2;
+            if (id && e.is_regular_file(ec2) && !e.is_symlink(ec2)) ids.insert(*id);
+        }
+        return ids;
+    }
+
+    void prepare_pool_cluster(const pool::Disk& d, const std::string& device) override {
+        const units::OsUser u = pool_user();
+        const std::string mnt = std::string(kPoolMounts) + "/" + d.id;
+        // 0711 all the way, as a tenant's mount point: the pool user's initdb reaches its pgdata.
+        make_dirs(std::string(kPoolMounts), 0711);
+        ::chmod(std::string(kPoolMounts).c_str(), 0711);  // one made before, by another mode
+        if (::mkdir(mnt.c_str(), 0711) < 0 && errno != EEXIST) throw_errno(errno, "Failed to create '" + mnt + "'");
+        storage::mount_by_uuid(d.fs_uuid, mnt, cfg_.mount_options, device);
+        try {
+            if (::chmod(mnt.c_str(), 0711) < 0) throw_errno(errno, "Failed to chmod '" + mnt + "'");
+            const std::string pgdata = mnt + "/" + std::string(layout::kPgdataName);
+            if (::mkdir(pgdata.c_str(), 0700) < 0 && errno != EEXIST) throw_errno(errno, "Failed to create '" + pgdata + "'");
+            if (::chown(pgdata.c_str(), u.uid, u.gid) < 0) throw_errno(errno, "Failed to chown '" + pgdata + "'");
+            // Its configuration files are a stand-in: a create writes the tenant's (adopt_cluster).
+            const pgconf::ClusterSpec spec{.tenant = "pool", .port = 5432, .socket_dir = mnt, .memory_bytes = cfg_.memory,
+                                           .cpus = cfg_.cpu, .disk_bytes = d.size, .ssl = false};
+            pgconf::initdb({.bindir = cfg_.pg_bindir, .pgdata = pgdata, .uid = u.uid, .gid = u.gid,
+                            .superuser = d.bootstrap_role, .password = d.bootstrap_password},
+                           spec);
+            pgconf::sync_filesystem(pgdata);
+        } catch (...) {
+            try {
+                storage::unmount(mnt);
+            } catch (const Error&) {
+            }
+            ::rmdir(mnt.c_str());
+            throw;
+        }
+        storage::unmount(mnt);
+        ::rmdir(mnt.c_str());
+    }
+
+    void rename_image(const std::string& from, const std::string& to) override {
+        // Never over an existing file: a tenant's image is never replaced.
+        if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) < 0)
+            throw_errno(errno, "Failed to move the warm pool's image " + from + " to " + to);
+    }
+
+    void relabel(const TenantRecord& t) override { storage::set_label(t.device, t.spec.filesystem, t.label, t.fs_uuid); }
+
+    void hand_over_cluster(const TenantRecord& t, const TenantLayout& l, const pool::Disk& d) override {
+        pgconf::hand_over_cluster({.host = l.socket_dir, .port = t.port, .connect_timeout_s = 3, .sslmode = "disable",
+                                   .query_timeout_ms = 10000},
+                                  d.bootstrap_role, d.bootstrap_password, pool::handover_role_of(d.id), t.admin_user,
+                                  t.password);
+    }
+
     std::vector<units::Listener> tcp_listeners() override { return units::tcp_listeners(); }
     std::vector<pid_t> kill_socket_holders(uid_t uid, uint64_t inode) override { return units::kill_socket_holders(uid, inode); }
 
@@ -1006,6 +1085,20 @@ private:
         } catch (const Error& e) {
             log::error(std::string("Failed to remove the routes of the proxy no longer used: ") + e.what());
         }
+    }
+
+    // hostd's own OS user that runs the warm pool's initdb (made on first use, with hostd's
+    // marker; its name is no tenant's: those start with '_'). A user of that name that is not
+    // hostd's is refused: it could change a cluster before a tenant gets it.
+    units::OsUser pool_user() {
+        if (auto u = units::find_user(std::string(kPoolUser))) {
+            if (!u->hostd)
+                throw Error(Errc::refused, "OS user '" + std::string(kPoolUser) + "' exists and was not made by hostd; the warm "
+                                           "pool runs its initdb as that user, so it stays off: remove or rename that user, "
+                                           "or set pool.size = 0");
+            return *u;
+        }
+        return units::create_user(std::string(kPoolUser), "/nonexistent", {cfg_.user_ids.first, cfg_.user_ids.second});
     }
 
     void check_marker(const TenantRecord& t, const TenantLayout& l) {

@@ -249,6 +249,14 @@ int main(int argc, char** argv) {
                     log::warning(std::string("Backup watch: ") + e.what());
                 }
             });
+        // The warm pool refills on its own thread, at idle CPU and I/O priority (hostd/warmpool.h).
+        std::optional<Ticker> pool_refill;
+        if (cfg.pool_size > 0 && cfg.backend == "loop")
+            pool_refill.emplace([&, lowered = false]() mutable {
+                if (!lowered) lower_thread_priority();
+                lowered = true;
+                return manager.pool_tick();
+            });
         sd_notify(0, "READY=1\nSTATUS=Serving the API");
         log::info("hostd " HOSTD_VERSION " ready");
 

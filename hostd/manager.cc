@@ -49,7 +49,8 @@ Manager::Manager(Config cfg, std::unique_ptr<Effects> fx)
       store_(cfg_),
       disks_(cfg_, *fx_, store_),
       guard_(cfg_, *fx_, store_),
-      prov_(cfg_, *fx_, store_, disks_, guard_, catalog_),
+      pool_(cfg_, *fx_),
+      prov_(cfg_, *fx_, store_, disks_, guard_, catalog_, &pool_),
       reconciler_(cfg_, *fx_, store_, disks_, prov_),
       ports_(*fx_, store_),
       backups_(cfg_, *fx_, store_) {}
@@ -86,6 +87,7 @@ void Manager::start() {
         log::error(std::string("Failed to set up the local CA: ") + e.what());
     }
     reconcile();
+    pool_.recover();  // the pool's own directory only: nothing of a tenant's
 }
 
 Created Manager::create(const std::string& name, const CreateRequest& req_in, const Progress& progress) {

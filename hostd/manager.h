@@ -17,6 +17,7 @@
 #include "hostd/provisioner.h"
 #include "hostd/reconciler.h"
 #include "hostd/store.h"
+#include "hostd/warmpool.h"
 #include "model/config.h"
 #include "model/tenant.h"
 #include "model/views.h"
@@ -70,6 +71,9 @@ public:
     // One round of the backups' watch (failed scheduled backups, a repository looked at); a
     // ticker calls it when backups are on.
     void backup_watch_tick() { backups_.tick(); }
+    // One round of the warm pool's refill (its ticker calls it, at idle priority): how long
+    // to wait before the next.
+    std::chrono::milliseconds pool_tick() { return pool_.refill(); }
     // Every ready tenant's backups as last seen (for /metrics; no I/O).
     std::map<std::string, BackupHealth> backup_health() const { return backups_.all(); }
 
@@ -100,6 +104,7 @@ private:
     Store store_;
     Disks disks_;
     Guard guard_;
+    WarmPool pool_;
     Provisioner prov_;
     Reconciler reconciler_;
     PortWatch ports_;

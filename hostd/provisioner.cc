@@ -195,11 +195,39 @@ Created Provisioner::create(const std::string& name, const CreateRequest& req, c
         if (progress) progress(s, st.ms());
     };
 
+    // The warm pool: a fresh tenant of the pool's shape on the loop backend takes a prepared
+    // disk (its cluster initdb'd already); none there: the full path.
+    std::optional<pool::Disk> pooled;
+    if (pool_ && !kept && !req.from && t.spec.backend == "loop")
+        pooled = pool_->take({.size = t.spec.disk_size, .filesystem = t.spec.filesystem});
+    bool pool_moved = false;
+
     try {
         log::info(std::string(kept ? "Bringing back" : "Creating") + " tenant (port " + std::to_string(t.port) +
-                      ", public port " + std::to_string(t.public_port) + ")", name);
-        step("disk", [&] { destroyed = disk.acquire(t, kept.has_value(), req.force, rb); });
-        if (!kept) {
+                      ", public port " + std::to_string(t.public_port) + ")" +
+                      (pooled ? ", on warm pool disk " + pooled->id : ""),
+                  name);
+        if (pooled) {
+            step("pool", [&] {
+                t.image = l.image;
+                t.fs_uuid = pooled->fs_uuid;
+                t.label = l.label(t.spec.filesystem);
+                store_.save(t);  // the image and UUID are the tenant's on record before the image moves
+                // A crash from here on: the reconcile removes the tenant's image (this one once
+                // moved) and the pool's start-up forgets an entry whose image is gone.
+                fx_.rename_image(pool_->image_of(pooled->id), t.image);  // never over a file that is there
+                pool_moved = true;
+                rb.add("disk image", [&] { fx_.remove_image(t.image); });
+                pool_->moved(pooled->id);
+                t.device = fx_.attach_image(t.image);
+                rb.add("loop device", [&] { fx_.detach_image(t.image); });
+                store_.save(t);
+                fx_.relabel(t);
+            });
+        } else {
+            step("disk", [&] { destroyed = disk.acquire(t, kept.has_value(), req.force, rb); });
+        }
+        if (!kept && !pooled) {
             step("format", [&] {
                 t.fs_uuid = storage::new_uuid();
                 t.label = l.label(t.spec.filesystem);
@@ -236,8 +264,10 @@ Created Provisioner::create(const std::string& name, const CreateRequest& req, c
                 fx_.restore_cluster(src, t, l, user, backup::parse_target(req.from->target, "from.target"));
             });
         } else {
-            step(kept ? "adopt" : "initdb", [&] {
-                if (kept) fx_.adopt_cluster(t, l, user);
+            step(kept ? "adopt" : pooled ? "take" : "initdb", [&] {
+                // A pool disk's cluster, made by the pool's user, is adopted as a kept one is:
+                // every file handed to the tenant's user, its configuration and certificate written.
+                if (kept || pooled) fx_.adopt_cluster(t, l, user);
                 else fx_.init_cluster(t, l, user);
             });
         }
@@ -250,7 +280,17 @@ Created Provisioner::create(const std::string& name, const CreateRequest& req, c
         });
         // Directly over its socket directory (TCP logins need TLS, and come through the proxy).
         step("check", [&] {
+            if (pooled) {
+                // The cluster's bootstrap superuser becomes the tenant's admin with its password,
+                // and hostd's own role is made (a login with what only the pool's state file knew).
+                fx_.wait_ready(t, l, kCheckTimeoutMs);
+                fx_.hand_over_cluster(t, l, *pooled);
+            }
             fx_.wait_sql(l.socket_dir, t.port, t.admin_user, t.password, kCheckTimeoutMs, "");
+            // A fresh cluster has hostd's pg_hba/pg_ident lines from its initdb but not the role:
+            // made now, at the admin's first login, ensure_monitor_login finds the login working
+            // and does not take its repair path (files rewritten, a reload, polling).
+            if (!kept && !req.from && !pooled) fx_.create_monitor_role(t, l);
             fx_.ensure_monitor_login(t, l);  // hostd's checks and metrics never need the admin password
         });
         if (l.backups) step("backups", [&] {
@@ -280,6 +320,7 @@ Created Provisioner::create(const std::string& name, const CreateRequest& req, c
         rb.commit();
     } catch (const Error& e) {
         log::error("Create failed at step '" + t.step + "': " + e.what() + "; undoing the steps taken", name);
+        if (pooled && !pool_moved) pool_->give_back(*pooled);  // its image never moved: still the pool's
         rb.run();
         throw Error(e.code(), "Failed to create tenant '" + name + "' at step '" + t.step + "': " + e.what(), e.field());
     }

@@ -15,6 +15,7 @@
 #include "hostd/effects.h"
 #include "hostd/guard.h"
 #include "hostd/store.h"
+#include "hostd/warmpool.h"
 #include "model/config.h"
 #include "model/layout.h"
 #include "model/restore.h"
@@ -30,12 +31,17 @@ public:
     // replies); optional.
     using Progress = std::function<void(std::string_view step, long ms)>;
 
+    // pool: the warm pool a fresh create takes a prepared disk from (none: always the full path).
     Provisioner(const Config& cfg, Effects& fx, Store& store, Disks& disks, Guard& guard,
-                const pgconf::SettingsCatalog& catalog)
-        : cfg_(cfg), fx_(fx), store_(store), disks_(disks), guard_(guard), catalog_(catalog) {}
+                const pgconf::SettingsCatalog& catalog, WarmPool* pool = nullptr)
+        : cfg_(cfg), fx_(fx), store_(store), disks_(disks), guard_(guard), catalog_(catalog), pool_(pool) {}
 
     // Disk, format, mount, user, initdb (or adopt on reuse), start, check, route, check
     // through the proxy. On failure every step taken is undone and the error names the step.
+    // A fresh tenant (no reuse, no branch) of the warm pool's shape takes a prepared disk
+    // instead: pool (its image moved to the tenant's, attached, labelled), mount, user, take
+    // (the cluster handed to the tenant's user, its files written), start, check (the cluster's
+    // roles handed over), route, check through the proxy.
     // spec: the request resolved against the config, its settings validated.
     Created create(const std::string& name, const CreateRequest& req, const TenantSpec& spec, const Progress& progress);
     // Disaster recovery (model/restore.h has the rule): a ready tenant whose disk is really gone
@@ -105,6 +111,7 @@ private:
     Disks& disks_;
     Guard& guard_;
     const pgconf::SettingsCatalog& catalog_;
+    WarmPool* pool_;
     std::mutex routes_mu_;  // one route table change at a time
 };
 

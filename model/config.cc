@@ -56,6 +56,7 @@ const std::vector<Setting>& settings() {
         {"storage", "filesystem", Kind::text, "Filesystem made on each tenant disk.", FIELD(filesystem)},
         {"storage", "mount_options", Kind::text, "Mount options of tenant filesystems (PostgreSQL runs nothing from its data directory: noexec is fine).", FIELD(mount_options)},
         {"storage", "devices", Kind::list, "Device backend pool: block devices (e.g. /dev/disk/by-id/...) hostd may format for a create that names none. Each is checked like a named device.", FIELD(devices)},
+        {"pool", "size", Kind::count, "Warm pool (loop backend): disks hostd keeps prepared ahead of creates, each a loop image of limits.disk_size with storage.filesystem and a cluster initdb'd on it (its own system identifier). A create of that size and filesystem takes one and skips the disk, format and initdb steps; hostd prepares the next in the background at idle CPU and I/O priority. Each costs the space its cluster holds (about 40 MB of the image). 0: off, every create takes the full path.", FIELD(pool_size)},
         {"guard", "readonly_below", Kind::number, "Disk-full guard: when less than this percent of a tenant's disk (and never less than two 16 MiB WAL segments) is free, hostd makes the tenant read-only (default_transaction_read_only) and releases its reserve.", FIELD(guard_readonly_below)},
         {"guard", "readwrite_above", Kind::number, "Back to read-write when more than this percent is free again (after delete, VACUUM or resize), not counting the reserve.", FIELD(guard_readwrite_above)},
         {"guard", "reserve", Kind::size, "Space held back per tenant in a preallocated file (at most a tenth of the disk), released when the guard trips so the tenant can still clean up.", FIELD(guard_reserve)},
@@ -310,6 +311,7 @@ Config parse_config(std::string_view text, const std::string& source) {
             e.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos)
             throw Error(Errc::invalid, "'extensions.allowed' in " + source + " must list extension names (a-z, 0-9, '_', "
                                        "'-'), not '" + e + "'");
+    if (c.pool_size > 64) throw Error(Errc::invalid, "'pool.size' in " + source + " must be at most 64 (disks kept prepared), not " + std::to_string(c.pool_size));
     if (c.guard_interval > 0 && !(c.guard_readonly_below < c.guard_readwrite_above && c.guard_readwrite_above < 100))
         throw Error(Errc::invalid, "'guard.readonly_below' must be below 'guard.readwrite_above', and that below 100, in " + source);
     // PostgreSQL with hostd's smallest settings (shared_buffers 16MB, 20 connections × work_mem

@@ -35,6 +35,9 @@ struct Config {
     std::string filesystem = "ext4";
     std::string mount_options = "nodev,nosuid,noexec,noatime";
     std::vector<std::string> devices;  // device backend pool: used when a create names no device
+    // [pool] the warm pool (loop backend): disks prepared ahead of creates; 0: off
+    uint64_t pool_size = 0;
+
     // [guard] disk-full guard
     double guard_readonly_below = 5;   // percent of the disk free: switch to read-only below
     double guard_readwrite_above = 10; // percent free (reserve not counted): back to read-write above

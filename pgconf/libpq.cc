@@ -206,6 +206,65 @@ void set_role_password(const ConnParams& p, const std::string& role, const std::
                                       one_line(r ? PQresultErrorMessage(r.get()) : PQerrorMessage(c.get())));
 }
 
+namespace {
+struct PqFreer {
+    void operator()(char* s) const noexcept { PQfreemem(s); }
+};
+using PqText = std::unique_ptr<char, PqFreer>;
+
+// "ROLE <ident> PASSWORD <verifier>" for role and password, quoted by libpq on c.
+std::string role_with_password(PGconn* c, const ConnParams& p, const std::string& role, const std::string& password) {
+    PqText verifier(PQencryptPasswordConn(c, password.c_str(), role.c_str(), "scram-sha-256"));
+    if (!verifier)
+        throw Error(Errc::failed, "Failed to compute the password verifier for " + where(p) + ": " + one_line(PQerrorMessage(c)));
+    PqText ident(PQescapeIdentifier(c, role.c_str(), role.size()));
+    PqText literal(PQescapeLiteral(c, verifier.get(), std::strlen(verifier.get())));
+    if (!ident || !literal) throw Error(Errc::failed, "Failed to quote a role for " + where(p) + ": " + one_line(PQerrorMessage(c)));
+    return std::string("ROLE ") + ident.get() + " PASSWORD " + literal.get();
+}
+
+std::string quoted_ident(PGconn* c, const ConnParams& p, const std::string& name) {
+    PqText ident(PQescapeIdentifier(c, name.c_str(), name.size()));
+    if (!ident) throw Error(Errc::failed, "Failed to quote a role for " + where(p) + ": " + one_line(PQerrorMessage(c)));
+    return ident.get();
+}
+
+void run_command(PGconn* c, const ConnParams& p, const std::string& sql, const std::string& what) {
+    Result r = run(c, p, sql);
+    if (!r || PQresultStatus(r.get()) != PGRES_COMMAND_OK)
+        throw Error(Errc::failed, what + " on " + where(p) + " failed: " +
+                                      one_line(r ? PQresultErrorMessage(r.get()) : PQerrorMessage(c)));
+}
+}  // namespace
+
+void hand_over_cluster(ConnParams p, const std::string& bootstrap_role, const std::string& bootstrap_password,
+                       const std::string& handover_role, const std::string& admin, const std::string& admin_password) {
+    const std::string handover_password = random_password();
+    {
+        p.user = bootstrap_role;
+        p.password = bootstrap_password;
+        Conn c = connect(p);
+        run_command(c.get(), p, "CREATE " + role_with_password(c.get(), p, handover_role, handover_password) + " SUPERUSER LOGIN",
+                    "Creating the hand-over role");
+    }
+    {
+        // The session's own role cannot be renamed: the hand-over role renames the bootstrap one.
+        p.user = handover_role;
+        p.password = handover_password;
+        Conn c = connect(p);
+        run_command(c.get(), p,
+                    "ALTER ROLE " + quoted_ident(c.get(), p, bootstrap_role) + " RENAME TO " + quoted_ident(c.get(), p, admin),
+                    "Renaming the cluster's superuser to the tenant's admin");
+        run_command(c.get(), p, "ALTER " + role_with_password(c.get(), p, admin, admin_password),
+                    "Setting the tenant admin's password");
+    }
+    p.user = admin;
+    p.password = admin_password;
+    Conn c = connect(p);
+    run_command(c.get(), p, "DROP ROLE " + quoted_ident(c.get(), p, handover_role) + "; " + monitor_role_sql(),
+                "Dropping the hand-over role");
+}
+
 std::vector<std::string> query_column(const ConnParams& p, const std::string& sql) {
     Conn c = connect(p);
     Result r = run(c.get(), p, sql);

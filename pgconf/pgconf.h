@@ -146,6 +146,17 @@ std::vector<std::string> query_column(const ConnParams& p, const std::string& sq
 // Errc::unavailable when the login fails, Errc::failed when the statement does.
 void set_role_password(const ConnParams& p, const std::string& role, const std::string& password);
 
+// A cluster made ahead of its tenant (hostd's warm pool) becomes the tenant's: p (the socket,
+// port and options; user and password are set here) logs in as bootstrap_role, the cluster's
+// initdb superuser, and makes handover_role a superuser with a random password never written
+// down; that role renames bootstrap_role to admin (so the admin is the bootstrap superuser, as
+// after an initdb of its own) and gives it admin_password (its SCRAM verifier, as
+// set_role_password); the admin drops handover_role and makes hostd's own role
+// (monitor_role_sql). The role names must not need quoting beyond what libpq quotes. Throws
+// Errc::unavailable when a login fails, Errc::failed when a statement does.
+void hand_over_cluster(ConnParams p, const std::string& bootstrap_role, const std::string& bootstrap_password,
+                       const std::string& handover_role, const std::string& admin, const std::string& admin_password);
+
 // postgresql:// URL with percent-encoding of user/password.
 std::string connection_url(const std::string& host, uint16_t port, const std::string& user,
                            const std::string& password, const std::string& dbname);

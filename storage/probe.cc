@@ -461,4 +461,19 @@ void make_filesystem(const std::string& device, const std::string& fstype, const
                                       " with UUID " + uuid + "; check the device and its kernel log.");
 }
 
+void set_label(const std::string& device, const std::string& fstype, const std::string& label, const std::string& uuid) {
+    const size_t limit = detail::label_limit(fstype);
+    if (label.empty() || label.size() > limit)
+        throw Error(Errc::invalid, "Label '" + label + "' does not fit " + fstype + " (1 to " + std::to_string(limit) +
+                                       " bytes).");
+    const ProbeResult r = probe(device);
+    if (r.type != fstype || lower(r.uuid) != lower(uuid))
+        throw Error(Errc::refused, device + " does not carry the " + fstype + " filesystem with UUID " + uuid +
+                                       " (it reads as " + (r.type.empty() ? "blank" : r.type) + " '" + r.uuid +
+                                       "'); its label is left alone.");
+    const std::vector<std::string> argv =
+        fstype == "ext4" ? std::vector<std::string>{"e2label", device, label} : std::vector<std::string>{"xfs_admin", "-L", label, device};
+    exec_checked({.argv = argv}, "Failed to label the filesystem on " + device);
+}
+
 }  // namespace hostd::storage

@@ -113,6 +113,10 @@ uint64_t device_size(const std::string& device);
 void make_filesystem(const std::string& device, const std::string& fstype, const std::string& label,
                      const std::string& uuid);
 
+// A new label on the unmounted filesystem on device (e2label / xfs_admin -L), only if it carries
+// the filesystem with uuid: a warm-pool disk becomes a tenant's. Labels are for humans.
+void set_label(const std::string& device, const std::string& fstype, const std::string& label, const std::string& uuid);
+
 // ---- grow ----
 
 // Grows a loop image file to size_bytes and tells its loop device (LOOP_SET_CAPACITY), so

@@ -73,6 +73,12 @@ public:
     void wait_ready(const TenantRecord&, const TenantLayout&, int) override {}
     void wait_routed(const std::string&, uint16_t, const std::string&, int) override {}
     void ensure_monitor_login(const TenantRecord&, const TenantLayout&) override {}
+    void create_monitor_role(const TenantRecord&, const TenantLayout&) override {}
+    std::set<std::string> pool_images(const std::string&) override { return {}; }
+    void prepare_pool_cluster(const pool::Disk&, const std::string&) override {}
+    void rename_image(const std::string&, const std::string&) override {}
+    void relabel(const TenantRecord&) override {}
+    void hand_over_cluster(const TenantRecord&, const TenantLayout&, const pool::Disk&) override {}
     std::vector<units::Listener> tcp_listeners() override { return {}; }
     std::vector<pid_t> kill_socket_holders(uid_t, uint64_t) override { return {}; }
     Located locate_device(const TenantRecord& t) override { return {.device = t.device, .device_id = t.device_id}; }

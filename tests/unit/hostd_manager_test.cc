@@ -59,6 +59,8 @@ struct FakeMachine {
     backup::Info info;                                   // what backup_info answers (run_backup adds to it)
     backup::RepoUsage repo;                              // what repository_usage answers
     std::vector<FailedBackupUnit> failed_units;          // failed_backup_units
+    std::map<std::string, std::string> pool_clusters;    // warm pool disk id → its bootstrap role
+    std::map<std::string, std::string> handed_over;      // tenant → the pool disk it took
 };
 const std::string cfg_mount_root = Config{}.mount_root;
 
@@ -269,6 +271,35 @@ public:
     void wait_ready(const TenantRecord&, const TenantLayout&, int) override { std::lock_guard g(m_.mu); hit("wait_sql"); }
     void wait_routed(const std::string&, uint16_t, const std::string&, int) override { std::lock_guard g(m_.mu); hit("wait_routed"); }
     void ensure_monitor_login(const TenantRecord&, const TenantLayout&) override { std::lock_guard g(m_.mu); hit("ensure_monitor_login"); }
+    void create_monitor_role(const TenantRecord&, const TenantLayout&) override { std::lock_guard g(m_.mu); hit("create_monitor_role"); }
+    // The warm pool's images are files of the fake machine like any other.
+    std::set<std::string> pool_images(const std::string& dir) override {
+        std::lock_guard g(m_.mu);
+        std::set<std::string> ids;
+        for (auto& i : m_.images)
+            if (i.starts_with(dir + "/"))
+                if (auto id = pool::id_of_image(i.substr(dir.size() + 1))) ids.insert(*id);
+        return ids;
+    }
+    void prepare_pool_cluster(const pool::Disk& d, const std::string&) override {
+        std::lock_guard g(m_.mu);
+        hit("prepare_pool_cluster");
+        m_.pool_clusters[d.id] = d.bootstrap_role;
+    }
+    void rename_image(const std::string& from, const std::string& to) override {
+        std::lock_guard g(m_.mu);
+        hit("rename_image");
+        if (!m_.images.count(from)) throw Error(Errc::failed, "no image " + from);
+        if (m_.images.count(to)) throw Error(Errc::failed, to + " exists");
+        m_.images.erase(from);
+        m_.images.insert(to);
+    }
+    void relabel(const TenantRecord&) override { std::lock_guard g(m_.mu); hit("relabel"); }
+    void hand_over_cluster(const TenantRecord& t, const TenantLayout&, const pool::Disk& d) override {
+        std::lock_guard g(m_.mu);
+        hit("hand_over_cluster");
+        m_.handed_over[t.name] = d.id;
+    }
     std::vector<units::Listener> tcp_listeners() override { std::lock_guard g(m_.mu); return m_.listeners; }
     std::vector<pid_t> kill_socket_holders(uid_t uid, uint64_t inode) override {
         std::lock_guard g(m_.mu);
@@ -349,7 +380,7 @@ TEST_F(AManager, CreatesATenantFromAnEmptyRequestWithConfiguredDefaults) {
     EXPECT_EQ(t["disk_size"], cfg.disk_size);
     EXPECT_EQ(t["memory"], cfg.memory);
     EXPECT_EQ(m.calls, (std::vector<std::string>{"create_image", "attach_image", "format", "mount", "ensure_reserve", "create_user",
-                                                 "init_cluster", "start_unit", "wait_sql", "ensure_monitor_login",
+                                                 "init_cluster", "start_unit", "wait_sql", "create_monitor_role", "ensure_monitor_login",
                                                  "apply_routes", "wait_sql"}));
     ASSERT_EQ(m.routes.size(), 1u);
     EXPECT_EQ(m.routes[0].public_port, t["public_port"]);
@@ -359,7 +390,7 @@ TEST_F(AManager, CreatesATenantFromAnEmptyRequestWithConfiguredDefaults) {
 
 TEST_F(AManager, UndoesEveryStepTakenWhenAnyStepFails) {
     for (std::string verb : {"create_image", "attach_image", "format", "mount", "create_user", "init_cluster",
-                             "start_unit", "wait_sql", "apply_routes"}) {
+                             "start_unit", "wait_sql", "create_monitor_role", "apply_routes"}) {
         m.calls.clear();
         m.images.clear(), m.attached.clear(), m.mounts.clear(), m.users.clear(), m.units.clear(), m.routes.clear();
         m.fail_at = verb;
@@ -1855,3 +1886,123 @@ TEST_F(AManagerWithBackups, NoticesAFailedScheduledBackupOncePerFailure) {
     mgr->backup_watch_tick();
     EXPECT_EQ(mgr->backup_health()["acme"].failures, 2u);
 }
+
+// ---- the warm pool
+
+class AManagerWithAPool : public AManager {
+protected:
+    void SetUp() override {
+        cfg.pool_size = 1;
+        AManager::SetUp();
+        mgr->start();
+    }
+    std::string pool_dir() const { return (dir / "loop" / ".pool").string(); }
+    size_t pool_images() const {
+        size_t n = 0;
+        for (auto& i : m.images) n += i.starts_with(pool_dir() + "/");
+        return n;
+    }
+    std::string state() const { return read_file((dir / "pool.toml").string()); }
+};
+
+TEST_F(AManagerWithAPool, PreparesADiskThenACreateTakesItAndTheNextCreateTakesTheFullPath) {
+    mgr->pool_tick();
+    EXPECT_EQ(pool_images(), 1u);
+    EXPECT_TRUE(m.attached.empty());  // at rest a pool disk is only a file
+    ASSERT_EQ(m.pool_clusters.size(), 1u);
+    const std::string id = m.pool_clusters.begin()->first;
+    const std::string uuid = pool::parse(state(), "pool.toml").disks.at(0).fs_uuid;
+    EXPECT_NE(state().find("state = 'ready'"), std::string::npos) << state();
+    mgr->pool_tick();  // full: nothing more
+    EXPECT_EQ(pool_images(), 1u);
+
+    m.calls.clear();
+    auto t = api().create("acme", json::object());
+    EXPECT_EQ(t["state"], "ready");
+    EXPECT_EQ(m.calls, (std::vector<std::string>{"rename_image", "attach_image", "relabel", "mount", "ensure_reserve",
+                                                 "create_user", "adopt_cluster", "start_unit", "wait_sql", "hand_over_cluster", "wait_sql",
+                                                 "ensure_monitor_login", "apply_routes", "wait_sql"}));
+    EXPECT_EQ(m.handed_over["acme"], id);
+    EXPECT_TRUE(m.images.count(layout_of(cfg, "acme").image));
+    EXPECT_EQ(pool_images(), 0u);
+    EXPECT_EQ(state().find(id), std::string::npos) << "the taken disk is still listed: " << state();
+    // Its record names the pool disk's filesystem.
+    EXPECT_NE(read_file((dir / "tenants" / "acme.toml").string()).find("fs_uuid = '" + uuid + "'"), std::string::npos);
+
+    m.calls.clear();
+    api().create("beta", json::object());  // the pool is empty until it refills: the full path
+    EXPECT_EQ(std::count(m.calls.begin(), m.calls.end(), "init_cluster"), 1);
+    EXPECT_EQ(std::count(m.calls.begin(), m.calls.end(), "rename_image"), 0);
+    // Another size than the pool's: the full path even with a ready disk.
+    mgr->pool_tick();
+    m.calls.clear();
+    api().create("gamma", json{{"disk_size", "2G"}});
+    EXPECT_EQ(std::count(m.calls.begin(), m.calls.end(), "init_cluster"), 1);
+    EXPECT_EQ(pool_images(), 1u);
+}
+
+TEST_F(AManagerWithAPool, ACreateThatFailsOnAPoolDiskUndoesItAndTheDiskIsNeverGivenToAnother) {
+    mgr->pool_tick();
+    m.fail_at = "start_unit";
+    EXPECT_EQ(code_of([&] { api().create("acme", json::object()); }), Errc::failed);
+    EXPECT_TRUE(machine_is_clean()) << "leftovers";  // its image (the pool disk's) removed with the tenant
+    EXPECT_EQ(state().find("[[disk]]"), std::string::npos) << state();
+    // Failed before the image moved: the disk stays in the pool for the next create.
+    m.fail_at = "";
+    mgr->pool_tick();
+    m.fail_at = "rename_image";
+    EXPECT_EQ(code_of([&] { api().create("beta", json::object()); }), Errc::failed);
+    EXPECT_EQ(pool_images(), 1u);
+    m.fail_at = "";
+    m.calls.clear();
+    api().create("beta", json::object());
+    EXPECT_EQ(std::count(m.calls.begin(), m.calls.end(), "hand_over_cluster"), 1);
+    EXPECT_EQ(pool_images(), 0u);
+}
+
+TEST_F(AManagerWithAPool, AFailedRefillLeavesNothingAndBacksOff) {
+    m.fail_at = "prepare_pool_cluster";
+    EXPECT_GE(mgr->pool_tick(), std::chrono::seconds(10));
+    EXPECT_EQ(pool_images(), 0u);
+    EXPECT_TRUE(m.attached.empty());
+    EXPECT_EQ(state().find("[[disk]]"), std::string::npos) << state();
+}
+
+TEST_F(AManagerWithAPool, AStartAfterACrashCleansOnlyThePoolsOwnDirectory) {
+    mgr->pool_tick();
+    const std::string kept = m.pool_clusters.begin()->first;
+    // Left by a crash: a disk cut off while prepared, an entry whose image a create took, an
+    // image no entry lists; and a tenant's image beside them, which is no pool disk.
+    pool::State st = pool::parse(state(), "pool.toml");
+    pool::Disk cut = st.disks[0], taken = st.disks[0];
+    cut.id = "00000000000000c0", cut.state = pool::DiskState::preparing;
+    taken.id = "00000000000000d0", taken.bootstrap_role = pool::bootstrap_role_of(taken.id);
+    st.disks.push_back(cut);
+    st.disks.push_back(taken);
+    write_file_atomic((dir / "pool.toml").string(), pool::render(st), 0600);
+    m.images.insert(pool_dir() + "/00000000000000c0.img");
+    m.images.insert(pool_dir() + "/00000000000000e0.img");
+    m.images.insert(layout_of(cfg, "acme").image);
+    m.images.insert(pool_dir() + "/notes.img");  // not a name the pool makes: left alone
+    mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
+    mgr->start();
+    EXPECT_EQ(m.images, (std::set<std::string>{pool_dir() + "/" + kept + ".img", layout_of(cfg, "acme").image,
+                                               pool_dir() + "/notes.img"}));
+    const pool::State after = pool::parse(state(), "pool.toml");
+    ASSERT_EQ(after.disks.size(), 1u);
+    EXPECT_EQ(after.disks[0].id, kept);
+}
+
+TEST_F(AManagerWithAPool, ADamagedStateFileTurnsThePoolOffAndCreatesTakeTheFullPath) {
+    write_file_atomic((dir / "pool.toml").string(), "disk = 3\n", 0600);
+    m.images.insert(pool_dir() + "/00000000000000c0.img");
+    mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
+    mgr->start();
+    mgr->pool_tick();
+    EXPECT_EQ(m.pool_clusters.size(), 0u);
+    EXPECT_TRUE(m.images.count(pool_dir() + "/00000000000000c0.img"));  // nothing removed on a file it cannot read
+    m.calls.clear();
+    api().create("acme", json::object());
+    EXPECT_EQ(std::count(m.calls.begin(), m.calls.end(), "init_cluster"), 1);
+}
+

@@ -270,11 +270,17 @@ public:
                 rt_.note("Reloading HAProxy: " + plan.reload_because);
             }
         }
-        set_running(std::nullopt);  // unknown until the reload succeeds
+        // Meanwhile idle_ports() still gives the listeners HAProxy has: they are kept first
+        // (idle_for), so a create that takes one of them now still finds it after the reload.
         HaproxyListeners next = haproxy_listeners(routes, s_.bind_address, idle_for(routes, running));
-        bool changed = install(s_, render_haproxy(next, s_.runtime_socket), reload_, force);
-        set_running(std::move(next));
-        return changed;
+        try {
+            bool changed = install(s_, render_haproxy(next, s_.runtime_socket), reload_, force);
+            set_running(std::move(next));
+            return changed;
+        } catch (...) {
+            set_running(std::nullopt);  // what runs is not known now: the next change reloads
+            throw;
+        }
     }
 
     std::set<uint16_t> idle_ports() const override {

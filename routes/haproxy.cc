@@ -170,9 +170,7 @@ void check_haproxy_reply(const std::string& command, const std::string& reply) {
     std::string r = reply;
     while (!r.empty() && (r.back() == '\n' || r.back() == ' ')) r.pop_back();
     const bool addr = command.find(" addr ") != std::string::npos;
-    const bool done = addr ? (r.find("changed from") != std::string::npos || r.rfind("no need to change", 0) == 0 ||
-                              r.find("no need to change the addr") != std::string::npos)
-                           : r.empty();
+    const bool done = addr ? (r.find("changed from") != std::string::npos || r.rfind("no need to change", 0) == 0) : r.empty();
     if (done) return;
     std::replace(r.begin(), r.end(), '\n', ' ');
     throw Error(Errc::failed, "HAProxy refused '" + command + "': " + (r.empty() ? "no reply" : r));

@@ -208,8 +208,9 @@ bool install(const HaproxySettings& s, const std::string& content, const std::fu
 }
 
 // The ports of the `listen hostd_<port>` sections of the file as it is (what HAProxy runs
-// when it was loaded last), none if it cannot be read.
-std::set<uint16_t> listed_ports(const std::string& path) {
+// when it was loaded last; also after runtime changes, since the file follows them), none if
+// it cannot be read. idle_only: only sections whose server is `disabled`.
+std::set<uint16_t> listed_ports(const std::string& path, bool idle_only = false) {
     std::set<uint16_t> out;
     std::string text;
     try {
@@ -218,13 +219,19 @@ std::set<uint16_t> listed_ports(const std::string& path) {
         return out;
     }
     std::istringstream in(text);
+    std::optional<uint16_t> section;
     for (std::string line; std::getline(in, line);) {
         const std::string prefix = "listen hostd_";
+        if (line.rfind("listen ", 0) == 0) section.reset();
+        if (section && idle_only && line.find(" server pg ") != std::string::npos && line.find(" disabled ") != std::string::npos)
+            out.insert(*section);
         if (line.rfind(prefix, 0) != 0) continue;
         const std::string num = line.substr(prefix.size());
         if (num.empty() || num.size() > 5 || !std::all_of(num.begin(), num.end(), ::isdigit)) continue;
         const unsigned long p = std::stoul(num);
-        if (p > 0 && p <= 65535) out.insert(static_cast<uint16_t>(p));
+        if (p == 0 || p > 65535) continue;
+        section = static_cast<uint16_t>(p);
+        if (!idle_only) out.insert(*section);
     }
     return out;
 }
@@ -283,8 +290,9 @@ public:
 
     std::set<uint16_t> idle_ports() const override {
         std::lock_guard g(state_mu_);
+        // Before this writer's first change (hostd just started), the file says what runs.
+        if (!running_) return listed_ports(s_.hostd_config, /*idle_only=*/true);
         std::set<uint16_t> out;
-        if (!running_) return out;
         for (const auto& [p, l] : running_->by_port)
             if (!l.route) out.insert(p);
         return out;

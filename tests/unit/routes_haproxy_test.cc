@@ -426,11 +426,22 @@ TEST_F(HaproxyRuntimeWriter, FallsBackToAReloadWhenTheRuntimeApiFails) {
     EXPECT_EQ(files(), (std::vector<std::string>{"haproxy.cfg", "hostd.cfg"}));
 }
 
+TEST_F(HaproxyRuntimeWriter, ReadsOnlyTheIdleListenersFromTheFile) {
+    ASSERT_TRUE(writer()->apply({local("a", 28004, 25001)}, true));
+    auto w = writer();
+    const std::set<uint16_t> idle = w->idle_ports();
+    EXPECT_EQ(idle.size(), 3u);
+    EXPECT_FALSE(idle.count(28004));  // a's listener routes a
+}
+
 TEST_F(HaproxyRuntimeWriter, KeepsTheFilesIdleListenersAcrossARestartOfHostd) {
     ASSERT_TRUE(writer()->apply({}, true));
     const std::string before = read_file(s_.hostd_config);
     busy_ = {28001, 28002, 28003, 28004, 28005, 28006, 28007, 28008, 28009, 28010};  // HAProxy holds them
     auto again = writer();  // a new hostd: reads which ports the file's listeners have
+    auto idle = again->idle_ports();  // before its first change too: from the file
+    EXPECT_EQ(idle.size(), 3u);
+    EXPECT_NE(before.find("listen hostd_" + std::to_string(*idle.begin())), std::string::npos);
     EXPECT_FALSE(again->apply({}, false));
     EXPECT_EQ(read_file(s_.hostd_config), before);
     EXPECT_EQ(again->idle_ports().size(), 3u);

@@ -212,6 +212,11 @@ public:
     // between writing the file and reloading must not leave the proxy behind the file).
     virtual void apply_routes(const std::vector<routes::Route>& routes, bool force_reload = false) = 0;
 
+    // Public ports the proxy listens on for no tenant yet (HAProxy's idle listeners): a create
+    // takes one first, so that its route is switched on without a reload. Such a port is in use
+    // (port_free says no) yet free for a tenant.
+    virtual std::set<uint16_t> idle_route_ports() { return {}; }
+
     // The tenant unit template rendered for this configuration is the one systemd has: when the
     // installed file differs (other paths in hostd.toml), a runtime copy under
     // /run/systemd/system takes its place and systemd reloads once.
@@ -226,7 +231,9 @@ public:
 
 std::unique_ptr<Effects> make_real_effects(const Config& cfg);
 
-// The proxy's writer as hostd.toml chooses it (proxy.kind); HAProxy is reloaded through systemd.
-std::unique_ptr<routes::RouteWriter> make_route_writer(const Config& cfg);
+// The proxy's writer as hostd.toml chooses it (proxy.kind). HAProxy's routes change over its
+// runtime socket when they can, else by a reload through systemd. retired: the writer only
+// empties the routes of a proxy no longer used (HAProxy then keeps no idle listeners).
+std::unique_ptr<routes::RouteWriter> make_route_writer(const Config& cfg, bool retired = false);
 
 }  // namespace hostd

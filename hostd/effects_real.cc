@@ -932,6 +932,8 @@ public:
         if (force_reload && !retired_other_) retire_other_proxy();
     }
 
+    std::set<uint16_t> idle_route_ports() override { return route_writer_->idle_ports(); }
+
     LiveStatus live_status(const TenantRecord&, const TenantLayout& l) override {
         // I/O from the cgroup's own files: systemd reports IOReadBytes only on cgroup v2.
         const CgroupUsage cg = read_cgroup_usage(l.cgroup);
@@ -1080,7 +1082,7 @@ private:
         other.proxy = cfg_.proxy == "traefik" ? "haproxy" : "traefik";
         const std::string& where = other.proxy == "haproxy" ? cfg_.haproxy_config : cfg_.traefik_dir;
         try {
-            if (path_exists(where) && make_route_writer(other)->apply({}, false))
+            if (path_exists(where) && make_route_writer(other, /*retired=*/true)->apply({}, false))
                 log::info("Removed hostd's " + other.proxy + " routes (" + where + "): proxy.kind is " + cfg_.proxy);
         } catch (const Error& e) {
             log::error(std::string("Failed to remove the routes of the proxy no longer used: ") + e.what());
@@ -1119,13 +1121,26 @@ private:
 
 }  // namespace
 
-std::unique_ptr<routes::RouteWriter> make_route_writer(const Config& cfg) {
+std::unique_ptr<routes::RouteWriter> make_route_writer(const Config& cfg, bool retired) {
     if (cfg.proxy == "traefik")
         return routes::traefik_writer({.directory = cfg.traefik_dir, .entry_point = cfg.traefik_entry_point});
     std::string unit = cfg.haproxy_unit;
+    // Idle listeners (ports HAProxy listens on for a tenant to come): a create takes one and is
+    // routed over the runtime socket; a reload happens once they are used up, every 32 creates
+    // at most, and costs about what one listener more does (a socket and a few KB each).
+    routes::HaproxySettings s{.haproxy_bin = cfg.haproxy_bin,
+                              .main_config = cfg.haproxy_main_config,
+                              .hostd_config = cfg.haproxy_config,
+                              .bind_address = cfg.bind_address,
+                              .first_port = cfg.public_ports.first,
+                              .last_port = cfg.public_ports.second,
+                              .idle_listeners = retired ? 0u : 32u};  // retired: the other proxy takes the ports
+    const std::string socket = s.runtime_socket;
     return routes::haproxy_writer(
-        {.haproxy_bin = cfg.haproxy_bin, .main_config = cfg.haproxy_main_config, .hostd_config = cfg.haproxy_config},
-        [unit] { units::Systemd::connect().reload_or_restart(unit); });
+        std::move(s), [unit] { units::Systemd::connect().reload_or_restart(unit); },
+        {.send = [socket](const std::string& c) { return routes::haproxy_runtime_command(socket, c); },
+         .port_free = [](uint16_t p) { return can_bind(AF_INET, p) && can_bind(AF_INET6, p); },
+         .note = [](const std::string& m) { log::info(m); }});
 }
 
 std::unique_ptr<Effects> make_real_effects(const Config& cfg) { return std::make_unique<RealEffects>(cfg); }

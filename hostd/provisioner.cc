@@ -46,9 +46,13 @@ void Provisioner::set_step(TenantRecord& t, const std::string& step) {
     store_.save(t);  // recorded before it is taken
 }
 
-uint16_t Provisioner::allocate_port(PortRange range, uint16_t preferred, const std::set<uint16_t>& taken) {
-    if (preferred >= range.first && preferred <= range.second && !taken.count(preferred) && fx_.port_free(preferred))
-        return preferred;
+uint16_t Provisioner::allocate_port(PortRange range, uint16_t preferred, const std::set<uint16_t>& taken,
+                                    const std::set<uint16_t>& idle) {
+    auto in_range = [&](uint16_t p) { return p >= range.first && p <= range.second && !taken.count(p); };
+    if (in_range(preferred) && (idle.count(preferred) || fx_.port_free(preferred))) return preferred;
+    // A port the proxy already listens on for no tenant: routed without a reload.
+    for (uint16_t p : idle)
+        if (in_range(p)) return p;
     // Random start, then a linear walk: random ports do not collide with a neighbour host's
     // guesses, and the walk guarantees we find a free one if there is one.
     thread_local std::mt19937 rng{std::random_device{}()};
@@ -158,7 +162,8 @@ TenantRecord Provisioner::reserve(const std::string& name, const CreateRequest& 
         t.port = allocate_port(cfg_.pg_ports, t.port, taken);
         taken.insert(t.port);
         // SNI routes share one port; a port route gets one of its own, kept across a reuse.
-        if (cfg_.domain.empty()) t.public_port = allocate_port(cfg_.public_ports, t.public_port, taken);
+        if (cfg_.domain.empty())
+            t.public_port = allocate_port(cfg_.public_ports, t.public_port, taken, fx_.idle_route_ports());
         // The repository host reaches the tenant's cluster through a pgBackRest server of its own.
         if (remote_repository(cfg_)) t.backup_port = allocate_port(cfg_.backup_server_ports, t.backup_port, taken);
         t.state = TenantState::creating;

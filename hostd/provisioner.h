@@ -99,7 +99,9 @@ private:
     // under the store's lock with every record. Errc::invalid / Errc::refused with the numbers.
     void check_capacity(const TenantRecord& t, const std::map<std::string, TenantRecord>& records,
                         bool memory_grows) const;
-    uint16_t allocate_port(PortRange range, uint16_t preferred, const std::set<uint16_t>& taken);
+    // idle: ports in use by the proxy for no tenant (Effects::idle_route_ports), taken first.
+    uint16_t allocate_port(PortRange range, uint16_t preferred, const std::set<uint16_t>& taken,
+                           const std::set<uint16_t>& idle = {});
     // The record a create starts from: a new one, or the detached tenant's on reuse. Reserves
     // the name and ports in the store before it returns.
     TenantRecord reserve(const std::string& name, const CreateRequest& req, const TenantSpec& spec,

@@ -6,7 +6,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -34,31 +37,101 @@ class RouteWriter {
 public:
     virtual ~RouteWriter() = default;
     virtual bool apply(const std::vector<Route>& routes, bool force_reload) = 0;
+    // Public ports the proxy already listens on for no tenant: a new tenant given one of them
+    // is routed without a reload. Safe to call while another thread applies.
+    virtual std::set<uint16_t> idle_ports() const { return {}; }
 };
 
-// HAProxy config fragment owned by hostd, loaded with -f after the main config. Starts with a
-// `defaults` section of its own (mode tcp; long client/server timeouts suited to idle
-// PostgreSQL sessions; short connect timeout), so the main config's http defaults do not apply;
-// then one `listen hostd_<tenant>` per route (sorted by tenant), `bind addr:port`,
-// `server pg <backend> check`. Deterministic output for the same routes. Two routes for one
-// tenant: Errc::invalid; two tenants on one public port: Errc::conflict (haproxy -c would
-// accept it, and HAProxy's SO_REUSEPORT would then share the port between them).
+// HAProxy's listeners for hostd, by public port. HAProxy 2.6 cannot add a listener (a bind)
+// at run time, but it can switch a declared one's server: each public port hostd listens on is
+// a `listen hostd_<port>` section with one server `pg`, either routing a tenant (server at the
+// tenant's backend) or idle (server `disabled`: in maintenance; a connection is accepted and
+// closed at once). Routing a tenant to an idle port, or unrouting one, is then a few commands
+// on HAProxy's runtime socket instead of a reload.
+struct HaproxyListener {
+    std::string bind_address;
+    std::optional<Route> route;  // nullopt: idle
+};
+struct HaproxyListeners {
+    std::map<uint16_t, HaproxyListener> by_port;
+};
+
+// The listeners for a route table: one per route (on the route's bind address), plus idle
+// ones on idle_ports (on bind_address; ports of routes among them are not idle). Validates
+// the table like render_haproxy.
+HaproxyListeners haproxy_listeners(const std::vector<Route>& routes, const std::string& bind_address,
+                                   const std::set<uint16_t>& idle_ports);
+
+// HAProxy config fragment owned by hostd, loaded with -f after the main config. A `global`
+// section of its own (old workers' limits, the runtime socket at runtime_socket, admin level,
+// root only); a `defaults` section of its own (mode tcp; long client/server timeouts suited to
+// idle PostgreSQL sessions; short connect timeout), so the main config's http defaults do not
+// apply; then one `listen hostd_<port>` per listener (sorted by port), `bind addr:port`,
+// `server pg <backend> check`, `disabled` when idle; a comment names the tenant. Deterministic.
+std::string render_haproxy(const HaproxyListeners& ls, const std::string& runtime_socket);
+
+// The same for a route table and no idle listeners, with HaproxySettings' default socket. Two
+// routes for one tenant: Errc::invalid; two tenants on one public port: Errc::conflict
+// (haproxy -c would accept it, and HAProxy's SO_REUSEPORT would then share the port).
 std::string render_haproxy(const std::vector<Route>& routes);
+
+// How to go from the running listeners to a route table. Runtime commands when every route's
+// port already has a listener (and the bind address is the same): for a port whose tenant
+// goes or changes, `set server hostd_<port>/pg state maint` then `shutdown sessions server`
+// (its open sessions are cut, as stopping the tenant's PostgreSQL cut them after a reload);
+// for a port that gets a tenant, `set server ... addr <ip> port <n>` then `state ready`.
+// Otherwise reload_because says why a reload is needed and commands is empty. next: the
+// listeners after the commands (unchanged when a reload is needed). Validates the table.
+struct HaproxyPlan {
+    std::string reload_because;  // empty: the commands do it
+    std::vector<std::string> commands;
+    HaproxyListeners next;
+};
+HaproxyPlan plan_haproxy(const HaproxyListeners& running, const std::vector<Route>& routes);
+
+// Throws Errc::failed naming the command and HAProxy's words unless reply (what the runtime
+// socket answered to command) says it was done: nothing for `state` and `shutdown`, "... changed
+// from ..." or "no need to change ..." for `addr`.
+void check_haproxy_reply(const std::string& command, const std::string& reply);
+
+// One command on HAProxy's runtime (stats) socket, its reply. Throws Errc::unavailable when
+// the socket cannot be reached, Errc::failed on a timeout or an I/O error, naming the socket.
+std::string haproxy_runtime_command(const std::string& socket, const std::string& command, int timeout_ms = 2000);
 
 struct HaproxySettings {
     std::string haproxy_bin = "/usr/sbin/haproxy";
     std::string main_config = "/etc/haproxy/haproxy.cfg";
     std::string hostd_config = "/etc/haproxy/hostd.cfg";  // the file hostd owns
+    std::string runtime_socket = "/run/haproxy-hostd.sock";
+    // Idle listeners kept after a reload, on ports of [first_port, last_port] (the public port
+    // range); 0: none, every route change reloads.
+    std::string bind_address = "0.0.0.0";
+    uint16_t first_port = 0, last_port = 0;
+    size_t idle_listeners = 0;
 };
 
-// Renders, writes a temp file beside hostd_config, runs `haproxy -c -f main -f temp`; on
-// failure removes the temp file and throws Errc::failed with haproxy's message (the running
-// config is untouched); on success renames the temp file over hostd_config (atomic, fsync) and
-// calls reload() (the caller reloads haproxy.service through systemd). Returns whether the file
-// content changed (no change: no rename, no reload).
+// Renders (no idle listeners), writes a temp file beside hostd_config, runs `haproxy -c -f
+// main -f temp`; on failure removes the temp file and throws Errc::failed with haproxy's
+// message (the running config is untouched); on success renames the temp file over
+// hostd_config (atomic, fsync) and calls reload() (the caller reloads haproxy.service through
+// systemd). Returns whether the file content changed (no change: no rename, no reload).
 bool apply_haproxy(const HaproxySettings& s, const std::vector<Route>& routes, const std::function<void()>& reload);
 
-std::unique_ptr<RouteWriter> haproxy_writer(HaproxySettings s, std::function<void()> reload);
+// What the writer needs to change routes without a reload: send one runtime command and
+// return the reply (haproxy_runtime_command on the settings' socket), and whether a port is
+// free to listen on (for idle listeners). Empty: every change reloads.
+struct HaproxyRuntime {
+    std::function<std::string(const std::string&)> send;
+    std::function<bool(uint16_t)> port_free;
+    std::function<void(const std::string&)> note;  // why a change reloads instead
+};
+
+// The writer: the first apply (and a forced one) renders, checks and reloads, with up to
+// idle_listeners idle listeners; later applies use plan_haproxy's commands when they suffice,
+// writing the file after them so it stays equal to the running state, and reload otherwise
+// (or when a command fails: the file is the whole truth, so the reload repairs any half-done
+// change).
+std::unique_ptr<RouteWriter> haproxy_writer(HaproxySettings s, std::function<void()> reload, HaproxyRuntime rt = {});
 
 // Traefik's file provider watches a directory and rebuilds its whole dynamic configuration
 // from every file in it; one unparsable file freezes all route updates on the host. hostd

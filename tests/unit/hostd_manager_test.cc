@@ -29,6 +29,7 @@ struct FakeMachine {
     std::set<std::string> images, attached, mounts, users, units;
     std::set<std::string> foreign_users;  // OS users without hostd's marker (the system's own)
     std::set<uint16_t> busy_ports;
+    std::set<uint16_t> idle_route_ports;  // the proxy's idle listeners (busy for port_free, free for a tenant)
     std::vector<routes::Route> routes;
     uint64_t applied_memory = 0;
     std::map<std::string, std::string> refused;    // device → why check_device refuses it
@@ -267,6 +268,7 @@ public:
         m_.sql_targets.push_back(host + " " + std::to_string(port) + " " + hostaddr);
     }
     void apply_routes(const std::vector<routes::Route>& rs, bool) override { std::lock_guard g(m_.mu); hit("apply_routes"); m_.routes = rs; }
+    std::set<uint16_t> idle_route_ports() override { std::lock_guard g(m_.mu); return m_.idle_route_ports; }
     std::string ca_certificate() override { return "-----BEGIN CERTIFICATE-----\n"; }
     void wait_ready(const TenantRecord&, const TenantLayout&, int) override { std::lock_guard g(m_.mu); hit("wait_sql"); }
     void wait_routed(const std::string&, uint16_t, const std::string&, int) override { std::lock_guard g(m_.mu); hit("wait_routed"); }
@@ -515,6 +517,26 @@ TEST_F(AManager, NeverHandsOutAPortInUseOnTheHostOrByAnotherTenant) {
     std::set<int> ports{a["port"].get<int>(), b["port"].get<int>(), a["public_port"].get<int>(), b["public_port"].get<int>()};
     EXPECT_EQ(ports, (std::set<int>{25001, 25002, 28000, 28002}));
     EXPECT_EQ(code_of([&] { api().create("c", json::object()); }), Errc::unavailable);
+}
+
+TEST_F(AManager, GivesAPortTheProxyListensOnIdleFirstSoItsRouteNeedsNoReload) {
+    cfg.public_ports = {28000, 28009};
+    mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
+    m.idle_route_ports = {28005, 28007, 28030};  // 28030: outside the range
+    m.busy_ports = {28005, 28007, 28030};         // HAProxy holds them
+    auto a = api().create("a", json::object());
+    auto b = api().create("b", json::object());
+    EXPECT_EQ((std::set<int>{a["public_port"].get<int>(), b["public_port"].get<int>()}), (std::set<int>{28005, 28007}));
+    auto c = api().create("c", json::object());  // none left idle: a free one, as before
+    EXPECT_FALSE(m.busy_ports.count(c["public_port"].get<int>()));
+    EXPECT_GE(c["public_port"].get<int>(), 28000);
+    EXPECT_LE(c["public_port"].get<int>(), 28009);
+    // A detached tenant's kept port is its own even when idle: a reuse gets it back, no one else does.
+    api().remove("a", false);
+    auto d = api().create("d", json::object());
+    EXPECT_NE(d["public_port"], a["public_port"]);
+    auto back = api().create("a", {{"reuse", true}});
+    EXPECT_EQ(back["public_port"], a["public_port"]);
 }
 
 TEST_F(AManager, ChecksThePortRouteThroughTheProxyAsAClientWould) {

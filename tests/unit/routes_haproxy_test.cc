@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "base/error.h"
+#include "base/exec.h"
 #include "base/fs.h"
 #include "routes/routes.h"
 
@@ -139,18 +140,12 @@ TEST_F(HaproxyDir, AcceptsAnEmptyRouteTable) {
     EXPECT_EQ(read_file(s_.hostd_config), render_haproxy({}));
 }
 
-TEST_F(HaproxyDir, RefusesAnEmptyRouteTableWhenHaproxyWouldHaveNoListenerLeft) {
-    // `haproxy -c` exits 2 ("will not start (no listener)"): taken as a rejection, since
-    // reloading into it would stop HAProxy.
+TEST_F(HaproxyDir, AcceptsAnEmptyRouteTableWhenTheMainConfigHasNoListener) {
+    // Without a listener `haproxy -c` exits 2 ("will not start (no listener)"); hostd's file
+    // always declares one: its runtime socket.
     write_file_atomic(s_.main_config, "global\n    maxconn 256\n");
-    try {
-        apply_haproxy(s_, {}, reload_);
-        FAIL();
-    } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("no listener"), std::string::npos) << e.what();
-    }
-    EXPECT_EQ(reloads_, 0);
-    EXPECT_EQ(files(), (std::vector<std::string>{"haproxy.cfg"}));
+    EXPECT_TRUE(apply_haproxy(s_, {}, reload_));
+    EXPECT_EQ(reloads_, 1);
 }
 
 TEST_F(HaproxyDir, DoesNotReloadWhenNothingChanged) {
@@ -225,4 +220,229 @@ TEST_F(HaproxyDir, ReportsAMissingHaproxyBinary) {
     EXPECT_THROW(apply_haproxy(s_, three_unordered(), reload_), Error);
     EXPECT_EQ(reloads_, 0);
     EXPECT_EQ(files(), (std::vector<std::string>{"haproxy.cfg"}));
+}
+
+// ---- Listeners switched at run time (no reload) ----
+
+namespace {
+
+Route local(const std::string& tenant, uint16_t public_port, uint16_t backend_port) {
+    Route r = route(tenant, public_port, backend_port);
+    r.bind_address = "127.0.0.1";
+    return r;
+}
+
+HaproxyListeners two_idle_one_routed() {
+    return haproxy_listeners({local("acme", 28001, 25001)}, "127.0.0.1", {28002, 28003});
+}
+
+}  // namespace
+
+TEST(RenderHaproxy, MatchesTheExpectedFileWithIdleListeners) {
+    expect_golden("idle.cfg", render_haproxy(two_idle_one_routed(), "/run/haproxy-hostd.sock"));
+}
+
+TEST(HaproxyListenersOf, PutsRoutesOnTheirPortsAndIdleOnesBeside) {
+    HaproxyListeners ls = haproxy_listeners({local("acme", 28001, 25001)}, "127.0.0.1", {28001, 28002});
+    ASSERT_EQ(ls.by_port.size(), 2u);
+    ASSERT_TRUE(ls.by_port.at(28001).route);  // a route's port is not idle
+    EXPECT_EQ(ls.by_port.at(28001).route->tenant, "acme");
+    EXPECT_FALSE(ls.by_port.at(28002).route);
+    EXPECT_EQ(ls.by_port.at(28002).bind_address, "127.0.0.1");
+}
+
+TEST(PlanHaproxy, RoutesATenantOnAnIdleListenerWithTwoCommands) {
+    HaproxyPlan p = plan_haproxy(two_idle_one_routed(), {local("acme", 28001, 25001), local("new", 28002, 25002)});
+    EXPECT_EQ(p.reload_because, "");
+    EXPECT_EQ(p.commands, (std::vector<std::string>{"set server hostd_28002/pg addr 127.0.0.1 port 25002",
+                                                    "set server hostd_28002/pg state ready"}));
+    ASSERT_TRUE(p.next.by_port.at(28002).route);
+    EXPECT_EQ(p.next.by_port.at(28002).route->tenant, "new");
+    EXPECT_FALSE(p.next.by_port.at(28003).route);
+}
+
+TEST(PlanHaproxy, UnroutesATenantAndCutsItsSessions) {
+    HaproxyPlan p = plan_haproxy(two_idle_one_routed(), {});
+    EXPECT_EQ(p.reload_because, "");
+    EXPECT_EQ(p.commands, (std::vector<std::string>{"set server hostd_28001/pg state maint",
+                                                    "shutdown sessions server hostd_28001/pg"}));
+    EXPECT_FALSE(p.next.by_port.at(28001).route);
+    EXPECT_EQ(p.next.by_port.size(), 3u);  // the listener stays, idle
+}
+
+TEST(PlanHaproxy, CutsTheOldTenantsSessionsBeforeAnotherTakesItsPort) {
+    HaproxyPlan p = plan_haproxy(two_idle_one_routed(), {local("other", 28001, 25009)});
+    EXPECT_EQ(p.commands, (std::vector<std::string>{"set server hostd_28001/pg state maint",
+                                                    "shutdown sessions server hostd_28001/pg",
+                                                    "set server hostd_28001/pg addr 127.0.0.1 port 25009",
+                                                    "set server hostd_28001/pg state ready"}));
+}
+
+TEST(PlanHaproxy, NothingToDoForTheSameTable) {
+    HaproxyPlan p = plan_haproxy(two_idle_one_routed(), {local("acme", 28001, 25001)});
+    EXPECT_EQ(p.reload_because, "");
+    EXPECT_TRUE(p.commands.empty());
+}
+
+TEST(PlanHaproxy, ReloadsWhenAPortHasNoListenerTheBindDiffersOrTheBackendIsAName) {
+    HaproxyPlan p = plan_haproxy(two_idle_one_routed(), {local("acme", 28001, 25001), local("far", 28009, 25002)});
+    EXPECT_EQ(p.reload_because, "no listener on port 28009 for tenant 'far'");
+    EXPECT_TRUE(p.commands.empty());
+    EXPECT_FALSE(p.next.by_port.count(28009));
+
+    p = plan_haproxy(two_idle_one_routed(), {route("acme", 28001, 25001)});  // binds 0.0.0.0
+    EXPECT_NE(p.reload_because.find("binds 0.0.0.0"), std::string::npos) << p.reload_because;
+
+    Route named = local("n", 28002, 25002);
+    named.backend_host = "db.internal";
+    p = plan_haproxy(two_idle_one_routed(), {named});
+    EXPECT_NE(p.reload_because.find("not an IP address"), std::string::npos) << p.reload_because;
+    EXPECT_TRUE(p.commands.empty());
+}
+
+TEST(PlanHaproxy, ValidatesTheTable) {
+    EXPECT_THROW(plan_haproxy(two_idle_one_routed(), {local("a", 28002, 1), local("b", 28002, 2)}), Error);
+}
+
+TEST(CheckHaproxyReply, AcceptsWhatHaproxy26AnswersWhenDone) {
+    EXPECT_NO_THROW(check_haproxy_reply("set server hostd_1/pg state ready", "\n"));
+    EXPECT_NO_THROW(check_haproxy_reply("shutdown sessions server hostd_1/pg", ""));
+    EXPECT_NO_THROW(check_haproxy_reply("set server hostd_1/pg addr 127.0.0.1 port 5",
+                                        "no need to change the addr, port changed from '1' to '5' by 'stats socket command'\n\n"));
+    EXPECT_NO_THROW(check_haproxy_reply("set server hostd_1/pg addr 10.0.0.1 port 5",
+                                        "IP changed from '127.0.0.1' to '10.0.0.1', port changed from '1' to '5' by 'stats socket command'\n"));
+}
+
+TEST(CheckHaproxyReply, NamesTheCommandAndHaproxysWordsOtherwise) {
+    try {
+        check_haproxy_reply("set server nope/pg state ready", "No such backend.\n\n");
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_EQ(std::string(e.what()), "HAProxy refused 'set server nope/pg state ready': No such backend.");
+    }
+    EXPECT_THROW(check_haproxy_reply("set server hostd_1/pg addr 999.0.0.1 port 5",
+                                     "Invalid addr '999.0.0.1' by 'stats socket command'\n"),
+                 Error);
+    EXPECT_THROW(check_haproxy_reply("set server hostd_1/pg addr 127.0.0.1 port 5", ""), Error);
+}
+
+TEST(HaproxyRuntimeCommand, SaysWhichSocketItCannotReach) {
+    try {
+        haproxy_runtime_command("/nonexistent/hostd-test.sock", "show info");
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Errc::unavailable);
+        EXPECT_NE(std::string(e.what()).find("/nonexistent/hostd-test.sock"), std::string::npos) << e.what();
+    }
+}
+
+namespace {
+
+// The writer with a recording runtime API (replies like HAProxy 2.6's) and a fake port check.
+class HaproxyRuntimeWriter : public HaproxyDir {
+protected:
+    void SetUp() override {
+        HaproxyDir::SetUp();
+        if (IsSkipped()) return;
+        s_.bind_address = "127.0.0.1";
+        s_.first_port = 28001;
+        s_.last_port = 28010;
+        s_.idle_listeners = 3;
+        rt_.send = [this](const std::string& c) -> std::string {
+            sent_.push_back(c);
+            if (fail_) throw Error(Errc::unavailable, "Cannot reach HAProxy's runtime socket");
+            return c.find(" addr ") != std::string::npos ? "no need to change the addr, port changed\n" : "";
+        };
+        rt_.port_free = [this](uint16_t p) { return !busy_.count(p); };
+        rt_.note = [this](const std::string& m) { notes_.push_back(m); };
+    }
+    std::unique_ptr<RouteWriter> writer() { return haproxy_writer(s_, reload_, rt_); }
+
+    HaproxyRuntime rt_;
+    std::vector<std::string> sent_, notes_;
+    std::set<uint16_t> busy_;
+    bool fail_ = false;
+};
+
+}  // namespace
+
+TEST_F(HaproxyRuntimeWriter, LoadsOnceThenRoutesAndUnroutesWithoutAReload) {
+    busy_ = {28001, 28002, 28003, 28004, 28005, 28006, 28007};  // leaves 28008-28010 (and a's port)
+    auto w = writer();
+    ASSERT_TRUE(w->apply({local("a", 28009, 25001)}, true));
+    EXPECT_EQ(reloads_, 1);
+    EXPECT_EQ(w->idle_ports(), (std::set<uint16_t>{28008, 28010}));  // only free ports, a's is not idle
+    // a declares the runtime socket, so there is always a listener
+    EXPECT_NE(read_file(s_.hostd_config).find("stats socket /run/haproxy-hostd.sock mode 600 level admin"), std::string::npos);
+
+    ASSERT_TRUE(w->apply({local("a", 28009, 25001), local("b", 28010, 25002)}, false));
+    EXPECT_EQ(reloads_, 1);
+    EXPECT_EQ(sent_, (std::vector<std::string>{"set server hostd_28010/pg addr 127.0.0.1 port 25002",
+                                               "set server hostd_28010/pg state ready"}));
+    EXPECT_EQ(w->idle_ports(), (std::set<uint16_t>{28008}));
+    const std::string cfg = read_file(s_.hostd_config);  // the file says what runs
+    EXPECT_EQ(cfg, render_haproxy(haproxy_listeners({local("a", 28009, 25001), local("b", 28010, 25002)}, "127.0.0.1",
+                                                    {28008}),
+                                  s_.runtime_socket));
+    EXPECT_EQ(exec({.argv = {kHaproxy, "-c", "-q", "-f", s_.main_config, "-f", s_.hostd_config}}).exit_code, 0);
+
+    sent_.clear();
+    ASSERT_TRUE(w->apply({local("b", 28010, 25002)}, false));
+    EXPECT_EQ(reloads_, 1);
+    EXPECT_EQ(sent_, (std::vector<std::string>{"set server hostd_28009/pg state maint",
+                                               "shutdown sessions server hostd_28009/pg"}));
+    EXPECT_EQ(w->idle_ports(), (std::set<uint16_t>{28008, 28009}));
+    EXPECT_FALSE(w->apply({local("b", 28010, 25002)}, false));  // nothing changed: nothing sent
+    EXPECT_EQ(reloads_, 1);
+    EXPECT_TRUE(notes_.empty());
+    EXPECT_EQ(files(), (std::vector<std::string>{"haproxy.cfg", "hostd.cfg"}));
+}
+
+TEST_F(HaproxyRuntimeWriter, ReloadsWhenNoIdleListenerIsOnTheNewPortAndSaysWhy) {
+    auto w = writer();
+    ASSERT_TRUE(w->apply({}, true));
+    const std::set<uint16_t> idle = w->idle_ports();
+    ASSERT_EQ(idle.size(), 3u);
+    uint16_t other = 28001;
+    while (idle.count(other)) other++;
+    ASSERT_TRUE(w->apply({local("x", other, 25001)}, false));
+    EXPECT_EQ(reloads_, 2);
+    EXPECT_TRUE(sent_.empty());
+    ASSERT_EQ(notes_.size(), 1u);
+    EXPECT_NE(notes_[0].find("no listener on port " + std::to_string(other)), std::string::npos) << notes_[0];
+    EXPECT_EQ(w->idle_ports(), idle);  // the idle listeners are kept over the reload
+}
+
+TEST_F(HaproxyRuntimeWriter, FallsBackToAReloadWhenTheRuntimeApiFails) {
+    auto w = writer();
+    ASSERT_TRUE(w->apply({}, true));
+    const uint16_t p = *w->idle_ports().begin();
+    fail_ = true;
+    ASSERT_TRUE(w->apply({local("x", p, 25001)}, false));
+    EXPECT_EQ(reloads_, 2);
+    ASSERT_EQ(notes_.size(), 1u);
+    EXPECT_NE(notes_[0].find("runtime API failed: Cannot reach"), std::string::npos) << notes_[0];
+    EXPECT_NE(read_file(s_.hostd_config).find("# tenant x"), std::string::npos);
+    EXPECT_EQ(files(), (std::vector<std::string>{"haproxy.cfg", "hostd.cfg"}));
+}
+
+TEST_F(HaproxyRuntimeWriter, ReadsOnlyTheIdleListenersFromTheFile) {
+    ASSERT_TRUE(writer()->apply({local("a", 28004, 25001)}, true));
+    auto w = writer();
+    const std::set<uint16_t> idle = w->idle_ports();
+    EXPECT_EQ(idle.size(), 3u);
+    EXPECT_FALSE(idle.count(28004));  // a's listener routes a
+}
+
+TEST_F(HaproxyRuntimeWriter, KeepsTheFilesIdleListenersAcrossARestartOfHostd) {
+    ASSERT_TRUE(writer()->apply({}, true));
+    const std::string before = read_file(s_.hostd_config);
+    busy_ = {28001, 28002, 28003, 28004, 28005, 28006, 28007, 28008, 28009, 28010};  // HAProxy holds them
+    auto again = writer();  // a new hostd: reads which ports the file's listeners have
+    auto idle = again->idle_ports();  // before its first change too: from the file
+    EXPECT_EQ(idle.size(), 3u);
+    EXPECT_NE(before.find("listen hostd_" + std::to_string(*idle.begin())), std::string::npos);
+    EXPECT_FALSE(again->apply({}, false));
+    EXPECT_EQ(read_file(s_.hostd_config), before);
+    EXPECT_EQ(again->idle_ports().size(), 3u);
 }

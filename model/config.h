@@ -79,6 +79,10 @@ struct Config {
     uint64_t archive_timeout = 60;                 // seconds: PostgreSQL's archive_timeout (the recovery point)
     std::string full_schedule = "Sun *-*-* 01:00:00";      // systemd OnCalendar= of full backups
     std::string incr_schedule = "Mon..Sat *-*-* 01:00:00"; // and of incremental ones
+    // [repository] this host keeps other hosts' tenants' repositories (repohost/); listen "" = off
+    std::string repository_listen;
+    std::string repository_root = "/var/lib/hostd-repos";
+    PortRange repository_ports{18000, 18999};
     // [postgres]
     std::string pg_bindir = "/usr/lib/postgresql/15/bin";
     PortRange pg_ports{25000, 27999};

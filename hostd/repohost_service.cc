@@ -163,7 +163,7 @@ void RepoHost::stanza_create(const Repo& r) {
     try {
         fx_->start(n.stanza_unit, kStanzaTimeout);
     } catch (const std::exception& e) {
-        std::string msg = backup::error_of(fx_->read_log(n.log(n.stanza_unit)));
+        std::string msg = repohost::failure_of(fx_->read_log(n.log(n.stanza_unit)));
         throw UpstreamError("pgBackRest's stanza-create for tenant '" + r.tenant + "' of host '" + r.host + "' (pg1-host " +
                             r.pg.host + ":" + std::to_string(r.pg.server_port) + ") failed: " +
                             (msg.empty() ? std::string(e.what()) : msg));
@@ -286,7 +286,7 @@ void RepoHost::backup(const std::string& host, const std::string& tenant, backup
     try {
         fx_->start(unit, kBackupTimeout);
     } catch (const std::exception& e) {
-        std::string msg = backup::error_of(fx_->read_log(n.log(unit)));
+        std::string msg = repohost::failure_of(fx_->read_log(n.log(unit)));
         throw UpstreamError("The " + std::string(backup::to_string(type)) + " backup of tenant '" + tenant + "' failed: " +
                             (msg.empty() ? std::string(e.what()) : msg));
     }
@@ -308,7 +308,7 @@ repohost::RepoView RepoHost::get(const std::string& host, const std::string& ten
     v.last_wal = u.last_wal;
     for (auto t : {backup::BackupType::full, backup::BackupType::incr, backup::BackupType::diff})
         if (fx_->failed(n.backup_unit(t))) {
-            v.last_backup_error = backup::error_of(fx_->read_log(n.log(n.backup_unit(t))));
+            v.last_backup_error = repohost::failure_of(fx_->read_log(n.log(n.backup_unit(t))));
             if (v.last_backup_error.empty()) v.last_backup_error = "the " + std::string(backup::to_string(t)) + " backup failed";
             break;
         }

@@ -375,6 +375,33 @@ std::vector<std::pair<std::string, std::string>> render_units(const Settings& s,
     return files;
 }
 
+std::string failure_of(std::string_view log) {
+    const std::string error = backup::error_of(log);
+    std::vector<std::string> warnings;
+    size_t at = 0;
+    while (at < log.size()) {
+        size_t nl = log.find('\n', at);
+        if (nl == std::string_view::npos) nl = log.size();
+        std::string_view line = log.substr(at, nl - at);
+        at = nl + 1;
+        if (line.find("ERROR: [") != std::string_view::npos) {
+            if (error.starts_with(std::string(line.substr(0, std::min<size_t>(line.size(), 200))))) break;
+            warnings.clear();  // an earlier error's
+            continue;
+        }
+        const auto w = line.find("WARN: ");
+        if (w == std::string_view::npos) continue;
+        std::string text(line.substr(w));
+        while (!text.empty() && (text.back() == '\r' || text.back() == ' ')) text.pop_back();
+        warnings.push_back(text);
+    }
+    if (warnings.size() > 3) warnings.erase(warnings.begin(), warnings.end() - 3);
+    std::string out = error;
+    for (const auto& w : warnings) out += (out.empty() ? "" : " | ") + w;
+    if (out.size() > 2000) out = out.substr(0, 1997) + "...";
+    return out;
+}
+
 std::string render_state(const Repo& r) {
     toml::table t{{"host", r.host},
                   {"tenant", r.tenant},

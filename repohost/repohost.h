@@ -109,6 +109,11 @@ std::vector<std::pair<std::string, std::string>> render_units(const Settings& s,
 // The timers render_units wrote (the schedules that are set).
 std::vector<std::string> timers(const Settings& s, const Repo& r);
 
+// What a repository unit's log says went wrong: pgBackRest's last error (backup::error_of), and
+// before it the warnings that explain it (the reason "unable to find primary cluster" is in a
+// WARN line: which host it could not reach, and why), at most 3; at most 2000 characters.
+std::string failure_of(std::string_view log);
+
 // The state file (TOML).
 std::string render_state(const Repo& r);
 Repo parse_state(std::string_view text, const std::string& source);  // Errc::failed naming what is wrong

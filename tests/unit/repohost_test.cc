@@ -209,3 +209,15 @@ TEST(RepoHost, WireRequestsNameTheBadField) {
     EXPECT_EQ(view, (json{{"tenant", "acme"}, {"repo_host_port", 18000}, {"repo_path", "/r"}, {"backup_client", "hostd@b"},
                           {"bytes", 5}, {"last_wal", 7}, {"last_backup_error", ""}}));
 }
+
+TEST(RepoHost, FailureNamesTheErrorAndTheWarningsThatExplainIt) {
+    const std::string log =
+        "WARN: an old one\n"
+        "ERROR: [056]: earlier run\n"
+        "2026-11-30 WARN: unable to check pg1: [HostConnectError] unable to connect to '127.0.0.1:8432': refused\n"
+        "ERROR: [056]: unable to find primary cluster - cannot proceed\n";
+    EXPECT_EQ(failure_of(log), "ERROR: [056]: unable to find primary cluster - cannot proceed | WARN: unable to check pg1: "
+                               "[HostConnectError] unable to connect to '127.0.0.1:8432': refused");
+    EXPECT_EQ(failure_of("ERROR: [041]: unable to open\n"), "ERROR: [041]: unable to open");
+    EXPECT_EQ(failure_of(""), "");
+}

@@ -225,23 +225,23 @@ RepositoryRole::~RepositoryRole() = default;
 RepositoryRole start_repository_role(const Config& cfg) {
     RepositoryRole role;
     if (cfg.repository_listen.empty()) return role;
-    repohost::Settings s = repo_settings(cfg);
     char buf[256] = {};
     if (::gethostname(buf, sizeof buf - 1) < 0) throw_errno(errno, "Failed to read the host name");
     const std::string self = buf;
     repohost::validate_host(self);
+    repohost::Settings s = repo_settings(cfg, self);
     const pgconf::CaPaths ca{.cert = cfg.state_dir + "/ca/ca.crt", .key = cfg.state_dir + "/ca/ca.key"};
     pgconf::ensure_ca(ca);
-    // This host's certificate, new at each start: a server's (the API, the repository servers)
-    // and a client's (backups reaching tenant hosts' pgbackrest servers).
+    // This host's certificate, new at each start, for its API (and as a client of other hosts'
+    // APIs). It stays root's: no repository's unit is given it.
     const pgconf::PemPair pair =
-        pgconf::issue_cert(ca, {.cn = "hostd@" + self, .names = {s.listen_address, self}, .server = true, .client = true});
+        pgconf::issue_cert(ca, {.cn = "hostd@" + self, .names = {self, s.listen_address}, .server = true, .client = true});
     make_dirs(cfg.state_dir + "/repohost", 0700);
     make_dirs(s.state_dir, 0700);
     make_dirs(s.log_dir, 0700);
-    write_file_atomic(s.host_key, pair.key_pem, 0600);
-    write_file_atomic(s.host_cert, pair.cert_pem, 0644);
-    role.host = std::make_unique<RepoHost>(s, self, make_real_repo_effects(cfg.user_ids));
+    write_file_atomic(cfg.state_dir + "/repohost/host.key", pair.key_pem, 0600);
+    write_file_atomic(cfg.state_dir + "/repohost/host.crt", pair.cert_pem, 0644);
+    role.host = std::make_unique<RepoHost>(s, self, make_real_repo_effects(cfg.user_ids, ca));
     role.host->reconcile();
     role.api = std::make_unique<RepoApi>(*role.host, cfg.repository_listen, pair.cert_pem, pair.key_pem,
                                          pgconf::ca_certificate_pem(ca));

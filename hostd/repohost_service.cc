@@ -89,8 +89,16 @@ public:
     }
     bool failed(const std::string& unit) override { return units::Systemd::connect().status(unit).active_state == "failed"; }
     backup::RepoUsage usage(const std::string& repo) override { return backup::repository_usage(repo); }
+    void ensure_cert(const std::string& cert, const std::string& key, const pgconf::CertRequest& req) override {
+        if (::access(cert.c_str(), F_OK) == 0 && ::access(key.c_str(), F_OK) == 0) return;
+        const pgconf::PemPair pair = pgconf::issue_cert(ca_, req);
+        make_dirs(cert.substr(0, cert.rfind('/')), 0700);
+        write_file_atomic(key, pair.key_pem, 0600);
+        write_file_atomic(cert, pair.cert_pem, 0600);
+    }
 
     std::pair<uint32_t, uint32_t> ids_;
+    pgconf::CaPaths ca_;
 };
 
 constexpr int kBackupTimeout = 24 * 3600;
@@ -98,14 +106,16 @@ constexpr int kStanzaTimeout = 600;
 
 }  // namespace
 
-std::unique_ptr<RepoEffects> make_real_repo_effects(std::pair<uint32_t, uint32_t> user_ids) {
+std::unique_ptr<RepoEffects> make_real_repo_effects(std::pair<uint32_t, uint32_t> user_ids, const pgconf::CaPaths& ca) {
     auto fx = std::make_unique<RealRepoEffects>();
     fx->ids_ = user_ids;
+    fx->ca_ = ca;
     return fx;
 }
 
-repohost::Settings repo_settings(const Config& cfg) {
+repohost::Settings repo_settings(const Config& cfg, const std::string& self) {
     repohost::Settings s;
+    s.self = self;
     auto [addr, port] = repohost::parse_listen(cfg.repository_listen, "repository.listen");
     s.listen_address = addr;
     s.listen_port = port;
@@ -113,9 +123,9 @@ repohost::Settings repo_settings(const Config& cfg) {
     s.ports = cfg.repository_ports;
     s.state_dir = cfg.state_dir + "/repos";
     s.hidden = {cfg.state_dir, "/etc/hostd", "/run/hostd"};
+    if (!cfg.backup_repo.empty()) s.hidden.push_back(cfg.backup_repo);  // this host's own tenants' backups
     s.ca_cert = cfg.state_dir + "/ca/ca.crt";
-    s.host_cert = cfg.state_dir + "/repohost/host.crt";
-    s.host_key = cfg.state_dir + "/repohost/host.key";
+    s.ca_key = cfg.state_dir + "/ca/ca.key";
     s.options.exe = cfg.pgbackrest;
     s.options.compress = cfg.backup_compress;
     s.options.retention_full = cfg.backup_retention_full;
@@ -125,15 +135,26 @@ repohost::Settings repo_settings(const Config& cfg) {
 }
 
 RepoHost::RepoHost(repohost::Settings s, std::string self, std::unique_ptr<RepoEffects> fx)
-    : s_(std::move(s)), self_(std::move(self)), fx_(std::move(fx)) {}
+    : s_(std::move(s)), self_(std::move(self)), fx_(std::move(fx)) {
+    s_.self = self_;
+}
 
 repohost::RepoView RepoHost::view(const Repo& r) const {
     const Names n = repohost::names_of(s_, r.host, r.tenant);
-    return {.tenant = r.tenant, .port = r.port, .path = n.repo, .backup_client = "hostd@" + self_};
+    return {.tenant = r.tenant, .port = r.port, .path = n.repo, .backup_client = repohost::backup_client_cn(s_, r)};
+}
+
+void RepoHost::write_units(const Repo& r) {
+    const Names n = repohost::names_of(s_, r.host, r.tenant);
+    fx_->ensure_cert(n.server_cert, n.server_key,
+                     {.cn = repohost::server_cn(r), .names = {s_.self, s_.listen_address}, .server = true, .client = false});
+    fx_->ensure_cert(n.client_cert, n.client_key,
+                     {.cn = repohost::backup_client_cn(s_, r), .names = {}, .server = false, .client = true});
+    for (const auto& [name, text] : repohost::render_units(s_, r)) fx_->write_file(s_.unit_dir + "/" + name, text, 0644);
 }
 
 void RepoHost::install(const Repo& r) {
-    for (const auto& [name, text] : repohost::render_units(s_, r)) fx_->write_file(s_.unit_dir + "/" + name, text, 0644);
+    write_units(r);
     fx_->daemon_reload();
 }
 
@@ -155,6 +176,7 @@ void RepoHost::uninstall(const Repo& r) {
         fx_->remove_file(s_.unit_dir + "/" + u);
         fx_->remove_file(n.log(u));
     }
+    for (const auto& f : {n.server_cert, n.server_key, n.client_cert, n.client_key}) fx_->remove_file(f);
     fx_->daemon_reload();
 }
 
@@ -183,7 +205,7 @@ void RepoHost::reconcile() {
             Repo r = repohost::parse_state(text, path);
             const Names n = repohost::names_of(s_, r.host, r.tenant);
             repos_[n.id] = r;
-            for (const auto& [name, unit] : repohost::render_units(s_, r)) fx_->write_file(s_.unit_dir + "/" + name, unit, 0644);
+            write_units(r);
         } catch (const std::exception& e) {
             log::error("Repository host: " + std::string(e.what()));
         }
@@ -193,7 +215,6 @@ void RepoHost::reconcile() {
     for (const auto& [id, r] : repos_) {
         const Names n = repohost::names_of(s_, r.host, r.tenant);
         try {
-            // restart: the host certificate is issued again at each start of hostd.
             fx_->restart(n.server_unit);
             for (const auto& t : repohost::timers(s_, r)) fx_->start(t, 60);
         } catch (const std::exception& e) {

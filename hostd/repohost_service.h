@@ -17,6 +17,7 @@
 #include "backup/ops.h"
 #include "base/error.h"
 #include "model/config.h"
+#include "pgconf/tls.h"
 #include "repohost/repohost.h"
 
 namespace hostd {
@@ -47,11 +48,13 @@ public:
     virtual void stop(const std::string& unit) = 0;  // and reset-failed; a unit not loaded is fine
     virtual bool failed(const std::string& unit) = 0;
     virtual backup::RepoUsage usage(const std::string& repo) = 0;
+    // A certificate from the CA at cert and its key at key (root's, 0600), unless both are there.
+    virtual void ensure_cert(const std::string& cert, const std::string& key, const pgconf::CertRequest& req) = 0;
 };
-std::unique_ptr<RepoEffects> make_real_repo_effects(std::pair<uint32_t, uint32_t> user_ids);  // users.ids
+std::unique_ptr<RepoEffects> make_real_repo_effects(std::pair<uint32_t, uint32_t> user_ids, const pgconf::CaPaths& ca);
 
-// [repository] and [backup] of cfg as the role uses them; host_cert/key under <state_dir>/repohost.
-repohost::Settings repo_settings(const Config& cfg);
+// [repository] and [backup] of cfg as the role uses them; self: this host's name.
+repohost::Settings repo_settings(const Config& cfg, const std::string& self);
 
 class RepoHost {
 public:
@@ -73,7 +76,8 @@ public:
 
 private:
     repohost::RepoView view(const repohost::Repo& r) const;
-    void install(const repohost::Repo& r);   // unit files written, daemon-reload
+    void install(const repohost::Repo& r);   // certificates and unit files written, daemon-reload
+    void write_units(const repohost::Repo& r);
     void uninstall(const repohost::Repo& r); // units stopped and removed
     void stanza_create(const repohost::Repo& r);
     std::optional<repohost::Repo> find(const std::string& id);

@@ -93,8 +93,8 @@ std::vector<std::string> pg_remote(const Repo& r) {
     return {"--pg1-host=" + r.pg.host,
             "--pg1-host-type=tls",
             "--pg1-host-port=" + std::to_string(r.pg.server_port),
-            "--pg1-host-cert-file=%d/host.crt",
-            "--pg1-host-key-file=%d/host.key",
+            "--pg1-host-cert-file=%d/client.crt",
+            "--pg1-host-key-file=%d/client.key",
             "--pg1-host-ca-file=%d/ca.crt",
             "--pg1-path=" + r.pg.path,
             "--pg1-socket-path=" + r.pg.socket_path,
@@ -121,7 +121,7 @@ std::string exec_line(const std::vector<std::string>& argv) {
 
 // The sandbox of every unit of a repository: its user, its repository the only directory it
 // may write (and the only one of root it sees), its credentials, nothing of hostd's.
-void sandbox(std::ostringstream& o, const Settings& s, const Names& n) {
+void sandbox(std::ostringstream& o, const Settings& s, const Names& n, bool server) {
     o << "User=" << n.user << "\n"
       << "Group=" << n.user << "\n"
       << "UMask=0077\n"
@@ -129,10 +129,14 @@ void sandbox(std::ostringstream& o, const Settings& s, const Names& n) {
       << "RuntimeDirectory=" << n.runtime_dir << "\n"
       << "RuntimeDirectoryMode=0700\n"
       << "RuntimeDirectoryPreserve=yes\n"
-      << "# This host's certificate and the CA, as copies for this unit only (%d): root's files stay root's.\n"
-      << "LoadCredential=host.crt:" << s.host_cert << "\n"
-      << "LoadCredential=host.key:" << s.host_key << "\n"
-      << "LoadCredential=ca.crt:" << s.ca_cert << "\n"
+      << "# The repository's own certificate and the CA, as copies for this unit only (%d).\n";
+    if (server)
+        o << "LoadCredential=server.crt:" << n.server_cert << "\n"
+          << "LoadCredential=server.key:" << n.server_key << "\n";
+    else
+        o << "LoadCredential=client.crt:" << n.client_cert << "\n"
+          << "LoadCredential=client.key:" << n.client_key << "\n";
+    o << "LoadCredential=ca.crt:" << s.ca_cert << "\n"
       << "ProtectSystem=strict\n"
       << "# Its own repository and no other: the client's --repo1-path outranks the server's.\n"
       << "TemporaryFileSystem=" << s.root << ":ro\n"
@@ -192,7 +196,7 @@ std::string command_unit(const Settings& s, const Repo& r, const Names& n, const
              "IOSchedulingClass=idle\n"
              "CPUWeight=20\n"
              "IOWeight=20\n";
-    sandbox(o, s, n);
+    sandbox(o, s, n, false);
     return o.str();
 }
 
@@ -280,10 +284,17 @@ Names names_of(const Settings& s, std::string_view host, std::string_view tenant
     n.server_unit = "hostd-repo-server-" + n.id + ".service";
     n.stanza_unit = "hostd-repo-stanza-" + n.id + ".service";
     n.state_file = s.state_dir + "/" + n.id + ".toml";
+    n.server_cert = s.state_dir + "/" + n.id + ".server.crt";
+    n.server_key = s.state_dir + "/" + n.id + ".server.key";
+    n.client_cert = s.state_dir + "/" + n.id + ".client.crt";
+    n.client_key = s.state_dir + "/" + n.id + ".client.key";
     n.runtime_dir = "hostd-repos/" + n.id;
     n.log_dir = s.log_dir;
     return n;
 }
+
+std::string server_cn(const Repo& r) { return "repository." + r.tenant + "." + r.host; }
+std::string backup_client_cn(const Settings& s, const Repo& r) { return "backup." + r.tenant + "." + r.host + "@" + s.self; }
 
 std::vector<std::string> server_argv(const Settings& s, const Repo& r) {
     return {s.options.exe,
@@ -293,8 +304,8 @@ std::vector<std::string> server_argv(const Settings& s, const Repo& r) {
             "--log-level-stderr=info",
             "--tls-server-address=" + s.listen_address,
             "--tls-server-port=" + std::to_string(r.port),
-            "--tls-server-cert-file=%d/host.crt",
-            "--tls-server-key-file=%d/host.key",
+            "--tls-server-cert-file=%d/server.crt",
+            "--tls-server-key-file=%d/server.key",
             "--tls-server-ca-file=%d/ca.crt",
             // Only the tenant's own repository client, and only for its stanza.
             "--tls-server-auth=" + r.tenant + "@" + r.host + "=" + r.tenant,
@@ -353,7 +364,7 @@ std::vector<std::pair<std::string, std::string>> render_units(const Settings& s,
           << "ExecStart=" << exec_line(server_argv(s, r)) << "\n"
           << "Restart=on-failure\n"
              "RestartSec=1s\n";
-        sandbox(o, s, n);
+        sandbox(o, s, n, true);
         files.emplace_back(n.server_unit, o.str());
     }
     files.emplace_back(n.stanza_unit, command_unit(s, r, n, n.stanza_unit, "stanza-create", stanza_create_argv(s, r), false));

@@ -30,8 +30,10 @@ struct Settings {
     std::string log_dir = "/run/hostd/repos";          // what each unit printed last (root's)
     std::string unit_dir = "/run/systemd/system";      // written again at every start
     std::vector<std::string> hidden;  // hostd's state and config: never visible to a repository's units
-    // The files each unit is handed with LoadCredential= (root's; the units see copies only).
-    std::string ca_cert, host_cert, host_key;
+    std::string self;  // this host's name (gethostname): in its repositories' certificates
+    // The CA (root's): its certificate is handed to each unit with LoadCredential=; its key signs
+    // each repository's own certificates.
+    std::string ca_cert, ca_key;
     backup::Options options;
     std::string full_schedule, incr_schedule;  // systemd OnCalendar=; "" none
 };
@@ -88,6 +90,11 @@ struct Names {
     std::string server_unit;   // hostd-repo-server-<id>.service
     std::string stanza_unit;   // hostd-repo-stanza-<id>.service (oneshot)
     std::string state_file;    // <state_dir>/<id>.toml
+    // The repository's own certificates (root's, 0600; its units get copies): its server's
+    // (server use only) and its backups' client one, which the tenant host authorizes. Never
+    // this host's own: whatever its server can read, the tenant's client can read through it.
+    std::string server_cert, server_key;  // <state_dir>/<id>.server.{crt,key}
+    std::string client_cert, client_key;  // <state_dir>/<id>.client.{crt,key}
     std::string runtime_dir;   // hostd-repos/<id> below /run: pgBackRest's locks, shared by its units
     std::string backup_unit(backup::BackupType t) const;  // hostd-repo-backup-<type>-<id>.service
     std::string timer(backup::BackupType t) const;        // ...timer
@@ -95,6 +102,13 @@ struct Names {
     std::string log_dir;
 };
 Names names_of(const Settings& s, std::string_view host, std::string_view tenant);
+
+// The subjects of a repository's certificates. Its server's: "repository.<tenant>.<host>", for
+// server use only, SAN this host's name and listen address. Its backups' client:
+// "backup.<tenant>.<host>@<self>", for client use only: no host's ("hostd@<host>") and no
+// tenant's ("<tenant>@<host>": tenant names hold no '.'), so it passes for nothing else.
+std::string server_cn(const Repo& r);
+std::string backup_client_cn(const Settings& s, const Repo& r);
 
 // The argv run here, as the repository's user in its sandbox. The credential files are named
 // with systemd's %d (the unit's credentials directory): host.crt, host.key, ca.crt.

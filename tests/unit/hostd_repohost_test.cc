@@ -48,6 +48,10 @@ public:
     void stop(const std::string& unit) override { m_.running.erase(unit); }
     bool failed(const std::string& unit) override { return m_.failing.count(unit) > 0; }
     backup::RepoUsage usage(const std::string&) override { return {4096, 1700000000}; }
+    void ensure_cert(const std::string& cert, const std::string& key, const pgconf::CertRequest& req) override {
+        if (!m_.files.count(cert)) m_.files[cert] = req.cn;
+        if (!m_.files.count(key)) m_.files[key] = "key of " + req.cn;
+    }
 
 private:
     Machine& m_;
@@ -60,8 +64,7 @@ repohost::Settings settings() {
     s.ports = {18000, 18002};
     s.state_dir = "/var/lib/hostd/repos";
     s.ca_cert = "/var/lib/hostd/ca/ca.crt";
-    s.host_cert = "/var/lib/hostd/repohost/host.crt";
-    s.host_key = "/var/lib/hostd/repohost/host.key";
+    s.ca_key = "/var/lib/hostd/ca/ca.key";
     s.full_schedule = "Sun *-*-* 01:00:00";
     return s;
 }
@@ -83,7 +86,9 @@ TEST(RepoHostOps, PutMakesTheRepositoryItsServerAndTimers) {
     const auto n = names("db1", "acme");
     EXPECT_EQ(v.port, 18001);  // 18000 is someone else's
     EXPECT_EQ(v.path, "/var/lib/hostd-repos/db1/acme");
-    EXPECT_EQ(v.backup_client, "hostd@backup1");
+    EXPECT_EQ(v.backup_client, "backup.acme.db1@backup1");
+    EXPECT_EQ(m.files[n.client_cert], "backup.acme.db1@backup1");
+    EXPECT_EQ(m.files[n.server_cert], "repository.acme.db1");
     EXPECT_TRUE(m.users.count(n.user));
     EXPECT_TRUE(m.repos.count(n.repo));
     EXPECT_TRUE(m.running.count(n.server_unit));

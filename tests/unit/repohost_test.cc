@@ -21,8 +21,8 @@ Settings settings() {
     s.state_dir = "/var/lib/hostd/repos";
     s.hidden = {"/var/lib/hostd", "/etc/hostd", "/run/hostd"};
     s.ca_cert = "/var/lib/hostd/ca/ca.crt";
-    s.host_cert = "/var/lib/hostd/repohost/host.crt";
-    s.host_key = "/var/lib/hostd/repohost/host.key";
+    s.ca_key = "/var/lib/hostd/ca/ca.key";
+    s.self = "backup1";
     s.full_schedule = "Sun *-*-* 01:00:00";
     s.incr_schedule = "Mon..Sat *-*-* 01:00:00";
     return s;
@@ -109,7 +109,7 @@ TEST(RepoHost, ServerAuthorizesTheTenantsClientForItsStanzaOnly) {
     EXPECT_TRUE(has(a, "--tls-server-auth=acme@db1=acme"));
     EXPECT_TRUE(has(a, "--tls-server-address=10.0.0.2"));
     EXPECT_TRUE(has(a, "--tls-server-port=18000"));
-    EXPECT_TRUE(has(a, "--tls-server-key-file=%d/host.key"));
+    EXPECT_TRUE(has(a, "--tls-server-key-file=%d/server.key"));
     EXPECT_TRUE(has(a, "--no-config"));
     EXPECT_EQ(a.back(), "server");
 }
@@ -123,7 +123,7 @@ TEST(RepoHost, StanzaCreateAndBackupsReachTheTenantHostByTls) {
         EXPECT_TRUE(has(a, "--pg1-host=10.0.0.3"));
         EXPECT_TRUE(has(a, "--pg1-host-type=tls"));
         EXPECT_TRUE(has(a, "--pg1-host-port=8432"));
-        EXPECT_TRUE(has(a, "--pg1-host-cert-file=%d/host.crt"));
+        EXPECT_TRUE(has(a, "--pg1-host-cert-file=%d/client.crt"));
         EXPECT_TRUE(has(a, "--pg1-host-ca-file=%d/ca.crt"));
         EXPECT_TRUE(has(a, "--pg1-path=/srv/hostd/acme/pgdata"));
         EXPECT_TRUE(has(a, "--pg1-port=25000"));
@@ -152,10 +152,29 @@ TEST(RepoHost, UnitsSeeTheirRepositoryAndNothingOfHostds) {
         EXPECT_NE(text.find("TemporaryFileSystem=/var/lib/hostd-repos:ro\n"), std::string::npos);
         EXPECT_NE(text.find("BindPaths=/var/lib/hostd-repos/db1/acme\n"), std::string::npos);
         EXPECT_NE(text.find("InaccessiblePaths=-/var/lib/hostd -/etc/hostd -/run/hostd\n"), std::string::npos);
-        EXPECT_NE(text.find("LoadCredential=host.key:/var/lib/hostd/repohost/host.key\n"), std::string::npos);
+        // The repository's own key, never this host's: its server's for the server, its backups'
+        // client one for the others (whatever a unit can read, a tenant's client may read).
+        const bool server = name.starts_with("hostd-repo-server-");
+        EXPECT_NE(text.find(server ? "LoadCredential=server.key:/var/lib/hostd/repos/db1_acme.server.key\n"
+                                   : "LoadCredential=client.key:/var/lib/hostd/repos/db1_acme.client.key\n"),
+                  std::string::npos);
+        EXPECT_EQ(text.find(server ? "client.key" : "server.key"), std::string::npos);
+        EXPECT_EQ(text.find("repohost/host"), std::string::npos);
+        EXPECT_EQ(text.find("ca.key"), std::string::npos);
         EXPECT_NE(text.find("BindReadOnlyPaths=-/dev/null:/etc/pgbackrest.conf\n"), std::string::npos);
         EXPECT_NE(text.find("ProtectSystem=strict\n"), std::string::npos);
         EXPECT_NE(text.find("CapabilityBoundingSet=\n"), std::string::npos);
+    }
+}
+
+TEST(RepoHost, ARepositorysCertificatesPassForNothingElse) {
+    const Repo r = repo();
+    EXPECT_EQ(server_cn(r), "repository.acme.db1");
+    EXPECT_EQ(backup_client_cn(settings(), r), "backup.acme.db1@backup1");
+    for (const std::string cn : {server_cn(r), backup_client_cn(settings(), r)}) {
+        EXPECT_FALSE(host_of_cn(cn)) << cn;  // no host's
+        const auto at = cn.find('@');
+        if (at != std::string::npos) EXPECT_THROW(validate_tenant(cn.substr(0, at)), Error) << cn;  // no tenant's
     }
 }
 

@@ -227,3 +227,17 @@ TEST(TenantRecord, ARecordWrittenBeforeTheStableIdWasRecordedReadsWithoutOne) {
     EXPECT_EQ(t.device, "/dev/vdb");
     EXPECT_EQ(t.device_id, "");
 }
+
+TEST(Config, RepositoryRole) {
+    EXPECT_TRUE(parse_config("", "t").repository_listen.empty());  // off by default
+    Config c = parse_config("[repository]\nlisten = \"10.0.0.2:8443\"\nroot = \"/srv/repos\"\nports = \"18000-18100\"\n", "t");
+    EXPECT_EQ(c.repository_listen, "10.0.0.2:8443");
+    EXPECT_EQ(c.repository_root, "/srv/repos");
+    EXPECT_EQ(c.repository_ports, (PortRange{18000, 18100}));
+    for (const char* bad : {"[repository]\nlisten = \"10.0.0.2\"\n",
+                            "[repository]\nlisten = \"10.0.0.2:8443\"\nroot = \"repos\"\n",
+                            "[repository]\nlisten = \"10.0.0.2:8443\"\nroot = \"/var/lib/hostd/repos\"\n",
+                            "[repository]\nlisten = \"10.0.0.2:8443\"\nroot = \"/a/../b\"\n",
+                            "[repository]\nlisten = \"10.0.0.2:8443\"\nports = \"25000-25010\"\n"})
+        EXPECT_THROW(parse_config(bad, "t"), Error) << bad;
+}

@@ -141,7 +141,7 @@ RepoHost::RepoHost(repohost::Settings s, std::string self, std::unique_ptr<RepoE
 
 repohost::RepoView RepoHost::view(const Repo& r) const {
     const Names n = repohost::names_of(s_, r.host, r.tenant);
-    return {.tenant = r.tenant, .port = r.port, .path = n.repo, .backup_client = repohost::backup_client_cn(s_, r)};
+    return {.tenant = r.tenant, .port = r.port, .path = n.repo, .host = s_.self, .backup_client = repohost::backup_client_cn(s_, r)};
 }
 
 void RepoHost::write_units(const Repo& r) {

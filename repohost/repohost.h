@@ -75,6 +75,8 @@ struct RepoView {
     std::string tenant;
     uint16_t port = 0;          // its pgbackrest server's, here
     std::string path;           // where the server serves it (the client's --repo1-path)
+    std::string host;           // this host's name: the clients' --repo1-host (pgBackRest matches its
+                                // certificate by DNS name only)
     std::string backup_client;  // "hostd@<this host>": the CN backups reach the tenant host with
     // GET only:
     uint64_t bytes = 0;

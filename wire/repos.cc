@@ -54,7 +54,8 @@ json render_repo_request(const repohost::PgHost& pg) {
 }
 
 json render(const repohost::RepoView& v, bool with_usage) {
-    json j = {{"tenant", v.tenant}, {"repo_host_port", v.port}, {"repo_path", v.path}, {"backup_client", v.backup_client}};
+    json j = {{"tenant", v.tenant}, {"repo_host_port", v.port}, {"repo_path", v.path}, {"repo_host", v.host},
+              {"backup_client", v.backup_client}};
     if (with_usage) {
         j["bytes"] = v.bytes;
         j["last_wal"] = v.last_wal;

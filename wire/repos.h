@@ -13,7 +13,7 @@ namespace hostd::wire {
 // 1-65535 → Errc::invalid naming the field; the values themselves are checked by repohost::validate.
 repohost::PgHost parse_repo_request(const nlohmann::json& body);
 nlohmann::json render_repo_request(const repohost::PgHost& pg);
-// {"tenant", "repo_host_port", "repo_path", "backup_client"}; with_usage: also "bytes",
+// {"tenant", "repo_host", "repo_host_port", "repo_path", "backup_client"}; with_usage: also "bytes",
 // "last_wal", "last_backup_error" (GET).
 nlohmann::json render(const repohost::RepoView& v, bool with_usage);
 // POST /v1/repos/{tenant}/backups: {"type": "full|diff|incr"}.

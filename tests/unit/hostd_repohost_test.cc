@@ -86,6 +86,7 @@ TEST(RepoHostOps, PutMakesTheRepositoryItsServerAndTimers) {
     const auto n = names("db1", "acme");
     EXPECT_EQ(v.port, 18001);  // 18000 is someone else's
     EXPECT_EQ(v.path, "/var/lib/hostd-repos/db1/acme");
+    EXPECT_EQ(v.host, "backup1");
     EXPECT_EQ(v.backup_client, "backup.acme.db1@backup1");
     EXPECT_EQ(m.files[n.client_cert], "backup.acme.db1@backup1");
     EXPECT_EQ(m.files[n.server_cert], "repository.acme.db1");

@@ -222,10 +222,10 @@ TEST(RepoHost, WireRequestsNameTheBadField) {
     EXPECT_EQ(field_of([&] { wire::parse_repo_request(missing); }), "pg_host");
     EXPECT_EQ(field_of([&] { wire::parse_repo_backup({{"type", "weekly"}}); }), "type");
     EXPECT_EQ(wire::parse_repo_backup({{"type", "diff"}}), backup::BackupType::diff);
-    const json view = wire::render(RepoView{.tenant = "acme", .port = 18000, .path = "/r", .backup_client = "hostd@b",
+    const json view = wire::render(RepoView{.tenant = "acme", .port = 18000, .path = "/r", .host = "b", .backup_client = "hostd@b",
                                             .bytes = 5, .last_wal = 7, .last_backup_error = ""},
                                    true);
-    EXPECT_EQ(view, (json{{"tenant", "acme"}, {"repo_host_port", 18000}, {"repo_path", "/r"}, {"backup_client", "hostd@b"},
+    EXPECT_EQ(view, (json{{"tenant", "acme"}, {"repo_host", "b"}, {"repo_host_port", 18000}, {"repo_path", "/r"}, {"backup_client", "hostd@b"},
                           {"bytes", 5}, {"last_wal", 7}, {"last_backup_error", ""}}));
 }
 

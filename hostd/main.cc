@@ -25,6 +25,8 @@
 #include "model/config.h"
 #include "hostd/log.h"
 #include "hostd/manager.h"
+#include "hostd/repohost_api.h"
+#include "hostd/repohost_service.h"
 #include "hostd/ticker.h"
 #include "model/layout.h"
 #include "routes/routes.h"
@@ -175,6 +177,8 @@ int main(int argc, char** argv) {
 
         Manager manager(cfg, make_real_effects(cfg));
         manager.start();
+        // [repository] listen: this host keeps other hosts' tenants' repositories (hostd/repohost_api.h).
+        RepositoryRole repository = start_repository_role(cfg);
 
         Fd listen_fd;
         int n = sd_listen_fds(1);

@@ -94,6 +94,9 @@ const std::vector<Setting>& settings() {
         {"backup", "repo_host", Kind::text, "Keep the tenants' backups on a repository host instead of repo: \"ADDR:PORT\" of the API of another hostd whose [repository] listens there (it must trust this host's certificate: the hosts share hostd's CA). Each tenant archives its WAL through its own pgBackRest TLS server there, with a client certificate only that server accepts; backups run on the repository host, on its schedule. \"\": off.", FIELD(backup_repo_host)},
         {"backup", "server_address", Kind::text, "With repo_host: the address of this host the repository host reaches each tenant's pgBackRest server at (backups read the tenant's cluster through it). \"\": proxy.public_host.", FIELD(backup_server_address)},
         {"backup", "server_ports", Kind::ports, "With repo_host: ports of the tenants' pgBackRest servers, one per tenant (only the repository host's certificate is let in).", FIELD(backup_server_ports)},
+        {"repository", "listen", Kind::text, "Makes this host a repository host: other hostd hosts of the fleet (sharing this host's CA) keep their tenants' pgBackRest repositories here. ADDRESS:PORT of its HTTPS API (client certificates \"hostd@<host>\" from the CA only), e.g. \"10.0.0.2:8443\"; each repository's own pgbackrest server listens on the same address. Empty: off.", FIELD(repository_listen)},
+        {"repository", "root", Kind::text, "The repositories: <root>/<client host>/<tenant>, each owned by an OS user of its own. Backups run here with [backup]'s compress, retention_full, schedules and processes.", FIELD(repository_root)},
+        {"repository", "ports", Kind::ports, "Ports of the per-repository pgbackrest servers, one each.", FIELD(repository_ports)},
         {"postgres", "bindir", Kind::text, "PostgreSQL server binaries (initdb).", FIELD(pg_bindir)},
         {"postgres", "ports", Kind::ports, "Ports for tenants' PostgreSQL on 127.0.0.1 (keep clear of the ephemeral range).", FIELD(pg_ports)},
         {"proxy", "kind", Kind::text, "Which proxy routes tenants: \"haproxy\" (hostd writes one file and reloads haproxy.service) or \"traefik\" (one file per tenant in traefik_dir, which Traefik's file provider watches; `hostd --traefik-static` prints the static config Traefik needs).", FIELD(proxy)},
@@ -301,6 +304,25 @@ Config parse_config(std::string_view text, const std::string& source) {
                                            " must be systemd calendar events such as \"Sun *-*-* 01:00:00\"");
     if (c.archive_timeout > 86400)
         throw Error(Errc::invalid, "'backup.archive_timeout' in " + source + " must be at most 86400 seconds");
+    if (!c.repository_listen.empty()) {
+        const auto colon = c.repository_listen.rfind(':');
+        if (colon == std::string::npos || colon == 0 || colon + 1 == c.repository_listen.size())
+            throw Error(Errc::invalid, "'repository.listen' in " + source + " must be ADDRESS:PORT such as \"10.0.0.2:8443\"");
+        const std::string& r = c.repository_root;
+        auto below = [](const std::string& p, const std::string& dir) {
+            return p == dir || (p.size() > dir.size() && p.compare(0, dir.size(), dir) == 0 && p[dir.size()] == '/');
+        };
+        if (r.size() < 2 || r.front() != '/' || r.back() == '/' || r.find("//") != std::string::npos ||
+            r.find("/./") != std::string::npos || r.find("/../") != std::string::npos || r.ends_with("/..") || r.ends_with("/."))
+            throw Error(Errc::invalid, "'repository.root' in " + source + " must be an absolute, normalized path");
+        for (const std::string* d : {&c.state_dir, &c.mount_root, &c.loop_dir})
+            if (below(r, *d) || below(*d, r))
+                throw Error(Errc::invalid, "'repository.root' in " + source + " must lie apart from '" + *d + "'");
+        const bool overlap = !(c.repository_ports.second < c.pg_ports.first || c.pg_ports.second < c.repository_ports.first) ||
+                             !(c.repository_ports.second < c.public_ports.first || c.public_ports.second < c.repository_ports.first);
+        if (overlap)
+            throw Error(Errc::invalid, "'repository.ports' in " + source + " must not overlap 'postgres.ports' or 'proxy.ports'");
+    }
     if (c.filesystem != "ext4" && c.filesystem != "xfs")
         throw Error(Errc::invalid, "'storage.filesystem' in " + source + " must be \"ext4\" or \"xfs\"");
     for (auto& d : c.devices)

@@ -86,6 +86,10 @@ struct Config {
     PortRange backup_server_ports{24000, 24999};   // each tenant's pgBackRest server for it
     std::string full_schedule = "Sun *-*-* 01:00:00";      // systemd OnCalendar= of full backups
     std::string incr_schedule = "Mon..Sat *-*-* 01:00:00"; // and of incremental ones
+    // [repository] this host keeps other hosts' tenants' repositories (repohost/); listen "" = off
+    std::string repository_listen;
+    std::string repository_root = "/var/lib/hostd-repos";
+    PortRange repository_ports{18000, 18999};
     // [postgres]
     std::string pg_bindir = "/usr/lib/postgresql/15/bin";
     PortRange pg_ports{25000, 27999};

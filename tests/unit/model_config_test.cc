@@ -241,3 +241,17 @@ TEST(Config, ARepositoryHostIsAddrPortAndExcludesALocalRepository) {
     EXPECT_THROW(parse_config("[backup]\nrepo_host = \"h:1\"\nserver_ports = \"25000-25100\"\n", "t"), Error);
     EXPECT_FALSE(backups_on(parse_config("", "t")));
 }
+
+TEST(Config, RepositoryRole) {
+    EXPECT_TRUE(parse_config("", "t").repository_listen.empty());  // off by default
+    Config c = parse_config("[repository]\nlisten = \"10.0.0.2:8443\"\nroot = \"/srv/repos\"\nports = \"18000-18100\"\n", "t");
+    EXPECT_EQ(c.repository_listen, "10.0.0.2:8443");
+    EXPECT_EQ(c.repository_root, "/srv/repos");
+    EXPECT_EQ(c.repository_ports, (PortRange{18000, 18100}));
+    for (const char* bad : {"[repository]\nlisten = \"10.0.0.2\"\n",
+                            "[repository]\nlisten = \"10.0.0.2:8443\"\nroot = \"repos\"\n",
+                            "[repository]\nlisten = \"10.0.0.2:8443\"\nroot = \"/var/lib/hostd/repos\"\n",
+                            "[repository]\nlisten = \"10.0.0.2:8443\"\nroot = \"/a/../b\"\n",
+                            "[repository]\nlisten = \"10.0.0.2:8443\"\nports = \"25000-25010\"\n"})
+        EXPECT_THROW(parse_config(bad, "t"), Error) << bad;
+}

@@ -528,15 +528,15 @@ public:
         sd.restart(l.backup_server_unit);
         // The repository host's stanza-create reaches the cluster through it at once.
         for (int i = 0; i < 100 && can_bind(AF_INET, t.backup_port); i++) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        const RepoBinding b = client.put(t.name, {.pg_host = server_address(), .pg_server_port = t.backup_port,
-                                                  .pg_path = l.pgdata, .pg_socket_path = l.socket_dir, .pg_port = t.port,
-                                                  .pg_user = std::string(kBackupRole)});
+        const repohost::RepoView b = client.put(t.name, {.host = server_address(), .server_port = t.backup_port,
+                                                         .path = l.pgdata, .socket_path = l.socket_dir, .port = t.port,
+                                                         .user = std::string(kBackupRole)});
         if (b.backup_client != backup_client)
             throw Error(Errc::failed, "The repository host's backups connect as '" + b.backup_client + "', not as '" +
                                       backup_client + "' which this host's pgBackRest server for '" + t.name + "' lets in");
         write_file_atomic(d + "/pgbackrest.conf",
-                          backup::remote_config({.host = repo_host_address(cfg_), .port = b.repo_host_port,
-                                                 .path = b.repo_path, .cert = d + "/client.crt", .key = d + "/client.key",
+                          backup::remote_config({.host = repo_host_address(cfg_), .port = b.port,
+                                                 .path = b.path, .cert = d + "/client.crt", .key = d + "/client.key",
                                                  .ca = d + "/ca.crt"}),
                           0640, 0, as.gid);
     }
@@ -593,8 +593,8 @@ public:
 
     backup::RepoUsage repository_usage(const TenantLayout& l) override {
         if (!l.backup_remote.empty()) {
-            const RemoteRepoState s = repo_host().state(l.name);
-            return {.bytes = s.bytes, .last_wal = s.last_wal};
+            const repohost::RepoView s = repo_host().state(l.name);
+            return {.bytes = s.bytes, .last_wal = static_cast<std::time_t>(s.last_wal)};
         }
         return backup::repository_usage(l.backup_repo);
     }

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "base/error.h"
+#include "wire/repos.h"
 #include "wire/wire.h"
 
 namespace hostd {
@@ -111,11 +112,11 @@ std::string RepoHostClient::peer_name() const {
     return r.peer_cn;
 }
 
-RepoBinding RepoHostClient::put(const std::string& tenant, const RepoRequest& req) const {
-    const wire::json body = wire::render(req);
+repohost::RepoView RepoHostClient::put(const std::string& tenant, const repohost::PgHost& pg) const {
+    const wire::json body = wire::render_repo_request(pg);
     Reply r = perform(base_ + "/v1/repos/" + escape(tenant), tls_, "PUT", &body, 300);
     if (r.status / 100 != 2) fail(r, "Making the repository of '" + tenant + "'");
-    return wire::parse_repo_binding(wire::parse_body(r.body));
+    return wire::parse_repo_view(wire::parse_body(r.body));
 }
 
 void RepoHostClient::backup(const std::string& tenant, backup::BackupType type) const {
@@ -124,10 +125,10 @@ void RepoHostClient::backup(const std::string& tenant, backup::BackupType type) 
     if (r.status / 100 != 2) fail(r, "The " + std::string(backup::to_string(type)) + " backup of '" + tenant + "'");
 }
 
-RemoteRepoState RepoHostClient::state(const std::string& tenant) const {
+repohost::RepoView RepoHostClient::state(const std::string& tenant) const {
     Reply r = perform(base_ + "/v1/repos/" + escape(tenant), tls_, "GET", nullptr, 30);
     if (r.status / 100 != 2) fail(r, "Reading the repository of '" + tenant + "'");
-    return wire::parse_repo_state(wire::parse_body(r.body));
+    return wire::parse_repo_view(wire::parse_body(r.body));
 }
 
 void RepoHostClient::remove(const std::string& tenant) const {

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "backup/pgbackrest.h"
-#include "model/repo.h"
+#include "repohost/repohost.h"
 
 namespace hostd {
 
@@ -24,9 +24,9 @@ public:
 
     // The CN of the repository host's certificate (its hostd@<host>), from a TLS handshake.
     std::string peer_name() const;
-    RepoBinding put(const std::string& tenant, const RepoRequest& r) const;
+    repohost::RepoView put(const std::string& tenant, const repohost::PgHost& pg) const;
     void backup(const std::string& tenant, backup::BackupType type) const;
-    RemoteRepoState state(const std::string& tenant) const;
+    repohost::RepoView state(const std::string& tenant) const;  // with its usage
     void remove(const std::string& tenant) const;
 
 private:

@@ -64,6 +64,19 @@ json render(const repohost::RepoView& v, bool with_usage) {
     return j;
 }
 
+repohost::RepoView parse_repo_view(const json& body) {
+    auto s = [&](const char* k) { return body.contains(k) && body[k].is_string() ? body[k].get<std::string>() : std::string(); };
+    auto n = [&](const char* k) { return body.contains(k) && body[k].is_number_integer() ? body[k].get<int64_t>() : int64_t{0}; };
+    repohost::RepoView v{.tenant = s("tenant"), .port = static_cast<uint16_t>(n("repo_host_port")), .path = s("repo_path"),
+                         .host = s("repo_host"), .backup_client = s("backup_client"),
+                         .bytes = static_cast<uint64_t>(std::max<int64_t>(0, n("bytes"))), .last_wal = n("last_wal"),
+                         .last_backup_error = s("last_backup_error")};
+    if (n("repo_host_port") <= 0 || n("repo_host_port") > 65535 || v.path.empty() || v.backup_client.empty())
+        throw Error(Errc::failed, "The repository host's answer lacks repo_host_port, repo_path or backup_client: is it "
+                                  "a hostd of this version?");
+    return v;
+}
+
 backup::BackupType parse_repo_backup(const json& body) {
     object_of(body, {"type"});
     const std::string t = text(body, "type", true);

@@ -16,6 +16,9 @@ nlohmann::json render_repo_request(const repohost::PgHost& pg);
 // {"tenant", "repo_host", "repo_host_port", "repo_path", "backup_client"}; with_usage: also "bytes",
 // "last_wal", "last_backup_error" (GET).
 nlohmann::json render(const repohost::RepoView& v, bool with_usage);
+// The same, read back by a tenant host (hostd/repoclient); a reply without a port, path or
+// backup_client → Errc::failed.
+repohost::RepoView parse_repo_view(const nlohmann::json& body);
 // POST /v1/repos/{tenant}/backups: {"type": "full|diff|incr"}.
 backup::BackupType parse_repo_backup(const nlohmann::json& body);
 

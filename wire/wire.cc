@@ -702,24 +702,4 @@ Error parse_error(const json& body, long status) {
     return Error(code, message, str(e, "field"));
 }
 
-json render(const RepoRequest& r) {
-    return {{"pg_host", r.pg_host}, {"pg_server_port", r.pg_server_port}, {"pg_path", r.pg_path},
-            {"pg_socket_path", r.pg_socket_path}, {"pg_port", r.pg_port}, {"pg_user", r.pg_user}};
-}
-
-RepoBinding parse_repo_binding(const json& body) {
-    RepoBinding b{.repo_host_port = static_cast<uint16_t>(opt_u64(body, "repo_host_port").value_or(0)),
-                  .repo_path = str(body, "repo_path"), .backup_client = str(body, "backup_client")};
-    if (b.repo_host_port == 0 || b.repo_path.empty() || b.backup_client.empty())
-        throw Error(Errc::failed, "The repository host's answer lacks repo_host_port, repo_path or backup_client: is it "
-                                  "a hostd of this version?");
-    return b;
-}
-
-RemoteRepoState parse_repo_state(const json& body) {
-    return {.bytes = opt_u64(body, "bytes").value_or(0),
-            .last_wal = static_cast<std::time_t>(opt_u64(body, "last_wal").value_or(0)),
-            .last_backup_error = str(body, "last_backup_error")};
-}
-
 }  // namespace hostd::wire

@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "base/error.h"
-#include "model/repo.h"
 #include "model/tenant.h"
 #include "model/views.h"
 
@@ -75,11 +74,6 @@ std::string parse_ca(const json& body);
 BackupList parse_backup_list(const json& body);
 std::vector<KeptView> parse_kept(const json& body);
 BackupDone parse_backup_done(const json& body);
-
-// A repository host's API (hostd's [repository] on another machine).
-json render(const RepoRequest& r);
-RepoBinding parse_repo_binding(const json& body);
-RemoteRepoState parse_repo_state(const json& body);
 
 // Errors: {"error": {"code": "invalid", "message": "...", "field": "cpu"}}.
 int http_status(Errc code);

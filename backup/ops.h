@@ -46,6 +46,9 @@ public:
 struct RepoUsage {
     uint64_t bytes = 0;
     std::time_t last_wal = 0;
+    // On a repository host (which runs the scheduled backups): its last scheduled backup's
+    // error, "" when it succeeded.
+    std::string scheduled_error;
 };
 RepoUsage repository_usage(const std::string& repo);
 

@@ -42,6 +42,15 @@ void BackupWatch::look(const TenantRecord& t) {
     } catch (const Error& e) {
         if (error.empty()) error = e.what();
     }
+    // A repository host runs the scheduled backups: its last one's error, each error once.
+    bool report = false;
+    if (usage) {
+        std::lock_guard g(mu_);
+        std::string& last = remote_errors_[t.name];
+        report = usage->scheduled_error != last && !usage->scheduled_error.empty();
+        last = usage->scheduled_error;
+    }
+    if (report) failed(t.name, {.at = std::time(nullptr), .type = "scheduled", .by = "schedule", .message = usage->scheduled_error});
     std::lock_guard g(mu_);
     BackupHealth& h = health_[t.name];
     if (error.empty()) {
@@ -87,6 +96,7 @@ void BackupWatch::tick() {
     {
         std::lock_guard g(mu_);
         std::erase_if(health_, [&](const auto& e) { return !names.count(e.first); });
+        std::erase_if(remote_errors_, [&](const auto& e) { return !names.count(e.first); });
     }
     // Scheduled backups: a unit that failed, each failure once.
     try {

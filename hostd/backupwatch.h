@@ -53,6 +53,7 @@ private:
     mutable std::mutex mu_;
     std::map<std::string, BackupHealth> health_;
     std::map<std::string, std::time_t> units_seen_;  // failed unit → the failure already reported
+    std::map<std::string, std::string> remote_errors_;  // tenant → its repository host's last scheduled error
 };
 
 }  // namespace hostd

@@ -594,7 +594,7 @@ public:
     backup::RepoUsage repository_usage(const TenantLayout& l) override {
         if (!l.backup_remote.empty()) {
             const repohost::RepoView s = repo_host().state(l.name);
-            return {.bytes = s.bytes, .last_wal = static_cast<std::time_t>(s.last_wal)};
+            return {.bytes = s.bytes, .last_wal = static_cast<std::time_t>(s.last_wal), .scheduled_error = s.last_backup_error};
         }
         return backup::repository_usage(l.backup_repo);
     }

@@ -1909,6 +1909,16 @@ TEST_F(AManagerWithBackups, NoticesAFailedScheduledBackupOncePerFailure) {
     EXPECT_EQ(mgr->backup_health()["acme"].failures, 2u);
 }
 
+TEST_F(AManagerWithBackups, NoticesTheRepositoryHostsFailedScheduledBackupOncePerError) {
+    m.repo.scheduled_error = "ERROR: [056]: unable to find primary cluster - cannot proceed";
+    mgr->backup_watch_tick();
+    auto h = mgr->backup_health()["acme"];
+    EXPECT_EQ(h.failures, 1u);
+    ASSERT_TRUE(h.last_failure);
+    EXPECT_EQ(h.last_failure->by, "schedule");
+    EXPECT_EQ(h.last_failure->message, m.repo.scheduled_error);
+}
+
 // ---- the warm pool
 
 class AManagerWithAPool : public AManager {

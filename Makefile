@@ -3,7 +3,7 @@ BUILD ?= build
 # What a fresh Debian 12 needs to build, test and demo hostd.
 DEPS := build-essential cmake ninja-build pkg-config \
         libsystemd-dev libblkid-dev libmount-dev libpq-dev libtomlplusplus-dev nlohmann-json3-dev \
-        libcli11-dev libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libgtest-dev libgmock-dev \
+        libcli11-dev libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev libssl-dev libgtest-dev libgmock-dev \
         postgresql-15 postgresql-client-15 haproxy systemd systemd-container dbus e2fsprogs xfsprogs \
         util-linux mount fdisk cryptsetup-bin passwd procps iproute2 curl python3 openssl prometheus \
         ansible-core ansible-lint python3-jsonschema strace pgbackrest

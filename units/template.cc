@@ -93,22 +93,20 @@ void validate(const TemplatePaths& p) {
     check_absolute("pg_bindir", p.pg_bindir);
     if (!p.backup_repo.empty() && !p.backup_remote.empty())
         refuse("backup_remote", p.backup_remote, "a local repository and a repository host exclude each other");
-    if (!p.backup_remote.empty()) {
-        check_absolute("backup_remote", p.backup_remote);
+    if (!p.backup_repo.empty() || !p.backup_remote.empty()) {
         if (p.archive_command.empty()) refuse("archive_command", "", "archiving needs a command");
         for (char c : p.archive_command)
             if (c == '"' || c == '\\' || c == '$' || c == ';' || static_cast<unsigned char>(c) < 0x20)
                 refuse("archive_command", p.archive_command, "it is given on the command line in double quotes; no quotes, '\\', '$', ';' or control characters");
+    }
+    if (!p.backup_remote.empty()) {
+        check_absolute("backup_remote", p.backup_remote);
         if (p.backup_server_argv.empty()) refuse("backup_server_argv", "", "a repository host needs the tenants' servers");
         for (const auto& h : p.hidden)
             if (inside(p.backup_remote, h)) refuse("backup_remote", p.backup_remote, "it lies in '" + h + "', which tenants may not see");
     }
     if (!p.backup_repo.empty()) {
         check_absolute("backup_repo", p.backup_repo);
-        if (p.archive_command.empty()) refuse("archive_command", "", "archiving needs a command");
-        for (char c : p.archive_command)
-            if (c == '"' || c == '\\' || c == '$' || c == ';' || static_cast<unsigned char>(c) < 0x20)
-                refuse("archive_command", p.archive_command, "it is given on the command line in double quotes; no quotes, '\\', '$', ';' or control characters");
         if (inside(p.backup_repo, p.mount_root) || inside(p.mount_root, p.backup_repo))
             refuse("backup_repo", p.backup_repo, "it must lie apart from the tenants' filesystems");
         for (const auto& h : p.hidden)

@@ -35,6 +35,12 @@ struct FailedBackupUnit {
     std::string message;             // pgBackRest's error, or how the unit ended
 };
 
+// How a branch's cluster was made (Effects::restore_cluster).
+enum class BranchCopy {
+    restored,  // from the source's repository, recovered to its target, the branch's password set
+    streamed,  // copied from the running source; the branch's password is set after its start
+};
+
 class Effects {
 public:
     virtual ~Effects() = default;
@@ -132,10 +138,15 @@ public:
     // The scheduled backups' units (hostd-backup-<type>@<tenant>.service) that failed, with
     // when and why (pgBackRest's error from the unit's journal). Throws if systemd cannot be asked.
     virtual std::vector<FailedBackupUnit> failed_backup_units() = 0;
-    // A branch's cluster in l.pgdata: src's backup restored and recovered to target (as src's
-    // OS user), then handed to u with hostd's files for t and t's admin password.
-    virtual void restore_cluster(const TenantRecord& src, const TenantRecord& t, const TenantLayout& l,
-                                 const units::OsUser& u, const backup::Target& target) = 0;
+    // A branch's cluster in l.pgdata, handed to u with hostd's files for t. Of a running
+    // source at "latest": copied from its server (pg_basebackup as src's OS user), its admin's
+    // password set at its first start (hand_over_branch); else, or when that copy fails: src's
+    // backup restored and recovered to target (as src's OS user), t's admin password set.
+    virtual BranchCopy restore_cluster(const TenantRecord& src, const TenantRecord& t, const TenantLayout& l,
+                                       const units::OsUser& u, const backup::Target& target) = 0;
+    // A started branch copied from its running source: its admin role gets t.password (root's
+    // login of the first start), and its pg_hba/pg_ident lose that login.
+    virtual void hand_over_branch(const TenantRecord& t, const TenantLayout& l) = 0;
     // A repository directory (a tenant's <backup.repo>/<name>, or a deleted one's kept one):
     // whether it is there, handed (with all it holds) to u, removed with all it holds.
     virtual bool has_repository(const std::string& repo) = 0;

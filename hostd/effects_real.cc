@@ -24,6 +24,7 @@
 #include "base/size.h"
 #include "base/strings.h"
 #include "backup/ops.h"
+#include "backup/stream.h"
 #include "hostd/effects.h"
 #include "hostd/log.h"
 #include "hostd/observe.h"
@@ -140,6 +141,57 @@ private:
     units::Systemd sd_ = units::Systemd::connect();
     std::string unit_, file_, log_;
     bool started_ = false, stopped_ = false, ok_ = false;
+};
+
+// pg_basebackup of a running source into a branch's disk, in a unit of its own (the branch's
+// sandbox, as the source's user: what it reads is the source tenant's). Its unit file and,
+// when it succeeded, its log are removed after it.
+class StreamCopy {
+public:
+    StreamCopy(const Config& cfg, const TenantLayout& branch, const std::string& source_user) : cfg_(cfg), branch_(branch) {
+        char nonce[9];
+        std::snprintf(nonce, sizeof nonce, "%08x", static_cast<unsigned>(std::random_device{}()));
+        unit_ = units::recovery_unit_name(branch.name, nonce);
+        file_ = std::string(layout::kRuntimeUnitDir) + "/" + unit_;
+        log_ = std::string(layout::kRecoveryLogs) + "/" + unit_ + ".log";
+        user_ = source_user;
+    }
+    StreamCopy(const StreamCopy&) = delete;
+    StreamCopy& operator=(const StreamCopy&) = delete;
+    ~StreamCopy() {
+        remove_file(file_);
+        try {
+            sd_.reset_failed(unit_);
+        } catch (const Error&) {
+        }
+        if (ok_) remove_file(log_);
+    }
+
+    void run(const std::vector<std::string>& argv, std::chrono::seconds timeout) {
+        make_dirs(std::string(layout::kRecoveryLogs), 0700);
+        make_dirs(std::string(layout::kRuntimeUnitDir), 0755);
+        link_disk(branch_);
+        write_file_atomic(file_, units::render_stream_unit(layout::template_paths(cfg_),
+                                                           {.user = user_, .copy = argv, .log = log_,
+                                                            .timeout_s = static_cast<uint64_t>(timeout.count())}),
+                          0644);
+        try {
+            sd_.start(unit_, timeout + std::chrono::seconds(30));
+        } catch (const Error& e) {
+            std::string t = read_tail(log_);
+            while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+            throw Error(Errc::failed, (t.empty() ? std::string("pg_basebackup failed") : t) + " (unit " + unit_ + ": " + e.what() +
+                                          (t.empty() ? "" : "; log: " + log_) + ")");
+        }
+        ok_ = true;
+    }
+
+private:
+    const Config& cfg_;
+    TenantLayout branch_;
+    units::Systemd sd_ = units::Systemd::connect();
+    std::string unit_, file_, log_, user_;
+    bool ok_ = false;
 };
 
 // The warm pool's OS user, and where its disks are mounted while they are prepared (hostd's
@@ -570,16 +622,8 @@ public:
             std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the reload is a signal
             return prepare_remote(t, l, as);
         }
-        // The reload is a signal: the first try may find the old pg_hba still in force.
-        for (int i = 0;; i++) {
-            try {
-                backup::stanza_create(stanza_of(l, t.port), backup_options(cfg_), as);
-                return;
-            } catch (const Error& e) {
-                if (i == 20) throw;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        }
+        // stanza-create reads pg_control, no login: the reload need not have landed yet.
+        backup::stanza_create(stanza_of(l, t.port), backup_options(cfg_), as);
     }
 
     void run_backup(const TenantRecord& t, const TenantLayout& l, backup::BackupType type) override {
@@ -626,9 +670,23 @@ public:
         return out;
     }
 
-    void restore_cluster(const TenantRecord& src, const TenantRecord& t, const TenantLayout& l, const units::OsUser& u,
-                         const backup::Target& target) override {
+    BranchCopy restore_cluster(const TenantRecord& src, const TenantRecord& t, const TenantLayout& l, const units::OsUser& u,
+                               const backup::Target& target) override {
         const TenantLayout sl = layout_of(cfg_, src.name);
+        if (src.name != t.name && target.kind == backup::Target::Kind::latest && streamable(src, sl)) {
+            try {
+                stream_cluster(src, sl, l);
+                finish_branch(t, l, u, /*first_login=*/true);
+                return BranchCopy::streamed;
+            } catch (const Error& e) {
+                log::warning("Copying '" + src.name + "' from its running server failed (" + e.what() +
+                                 "); restoring its backup from the repository instead",
+                             t.name);
+                std::error_code ec;
+                std::filesystem::remove_all(l.pgdata, ec);  // links removed, never followed
+                if (ec) throw Error(Errc::failed, "Failed to clear '" + l.pgdata + "' after the failed copy: " + ec.message());
+            }
+        }
         const std::string work = l.mountpoint + "/.hostd-restore";
         const backup::Branch b{.source = stanza_of(sl, src.port), .source_user = run_as(src), .pgdata = l.pgdata,
                                .work_dir = work, .bindir = cfg_.pg_bindir, .target = target,
@@ -640,13 +698,66 @@ public:
         }
         std::error_code ec;
         std::filesystem::remove_all(work, ec);
-        // The source's files, written as its user, become the branch's (links themselves, never
-        // what they point to).
-        chown_tree(l.pgdata, u.uid, u.gid);
         // Restored into its own stanza (hostctl restore): its new timeline's history goes there too.
-        if (src.name == t.name) backup::queue_history_files(l.pgdata, {u.uid, u.gid});
+        if (src.name == t.name) backup::queue_history_files(l.pgdata, run_as(src));
+        finish_branch(t, l, u, /*first_login=*/false);
+        return BranchCopy::restored;
+    }
+
+    void hand_over_branch(const TenantRecord& t, const TenantLayout& l) override {
+        auto u = units::find_user(t.os_user);
+        if (!u) throw Error(Errc::failed, "OS user '" + t.os_user + "' of tenant '" + t.name + "' is missing; run hostctl reconcile");
+        // Root's login as the admin (pg_ident), over the socket only.
+        const pgconf::ConnParams p{.host = l.socket_dir, .port = t.port, .user = t.admin_user, .connect_timeout_s = 3,
+                                   .sslmode = "disable", .query_timeout_ms = 10000};
+        pgconf::set_role_password(p, t.admin_user, t.password);
+        const auto spec = cluster_spec(t);
+        write_file_atomic(l.pgdata + "/pg_hba.conf", pgconf::render_pg_hba(spec), 0600, u->uid, u->gid);
+        write_file_atomic(l.pgdata + "/pg_ident.conf", pgconf::render_pg_ident(spec), 0600, u->uid, u->gid);
+        pgconf::query_column(p, "SELECT pg_catalog.pg_reload_conf()");
+    }
+
+    // A source whose server runs and answers (a frozen or stopped one is read from its
+    // repository), with pgBackRest's login (backups on) to copy it with.
+    bool streamable(const TenantRecord& src, const TenantLayout& sl) {
+        if (src.state != TenantState::ready || !sl.backups || !unit_active(sl)) return false;
+        auto p = pgconf::monitor_params(sl.socket_dir, src.port);
+        p.connect_timeout_s = 2;
+        return pgconf::ping(p);
+    }
+
+    // The running source copied into l.pgdata (new, the source user's, as a restore leaves it).
+    void stream_cluster(const TenantRecord& src, const TenantLayout& sl, const TenantLayout& l) {
+        const backup::RunAs as = run_as(src);
+        // hostd's pg_hba of the source, with the replication login (a cluster made before it
+        // had none; the tenant may have changed the file), in force before the copy logs in.
+        const auto spec = cluster_spec(src);
+        const auto mp = pgconf::monitor_params(sl.socket_dir, src.port);
+        const std::string loaded = pgconf::query_column(mp, "SELECT pg_catalog.pg_conf_load_time()").at(0);
+        write_file_atomic(sl.pgdata + "/pg_hba.conf", pgconf::render_pg_hba(spec), 0600, as.uid, as.gid);
+        write_file_atomic(sl.pgdata + "/pg_ident.conf", pgconf::render_pg_ident(spec), 0600, as.uid, as.gid);
+        units::Systemd::connect().reload(sl.unit);
+        for (int i = 0; pgconf::query_column(mp, "SELECT pg_catalog.pg_conf_load_time()").at(0) == loaded; i++) {
+            if (i == 200) throw Error(Errc::unavailable, "The server of '" + src.name + "' did not reload its pg_hba.conf");
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        make_dirs(l.pgdata, 0700);
+        if (::chown(l.pgdata.c_str(), as.uid, as.gid) < 0) throw_errno(errno, "Failed to hand '" + l.pgdata + "' to the copy");
+        StreamCopy copy(cfg_, l, sl.os_user);
+        copy.run(backup::stream_argv({.bindir = cfg_.pg_bindir, .socket_dir = sl.socket_dir, .port = src.port,
+                                      .role = std::string(kBackupRole), .pgdata = l.pgdata,
+                                      .label = "hostd branch " + l.name}),
+                 std::chrono::seconds(600));
+    }
+
+    // A branch's files handed to u (written as the source's user: links themselves, never what
+    // they point to), then hostd's files for t, made durable by one syncfs. first_login: root may
+    // log in as its admin until hand_over_branch.
+    void finish_branch(const TenantRecord& t, const TenantLayout& l, const units::OsUser& u, bool first_login) {
+        chown_tree(l.pgdata, u.uid, u.gid);
         auto spec = cluster_spec(t);
         write_file_atomic(l.pgdata + "/postgresql.conf", pgconf::render_postgresql_conf(spec), 0600, u.uid, u.gid);
+        if (first_login) spec.root_login = t.admin_user;
         write_file_atomic(l.pgdata + "/pg_hba.conf", pgconf::render_pg_hba(spec), 0600, u.uid, u.gid);
         write_file_atomic(l.pgdata + "/pg_ident.conf", pgconf::render_pg_ident(spec), 0600, u.uid, u.gid);
         write_tenant_files(t, l.pgdata, u, /*certificate=*/true, /*synced_after=*/true);

@@ -263,10 +263,11 @@ Created Provisioner::create(const std::string& name, const CreateRequest& req, c
             }
             t.uid = user.uid;
         });
+        BranchCopy copy = BranchCopy::restored;
         if (req.from) {
             step("restore", [&] {
                 const TenantRecord src = branch_source(req.from->tenant);
-                fx_.restore_cluster(src, t, l, user, backup::parse_target(req.from->target, "from.target"));
+                copy = fx_.restore_cluster(src, t, l, user, backup::parse_target(req.from->target, "from.target"));
             });
         } else {
             step(kept ? "adopt" : pooled ? "take" : "initdb", [&] {
@@ -290,6 +291,11 @@ Created Provisioner::create(const std::string& name, const CreateRequest& req, c
                 // and hostd's own role is made (a login with what only the pool's state file knew).
                 fx_.wait_ready(t, l, kCheckTimeoutMs);
                 fx_.hand_over_cluster(t, l, *pooled);
+            }
+            // Copied from its running source: the source's admin password until this.
+            if (copy == BranchCopy::streamed) {
+                fx_.wait_ready(t, l, kCheckTimeoutMs);
+                fx_.hand_over_branch(t, l);
             }
             fx_.wait_sql(l.socket_dir, t.port, t.admin_user, t.password, kCheckTimeoutMs, "");
             // A fresh cluster has hostd's pg_hba/pg_ident lines from its initdb but not the role:

@@ -25,6 +25,10 @@ struct ClusterSpec {
     // Backups: this OS user (the tenant's own) logs in as backup_role by peer over the socket
     // (pgBackRest's login); "" for none.
     std::string backup_peer, backup_role;
+    // A role root may also log in as by peer (pg_ident's map "hostd"): a branch copied from a
+    // running tenant starts with the source's admin password, and hostd's first login sets the
+    // branch's own (then renders the files without it). "" otherwise.
+    std::string root_login;
 };
 
 // The libraries among a tenant's extensions that the server must load at start
@@ -62,7 +66,9 @@ std::string render_postgresql_conf(const ClusterSpec& spec);
 // full (default_transaction_read_only = on). postgresql.conf includes it after the overrides.
 std::string render_guard_conf();
 
-// pg_hba.conf: local + host 127.0.0.1/32 + ::1/128, all with scram-sha-256; nothing else.
+// pg_hba.conf: local + host 127.0.0.1/32 + ::1/128, all with scram-sha-256; beside them the peer
+// logins over the socket of hostd's role, pgBackRest's (also for replication: a branch of a
+// running tenant is copied with pg_basebackup as it) and root_login.
 std::string render_pg_hba(const ClusterSpec& spec);
 // pg_ident.conf: the map of the pg_hba line for hostd's own login (root → kMonitorRole).
 std::string render_pg_ident(const ClusterSpec& spec);

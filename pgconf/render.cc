@@ -27,7 +27,7 @@ void validate(const ClusterSpec& spec) {
         throw Error(Errc::invalid, "The socket directory must be an absolute path, not '" + spec.socket_dir + "'",
                     "socket_dir");
     // Names written bare into pg_hba/pg_ident lines.
-    for (const std::string* n : {&spec.backup_peer, &spec.backup_role})
+    for (const std::string* n : {&spec.backup_peer, &spec.backup_role, &spec.root_login})
         for (char c : *n)
             if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
                 throw Error(Errc::invalid, "'" + *n + "' cannot be named in pg_hba.conf", "backup_peer");
@@ -198,6 +198,8 @@ std::string render_pg_ident(const ClusterSpec& spec) {
                                 "hostd      root             ") + kMonitorRole + "\n";
     // pgBackRest's login: the tenant's own OS user (its archive and backups run as it).
     if (!spec.backup_peer.empty()) s += "hostd      " + spec.backup_peer + "  " + spec.backup_role + "\n";
+    // A branch's first login, to set its admin password (see ClusterSpec::root_login).
+    if (!spec.root_login.empty()) s += "hostd      root             " + spec.root_login + "\n";
     return s;
 }
 
@@ -214,8 +216,12 @@ std::string render_pg_hba(const ClusterSpec& spec) {
       << "#\n"
       << "# TYPE     DATABASE  USER  ADDRESS         METHOD\n"
       << "local      all       " << kMonitorRole << "                 peer map=hostd\n";
+    if (!spec.root_login.empty())
+        o << "# Until hostd has set this branch's own admin password: root logs in as its admin.\n"
+          << "local      all       " << spec.root_login << "   peer map=hostd\n";
     if (!spec.backup_role.empty())
-        o << "local      all       " << spec.backup_role << "          peer map=hostd\n";
+        o << "local      all       " << spec.backup_role << "          peer map=hostd\n"
+          << "local      replication " << spec.backup_role << "        peer map=hostd\n";
     o << "local      all       all                   scram-sha-256\n";
     if (spec.ssl)
         // Every TCP login comes through the proxy from loopback: require TLS for all of them;

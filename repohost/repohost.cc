@@ -315,7 +315,9 @@ std::vector<std::string> server_argv(const Settings& s, const Repo& r) {
 std::vector<std::string> stanza_create_argv(const Settings& s, const Repo& r) {
     auto a = common(s, r);
     append(a, pg_remote(r));
-    a.push_back("stanza-create");
+    // pg_control read through the tenant's server, not five 100 ms-polled queries (see
+    // backup::stanza_create_argv).
+    append(a, {"--no-online", "stanza-create"});
     return a;
 }
 

@@ -483,4 +483,35 @@ std::string render_recovery_unit(const TemplatePaths& p, const RecoveryUnit& r) 
     return o.str();
 }
 
+std::string render_stream_unit(const TemplatePaths& p, const StreamUnit& s) {
+    validate(p);
+    check_name("user", s.user);
+    check_absolute("log", s.log);
+    std::ostringstream o;
+    o << "# The copy of a running hostd tenant into a branch's new disk (pg_basebackup over the\n"
+         "# tenant's socket). Written by hostd for this one copy and removed after it.\n"
+         "\n"
+         "[Unit]\n"
+         "Description=hostd copy of a running tenant into branch %i\n"
+         "Documentation=man:hostd(8)\n"
+         "\n"
+         "[Service]\n"
+         "Type=oneshot\n"
+         "# The source's user: its server lets it in (peer), and what it sends is the source's.\n"
+      << "User=" << s.user << "\n"
+      << "Group=" << s.user << "\n"
+      << "ExecStart=" << exec_line("copy", s.copy) << "\n"
+      << "StandardOutput=append:" << s.log << "\n"
+      << "StandardError=inherit\n"
+      << "TimeoutStartSec=" << s.timeout_s << "\n"
+      << "UMask=0077\n"
+         "# The source's socket is a file: no network at all.\n"
+         "PrivateNetwork=yes\n"
+         "# The tenant's sandbox, with its whole (new) disk writable; the source's socket directory is\n"
+         "# its user's (0750), the only one it can enter under /run.\n";
+    sandbox(o, p, {.writable = p.mount_root + "/%i"});
+    o << "RemoveIPC=yes\n";
+    return o.str();
+}
+
 }  // namespace hostd::units

@@ -74,6 +74,17 @@ struct RecoveryUnit {
 std::string recovery_unit_name(std::string_view branch, std::string_view nonce);
 std::string render_recovery_unit(const TemplatePaths& p, const RecoveryUnit& r);
 
+// A branch of "latest" copied from a running source (backup/stream.h): pg_basebackup as the
+// source's user, reaching the source's socket and the branch's new disk, nothing else (no
+// network, no repository). Named as a recovery unit (recovery_unit_name): the same leftovers.
+struct StreamUnit {
+    std::string user;               // the source's OS user
+    std::vector<std::string> copy;  // argv
+    std::string log;                // absolute path
+    uint64_t timeout_s = 600;
+};
+std::string render_stream_unit(const TemplatePaths& p, const StreamUnit& s);
+
 // "hostd-postgres@.service": the name the template is installed under.
 std::string tenant_template_name();
 

@@ -63,8 +63,11 @@ public:
     backup::Info backup_info(const TenantRecord&, const TenantLayout&) override { return {}; }
     backup::RepoUsage repository_usage(const TenantLayout&) override { return {}; }
     std::vector<FailedBackupUnit> failed_backup_units() override { return {}; }
-    void restore_cluster(const TenantRecord&, const TenantRecord&, const TenantLayout&, const units::OsUser&,
-                         const backup::Target&) override {}
+    BranchCopy restore_cluster(const TenantRecord&, const TenantRecord&, const TenantLayout&, const units::OsUser&,
+                               const backup::Target&) override {
+        return BranchCopy::restored;
+    }
+    void hand_over_branch(const TenantRecord&, const TenantLayout&) override {}
     bool has_repository(const std::string&) override { return false; }
     void hand_repository(const std::string&, const units::OsUser&) override {}
     void remove_repository(const std::string&) override {}

@@ -62,6 +62,7 @@ struct FakeMachine {
     std::vector<FailedBackupUnit> failed_units;          // failed_backup_units
     std::map<std::string, std::string> pool_clusters;    // warm pool disk id → its bootstrap role
     std::map<std::string, std::string> handed_over;      // tenant → the pool disk it took
+    BranchCopy branch_copy = BranchCopy::restored;       // how restore_cluster made a branch
 };
 const std::string cfg_mount_root = Config{}.mount_root;
 
@@ -245,10 +246,15 @@ public:
     }
     backup::RepoUsage repository_usage(const TenantLayout&) override { std::lock_guard g(m_.mu); return m_.repo; }
     std::vector<FailedBackupUnit> failed_backup_units() override { std::lock_guard g(m_.mu); return m_.failed_units; }
-    void restore_cluster(const TenantRecord&, const TenantRecord&, const TenantLayout&, const units::OsUser&,
-                         const backup::Target&) override {
+    BranchCopy restore_cluster(const TenantRecord&, const TenantRecord&, const TenantLayout&, const units::OsUser&,
+                               const backup::Target&) override {
         std::lock_guard g(m_.mu);
         hit("restore_cluster");
+        return m_.branch_copy;
+    }
+    void hand_over_branch(const TenantRecord&, const TenantLayout&) override {
+        std::lock_guard g(m_.mu);
+        hit("hand_over_branch");
     }
     void start_unit(const TenantLayout& l, uint16_t, const units::Limits&) override {
         std::lock_guard g(m_.mu); hit("start_unit"); m_.failed.erase(l.name); m_.units.insert(l.name);
@@ -1690,6 +1696,24 @@ protected:
     }
     size_t count(const std::string& verb) const { return std::count(m.calls.begin(), m.calls.end(), verb); }
 };
+
+TEST_F(ARestore, ABranchCopiedFromItsRunningSourceGetsItsOwnAdminPasswordOnceStartedBeforeAnyLogin) {
+    api().create("src", json::object());
+    m.backups = 1;
+    m.branch_copy = BranchCopy::streamed;
+    m.calls.clear();
+    api().create("br", {{"from", {{"tenant", "src"}}}});
+    auto at = [&](const char* verb) { return std::find(m.calls.begin(), m.calls.end(), verb) - m.calls.begin(); };
+    ASSERT_EQ(count("hand_over_branch"), 1);
+    EXPECT_LT(at("start_unit"), at("hand_over_branch"));
+    // The fake's wait_ready (a ping, no login) and the admin's login both say "wait_sql".
+    EXPECT_EQ(m.calls.at(at("hand_over_branch") - 1), "wait_sql") << "ready first";
+    EXPECT_EQ(m.calls.at(at("hand_over_branch") + 1), "wait_sql") << "the admin's first login has the branch's password";
+    // Restored from the repository: its recovery set the password.
+    m.branch_copy = BranchCopy::restored;
+    api().create("br2", {{"from", {{"tenant", "src"}}}});
+    EXPECT_EQ(count("hand_over_branch"), 1);
+}
 
 TEST_F(ARestore, BringsBackTheSameTenantOnANewDiskFromItsOwnBackups) {
     const json before = api().create("acme", {{"memory", "300M"}, {"settings", {{"work_mem", "4MB"}}}});

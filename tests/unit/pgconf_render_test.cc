@@ -180,10 +180,24 @@ TEST(PgIdent, MapsTheTenantsOwnUserToTheBackupRoleWhenBackupsAreOn) {
     const std::string hba = hostd::pgconf::render_pg_hba(spec);
     EXPECT_NE(hba.find("\nlocal      all       hostd_backup          peer map=hostd\n"), std::string::npos) << hba;
     EXPECT_LT(hba.find("hostd_backup"), hba.find("\nlocal      all       all")) << "before the password line";
+    // pg_basebackup of a branch from the running tenant logs in as it for replication.
+    EXPECT_NE(hba.find("\nlocal      replication hostd_backup        peer map=hostd\n"), std::string::npos) << hba;
+    EXPECT_EQ(hba.find("replication", hba.find("\nlocal      all       all")), std::string::npos) << "no other replication login";
     spec.backup_peer = "_acme all";
     EXPECT_THROW(render_pg_ident(spec), hostd::Error);
     spec.backup_peer = "";
     EXPECT_THROW(hostd::pgconf::render_pg_hba(spec), hostd::Error);
+}
+
+TEST(PgIdent, LetsRootLogInAsABranchsAdminOnlyWhileItsPasswordIsSet) {
+    hostd::pgconf::ClusterSpec spec{.tenant = "br", .port = 25001, .socket_dir = "/run/hostd-tenant/br"};
+    EXPECT_EQ(hostd::pgconf::render_pg_hba(spec).find("src"), std::string::npos);
+    spec.root_login = "src";
+    EXPECT_NE(render_pg_ident(spec).find("\nhostd      root             src\n"), std::string::npos);
+    const std::string hba = hostd::pgconf::render_pg_hba(spec);
+    EXPECT_NE(hba.find("\nlocal      all       src   peer map=hostd\n"), std::string::npos) << hba;
+    spec.root_login = "src all";
+    EXPECT_THROW(render_pg_ident(spec), hostd::Error);
 }
 
 TEST(PgHba, RequiresTlsForEveryTcpLoginWhenTheTenantHasACertificate) {

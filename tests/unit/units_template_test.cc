@@ -232,6 +232,28 @@ TEST(RecoveryUnit, RunsAsTheSourceWithItsRepositoryReadOnlyAndTheBranchDiskWrita
     EXPECT_EQ(refused([](auto& q) { q.restore[0] = "pgbackrest"; }), "restore");
 }
 
+TEST(StreamUnit, CopiesAsTheSourcesUserIntoTheBranchsDiskWithNoNetworkNorRepository) {
+    TemplatePaths p;
+    p.mount_root = "/srv/hostd";
+    p.backup_repo = "/var/lib/hostd-backup";
+    p.archive_command = "/usr/bin/pgbackrest --stanza=%i archive-push %p";
+    const std::string unit = hostd::units::render_stream_unit(
+        p, {.user = "_src", .copy = {"/usr/lib/postgresql/15/bin/pg_basebackup", "--pgdata=/srv/hostd/br/pgdata", "--label=a b"},
+            .log = "/run/hostd/recovery/s.log", .timeout_s = 60});
+    EXPECT_NE(unit.find("\nType=oneshot\n"), std::string::npos) << unit;
+    EXPECT_NE(unit.find("\nUser=_src\nGroup=_src\n"), std::string::npos);
+    EXPECT_NE(unit.find("\nExecStart=/usr/lib/postgresql/15/bin/pg_basebackup \"--pgdata=/srv/hostd/br/pgdata\" \"--label=a b\"\n"),
+              std::string::npos) << unit;
+    EXPECT_NE(unit.find("\nPrivateNetwork=yes\n"), std::string::npos);
+    EXPECT_NE(unit.find("\nReadWritePaths=/srv/hostd/%i\n"), std::string::npos);
+    EXPECT_EQ(unit.find("/var/lib/hostd-backup"), std::string::npos) << "no repository, not even read-only";
+    EXPECT_EQ(unit.find("@chown"), std::string::npos);
+    EXPECT_NE(unit.find("\nCapabilityBoundingSet=\n"), std::string::npos);
+    EXPECT_THROW(hostd::units::render_stream_unit(p, {.user = "a/b", .copy = {"/bin/true"}, .log = "/run/x.log"}), hostd::Error);
+    EXPECT_THROW(hostd::units::render_stream_unit(p, {.user = "_src", .copy = {"pg_basebackup"}, .log = "/run/x.log"}),
+                 hostd::Error);
+}
+
 TEST(TenantTemplate, WithARepositoryHostSeesItsOwnFilesForItAndWantsItsServer) {
     TemplatePaths p;
     p.backup_remote = "/var/lib/hostd-remote";

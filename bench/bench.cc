@@ -932,6 +932,12 @@ int main(int argc, char** argv) {
                             else s->parts[part].push_back(sec * 1000);
                         }
                         s->ms.push_back(ms);
+                        // hostd's own timings inside its steps (the copy, the hand-over, the sync).
+                        const auto j = hostd::exec({.argv = {"journalctl", "-u", "hostd", "TENANT=" + name, "-o", "cat", "--no-pager",
+                                                             "--grep", " in [0-9]+ ms"}});
+                        std::istringstream jl(j.out);
+                        for (std::string line; std::getline(jl, line);)
+                            if (line.find("Step '") == std::string::npos) std::fprintf(stderr, "    %s\n", line.c_str());
                         for (auto& [step, v] : steps_of(name)) s->steps[step].push_back(v);
                         purge(client, name);
                         std::fprintf(stderr, "branch   %-10s %7.0f ms (%s)\n", name.c_str(), ms, s->how.c_str());

@@ -41,6 +41,10 @@
 namespace hostd {
 namespace {
 
+long ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+    return static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count());
+}
+
 // Points the tenant's link at the device of the filesystem hostd mounted (and whose marker it
 // checked); the unit mounts what the link names (MountImages= in the template), so it never
 // mounts anything hostd has not checked.
@@ -675,8 +679,15 @@ public:
         const TenantLayout sl = layout_of(cfg_, src.name);
         if (src.name != t.name && target.kind == backup::Target::Kind::latest && streamable(src, sl)) {
             try {
+                const auto t0 = std::chrono::steady_clock::now();
                 stream_cluster(src, sl, l);
-                finish_branch(t, l, u, /*first_login=*/true);
+                const auto t1 = std::chrono::steady_clock::now();
+                // Not synced here: the copy's first start is a crash recovery, which syncs the
+                // filesystem before it replays (recovery_init_sync_method).
+                finish_branch(t, l, u, /*first_login=*/true, /*sync=*/false);
+                log::info("Copied from the running server of '" + src.name + "' in " + std::to_string(ms_between(t0, t1)) +
+                              " ms, handed over and synced in " + std::to_string(ms_between(t1, std::chrono::steady_clock::now())) + " ms",
+                          t.name);
                 return BranchCopy::streamed;
             } catch (const Error& e) {
                 log::warning("Copying '" + src.name + "' from its running server failed (" + e.what() +
@@ -700,7 +711,7 @@ public:
         std::filesystem::remove_all(work, ec);
         // Restored into its own stanza (hostctl restore): its new timeline's history goes there too.
         if (src.name == t.name) backup::queue_history_files(l.pgdata, run_as(src));
-        finish_branch(t, l, u, /*first_login=*/false);
+        finish_branch(t, l, u, /*first_login=*/false, /*sync=*/true);
         return BranchCopy::restored;
     }
 
@@ -736,11 +747,15 @@ public:
         const std::string loaded = pgconf::query_column(mp, "SELECT pg_catalog.pg_conf_load_time()").at(0);
         write_file_atomic(sl.pgdata + "/pg_hba.conf", pgconf::render_pg_hba(spec), 0600, as.uid, as.gid);
         write_file_atomic(sl.pgdata + "/pg_ident.conf", pgconf::render_pg_ident(spec), 0600, as.uid, as.gid);
+        const auto t0 = std::chrono::steady_clock::now();
         units::Systemd::connect().reload(sl.unit);
         for (int i = 0; pgconf::query_column(mp, "SELECT pg_catalog.pg_conf_load_time()").at(0) == loaded; i++) {
             if (i == 200) throw Error(Errc::unavailable, "The server of '" + src.name + "' did not reload its pg_hba.conf");
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
+        log::info("The server of '" + src.name + "' reloaded its pg_hba.conf in " +
+                      std::to_string(ms_between(t0, std::chrono::steady_clock::now())) + " ms",
+                  l.name);
         make_dirs(l.pgdata, 0700);
         if (::chown(l.pgdata.c_str(), as.uid, as.gid) < 0) throw_errno(errno, "Failed to hand '" + l.pgdata + "' to the copy");
         StreamCopy copy(cfg_, l, sl.os_user);
@@ -751,9 +766,10 @@ public:
     }
 
     // A branch's files handed to u (written as the source's user: links themselves, never what
-    // they point to), then hostd's files for t, made durable by one syncfs. first_login: root may
-    // log in as its admin until hand_over_branch.
-    void finish_branch(const TenantRecord& t, const TenantLayout& l, const units::OsUser& u, bool first_login) {
+    // they point to), then hostd's files for t, made durable by one syncfs (sync). first_login:
+    // root may log in as its admin until hand_over_branch.
+    void finish_branch(const TenantRecord& t, const TenantLayout& l, const units::OsUser& u, bool first_login, bool sync) {
+        const auto t0 = std::chrono::steady_clock::now();
         chown_tree(l.pgdata, u.uid, u.gid);
         auto spec = cluster_spec(t);
         write_file_atomic(l.pgdata + "/postgresql.conf", pgconf::render_postgresql_conf(spec), 0600, u.uid, u.gid);
@@ -761,7 +777,11 @@ public:
         write_file_atomic(l.pgdata + "/pg_hba.conf", pgconf::render_pg_hba(spec), 0600, u.uid, u.gid);
         write_file_atomic(l.pgdata + "/pg_ident.conf", pgconf::render_pg_ident(spec), 0600, u.uid, u.gid);
         write_tenant_files(t, l.pgdata, u, /*certificate=*/true, /*synced_after=*/true);
-        pgconf::sync_filesystem(l.pgdata);
+        const auto t1 = std::chrono::steady_clock::now();
+        if (sync) pgconf::sync_filesystem(l.pgdata);
+        log::info("The branch's files handed over in " + std::to_string(ms_between(t0, t1)) + " ms, synced in " +
+                      std::to_string(ms_between(t1, std::chrono::steady_clock::now())) + " ms",
+                  t.name);
     }
 
     bool has_repository(const std::string& repo) override { return !repo.empty() && path_exists(repo); }

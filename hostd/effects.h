@@ -129,7 +129,9 @@ public:
     // Backups (backup.repo set; pgBackRest runs as the tenant's OS user). prepare_backups: its
     // repository directory, the backup role and its peer login, the stanza; idempotent, needs
     // the tenant running.
-    virtual void prepare_backups(const TenantRecord& t, const TenantLayout& l) = 0;
+    // files_current: the cluster's pg_hba/pg_ident were rendered for it by this create (initdb,
+    // the pool's hand-over, a branch, a restore), so they are neither written nor reloaded again.
+    virtual void prepare_backups(const TenantRecord& t, const TenantLayout& l, bool files_current) = 0;
     virtual void run_backup(const TenantRecord& t, const TenantLayout& l, backup::BackupType type) = 0;
     virtual backup::Info backup_info(const TenantRecord& t, const TenantLayout& l) = 0;
     // The tenant's repository directory on disk (backup::repository_usage); throws when it

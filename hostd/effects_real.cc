@@ -610,20 +610,22 @@ public:
         if (drop_repository) repo_host().remove(t.name);
     }
 
-    void prepare_backups(const TenantRecord& t, const TenantLayout& l) override {
+    void prepare_backups(const TenantRecord& t, const TenantLayout& l, bool files_current) override {
         if (!l.backups) return;
         const backup::RunAs as = run_as(t);
         // pgBackRest's login: the role, and the peer lines for the tenant's user (a cluster
         // made before backups were on has neither).
-        const auto spec = cluster_spec(t);
-        write_file_atomic(l.pgdata + "/pg_hba.conf", pgconf::render_pg_hba(spec), 0600, as.uid, as.gid);
-        write_file_atomic(l.pgdata + "/pg_ident.conf", pgconf::render_pg_ident(spec), 0600, as.uid, as.gid);
+        if (!files_current) {
+            const auto spec = cluster_spec(t);
+            write_file_atomic(l.pgdata + "/pg_hba.conf", pgconf::render_pg_hba(spec), 0600, as.uid, as.gid);
+            write_file_atomic(l.pgdata + "/pg_ident.conf", pgconf::render_pg_ident(spec), 0600, as.uid, as.gid);
+        }
         pgconf::exec_sql({.host = l.socket_dir, .port = t.port, .user = t.admin_user, .password = t.password,
                           .connect_timeout_s = 2, .sslmode = "disable", .query_timeout_ms = 10000},
                          pgconf::backup_role_sql(std::string(kBackupRole)));
-        units::Systemd::connect().reload(l.unit);
+        if (!files_current) units::Systemd::connect().reload(l.unit);
         if (!l.backup_remote.empty()) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the reload is a signal
+            if (!files_current) std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the reload is a signal
             return prepare_remote(t, l, as);
         }
         // stanza-create reads pg_control, no login: the reload need not have landed yet.

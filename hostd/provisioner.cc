@@ -306,7 +306,7 @@ Created Provisioner::create(const std::string& name, const CreateRequest& req, c
         });
         if (l.backups) step("backups", [&] {
             if (!kept && !l.backup_remote.empty()) rb.add("repository host", [&] { fx_.forget_remote_backups(t, l, true); });
-            fx_.prepare_backups(t, l);
+            fx_.prepare_backups(t, l, /*files_current=*/!kept);
         });
         step("route", [&] {
             store_.set_routed(name, true);
@@ -431,7 +431,7 @@ Restored Provisioner::restore(const std::string& name, const RestoreRequest& req
                 fx_.wait_sql(l.socket_dir, t.port, t.admin_user, t.password, kCheckTimeoutMs, "");
                 fx_.ensure_monitor_login(t, l);
             });
-            step("backups", [&] { fx_.prepare_backups(t, l); });
+            step("backups", [&] { fx_.prepare_backups(t, l, /*files_current=*/true); });
             step("route", [&] {
                 store_.set_routed(name, true);
                 rb.add("route", [&] {

@@ -58,7 +58,7 @@ public:
     Inventory inventory() override { return {}; }
     void init_cluster(const TenantRecord&, const TenantLayout&, const units::OsUser&) override { std::this_thread::sleep_for(init_delay); }
     void adopt_cluster(const TenantRecord&, const TenantLayout&, const units::OsUser&) override {}
-    void prepare_backups(const TenantRecord&, const TenantLayout&) override {}
+    void prepare_backups(const TenantRecord&, const TenantLayout&, bool) override {}
     void run_backup(const TenantRecord&, const TenantLayout&, backup::BackupType) override {}
     backup::Info backup_info(const TenantRecord&, const TenantLayout&) override { return {}; }
     backup::RepoUsage repository_usage(const TenantLayout&) override { return {}; }

@@ -224,7 +224,7 @@ public:
         m_.role_password[t.name] = pw;
     }
     void adopt_cluster(const TenantRecord&, const TenantLayout&, const units::OsUser&) override { std::lock_guard g(m_.mu); hit("adopt_cluster"); }
-    void prepare_backups(const TenantRecord&, const TenantLayout& l) override {
+    void prepare_backups(const TenantRecord&, const TenantLayout& l, bool) override {
         std::lock_guard g(m_.mu);
         if (!l.backup_repo.empty()) hit("prepare_backups");
     }

@@ -15,6 +15,8 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -42,6 +44,7 @@
 #include "base/strings.h"
 #include "cli/client.h"
 #include "model/layout.h"
+#include "routes/routes.h"
 #include "pgconf/pgconf.h"
 
 namespace {
@@ -669,6 +672,305 @@ std::vector<Row> proxy_price(const Created& c, const PriceOptions& o) {
     return rows;
 }
 
+// ---- Flat cost and the idle host (bench/run ONLY=flat) -----------------------------------
+
+// One process as /proc shows it: its CPU time so far, its own and that of the children it has
+// waited for (utime + stime + cutime + cstime), its cgroup and its title (argv[0]).
+struct ProcInfo {
+    int pid = 0;
+    double cpu_s = 0;
+    std::string cgroup, title;
+};
+
+std::string read_all(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+std::vector<ProcInfo> processes() {
+    std::vector<ProcInfo> out;
+    std::error_code ec;
+    for (auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+        const std::string pid = e.path().filename();
+        if (pid.empty() || !std::isdigit(static_cast<unsigned char>(pid[0]))) continue;
+        const std::string stat = read_all("/proc/" + pid + "/stat");
+        const auto close = stat.rfind(')');
+        if (close == std::string::npos) continue;
+        std::istringstream f(stat.substr(close + 2));
+        std::string field;
+        double t[4] = {};
+        for (int i = 3; i <= 17 && f >> field; i++)
+            if (i >= 14) t[i - 14] = std::stod(field);  // utime stime cutime cstime
+        ProcInfo p{.pid = std::stoi(pid), .cpu_s = ticks_to_s(t[0] + t[1] + t[2] + t[3])};
+        // The cgroup as systemd placed it (v1: the name=systemd hierarchy; v2: the one line).
+        std::istringstream cg(read_all("/proc/" + pid + "/cgroup"));
+        for (std::string line; std::getline(cg, line);)
+            if (line.find(":name=systemd:") != std::string::npos || line.rfind("0::", 0) == 0) p.cgroup = line.substr(line.rfind(':') + 1);
+        const std::string cmd = read_all("/proc/" + pid + "/cmdline");
+        p.title = cmd.substr(0, cmd.find('\0'));
+        out.push_back(std::move(p));
+    }
+    return out;
+}
+
+// Who a process's CPU belongs to on an idle host. A process that exits is counted in its parent
+// (cutime/cstime, once the parent waits for it): the connections a tenant's postmaster forks
+// (HAProxy's health checks, hostd's refresh) and its autovacuum workers are in "postmaster".
+std::string group_of(const ProcInfo& p) {
+    if (p.pid == 1) return "systemd (PID 1, and the orphans it reaped)";
+    if (p.cgroup.find("/hostd-postgres@") != std::string::npos) {
+        const auto colon = p.title.find(": ", p.title.find(": ") + 2);  // "postgres: hostd-NAME: what"
+        if (p.title.rfind("postgres: ", 0) == 0 && colon != std::string::npos) {
+            std::string what = p.title.substr(colon + 2);
+            while (!what.empty() && what.back() == ' ') what.pop_back();
+            for (const char* k : {"checkpointer", "background writer", "walwriter", "autovacuum launcher", "logical replication launcher", "archiver"})
+                if (what.rfind(k, 0) == 0) return std::string("tenants: ") + k;
+            return "tenants: backends";
+        }
+        if (p.title.size() >= 9 && p.title.compare(p.title.size() - 9, 9, "/postgres") == 0)
+            return "tenants: postmaster (with the connections and autovacuum workers it forked)";
+        return "tenants: other processes";
+    }
+    if (p.cgroup.find("/hostd.service") != std::string::npos) return "hostd";
+    if (p.cgroup.find("/haproxy.service") != std::string::npos) return "HAProxy";
+    if (p.cgroup.find("/systemd-journald") != std::string::npos) return "systemd-journald";
+    if (p.cgroup.find("/system.slice/") != std::string::npos || p.cgroup.find("/init.scope") != std::string::npos) return "other system services";
+    return "other (this benchmark, shells)";
+}
+
+std::map<std::string, double> cpu_by_group() {
+    std::map<std::string, double> g;
+    for (auto& p : processes()) g[group_of(p)] += p.cpu_s;
+    return g;
+}
+
+// hostd's threads by name (its tickers name theirs: guard, portwatch, pg-refresh, ...).
+std::map<std::string, double> hostd_threads() {
+    std::map<std::string, double> out;
+    const int pid = std::atoi(hostd::exec({.argv = {"systemctl", "show", "-P", "MainPID", "hostd.service"}}).out.c_str());
+    if (pid <= 0) return out;
+    std::error_code ec;
+    for (auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+        const std::string tid = e.path().filename();
+        std::string comm = read_all("/proc/" + std::to_string(pid) + "/task/" + tid + "/comm");
+        while (!comm.empty() && comm.back() == '\n') comm.pop_back();
+        // task/<tid>/stat: that thread's own time (/proc/<tid>/stat would be the whole process's)
+        const std::string stat = read_all("/proc/" + std::to_string(pid) + "/task/" + tid + "/stat");
+        const auto close = stat.rfind(')');
+        if (close == std::string::npos) continue;
+        std::istringstream f(stat.substr(close + 2));
+        std::string field;
+        double t[2] = {};
+        for (int i = 3; i <= 15 && f >> field; i++)
+            if (i >= 14) t[i - 14] = std::stod(field);
+        out[comm] += ticks_to_s(t[0] + t[1]);
+    }
+    return out;
+}
+
+struct MachineCpu {
+    double busy_s = 0, total_s = 0;
+};
+MachineCpu machine_cpu() {
+    std::ifstream stat("/proc/stat");
+    std::string cpu;
+    double v[8] = {};
+    stat >> cpu >> v[0] >> v[1] >> v[2] >> v[3] >> v[4] >> v[5] >> v[6] >> v[7];
+    double total = 0;
+    for (double x : v) total += x;
+    return {ticks_to_s(total - v[3] - v[4]), ticks_to_s(total)};
+}
+
+// The number after key at the start of a line of text (/proc/meminfo, smaps_rollup, memory.stat).
+uint64_t number_after(const std::string& text, const std::string& key) {
+    const auto at = text.find("\n" + key);
+    if (at == std::string::npos && text.rfind(key, 0) != 0) return 0;
+    return std::strtoull(text.c_str() + (at == std::string::npos ? 0 : at + 1) + key.size(), nullptr, 10);
+}
+
+// The flat-cost series and the idle host it leaves: N creates one after another (request to the
+// first query through HAProxy), medians of successive windows and per-step medians first vs
+// last window; then, with the N tenants idle, where the machine's CPU goes, memory and disk per
+// tenant, the API's latency, and how many such tenants this machine holds by each resource.
+std::vector<Row> flat_and_idle(const Client& client, int count, int window, double settle_s, double idle_s, bool keep) {
+    std::vector<Row> rows;
+    const nlohmann::json body = {{"memory", "64M"}, {"disk_size", "256M"}};
+    std::vector<double> total;
+    std::vector<Created> made;
+    const auto t_creates = Clock::now();
+    for (int i = 1; i <= count; i++) {
+        double ms = 0;
+        made.push_back(create(client, "f" + std::to_string(i), body, ms));
+        total.push_back(ms);
+        std::fprintf(stderr, "create %-8s %7.0f ms\n", made.back().name.c_str(), ms);
+    }
+    const double creates_min = s_since(t_creates) / 60;
+    const size_t w = static_cast<size_t>(window);
+    const auto first = slice(total, 0, w), last = slice(total, total.size() > w ? total.size() - w : 0, w);
+    rows.push_back({"flat cost: median of the last " + std::to_string(last.size()) + " creates / first " + std::to_string(first.size()) + " (of " +
+                        std::to_string(count) + ", full path: pool off; " + fmt(creates_min, "min") + " in all)",
+                    fmt(median(last)) + " / " + fmt(median(first)), "target ≤ 1.2", ratio(median(last) / median(first))});
+    rows.push_back({"  p95 of the last / first window", fmt(pct(last, 95)) + " / " + fmt(pct(first, 95)), "-", ratio(pct(last, 95) / pct(first, 95))});
+    std::string windows;
+    for (size_t from = 0; from < total.size(); from += w) windows += (windows.empty() ? "" : ", ") + fmt(median(slice(total, from, w)));
+    rows.push_back({"  median of each window of " + std::to_string(window) + " creates, in order", windows, "-", "-"});
+    std::map<std::string, std::vector<double>> sf, sl;
+    for (size_t i = 0; i < made.size(); i++) {
+        const bool in_first = i < first.size(), in_last = i >= made.size() - last.size();
+        if (!in_first && !in_last) continue;
+        for (auto& [step, ms] : steps_of(made[i].name)) (in_first ? sf : sl)[step].push_back(ms);
+    }
+    for (auto& [step, v] : sf)
+        rows.push_back({"  step '" + step + "' median, first vs last window", fmt(median(v)) + " → " + fmt(median(sl[step])), "-",
+                        median(v) > 0 ? ratio(median(sl[step]) / median(v)) : "-"});
+
+    // The idle host: every tenant's first checkpoint after its initdb (checkpoint_timeout) and
+    // the page cache's writeback settle first; then the CPU used over idle_s.
+    const std::string n = std::to_string(made.size());
+    sleep_s(settle_s);
+    const auto g0 = cpu_by_group();
+    const auto h0 = hostd_threads();
+    const MachineCpu m0 = machine_cpu();
+    const auto t0 = Clock::now();
+    sleep_s(idle_s);
+    const double wall = s_since(t0);
+    const MachineCpu m1 = machine_cpu();
+    const auto h1 = hostd_threads();
+    const auto g1 = cpu_by_group();
+    double in_tb = 0;
+    std::vector<std::pair<double, std::string>> parts;
+    for (auto& [g, s] : g1) {
+        const auto b = g0.find(g);
+        const double d = std::max(0.0, s - (b == g0.end() ? 0 : b->second));
+        in_tb += d;
+        parts.emplace_back(d, g);
+    }
+    std::sort(parts.rbegin(), parts.rend());
+    const double cpus = static_cast<double>(::sysconf(_SC_NPROCESSORS_ONLN));
+    rows.push_back({"idle host, " + n + " tenants: CPU of this machine's processes (testbed: /proc/<pid>/stat utime+stime+cutime+cstime of every process, " +
+                        fmt(idle_s, "s") + " after " + fmt(settle_s, "s") + " of settling), % of one CPU",
+                    fmt(100 * in_tb / wall, "%") + " (" + fmt(100 * in_tb / wall / cpus, "%") + " of " + std::to_string(static_cast<int>(cpus)) + " CPUs)",
+                    "target < 10 % of one CPU at 500", ratio(in_tb / wall / 0.10)});
+    rows.push_back({"  the whole VM over the same time (/proc/stat: with the kernel's threads, loop devices, and the other work on this shared VM), % of one CPU",
+                    fmt(100 * (m1.busy_s - m0.busy_s) / wall, "%"), "-", "-"});
+    std::string split;
+    for (auto& [d, g] : parts)
+        if (d > 0) split += (split.empty() ? "" : "; ") + g + " " + fmt(100 * d / wall, "%");
+    rows.push_back({"  by owner, % of one CPU", split, "-", "-"});
+    std::vector<std::pair<double, std::string>> threads;
+    for (auto& [t, s] : h1) {
+        const auto b = h0.find(t);
+        const double d = s - (b == h0.end() ? 0 : b->second);
+        if (d > 0) threads.emplace_back(d, t);
+    }
+    std::sort(threads.rbegin(), threads.rend());
+    std::string ts;
+    for (auto& [d, t] : threads) ts += (ts.empty() ? "" : ", ") + t + " " + fmt(100 * d / wall, "%");
+    rows.push_back({"  hostd by thread, % of one CPU", ts.empty() ? "-" : ts, "-", "-"});
+    // The health checks' share: the same window again with every tenant's check off (HAProxy's
+    // runtime API: disable health), then on again.
+    try {
+        const std::string sock = hostd::routes::HaproxySettings{}.runtime_socket;
+        auto health = [&](const char* verb) {
+            for (auto& c : made) hostd::routes::haproxy_runtime_command(sock, std::string(verb) + " health hostd_" + std::to_string(c.public_port) + "/pg");
+        };
+        health("disable");
+        const auto q0 = cpu_by_group();
+        const auto tq = Clock::now();
+        sleep_s(idle_s);
+        const double wq = s_since(tq);
+        const auto q1 = cpu_by_group();
+        health("enable");
+        double all = 0, pm = 0;
+        for (auto& [g, s] : q1) {
+            const auto b = q0.find(g);
+            const double d = std::max(0.0, s - (b == q0.end() ? 0 : b->second));
+            all += d;
+            if (g.rfind("tenants: postmaster", 0) == 0) pm += d;
+        }
+        double pm_on = 0;
+        for (auto& [d, g] : parts)
+            if (g.rfind("tenants: postmaster", 0) == 0) pm_on += d;
+        rows.push_back({"  the same " + fmt(idle_s, "s") + " again with HAProxy's health checks off (disable health over its runtime API), % of one CPU: all / tenants' postmasters (with checks: " +
+                            fmt(100 * in_tb / wall, "%") + " / " + fmt(100 * pm_on / wall, "%") + ")",
+                        fmt(100 * all / wq, "%") + " / " + fmt(100 * pm / wq, "%"), "-", "-"});
+    } catch (const std::exception& e) {
+        rows.push_back({"  the same with HAProxy's health checks off", std::string("failed: ") + e.what(), "-", "-"});
+    }
+    rows.push_back({"  per idle tenant (this machine's processes / " + n + ")", fmt(1000 * in_tb / wall / static_cast<double>(made.size()), "ms/s"), "-", "-"});
+
+    // Memory per tenant: its cgroup's charge (memory.current: processes, shared memory, the page
+    // cache of its files), split, and the proportional set size of its processes (PSS: shared
+    // pages divided among the processes sharing them, e.g. the postgres binary's).
+    std::vector<double> mem, pss, anon, file, disk;
+    std::map<std::string, uint64_t> pss_of;
+    for (auto& p : processes()) {
+        const auto at = p.cgroup.find("/hostd-postgres@");
+        if (at == std::string::npos) continue;
+        const std::string unit = p.cgroup.substr(at + 1);
+        pss_of[unit] += number_after(read_all("/proc/" + std::to_string(p.pid) + "/smaps_rollup"), "Pss:") * 1024;
+    }
+    for (auto& c : made) {
+        const hostd::TenantLayout l = hostd::layout_of(hostd::Config{}, c.name);
+        auto r = client.call("GET", "/v1/tenants/" + c.name);
+        if (r.status == 200 && r.body["tenant"].contains("status") && r.body["tenant"]["status"].contains("memory_current"))
+            mem.push_back(r.body["tenant"]["status"]["memory_current"].get<double>());
+        if (auto it = pss_of.find(l.unit); it != pss_of.end()) pss.push_back(static_cast<double>(it->second));
+        std::string st = read_all("/sys/fs/cgroup/memory" + l.cgroup + "/memory.stat");  // v1
+        if (!st.empty()) {
+            anon.push_back(static_cast<double>(number_after(st, "total_rss ")));
+            file.push_back(static_cast<double>(number_after(st, "total_cache ")));
+        } else if (!(st = read_all("/sys/fs/cgroup" + l.cgroup + "/memory.stat")).empty()) {  // v2
+            anon.push_back(static_cast<double>(number_after(st, "anon ")));
+            file.push_back(static_cast<double>(number_after(st, "file ")));
+        }
+        struct stat sb{};
+        if (::stat(l.image.c_str(), &sb) == 0) disk.push_back(static_cast<double>(sb.st_blocks) * 512);
+    }
+    auto size = [](double b) { return hostd::format_size(static_cast<uint64_t>(b)); };
+    rows.push_back({"idle memory per tenant, median of " + std::to_string(mem.size()) + ": cgroup memory current (of which processes' anonymous memory / page cache and shared memory)",
+                    size(median(mem)) + " (" + size(median(anon)) + " / " + size(median(file)) + ")", "-", "-"});
+    rows.push_back({"  PSS of its processes, median of " + std::to_string(pss.size()), size(median(pss)), "-", "-"});
+    rows.push_back({"disk per tenant: blocks its loop image (a sparse 256M file) holds", size(median(disk)) + " (median of " + std::to_string(disk.size()) + ")", "-", "-"});
+
+    // The API with every tenant in place.
+    std::vector<double> lat, scrape;
+    for (int i = 0; i < 100; i++) {
+        auto t = Clock::now();
+        client.call("GET", "/v1/tenants");
+        lat.push_back(ms_since(t));
+    }
+    for (int i = 0; i < 40; i++) {
+        auto t = Clock::now();
+        if (client.call("GET", "/metrics").status != 200) break;
+        scrape.push_back(ms_since(t));
+    }
+    rows.push_back({"GET /v1/tenants with " + n + " tenants, median / p95 (n=100)", fmt(median(lat)) + " / " + fmt(pct(lat, 95)), "target p95 < 20 ms at 2000", "-"});
+    rows.push_back({"GET /metrics with " + n + " tenants, median / p95 (n=" + std::to_string(scrape.size()) + ")",
+                    scrape.empty() ? "not available" : fmt(median(scrape)) + " / " + fmt(pct(scrape, 95)), "target p95 < 100 ms at 2000", "-"});
+
+    // How many such idle tenants this machine holds, by each resource.
+    const std::string meminfo = read_all("/proc/meminfo");
+    const double mem_total = static_cast<double>(number_after(meminfo, "MemTotal:")) * 1024;
+    struct statvfs vfs{};
+    double free_disk = 0;
+    if (::statvfs(hostd::Config{}.loop_dir.c_str(), &vfs) == 0) free_disk = static_cast<double>(vfs.f_bavail) * static_cast<double>(vfs.f_frsize);
+    double disk_sum = 0;
+    for (double d : disk) disk_sum += d;
+    const double per_cpu = in_tb / wall / static_cast<double>(made.size());
+    rows.push_back({"tenants this machine holds by memory: MemTotal " + size(mem_total) + " / memory current, / PSS", std::to_string(static_cast<long>(mem_total / median(mem))) +
+                        ", " + std::to_string(static_cast<long>(mem_total / median(pss))), "-", "-"});
+    rows.push_back({"tenants this machine holds by disk: (free " + size(free_disk) + " + the " + n + " images' " + size(disk_sum) + ") / blocks per image",
+                    std::to_string(static_cast<long>((free_disk + disk_sum) / median(disk))), "-", "-"});
+    rows.push_back({"idle CPU of 2000 such tenants, from the per-tenant figure", fmt(100 * per_cpu * 2000, "%") + " of one CPU", "-", "-"});
+
+    if (!keep)
+        for (auto& c : made) client.call("DELETE", "/v1/tenants/" + c.name + "?purge=true&purge_backups=true");
+    return rows;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -701,7 +1003,9 @@ int main(int argc, char** argv) {
     app.add_option("--price-transactions", price.transactions, "Per pgbench -c1 run of the proxy's price (0: skip it)")->capture_default_str();
     app.add_option("--price-rounds", price.rounds, "Alternated select-only rounds (direct, HAProxy, systemd-socket-proxyd) of the proxy's price")->capture_default_str();
     app.add_option("--price-tpcb-rounds", price.tpcb_rounds, "Alternated TPC-B-like rounds of the proxy's price (0: none)")->capture_default_str();
-    app.add_option("--only", only, "Run one section alone, on one new tenant (no other figure)")->check(CLI::IsMember({"proxy-price"}));
+    app.add_option("--only", only, "Run one section alone, on one new tenant (no other figure)")->check(CLI::IsMember({"proxy-price", "flat"}));
+    double idle_seconds = 60;
+    app.add_option("--idle-seconds", idle_seconds, "Seconds the idle host's CPU is measured over (--only flat)")->capture_default_str();
     CLI11_PARSE(app, argc, argv);
 
     Client client(socket);
@@ -710,7 +1014,14 @@ int main(int argc, char** argv) {
     bool failed = false;
     std::vector<Row> rows;
     nlohmann::json body = {{"memory", "64M"}, {"disk_size", "256M"}};
-    if (only == "proxy-price") {  // bench/run's ONLY=proxy-price: this section's rows alone
+    if (only == "flat") {  // bench/run's ONLY=flat: the flat-cost series and the idle host it leaves
+        try {
+            rows = flat_and_idle(client, count, window, settle, idle_seconds, keep);
+        } catch (const std::exception& e) {
+            std::cerr << "hostd-bench: flat: " << e.what() << "\n";
+            return 1;
+        }
+    } else if (only == "proxy-price") {  // bench/run's ONLY=proxy-price: this section's rows alone
         try {
             double ms = 0;
             const Created c = create(client, "price", body, ms);

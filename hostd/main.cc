@@ -199,6 +199,7 @@ int main(int argc, char** argv) {
             metrics_refresh.emplace([&] {
                 return std::chrono::milliseconds(static_cast<long>(collector.refresh_next() * 1000));
             });
+        if (metrics_refresh) metrics_refresh->name("pg-refresh");
         Fd metrics_fd;
         std::unique_ptr<ApiServer> metrics_api;
         if (!cfg.metrics_listen.empty()) {
@@ -220,11 +221,13 @@ int main(int argc, char** argv) {
             };
             write();
             textfile.emplace(std::chrono::milliseconds(static_cast<long>(std::max(1.0, cfg.metrics_interval) * 1000)), write);
+        if (textfile) textfile->name("textfile");
         }
         // The disk-full guard: a few statvfs calls per round, never a tenant's process.
         std::optional<Ticker> guard;
         if (cfg.guard_interval > 0)
             guard.emplace(std::chrono::milliseconds(static_cast<long>(cfg.guard_interval * 1000)), [&] { manager.guard_tick(); });
+        if (guard) guard->name("guard");
         // Tenants listen on their own port only: a look at the kernel's socket table.
         std::optional<Ticker> port_watch;
         if (cfg.listeners_interval > 0)
@@ -235,6 +238,7 @@ int main(int argc, char** argv) {
                     log::warning(std::string("Port watch: ") + e.what());
                 }
             });
+        if (port_watch) port_watch->name("portwatch");
         // Deleted tenants' kept backups past backup.deleted_retention (also at start and on each reconcile).
         Ticker expire_kept(std::chrono::hours(1), [&] {
             try {
@@ -243,6 +247,7 @@ int main(int argc, char** argv) {
                 log::warning(std::string("Expiring kept backups: ") + e.what());
             }
         });
+        expire_kept.name("expire-kept");
         // Backups: failed scheduled ones noticed, one repository looked at when due (BackupWatch).
         std::optional<Ticker> backup_watch;
         if (backups_on(cfg))
@@ -253,6 +258,7 @@ int main(int argc, char** argv) {
                     log::warning(std::string("Backup watch: ") + e.what());
                 }
             });
+        if (backup_watch) backup_watch->name("backupwatch");
         // The warm pool refills on its own thread, at idle CPU and I/O priority (hostd/warmpool.h).
         std::optional<Ticker> pool_refill;
         if (cfg.pool_size > 0 && cfg.backend == "loop")
@@ -261,6 +267,7 @@ int main(int argc, char** argv) {
                 lowered = true;
                 return manager.pool_tick();
             });
+        if (pool_refill) pool_refill->name("pool-refill");
         sd_notify(0, "READY=1\nSTATUS=Serving the API");
         log::info("hostd " HOSTD_VERSION " ready");
 

@@ -2,6 +2,8 @@
 // destructor wakes and joins it, so fn never runs after its owner is gone).
 #pragma once
 
+#include <pthread.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -30,6 +32,9 @@ public:
         cv_.notify_all();
         thread_.join();
     }
+    // Names the thread (at most 15 characters; ps -T, /proc/<pid>/task/<tid>/comm), so what each
+    // loop costs can be read from outside (bench/run ONLY=flat splits hostd's CPU by thread).
+    void name(const char* n) { ::pthread_setname_np(thread_.native_handle(), n); }
     Ticker(const Ticker&) = delete;
     Ticker& operator=(const Ticker&) = delete;
 

@@ -109,7 +109,12 @@ std::string render_haproxy(const HaproxyListeners& ls, const std::string& runtim
       << "    timeout connect 5s\n"
       << "    timeout client 24h\n"
       << "    timeout server 24h\n"
-      << "    timeout check 2s\n";
+      << "    timeout check 2s\n"
+      << "# Health checks: every check is a TCP connection, and PostgreSQL forks a process for each\n"
+      << "# one; on a host of many idle tenants checks every 2s cost more than the tenants. So: every\n"
+      << "# 30s while the server is up, every 2s once one fails or while it is down. A stopped\n"
+      << "# backend is marked down within about 34s (clients are refused by it meanwhile all the\n"
+      << "# same), a started one up within 2s.\n";
     if (ls.by_port.empty()) o << "\n# No routes.\n";
     for (const auto& [port, l] : ls.by_port) {
         o << "\n"
@@ -117,7 +122,7 @@ std::string render_haproxy(const HaproxyListeners& ls, const std::string& runtim
           << "    # " << (l.route ? "tenant " + l.route->tenant : std::string("idle")) << "\n"
           << "    bind " << host_port(l.bind_address, port) << "\n"
           << "    server pg " << (l.route ? host_port(l.route->backend_host, l.route->backend_port) : kIdleServer)
-          << (l.route ? "" : " disabled") << " check inter 2s fall 3 rise 1\n";
+          << (l.route ? "" : " disabled") << " check inter 30s fastinter 2s downinter 2s fall 3 rise 1\n";
     }
     return o.str();
 }

@@ -72,7 +72,8 @@ std::string comment(const std::string& text) {
 
 std::vector<std::string> member_hba(const std::vector<std::string>& member_addresses, const std::string& replication_user) {
     check_label("replication", replication_user);
-    std::vector<std::string> out = {"local all all scram-sha-256", "host all all 127.0.0.1/32 scram-sha-256",
+    std::vector<std::string> out = {"local all all scram-sha-256", "local replication " + replication_user + " scram-sha-256",
+                                    "host all all 127.0.0.1/32 scram-sha-256",
                                     "host all all ::1/128 scram-sha-256"};
     for (const auto& a : member_addresses) {
         if (!is_ip(a)) refuse("member_addresses", a, "give the members' IP addresses");
@@ -116,14 +117,16 @@ std::string render_patroni(const PatroniMember& m) {
         check_text("pg_hba", l);
         if (l.find_first_not_of(' ') == std::string::npos) refuse("pg_hba", l, "give a whole line");
     }
-    for (const auto* c : {&m.superuser, &m.replication}) {
-        const std::string field = c == &m.superuser ? "superuser" : "replication";
+    for (const auto* c : {&m.superuser, &m.replication, &m.rewind}) {
+        const std::string field = c == &m.superuser ? "superuser" : c == &m.replication ? "replication" : "rewind";
         check_label(field, c->username);
         check_text(field, c->password);
         if (c->password.empty()) refuse(field, "", "give a password");
     }
     if (m.superuser.username == m.replication.username)
         refuse("replication", m.replication.username, "the replication role must not be the superuser");
+    if (m.rewind.username == m.superuser.username || m.rewind.username == m.replication.username)
+        refuse("rewind", m.rewind.username, "the rewind role must be a role of its own");
     const Timing& t = m.timing;
     if (t.loop_wait < 1 || t.retry_timeout < 1 || t.loop_wait + 2 * t.retry_timeout > t.ttl)
         refuse("timing", std::to_string(t.ttl) + "/" + std::to_string(t.loop_wait) + "/" + std::to_string(t.retry_timeout),
@@ -155,7 +158,9 @@ std::string render_patroni(const PatroniMember& m) {
             {"synchronous_mode", m.synchronous_mode},
             {"failsafe_mode", m.failsafe_mode},
             {"postgresql", {{"use_pg_rewind", true}, {"use_slots", true}}}}},
-          {"initdb", ordered_json::array({{{"encoding", "UTF8"}}, "data-checksums"})}}},
+          {"initdb", ordered_json::array({{{"encoding", "UTF8"}}, "data-checksums"})},
+          // Patroni 3.0's --validate-config wants it; postgresql.pg_hba below is what is used.
+          {"pg_hba", m.pg_hba}}},
         {"postgresql",
          {{"listen", listen + ":" + std::to_string(m.pg_port)},
           {"connect_address", host_port(m.connect_address, m.pg_port)},
@@ -163,10 +168,11 @@ std::string render_patroni(const PatroniMember& m) {
           {"bin_dir", m.bin_dir},
           {"pgpass", m.pgpass},
           {"use_unix_socket", true},
-          {"use_unix_socket_repl", false},
+          {"use_unix_socket_repl", true},
           {"authentication",
            {{"superuser", {{"username", m.superuser.username}, {"password", m.superuser.password}}},
-            {"replication", {{"username", m.replication.username}, {"password", m.replication.password}}}}},
+            {"replication", {{"username", m.replication.username}, {"password", m.replication.password}}},
+            {"rewind", {{"username", m.rewind.username}, {"password", m.rewind.password}}}}},
           {"parameters", params},
           {"pg_hba", m.pg_hba}}},
         {"tags", {{"nofailover", false}, {"noloadbalance", false}, {"clonefrom", false}, {"nosync", false}}},
@@ -225,6 +231,9 @@ std::string render_etcd(const EtcdMember& m) {
         {"heartbeat-interval", m.heartbeat_ms},
         {"election-timeout", m.election_ms},
         {"enable-v2", false},
+        // Patroni's etcd3 client speaks the v3 API through the gRPC gateway (JSON over HTTP); etcd
+        // 3.4 turns the gateway on by default for flags, but off when read from a config file.
+        {"enable-grpc-gateway", true},
     };
     return comment("etcd member '" + m.name + "' for hostd's HA tenants (the DCS of their Patroni scopes).\n"
                    "Written by hostd; do not edit. YAML: this comment, then one JSON document.") +

@@ -62,14 +62,16 @@ struct PatroniMember {
     std::vector<std::string> pg_hba;  // whole lines, in order (Patroni writes pg_hba.conf from them)
     Credentials superuser;    // Patroni's own local connections, and pg_rewind
     Credentials replication;  // the replicas' streaming (a role Patroni creates at bootstrap)
+    Credentials rewind;       // pg_rewind of a demoted primary (a role Patroni creates, not a superuser)
     bool synchronous_mode = false;  // a commit is acknowledged once a replica has it
     bool failsafe_mode = true;      // etcd lost: a primary that reaches every member keeps serving
     Timing timing;
 };
 
-// pg_hba lines for a member: local connections (Patroni's own, the tenant's tools) and clients
-// from anywhere (through HAProxy on any member host) with SCRAM; streaming replication for the
-// replication role from the members' addresses only (/32 or /128 each).
+// pg_hba lines for a member: local connections (Patroni's own, the tenant's tools; a replica's
+// Patroni reads its timeline over a local replication connection) and clients from anywhere
+// (through HAProxy on any member host) with SCRAM; streaming replication for the replication
+// role from the members' addresses only (/32 or /128 each).
 std::vector<std::string> member_hba(const std::vector<std::string>& member_addresses, const std::string& replication_user);
 
 // The member's patroni.yml. YAML is a superset of JSON: a comment header (what the file is and

@@ -4,7 +4,9 @@
 //   ha_render endpoints ADDR...
 //   ha_render patroni --scope S --name N --address A --rest-port P --pg-port P --etcd ADDR...
 //                     --data-dir D --socket-dir D --pgpass F --member ADDR...
-//                     --superuser-password-file F --replication-password-file F [--synchronous]
+//                     --superuser-password-file F --replication-password-file F
+//                     --rewind-password-file F [--synchronous]
+//                     [--param NAME=VALUE]...
 //   ha_render haproxy --tenant T --bind A --port P --member NAME=HOST:PGPORT:RESTPORT... [--replica]
 #include <CLI/CLI.hpp>
 #include <fstream>
@@ -49,7 +51,7 @@ int main(int argc, char** argv) {
     endpoints->add_option("addr", ep_addrs)->required();
 
     hostd::ha::PatroniMember pm;
-    std::string address, su_file, repl_file;
+    std::string address, su_file, repl_file, rewind_file;
     uint16_t rest_port = 0;
     std::vector<std::string> pm_etcd, pm_members;
     auto* patroni = app.add_subcommand("patroni", "a member's patroni.yml");
@@ -65,7 +67,10 @@ int main(int argc, char** argv) {
     patroni->add_option("--member", pm_members)->required();
     patroni->add_option("--superuser-password-file", su_file)->required();
     patroni->add_option("--replication-password-file", repl_file)->required();
+    patroni->add_option("--rewind-password-file", rewind_file)->required();
     patroni->add_flag("--synchronous", pm.synchronous_mode);
+    std::vector<std::string> pm_params;
+    patroni->add_option("--param", pm_params, "a postgresql.conf setting, NAME=VALUE");
 
     hostd::ha::HaRoute hr;
     std::vector<std::string> hr_members;
@@ -93,6 +98,8 @@ int main(int argc, char** argv) {
             pm.listen_addresses = {address, "127.0.0.1"};
             pm.superuser = {"postgres", read_secret(su_file)};
             pm.replication = {"replicator", read_secret(repl_file)};
+            pm.rewind = {"rewinder", read_secret(rewind_file)};
+            for (const auto& p : pm_params) pm.parameters.insert(split_eq(p));
             pm.pg_hba = hostd::ha::member_hba(pm_members, pm.replication.username);
             std::cout << hostd::ha::render_patroni(pm);
         } else if (*haproxy) {

@@ -49,6 +49,7 @@ ha::PatroniMember member() {
     m.pg_hba.push_back("host \"my db\" all 10.0.0.0/8 scram-sha-256 # " + kHostile);
     m.superuser = {"postgres", kHostile};
     m.replication = {"replicator", "r" + kHostile + "\u2603"};
+    m.rewind = {"rewinder", "w" + kHostile};
     m.synchronous_mode = true;
     return m;
 }
@@ -71,7 +72,10 @@ TEST(HaPatroni, YamlReadsBackEveryValueAsGiven) {
     EXPECT_EQ(y["postgresql"]["parameters"]["application_name"], kHostile);
     EXPECT_EQ(y["postgresql"]["authentication"]["superuser"]["password"], kHostile);
     EXPECT_EQ(y["postgresql"]["authentication"]["replication"]["password"], m.replication.password);
+    EXPECT_EQ(y["postgresql"]["authentication"]["rewind"]["username"], "rewinder");
+    EXPECT_EQ(y["postgresql"]["authentication"]["rewind"]["password"], m.rewind.password);
     EXPECT_EQ(y["postgresql"]["pg_hba"], json(m.pg_hba));
+    EXPECT_EQ(y["postgresql"]["use_unix_socket_repl"], true);
     EXPECT_EQ(y["bootstrap"]["dcs"]["synchronous_mode"], true);
     EXPECT_EQ(y["bootstrap"]["dcs"]["failsafe_mode"], true);
     EXPECT_EQ(y["bootstrap"]["dcs"]["ttl"], 15);
@@ -85,6 +89,7 @@ TEST(HaPatroni, MemberHbaReplicationOnlyFromMembers) {
     auto hba = ha::member_hba({"10.0.0.1", "fd00::2"}, "replicator");
     EXPECT_NE(std::find(hba.begin(), hba.end(), "host replication replicator 10.0.0.1/32 scram-sha-256"), hba.end());
     EXPECT_NE(std::find(hba.begin(), hba.end(), "host replication replicator fd00::2/128 scram-sha-256"), hba.end());
+    EXPECT_NE(std::find(hba.begin(), hba.end(), "local replication replicator scram-sha-256"), hba.end());
     for (const auto& l : hba) EXPECT_EQ(l.find("trust"), std::string::npos) << l;
     EXPECT_THROW(ha::member_hba({"db-2"}, "replicator"), Error);  // by name: pg_hba would resolve it
     EXPECT_THROW(ha::member_hba({"10.0.0.1"}, "repl icator"), Error);
@@ -109,6 +114,7 @@ TEST(HaPatroni, RefusesWhatCouldBreakTheFileOrTheCluster) {
     bad([](auto& m) { m.superuser.password = "a\nb"; }, "superuser");
     bad([](auto& m) { m.replication.password = ""; }, "replication");
     bad([](auto& m) { m.replication.username = "postgres"; }, "replication");
+    bad([](auto& m) { m.rewind.username = "replicator"; }, "rewind");
     bad([](auto& m) { m.pg_hba.push_back("host all all 0.0.0.0/0 trust\nlocal all all trust"); }, "pg_hba");
     bad([](auto& m) { m.parameters["shared_buffers'"] = "1"; }, "parameters");
     bad([](auto& m) { m.parameters["work_mem"] = "1MB\n"; }, "parameters");
@@ -133,6 +139,7 @@ TEST(HaEtcd, ConfigReadsBack) {
     EXPECT_EQ(y["initial-cluster"], "db-1=http://10.231.0.2:2380,db-2=http://10.231.0.3:2380,db-3=http://10.231.0.4:2380");
     EXPECT_EQ(y["initial-cluster-state"], "new");
     EXPECT_EQ(y["enable-v2"], false);
+    EXPECT_EQ(y["enable-grpc-gateway"], true);
     EXPECT_EQ(ha::etcd_endpoints({{"10.0.0.1", 2379}, {"fd00::1", 2379}}), "http://10.0.0.1:2379,http://[fd00::1]:2379");
 
     auto refused = [&](auto change) {

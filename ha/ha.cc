@@ -139,6 +139,14 @@ std::string render_patroni(const PatroniMember& m) {
 
     ordered_json params = ordered_json::object();
     params["unix_socket_directories"] = m.socket_dir;
+    // A primary cut off from the others demotes itself with a fast shutdown, which waits for its
+    // WAL senders; a sender blocked on a dead peer ends only after wal_sender_timeout (60 s by
+    // default). Until that shutdown is over, Patroni 3.0.2 (Debian 12) may rewrite the leader key
+    // from its stale view when the network returns, taking the lead back from the member promoted
+    // meanwhile and losing its commits (fixed in Patroni 3.0.3: patroni/patroni#2689, #2693).
+    // A short timeout keeps that window short; replicas notice a dead primary as fast.
+    params["wal_sender_timeout"] = "5s";
+    params["wal_receiver_timeout"] = "5s";
     for (const auto& [k, v] : m.parameters) params[k] = v;
 
     ordered_json doc = {

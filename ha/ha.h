@@ -57,7 +57,10 @@ struct PatroniMember {
     std::vector<std::string> listen_addresses;
     uint16_t pg_port = 0;
     // postgresql.conf settings hostd owns (limits, TLS files, archiving); Patroni adds its own
-    // (wal_level, hot_standby, max_wal_senders, ...) unless given here.
+    // (wal_level, hot_standby, max_wal_senders, ...) unless given here. Rendered with
+    // wal_sender_timeout and wal_receiver_timeout 5s unless given (see ha.cc: Patroni 3.0.2).
+    // Settings every member must share (max_connections, max_wal_senders, ...) are Patroni's
+    // global configuration (bootstrap.dcs), not these: Patroni ignores them here.
     std::map<std::string, std::string> parameters;
     std::vector<std::string> pg_hba;  // whole lines, in order (Patroni writes pg_hba.conf from them)
     Credentials superuser;    // Patroni's own local connections, and pg_rewind

@@ -70,6 +70,7 @@ TEST(HaPatroni, YamlReadsBackEveryValueAsGiven) {
     EXPECT_EQ(y["postgresql"]["bin_dir"], "/usr/lib/postgresql/15/bin");
     EXPECT_EQ(y["postgresql"]["parameters"]["unix_socket_directories"], m.socket_dir);
     EXPECT_EQ(y["postgresql"]["parameters"]["application_name"], kHostile);
+    EXPECT_EQ(y["postgresql"]["parameters"]["wal_sender_timeout"], "5s");  // Patroni 3.0.2's window
     EXPECT_EQ(y["postgresql"]["authentication"]["superuser"]["password"], kHostile);
     EXPECT_EQ(y["postgresql"]["authentication"]["replication"]["password"], m.replication.password);
     EXPECT_EQ(y["postgresql"]["authentication"]["rewind"]["username"], "rewinder");

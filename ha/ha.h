@@ -21,16 +21,19 @@ struct HostPort {
 // Patroni's timing (its dynamic configuration, written to etcd when the scope is bootstrapped;
 // later changes go through Patroni's PATCH /config, not this file). The trade-off: a primary
 // that vanishes (machine down, partition) is replaced only after its leader key expires, up to
-// `ttl` seconds after its last renewal, plus up to `loop_wait` until a replica's loop runs (the
-// etcd3 watch usually wakes it at once), plus the promotion. A short ttl is a fast failover,
-// but a primary that cannot reach etcd within retry_timeout demotes itself, so etcd hiccups
-// (a slow disk, a leader election) longer than that cost a spurious failover. Patroni wants
-// loop_wait + 2 * retry_timeout <= ttl. Patroni's defaults (30/10/10) give an RTO of 30-40 s;
-// these give 10-15 s, the goal of #17, and still ride out several seconds of etcd trouble.
+// `ttl` seconds after its last renewal (it renews every loop_wait), plus the time a replica needs
+// to notice (its etcd watch wakes it, unless the etcd member it talks to is on the lost host:
+// then a read times out, about retry_timeout / 3, and it moves to another), plus the new leader's
+// check of the other members (2 s for an unreachable one) and the promotion. A short ttl fails
+// over sooner, but a primary that cannot reach etcd within retry_timeout demotes itself, so etcd
+// trouble longer than that costs a spurious failover; a short loop_wait costs etcd writes (every
+// member of every HA tenant writes its key each loop). Patroni wants loop_wait + 2 *
+// retry_timeout <= ttl. Patroni's defaults (30/10/10) give an RTO of 30-45 s; 15/5/5 measured
+// 13 and 20 s in tests/e2e/ha; these (10/2/4) measured 12 s, within the 15 s goal of #17.
 struct Timing {
-    int ttl = 15;
-    int loop_wait = 5;
-    int retry_timeout = 5;
+    int ttl = 10;
+    int loop_wait = 2;
+    int retry_timeout = 4;
 };
 
 struct Credentials {

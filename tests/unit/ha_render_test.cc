@@ -79,9 +79,9 @@ TEST(HaPatroni, YamlReadsBackEveryValueAsGiven) {
     EXPECT_EQ(y["postgresql"]["use_unix_socket_repl"], true);
     EXPECT_EQ(y["bootstrap"]["dcs"]["synchronous_mode"], true);
     EXPECT_EQ(y["bootstrap"]["dcs"]["failsafe_mode"], true);
-    EXPECT_EQ(y["bootstrap"]["dcs"]["ttl"], 15);
-    EXPECT_EQ(y["bootstrap"]["dcs"]["loop_wait"], 5);
-    EXPECT_EQ(y["bootstrap"]["dcs"]["retry_timeout"], 5);
+    EXPECT_EQ(y["bootstrap"]["dcs"]["ttl"], 10);
+    EXPECT_EQ(y["bootstrap"]["dcs"]["loop_wait"], 2);
+    EXPECT_EQ(y["bootstrap"]["dcs"]["retry_timeout"], 4);
     // The trade-off is stated where an operator reads the file.
     EXPECT_NE(text.find("# A primary that vanishes is replaced once its leader key expires"), std::string::npos);
 }
@@ -125,6 +125,7 @@ TEST(HaPatroni, RefusesWhatCouldBreakTheFileOrTheCluster) {
     bad([](auto& m) { m.etcd[0].port = 0; }, "etcd");
     bad([](auto& m) { m.pg_port = 0; }, "pg_port");
     bad([](auto& m) { m.timing = {.ttl = 10, .loop_wait = 5, .retry_timeout = 5}; }, "timing");
+    bad([](auto& m) { m.timing = {.ttl = 10, .loop_wait = 0, .retry_timeout = 4}; }, "timing");
 }
 
 TEST(HaEtcd, ConfigReadsBack) {

@@ -6,7 +6,8 @@ DEPS := build-essential cmake ninja-build pkg-config \
         libcli11-dev libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev libssl-dev libgtest-dev libgmock-dev \
         postgresql-15 postgresql-client-15 haproxy systemd systemd-container dbus e2fsprogs xfsprogs \
         util-linux mount fdisk cryptsetup-bin passwd procps iproute2 curl python3 openssl prometheus \
-        ansible-core ansible-lint python3-jsonschema strace pgbackrest
+        ansible-core ansible-lint python3-jsonschema strace pgbackrest \
+        patroni etcd-server etcd-client
 
 .PHONY: deps build unit e2e test demo demo-stop bench clean
 

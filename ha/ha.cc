@@ -1,0 +1,291 @@
+#include "ha/ha.h"
+
+#include <arpa/inet.h>
+
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "base/error.h"
+
+namespace hostd::ha {
+namespace {
+
+using nlohmann::ordered_json;
+
+[[noreturn]] void refuse(const std::string& field, const std::string& value, const std::string& why) {
+    throw Error(Errc::invalid, "HA: '" + value + "' cannot be " + field + ": " + why, field);
+}
+
+bool is_ip(const std::string& a) {
+    unsigned char buf[16];
+    return ::inet_pton(AF_INET, a.c_str(), buf) == 1 || ::inet_pton(AF_INET6, a.c_str(), buf) == 1;
+}
+bool is_ipv6(const std::string& a) {
+    unsigned char buf[16];
+    return ::inet_pton(AF_INET6, a.c_str(), buf) == 1;
+}
+
+// [a-z0-9][a-z0-9-]*, at most 63: a DNS label, an etcd key part and an HAProxy word at once.
+void check_label(const std::string& field, const std::string& v) {
+    bool ok = !v.empty() && v.size() <= 63 && v.front() != '-';
+    for (char c : v) ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-');
+    if (!ok) refuse(field, v, "use 1-63 lower-case letters, digits and '-', not starting with '-'");
+}
+
+void check_host(const std::string& field, const std::string& v) {
+    if (is_ip(v)) return;
+    bool ok = !v.empty() && v.size() <= 253 && v.front() != '.' && v.back() != '.' && v.find("..") == std::string::npos;
+    for (char c : v) ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.');
+    if (!ok) refuse(field, v, "give an IP address or a DNS name");
+}
+
+void check_port(const std::string& field, uint16_t p) {
+    if (p == 0) refuse(field, "0", "give a port in 1-65535");
+}
+
+void check_text(const std::string& field, const std::string& v) {
+    for (unsigned char c : v)
+        if (c < 0x20 || c == 0x7f) refuse(field, v, "control characters (newlines, tabs) are not allowed");
+}
+
+void check_path(const std::string& field, const std::string& v) {
+    if (v.empty() || v.front() != '/') refuse(field, v, "give an absolute path");
+    check_text(field, v);
+}
+
+std::string host_port(const std::string& host, uint16_t port) {
+    return (is_ipv6(host) ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+std::string url(const std::string& host, uint16_t port) { return "http://" + host_port(host, port); }
+
+// "# " before every line of text.
+std::string comment(const std::string& text) {
+    std::istringstream in(text);
+    std::string line, out;
+    while (std::getline(in, line)) out += line.empty() ? "#\n" : "# " + line + "\n";
+    return out;
+}
+
+}  // namespace
+
+std::vector<std::string> member_hba(const std::vector<std::string>& member_addresses, const std::string& replication_user) {
+    check_label("replication", replication_user);
+    std::vector<std::string> out = {"local all all scram-sha-256", "local replication " + replication_user + " scram-sha-256",
+                                    "host all all 127.0.0.1/32 scram-sha-256",
+                                    "host all all ::1/128 scram-sha-256"};
+    for (const auto& a : member_addresses) {
+        if (!is_ip(a)) refuse("member_addresses", a, "give the members' IP addresses");
+        out.push_back("host replication " + replication_user + " " + a + (is_ipv6(a) ? "/128" : "/32") + " scram-sha-256");
+    }
+    out.push_back("host all all 0.0.0.0/0 scram-sha-256");
+    out.push_back("host all all ::/0 scram-sha-256");
+    return out;
+}
+
+std::string render_patroni(const PatroniMember& m) {
+    check_label("scope", m.scope);
+    check_label("name", m.name);
+    if (m.etcd_namespace.size() < 2 || m.etcd_namespace.front() != '/' || m.etcd_namespace.back() != '/')
+        refuse("etcd_namespace", m.etcd_namespace, "give a key prefix like /hostd/");
+    for (char c : m.etcd_namespace.substr(1, m.etcd_namespace.size() - 2))
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+            refuse("etcd_namespace", m.etcd_namespace, "use lower-case letters, digits, '-' and '_' between the slashes");
+    check_host("restapi_listen", m.restapi_listen.host);
+    check_port("restapi_listen", m.restapi_listen.port);
+    check_host("connect_address", m.connect_address);
+    if (m.etcd.empty()) refuse("etcd", "", "give at least one etcd endpoint");
+    for (const auto& e : m.etcd) {
+        check_host("etcd", e.host);
+        check_port("etcd", e.port);
+    }
+    check_path("data_dir", m.data_dir);
+    check_path("bin_dir", m.bin_dir);
+    check_path("socket_dir", m.socket_dir);
+    check_path("pgpass", m.pgpass);
+    if (m.listen_addresses.empty()) refuse("listen_addresses", "", "give at least one address");
+    for (const auto& a : m.listen_addresses) check_host("listen_addresses", a);
+    check_port("pg_port", m.pg_port);
+    for (const auto& [k, v] : m.parameters) {
+        bool ok = !k.empty();
+        for (char c : k) ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.');
+        if (!ok) refuse("parameters", k, "a setting's name is lower-case letters, digits, '_' and '.'");
+        check_text("parameters", v);
+    }
+    for (const auto& l : m.pg_hba) {
+        check_text("pg_hba", l);
+        if (l.find_first_not_of(' ') == std::string::npos) refuse("pg_hba", l, "give a whole line");
+    }
+    for (const auto* c : {&m.superuser, &m.replication, &m.rewind}) {
+        const std::string field = c == &m.superuser ? "superuser" : c == &m.replication ? "replication" : "rewind";
+        check_label(field, c->username);
+        check_text(field, c->password);
+        if (c->password.empty()) refuse(field, "", "give a password");
+    }
+    if (m.superuser.username == m.replication.username)
+        refuse("replication", m.replication.username, "the replication role must not be the superuser");
+    if (m.rewind.username == m.superuser.username || m.rewind.username == m.replication.username)
+        refuse("rewind", m.rewind.username, "the rewind role must be a role of its own");
+    const Timing& t = m.timing;
+    if (t.loop_wait < 1 || t.retry_timeout < 1 || t.loop_wait + 2 * t.retry_timeout > t.ttl)
+        refuse("timing", std::to_string(t.ttl) + "/" + std::to_string(t.loop_wait) + "/" + std::to_string(t.retry_timeout),
+               "Patroni needs loop_wait + 2 * retry_timeout <= ttl (each at least 1 s)");
+
+    ordered_json etcd_hosts = ordered_json::array();
+    for (const auto& e : m.etcd) etcd_hosts.push_back(host_port(e.host, e.port));
+    std::string listen;
+    for (const auto& a : m.listen_addresses) listen += (listen.empty() ? "" : ",") + a;
+
+    ordered_json params = ordered_json::object();
+    params["unix_socket_directories"] = m.socket_dir;
+    // A primary cut off from the others demotes itself with a fast shutdown, which waits for its
+    // WAL senders; a sender blocked on a dead peer ends only after wal_sender_timeout (60 s by
+    // default). Until that shutdown is over, Patroni 3.0.2 (Debian 12) may rewrite the leader key
+    // from its stale view when the network returns, taking the lead back from the member promoted
+    // meanwhile and losing its commits (fixed in Patroni 3.0.3: patroni/patroni#2689, #2693).
+    // A short timeout keeps that window short; replicas notice a dead primary as fast.
+    params["wal_sender_timeout"] = "5s";
+    params["wal_receiver_timeout"] = "5s";
+    for (const auto& [k, v] : m.parameters) params[k] = v;
+
+    ordered_json doc = {
+        {"scope", m.scope},
+        {"namespace", m.etcd_namespace},
+        {"name", m.name},
+        {"restapi",
+         {{"listen", host_port(m.restapi_listen.host, m.restapi_listen.port)},
+          {"connect_address", host_port(m.connect_address, m.restapi_listen.port)}}},
+        {"etcd3", {{"hosts", etcd_hosts}, {"protocol", "http"}}},
+        {"bootstrap",
+         {{"dcs",
+           {{"ttl", t.ttl},
+            {"loop_wait", t.loop_wait},
+            {"retry_timeout", t.retry_timeout},
+            {"maximum_lag_on_failover", 1048576},
+            {"synchronous_mode", m.synchronous_mode},
+            {"failsafe_mode", m.failsafe_mode},
+            {"postgresql", {{"use_pg_rewind", true}, {"use_slots", true}}}}},
+          {"initdb", ordered_json::array({{{"encoding", "UTF8"}}, "data-checksums"})},
+          // Patroni 3.0's --validate-config wants it; postgresql.pg_hba below is what is used.
+          {"pg_hba", m.pg_hba}}},
+        {"postgresql",
+         {{"listen", listen + ":" + std::to_string(m.pg_port)},
+          {"connect_address", host_port(m.connect_address, m.pg_port)},
+          {"data_dir", m.data_dir},
+          {"bin_dir", m.bin_dir},
+          {"pgpass", m.pgpass},
+          {"use_unix_socket", true},
+          {"use_unix_socket_repl", true},
+          {"authentication",
+           {{"superuser", {{"username", m.superuser.username}, {"password", m.superuser.password}}},
+            {"replication", {{"username", m.replication.username}, {"password", m.replication.password}}},
+            {"rewind", {{"username", m.rewind.username}, {"password", m.rewind.password}}}}},
+          {"parameters", params},
+          {"pg_hba", m.pg_hba}}},
+        {"tags", {{"nofailover", false}, {"noloadbalance", false}, {"clonefrom", false}, {"nosync", false}}},
+    };
+
+    std::string head =
+        "Patroni member '" + m.name + "' of scope '" + m.scope + "'. Written by hostd; do not edit.\n"
+        "YAML: this comment, then one JSON document (JSON is YAML), quoted by a JSON writer.\n"
+        "\n"
+        "Timing (bootstrap.dcs; written to etcd when the scope is bootstrapped, later changed with\n"
+        "Patroni's PATCH /config): ttl " + std::to_string(t.ttl) + " s, loop_wait " + std::to_string(t.loop_wait) +
+        " s, retry_timeout " + std::to_string(t.retry_timeout) + " s.\n"
+        "A primary that vanishes is replaced once its leader key expires (up to ttl after its last\n"
+        "renewal) and a replica's loop runs (its etcd watch wakes it; at most loop_wait): the RTO is\n"
+        "about ttl to ttl + loop_wait. A shorter ttl fails over sooner, but a primary that cannot\n"
+        "reach etcd for retry_timeout demotes itself, so etcd trouble longer than that costs a\n"
+        "failover (failsafe_mode keeps a primary that still reaches every member serving while\n"
+        "etcd as a whole is down). Patroni needs loop_wait + 2 * retry_timeout <= ttl.\n";
+    return comment(head) + doc.dump(2) + "\n";
+}
+
+std::string render_etcd(const EtcdMember& m) {
+    check_label("name", m.name);
+    check_host("address", m.address);
+    check_path("data_dir", m.data_dir);
+    check_port("client_port", m.client_port);
+    check_port("peer_port", m.peer_port);
+    if (m.client_port == m.peer_port) refuse("peer_port", std::to_string(m.peer_port), "clients and peers need two ports");
+    check_label("cluster_token", m.cluster_token);
+    if (!m.initial_cluster.count(m.name)) refuse("initial_cluster", m.name, "list this member too");
+    if (m.initial_cluster.at(m.name) != m.address)
+        refuse("initial_cluster", m.initial_cluster.at(m.name), "this member's address must be its own address");
+    std::set<std::string> addrs;
+    std::string cluster;
+    for (const auto& [n, a] : m.initial_cluster) {
+        check_label("initial_cluster", n);
+        check_host("initial_cluster", a);
+        if (!addrs.insert(a).second) refuse("initial_cluster", a, "two members on one address");
+        cluster += (cluster.empty() ? "" : ",") + n + "=" + url(a, m.peer_port);
+    }
+    if (m.heartbeat_ms < 10 || m.election_ms < 5 * m.heartbeat_ms)
+        refuse("election_ms", std::to_string(m.election_ms), "etcd wants an election timeout of at least 5 heartbeats");
+
+    std::string clients = url(m.address, m.client_port);
+    if (m.address != "127.0.0.1") clients += "," + url("127.0.0.1", m.client_port);
+    ordered_json doc = {
+        {"name", m.name},
+        {"data-dir", m.data_dir},
+        {"listen-peer-urls", url(m.address, m.peer_port)},
+        {"initial-advertise-peer-urls", url(m.address, m.peer_port)},
+        {"listen-client-urls", clients},
+        {"advertise-client-urls", url(m.address, m.client_port)},
+        {"initial-cluster", cluster},
+        {"initial-cluster-token", m.cluster_token},
+        {"initial-cluster-state", m.new_cluster ? "new" : "existing"},
+        {"heartbeat-interval", m.heartbeat_ms},
+        {"election-timeout", m.election_ms},
+        {"enable-v2", false},
+        // Patroni's etcd3 client speaks the v3 API through the gRPC gateway (JSON over HTTP); etcd
+        // 3.4 turns the gateway on by default for flags, but off when read from a config file.
+        {"enable-grpc-gateway", true},
+    };
+    return comment("etcd member '" + m.name + "' for hostd's HA tenants (the DCS of their Patroni scopes).\n"
+                   "Written by hostd; do not edit. YAML: this comment, then one JSON document.") +
+           doc.dump(2) + "\n";
+}
+
+std::string etcd_endpoints(const std::vector<HostPort>& members) {
+    std::string out;
+    for (const auto& e : members) {
+        check_host("etcd", e.host);
+        check_port("etcd", e.port);
+        out += (out.empty() ? "" : ",") + url(e.host, e.port);
+    }
+    return out;
+}
+
+std::string render_haproxy(const HaRoute& r) {
+    check_label("tenant", r.tenant);
+    check_host("bind_address", r.bind_address);
+    if (!is_ip(r.bind_address)) refuse("bind_address", r.bind_address, "HAProxy binds an IP address");
+    check_port("public_port", r.public_port);
+    if (r.members.empty()) refuse("members", "", "give at least one member");
+    std::set<std::string> names;
+    for (const auto& m : r.members) {
+        check_label("members", m.name);
+        if (!names.insert(m.name).second) refuse("members", m.name, "two members with one name");
+        check_host("members", m.host);
+        check_port("pg_port", m.pg_port);
+        check_port("rest_port", m.rest_port);
+    }
+    const char* path = r.role == Role::primary ? "/primary" : "/replica";
+    std::ostringstream o;
+    o << "\n"
+      << "listen hostd_" << r.public_port << "\n"
+      << "    # tenant " << r.tenant << " (HA, " << (r.role == Role::primary ? "read-write" : "read-only")
+      << "): the member whose Patroni answers " << path << " with 200\n"
+      << "    bind " << host_port(r.bind_address, r.public_port) << "\n"
+      << "    mode tcp\n"
+      << "    option httpchk GET " << path << "\n"
+      << "    http-check expect status 200\n"
+      << "    default-server inter 1s fastinter 500ms fall 2 rise 1 on-marked-down shutdown-sessions\n";
+    for (const auto& m : r.members)
+        o << "    server " << m.name << " " << host_port(m.host, m.pg_port) << " check port " << m.rest_port << "\n";
+    return o.str();
+}
+
+}  // namespace hostd::ha

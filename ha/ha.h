@@ -1,0 +1,135 @@
+// High availability across hosts (issue #17), pure: the text of what runs an HA tenant's member
+// and the fleet's DCS. Patroni (Debian's `patroni`) runs in the tenant's unit instead of
+// `postgres` and manages its PostgreSQL; etcd (Debian's `etcd-server`, v3 API) on the hosts is
+// the DCS; every member host's HAProxy sends the tenant's public port to the member whose Patroni
+// REST API answers /primary. Values in, text out; bad values throw hostd::Error (Errc::invalid,
+// with the field). Never touches the machine.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace hostd::ha {
+
+struct HostPort {
+    std::string host;  // an IPv4/IPv6 literal or a DNS name
+    uint16_t port = 0;
+};
+
+// Patroni's timing (its dynamic configuration, written to etcd when the scope is bootstrapped;
+// later changes go through Patroni's PATCH /config, not this file). The trade-off: a primary
+// that vanishes (machine down, partition) is replaced only after its leader key expires, up to
+// `ttl` seconds after its last renewal (it renews every loop_wait), plus the time a replica needs
+// to notice (its etcd watch wakes it, unless the etcd member it talks to is on the lost host:
+// then a read times out, about retry_timeout / 3, and it moves to another), plus the new leader's
+// check of the other members (2 s for an unreachable one) and the promotion. A short ttl fails
+// over sooner, but a primary that cannot reach etcd within retry_timeout demotes itself, so etcd
+// trouble longer than that costs a spurious failover; a short loop_wait costs etcd writes (every
+// member of every HA tenant writes its key each loop). Patroni wants loop_wait + 2 *
+// retry_timeout <= ttl. Patroni's defaults (30/10/10) give an RTO of 30-45 s; 15/5/5 measured
+// 13 and 20 s in tests/e2e/ha; these (10/2/4) measured 12 s, within the 15 s goal of #17.
+struct Timing {
+    int ttl = 10;
+    int loop_wait = 2;
+    int retry_timeout = 4;
+};
+
+struct Credentials {
+    std::string username;
+    std::string password;  // any printable characters (Patroni escapes them in its pgpass)
+};
+
+struct PatroniMember {
+    std::string scope;      // the tenant's name: one Patroni cluster (etcd key prefix) per tenant
+    std::string name;       // this member's name in the scope: its host's name
+    std::string etcd_namespace = "/hostd/";  // keys live under <namespace><scope>/
+    // Patroni's REST API: where it listens (this host's address and the member's own port) and
+    // what the other members and HAProxy connect to.
+    HostPort restapi_listen;
+    std::string connect_address;  // this host's address as the others reach it (REST and PostgreSQL)
+    std::vector<HostPort> etcd;   // etcd's client endpoints (v3 API): every host's
+    // PostgreSQL (Debian's 15): the tenant's data directory, binaries and socket directory; it
+    // listens on listen_addresses at pg_port (this host's address for the other members and
+    // HAProxy on other hosts, 127.0.0.1 for this host's HAProxy).
+    std::string data_dir;
+    std::string bin_dir = "/usr/lib/postgresql/15/bin";
+    std::string socket_dir;
+    std::string pgpass;  // the passfile Patroni writes for its own connections (tenant-owned dir)
+    std::vector<std::string> listen_addresses;
+    uint16_t pg_port = 0;
+    // postgresql.conf settings hostd owns (limits, TLS files, archiving); Patroni adds its own
+    // (wal_level, hot_standby, max_wal_senders, ...) unless given here. Rendered with
+    // wal_sender_timeout and wal_receiver_timeout 5s unless given (see ha.cc: Patroni 3.0.2).
+    // Settings every member must share (max_connections, max_wal_senders, ...) are Patroni's
+    // global configuration (bootstrap.dcs), not these: Patroni ignores them here.
+    std::map<std::string, std::string> parameters;
+    std::vector<std::string> pg_hba;  // whole lines, in order (Patroni writes pg_hba.conf from them)
+    Credentials superuser;    // Patroni's own local connections, and pg_rewind
+    Credentials replication;  // the replicas' streaming (a role Patroni creates at bootstrap)
+    Credentials rewind;       // pg_rewind of a demoted primary (a role Patroni creates, not a superuser)
+    bool synchronous_mode = false;  // a commit is acknowledged once a replica has it
+    bool failsafe_mode = true;      // etcd lost: a primary that reaches every member keeps serving
+    Timing timing;
+};
+
+// pg_hba lines for a member: local connections (Patroni's own, the tenant's tools; a replica's
+// Patroni reads its timeline over a local replication connection) and clients from anywhere
+// (through HAProxy on any member host) with SCRAM; streaming replication for the replication
+// role from the members' addresses only (/32 or /128 each).
+std::vector<std::string> member_hba(const std::vector<std::string>& member_addresses, const std::string& replication_user);
+
+// The member's patroni.yml. YAML is a superset of JSON: a comment header (what the file is and
+// the timing's trade-off) and then one JSON document, so every value is quoted by a JSON writer
+// and no name, password or hba line can change the file's structure. Validates every field:
+// scope and name [a-z0-9][a-z0-9-]* (at most 63), addresses IP literals or DNS names, ports not
+// 0, paths absolute without control characters, parameter names [a-z0-9_.], no control
+// characters in values, passwords or hba lines, timing within Patroni's rule.
+std::string render_patroni(const PatroniMember& m);
+
+// One host's etcd member (plain HTTP on the hosts' own network; see README for TLS).
+struct EtcdMember {
+    std::string name;     // the host's name
+    std::string address;  // this host's address (peers and clients)
+    std::string data_dir = "/var/lib/etcd/hostd";
+    uint16_t client_port = 2379, peer_port = 2380;
+    std::map<std::string, std::string> initial_cluster;  // every member, this one included: name → address
+    std::string cluster_token = "hostd";
+    bool new_cluster = true;  // false: joining a cluster that runs ("existing")
+    int heartbeat_ms = 100, election_ms = 1000;  // etcd's defaults; election >= 5 * heartbeat
+};
+
+// etcd's configuration file (etcd --config-file, YAML; a comment header and JSON again):
+// listens for clients on its address and 127.0.0.1, for peers on its address; v3 API only.
+std::string render_etcd(const EtcdMember& m);
+
+// The client endpoints of the members ("http://addr:port" joined with ','), as etcdctl takes them.
+std::string etcd_endpoints(const std::vector<HostPort>& members);
+
+// One member of an HA tenant as a proxy reaches it.
+struct ProxyMember {
+    std::string name;   // the member's host name (the HAProxy server name)
+    std::string host;   // its address
+    uint16_t pg_port = 0;
+    uint16_t rest_port = 0;
+};
+
+enum class Role { primary, replica };
+
+// A tenant's public port on one member host, routed to all members; HAProxy's health check asks
+// each member's Patroni (GET /primary, or /replica for a read-only port: 200 or not), so only
+// the member holding that role is up; a member marked down has its sessions cut
+// (on-marked-down shutdown-sessions), so no client stays on a demoted primary.
+struct HaRoute {
+    std::string tenant;
+    std::string bind_address;
+    uint16_t public_port = 0;
+    Role role = Role::primary;
+    std::vector<ProxyMember> members;
+};
+
+// A `listen hostd_<port>` section like routes/' (mode tcp of its own), for hostd's HAProxy file.
+std::string render_haproxy(const HaRoute& r);
+
+}  // namespace hostd::ha

@@ -1,0 +1,126 @@
+// ha_render: prints what the ha/ library renders, for tests/e2e/ha (which sets the units up itself
+// until hostd's create flow does). Not installed.
+//   ha_render etcd --name N --address A --member NAME=ADDR... [--data-dir D]
+//   ha_render endpoints ADDR...
+//   ha_render patroni --scope S --name N --address A --rest-port P --pg-port P --etcd ADDR...
+//                     --data-dir D --socket-dir D --pgpass F --member ADDR...
+//                     --superuser-password-file F --replication-password-file F
+//                     --rewind-password-file F [--synchronous] [--ttl S --loop-wait S --retry-timeout S]
+//                     [--param NAME=VALUE]...
+//   ha_render haproxy --tenant T --bind A --port P --member NAME=HOST:PGPORT:RESTPORT... [--replica]
+#include <CLI/CLI.hpp>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "base/error.h"
+#include "ha/ha.h"
+
+namespace {
+
+std::string read_secret(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) throw hostd::Error(hostd::Errc::not_found, "cannot read " + path);
+    std::string s;
+    std::getline(in, s);
+    return s;
+}
+
+std::pair<std::string, std::string> split_eq(const std::string& v) {
+    auto p = v.find('=');
+    if (p == std::string::npos) throw hostd::Error(hostd::Errc::invalid, "expected NAME=VALUE, got " + v);
+    return {v.substr(0, p), v.substr(p + 1)};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"ha_render: the ha/ library's files"};
+    app.require_subcommand(1);
+
+    hostd::ha::EtcdMember em;
+    std::vector<std::string> em_members;
+    auto* etcd = app.add_subcommand("etcd", "an etcd member's config file");
+    etcd->add_option("--name", em.name)->required();
+    etcd->add_option("--address", em.address)->required();
+    etcd->add_option("--member", em_members)->required();
+    etcd->add_option("--data-dir", em.data_dir);
+
+    std::vector<std::string> ep_addrs;
+    auto* endpoints = app.add_subcommand("endpoints", "etcd client endpoints");
+    endpoints->add_option("addr", ep_addrs)->required();
+
+    hostd::ha::PatroniMember pm;
+    std::string address, su_file, repl_file, rewind_file;
+    uint16_t rest_port = 0;
+    std::vector<std::string> pm_etcd, pm_members;
+    auto* patroni = app.add_subcommand("patroni", "a member's patroni.yml");
+    patroni->add_option("--scope", pm.scope)->required();
+    patroni->add_option("--name", pm.name)->required();
+    patroni->add_option("--address", address)->required();
+    patroni->add_option("--rest-port", rest_port)->required();
+    patroni->add_option("--pg-port", pm.pg_port)->required();
+    patroni->add_option("--etcd", pm_etcd)->required();
+    patroni->add_option("--data-dir", pm.data_dir)->required();
+    patroni->add_option("--socket-dir", pm.socket_dir)->required();
+    patroni->add_option("--pgpass", pm.pgpass)->required();
+    patroni->add_option("--member", pm_members)->required();
+    patroni->add_option("--superuser-password-file", su_file)->required();
+    patroni->add_option("--replication-password-file", repl_file)->required();
+    patroni->add_option("--rewind-password-file", rewind_file)->required();
+    patroni->add_flag("--synchronous", pm.synchronous_mode);
+    patroni->add_option("--ttl", pm.timing.ttl);
+    patroni->add_option("--loop-wait", pm.timing.loop_wait);
+    patroni->add_option("--retry-timeout", pm.timing.retry_timeout);
+    std::vector<std::string> pm_params;
+    patroni->add_option("--param", pm_params, "a postgresql.conf setting, NAME=VALUE");
+
+    hostd::ha::HaRoute hr;
+    std::vector<std::string> hr_members;
+    bool replica = false;
+    auto* haproxy = app.add_subcommand("haproxy", "an HA tenant's HAProxy listener");
+    haproxy->add_option("--tenant", hr.tenant)->required();
+    haproxy->add_option("--bind", hr.bind_address)->required();
+    haproxy->add_option("--port", hr.public_port)->required();
+    haproxy->add_option("--member", hr_members)->required();
+    haproxy->add_flag("--replica", replica);
+
+    CLI11_PARSE(app, argc, argv);
+    try {
+        if (*etcd) {
+            for (const auto& m : em_members) em.initial_cluster.insert(split_eq(m));
+            std::cout << hostd::ha::render_etcd(em);
+        } else if (*endpoints) {
+            std::vector<hostd::ha::HostPort> eps;
+            for (const auto& a : ep_addrs) eps.push_back({a, 2379});
+            std::cout << hostd::ha::etcd_endpoints(eps) << "\n";
+        } else if (*patroni) {
+            pm.restapi_listen = {address, rest_port};
+            pm.connect_address = address;
+            for (const auto& a : pm_etcd) pm.etcd.push_back({a, 2379});
+            pm.listen_addresses = {address, "127.0.0.1"};
+            pm.superuser = {"postgres", read_secret(su_file)};
+            pm.replication = {"replicator", read_secret(repl_file)};
+            pm.rewind = {"rewinder", read_secret(rewind_file)};
+            for (const auto& p : pm_params) pm.parameters.insert(split_eq(p));
+            pm.pg_hba = hostd::ha::member_hba(pm_members, pm.replication.username);
+            std::cout << hostd::ha::render_patroni(pm);
+        } else if (*haproxy) {
+            hr.role = replica ? hostd::ha::Role::replica : hostd::ha::Role::primary;
+            for (const auto& m : hr_members) {
+                auto [name, rest] = split_eq(m);
+                std::istringstream in(rest);
+                std::string host, pg, api;
+                std::getline(in, host, ':');
+                std::getline(in, pg, ':');
+                std::getline(in, api, ':');
+                hr.members.push_back({name, host, static_cast<uint16_t>(std::stoi(pg)), static_cast<uint16_t>(std::stoi(api))});
+            }
+            std::cout << hostd::ha::render_haproxy(hr);
+        }
+    } catch (const std::exception& e) {
+        std::cerr << "ha_render: " << e.what() << "\n";
+        return 1;
+    }
+    return 0;
+}

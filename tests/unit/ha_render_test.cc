@@ -1,0 +1,207 @@
+// ha/: Patroni's and etcd's files read back by the YAML parser Patroni itself uses (PyYAML,
+// Debian's python3-yaml) with hostile values, and the HAProxy section through the real
+// `haproxy -c`. (Patroni's --validate-config needs the member's own addresses and a reachable
+// etcd: tests/e2e/ha runs it inside the machines.)
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "base/exec.h"
+#include "ha/ha.h"
+
+namespace {
+
+using namespace hostd;
+using nlohmann::json;
+
+// What PyYAML (the parser Patroni and etcd's docs assume; Patroni's own) makes of text, as JSON.
+json yaml_load(const std::string& text) {
+    auto r = exec({.argv = {"/usr/bin/python3", "-c",
+                            "import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin.read())))"},
+                   .input = text});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return json::parse(r.out);
+}
+
+const std::string kHostile = "p\"a'ss\\: #{}[],&*!|>%@`$(x) -- é\u00a0";
+
+ha::PatroniMember member() {
+    ha::PatroniMember m;
+    m.scope = "shop";
+    m.name = "db-1";
+    m.restapi_listen = {"10.231.0.2", 8101};
+    m.connect_address = "10.231.0.2";
+    m.etcd = {{"10.231.0.2", 2379}, {"10.231.0.3", 2379}, {"fd00::4", 2379}};
+    m.data_dir = "/srv/hostd/shop/pgdata";
+    m.socket_dir = "/run/hostd-tenant/shop";
+    m.pgpass = "/srv/hostd/shop/.pgpass";
+    m.listen_addresses = {"10.231.0.2", "127.0.0.1"};
+    m.pg_port = 5501;
+    m.parameters = {{"shared_buffers", "32MB"}, {"application_name", kHostile}};
+    m.pg_hba = ha::member_hba({"10.231.0.2", "10.231.0.3", "fd00::4"}, "replicator");
+    m.pg_hba.push_back("host \"my db\" all 10.0.0.0/8 scram-sha-256 # " + kHostile);
+    m.superuser = {"postgres", kHostile};
+    m.replication = {"replicator", "r" + kHostile + "\u2603"};
+    m.rewind = {"rewinder", "w" + kHostile};
+    m.synchronous_mode = true;
+    return m;
+}
+
+TEST(HaPatroni, YamlReadsBackEveryValueAsGiven) {
+    const auto m = member();
+    const std::string text = ha::render_patroni(m);
+    json y = yaml_load(text);
+    EXPECT_EQ(y["scope"], "shop");
+    EXPECT_EQ(y["name"], "db-1");
+    EXPECT_EQ(y["namespace"], "/hostd/");
+    EXPECT_EQ(y["restapi"]["listen"], "10.231.0.2:8101");
+    EXPECT_EQ(y["restapi"]["connect_address"], "10.231.0.2:8101");
+    EXPECT_EQ(y["etcd3"]["hosts"], json({"10.231.0.2:2379", "10.231.0.3:2379", "[fd00::4]:2379"}));
+    EXPECT_EQ(y["postgresql"]["listen"], "10.231.0.2,127.0.0.1:5501");
+    EXPECT_EQ(y["postgresql"]["connect_address"], "10.231.0.2:5501");
+    EXPECT_EQ(y["postgresql"]["data_dir"], m.data_dir);
+    EXPECT_EQ(y["postgresql"]["bin_dir"], "/usr/lib/postgresql/15/bin");
+    EXPECT_EQ(y["postgresql"]["parameters"]["unix_socket_directories"], m.socket_dir);
+    EXPECT_EQ(y["postgresql"]["parameters"]["application_name"], kHostile);
+    EXPECT_EQ(y["postgresql"]["parameters"]["wal_sender_timeout"], "5s");  // Patroni 3.0.2's window
+    EXPECT_EQ(y["postgresql"]["authentication"]["superuser"]["password"], kHostile);
+    EXPECT_EQ(y["postgresql"]["authentication"]["replication"]["password"], m.replication.password);
+    EXPECT_EQ(y["postgresql"]["authentication"]["rewind"]["username"], "rewinder");
+    EXPECT_EQ(y["postgresql"]["authentication"]["rewind"]["password"], m.rewind.password);
+    EXPECT_EQ(y["postgresql"]["pg_hba"], json(m.pg_hba));
+    EXPECT_EQ(y["postgresql"]["use_unix_socket_repl"], true);
+    EXPECT_EQ(y["bootstrap"]["dcs"]["synchronous_mode"], true);
+    EXPECT_EQ(y["bootstrap"]["dcs"]["failsafe_mode"], true);
+    EXPECT_EQ(y["bootstrap"]["dcs"]["ttl"], 10);
+    EXPECT_EQ(y["bootstrap"]["dcs"]["loop_wait"], 2);
+    EXPECT_EQ(y["bootstrap"]["dcs"]["retry_timeout"], 4);
+    // The trade-off is stated where an operator reads the file.
+    EXPECT_NE(text.find("# A primary that vanishes is replaced once its leader key expires"), std::string::npos);
+}
+
+TEST(HaPatroni, MemberHbaReplicationOnlyFromMembers) {
+    auto hba = ha::member_hba({"10.0.0.1", "fd00::2"}, "replicator");
+    EXPECT_NE(std::find(hba.begin(), hba.end(), "host replication replicator 10.0.0.1/32 scram-sha-256"), hba.end());
+    EXPECT_NE(std::find(hba.begin(), hba.end(), "host replication replicator fd00::2/128 scram-sha-256"), hba.end());
+    EXPECT_NE(std::find(hba.begin(), hba.end(), "local replication replicator scram-sha-256"), hba.end());
+    for (const auto& l : hba) EXPECT_EQ(l.find("trust"), std::string::npos) << l;
+    EXPECT_THROW(ha::member_hba({"db-2"}, "replicator"), Error);  // by name: pg_hba would resolve it
+    EXPECT_THROW(ha::member_hba({"10.0.0.1"}, "repl icator"), Error);
+}
+
+TEST(HaPatroni, RefusesWhatCouldBreakTheFileOrTheCluster) {
+    auto bad = [](auto change, const std::string& field) {
+        auto m = member();
+        change(m);
+        try {
+            ha::render_patroni(m);
+            ADD_FAILURE() << "accepted a bad " << field;
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), Errc::invalid);
+            EXPECT_EQ(e.field(), field) << e.what();
+        }
+    };
+    bad([](auto& m) { m.scope = "Shop"; }, "scope");
+    bad([](auto& m) { m.scope = "../x"; }, "scope");
+    bad([](auto& m) { m.name = "db 1"; }, "name");
+    bad([](auto& m) { m.etcd_namespace = "/a/b/"; }, "etcd_namespace");
+    bad([](auto& m) { m.superuser.password = "a\nb"; }, "superuser");
+    bad([](auto& m) { m.replication.password = ""; }, "replication");
+    bad([](auto& m) { m.replication.username = "postgres"; }, "replication");
+    bad([](auto& m) { m.rewind.username = "replicator"; }, "rewind");
+    bad([](auto& m) { m.pg_hba.push_back("host all all 0.0.0.0/0 trust\nlocal all all trust"); }, "pg_hba");
+    bad([](auto& m) { m.parameters["shared_buffers'"] = "1"; }, "parameters");
+    bad([](auto& m) { m.parameters["work_mem"] = "1MB\n"; }, "parameters");
+    bad([](auto& m) { m.data_dir = "srv/x"; }, "data_dir");
+    bad([](auto& m) { m.connect_address = "10.0.0.1:80"; }, "connect_address");
+    bad([](auto& m) { m.etcd.clear(); }, "etcd");
+    bad([](auto& m) { m.etcd[0].port = 0; }, "etcd");
+    bad([](auto& m) { m.pg_port = 0; }, "pg_port");
+    bad([](auto& m) { m.timing = {.ttl = 10, .loop_wait = 5, .retry_timeout = 5}; }, "timing");
+    bad([](auto& m) { m.timing = {.ttl = 10, .loop_wait = 0, .retry_timeout = 4}; }, "timing");
+}
+
+TEST(HaEtcd, ConfigReadsBack) {
+    ha::EtcdMember e;
+    e.name = "db-2";
+    e.address = "10.231.0.3";
+    e.initial_cluster = {{"db-1", "10.231.0.2"}, {"db-2", "10.231.0.3"}, {"db-3", "10.231.0.4"}};
+    json y = yaml_load(ha::render_etcd(e));
+    EXPECT_EQ(y["name"], "db-2");
+    EXPECT_EQ(y["listen-peer-urls"], "http://10.231.0.3:2380");
+    EXPECT_EQ(y["listen-client-urls"], "http://10.231.0.3:2379,http://127.0.0.1:2379");
+    EXPECT_EQ(y["advertise-client-urls"], "http://10.231.0.3:2379");
+    EXPECT_EQ(y["initial-cluster"], "db-1=http://10.231.0.2:2380,db-2=http://10.231.0.3:2380,db-3=http://10.231.0.4:2380");
+    EXPECT_EQ(y["initial-cluster-state"], "new");
+    EXPECT_EQ(y["enable-v2"], false);
+    EXPECT_EQ(y["enable-grpc-gateway"], true);
+    EXPECT_EQ(ha::etcd_endpoints({{"10.0.0.1", 2379}, {"fd00::1", 2379}}), "http://10.0.0.1:2379,http://[fd00::1]:2379");
+
+    auto refused = [&](auto change) {
+        auto m = e;
+        change(m);
+        EXPECT_THROW(ha::render_etcd(m), Error);
+    };
+    refused([](auto& m) { m.initial_cluster.erase("db-2"); });
+    refused([](auto& m) { m.initial_cluster["db-2"] = "10.231.0.9"; });
+    refused([](auto& m) { m.initial_cluster["db-4"] = "10.231.0.2"; });
+    refused([](auto& m) { m.initial_cluster["db=4,x"] = "10.231.0.5"; });
+    refused([](auto& m) { m.peer_port = m.client_port; });
+    refused([](auto& m) { m.election_ms = 200; });
+}
+
+ha::HaRoute route() {
+    return {.tenant = "shop",
+            .bind_address = "127.0.0.1",
+            .public_port = 5432,
+            .members = {{"db-1", "10.231.0.2", 5501, 8101}, {"db-2", "10.231.0.3", 5501, 8101}, {"db-3", "fd00::4", 5501, 8101}}};
+}
+
+TEST(HaHaproxy, ChecksPatroniAndCutsSessionsOfADemotedMember) {
+    const std::string s = ha::render_haproxy(route());
+    EXPECT_NE(s.find("listen hostd_5432\n"), std::string::npos) << s;
+    EXPECT_NE(s.find("    option httpchk GET /primary\n"), std::string::npos) << s;
+    EXPECT_NE(s.find("    http-check expect status 200\n"), std::string::npos) << s;
+    EXPECT_NE(s.find("on-marked-down shutdown-sessions"), std::string::npos) << s;
+    EXPECT_NE(s.find("    server db-2 10.231.0.3:5501 check port 8101\n"), std::string::npos) << s;
+    EXPECT_NE(s.find("    server db-3 [fd00::4]:5501 check port 8101\n"), std::string::npos) << s;
+    auto ro = route();
+    ro.role = ha::Role::replica;
+    EXPECT_NE(ha::render_haproxy(ro).find("option httpchk GET /replica\n"), std::string::npos);
+
+    // The real HAProxy accepts it, after a main configuration with http defaults.
+    const std::string path = std::filesystem::temp_directory_path() / ("ha-haproxy-" + std::to_string(::getpid()) + ".cfg");
+    std::ofstream(path) << "global\n    log stdout local0\ndefaults\n    mode http\n    timeout connect 5s\n"
+                           "    timeout client 1m\n    timeout server 1m\n"
+                        << s;
+    auto r = exec({.argv = {"/usr/sbin/haproxy", "-c", "-f", path}});
+    std::filesystem::remove(path);
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+}
+
+TEST(HaHaproxy, RefusesWordsThatCouldChangeTheFile) {
+    auto r = route();
+    r.tenant = "shop\n    server evil 1.2.3.4:5432";
+    EXPECT_THROW(ha::render_haproxy(r), Error);
+    r = route();
+    r.members[1].name = "db-1";  // two servers with one name
+    EXPECT_THROW(ha::render_haproxy(r), Error);
+    r = route();
+    r.members[0].host = "10.0.0.1 backup";
+    EXPECT_THROW(ha::render_haproxy(r), Error);
+    r = route();
+    r.bind_address = "localhost";
+    EXPECT_THROW(ha::render_haproxy(r), Error);
+    r = route();
+    r.members.clear();
+    EXPECT_THROW(ha::render_haproxy(r), Error);
+}
+
+}  // namespace

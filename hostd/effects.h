@@ -194,8 +194,10 @@ public:
     virtual void ensure_monitor_login(const TenantRecord& t, const TenantLayout& l) = 0;
     // hostd's own role (pgconf::monitor_role_sql) made by the tenant's admin (t.password over
     // the socket): a fresh cluster has the pg_hba/pg_ident lines from its initdb, so the login
-    // works at once. Idempotent.
-    virtual void create_monitor_role(const TenantRecord& t, const TenantLayout& l) = 0;
+    // works at once. The admin's login is waited for up to timeout_ms, so this is also the
+    // check that the cluster answers and the admin's password works (one login, not two).
+    // Idempotent.
+    virtual void create_monitor_role(const TenantRecord& t, const TenantLayout& l, int timeout_ms) = 0;
 
     // The warm pool (hostd/warmpool.h). The ids of the images in dir (regular files named
     // <id>.img; none when dir does not exist). A formatted pool disk on device gets its cluster:

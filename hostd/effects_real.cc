@@ -987,10 +987,10 @@ public:
         }
     }
 
-    void create_monitor_role(const TenantRecord& t, const TenantLayout& l) override {
-        pgconf::exec_sql({.host = l.socket_dir, .port = t.port, .user = t.admin_user, .password = t.password,
-                          .connect_timeout_s = 2, .sslmode = "disable", .query_timeout_ms = 10000},
-                         pgconf::monitor_role_sql());
+    void create_monitor_role(const TenantRecord& t, const TenantLayout& l, int timeout_ms) override {
+        pgconf::wait_exec_sql({.host = l.socket_dir, .port = t.port, .user = t.admin_user, .password = t.password,
+                               .connect_timeout_s = 2, .sslmode = "disable", .query_timeout_ms = 10000},
+                              pgconf::monitor_role_sql(), std::chrono::milliseconds(timeout_ms));
     }
 
     // ---- the warm pool ----

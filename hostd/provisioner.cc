@@ -297,11 +297,14 @@ Created Provisioner::create(const std::string& name, const CreateRequest& req, c
                 fx_.wait_ready(t, l, kCheckTimeoutMs);
                 fx_.hand_over_branch(t, l);
             }
-            fx_.wait_sql(l.socket_dir, t.port, t.admin_user, t.password, kCheckTimeoutMs, "");
             // A fresh cluster has hostd's pg_hba/pg_ident lines from its initdb but not the role:
             // made now, at the admin's first login, ensure_monitor_login finds the login working
-            // and does not take its repair path (files rewritten, a reload, polling).
-            if (!kept && !req.from && !pooled) fx_.create_monitor_role(t, l);
+            // and does not take its repair path (files rewritten, a reload, polling). That login
+            // is the check that the admin's login works (each login costs a backend and SCRAM).
+            if (!kept && !req.from && !pooled)
+                fx_.create_monitor_role(t, l, kCheckTimeoutMs);
+            else
+                fx_.wait_sql(l.socket_dir, t.port, t.admin_user, t.password, kCheckTimeoutMs, "");
             fx_.ensure_monitor_login(t, l);  // hostd's checks and metrics never need the admin password
         });
         if (l.backups) step("backups", [&] {

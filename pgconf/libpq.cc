@@ -186,6 +186,26 @@ void wait_select1(const ConnParams& p, std::chrono::milliseconds timeout, std::c
     }
 }
 
+void wait_exec_sql(const ConnParams& p, const std::string& sql, std::chrono::milliseconds timeout,
+                   std::chrono::milliseconds interval) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    Conn c;
+    for (;;) {
+        try {
+            c = connect(p);
+            break;
+        } catch (const Error&) {
+            if (std::chrono::steady_clock::now() >= deadline) throw;
+        }
+        std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+            interval, deadline - std::chrono::steady_clock::now()));
+    }
+    Result r = run(c.get(), p, sql);
+    if (!r || PQresultStatus(r.get()) != PGRES_COMMAND_OK)
+        throw Error(Errc::failed, "SQL on " + where(p) + " failed: " +
+                                      one_line(r ? PQresultErrorMessage(r.get()) : PQerrorMessage(c.get())));
+}
+
 void set_role_password(const ConnParams& p, const std::string& role, const std::string& password) {
     Conn c = connect(p);
     struct Freer {
@@ -239,30 +259,21 @@ void run_command(PGconn* c, const ConnParams& p, const std::string& sql, const s
 
 void hand_over_cluster(ConnParams p, const std::string& bootstrap_role, const std::string& bootstrap_password,
                        const std::string& handover_role, const std::string& admin, const std::string& admin_password) {
-    const std::string handover_password = random_password();
-    {
-        p.user = bootstrap_role;
-        p.password = bootstrap_password;
-        Conn c = connect(p);
-        run_command(c.get(), p, "CREATE " + role_with_password(c.get(), p, handover_role, handover_password) + " SUPERUSER LOGIN",
-                    "Creating the hand-over role");
-    }
-    {
-        // The session's own role cannot be renamed: the hand-over role renames the bootstrap one.
-        p.user = handover_role;
-        p.password = handover_password;
-        Conn c = connect(p);
-        run_command(c.get(), p,
-                    "ALTER ROLE " + quoted_ident(c.get(), p, bootstrap_role) + " RENAME TO " + quoted_ident(c.get(), p, admin),
-                    "Renaming the cluster's superuser to the tenant's admin");
-        run_command(c.get(), p, "ALTER " + role_with_password(c.get(), p, admin, admin_password),
-                    "Setting the tenant admin's password");
-    }
-    p.user = admin;
-    p.password = admin_password;
+    // One login and one transaction (a simple query of several statements): a login costs a
+    // backend and a SCRAM exchange (PBKDF2 on this side), and three of them were a third of a
+    // pool create's check step. The session's own role cannot be renamed, so the rename runs
+    // as the hand-over role (SET SESSION AUTHORIZATION, allowed since the login is a
+    // superuser's); it needs no login and no password. All of it or none of it is committed.
+    p.user = bootstrap_role;
+    p.password = bootstrap_password;
     Conn c = connect(p);
-    run_command(c.get(), p, "DROP ROLE " + quoted_ident(c.get(), p, handover_role) + "; " + monitor_role_sql(),
-                "Dropping the hand-over role");
+    const std::string handover = quoted_ident(c.get(), p, handover_role);
+    run_command(c.get(), p,
+                "CREATE ROLE " + handover + " SUPERUSER NOLOGIN; SET SESSION AUTHORIZATION " + handover + "; ALTER ROLE " +
+                    quoted_ident(c.get(), p, bootstrap_role) + " RENAME TO " + quoted_ident(c.get(), p, admin) + "; ALTER " +
+                    role_with_password(c.get(), p, admin, admin_password) + "; RESET SESSION AUTHORIZATION; DROP ROLE " +
+                    handover + "; " + monitor_role_sql(),
+                "Handing the cluster over to the tenant's admin");
 }
 
 std::vector<std::string> query_column(const ConnParams& p, const std::string& sql) {

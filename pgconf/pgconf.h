@@ -141,6 +141,11 @@ void check_select1(const ConnParams& p);
 void wait_select1(const ConnParams& p, std::chrono::milliseconds timeout,
                   std::chrono::milliseconds interval = std::chrono::milliseconds(20));
 
+// exec_sql once the login works: the login is retried (as wait_select1) until timeout, the
+// statement runs once. One login where wait_select1 and exec_sql take two.
+void wait_exec_sql(const ConnParams& p, const std::string& sql, std::chrono::milliseconds timeout,
+                   std::chrono::milliseconds interval = std::chrono::milliseconds(20));
+
 // Runs a query and returns its first column; throws Errc::failed with the server's message
 // (also for a statement that returns no rows).
 std::vector<std::string> query_column(const ConnParams& p, const std::string& sql);
@@ -154,12 +159,13 @@ void set_role_password(const ConnParams& p, const std::string& role, const std::
 
 // A cluster made ahead of its tenant (hostd's warm pool) becomes the tenant's: p (the socket,
 // port and options; user and password are set here) logs in as bootstrap_role, the cluster's
-// initdb superuser, and makes handover_role a superuser with a random password never written
-// down; that role renames bootstrap_role to admin (so the admin is the bootstrap superuser, as
-// after an initdb of its own) and gives it admin_password (its SCRAM verifier, as
-// set_role_password); the admin drops handover_role and makes hostd's own role
-// (monitor_role_sql). The role names must not need quoting beyond what libpq quotes. Throws
-// Errc::unavailable when a login fails, Errc::failed when a statement does.
+// initdb superuser, and in that one session and transaction makes handover_role a superuser
+// without login, becomes it (SET SESSION AUTHORIZATION), renames bootstrap_role to admin (so
+// the admin is the bootstrap superuser, as after an initdb of its own) and gives it
+// admin_password (its SCRAM verifier, as set_role_password), then, back as the bootstrap
+// (now admin) role, drops handover_role and makes hostd's own role (monitor_role_sql). The
+// role names must not need quoting beyond what libpq quotes. Throws Errc::unavailable when the
+// login fails, Errc::failed when a statement does (then nothing of it is committed).
 void hand_over_cluster(ConnParams p, const std::string& bootstrap_role, const std::string& bootstrap_password,
                        const std::string& handover_role, const std::string& admin, const std::string& admin_password);
 

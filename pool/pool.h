@@ -31,9 +31,9 @@ struct Disk {
     uint64_t size = 0;       // bytes of the image
     std::string fs_uuid;     // chosen before the disk is formatted
     // The cluster's bootstrap superuser (initdb -U) and its password, until a create takes the
-    // disk: it logs in with them once, makes a hand-over superuser (handover_role_of, with a
-    // password that is never written down) that renames this role to the tenant's admin and
-    // gives it the tenant's password, then drops the hand-over role as the admin.
+    // disk: it logs in with them once and, in that session, makes a hand-over superuser
+    // (handover_role_of, without login) that renames this role to the tenant's admin and gives
+    // it the tenant's password, then drops the hand-over role (pgconf::hand_over_cluster).
     std::string bootstrap_role;
     std::string bootstrap_password;
     std::string created_at;  // RFC 3339, for humans

@@ -76,7 +76,7 @@ public:
     void wait_ready(const TenantRecord&, const TenantLayout&, int) override {}
     void wait_routed(const std::string&, uint16_t, const std::string&, int) override {}
     void ensure_monitor_login(const TenantRecord&, const TenantLayout&) override {}
-    void create_monitor_role(const TenantRecord&, const TenantLayout&) override {}
+    void create_monitor_role(const TenantRecord&, const TenantLayout&, int) override {}
     std::set<std::string> pool_images(const std::string&) override { return {}; }
     void prepare_pool_cluster(const pool::Disk&, const std::string&) override {}
     void rename_image(const std::string&, const std::string&) override {}

@@ -279,7 +279,7 @@ public:
     void wait_ready(const TenantRecord&, const TenantLayout&, int) override { std::lock_guard g(m_.mu); hit("wait_sql"); }
     void wait_routed(const std::string&, uint16_t, const std::string&, int) override { std::lock_guard g(m_.mu); hit("wait_routed"); }
     void ensure_monitor_login(const TenantRecord&, const TenantLayout&) override { std::lock_guard g(m_.mu); hit("ensure_monitor_login"); }
-    void create_monitor_role(const TenantRecord&, const TenantLayout&) override { std::lock_guard g(m_.mu); hit("create_monitor_role"); }
+    void create_monitor_role(const TenantRecord&, const TenantLayout&, int) override { std::lock_guard g(m_.mu); hit("create_monitor_role"); }
     // The warm pool's images are files of the fake machine like any other.
     std::set<std::string> pool_images(const std::string& dir) override {
         std::lock_guard g(m_.mu);
@@ -388,7 +388,7 @@ TEST_F(AManager, CreatesATenantFromAnEmptyRequestWithConfiguredDefaults) {
     EXPECT_EQ(t["disk_size"], cfg.disk_size);
     EXPECT_EQ(t["memory"], cfg.memory);
     EXPECT_EQ(m.calls, (std::vector<std::string>{"create_image", "attach_image", "format", "mount", "ensure_reserve", "create_user",
-                                                 "init_cluster", "start_unit", "wait_sql", "create_monitor_role", "ensure_monitor_login",
+                                                 "init_cluster", "start_unit", "create_monitor_role", "ensure_monitor_login",
                                                  "apply_routes", "wait_sql"}));
     ASSERT_EQ(m.routes.size(), 1u);
     EXPECT_EQ(m.routes[0].public_port, t["public_port"]);
@@ -549,8 +549,8 @@ TEST_F(AManager, ChecksThePortRouteThroughTheProxyAsAClientWould) {
     cfg.bind_address = "127.0.0.2";
     mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
     auto t = api().create("a", json::object());
-    ASSERT_EQ(m.sql_targets.size(), 2u);
-    EXPECT_EQ(m.sql_targets[1], "127.0.0.2 " + std::to_string(t["public_port"].get<int>()) + " ");
+    ASSERT_EQ(m.sql_targets.size(), 1u);  // the admin's first login over the socket is create_monitor_role's
+    EXPECT_EQ(m.sql_targets[0], "127.0.0.2 " + std::to_string(t["public_port"].get<int>()) + " ");
     EXPECT_EQ(m.routes.at(0).sni_host, "");
 }
 

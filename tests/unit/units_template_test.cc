@@ -70,9 +70,13 @@ TEST(TenantTemplate, DefaultsGiveTheShippedFile) {
 
 TEST(TenantTemplate, PutsOtherPathsInEveryDirectiveThatNamesThem) {
     const std::string unit = render_tenant_template(elsewhere());
-    EXPECT_EQ(directive(unit, "ExecStartPre"),
-              "/usr/bin/test -f /data/pg-tenants/%i/.pgd-owned -a -f /data/pg-tenants/%i/cluster/PG_VERSION");
+    // The marker and the cluster checked by the shell that becomes the postmaster (no ExecStartPre=:
+    // it would set the whole sandbox up twice).
+    EXPECT_EQ(directive(unit, "ExecStartPre"), "<missing>");
     EXPECT_EQ(directive(unit, "ExecStart"),
+              "/bin/sh -c 'test -f /data/pg-tenants/%i/.pgd-owned -a -f /data/pg-tenants/%i/cluster/PG_VERSION || "
+              "{ echo \"hostd: no tenant filesystem with a cluster at /data/pg-tenants/%i: not starting\" >&2; exit 1; }; "
+              "exec \"$$@\"' postgres "
               "/opt/pg15/bin/postgres -D /data/pg-tenants/%i/cluster -c port=${HOSTD_PORT} -c listen_addresses=127.0.0.1 "
               "-c unix_socket_directories=/run/pgd-sockets/%i -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
     EXPECT_EQ(directive(unit, "EnvironmentFile"), "/run/pgd/env/%i");

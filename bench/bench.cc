@@ -1003,11 +1003,12 @@ int main(int argc, char** argv) {
     app.add_option("--price-transactions", price.transactions, "Per pgbench -c1 run of the proxy's price (0: skip it)")->capture_default_str();
     app.add_option("--price-rounds", price.rounds, "Alternated select-only rounds (direct, HAProxy, systemd-socket-proxyd) of the proxy's price")->capture_default_str();
     app.add_option("--price-tpcb-rounds", price.tpcb_rounds, "Alternated TPC-B-like rounds of the proxy's price (0: none)")->capture_default_str();
-    app.add_option("--only", only, "Run one section alone, on one new tenant (no other figure)")->check(CLI::IsMember({"proxy-price", "flat"}));
+    app.add_option("--only", only, "Run one section alone, on one new tenant (no other figure)")->check(CLI::IsMember({"proxy-price", "flat", "branches"}));
     double idle_seconds = 60;
     app.add_option("--idle-seconds", idle_seconds, "Seconds the idle host's CPU is measured over (--only flat)")->capture_default_str();
     CLI11_PARSE(app, argc, argv);
 
+    if (only == "branches") rp_timeouts.clear();
     Client client(socket);
     const auto t_run = Clock::now();
     double backup_min = 0;
@@ -1034,129 +1035,132 @@ int main(int argc, char** argv) {
         }
     } else
     try {
-        // 1. Reference: Debian's own way to get a cluster, in this machine, this run.
-        std::vector<double> ref;
-        for (int i = 1; i <= reference; i++) {
-            std::string n = "ref" + std::to_string(i);
-            ref.push_back(reference_create(n));
-            hostd::exec({.argv = {"pg_dropcluster", "--stop", "15", n}});
-            std::fprintf(stderr, "reference %-8s %7.0f ms\n", n.c_str(), ref.back());
-        }
-
-        // 2. hostd creates, one after another.
-        std::vector<double> total;
-        std::vector<Created> made;
-        for (int i = 1; i <= count; i++) {
-            double ms = 0;
-            made.push_back(create(client, "b" + std::to_string(i), body, ms));
-            total.push_back(ms);
-            std::fprintf(stderr, "create %-8s %7.0f ms\n", made.back().name.c_str(), ms);
-        }
-        auto first = slice(total, 0, static_cast<size_t>(window));
-        auto last = slice(total, total.size() > static_cast<size_t>(window) ? total.size() - static_cast<size_t>(window) : 0, static_cast<size_t>(window));
-        rows.push_back({"create → first query through HAProxy, median (n=" + std::to_string(first.size()) + ")",
-                        fmt(median(first)), reference ? fmt(median(ref)) + " (pg_createcluster --start → pg_isready, n=" + std::to_string(ref.size()) + ")" : "-",
-                        reference ? ratio(median(first) / median(ref)) : "-"});
-        rows.push_back({"create → first query through HAProxy, p95", fmt(pct(first, 95)), reference ? fmt(pct(ref, 95)) : "-", "-"});
-        if (count > window) {
-            rows.push_back({"flat cost: median of the last " + std::to_string(last.size()) + " creates / first " + std::to_string(first.size()) +
-                                " (of " + std::to_string(count) + ")",
-                            fmt(median(last)) + " / " + fmt(median(first)), "target ≤ 1.2", ratio(median(last) / median(first))});
-            // Where growth comes from: per-step medians, first window vs last window.
-            std::map<std::string, std::vector<double>> sf, sl;
-            for (size_t i = 0; i < made.size(); i++) {
-                bool in_first = i < first.size(), in_last = i >= made.size() - last.size();
-                if (!in_first && !in_last) continue;
-                for (auto& [step, ms] : steps_of(made[i].name)) (in_first ? sf : sl)[step].push_back(ms);
+        if (only != "branches") {  // bench/run's ONLY=branches: section 6 alone, without the recovery point
+            // 1. Reference: Debian's own way to get a cluster, in this machine, this run.
+            std::vector<double> ref;
+            for (int i = 1; i <= reference; i++) {
+                std::string n = "ref" + std::to_string(i);
+                ref.push_back(reference_create(n));
+                hostd::exec({.argv = {"pg_dropcluster", "--stop", "15", n}});
+                std::fprintf(stderr, "reference %-8s %7.0f ms\n", n.c_str(), ref.back());
             }
-            for (auto& [step, v] : sf)
-                rows.push_back({"  step '" + step + "' median, first vs last window", fmt(median(v)) + " → " + fmt(median(sl[step])), "-",
-                                median(v) > 0 ? ratio(median(sl[step]) / median(v)) : "-"});
-        }
 
-        // 3. Density: idle memory per tenant after settling.
-        std::this_thread::sleep_for(std::chrono::seconds(settle));
-        std::vector<double> mem;
-        for (auto& c : made) {
-            auto r = client.call("GET", "/v1/tenants/" + c.name);
-            if (r.status == 200 && r.body["tenant"].contains("status") && r.body["tenant"]["status"].contains("memory_current"))
-                mem.push_back(r.body["tenant"]["status"]["memory_current"].get<double>());
-        }
-        double host_mem = 24.0 * 1024 * 1024 * 1024;
-        rows.push_back({"idle memory per tenant (cgroup memory current, median of " + std::to_string(mem.size()) + ")",
-                        hostd::format_size(static_cast<uint64_t>(median(mem))), "-", "-"});
-        rows.push_back({"idle tenants one 24 GiB host holds by that measure", std::to_string(static_cast<long>(host_mem / median(mem))), "-", "-"});
-
-        // 4. API latency with every tenant in place.
-        std::vector<double> lat, scrape;
-        for (int i = 0; i < 100; i++) {
-            auto t0 = Clock::now();
-            client.call("GET", "/v1/tenants");
-            lat.push_back(ms_since(t0));
-        }
-        rows.push_back({"GET /v1/tenants with " + std::to_string(made.size()) + " tenants, median / p95", fmt(median(lat)) + " / " + fmt(pct(lat, 95)), "-", "-"});
-        for (int i = 0; i < 20; i++) {
-            auto t0 = Clock::now();
-            auto r = client.call("GET", "/metrics");
-            if (r.status != 200) break;
-            scrape.push_back(ms_since(t0));
-        }
-        rows.push_back({"GET /metrics with " + std::to_string(made.size()) + " tenants, median / p95",
-                        scrape.empty() ? "not available" : fmt(median(scrape)) + " / " + fmt(pct(scrape, 95)), "-", "-"});
-
-        // 5. Proxy overhead: pgbench (select-only... the default TPC-B-like run) via HAProxy vs direct.
-        if (pgbench_seconds > 0 && !made.empty()) {
-            auto& c = made.front();
-            auto env = std::vector<std::string>{"PATH=/usr/bin:/bin", "PGPASSWORD=" + c.password};
-            hostd::exec_checked({.argv = {"/usr/lib/postgresql/15/bin/pgbench", "-i", "-s", "5", "-q", "-h", "127.0.0.1", "-p",
-                                          std::to_string(c.port), "-U", c.user, "postgres"},
-                                 .env = env}, "pgbench -i");
-            // Rounds alternate (direct, proxy, direct, ...) so that drift (tables growing, caches,
-            // neighbours on the VM) does not favour either side; medians of 3.
-            for (bool select_only : {false, true}) {
-                std::vector<PgbenchRun> via, direct;
-                for (int round = 0; round < 3; round++) {
-                    direct.push_back(pgbench_run("127.0.0.1", c.port, c.user, c.password, pgbench_seconds, select_only));
-                    via.push_back(pgbench_run("127.0.0.1", c.public_port, c.user, c.password, pgbench_seconds, select_only));
+            // 2. hostd creates, one after another.
+            std::vector<double> total;
+            std::vector<Created> made;
+            for (int i = 1; i <= count; i++) {
+                double ms = 0;
+                made.push_back(create(client, "b" + std::to_string(i), body, ms));
+                total.push_back(ms);
+                std::fprintf(stderr, "create %-8s %7.0f ms\n", made.back().name.c_str(), ms);
+            }
+            auto first = slice(total, 0, static_cast<size_t>(window));
+            auto last = slice(total, total.size() > static_cast<size_t>(window) ? total.size() - static_cast<size_t>(window) : 0, static_cast<size_t>(window));
+            rows.push_back({"create → first query through HAProxy, median (n=" + std::to_string(first.size()) + ")",
+                            fmt(median(first)), reference ? fmt(median(ref)) + " (pg_createcluster --start → pg_isready, n=" + std::to_string(ref.size()) + ")" : "-",
+                            reference ? ratio(median(first) / median(ref)) : "-"});
+            rows.push_back({"create → first query through HAProxy, p95", fmt(pct(first, 95)), reference ? fmt(pct(ref, 95)) : "-", "-"});
+            if (count > window) {
+                rows.push_back({"flat cost: median of the last " + std::to_string(last.size()) + " creates / first " + std::to_string(first.size()) +
+                                    " (of " + std::to_string(count) + ")",
+                                fmt(median(last)) + " / " + fmt(median(first)), "target ≤ 1.2", ratio(median(last) / median(first))});
+                // Where growth comes from: per-step medians, first window vs last window.
+                std::map<std::string, std::vector<double>> sf, sl;
+                for (size_t i = 0; i < made.size(); i++) {
+                    bool in_first = i < first.size(), in_last = i >= made.size() - last.size();
+                    if (!in_first && !in_last) continue;
+                    for (auto& [step, ms] : steps_of(made[i].name)) (in_first ? sf : sl)[step].push_back(ms);
                 }
-                auto med = [](const std::vector<PgbenchRun>& runs, double PgbenchRun::*field) {
-                    std::vector<double> v;
-                    for (auto& r : runs) v.push_back(r.*field);
-                    return median(v);
-                };
-                const std::string kind = select_only ? "select-only" : "TPC-B-like";
-                rows.push_back({"pgbench " + kind + " TPS through HAProxy / direct (-c4 -j2, median of 3 alternated rounds of " +
-                                    std::to_string(pgbench_seconds) + " s)",
-                                fmt(med(via, &PgbenchRun::tps), "") + " / " + fmt(med(direct, &PgbenchRun::tps), ""), "target ≥ 0.90",
-                                ratio(med(via, &PgbenchRun::tps) / med(direct, &PgbenchRun::tps))});
-                // Where the difference goes: the machine's CPU per transaction, and HAProxy's and
-                // pgbench's own share of it; the rest is PostgreSQL, the kernel and the VM's other work.
-                rows.push_back({"  " + kind + " machine CPU per transaction through HAProxy / direct (busy " +
-                                    fmt(100 * med(via, &PgbenchRun::busy_frac), "%") + " / " +
-                                    fmt(100 * med(direct, &PgbenchRun::busy_frac), "%") + " of " +
-                                    std::to_string(::sysconf(_SC_NPROCESSORS_ONLN)) + " CPUs)",
-                                fmt(med(via, &PgbenchRun::cpu_us), "µs") + " / " + fmt(med(direct, &PgbenchRun::cpu_us), "µs"), "-",
-                                ratio(med(via, &PgbenchRun::cpu_us) / med(direct, &PgbenchRun::cpu_us))});
-                rows.push_back({"  " + kind + " of which HAProxy / pgbench, through HAProxy (direct: pgbench " +
-                                    fmt(med(direct, &PgbenchRun::pgbench_us), "µs") + ")",
-                                fmt(med(via, &PgbenchRun::haproxy_us), "µs") + " / " + fmt(med(via, &PgbenchRun::pgbench_us), "µs"),
-                                "-", "-"});
+                for (auto& [step, v] : sf)
+                    rows.push_back({"  step '" + step + "' median, first vs last window", fmt(median(v)) + " → " + fmt(median(sl[step])), "-",
+                                    median(v) > 0 ? ratio(median(sl[step]) / median(v)) : "-"});
             }
-        }
 
-        // 5b. The proxy's price at one client: HAProxy vs systemd-socket-proxyd, same tenant.
-        if (price.transactions > 0 && !made.empty()) try {
-            const auto r = proxy_price(made.front(), price);
-            rows.insert(rows.end(), r.begin(), r.end());
-        } catch (const std::exception& e) {
-            // The figures above stand; this part's failure is in the table, and the exit status.
-            std::cerr << "hostd-bench: proxy price: " << e.what() << "\n";
-            rows.push_back({"proxy price", std::string("failed: ") + e.what(), "-", "-"});
-            failed = true;
-        }
+            // 3. Density: idle memory per tenant after settling.
+            std::this_thread::sleep_for(std::chrono::seconds(settle));
+            std::vector<double> mem;
+            for (auto& c : made) {
+                auto r = client.call("GET", "/v1/tenants/" + c.name);
+                if (r.status == 200 && r.body["tenant"].contains("status") && r.body["tenant"]["status"].contains("memory_current"))
+                    mem.push_back(r.body["tenant"]["status"]["memory_current"].get<double>());
+            }
+            double host_mem = 24.0 * 1024 * 1024 * 1024;
+            rows.push_back({"idle memory per tenant (cgroup memory current, median of " + std::to_string(mem.size()) + ")",
+                            hostd::format_size(static_cast<uint64_t>(median(mem))), "-", "-"});
+            rows.push_back({"idle tenants one 24 GiB host holds by that measure", std::to_string(static_cast<long>(host_mem / median(mem))), "-", "-"});
 
-        if (!keep)
-            for (auto& c : made) client.call("DELETE", "/v1/tenants/" + c.name + "?purge=true&purge_backups=true");
+            // 4. API latency with every tenant in place.
+            std::vector<double> lat, scrape;
+            for (int i = 0; i < 100; i++) {
+                auto t0 = Clock::now();
+                client.call("GET", "/v1/tenants");
+                lat.push_back(ms_since(t0));
+            }
+            rows.push_back({"GET /v1/tenants with " + std::to_string(made.size()) + " tenants, median / p95", fmt(median(lat)) + " / " + fmt(pct(lat, 95)), "-", "-"});
+            for (int i = 0; i < 20; i++) {
+                auto t0 = Clock::now();
+                auto r = client.call("GET", "/metrics");
+                if (r.status != 200) break;
+                scrape.push_back(ms_since(t0));
+            }
+            rows.push_back({"GET /metrics with " + std::to_string(made.size()) + " tenants, median / p95",
+                            scrape.empty() ? "not available" : fmt(median(scrape)) + " / " + fmt(pct(scrape, 95)), "-", "-"});
+
+            // 5. Proxy overhead: pgbench (select-only... the default TPC-B-like run) via HAProxy vs direct.
+            if (pgbench_seconds > 0 && !made.empty()) {
+                auto& c = made.front();
+                auto env = std::vector<std::string>{"PATH=/usr/bin:/bin", "PGPASSWORD=" + c.password};
+                hostd::exec_checked({.argv = {"/usr/lib/postgresql/15/bin/pgbench", "-i", "-s", "5", "-q", "-h", "127.0.0.1", "-p",
+                                              std::to_string(c.port), "-U", c.user, "postgres"},
+                                     .env = env}, "pgbench -i");
+                // Rounds alternate (direct, proxy, direct, ...) so that drift (tables growing, caches,
+                // neighbours on the VM) does not favour either side; medians of 3.
+                for (bool select_only : {false, true}) {
+                    std::vector<PgbenchRun> via, direct;
+                    for (int round = 0; round < 3; round++) {
+                        direct.push_back(pgbench_run("127.0.0.1", c.port, c.user, c.password, pgbench_seconds, select_only));
+                        via.push_back(pgbench_run("127.0.0.1", c.public_port, c.user, c.password, pgbench_seconds, select_only));
+                    }
+                    auto med = [](const std::vector<PgbenchRun>& runs, double PgbenchRun::*field) {
+                        std::vector<double> v;
+                        for (auto& r : runs) v.push_back(r.*field);
+                        return median(v);
+                    };
+                    const std::string kind = select_only ? "select-only" : "TPC-B-like";
+                    rows.push_back({"pgbench " + kind + " TPS through HAProxy / direct (-c4 -j2, median of 3 alternated rounds of " +
+                                        std::to_string(pgbench_seconds) + " s)",
+                                    fmt(med(via, &PgbenchRun::tps), "") + " / " + fmt(med(direct, &PgbenchRun::tps), ""), "target ≥ 0.90",
+                                    ratio(med(via, &PgbenchRun::tps) / med(direct, &PgbenchRun::tps))});
+                    // Where the difference goes: the machine's CPU per transaction, and HAProxy's and
+                    // pgbench's own share of it; the rest is PostgreSQL, the kernel and the VM's other work.
+                    rows.push_back({"  " + kind + " machine CPU per transaction through HAProxy / direct (busy " +
+                                        fmt(100 * med(via, &PgbenchRun::busy_frac), "%") + " / " +
+                                        fmt(100 * med(direct, &PgbenchRun::busy_frac), "%") + " of " +
+                                        std::to_string(::sysconf(_SC_NPROCESSORS_ONLN)) + " CPUs)",
+                                    fmt(med(via, &PgbenchRun::cpu_us), "µs") + " / " + fmt(med(direct, &PgbenchRun::cpu_us), "µs"), "-",
+                                    ratio(med(via, &PgbenchRun::cpu_us) / med(direct, &PgbenchRun::cpu_us))});
+                    rows.push_back({"  " + kind + " of which HAProxy / pgbench, through HAProxy (direct: pgbench " +
+                                        fmt(med(direct, &PgbenchRun::pgbench_us), "µs") + ")",
+                                    fmt(med(via, &PgbenchRun::haproxy_us), "µs") + " / " + fmt(med(via, &PgbenchRun::pgbench_us), "µs"),
+                                    "-", "-"});
+                }
+            }
+
+            // 5b. The proxy's price at one client: HAProxy vs systemd-socket-proxyd, same tenant.
+            if (price.transactions > 0 && !made.empty()) try {
+                const auto r = proxy_price(made.front(), price);
+                rows.insert(rows.end(), r.begin(), r.end());
+            } catch (const std::exception& e) {
+                // The figures above stand; this part's failure is in the table, and the exit status.
+                std::cerr << "hostd-bench: proxy price: " << e.what() << "\n";
+                rows.push_back({"proxy price", std::string("failed: ") + e.what(), "-", "-"});
+                failed = true;
+            }
+
+            if (!keep)
+                for (auto& c : made) client.call("DELETE", "/v1/tenants/" + c.name + "?purge=true&purge_backups=true");
+
+        }
 
         // 6. Backups, branches, recovery point: switched on now, so the creates above are timed
         //    as hostd ships (backups off). Each figure beside its do-it-yourself reference.

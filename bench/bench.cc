@@ -328,8 +328,10 @@ double reference_branch(const Created& src, const std::string& dir) {
                          .env = pg_env(""), .uid = uid, .gid = gid, .timeout = std::chrono::minutes(30)},
                         "pg_basebackup of " + src.name);
     hostd::exec_checked({.argv = {kPgBin + "/pg_ctl", "-D", data, "-l", dir + "/log", "-w", "-t", "600", "-o",
+                                  // PostgreSQL's own default for the copy's first start (the source's
+                                  // postgresql.conf says syncfs: its disk is its own, this directory's is not).
                                   "-c port=" + port + " -c listen_addresses='' -c unix_socket_directories=" + sock +
-                                      " -c archive_mode=off -c ssl=off",
+                                      " -c archive_mode=off -c ssl=off -c recovery_init_sync_method=fsync",
                                   "start"},
                          .uid = uid, .gid = gid, .timeout = std::chrono::minutes(11)},
                         "pg_ctl start of the pg_basebackup copy");

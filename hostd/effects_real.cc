@@ -628,8 +628,17 @@ public:
             if (!files_current) std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the reload is a signal
             return prepare_remote(t, l, as);
         }
-        // stanza-create reads pg_control, no login: the reload need not have landed yet.
-        backup::stanza_create(stanza_of(l, t.port), backup_options(cfg_), as);
+        // stanza-create reads pg_control, no login: the reload need not have landed yet. It
+        // takes the stanza's archive lock, which the server's async archive-push holds while it
+        // pushes (a restored cluster pushes its new timeline's files at once): waited for.
+        for (int i = 0;; i++) {
+            try {
+                return backup::stanza_create(stanza_of(l, t.port), backup_options(cfg_), as);
+            } catch (const Error& e) {
+                if (i == 200 || std::string_view(e.what()).find("unable to acquire lock") == std::string_view::npos) throw;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
     }
 
     void run_backup(const TenantRecord& t, const TenantLayout& l, backup::BackupType type) override {

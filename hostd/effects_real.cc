@@ -77,126 +77,122 @@ std::string addresses_of(const std::string& host) {
     return joined.empty() ? host : joined;
 }
 
+// A unit written for one job on a branch's new disk (its recovery, its copy), named as
+// units::recovery_unit_name says so leftovers are found alike: its file under the runtime unit
+// directory and its log. Gone with this object: the file and the loaded unit, and the log
+// once the job succeeded (ok).
+class OneOffUnit {
+public:
+    explicit OneOffUnit(const TenantLayout& branch) : branch_(branch) {
+        char nonce[9];
+        std::snprintf(nonce, sizeof nonce, "%08x", static_cast<unsigned>(std::random_device{}()));
+        name = units::recovery_unit_name(branch.name, nonce);
+        file = std::string(layout::kRuntimeUnitDir) + "/" + name;
+        log = std::string(layout::kRecoveryLogs) + "/" + name + ".log";
+    }
+    OneOffUnit(const OneOffUnit&) = delete;
+    OneOffUnit& operator=(const OneOffUnit&) = delete;
+    ~OneOffUnit() {
+        remove_file(file);
+        try {
+            sd.reset_failed(name);  // a failed unit would stay loaded
+        } catch (const Error&) {
+        }
+        if (ok) remove_file(log);
+    }
+    // Its file; the branch's disk linked first (the unit mounts it through the link).
+    void write(const std::string& text) {
+        make_dirs(std::string(layout::kRecoveryLogs), 0700);
+        make_dirs(std::string(layout::kRuntimeUnitDir), 0755);
+        link_disk(branch_);
+        write_file_atomic(file, text, 0644);
+    }
+    // The end of what it printed, "" when nothing.
+    std::string tail() const {
+        std::string t = read_tail(log);
+        while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+        return t;
+    }
+
+    units::Systemd sd = units::Systemd::connect();
+    std::string name, file, log;
+    bool ok = false;
+
+private:
+    TenantLayout branch_;
+};
+
 // A branch's restore and recovering server in a unit written for this one recovery, in the
 // branch's sandbox as the source's user (units::render_recovery_unit). Removed when done; its
 // log is kept if the recovery failed.
 class UnitRecovery final : public backup::Recovery {
 public:
     UnitRecovery(const Config& cfg, const TenantLayout& branch, const TenantLayout& source, int timeout_s)
-        : cfg_(cfg), branch_(branch), source_(source), timeout_s_(timeout_s) {
-        char nonce[9];
-        std::snprintf(nonce, sizeof nonce, "%08x", static_cast<unsigned>(std::random_device{}()));
-        unit_ = units::recovery_unit_name(branch.name, nonce);
-        file_ = std::string(layout::kRuntimeUnitDir) + "/" + unit_;
-        log_ = std::string(layout::kRecoveryLogs) + "/" + unit_ + ".log";
-    }
+        : cfg_(cfg), source_(source), timeout_s_(timeout_s), unit_(branch), branch_name_(branch.name) {}
     UnitRecovery(const UnitRecovery&) = delete;
     UnitRecovery& operator=(const UnitRecovery&) = delete;
     ~UnitRecovery() override {
         try {
-            if (started_ && !stopped_) stop();
+            if (started_ && !stopped_) stop();  // before unit_'s own cleanup
         } catch (const Error& e) {
-            log::error("Stopping " + unit_ + ": " + e.what(), branch_.name);
+            log::error("Stopping " + unit_.name + ": " + e.what(), branch_name_);
         }
-        remove_file(file_);
-        try {
-            sd_.reset_failed(unit_);  // a failed unit would stay loaded
-        } catch (const Error&) {
-        }
-        if (ok_) remove_file(log_);
     }
 
     void start(const std::vector<std::string>& restore, const std::vector<std::string>& server) override {
-        make_dirs(std::string(layout::kRecoveryLogs), 0700);
-        make_dirs(std::string(layout::kRuntimeUnitDir), 0755);
-        link_disk(branch_);  // the unit mounts the branch's disk through it
         units::RecoveryUnit r{.user = source_.os_user,
                               .source_repo = source_.backup_remote.empty() ? source_.backup_repo : source_.backup_remote,
                               .restore = restore,
-                              .server = server, .log = log_, .timeout_s = static_cast<uint64_t>(timeout_s_)};
+                              .server = server, .log = unit_.log, .timeout_s = static_cast<uint64_t>(timeout_s_)};
         units::TemplatePaths paths = layout::template_paths(cfg_);
         // The repository host by address: the unit may reach it and nothing else.
         if (!paths.repo_host_address.empty()) paths.repo_host_address = addresses_of(paths.repo_host_address);
-        write_file_atomic(file_, units::render_recovery_unit(paths, r), 0644);
+        unit_.write(units::render_recovery_unit(paths, r));
         started_ = true;
         try {
-            sd_.start(unit_, std::chrono::seconds(timeout_s_ + 30));
+            unit_.sd.start(unit_.name, std::chrono::seconds(timeout_s_ + 30));
         } catch (const Error& e) {
             throw Error(Errc::failed, "Restoring the backup of '" + source_.name + "' failed: " + output() +
-                                          " (unit " + unit_ + ": " + e.what() + ")");
+                                          " (unit " + unit_.name + ": " + e.what() + ")");
         }
     }
-    bool running() override { return sd_.status(unit_).active_state == "active"; }
+    bool running() override { return unit_.sd.status(unit_.name).active_state == "active"; }
     std::string output() override {
-        std::string t = read_tail(log_);
-        while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
-        return t.empty() ? "(nothing printed; journalctl -u " + unit_ + ")" : t + " (log: " + log_ + ")";
+        const std::string t = unit_.tail();
+        return t.empty() ? "(nothing printed; journalctl -u " + unit_.name + ")" : t + " (log: " + unit_.log + ")";
     }
     void stop() override {
         stopped_ = true;
-        sd_.stop(unit_, std::chrono::seconds(150));
+        unit_.sd.stop(unit_.name, std::chrono::seconds(150));
     }
-    void succeeded() { ok_ = true; }
+    void succeeded() { unit_.ok = true; }
 
 private:
     const Config& cfg_;
-    TenantLayout branch_, source_;
+    TenantLayout source_;
     int timeout_s_;
-    units::Systemd sd_ = units::Systemd::connect();
-    std::string unit_, file_, log_;
-    bool started_ = false, stopped_ = false, ok_ = false;
+    OneOffUnit unit_;
+    std::string branch_name_;
+    bool started_ = false, stopped_ = false;
 };
 
-// pg_basebackup of a running source into a branch's disk, in a unit of its own (the branch's
-// sandbox, as the source's user: what it reads is the source tenant's). Its unit file and,
-// when it succeeded, its log are removed after it.
-class StreamCopy {
-public:
-    StreamCopy(const Config& cfg, const TenantLayout& branch, const std::string& source_user) : cfg_(cfg), branch_(branch) {
-        char nonce[9];
-        std::snprintf(nonce, sizeof nonce, "%08x", static_cast<unsigned>(std::random_device{}()));
-        unit_ = units::recovery_unit_name(branch.name, nonce);
-        file_ = std::string(layout::kRuntimeUnitDir) + "/" + unit_;
-        log_ = std::string(layout::kRecoveryLogs) + "/" + unit_ + ".log";
-        user_ = source_user;
+// pg_basebackup of a running source (argv) into a branch's disk, in a unit of its own (the
+// branch's sandbox, as the source's user: what it reads is the source tenant's). Throws with
+// pg_basebackup's words when it fails.
+void stream_copy(const Config& cfg, const TenantLayout& branch, const std::string& source_user,
+                 const std::vector<std::string>& argv, std::chrono::seconds timeout) {
+    OneOffUnit unit(branch);
+    unit.write(units::render_stream_unit(layout::template_paths(cfg), {.user = source_user, .copy = argv, .log = unit.log,
+                                                                       .timeout_s = static_cast<uint64_t>(timeout.count())}));
+    try {
+        unit.sd.start(unit.name, timeout + std::chrono::seconds(30));
+    } catch (const Error& e) {
+        const std::string t = unit.tail();
+        throw Error(Errc::failed, (t.empty() ? std::string("pg_basebackup failed") : t) + " (unit " + unit.name + ": " + e.what() +
+                                      (t.empty() ? "" : "; log: " + unit.log) + ")");
     }
-    StreamCopy(const StreamCopy&) = delete;
-    StreamCopy& operator=(const StreamCopy&) = delete;
-    ~StreamCopy() {
-        remove_file(file_);
-        try {
-            sd_.reset_failed(unit_);
-        } catch (const Error&) {
-        }
-        if (ok_) remove_file(log_);
-    }
-
-    void run(const std::vector<std::string>& argv, std::chrono::seconds timeout) {
-        make_dirs(std::string(layout::kRecoveryLogs), 0700);
-        make_dirs(std::string(layout::kRuntimeUnitDir), 0755);
-        link_disk(branch_);
-        write_file_atomic(file_, units::render_stream_unit(layout::template_paths(cfg_),
-                                                           {.user = user_, .copy = argv, .log = log_,
-                                                            .timeout_s = static_cast<uint64_t>(timeout.count())}),
-                          0644);
-        try {
-            sd_.start(unit_, timeout + std::chrono::seconds(30));
-        } catch (const Error& e) {
-            std::string t = read_tail(log_);
-            while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
-            throw Error(Errc::failed, (t.empty() ? std::string("pg_basebackup failed") : t) + " (unit " + unit_ + ": " + e.what() +
-                                          (t.empty() ? "" : "; log: " + log_) + ")");
-        }
-        ok_ = true;
-    }
-
-private:
-    const Config& cfg_;
-    TenantLayout branch_;
-    units::Systemd sd_ = units::Systemd::connect();
-    std::string unit_, file_, log_, user_;
-    bool ok_ = false;
-};
+    unit.ok = true;
+}
 
 // The warm pool's OS user, and where its disks are mounted while they are prepared (hostd's
 // mount namespace; never below mount_root, where the reconciler reads mounts as tenants').
@@ -692,13 +688,12 @@ public:
             try {
                 const auto t0 = std::chrono::steady_clock::now();
                 stream_cluster(src, sl, l);
-                const auto t1 = std::chrono::steady_clock::now();
+                log::info("Copied from the running server of '" + src.name + "' in " +
+                              std::to_string(ms_between(t0, std::chrono::steady_clock::now())) + " ms",
+                          t.name);
                 // Not synced here: the copy's first start is a crash recovery, which syncs the
                 // filesystem before it replays (recovery_init_sync_method).
                 finish_branch(t, l, u, /*first_login=*/true, /*sync=*/false);
-                log::info("Copied from the running server of '" + src.name + "' in " + std::to_string(ms_between(t0, t1)) +
-                              " ms, handed over and synced in " + std::to_string(ms_between(t1, std::chrono::steady_clock::now())) + " ms",
-                          t.name);
                 return BranchCopy::streamed;
             } catch (const Error& e) {
                 log::warning("Copying '" + src.name + "' from its running server failed (" + e.what() +
@@ -754,11 +749,11 @@ public:
         auto copy = [&] {
             make_dirs(l.pgdata, 0700);
             if (::chown(l.pgdata.c_str(), as.uid, as.gid) < 0) throw_errno(errno, "Failed to hand '" + l.pgdata + "' to the copy");
-            StreamCopy(cfg_, l, sl.os_user)
-                .run(backup::stream_argv({.bindir = cfg_.pg_bindir, .socket_dir = sl.socket_dir, .port = src.port,
-                                          .role = std::string(kBackupRole), .pgdata = l.pgdata,
-                                          .label = "hostd branch " + l.name}),
-                     std::chrono::seconds(600));
+            stream_copy(cfg_, l, sl.os_user,
+                        backup::stream_argv({.bindir = cfg_.pg_bindir, .socket_dir = sl.socket_dir, .port = src.port,
+                                             .role = std::string(kBackupRole), .pgdata = l.pgdata,
+                                             .label = "hostd branch " + l.name}),
+                        std::chrono::seconds(600));
         };
         try {
             return copy();

@@ -185,7 +185,8 @@ std::vector<std::vector<std::string>> kept_rows(const std::vector<KeptView>& kep
     std::vector<std::vector<std::string>> rows{{"NAME", "DELETED", "KEPT-UNTIL", "DISK", "MEMORY", "OWNER", "REPOSITORY"}};
     for (const auto& k : kept)
         rows.push_back({k.name, k.deleted_at, k.kept_until.empty() ? "purged by hand" : k.kept_until, format_size(k.disk_size),
-                        format_size(k.memory), k.os_user + " (uid " + std::to_string(k.uid) + ")", k.repository});
+                        format_size(k.memory), k.os_user + " (uid " + std::to_string(k.uid) + ")",
+                        k.repository_host.empty() ? k.repository : "on " + k.repository_host});
     return rows;
 }
 

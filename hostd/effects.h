@@ -149,14 +149,20 @@ public:
     // A started branch copied from its running source: its admin role gets t.password (root's
     // login of the first start), and its pg_hba/pg_ident lose that login.
     virtual void hand_over_branch(const TenantRecord& t, const TenantLayout& l) = 0;
-    // A repository directory (a tenant's <backup.repo>/<name>, or a deleted one's kept one):
-    // whether it is there, handed (with all it holds) to u, removed with all it holds.
-    virtual bool has_repository(const std::string& repo) = 0;
-    virtual void hand_repository(const std::string& repo, const units::OsUser& u) = 0;
+    // A tenant's backup directory (TenantLayout::backup_dir, or a deleted one's kept one):
+    // whether it is there; handed (with all it holds) to u; a local repository removed with all
+    // it holds.
+    virtual bool has_repository(const std::string& dir) = 0;
+    virtual void hand_repository(const TenantLayout& l, const units::OsUser& u) = 0;
     virtual void remove_repository(const std::string& repo) = 0;
-    // With a repository host: the tenant's files for it here (its configuration, certificates),
-    // and with drop_repository its repository there too (a purge that says so, a failed create).
-    virtual void forget_remote_backups(const TenantRecord& t, const TenantLayout& l, bool drop_repository) = 0;
+    // With a repository host: its repository there dropped, then the tenant's files for it here
+    // (its configuration, certificates) and its pgBackRest server stopped. Strict (a delete: the
+    // files here say the repository there may still be) or, for a create rolled back, best effort
+    // (the repository host may be why it failed: logged, the files here removed all the same).
+    virtual void forget_remote_backups(const TenantLayout& l, bool best_effort) = 0;
+    // A tenant deleted with its backups kept: its pgBackRest server here stopped, and its
+    // repository there retired (no more scheduled backups; kept for branches and restores).
+    virtual void retire_remote_backups(const TenantLayout& l) = 0;
 
     // Unit: its environment (the port PostgreSQL must listen on, given on its command line),
     // limits, start and wait for the job; stop also forgets failure and drop-ins.

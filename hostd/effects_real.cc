@@ -593,17 +593,35 @@ public:
                           0640, 0, as.gid);
     }
 
-    void forget_remote_backups(const TenantRecord& t, const TenantLayout& l, bool drop_repository) override {
-        if (l.backup_remote.empty()) return;
+    void stop_backup_server(const TenantLayout& l) {
         try {
             units::Systemd::connect().stop(l.backup_server_unit);
         } catch (const Error& e) {
             if (e.code() != Errc::not_found) throw;
         }
+    }
+
+    void forget_remote_backups(const TenantLayout& l, bool best_effort) override {
+        if (l.backup_remote.empty()) return;
+        stop_backup_server(l);
+        try {
+            repo_host().remove(l.name);
+        } catch (const Error& e) {
+            if (!best_effort) throw;
+            log::error("The repository of '" + l.name + "' on the repository host " + cfg_.backup_repo_host +
+                           " may be left there (" + e.what() + "); remove it there when it is reachable",
+                       l.name);
+        }
+        // Last: while these files are here, the repository there may still be (a retry drops it).
         std::error_code ec;
         std::filesystem::remove_all(l.backup_remote, ec);
-        // Last: an unreachable repository host leaves nothing of the tenant's here.
-        if (drop_repository) repo_host().remove(t.name);
+        if (ec) throw Error(Errc::failed, "Failed to remove '" + l.backup_remote + "': " + ec.message());
+    }
+
+    void retire_remote_backups(const TenantLayout& l) override {
+        if (l.backup_remote.empty()) return;
+        stop_backup_server(l);
+        repo_host().retire(l.name);
     }
 
     void prepare_backups(const TenantRecord& t, const TenantLayout& l, bool files_current) override {
@@ -798,8 +816,14 @@ public:
     }
 
     bool has_repository(const std::string& repo) override { return !repo.empty() && path_exists(repo); }
-    void hand_repository(const std::string& repo, const units::OsUser& u) override {
-        backup::make_repository(cfg_.backup_repo, repo, {u.uid, u.gid});
+    void hand_repository(const TenantLayout& l, const units::OsUser& u) override {
+        if (l.backup_remote.empty()) return backup::make_repository(cfg_.backup_repo, l.backup_repo, {u.uid, u.gid});
+        // root's files its group reads (write_file_atomic's owner and mode in prepare_remote).
+        make_remote_dir(l, u.gid);
+        for (const auto& e : std::filesystem::directory_iterator(l.backup_remote))
+            if (e.is_regular_file() && !e.is_symlink() && e.path().filename() != "ca.crt" &&
+                ::lchown(e.path().c_str(), 0, u.gid) < 0)
+                throw_errno(errno, "Failed to hand '" + e.path().string() + "' to gid " + std::to_string(u.gid));
     }
     void remove_repository(const std::string& repo) override {
         // Links are removed, never followed; no process of its owner runs (its unit is stopped).

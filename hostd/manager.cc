@@ -148,7 +148,7 @@ std::vector<KeptView> Manager::deleted() const {
     for (const auto& [name, k] : store_.kept_all())
         out.push_back({.name = name, .deleted_at = k.deleted_at,
                        .kept_until = format_rfc3339(kept_until(k, cfg_.backup_deleted_retention)),
-                       .repository = k.repository, .uid = k.uid, .gid = k.gid, .os_user = k.tenant.os_user,
+                       .repository = k.repository, .repository_host = k.repository_host, .uid = k.uid, .gid = k.gid, .os_user = k.tenant.os_user,
                        .admin_user = k.tenant.admin_user, .filesystem = k.tenant.spec.filesystem,
                        .disk_size = k.tenant.spec.disk_size, .memory = k.tenant.spec.memory});
     std::stable_sort(out.begin(), out.end(), [](const KeptView& a, const KeptView& b) { return a.deleted_at < b.deleted_at; });
@@ -252,11 +252,11 @@ BackupList Manager::backups(const std::string& name) {
         deleted = "purged";
         deleted_at = k->deleted_at;
         until = format_rfc3339(kept_until(*k, cfg_.backup_deleted_retention));
-        l.backup_repo = k->repository;
+        if (k->repository_host.empty()) l.backup_repo = k->repository;
     } else if (backups_on(cfg_)) {
         const TenantRecord r = store_.get(name);
         if (r.state == TenantState::detached) {
-            if (!fx_->has_repository(l.backup_repo))
+            if (!fx_->has_repository(l.backup_dir))
                 throw Error(Errc::not_found, "Tenant '" + name + "' is deleted (data kept) and has no backups");
             gone = r;
             deleted = "detached";

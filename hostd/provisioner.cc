@@ -104,14 +104,14 @@ TenantRecord Provisioner::reserve(const std::string& name, const CreateRequest& 
         const std::string os_user = nl.os_user;
         // A repository no record accounts for (left by a tenant deleted before hostd kept their
         // records, or by hand) is never handed to a new tenant of the same name.
-        if (!kept && fx_.has_repository(nl.backup_repo))
-            throw Error(Errc::conflict, "A backup repository of an earlier tenant '" + name + "' is at " + nl.backup_repo +
+        if (!kept && fx_.has_repository(nl.backup_dir))
+            throw Error(Errc::conflict, "A backup repository of an earlier tenant '" + name + "' is at " + nl.backup_dir +
                                             " and no record of hostd accounts for it; hostd does not hand it to a new "
                                             "tenant: move it away or remove it, or pick another name",
                         "name");
         auto u = fx_.find_user(os_user);
         // A detached tenant's OS user is kept with its backups (they are that uid's): a reuse takes it back.
-        if (u && kept && u->hostd && fx_.has_repository(nl.backup_repo)) u.reset();
+        if (u && kept && u->hostd && fx_.has_repository(nl.backup_dir)) u.reset();
         if (u)
             throw Error(Errc::conflict,
                         u->hostd ? "OS user '" + os_user + "' is left over from an earlier tenant '" + name +
@@ -308,7 +308,7 @@ Created Provisioner::create(const std::string& name, const CreateRequest& req, c
             fx_.ensure_monitor_login(t, l);  // hostd's checks and metrics never need the admin password
         });
         if (l.backups) step("backups", [&] {
-            if (!kept && !l.backup_remote.empty()) rb.add("repository host", [&] { fx_.forget_remote_backups(t, l, true); });
+            if (!kept && !l.backup_remote.empty()) rb.add("repository host", [&] { fx_.forget_remote_backups(l, /*best_effort=*/true); });
             fx_.prepare_backups(t, l, /*files_current=*/!kept);
         });
         step("route", [&] {
@@ -375,7 +375,8 @@ Restored Provisioner::restore(const std::string& name, const RestoreRequest& req
     }
     const backup::Info info = fx_.backup_info(t, l);
     if (info.backups.empty())
-        throw Error(Errc::refused, "Tenant '" + name + "' has no backup in its repository " + l.backup_repo +
+        throw Error(Errc::refused, "Tenant '" + name + "' has no backup in its repository " +
+                                       (l.backup_remote.empty() ? l.backup_repo : "on the repository host " + cfg_.backup_repo_host) +
                                        (info.status_message.empty() ? "" : " (pgBackRest: " + info.status_message + ")") +
                                        ": there is nothing to restore it from; nothing was changed.");
 
@@ -485,22 +486,25 @@ void Provisioner::teardown(TenantRecord& t, bool purge) {
     step("release", [&] { disk.release(t); });
     // The backups: kept (and their owner's uid with them) unless purged; a create rolled back
     // leaves none. The repository goes before its owner, so its uid is never free while it is there.
-    const StanzaFate fate = stanza_fate(!l.backup_repo.empty(), fx_.has_repository(l.backup_repo), purge,
+    // On a repository host the same: its repository there, and its files here (the client
+    // certificate that reaches it, its group's to read), go together or stay together; kept,
+    // it is retired there (no more scheduled backups of a tenant that no longer runs).
+    const StanzaFate fate = stanza_fate(l.backups, fx_.has_repository(l.backup_dir), purge,
                                         t.purge_backups || t.state == TenantState::creating);
-    if (fate.remove_repo) step("backups", [&] { fx_.remove_repository(l.backup_repo); });
-    // On a repository host: its files here go with a purge; its repository there only with a
-    // purge that says so (or a create rolled back).
-    if (purge && !l.backup_remote.empty())
-        step("backups", [&] { fx_.forget_remote_backups(t, l, t.purge_backups || t.state == TenantState::creating); });
+    const bool remote = !l.backup_remote.empty();
+    if (fate.remove_repo)
+        step("backups", [&] { remote ? fx_.forget_remote_backups(l, /*best_effort=*/false) : fx_.remove_repository(l.backup_repo); });
+    else if (fate.keep_user && remote)
+        step("backups", [&] { fx_.retire_remote_backups(l); });
     step("user", [&] {
         if (!fate.keep_user) return remove_own_user(t.os_user);
         auto u = fx_.find_user(t.os_user);
         if (u && u->hostd) return;
         if (u) throw Error(Errc::refused, "OS user '" + t.os_user + "' exists but was not made by hostd, and the backups at " +
-                                              l.backup_repo + " must stay with a user of their own; remove or rename it, then retry");
+                                              l.backup_dir + " must stay with a user of their own; remove or rename it, then retry");
         // Its user went earlier (a delete before hostd kept them): one of its own holds the backups again.
         const units::OsUser made = fx_.create_user(t.os_user, l.mountpoint);
-        fx_.hand_repository(l.backup_repo, made);
+        fx_.hand_repository(l, made);
         t.uid = made.uid;
         log::info("OS user " + t.os_user + " made again (uid " + std::to_string(made.uid) + ") to own the kept backups", t.name);
     });
@@ -509,15 +513,15 @@ void Provisioner::teardown(TenantRecord& t, bool purge) {
 
 void Provisioner::finish_purge(TenantRecord& t) {
     const TenantLayout l = layout_of(cfg_, t.name);
-    const StanzaFate fate = stanza_fate(!l.backup_repo.empty(), fx_.has_repository(l.backup_repo), true, t.purge_backups);
+    const StanzaFate fate = stanza_fate(l.backups, fx_.has_repository(l.backup_dir), true, t.purge_backups);
     if (fate.record) {
         auto u = fx_.find_user(t.os_user);
         if (!u) throw Error(Errc::failed, "The OS user '" + t.os_user + "' that owns the kept backups is gone; run hostctl reconcile");
         t.uid = u->uid;
-        const KeptStanza k = kept_of(t, now_rfc3339(), l.backup_repo, u->gid);
+        const KeptStanza k = kept_of(t, now_rfc3339(), l.backup_dir, u->gid, l.backup_remote.empty() ? "" : cfg_.backup_repo_host);
         store_.save_kept(k);  // before the record goes: the name is never free of both
         const std::time_t until = kept_until(k, cfg_.backup_deleted_retention);
-        log::info("Backups kept at " + l.backup_repo + " (owner " + t.os_user + ", uid " + std::to_string(k.uid) + ") " +
+        log::info("Backups kept " + (k.repository_host.empty() ? "at " + l.backup_dir : "on the repository host " + k.repository_host) + " (owner " + t.os_user + ", uid " + std::to_string(k.uid) + ") " +
                       (until ? "until " + format_rfc3339(until) : std::string("until purged")) + ", for branches",
                   t.name);
     }
@@ -527,7 +531,16 @@ void Provisioner::finish_purge(TenantRecord& t) {
 void Provisioner::purge_kept(const std::string& name, const std::string& why) {
     auto k = store_.kept(name);
     if (!k) return;
-    if (fx_.has_repository(k->repository)) fx_.remove_repository(k->repository);
+    if (!k->repository_host.empty()) {
+        // Dropped on the repository host it was kept on, through this host's files for it.
+        const TenantLayout l = layout_of(cfg_, name);
+        if (k->repository_host != cfg_.backup_repo_host || l.backup_remote != k->repository)
+            throw Error(Errc::failed, "The backups of '" + name + "' are kept on the repository host " + k->repository_host +
+                                          ", which backup.repo_host no longer names; set it again to purge them");
+        if (fx_.has_repository(k->repository)) fx_.forget_remote_backups(l, /*best_effort=*/false);
+    } else if (fx_.has_repository(k->repository)) {
+        fx_.remove_repository(k->repository);
+    }
     // Its owner only: a user of that name with another uid is not the one recorded.
     if (auto u = fx_.find_user(k->tenant.os_user); u && u->uid == k->uid) remove_own_user(k->tenant.os_user);
     store_.forget_kept(name);
@@ -583,7 +596,7 @@ Deleted Provisioner::remove(const std::string& name, bool purge, bool purge_back
     TenantRecord t = store_.get(name);
     if (t.state == TenantState::detached && !purge)
         return {.name = name, .state = "detached", .purged = false,
-                .backups = fx_.has_repository(layout_of(cfg_, name).backup_repo) ? "kept" : ""};
+                .backups = fx_.has_repository(layout_of(cfg_, name).backup_dir) ? "kept" : ""};
     log::info(std::string("Deleting tenant") + (purge ? (purge_backups ? " with its data and backups" : " and its data") : " (data kept)"), name);
     t.state = TenantState::deleting;
     t.purge = purge;
@@ -595,7 +608,7 @@ Deleted Provisioner::remove(const std::string& name, bool purge, bool purge_back
         throw Error(e.code(), "Failed to delete tenant '" + name + "' at step '" + t.step + "': " + e.what() +
                                   "; the delete can be retried");
     }
-    const bool had_backups = fx_.has_repository(layout_of(cfg_, name).backup_repo);
+    const bool had_backups = fx_.has_repository(layout_of(cfg_, name).backup_dir);
     if (purge) {
         finish_purge(t);
         log::info("Tenant deleted and its data destroyed", name);

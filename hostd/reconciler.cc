@@ -149,7 +149,7 @@ void Reconciler::sweep_orphans(ReconcileReport& report) {
     // backups (their uid must stay taken): not orphans.
     std::set<std::string> users = inv.users;
     for (auto& t : store_.snapshot())
-        if (fx_.has_repository(layout_of(cfg_, t.name).backup_repo)) users.erase(t.name);
+        if (fx_.has_repository(layout_of(cfg_, t.name).backup_dir)) users.erase(t.name);
     for (auto& [name, _] : store_.kept_all()) users.erase(name);
     sweep(users, "OS user", [&](const TenantLayout& l) { prov_.remove_own_user(l.os_user); });
 }

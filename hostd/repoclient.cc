@@ -131,6 +131,11 @@ repohost::RepoView RepoHostClient::state(const std::string& tenant) const {
     return wire::parse_repo_view(wire::parse_body(r.body));
 }
 
+void RepoHostClient::retire(const std::string& tenant) const {
+    Reply r = perform(base_ + "/v1/repos/" + escape(tenant) + "/retire", tls_, "POST", nullptr, 120);
+    if (r.status / 100 != 2 && r.status != 404) fail(r, "Retiring the repository of '" + tenant + "'");
+}
+
 void RepoHostClient::remove(const std::string& tenant) const {
     Reply r = perform(base_ + "/v1/repos/" + escape(tenant), tls_, "DELETE", nullptr, 120);
     if (r.status / 100 != 2 && r.status != 404) fail(r, "Removing the repository of '" + tenant + "'");

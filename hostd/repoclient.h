@@ -28,6 +28,7 @@ public:
     void backup(const std::string& tenant, backup::BackupType type) const;
     repohost::RepoView state(const std::string& tenant) const;  // with its usage
     void remove(const std::string& tenant) const;
+    void retire(const std::string& tenant) const;  // a 404 is fine (nothing there to keep)
 
 private:
     std::string base_;

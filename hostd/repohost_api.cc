@@ -164,6 +164,11 @@ struct RepoApi::Impl {
             }
             return {405, error_body(Errc::invalid, "Method " + method + " is not allowed on " + url)};
         }
+        if (action == "retire") {
+            if (method != "POST") return {405, error_body(Errc::invalid, "Method " + method + " is not allowed on " + url)};
+            host.retire(client, tenant);
+            return {200, json{{"tenant", tenant}, {"retired", true}}};
+        }
         if (action == "backups") {
             if (method != "POST") return {405, error_body(Errc::invalid, "Method " + method + " is not allowed on " + url)};
             repohost::validate_tenant(tenant);

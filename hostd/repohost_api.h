@@ -1,7 +1,8 @@
 // The repository host's HTTPS API (hostd.toml [repository] listen): mutual TLS with hostd's CA;
 // only a client certificate whose CN is "hostd@<host>" is served, and <host> (never the URL or
 // the body) says whose repositories a request may touch. Routes (JSON; errors as the Unix
-// socket API's): PUT, GET, DELETE /v1/repos/{tenant}; POST /v1/repos/{tenant}/backups.
+// socket API's): PUT, GET, DELETE /v1/repos/{tenant}; POST /v1/repos/{tenant}/backups and
+// /v1/repos/{tenant}/retire.
 #pragma once
 
 #include <memory>

@@ -204,6 +204,10 @@ void RepoHost::reconcile() {
         try {
             Repo r = repohost::parse_state(text, path);
             const Names n = repohost::names_of(s_, r.host, r.tenant);
+            if (r.pending) {
+                undo_pending(r);
+                continue;
+            }
             repos_[n.id] = r;
             write_units(r);
         } catch (const std::exception& e) {
@@ -231,17 +235,19 @@ repohost::RepoView RepoHost::put(const std::string& host, const std::string& ten
     std::lock_guard g(mu_);
     const Names n = repohost::names_of(s_, host, tenant);
     if (auto old = find(n.id)) {
-        if (old->pg == pg) {
+        if (old->pg == pg && !old->retired) {
             fx_->start(n.server_unit, 60);
             return view(*old);
         }
         // Changed: the same port and repository, new units and a stanza-create against them.
         Repo r = *old;
         r.pg = pg;
+        r.retired = false;  // its tenant is back (a reuse of its kept data)
         install(r);
         try {
             fx_->restart(n.server_unit);
             stanza_create(r);
+            for (const auto& t : repohost::timers(s_, r)) fx_->start(t, 60);
         } catch (...) {
             install(*old);
             try {
@@ -265,10 +271,12 @@ repohost::RepoView RepoHost::put(const std::string& host, const std::string& ten
     if (!port)
         throw Error(Errc::unavailable, "No free port in repository.ports (" + std::to_string(s_.ports.first) + "-" +
                                            std::to_string(s_.ports.second) + ") for another repository server: widen it");
-    Repo r{.host = host, .tenant = tenant, .port = *port, .pg = pg};
-    // Undone in reverse when any step fails: a failed PUT leaves nothing.
+    Repo r{.host = host, .tenant = tenant, .port = *port, .pg = pg, .pending = true};
+    // Undone in reverse when any step fails: a failed PUT leaves nothing. Recorded as pending
+    // first: after a crash in between, the next start undoes it.
     bool user = false, dir = false, units = false;
     try {
+        fx_->write_file(n.state_file, repohost::render_state(r), 0600);
         const backup::RunAs owner = fx_->ensure_user(n.user);
         user = true;
         fx_->make_repo(s_.root, n.host_dir, n.repo, owner);
@@ -278,6 +286,7 @@ repohost::RepoView RepoHost::put(const std::string& host, const std::string& ten
         fx_->start(n.server_unit, 60);
         stanza_create(r);
         for (const auto& t : repohost::timers(s_, r)) fx_->start(t, 60);
+        r.pending = false;
         fx_->write_file(n.state_file, repohost::render_state(r), 0600);
     } catch (...) {
         try {
@@ -301,7 +310,11 @@ void RepoHost::backup(const std::string& host, const std::string& tenant, backup
     {
         std::lock_guard g(mu_);
         n = repohost::names_of(s_, host, tenant);
-        if (!find(n.id)) throw Error(Errc::not_found, "No repository of tenant '" + tenant + "' of host '" + host + "' here");
+        auto r = find(n.id);
+        if (!r) throw Error(Errc::not_found, "No repository of tenant '" + tenant + "' of host '" + host + "' here");
+        if (r->retired)
+            throw Error(Errc::conflict, "Tenant '" + tenant + "' of host '" + host + "' was deleted: its repository is kept for "
+                                        "branches and restores only, and takes no new backup");
     }
     const std::string unit = n.backup_unit(type);
     try {
@@ -324,6 +337,7 @@ repohost::RepoView RepoHost::get(const std::string& host, const std::string& ten
     }
     const Names n = repohost::names_of(s_, host, tenant);
     repohost::RepoView v = view(r);
+    v.retired = r.retired;
     const backup::RepoUsage u = fx_->usage(n.repo);
     v.bytes = u.bytes;
     v.last_wal = u.last_wal;
@@ -334,6 +348,35 @@ repohost::RepoView RepoHost::get(const std::string& host, const std::string& ten
             break;
         }
     return v;
+}
+
+void RepoHost::undo_pending(const Repo& r) {
+    const Names n = repohost::names_of(s_, r.host, r.tenant);
+    log::warning("Repository " + n.id + ": its creation did not finish (hostd stopped during its PUT); undoing it");
+    uninstall(r);
+    fx_->remove_repo(n.repo, n.host_dir);
+    fx_->delete_user(n.user);
+    fx_->remove_file(n.state_file);
+}
+
+void RepoHost::retire(const std::string& host, const std::string& tenant) {
+    repohost::validate_tenant(tenant);
+    std::lock_guard g(mu_);
+    const Names n = repohost::names_of(s_, host, tenant);
+    auto r = find(n.id);
+    if (!r) throw Error(Errc::not_found, "No repository of tenant '" + tenant + "' of host '" + host + "' here");
+    if (r->retired) return;
+    // Recorded first: a crash after it still comes back retired (reconcile starts no timer).
+    Repo retired = *r;
+    retired.retired = true;
+    fx_->write_file(n.state_file, repohost::render_state(retired), 0600);
+    repos_[n.id] = retired;
+    for (auto t : {backup::BackupType::full, backup::BackupType::diff, backup::BackupType::incr}) {
+        fx_->stop(n.timer(t));
+        fx_->remove_file(s_.unit_dir + "/" + n.timer(t));
+    }
+    fx_->daemon_reload();
+    log::info("Repository " + n.id + " retired: its tenant was deleted, its backups are kept (no more scheduled backups)");
 }
 
 void RepoHost::remove(const std::string& host, const std::string& tenant) {

@@ -71,6 +71,9 @@ public:
     void backup(const std::string& host, const std::string& tenant, backup::BackupType type);
     repohost::RepoView get(const std::string& host, const std::string& tenant);
     void remove(const std::string& host, const std::string& tenant);
+    // Its tenant was deleted with its backups kept: its timers stopped and removed, backups on
+    // demand refused, its server left serving (restores, branches). Idempotent.
+    void retire(const std::string& host, const std::string& tenant);
 
     const repohost::Settings& settings() const { return s_; }
 
@@ -79,6 +82,7 @@ private:
     void install(const repohost::Repo& r);   // certificates and unit files written, daemon-reload
     void write_units(const repohost::Repo& r);
     void uninstall(const repohost::Repo& r); // units stopped and removed
+    void undo_pending(const repohost::Repo& r);  // all a PUT cut short made
     void stanza_create(const repohost::Repo& r);
     std::optional<repohost::Repo> find(const std::string& id);
 

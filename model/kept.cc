@@ -16,6 +16,7 @@ std::string to_toml(const KeptStanza& k) {
         {"uid", static_cast<int64_t>(k.uid)},
         {"gid", static_cast<int64_t>(k.gid)},
     };
+    if (!k.repository_host.empty()) kept.insert("repository_host", k.repository_host);
     std::ostringstream o;
     // The tenant as it was recorded, then what its backups' keeping adds.
     o << to_toml(k.tenant) << "\n[kept]\n" << kept << "\n";
@@ -37,13 +38,16 @@ KeptStanza kept_from_toml(std::string_view text, const std::string& source) {
     k.repository = kt["repository"].value_or(std::string{});
     k.uid = static_cast<uint32_t>(kt["uid"].value_or(int64_t{0}));
     k.gid = static_cast<uint32_t>(kt["gid"].value_or(int64_t{0}));
+    k.repository_host = kt["repository_host"].value_or(std::string{});
     if (k.repository.empty() || k.uid == 0)
         throw Error(Errc::invalid, "Kept-backups record " + source + " lacks its repository or its owner's uid");
     return k;
 }
 
-KeptStanza kept_of(const TenantRecord& t, const std::string& deleted_at, const std::string& repository, uint32_t gid) {
-    KeptStanza k{.name = t.name, .deleted_at = deleted_at, .repository = repository, .uid = t.uid, .gid = gid, .tenant = t};
+KeptStanza kept_of(const TenantRecord& t, const std::string& deleted_at, const std::string& repository, uint32_t gid,
+                   const std::string& repository_host) {
+    KeptStanza k{.name = t.name, .deleted_at = deleted_at, .repository = repository, .repository_host = repository_host,
+                 .uid = t.uid, .gid = gid, .tenant = t};
     k.tenant.password.clear();
     k.tenant.password_pending.clear();
     k.tenant.state = TenantState::detached;  // never served again; only its backups remain

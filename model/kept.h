@@ -20,7 +20,9 @@ namespace hostd {
 struct KeptStanza {
     std::string name;
     std::string deleted_at;   // RFC 3339, UTC: when its disk was purged
-    std::string repository;   // <backup.repo>/<name>
+    std::string repository;   // <backup.repo>/<name>, or with a repository host its files here
+                              // (<backup_remote>/<name>: configuration and client certificate)
+    std::string repository_host;  // backup.repo_host when it was deleted ("" a local repository)
     uint32_t uid = 0, gid = 0;  // the OS user that owns the repository (kept while it is)
     // What a branch takes from its source: the tenant as it was recorded (spec, admin user,
     // OS user, port). No password: a branch gets its own.
@@ -32,7 +34,8 @@ std::string to_toml(const KeptStanza& k);
 KeptStanza kept_from_toml(std::string_view text, const std::string& source);
 
 // The kept record of a tenant purged at deleted_at (its password dropped).
-KeptStanza kept_of(const TenantRecord& t, const std::string& deleted_at, const std::string& repository, uint32_t gid);
+KeptStanza kept_of(const TenantRecord& t, const std::string& deleted_at, const std::string& repository, uint32_t gid,
+                   const std::string& repository_host = "");
 
 // What a delete does with a tenant's OS user and its repository.
 struct StanzaFate {
@@ -40,7 +43,7 @@ struct StanzaFate {
     bool remove_repo = false;  // the backups go (purge_backups, or a create rolled back)
     bool record = false;       // a KeptStanza is written (the tenant record goes)
 };
-// backups_on: backup.repo set; repo_exists: the tenant's repository directory is there.
+// backups_on: backup.repo or backup.repo_host set; repo_exists: the tenant's backup_dir is there.
 // purge_backups only with purge (the backups of a tenant whose data is kept stay with it).
 StanzaFate stanza_fate(bool backups_on, bool repo_exists, bool purge, bool purge_backups);
 

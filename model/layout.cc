@@ -47,6 +47,7 @@ TenantLayout layout_of(const Config& cfg, std::string_view name) {
         l.backup_server_unit = "hostd-backup-server@" + n + ".service";
     }
     l.backups = backups_on(cfg);
+    l.backup_dir = l.backup_remote.empty() ? l.backup_repo : l.backup_remote;
     return l;
 }
 

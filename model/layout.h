@@ -40,6 +40,10 @@ struct TenantLayout {
     // certificate for it, its server's certificate, and the server's environment file.
     std::string backup_remote;
     std::string backup_server_unit;  // hostd-backup-server@<name>.service
+    // What of its backups lies on this host, owned by its OS user: its repository (backup.repo)
+    // or its files for the repository host (backup_remote); "" with backups off. While it is
+    // there its user stays, so the uid (and a gid that reads its keys) is nobody else's.
+    std::string backup_dir;
 
     // The filesystem label (fits ext4's 16 and xfs's 12 bytes; for humans, never identity).
     std::string label(std::string_view filesystem) const;

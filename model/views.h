@@ -178,7 +178,8 @@ struct BackupList {
 struct KeptView {
     std::string name;
     std::string deleted_at, kept_until;  // kept_until "": until purged by hand
-    std::string repository;
+    std::string repository;              // the local repository, or with a repository host the files for it here
+    std::string repository_host;         // "" a local repository
     uint32_t uid = 0, gid = 0;           // the OS user that still owns them
     std::string os_user, admin_user, filesystem;
     uint64_t disk_size = 0, memory = 0;  // what a branch takes when its request leaves them out

@@ -340,6 +340,7 @@ std::vector<std::string> info_argv(const Settings& s, const Repo& r) {
 std::vector<std::string> timers(const Settings& s, const Repo& r) {
     const Names n = names_of(s, r.host, r.tenant);
     std::vector<std::string> t;
+    if (r.retired) return t;
     if (!s.full_schedule.empty()) t.push_back(n.timer(backup::BackupType::full));
     if (!s.incr_schedule.empty()) t.push_back(n.timer(backup::BackupType::incr));
     return t;
@@ -383,8 +384,8 @@ std::vector<std::pair<std::string, std::string>> render_units(const Settings& s,
           << "[Timer]\nOnCalendar=" << cal << "\nRandomizedDelaySec=1h\nPersistent=yes\n";
         files.emplace_back(n.timer(t), o.str());
     };
-    if (!s.full_schedule.empty()) timer(backup::BackupType::full, s.full_schedule);
-    if (!s.incr_schedule.empty()) timer(backup::BackupType::incr, s.incr_schedule);
+    if (!r.retired && !s.full_schedule.empty()) timer(backup::BackupType::full, s.full_schedule);
+    if (!r.retired && !s.incr_schedule.empty()) timer(backup::BackupType::incr, s.incr_schedule);
     return files;
 }
 
@@ -425,6 +426,8 @@ std::string render_state(const Repo& r) {
                   {"pg_socket_path", r.pg.socket_path},
                   {"pg_port", static_cast<int64_t>(r.pg.port)},
                   {"pg_user", r.pg.user}};
+    if (r.retired) t.insert("retired", true);
+    if (r.pending) t.insert("pending", true);
     std::ostringstream o;
     o << "# A repository kept by this hostd (repository host). Written by hostd.\n" << t << "\n";
     return o.str();
@@ -449,7 +452,8 @@ Repo parse_state(std::string_view text, const std::string& source) {
     };
     Repo r{.host = str("host"), .tenant = str("tenant"), .port = port("port"),
            .pg = {.host = str("pg_host"), .server_port = port("pg_server_port"), .path = str("pg_path"),
-                  .socket_path = str("pg_socket_path"), .port = port("pg_port"), .user = str("pg_user")}};
+                  .socket_path = str("pg_socket_path"), .port = port("pg_port"), .user = str("pg_user")},
+           .retired = t["retired"].value_or(false), .pending = t["pending"].value_or(false)};
     try {
         validate_host(r.host);
         validate_tenant(r.tenant);

@@ -68,6 +68,12 @@ struct Repo {
     std::string tenant;  // = the stanza
     uint16_t port = 0;   // its pgbackrest server's port here
     PgHost pg;
+    // Its tenant was deleted with its backups kept (for branches and restores): no scheduled
+    // backups (the tenant's server is gone), no backup on demand; a PUT makes it live again.
+    bool retired = false;
+    // Recorded before a new repository's first step and cleared after its last: a start of
+    // hostd that finds it set undoes what that PUT made (its client never heard it succeed).
+    bool pending = false;
 };
 
 // What the API answers of a repository (PUT, GET).
@@ -82,6 +88,7 @@ struct RepoView {
     uint64_t bytes = 0;
     int64_t last_wal = 0;           // epoch seconds of the newest WAL segment; 0 none
     std::string last_backup_error;  // "" when the last scheduled backup succeeded
+    bool retired = false;
 };
 
 struct Names {
@@ -122,7 +129,7 @@ std::vector<std::string> info_argv(const Settings& s, const Repo& r);
 // The units of a repository, file name → content: its server, the stanza-create and a backup
 // service per type (oneshot, each printing to its log), and the timers of the scheduled types.
 std::vector<std::pair<std::string, std::string>> render_units(const Settings& s, const Repo& r);
-// The timers render_units wrote (the schedules that are set).
+// The timers render_units wrote (the schedules that are set; none for a retired repository).
 std::vector<std::string> timers(const Settings& s, const Repo& r);
 
 // What a repository unit's log says went wrong: pgBackRest's last error (backup::error_of), and

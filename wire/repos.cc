@@ -60,6 +60,7 @@ json render(const repohost::RepoView& v, bool with_usage) {
         j["bytes"] = v.bytes;
         j["last_wal"] = v.last_wal;
         j["last_backup_error"] = v.last_backup_error;
+        j["retired"] = v.retired;
     }
     return j;
 }
@@ -70,7 +71,8 @@ repohost::RepoView parse_repo_view(const json& body) {
     repohost::RepoView v{.tenant = s("tenant"), .port = static_cast<uint16_t>(n("repo_host_port")), .path = s("repo_path"),
                          .host = s("repo_host"), .backup_client = s("backup_client"),
                          .bytes = static_cast<uint64_t>(std::max<int64_t>(0, n("bytes"))), .last_wal = n("last_wal"),
-                         .last_backup_error = s("last_backup_error")};
+                         .last_backup_error = s("last_backup_error"),
+                         .retired = body.contains("retired") && body["retired"].is_boolean() && body["retired"].get<bool>()};
     if (n("repo_host_port") <= 0 || n("repo_host_port") > 65535 || v.path.empty() || v.backup_client.empty())
         throw Error(Errc::failed, "The repository host's answer lacks repo_host_port, repo_path or backup_client: is it "
                                   "a hostd of this version?");

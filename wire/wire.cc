@@ -523,7 +523,7 @@ json render(const std::vector<KeptView>& kept) {
     json list = json::array();
     for (const auto& k : kept)
         list.push_back({{"name", k.name}, {"deleted_at", k.deleted_at}, {"kept_until", k.kept_until},
-                        {"repository", k.repository}, {"uid", k.uid}, {"gid", k.gid}, {"os_user", k.os_user},
+                        {"repository", k.repository}, {"repository_host", k.repository_host}, {"uid", k.uid}, {"gid", k.gid}, {"os_user", k.os_user},
                         {"admin_user", k.admin_user}, {"filesystem", k.filesystem}, {"disk_size", k.disk_size},
                         {"memory", k.memory}});
     return {{"deleted", list}};
@@ -534,7 +534,7 @@ std::vector<KeptView> parse_kept(const json& body) {
     if (!body.contains("deleted") || !body["deleted"].is_array()) return out;
     for (const auto& j : body["deleted"])
         out.push_back({.name = str(j, "name"), .deleted_at = str(j, "deleted_at"), .kept_until = str(j, "kept_until"),
-                       .repository = str(j, "repository"), .uid = j.value("uid", uint32_t{0}), .gid = j.value("gid", uint32_t{0}),
+                       .repository = str(j, "repository"), .repository_host = str(j, "repository_host"), .uid = j.value("uid", uint32_t{0}), .gid = j.value("gid", uint32_t{0}),
                        .os_user = str(j, "os_user"), .admin_user = str(j, "admin_user"), .filesystem = str(j, "filesystem"),
                        .disk_size = opt_u64(j, "disk_size").value_or(0), .memory = opt_u64(j, "memory").value_or(0)});
     return out;

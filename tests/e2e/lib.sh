@@ -4,6 +4,23 @@ TB="$REPO/tests/testbed/testbed"
 
 in_tb() { "$TB" run "$TB_NAME" -- "$@"; }
 
+# A tenant's disk destroyed as a failed disk would leave it (a loop tenant of machine TB_NAME):
+# PostgreSQL gone at once (an immediate shutdown: no last checkpoint and no switch to a new WAL
+# segment, which a clean stop makes and archives), then nothing of its filesystem anywhere.
+tb_destroy_disk() {
+    local t=$1 img=/var/lib/hostd/loop/$1.img dev
+    in_tb systemctl kill -s QUIT --kill-whom=main "hostd-postgres@$t.service" || return 1
+    for _ in $(seq 100); do
+        [ "$(in_tb systemctl is-active "hostd-postgres@$t.service")" = active ] || break
+        sleep 0.1
+    done
+    in_tb systemctl stop "hostd-postgres@$t.service" || return 1
+    in_tb in-hostd umount "/srv/hostd/$t" || return 1
+    dev=$(in_tb losetup -n -O NAME -j "$img") || return 1
+    [ -n "$dev" ] && { in_tb losetup -d "$dev" || return 1; }
+    in_tb rm "$img"
+}
+
 # Boots the machine and installs hostd in it (the overlay's upper layer is a tmpfs: the
 # host's own /usr and /etc are untouched).
 tb_boot_and_install() {

@@ -69,9 +69,10 @@ public:
     }
     void hand_over_branch(const TenantRecord&, const TenantLayout&) override {}
     bool has_repository(const std::string&) override { return false; }
-    void hand_repository(const std::string&, const units::OsUser&) override {}
+    void hand_repository(const TenantLayout&, const units::OsUser&) override {}
     void remove_repository(const std::string&) override {}
-    void forget_remote_backups(const TenantRecord&, const TenantLayout&, bool) override {}
+    void forget_remote_backups(const TenantLayout&, bool) override {}
+    void retire_remote_backups(const TenantLayout&) override {}
     void start_unit(const TenantLayout&, uint16_t, const units::Limits&) override {}
     void wait_ready(const TenantRecord&, const TenantLayout&, int) override {}
     void wait_routed(const std::string&, uint16_t, const std::string&, int) override {}

@@ -52,6 +52,7 @@ struct FakeMachine {
     std::vector<std::pair<uid_t, uint64_t>> killed;      // (uid, socket inode) of each kill
     std::map<std::string, std::string> role_password;    // tenant → its admin role's password in PostgreSQL
     std::map<std::string, uid_t> repos;                  // repository directory → its owner's uid
+    std::map<std::string, bool> remote;                  // the repository host's, by tenant: retired?
     std::map<std::string, uid_t> uids;                   // OS user → uid (next_uid on)
     uid_t next_uid = 1000;                               // the lowest free one is given, as useradd may
     size_t backups = 0;                                  // what backup_info lists (each tenant alike)
@@ -193,9 +194,13 @@ public:
         return units::OsUser{name, uid, uid, true};
     }
     bool has_repository(const std::string& repo) override { std::lock_guard g(m_.mu); return m_.repos.count(repo) > 0; }
-    void hand_repository(const std::string& repo, const units::OsUser& u) override { std::lock_guard g(m_.mu); hit("hand_repository"); m_.repos[repo] = u.uid; }
+    void hand_repository(const TenantLayout& l, const units::OsUser& u) override { std::lock_guard g(m_.mu); hit("hand_repository"); m_.repos[l.backup_dir] = u.uid; }
     void remove_repository(const std::string& repo) override { std::lock_guard g(m_.mu); hit("remove_repository"); m_.repos.erase(repo); }
-    void forget_remote_backups(const TenantRecord&, const TenantLayout&, bool) override { hit("forget_remote_backups"); }
+    // The repository host's repositories: m_.remote (by tenant; true while retired).
+    void forget_remote_backups(const TenantLayout& l, bool) override {
+        std::lock_guard g(m_.mu); hit("forget_remote_backups"); m_.remote.erase(l.name); m_.repos.erase(l.backup_remote);
+    }
+    void retire_remote_backups(const TenantLayout& l) override { std::lock_guard g(m_.mu); hit("retire_remote_backups"); m_.remote[l.name] = true; }
     Inventory inventory() override { std::lock_guard g(m_.mu);
         Inventory inv;
         auto base = [](const std::string& path) {
@@ -259,6 +264,7 @@ public:
     void start_unit(const TenantLayout& l, uint16_t, const units::Limits&) override {
         std::lock_guard g(m_.mu); hit("start_unit"); m_.failed.erase(l.name); m_.units.insert(l.name);
         if (!l.backup_repo.empty()) m_.repos[l.backup_repo] = m_.uids.count(l.os_user) ? m_.uids[l.os_user] : 1000;  // as make_repository
+        if (!l.backup_remote.empty()) m_.repos[l.backup_remote] = m_.uids.count(l.os_user) ? m_.uids[l.os_user] : 1000;  // as make_remote_dir
     }
     std::vector<std::string> apply_limits(const TenantRecord& t, const TenantLayout&) override {
         std::lock_guard g(m_.mu);
@@ -1629,6 +1635,62 @@ TEST_F(AManager, KeepsAPurgedTenantsBackupsAndItsUidUntilTheyArePurged) {
     EXPECT_TRUE(mgr->deleted().empty());
     EXPECT_EQ(code_of([&] { api().create("br2", {{"from", {{"tenant", "src"}}}}); }), Errc::not_found);
     EXPECT_EQ(api().create("src", json::object())["state"], "ready");
+}
+
+// With a repository host the same holds: the tenant's files here (the client certificate that
+// reaches its repository there, its group's to read) stay with its OS user, and its repository
+// there is retired, not dropped, until a purge of the backups says so.
+TEST_F(AManager, KeepsAPurgedTenantsBackupsOnARepositoryHost) {
+    cfg.backup_repo_host = "repos.example:8443";
+    mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
+    mgr->load();
+    api().create("src", json::object());
+    const std::string files = layout_of(cfg, "src").backup_remote;
+    ASSERT_FALSE(files.empty());
+    const uid_t src_uid = m.uids.at("_src");
+    ASSERT_EQ(m.repos.at(files), src_uid);
+    m.remote["src"] = false;  // made there by prepare_backups
+    m.calls.clear();
+    const Deleted d = mgr->remove("src", /*purge=*/true);
+    EXPECT_EQ(d.backups, "kept");
+    EXPECT_TRUE(m.users.count("_src")) << "the group that reads src's client key went: its gid is free for another tenant";
+    EXPECT_TRUE(m.repos.count(files));
+    EXPECT_EQ(m.remote.at("src"), true) << "not retired: the repository host goes on backing up a tenant that is gone";
+    EXPECT_EQ(std::count(m.calls.begin(), m.calls.end(), "forget_remote_backups"), 0);
+    ASSERT_EQ(mgr->deleted().size(), 1u);
+    EXPECT_EQ(mgr->deleted()[0].repository_host, "repos.example:8443");
+    EXPECT_EQ(mgr->backups("src").deleted, "purged");
+    // A branch from them; a restart keeps them.
+    api().create("br", {{"from", {{"tenant", "src"}}}});
+    mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
+    mgr->load();
+    api().reconcile();
+    EXPECT_TRUE(m.users.count("_src"));
+    // Not purged through a repository host hostd.toml no longer names.
+    cfg.backup_repo_host = "elsewhere.example:8443";
+    mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
+    mgr->load();
+    EXPECT_EQ(code_of([&] { mgr->remove("src", true, true); }), Errc::failed);
+    EXPECT_TRUE(m.remote.count("src"));
+    cfg.backup_repo_host = "repos.example:8443";
+    mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
+    mgr->load();
+    EXPECT_EQ(mgr->remove("src", true, true).backups, "purged");
+    EXPECT_FALSE(m.remote.count("src"));
+    EXPECT_FALSE(m.repos.count(files));
+    EXPECT_FALSE(m.users.count("_src"));
+    EXPECT_TRUE(mgr->deleted().empty());
+
+    // A detached tenant's files stay with its user too (retired there); a purge with its backups drops both.
+    api().create("acme", json::object());
+    mgr->remove("acme", false);
+    EXPECT_TRUE(m.users.count("_acme"));
+    EXPECT_EQ(m.remote.at("acme"), true);
+    api().reconcile();
+    EXPECT_TRUE(m.users.count("_acme"));
+    EXPECT_EQ(mgr->remove("acme", true, true).backups, "purged");
+    EXPECT_FALSE(m.users.count("_acme"));
+    EXPECT_FALSE(m.remote.count("acme"));
 }
 
 TEST_F(AManager, PurgesBackupsWithTheTenantWhenTold) {

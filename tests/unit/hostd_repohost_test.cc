@@ -190,3 +190,73 @@ TEST(RepoHostOps, BackupsReportPgBackRestsErrorAndDeleteRemovesAll) {
     EXPECT_TRUE(m.running.empty());
     EXPECT_THROW(h.remove("db1", "acme"), Error);
 }
+
+// A deleted tenant's kept backups: its repository stays served (restores, branches) but takes no
+// scheduled or requested backup, through a restart of hostd too; a PUT brings it back.
+TEST(RepoHostOps, RetireStopsTheBackupsButKeepsTheRepositoryServed) {
+    Machine m;
+    const auto n = names("db1", "acme");
+    const std::string timer = n.timer(backup::BackupType::full);
+    {
+        RepoHost h(settings(), "backup1", std::make_unique<FakeFx>(m));
+        h.put("db1", "acme", pg());
+        h.retire("db1", "acme");
+        h.retire("db1", "acme");  // again: nothing more
+        EXPECT_FALSE(m.running.count(timer));
+        EXPECT_FALSE(m.files.count("/run/systemd/system/" + timer));
+        EXPECT_TRUE(m.running.count(n.server_unit));
+        EXPECT_TRUE(m.repos.count(n.repo));
+        EXPECT_TRUE(h.get("db1", "acme").retired);
+        try {
+            h.backup("db1", "acme", backup::BackupType::full);
+            FAIL();
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), Errc::conflict);
+        }
+        EXPECT_THROW(h.retire("db1", "zeta"), Error);
+    }
+    m.running.clear();
+    RepoHost again(settings(), "backup1", std::make_unique<FakeFx>(m));
+    again.reconcile();
+    EXPECT_TRUE(m.running.count(n.server_unit));
+    EXPECT_FALSE(m.running.count(timer)) << "a restart scheduled backups of a retired repository again";
+    EXPECT_FALSE(m.files.count("/run/systemd/system/" + timer));
+    EXPECT_TRUE(again.get("db1", "acme").retired);
+    // Its tenant back (a reuse of its kept data): live again, the same repository.
+    EXPECT_EQ(again.put("db1", "acme", pg()).port, 18000);
+    EXPECT_FALSE(again.get("db1", "acme").retired);
+    EXPECT_TRUE(m.running.count(timer));
+    EXPECT_NO_THROW(again.backup("db1", "acme", backup::BackupType::full));
+}
+
+// hostd stopped during a PUT that makes a repository: the next start undoes what it made (its
+// client never heard it succeed, and a PUT again makes it anew).
+TEST(RepoHostOps, AStartUndoesARepositoryWhosePutWasCutShort) {
+    Machine m;
+    const auto n = names("db1", "acme");
+    m.failing = {n.stanza_unit};
+    {
+        // The crash: the stanza-create never returns (the undo never runs). Simulated by a state
+        // file and what the steps before it made, as a killed PUT leaves them.
+        RepoHost h(settings(), "backup1", std::make_unique<FakeFx>(m));
+        try {
+            h.put("db1", "acme", pg());
+        } catch (const UpstreamError&) {
+        }
+    }
+    ASSERT_TRUE(m.files.empty());  // an ordinary failure undoes itself
+    repohost::Repo r{.host = "db1", .tenant = "acme", .port = 18000, .pg = pg(), .pending = true};
+    m.files[n.state_file] = repohost::render_state(r);
+    m.users.insert(n.user);
+    m.repos.insert(n.repo);
+    m.files["/run/systemd/system/" + n.server_unit] = "unit";
+    m.failing.clear();
+    RepoHost again(settings(), "backup1", std::make_unique<FakeFx>(m));
+    again.reconcile();
+    EXPECT_TRUE(m.users.empty());
+    EXPECT_TRUE(m.repos.empty());
+    EXPECT_TRUE(m.files.empty());
+    EXPECT_THROW(again.get("db1", "acme"), Error);
+    EXPECT_EQ(again.put("db1", "acme", pg()).port, 18000);
+    EXPECT_EQ(repohost::parse_state(m.files[n.state_file], "s").pending, false);
+}

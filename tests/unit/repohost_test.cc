@@ -226,7 +226,7 @@ TEST(RepoHost, WireRequestsNameTheBadField) {
                                             .bytes = 5, .last_wal = 7, .last_backup_error = ""},
                                    true);
     EXPECT_EQ(view, (json{{"tenant", "acme"}, {"repo_host", "b"}, {"repo_host_port", 18000}, {"repo_path", "/r"}, {"backup_client", "hostd@b"},
-                          {"bytes", 5}, {"last_wal", 7}, {"last_backup_error", ""}}));
+                          {"bytes", 5}, {"last_wal", 7}, {"last_backup_error", ""}, {"retired", false}}));
 }
 
 TEST(RepoHost, FailureNamesTheErrorAndTheWarningsThatExplainIt) {

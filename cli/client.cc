@@ -1,25 +1,14 @@
 #include "cli/client.h"
 
-#include <curl/curl.h>
-
 #include <cerrno>
-
 #include <memory>
+
+#include "base/curl.h"
 
 namespace hostd {
 namespace {
 
-struct CurlDeleter {
-    void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-struct SlistDeleter {
-    void operator()(curl_slist* l) const { curl_slist_free_all(l); }
-};
-
-size_t collect(char* data, size_t size, size_t n, void* out) {
-    static_cast<std::string*>(out)->append(data, size * n);
-    return size * n;
-}
+using curl::collect;
 
 struct LineSink {
     CURL* curl;
@@ -48,7 +37,7 @@ size_t split_lines(char* data, size_t size, size_t n, void* out) {
     return size * n;
 }
 
-using CurlHandle = std::unique_ptr<CURL, CurlDeleter>;
+using CurlHandle = curl::Easy;
 using WriteFn = size_t (*)(char*, size_t, size_t, void*);
 
 // One request over hostd's socket; the reply's bytes go to write(data). Returns false with
@@ -56,7 +45,7 @@ using WriteFn = size_t (*)(char*, size_t, size_t, void*);
 bool perform(CURL* c, const std::string& socket, const std::string& method, const std::string& path,
              const wire::json* body, long timeout_s, WriteFn write, void* data, ApiResponse& r) {
     std::string url = "http://localhost" + path, payload;
-    std::unique_ptr<curl_slist, SlistDeleter> headers(curl_slist_append(nullptr, "Content-Type: application/json"));
+    curl::Slist headers(curl_slist_append(nullptr, "Content-Type: application/json"));
     curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket.c_str());
     curl_easy_setopt(c, CURLOPT_URL, url.c_str());
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());

@@ -1,9 +1,8 @@
 #include "hostd/repoclient.h"
 
-#include <curl/curl.h>
-
 #include <memory>
 
+#include "base/curl.h"
 #include "base/error.h"
 #include "wire/repos.h"
 #include "wire/wire.h"
@@ -11,17 +10,7 @@
 namespace hostd {
 namespace {
 
-struct CurlDeleter {
-    void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-struct SlistDeleter {
-    void operator()(curl_slist* s) const { curl_slist_free_all(s); }
-};
-
-size_t collect(char* data, size_t size, size_t n, void* out) {
-    static_cast<std::string*>(out)->append(data, size * n);
-    return size * n;
-}
+using curl::collect;
 
 struct Reply {
     long status = 0;
@@ -48,9 +37,9 @@ std::string cn_of(std::string_view subject) {
 
 Reply perform(const std::string& url, const RepoHostTls& tls, const std::string& method, const wire::json* body,
               long timeout_s, bool want_peer = false) {
-    std::unique_ptr<CURL, CurlDeleter> c(curl_easy_init());
+    curl::Easy c(curl_easy_init());
     if (!c) throw Error(Errc::failed, "libcurl could not be initialised");
-    std::unique_ptr<curl_slist, SlistDeleter> headers(curl_slist_append(nullptr, "Content-Type: application/json"));
+    curl::Slist headers(curl_slist_append(nullptr, "Content-Type: application/json"));
     Reply r;
     std::string payload;
     curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());

@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "model/tenant.h"
+#include "units/hardening.h"
 
 namespace hostd::repohost {
 namespace {
@@ -147,32 +148,8 @@ void sandbox(std::ostringstream& o, const Settings& s, const Names& n, bool serv
     o << "# pgBackRest's children read the default configuration, whatever the server was given.\n"
          "BindReadOnlyPaths=-/dev/null:/etc/pgbackrest.conf\n"
          "InaccessiblePaths=-/etc/pgbackrest\n"
-         "PrivateTmp=yes\n"
-         "PrivateDevices=yes\n"
-         "ProtectHome=yes\n"
-         "ProtectKernelTunables=yes\n"
-         "ProtectKernelModules=yes\n"
-         "ProtectKernelLogs=yes\n"
-         "ProtectControlGroups=yes\n"
-         "ProtectClock=yes\n"
-         "ProtectHostname=yes\n"
-         "ProtectProc=invisible\n"
-         "ProcSubset=pid\n"
-         "NoNewPrivileges=yes\n"
-         "CapabilityBoundingSet=\n"
-         "AmbientCapabilities=\n"
-         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n"
-         "RestrictNamespaces=yes\n"
-         "RestrictRealtime=yes\n"
-         "RestrictSUIDSGID=yes\n"
-         "LockPersonality=yes\n"
-         "MemoryDenyWriteExecute=yes\n"
-         "KeyringMode=private\n"
-         "SystemCallArchitectures=native\n"
-         "SystemCallFilter=@system-service\n"
-         "SystemCallFilter=~@privileged @resources @obsolete\n"
-         "SystemCallErrorNumber=EPERM\n"
-         "RemoveIPC=yes\n";
+         "RemoveIPC=yes\n"
+      << units::kHardening;
 }
 
 std::string command_unit(const Settings& s, const Repo& r, const Names& n, const std::string& unit,

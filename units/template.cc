@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "base/error.h"
+#include "units/hardening.h"
 
 namespace hostd::units {
 namespace {
@@ -158,34 +159,9 @@ static void sandbox(std::ostringstream& o, const TemplatePaths& p, const Access&
         o << "# Its repository host's configuration and its own certificates for it, read-only; no other tenant's.\n"
           << "TemporaryFileSystem=" << p.backup_remote << ":ro\n"
           << "BindReadOnlyPaths=" << a.remote << "\n";
-    o << "PrivateTmp=yes\n"
-         "PrivateDevices=yes\n"
-         "ProtectHome=yes\n"
-         "ProtectKernelTunables=yes\n"
-         "ProtectKernelModules=yes\n"
-         "ProtectKernelLogs=yes\n"
-         "ProtectControlGroups=yes\n"
-         "ProtectClock=yes\n"
-         "ProtectHostname=yes\n"
-         "ProtectProc=invisible\n"
-         "ProcSubset=pid\n"
-         "NoNewPrivileges=yes\n"
-         "CapabilityBoundingSet=\n"
-         "AmbientCapabilities=\n"
-         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n"
-         "RestrictNamespaces=yes\n"
-         "RestrictRealtime=yes\n"
-         "RestrictSUIDSGID=yes\n"
-         "LockPersonality=yes\n"
-         "# PostgreSQL's JIT (LLVM) needs writable+executable memory; hostd turns jit off instead of\n"
-         "# allowing it, so W^X can be enforced.\n"
-         "MemoryDenyWriteExecute=yes\n"
-         "KeyringMode=private\n"
-         "PrivateUsers=yes\n"
-         "SystemCallArchitectures=native\n"
-         "SystemCallFilter=@system-service\n"
-         "SystemCallFilter=~@privileged @resources @obsolete\n"
-         "SystemCallErrorNumber=EPERM\n";
+    o << "# PostgreSQL's JIT (LLVM) needs writable+executable memory; hostd turns jit off instead of\n"
+         "# allowing it, so W^X (MemoryDenyWriteExecute) can be enforced.\n"
+      << kHardening << "PrivateUsers=yes\n";
 }
 
 // The tenant's own repository as its units see it ("" when backups are off).

@@ -52,7 +52,7 @@ struct Config {
     std::string metrics_textfile;      // a file for node_exporter's textfile collector; "" = off
     double metrics_interval = 15;      // seconds between textfile writes
     double metrics_refresh = 5;        // seconds between refreshes of the PostgreSQL facts (up, connections, size)
-    double metrics_refresh_budget = 5; // PostgreSQL connections per second for those facts, over all tenants
+    double metrics_refresh_budget = 1; // PostgreSQL connections per second for those facts, over all tenants
     // [defaults] (a create request may override each)
     uint64_t disk_size = 1ull << 30;
     uint64_t memory = 256ull << 20;

@@ -156,10 +156,10 @@ std::string render_postgresql_conf(const ClusterSpec& spec) {
       << "# An idle cluster's largest cost of its own is its autovacuum launcher starting a worker (a\n"
       << "# fork, a connection to a database, a look at its tables) for each database in turn every\n"
       << "# autovacuum_naptime: with PostgreSQL's 1min, a few forks a minute per tenant, tens a second\n"
-      << "# on a host of hundreds of tenants. 5min cuts that by five; the price is that a table that\n"
-      << "# needs a vacuum or an analyze may wait up to 5 minutes for it. A busy tenant can set it\n"
+      << "# on a host of hundreds of tenants. 10min cuts that by ten; the price is that a table that\n"
+      << "# needs a vacuum or an analyze may wait up to 10 minutes for it. A busy tenant can set it\n"
       << "# back: hostctl set NAME --set autovacuum_naptime=1min.\n"
-      << "autovacuum_naptime = 5min\n\n";
+      << "autovacuum_naptime = 10min\n\n";
     if (!spec.preload_libraries.empty()) {
         std::string libs;
         for (const auto& l : spec.preload_libraries) libs += (libs.empty() ? "" : ",") + l;

@@ -98,9 +98,9 @@ std::string render_haproxy(const HaproxyListeners& ls, const std::string& runtim
       << "\n"
       << "# Defaults of its own, so the main configuration's (often mode http) do not apply here.\n"
       << "# PostgreSQL sessions can sit idle for hours (pools, open psql sessions): the client and\n"
-      << "# server timeouts are long so HAProxy does not cut them. Connect and health-check\n"
-      << "# timeouts are short so a dead backend shows at once; TCP keep-alives toward clients let\n"
-      << "# the kernel notice clients that vanished without closing.\n"
+      << "# server timeouts are long so HAProxy does not cut them. The connect timeout is short so\n"
+      << "# a dead backend shows at once; TCP keep-alives toward clients let the kernel notice\n"
+      << "# clients that vanished without closing.\n"
       << "defaults\n"
       << "    mode tcp\n"
       << "    log global\n"
@@ -109,12 +109,11 @@ std::string render_haproxy(const HaproxyListeners& ls, const std::string& runtim
       << "    timeout connect 5s\n"
       << "    timeout client 24h\n"
       << "    timeout server 24h\n"
-      << "    timeout check 2s\n"
-      << "# Health checks: every check is a TCP connection, and PostgreSQL forks a process for each\n"
-      << "# one; on a host of many idle tenants checks every 2s cost more than the tenants. So: every\n"
-      << "# 30s while the server is up, every 2s once one fails or while it is down. A stopped\n"
-      << "# backend is marked down within about 34s (clients are refused by it meanwhile all the\n"
-      << "# same), a started one up within 2s.\n";
+      << "# No health checks: each listener has one server, so a check has nothing to fail over to,\n"
+      << "# and every check is a TCP connection for which PostgreSQL forks a process (on a host of\n"
+      << "# 500 idle tenants, checks every 30s were a quarter of its idle CPU). hostd watches its\n"
+      << "# tenants itself (units, /metrics); a client sent to a backend that is down is refused\n"
+      << "# after HAProxy's connect retries, as it was before a check marked it down.\n";
     if (ls.by_port.empty()) o << "\n# No routes.\n";
     for (const auto& [port, l] : ls.by_port) {
         o << "\n"
@@ -122,7 +121,7 @@ std::string render_haproxy(const HaproxyListeners& ls, const std::string& runtim
           << "    # " << (l.route ? "tenant " + l.route->tenant : std::string("idle")) << "\n"
           << "    bind " << host_port(l.bind_address, port) << "\n"
           << "    server pg " << (l.route ? host_port(l.route->backend_host, l.route->backend_port) : kIdleServer)
-          << (l.route ? "" : " disabled") << " check inter 30s fastinter 2s downinter 2s fall 3 rise 1\n";
+          << (l.route ? "" : " disabled") << "\n";
     }
     return o.str();
 }
@@ -215,6 +214,15 @@ bool install(const HaproxySettings& s, const std::string& content, const std::fu
 // The ports of the `listen hostd_<port>` sections of the file as it is (what HAProxy runs
 // when it was loaded last; also after runtime changes, since the file follows them), none if
 // it cannot be read. idle_only: only sections whose server is `disabled`.
+// word among line's space-separated words ("server pg 127.0.0.1:1 disabled", and the
+// "... disabled check ..." of files written before the health checks went).
+bool has_word(const std::string& line, const std::string& word) {
+    std::istringstream in(line);
+    for (std::string w; in >> w;)
+        if (w == word) return true;
+    return false;
+}
+
 std::set<uint16_t> listed_ports(const std::string& path, bool idle_only = false) {
     std::set<uint16_t> out;
     std::string text;
@@ -228,7 +236,7 @@ std::set<uint16_t> listed_ports(const std::string& path, bool idle_only = false)
     for (std::string line; std::getline(in, line);) {
         const std::string prefix = "listen hostd_";
         if (line.rfind("listen ", 0) == 0) section.reset();
-        if (section && idle_only && line.find(" server pg ") != std::string::npos && line.find(" disabled ") != std::string::npos)
+        if (section && idle_only && line.find(" server pg ") != std::string::npos && has_word(line, "disabled"))
             out.insert(*section);
         if (line.rfind(prefix, 0) != 0) continue;
         const std::string num = line.substr(prefix.size());

@@ -9,6 +9,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <sstream>
 
 #include "base/error.h"
 #include "base/exec.h"
@@ -96,7 +97,18 @@ TEST(RenderHaproxy, PutsIpv6AddressesInBrackets) {
     auto out = render_haproxy({{.tenant = "v6", .bind_address = "::", .public_port = 5432, .backend_host = "::1",
                                 .backend_port = 25001}});
     EXPECT_NE(out.find("    bind [::]:5432\n"), std::string::npos) << out;
-    EXPECT_NE(out.find("    server pg [::1]:25001 check"), std::string::npos) << out;
+    EXPECT_NE(out.find("    server pg [::1]:25001\n"), std::string::npos) << out;
+}
+
+TEST(RenderHaproxy, ChecksNoTenantServer) {
+    // One server a listener: a health check has nothing to fail over to and costs the tenant a
+    // forked backend each time (the idle host's CPU); routed and idle listeners alike.
+    auto out = render_haproxy(haproxy_listeners(three_unordered(), "0.0.0.0", {5440}), "/run/h.sock");
+    EXPECT_NE(out.find("    server pg 127.0.0.1:25001\n"), std::string::npos) << out;
+    EXPECT_NE(out.find("    server pg 127.0.0.1:1 disabled\n"), std::string::npos) << out;
+    std::istringstream lines(out);
+    for (std::string line; std::getline(lines, line);)
+        if (line.rfind("    server ", 0) == 0) EXPECT_EQ(line.find(" check"), std::string::npos) << line;
 }
 
 TEST(RenderHaproxy, RefusesTwoTenantsOnOnePublicPort) {

@@ -252,8 +252,11 @@ void run_pool_job(const Config& cfg, const std::string& id, const std::string& p
     };
     try {
         remove_file(log);
-        // initdb's password: in root's 0600 file on /run (memory), opened by systemd as stdin, removed after.
-        if (!input.empty()) write_file_atomic(input, o.input, 0600);
+        // initdb's password: in a 0400 file on /run (memory) in root's 0700 directory, opened by
+        // systemd as stdin, removed after. It is the job's user's: initdb reopens /dev/stdin,
+        // which checks the file's own permissions (no one else can reach it through the directory).
+        if (!input.empty())
+            write_file_atomic(input, o.input, 0400, o.uid, o.gid);
         write_file_atomic(file, units::render_idle_job_unit(j), 0644);
         sd.start(unit, kPoolJobTimeout + std::chrono::seconds(30));
         ok = true;

@@ -161,4 +161,6 @@ ExecResult exec_checked(const ExecOptions& opts, const std::string& what) {
     return r;
 }
 
+void run_checked(const ExecOptions& opts, const std::string& what) { exec_checked(opts, what); }
+
 }  // namespace hostd

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <shared_mutex>
 #include <string>
@@ -40,5 +41,11 @@ ExecResult exec(const ExecOptions& opts);
 
 // Like exec(), but a non-zero exit throws Errc::failed with "<what>: <last stderr line(s)>".
 ExecResult exec_checked(const ExecOptions& opts, const std::string& what);
+
+// How a library runs a program it needs (mkfs, initdb): run_checked (exec_checked) unless the
+// caller passes another runner, such as hostd's warm pool, which starts the program in an
+// idle-weight unit of its own (hostd/effects_real.cc). Throws as exec_checked does.
+using Runner = std::function<void(const ExecOptions&, const std::string& what)>;
+void run_checked(const ExecOptions& opts, const std::string& what);
 
 }  // namespace hostd

@@ -214,6 +214,13 @@ public:
     // t.password, hostd's role made (pgconf::hand_over_cluster).
     virtual std::set<std::string> pool_images(const std::string& dir) = 0;
     virtual void prepare_pool_cluster(const pool::Disk& d, const std::string& device) = 0;
+    // The pool disk's filesystem made on device (d's filesystem and UUID, label "hostd-pool").
+    // This mkfs and prepare_pool_cluster's initdb run in units of their own at idle CPU and I/O
+    // weight (units::render_idle_job_unit), never in hostd's cgroup. stop_pool_jobs, at start:
+    // every such unit a crash left running is stopped, its files removed (before the pool's
+    // images are cleaned: a running initdb holds its disk).
+    virtual void format_pool_disk(const pool::Disk& d, const std::string& device) = 0;
+    virtual void stop_pool_jobs() = 0;
     virtual void rename_image(const std::string& from, const std::string& to) = 0;
     virtual void relabel(const TenantRecord& t) = 0;
     virtual void hand_over_cluster(const TenantRecord& t, const TenantLayout& l, const pool::Disk& d) = 0;

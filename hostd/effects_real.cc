@@ -198,6 +198,80 @@ void stream_copy(const Config& cfg, const TenantLayout& branch, const std::strin
 // mount namespace; never below mount_root, where the reconciler reads mounts as tenants').
 constexpr std::string_view kPoolUser = "hostd-pool";
 constexpr std::string_view kPoolMounts = "/run/hostd/pool";
+// The refill's units' stdin (initdb's password) and output: root's only, removed after each run.
+constexpr std::string_view kPoolJobs = "/run/hostd/pool-jobs";
+// How long a refill's program may take: at idle weight on a busy machine it waits for idle CPU.
+constexpr auto kPoolJobTimeout = std::chrono::minutes(10);
+
+// The absolute path of a program named without one (systemd's ExecStart= wants it), from
+// exec's PATH.
+std::string absolute_program(const std::string& name) {
+    if (name.empty() || name.front() == '/') return name;
+    for (const char* dir : {"/usr/sbin", "/usr/bin", "/sbin", "/bin"}) {
+        const std::string p = std::string(dir) + "/" + name;
+        if (::access(p.c_str(), X_OK) == 0) return p;
+    }
+    throw Error(Errc::unavailable, name + " is not installed (looked in /usr/sbin, /usr/bin, /sbin, /bin)");
+}
+
+// One program of the warm pool's refill (mkfs, initdb) in a unit of its own at idle weight
+// (units::render_idle_job_unit), waited for; its unit file, stdin and output removed after it.
+// What it printed is in the error when it fails. mount_device/target: the disk mounted in the
+// unit's namespace too (hostd's mounts are private to hostd).
+void run_pool_job(const Config& cfg, const std::string& id, const std::string& program, const ExecOptions& o,
+                  const std::string& what, const std::string& mount_device = "", const std::string& mount_target = "") {
+    const std::string unit = units::idle_job_unit_name(id, program);
+    const std::string dir(kPoolJobs);
+    make_dirs(dir, 0700);
+    const std::string file = std::string(layout::kRuntimeUnitDir) + "/" + unit;
+    const std::string log = dir + "/" + unit + ".log";
+    const std::string input = o.input.empty() ? "" : dir + "/" + unit + ".in";
+    std::vector<std::string> argv = o.argv;
+    argv.at(0) = absolute_program(argv.at(0));
+    units::IdleJob j{.description = "warm pool disk " + id + ": " + program,
+                     .argv = argv,
+                     .env = o.env,
+                     .user = o.uid ? std::to_string(*o.uid) : "",
+                     .group = o.gid ? std::to_string(*o.gid) : "",
+                     .input = input,
+                     .log = log,
+                     .mount_device = mount_device,
+                     .mount_target = mount_target,
+                     .mount_options = mount_device.empty() ? "" : cfg.mount_options,
+                     .timeout_s = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(kPoolJobTimeout).count())};
+    auto sd = units::Systemd::connect();
+    bool ok = false;
+    auto cleanup = [&] {
+        remove_file(file);
+        if (!input.empty()) remove_file(input);
+        remove_file(log);
+        try {
+            sd.reset_failed(unit);  // a failed unit would stay loaded
+        } catch (const Error&) {
+        }
+    };
+    try {
+        remove_file(log);
+        // initdb's password: in a 0400 file on /run (memory) in root's 0700 directory, opened by
+        // systemd as stdin, removed after. It is the job's user's: initdb reopens /dev/stdin,
+        // which checks the file's own permissions (no one else can reach it through the directory).
+        if (!input.empty())
+            write_file_atomic(input, o.input, 0400, o.uid, o.gid);
+        write_file_atomic(file, units::render_idle_job_unit(j), 0644);
+        sd.start(unit, kPoolJobTimeout + std::chrono::seconds(30));
+        ok = true;
+    } catch (const Error& e) {
+        std::string out = read_tail(log);
+        while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+        try {
+            sd.stop(unit, std::chrono::seconds(30));  // one that hostd stopped waiting for
+        } catch (const Error&) {
+        }
+        cleanup();
+        throw Error(Errc::failed, what + ": " + (out.empty() ? "(nothing printed)" : out) + " (unit " + unit + ": " + e.what() + ")");
+    }
+    if (ok) cleanup();
+}
 
 bool can_bind(int family, uint16_t port) {
     Fd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -1053,9 +1127,12 @@ public:
             // Its configuration files are a stand-in: a create writes the tenant's (adopt_cluster).
             const pgconf::ClusterSpec spec{.tenant = "pool", .port = 5432, .socket_dir = mnt, .memory_bytes = cfg_.memory,
                                            .cpus = cfg_.cpu, .disk_bytes = d.size, .ssl = false};
+            // initdb in a unit of its own at idle weight, the disk mounted there too.
             pgconf::initdb({.bindir = cfg_.pg_bindir, .pgdata = pgdata, .uid = u.uid, .gid = u.gid,
                             .superuser = d.bootstrap_role, .password = d.bootstrap_password},
-                           spec);
+                           spec, [&](const ExecOptions& o, const std::string& what) {
+                               run_pool_job(cfg_, d.id, "initdb", o, what, device, mnt);
+                           });
             pgconf::sync_filesystem(pgdata);
         } catch (...) {
             try {
@@ -1067,6 +1144,29 @@ public:
         }
         storage::unmount(mnt);
         ::rmdir(mnt.c_str());
+    }
+
+    void format_pool_disk(const pool::Disk& d, const std::string& device) override {
+        storage::make_filesystem(device, d.filesystem, "hostd-pool", d.fs_uuid,
+                                 [&](const ExecOptions& o, const std::string& what) { run_pool_job(cfg_, d.id, "mkfs", o, what); });
+    }
+
+    void stop_pool_jobs() override {
+        auto sd = units::Systemd::connect();
+        for (const auto& [unit, active] : sd.list_units(std::string(units::idle_job_pattern))) {
+            log::info("Warm pool: stopping " + unit + " (" + active + "), left by a refill that was cut off");
+            sd.stop(unit, std::chrono::seconds(60));
+            sd.reset_failed(unit);
+        }
+        std::error_code ec;
+        for (const auto& e : std::filesystem::directory_iterator(std::string(layout::kRuntimeUnitDir), ec)) {
+            const std::string n = e.path().filename().string();
+            if (n.starts_with("hostd-pool-") && n.ends_with(".service")) remove_file(e.path().string());
+        }
+        for (const auto& e : std::filesystem::directory_iterator(std::string(kPoolJobs), ec)) remove_file(e.path().string());
+        // Mount points of disks cut off while prepared (empty: hostd's mounts went with it).
+        for (const auto& e : std::filesystem::directory_iterator(std::string(kPoolMounts), ec))
+            if (pool::valid_id(e.path().filename().string())) ::rmdir(e.path().c_str());
     }
 
     void rename_image(const std::string& from, const std::string& to) override {

@@ -17,6 +17,7 @@ namespace {
 
 constexpr auto kSettled = std::chrono::seconds(2);   // the pool is full (or off): look again later
 constexpr auto kBackOff = std::chrono::seconds(60);  // a refill failed: do not hammer the machine
+constexpr auto kNoRoom = std::chrono::seconds(30);   // short of free space: look again later
 
 }  // namespace
 
@@ -59,6 +60,14 @@ void WarmPool::destroy(const std::string& id) {
 void WarmPool::recover() {
     std::lock_guard g(mu_);
     recovered_ = true;
+    try {
+        // A refill's mkfs or initdb a crash left running holds its disk: stopped first.
+        fx_.stop_pool_jobs();
+    } catch (const Error& e) {
+        broken_ = true;
+        log::error(std::string("Warm pool off: cannot stop what a cut-off refill left running: ") + e.what());
+        return;
+    }
     if (cfg_.backend != "loop" || cfg_.pool_size == 0) {
         // Off: a pool left by an earlier configuration is given back whole.
         try {
@@ -86,6 +95,11 @@ void WarmPool::recover() {
         if (!r.forget.empty()) log::info("Warm pool: " + std::to_string(r.forget.size()) + " entr(ies) forgotten (taken by a create, or cut off)");
         state_ = r.kept;
         const size_t want = cfg_.backend == "loop" ? static_cast<size_t>(cfg_.pool_size) : 0;
+        for (const auto& id : pool::misfits(state_, {.size = cfg_.disk_size, .filesystem = cfg_.filesystem})) {
+            log::info("Warm pool: giving back disk " + id + " (made for another limits.disk_size or storage.filesystem)");
+            destroy(id);
+            std::erase_if(state_.disks, [&](const pool::Disk& d) { return d.id == id; });
+        }
         for (const auto& id : pool::surplus(state_, want)) {
             log::info("Warm pool: giving back disk " + id + " (pool.size is " + std::to_string(want) + ")");
             destroy(id);
@@ -105,6 +119,21 @@ std::chrono::milliseconds WarmPool::refill() {
         std::lock_guard g(mu_);
         if (!recovered_ || broken_ || cfg_.backend != "loop") return kSettled;
         if (pool::to_prepare(state_, static_cast<size_t>(cfg_.pool_size)) == 0) return kSettled;
+        // Never the space a create needs: short of room, the refill waits (logged once).
+        std::optional<std::string> short_of;
+        try {
+            short_of = pool::lacks_room(fx_.loop_space({}).available, cfg_.disk_size);
+        } catch (const Error& e) {
+            short_of = e.what();
+        }
+        if (short_of) {
+            if (!short_logged_) log::warning("Warm pool: not refilling for now: " + *short_of + "; looking again every " +
+                                             std::to_string(kNoRoom.count()) + " s (creates take the full path meanwhile)");
+            short_logged_ = true;
+            return kNoRoom;
+        }
+        if (short_logged_) log::info("Warm pool: room again under the loop directory; refilling");
+        short_logged_ = false;
         std::set<std::string> ids;
         for (const auto& x : state_.disks) ids.insert(x.id);
         d.id = pool::new_id(ids);
@@ -159,7 +188,7 @@ void WarmPool::prepare(pool::Disk d) {
         fx_.create_image(image, d.size);
         device = fx_.attach_image(image);
     });
-    step("format", [&] { fx_.format(device, d.filesystem, "hostd-pool", d.fs_uuid); });
+    step("format", [&] { fx_.format_pool_disk(d, device); });
     step("initdb", [&] { fx_.prepare_pool_cluster(d, device); });
     step("ready", [&] {
         fx_.detach_image(image);  // at rest a pool disk is a file: nothing of it is attached or mounted

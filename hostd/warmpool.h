@@ -2,8 +2,11 @@
 // formatted and initdb'd by hostd's pool user, each with its own initdb (its own system
 // identifier), then detached and listed "ready" in <state_dir>/pool.toml. A create of the
 // default disk size and filesystem takes one (Provisioner::create's "pool" step) instead of
-// making a disk and running initdb; the pool refills in the background, one disk at a time, at
-// idle CPU and I/O priority. The pure rules (which disk, how many, what a start-up cleans) are
+// making a disk and running initdb; the pool refills in the background, one disk at a time: its
+// mkfs and initdb in units of their own at idle CPU and I/O weight (Effects::format_pool_disk,
+// prepare_pool_cluster), the rest on the refill's thread at nice 19 in the idle I/O class, and
+// only while the loop directory has room for a spare and a full-path create besides
+// (pool::lacks_room). The pure rules (which disk, how many, what a start-up cleans) are
 // in pool/pool.h; this class does the work through Effects and is safe to call from the API's
 // threads and the refill thread at once.
 #pragma once
@@ -55,13 +58,13 @@ private:
     std::set<std::string> taken_;  // ids taken, not yet moved or given back (still in the file)
     bool broken_ = false;          // a damaged state file: the pool stays off until it is fixed
     bool recovered_ = false;
+    bool short_logged_ = false;    // short of free space, said once until there is room again
 };
 
-// The calling thread, and every program it starts from now on (mkfs, initdb), at the lowest
-// CPU priority (nice 19) and in the idle I/O class: nice and ioprio are per thread on Linux and
-// a child inherits the forking thread's. The refill's thread calls it once. Tenants run in
-// units of their own, so this orders the refill below hostd's own work; hostd.service's
-// CPUWeight=/IOWeight= weigh hostd (and the refill) against the tenants.
+// The calling thread at the lowest CPU priority (nice 19) and in the idle I/O class: nice and
+// ioprio are per thread on Linux. The refill's thread calls it once: what it does itself (the
+// image, the loop device, mounts, one syncfs) stays below hostd's own work. Its programs (mkfs,
+// initdb) run in units of their own at CPUWeight=1/IOWeight=1 beside the tenants' units.
 void lower_thread_priority();
 
 // Where the pool keeps its state and images.

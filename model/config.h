@@ -35,8 +35,9 @@ struct Config {
     std::string filesystem = "ext4";
     std::string mount_options = "nodev,nosuid,noexec,noatime";
     std::vector<std::string> devices;  // device backend pool: used when a create names no device
-    // [pool] the warm pool (loop backend): disks prepared ahead of creates; 0: off
-    uint64_t pool_size = 0;
+    // [pool] the warm pool (loop backend): disks prepared ahead of creates; 0: off. Two: a
+    // burst of two creates is fast, and two spares cost about 2 x 45 MB of disk, no memory.
+    uint64_t pool_size = 2;
 
     // [guard] disk-full guard
     double guard_readonly_below = 5;   // percent of the disk free: switch to read-only below

@@ -28,13 +28,13 @@ void validate(const InitdbOptions& o) {
 
 }  // namespace
 
-void initdb(const InitdbOptions& opts, const ClusterSpec& spec) {
+void initdb(const InitdbOptions& opts, const ClusterSpec& spec, const Runner& run) {
     validate(opts);
     // Render first: a bad spec fails before anything is created.
     const std::string conf = render_postgresql_conf(spec);
     const std::string hba = render_pg_hba(spec);
 
-    exec_checked({.argv = {opts.bindir + "/initdb", "-D", opts.pgdata, "-U", opts.superuser,
+    run({.argv = {opts.bindir + "/initdb", "-D", opts.pgdata, "-U", opts.superuser,
                            "--pwfile=/dev/stdin", "--auth=scram-sha-256",
                            "--data-checksums", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync",
                            "--no-instructions"},

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "base/exec.h"
+
 namespace hostd::pgconf {
 
 struct ClusterSpec {
@@ -86,8 +88,8 @@ struct InitdbOptions {
 // Runs initdb as uid/gid with --auth=scram-sha-256 --data-checksums --encoding=UTF8
 // --locale=C.UTF-8 --no-sync (the caller syncs the whole filesystem once, see sync_filesystem),
 // then writes the rendered postgresql.conf and pg_hba.conf (owned by uid/gid, 0600; not
-// fsynced either: durable after sync_filesystem).
-void initdb(const InitdbOptions& opts, const ClusterSpec& spec);
+// fsynced either: durable after sync_filesystem). run starts initdb (base/exec.h).
+void initdb(const InitdbOptions& opts, const ClusterSpec& spec, const Runner& run = run_checked);
 
 // syncfs() on the filesystem containing path.
 void sync_filesystem(const std::string& path);

@@ -158,6 +158,23 @@ Recovery plan_recovery(const State& s, const std::set<std::string>& found) {
     return r;
 }
 
+std::vector<std::string> misfits(const State& s, const Shape& now) {
+    std::vector<std::string> out;
+    for (const auto& d : s.disks)
+        if (d.state == DiskState::ready && (d.size != now.size || d.filesystem != now.filesystem)) out.push_back(d.id);
+    return out;
+}
+
+uint64_t room_needed(uint64_t disk_size) { return kSpareWritten + disk_size + kRoomMargin; }
+
+std::optional<std::string> lacks_room(uint64_t available, uint64_t disk_size) {
+    const uint64_t need = room_needed(disk_size);
+    if (available >= need) return std::nullopt;
+    auto mib = [](uint64_t b) { return std::to_string(b >> 20) + " MiB"; };
+    return mib(available) + " free under the loop directory; a spare needs " + mib(need) + " (" + mib(kSpareWritten) +
+           " it writes, then room for one full-path disk of " + mib(disk_size) + " and a margin of " + mib(kRoomMargin) + ")";
+}
+
 std::vector<std::string> surplus(const State& s, size_t size) {
     std::vector<std::string> out;
     size_t n = s.disks.size();

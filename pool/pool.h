@@ -75,6 +75,16 @@ std::optional<size_t> pick(const State& s, const Shape& shape);
 // and at most `parallel` prepare at once (1 keeps the refill one idle initdb at a time).
 size_t to_prepare(const State& s, size_t size, size_t parallel = 1);
 
+// Room for one more spare under the loop directory (available: statvfs f_bavail there). A spare
+// writes at most kSpareWritten (its filesystem's metadata and a fresh cluster: about 45 MB of the
+// sparse image); after it there must still be room for a full-path create's disk of disk_size
+// and kRoomMargin, so the pool never takes the space a create needs. nullopt: room enough;
+// else what is short, for the log.
+inline constexpr uint64_t kSpareWritten = 64ull << 20;
+inline constexpr uint64_t kRoomMargin = 256ull << 20;
+uint64_t room_needed(uint64_t disk_size);
+std::optional<std::string> lacks_room(uint64_t available, uint64_t disk_size);
+
 // After a start (a crash may have cut anything off): found = the ids of the images in pool_dir.
 struct Recovery {
     std::vector<std::string> destroy;  // preparing disks, and images no entry lists: unmade
@@ -82,6 +92,10 @@ struct Recovery {
     State kept;                        // what stays: the ready disks whose image is there
 };
 Recovery plan_recovery(const State& s, const std::set<std::string>& found);
+
+// Ready disks of another shape than the one the pool prepares now (limits.disk_size or
+// storage.filesystem changed): no create would take them, and they would count as the pool's.
+std::vector<std::string> misfits(const State& s, const Shape& now);
 
 // Disks beyond `size` (pool.size lowered): the newest ready ones first, their ids.
 std::vector<std::string> surplus(const State& s, size_t size);

@@ -425,7 +425,7 @@ uint64_t device_size(const std::string& device) {
 }
 
 void make_filesystem(const std::string& device, const std::string& fstype, const std::string& label,
-                     const std::string& uuid) {
+                     const std::string& uuid, const Runner& run) {
     const size_t limit = detail::label_limit(fstype);
     if (!detail::is_uuid(uuid))
         throw Error(Errc::invalid, "'" + uuid + "' is not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx).");
@@ -448,7 +448,7 @@ void make_filesystem(const std::string& device, const std::string& fstype, const
                 "lazy_itable_init=1,lazy_journal_init=1", dev};
     else
         argv = {program, "-q", "-f", "-L", label, "-m", "uuid=" + uuid, dev};
-    exec_checked({.argv = argv}, "Failed to create an " + fstype + " filesystem on " + dev);
+    run({.argv = argv}, "Failed to create an " + fstype + " filesystem on " + dev);
 
     {
         Fd fd(::open(dev.c_str(), O_RDONLY | O_CLOEXEC));

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "base/exec.h"
+
 namespace hostd::storage {
 
 // ---- pure helpers (no root, no I/O) ----
@@ -109,9 +111,9 @@ uint64_t device_size(const std::string& device);
 
 // mkfs.<fstype> with the given label and UUID (we choose the UUID so it is recorded before
 // the disk is written). ext4: `mkfs.ext4 -q -F -L label -U uuid -m 0 -E lazy_itable_init=1,lazy_journal_init=1 dev`.
-// Then probes the device and throws unless the UUID reads back.
+// Then probes the device and throws unless the UUID reads back. run starts mkfs (base/exec.h).
 void make_filesystem(const std::string& device, const std::string& fstype, const std::string& label,
-                     const std::string& uuid);
+                     const std::string& uuid, const Runner& run = run_checked);
 
 // A new label on the unmounted filesystem on device (e2label / xfs_admin -L), only if it carries
 // the filesystem with uuid: a warm-pool disk becomes a tenant's. Labels are for humans.

@@ -362,6 +362,62 @@ static std::string server_line(const std::vector<std::string>& argv) {
     return line;
 }
 
+std::string idle_job_unit_name(std::string_view id, std::string_view program) {
+    return "hostd-pool-" + std::string(id) + "-" + std::string(program) + ".service";
+}
+
+std::string render_idle_job_unit(const IdleJob& j) {
+    check_absolute("log", j.log);
+    if (!j.input.empty()) check_absolute("input", j.input);
+    for (const auto& v : {j.user, j.group})
+        if (!v.empty()) check_name("user", v);
+    for (const auto& e : j.env) {
+        if (e.find('=') == std::string::npos || e.front() == '=') refuse("env", e, "write NAME=value");
+        for (char c : e)
+            if (static_cast<unsigned char>(c) < 0x20 || c == '"' || c == '\\' || c == '%' || c == '$')
+                refuse("env", e, "no quotes, '\\', '%', '$' or control characters");
+    }
+    std::ostringstream o;
+    o << "# " << (j.description.empty() ? "hostd background work" : j.description) << ": one run, at idle CPU and I/O weight so\n"
+         "# it never slows a tenant. Written by hostd for this run and removed after it.\n"
+         "\n"
+         "[Unit]\n"
+         "Description=hostd: " << (j.description.empty() ? "background work" : j.description) << "\n"
+         "Documentation=man:hostd(8)\n"
+         "\n"
+         "[Service]\n"
+         "Type=oneshot\n";
+    if (!j.user.empty()) o << "User=" << j.user << "\n";
+    if (!j.group.empty()) o << "Group=" << j.group << "\n";
+    for (const auto& e : j.env) o << "Environment=\"" << e << "\"\n";
+    o << "WorkingDirectory=/\n"
+      << "ExecStart=" << exec_line("argv", j.argv) << "\n";
+    if (!j.input.empty()) o << "StandardInput=file:" << j.input << "\n";
+    o << "StandardOutput=append:" << j.log << "\n"
+         "StandardError=inherit\n"
+      << "TimeoutStartSec=" << j.timeout_s << "\n"
+         "# Below every tenant (CPUWeight=100 and IOWeight=100 unless set) and below hostd.\n"
+         "CPUWeight=1\n"
+         "IOWeight=1\n"
+         "Nice=19\n"
+         "CPUSchedulingPolicy=idle\n"
+         "IOSchedulingClass=idle\n"
+         "NoNewPrivileges=yes\n"
+         "PrivateNetwork=yes\n"
+         "PrivateTmp=yes\n"
+         "ProtectHome=yes\n"
+         "UMask=0077\n";
+    if (!j.mount_device.empty()) {
+        check_absolute("mount_device", j.mount_device);
+        check_absolute("mount_target", j.mount_target);
+        if (!j.mount_options.empty()) check_mount_options(j.mount_options);
+        o << "# The disk, mounted in this unit's namespace only (hostd's own mounts are private).\n"
+          << "MountImages=" << j.mount_device << ":" << j.mount_target
+          << (j.mount_options.empty() ? "" : ":root:" + j.mount_options) << "\n";
+    }
+    return o.str();
+}
+
 std::string backup_server_unit_name() { return "hostd-backup-server@.service"; }
 
 std::string render_backup_server_unit(const TemplatePaths& p) {

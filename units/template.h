@@ -85,6 +85,28 @@ struct StreamUnit {
 };
 std::string render_stream_unit(const TemplatePaths& p, const StreamUnit& s);
 
+// A program of hostd's background work (the warm pool's mkfs and initdb) in a unit of its own,
+// so it never slows a tenant: Type=oneshot in system.slice beside the tenants' units, at the
+// lowest CPU and I/O weight (CPUWeight=1, IOWeight=1), SCHED_IDLE at nice 19 and the idle I/O
+// class. Written for one run under idle_job_unit_name (the pool disk's id and the program: a
+// name systemd has never seen) and removed after it; hostd's start stops and removes any that a
+// crash left (idle_job_pattern).
+struct IdleJob {
+    std::string description;         // for systemctl status
+    std::vector<std::string> argv;   // argv[0] absolute; arguments may hold spaces, quotes, '%'
+    std::vector<std::string> env;    // NAME=value, no control characters
+    std::string user, group;         // names or numeric ids; "" : root
+    std::string input;               // absolute path of a file systemd opens as stdin ("" : none)
+    std::string log;                 // absolute path: stdout and stderr appended
+    // A block device mounted at target in the unit's own mount namespace (MountImages=): the
+    // same filesystem hostd has mounted in its namespace (one superblock). "" : none.
+    std::string mount_device, mount_target, mount_options;
+    uint64_t timeout_s = 300;
+};
+std::string idle_job_unit_name(std::string_view id, std::string_view program);  // hostd-pool-<id>-<program>.service
+inline constexpr std::string_view idle_job_pattern = "hostd-pool-*.service";
+std::string render_idle_job_unit(const IdleJob& j);
+
 // "hostd-postgres@.service": the name the template is installed under.
 std::string tenant_template_name();
 

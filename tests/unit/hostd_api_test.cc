@@ -80,6 +80,8 @@ public:
     void create_monitor_role(const TenantRecord&, const TenantLayout&, int) override {}
     std::set<std::string> pool_images(const std::string&) override { return {}; }
     void prepare_pool_cluster(const pool::Disk&, const std::string&) override {}
+    void format_pool_disk(const pool::Disk&, const std::string&) override {}
+    void stop_pool_jobs() override {}
     void rename_image(const std::string&, const std::string&) override {}
     void relabel(const TenantRecord&) override {}
     void hand_over_cluster(const TenantRecord&, const TenantLayout&, const pool::Disk&) override {}

@@ -300,6 +300,8 @@ public:
         hit("prepare_pool_cluster");
         m_.pool_clusters[d.id] = d.bootstrap_role;
     }
+    void format_pool_disk(const pool::Disk&, const std::string&) override { std::lock_guard g(m_.mu); hit("format_pool_disk"); }
+    void stop_pool_jobs() override { std::lock_guard g(m_.mu); hit("stop_pool_jobs"); }
     void rename_image(const std::string& from, const std::string& to) override {
         std::lock_guard g(m_.mu);
         hit("rename_image");
@@ -2124,3 +2126,44 @@ TEST_F(AManagerWithAPool, ADamagedStateFileTurnsThePoolOffAndCreatesTakeTheFullP
     EXPECT_EQ(std::count(m.calls.begin(), m.calls.end(), "init_cluster"), 1);
 }
 
+TEST_F(AManagerWithAPool, TheRefillWaitsWhileTheLoopDirectoryIsShortOfRoomAndACreateIsNeverBlocked) {
+    // Room for the spare but not for a full-path disk of disk_size besides: no refill.
+    m.loop_free = pool::room_needed(cfg.disk_size) - 1;
+    EXPECT_GE(mgr->pool_tick(), std::chrono::seconds(10));
+    EXPECT_GE(mgr->pool_tick(), std::chrono::seconds(10));  // again later, still nothing made
+    EXPECT_EQ(pool_images(), 0u);
+    EXPECT_EQ(std::count(m.calls.begin(), m.calls.end(), "create_image"), 0);
+    EXPECT_EQ(state().find("[[disk]]"), std::string::npos) << state();
+    m.calls.clear();
+    auto t = api().create("acme", json::object());  // the full path, not held up by the pool
+    EXPECT_EQ(t["state"], "ready");
+    EXPECT_EQ(std::count(m.calls.begin(), m.calls.end(), "init_cluster"), 1);
+    // Room again: the next round refills.
+    m.loop_free = pool::room_needed(cfg.disk_size);
+    mgr->pool_tick();
+    EXPECT_EQ(pool_images(), 1u);
+    EXPECT_NE(state().find("state = 'ready'"), std::string::npos) << state();
+}
+
+TEST_F(AManagerWithAPool, TheRefillFormatsThroughThePoolsOwnEffectAndAStartStopsLeftJobsBeforeCleaning) {
+    mgr->pool_tick();
+    EXPECT_EQ(std::count(m.calls.begin(), m.calls.end(), "format_pool_disk"), 1);
+    EXPECT_EQ(std::count(m.calls.begin(), m.calls.end(), "format"), 0);  // never the tenants' format
+    // A disk cut off while prepared: at the next start, the jobs a crash left are stopped
+    // before anything of the disk is removed (a running initdb holds it).
+    pool::State st = pool::parse(state(), "pool.toml");
+    pool::Disk cut = st.disks[0];
+    cut.id = "00000000000000c0", cut.state = pool::DiskState::preparing;
+    st.disks.push_back(cut);
+    write_file_atomic((dir / "pool.toml").string(), pool::render(st), 0600);
+    m.images.insert(pool_dir() + "/00000000000000c0.img");
+    m.calls.clear();
+    mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
+    mgr->start();
+    const auto stop = std::find(m.calls.begin(), m.calls.end(), "stop_pool_jobs");
+    const auto removed = std::find(m.calls.begin(), m.calls.end(), "remove_image");
+    ASSERT_NE(stop, m.calls.end());
+    ASSERT_NE(removed, m.calls.end());
+    EXPECT_LT(stop - m.calls.begin(), removed - m.calls.begin());
+    EXPECT_FALSE(m.images.count(pool_dir() + "/00000000000000c0.img"));
+}

@@ -122,3 +122,23 @@ TEST(APoolRecovery, DestroysWhatWasCutOffAndWhatNoEntryListsAndForgetsWhatACreat
     EXPECT_TRUE(same.forget.empty());
     EXPECT_EQ(same.kept, r.kept);
 }
+
+TEST(APoolRefill, RefusesWhenTheLoopDirectoryLacksRoomForASpareAndAFullPathDiskBesides) {
+    EXPECT_EQ(room_needed(kGiB), kSpareWritten + kGiB + kRoomMargin);
+    EXPECT_EQ(lacks_room(room_needed(kGiB), kGiB), std::nullopt);
+    EXPECT_EQ(lacks_room(100 * kGiB, kGiB), std::nullopt);
+    auto why = lacks_room(room_needed(kGiB) - 1, kGiB);
+    ASSERT_TRUE(why);
+    EXPECT_NE(why->find("a spare needs 1344 MiB"), std::string::npos) << *why;
+    EXPECT_TRUE(lacks_room(0, kGiB));
+    EXPECT_TRUE(lacks_room(2 * kGiB, 2 * kGiB));  // the disk size counts: room for a full-path create
+}
+
+TEST(APoolRecovery, GivesBackReadyDisksOfAShapeNoCreateWouldTake) {
+    State s{.disks = {disk(A, DiskState::ready), disk(B, DiskState::ready), disk(C, DiskState::preparing)}};
+    s.disks[1].size = 2 * kGiB;
+    s.disks[2].size = 2 * kGiB;  // preparing: plan_recovery's, not this
+    EXPECT_EQ(misfits(s, {.size = kGiB, .filesystem = "ext4"}), std::vector<std::string>{B});
+    EXPECT_EQ(misfits(s, {.size = kGiB, .filesystem = "xfs"}), (std::vector<std::string>{A, B}));
+    EXPECT_EQ(misfits(s, {.size = 2 * kGiB, .filesystem = "ext4"}), std::vector<std::string>{A});
+}

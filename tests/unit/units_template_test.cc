@@ -284,3 +284,48 @@ TEST(TenantTemplate, WithARepositoryHostSeesItsOwnFilesForItAndWantsItsServer) {
     p.backup_repo = "/var/lib/b";
     EXPECT_THROW(render_tenant_template(p), Error);
 }
+
+TEST(AnIdleJobUnit, RunsItsProgramBelowEveryTenantAndRefusesWhatSystemdWouldMisread) {
+    hostd::units::IdleJob j{.description = "warm pool disk 0123456789abcdef: initdb",
+                            .argv = {"/usr/lib/postgresql/15/bin/initdb", "-D", "/run/hostd/pool/0123456789abcdef/pgdata",
+                                     "--pwfile=/dev/stdin", "x=$HOME 100%"},
+                            .env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C.UTF-8"},
+                            .user = "998", .group = "998",
+                            .input = "/run/hostd/pool-jobs/u.in", .log = "/run/hostd/pool-jobs/u.log",
+                            .mount_device = "/dev/loop7", .mount_target = "/run/hostd/pool/0123456789abcdef",
+                            .mount_options = "nodev,nosuid,noexec,noatime", .timeout_s = 600};
+    EXPECT_EQ(hostd::units::idle_job_unit_name("0123456789abcdef", "initdb"), "hostd-pool-0123456789abcdef-initdb.service");
+    const std::string u = hostd::units::render_idle_job_unit(j);
+    for (const char* line : {"\nType=oneshot\n", "\nCPUWeight=1\n", "\nIOWeight=1\n", "\nNice=19\n", "\nCPUSchedulingPolicy=idle\n",
+                             "\nIOSchedulingClass=idle\n", "\nUser=998\n", "\nGroup=998\n", "\nPrivateNetwork=yes\n",
+                             "\nStandardInput=file:/run/hostd/pool-jobs/u.in\n", "\nStandardOutput=append:/run/hostd/pool-jobs/u.log\n",
+                             "\nTimeoutStartSec=600\n", "\nEnvironment=\"LC_ALL=C.UTF-8\"\n",
+                             "\nMountImages=/dev/loop7:/run/hostd/pool/0123456789abcdef:root:nodev,nosuid,noexec,noatime\n",
+                             "\nExecStart=/usr/lib/postgresql/15/bin/initdb \"-D\" \"/run/hostd/pool/0123456789abcdef/pgdata\" "
+                             "\"--pwfile=/dev/stdin\" \"x=$$HOME 100%%\"\n"})
+        EXPECT_NE(u.find(line), std::string::npos) << line << " not in\n" << u;
+    // mkfs: as root, no stdin, no mount.
+    hostd::units::IdleJob m{.argv = {"/usr/sbin/mkfs.ext4", "-q", "/dev/loop7"}, .log = "/run/hostd/pool-jobs/m.log"};
+    const std::string mu = hostd::units::render_idle_job_unit(m);
+    EXPECT_EQ(mu.find("\nUser="), std::string::npos) << mu;
+    EXPECT_EQ(mu.find("\nStandardInput="), std::string::npos) << mu;
+    EXPECT_EQ(mu.find("\nMountImages="), std::string::npos) << mu;
+
+    auto refused = [&](auto change) {
+        auto q = j;
+        change(q);
+        try {
+            hostd::units::render_idle_job_unit(q);
+        } catch (const hostd::Error& e) {
+            return e.field();
+        }
+        return std::string("<accepted>");
+    };
+    EXPECT_EQ(refused([](auto& q) { q.argv[0] = "initdb"; }), "argv");
+    EXPECT_EQ(refused([](auto& q) { q.argv.clear(); }), "argv");
+    EXPECT_EQ(refused([](auto& q) { q.log = "u.log"; }), "log");
+    EXPECT_EQ(refused([](auto& q) { q.env.push_back("X=\"y\""); }), "env");
+    EXPECT_EQ(refused([](auto& q) { q.env.push_back("novalue"); }), "env");
+    EXPECT_EQ(refused([](auto& q) { q.mount_target = "/run/hostd/pool/a b"; }), "mount_target");
+    EXPECT_EQ(refused([](auto& q) { q.user = "a/b"; }), "user");
+}

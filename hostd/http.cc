@@ -10,6 +10,7 @@
 #include <cstring>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -33,15 +34,15 @@ namespace {
 struct ListCache {
     std::mutex mu;
     uint64_t generation = 0;
-    std::string text;
+    std::shared_ptr<const std::string> text;
 
-    std::string get(Manager& m) {
+    std::shared_ptr<const std::string> get(Manager& m) {
         const uint64_t g = m.list_generation();  // before the list: the text is at least as new
         {
             std::lock_guard l(mu);
-            if (g != 0 && g == generation) return text;
+            if (g != 0 && g == generation && text) return text;
         }
-        std::string fresh = wire::render_text(m.list());
+        auto fresh = std::make_shared<const std::string>(wire::render_text(m.list()));
         std::lock_guard l(mu);
         generation = g;
         text = fresh;
@@ -69,7 +70,7 @@ using wire::json;
 struct Reply {
     int status = 200;
     json body;
-    std::string text;  // the body already rendered (the list's); then `body` is unused
+    std::shared_ptr<const std::string> text;  // the body already rendered (the list's); then `body` is unused
 };
 
 using Handler = std::function<Reply(Manager&, const Request&, const std::string& arg)>;
@@ -88,7 +89,7 @@ const std::vector<Route>& route_table() {
         {"GET", "/v1/tenants",
          [](Manager& m, const Request& r, const std::string&) {
              if (!r.live && r.list_cache) return Reply{200, {}, r.list_cache->get(m)};
-             return Reply{200, {}, wire::render_text(m.list(r.live))};
+             return Reply{200, {}, std::make_shared<const std::string>(wire::render_text(m.list(r.live)))};
          }},
         {"GET", "/v1/tenants/",
          [](Manager& m, const Request&, const std::string& arg) {
@@ -258,6 +259,23 @@ struct ApiServer::Impl {
         return r;
     }
 
+    // A body already rendered, sent from where it is (no copy: the list's is megabytes with
+    // thousands of tenants); the response holds it until libmicrohttpd is done with it.
+    static MHD_Result send_shared(MHD_Connection* c, unsigned status, std::shared_ptr<const std::string> text, const char* type) {
+        auto* held = new std::shared_ptr<const std::string>(std::move(text));
+        MHD_Response* resp = MHD_create_response_from_buffer_with_free_callback_cls(
+            (*held)->size(), const_cast<char*>((*held)->data()),
+            [](void* cls) { delete static_cast<std::shared_ptr<const std::string>*>(cls); }, held);
+        if (!resp) {
+            delete held;
+            return MHD_NO;
+        }
+        MHD_add_response_header(resp, "Content-Type", type);
+        MHD_Result r = MHD_queue_response(c, status, resp);
+        MHD_destroy_response(resp);
+        return r;
+    }
+
     static MHD_Result send_json(MHD_Connection* c, int status, const json& body) {
         return send_text(c, static_cast<unsigned>(status), render(body, 2) + "\n", "application/json");
     }
@@ -341,7 +359,7 @@ struct ApiServer::Impl {
             reply = {403, wire::render_error(Error(Errc::refused, "Permission denied: the API is for root and members of the hostd group"))};
         else
             reply = dispatch(self->manager, *req);
-        if (!reply.text.empty()) return send_text(c, static_cast<unsigned>(reply.status), reply.text, "application/json");
+        if (reply.text) return send_shared(c, static_cast<unsigned>(reply.status), std::move(reply.text), "application/json");
         return send_json(c, reply.status, reply.body);
     }
 

@@ -29,8 +29,10 @@
 #include "hostd/collector.h"
 #include "hostd/http.h"
 #include "hostd/manager.h"
+#include "hostd/ticker.h"
 #include "model/layout.h"
 #include "model/record.h"
+#include "wire/wire.h"
 
 using namespace hostd;
 using Clock = std::chrono::steady_clock;
@@ -159,8 +161,23 @@ int main(int argc, char** argv) {
         manager.load();
         Collector collector({.records = [&] { return manager.snapshot(); }, .op_stats = [&] { return manager.op_stats(); }},
                             std::make_unique<BusyHostObserver>(cfg, names), cfg, "bench");
+        std::printf("%d tenants, %d requests per route, %u CPUs\n", tenants, runs, std::thread::hardware_concurrency());
         // The slow facts (PostgreSQL's), as the background refresh leaves them after a round.
         for (int i = 0; i < tenants; i++) collector.refresh_next();
+        // The usage facts, as hostd's usage-refresh thread reads them while it is scraped: one
+        // pass timed, then the thread, every metrics.refresh seconds, beside the scrapes.
+        {
+            std::vector<double> pass;
+            for (int i = 0; i < 5; i++) {
+                const auto t = Clock::now();
+                collector.refresh_usage();
+                pass.push_back(ms_since(t));
+            }
+            std::printf("%-34s median %s (every metrics.refresh = %.0f s while scraped)\n", "usage facts, one pass",
+                        fmt(pct(pass, 50)).c_str(), cfg.metrics_refresh);
+        }
+        Ticker usage_refresh(std::chrono::milliseconds(static_cast<long>(cfg.metrics_refresh * 1000)),
+                             [&] { collector.refresh_usage_if_scraped(); });
 
         const std::string socket = (dir / "api.sock").string();
         const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -193,7 +210,20 @@ int main(int argc, char** argv) {
                 std::printf("%-34s median %s, p95 %s (client side, not in the figure above)\n", "  its JSON parse",
                             fmt(pct(parse_ms, 50)).c_str(), fmt(pct(parse_ms, 95)).c_str());
         };
-        std::printf("%d tenants, %d requests per route, %u CPUs\n", tenants, runs, std::thread::hardware_concurrency());
+        {
+            // Where a list's time goes, in this process without HTTP.
+            std::vector<double> list_ms, text_ms;
+            for (int i = 0; i < runs; i++) {
+                auto t = Clock::now();
+                const auto views = manager.list();
+                list_ms.push_back(ms_since(t));
+                t = Clock::now();
+                const std::string text = wire::render_text(views);
+                text_ms.push_back(ms_since(t));
+            }
+            std::printf("%-34s median %s, p95 %s\n", "  Manager::list (in process)", fmt(pct(list_ms, 50)).c_str(), fmt(pct(list_ms, 95)).c_str());
+            std::printf("%-34s median %s, p95 %s\n", "  wire::render_text (in process)", fmt(pct(text_ms, 50)).c_str(), fmt(pct(text_ms, 95)).c_str());
+        }
         series("GET /v1/tenants", "/v1/tenants", true);
         series("GET /metrics", "/metrics", false);
     } catch (const std::exception& e) {

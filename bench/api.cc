@@ -8,7 +8,6 @@
 // make is systemd's answer (no unit of N tenants here): the units are all "active", without
 // the D-Bus round trip a real host has.
 //   hostd-api-bench --tenants 2000 --runs 100
-#include <curl/curl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -25,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "base/curl.h"
 #include "base/fs.h"
 #include "hostd/collector.h"
 #include "hostd/http.h"
@@ -85,24 +85,18 @@ private:
     std::set<std::string> mounted_;
 };
 
-size_t collect(char* p, size_t size, size_t n, void* out) {
-    static_cast<std::string*>(out)->append(p, size * n);
-    return size * n;
-}
-
 // One GET over the socket: the body, and the status (0: transport error).
 long get(const std::string& socket, const std::string& path, std::string& body) {
-    CURL* c = curl_easy_init();
+    hostd::curl::Easy c(curl_easy_init());
     if (!c) throw std::runtime_error("curl_easy_init failed");
     body.clear();
     const std::string url = "http://localhost" + path;
-    curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket.c_str());
-    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(c.get(), CURLOPT_UNIX_SOCKET_PATH, socket.c_str());
+    curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
+    curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, &hostd::curl::collect);
+    curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &body);
     long status = 0;
-    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
+    if (curl_easy_perform(c.get()) == CURLE_OK) curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &status);
     return status;
 }
 

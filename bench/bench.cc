@@ -21,7 +21,6 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <curl/curl.h>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -40,6 +39,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/curl.h"
 #include "base/exec.h"
 #include "base/size.h"
 #include "base/strings.h"
@@ -793,24 +793,18 @@ uint64_t number_after(const std::string& text, const std::string& key) {
     return std::strtoull(text.c_str() + (at == std::string::npos ? 0 : at + 1) + key.size(), nullptr, 10);
 }
 
-size_t append_to(char* p, size_t size, size_t n, void* out) {
-    static_cast<std::string*>(out)->append(p, size * n);
-    return size * n;
-}
-
 // One GET over hostd's socket, the body kept as text (no parse): the HTTP status, 0 if it failed.
 long raw_get(const std::string& socket, const std::string& path, std::string& body) {
     body.clear();
-    CURL* c = curl_easy_init();
+    hostd::curl::Easy c(curl_easy_init());
     if (!c) return 0;
     const std::string url = "http://localhost" + path;
-    curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket.c_str());
-    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &append_to);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(c.get(), CURLOPT_UNIX_SOCKET_PATH, socket.c_str());
+    curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
+    curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, &hostd::curl::collect);
+    curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &body);
     long status = 0;
-    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
+    if (curl_easy_perform(c.get()) == CURLE_OK) curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &status);
     return status;
 }
 

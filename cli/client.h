@@ -74,6 +74,7 @@ public:
                        const std::function<void(const wire::json&)>& on_line, long timeout_s = 600) const;
     // Percent-encodes one path segment (tenant names arrive here unvalidated).
     static std::string escape(const std::string& segment);
+    const std::string& socket_path() const { return socket_; }
 
 private:
     Reply<TenantView> lifecycle(const std::string& name, const std::string& verb) const;

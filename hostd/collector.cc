@@ -132,52 +132,104 @@ std::vector<Family> metric_families(const std::vector<TenantFacts>& tenants, con
                          "max(metrics.refresh, tenants / metrics.refresh_budget).",
                          {}}
                       .add({}, host.refresh_round_seconds));
+    out.push_back(Family{"hostd_metrics_usage_age_seconds", "gauge",
+                         "How old the disk, cgroup and unit facts of this scrape are: they are read for every tenant "
+                         "every metrics.refresh seconds while hostd is scraped (0: read by this scrape).",
+                         {}}
+                      .add({}, host.usage_age_seconds));
     return out;
 }
 
 Collector::Collector(TenantSource tenants, std::unique_ptr<Observer> observer, const Config& cfg, std::string version)
     : tenants_(std::move(tenants)), observer_(std::move(observer)), cfg_(cfg), version_(std::move(version)) {}
 
-std::string Collector::scrape() {
-    const auto t0 = std::chrono::steady_clock::now();
+std::map<std::string, Collector::Usage> Collector::read_usage(const std::vector<TenantRecord>& records) {
     std::map<std::string, std::string> unit_states;
     try {
         unit_states = observer_->unit_states();
     } catch (const Error&) {
-        // systemd unreachable: the states are simply missing from this scrape
+        // systemd unreachable: the states are simply missing from this pass
     }
     const std::set<std::string> mounted = observer_->mounted();
+    std::map<std::string, Usage> out;
+    for (auto& r : records) {
+        Usage& u = out[r.name];
+        const TenantLayout w = layout_of(cfg_, r.name);
+        if (mounted.count(w.mountpoint)) {
+            try {
+                u.disk = observer_->disk(w.mountpoint);
+            } catch (const Error&) {
+                // Unmounted between the listing and now: the disk facts stay unknown.
+            }
+        }
+        if (auto it = unit_states.find(w.unit); it != unit_states.end()) {
+            u.unit_state = it->second;
+            if (it->second == "active") u.cgroup = observer_->cgroup(w.cgroup);
+        }
+    }
+    return out;
+}
+
+void Collector::refresh_usage() {
+    std::lock_guard pass(pass_mu_);
+    const auto at = Clock::now();
+    auto fresh = std::make_shared<const std::map<std::string, Usage>>(read_usage(tenants_.records()));
+    std::lock_guard g(mu_);
+    usage_ = std::move(fresh);
+    usage_at_ = at;
+}
+
+void Collector::refresh_usage_if_scraped() {
+    {
+        std::lock_guard g(mu_);
+        if (scraped_at_ == Clock::time_point{} || Clock::now() - scraped_at_ > std::chrono::minutes(10)) return;
+    }
+    refresh_usage();
+}
+
+std::string Collector::scrape() {
+    const auto t0 = Clock::now();
+    const std::vector<TenantRecord> records = tenants_.records();
+    std::shared_ptr<const std::map<std::string, Usage>> usage;
+    double age = 0;
+    {
+        std::lock_guard g(mu_);
+        scraped_at_ = t0;
+        const auto max_age = std::chrono::duration<double>(3 * cfg_.metrics_refresh);
+        if (usage_ && cfg_.metrics_refresh > 0 && t0 - usage_at_ <= max_age) {
+            usage = usage_;
+            age = std::chrono::duration<double>(t0 - usage_at_).count();
+        }
+    }
+    // No recent pass: read them now, for this scrape (a tenant created since the pass has none
+    // in it: its usage appears with the next pass).
+    if (!usage) usage = std::make_shared<const std::map<std::string, Usage>>(read_usage(records));
     std::vector<TenantFacts> facts;
-    for (auto& r : tenants_.records()) {
+    facts.reserve(records.size());
+    for (auto& r : records) {
         TenantFacts t;
         t.name = r.name;
         t.state = std::string(to_string(r.state));
         t.read_only = r.read_only;
         t.stopped = r.stopped;
         t.disk_size = r.spec.disk_size;
-        const TenantLayout w = layout_of(cfg_, r.name);
-        if (mounted.count(w.mountpoint)) {
-            try {
-                const auto d = observer_->disk(w.mountpoint);
-                t.bytes_total = d.bytes_total, t.bytes_used = d.bytes_used, t.bytes_available = d.bytes_available;
-                t.inodes_total = d.inodes_total, t.inodes_used = d.inodes_used;
-            } catch (const Error&) {
-                // Unmounted between the listing and now: the disk facts stay unknown.
+        if (auto it = usage->find(r.name); it != usage->end()) {
+            const Usage& u = it->second;
+            if (u.disk) {
+                t.bytes_total = u.disk->bytes_total, t.bytes_used = u.disk->bytes_used, t.bytes_available = u.disk->bytes_available;
+                t.inodes_total = u.disk->inodes_total, t.inodes_used = u.disk->inodes_used;
             }
-        }
-        if (auto it = unit_states.find(w.unit); it != unit_states.end()) {
-            t.unit_state = it->second;
-            if (it->second == "active") {
-                const CgroupUsage u = observer_->cgroup(w.cgroup);
-                t.memory_current = u.memory_current, t.memory_limit = u.memory_limit;
-                t.tasks_current = u.tasks_current, t.tasks_limit = u.tasks_limit;
-                t.cpu_seconds = u.cpu_seconds;
-                t.io_read_bytes = u.io_read_bytes, t.io_write_bytes = u.io_write_bytes;
+            t.unit_state = u.unit_state;
+            if (u.cgroup) {
+                t.memory_current = u.cgroup->memory_current, t.memory_limit = u.cgroup->memory_limit;
+                t.tasks_current = u.cgroup->tasks_current, t.tasks_limit = u.cgroup->tasks_limit;
+                t.cpu_seconds = u.cgroup->cpu_seconds;
+                t.io_read_bytes = u.cgroup->io_read_bytes, t.io_write_bytes = u.cgroup->io_write_bytes;
             }
         }
         facts.push_back(std::move(t));
     }
-    HostFacts host{.version = version_, .ops = tenants_.op_stats()};
+    HostFacts host{.version = version_, .ops = tenants_.op_stats(), .usage_age_seconds = age};
     if (backups_on(cfg_) && tenants_.backups) {
         const std::map<std::string, BackupHealth> backups = tenants_.backups();
         for (auto& t : facts)

@@ -1,11 +1,16 @@
 // /metrics: what is known about each tenant and about hostd, as Prometheus families.
-// Two speeds, so a scrape never waits on a tenant: cgroup files and statvfs are read on
-// every scrape (cheap: no process of the tenant is touched or woken); the PostgreSQL facts
+// Two speeds, so a scrape never waits on a tenant: the usage facts (unit states, mounts,
+// statvfs, cgroup files: no process of the tenant is touched or woken) are read for every
+// tenant every metrics.refresh seconds while hostd is scraped (refresh_usage_if_scraped, on its
+// own thread), and a scrape shows the latest pass with its age (hostd_metrics_usage_age_seconds;
+// with thousands of tenants those reads took most of a scrape); a scrape reads them itself when
+// no pass is recent (the first scrape, or no such thread); the PostgreSQL facts
 // (up, connections, database size) and unit restarts are refreshed in the background, one
 // tenant at a time (refresh_next), and a scrape shows the latest. Every read of the machine
 // goes through an Observer (observe.h), so this logic is tested against a fake one.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -48,6 +53,7 @@ struct HostFacts {
     OpStats ops;
     double last_scrape_seconds = 0;
     double refresh_round_seconds = 0;  // how long one pass of the slow facts over every tenant takes
+    double usage_age_seconds = 0;      // how old the usage facts are (0: read by this scrape)
 };
 
 // Pure: the families for these facts, in a fixed order (golden-tested, promtool-checked).
@@ -78,8 +84,23 @@ public:
     // facts of tenants no longer ready, or stopped on purpose, are dropped. Returns the seconds to wait before the
     // next call (refresh_gap_seconds).
     double refresh_next();
+    // One pass of the usage facts over every tenant, kept for the scrapes that follow.
+    void refresh_usage();
+    // refresh_usage, if hostd was scraped in the last 10 minutes (an unwatched host reads
+    // nothing); a thread calls it every metrics.refresh seconds. A scrape uses a pass up to
+    // 3 × metrics.refresh old, and reads the facts itself otherwise.
+    void refresh_usage_if_scraped();
 
 private:
+    // The usage facts of one tenant (TenantFacts' fast half).
+    struct Usage {
+        std::optional<storage::DiskStats> disk;  // mounted, and statvfs answered
+        std::string unit_state;
+        std::optional<CgroupUsage> cgroup;  // its unit active
+    };
+    using Clock = std::chrono::steady_clock;
+    std::map<std::string, Usage> read_usage(const std::vector<TenantRecord>& records);
+
     struct Slow {
         std::optional<uint32_t> restarts;
         std::optional<bool> up;
@@ -90,9 +111,12 @@ private:
     std::unique_ptr<Observer> observer_;
     Config cfg_;
     std::string version_;
-    std::mutex mu_;  // guards slow_ and last_scrape_
+    std::mutex mu_;  // guards slow_, last_scrape_ and the usage below
     std::map<std::string, Slow> slow_;
     double last_scrape_ = 0;
+    std::shared_ptr<const std::map<std::string, Usage>> usage_;  // the last pass (nullptr: none)
+    Clock::time_point usage_at_{}, scraped_at_{};
+    std::mutex pass_mu_;  // one pass at a time
     double round_seconds_ = 0;
     // Only the refreshing thread touches these. Refreshes are numbered, not timed: only their
     // order matters (which tenant is the stalest).

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -26,6 +27,29 @@ namespace hostd {
 
 namespace {
 
+// GET /v1/tenants's text while the tenants stay as they are (Manager::list_generation): a list
+// asked again and again (a dashboard, a script polling for a state) costs a copy, not a
+// rendering of every tenant. Anything that changes a record or a problem renders it anew on
+// the next request, so it is never older than the store.
+struct ListCache {
+    std::mutex mu;
+    uint64_t generation = 0;
+    std::shared_ptr<const std::string> text;
+
+    std::shared_ptr<const std::string> get(Manager& m) {
+        const uint64_t g = m.list_generation();  // before the list: the text is at least as new
+        {
+            std::lock_guard l(mu);
+            if (g != 0 && g == generation && text) return text;
+        }
+        auto fresh = std::make_shared<const std::string>(wire::render_text(m.list()));
+        std::lock_guard l(mu);
+        generation = g;
+        text = fresh;
+        return fresh;
+    }
+};
+
 struct Request {
     std::string target;              // the request-target as sent: path and query, still %-encoded
     bool started = false;            // the first call of the access handler is past
@@ -38,6 +62,7 @@ struct Request {
     bool progress = false;           // PUT (create) or POST .../restore ?progress=1: stream each step as NDJSON
     bool streamed = false;           // answered by stream_create (its connection has no idle timeout)
     Manager::Progress on_step;       // set by the streaming reply
+    ListCache* list_cache = nullptr; // the server's, for GET /v1/tenants
 };
 
 using wire::json;
@@ -45,6 +70,7 @@ using wire::json;
 struct Reply {
     int status = 200;
     json body;
+    std::shared_ptr<const std::string> text;  // the body already rendered (the list's); then `body` is unused
 };
 
 using Handler = std::function<Reply(Manager&, const Request&, const std::string& arg)>;
@@ -58,7 +84,13 @@ struct Route {
 const std::vector<Route>& route_table() {
     static const std::vector<Route> table = {
         // ?live=1: each ready tenant's live status too (unit, memory, CPU, disk), as GET of one.
-        {"GET", "/v1/tenants", [](Manager& m, const Request& r, const std::string&) { return Reply{200, wire::render(m.list(r.live))}; }},
+        // Written straight to text (wire::render_text): with thousands of tenants the JSON tree
+        // took most of the request's time.
+        {"GET", "/v1/tenants",
+         [](Manager& m, const Request& r, const std::string&) {
+             if (!r.live && r.list_cache) return Reply{200, {}, r.list_cache->get(m)};
+             return Reply{200, {}, std::make_shared<const std::string>(wire::render_text(m.list(r.live)))};
+         }},
         {"GET", "/v1/tenants/",
          [](Manager& m, const Request&, const std::string& arg) {
              const std::string backups = "/backups";
@@ -217,9 +249,27 @@ struct ApiServer::Impl {
     bool metrics_only = false;  // TCP: no peer credentials; /metrics and nothing else
     Limits limits;
     MHD_Daemon* daemon = nullptr;
+    ListCache list_cache;
 
     static MHD_Result send_text(MHD_Connection* c, unsigned status, const std::string& text, const char* type) {
         MHD_Response* resp = MHD_create_response_from_buffer(text.size(), const_cast<char*>(text.data()), MHD_RESPMEM_MUST_COPY);
+        MHD_add_response_header(resp, "Content-Type", type);
+        MHD_Result r = MHD_queue_response(c, status, resp);
+        MHD_destroy_response(resp);
+        return r;
+    }
+
+    // A body already rendered, sent from where it is (no copy: the list's is megabytes with
+    // thousands of tenants); the response holds it until libmicrohttpd is done with it.
+    static MHD_Result send_shared(MHD_Connection* c, unsigned status, std::shared_ptr<const std::string> text, const char* type) {
+        auto* held = new std::shared_ptr<const std::string>(std::move(text));
+        MHD_Response* resp = MHD_create_response_from_buffer_with_free_callback_cls(
+            (*held)->size(), const_cast<char*>((*held)->data()),
+            [](void* cls) { delete static_cast<std::shared_ptr<const std::string>*>(cls); }, held);
+        if (!resp) {
+            delete held;
+            return MHD_NO;
+        }
         MHD_add_response_header(resp, "Content-Type", type);
         MHD_Result r = MHD_queue_response(c, status, resp);
         MHD_destroy_response(resp);
@@ -273,6 +323,7 @@ struct ApiServer::Impl {
             req->purge_backups = flag(c, "purge_backups");
             req->live = flag(c, "live");
             req->progress = flag(c, "progress");
+            req->list_cache = &self->list_cache;
             return MHD_YES;
         }
         if (*upload_size) {
@@ -308,6 +359,7 @@ struct ApiServer::Impl {
             reply = {403, wire::render_error(Error(Errc::refused, "Permission denied: the API is for root and members of the hostd group"))};
         else
             reply = dispatch(self->manager, *req);
+        if (reply.text) return send_shared(c, static_cast<unsigned>(reply.status), std::move(reply.text), "application/json");
         return send_json(c, reply.status, reply.body);
     }
 

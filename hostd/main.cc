@@ -200,6 +200,18 @@ int main(int argc, char** argv) {
                 return std::chrono::milliseconds(static_cast<long>(collector.refresh_next() * 1000));
             });
         if (metrics_refresh) metrics_refresh->name("pg-refresh");
+        // Usage facts for /metrics (units, disks, cgroups of every tenant), read apart from
+        // scrapes while hostd is scraped: a scrape of thousands of tenants serves them, aged.
+        std::optional<Ticker> usage_refresh;
+        if (cfg.metrics_refresh > 0)
+            usage_refresh.emplace(std::chrono::milliseconds(static_cast<long>(cfg.metrics_refresh * 1000)), [&] {
+                try {
+                    collector.refresh_usage_if_scraped();
+                } catch (const std::exception& e) {
+                    log::warning(std::string("Failed to read the tenants' usage for /metrics: ") + e.what());
+                }
+            });
+        if (usage_refresh) usage_refresh->name("usage-refresh");
         Fd metrics_fd;
         std::unique_ptr<ApiServer> metrics_api;
         if (!cfg.metrics_listen.empty()) {

@@ -83,6 +83,9 @@ public:
     // with_status: each ready tenant's live status too, and every tenant's `live` from it (no
     // ping: that would cost a connection per tenant). Without, systemd is not asked at all.
     std::vector<TenantView> list(bool with_status = false);
+    // Changes whenever what list(false) returns may have changed, never otherwise (unique in
+    // the process): a reply rendered from a list stays right while it stays the same.
+    uint64_t list_generation() const { return store_.generation(); }
     HostInfo host();
     std::string ca_certificate();
 

@@ -1,5 +1,6 @@
 #include "hostd/store.h"
 
+#include <atomic>
 #include <filesystem>
 
 #include "base/error.h"
@@ -10,10 +11,22 @@
 
 namespace hostd {
 
+namespace {
+std::atomic<uint64_t> generations{0};  // shared by every store: a generation names one state of one store
+}  // namespace
+
+void Store::bump() { generation_ = ++generations; }
+
+uint64_t Store::generation() const {
+    std::lock_guard g(mu_);
+    return generation_;
+}
+
 void Store::load() {
     const std::string dir = layout::records_dir(cfg_);
     make_dirs(dir, 0700);
     std::lock_guard g(mu_);
+    bump();
     for (auto& e : std::filesystem::directory_iterator(dir)) {
         auto p = e.path();
         if (p.extension() != ".toml" || p.filename().string().front() == '.') continue;
@@ -70,6 +83,7 @@ void Store::save(const TenantRecord& t) {
     write_file_atomic(layout_of(cfg_, t.name).record, to_toml(t), 0600);
     std::lock_guard g(mu_);
     records_[t.name] = t;
+    bump();
 }
 
 void Store::forget(const std::string& name) {
@@ -78,6 +92,7 @@ void Store::forget(const std::string& name) {
     records_.erase(name);
     routed_.erase(name);
     problems_.erase(name);
+    bump();
 }
 
 TenantRecord Store::get(const std::string& name) const {
@@ -111,8 +126,11 @@ std::vector<TenantRecord> Store::routed() const {
 
 void Store::set_problem(const std::string& name, const std::string& problem) {
     std::lock_guard g(mu_);
-    if (problem.empty()) problems_.erase(name);
+    auto it = problems_.find(name);
+    if ((it == problems_.end() ? std::string() : it->second) == problem) return;  // the same: no new generation
+    if (problem.empty()) problems_.erase(it);
     else problems_[name] = problem;
+    bump();
 }
 
 std::string Store::problem(const std::string& name) const {

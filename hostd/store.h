@@ -29,6 +29,21 @@ public:
     void forget(const std::string& name);
     TenantRecord get(const std::string& name) const;  // a copy; Errc::not_found
     std::vector<TenantRecord> snapshot() const;        // copies of every record
+    // Changes whenever a record or a problem may have changed (a save, a forget, a problem set,
+    // a locked() edit; also load), never otherwise: what a plain list shows is the same while
+    // it stays. Unique across the process's stores (a cache keyed by it cannot mix two up).
+    uint64_t generation() const;
+    // fn(record, problem) for each record in name order, under the store's lock, without copies
+    // (fn must be quick and do no I/O).
+    template <class F>
+    void each(F&& fn) const {
+        std::lock_guard g(mu_);
+        static const std::string none;
+        for (auto& [name, t] : records_) {
+            auto p = problems_.find(name);
+            fn(t, p == problems_.end() ? none : p->second);
+        }
+    }
 
     // Deleted tenants whose backups are kept (<state_dir>/deleted, model/kept.h), loaded with
     // the records. A name is in at most one of the two (a purge writes this before it forgets).
@@ -42,6 +57,7 @@ public:
     template <class F>
     auto locked(F&& fn) {
         std::lock_guard g(mu_);
+        bump();
         return fn(records_);
     }
     template <class F>
@@ -53,6 +69,7 @@ public:
     template <class F>
     auto locked_with_kept(F&& fn) {
         std::lock_guard g(mu_);
+        bump();
         return fn(records_, static_cast<const std::map<std::string, KeptStanza>&>(kept_));
     }
 
@@ -101,8 +118,11 @@ public:
     bool busy(const std::string& name) const;
 
 private:
+    void bump();  // a new generation; under mu_
+
     const Config& cfg_;
     mutable std::mutex mu_;  // guards everything below
+    uint64_t generation_ = 0;
     std::map<std::string, TenantRecord> records_;
     std::map<std::string, KeptStanza> kept_;
     std::set<std::string> busy_;

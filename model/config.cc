@@ -68,7 +68,7 @@ const std::vector<Setting>& settings() {
         {"metrics", "timeout", Kind::count, "Seconds the TCP listener keeps a connection on which nothing moves (0: never).", FIELD(metrics_timeout)},
         {"metrics", "textfile", Kind::text, "Also write the metrics atomically to this file for node_exporter's textfile collector (e.g. /var/lib/prometheus/node-exporter/hostd.prom). Empty: off.", FIELD(metrics_textfile)},
         {"metrics", "interval", Kind::number, "Seconds between two writes of the textfile.", FIELD(metrics_interval)},
-        {"metrics", "refresh", Kind::number, "Seconds between two refreshes of the facts asked of PostgreSQL (up, connections, database size); a scrape shows the latest and never waits on a tenant.", FIELD(metrics_refresh)},
+        {"metrics", "refresh", Kind::number, "Seconds between two refreshes of the facts asked of PostgreSQL (up, connections, database size), and between two passes over every tenant's usage (units, disks, cgroups) while hostd is scraped; a scrape shows the latest (the usage with its age) and never waits on a tenant.", FIELD(metrics_refresh)},
         {"metrics", "refresh_budget", Kind::number, "PostgreSQL connections per second hostd allows itself for those facts, over all tenants: tenants are refreshed one at a time, so with many of them a round takes tenants / refresh_budget seconds instead of refresh, and the load on the host stays flat.", FIELD(metrics_refresh_budget)},
         {"defaults", "disk_size", Kind::size, "Disk size of a tenant when the request names none.", FIELD(disk_size)},
         {"defaults", "memory", Kind::size, "MemoryMax of a tenant's unit when the request names none.", FIELD(memory)},

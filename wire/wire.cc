@@ -1,5 +1,6 @@
 #include "wire/wire.h"
 
+#include <charconv>
 #include <ctime>
 #include <initializer_list>
 #include <time.h>
@@ -422,6 +423,140 @@ json render(const std::vector<TenantView>& tenants) {
 }
 
 json render_one(const TenantView& t) { return {{"tenant", render(t)}}; }
+
+namespace {
+
+// A JSON writer for render_text: nlohmann's dump(2) layout, with its exact output for what is
+// not plain (strings that need escaping, doubles, nested objects) taken from nlohmann itself.
+struct Writer {
+    std::string& out;
+    int indent;  // of the keys of the object being written
+    bool first = true;
+
+    static void plain_or_dumped(std::string& out, const std::string& s) {
+        for (unsigned char c : s)
+            if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+                out += json(s).dump(-1, ' ', false, json::error_handler_t::replace);
+                return;
+            }
+        out += '"';
+        out += s;
+        out += '"';
+    }
+    void key(const char* k) {
+        out += first ? "\n" : ",\n";
+        first = false;
+        out.append(static_cast<size_t>(indent), ' ');
+        out += '"';
+        out += k;
+        out += "\": ";
+    }
+    void str(const char* k, const std::string& v) {
+        key(k);
+        plain_or_dumped(out, v);
+    }
+    void u64(const char* k, uint64_t v) {
+        key(k);
+        char b[24];
+        const auto r = std::to_chars(b, b + sizeof b, v);
+        out.append(b, r.ptr);
+    }
+    void boolean(const char* k, bool v) {
+        key(k);
+        out += v ? "true" : "false";
+    }
+    // Anything else: nlohmann's own text at this depth (a value never holds a raw newline, so
+    // indenting each line after the first is exact).
+    void value(const char* k, const json& v) {
+        key(k);
+        const std::string text = v.dump(2, ' ', false, json::error_handler_t::replace);
+        const std::string pad = "\n" + std::string(static_cast<size_t>(indent), ' ');
+        for (char c : text) {
+            if (c == '\n') out += pad;
+            else out += c;
+        }
+    }
+    void strings(const char* k, const std::vector<std::string>& v) {
+        if (v.empty()) {
+            key(k);
+            out += "[]";
+            return;
+        }
+        key(k);
+        out += '[';
+        for (size_t i = 0; i < v.size(); i++) {
+            out += i ? ",\n" : "\n";
+            out.append(static_cast<size_t>(indent + 2), ' ');
+            plain_or_dumped(out, v[i]);
+        }
+        out += '\n';
+        out.append(static_cast<size_t>(indent), ' ');
+        out += ']';
+    }
+};
+
+// One tenant as render(TenantView) has it, its keys in nlohmann's (sorted) order.
+void write_tenant(std::string& out, const TenantView& t, int indent) {
+    out += '{';
+    Writer w{out, indent + 2};
+    w.str("admin_user", t.admin_user);
+    w.str("backend", t.spec.backend);
+    if (t.backup) w.value("backup", health_json(*t.backup));
+    w.value("cpu", t.spec.cpu);
+    w.str("created_at", t.created_at);
+    w.str("device", t.device);
+    w.str("device_id", t.device_id);
+    w.u64("disk_size", t.spec.disk_size);
+    w.strings("extensions", t.spec.extensions);
+    w.str("filesystem", t.spec.filesystem);
+    w.str("fs_uuid", t.fs_uuid);
+    if (!t.image.empty()) w.str("image", t.image);
+    w.u64("io_weight", t.spec.io_weight);
+    w.str("label", t.label);
+    if (!t.live.reason.empty()) w.str("live_reason", t.live.reason);
+    if (!t.live.state.empty()) w.str("live_state", t.live.state);
+    w.u64("memory", t.spec.memory);
+    w.str("mountpoint", t.mountpoint);
+    w.str("name", t.name);
+    w.str("os_user", t.os_user);
+    if (t.password) w.str("password", *t.password);
+    if (t.pending_restart) w.strings("pending_restart", *t.pending_restart);
+    w.u64("port", t.port);
+    if (!t.problem.empty()) w.str("problem", t.problem);
+    w.u64("public_port", t.public_port);
+    w.boolean("read_only", t.read_only);
+    if (t.spec.settings.empty()) {
+        w.key("settings");
+        out += "{}";
+    } else {
+        w.value("settings", t.spec.settings);
+    }
+    w.str("state", std::string(to_string(t.state)));
+    if (t.status) w.value("status", status_json(*t.status));
+    if (!t.step.empty()) w.str("step", t.step);
+    w.boolean("stopped", t.stopped);
+    w.u64("tasks", t.spec.tasks);
+    w.str("unit", t.unit);
+    if (!t.url.empty()) w.str("url", t.url);
+    out += '\n';
+    out.append(static_cast<size_t>(indent), ' ');
+    out += '}';
+}
+
+}  // namespace
+
+std::string render_text(const std::vector<TenantView>& tenants) {
+    std::string out;
+    out.reserve(64 + tenants.size() * 1024);
+    if (tenants.empty()) return "{\n  \"tenants\": []\n}\n";
+    out += "{\n  \"tenants\": [";
+    for (size_t i = 0; i < tenants.size(); i++) {
+        out += i ? ",\n    " : "\n    ";
+        write_tenant(out, tenants[i], 4);
+    }
+    out += "\n  ]\n}\n";
+    return out;
+}
 
 json render(const Created& c) {
     json t = render(c.tenant);

@@ -43,6 +43,11 @@ json render(const ResizeRequest& r);
 json render(const TenantView& t);
 json render(const std::vector<TenantView>& tenants);  // {"tenants": [...]}
 json render_one(const TenantView& t);                  // {"tenant": {...}}
+// The list's reply as text, written straight from the views: byte for byte what
+// render(tenants).dump(2) gives (sorted keys, invalid UTF-8 as U+FFFD) and a newline, without
+// building the JSON tree first (GET /v1/tenants with thousands of tenants; wire_json_test
+// checks the two agree).
+std::string render_text(const std::vector<TenantView>& tenants);
 json render(const Created& c);
 json render(const Resized& r);
 json render(const Restored& r);  // {"tenant": {..., "restore_ms", "restored_to", "wal_max"}}

@@ -21,6 +21,7 @@
 #include "hostd/collector.h"
 #include "hostd/http.h"
 #include "hostd/manager.h"
+#include "wire/wire.h"
 
 using namespace hostd;
 using nlohmann::json;
@@ -586,4 +587,30 @@ TEST(AMetricsListener, ClosesConnectionsPastThePerAddressLimitAndIdleOnes) {
     EXPECT_NE(r.body.find("hostd_build_info"), std::string::npos);
     server.reset();
     std::filesystem::remove_all(dir);
+}
+
+// The list's text is kept while nothing changes (Manager::list_generation): every change a
+// verb makes shows in the next list, and the kept text is what a fresh rendering would be.
+TEST_F(AnApiServer, TheListShowsEveryChangeAtOnceThoughItsTextIsKeptBetweenChanges) {
+    start();
+    auto list = [&] {
+        Reply r = roundtrip(sock, request("GET", "/v1/tenants"));
+        EXPECT_EQ(r.status, 200) << r.raw;
+        EXPECT_EQ(r.body, wire::render_text(manager->list())) << "the kept text is what the tenants render to now";
+        return json::parse(r.body)["tenants"];
+    };
+    EXPECT_TRUE(list().empty());
+    ASSERT_EQ(roundtrip(sock, request("PUT", "/v1/tenants/acme", "{}")).status, 201);
+    const uint64_t after_create = manager->list_generation();
+    ASSERT_EQ(list().size(), 1u);
+    EXPECT_EQ(list()[0]["stopped"], false);
+    EXPECT_EQ(manager->list_generation(), after_create) << "a list changes nothing";
+    ASSERT_EQ(roundtrip(sock, request("POST", "/v1/tenants/acme/stop", "")).status, 200);
+    EXPECT_EQ(list()[0]["stopped"], true) << "the stop shows in the next list";
+    ASSERT_EQ(roundtrip(sock, request("PUT", "/v1/tenants/beta", "{}")).status, 201);
+    ASSERT_EQ(list().size(), 2u);
+    ASSERT_EQ(roundtrip(sock, request("DELETE", "/v1/tenants/acme?purge=1")).status, 200);
+    const json after = list();
+    ASSERT_EQ(after.size(), 1u);
+    EXPECT_EQ(after[0]["name"], "beta");
 }

@@ -3,6 +3,8 @@
 // cgroup files, parsed from fixture text of both hierarchies.
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include <map>
 #include <set>
 #include <sstream>
@@ -352,6 +354,59 @@ TEST(Collector, RefreshIsPacedByRefreshGapSecondsOverTheReadyTenants) {
     for (int i = 10; i < 200; i++) r.add("t" + std::to_string(i));
     EXPECT_DOUBLE_EQ(r.c().refresh_next(), refresh_gap_seconds(200, 5, 5));
     EXPECT_EQ(sample(r.c().scrape(), "hostd_metrics_refresh_round_seconds"), 40) << "200 tenants at 5 per second";
+}
+
+// ---- usage facts kept between scrapes ----
+
+TEST(CollectorUsage, AScrapeServesTheLastPassWithItsAgeWithoutReadingTheMachine) {
+    Rig r;
+    r.add("acme");
+    r.c().scrape();  // watched: the passes begin
+    r.c().refresh_usage_if_scraped();
+    r.host.asked.clear();
+    r.host.disks[r.mp("acme")].bytes_used = 999;  // changed since the pass
+    const std::string text = r.c().scrape();
+    EXPECT_TRUE(r.asked("disk").empty()) << "no statvfs in the scrape";
+    EXPECT_TRUE(r.asked("cgroup").empty()) << "no cgroup file read in the scrape";
+    EXPECT_EQ(sample(text, "hostd_tenant_disk_used_bytes", "acme"), 250) << "the pass's value, until the next pass";
+    const auto age = sample(text, "hostd_metrics_usage_age_seconds");
+    ASSERT_TRUE(age);
+    EXPECT_GE(*age, 0);
+    EXPECT_LT(*age, 5);
+    r.c().refresh_usage_if_scraped();
+    EXPECT_EQ(sample(r.c().scrape(), "hostd_tenant_disk_used_bytes", "acme"), 999) << "the next pass";
+}
+
+TEST(CollectorUsage, AnUnwatchedHostReadsNothingAndAScrapeReadsItselfWhenNoPassIsRecent) {
+    Rig r;
+    r.cfg.metrics_refresh = 0.01;  // a pass is used for 30 ms
+    r.add("acme");
+    r.c().refresh_usage_if_scraped();
+    EXPECT_TRUE(r.host.asked.empty()) << "never scraped: no pass";
+    r.c().scrape();
+    r.c().refresh_usage_if_scraped();
+    r.host.disks[r.mp("acme")].bytes_used = 999;
+    std::this_thread::sleep_for(std::chrono::milliseconds(60));
+    r.host.asked.clear();
+    const std::string text = r.c().scrape();
+    EXPECT_EQ(r.asked("disk"), std::vector<std::string>{r.mp("acme")}) << "the pass is too old: read now";
+    EXPECT_EQ(sample(text, "hostd_tenant_disk_used_bytes", "acme"), 999);
+    EXPECT_EQ(sample(text, "hostd_metrics_usage_age_seconds"), 0);
+}
+
+TEST(CollectorUsage, ATenantCreatedSinceThePassHasItsRecordFactsAndItsUsageWithTheNextPass) {
+    Rig r;
+    r.add("acme");
+    r.c().scrape();
+    r.c().refresh_usage_if_scraped();
+    r.add("beta");
+    std::string text = r.c().scrape();
+    EXPECT_EQ(sample(text, "hostd_tenant_info{tenant=\"beta\",state=\"ready\"}"), 1);
+    EXPECT_EQ(sample(text, "hostd_tenant_disk_used_bytes", "beta"), std::nullopt);
+    r.c().refresh_usage_if_scraped();
+    text = r.c().scrape();
+    EXPECT_EQ(sample(text, "hostd_tenant_disk_used_bytes", "beta"), 250);
+    EXPECT_EQ(sample(text, "hostd_tenant_memory_bytes", "beta"), 50);
 }
 
 // ---- cgroup files ----

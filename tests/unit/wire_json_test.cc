@@ -255,3 +255,41 @@ TEST(WireReplies, AProgressStreamSaysWhenEachStepStartsAndWhenItEnds) {
     EXPECT_EQ(wire::render_step("initdb", -1), json({{"start", "initdb"}}));
     EXPECT_EQ(wire::render_step("initdb", 612), json({{"step", "initdb"}, {"ms", 612}}));
 }
+
+// GET /v1/tenants is written straight from the views (render_text): every byte must be what
+// the tree renders, whatever the views hold.
+TEST(WireReplies, TheListWrittenStraightIsByteForByteTheTreesRendering) {
+    auto tree = [](const std::vector<TenantView>& v) {
+        return json(wire::render(v)).dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+    };
+    EXPECT_EQ(wire::render_text({}), tree({}));
+    TenantView full = sample_view();
+    full.spec.extensions = {"pg_stat_statements", "postgis"};
+    full.step = "route";
+    full.problem = "the unit failed";
+    full.backup = BackupHealth{.checked = 1764464400, .error = "repo \"x\" unreadable", .last_backup = 1764460000,
+                               .last_type = "incr", .last_label = "20261130-010000F", .last_full = 1764450000,
+                               .last_wal = 1764464000, .repo_bytes = 12345, .failures = 2,
+                               .last_failure = BackupFailure{.at = 1764463000, .type = "full", .by = "schedule", .message = "no\nspace"}};
+    TenantView plain = sample_view();
+    plain.password.reset();
+    plain.status.reset();
+    plain.pending_restart = std::vector<std::string>{};
+    plain.spec.settings.clear();
+    plain.spec.cpu = 2;
+    plain.image.clear();
+    plain.url.clear();
+    plain.live = {};
+    TenantView odd = sample_view();
+    odd.name = "quote\"back\\slash\ttab\x01";
+    odd.label = "caf\xc3\xa9 \xe2\x82\xac";         // UTF-8 kept as is
+    odd.problem = "bad \xff\xfe byte";                // invalid UTF-8: U+FFFD
+    odd.spec.settings = {{"search_path", "\"$user\", public"}, {"application_name", "\xc3\xa9t\xc3\xa9"}};
+    odd.spec.cpu = 0.1;
+    odd.status = LiveStatus{.unit_error = "systemd is not reachable"};
+    odd.state = TenantState::creating;
+    const std::vector<TenantView> all{full, plain, odd, TenantView{}};
+    EXPECT_EQ(wire::render_text(all), tree(all));
+    EXPECT_EQ(wire::render_text({plain}), tree({plain}));
+    EXPECT_EQ(wire::parse_tenants(json::parse(wire::render_text(all))).size(), 4u);
+}

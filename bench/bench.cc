@@ -887,36 +887,6 @@ std::vector<Row> flat_and_idle(const Client& client, int count, int window, doub
     std::string ts;
     for (auto& [d, t] : threads) ts += (ts.empty() ? "" : ", ") + t + " " + fmt(100 * d / wall, "%");
     rows.push_back({"  hostd by thread, % of one CPU", ts.empty() ? "-" : ts, "-", "-"});
-    // The health checks' share: the same window again with every tenant's check off (HAProxy's
-    // runtime API: disable health), then on again.
-    try {
-        const std::string sock = hostd::routes::HaproxySettings{}.runtime_socket;
-        auto health = [&](const char* verb) {
-            for (auto& c : made) hostd::routes::haproxy_runtime_command(sock, std::string(verb) + " health hostd_" + std::to_string(c.public_port) + "/pg");
-        };
-        health("disable");
-        const auto q0 = cpu_by_group();
-        const auto tq = Clock::now();
-        sleep_s(idle_s);
-        const double wq = s_since(tq);
-        const auto q1 = cpu_by_group();
-        health("enable");
-        double all = 0, pm = 0;
-        for (auto& [g, s] : q1) {
-            const auto b = q0.find(g);
-            const double d = std::max(0.0, s - (b == q0.end() ? 0 : b->second));
-            all += d;
-            if (g.rfind("tenants: postmaster", 0) == 0) pm += d;
-        }
-        double pm_on = 0;
-        for (auto& [d, g] : parts)
-            if (g.rfind("tenants: postmaster", 0) == 0) pm_on += d;
-        rows.push_back({"  the same " + fmt(idle_s, "s") + " again with HAProxy's health checks off (disable health over its runtime API), % of one CPU: all / tenants' postmasters (with checks: " +
-                            fmt(100 * in_tb / wall, "%") + " / " + fmt(100 * pm_on / wall, "%") + ")",
-                        fmt(100 * all / wq, "%") + " / " + fmt(100 * pm / wq, "%"), "-", "-"});
-    } catch (const std::exception& e) {
-        rows.push_back({"  the same with HAProxy's health checks off", std::string("failed: ") + e.what(), "-", "-"});
-    }
     rows.push_back({"  per idle tenant (this machine's processes / " + n + ")", fmt(1000 * in_tb / wall / static_cast<double>(made.size()), "ms/s"), "-", "-"});
 
     // Memory per tenant: its cgroup's charge (memory.current: processes, shared memory, the page

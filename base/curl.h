@@ -26,4 +26,20 @@ inline size_t collect(char* data, size_t size, size_t n, void* out) {
     return size * n;
 }
 
+// One GET of path over the HTTP server on a Unix socket (hostd's API), the body kept as text:
+// the HTTP status, 0 when it could not be asked.
+inline long get_over_socket(const std::string& socket, const std::string& path, std::string& body) {
+    body.clear();
+    Easy c(curl_easy_init());
+    if (!c) return 0;
+    const std::string url = "http://localhost" + path;
+    curl_easy_setopt(c.get(), CURLOPT_UNIX_SOCKET_PATH, socket.c_str());
+    curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
+    curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, &collect);
+    curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &body);
+    long status = 0;
+    if (curl_easy_perform(c.get()) == CURLE_OK) curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &status);
+    return status;
+}
+
 }  // namespace hostd::curl

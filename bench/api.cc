@@ -85,20 +85,6 @@ private:
     std::set<std::string> mounted_;
 };
 
-// One GET over the socket: the body, and the status (0: transport error).
-long get(const std::string& socket, const std::string& path, std::string& body) {
-    hostd::curl::Easy c(curl_easy_init());
-    if (!c) throw std::runtime_error("curl_easy_init failed");
-    body.clear();
-    const std::string url = "http://localhost" + path;
-    curl_easy_setopt(c.get(), CURLOPT_UNIX_SOCKET_PATH, socket.c_str());
-    curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
-    curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, &hostd::curl::collect);
-    curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &body);
-    long status = 0;
-    if (curl_easy_perform(c.get()) == CURLE_OK) curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &status);
-    return status;
-}
 
 std::string fmt(double ms) {
     char b[32];
@@ -188,7 +174,7 @@ int main(int argc, char** argv) {
             size_t bytes = 0;
             for (int i = 0; i < runs; i++) {
                 const auto t = Clock::now();
-                if (get(socket, path, body) != 200) throw std::runtime_error(std::string(what) + ": not 200: " + body.substr(0, 200));
+                if (hostd::curl::get_over_socket(socket, path, body) != 200) throw std::runtime_error(std::string(what) + ": not 200: " + body.substr(0, 200));
                 lat.push_back(ms_since(t));
                 bytes = body.size();
                 if (parse) {

@@ -793,20 +793,6 @@ uint64_t number_after(const std::string& text, const std::string& key) {
     return std::strtoull(text.c_str() + (at == std::string::npos ? 0 : at + 1) + key.size(), nullptr, 10);
 }
 
-// One GET over hostd's socket, the body kept as text (no parse): the HTTP status, 0 if it failed.
-long raw_get(const std::string& socket, const std::string& path, std::string& body) {
-    body.clear();
-    hostd::curl::Easy c(curl_easy_init());
-    if (!c) return 0;
-    const std::string url = "http://localhost" + path;
-    curl_easy_setopt(c.get(), CURLOPT_UNIX_SOCKET_PATH, socket.c_str());
-    curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
-    curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, &hostd::curl::collect);
-    curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &body);
-    long status = 0;
-    if (curl_easy_perform(c.get()) == CURLE_OK) curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &status);
-    return status;
-}
 
 // The flat-cost series and the idle host it leaves: N creates one after another (request to the
 // first query through HAProxy), medians of successive windows and per-step medians first vs
@@ -929,14 +915,14 @@ std::vector<Row> flat_and_idle(const Client& client, int count, int window, doub
     std::string text;
     for (int i = 0; i < 100; i++) {
         auto t = Clock::now();
-        if (raw_get(client.socket_path(), "/v1/tenants", text) != 200) break;
+        if (hostd::curl::get_over_socket(client.socket_path(), "/v1/tenants", text) != 200) break;
         lat.push_back(ms_since(t));
         t = Clock::now();
         if (!nlohmann::json::parse(text, nullptr, false).is_discarded()) parse.push_back(ms_since(t));
     }
     for (int i = 0; i < 40; i++) {
         auto t = Clock::now();
-        if (raw_get(client.socket_path(), "/metrics", text) != 200) break;
+        if (hostd::curl::get_over_socket(client.socket_path(), "/metrics", text) != 200) break;
         scrape.push_back(ms_since(t));
     }
     rows.push_back({"GET /v1/tenants with " + n + " tenants, median / p95 (n=" + std::to_string(lat.size()) + ", to the last byte)",

@@ -350,13 +350,18 @@ repohost::RepoView RepoHost::get(const std::string& host, const std::string& ten
     return v;
 }
 
-void RepoHost::undo_pending(const Repo& r) {
+void RepoHost::destroy(const Repo& r) {
     const Names n = repohost::names_of(s_, r.host, r.tenant);
-    log::warning("Repository " + n.id + ": its creation did not finish (hostd stopped during its PUT); undoing it");
     uninstall(r);
     fx_->remove_repo(n.repo, n.host_dir);
     fx_->delete_user(n.user);
     fx_->remove_file(n.state_file);
+}
+
+void RepoHost::undo_pending(const Repo& r) {
+    log::warning("Repository " + repohost::names_of(s_, r.host, r.tenant).id +
+                 ": its creation did not finish (hostd stopped during its PUT); undoing it");
+    destroy(r);
 }
 
 void RepoHost::retire(const std::string& host, const std::string& tenant) {
@@ -385,10 +390,7 @@ void RepoHost::remove(const std::string& host, const std::string& tenant) {
     const Names n = repohost::names_of(s_, host, tenant);
     auto r = find(n.id);
     if (!r) throw Error(Errc::not_found, "No repository of tenant '" + tenant + "' of host '" + host + "' here");
-    uninstall(*r);
-    fx_->remove_repo(n.repo, n.host_dir);
-    fx_->delete_user(n.user);
-    fx_->remove_file(n.state_file);
+    destroy(*r);
     repos_.erase(n.id);
     log::info("Repository " + n.id + " removed");
 }

@@ -82,7 +82,8 @@ private:
     void install(const repohost::Repo& r);   // certificates and unit files written, daemon-reload
     void write_units(const repohost::Repo& r);
     void uninstall(const repohost::Repo& r); // units stopped and removed
-    void undo_pending(const repohost::Repo& r);  // all a PUT cut short made
+    void destroy(const repohost::Repo& r);       // units, repository, OS user and state file gone
+    void undo_pending(const repohost::Repo& r);  // all a PUT cut short made (destroy, logged)
     void stanza_create(const repohost::Repo& r);
     std::optional<repohost::Repo> find(const std::string& id);
 

@@ -211,7 +211,8 @@ public:
     // and password, synced, unmounted. An image moved to a tenant's path (never over a file).
     // The tenant's label on its unmounted filesystem (only if it carries t.fs_uuid). A started
     // pool cluster handed to the tenant: its bootstrap role renamed to t.admin_user with
-    // t.password, hostd's role made (pgconf::hand_over_cluster).
+    // admin_secret (pgconf::scram_verifier of t.password), hostd's role made
+    // (pgconf::hand_over_cluster).
     virtual std::set<std::string> pool_images(const std::string& dir) = 0;
     virtual void prepare_pool_cluster(const pool::Disk& d, const std::string& device) = 0;
     // The pool disk's filesystem made on device (d's filesystem and UUID, label "hostd-pool").
@@ -223,7 +224,8 @@ public:
     virtual void stop_pool_jobs() = 0;
     virtual void rename_image(const std::string& from, const std::string& to) = 0;
     virtual void relabel(const TenantRecord& t) = 0;
-    virtual void hand_over_cluster(const TenantRecord& t, const TenantLayout& l, const pool::Disk& d) = 0;
+    virtual void hand_over_cluster(const TenantRecord& t, const TenantLayout& l, const pool::Disk& d,
+                                   const std::string& admin_secret) = 0;
 
     // The host's listening TCP sockets (owner uid, inode), and killing the processes of a user
     // that hold one: the port watch.

@@ -1129,7 +1129,8 @@ public:
                                            .cpus = cfg_.cpu, .disk_bytes = d.size, .ssl = false};
             // initdb in a unit of its own at idle weight, the disk mounted there too.
             pgconf::initdb({.bindir = cfg_.pg_bindir, .pgdata = pgdata, .uid = u.uid, .gid = u.gid,
-                            .superuser = d.bootstrap_role, .password = d.bootstrap_password},
+                            .superuser = d.bootstrap_role,
+                            .password = pgconf::scram_verifier(d.bootstrap_password, pool::kBootstrapScramIterations)},
                            spec, [&](const ExecOptions& o, const std::string& what) {
                                run_pool_job(cfg_, d.id, "initdb", o, what, device, mnt);
                            });
@@ -1177,11 +1178,12 @@ public:
 
     void relabel(const TenantRecord& t) override { storage::set_label(t.device, t.spec.filesystem, t.label, t.fs_uuid); }
 
-    void hand_over_cluster(const TenantRecord& t, const TenantLayout& l, const pool::Disk& d) override {
+    void hand_over_cluster(const TenantRecord& t, const TenantLayout& l, const pool::Disk& d,
+                           const std::string& admin_secret) override {
         pgconf::hand_over_cluster({.host = l.socket_dir, .port = t.port, .connect_timeout_s = 3, .sslmode = "disable",
                                    .query_timeout_ms = 10000},
                                   d.bootstrap_role, d.bootstrap_password, pool::handover_role_of(d.id), t.admin_user,
-                                  t.password);
+                                  admin_secret);
     }
 
     std::vector<units::Listener> tcp_listeners() override { return units::tcp_listeners(); }

@@ -93,6 +93,10 @@ public:
 
 private:
     void bring_up(TenantRecord& t, const TenantLayout& l);
+    // Clients get through the proxy to the tenant's server, as a client would come: by the
+    // route's port, or by its TLS server name. A ping (TLS, then the server asks for a password)
+    // with no login: what is checked is the route, not a password.
+    void wait_through_proxy(const TenantRecord& t);
     void set_step(TenantRecord& t, const std::string& step);
     // The tenant's settings fit its limits (pgconf/fit.h), and, when its memory grows (a create,
     // a reuse, a larger memory), that memory fits the host (limits.memory_overcommit). Called

@@ -206,47 +206,23 @@ void wait_exec_sql(const ConnParams& p, const std::string& sql, std::chrono::mil
                                       one_line(r ? PQresultErrorMessage(r.get()) : PQerrorMessage(c.get())));
 }
 
-void set_role_password(const ConnParams& p, const std::string& role, const std::string& password) {
-    Conn c = connect(p);
-    struct Freer {
-        void operator()(char* s) const noexcept { PQfreemem(s); }
-    };
-    using Text = std::unique_ptr<char, Freer>;
-    Text verifier(PQencryptPasswordConn(c.get(), password.c_str(), role.c_str(), "scram-sha-256"));
-    if (!verifier)
-        throw Error(Errc::failed, "Failed to compute the password verifier for " + where(p) + ": " +
-                                      one_line(PQerrorMessage(c.get())));
-    Text ident(PQescapeIdentifier(c.get(), role.c_str(), role.size()));
-    Text literal(PQescapeLiteral(c.get(), verifier.get(), std::strlen(verifier.get())));
-    if (!ident || !literal)
-        throw Error(Errc::failed, "Failed to quote the ALTER ROLE for " + where(p) + ": " + one_line(PQerrorMessage(c.get())));
-    Result r = run(c.get(), p, std::string("ALTER ROLE ") + ident.get() + " PASSWORD " + literal.get());
-    if (!r || PQresultStatus(r.get()) != PGRES_COMMAND_OK)
-        throw Error(Errc::failed, "Changing the password of role '" + role + "' on " + where(p) + " failed: " +
-                                      one_line(r ? PQresultErrorMessage(r.get()) : PQerrorMessage(c.get())));
-}
-
 namespace {
 struct PqFreer {
     void operator()(char* s) const noexcept { PQfreemem(s); }
 };
 using PqText = std::unique_ptr<char, PqFreer>;
 
-// "ROLE <ident> PASSWORD <verifier>" for role and password, quoted by libpq on c.
-std::string role_with_password(PGconn* c, const ConnParams& p, const std::string& role, const std::string& password) {
-    PqText verifier(PQencryptPasswordConn(c, password.c_str(), role.c_str(), "scram-sha-256"));
-    if (!verifier)
-        throw Error(Errc::failed, "Failed to compute the password verifier for " + where(p) + ": " + one_line(PQerrorMessage(c)));
-    PqText ident(PQescapeIdentifier(c, role.c_str(), role.size()));
-    PqText literal(PQescapeLiteral(c, verifier.get(), std::strlen(verifier.get())));
-    if (!ident || !literal) throw Error(Errc::failed, "Failed to quote a role for " + where(p) + ": " + one_line(PQerrorMessage(c)));
-    return std::string("ROLE ") + ident.get() + " PASSWORD " + literal.get();
-}
-
 std::string quoted_ident(PGconn* c, const ConnParams& p, const std::string& name) {
     PqText ident(PQescapeIdentifier(c, name.c_str(), name.size()));
     if (!ident) throw Error(Errc::failed, "Failed to quote a role for " + where(p) + ": " + one_line(PQerrorMessage(c)));
     return ident.get();
+}
+
+// "ROLE <ident> PASSWORD <secret>": a SCRAM secret, which PostgreSQL stores as given.
+std::string role_with_secret(PGconn* c, const ConnParams& p, const std::string& role, const std::string& secret) {
+    PqText literal(PQescapeLiteral(c, secret.c_str(), secret.size()));
+    if (!literal) throw Error(Errc::failed, "Failed to quote a secret for " + where(p) + ": " + one_line(PQerrorMessage(c)));
+    return "ROLE " + quoted_ident(c, p, role) + " PASSWORD " + literal.get();
 }
 
 void run_command(PGconn* c, const ConnParams& p, const std::string& sql, const std::string& what) {
@@ -257,8 +233,19 @@ void run_command(PGconn* c, const ConnParams& p, const std::string& sql, const s
 }
 }  // namespace
 
+void set_role_password(const ConnParams& p, const std::string& role, const std::string& password) {
+    Conn c = connect(p);
+    // libpq's own SCRAM secret: an operator's password may need SASLprep, which scram_verifier leaves out.
+    PqText verifier(PQencryptPasswordConn(c.get(), password.c_str(), role.c_str(), "scram-sha-256"));
+    if (!verifier)
+        throw Error(Errc::failed, "Failed to compute the password verifier for " + where(p) + ": " +
+                                      one_line(PQerrorMessage(c.get())));
+    run_command(c.get(), p, "ALTER " + role_with_secret(c.get(), p, role, verifier.get()),
+                "Changing the password of role '" + role + "'");
+}
+
 void hand_over_cluster(ConnParams p, const std::string& bootstrap_role, const std::string& bootstrap_password,
-                       const std::string& handover_role, const std::string& admin, const std::string& admin_password) {
+                       const std::string& handover_role, const std::string& admin, const std::string& admin_verifier) {
     // One login and one transaction (a simple query of several statements): a login costs a
     // backend and a SCRAM exchange (PBKDF2 on this side), and three of them were a third of a
     // pool create's check step. The session's own role cannot be renamed, so the rename runs
@@ -267,11 +254,13 @@ void hand_over_cluster(ConnParams p, const std::string& bootstrap_role, const st
     p.user = bootstrap_role;
     p.password = bootstrap_password;
     Conn c = connect(p);
+    if (!admin_verifier.starts_with("SCRAM-SHA-256$"))
+        throw Error(Errc::invalid, "The admin's password must be given as its SCRAM secret (scram_verifier)", "password");
     const std::string handover = quoted_ident(c.get(), p, handover_role);
     run_command(c.get(), p,
                 "CREATE ROLE " + handover + " SUPERUSER NOLOGIN; SET SESSION AUTHORIZATION " + handover + "; ALTER ROLE " +
                     quoted_ident(c.get(), p, bootstrap_role) + " RENAME TO " + quoted_ident(c.get(), p, admin) + "; ALTER " +
-                    role_with_password(c.get(), p, admin, admin_password) + "; RESET SESSION AUTHORIZATION; DROP ROLE " +
+                    role_with_secret(c.get(), p, admin, admin_verifier) + "; RESET SESSION AUTHORIZATION; DROP ROLE " +
                     handover + "; " + monitor_role_sql(),
                 "Handing the cluster over to the tenant's admin");
 }

@@ -164,12 +164,12 @@ void set_role_password(const ConnParams& p, const std::string& role, const std::
 // initdb superuser, and in that one session and transaction makes handover_role a superuser
 // without login, becomes it (SET SESSION AUTHORIZATION), renames bootstrap_role to admin (so
 // the admin is the bootstrap superuser, as after an initdb of its own) and gives it
-// admin_password (its SCRAM verifier, as set_role_password), then, back as the bootstrap
+// admin_verifier (scram_verifier of its password, made ahead of this), then, back as the bootstrap
 // (now admin) role, drops handover_role and makes hostd's own role (monitor_role_sql). The
 // role names must not need quoting beyond what libpq quotes. Throws Errc::unavailable when the
 // login fails, Errc::failed when a statement does (then nothing of it is committed).
 void hand_over_cluster(ConnParams p, const std::string& bootstrap_role, const std::string& bootstrap_password,
-                       const std::string& handover_role, const std::string& admin, const std::string& admin_password);
+                       const std::string& handover_role, const std::string& admin, const std::string& admin_verifier);
 
 // postgresql:// URL with percent-encoding of user/password.
 std::string connection_url(const std::string& host, uint16_t port, const std::string& user,
@@ -177,5 +177,14 @@ std::string connection_url(const std::string& host, uint16_t port, const std::st
 
 // A random password: 24 characters from [A-Za-z0-9] (OpenSSL RAND_bytes, rejection sampling).
 std::string random_password();
+
+// PostgreSQL's SCRAM-SHA-256 secret for a password ("SCRAM-SHA-256$<iterations>:<salt>$
+// <StoredKey>:<ServerKey>", RFC 5802/7677; OpenSSL's PBKDF2 and HMAC), which ALTER ROLE ...
+// PASSWORD and initdb's password file store as given. Computed here, not by libpq
+// (PQencryptPasswordConn), so it needs no connection and can be made ahead of the login that
+// sets it. Only printable ASCII, which SASLprep leaves as it is (hostd's own passwords are
+// [A-Za-z0-9]); anything else throws Errc::invalid. salt empty: 16 random bytes.
+inline constexpr int kScramIterations = 4096;  // PostgreSQL's and RFC 7677's
+std::string scram_verifier(const std::string& password, int iterations = kScramIterations, std::string salt = {});
 
 }  // namespace hostd::pgconf

@@ -1,7 +1,10 @@
 // Connection URLs and random passwords.
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 #include "base/error.h"
 #include "pgconf/pgconf.h"
@@ -28,7 +31,44 @@ std::string percent_encode(const std::string& s) {
     return out;
 }
 
+std::string base64(const unsigned char* data, size_t n) {
+    std::string out(4 * ((n + 2) / 3), '\0');
+    const int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(n));
+    out.resize(static_cast<size_t>(len));
+    return out;
+}
+
 }  // namespace
+
+std::string scram_verifier(const std::string& password, int iterations, std::string salt) {
+    for (unsigned char c : password)
+        if (c < 0x20 || c > 0x7e)
+            throw Error(Errc::invalid, "A SCRAM secret is made here only for printable ASCII passwords", "password");
+    if (password.empty()) throw Error(Errc::invalid, "The password is empty", "password");
+    if (iterations < 1) throw Error(Errc::invalid, "SCRAM needs at least one iteration", "iterations");
+    if (salt.empty()) {
+        salt.resize(16);  // PostgreSQL's SCRAM_DEFAULT_SALT_LEN
+        if (RAND_bytes(reinterpret_cast<unsigned char*>(salt.data()), static_cast<int>(salt.size())) != 1)
+            throw Error(Errc::failed, "Failed to get random bytes from OpenSSL");
+    }
+    // SaltedPassword = PBKDF2-HMAC-SHA-256(password, salt, i); ClientKey and ServerKey are HMACs
+    // of it; PostgreSQL keeps StoredKey = SHA-256(ClientKey) and ServerKey.
+    unsigned char salted[SHA256_DIGEST_LENGTH], client[SHA256_DIGEST_LENGTH], stored[SHA256_DIGEST_LENGTH],
+        server[SHA256_DIGEST_LENGTH];
+    unsigned int len = 0;
+    bool ok = PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()),
+                                reinterpret_cast<const unsigned char*>(salt.data()), static_cast<int>(salt.size()),
+                                iterations, EVP_sha256(), sizeof salted, salted) == 1;
+    ok = ok && HMAC(EVP_sha256(), salted, sizeof salted, reinterpret_cast<const unsigned char*>("Client Key"), 10, client, &len);
+    ok = ok && SHA256(client, sizeof client, stored);
+    ok = ok && HMAC(EVP_sha256(), salted, sizeof salted, reinterpret_cast<const unsigned char*>("Server Key"), 10, server, &len);
+    OPENSSL_cleanse(salted, sizeof salted);
+    OPENSSL_cleanse(client, sizeof client);
+    if (!ok) throw Error(Errc::failed, "Failed to compute a SCRAM secret (OpenSSL)");
+    return "SCRAM-SHA-256$" + std::to_string(iterations) + ":" +
+           base64(reinterpret_cast<const unsigned char*>(salt.data()), salt.size()) + "$" + base64(stored, sizeof stored) +
+           ":" + base64(server, sizeof server);
+}
 
 std::string connection_url(const std::string& host, uint16_t port, const std::string& user,
                            const std::string& password, const std::string& dbname) {

@@ -34,6 +34,7 @@ struct Disk {
     // disk: it logs in with them once and, in that session, makes a hand-over superuser
     // (handover_role_of, without login) that renames this role to the tenant's admin and gives
     // it the tenant's password, then drops the hand-over role (pgconf::hand_over_cluster).
+    // initdb stores the password's SCRAM secret made with kBootstrapScramIterations.
     std::string bootstrap_role;
     std::string bootstrap_password;
     std::string created_at;  // RFC 3339, for humans
@@ -62,6 +63,10 @@ std::string image_name(std::string_view id);  // "<id>.img"
 // named after a tenant, and tenant names have no '_' (model/tenant.h): never one of these.
 std::string bootstrap_role_of(std::string_view id);
 std::string handover_role_of(std::string_view id);
+// One PBKDF2 iteration for the bootstrap role's secret: its password is 24 random characters
+// (143 bits) used for one login, so stretching guards nothing, and the 4096 iterations of a
+// tenant's own secret cost 10-25 ms of hostd's CPU on that login, on every pool create's path.
+inline constexpr int kBootstrapScramIterations = 1;
 
 // What a create asks of a disk: a pool disk fits only the very size and filesystem.
 struct Shape {

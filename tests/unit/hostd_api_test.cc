@@ -85,7 +85,7 @@ public:
     void stop_pool_jobs() override {}
     void rename_image(const std::string&, const std::string&) override {}
     void relabel(const TenantRecord&) override {}
-    void hand_over_cluster(const TenantRecord&, const TenantLayout&, const pool::Disk&) override {}
+    void hand_over_cluster(const TenantRecord&, const TenantLayout&, const pool::Disk&, const std::string&) override {}
     std::vector<units::Listener> tcp_listeners() override { return {}; }
     std::vector<pid_t> kill_socket_holders(uid_t, uint64_t) override { return {}; }
     Located locate_device(const TenantRecord& t) override { return {.device = t.device, .device_id = t.device_id}; }

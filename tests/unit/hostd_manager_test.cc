@@ -9,12 +9,14 @@
 #include <mutex>
 #include <thread>
 #include <nlohmann/json.hpp>
+#include <openssl/evp.h>
 
 #include "base/error.h"
 #include "base/fs.h"
 #include "hostd/manager.h"
 #include "model/capacity.h"
 #include "model/record.h"
+#include "pgconf/pgconf.h"
 #include "wire/wire.h"
 
 using namespace hostd;
@@ -46,11 +48,13 @@ struct FakeMachine {
     std::map<std::string, std::string> failed;  // tenant → the Result of its failed unit (not in units)
     std::string ping_problem;                   // what a PQping answers ("" : it accepts connections)
     std::function<void()> during_restart;       // called as a restart begins (outside the machine's lock)
-    std::vector<std::string> sql_targets;  // "host port hostaddr" of each wait_sql
+    std::vector<std::string> sql_targets;     // "host port hostaddr" of each wait_sql
+    std::vector<std::string> routed_targets;  // the same of each wait_routed (a ping through the proxy)
     uint64_t image_size = 0;               // the last size an image or device was grown to
     std::vector<units::Listener> listeners;              // the host's listening TCP sockets
     std::vector<std::pair<uid_t, uint64_t>> killed;      // (uid, socket inode) of each kill
     std::map<std::string, std::string> role_password;    // tenant → its admin role's password in PostgreSQL
+    std::map<std::string, std::string> handed_secret;    // tenant → the SCRAM secret its pool cluster's admin got
     std::map<std::string, uid_t> repos;                  // repository directory → its owner's uid
     std::map<std::string, bool> remote;                  // the repository host's, by tenant: retired?
     std::map<std::string, uid_t> uids;                   // OS user → uid (next_uid on)
@@ -283,7 +287,11 @@ public:
     std::set<uint16_t> idle_route_ports() override { std::lock_guard g(m_.mu); return m_.idle_route_ports; }
     std::string ca_certificate() override { return "-----BEGIN CERTIFICATE-----\n"; }
     void wait_ready(const TenantRecord&, const TenantLayout&, int) override { std::lock_guard g(m_.mu); hit("wait_sql"); }
-    void wait_routed(const std::string&, uint16_t, const std::string&, int) override { std::lock_guard g(m_.mu); hit("wait_routed"); }
+    void wait_routed(const std::string& host, uint16_t port, const std::string& hostaddr, int) override {
+        std::lock_guard g(m_.mu);
+        hit("wait_routed");
+        m_.routed_targets.push_back(host + " " + std::to_string(port) + " " + hostaddr);
+    }
     void ensure_monitor_login(const TenantRecord&, const TenantLayout&) override { std::lock_guard g(m_.mu); hit("ensure_monitor_login"); }
     void create_monitor_role(const TenantRecord&, const TenantLayout&, int) override { std::lock_guard g(m_.mu); hit("create_monitor_role"); }
     // The warm pool's images are files of the fake machine like any other.
@@ -311,10 +319,11 @@ public:
         m_.images.insert(to);
     }
     void relabel(const TenantRecord&) override { std::lock_guard g(m_.mu); hit("relabel"); }
-    void hand_over_cluster(const TenantRecord& t, const TenantLayout&, const pool::Disk& d) override {
+    void hand_over_cluster(const TenantRecord& t, const TenantLayout&, const pool::Disk& d, const std::string& secret) override {
         std::lock_guard g(m_.mu);
         hit("hand_over_cluster");
         m_.handed_over[t.name] = d.id;
+        m_.handed_secret[t.name] = secret;
     }
     std::vector<units::Listener> tcp_listeners() override { std::lock_guard g(m_.mu); return m_.listeners; }
     std::vector<pid_t> kill_socket_holders(uid_t uid, uint64_t inode) override {
@@ -397,7 +406,7 @@ TEST_F(AManager, CreatesATenantFromAnEmptyRequestWithConfiguredDefaults) {
     EXPECT_EQ(t["memory"], cfg.memory);
     EXPECT_EQ(m.calls, (std::vector<std::string>{"create_image", "attach_image", "format", "mount", "ensure_reserve", "create_user",
                                                  "init_cluster", "start_unit", "create_monitor_role", "ensure_monitor_login",
-                                                 "apply_routes", "wait_sql"}));
+                                                 "apply_routes", "wait_routed"}));
     ASSERT_EQ(m.routes.size(), 1u);
     EXPECT_EQ(m.routes[0].public_port, t["public_port"]);
     EXPECT_TRUE(std::filesystem::exists(dir / "tenants" / "acme.toml"));
@@ -406,7 +415,7 @@ TEST_F(AManager, CreatesATenantFromAnEmptyRequestWithConfiguredDefaults) {
 
 TEST_F(AManager, UndoesEveryStepTakenWhenAnyStepFails) {
     for (std::string verb : {"create_image", "attach_image", "format", "mount", "create_user", "init_cluster",
-                             "start_unit", "wait_sql", "create_monitor_role", "apply_routes"}) {
+                             "start_unit", "create_monitor_role", "apply_routes", "wait_routed"}) {
         m.calls.clear();
         m.images.clear(), m.attached.clear(), m.mounts.clear(), m.users.clear(), m.units.clear(), m.routes.clear();
         m.fail_at = verb;
@@ -557,8 +566,9 @@ TEST_F(AManager, ChecksThePortRouteThroughTheProxyAsAClientWould) {
     cfg.bind_address = "127.0.0.2";
     mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
     auto t = api().create("a", json::object());
-    ASSERT_EQ(m.sql_targets.size(), 1u);  // the admin's first login over the socket is create_monitor_role's
-    EXPECT_EQ(m.sql_targets[0], "127.0.0.2 " + std::to_string(t["public_port"].get<int>()) + " ");
+    EXPECT_TRUE(m.sql_targets.empty());  // the admin's first login over the socket is create_monitor_role's
+    ASSERT_EQ(m.routed_targets.size(), 1u);
+    EXPECT_EQ(m.routed_targets[0], "127.0.0.2 " + std::to_string(t["public_port"].get<int>()) + " ");
     EXPECT_EQ(m.routes.at(0).sni_host, "");
 }
 
@@ -580,7 +590,7 @@ TEST_F(AManager, RoutesByHostNameOnOneSharedPortWhenADomainIsSet) {
     }
     EXPECT_EQ(a["url"], "postgresql://a:" + a["password"].get<std::string>() + "@a.db.example.com:5432/postgres?sslmode=require");
     // The check through the proxy connects to the proxy's address with the tenant's host name as SNI.
-    EXPECT_EQ(m.sql_targets.back(), "b.db.example.com 5432 127.0.0.1");
+    EXPECT_EQ(m.routed_targets.back(), "b.db.example.com 5432 127.0.0.1");
 }
 
 TEST_F(AManager, ReloadsItsTenantsFromTheStateDirectory) {
@@ -2040,9 +2050,18 @@ TEST_F(AManagerWithAPool, PreparesADiskThenACreateTakesItAndTheNextCreateTakesTh
     auto t = api().create("acme", json::object());
     EXPECT_EQ(t["state"], "ready");
     EXPECT_EQ(m.calls, (std::vector<std::string>{"rename_image", "attach_image", "relabel", "mount", "ensure_reserve",
-                                                 "create_user", "adopt_cluster", "start_unit", "wait_sql", "hand_over_cluster", "wait_sql",
-                                                 "ensure_monitor_login", "apply_routes", "wait_sql"}));
+                                                 "create_user", "adopt_cluster", "start_unit", "wait_sql", "hand_over_cluster",
+                                                 "ensure_monitor_login", "apply_routes", "wait_routed"}));
     EXPECT_EQ(m.handed_over["acme"], id);
+    // The admin's secret is the SCRAM secret of the password the reply gives (made from its salt again).
+    const std::string secret = m.handed_secret["acme"];
+    ASSERT_TRUE(secret.starts_with("SCRAM-SHA-256$4096:")) << secret;
+    const std::string salt64 = secret.substr(19, secret.find('$', 19) - 19);
+    std::string salt(salt64.size(), '\0');
+    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(salt.data()),
+                                  reinterpret_cast<const unsigned char*>(salt64.data()), static_cast<int>(salt64.size()));
+    salt.resize(static_cast<size_t>(n) - std::count(salt64.begin(), salt64.end(), '='));
+    EXPECT_EQ(pgconf::scram_verifier(t["password"].get<std::string>(), 4096, salt), secret);
     EXPECT_TRUE(m.images.count(layout_of(cfg, "acme").image));
     EXPECT_EQ(pool_images(), 0u);
     EXPECT_EQ(state().find(id), std::string::npos) << "the taken disk is still listed: " << state();

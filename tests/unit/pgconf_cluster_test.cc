@@ -15,6 +15,8 @@
 #include <filesystem>
 #include <random>
 
+#include <openssl/evp.h>
+
 #include "base/error.h"
 #include "base/exec.h"
 #include "base/fd.h"
@@ -178,6 +180,17 @@ TEST(InitdbRoot, CreatesAClusterThatAcceptsScramLogins) {
     ConnParams sock{.host = s.sockdir, .port = port, .user = user, .password = password};
     EXPECT_NO_THROW(check_select1(sock));
 
+    // hostd's own SCRAM secret is PostgreSQL's: the one initdb made, recomputed from its salt.
+    const std::string made = query_column(sock, "SELECT rolpassword FROM pg_authid WHERE rolname = current_user").at(0);
+    ASSERT_TRUE(made.starts_with("SCRAM-SHA-256$4096:")) << made;
+    const std::string salt64 = made.substr(19, made.find('$', 19) - 19);
+    std::string salt(salt64.size(), '\0');
+    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(salt.data()),
+                                  reinterpret_cast<const unsigned char*>(salt64.data()), static_cast<int>(salt64.size()));
+    ASSERT_GT(n, 0);
+    salt.resize(static_cast<size_t>(n) - std::count(salt64.begin(), salt64.end(), '='));
+    EXPECT_EQ(scram_verifier(password, 4096, salt), made);
+
     // The rendered settings are the ones in force.
     EXPECT_EQ(query_column(tcp, "SELECT current_setting(name) FROM unnest(ARRAY['shared_buffers', 'data_checksums', "
                                 "'password_encryption', 'server_encoding']) WITH ORDINALITY AS s(name, n) ORDER BY n"),
@@ -238,4 +251,39 @@ TEST(InitdbRoot, ReportsInitdbsOwnMessageWhenTheDirectoryIsNotEmpty) {
         EXPECT_NE(std::string(e.what()).find("not empty"), std::string::npos) << e.what();
     }
     EXPECT_EQ(read_file(s.pgdata + "/something"), "x");  // initdb left what was there alone
+}
+
+TEST(HandOverRoot, MakesAPoolClusterTheAdminsWithSecretsMadeAhead) {
+    std::string why;
+    if (!can_run_root_tests(why)) GTEST_SKIP() << why;
+    Scratch s;
+    const uint16_t port = free_port();
+    const std::string bootstrap = "hostd_pool_1234", bootstrap_password = random_password();
+    const std::string admin = "acme", admin_password = random_password();
+    ClusterSpec spec{.tenant = "handover", .port = port, .socket_dir = s.sockdir, .memory_bytes = 256ull << 20, .cpus = 1};
+    // As the warm pool does: initdb stores the bootstrap role's secret as given (one iteration:
+    // a one-time random password gains nothing from stretching, and the hand-over's login is
+    // then cheap).
+    initdb({.bindir = kBindir, .pgdata = s.pgdata, .uid = s.uid, .gid = s.gid, .superuser = bootstrap,
+            .password = scram_verifier(bootstrap_password, 1)},
+           spec);
+    s.start();
+    ConnParams sock{.host = s.sockdir, .port = port, .connect_timeout_s = 5, .sslmode = "disable"};
+    wait_ping(sock, std::chrono::seconds(10));
+    hand_over_cluster(sock, bootstrap, bootstrap_password, "hostd_handover_1234", admin, scram_verifier(admin_password));
+
+    ConnParams tcp{.host = "127.0.0.1", .port = port, .user = admin, .password = admin_password};
+    EXPECT_EQ(query_column(tcp, "SELECT rolsuper::text || ' ' || oid::text FROM pg_roles WHERE rolname = current_user"),
+              std::vector<std::string>{"true 10"});  // the bootstrap superuser, renamed
+    EXPECT_EQ(query_column(tcp, "SELECT count(*)::text FROM pg_roles WHERE rolname LIKE 'hostd_pool%' OR rolname LIKE 'hostd_handover%'"),
+              std::vector<std::string>{"0"});
+    EXPECT_EQ(query_column(tcp, "SELECT substr(rolpassword, 1, 19) FROM pg_authid WHERE rolname = current_user"),
+              std::vector<std::string>{"SCRAM-SHA-256$4096:"});
+    ConnParams old = tcp;
+    old.user = bootstrap;
+    old.password = bootstrap_password;
+    EXPECT_THROW(check_select1(old), Error);
+    ConnParams wrong = tcp;
+    wrong.password = bootstrap_password;
+    EXPECT_THROW(check_select1(wrong), Error);
 }

@@ -127,6 +127,8 @@ std::string render_patroni(const PatroniMember& m) {
         refuse("replication", m.replication.username, "the replication role must not be the superuser");
     if (m.rewind.username == m.superuser.username || m.rewind.username == m.replication.username)
         refuse("rewind", m.rewind.username, "the rewind role must be a role of its own");
+    if (m.synchronous_mode_strict && !m.synchronous_mode)
+        refuse("synchronous_mode_strict", "true", "strict synchronous mode needs synchronous_mode");
     const Timing& t = m.timing;
     if (t.loop_wait < 1 || t.retry_timeout < 1 || t.loop_wait + 2 * t.retry_timeout > t.ttl)
         refuse("timing", std::to_string(t.ttl) + "/" + std::to_string(t.loop_wait) + "/" + std::to_string(t.retry_timeout),
@@ -164,6 +166,7 @@ std::string render_patroni(const PatroniMember& m) {
             {"retry_timeout", t.retry_timeout},
             {"maximum_lag_on_failover", 1048576},
             {"synchronous_mode", m.synchronous_mode},
+            {"synchronous_mode_strict", m.synchronous_mode_strict},
             {"failsafe_mode", m.failsafe_mode},
             {"postgresql", {{"use_pg_rewind", true}, {"use_slots", true}}}}},
           {"initdb", ordered_json::array({{{"encoding", "UTF8"}}, "data-checksums"})},

@@ -69,7 +69,15 @@ struct PatroniMember {
     Credentials superuser;    // Patroni's own local connections, and pg_rewind
     Credentials replication;  // the replicas' streaming (a role Patroni creates at bootstrap)
     Credentials rewind;       // pg_rewind of a demoted primary (a role Patroni creates, not a superuser)
-    bool synchronous_mode = false;  // a commit is acknowledged once a replica has it
+    // Synchronous mode (Patroni's, part of its dynamic configuration: bootstrap.dcs): Patroni makes
+    // one replica synchronous (synchronous_standby_names), so a commit is acknowledged only once
+    // that replica has flushed it, and promotes only that replica: no acknowledged commit is lost
+    // by a failover. With every replica gone, a non-strict primary goes on alone (writes are
+    // acknowledged by it only until a replica is back; Patroni still promotes no replica that was
+    // not synchronous); strict, it accepts no commit until a replica is back (durability over
+    // availability: a three-member tenant with two members down stops writing). See README.
+    bool synchronous_mode = false;
+    bool synchronous_mode_strict = false;  // only with synchronous_mode
     bool failsafe_mode = true;      // etcd lost: a primary that reaches every member keeps serving
     Timing timing;
 };

@@ -5,7 +5,7 @@
 //   ha_render patroni --scope S --name N --address A --rest-port P --pg-port P --etcd ADDR...
 //                     --data-dir D --socket-dir D --pgpass F --member ADDR...
 //                     --superuser-password-file F --replication-password-file F
-//                     --rewind-password-file F [--synchronous] [--ttl S --loop-wait S --retry-timeout S]
+//                     --rewind-password-file F [--synchronous [--synchronous-strict]] [--ttl S --loop-wait S --retry-timeout S]
 //                     [--param NAME=VALUE]...
 //   ha_render haproxy --tenant T --bind A --port P --member NAME=HOST:PGPORT:RESTPORT... [--replica]
 #include <CLI/CLI.hpp>
@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
     patroni->add_option("--replication-password-file", repl_file)->required();
     patroni->add_option("--rewind-password-file", rewind_file)->required();
     patroni->add_flag("--synchronous", pm.synchronous_mode);
+    patroni->add_flag("--synchronous-strict", pm.synchronous_mode_strict);
     patroni->add_option("--ttl", pm.timing.ttl);
     patroni->add_option("--loop-wait", pm.timing.loop_wait);
     patroni->add_option("--retry-timeout", pm.timing.retry_timeout);

@@ -78,6 +78,7 @@ TEST(HaPatroni, YamlReadsBackEveryValueAsGiven) {
     EXPECT_EQ(y["postgresql"]["pg_hba"], json(m.pg_hba));
     EXPECT_EQ(y["postgresql"]["use_unix_socket_repl"], true);
     EXPECT_EQ(y["bootstrap"]["dcs"]["synchronous_mode"], true);
+    EXPECT_EQ(y["bootstrap"]["dcs"]["synchronous_mode_strict"], false);
     EXPECT_EQ(y["bootstrap"]["dcs"]["failsafe_mode"], true);
     EXPECT_EQ(y["bootstrap"]["dcs"]["ttl"], 10);
     EXPECT_EQ(y["bootstrap"]["dcs"]["loop_wait"], 2);
@@ -126,6 +127,15 @@ TEST(HaPatroni, RefusesWhatCouldBreakTheFileOrTheCluster) {
     bad([](auto& m) { m.pg_port = 0; }, "pg_port");
     bad([](auto& m) { m.timing = {.ttl = 10, .loop_wait = 5, .retry_timeout = 5}; }, "timing");
     bad([](auto& m) { m.timing = {.ttl = 10, .loop_wait = 0, .retry_timeout = 4}; }, "timing");
+    bad([](auto& m) { m.synchronous_mode = false; m.synchronous_mode_strict = true; }, "synchronous_mode_strict");
+}
+
+TEST(HaPatroni, StrictSynchronousModeRendered) {
+    auto m = member();
+    m.synchronous_mode_strict = true;
+    json y = yaml_load(ha::render_patroni(m));
+    EXPECT_EQ(y["bootstrap"]["dcs"]["synchronous_mode"], true);
+    EXPECT_EQ(y["bootstrap"]["dcs"]["synchronous_mode_strict"], true);
 }
 
 TEST(HaEtcd, ConfigReadsBack) {

@@ -214,8 +214,18 @@ std::string absolute_program(const std::string& name) {
     throw Error(Errc::unavailable, name + " is not installed (looked in /usr/sbin, /usr/bin, /sbin, /bin)");
 }
 
+// The unit files the warm pool's jobs left in systemd's runtime unit directory.
+void remove_pool_job_units() {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(std::string(layout::kRuntimeUnitDir), ec)) {
+        const std::string n = e.path().filename().string();
+        if (n.starts_with("hostd-pool-") && n.ends_with(".service")) remove_file(e.path().string());
+    }
+}
+
 // One program of the warm pool's refill (mkfs, initdb) in a unit of its own at idle weight
-// (units::render_idle_job_unit), waited for; its unit file, stdin and output removed after it.
+// (units::render_idle_job_unit), waited for; its stdin and output removed after it, its unit file
+// at the next job.
 // What it printed is in the error when it fails. mount_device/target: the disk mounted in the
 // unit's namespace too (hostd's mounts are private to hostd).
 void run_pool_job(const Config& cfg, const std::string& id, const std::string& program, const ExecOptions& o,
@@ -241,8 +251,8 @@ void run_pool_job(const Config& cfg, const std::string& id, const std::string& p
                      .timeout_s = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(kPoolJobTimeout).count())};
     auto sd = units::Systemd::connect();
     bool ok = false;
-    auto cleanup = [&] {
-        remove_file(file);
+    auto cleanup = [&](bool unit_file) {
+        if (unit_file) remove_file(file);
         if (!input.empty()) remove_file(input);
         remove_file(log);
         try {
@@ -251,6 +261,12 @@ void run_pool_job(const Config& cfg, const std::string& id, const std::string& p
         }
     };
     try {
+        // The unit files of the jobs before this one go now, not when each ended: a unit
+        // directory that changed makes systemd read every unit directory again at the next
+        // load of a unit it does not know (a tenant's first start: 10 ms and more, growing with
+        // the units). Changed here, just before this job's own load reads them anyway, it is
+        // read again on the refill's time, not on a create's.
+        remove_pool_job_units();
         remove_file(log);
         // initdb's password: in a 0400 file on /run (memory) in root's 0700 directory, opened by
         // systemd as stdin, removed after. It is the job's user's: initdb reopens /dev/stdin,
@@ -267,10 +283,10 @@ void run_pool_job(const Config& cfg, const std::string& id, const std::string& p
             sd.stop(unit, std::chrono::seconds(30));  // one that hostd stopped waiting for
         } catch (const Error&) {
         }
-        cleanup();
+        cleanup(true);
         throw Error(Errc::failed, what + ": " + (out.empty() ? "(nothing printed)" : out) + " (unit " + unit + ": " + e.what() + ")");
     }
-    if (ok) cleanup();
+    if (ok) cleanup(false);  // its unit file stays until the next job (or hostd's next start)
 }
 
 bool can_bind(int family, uint16_t port) {
@@ -924,8 +940,9 @@ public:
         write_file_atomic(l.env_file, "HOSTD_PORT=" + std::to_string(port) + "\n", 0644);
         auto sd = units::Systemd::connect();
         sd.reset_failed(l.unit);
-        sd.set_limits(l.unit, limits, /*runtime=*/false);
-        sd.start(l.unit);
+        // The limits while systemd sets the unit's sandbox up (tens of ms before PostgreSQL
+        // runs): applied to its cgroup live, and persisted, off the start's path.
+        sd.start(l.unit, [&] { sd.set_limits(l.unit, limits, /*runtime=*/false); });
         for (const auto& timer : backup_timers(cfg_, l.name)) sd.start(timer);
     }
 
@@ -1159,11 +1176,8 @@ public:
             sd.stop(unit, std::chrono::seconds(60));
             sd.reset_failed(unit);
         }
+        remove_pool_job_units();
         std::error_code ec;
-        for (const auto& e : std::filesystem::directory_iterator(std::string(layout::kRuntimeUnitDir), ec)) {
-            const std::string n = e.path().filename().string();
-            if (n.starts_with("hostd-pool-") && n.ends_with(".service")) remove_file(e.path().string());
-        }
         for (const auto& e : std::filesystem::directory_iterator(std::string(kPoolJobs), ec)) remove_file(e.path().string());
         // Mount points of disks cut off while prepared (empty: hostd's mounts went with it).
         for (const auto& e : std::filesystem::directory_iterator(std::string(kPoolMounts), ec))

@@ -211,6 +211,10 @@ Created Provisioner::create(const std::string& name, const CreateRequest& req, c
     // while the disk, the user and the unit's start take their time; the hand-over sets it.
     std::future<std::string> admin_secret;
     if (pooled) admin_secret = std::async(std::launch::async, [pw = t.password] { return pgconf::scram_verifier(pw); });
+    // Its OS user too (useradd, a program: about 10 ms) while the disk is moved, attached and
+    // mounted; the "user" step takes it. user_ours: this create made it, a rollback removes it.
+    std::future<units::OsUser> user_made;
+    bool user_ours = false;
 
     try {
         log::info(std::string(kept ? "Bringing back" : "Creating") + " tenant (port " + std::to_string(t.port) +
@@ -218,6 +222,17 @@ Created Provisioner::create(const std::string& name, const CreateRequest& req, c
                       (pooled ? ", on warm pool disk " + pooled->id : ""),
                   name);
         if (pooled) {
+            rb.add("user", [&] {
+                if (user_made.valid()) {
+                    try {
+                        user_made.get();
+                        user_ours = true;
+                    } catch (const Error&) {
+                    }
+                }
+                if (user_ours) remove_own_user(t.os_user);
+            });
+            user_made = std::async(std::launch::async, [&] { return fx_.create_user(t.os_user, l.mountpoint); });
             step("pool", [&] {
                 t.image = l.image;
                 t.fs_uuid = pooled->fs_uuid;
@@ -262,6 +277,9 @@ Created Provisioner::create(const std::string& name, const CreateRequest& req, c
             auto had = kept ? fx_.find_user(t.os_user) : std::nullopt;
             if (had && had->hostd) {
                 user = *had;  // kept with the detached tenant's backups; stays with them on a rollback
+            } else if (user_made.valid()) {
+                user = user_made.get();
+                user_ours = true;
             } else {
                 user = fx_.create_user(t.os_user, l.mountpoint);
                 rb.add("user", [&] { remove_own_user(t.os_user); });
@@ -294,7 +312,7 @@ Created Provisioner::create(const std::string& name, const CreateRequest& req, c
             if (pooled) {
                 // The cluster's bootstrap superuser becomes the tenant's admin with its password,
                 // and hostd's own role is made (a login with what only the pool's state file knew).
-                fx_.wait_ready(t, l, kCheckTimeoutMs);
+                // PostgreSQL accepts connections: the unit's start ended with its READY=1.
                 fx_.hand_over_cluster(t, l, *pooled, admin_secret.get());
             }
             // Copied from its running source: the source's admin password until this.

@@ -85,7 +85,8 @@ Systemd Systemd::connect() {
     return Systemd(BusPtr(raw));
 }
 
-void Systemd::run_job(const char* method, const std::string& unit, std::chrono::milliseconds timeout) {
+void Systemd::run_job(const char* method, const std::string& unit, std::chrono::milliseconds timeout,
+                      const std::function<void()>& meanwhile) {
     sd_bus* bus = bus_.get();
     JobWatch watch;
     sd_bus_slot* raw_slot = nullptr;
@@ -107,6 +108,7 @@ void Systemd::run_job(const char* method, const std::string& unit, std::chrono::
     r = sd_bus_message_read(reply.get(), "o", &job);
     if (r < 0) throw Error(Errc::failed, std::string("Unexpected reply from systemd to ") + method);
     std::string job_path(job);
+    if (meanwhile) meanwhile();
 
     auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
@@ -128,6 +130,9 @@ void Systemd::run_job(const char* method, const std::string& unit, std::chrono::
 }
 
 void Systemd::start(const std::string& unit, std::chrono::milliseconds t) { run_job("StartUnit", unit, t); }
+void Systemd::start(const std::string& unit, const std::function<void()>& meanwhile, std::chrono::milliseconds t) {
+    run_job("StartUnit", unit, t, meanwhile);
+}
 void Systemd::stop(const std::string& unit, std::chrono::milliseconds t) { run_job("StopUnit", unit, t); }
 void Systemd::reload(const std::string& unit, std::chrono::milliseconds t) { run_job("ReloadUnit", unit, t); }
 void Systemd::restart(const std::string& unit, std::chrono::milliseconds t) { run_job("RestartUnit", unit, t); }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -52,6 +53,10 @@ public:
     // Enqueue a job (mode "replace") and wait for its JobRemoved; throws unless the result is
     // "done", naming the unit, the job result and what to look at (journalctl -u UNIT).
     void start(const std::string& unit, std::chrono::milliseconds timeout = std::chrono::seconds(90));
+    // The same, and meanwhile runs once the job is queued, before its end is awaited: calls on
+    // this connection that systemd answers while the job runs (its signals are kept meanwhile).
+    void start(const std::string& unit, const std::function<void()>& meanwhile,
+               std::chrono::milliseconds timeout = std::chrono::seconds(90));
     void stop(const std::string& unit, std::chrono::milliseconds timeout = std::chrono::seconds(90));
     void reload(const std::string& unit, std::chrono::milliseconds timeout = std::chrono::seconds(30));
     // RestartUnit: stop (if running), then start; waits for the job like start.
@@ -82,7 +87,8 @@ public:
 
 private:
     explicit Systemd(BusPtr bus) : bus_(std::move(bus)) {}
-    void run_job(const char* method, const std::string& unit, std::chrono::milliseconds timeout);
+    void run_job(const char* method, const std::string& unit, std::chrono::milliseconds timeout,
+                 const std::function<void()>& meanwhile = {});
     BusPtr bus_;
 };
 

@@ -143,10 +143,9 @@ std::string render_patroni(const PatroniMember& m) {
     params["unix_socket_directories"] = m.socket_dir;
     // A primary cut off from the others demotes itself with a fast shutdown, which waits for its
     // WAL senders; a sender blocked on a dead peer ends only after wal_sender_timeout (60 s by
-    // default). Until that shutdown is over, Patroni 3.0.2 (Debian 12) may rewrite the leader key
-    // from its stale view when the network returns, taking the lead back from the member promoted
-    // meanwhile and losing its commits (fixed in Patroni 3.0.3: patroni/patroni#2689, #2693).
-    // A short timeout keeps that window short; replicas notice a dead primary as fast.
+    // default): a short timeout ends that demotion sooner, and replicas notice a dead primary as
+    // fast. (The lead taken back after a partition was not this window but Patroni 3.0.2's etcd3
+    // leader-key write: see EtcdApi in ha.h.)
     params["wal_sender_timeout"] = "5s";
     params["wal_receiver_timeout"] = "5s";
     for (const auto& [k, v] : m.parameters) params[k] = v;
@@ -158,7 +157,8 @@ std::string render_patroni(const PatroniMember& m) {
         {"restapi",
          {{"listen", host_port(m.restapi_listen.host, m.restapi_listen.port)},
           {"connect_address", host_port(m.connect_address, m.restapi_listen.port)}}},
-        {"etcd3", {{"hosts", etcd_hosts}, {"protocol", "http"}}},
+        // Patroni 3.0.2's etcd3 overwrites the leader key from a stale view (see EtcdApi): v2 by default.
+        {m.etcd_api == EtcdApi::v2 ? "etcd" : "etcd3", {{"hosts", etcd_hosts}, {"protocol", "http"}}},
         {"bootstrap",
          {{"dcs",
            {{"ttl", t.ttl},
@@ -241,7 +241,8 @@ std::string render_etcd(const EtcdMember& m) {
         {"initial-cluster-state", m.new_cluster ? "new" : "existing"},
         {"heartbeat-interval", m.heartbeat_ms},
         {"election-timeout", m.election_ms},
-        {"enable-v2", false},
+        // Patroni 3.0.2's `etcd` DCS (the v2 API: compare-and-swap on the leader key; ha.h EtcdApi).
+        {"enable-v2", m.enable_v2},
         // Patroni's etcd3 client speaks the v3 API through the gRPC gateway (JSON over HTTP); etcd
         // 3.4 turns the gateway on by default for flags, but off when read from a config file.
         {"enable-grpc-gateway", true},

@@ -36,6 +36,16 @@ struct Timing {
     int retry_timeout = 4;
 };
 
+// Which etcd API Patroni speaks: its `etcd` section (v2 API) or `etcd3` (v3). Patroni 3.0.2
+// (Debian 12) must use v2: its etcd3 `_update_leader` writes the leader key with a plain put
+// whenever its lease changed, so a primary that was cut off and sees its own stale view when the
+// network returns overwrites the key of the member promoted meanwhile and takes the lead back,
+// losing that member's commits (fixed in Patroni 3.0.3: b4afc683, 1c7bf2f5). Patroni's v2 client
+// renews the key with a compare-and-swap on its value (prevValue = its name) and creates it only
+// if absent (prevExist = false), whatever its view: a stale member fails and demotes. v3 for a
+// Patroni >= 3.0.3 (Debian 13: 4.0). See README: High availability, What fails.
+enum class EtcdApi { v2, v3 };
+
 struct Credentials {
     std::string username;
     std::string password;  // any printable characters (Patroni escapes them in its pgpass)
@@ -49,7 +59,8 @@ struct PatroniMember {
     // what the other members and HAProxy connect to.
     HostPort restapi_listen;
     std::string connect_address;  // this host's address as the others reach it (REST and PostgreSQL)
-    std::vector<HostPort> etcd;   // etcd's client endpoints (v3 API): every host's
+    std::vector<HostPort> etcd;   // etcd's client endpoints: every host's
+    EtcdApi etcd_api = EtcdApi::v2;  // v2 with Debian 12's Patroni 3.0.2 (see EtcdApi)
     // PostgreSQL (Debian's 15): the tenant's data directory, binaries and socket directory; it
     // listens on listen_addresses at pg_port (this host's address for the other members and
     // HAProxy on other hosts, 127.0.0.1 for this host's HAProxy).
@@ -106,10 +117,12 @@ struct EtcdMember {
     std::string cluster_token = "hostd";
     bool new_cluster = true;  // false: joining a cluster that runs ("existing")
     int heartbeat_ms = 100, election_ms = 1000;  // etcd's defaults; election >= 5 * heartbeat
+    bool enable_v2 = true;  // the v2 API for Patroni 3.0.2's `etcd` DCS (EtcdApi::v2); v3 always on
 };
 
 // etcd's configuration file (etcd --config-file, YAML; a comment header and JSON again):
-// listens for clients on its address and 127.0.0.1, for peers on its address; v3 API only.
+// listens for clients on its address and 127.0.0.1, for peers on its address; the v3 API (and
+// the v2 API with enable_v2).
 std::string render_etcd(const EtcdMember& m);
 
 // The client endpoints of the members ("http://addr:port" joined with ','), as etcdctl takes them.

@@ -6,7 +6,7 @@
 //                     --data-dir D --socket-dir D --pgpass F --member ADDR...
 //                     --superuser-password-file F --replication-password-file F
 //                     --rewind-password-file F [--synchronous [--synchronous-strict]] [--ttl S --loop-wait S --retry-timeout S]
-//                     [--param NAME=VALUE]...
+//                     [--param NAME=VALUE]... [--etcd-api v2|v3]
 //   ha_render haproxy --tenant T --bind A --port P --member NAME=HOST:PGPORT:RESTPORT... [--replica]
 #include <CLI/CLI.hpp>
 #include <fstream>
@@ -75,6 +75,9 @@ int main(int argc, char** argv) {
     patroni->add_option("--retry-timeout", pm.timing.retry_timeout);
     std::vector<std::string> pm_params;
     patroni->add_option("--param", pm_params, "a postgresql.conf setting, NAME=VALUE");
+    std::string etcd_api = "v2";
+    patroni->add_option("--etcd-api", etcd_api, "Patroni's etcd client: v2 (etcd, the default) or v3 (etcd3)")
+        ->check(CLI::IsMember({"v2", "v3"}));
 
     hostd::ha::HaRoute hr;
     std::vector<std::string> hr_members;
@@ -98,6 +101,7 @@ int main(int argc, char** argv) {
         } else if (*patroni) {
             pm.restapi_listen = {address, rest_port};
             pm.connect_address = address;
+            pm.etcd_api = etcd_api == "v3" ? hostd::ha::EtcdApi::v3 : hostd::ha::EtcdApi::v2;
             for (const auto& a : pm_etcd) pm.etcd.push_back({a, 2379});
             pm.listen_addresses = {address, "127.0.0.1"};
             pm.superuser = {"postgres", read_secret(su_file)};

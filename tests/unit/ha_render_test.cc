@@ -63,7 +63,10 @@ TEST(HaPatroni, YamlReadsBackEveryValueAsGiven) {
     EXPECT_EQ(y["namespace"], "/hostd/");
     EXPECT_EQ(y["restapi"]["listen"], "10.231.0.2:8101");
     EXPECT_EQ(y["restapi"]["connect_address"], "10.231.0.2:8101");
-    EXPECT_EQ(y["etcd3"]["hosts"], json({"10.231.0.2:2379", "10.231.0.3:2379", "[fd00::4]:2379"}));
+    // The v2 API by default (Patroni 3.0.2's etcd3 overwrites the leader key: ha.h EtcdApi).
+    EXPECT_EQ(y["etcd"]["hosts"], json({"10.231.0.2:2379", "10.231.0.3:2379", "[fd00::4]:2379"}));
+    EXPECT_EQ(y["etcd"]["protocol"], "http");
+    EXPECT_FALSE(y.contains("etcd3"));
     EXPECT_EQ(y["postgresql"]["listen"], "10.231.0.2,127.0.0.1:5501");
     EXPECT_EQ(y["postgresql"]["connect_address"], "10.231.0.2:5501");
     EXPECT_EQ(y["postgresql"]["data_dir"], m.data_dir);
@@ -138,6 +141,14 @@ TEST(HaPatroni, StrictSynchronousModeRendered) {
     EXPECT_EQ(y["bootstrap"]["dcs"]["synchronous_mode_strict"], true);
 }
 
+TEST(HaPatroni, EtcdV3OnlyWhenAsked) {
+    auto m = member();
+    m.etcd_api = ha::EtcdApi::v3;
+    json y = yaml_load(ha::render_patroni(m));
+    EXPECT_EQ(y["etcd3"]["hosts"], json({"10.231.0.2:2379", "10.231.0.3:2379", "[fd00::4]:2379"}));
+    EXPECT_FALSE(y.contains("etcd"));
+}
+
 TEST(HaEtcd, ConfigReadsBack) {
     ha::EtcdMember e;
     e.name = "db-2";
@@ -150,7 +161,7 @@ TEST(HaEtcd, ConfigReadsBack) {
     EXPECT_EQ(y["advertise-client-urls"], "http://10.231.0.3:2379");
     EXPECT_EQ(y["initial-cluster"], "db-1=http://10.231.0.2:2380,db-2=http://10.231.0.3:2380,db-3=http://10.231.0.4:2380");
     EXPECT_EQ(y["initial-cluster-state"], "new");
-    EXPECT_EQ(y["enable-v2"], false);
+    EXPECT_EQ(y["enable-v2"], true);  // Patroni 3.0.2's `etcd` DCS
     EXPECT_EQ(y["enable-grpc-gateway"], true);
     EXPECT_EQ(ha::etcd_endpoints({{"10.0.0.1", 2379}, {"fd00::1", 2379}}), "http://10.0.0.1:2379,http://[fd00::1]:2379");
 

@@ -28,7 +28,9 @@ users_crash() {  # users_crash POINT NAME [COMMAND...]: create NAME, hostd kille
     shift 2
     in_tb systemctl set-environment HOSTD_CRASH_AT="$point"
     in_tb systemctl restart hostd
-    in_tb hostctl create "$name" >/dev/null 2>&1
+    # The full path (a size no pool disk has): a create on a pool disk makes its OS user beside
+    # the disk, before these points (the pool's case is below).
+    in_tb hostctl create "$name" --disk-size ${USERS_CRASH_SIZE:-512M} >/dev/null 2>&1
     in_tb systemctl unset-environment HOSTD_CRASH_AT
     for _ in $(seq 50); do [ "$(in_tb systemctl is-active hostd)" != active ] && break; sleep 0.1; done
     [ $# -gt 0 ] && "$@"
@@ -45,6 +47,8 @@ for point in create:before:user create:after:mount; do
 done
 users_crash create:after:user mine
 check "create:after:user: the OS user hostd made is removed by the rollback" bash -c "! $TB run $TB_NAME -- getent passwd _mine"
+USERS_CRASH_SIZE=1G users_crash create:before:user pooled
+check "a pool create cut off before its user step: the OS user made beside its disk is removed too" bash -c "! $TB run $TB_NAME -- getent passwd _pooled"
 in_tb rm -f /run/systemd/system/hostd.service.d/users-crash.conf
 in_tb systemctl daemon-reload
 

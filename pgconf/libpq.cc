@@ -251,11 +251,11 @@ void hand_over_cluster(ConnParams p, const std::string& bootstrap_role, const st
     // pool create's check step. The session's own role cannot be renamed, so the rename runs
     // as the hand-over role (SET SESSION AUTHORIZATION, allowed since the login is a
     // superuser's); it needs no login and no password. All of it or none of it is committed.
+    if (!admin_verifier.starts_with("SCRAM-SHA-256$"))
+        throw Error(Errc::invalid, "The admin's password must be given as its SCRAM secret (scram_verifier)", "password");
     p.user = bootstrap_role;
     p.password = bootstrap_password;
     Conn c = connect(p);
-    if (!admin_verifier.starts_with("SCRAM-SHA-256$"))
-        throw Error(Errc::invalid, "The admin's password must be given as its SCRAM secret (scram_verifier)", "password");
     const std::string handover = quoted_ident(c.get(), p, handover_role);
     run_command(c.get(), p,
                 "CREATE ROLE " + handover + " SUPERUSER NOLOGIN; SET SESSION AUTHORIZATION " + handover + "; ALTER ROLE " +

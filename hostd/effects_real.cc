@@ -575,7 +575,7 @@ public:
         if (::mkdir(pgdata.c_str(), 0700) < 0 && errno != EEXIST) throw_errno(errno, "Failed to create '" + pgdata + "'");
         if (::chown(pgdata.c_str(), u.uid, u.gid) < 0) throw_errno(errno, "Failed to chown '" + pgdata + "'");
         pgconf::initdb({.bindir = cfg_.pg_bindir, .pgdata = pgdata, .uid = u.uid, .gid = u.gid,
-                        .superuser = t.admin_user, .password = t.password},
+                        .superuser = t.admin_user, .wal_segsize_mb = cfg_.pg_wal_segsize, .password = t.password},
                        cluster_spec(t));
         write_tenant_files(t, pgdata, u, /*certificate=*/true, /*synced_after=*/true);
         // initdb ran with --no-sync; one syncfs of the tenant's own filesystem is much cheaper.
@@ -1146,7 +1146,7 @@ public:
                                            .cpus = cfg_.cpu, .disk_bytes = d.size, .ssl = false};
             // initdb in a unit of its own at idle weight, the disk mounted there too.
             pgconf::initdb({.bindir = cfg_.pg_bindir, .pgdata = pgdata, .uid = u.uid, .gid = u.gid,
-                            .superuser = d.bootstrap_role,
+                            .superuser = d.bootstrap_role, .wal_segsize_mb = cfg_.pg_wal_segsize,
                             .password = pgconf::scram_verifier(d.bootstrap_password, pool::kBootstrapScramIterations)},
                            spec, [&](const ExecOptions& o, const std::string& what) {
                                run_pool_job(cfg_, d.id, "initdb", o, what, device, mnt);

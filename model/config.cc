@@ -90,7 +90,7 @@ const std::vector<Setting>& settings() {
         {"backup", "deleted_retention", Kind::count, "Days the backups of a tenant deleted with purge stay, for branches (hostctl create NEW --from DELETED), before hostd removes them; its OS user, which owns them, stays as long. 0: until purged by hand (hostctl delete NAME --purge --purge-backups).", FIELD(backup_deleted_retention)},
         {"backup", "full_schedule", Kind::text, "When each tenant gets a full backup: a systemd calendar event (OnCalendar=, see systemd.time(7)), spread over an hour per tenant (timer hostd-backup-full@<tenant>.timer). \"\": none on a schedule.", FIELD(full_schedule)},
         {"backup", "incr_schedule", Kind::text, "When each tenant gets an incremental backup (what changed since the last one; the first is full), as full_schedule (hostd-backup-incr@<tenant>.timer). \"\": none on a schedule.", FIELD(incr_schedule)},
-        {"backup", "archive_timeout", Kind::count, "Seconds after which PostgreSQL hands a partly filled WAL segment to the archive (its archive_timeout): the most committed work a lost disk can take with it when the tenant writes little. 0: only full segments (16 MB).", FIELD(archive_timeout)},
+        {"backup", "archive_timeout", Kind::count, "Seconds after which PostgreSQL hands a partly filled WAL segment to the archive (its archive_timeout): the most committed work a lost disk can take with it when the tenant writes little. 0: only full segments (postgres.wal_segsize).", FIELD(archive_timeout)},
         {"backup", "repo_host", Kind::text, "Keep the tenants' backups on a repository host instead of repo: \"ADDR:PORT\" of the API of another hostd whose [repository] listens there (it must trust this host's certificate: the hosts share hostd's CA). Each tenant archives its WAL through its own pgBackRest TLS server there, with a client certificate only that server accepts; backups run on the repository host, on its schedule. \"\": off.", FIELD(backup_repo_host)},
         {"backup", "server_address", Kind::text, "With repo_host: the address of this host the repository host reaches each tenant's pgBackRest server at (backups read the tenant's cluster through it). \"\": proxy.public_host.", FIELD(backup_server_address)},
         {"backup", "server_ports", Kind::ports, "With repo_host: ports of the tenants' pgBackRest servers, one per tenant (only the repository host's certificate is let in).", FIELD(backup_server_ports)},
@@ -99,6 +99,7 @@ const std::vector<Setting>& settings() {
         {"repository", "ports", Kind::ports, "Ports of the per-repository pgbackrest servers, one each.", FIELD(repository_ports)},
         {"postgres", "bindir", Kind::text, "PostgreSQL server binaries (initdb).", FIELD(pg_bindir)},
         {"postgres", "ports", Kind::ports, "Ports for tenants' PostgreSQL on 127.0.0.1 (keep clear of the ephemeral range).", FIELD(pg_ports)},
+        {"postgres", "wal_segsize", Kind::count, "WAL segment size in MB of every new cluster (initdb --wal-segsize; a cluster keeps its own for life, so this changes only creates and the pool disks prepared after it): 1, 2, 4, 8 or 16 (PostgreSQL's default). The first segment is written whole at initdb, so a smaller one makes each idle tenant's disk smaller (16: about 40 MB of its image, 4: about 31 MB, 1: about 29 MB); the price is one archive-push per segment when backups are on (a tenant writing 20 MB/s starts 5 a second at 4, 1.3 at 16).", FIELD(pg_wal_segsize)},
         {"proxy", "kind", Kind::text, "Which proxy routes tenants: \"haproxy\" (hostd writes one file and reloads haproxy.service) or \"traefik\" (one file per tenant in traefik_dir, which Traefik's file provider watches; `hostd --traefik-static` prints the static config Traefik needs).", FIELD(proxy)},
         {"proxy", "public_host", Kind::text, "Host name or address clients use; it goes into connection URLs (port routes).", FIELD(public_host)},
         {"proxy", "bind", Kind::text, "Address the proxy listens on for tenants.", FIELD(bind_address)},
@@ -333,6 +334,8 @@ Config parse_config(std::string_view text, const std::string& source) {
             e.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos)
             throw Error(Errc::invalid, "'extensions.allowed' in " + source + " must list extension names (a-z, 0-9, '_', "
                                        "'-'), not '" + e + "'");
+    if (c.pg_wal_segsize == 0 || c.pg_wal_segsize > 16 || (c.pg_wal_segsize & (c.pg_wal_segsize - 1)) != 0)
+        throw Error(Errc::invalid, "'postgres.wal_segsize' in " + source + " must be 1, 2, 4, 8 or 16 (MB; min_wal_size is kept at two segments or more), not " + std::to_string(c.pg_wal_segsize));
     if (c.pool_size > 64) throw Error(Errc::invalid, "'pool.size' in " + source + " must be at most 64 (disks kept prepared), not " + std::to_string(c.pool_size));
     if (c.guard_interval > 0 && !(c.guard_readonly_below < c.guard_readwrite_above && c.guard_readwrite_above < 100))
         throw Error(Errc::invalid, "'guard.readonly_below' must be below 'guard.readwrite_above', and that below 100, in " + source);

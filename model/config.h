@@ -94,6 +94,10 @@ struct Config {
     // [postgres]
     std::string pg_bindir = "/usr/lib/postgresql/15/bin";
     PortRange pg_ports{25000, 27999};
+    // initdb --wal-segsize, MB: each new cluster's WAL segment (fixed for its life). 16 is
+    // PostgreSQL's; smaller segments make an idle tenant's disk smaller (density) and cost one
+    // archive-push per segment under heavy writes.
+    uint64_t pg_wal_segsize = 16;
     // [proxy]
     std::string proxy = "haproxy";
     std::string public_host = "127.0.0.1";

@@ -34,10 +34,12 @@ void initdb(const InitdbOptions& opts, const ClusterSpec& spec, const Runner& ru
     const std::string conf = render_postgresql_conf(spec);
     const std::string hba = render_pg_hba(spec);
 
-    run({.argv = {opts.bindir + "/initdb", "-D", opts.pgdata, "-U", opts.superuser,
-                           "--pwfile=/dev/stdin", "--auth=scram-sha-256",
-                           "--data-checksums", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync",
-                           "--no-instructions"},
+    std::vector<std::string> argv{opts.bindir + "/initdb", "-D", opts.pgdata, "-U", opts.superuser,
+                                  "--pwfile=/dev/stdin", "--auth=scram-sha-256",
+                                  "--data-checksums", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync",
+                                  "--no-instructions"};
+    if (opts.wal_segsize_mb != 0) argv.push_back("--wal-segsize=" + std::to_string(opts.wal_segsize_mb));
+    run({.argv = std::move(argv),
                   .uid = opts.uid,
                   .gid = opts.gid,
                   .cwd = "/",

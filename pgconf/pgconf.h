@@ -81,6 +81,7 @@ struct InitdbOptions {
     uid_t uid = 0;
     gid_t gid = 0;
     std::string superuser;         // initdb -U
+    uint64_t wal_segsize_mb = 0;   // initdb --wal-segsize; 0: initdb's own (16)
     std::string password;          // fed through --pwfile=/dev/fd/N (a pipe handed to uid/gid),
                                    // never on argv or disk; no line breaks
 };

@@ -62,6 +62,19 @@ TEST(Config, NamesTheKeyThatIsWrong) {
     EXPECT_THROW(parse_config("not toml [", "t"), Error);
 }
 
+TEST(Config, TakesAWalSegmentSizeThatKeepsTwoSegmentsUnderMinWalSize) {
+    EXPECT_EQ(parse_config("", "t").pg_wal_segsize, 16u);
+    EXPECT_EQ(parse_config("[postgres]\nwal_segsize = 4\n", "t").pg_wal_segsize, 4u);
+    for (const char* bad : {"0", "3", "32", "1024"}) {
+        try {
+            parse_config(std::string("[postgres]\nwal_segsize = ") + bad + "\n", "t");
+            ADD_FAILURE() << bad;
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find("'postgres.wal_segsize'"), std::string::npos) << e.what();
+        }
+    }
+}
+
 TEST(Config, BoundsTheListenersConnectionsAndTimeouts) {
     Config d;
     EXPECT_EQ(d.api_max_connections, 1024u);

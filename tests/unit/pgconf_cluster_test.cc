@@ -253,6 +253,23 @@ TEST(InitdbRoot, ReportsInitdbsOwnMessageWhenTheDirectoryIsNotEmpty) {
     EXPECT_EQ(read_file(s.pgdata + "/something"), "x");  // initdb left what was there alone
 }
 
+TEST(InitdbRoot, GivesTheClusterTheWalSegmentSizeAskedFor) {
+    std::string why;
+    if (!can_run_root_tests(why)) GTEST_SKIP() << why;
+    Scratch s;
+    initdb({.bindir = kBindir, .pgdata = s.pgdata, .uid = s.uid, .gid = s.gid, .superuser = "u", .wal_segsize_mb = 4,
+            .password = "pw"},
+           {.tenant = "itest", .port = 25000, .socket_dir = s.sockdir, .memory_bytes = 256ull << 20, .cpus = 1});
+    // Segments are written whole: each is the cluster's segment size (initdb fills more than one of 4 MB).
+    uint64_t segments = 0;
+    for (const auto& e : std::filesystem::directory_iterator(s.pgdata + "/pg_wal")) {
+        if (!e.is_regular_file()) continue;
+        ++segments;
+        EXPECT_EQ(e.file_size(), 4ull << 20) << e.path();
+    }
+    EXPECT_GE(segments, 1u);
+}
+
 TEST(HandOverRoot, MakesAPoolClusterTheAdminsWithSecretsMadeAhead) {
     std::string why;
     if (!can_run_root_tests(why)) GTEST_SKIP() << why;

@@ -17,6 +17,7 @@ want=$(sort <<'LIST'
 /usr/lib/systemd/system/hostd-postgres@.service
 /usr/lib/systemd/system/hostd.service
 /usr/lib/systemd/system/hostd.socket
+/usr/lib/systemd/journald.conf.d/hostd.conf
 /usr/lib/sysusers.d/hostd.conf
 /usr/sbin/hostd
 /usr/share/bash-completion/completions/hostctl

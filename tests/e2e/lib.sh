@@ -49,6 +49,8 @@ exec "$@"
 SH
     in_tb systemd-sysusers hostd.conf || return 1
     in_tb systemctl daemon-reload || return 1
+    # As cmake --install does on a live host: journald takes hostd's drop-in (SplitMode=none).
+    in_tb systemctl restart systemd-journald.service || return 1
     in_tb systemctl enable --now hostd.socket >/dev/null 2>&1 || return 1
     in_tb systemctl restart haproxy.service || return 1
 }

@@ -78,6 +78,21 @@ options:
       options are not sent, the kept disk stays what it is).
     type: bool
     default: false
+  replicas:
+    description:
+      - An HA tenant (creation only): the other hostd hosts (their host names, as in C([ha] hosts)) that each run
+        a replica; one or two. Sent as C(ha) of the create; playbooks/fleet.yml chooses them by free memory.
+      - An existing tenant whose members are other hosts fails; members change with C(hostctl), not here.
+    type: list
+    elements: str
+  synchronous:
+    description: With I(replicas), Patroni's synchronous mode (no acknowledged commit is lost at a failover).
+    type: bool
+    default: false
+  synchronous_strict:
+    description: With I(synchronous), writes stop rather than go on without a synchronous replica.
+    type: bool
+    default: false
   purge:
     description: With I(state=absent), also destroy the tenant's data (cannot be undone).
     type: bool
@@ -311,6 +326,9 @@ def main():
             filesystem=dict(type="str"),
             reuse=dict(type="bool", default=False),
             return_secrets=dict(type="bool", default=False),
+            replicas=dict(type="list", elements="str"),
+            synchronous=dict(type="bool", default=False),
+            synchronous_strict=dict(type="bool", default=False),
             purge=dict(type="bool", default=False),
             socket=dict(type="path", default="/run/hostd/hostd.sock"),
             timeout=dict(type="int", default=600),
@@ -365,6 +383,9 @@ def main():
             body["extensions"] = p["extensions"]
         if p["reuse"]:
             body["reuse"] = True
+        if p["replicas"]:
+            body["ha"] = dict(replicas=p["replicas"], synchronous=p["synchronous"],
+                              synchronous_strict=p["synchronous_strict"])
         result["actions"].append("PUT")
         if p["state"] == "stopped" and not reusing:
             result["actions"].append("POST stop")
@@ -396,7 +417,15 @@ def main():
             module.exit_json(**result)
         tenant = t  # brought back: grow and change settings below, as for any existing tenant
 
-    # Present and exists: grow, then change limits.
+    # Present and exists: grow, then change limits. Its members are not this module's to change.
+    if p["replicas"] is not None:
+        here = set(m.get("host") for m in tenant.get("members") or [])
+        if here and not set(p["replicas"]) <= here:
+            module.fail_json(msg="Tenant '%s' has members on %s, not on %s; add or replace members with hostctl"
+                                 % (p["name"], ", ".join(sorted(here)), ", ".join(sorted(set(p["replicas"]) - here))))
+        if not here and p["replicas"]:
+            module.fail_json(msg="Tenant '%s' exists as a single-host tenant; replicas are given only at its creation"
+                                 % p["name"])
     after = dict(tenant)
     if p["size"] is not None:
         want = parse_size(p["size"])

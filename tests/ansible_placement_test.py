@@ -1,0 +1,60 @@
+#!/usr/bin/python3
+# The fleet playbook's placement (ansible/hostd/plugins/filter/placement.py), without hosts.
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "ansible", "hostd", "plugins", "filter"))
+from placement import placement  # noqa: E402
+from ansible.errors import AnsibleFilterError  # noqa: E402
+
+G = 1 << 30
+
+
+def host(free_gib, ha=False, ports=10, disk_gib=100):
+    return {"memory_total": 64 * G, "memory_committed": (64 - free_gib) * G,
+            "loop_dir_available": disk_gib * G, "ports_free": ports, "ha_host": ha}
+
+
+class Placement(unittest.TestCase):
+    def test_most_free_memory_first_counting_this_runs_tenants(self):
+        cap = {"a": host(10), "b": host(8)}
+        got = placement([{"name": "t1", "memory": "4G"}, {"name": "t2", "memory": "4G"}, {"name": "t3", "memory": "1G"}],
+                        cap, {})
+        # t1 -> a (10 free, 6 left); t2 -> b (8 free, 4 left); t3 -> a (6 > 4)
+        self.assertEqual(got, {"t1": ["a"], "t2": ["b"], "t3": ["a"]})
+
+    def test_ties_go_to_the_first_name(self):
+        self.assertEqual(placement([{"name": "t"}], {"b": host(5), "a": host(5)}, {}), {"t": ["a"]})
+
+    def test_an_existing_tenant_stays_where_it_is(self):
+        got = placement([{"name": "t", "replicas": 1}], {"a": host(1, ha=True), "b": host(9, ha=True), "c": host(9, ha=True)},
+                        {"a": ["t"], "c": ["t", "u"]})
+        self.assertEqual(got, {"t": ["a", "c"]})
+
+    def test_ha_members_go_to_distinct_ha_hosts_by_free_memory(self):
+        cap = {"a": host(20), "b": host(9, ha=True), "c": host(7, ha=True), "d": host(8, ha=True)}
+        got = placement([{"name": "h", "replicas": 2, "memory": "1G"}, {"name": "p", "memory": "1G"}], cap, {})
+        # a has the most memory but no HA role: not an HA member; the plain tenant goes there.
+        self.assertEqual(got["h"], ["b", "d", "c"])
+        self.assertEqual(got["p"], ["a"])
+
+    def test_each_member_counts_against_its_host(self):
+        cap = {"a": host(10, ha=True), "b": host(9, ha=True), "c": host(2, ha=True)}
+        got = placement([{"name": "h1", "replicas": 1, "memory": "8G"}, {"name": "h2", "replicas": 1, "memory": "1G"}], cap, {})
+        self.assertEqual(got["h1"], ["a", "b"])
+        self.assertEqual(got["h2"], ["a", "c"])  # left: a 2, b 1, c 2: a and c, a first by name
+
+    def test_too_few_hosts_with_room_places_nothing(self):
+        cap = {"a": host(9, ha=True), "b": host(9, ha=True, ports=0), "c": host(9, ha=True, disk_gib=0)}
+        got = placement([{"name": "h", "replicas": 1, "size": "1G"}, {"name": "p", "size": "1G"}], cap, {})
+        self.assertEqual(got["h"], [])
+        self.assertEqual(got["p"], ["a"])  # nothing was taken for h
+
+    def test_replicas_out_of_range_are_refused(self):
+        with self.assertRaises(AnsibleFilterError):
+            placement([{"name": "h", "replicas": 3}], {"a": host(1, ha=True)}, {})
+
+
+if __name__ == "__main__":
+    unittest.main()

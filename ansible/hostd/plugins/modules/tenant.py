@@ -80,7 +80,7 @@ options:
     default: false
   replicas:
     description:
-      - An HA tenant (creation only): the other hostd hosts (their host names, as in C([ha] hosts)) that each run
+      - An HA tenant, at creation only. The other hostd hosts (their host names, as in C([ha] hosts)) that each run
         a replica; one or two. Sent as C(ha) of the create; playbooks/fleet.yml chooses them by free memory.
       - An existing tenant whose members are other hosts fails; members change with C(hostctl), not here.
     type: list

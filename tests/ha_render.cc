@@ -6,7 +6,8 @@
 //                     --data-dir D --socket-dir D --pgpass F --member ADDR...
 //                     --superuser-password-file F --replication-password-file F
 //                     --rewind-password-file F [--synchronous [--synchronous-strict]] [--ttl S --loop-wait S --retry-timeout S]
-//                     [--param NAME=VALUE]... [--etcd-api v2|v3]
+//                     --tls-cert F --tls-key F --tls-ca F
+//                     [--param NAME=VALUE]... [--global-param NAME=VALUE]... [--etcd-api v2|v3]
 //   ha_render haproxy --tenant T --bind A --port P --member NAME=HOST:PGPORT:RESTPORT... [--replica]
 #include <CLI/CLI.hpp>
 #include <fstream>
@@ -73,8 +74,12 @@ int main(int argc, char** argv) {
     patroni->add_option("--ttl", pm.timing.ttl);
     patroni->add_option("--loop-wait", pm.timing.loop_wait);
     patroni->add_option("--retry-timeout", pm.timing.retry_timeout);
-    std::vector<std::string> pm_params;
+    patroni->add_option("--tls-cert", pm.tls.cert_file, "the member's server certificate")->required();
+    patroni->add_option("--tls-key", pm.tls.key_file, "its key")->required();
+    patroni->add_option("--tls-ca", pm.tls.ca_file, "the CA of the members' certificates")->required();
+    std::vector<std::string> pm_params, pm_globals;
     patroni->add_option("--param", pm_params, "a postgresql.conf setting, NAME=VALUE");
+    patroni->add_option("--global-param", pm_globals, "a setting of the whole scope (bootstrap.dcs), NAME=VALUE");
     std::string etcd_api = "v2";
     patroni->add_option("--etcd-api", etcd_api, "Patroni's etcd client: v2 (etcd, the default) or v3 (etcd3)")
         ->check(CLI::IsMember({"v2", "v3"}));
@@ -108,6 +113,7 @@ int main(int argc, char** argv) {
             pm.replication = {"replicator", read_secret(repl_file)};
             pm.rewind = {"rewinder", read_secret(rewind_file)};
             for (const auto& p : pm_params) pm.parameters.insert(split_eq(p));
+            for (const auto& p : pm_globals) pm.global_parameters.insert(split_eq(p));
             pm.pg_hba = hostd::ha::member_hba(pm_members, pm.replication.username);
             std::cout << hostd::ha::render_patroni(pm);
         } else if (*haproxy) {

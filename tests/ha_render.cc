@@ -9,13 +9,17 @@
 //                     --tls-cert F --tls-key F --tls-ca F
 //                     [--param NAME=VALUE]... [--global-param NAME=VALUE]... [--etcd-api v2|v3]
 //   ha_render haproxy --tenant T --bind A --port P --member NAME=HOST:PGPORT:RESTPORT... [--replica]
+//   ha_render cluster --member NAME...    (Patroni's GET /cluster on stdin: "NAME ROLE SYNC STATE LAG" per member)
+//   ha_render switchover --member NAME... [--to NAME] [--synchronous]   (/cluster on stdin: "LEADER CANDIDATE")
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
 #include "base/error.h"
 #include "ha/ha.h"
+#include "ha/plan.h"
 
 namespace {
 
@@ -94,6 +98,16 @@ int main(int argc, char** argv) {
     haproxy->add_option("--member", hr_members)->required();
     haproxy->add_flag("--replica", replica);
 
+    std::vector<std::string> cl_members;
+    auto* cluster = app.add_subcommand("cluster", "Patroni's /cluster (stdin) as hostd reads it");
+    cluster->add_option("--member", cl_members, "a member hostd expects (missing ones are down)");
+    std::string sw_to;
+    bool sw_sync = false;
+    auto* switchover = app.add_subcommand("switchover", "the switchover hostd would ask for, from /cluster (stdin)");
+    switchover->add_option("--member", cl_members, "a member hostd expects");
+    switchover->add_option("--to", sw_to, "the member asked for");
+    switchover->add_flag("--synchronous", sw_sync, "the tenant runs synchronous mode");
+
     CLI11_PARSE(app, argc, argv);
     try {
         if (*etcd) {
@@ -128,6 +142,21 @@ int main(int argc, char** argv) {
                 hr.members.push_back({name, host, static_cast<uint16_t>(std::stoi(pg)), static_cast<uint16_t>(std::stoi(api))});
             }
             std::cout << hostd::ha::render_haproxy(hr);
+        } else if (*cluster || *switchover) {
+            std::ostringstream body;
+            body << std::cin.rdbuf();
+            const auto view = hostd::ha::parse_cluster(body.str(), cl_members);
+            if (*cluster) {
+                for (auto m : view.members) {
+                    std::replace(m.state.begin(), m.state.end(), ' ', '_');  // one word a column
+                    std::cout << m.name << " " << hostd::ha::member_role_name(m.role) << " " << (m.sync ? "sync" : "async")
+                              << " " << (m.state.empty() ? "-" : m.state) << " "
+                              << (m.lag_bytes ? std::to_string(*m.lag_bytes) : std::string("-")) << "\n";
+                }
+            } else {
+                auto s = hostd::ha::plan_switchover(view, sw_to.empty() ? std::nullopt : std::optional<std::string>(sw_to), sw_sync);
+                std::cout << s.leader << " " << s.candidate << "\n";
+            }
         }
     } catch (const std::exception& e) {
         std::cerr << "ha_render: " << e.what() << "\n";

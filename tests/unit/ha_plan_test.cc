@@ -1,6 +1,6 @@
-// ha/plan: Patroni's /cluster read back (fixtures in tests/data/ha/, as Patroni 3.0.2's
-// cluster_as_json writes them), the switchover's candidate with every refusal, the tenant's
-// multi-host URL.
+// ha/plan: Patroni's /cluster read back (fixtures in tests/data/ha/: cluster-captured.json is
+// Patroni 3.0.2's answer captured in tests/e2e/ha, the others are written in its shape, from its
+// cluster_as_json), the switchover's candidate with every refusal, the tenant's multi-host URL.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -43,6 +43,24 @@ TEST(HaCluster, ReadsRolesSyncLagTimelineAndAddresses) {
     EXPECT_TRUE(r.running());
     EXPECT_FALSE(c.paused);
     EXPECT_STREQ(ha::member_role_name(r.role), "replica");
+}
+
+TEST(HaCluster, ReadsAnAnswerCapturedFromPatroni) {
+    const ha::ClusterView c = ha::parse_cluster(read_file(std::string(HOSTD_TEST_DATA) + "/ha/cluster-captured.json"),
+                                                {"ha-pure-tb-1", "ha-pure-tb-2", "ha-pure-tb-3"});
+    ASSERT_EQ(c.members.size(), 3u);
+    EXPECT_EQ(c.primary()->name, "ha-pure-tb-1");
+    EXPECT_EQ(c.primary()->host, "10.231.0.2");
+    for (size_t i : {1, 2}) {
+        EXPECT_EQ(c.members[i].role, MemberRole::replica);
+        EXPECT_FALSE(c.members[i].sync);  // captured before Patroni chose its synchronous standby
+        EXPECT_EQ(c.members[i].lag_bytes, 0u);
+        EXPECT_EQ(c.members[i].timeline, 1u);
+        EXPECT_TRUE(c.members[i].running());
+    }
+    // No synchronous standby yet: a synchronous tenant cannot switch over, an asynchronous one can.
+    EXPECT_EQ(ha::plan_switchover(c, std::nullopt, false).candidate, "ha-pure-tb-2");
+    EXPECT_THROW(ha::plan_switchover(c, std::nullopt, true), Error);
 }
 
 TEST(HaCluster, AMemberMissingFromTheAnswerIsDown) {

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "routes/routes.h"
 
 namespace hostd::ha {
 namespace {
@@ -68,19 +69,96 @@ std::string comment(const std::string& text) {
     return out;
 }
 
+// Patroni 3.0.2's CMDLINE_OPTIONS (patroni/postgresql/config.py): the settings it puts on
+// postgres's command line. It takes them from the global configuration only (a member's own
+// postgresql.parameters lose them without a word), and drops a global value its check refuses.
+// Those it always sets itself (listen_addresses, port, ...) have no check here.
+struct GlobalOnly {
+    const char* name;
+    bool (*ok)(const std::string&);  // nullptr: Patroni's own, never given
+    const char* want;
+};
+
+bool int_at_least(const std::string& v, long min) {
+    if (v.empty() || v.size() > 9 || v.find_first_not_of("0123456789") != std::string::npos) return false;
+    return std::stol(v) >= min;
+}
+
+// A size as Patroni's parse_int(v, 'MB') reads it: digits, then kB, MB, GB or TB (none: MB).
+bool mb_at_least(const std::string& v, long min) {
+    size_t n = v.find_first_not_of("0123456789");
+    if (n == 0 || n > 9) return false;
+    const std::string num = v.substr(0, n == std::string::npos ? v.size() : n);
+    const std::string unit = n == std::string::npos ? "MB" : v.substr(n);
+    const double value = std::stod(num);
+    double mb = unit == "kB" ? value / 1024 : unit == "MB" ? value : unit == "GB" ? value * 1024 : unit == "TB" ? value * 1048576 : -1;
+    return mb >= min;
+}
+
+const GlobalOnly kGlobalOnly[] = {
+    {"listen_addresses", nullptr, nullptr},
+    {"port", nullptr, nullptr},
+    {"cluster_name", nullptr, nullptr},
+    {"hot_standby", nullptr, nullptr},
+    {"wal_log_hints", nullptr, nullptr},
+    {"wal_level", [](const std::string& v) { return v == "replica" || v == "hot_standby" || v == "logical"; },
+     "replica or logical"},
+    {"max_connections", [](const std::string& v) { return int_at_least(v, 25); }, "an integer of at least 25"},
+    {"max_wal_senders", [](const std::string& v) { return int_at_least(v, 3); }, "an integer of at least 3"},
+    {"wal_keep_segments", [](const std::string& v) { return int_at_least(v, 1); }, "an integer of at least 1"},
+    {"wal_keep_size", [](const std::string& v) { return mb_at_least(v, 16); }, "at least 16MB (a number and kB, MB, GB or TB)"},
+    {"max_prepared_transactions", [](const std::string& v) { return int_at_least(v, 0); }, "an integer of at least 0"},
+    {"max_locks_per_transaction", [](const std::string& v) { return int_at_least(v, 32); }, "an integer of at least 32"},
+    {"track_commit_timestamp",
+     [](const std::string& v) { return v == "on" || v == "off" || v == "true" || v == "false" || v == "yes" || v == "no" || v == "1" || v == "0"; },
+     "on or off"},
+    {"max_replication_slots", [](const std::string& v) { return int_at_least(v, 4); }, "an integer of at least 4"},
+    {"max_worker_processes", [](const std::string& v) { return int_at_least(v, 2); }, "an integer of at least 2"},
+};
+
+const GlobalOnly* global_only(const std::string& name) {
+    for (const auto& g : kGlobalOnly)
+        if (name == g.name) return &g;
+    return nullptr;
+}
+
+// What render_patroni sets from the member's own fields.
+bool hostd_owned(const std::string& name) {
+    return name == "unix_socket_directories" || name == "ssl" || name == "ssl_cert_file" || name == "ssl_key_file";
+}
+
+void check_parameter(const std::string& field, const std::string& k, const std::string& v) {
+    bool ok = !k.empty();
+    for (char c : k) ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.');
+    if (!ok) refuse(field, k, "a setting's name is lower-case letters, digits, '_' and '.'");
+    check_text(field, v);
+    if (hostd_owned(k)) refuse(field, k, "hostd sets it from the member's socket directory and TLS files");
+    const GlobalOnly* g = global_only(k);
+    if (!g) return;
+    if (!g->ok) refuse(field, k, "Patroni sets it itself");
+    if (field == "parameters")
+        refuse(field, k, "every member must share it: Patroni takes it from its global configuration only (give it in global_parameters)");
+    if (!g->ok(v)) refuse(field, k + " = " + v, std::string("Patroni drops it unless it is ") + g->want);
+}
+
 }  // namespace
 
 std::vector<std::string> member_hba(const std::vector<std::string>& member_addresses, const std::string& replication_user) {
     check_label("replication", replication_user);
     std::vector<std::string> out = {"local all all scram-sha-256", "local replication " + replication_user + " scram-sha-256",
-                                    "host all all 127.0.0.1/32 scram-sha-256",
-                                    "host all all ::1/128 scram-sha-256"};
+                                    "hostssl all all 127.0.0.1/32 scram-sha-256",
+                                    "hostssl all all ::1/128 scram-sha-256"};
     for (const auto& a : member_addresses) {
         if (!is_ip(a)) refuse("member_addresses", a, "give the members' IP addresses");
-        out.push_back("host replication " + replication_user + " " + a + (is_ipv6(a) ? "/128" : "/32") + " scram-sha-256");
+        out.push_back("hostssl replication " + replication_user + " " + a + (is_ipv6(a) ? "/128" : "/32") + " scram-sha-256");
     }
-    out.push_back("host all all 0.0.0.0/0 scram-sha-256");
-    out.push_back("host all all ::/0 scram-sha-256");
+    out.push_back("hostssl all all 0.0.0.0/0 scram-sha-256");
+    out.push_back("hostssl all all ::/0 scram-sha-256");
+    // Every TCP login is TLS (passwords, data): a plain one is refused by name rather than by
+    // finding no line. (A replication connection matches no `all` line: without TLS it finds no
+    // line and is refused too.)
+    out.push_back("hostnossl all all 0.0.0.0/0 reject");
+    out.push_back("hostnossl all all ::/0 reject");
     return out;
 }
 
@@ -107,12 +185,14 @@ std::string render_patroni(const PatroniMember& m) {
     if (m.listen_addresses.empty()) refuse("listen_addresses", "", "give at least one address");
     for (const auto& a : m.listen_addresses) check_host("listen_addresses", a);
     check_port("pg_port", m.pg_port);
-    for (const auto& [k, v] : m.parameters) {
-        bool ok = !k.empty();
-        for (char c : k) ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.');
-        if (!ok) refuse("parameters", k, "a setting's name is lower-case letters, digits, '_' and '.'");
-        check_text("parameters", v);
+    for (const auto& [k, v] : m.parameters) check_parameter("parameters", k, v);
+    for (const auto& [k, v] : m.global_parameters) {
+        check_parameter("global_parameters", k, v);
+        if (m.parameters.count(k)) refuse("global_parameters", k, "given in parameters too; give it in one of them");
     }
+    check_path("tls.cert_file", m.tls.cert_file);
+    check_path("tls.key_file", m.tls.key_file);
+    check_path("tls.ca_file", m.tls.ca_file);
     for (const auto& l : m.pg_hba) {
         check_text("pg_hba", l);
         if (l.find_first_not_of(' ') == std::string::npos) refuse("pg_hba", l, "give a whole line");
@@ -149,6 +229,25 @@ std::string render_patroni(const PatroniMember& m) {
     params["wal_sender_timeout"] = "5s";
     params["wal_receiver_timeout"] = "5s";
     for (const auto& [k, v] : m.parameters) params[k] = v;
+    params["ssl"] = "on";
+    params["ssl_cert_file"] = m.tls.cert_file;
+    params["ssl_key_file"] = m.tls.key_file;
+    ordered_json global_params = ordered_json::object();
+    for (const auto& [k, v] : m.global_parameters) global_params[k] = v;
+    ordered_json dcs_postgresql = {{"use_pg_rewind", true}, {"use_slots", true}};
+    if (!m.global_parameters.empty()) dcs_postgresql["parameters"] = global_params;
+    // The members' connections to each other (a replica's streaming, a demoted primary's
+    // pg_rewind): TLS, the other's certificate checked against the CA for the address connected
+    // to (Patroni adds these to the leader's address and port: primary_conninfo, pg_rewind's
+    // --source-server). Patroni's own superuser logins use the socket directory.
+    auto login = [&](const Credentials& c, bool tls) {
+        ordered_json j = {{"username", c.username}, {"password", c.password}};
+        if (tls) {
+            j["sslmode"] = "verify-full";
+            j["sslrootcert"] = m.tls.ca_file;
+        }
+        return j;
+    };
 
     ordered_json doc = {
         {"scope", m.scope},
@@ -168,7 +267,7 @@ std::string render_patroni(const PatroniMember& m) {
             {"synchronous_mode", m.synchronous_mode},
             {"synchronous_mode_strict", m.synchronous_mode_strict},
             {"failsafe_mode", m.failsafe_mode},
-            {"postgresql", {{"use_pg_rewind", true}, {"use_slots", true}}}}},
+            {"postgresql", dcs_postgresql}}},
           {"initdb", ordered_json::array({{{"encoding", "UTF8"}}, "data-checksums"})},
           // Patroni 3.0's --validate-config wants it; postgresql.pg_hba below is what is used.
           {"pg_hba", m.pg_hba}}},
@@ -181,9 +280,9 @@ std::string render_patroni(const PatroniMember& m) {
           {"use_unix_socket", true},
           {"use_unix_socket_repl", true},
           {"authentication",
-           {{"superuser", {{"username", m.superuser.username}, {"password", m.superuser.password}}},
-            {"replication", {{"username", m.replication.username}, {"password", m.replication.password}}},
-            {"rewind", {{"username", m.rewind.username}, {"password", m.rewind.password}}}}},
+           {{"superuser", login(m.superuser, false)},
+            {"replication", login(m.replication, true)},
+            {"rewind", login(m.rewind, true)}}},
           {"parameters", params},
           {"pg_hba", m.pg_hba}}},
         {"tags", {{"nofailover", false}, {"noloadbalance", false}, {"clonefrom", false}, {"nosync", false}}},
@@ -276,20 +375,13 @@ std::string render_haproxy(const HaRoute& r) {
         check_port("pg_port", m.pg_port);
         check_port("rest_port", m.rest_port);
     }
-    const char* path = r.role == Role::primary ? "/primary" : "/replica";
-    std::ostringstream o;
-    o << "\n"
-      << "listen hostd_" << r.public_port << "\n"
-      << "    # tenant " << r.tenant << " (HA, " << (r.role == Role::primary ? "read-write" : "read-only")
-      << "): the member whose Patroni answers " << path << " with 200\n"
-      << "    bind " << host_port(r.bind_address, r.public_port) << "\n"
-      << "    mode tcp\n"
-      << "    option httpchk GET " << path << "\n"
-      << "    http-check expect status 200\n"
-      << "    default-server inter 1s fastinter 500ms fall 2 rise 1 on-marked-down shutdown-sessions\n";
-    for (const auto& m : r.members)
-        o << "    server " << m.name << " " << host_port(m.host, m.pg_port) << " check port " << m.rest_port << "\n";
-    return o.str();
+    // One renderer for hostd's HAProxy file and this: routes/' listener with members.
+    routes::Route route{.tenant = r.tenant,
+                        .bind_address = r.bind_address,
+                        .public_port = r.public_port,
+                        .check_path = r.role == Role::primary ? "/primary" : "/replica"};
+    for (const auto& m : r.members) route.members.push_back({.name = m.name, .host = m.host, .port = m.pg_port, .check_port = m.rest_port});
+    return routes::render_haproxy_listener(r.public_port, {.bind_address = r.bind_address, .route = route});
 }
 
 }  // namespace hostd::ha

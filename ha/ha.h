@@ -70,12 +70,33 @@ struct PatroniMember {
     std::string pgpass;  // the passfile Patroni writes for its own connections (tenant-owned dir)
     std::vector<std::string> listen_addresses;
     uint16_t pg_port = 0;
-    // postgresql.conf settings hostd owns (limits, TLS files, archiving); Patroni adds its own
-    // (wal_level, hot_standby, max_wal_senders, ...) unless given here. Rendered with
+    // postgresql.conf settings of this member (limits, archiving). Rendered with
     // wal_sender_timeout and wal_receiver_timeout 5s unless given (see ha.cc: Patroni 3.0.2).
-    // Settings every member must share (max_connections, max_wal_senders, ...) are Patroni's
-    // global configuration (bootstrap.dcs), not these: Patroni ignores them here.
+    // Not the settings every member must share, which Patroni takes from its global
+    // configuration only (its CMDLINE_OPTIONS: max_connections, max_worker_processes,
+    // max_wal_senders, max_replication_slots, max_locks_per_transaction,
+    // max_prepared_transactions, wal_level, track_commit_timestamp, wal_keep_size,
+    // wal_keep_segments) and silently drops here: refused, give them in global_parameters. Nor
+    // what Patroni or hostd set themselves (listen_addresses, port, cluster_name, hot_standby,
+    // wal_log_hints; unix_socket_directories, ssl, ssl_cert_file, ssl_key_file):
+    // refused in both maps.
     std::map<std::string, std::string> parameters;
+    // Settings of the whole scope: Patroni's global (dynamic) configuration,
+    // bootstrap.dcs.postgresql.parameters, written to etcd when the scope is bootstrapped (later
+    // changes go through Patroni's PATCH /config). Values Patroni would drop (max_connections
+    // below 25, max_wal_senders below 3, max_replication_slots below 4, max_worker_processes
+    // below 2, max_locks_per_transaction below 32, wal_level minimal, a max_* that is no integer,
+    // wal_keep_size below 16MB, ...) are refused. A name given in both maps is refused.
+    std::map<std::string, std::string> global_parameters;
+    // TLS: every TCP login to PostgreSQL is TLS (member_hba), and the members' own connections
+    // to each other (streaming replication, pg_rewind) check the other's certificate against ca
+    // with the name they connect to (sslmode verify-full): a member's certificate names its
+    // connect_address. Absolute paths, readable by the member's OS user (the key its own, 0600).
+    struct Tls {
+        std::string cert_file;  // the member's server certificate (PostgreSQL's ssl_cert_file)
+        std::string key_file;   // its key (ssl_key_file)
+        std::string ca_file;    // the CA the members' certificates are issued from (sslrootcert)
+    } tls;
     std::vector<std::string> pg_hba;  // whole lines, in order (Patroni writes pg_hba.conf from them)
     Credentials superuser;    // Patroni's own local connections, and pg_rewind
     Credentials replication;  // the replicas' streaming (a role Patroni creates at bootstrap)
@@ -96,7 +117,8 @@ struct PatroniMember {
 // pg_hba lines for a member: local connections (Patroni's own, the tenant's tools; a replica's
 // Patroni reads its timeline over a local replication connection) and clients from anywhere
 // (through HAProxy on any member host) with SCRAM; streaming replication for the replication
-// role from the members' addresses only (/32 or /128 each).
+// role from the members' addresses only (/32 or /128 each). Every TCP login over TLS only
+// (`hostssl`, then `hostnossl ... reject`), like a plain tenant's pg_hba.conf.
 std::vector<std::string> member_hba(const std::vector<std::string>& member_addresses, const std::string& replication_user);
 
 // The member's patroni.yml. YAML is a superset of JSON: a comment header (what the file is and
@@ -104,7 +126,8 @@ std::vector<std::string> member_hba(const std::vector<std::string>& member_addre
 // and no name, password or hba line can change the file's structure. Validates every field:
 // scope and name [a-z0-9][a-z0-9-]* (at most 63), addresses IP literals or DNS names, ports not
 // 0, paths absolute without control characters, parameter names [a-z0-9_.], no control
-// characters in values, passwords or hba lines, timing within Patroni's rule.
+// characters in values, passwords or hba lines, timing within Patroni's rule, the settings of
+// parameters and global_parameters as said there, TLS files absolute paths.
 std::string render_patroni(const PatroniMember& m);
 
 // One host's etcd member (plain HTTP on the hosts' own network; see README for TLS).

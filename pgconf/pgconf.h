@@ -176,6 +176,15 @@ void hand_over_cluster(ConnParams p, const std::string& bootstrap_role, const st
 std::string connection_url(const std::string& host, uint16_t port, const std::string& user,
                            const std::string& password, const std::string& dbname);
 
+// The same naming several hosts (libpq's multi-host URL: "h1:p1,h2:p2"; libpq tries them in
+// order). Throws Errc::invalid for no hosts.
+struct UrlHost {
+    std::string host;
+    uint16_t port = 0;
+};
+std::string connection_url(const std::vector<UrlHost>& hosts, const std::string& user, const std::string& password,
+                           const std::string& dbname);
+
 // A random password: 24 characters from [A-Za-z0-9] (OpenSSL RAND_bytes, rejection sampling).
 std::string random_password();
 

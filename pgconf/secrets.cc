@@ -72,6 +72,12 @@ std::string scram_verifier(const std::string& password, int iterations, std::str
 
 std::string connection_url(const std::string& host, uint16_t port, const std::string& user,
                            const std::string& password, const std::string& dbname) {
+    return connection_url(std::vector<UrlHost>{{host, port}}, user, password, dbname);
+}
+
+std::string connection_url(const std::vector<UrlHost>& hosts, const std::string& user, const std::string& password,
+                           const std::string& dbname) {
+    if (hosts.empty()) throw Error(Errc::invalid, "A connection URL needs at least one host", "hosts");
     std::string url = "postgresql://";
     if (!user.empty()) {
         url += percent_encode(user);
@@ -79,13 +85,17 @@ std::string connection_url(const std::string& host, uint16_t port, const std::st
         if (!password.empty()) url += ":" + percent_encode(password);
         url += "@";
     }
-    if (host.find(':') != std::string::npos && host.front() != '[')
-        url += "[" + host + "]";  // IPv6 literal
-    else if (!host.empty() && host.front() == '/')
-        url += percent_encode(host);  // a socket directory, as libpq reads it
-    else
-        url += host;
-    if (port != 0) url += ":" + std::to_string(port);
+    for (size_t i = 0; i < hosts.size(); i++) {
+        const std::string& host = hosts[i].host;
+        if (i > 0) url += ",";
+        if (host.find(':') != std::string::npos && host.front() != '[')
+            url += "[" + host + "]";  // IPv6 literal
+        else if (!host.empty() && host.front() == '/')
+            url += percent_encode(host);  // a socket directory, as libpq reads it
+        else
+            url += host;
+        if (hosts[i].port != 0) url += ":" + std::to_string(hosts[i].port);
+    }
     url += "/" + percent_encode(dbname);
     return url;
 }

@@ -55,6 +55,39 @@ bool same_backend(const Route& a, const Route& b) {
     return a.tenant == b.tenant && a.backend_host == b.backend_host && a.backend_port == b.backend_port;
 }
 
+bool same_members(const Route& a, const Route& b) {
+    if (a.members.size() != b.members.size() || a.check_path != b.check_path) return false;
+    for (size_t i = 0; i < a.members.size(); i++) {
+        const RouteMember &x = a.members[i], &y = b.members[i];
+        if (x.name != y.name || x.host != y.host || x.port != y.port || x.check_port != y.check_port) return false;
+    }
+    return true;
+}
+
+// Why a table needs a reload for its HA listeners (routes with members), "" if it does not: one
+// added or changed (the runtime API cannot declare servers or checks), or one removed (its
+// listener has no `pg` server to switch).
+std::string ha_reload_reason(const HaproxyListeners& running, const std::vector<const Route*>& wanted) {
+    std::map<uint16_t, const Route*> by_port;
+    for (const Route* r : wanted) by_port[r->public_port] = r;
+    for (const Route* r : wanted) {
+        if (r->members.empty()) continue;
+        auto it = running.by_port.find(r->public_port);
+        const std::string what = "the HA listener of tenant '" + r->tenant + "' on port " + std::to_string(r->public_port);
+        if (it == running.by_port.end() || !it->second.route || it->second.route->members.empty() ||
+            it->second.route->tenant != r->tenant)
+            return what + " is new";
+        if (it->second.bind_address != r->bind_address || !same_members(*it->second.route, *r)) return what + " changed";
+    }
+    for (const auto& [port, l] : running.by_port) {
+        if (!l.route || l.route->members.empty()) continue;
+        auto w = by_port.find(port);
+        if (w == by_port.end() || w->second->tenant != l.route->tenant || w->second->members.empty())
+            return "the HA listener of tenant '" + l.route->tenant + "' on port " + std::to_string(port) + " goes";
+    }
+    return "";
+}
+
 std::vector<const Route*> checked_table(const std::vector<Route>& routes) {
     std::vector<const Route*> sorted = detail::validate_table(routes);
     for (const Route* r : sorted)
@@ -115,14 +148,38 @@ std::string render_haproxy(const HaproxyListeners& ls, const std::string& runtim
       << "# tenants itself (units, /metrics); a client sent to a backend that is down is refused\n"
       << "# after HAProxy's connect retries, as it was before a check marked it down.\n";
     if (ls.by_port.empty()) o << "\n# No routes.\n";
-    for (const auto& [port, l] : ls.by_port) {
-        o << "\n"
-          << "listen hostd_" << port << "\n"
-          << "    # " << (l.route ? "tenant " + l.route->tenant : std::string("idle")) << "\n"
+    for (const auto& [port, l] : ls.by_port) o << render_haproxy_listener(port, l);
+    return o.str();
+}
+
+std::string render_haproxy_listener(uint16_t port, const HaproxyListener& l) {
+    if (l.route) detail::validate(*l.route);
+    std::ostringstream o;
+    o << "\n"
+      << "listen hostd_" << port << "\n";
+    if (!l.route || l.route->members.empty()) {
+        o << "    # " << (l.route ? "tenant " + l.route->tenant : std::string("idle")) << "\n"
           << "    bind " << host_port(l.bind_address, port) << "\n"
           << "    server pg " << (l.route ? host_port(l.route->backend_host, l.route->backend_port) : kIdleServer)
           << (l.route ? "" : " disabled") << "\n";
+        return o.str();
     }
+    // An HA tenant: unlike a plain tenant's, these servers are checked (the file's "No health
+    // checks" is about PostgreSQL's forks): the check asks each member's Patroni over HTTP, which
+    // answers from its own state, forks nothing, about once a second per member. A member that
+    // stops answering 200 (a demoted primary) is marked down after 2 checks and its sessions are
+    // cut, so no client stays on it; a member that answers again is up after 1.
+    const Route& r = *l.route;
+    o << "    # tenant " << r.tenant << " (HA): the member answering GET " << r.check_path << " with 200\n"
+      << "    # Checked, unlike single-host tenants: each member's Patroni answers from its own state,\n"
+      << "    # no PostgreSQL process is forked for it.\n"
+      << "    bind " << host_port(l.bind_address, port) << "\n"
+      << "    mode tcp\n"
+      << "    option httpchk GET " << r.check_path << "\n"
+      << "    http-check expect status 200\n"
+      << "    default-server inter 1s fastinter 500ms fall 2 rise 1 on-marked-down shutdown-sessions\n";
+    for (const auto& m : r.members)
+        o << "    server " << m.name << " " << host_port(m.host, m.port) << " check port " << m.check_port << "\n";
     return o.str();
 }
 
@@ -133,7 +190,11 @@ std::string render_haproxy(const std::vector<Route>& routes) {
 HaproxyPlan plan_haproxy(const HaproxyListeners& running, const std::vector<Route>& routes) {
     HaproxyPlan plan{.next = running};
     std::map<uint16_t, const Route*> wanted;
-    for (const Route* r : checked_table(routes)) {
+    const std::vector<const Route*> table = checked_table(routes);
+    plan.reload_because = ha_reload_reason(running, table);
+    if (!plan.reload_because.empty()) return plan;
+    for (const Route* r : table) {
+        if (!r->members.empty()) continue;  // an HA listener as it runs (ha_reload_reason)
         auto it = running.by_port.find(r->public_port);
         if (it == running.by_port.end()) {
             plan.reload_because = "no listener on port " + std::to_string(r->public_port) + " for tenant '" + r->tenant + "'";
@@ -151,6 +212,7 @@ HaproxyPlan plan_haproxy(const HaproxyListeners& running, const std::vector<Rout
         wanted[r->public_port] = r;
     }
     for (auto& [port, l] : plan.next.by_port) {
+        if (l.route && !l.route->members.empty()) continue;  // unchanged (ha_reload_reason)
         auto w = wanted.find(port);
         const Route* to = w == wanted.end() ? nullptr : w->second;
         if (l.route && to && same_backend(*l.route, *to)) continue;

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "base/error.h"
 #include "routes/detail.h"
@@ -42,12 +43,49 @@ void validate(const Route& r) {
             throw Error(Errc::invalid, "Route of tenant '" + r.tenant + "': '" + a + "' is not an address", field);
     };
     check_addr(r.bind_address, "bind_address");
-    check_addr(r.backend_host, "backend_host");
     if (r.public_port == 0) throw Error(Errc::invalid, "Route of tenant '" + r.tenant + "' has no public port", "public_port");
-    if (r.backend_port == 0)
-        throw Error(Errc::invalid, "Route of tenant '" + r.tenant + "' has no backend port", "backend_port");
     if (!r.sni_host.empty() && !is_dns_name(r.sni_host))
         throw Error(Errc::invalid, "Route of tenant '" + r.tenant + "': '" + r.sni_host + "' is not a DNS name", "sni_host");
+    if (r.members.empty()) {
+        if (!r.check_path.empty())
+            throw Error(Errc::invalid, "Route of tenant '" + r.tenant + "': a check path is for routes with members (HA)",
+                        "check_path");
+        check_addr(r.backend_host, "backend_host");
+        if (r.backend_port == 0)
+            throw Error(Errc::invalid, "Route of tenant '" + r.tenant + "' has no backend port", "backend_port");
+        return;
+    }
+    // An HA tenant's route: its members are its backends.
+    if (!r.backend_host.empty() || r.backend_port != 0)
+        throw Error(Errc::invalid, "Route of HA tenant '" + r.tenant + "': its members are its backends; give no backend_host "
+                                   "or backend_port", "backend_host");
+    if (!r.sni_host.empty())
+        throw Error(Errc::invalid, "Route of HA tenant '" + r.tenant + "': routing by host name (SNI) is for single-host tenants",
+                    "sni_host");
+    const bool path_ok = r.check_path.size() > 1 && r.check_path.front() == '/' &&
+                         std::all_of(r.check_path.begin(), r.check_path.end(), [](char c) {
+                             return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '/' ||
+                                    c == '_' || c == '.' || c == '-';
+                         });
+    if (!path_ok)
+        throw Error(Errc::invalid, "Route of HA tenant '" + r.tenant + "': '" + r.check_path + "' is not a health-check path "
+                                   "(an absolute path of letters, digits and / _ . -, like /primary)", "check_path");
+    std::set<std::string> names;
+    for (const auto& m : r.members) {
+        // HAProxy's server names: letters, digits, '-', '_' and '.' (a host name fits).
+        if (m.name.empty() || !std::all_of(m.name.begin(), m.name.end(), is_name_char))
+            throw Error(Errc::invalid, "Route of HA tenant '" + r.tenant + "': member name '" + m.name +
+                                           "' is not usable in a proxy configuration", "members");
+        if (!names.insert(m.name).second)
+            throw Error(Errc::invalid, "Route of HA tenant '" + r.tenant + "' names member '" + m.name + "' twice", "members");
+        if (m.host.empty() || !std::all_of(m.host.begin(), m.host.end(), is_address_char) ||
+            m.host.find('*') != std::string::npos)
+            throw Error(Errc::invalid, "Route of HA tenant '" + r.tenant + "': member '" + m.name + "' has no usable address ('" +
+                                           m.host + "')", "members");
+        if (m.port == 0 || m.check_port == 0)
+            throw Error(Errc::invalid, "Route of HA tenant '" + r.tenant + "': member '" + m.name + "' needs a port and a check port",
+                        "members");
+    }
 }
 
 std::vector<const Route*> validate_table(const std::vector<Route>& routes) {

@@ -15,6 +15,15 @@
 
 namespace hostd::routes {
 
+// One member of an HA tenant (#17) as the proxy reaches it: its PostgreSQL, and the port its
+// health check asks (Patroni's REST API).
+struct RouteMember {
+    std::string name;  // the proxy's server name: the member's host name
+    std::string host;  // its address
+    uint16_t port = 0;        // its PostgreSQL
+    uint16_t check_port = 0;  // where check_path is asked
+};
+
 struct Route {
     std::string tenant;         // validated tenant name
     std::string bind_address;   // e.g. "0.0.0.0"
@@ -25,6 +34,12 @@ struct Route {
     // selects this tenant on a port shared by all tenants; the stream stays TLS end to end
     // (passthrough) and the tenant's PostgreSQL terminates it. Traefik only.
     std::string sni_host;
+    // An HA tenant: no backend of its own (backend_host empty, backend_port 0) but one server
+    // per member, each checked with an HTTP GET of check_path ("/primary": the member whose
+    // Patroni holds the leader key answers 200) on its check_port; only members answering 200
+    // get connections, and a member marked down has its sessions cut. HAProxy only.
+    std::vector<RouteMember> members;
+    std::string check_path;  // with members only: an absolute path of [A-Za-z0-9/_.-]
 };
 
 // A DNS name as TLS clients send it in SNI (lower case).
@@ -62,6 +77,13 @@ struct HaproxyListeners {
 HaproxyListeners haproxy_listeners(const std::vector<Route>& routes, const std::string& bind_address,
                                    const std::set<uint16_t>& idle_ports);
 
+// One `listen hostd_<port>` section of render_haproxy's file (with a blank line before it). A
+// route with members (an HA tenant) is a section with a server per member, HTTP health checks
+// of check_path on each member's check_port (`option httpchk GET <path>`, `http-check expect
+// status 200`, `default-server inter 1s fastinter 500ms fall 2 rise 1 on-marked-down
+// shutdown-sessions`, `server <name> <host>:<port> check port <check_port>`). Validates the route.
+std::string render_haproxy_listener(uint16_t port, const HaproxyListener& l);
+
 // HAProxy config fragment owned by hostd, loaded with -f after the main config. A `global`
 // section of its own (old workers' limits, the runtime socket at runtime_socket, admin level,
 // root only); a `defaults` section of its own (mode tcp; long client/server timeouts suited to
@@ -82,6 +104,9 @@ std::string render_haproxy(const std::vector<Route>& routes);
 // for a port that gets a tenant, `set server ... addr <ip> port <n>` then `state ready`.
 // Otherwise reload_because says why a reload is needed and commands is empty. next: the
 // listeners after the commands (unchanged when a reload is needed). Validates the table.
+// Routes with members (HA) never use the runtime API: a listener of theirs added, removed or
+// changed (members, check path, bind) reloads, and reload_because names it; an unchanged one
+// costs nothing, whatever the plain routes beside it do.
 struct HaproxyPlan {
     std::string reload_because;  // empty: the commands do it
     std::vector<std::string> commands;

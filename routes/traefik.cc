@@ -105,6 +105,9 @@ std::string traefik_file_name(const std::string& tenant) { return std::string(kP
 
 std::string render_traefik(const TraefikSettings& s, const Route& r) {
     detail::validate(r);
+    if (!r.members.empty())
+        throw Error(Errc::invalid, "An HA tenant's route ('" + r.tenant + "': a server per member, checked over HTTP) "
+                                   "needs proxy.kind = \"haproxy\"", "members");
     return header() + render_body(s, r);
 }
 

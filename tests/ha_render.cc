@@ -6,15 +6,20 @@
 //                     --data-dir D --socket-dir D --pgpass F --member ADDR...
 //                     --superuser-password-file F --replication-password-file F
 //                     --rewind-password-file F [--synchronous [--synchronous-strict]] [--ttl S --loop-wait S --retry-timeout S]
-//                     [--param NAME=VALUE]... [--etcd-api v2|v3]
+//                     --tls-cert F --tls-key F --tls-ca F
+//                     [--param NAME=VALUE]... [--global-param NAME=VALUE]... [--etcd-api v2|v3]
 //   ha_render haproxy --tenant T --bind A --port P --member NAME=HOST:PGPORT:RESTPORT... [--replica]
+//   ha_render cluster --member NAME...    (Patroni's GET /cluster on stdin: "NAME ROLE SYNC STATE LAG" per member)
+//   ha_render switchover --member NAME... [--to NAME] [--synchronous]   (/cluster on stdin: "LEADER CANDIDATE")
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
 #include "base/error.h"
 #include "ha/ha.h"
+#include "ha/plan.h"
 
 namespace {
 
@@ -73,8 +78,12 @@ int main(int argc, char** argv) {
     patroni->add_option("--ttl", pm.timing.ttl);
     patroni->add_option("--loop-wait", pm.timing.loop_wait);
     patroni->add_option("--retry-timeout", pm.timing.retry_timeout);
-    std::vector<std::string> pm_params;
+    patroni->add_option("--tls-cert", pm.tls.cert_file, "the member's server certificate")->required();
+    patroni->add_option("--tls-key", pm.tls.key_file, "its key")->required();
+    patroni->add_option("--tls-ca", pm.tls.ca_file, "the CA of the members' certificates")->required();
+    std::vector<std::string> pm_params, pm_globals;
     patroni->add_option("--param", pm_params, "a postgresql.conf setting, NAME=VALUE");
+    patroni->add_option("--global-param", pm_globals, "a setting of the whole scope (bootstrap.dcs), NAME=VALUE");
     std::string etcd_api = "v2";
     patroni->add_option("--etcd-api", etcd_api, "Patroni's etcd client: v2 (etcd, the default) or v3 (etcd3)")
         ->check(CLI::IsMember({"v2", "v3"}));
@@ -88,6 +97,16 @@ int main(int argc, char** argv) {
     haproxy->add_option("--port", hr.public_port)->required();
     haproxy->add_option("--member", hr_members)->required();
     haproxy->add_flag("--replica", replica);
+
+    std::vector<std::string> cl_members;
+    auto* cluster = app.add_subcommand("cluster", "Patroni's /cluster (stdin) as hostd reads it");
+    cluster->add_option("--member", cl_members, "a member hostd expects (missing ones are down)");
+    std::string sw_to;
+    bool sw_sync = false;
+    auto* switchover = app.add_subcommand("switchover", "the switchover hostd would ask for, from /cluster (stdin)");
+    switchover->add_option("--member", cl_members, "a member hostd expects");
+    switchover->add_option("--to", sw_to, "the member asked for");
+    switchover->add_flag("--synchronous", sw_sync, "the tenant runs synchronous mode");
 
     CLI11_PARSE(app, argc, argv);
     try {
@@ -108,6 +127,7 @@ int main(int argc, char** argv) {
             pm.replication = {"replicator", read_secret(repl_file)};
             pm.rewind = {"rewinder", read_secret(rewind_file)};
             for (const auto& p : pm_params) pm.parameters.insert(split_eq(p));
+            for (const auto& p : pm_globals) pm.global_parameters.insert(split_eq(p));
             pm.pg_hba = hostd::ha::member_hba(pm_members, pm.replication.username);
             std::cout << hostd::ha::render_patroni(pm);
         } else if (*haproxy) {
@@ -122,6 +142,21 @@ int main(int argc, char** argv) {
                 hr.members.push_back({name, host, static_cast<uint16_t>(std::stoi(pg)), static_cast<uint16_t>(std::stoi(api))});
             }
             std::cout << hostd::ha::render_haproxy(hr);
+        } else if (*cluster || *switchover) {
+            std::ostringstream body;
+            body << std::cin.rdbuf();
+            const auto view = hostd::ha::parse_cluster(body.str(), cl_members);
+            if (*cluster) {
+                for (auto m : view.members) {
+                    std::replace(m.state.begin(), m.state.end(), ' ', '_');  // one word a column
+                    std::cout << m.name << " " << hostd::ha::member_role_name(m.role) << " " << (m.sync ? "sync" : "async")
+                              << " " << (m.state.empty() ? "-" : m.state) << " "
+                              << (m.lag_bytes ? std::to_string(*m.lag_bytes) : std::string("-")) << "\n";
+                }
+            } else {
+                auto s = hostd::ha::plan_switchover(view, sw_to.empty() ? std::nullopt : std::optional<std::string>(sw_to), sw_sync);
+                std::cout << s.leader << " " << s.candidate << "\n";
+            }
         }
     } catch (const std::exception& e) {
         std::cerr << "ha_render: " << e.what() << "\n";

@@ -92,6 +92,9 @@ void validate(const TemplatePaths& p) {
     for (const auto& h : p.hidden) check_absolute("hidden", h);
     check_mount_options(p.mount_options);
     check_absolute("pg_bindir", p.pg_bindir);
+    check_absolute("patroni", p.patroni);
+    check_name("ha_dir", p.ha_dir);
+    if (p.ha_dir == p.pgdata) refuse("ha_dir", p.ha_dir, "Patroni's files live apart from pgdata (a replica's is emptied and cloned)");
     if (!p.backup_repo.empty() && !p.backup_remote.empty())
         refuse("backup_remote", p.backup_remote, "a local repository and a repository host exclude each other");
     if (!p.backup_repo.empty() || !p.backup_remote.empty()) {
@@ -115,7 +118,7 @@ void validate(const TemplatePaths& p) {
     }
     // InaccessiblePaths= over what the unit mounts or runs would hide it from the unit itself.
     const std::pair<const char*, const std::string*> needed[] = {
-        {"mount_root", &p.mount_root}, {"disk_links", &p.disk_links}, {"pg_bindir", &p.pg_bindir}};
+        {"mount_root", &p.mount_root}, {"disk_links", &p.disk_links}, {"pg_bindir", &p.pg_bindir}, {"patroni", &p.patroni}};
     for (const auto& h : p.hidden)
         for (const auto& [field, path] : needed)
             if (inside(*path, h)) refuse(field, *path, "it lies in '" + h + "', which tenants may not see; move one of them");
@@ -248,6 +251,72 @@ std::string render_tenant_template(const TemplatePaths& p) {
          "\n"
          "# Sandbox: a tenant's superuser can run programs as this user (COPY ... TO PROGRAM,\n"
          "# untrusted languages), so the OS is the wall between tenants. What PostgreSQL tolerates:\n";
+    sandbox(o, p, {.writable = data, .repo = own_repo(p), .remote = own_remote(p)});
+    o << "RemoveIPC=yes\n"
+         "\n"
+         "[Install]\n"
+         "WantedBy=multi-user.target\n";
+    return o.str();
+}
+
+std::string patroni_template_name() { return "hostd-patroni@.service"; }
+
+std::string render_patroni_template(const TemplatePaths& p) {
+    validate(p);
+    const std::string& root = p.mount_root;
+    const std::string data = root + "/%i/" + p.pgdata;
+    const std::string yml = root + "/%i/" + p.ha_dir + "/patroni.yml";
+
+    std::ostringstream o;
+    o << "# One member of a hostd HA tenant (Patroni, which runs the tenant's PostgreSQL). Shipped once;\n"
+         "# each member is an instance (hostd-patroni@<tenant>.service), so creating one needs no\n"
+         "# daemon-reload. The same user, sandbox and limits as hostd-postgres@ (hostd sets the limits\n"
+         "# per instance over D-Bus): PostgreSQL is Patroni's child, in this unit's cgroup.\n"
+         "\n"
+         "[Unit]\n"
+         "Description=hostd PostgreSQL tenant %i (HA member, Patroni)\n"
+         "Documentation=man:hostd(8)\n"
+         "# Patroni listens on the host's address and talks to the other members and to etcd.\n"
+         "Wants=network-online.target\n"
+         "After=network-online.target hostd-etcd.service\n"
+         "\n"
+         "[Service]\n"
+         "# Patroni tells systemd nothing (no READY=1): started once it runs. Not notify with\n"
+         "# NotifyAccess=all either: systemd would take the STOPPING=1 of every PostgreSQL restart\n"
+         "# Patroni makes (a demotion, a rewind) for the unit's.\n"
+         "Type=exec\n"
+         "User=_%i\n"
+         "Group=_%i\n"
+         "# The member's patroni.yml is on the tenant's own filesystem (MountImages below), apart from\n"
+         "# pgdata (a replica's is emptied and cloned from the primary), root's and read-only here: the\n"
+         "# tenant cannot move its REST port, listen addresses or etcd. Checked with the marker by the\n"
+         "# shell that then becomes Patroni (exec, same PID). Patroni puts the port and listen\n"
+         "# addresses on PostgreSQL's command line, which outranks ALTER SYSTEM; the TLS files are in\n"
+         "# its postgresql.conf, which postgresql.auto.conf outranks (weaker than hostd-postgres@).\n"
+      << "EnvironmentFile=" << p.env_dir << "/%i\n"
+      << "ExecStart=/bin/sh -c 'test -f " << root << "/%i/" << p.marker << " -a -f " << yml
+      << " || { echo \"hostd: no HA member's filesystem with its patroni.yml at " << root
+      << "/%i: not starting\" >&2; exit 1; }; exec \"$$@\"' patroni " << p.patroni << " " << yml << "\n"
+      << "# Patroni rereads patroni.yml (and applies what changed to PostgreSQL).\n"
+         "ExecReload=/bin/kill -HUP $MAINPID\n"
+         "# SIGTERM to Patroni alone: it stops its PostgreSQL itself (fast shutdown) and gives up the\n"
+         "# leader key; what is left after TimeoutStopSec is killed.\n"
+         "KillMode=mixed\n"
+         "KillSignal=SIGTERM\n"
+         "TimeoutStopSec=60\n"
+         "Restart=on-failure\n"
+         "RestartSec=1s\n"
+         "# Accounting, as for hostd-postgres@ (hostctl list, /metrics).\n"
+         "CPUAccounting=yes\n"
+         "IOAccounting=yes\n"
+      << "# Its own socket directory, /run/" << p.runtime_dir << "/<tenant>, owned by the tenant (Patroni's\n"
+      << "# pgpass there too).\n"
+      << "RuntimeDirectory=" << p.runtime_dir << "/%i\n"
+      << "RuntimeDirectoryMode=0750\n"
+         "UMask=0077\n"
+         "\n"
+         "# Sandbox: hostd-postgres@'s (a tenant's superuser can run programs as this user, Patroni's\n"
+         "# user). What PostgreSQL and Patroni tolerate:\n";
     sandbox(o, p, {.writable = data, .repo = own_repo(p), .remote = own_remote(p)});
     o << "RemoveIPC=yes\n"
          "\n"

@@ -21,6 +21,10 @@ struct TemplatePaths {
     std::vector<std::string> hidden = {"/var/lib/hostd", "/etc/hostd"};  // paths no tenant may see (state_dir, config)
     std::string mount_options = "nodev,nosuid,noexec,noatime";  // of the tenant's filesystem in its unit
     std::string pg_bindir = "/usr/lib/postgresql/15/bin";
+    // HA members (#17): Patroni's program, and the directory below the mount point with its
+    // patroni.yml (and the member's certificate), apart from pgdata.
+    std::string patroni = "/usr/bin/patroni";
+    std::string ha_dir = "ha";
     // Continuous archiving (pgBackRest): "" = off. Each tenant's repository is
     // <backup_repo>/<tenant>, the only part of backup_repo its unit sees (and may write).
     std::string backup_repo;
@@ -109,5 +113,17 @@ std::string render_idle_job_unit(const IdleJob& j);
 
 // "hostd-postgres@.service": the name the template is installed under.
 std::string tenant_template_name();
+
+// The unit of an HA tenant's member (#17), hostd-patroni@.service: Patroni runs as the tenant's
+// OS user in the same sandbox, limits and runtime directory as hostd-postgres@ and starts the
+// tenant's PostgreSQL as its child (so both share the cgroup). Type=exec (Patroni tells systemd
+// nothing), its patroni.yml at <mount_root>/%i/<ha_dir>/patroni.yml checked with the marker by
+// the shell that becomes Patroni; KillMode=mixed: on stop Patroni shuts its PostgreSQL down
+// itself. Validates the paths as render_tenant_template does (patroni: an absolute path outside
+// the hidden ones; ha_dir: a file name).
+std::string render_patroni_template(const TemplatePaths& p);
+
+// "hostd-patroni@.service".
+std::string patroni_template_name();
 
 }  // namespace hostd::units

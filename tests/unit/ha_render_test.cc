@@ -45,6 +45,9 @@ ha::PatroniMember member() {
     m.listen_addresses = {"10.231.0.2", "127.0.0.1"};
     m.pg_port = 5501;
     m.parameters = {{"shared_buffers", "32MB"}, {"application_name", kHostile}};
+    m.global_parameters = {{"max_connections", "50"}, {"max_worker_processes", "4"}, {"wal_level", "logical"}};
+    m.tls = {.cert_file = "/srv/hostd/shop/ha/server.crt", .key_file = "/srv/hostd/shop/ha/server.key",
+             .ca_file = "/srv/hostd/shop/ha/ca.crt"};
     m.pg_hba = ha::member_hba({"10.231.0.2", "10.231.0.3", "fd00::4"}, "replicator");
     m.pg_hba.push_back("host \"my db\" all 10.0.0.0/8 scram-sha-256 # " + kHostile);
     m.superuser = {"postgres", kHostile};
@@ -79,6 +82,21 @@ TEST(HaPatroni, YamlReadsBackEveryValueAsGiven) {
     EXPECT_EQ(y["postgresql"]["authentication"]["rewind"]["username"], "rewinder");
     EXPECT_EQ(y["postgresql"]["authentication"]["rewind"]["password"], m.rewind.password);
     EXPECT_EQ(y["postgresql"]["pg_hba"], json(m.pg_hba));
+    // TLS: the server's files, and the members' connections to each other check certificates.
+    EXPECT_EQ(y["postgresql"]["parameters"]["ssl"], "on");
+    EXPECT_EQ(y["postgresql"]["parameters"]["ssl_cert_file"], m.tls.cert_file);
+    EXPECT_EQ(y["postgresql"]["parameters"]["ssl_key_file"], m.tls.key_file);
+    for (const char* role : {"replication", "rewind"}) {
+        EXPECT_EQ(y["postgresql"]["authentication"][role]["sslmode"], "verify-full") << role;
+        EXPECT_EQ(y["postgresql"]["authentication"][role]["sslrootcert"], m.tls.ca_file) << role;
+    }
+    EXPECT_FALSE(y["postgresql"]["authentication"]["superuser"].contains("sslmode"));  // the socket directory
+    // Settings of the whole scope go to the DCS only, the member's own to its file only.
+    EXPECT_EQ(y["bootstrap"]["dcs"]["postgresql"]["parameters"],
+              json({{"max_connections", "50"}, {"max_worker_processes", "4"}, {"wal_level", "logical"}}));
+    EXPECT_FALSE(y["postgresql"]["parameters"].contains("max_connections"));
+    EXPECT_FALSE(y["bootstrap"]["dcs"]["postgresql"]["parameters"].contains("shared_buffers"));
+    EXPECT_EQ(y["bootstrap"]["dcs"]["postgresql"]["use_pg_rewind"], true);
     EXPECT_EQ(y["postgresql"]["use_unix_socket_repl"], true);
     EXPECT_EQ(y["bootstrap"]["dcs"]["synchronous_mode"], true);
     EXPECT_EQ(y["bootstrap"]["dcs"]["synchronous_mode_strict"], false);
@@ -90,12 +108,24 @@ TEST(HaPatroni, YamlReadsBackEveryValueAsGiven) {
     EXPECT_NE(text.find("# A primary that vanishes is replaced once its leader key expires"), std::string::npos);
 }
 
-TEST(HaPatroni, MemberHbaReplicationOnlyFromMembers) {
+TEST(HaPatroni, MemberHbaReplicationOnlyFromMembersAndEveryTcpLoginOverTls) {
     auto hba = ha::member_hba({"10.0.0.1", "fd00::2"}, "replicator");
-    EXPECT_NE(std::find(hba.begin(), hba.end(), "host replication replicator 10.0.0.1/32 scram-sha-256"), hba.end());
-    EXPECT_NE(std::find(hba.begin(), hba.end(), "host replication replicator fd00::2/128 scram-sha-256"), hba.end());
-    EXPECT_NE(std::find(hba.begin(), hba.end(), "local replication replicator scram-sha-256"), hba.end());
-    for (const auto& l : hba) EXPECT_EQ(l.find("trust"), std::string::npos) << l;
+    EXPECT_EQ(hba, (std::vector<std::string>{
+                       "local all all scram-sha-256",
+                       "local replication replicator scram-sha-256",
+                       "hostssl all all 127.0.0.1/32 scram-sha-256",
+                       "hostssl all all ::1/128 scram-sha-256",
+                       "hostssl replication replicator 10.0.0.1/32 scram-sha-256",
+                       "hostssl replication replicator fd00::2/128 scram-sha-256",
+                       "hostssl all all 0.0.0.0/0 scram-sha-256",
+                       "hostssl all all ::/0 scram-sha-256",
+                       "hostnossl all all 0.0.0.0/0 reject",
+                       "hostnossl all all ::/0 reject",
+                   }));
+    for (const auto& l : hba) {
+        EXPECT_EQ(l.find("trust"), std::string::npos) << l;
+        EXPECT_NE(l.rfind("host ", 0), 0u) << l;  // never TCP without TLS
+    }
     EXPECT_THROW(ha::member_hba({"db-2"}, "replicator"), Error);  // by name: pg_hba would resolve it
     EXPECT_THROW(ha::member_hba({"10.0.0.1"}, "repl icator"), Error);
 }
@@ -131,6 +161,58 @@ TEST(HaPatroni, RefusesWhatCouldBreakTheFileOrTheCluster) {
     bad([](auto& m) { m.timing = {.ttl = 10, .loop_wait = 5, .retry_timeout = 5}; }, "timing");
     bad([](auto& m) { m.timing = {.ttl = 10, .loop_wait = 0, .retry_timeout = 4}; }, "timing");
     bad([](auto& m) { m.synchronous_mode = false; m.synchronous_mode_strict = true; }, "synchronous_mode_strict");
+    bad([](auto& m) { m.tls.cert_file = ""; }, "tls.cert_file");
+    bad([](auto& m) { m.tls.key_file = "server.key"; }, "tls.key_file");
+    bad([](auto& m) { m.tls.ca_file = "/x/ca.crt\n"; }, "tls.ca_file");
+}
+
+TEST(HaPatroni, SettingsGoWherePatroniTakesThemOrAreRefused) {
+    auto refused = [](auto change, const std::string& field, const std::string& words) {
+        auto m = member();
+        change(m);
+        try {
+            ha::render_patroni(m);
+            ADD_FAILURE() << "accepted a bad " << field << " (" << words << ")";
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), Errc::invalid);
+            EXPECT_EQ(e.field(), field) << e.what();
+            EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+        }
+    };
+    // A shared setting given to one member: Patroni would drop it without a word.
+    refused([](auto& m) { m.parameters["max_connections"] = "50"; }, "parameters", "give it in global_parameters");
+    refused([](auto& m) { m.parameters["wal_level"] = "logical"; }, "parameters", "global_parameters");
+    refused([](auto& m) { m.parameters["max_wal_senders"] = "10"; }, "parameters", "global_parameters");
+    // Values Patroni's checks drop.
+    refused([](auto& m) { m.global_parameters["max_connections"] = "10"; }, "global_parameters", "at least 25");
+    refused([](auto& m) { m.global_parameters["max_connections"] = "1e3"; }, "global_parameters", "integer");
+    refused([](auto& m) { m.global_parameters["max_wal_senders"] = "2"; }, "global_parameters", "at least 3");
+    refused([](auto& m) { m.global_parameters["max_replication_slots"] = "3"; }, "global_parameters", "at least 4");
+    refused([](auto& m) { m.global_parameters["max_worker_processes"] = "1"; }, "global_parameters", "at least 2");
+    refused([](auto& m) { m.global_parameters["max_locks_per_transaction"] = "16"; }, "global_parameters", "at least 32");
+    refused([](auto& m) { m.global_parameters["wal_level"] = "minimal"; }, "global_parameters", "replica or logical");
+    refused([](auto& m) { m.global_parameters["wal_keep_size"] = "8MB"; }, "global_parameters", "16MB");
+    refused([](auto& m) { m.global_parameters["track_commit_timestamp"] = "maybe"; }, "global_parameters", "on or off");
+    // What Patroni or hostd set themselves.
+    for (const char* name : {"port", "listen_addresses", "cluster_name", "hot_standby", "wal_log_hints"}) {
+        refused([&](auto& m) { m.parameters[name] = "1"; }, "parameters", "Patroni sets it itself");
+        refused([&](auto& m) { m.global_parameters[name] = "1"; }, "global_parameters", "Patroni sets it itself");
+    }
+    for (const char* name : {"ssl", "ssl_cert_file", "ssl_key_file", "unix_socket_directories"})
+        refused([&](auto& m) { m.parameters[name] = "x"; }, "parameters", "hostd sets it");
+    refused([](auto& m) { m.global_parameters["shared_buffers"] = "64MB"; }, "global_parameters", "in one of them");
+    refused([](auto& m) { m.global_parameters["work_mem"] = "4MB\n"; }, "global_parameters", "control characters");
+
+    // What Patroni keeps is taken.
+    auto m = member();
+    m.global_parameters = {{"wal_keep_size", "1GB"}, {"max_wal_senders", "5"}, {"track_commit_timestamp", "on"},
+                           {"work_mem", "4MB"}};
+    json y = yaml_load(ha::render_patroni(m));
+    EXPECT_EQ(y["bootstrap"]["dcs"]["postgresql"]["parameters"]["wal_keep_size"], "1GB");
+    EXPECT_EQ(y["bootstrap"]["dcs"]["postgresql"]["parameters"]["work_mem"], "4MB");
+    m.global_parameters.clear();  // none: no parameters in the DCS (Patroni's defaults)
+    y = yaml_load(ha::render_patroni(m));
+    EXPECT_FALSE(y["bootstrap"]["dcs"]["postgresql"].contains("parameters"));
 }
 
 TEST(HaPatroni, StrictSynchronousModeRendered) {

@@ -458,3 +458,173 @@ TEST_F(HaproxyRuntimeWriter, KeepsTheFilesIdleListenersAcrossARestartOfHostd) {
     EXPECT_EQ(read_file(s_.hostd_config), before);
     EXPECT_EQ(again->idle_ports().size(), 3u);
 }
+
+// ---- HA tenants (#17): a listener whose servers are the members, checked over HTTP ----
+
+namespace {
+
+Route ha_route(const std::string& tenant, uint16_t public_port) {
+    Route r{.tenant = tenant, .bind_address = "127.0.0.1", .public_port = public_port, .check_path = "/primary"};
+    r.members = {{.name = "db-1", .host = "10.231.0.2", .port = 5501, .check_port = 8101},
+                 {.name = "db-2", .host = "10.231.0.3", .port = 5502, .check_port = 8102},
+                 {.name = "db-3", .host = "fd00::4", .port = 5501, .check_port = 8101}};
+    return r;
+}
+
+}  // namespace
+
+TEST(RenderHaproxy, MatchesTheExpectedFileWithAnHaListenerBesidePlainOnes) {
+    auto rs = three_unordered();
+    rs.push_back(ha_route("shop", 6432));
+    rs.back().bind_address = "0.0.0.0";
+    const std::string out = render_haproxy(rs);
+    expect_golden("ha.cfg", out);
+    // The HA listener as tests/e2e/ha runs it; the plain ones exactly as without it.
+    EXPECT_NE(out.find("listen hostd_6432\n"
+                       "    # tenant shop (HA): the member answering GET /primary with 200\n"
+                       "    # Checked, unlike single-host tenants: each member's Patroni answers from its own state,\n"
+                       "    # no PostgreSQL process is forked for it.\n"
+                       "    bind 0.0.0.0:6432\n"
+                       "    mode tcp\n"
+                       "    option httpchk GET /primary\n"
+                       "    http-check expect status 200\n"
+                       "    default-server inter 1s fastinter 500ms fall 2 rise 1 on-marked-down shutdown-sessions\n"
+                       "    server db-1 10.231.0.2:5501 check port 8101\n"
+                       "    server db-2 10.231.0.3:5502 check port 8102\n"
+                       "    server db-3 [fd00::4]:5501 check port 8101\n"),
+              std::string::npos)
+        << out;
+    EXPECT_NE(out.find(render_haproxy(three_unordered()).substr(render_haproxy({}).size() - std::string("\n# No routes.\n").size())),
+              std::string::npos)
+        << out;
+}
+
+TEST(RenderHaproxy, RefusesHaRoutesThatCouldChangeTheFileOrAreHalfGiven) {
+    auto refused = [](auto change, const std::string& field) {
+        Route r = ha_route("shop", 6432);
+        change(r);
+        try {
+            render_haproxy({r});
+            ADD_FAILURE() << "accepted a bad " << field;
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), Errc::invalid) << e.what();
+            EXPECT_EQ(e.field(), field) << e.what();
+        }
+    };
+    refused([](Route& r) { r.backend_host = "127.0.0.1"; r.backend_port = 25001; }, "backend_host");
+    refused([](Route& r) { r.check_path = ""; }, "check_path");
+    refused([](Route& r) { r.check_path = "primary"; }, "check_path");
+    refused([](Route& r) { r.check_path = "/primary\n    server evil 1.2.3.4:5432"; }, "check_path");
+    refused([](Route& r) { r.check_path = "/primary HTTP/1.1"; }, "check_path");
+    refused([](Route& r) { r.members[1].name = "db-1"; }, "members");
+    refused([](Route& r) { r.members[0].name = "db 1"; }, "members");
+    refused([](Route& r) { r.members[0].name = ""; }, "members");
+    refused([](Route& r) { r.members[0].host = "10.0.0.1 backup"; }, "members");
+    refused([](Route& r) { r.members[0].host = "*"; }, "members");
+    refused([](Route& r) { r.members[0].port = 0; }, "members");
+    refused([](Route& r) { r.members[2].check_port = 0; }, "members");
+    refused([](Route& r) { r.sni_host = "shop.db.example.com"; }, "sni_host");
+    // A plain route with a check path is half an HA route.
+    Route plain = route("a", 5432, 25001);
+    plain.check_path = "/primary";
+    EXPECT_THROW(render_haproxy({plain}), Error);
+    // Two tenants on one port, one of them HA: still a conflict.
+    try {
+        render_haproxy({ha_route("shop", 5432), local("acme", 5432, 25001)});
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Errc::conflict);
+    }
+}
+
+TEST(RenderTraefik, RefusesAnHaRoute) {
+    try {
+        render_traefik(TraefikSettings{}, ha_route("shop", 6432));
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Errc::invalid);
+        EXPECT_NE(std::string(e.what()).find("haproxy"), std::string::npos) << e.what();
+    }
+}
+
+TEST(PlanHaproxy, ReloadsForAnHaListenerAddedChangedOrRemovedAndNamesIt) {
+    // Added: even on an idle listener's port (that one has a `pg` server, no checks).
+    HaproxyPlan p = plan_haproxy(two_idle_one_routed(), {local("acme", 28001, 25001), ha_route("shop", 28002)});
+    EXPECT_EQ(p.reload_because, "the HA listener of tenant 'shop' on port 28002 is new");
+    EXPECT_TRUE(p.commands.empty());
+    EXPECT_FALSE(p.next.by_port.at(28002).route);  // unchanged until the reload
+
+    const HaproxyListeners running = haproxy_listeners({local("acme", 28001, 25001), ha_route("shop", 28005)}, "127.0.0.1",
+                                                       {28002, 28003});
+    Route moved = ha_route("shop", 28005);
+    moved.members[1].host = "10.231.0.9";
+    EXPECT_EQ(plan_haproxy(running, {local("acme", 28001, 25001), moved}).reload_because,
+              "the HA listener of tenant 'shop' on port 28005 changed");
+    Route fewer = ha_route("shop", 28005);
+    fewer.members.pop_back();
+    EXPECT_EQ(plan_haproxy(running, {local("acme", 28001, 25001), fewer}).reload_because,
+              "the HA listener of tenant 'shop' on port 28005 changed");
+    Route replica = ha_route("shop", 28005);
+    replica.check_path = "/replica";
+    EXPECT_EQ(plan_haproxy(running, {local("acme", 28001, 25001), replica}).reload_because,
+              "the HA listener of tenant 'shop' on port 28005 changed");
+    Route bind = ha_route("shop", 28005);
+    bind.bind_address = "0.0.0.0";
+    EXPECT_EQ(plan_haproxy(running, {local("acme", 28001, 25001), bind}).reload_because,
+              "the HA listener of tenant 'shop' on port 28005 changed");
+    // Removed, or its port given to a plain tenant: its listener has no `pg` server to switch.
+    EXPECT_EQ(plan_haproxy(running, {local("acme", 28001, 25001)}).reload_because,
+              "the HA listener of tenant 'shop' on port 28005 goes");
+    EXPECT_EQ(plan_haproxy(running, {local("acme", 28001, 25001), local("other", 28005, 25005)}).reload_because,
+              "the HA listener of tenant 'shop' on port 28005 goes");
+    // Another tenant's HA listener on that port is new, the old one goes.
+    EXPECT_NE(plan_haproxy(running, {local("acme", 28001, 25001), ha_route("mall", 28005)}).reload_because, "");
+}
+
+TEST(PlanHaproxy, AnUnchangedHaListenerLeavesPlainRoutesOnTheRuntimeApi) {
+    const HaproxyListeners running = haproxy_listeners({local("acme", 28001, 25001), ha_route("shop", 28005)}, "127.0.0.1",
+                                                       {28002, 28003});
+    HaproxyPlan p = plan_haproxy(running, {local("acme", 28001, 25001), ha_route("shop", 28005), local("new", 28002, 25002)});
+    EXPECT_EQ(p.reload_because, "");
+    EXPECT_EQ(p.commands, (std::vector<std::string>{"set server hostd_28002/pg addr 127.0.0.1 port 25002",
+                                                    "set server hostd_28002/pg state ready"}));
+    ASSERT_TRUE(p.next.by_port.at(28005).route);
+    EXPECT_EQ(p.next.by_port.at(28005).route->members.size(), 3u);
+    p = plan_haproxy(running, {ha_route("shop", 28005)});  // acme goes: no reload either
+    EXPECT_EQ(p.reload_because, "");
+    EXPECT_EQ(p.commands, (std::vector<std::string>{"set server hostd_28001/pg state maint",
+                                                    "shutdown sessions server hostd_28001/pg"}));
+    EXPECT_TRUE(plan_haproxy(running, {local("acme", 28001, 25001), ha_route("shop", 28005)}).commands.empty());
+}
+
+TEST_F(HaproxyDir, HaproxyAcceptsTheHaListener) {
+    auto rs = three_unordered();
+    rs.push_back(ha_route("shop", 6432));
+    EXPECT_TRUE(apply_haproxy(s_, rs, reload_));
+    EXPECT_EQ(reloads_, 1);
+    EXPECT_NE(read_file(s_.hostd_config).find("    server db-3 [fd00::4]:5501 check port 8101\n"), std::string::npos);
+}
+
+TEST_F(HaproxyRuntimeWriter, ReloadsForAnHaTenantAndKeepsTheRuntimeApiForPlainOnes) {
+    auto w = writer();
+    ASSERT_TRUE(w->apply({}, true));
+    const uint16_t idle = *w->idle_ports().begin();
+    ASSERT_TRUE(w->apply({ha_route("shop", 28011)}, false));
+    EXPECT_EQ(reloads_, 2);
+    EXPECT_TRUE(sent_.empty());
+    ASSERT_EQ(notes_.size(), 1u);
+    EXPECT_EQ(notes_[0], "Reloading HAProxy: the HA listener of tenant 'shop' on port 28011 is new");
+    EXPECT_NE(read_file(s_.hostd_config).find("option httpchk GET /primary"), std::string::npos);
+    EXPECT_EQ(exec({.argv = {kHaproxy, "-c", "-q", "-f", s_.main_config, "-f", s_.hostd_config}}).exit_code, 0);
+
+    // A plain tenant beside it: the runtime API, no reload; the HA listener stays in the file.
+    ASSERT_TRUE(w->apply({ha_route("shop", 28011), local("acme", idle, 25001)}, false));
+    EXPECT_EQ(reloads_, 2);
+    EXPECT_EQ(sent_.size(), 2u);
+    EXPECT_NE(read_file(s_.hostd_config).find("option httpchk GET /primary"), std::string::npos);
+    EXPECT_FALSE(w->apply({ha_route("shop", 28011), local("acme", idle, 25001)}, false));
+
+    ASSERT_TRUE(w->apply({local("acme", idle, 25001)}, false));  // the HA tenant goes: a reload
+    EXPECT_EQ(reloads_, 3);
+    EXPECT_EQ(read_file(s_.hostd_config).find("httpchk"), std::string::npos);
+}

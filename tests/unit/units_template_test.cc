@@ -329,3 +329,70 @@ TEST(AnIdleJobUnit, RunsItsProgramBelowEveryTenantAndRefusesWhatSystemdWouldMisr
     EXPECT_EQ(refused([](auto& q) { q.mount_target = "/run/hostd/pool/a b"; }), "mount_target");
     EXPECT_EQ(refused([](auto& q) { q.user = "a/b"; }), "user");
 }
+
+// ---- HA members (#17): hostd-patroni@.service ----
+
+namespace {
+
+// The sandbox's lines (from ProtectSystem= to PrivateUsers=) of a unit.
+std::string sandbox_of(const std::string& unit) {
+    const size_t from = unit.find("ProtectSystem=strict\n");
+    const size_t to = unit.find("PrivateUsers=yes\n");
+    if (from == std::string::npos || to == std::string::npos) return "<no sandbox>";
+    return unit.substr(from, to - from);
+}
+
+}  // namespace
+
+TEST(PatroniTemplate, DefaultsGiveTheShippedFile) {
+    test::expect_golden("units/hostd-patroni@.service", render_patroni_template({}));
+    EXPECT_EQ(patroni_template_name(), "hostd-patroni@.service");
+}
+
+TEST(PatroniTemplate, RunsPatroniAsTheTenantInTheSameSandboxAsItsPostgres) {
+    for (const TemplatePaths& p : {TemplatePaths{}, elsewhere()}) {
+        const std::string unit = render_patroni_template(p);
+        const std::string plain = render_tenant_template(p);
+        // The wall between tenants is the one a plain tenant has, line for line.
+        EXPECT_EQ(sandbox_of(unit), sandbox_of(plain));
+        EXPECT_NE(sandbox_of(unit), "<no sandbox>");
+        for (const char* key : {"User", "Group", "EnvironmentFile", "RuntimeDirectory", "RuntimeDirectoryMode", "UMask",
+                                "RemoveIPC", "PrivateUsers", "CPUAccounting", "IOAccounting", "Restart", "RestartSec",
+                                "TimeoutStopSec", "KillMode", "WantedBy"})
+            EXPECT_EQ(directive(unit, key), directive(plain, key)) << key;
+        // Patroni sends no READY=1, and stops its PostgreSQL itself on TERM.
+        EXPECT_EQ(directive(unit, "Type"), "exec");
+        EXPECT_EQ(directive(unit, "NotifyAccess"), "<missing>");
+        EXPECT_EQ(directive(unit, "KillSignal"), "SIGTERM");
+        EXPECT_EQ(directive(unit, "ExecReload"), "/bin/kill -HUP $MAINPID");
+        EXPECT_EQ(directive(unit, "After"), "network-online.target hostd-etcd.service");
+    }
+    EXPECT_EQ(directive(render_patroni_template(elsewhere()), "ExecStart"),
+              "/bin/sh -c 'test -f /data/pg-tenants/%i/.pgd-owned -a -f /data/pg-tenants/%i/ha/patroni.yml || "
+              "{ echo \"hostd: no HA member's filesystem with its patroni.yml at /data/pg-tenants/%i: not starting\" >&2; exit 1; }; "
+              "exec \"$$@\"' patroni /usr/bin/patroni /data/pg-tenants/%i/ha/patroni.yml");
+    // Only pgdata is writable on its disk: patroni.yml and the certificate are not the tenant's to change.
+    EXPECT_EQ(directive(render_patroni_template(elsewhere()), "ReadWritePaths"), "/data/pg-tenants/%i/cluster");
+}
+
+TEST(PatroniTemplate, RefusesWhatSystemdWouldMisreadOrTheSandboxWouldHide) {
+    auto field = [](auto set) {
+        TemplatePaths p;
+        set(p);
+        try {
+            render_patroni_template(p);
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), Errc::invalid) << e.what();
+            return e.field();
+        }
+        return std::string("<accepted>");
+    };
+    EXPECT_EQ(field([](auto& p) { p.patroni = "patroni"; }), "patroni");
+    EXPECT_EQ(field([](auto& p) { p.patroni = "/usr/bin/patroni --x"; }), "patroni");
+    EXPECT_EQ(field([](auto& p) { p.patroni = "/etc/hostd/patroni"; }), "patroni");  // hidden from the unit
+    EXPECT_EQ(field([](auto& p) { p.ha_dir = "ha/conf"; }), "ha_dir");
+    EXPECT_EQ(field([](auto& p) { p.ha_dir = "%i"; }), "ha_dir");
+    EXPECT_EQ(field([](auto& p) { p.ha_dir = "pgdata"; }), "ha_dir");
+    EXPECT_EQ(field([](auto& p) { p.mount_root = "/srv/host d"; }), "mount_root");
+    EXPECT_EQ(field([](auto& p) { p.ha_dir = "patroni"; p.patroni = "/opt/patroni/bin/patroni"; }), "<accepted>");
+}

@@ -92,6 +92,7 @@ void Manager::start() {
 
 Created Manager::create(const std::string& name, const CreateRequest& req_in, const Progress& progress) {
     validate_name(name);
+    check_create_ha(req_in, cfg_);  // before the branch source or the kept tenant is looked up
     CreateRequest req = req_in;
     if (req.from) {
         if (!backups_on(cfg_))

@@ -2210,3 +2210,28 @@ TEST_F(AManagerWithAPool, TheRefillFormatsThroughThePoolsOwnEffectAndAStartStops
     EXPECT_LT(stop - m.calls.begin(), removed - m.calls.begin());
     EXPECT_FALSE(m.images.count(pool_dir() + "/00000000000000c0.img"));
 }
+
+// ---- HA tenants (#17): refused until the create exists ----
+
+TEST_F(AManager, RefusesAnHaCreateOnFieldHaBeforeTouchingAnything) {
+    for (const char* body : {R"({"ha": {"replicas": ["hb-2"], "synchronous": true}})",
+                             R"({"ha": {"replicas": ["hb-2"]}, "from": {"tenant": "src"}})",
+                             R"({"ha": {"replicas": ["hb-2"]}, "reuse": true})"}) {
+        try {
+            api().create("hat", json::parse(body));
+            ADD_FAILURE() << "created: " << body;
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), Errc::invalid) << body;
+            EXPECT_EQ(e.field(), "ha") << body << ": " << e.what();
+        }
+    }
+    try {
+        api().create("hat", json::parse(R"({"ha": {"replicas": []}})"));
+        ADD_FAILURE() << "created with no replica";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.field(), "ha.replicas") << e.what();
+    }
+    EXPECT_TRUE(m.calls.empty());
+    EXPECT_TRUE(machine_is_clean());
+    EXPECT_EQ(code_of([&] { api().get("hat"); }), Errc::not_found);
+}

@@ -228,7 +228,7 @@ std::string connection_url(const Config& cfg, const TenantRecord& t, bool with_p
 }
 
 TenantView view_of(const Config& cfg, const TenantRecord& t, bool with_secret) {
-    const TenantLayout l = layout_of(cfg, t.name);
+    const TenantLayout l = layout_of(cfg, t);
     TenantView v;
     v.name = t.name;
     v.state = t.state;

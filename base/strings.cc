@@ -11,6 +11,13 @@ std::string lower(std::string_view s) {
     return out;
 }
 
+bool is_dns_label(std::string_view s) {
+    if (s.empty() || s.size() > 63 || s.front() == '-') return false;
+    for (char c : s)
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+    return true;
+}
+
 bool is_utf8(std::string_view s) {
     size_t i = 0;
     while (i < s.size()) {

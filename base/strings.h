@@ -15,6 +15,11 @@ std::string lower(std::string_view s);
 // NUL is a valid character here; callers that cannot hold one check for it apart.
 bool is_utf8(std::string_view s);
 
+// A DNS label as hostd takes one for a host or member name: 1 to 63 lower-case letters,
+// digits and '-', not starting with '-' ([a-z0-9][a-z0-9-]{0,62}); also an etcd key part and
+// an HAProxy word.
+bool is_dns_label(std::string_view s);
+
 // A number as a person writes it: 0.5, 2, 1.25 (iostream's shortest form, no trailing zeros).
 std::string format_number(double v);
 

@@ -446,7 +446,8 @@ int main(int argc, char** argv) {
 
     // show
     auto* show = app.add_subcommand("show", "Show one tenant, with its password and what it does now (down: why), from "
-                                            "its unit and a check of PostgreSQL");
+                                            "its unit and a check of PostgreSQL; an HA tenant's members in a table "
+                                            "(HOST ROLE STATE LAG TL SYNC)");
     show->footer("Example: hostctl show acme");
     show->add_option("name", name, "Tenant name")->required();
     show->callback([&] {
@@ -460,6 +461,10 @@ int main(int argc, char** argv) {
         if (r.value->backup)
             for (auto& row : hostd::backup_health_rows(*r.value->backup, std::time(nullptr))) rows.push_back(std::move(row));
         print_table(rows);
+        if (!r.value->members.empty()) {
+            std::cout << "\n";
+            print_table(hostd::member_rows(r.value->members));
+        }
     });
 
     // url

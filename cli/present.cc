@@ -92,6 +92,14 @@ std::vector<std::vector<std::string>> tenant_details(const TenantView& t) {
         for (const auto& e : t.spec.extensions) list += (list.empty() ? "" : ", ") + e;
         rows.push_back({"extensions:", list});
     }
+    if (t.ha) {
+        const HaView& h = *t.ha;
+        std::string mode = h.synchronous ? (h.strict ? "synchronous (strict)" : "synchronous") : "asynchronous";
+        std::string leader = h.leader.empty() ? "leader unknown" : "leader " + h.leader;
+        if (h.timeline) leader += ", timeline " + std::to_string(*h.timeline);
+        if (!h.source.empty()) leader += " (as " + h.source + "'s Patroni tells)";
+        rows.push_back({"ha:", std::to_string(t.members.size()) + " members, " + mode + ", " + leader});
+    }
     if (t.read_only) rows.push_back({"read_only:", "yes: the disk is nearly full (hostd's disk-full guard); free space or resize"});
     if (t.problem != t.live.reason) add("problem", t.problem);
     if (t.status) {
@@ -109,6 +117,15 @@ std::vector<std::vector<std::string>> tenant_details(const TenantView& t) {
                                               ", inodes " + std::to_string(s.disk->inodes_used) + " of " +
                                               std::to_string(s.disk->inodes_total)});
     }
+    return rows;
+}
+
+std::vector<std::vector<std::string>> member_rows(const std::vector<MemberView>& members) {
+    std::vector<std::vector<std::string>> rows{{"HOST", "ROLE", "STATE", "LAG", "TL", "SYNC"}};
+    for (const auto& m : members)
+        rows.push_back({m.host, m.role.empty() ? "unknown" : m.role, m.state.empty() ? "unknown" : m.state,
+                        m.lag_bytes ? format_size(*m.lag_bytes) : "-", m.timeline ? std::to_string(*m.timeline) : "-",
+                        m.sync ? "yes" : "-"});
     return rows;
 }
 

@@ -22,6 +22,10 @@ std::vector<std::vector<std::string>> tenant_rows(const std::vector<TenantView>&
 
 // hostctl show: "key:" / value rows of one tenant, its live status where known.
 std::vector<std::vector<std::string>> tenant_details(const TenantView& t);
+// hostctl show of an HA tenant: HOST ROLE STATE LAG TL SYNC, a row per member, "-" where
+// unknown (LAG the bytes a replica is behind; SYNC "yes" for the synchronous standby). Only a
+// header for a plain tenant (no members): hostctl prints the table only when there are members.
+std::vector<std::vector<std::string>> member_rows(const std::vector<MemberView>& members);
 // hostctl show, backups on: rows of what hostd last saw of the tenant's backups (the newest
 // backup and its age, the newest archived WAL's age, the repository's size, the last failure),
 // ages against now.

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "base/strings.h"
 #include "routes/routes.h"
 
 namespace hostd::ha {
@@ -29,9 +30,7 @@ bool is_ipv6(const std::string& a) {
 
 // [a-z0-9][a-z0-9-]*, at most 63: a DNS label, an etcd key part and an HAProxy word at once.
 void check_label(const std::string& field, const std::string& v) {
-    bool ok = !v.empty() && v.size() <= 63 && v.front() != '-';
-    for (char c : v) ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-');
-    if (!ok) refuse(field, v, "use 1-63 lower-case letters, digits and '-', not starting with '-'");
+    if (!is_dns_label(v)) refuse(field, v, "use 1-63 lower-case letters, digits and '-', not starting with '-'");
 }
 
 void check_host(const std::string& field, const std::string& v) {

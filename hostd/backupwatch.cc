@@ -28,7 +28,7 @@ void apply_backup_facts(BackupHealth& h, const backup::Info& info, const backup:
 }
 
 void BackupWatch::look(const TenantRecord& t) {
-    const TenantLayout l = layout_of(cfg_, t.name);
+    const TenantLayout l = layout_of(cfg_, t);
     std::string error;
     backup::Info info;
     try {

@@ -154,7 +154,7 @@ std::map<std::string, Collector::Usage> Collector::read_usage(const std::vector<
     std::map<std::string, Usage> out;
     for (auto& r : records) {
         Usage& u = out[r.name];
-        const TenantLayout w = layout_of(cfg_, r.name);
+        const TenantLayout w = layout_of(cfg_, r);
         if (mounted.count(w.mountpoint)) {
             try {
                 u.disk = observer_->disk(w.mountpoint);
@@ -283,7 +283,7 @@ double Collector::refresh_next() {
     };
     const TenantRecord& r = *std::min_element(
         ready.begin(), ready.end(), [&](const TenantRecord& a, const TenantRecord& b) { return refreshed(a) < refreshed(b); });
-    const TenantLayout w = layout_of(cfg_, r.name);
+    const TenantLayout w = layout_of(cfg_, r);
     Slow s;
     try {
         s.restarts = observer_->restarts(w.unit);

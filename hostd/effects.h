@@ -119,6 +119,9 @@ public:
         std::set<std::string> images;   // <loop_dir>/<t>.img attached to a loop device
         std::set<std::string> dropins;  // persistent unit drop-ins
         std::set<std::string> users;    // OS user made by hostd
+        // The same for an HA member's unit (hostd-patroni@<t>, UnitKind::patroni); units and
+        // dropins above are hostd-postgres@<t>'s.
+        std::set<std::string> patroni_units, patroni_dropins;
     };
     virtual Inventory inventory() = 0;
 

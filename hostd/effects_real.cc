@@ -549,9 +549,10 @@ public:
     Inventory inventory() override {
         using namespace layout;
         Inventory inv;
-        const std::string pattern = std::string(kUnitPrefix) + "*" + std::string(kUnitSuffix);
-        for (auto& [unit, active] : units::Systemd::connect().list_units(pattern))
-            if (active != "inactive") inv.units.insert(tenant_of_unit(unit));
+        for (auto& [unit, active] : units::Systemd::connect().list_units(unit_patterns()))
+            if (active != "inactive")
+                if (auto name = tenant_of_unit(unit); !name.empty())
+                    (kind_of_unit(unit) == UnitKind::patroni ? inv.patroni_units : inv.units).insert(name);
         for (auto& m : storage::mounts_below(cfg_.mount_root))
             if (auto name = tenant_of_mount(m); !name.empty()) inv.mounts.insert(name);
         std::error_code ec;
@@ -563,7 +564,8 @@ public:
         for (auto& e : std::filesystem::directory_iterator(std::string(kControlDir), ec)) {
             const std::string n = e.path().filename().string();
             if (n.ends_with(".d"))
-                if (auto name = tenant_of_unit(n.substr(0, n.size() - 2)); !name.empty()) inv.dropins.insert(name);
+                if (auto name = tenant_of_unit(n.substr(0, n.size() - 2)); !name.empty())
+                    (kind_of_unit(n) == UnitKind::patroni ? inv.patroni_dropins : inv.dropins).insert(name);
         }
         for (auto& user : units::hostd_users())
             if (auto name = tenant_of_user(user); !name.empty()) inv.users.insert(name);
@@ -791,7 +793,7 @@ public:
 
     BranchCopy restore_cluster(const TenantRecord& src, const TenantRecord& t, const TenantLayout& l, const units::OsUser& u,
                                const backup::Target& target) override {
-        const TenantLayout sl = layout_of(cfg_, src.name);
+        const TenantLayout sl = layout_of(cfg_, src);
         if (src.name != t.name && target.kind == backup::Target::Kind::latest && streamable(src, sl)) {
             try {
                 const auto t0 = std::chrono::steady_clock::now();
@@ -1031,9 +1033,11 @@ public:
         using namespace layout;
         std::map<std::string, LiveStatus> out;
         auto sd = units::Systemd::connect();
-        for (auto& u : sd.list_unit_states(std::string(kUnitPrefix) + "*" + std::string(kUnitSuffix))) {
+        for (auto& u : sd.list_unit_states(unit_patterns())) {
             const std::string name = tenant_of_unit(u.name);
             if (name.empty()) continue;
+            // Both kinds of unit of one name (an orphan beside the tenant's): the one that runs tells.
+            if (out.count(name) && u.active_state == "inactive") continue;
             LiveStatus s{.active_state = u.active_state, .sub_state = u.sub_state};
             if (u.active_state == "failed" || u.sub_state == "auto-restart") {
                 // Rare: worth a second call for the reason.
@@ -1327,7 +1331,7 @@ public:
 
 private:
     pgconf::ClusterSpec cluster_spec(const TenantRecord& t) const {
-        const TenantLayout l = layout_of(cfg_, t.name);
+        const TenantLayout l = layout_of(cfg_, t);
         pgconf::ClusterSpec spec{.tenant = t.name, .port = t.port, .listen_address = "127.0.0.1", .socket_dir = l.socket_dir,
                                  .memory_bytes = t.spec.memory, .cpus = t.spec.cpu, .disk_bytes = t.spec.disk_size, .ssl = true,
                                  .preload_libraries = pgconf::preload_libraries(t.spec.extensions)};

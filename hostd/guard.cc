@@ -23,7 +23,7 @@ void Guard::tick() {
 void Guard::check(const std::string& name) {
     TenantRecord t = store_.get(name);  // the current record: an operation may have just changed it
     if (t.state != TenantState::ready) return;
-    const TenantLayout l = layout_of(cfg_, name);
+    const TenantLayout l = layout_of(cfg_, t);
     auto d = fx_.disk_usage(l);
     if (!d || d->bytes_total == 0) return;
     const uint64_t reserve = reserve_bytes(cfg_, d->bytes_total);

@@ -92,6 +92,7 @@ void Manager::start() {
 
 Created Manager::create(const std::string& name, const CreateRequest& req_in, const Progress& progress) {
     validate_name(name);
+    check_create_ha(req_in, cfg_);  // before the branch source or the kept tenant is looked up
     CreateRequest req = req_in;
     if (req.from) {
         if (!backups_on(cfg_))
@@ -224,7 +225,7 @@ BackupDone Manager::backup(const std::string& name, const std::string& type) {
     auto bt = backup::backup_type_from(type);
     if (!bt) throw Error(Errc::invalid, "'" + type + "' is not a backup type: give full, diff or incr", "type");
     TenantRecord t = backed_up(name);
-    const TenantLayout l = layout_of(cfg_, name);
+    const TenantLayout l = layout_of(cfg_, t);
     const auto t0 = std::chrono::steady_clock::now();
     try {
         fx_->run_backup(t, l, *bt);
@@ -329,7 +330,7 @@ TenantView Manager::get(const std::string& name, bool with_status) {
     if (backups_on(cfg_) && t.state == TenantState::ready) v.backup = backups_.health(name).value_or(BackupHealth{});
     const std::string activity = store_.activity(name);
     if (with_status && t.state == TenantState::ready) {
-        const TenantLayout l = layout_of(cfg_, name);
+        const TenantLayout l = layout_of(cfg_, t);
         v.status = fx_->live_status(t, l);
         // A real check where the unit says it runs: PostgreSQL may still refuse connections
         // (crash recovery after a backend was killed, a shutdown under way).
@@ -372,7 +373,7 @@ std::vector<TenantView> Manager::list(bool with_status) {
         // nothing is asked of systemd: the plain list answers in milliseconds while systemd is
         // busy starting units (tests/e2e/lifecycle times it under 8 creates).
         if (with_status) {
-            if (t.state == TenantState::ready) v.status = fx_->live_status(t, layout_of(cfg_, t.name));
+            if (t.state == TenantState::ready) v.status = fx_->live_status(t, layout_of(cfg_, t));
             v.live = derive_live(t, v.status.value_or(LiveStatus{}), v.problem, store_.activity(t.name), std::nullopt);
         }
         out.push_back(std::move(v));

@@ -137,8 +137,7 @@ public:
     std::map<std::string, std::string> unit_states() override {
         // A connection per call: scrapes run on several threads, and a connection is not thread-safe.
         std::map<std::string, std::string> out;
-        const std::string pattern = std::string(layout::kUnitPrefix) + "*" + std::string(layout::kUnitSuffix);
-        for (auto& [unit, active] : units::Systemd::connect().list_units(pattern)) out[unit] = active;
+        for (auto& [unit, active] : units::Systemd::connect().list_units(layout::unit_patterns())) out[unit] = active;
         return out;
     }
 

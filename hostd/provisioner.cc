@@ -179,7 +179,7 @@ Created Provisioner::create(const std::string& name, const CreateRequest& req, c
     StepTimer total;
     std::optional<TenantRecord> kept;  // a detached tenant being brought back
     TenantRecord t = reserve(name, req, spec, kept);
-    const TenantLayout l = layout_of(cfg_, name);
+    const TenantLayout l = layout_of(cfg_, t);
     Disk& disk = disks_.of(t.spec);
 
     Rollback rb([&](const std::string& step, const std::string& err) {
@@ -369,7 +369,7 @@ Restored Provisioner::restore(const std::string& name, const RestoreRequest& req
         throw Error(Errc::conflict, "Tenant '" + name + "' is " + std::string(to_string(t.state)) +
                                         "; only a ready tenant whose disk is gone can be restored");
     const backup::Target target = backup::parse_target(req.time, "time");
-    const TenantLayout l = layout_of(cfg_, name);
+    const TenantLayout l = layout_of(cfg_, t);
     Disk& disk = disks_.of(t.spec);
     if (t.step.starts_with(kRestoreStep)) {
         // A restore cut off by a crash: what it made (its new disk, recorded before it was
@@ -483,7 +483,7 @@ Restored Provisioner::restore(const std::string& name, const RestoreRequest& req
 }
 
 void Provisioner::teardown(TenantRecord& t, bool purge) {
-    const TenantLayout l = layout_of(cfg_, t.name);
+    const TenantLayout l = layout_of(cfg_, t);
     Disk& disk = disks_.of(t.spec);
     auto step = [&](const std::string& s, auto&& fn) {
         set_step(t, s);
@@ -526,7 +526,7 @@ void Provisioner::teardown(TenantRecord& t, bool purge) {
 }
 
 void Provisioner::finish_purge(TenantRecord& t) {
-    const TenantLayout l = layout_of(cfg_, t.name);
+    const TenantLayout l = layout_of(cfg_, t);
     const StanzaFate fate = stanza_fate(l.backups, fx_.has_repository(l.backup_dir), true, t.purge_backups);
     if (fate.record) {
         auto u = fx_.find_user(t.os_user);
@@ -650,7 +650,7 @@ Resized Provisioner::resize(const std::string& name, const ResizeRequest& req) {
                                        format_size(size) + " is not supported (ext4 cannot shrink while mounted, xfs "
                                        "cannot shrink at all). Free space instead, or move the data to a new tenant (pg_dump).",
                     "size");
-    const TenantLayout l = layout_of(cfg_, name);
+    const TenantLayout l = layout_of(cfg_, t);
     if (!fx_.disk_usage(l))
         throw Error(Errc::unavailable, "Tenant '" + name + "' has no filesystem mounted at '" + l.mountpoint +
                                            "'; run hostctl reconcile, then resize again.");
@@ -739,7 +739,7 @@ void require_ready(const TenantRecord& t, const char* verb) {
 TenantRecord Provisioner::stop(const std::string& name) {
     TenantRecord t = store_.get(name);
     require_ready(t, "stopped");
-    const TenantLayout l = layout_of(cfg_, name);
+    const TenantLayout l = layout_of(cfg_, t);
     Store::Activity busy(store_, name, "stopping");
     if (!t.stopped) {
         t.stopped = true;
@@ -782,7 +782,7 @@ void Provisioner::wait_through_proxy(const TenantRecord& t) {
 TenantRecord Provisioner::start(const std::string& name) {
     TenantRecord t = store_.get(name);
     require_ready(t, "started");
-    const TenantLayout l = layout_of(cfg_, name);
+    const TenantLayout l = layout_of(cfg_, t);
     Store::Activity busy(store_, name, "starting");
     if (t.stopped) {
         t.stopped = false;
@@ -805,7 +805,7 @@ TenantRecord Provisioner::restart(const std::string& name) {
     require_ready(t, "restarted");
     if (t.stopped)
         throw Error(Errc::conflict, "Tenant '" + name + "' is stopped on purpose; start it with hostctl start " + name);
-    const TenantLayout l = layout_of(cfg_, name);
+    const TenantLayout l = layout_of(cfg_, t);
     Store::Activity busy(store_, name, "restarting");
     try {
         fx_.restart_unit(l, t.port, limits_of(t.spec));
@@ -822,7 +822,7 @@ LimitsChanged Provisioner::set_limits(const std::string& name, const LimitsUpdat
     TenantRecord t = store_.get(name);
     if (t.state != TenantState::ready)
         throw Error(Errc::conflict, "Tenant '" + name + "' is " + std::string(to_string(t.state)) + "; limits change only on a ready tenant");
-    const TenantLayout l = layout_of(cfg_, name);
+    const TenantLayout l = layout_of(cfg_, t);
     TenantRecord before = t;
     if (u.memory) t.spec.memory = *u.memory;
     if (u.cpu) t.spec.cpu = *u.cpu;
@@ -866,7 +866,7 @@ TenantView Provisioner::set_password(const std::string& name, const PasswordRequ
         throw Error(Errc::conflict, "Tenant '" + name + "' is " + std::string(to_string(t.state)) +
                                         "; only a ready tenant's password can be changed");
     const std::string password = req.password ? *req.password : pgconf::random_password();
-    const TenantLayout l = layout_of(cfg_, name);
+    const TenantLayout l = layout_of(cfg_, t);
     // Recorded before PostgreSQL is told: after a crash (or a failure whose outcome is not
     // known) the role has the old or the new password, and the record holds both; the next
     // change logs in with either (`before` carries the one an earlier change left pending).

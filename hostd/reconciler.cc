@@ -1,6 +1,7 @@
 #include "hostd/reconciler.h"
 
 #include <chrono>
+#include <tuple>
 
 #include "base/error.h"
 #include "hostd/log.h"
@@ -15,7 +16,7 @@ void Reconciler::converge(TenantRecord t, const std::map<std::string, LiveStatus
         log::info("Reconcile: " + what, t.name);
         report.actions.push_back({t.name, what, ""});
     };
-    const TenantLayout l = layout_of(cfg_, t.name);
+    const TenantLayout l = layout_of(cfg_, t);
     switch (t.state) {
     case TenantState::creating:
         // A create cut off midway is rolled back: finishing it would need the request's
@@ -125,15 +126,19 @@ void Reconciler::converge(TenantRecord t, const std::map<std::string, LiveStatus
 
 void Reconciler::sweep_orphans(ReconcileReport& report) {
     auto inv = fx_.inventory();
-    std::set<std::string> live;
+    std::set<std::string> live, live_postgres, live_patroni;  // not detached; by the kind of unit each runs in
     for (auto& t : store_.snapshot())
-        if (t.state != TenantState::detached) live.insert(t.name);
-    auto sweep = [&](const std::set<std::string>& found, const char* what, auto&& remove) {
+        if (t.state != TenantState::detached) {
+            live.insert(t.name);
+            (t.ha ? live_patroni : live_postgres).insert(t.name);
+        }
+    // kind: the unit's, for units and their drop-ins (hostd-postgres@ or an HA member's hostd-patroni@).
+    auto sweep_of = [&](const std::set<std::string>& found, UnitKind kind, const char* what, auto&& remove) {
         for (auto& name : found) {
             if (live.count(name)) continue;
             try {
                 Store::OpLock op(store_, name);
-                remove(layout_of(cfg_, name));
+                remove(layout_of(cfg_, name, kind));
                 log::info(std::string("Reconcile: removed orphan ") + what, name);
                 report.actions.push_back({name, std::string("removed orphan ") + what, ""});
             } catch (const Error& e) {
@@ -141,15 +146,34 @@ void Reconciler::sweep_orphans(ReconcileReport& report) {
             }
         }
     };
-    sweep(inv.units, "unit", [&](const TenantLayout& l) { fx_.stop_unit(l); });
-    sweep(inv.dropins, "unit drop-ins", [&](const TenantLayout& l) { fx_.stop_unit(l); });
+    auto sweep = [&](const std::set<std::string>& found, const char* what, auto&& remove) {
+        sweep_of(found, UnitKind::postgres, what, remove);
+    };
+    auto stop = [&](const TenantLayout& l) { fx_.stop_unit(l); };
+    sweep_of(inv.units, UnitKind::postgres, "unit", stop);
+    sweep_of(inv.dropins, UnitKind::postgres, "unit drop-ins", stop);
+    sweep_of(inv.patroni_units, UnitKind::patroni, "Patroni unit", stop);
+    sweep_of(inv.patroni_dropins, UnitKind::patroni, "Patroni unit drop-ins", stop);
+    // A unit of the other kind beside a live tenant: said, not stopped (stopping a tenant's unit
+    // stops its backup timers too, which are the live tenant's).
+    for (auto [found, other, kind] : {std::tuple{&inv.units, &live_patroni, UnitKind::postgres},
+                                      std::tuple{&inv.patroni_units, &live_postgres, UnitKind::patroni}})
+        for (auto& name : *found) {
+            if (!other->count(name)) continue;
+            const std::string unit = layout_of(cfg_, name, kind).unit;
+            const std::string why = unit + " runs, but the tenant runs in " +
+                                    layout_of(cfg_, name, kind == UnitKind::patroni ? UnitKind::postgres : UnitKind::patroni).unit +
+                                    "; stop it by hand (systemctl stop " + unit + ")";
+            log::error("Reconcile: a stray unit: " + why, name);
+            report.actions.push_back({name, "stray unit left running", why});
+        }
     sweep(inv.mounts, "mount", [&](const TenantLayout& l) { fx_.unmount(l); });
     sweep(inv.images, "loop device", [&](const TenantLayout& l) { fx_.detach_image(l.image); });
     // OS users: a detached tenant's, and a deleted one's whose backups are kept, own those
     // backups (their uid must stay taken): not orphans.
     std::set<std::string> users = inv.users;
     for (auto& t : store_.snapshot())
-        if (fx_.has_repository(layout_of(cfg_, t.name).backup_dir)) users.erase(t.name);
+        if (fx_.has_repository(layout_of(cfg_, t).backup_dir)) users.erase(t.name);
     for (auto& [name, _] : store_.kept_all()) users.erase(name);
     sweep(users, "OS user", [&](const TenantLayout& l) { prov_.remove_own_user(l.os_user); });
 }

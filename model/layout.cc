@@ -15,11 +15,16 @@ std::string TenantLayout::label(std::string_view filesystem) const {
     return storage::label_for(name, std::string(filesystem));
 }
 
-TenantLayout layout_of(const Config& cfg, std::string_view name) {
+TenantLayout layout_of(const Config& cfg, const TenantRecord& t) {
+    return layout_of(cfg, t.name, t.ha ? UnitKind::patroni : UnitKind::postgres);
+}
+
+TenantLayout layout_of(const Config& cfg, std::string_view name, UnitKind kind) {
     using namespace layout;
     const std::string n(name);
     TenantLayout l;
     l.name = n;
+    l.kind = kind;
     l.mountpoint = cfg.mount_root + "/" + n;
     l.pgdata = l.mountpoint + "/" + std::string(kPgdataName);
     l.marker = l.mountpoint + "/" + std::string(kMarkerName);
@@ -28,9 +33,10 @@ TenantLayout layout_of(const Config& cfg, std::string_view name) {
     l.socket_dir = "/run/" + std::string(kRuntimeDir) + "/" + n;
     l.disk_link = std::string(kDiskLinks) + "/" + n;
     l.env_file = std::string(kEnvDir) + "/" + n;
-    l.unit = std::string(kUnitPrefix) + n + std::string(kUnitSuffix);
+    const bool patroni = kind == UnitKind::patroni;
+    l.unit = std::string(patroni ? kPatroniUnitPrefix : kUnitPrefix) + n + std::string(kUnitSuffix);
     // systemd puts instances of a template in the template's own slice ("-" escaped as \x2d).
-    l.cgroup = "/system.slice/system-hostd\\x2dpostgres.slice/" + l.unit;
+    l.cgroup = std::string(patroni ? "/system.slice/system-hostd\\x2dpatroni.slice/" : "/system.slice/system-hostd\\x2dpostgres.slice/") + l.unit;
     // Tenant names are at most 30 characters and systemd accepts user names of up to 31; the
     // leading underscore keeps tenant accounts apart from ordinary system users.
     l.os_user = std::string(kUserPrefix) + n;
@@ -48,6 +54,10 @@ TenantLayout layout_of(const Config& cfg, std::string_view name) {
     }
     l.backups = backups_on(cfg);
     l.backup_dir = l.backup_remote.empty() ? l.backup_repo : l.backup_remote;
+    if (patroni) {
+        l.ha_dir = l.mountpoint + "/ha";
+        l.pgpass = l.socket_dir + "/.pgpass";
+    }
     return l;
 }
 
@@ -150,7 +160,13 @@ std::string between(std::string_view s, std::string_view prefix, std::string_vie
 }
 }  // namespace
 
-std::string tenant_of_unit(std::string_view unit) { return between(unit, kUnitPrefix, kUnitSuffix); }
+std::vector<std::string> unit_patterns() {
+    return {std::string(kUnitPrefix) + "*" + std::string(kUnitSuffix), std::string(kPatroniUnitPrefix) + "*" + std::string(kUnitSuffix)};
+}
+std::string tenant_of_unit(std::string_view unit) {
+    return between(unit, kind_of_unit(unit) == UnitKind::patroni ? kPatroniUnitPrefix : kUnitPrefix, kUnitSuffix);
+}
+UnitKind kind_of_unit(std::string_view unit) { return unit.starts_with(kPatroniUnitPrefix) ? UnitKind::patroni : UnitKind::postgres; }
 std::pair<std::string, std::string> tenant_of_backup_unit(std::string_view unit) {
     for (const char* type : {"full", "diff", "incr"}) {
         std::string name = between(unit, "hostd-backup-" + std::string(type) + "@", ".service");

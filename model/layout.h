@@ -14,6 +14,12 @@
 
 namespace hostd {
 
+struct TenantRecord;
+
+// What runs a tenant's PostgreSQL: its own unit (hostd-postgres@<name>.service), or Patroni in
+// an HA member's (hostd-patroni@<name>.service, #17). The rest of the layout is the same.
+enum class UnitKind { postgres, patroni };
+
 struct TenantLayout {
     std::string name;
     std::string mountpoint;  // <mount_root>/<name>: its own filesystem (hostd's namespace and its unit's)
@@ -24,7 +30,8 @@ struct TenantLayout {
     std::string socket_dir;  // /run/hostd-tenant/<name>: PostgreSQL's socket (the unit's RuntimeDirectory)
     std::string disk_link;   // /run/hostd/disk/<name>: the device hostd checked, which the unit mounts
     std::string env_file;    // /run/hostd/env/<name>: the unit's environment (HOSTD_PORT), hostd's, root's
-    std::string unit;        // hostd-postgres@<name>.service
+    UnitKind kind = UnitKind::postgres;
+    std::string unit;        // hostd-postgres@<name>.service (hostd-patroni@<name>.service: UnitKind::patroni)
     std::string cgroup;      // the unit's cgroup path below a controller's root
     std::string os_user;     // _<name>
     std::string image;       // <loop_dir>/<name>.img (loop backend)
@@ -44,12 +51,21 @@ struct TenantLayout {
     // or its files for the repository host (backup_remote); "" with backups off. While it is
     // there its user stays, so the uid (and a gid that reads its keys) is nobody else's.
     std::string backup_dir;
+    // An HA member (UnitKind::patroni; "" otherwise): <mountpoint>/ha, root's and read-only in the
+    // unit: patroni.yml, its certificates and the PostgreSQL settings Patroni hands on, outside
+    // pgdata (a replica's pgdata starts empty and is the primary's copy); and Patroni's
+    // password file in the unit's runtime directory.
+    std::string ha_dir;   // <mountpoint>/ha
+    std::string pgpass;   // <socket_dir>/.pgpass
 
     // The filesystem label (fits ext4's 16 and xfs's 12 bytes; for humans, never identity).
     std::string label(std::string_view filesystem) const;
 };
 
-TenantLayout layout_of(const Config& cfg, std::string_view name);
+// By name: what the name alone says; the kind of unit found (orphans), else postgres.
+TenantLayout layout_of(const Config& cfg, std::string_view name, UnitKind kind = UnitKind::postgres);
+// As the record says: UnitKind::patroni for an HA member (t.ha). Callers that hold the record use this.
+TenantLayout layout_of(const Config& cfg, const TenantRecord& t);
 
 // The tenant's pgBackRest stanza (its name), as its unit and hostd see it; port: its PostgreSQL's.
 backup::Stanza stanza_of(const TenantLayout& l, uint16_t port);
@@ -68,7 +84,10 @@ inline constexpr std::string_view kBackupRole = "hostd_backup";
 // the unit template, whose %i stands for the tenant's name).
 namespace layout {
 inline constexpr std::string_view kUnitPrefix = "hostd-postgres@";
+inline constexpr std::string_view kPatroniUnitPrefix = "hostd-patroni@";  // an HA member's (UnitKind::patroni)
 inline constexpr std::string_view kUnitSuffix = ".service";
+// Every tenant unit, of either kind, as systemd's unit name patterns (ListUnitsByPatterns).
+std::vector<std::string> unit_patterns();
 inline constexpr std::string_view kUserPrefix = "_";
 inline constexpr std::string_view kImageSuffix = ".img";
 inline constexpr std::string_view kRuntimeDir = "hostd-tenant";  // below /run
@@ -89,9 +108,12 @@ std::string kept_dir(const Config& cfg);
 std::string kept_record(const Config& cfg, std::string_view name);  // <kept_dir>/<name>.toml
 // The tenant unit template's paths, from the same places as every TenantLayout.
 units::TemplatePaths template_paths(const Config& cfg);
-// The tenant a unit, OS user, image file or mount point name belongs to; "" when the name is
-// not of that form or what it holds is not a valid tenant name (nothing hostd made).
+// The tenant a unit (of either kind), OS user, image file or mount point name belongs to; ""
+// when the name is not of that form or what it holds is not a valid tenant name (nothing
+// hostd made).
 std::string tenant_of_unit(std::string_view unit);
+// The kind of a tenant unit's name (patroni for hostd-patroni@...; postgres for any other).
+UnitKind kind_of_unit(std::string_view unit);
 // "hostd-backup-full@src.service" → {"src", "full"}; {"", ""} for any other name.
 std::pair<std::string, std::string> tenant_of_backup_unit(std::string_view unit);
 std::string tenant_of_user(std::string_view user);

@@ -7,6 +7,75 @@
 
 namespace hostd {
 
+namespace {
+
+// [ha] and its [[ha.members]]. The secrets sit beside the tenant's password (facts.password):
+// in the record file, which only root reads (the store writes it 0600).
+toml::table ha_toml(const HaSpec& ha) {
+    toml::array members;
+    for (const auto& m : ha.members)
+        members.push_back(toml::table{
+            {"host", m.host},
+            {"address", m.address},
+            {"public_host", m.public_host},
+            {"pg_port", m.pg_port},
+            {"rest_port", m.rest_port},
+            {"public_port", m.public_port},
+            {"phase", std::string(to_string(m.phase))},
+        });
+    return toml::table{
+        {"create_id", ha.create_id},
+        {"initiator", ha.initiator},
+        {"synchronous", ha.synchronous},
+        {"strict", ha.strict},
+        {"patroni_password", ha.secrets.patroni},
+        {"replication_password", ha.secrets.replication},
+        {"rewind_password", ha.secrets.rewind},
+        {"rest_password", ha.secrets.rest_password},
+        {"members", members},
+    };
+}
+
+HaSpec ha_from(const toml::table& h, const std::string& source) {
+    auto bad = [&](const std::string& why) { throw Error(Errc::invalid, "Tenant record " + source + ": [ha] " + why); };
+    HaSpec ha;
+    ha.create_id = h["create_id"].value_or(std::string{});
+    ha.initiator = h["initiator"].value_or(std::string{});
+    ha.synchronous = h["synchronous"].value_or(false);
+    ha.strict = h["strict"].value_or(false);
+    ha.secrets.patroni = h["patroni_password"].value_or(std::string{});
+    ha.secrets.replication = h["replication_password"].value_or(std::string{});
+    ha.secrets.rewind = h["rewind_password"].value_or(std::string{});
+    ha.secrets.rest_password = h["rest_password"].value_or(std::string{});
+    if (ha.create_id.empty()) bad("lacks create_id");
+    const auto* members = h["members"].as_array();
+    if (!members) bad("lacks its [[ha.members]]");
+    for (const auto& node : *members) {
+        const auto* m = node.as_table();
+        if (!m) bad("has a member that is not a table");
+        HaMember hm;
+        hm.host = (*m)["host"].value_or(std::string{});
+        hm.address = (*m)["address"].value_or(std::string{});
+        hm.public_host = (*m)["public_host"].value_or(std::string{});
+        hm.pg_port = static_cast<uint16_t>((*m)["pg_port"].value_or(int64_t{0}));
+        hm.rest_port = static_cast<uint16_t>((*m)["rest_port"].value_or(int64_t{0}));
+        hm.public_port = static_cast<uint16_t>((*m)["public_port"].value_or(int64_t{0}));
+        const std::string phase = (*m)["phase"].value_or(std::string{});
+        auto p = member_phase_from(phase);
+        if (!p) bad("member '" + hm.host + "' has phase '" + phase + "'; it is one of planned, prepared, started, removing");
+        hm.phase = *p;
+        try {
+            validate_host_name(hm.host, "host");
+        } catch (const Error& e) {
+            bad(std::string("has a member with a bad host: ") + e.what());
+        }
+        ha.members.push_back(std::move(hm));
+    }
+    return ha;
+}
+
+}  // namespace
+
 std::string to_toml(const TenantRecord& t) {
     toml::table spec{
         {"backend", t.spec.backend},
@@ -47,6 +116,7 @@ std::string to_toml(const TenantRecord& t) {
         {"spec", spec},
         {"facts", facts},
     };
+    if (t.ha) doc.insert("ha", ha_toml(*t.ha));
     std::ostringstream o;
     o << "# hostd tenant record: written by hostd, do not edit while hostd runs.\n" << doc << "\n";
     return o.str();
@@ -99,6 +169,7 @@ TenantRecord from_toml(std::string_view text, const std::string& source) {
     t.password = f["password"].value_or(std::string{});
     t.password_pending = f["password_pending"].value_or(std::string{});
     t.created_at = f["created_at"].value_or(std::string{});
+    if (auto* h = doc["ha"].as_table()) t.ha = ha_from(*h, source);  // none in a plain tenant's (and older) records
     return t;
 }
 

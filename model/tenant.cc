@@ -100,7 +100,23 @@ std::vector<std::string> resolve_extensions(const std::vector<std::string>& aske
     return out;
 }
 
+void check_create_ha(const CreateRequest& req, const Config& /*cfg: [ha] once the create lands*/) {
+    if (!req.ha) return;
+    check_ha_request(*req.ha);
+    auto refuse = [](const char* field, const std::string& why) {
+        throw Error(Errc::invalid, std::string("'ha' cannot be given with '") + field + "': " + why, "ha");
+    };
+    if (req.reuse) refuse("reuse", "a detached tenant's kept disk is a single host's; create the HA tenant new");
+    if (req.from) refuse("from", "an HA tenant starts as a new cluster (branches from backups are single-host)");
+    if (req.device || req.backend == "device")
+        refuse("device", "each member gets its own disk on its own host, from that host's loop directory or device pool");
+    throw Error(Errc::invalid, "HA tenants (replicas on other hosts) are not created by this version of hostd yet; they will "
+                               "also need the [ha] section in hostd.toml on every member host. Create the tenant without 'ha'",
+                "ha");
+}
+
 TenantSpec resolve_spec(const CreateRequest& req, const Config& cfg) {
+    check_create_ha(req, cfg);
     TenantSpec s;
     s.backend = req.backend.value_or(req.device ? "device" : cfg.backend);
     if (s.backend != "loop" && s.backend != "device")
@@ -149,6 +165,7 @@ TenantSpec resolve_reuse_spec(const CreateRequest& req, const TenantSpec& kept, 
     if (req.backend) refuse("backend", "the tenant's data is on its kept " + kept.backend + " disk");
     if (req.device) refuse("device", "the tenant's kept disk is found by its filesystem UUID");
     if (req.force) refuse("force", "a reuse formats nothing");
+    check_create_ha(req, cfg);
     check_limits({.memory = req.memory, .cpu = req.cpu, .tasks = req.tasks, .io_weight = req.io_weight}, cfg);
     TenantSpec s = kept;
     s.memory = req.memory.value_or(kept.memory);
@@ -211,7 +228,7 @@ std::string connection_url(const Config& cfg, const TenantRecord& t, bool with_p
 }
 
 TenantView view_of(const Config& cfg, const TenantRecord& t, bool with_secret) {
-    const TenantLayout l = layout_of(cfg, t.name);
+    const TenantLayout l = layout_of(cfg, t);
     TenantView v;
     v.name = t.name;
     v.state = t.state;
@@ -235,6 +252,12 @@ TenantView view_of(const Config& cfg, const TenantRecord& t, bool with_secret) {
     // The password is in the URL; only show the URL with it where secrets may be shown.
     if (t.state == TenantState::ready) v.url = connection_url(cfg, t, with_secret);
     if (with_secret) v.password = t.password;
+    if (t.ha) {
+        // What the record knows; role, state, lag and timeline are Patroni's to tell.
+        for (const auto& m : t.ha->members)
+            v.members.push_back({.host = m.host, .address = m.address, .public_host = m.public_host, .public_port = m.public_port});
+        v.ha = HaView{.synchronous = t.ha->synchronous, .strict = t.ha->strict};
+    }
     return v;
 }
 

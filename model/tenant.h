@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/ha.h"
 #include "routes/routes.h"
 
 namespace hostd {
@@ -62,6 +63,8 @@ struct CreateRequest {
     };
     std::optional<From> from;
     bool force = false;  // device backend: format over a signature (never over anything mounted/held/claimed)
+    // An HA tenant: replicas on other hostd hosts (model/ha.h). Refused for now (check_create_ha).
+    std::optional<HaRequest> ha;
 };
 
 // An edit of a tenant's setting overrides: reset drops them all first, then unset removes
@@ -115,8 +118,15 @@ struct ResizeRequest {
     bool allow_offline = true;
 };
 
+// A create's `ha`: check_ha_request, then what it cannot go with (reuse, from, device: the
+// members' disks are new loop or pool disks, each made on its own host), then what this hostd
+// cannot do yet: it does not create HA tenants (they also need [ha] in hostd.toml). Throws
+// Errc::invalid, field "ha" or "ha.*". Nothing for a request without `ha`.
+void check_create_ha(const CreateRequest& req, const Config& cfg);
+
 // The request against the configuration: defaults for what it leaves out, every value within
 // the configured limits. Throws Errc::invalid naming the field. settings are passed through.
+// A request with `ha` is checked first (check_create_ha).
 TenantSpec resolve_spec(const CreateRequest& req, const Config& cfg);
 // A create with reuse against the detached tenant's recorded spec: the disk stays what it is,
 // so backend, device, filesystem, disk_size and force are refused (Errc::invalid naming the
@@ -167,6 +177,9 @@ struct TenantRecord {
     // Stopped on purpose (hostctl stop): a reconcile, a restart of hostd or a reboot leave it
     // stopped (and unrouted) until it is started.
     bool stopped = false;
+    // An HA tenant's members and shared secrets (model/ha.h); none for a plain tenant. Its unit
+    // is hostd-patroni@<name> (layout_of(cfg, record)).
+    std::optional<HaSpec> ha;
 };
 
 // How clients reach a tenant through the proxy. Port routes: public_host and the tenant's own

@@ -77,6 +77,29 @@ struct BackupHealth {
     bool failing() const { return last_failure && last_failure->at >= last_backup; }
 };
 
+// One member of an HA tenant as hostd tells it: where it is (from the record) and what Patroni
+// says of it where Patroni was asked (else role and state "unknown").
+struct MemberView {
+    std::string host;
+    std::string role = "unknown";   // primary | replica | unknown
+    std::string state = "unknown";  // running | streaming | starting | stopped | down | unknown
+    std::optional<uint64_t> lag_bytes;  // WAL bytes a replica is behind (nullopt: unknown)
+    std::optional<uint64_t> timeline;
+    bool sync = false;              // the synchronous standby
+    std::string address, public_host;
+    uint16_t public_port = 0;
+    bool operator==(const MemberView&) const = default;
+};
+
+// An HA tenant's Patroni cluster as a whole.
+struct HaView {
+    std::string leader;               // the primary's host; "" when none is known
+    std::optional<uint64_t> timeline;
+    bool synchronous = false, strict = false;  // the tenant's, as recorded
+    std::string source;               // the host whose Patroni told this ("": none was asked or answered)
+    bool operator==(const HaView&) const = default;
+};
+
 // A tenant as the API shows it: the record's public part and where it lives.
 struct TenantView {
     std::string name;
@@ -97,6 +120,9 @@ struct TenantView {
     bool stopped = false;       // stopped on purpose (the record's intent)
     Live live;                  // derive_live: what it is doing now ("" where not asked)
     std::optional<BackupHealth> backup;  // backup.repo set: its backups as last seen (GET of one)
+    // An HA tenant: its members (none for a plain tenant) and its cluster.
+    std::vector<MemberView> members;
+    std::optional<HaView> ha;
 };
 
 // The record as the API shows it; with_secret adds the admin password (and puts it in the URL).

@@ -238,49 +238,40 @@ UnitStatus Systemd::status(const std::string& unit) {
 }
 
 std::vector<std::pair<std::string, std::string>> Systemd::list_units(const std::string& pattern) {
-    sd_bus* bus = bus_.get();
-    sd_bus_message* raw = nullptr;
-    int r = sd_bus_message_new_method_call(bus, &raw, kDest, kPath, kManager, "ListUnitsByPatterns");
-    if (r < 0) throw Error(Errc::failed, "Failed to build a ListUnitsByPatterns call");
-    MessagePtr m(raw);
-    const char* none[] = {nullptr};
-    const char* patterns[] = {pattern.c_str(), nullptr};
-    r = sd_bus_message_append_strv(m.get(), const_cast<char**>(none));
-    if (r >= 0) r = sd_bus_message_append_strv(m.get(), const_cast<char**>(patterns));
-    if (r < 0) throw Error(Errc::failed, "Failed to build a ListUnitsByPatterns call");
-    BusError err;
-    sd_bus_message* raw_reply = nullptr;
-    r = sd_bus_call(bus, m.get(), 0, &err.e, &raw_reply);
-    if (r < 0) fail(r, err, "Failed to list units '" + pattern + "'");
-    MessagePtr reply(raw_reply);
+    return list_units(std::vector<std::string>{pattern});
+}
+
+std::vector<std::pair<std::string, std::string>> Systemd::list_units(const std::vector<std::string>& patterns) {
     std::vector<std::pair<std::string, std::string>> out;
-    r = sd_bus_message_enter_container(reply.get(), 'a', "(ssssssouso)");
-    if (r < 0) throw Error(Errc::failed, "Unexpected reply from systemd to ListUnitsByPatterns");
-    const char *name, *desc, *load, *active, *sub, *follow, *job_type, *job_path;
-    const char* path;
-    uint32_t job_id;
-    while ((r = sd_bus_message_read(reply.get(), "(ssssssouso)", &name, &desc, &load, &active, &sub, &follow, &path,
-                                    &job_id, &job_type, &job_path)) > 0)
-        out.emplace_back(name, active);
-    if (r < 0) throw Error(Errc::failed, "Unexpected reply from systemd to ListUnitsByPatterns");
+    for (auto& u : list_unit_states(patterns)) out.emplace_back(std::move(u.name), std::move(u.active_state));
     return out;
 }
 
 std::vector<Systemd::UnitBrief> Systemd::list_unit_states(const std::string& pattern) {
+    return list_unit_states(std::vector<std::string>{pattern});
+}
+
+std::vector<Systemd::UnitBrief> Systemd::list_unit_states(const std::vector<std::string>& patterns) {
     sd_bus* bus = bus_.get();
     sd_bus_message* raw = nullptr;
     int r = sd_bus_message_new_method_call(bus, &raw, kDest, kPath, kManager, "ListUnitsByPatterns");
     if (r < 0) throw Error(Errc::failed, "Failed to build a ListUnitsByPatterns call");
     MessagePtr m(raw);
     const char* none[] = {nullptr};
-    const char* patterns[] = {pattern.c_str(), nullptr};
+    std::vector<const char*> globs;
+    std::string named;
+    for (const auto& p : patterns) {
+        globs.push_back(p.c_str());
+        named += (named.empty() ? "'" : ", '") + p + "'";
+    }
+    globs.push_back(nullptr);
     r = sd_bus_message_append_strv(m.get(), const_cast<char**>(none));
-    if (r >= 0) r = sd_bus_message_append_strv(m.get(), const_cast<char**>(patterns));
+    if (r >= 0) r = sd_bus_message_append_strv(m.get(), const_cast<char**>(globs.data()));
     if (r < 0) throw Error(Errc::failed, "Failed to build a ListUnitsByPatterns call");
     BusError err;
     sd_bus_message* raw_reply = nullptr;
     r = sd_bus_call(bus, m.get(), 0, &err.e, &raw_reply);
-    if (r < 0) fail(r, err, "Failed to list units '" + pattern + "'");
+    if (r < 0) fail(r, err, "Failed to list units " + named);
     MessagePtr reply(raw_reply);
     std::vector<UnitBrief> out;
     r = sd_bus_message_enter_container(reply.get(), 'a', "(ssssssouso)");

@@ -77,13 +77,16 @@ public:
 
     UnitStatus status(const std::string& unit);
 
-    // Loaded units matching a glob (ListUnitsByPatterns), as (name, ActiveState).
+    // Loaded units matching a glob (ListUnitsByPatterns), as (name, ActiveState); with several
+    // globs, the units matching any of them, in one call.
     std::vector<std::pair<std::string, std::string>> list_units(const std::string& pattern);
+    std::vector<std::pair<std::string, std::string>> list_units(const std::vector<std::string>& patterns);
     // The same call with SubState too: one round trip for every tenant's state.
     struct UnitBrief {
         std::string name, active_state, sub_state;
     };
     std::vector<UnitBrief> list_unit_states(const std::string& pattern);
+    std::vector<UnitBrief> list_unit_states(const std::vector<std::string>& patterns);
 
 private:
     explicit Systemd(BusPtr bus) : bus_(std::move(bus)) {}

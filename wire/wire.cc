@@ -208,6 +208,64 @@ const json& member(const json& body, const char* k) {
     return body.is_object() && body.contains(k) && body[k].is_object() ? body[k] : empty;
 }
 
+// A create's `ha`: {"replicas": ["HOST", ...], "synchronous": bool, "synchronous_strict": bool}.
+std::optional<HaRequest> ha_field(const json& body) {
+    if (!present(body, "ha")) return std::nullopt;
+    const json& h = body["ha"];
+    if (!h.is_object())
+        throw Error(Errc::invalid, "'ha' must be an object: {\"replicas\": [\"HOST\", ...], \"synchronous\": true, "
+                                   "\"synchronous_strict\": false}", "ha");
+    for (auto& [k, _] : h.items())
+        if (k != "replicas" && k != "synchronous" && k != "synchronous_strict")
+            throw Error(Errc::invalid, "Unknown field 'ha." + k + "'", "ha." + k);
+    HaRequest r;
+    if (present(h, "replicas")) {
+        const json& a = h["replicas"];
+        const char* shape = "'ha.replicas' must be a list of host names, e.g. [\"db2\", \"db3\"]";
+        if (!a.is_array()) throw Error(Errc::invalid, shape, "ha.replicas");
+        for (const auto& v : a) {
+            if (!v.is_string()) throw Error(Errc::invalid, shape, "ha.replicas");
+            r.replicas.push_back(v.get<std::string>());
+        }
+    }
+    for (auto [k, out] : {std::pair{"synchronous", &r.synchronous}, std::pair{"synchronous_strict", &r.strict}}) {
+        if (!present(h, k)) continue;
+        if (!h[k].is_boolean()) throw Error(Errc::invalid, std::string("'ha.") + k + "' must be true or false", std::string("ha.") + k);
+        *out = h[k].get<bool>();
+    }
+    return r;
+}
+
+json opt_json(const std::optional<uint64_t>& v) { return v ? json(*v) : json(nullptr); }
+
+json members_json(const std::vector<MemberView>& members) {
+    json a = json::array();
+    for (const auto& m : members)
+        a.push_back({{"host", m.host}, {"role", m.role}, {"state", m.state}, {"lag", opt_json(m.lag_bytes)},
+                     {"timeline", opt_json(m.timeline)}, {"sync", m.sync}, {"address", m.address},
+                     {"public_host", m.public_host}, {"public_port", m.public_port}});
+    return a;
+}
+std::vector<MemberView> members_from(const json& a) {
+    std::vector<MemberView> out;
+    for (const auto& j : a) {
+        if (!j.is_object()) continue;
+        out.push_back({.host = str(j, "host"), .role = str(j, "role"), .state = str(j, "state"), .lag_bytes = opt_u64(j, "lag"),
+                       .timeline = opt_u64(j, "timeline"), .sync = j.value("sync", false), .address = str(j, "address"),
+                       .public_host = str(j, "public_host"), .public_port = j.value("public_port", uint16_t{0})});
+    }
+    return out;
+}
+
+json ha_json(const HaView& h) {
+    return {{"leader", h.leader}, {"timeline", opt_json(h.timeline)}, {"synchronous", h.synchronous},
+            {"synchronous_strict", h.strict}, {"source", h.source}};
+}
+HaView ha_from(const json& j) {
+    return {.leader = str(j, "leader"), .timeline = opt_u64(j, "timeline"), .synchronous = j.value("synchronous", false),
+            .strict = j.value("synchronous_strict", false), .source = str(j, "source")};
+}
+
 }  // namespace
 
 uint64_t parse_size_value(const json& v, const char* field) {
@@ -239,7 +297,7 @@ json parse_body(std::string_view text) {
 
 CreateRequest parse_create(const json& body) {
     refuse_unknown(body, {"disk_size", "memory", "cpu", "tasks", "io_weight", "settings", "extensions", "device", "backend",
-                          "reuse", "filesystem", "force", "from"});
+                          "reuse", "filesystem", "force", "from", "ha"});
     CreateRequest r;
     r.backend = choice_field(body, "backend", "loop", "device");
     if (present(body, "device")) {
@@ -270,6 +328,7 @@ CreateRequest parse_create(const json& body) {
         }
         r.from = from;
     }
+    r.ha = ha_field(body);
     return r;
 }
 
@@ -353,6 +412,7 @@ json render(const CreateRequest& r) {
     if (r.reuse) j["reuse"] = true;
     if (r.force) j["force"] = true;
     if (r.from) j["from"] = {{"tenant", r.from->tenant}, {"time", r.from->target}};
+    if (r.ha) j["ha"] = {{"replicas", r.ha->replicas}, {"synchronous", r.ha->synchronous}, {"synchronous_strict", r.ha->strict}};
     return j;
 }
 
@@ -413,6 +473,9 @@ json render(const TenantView& t) {
     if (!t.live.state.empty()) j["live_state"] = t.live.state;
     if (!t.live.reason.empty()) j["live_reason"] = t.live.reason;
     if (t.backup) j["backup"] = health_json(*t.backup);
+    // An HA tenant's only: a plain tenant's JSON stays as it was.
+    if (!t.members.empty()) j["members"] = members_json(t.members);
+    if (t.ha) j["ha"] = ha_json(*t.ha);
     return j;
 }
 
@@ -510,11 +573,13 @@ void write_tenant(std::string& out, const TenantView& t, int indent) {
     w.strings("extensions", t.spec.extensions);
     w.str("filesystem", t.spec.filesystem);
     w.str("fs_uuid", t.fs_uuid);
+    if (t.ha) w.value("ha", ha_json(*t.ha));
     if (!t.image.empty()) w.str("image", t.image);
     w.u64("io_weight", t.spec.io_weight);
     w.str("label", t.label);
     if (!t.live.reason.empty()) w.str("live_reason", t.live.reason);
     if (!t.live.state.empty()) w.str("live_state", t.live.state);
+    if (!t.members.empty()) w.value("members", members_json(t.members));
     w.u64("memory", t.spec.memory);
     w.str("mountpoint", t.mountpoint);
     w.str("name", t.name);
@@ -743,6 +808,8 @@ TenantView parse_tenant(const json& j) {
     t.stopped = j.value("stopped", false);
     t.live = {str(j, "live_state"), str(j, "live_reason")};
     if (j.contains("backup") && j["backup"].is_object()) t.backup = health_from(j["backup"]);
+    if (j.contains("members") && j["members"].is_array()) t.members = members_from(j["members"]);
+    if (j.contains("ha") && j["ha"].is_object()) t.ha = ha_from(j["ha"]);
     return t;
 }
 

@@ -25,3 +25,11 @@ TEST(IsUtf8, RefusesStrayBytesOverlongFormsSurrogatesAndCutSequences) {
                                  "ok\xc3", "\xf0\x9f\x90"})
         EXPECT_FALSE(is_utf8(bad)) << testing::PrintToString(std::string(bad));
 }
+
+TEST(IsDnsLabel, TakesLowerCaseLettersDigitsAndInnerDashesUpTo63) {
+    for (std::string ok : {"a", "0", "db-2", "host-1-"}) EXPECT_TRUE(is_dns_label(ok)) << ok;
+    EXPECT_TRUE(is_dns_label(std::string(63, 'x')));
+    EXPECT_FALSE(is_dns_label(""));
+    EXPECT_FALSE(is_dns_label(std::string(64, 'x')));
+    for (const char* bad : {"-a", "Host", "a.b", "a_b", "a b", "é"}) EXPECT_FALSE(is_dns_label(bad)) << bad;
+}

@@ -29,6 +29,8 @@ struct FakeMachine {
     std::vector<std::string> calls;
     std::string fail_at;              // verb that throws
     std::set<std::string> images, attached, mounts, users, units;
+    std::set<std::string> patroni_units;  // HA members' units (hostd-patroni@<t>) loaded, by tenant
+    std::vector<std::string> stopped;     // the unit each stop_unit stopped
     std::set<std::string> foreign_users;  // OS users without hostd's marker (the system's own)
     std::set<uint16_t> busy_ports;
     std::set<uint16_t> idle_route_ports;  // the proxy's idle listeners (busy for port_free, free for a tenant)
@@ -212,6 +214,7 @@ public:
             return b.size() > 4 && b.ends_with(".img") ? b.substr(0, b.size() - 4) : b;
         };
         inv.units = m_.units;
+        inv.patroni_units = m_.patroni_units;
         for (auto& mnt : m_.mounts) inv.mounts.insert(base(mnt));
         for (auto& img : m_.attached) inv.images.insert(base(img));
         for (auto& u : m_.users) inv.users.insert(u.substr(1));
@@ -276,7 +279,11 @@ public:
         m_.applied_memory = t.spec.memory;
         return {};
     }
-    void stop_unit(const TenantLayout& l) override { std::lock_guard g(m_.mu); hit("stop_unit"); m_.units.erase(l.name); m_.failed.erase(l.name); }
+    void stop_unit(const TenantLayout& l) override {
+        std::lock_guard g(m_.mu); hit("stop_unit"); m_.stopped.push_back(l.unit);
+        if (l.kind == UnitKind::patroni) m_.patroni_units.erase(l.name);
+        else m_.units.erase(l.name), m_.failed.erase(l.name);
+    }
     void wait_sql(const std::string& host, uint16_t port, const std::string&, const std::string&, int,
                   const std::string& hostaddr) override {
         std::lock_guard g(m_.mu);
@@ -2209,4 +2216,67 @@ TEST_F(AManagerWithAPool, TheRefillFormatsThroughThePoolsOwnEffectAndAStartStops
     ASSERT_NE(removed, m.calls.end());
     EXPECT_LT(stop - m.calls.begin(), removed - m.calls.begin());
     EXPECT_FALSE(m.images.count(pool_dir() + "/00000000000000c0.img"));
+}
+
+// ---- HA tenants (#17): refused until the create exists; their units are told apart ----
+
+TEST_F(AManager, RefusesAnHaCreateOnFieldHaBeforeTouchingAnything) {
+    for (const char* body : {R"({"ha": {"replicas": ["hb-2"], "synchronous": true}})",
+                             R"({"ha": {"replicas": ["hb-2"]}, "from": {"tenant": "src"}})",
+                             R"({"ha": {"replicas": ["hb-2"]}, "reuse": true})"}) {
+        try {
+            api().create("hat", json::parse(body));
+            ADD_FAILURE() << "created: " << body;
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), Errc::invalid) << body;
+            EXPECT_EQ(e.field(), "ha") << body << ": " << e.what();
+        }
+    }
+    try {
+        api().create("hat", json::parse(R"({"ha": {"replicas": []}})"));
+        ADD_FAILURE() << "created with no replica";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.field(), "ha.replicas") << e.what();
+    }
+    EXPECT_TRUE(m.calls.empty());
+    EXPECT_TRUE(machine_is_clean());
+    EXPECT_EQ(code_of([&] { api().get("hat"); }), Errc::not_found);
+}
+
+TEST_F(AManager, ShowsAnHaRecordsMembersAndItsPatroniUnitAndListsItBesidePlainOnes) {
+    api().create("acme", json::object());
+    TenantRecord t = half_made(cfg, "hat", TenantState::detached, "");
+    t.ha = HaSpec{.create_id = "c1", .initiator = "hb-1",
+                  .members = {{.host = "hb-1", .address = "10.0.0.1", .public_host = "db1", .public_port = 28001},
+                              {.host = "hb-2", .address = "10.0.0.2", .public_host = "db2", .public_port = 28001}},
+                  .synchronous = true};
+    write_record(dir, t);
+    Manager again(cfg, std::make_unique<FakeEffects>(m));
+    again.load();
+    const json hat = JsonApi{again}.get("hat");
+    EXPECT_EQ(hat["unit"], "hostd-patroni@hat.service");
+    ASSERT_EQ(hat["members"].size(), 2u) << hat.dump();
+    EXPECT_EQ(hat["members"][1]["host"], "hb-2");
+    EXPECT_TRUE(hat["members"][1]["lag"].is_null());
+    EXPECT_EQ(hat["ha"]["synchronous"], true);
+    const json list = JsonApi{again}.list();
+    ASSERT_EQ(list.size(), 2u);
+    EXPECT_FALSE(list[0].contains("members")) << list[0].dump();
+    EXPECT_EQ(list[1]["members"].size(), 2u);
+}
+
+TEST_F(AManager, RemovesAnOrphanPatroniUnitByItsOwnNameAndOnlyReportsOneBesideAPlainTenant) {
+    api().create("acme", json::object());
+    m.patroni_units = {"ghost", "acme"};  // no HA tenant owns either: acme is a plain tenant
+    m.stopped.clear();
+    const json r = api().reconcile();
+    EXPECT_EQ(m.stopped, std::vector<std::string>{"hostd-patroni@ghost.service"});
+    EXPECT_EQ(m.patroni_units, std::set<std::string>{"acme"}) << "not stopped: its stop would stop acme's timers";
+    EXPECT_EQ(m.units, std::set<std::string>{"acme"}) << "the plain tenant's own unit stays";
+    std::map<std::string, std::string> acts;
+    for (const auto& a : r["actions"]) acts[a.value("tenant", "") + " " + a["action"].get<std::string>()] = a.value("problem", "");
+    EXPECT_TRUE(acts.count("ghost removed orphan Patroni unit")) << r.dump();
+    ASSERT_TRUE(acts.count("acme stray unit left running")) << r.dump();
+    EXPECT_NE(acts["acme stray unit left running"].find("systemctl stop hostd-patroni@acme.service"), std::string::npos);
+    EXPECT_NE(acts["acme stray unit left running"].find("runs in hostd-postgres@acme.service"), std::string::npos);
 }

@@ -132,6 +132,7 @@ struct Access {
     std::string repo;           // "" none, else the pgBackRest repository bound in (the only one it sees)
     bool repo_read_only = false;
     std::string remote;         // "" none, else its repository host's configuration and certificates (read-only)
+    bool host_proc_figures = false;  // /proc/stat, /proc/meminfo, ... (ProcSubset=all); processes stay hidden
 };
 
 // The sandbox every unit of a tenant runs in (PostgreSQL, its backups, a branch's recovery): its
@@ -165,6 +166,11 @@ static void sandbox(std::ostringstream& o, const TemplatePaths& p, const Access&
     o << "# PostgreSQL's JIT (LLVM) needs writable+executable memory; hostd turns jit off instead of\n"
          "# allowing it, so W^X (MemoryDenyWriteExecute) can be enforced.\n"
       << kHardening << "PrivateUsers=yes\n";
+    if (a.host_proc_figures)
+        o << "# Patroni's psutil reads /proc/stat when it is imported (Patroni exits without it): the\n"
+             "# host-wide figures of /proc, not its processes (ProtectProc=invisible still hides every\n"
+             "# other user's). The only line in which this sandbox differs from hostd-postgres@'s.\n"
+             "ProcSubset=all\n";
 }
 
 // The tenant's own repository as its units see it ("" when backups are off).
@@ -317,7 +323,7 @@ std::string render_patroni_template(const TemplatePaths& p) {
          "\n"
          "# Sandbox: hostd-postgres@'s (a tenant's superuser can run programs as this user, Patroni's\n"
          "# user). What PostgreSQL and Patroni tolerate:\n";
-    sandbox(o, p, {.writable = data, .repo = own_repo(p), .remote = own_remote(p)});
+    sandbox(o, p, {.writable = data, .repo = own_repo(p), .remote = own_remote(p), .host_proc_figures = true});
     o << "RemoveIPC=yes\n"
          "\n"
          "[Install]\n"

@@ -366,6 +366,11 @@ TEST(PatroniTemplate, RunsPatroniAsTheTenantInTheSameSandboxAsItsPostgres) {
         EXPECT_EQ(directive(unit, "KillSignal"), "SIGTERM");
         EXPECT_EQ(directive(unit, "ExecReload"), "/bin/kill -HUP $MAINPID");
         EXPECT_EQ(directive(unit, "After"), "network-online.target hostd-etcd.service");
+        // One difference, after the shared lines (the last assignment wins): Patroni's psutil
+        // needs /proc/stat at import, which ProcSubset=pid hides (found in the testbed).
+        EXPECT_NE(unit.find("PrivateUsers=yes\n"), std::string::npos);
+        EXPECT_NE(unit.find("\nProcSubset=all\n", unit.find("PrivateUsers=yes\n")), std::string::npos);
+        EXPECT_EQ(plain.find("ProcSubset=all"), std::string::npos);
     }
     EXPECT_EQ(directive(render_patroni_template(elsewhere()), "ExecStart"),
               "/bin/sh -c 'test -f /data/pg-tenants/%i/.pgd-owned -a -f /data/pg-tenants/%i/ha/patroni.yml || "

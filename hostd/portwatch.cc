@@ -7,6 +7,20 @@
 
 namespace hostd {
 
+namespace {
+
+// Its PostgreSQL's port, its pgBackRest server's for a repository host (backup.repo_host), and
+// for an HA member the ports its members have (Patroni's REST API, PostgreSQL on the hosts' net).
+bool own_port(const TenantRecord& t, uint16_t port) {
+    if (port == t.port || (t.backup_port && port == t.backup_port)) return true;
+    if (t.ha)
+        for (const auto& m : t.ha->members)
+            if (port == m.rest_port || port == m.pg_port) return true;
+    return false;
+}
+
+}  // namespace
+
 std::vector<Squatter> find_squatters(const std::vector<TenantRecord>& tenants, const std::vector<units::Listener>& listeners) {
     std::map<uid_t, const TenantRecord*> by_uid;
     for (auto& t : tenants)
@@ -14,9 +28,7 @@ std::vector<Squatter> find_squatters(const std::vector<TenantRecord>& tenants, c
     std::vector<Squatter> out;
     for (auto& l : listeners) {
         auto it = by_uid.find(l.uid);
-        // Its PostgreSQL's port, and its pgBackRest server's for a repository host (backup.repo_host).
-        if (it == by_uid.end() || l.port == it->second->port || (it->second->backup_port && l.port == it->second->backup_port))
-            continue;
+        if (it == by_uid.end() || own_port(*it->second, l.port)) continue;
         out.push_back({.tenant = it->second->name, .own_port = it->second->port, .listener = l});
     }
     return out;

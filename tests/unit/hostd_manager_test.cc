@@ -1327,6 +1327,13 @@ TEST(FindSquatters, NamesATenantsListenerOnAnyPortButItsOwn) {
     auto r = find_squatters({ra, rb}, {{"10.0.0.4", 24001, 1001, 21}, {"10.0.0.4", 24002, 1001, 22}});
     ASSERT_EQ(r.size(), 1u);
     EXPECT_EQ(r[0].listener.port, 24002);
+    // An HA member: Patroni's REST port is its own too (the port watch killed Patroni before).
+    TenantRecord ha = a;
+    ha.ha = HaSpec{.members = {{.host = "h1", .pg_port = 25001, .rest_port = 23001}, {.host = "h2", .pg_port = 25007, .rest_port = 23004}}};
+    auto h = find_squatters({ha, b}, {{"10.0.0.1", 23001, 1001, 31}, {"10.0.0.1", 25001, 1001, 32}, {"10.0.0.1", 23002, 1001, 33}});
+    ASSERT_EQ(h.size(), 1u);
+    EXPECT_EQ(h[0].listener.port, 23002);
+    EXPECT_EQ(find_squatters({a, b}, {{"10.0.0.1", 23001, 1001, 31}}).size(), 1u);  // not for a plain tenant
 }
 
 TEST_F(AManager, KillsWhatATenantListensOnBesideItsOwnPort) {

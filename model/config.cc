@@ -2,6 +2,10 @@
 
 #include <toml++/toml.h>
 
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <charconv>
 #include <functional>
 #include <optional>
@@ -112,6 +116,17 @@ const std::vector<Setting>& settings() {
         {"proxy", "haproxy_main_config", Kind::text, "HAProxy's main config, validated together with hostd's.", FIELD(haproxy_main_config)},
         {"proxy", "haproxy_config", Kind::text, "The file hostd owns; haproxy.service loads it with -f (a drop-in shipped with hostd).", FIELD(haproxy_config)},
         {"proxy", "haproxy_unit", Kind::text, "The systemd unit reloaded after a change.", FIELD(haproxy_unit)},
+        {"ha", "address", Kind::text, "High availability across hosts (HA tenants: Patroni members on several hostd hosts, etcd as their store). This host's address on the hosts' network, an IP literal: the peer API, etcd, Patroni's REST API and PostgreSQL for the other members listen on it. Empty: HA is off and every other [ha] key is unused.", FIELD(ha_address)},
+        {"ha", "hosts", Kind::list, "The HA hosts, each \"name=address\": name its host name (gethostname(), lower-case letters, digits and '-'), address as that host's [ha] address. This host must be one of them. Only these hosts' hostd may use the peer API (a certificate with CN hostd@<name> from hostd's CA, which every host must share), and the etcd hosts among them form etcd's initial cluster. The same list on every host.", FIELD(ha_hosts)},
+        {"ha", "etcd_hosts", Kind::list, "Names (from hosts) of the hosts that run an etcd member (hostd-etcd.service, started by hostd): an odd number, 1 to 7 (3 or 5 for a fleet: etcd needs a majority of them up). Empty: every host.", FIELD(ha_etcd_hosts)},
+        {"ha", "api_port", Kind::port, "Port of the peer API (HTTPS with client certificates, on address) through which hosts set up each other's members.", FIELD(ha_api_port)},
+        {"ha", "rest_ports", Kind::ports, "Ports for Patroni's REST API, one per HA member on this host (HAProxy's health checks, the other members).", FIELD(ha_rest_ports)},
+        {"ha", "etcd_client_port", Kind::port, "etcd's client port (on address and 127.0.0.1). Debian's etcd.service listens on 2379 too: mask it (hostd refuses to start its etcd while another unit holds the port).", FIELD(ha_etcd_client_port)},
+        {"ha", "etcd_peer_port", Kind::port, "etcd's peer port (on address).", FIELD(ha_etcd_peer_port)},
+        {"ha", "ttl", Kind::count, "Patroni's ttl: seconds a primary's leader key lives without renewal; a vanished primary is replaced after up to this long (see README: High availability). loop_wait + 2 x retry_timeout must not exceed it.", FIELD(ha_ttl)},
+        {"ha", "loop_wait", Kind::count, "Patroni's loop_wait: seconds between two rounds of each member (each writes its key to etcd).", FIELD(ha_loop_wait)},
+        {"ha", "retry_timeout", Kind::count, "Patroni's retry_timeout: seconds a primary may fail to reach etcd before it demotes itself.", FIELD(ha_retry_timeout)},
+        {"ha", "prepare_timeout", Kind::count, "Seconds a member prepared for another host's create waits to be started before this host rolls it back.", FIELD(ha_prepare_timeout)},
     };
     return table;
 }
@@ -151,7 +166,129 @@ std::string render_value(const Setting& s, Config& c) {
     return o.str();
 }
 
+bool is_ip_literal(const std::string& a) {
+    unsigned char buf[16];
+    return inet_pton(AF_INET, a.c_str(), buf) == 1 || inet_pton(AF_INET6, a.c_str(), buf) == 1;
+}
+
+// An HA host's name: Patroni's member name and etcd's, and the CN hostd@<name>.
+bool is_ha_name(std::string_view n) {
+    bool ok = !n.empty() && n.size() <= 63 && n.front() != '-';
+    for (char ch : n) ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-');
+    return ok;
+}
+
+std::optional<HaHost> parse_ha_host(const std::string& entry) {
+    const auto eq = entry.find('=');
+    if (eq == std::string::npos) return std::nullopt;
+    HaHost h{entry.substr(0, eq), entry.substr(eq + 1)};
+    if (!is_ha_name(h.name) || !is_ip_literal(h.address)) return std::nullopt;
+    return h;
+}
+
+bool in_range(PortRange r, uint16_t p) { return p >= r.first && p <= r.second; }
+bool overlaps(PortRange a, PortRange b) { return !(a.second < b.first || b.second < a.first); }
+
+// [ha]: the fleet's names and addresses, etcd's members, ports apart from every other range.
+void check_ha(const Config& c, const std::string& source) {
+    auto bad = [&](const std::string& key, const std::string& why) {
+        throw Error(Errc::invalid, "'ha." + key + "' in " + source + " " + why);
+    };
+    std::vector<HaHost> fleet;
+    for (const auto& e : c.ha_hosts) {
+        auto h = parse_ha_host(e);
+        if (!h)
+            bad("hosts", "must list \"name=address\" entries: a host name of 1-63 lower-case letters, digits and '-' "
+                         "(not starting with '-'), '=', an IP address; not '" + e + "'");
+        for (const auto& o : fleet) {
+            if (o.name == h->name) bad("hosts", "names host '" + h->name + "' twice");
+            if (o.address == h->address) bad("hosts", "gives address " + h->address + " to both '" + o.name + "' and '" + h->name + "'");
+        }
+        fleet.push_back(*h);
+    }
+    for (size_t i = 0; i < c.ha_etcd_hosts.size(); i++) {
+        const std::string& n = c.ha_etcd_hosts[i];
+        bool listed = false;
+        for (const auto& h : fleet) listed = listed || h.name == n;
+        if (!listed) bad("etcd_hosts", "names '" + n + "', which is not one of 'ha.hosts'");
+        for (size_t j = 0; j < i; j++)
+            if (c.ha_etcd_hosts[j] == n) bad("etcd_hosts", "names '" + n + "' twice");
+    }
+    if (!ha_on(c)) return;
+    if (!is_ip_literal(c.ha_address)) bad("address", "must be an IPv4 or IPv6 address (etcd and PostgreSQL listen on it), not '" + c.ha_address + "'");
+    if (fleet.empty()) bad("hosts", "must list the HA hosts, this one among them (\"name=address\"), when 'ha.address' is set");
+    const size_t etcd = c.ha_etcd_hosts.empty() ? fleet.size() : c.ha_etcd_hosts.size();
+    if (etcd % 2 == 0 || etcd > 7)
+        bad(c.ha_etcd_hosts.empty() ? "hosts" : "etcd_hosts",
+            "gives etcd " + std::to_string(etcd) + " members: it needs an odd number, 1 to 7 (a majority must be up, and an "
+            "even number survives no more failures than one less); name them in 'ha.etcd_hosts'");
+    if (c.ha_ttl < 1 || c.ha_loop_wait < 1 || c.ha_retry_timeout < 1 || c.ha_loop_wait + 2 * c.ha_retry_timeout > c.ha_ttl || c.ha_ttl > 3600)
+        bad("ttl", "must be at least 'ha.loop_wait' + 2 x 'ha.retry_timeout' (Patroni's rule), each at least 1 and ttl at most 3600; not " +
+                       std::to_string(c.ha_ttl) + "/" + std::to_string(c.ha_loop_wait) + "/" + std::to_string(c.ha_retry_timeout));
+    if (c.ha_prepare_timeout < 10 || c.ha_prepare_timeout > 86400) bad("prepare_timeout", "must be 10-86400 seconds");
+    // Every port this host's HA listens on, against each other and every other configured range.
+    struct Named {
+        const char* key;
+        PortRange r;
+    };
+    std::vector<Named> ranges = {{"postgres.ports", c.pg_ports}, {"proxy.ports", c.public_ports}};
+    if (!c.repository_listen.empty()) ranges.push_back({"repository.ports", c.repository_ports});
+    if (!c.backup_repo_host.empty()) ranges.push_back({"backup.server_ports", c.backup_server_ports});
+    auto single = [](uint16_t p) { return PortRange{p, p}; };
+    if (!c.domain.empty()) ranges.push_back({"proxy.sni_port", single(c.sni_port)});
+    if (!c.repository_listen.empty()) {
+        const auto colon = c.repository_listen.rfind(':');
+        uint32_t p = 0;
+        std::from_chars(c.repository_listen.data() + colon + 1, c.repository_listen.data() + c.repository_listen.size(), p);
+        if (p > 0 && p <= 65535) ranges.push_back({"repository.listen", single(static_cast<uint16_t>(p))});
+    }
+    const std::vector<Named> own = {{"ha.api_port", single(c.ha_api_port)},
+                                    {"ha.etcd_client_port", single(c.ha_etcd_client_port)},
+                                    {"ha.etcd_peer_port", single(c.ha_etcd_peer_port)},
+                                    {"ha.rest_ports", c.ha_rest_ports}};
+    for (size_t i = 0; i < own.size(); i++) {
+        for (size_t j = 0; j < i; j++)
+            if (overlaps(own[i].r, own[j].r))
+                throw Error(Errc::invalid, "'" + std::string(own[i].key) + "' and '" + own[j].key + "' in " + source + " must not overlap");
+        for (const auto& o : ranges)
+            if (overlaps(own[i].r, o.r))
+                throw Error(Errc::invalid, "'" + std::string(own[i].key) + "' in " + source + " must not overlap '" + o.key + "'");
+    }
+}
+
 }  // namespace
+
+std::vector<HaHost> ha_fleet(const Config& c) {
+    std::vector<HaHost> out;
+    for (const auto& e : c.ha_hosts)
+        if (auto h = parse_ha_host(e)) out.push_back(*h);
+    return out;
+}
+
+bool ha_etcd_host(const Config& c, const std::string& name) {
+    if (c.ha_etcd_hosts.empty()) {
+        for (const auto& h : ha_fleet(c))
+            if (h.name == name) return true;
+        return false;
+    }
+    return std::find(c.ha_etcd_hosts.begin(), c.ha_etcd_hosts.end(), name) != c.ha_etcd_hosts.end();
+}
+
+std::string ha_self(const Config& c, const std::string& host_name, const std::string& source) {
+    if (!ha_on(c)) return host_name;
+    if (!is_ha_name(host_name))
+        throw Error(Errc::invalid, "This host's name '" + host_name + "' cannot be an HA host's (1-63 lower-case letters, digits "
+                                   "and '-'): rename the host, or leave 'ha.address' in " + source + " empty");
+    for (const auto& h : ha_fleet(c)) {
+        if (h.name != host_name) continue;
+        if (h.address != c.ha_address)
+            throw Error(Errc::invalid, "'ha.hosts' in " + source + " gives this host ('" + host_name + "') the address " + h.address +
+                                       ", but 'ha.address' is " + c.ha_address + ": make them agree");
+        return host_name;
+    }
+    throw Error(Errc::invalid, "This host ('" + host_name + "', its host name) is not in 'ha.hosts' in " + source + ": add \"" +
+                               host_name + "=" + c.ha_address + "\" there (on every host), or leave 'ha.address' empty");
+}
 
 std::vector<std::string> default_extensions_allowed() {
     return {"adminpack", "amcheck", "auto_explain", "autoinc", "bloom", "btree_gin", "btree_gist", "citext", "cube",
@@ -363,6 +500,7 @@ Config parse_config(std::string_view text, const std::string& source) {
                                        std::to_string(id_lo) + "-" + std::to_string(id_hi));
     bool overlap = !(c.pg_ports.second < c.public_ports.first || c.public_ports.second < c.pg_ports.first);
     if (overlap) throw Error(Errc::invalid, "'postgres.ports' and 'proxy.ports' in " + source + " must not overlap");
+    check_ha(c, source);
     if (!c.backup_repo_host.empty())
         for (const PortRange& r : {c.pg_ports, c.public_ports})
             if (!(c.backup_server_ports.second < r.first || r.second < c.backup_server_ports.first))
@@ -378,7 +516,13 @@ Config load_config(const std::string& path) {
         if (e.code() == Errc::not_found) return Config{};
         throw;
     }
-    return parse_config(text, path);
+    Config c = parse_config(text, path);
+    if (ha_on(c)) {
+        char buf[256] = {};
+        if (::gethostname(buf, sizeof buf - 1) < 0) throw Error(Errc::failed, "Failed to read this host's name (gethostname)");
+        ha_self(c, buf, path);
+    }
+    return c;
 }
 
 std::string default_config_text() {

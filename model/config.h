@@ -111,11 +111,36 @@ struct Config {
     uint16_t sni_port = 5432;           // the one public port of SNI routes
     std::string traefik_dir = "/etc/traefik/hostd";
     std::string traefik_entry_point = "postgres";
+    // [ha] high availability across hosts (#17); off while ha_address is empty
+    std::string ha_address;                    // this host's address on the hosts' network (an IP)
+    std::vector<std::string> ha_hosts;         // the fleet, "name=address"; name = gethostname()
+    std::vector<std::string> ha_etcd_hosts;    // names of hosts running an etcd member; empty: all
+    uint16_t ha_api_port = 8444;               // the peer API (mutual TLS) on ha_address
+    PortRange ha_rest_ports{23000, 23999};     // Patroni's REST API, one port per member
+    uint16_t ha_etcd_client_port = 2379;
+    uint16_t ha_etcd_peer_port = 2380;
+    uint64_t ha_ttl = 10, ha_loop_wait = 2, ha_retry_timeout = 4;  // Patroni's timing (ha::Timing)
+    uint64_t ha_prepare_timeout = 600;         // seconds a prepared member waits for its start
 };
 
 // Archiving and backups on: into a local directory (backup.repo) or on a repository host.
 inline bool backups_on(const Config& c) { return !c.backup_repo.empty() || !c.backup_repo_host.empty(); }
 inline bool remote_repository(const Config& c) { return !c.backup_repo_host.empty(); }
+
+// [ha]: on when this host has an address on the hosts' network.
+inline bool ha_on(const Config& c) { return !c.ha_address.empty(); }
+struct HaHost {
+    std::string name;     // its gethostname(): [a-z0-9][a-z0-9-]*, at most 63
+    std::string address;  // an IPv4 or IPv6 literal
+    bool operator==(const HaHost&) const = default;
+};
+// [ha] hosts as name and address, in the file's order (parse_config has checked them).
+std::vector<HaHost> ha_fleet(const Config& c);
+// Whether host `name` runs an etcd member ([ha] etcd_hosts, or every host when it is empty).
+bool ha_etcd_host(const Config& c, const std::string& name);
+// With [ha] on: checks that host_name (this host's gethostname()) is one of [ha] hosts, listed
+// with [ha] address; throws Errc::invalid saying what to change otherwise. Returns host_name.
+std::string ha_self(const Config& c, const std::string& host_name, const std::string& source = "hostd.toml");
 
 // Parses TOML text over the defaults. Unknown keys and bad values throw hostd::Error naming
 // the key and the source.

@@ -268,3 +268,102 @@ TEST(Config, RepositoryRole) {
                             "[repository]\nlisten = \"10.0.0.2:8443\"\nports = \"25000-25010\"\n"})
         EXPECT_THROW(parse_config(bad, "t"), Error) << bad;
 }
+
+// [ha]: off until address is set; the fleet's names and addresses, etcd's members and every HA
+// port checked against each other and the other ranges, each refusal naming its key.
+namespace {
+const std::string kHa = "[ha]\naddress = \"10.0.0.1\"\nhosts = [\"m1=10.0.0.1\", \"m2=10.0.0.2\", \"m3=10.0.0.3\"]\n";
+std::string refusal(const std::string& toml) {
+    try {
+        parse_config(toml, "hostd.toml");
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "(accepted)";
+}
+}  // namespace
+
+TEST(Config, HaIsOffByDefaultWithTheDocumentedDefaults) {
+    Config d;
+    EXPECT_FALSE(ha_on(d));
+    EXPECT_FALSE(ha_on(parse_config(default_config_text(), "default")));
+    EXPECT_EQ(d.ha_api_port, 8444);
+    EXPECT_EQ(d.ha_rest_ports, (PortRange{23000, 23999}));
+    EXPECT_EQ(d.ha_etcd_client_port, 2379);
+    EXPECT_EQ(d.ha_etcd_peer_port, 2380);
+    EXPECT_EQ(d.ha_prepare_timeout, 600u);
+    // Hosts may be listed ahead of the address; nothing else is checked while HA is off.
+    EXPECT_NO_THROW(parse_config("[ha]\nhosts = [\"m1=10.0.0.1\"]\nrest_ports = \"25000-25100\"\n", "t"));
+}
+
+TEST(Config, HaReadsTheFleetAndItsEtcdMembers) {
+    Config c = parse_config(kHa + "etcd_hosts = [\"m1\"]\napi_port = 9444\nrest_ports = \"22000-22099\"\nttl = 30\n", "t");
+    EXPECT_TRUE(ha_on(c));
+    EXPECT_EQ(ha_fleet(c), (std::vector<HaHost>{{"m1", "10.0.0.1"}, {"m2", "10.0.0.2"}, {"m3", "10.0.0.3"}}));
+    EXPECT_TRUE(ha_etcd_host(c, "m1"));
+    EXPECT_FALSE(ha_etcd_host(c, "m2"));
+    EXPECT_EQ(c.ha_api_port, 9444);
+    EXPECT_EQ(c.ha_rest_ports, (PortRange{22000, 22099}));
+    EXPECT_EQ(c.ha_ttl, 30u);
+    Config all = parse_config(kHa, "t");
+    for (const char* m : {"m1", "m2", "m3"}) EXPECT_TRUE(ha_etcd_host(all, m)) << m;
+    EXPECT_FALSE(ha_etcd_host(all, "m4"));
+    EXPECT_NO_THROW(parse_config("[ha]\naddress = \"fd00::1\"\nhosts = [\"a=fd00::1\"]\n", "t"));
+}
+
+TEST(Config, HaRefusesBadNamesAddressesAndEtcdMembersSayingWhichKey) {
+    const std::pair<std::string, std::string> cases[] = {
+        {"[ha]\naddress = \"db1.example\"\nhosts = [\"m1=10.0.0.1\"]\n", "'ha.address'"},
+        {"[ha]\naddress = \"10.0.0.1\"\n", "'ha.hosts'"},
+        {"[ha]\nhosts = [\"M1=10.0.0.1\"]\n", "'ha.hosts'"},
+        {"[ha]\nhosts = [\"m_1=10.0.0.1\"]\n", "'ha.hosts'"},
+        {"[ha]\nhosts = [\"-m=10.0.0.1\"]\n", "'ha.hosts'"},
+        {"[ha]\nhosts = [\"m1\"]\n", "'ha.hosts'"},
+        {"[ha]\nhosts = [\"m1=db1.example\"]\n", "'ha.hosts'"},
+        {"[ha]\nhosts = [\"m1=10.0.0.1\", \"m1=10.0.0.2\"]\n", "twice"},
+        {"[ha]\nhosts = [\"m1=10.0.0.1\", \"m2=10.0.0.1\"]\n", "both 'm1' and 'm2'"},
+        {"[ha]\nhosts = [\"m1=10.0.0.1\"]\netcd_hosts = [\"m9\"]\n", "'ha.etcd_hosts' in hostd.toml names 'm9'"},
+        {kHa + "etcd_hosts = [\"m1\", \"m2\"]\n", "odd number"},
+        {"[ha]\naddress = \"10.0.0.1\"\nhosts = [\"m1=10.0.0.1\", \"m2=10.0.0.2\"]\n", "name them in 'ha.etcd_hosts'"},
+        {kHa + "ttl = 9\n", "'ha.ttl'"},
+        {kHa + "loop_wait = 0\n", "'ha.ttl'"},
+        {kHa + "prepare_timeout = 1\n", "'ha.prepare_timeout'"},
+    };
+    for (const auto& [toml, want] : cases) EXPECT_NE(refusal(toml).find(want), std::string::npos) << toml << "\n→ " << refusal(toml);
+}
+
+TEST(Config, HaPortsClashWithNothingElseConfigured) {
+    const std::pair<std::string, std::string> cases[] = {
+        {kHa + "rest_ports = \"25500-25600\"\n", "'ha.rest_ports' in hostd.toml must not overlap 'postgres.ports'"},
+        {kHa + "rest_ports = \"28000-28001\"\n", "must not overlap 'proxy.ports'"},
+        {kHa + "api_port = 2379\n", "'ha.etcd_client_port' and 'ha.api_port'"},
+        {kHa + "etcd_peer_port = 23005\n", "'ha.rest_ports' and 'ha.etcd_peer_port'"},
+        {kHa + "api_port = 26000\n", "'ha.api_port' in hostd.toml must not overlap 'postgres.ports'"},
+        {kHa + "[repository]\nlisten = \"10.0.0.1:8444\"\n", "must not overlap 'repository.listen'"},
+        {kHa + "[repository]\nlisten = \"10.0.0.1:8443\"\nports = \"23500-23600\"\n", "must not overlap 'repository.ports'"},
+        {kHa + "[backup]\nrepo_host = \"h:8443\"\nserver_ports = \"2000-3000\"\n", "must not overlap 'backup.server_ports'"},
+        {kHa + "[proxy]\nkind = \"traefik\"\ndomain = \"db.example.com\"\nsni_port = 8444\n", "must not overlap 'proxy.sni_port'"},
+    };
+    for (const auto& [toml, want] : cases) EXPECT_NE(refusal(toml).find(want), std::string::npos) << toml << "\n→ " << refusal(toml);
+    // The same ranges elsewhere are fine while HA is off.
+    EXPECT_NO_THROW(parse_config("[ha]\napi_port = 26000\n", "t"));
+}
+
+TEST(Config, HaWantsThisHostInTheFleetWithItsAddress) {
+    Config c = parse_config(kHa, "hostd.toml");
+    EXPECT_EQ(ha_self(c, "m1", "hostd.toml"), "m1");
+    try {
+        ha_self(c, "db7", "hostd.toml");
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("add \"db7=10.0.0.1\""), std::string::npos) << e.what();
+    }
+    try {
+        ha_self(c, "m2", "hostd.toml");  // listed, but with another address than ha.address
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("10.0.0.2, but 'ha.address' is 10.0.0.1"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(ha_self(c, "DB.local", "hostd.toml"), Error);
+    EXPECT_EQ(ha_self(Config{}, "anything", "t"), "anything");  // HA off: no check
+}

@@ -17,9 +17,9 @@ class RepoHost;
 class RepoApi {
 public:
     // Serves host on listen ("ADDR:PORT") with cert/key (PEM; this host's certificate) and
-    // trusting ca_pem for client certificates.
+    // trusting ca_pem (at ca_path) for client certificates (hostd/peer_server.h).
     RepoApi(RepoHost& host, const std::string& listen, const std::string& cert_pem, const std::string& key_pem,
-            const std::string& ca_pem);
+            const std::string& ca_pem, const std::string& ca_path);
     ~RepoApi();
     RepoApi(const RepoApi&) = delete;
     RepoApi& operator=(const RepoApi&) = delete;

@@ -18,6 +18,7 @@
 #include "base/error.h"
 #include "base/fd.h"
 #include "base/fs.h"
+#include "hostd/ha_api.h"
 #include "hostd/http.h"
 #include "hostd/instance.h"
 #include "clidoc/clidoc.h"
@@ -179,6 +180,8 @@ int main(int argc, char** argv) {
         manager.start();
         // [repository] listen: this host keeps other hosts' tenants' repositories (hostd/repohost_api.h).
         RepositoryRole repository = start_repository_role(cfg);
+        // [ha] address: an HA host (#17): etcd on an etcd host, the peer API (hostd/ha_api.h).
+        HaRole ha = start_ha_role(cfg);
 
         Fd listen_fd;
         int n = sd_listen_fds(1);

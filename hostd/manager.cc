@@ -419,6 +419,12 @@ HostInfo Manager::host() {
     const uint64_t public_free = size(cfg_.public_ports) - std::min(public_held, size(cfg_.public_ports));
     h.ports_free = cfg_.domain.empty() ? std::min(pg_free, public_free) : pg_free;
     h.ports_total = cfg_.domain.empty() ? std::min(size(cfg_.pg_ports), size(cfg_.public_ports)) : size(cfg_.pg_ports);
+    if (ha_on(cfg_)) {
+        char name[256] = {};
+        if (::gethostname(name, sizeof name - 1) == 0) h.ha_host = name;
+        h.ha_address = cfg_.ha_address;
+        for (const auto& m : ha_fleet(cfg_)) h.ha_hosts.emplace_back(m.name, m.address);
+    }
     return h;
 }
 

@@ -232,6 +232,10 @@ struct HostInfo {
     // purge hold their ports for a reuse (same URL) until purged.
     uint64_t ports_free = 0, ports_detached = 0;
     uint64_t ports_total = 0;  // tenants the port ranges hold in all
+    // [ha] (#17): this host's name among the HA hosts ("" while HA is off), its address there,
+    // and every HA host's name and address ([ha] hosts, this one included).
+    std::string ha_host, ha_address;
+    std::vector<std::pair<std::string, std::string>> ha_hosts;
 };
 
 }  // namespace hostd

@@ -14,6 +14,7 @@ want=$(sort <<'LIST'
 /etc/hostd/hostd.toml
 /usr/bin/hostctl
 /usr/lib/systemd/system/haproxy.service.d/hostd.conf
+/usr/lib/systemd/system/hostd-etcd.service
 /usr/lib/systemd/system/hostd-postgres@.service
 /usr/lib/systemd/system/hostd.service
 /usr/lib/systemd/system/hostd.socket

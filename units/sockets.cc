@@ -72,6 +72,24 @@ std::vector<Listener> tcp_listeners() {
     return out;
 }
 
+std::vector<pid_t> socket_holders(uint64_t inode) {
+    const std::string target = "socket:[" + std::to_string(inode) + "]";
+    std::vector<pid_t> out;
+    std::error_code ec;
+    for (auto& p : std::filesystem::directory_iterator("/proc", ec)) {
+        const std::string name = p.path().filename().string();
+        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::error_code fec;
+        for (auto& fd : std::filesystem::directory_iterator(p.path() / "fd", fec)) {
+            std::error_code lec;
+            if (std::filesystem::read_symlink(fd.path(), lec).string() != target) continue;
+            out.push_back(static_cast<pid_t>(std::stol(name)));
+            break;
+        }
+    }
+    return out;
+}
+
 std::vector<pid_t> kill_socket_holders(uid_t uid, uint64_t inode) {
     const std::string target = "socket:[" + std::to_string(inode) + "]";
     std::vector<pid_t> killed;

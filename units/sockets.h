@@ -22,6 +22,9 @@ struct Listener {
 // Every listening TCP socket (IPv4 and IPv6) in this network namespace.
 std::vector<Listener> tcp_listeners();
 
+// The processes (of any user) that hold the socket with this inode: who listens on a port.
+std::vector<pid_t> socket_holders(uint64_t inode);
+
 // SIGKILLs the processes of user uid that hold the socket with this inode; returns their pids.
 std::vector<pid_t> kill_socket_holders(uid_t uid, uint64_t inode);
 

@@ -160,6 +160,27 @@ void Systemd::set_limits(const std::string& unit, const Limits& l, bool runtime)
     if (r < 0) fail(r, err, "Failed to set limits on '" + unit + "'");
 }
 
+void Systemd::enqueue(const std::string& method, const std::string& unit) {
+    BusError err;
+    int r = sd_bus_call_method(bus_.get(), kDest, kPath, kManager, method.c_str(), &err.e, nullptr, "ss", unit.c_str(), "replace");
+    if (r < 0) fail(r, err, "Failed to " + method + " '" + unit + "'");
+}
+
+void Systemd::enable(const std::string& unit) {
+    BusError err;
+    const char* files[] = {unit.c_str(), nullptr};
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_call(bus_.get(), &raw, kDest, kPath, kManager, "EnableUnitFiles");
+    if (r < 0) throw Error(Errc::failed, std::string("Failed to ask systemd to enable '") + unit + "': " + std::strerror(-r));
+    MessagePtr m(raw);
+    if ((r = sd_bus_message_append_strv(m.get(), const_cast<char**>(files))) < 0 ||
+        (r = sd_bus_message_append(m.get(), "bb", 0, 0)) < 0)
+        throw Error(Errc::failed, std::string("Failed to ask systemd to enable '") + unit + "': " + std::strerror(-r));
+    r = sd_bus_call(bus_.get(), m.get(), 0, &err.e, nullptr);
+    if (r < 0) fail(r, err, "Failed to enable '" + unit + "'");
+    daemon_reload();
+}
+
 void Systemd::daemon_reload() {
     BusError err;
     // Reload returns once systemd has read its unit files again (the default call timeout is

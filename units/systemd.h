@@ -64,6 +64,12 @@ public:
     // Reload when running, start when not (a proxy that is down gets its routes by starting).
     void reload_or_restart(const std::string& unit, std::chrono::milliseconds timeout = std::chrono::seconds(90));
 
+    // Enqueue a job (StartUnit, RestartUnit, ...; mode "replace") and return without waiting for
+    // it: for a unit whose start waits on other machines (an etcd member of a new cluster).
+    void enqueue(const std::string& method, const std::string& unit);
+    // EnableUnitFiles (persistent, like `systemctl enable`): the unit starts at boot. Then Reload.
+    void enable(const std::string& unit);
+
     // SetUnitProperties; runtime=false makes systemd persist them as drop-ins under
     // /etc/systemd/system.control/<unit>.d/ and apply them live to a running unit.
     void set_limits(const std::string& unit, const Limits& limits, bool runtime = false);

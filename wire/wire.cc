@@ -671,6 +671,8 @@ json render(const ReconcileReport& r) {
 }
 
 json render(const HostInfo& h) {
+    json ha_hosts = json::array();
+    for (const auto& [name, address] : h.ha_hosts) ha_hosts.push_back({{"name", name}, {"address", address}});
     return {{"host",
              {{"tenants", h.tenants},
               {"tenants_active", h.tenants_active},
@@ -684,7 +686,10 @@ json render(const HostInfo& h) {
               {"loop_dir_available", h.loop_dir_available},
               {"ports_free", h.ports_free},
               {"ports_detached", h.ports_detached},
-              {"ports_total", h.ports_total}}}};
+              {"ports_total", h.ports_total},
+              {"ha_host", h.ha_host.empty() ? json(nullptr) : json(h.ha_host)},
+              {"ha_address", h.ha_address.empty() ? json(nullptr) : json(h.ha_address)},
+              {"ha_hosts", ha_hosts}}}};
 }
 
 json render_ca(const std::string& pem) { return {{"ca", pem}}; }
@@ -863,6 +868,16 @@ ReconcileReport parse_reconcile(const json& body) {
     return out;
 }
 
+namespace {
+std::vector<std::pair<std::string, std::string>> ha_hosts_from(const json& h) {
+    std::vector<std::pair<std::string, std::string>> out;
+    if (h.contains("ha_hosts") && h["ha_hosts"].is_array())
+        for (const auto& e : h["ha_hosts"])
+            if (e.is_object()) out.emplace_back(str(e, "name"), str(e, "address"));
+    return out;
+}
+}  // namespace
+
 HostInfo parse_host(const json& body) {
     const json& h = member(body, "host");
     return {.tenants = h.value("tenants", uint64_t{0}), .tenants_active = h.value("tenants_active", uint64_t{0}),
@@ -871,7 +886,10 @@ HostInfo parse_host(const json& body) {
             .cpu_committed = h.value("cpu_committed", 0.0), .cpus = h.value("cpus", uint64_t{0}),
             .disk_committed = h.value("disk_committed", uint64_t{0}),
             .loop_dir_available = h.value("loop_dir_available", uint64_t{0}), .ports_free = h.value("ports_free", uint64_t{0}),
-            .ports_detached = h.value("ports_detached", uint64_t{0}), .ports_total = h.value("ports_total", uint64_t{0})};
+            .ports_detached = h.value("ports_detached", uint64_t{0}), .ports_total = h.value("ports_total", uint64_t{0}),
+            .ha_host = h.contains("ha_host") && h["ha_host"].is_string() ? h["ha_host"].get<std::string>() : "",
+            .ha_address = h.contains("ha_address") && h["ha_address"].is_string() ? h["ha_address"].get<std::string>() : "",
+            .ha_hosts = ha_hosts_from(h)};
 }
 
 std::string parse_ca(const json& body) { return body.is_object() ? str(body, "ca") : ""; }

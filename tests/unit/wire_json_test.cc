@@ -293,3 +293,22 @@ TEST(WireReplies, TheListWrittenStraightIsByteForByteTheTreesRendering) {
     EXPECT_EQ(wire::render_text({plain}), tree({plain}));
     EXPECT_EQ(wire::parse_tenants(json::parse(wire::render_text(all))).size(), 4u);
 }
+
+TEST(WireReplies, TheHostSaysWhetherItIsAnHaHostAndWhichTheOthersAre) {
+    const json off = wire::render(HostInfo{});
+    EXPECT_TRUE(off["host"]["ha_host"].is_null());
+    EXPECT_EQ(off["host"]["ha_hosts"], json::array());
+    HostInfo h{.tenants = 1};
+    h.ha_host = "m1";
+    h.ha_address = "10.0.0.1";
+    h.ha_hosts = {{"m1", "10.0.0.1"}, {"m2", "10.0.0.2"}};
+    const json on = wire::render(h);
+    EXPECT_EQ(on["host"]["ha_host"], "m1");
+    EXPECT_EQ(on["host"]["ha_address"], "10.0.0.1");
+    EXPECT_EQ(on["host"]["ha_hosts"][1]["name"], "m2");
+    EXPECT_EQ(on["host"]["ha_hosts"][1]["address"], "10.0.0.2");
+    const HostInfo back = wire::parse_host(on);
+    EXPECT_EQ(back.ha_host, "m1");
+    EXPECT_EQ(back.ha_hosts, h.ha_hosts);
+    EXPECT_EQ(wire::render(back), on);
+}

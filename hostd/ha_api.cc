@@ -1,0 +1,214 @@
+#include "hostd/ha_api.h"
+
+#include <systemd/sd-login.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include "base/error.h"
+#include "base/fs.h"
+#include "hostd/log.h"
+#include "hostd/peer_server.h"
+#include "hostd/peers.h"
+#include "repohost/repohost.h"
+#include "units/sockets.h"
+#include "units/systemd.h"
+
+namespace hostd {
+
+std::pair<int, wire::json> ha_dispatch(const std::string& self, const std::string&, const std::string& method,
+                                       const std::string& url, const std::string&) {
+    constexpr std::string_view prefix = "/v1/ha/";
+    constexpr std::string_view member = "/member";
+    if (url.starts_with(prefix) && url.ends_with(member) && url.size() > prefix.size() + member.size()) {
+        const std::string tenant = url.substr(prefix.size(), url.size() - prefix.size() - member.size());
+        if (tenant.find('/') == std::string::npos) {
+            if (method != "GET")
+                return {405, peer_error(Errc::invalid, "Method " + method + " is not allowed on " + url)};
+            repohost::validate_tenant(tenant);
+            return {404, peer_error(Errc::not_found, "HA host '" + self + "' has no member of tenant '" + tenant + "'")};
+        }
+    }
+    return {404, peer_error(Errc::not_found, "No such API path: " + url + " (this listener serves /v1/ha/{tenant}/member)")};
+}
+
+ha::EtcdMember etcd_member(const Config& cfg, const std::string& self) {
+    ha::EtcdMember m;
+    m.name = self;
+    m.address = cfg.ha_address;
+    m.client_port = cfg.ha_etcd_client_port;
+    m.peer_port = cfg.ha_etcd_peer_port;
+    for (const auto& h : ha_fleet(cfg))
+        if (ha_etcd_host(cfg, h.name)) m.initial_cluster[h.name] = h.address;
+    m.new_cluster = true;
+    m.enable_v2 = true;  // Patroni 3.0.2 speaks v2 (ha.h EtcdApi; README: High availability)
+    return m;
+}
+
+namespace {
+
+struct Holder {
+    std::string unit;  // "" when the process is in no unit
+    std::string comm;
+    pid_t pid = 0;
+};
+
+// Who listens on port, other than etcd's own unit.
+std::optional<Holder> port_holder(uint16_t port) {
+    for (const auto& l : units::tcp_listeners()) {
+        if (l.port != port) continue;
+        for (pid_t pid : units::socket_holders(l.inode)) {
+            Holder h{.pid = pid};
+            char* unit = nullptr;
+            if (sd_pid_get_unit(pid, &unit) >= 0 && unit) h.unit = unit;
+            std::free(unit);
+            if (h.unit == kEtcdUnit) continue;
+            try {
+                h.comm = read_file("/proc/" + std::to_string(pid) + "/comm");
+                if (!h.comm.empty() && h.comm.back() == '\n') h.comm.pop_back();
+            } catch (const Error&) {
+            }
+            return h;
+        }
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+void start_etcd(const Config& cfg, const std::string& self) {
+    const std::string text = ha::render_etcd(etcd_member(cfg, self));
+    for (auto [port, key] : {std::pair{cfg.ha_etcd_client_port, "ha.etcd_client_port"}, std::pair{cfg.ha_etcd_peer_port, "ha.etcd_peer_port"}}) {
+        const auto h = port_holder(port);
+        if (!h) continue;
+        const std::string who = (h->unit.empty() ? "process '" + h->comm + "'" : h->unit + " ('" + h->comm + "'") +
+                                " pid " + std::to_string(h->pid) + (h->unit.empty() ? "" : ")");
+        throw Error(Errc::conflict,
+                    "Port " + std::to_string(port) + " ('" + key + "') is held by " + who + ": hostd does not start " + kEtcdUnit +
+                        " beside it. " +
+                        (h->unit.empty() ? std::string("Stop that process, or move etcd's ports in [ha], then restart hostd")
+                                         : "Stop and mask that unit (systemctl mask --now " + h->unit +
+                                               "; Debian's etcd-server enables etcd.service), then restart hostd"));
+    }
+    std::string old;
+    try {
+        old = read_file(kEtcdConfig);
+    } catch (const Error&) {
+    }
+    make_dirs("/etc/hostd", 0755);
+    if (old != text) write_file_atomic(kEtcdConfig, text, 0644);
+    auto sd = units::Systemd::connect();
+    const auto st = sd.status(kEtcdUnit);
+    if (st.load_state == "not-found")
+        throw Error(Errc::failed, std::string(kEtcdUnit) + " is not installed (cmake --install ships it with hostd)");
+    sd.enable(kEtcdUnit);
+    const bool running = st.active_state == "active" || st.active_state == "activating" || st.active_state == "reloading";
+    if (running && old == text) return;
+    sd.reset_failed(kEtcdUnit);
+    // A member of a new cluster reports ready only once a majority has started: never wait here.
+    sd.enqueue(running ? "RestartUnit" : "StartUnit", kEtcdUnit);
+    log::info(std::string(running ? "Restarting " : "Starting ") + kEtcdUnit + " (" + kEtcdConfig + ": member '" + self +
+              "' of " + std::to_string(etcd_member(cfg, self).initial_cluster.size()) + ")");
+}
+
+struct HaRole::State {
+    std::unique_ptr<PeerServer> api;
+    std::unique_ptr<Peers> peers;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool stop = false;
+    std::thread hello;
+
+    ~State() {
+        {
+            std::lock_guard lock(mu);
+            stop = true;
+        }
+        cv.notify_all();
+        if (hello.joinable()) hello.join();
+        api.reset();
+    }
+
+    // Every other host once, retried for a while as the fleet starts: logged when it serves this
+    // host, when its certificate is from another CA (at once: a retry cannot mend that), or
+    // when it could not be reached within the window.
+    void greet(std::vector<std::string> others) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+        std::map<std::string, std::string> last;
+        while (!others.empty()) {
+            std::vector<std::string> again;
+            for (const auto& h : others) {
+                try {
+                    peers->hello(h);
+                    log::info("HA: host '" + h + "' serves this host's peer requests");
+                } catch (const Error& e) {
+                    const std::string why = e.what();
+                    if (e.code() != Errc::unavailable || why.find("not from this host's CA") != std::string::npos) {
+                        log::error("HA: " + why);
+                        continue;
+                    }
+                    last[h] = why;
+                    again.push_back(h);
+                }
+            }
+            others = std::move(again);
+            std::unique_lock lock(mu);
+            if (others.empty() || cv.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::seconds(3)),
+                                                [&] { return stop; }))
+                return;
+            if (std::chrono::steady_clock::now() >= deadline) {
+                for (const auto& h : others) log::warning("HA: " + last[h]);
+                return;
+            }
+        }
+    }
+};
+
+HaRole::HaRole() = default;
+HaRole::HaRole(HaRole&&) noexcept = default;
+HaRole::~HaRole() = default;
+
+HaRole start_ha_role(const Config& cfg) {
+    HaRole role;
+    if (!ha_on(cfg)) return role;
+    const std::string self = ha_self(cfg, this_host_name());
+    if (ha_etcd_host(cfg, self)) {
+        try {
+            start_etcd(cfg, self);
+        } catch (const std::exception& e) {
+            log::error(std::string("HA: etcd not started: ") + e.what());
+        }
+    }
+    role.state = std::make_unique<HaRole::State>();
+    const std::string dir = cfg.state_dir + "/ha";
+    const pgconf::PemPair pair = issue_host_certificate(cfg, self, {self, cfg.ha_address}, dir);
+    std::set<std::string> names;
+    std::vector<std::string> others;
+    for (const auto& h : ha_fleet(cfg)) {
+        names.insert(h.name);
+        if (h.name != self) others.push_back(h.name);
+    }
+    const std::string addr = cfg.ha_address.find(':') != std::string::npos ? "[" + cfg.ha_address + "]" : cfg.ha_address;
+    const std::string listen = addr + ":" + std::to_string(cfg.ha_api_port);
+    const pgconf::CaPaths ca = host_ca(cfg);
+    role.state->api = std::make_unique<PeerServer>(
+        PeerServerOptions{.what = "HA peer API", .listen = listen, .field = "ha.address", .cert_pem = pair.cert_pem,
+                          .key_pem = pair.key_pem, .ca_pem = pgconf::ca_certificate_pem(ca), .ca_path = ca.cert,
+                          .allowed_hosts = names, .allowed_hint = "is not one of this host's [ha] hosts"},
+        [self](const std::string& client, const std::string& method, const std::string& url, const std::string& body) {
+            return ha_dispatch(self, client, method, url, body);
+        });
+    role.state->peers = make_real_peers(cfg, dir);
+    log::info("HA: serving https://" + listen + "/v1/ha as hostd@" + self + " for " + std::to_string(names.size()) + " hosts");
+    if (!others.empty()) role.state->hello = std::thread([st = role.state.get(), others] { st->greet(others); });
+    return role;
+}
+
+}  // namespace hostd

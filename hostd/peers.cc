@@ -1,0 +1,70 @@
+#include "hostd/peers.h"
+
+#include "base/error.h"
+#include "hostd/peer_client.h"
+#include "wire/wire.h"
+
+namespace hostd {
+namespace {
+
+class RealPeers final : public Peers {
+public:
+    RealPeers(const Config& cfg, const std::string& tls_dir)
+        : fleet_(ha_fleet(cfg)),
+          port_(cfg.ha_api_port),
+          tls_{.cert = tls_dir + "/host.crt", .key = tls_dir + "/host.key", .ca = cfg.state_dir + "/ca/ca.crt"} {}
+
+    std::optional<PeerMember> status(const std::string& host, const std::string& tenant) override {
+        check_tenant(tenant);
+        peer::Reply r = call(host, "GET", "/v1/ha/" + tenant + "/member");
+        if (r.status == 404) return std::nullopt;
+        if (r.status / 100 != 2) peer::fail(r, "Reading the member of '" + tenant + "'", "on HA host '" + host + "'");
+        const wire::json body = wire::parse_body(r.body);
+        return PeerMember{.record_state = body.value("record_state", ""), .create_id = body.value("create_id", "")};
+    }
+
+    void hello(const std::string& host) override {
+        peer::Reply r = call(host, "GET", "/v1/ha/-/member", /*want_peer=*/true);
+        if (r.status == 403) peer::fail(r, "A request from this host", "on HA host '" + host + "'");
+        if (r.peer_cn != "hostd@" + host)
+            throw Error(Errc::failed, "HA host '" + host + "' at " + address_of(host) + " presents the certificate of '" +
+                                          r.peer_cn + "', not hostd@" + host + ": check 'ha.hosts' on both hosts");
+    }
+
+private:
+    std::vector<HaHost> fleet_;
+    uint16_t port_;
+    peer::Tls tls_;
+
+    std::string address_of(const std::string& host) const {
+        for (const auto& h : fleet_)
+            if (h.name == host) return h.address.find(':') != std::string::npos ? "[" + h.address + "]" : h.address;
+        throw Error(Errc::invalid, "'" + host + "' is not one of 'ha.hosts'", "host");
+    }
+
+    static void check_tenant(const std::string& t) {
+        // Tenant names are [a-z0-9-]: nothing to escape; refuse anything else rather than guess.
+        bool ok = !t.empty();
+        for (char c : t) ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-');
+        if (!ok) throw Error(Errc::invalid, "'" + t + "' is not a tenant name", "name");
+    }
+
+    peer::Reply call(const std::string& host, const std::string& method, const std::string& path, bool want_peer = false) {
+        const std::string base = "https://" + address_of(host) + ":" + std::to_string(port_);
+        const peer::Target target{
+            .what = "HA host '" + host + "' (" + base + ")",
+            .unreachable = "is its hostd running with [ha] address set there, and is " + host + " up?",
+            .other_ca = "copy " + tls_.ca + " and the ca.key beside it from host " + host +
+                        " to this host, or from this host to " + host + " (every HA host must have the same), "
+                        "then restart hostd where it was copied"};
+        return peer::perform(target, base + path, tls_, method, nullptr, 30, want_peer);
+    }
+};
+
+}  // namespace
+
+std::unique_ptr<Peers> make_real_peers(const Config& cfg, const std::string& tls_dir) {
+    return std::make_unique<RealPeers>(cfg, tls_dir);
+}
+
+}  // namespace hostd

@@ -1,0 +1,37 @@
+// The HA hosts' client of each other's peer API (hostd/ha_api.h): a virtual Peers so that the
+// create flow can be tested with a fake that fails any call on demand, and the real one over
+// libcurl with mutual TLS (hostd/peer_client.h): this host's certificate <state_dir>/ha/host.crt
+// (CN hostd@<host>), the other host's checked against hostd's CA and its [ha] hosts address.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "model/config.h"
+
+namespace hostd {
+
+// What a host says of its member of a tenant (GET /v1/ha/{tenant}/member); grows with the
+// create flow (#17 plan, section 5).
+struct PeerMember {
+    std::string record_state;
+    std::string create_id;
+};
+
+class Peers {
+public:
+    virtual ~Peers() = default;
+    // host's member of tenant; nullopt when it has none (its 404). Throws Errc::invalid for a
+    // host not in [ha] hosts, Errc::unavailable when it cannot be reached or its certificate is
+    // not from this host's CA (the sentence says which file to copy), Errc::failed for its errors.
+    virtual std::optional<PeerMember> status(const std::string& host, const std::string& tenant) = 0;
+    // One request to see that host serves this one: reachable, its certificate from this CA and
+    // naming it (hostd@<host>), and this host allowed there. Throws as status does.
+    virtual void hello(const std::string& host) = 0;
+};
+
+// The real one, for [ha] hosts on [ha] api_port. tls_dir holds host.crt and host.key.
+std::unique_ptr<Peers> make_real_peers(const Config& cfg, const std::string& tls_dir);
+
+}  // namespace hostd

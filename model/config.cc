@@ -15,6 +15,7 @@
 #include "base/error.h"
 #include "base/fs.h"
 #include "base/size.h"
+#include "base/strings.h"
 #include "routes/routes.h"
 
 namespace hostd {
@@ -172,11 +173,7 @@ bool is_ip_literal(const std::string& a) {
 }
 
 // An HA host's name: Patroni's member name and etcd's, and the CN hostd@<name>.
-bool is_ha_name(std::string_view n) {
-    bool ok = !n.empty() && n.size() <= 63 && n.front() != '-';
-    for (char ch : n) ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-');
-    return ok;
-}
+bool is_ha_name(std::string_view n) { return is_dns_label(n); }
 
 std::optional<HaHost> parse_ha_host(const std::string& entry) {
     const auto eq = entry.find('=');
@@ -186,7 +183,6 @@ std::optional<HaHost> parse_ha_host(const std::string& entry) {
     return h;
 }
 
-bool in_range(PortRange r, uint16_t p) { return p >= r.first && p <= r.second; }
 bool overlaps(PortRange a, PortRange b) { return !(a.second < b.first || b.second < a.first); }
 
 // [ha]: the fleet's names and addresses, etcd's members, ports apart from every other range.

@@ -4,6 +4,7 @@
 
 #include <functional>
 
+#include "tests/unit/error_of.h"
 #include "base/error.h"
 #include "model/ha.h"
 #include "model/record.h"
@@ -14,15 +15,7 @@ using namespace hostd;
 
 namespace {
 
-Error error_of(const std::function<void()>& fn) {
-    try {
-        fn();
-    } catch (const Error& e) {
-        return e;
-    }
-    ADD_FAILURE() << "no error thrown";
-    return Error(Errc::failed, "none");
-}
+using test::error_of;
 
 bool says(const Error& e, const std::string& words) { return std::string(e.what()).find(words) != std::string::npos; }
 

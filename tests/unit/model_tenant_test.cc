@@ -4,6 +4,7 @@
 #include <functional>
 #include <vector>
 
+#include "tests/unit/error_of.h"
 #include "base/error.h"
 #include "model/tenant.h"
 
@@ -35,15 +36,7 @@ TEST(ResolveSpec, FillsWhatTheRequestLeavesOutFromTheConfig) {
 
 namespace {
 
-Error error_of(const std::function<void()>& fn) {
-    try {
-        fn();
-    } catch (const Error& e) {
-        return e;
-    }
-    ADD_FAILURE() << "no error thrown";
-    return Error(Errc::failed, "none");
-}
+using test::error_of;
 
 TenantSpec kept_spec() {
     return {.backend = "loop", .filesystem = "xfs", .disk_size = 1ull << 30, .memory = 300ull << 20, .cpu = 0.25,

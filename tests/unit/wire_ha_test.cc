@@ -2,6 +2,7 @@
 // a tenant's members and cluster in its JSON (and in the list written straight), back alike.
 #include <gtest/gtest.h>
 
+#include "tests/unit/error_of.h"
 #include "wire/wire.h"
 
 using namespace hostd;
@@ -9,15 +10,7 @@ using wire::json;
 
 namespace {
 
-Error error_of(const std::function<void()>& fn) {
-    try {
-        fn();
-    } catch (const Error& e) {
-        return e;
-    }
-    ADD_FAILURE() << "no error thrown";
-    return Error(Errc::failed, "");
-}
+using test::error_of;
 
 TenantView plain_view() {
     TenantView t;

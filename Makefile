@@ -9,7 +9,7 @@ DEPS := build-essential cmake ninja-build pkg-config \
         ansible-core ansible-lint python3-jsonschema strace pgbackrest \
         patroni etcd-server etcd-client
 
-.PHONY: deps build unit e2e test demo demo-stop bench clean
+.PHONY: deps build unit e2e test demo demo-stop ha-demo ha-demo-stop bench clean
 
 # No daemon the packages bring (prometheus, haproxy...) may start on the host: tests run them in
 # testbeds. A policy-rc.d that says 101 stops invoke-rc.d for the length of the install.
@@ -53,6 +53,14 @@ demo: build
 
 demo-stop:
 	tests/testbed/testbed down hostd-demo
+
+# Three machines hostd-ha-1..3 (HA hosts on a network of their own), the tenant ha-demo with a
+# synchronous replica, its URL usable from this host; they stay up until `make ha-demo-stop`.
+ha-demo: build
+	BUILD=$(abspath $(BUILD)) tests/e2e/ha-demo
+
+ha-demo-stop:
+	for m in hostd-ha-1 hostd-ha-2 hostd-ha-3; do tests/testbed/testbed down $$m; done
 
 bench: build
 	BUILD=$(abspath $(BUILD)) bench/run

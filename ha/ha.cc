@@ -181,6 +181,7 @@ std::string render_patroni(const PatroniMember& m) {
     check_path("bin_dir", m.bin_dir);
     check_path("socket_dir", m.socket_dir);
     check_path("pgpass", m.pgpass);
+    if (!m.custom_conf.empty()) check_path("custom_conf", m.custom_conf);
     if (m.listen_addresses.empty()) refuse("listen_addresses", "", "give at least one address");
     for (const auto& a : m.listen_addresses) check_host("listen_addresses", a);
     check_port("pg_port", m.pg_port);
@@ -192,6 +193,10 @@ std::string render_patroni(const PatroniMember& m) {
     check_path("tls.cert_file", m.tls.cert_file);
     check_path("tls.key_file", m.tls.key_file);
     check_path("tls.ca_file", m.tls.ca_file);
+    for (const auto& l : m.pg_ident) {
+        check_text("pg_ident", l);
+        if (l.find_first_not_of(' ') == std::string::npos) refuse("pg_ident", l, "give a whole line");
+    }
     for (const auto& l : m.pg_hba) {
         check_text("pg_hba", l);
         if (l.find_first_not_of(' ') == std::string::npos) refuse("pg_hba", l, "give a whole line");
@@ -286,6 +291,9 @@ std::string render_patroni(const PatroniMember& m) {
           {"pg_hba", m.pg_hba}}},
         {"tags", {{"nofailover", false}, {"noloadbalance", false}, {"clonefrom", false}, {"nosync", false}}},
     };
+
+    if (!m.custom_conf.empty()) doc["postgresql"]["custom_conf"] = m.custom_conf;
+    if (!m.pg_ident.empty()) doc["postgresql"]["pg_ident"] = m.pg_ident;
 
     std::string head =
         "Patroni member '" + m.name + "' of scope '" + m.scope + "'. Written by hostd; do not edit.\n"

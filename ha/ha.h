@@ -68,6 +68,10 @@ struct PatroniMember {
     std::string bin_dir = "/usr/lib/postgresql/15/bin";
     std::string socket_dir;
     std::string pgpass;  // the passfile Patroni writes for its own connections (tenant-owned dir)
+    // The member's own postgresql.conf settings as a file Patroni includes first (its
+    // custom_conf; "" for none): hostd's tuning of the tenant's limits and its overrides, outside
+    // pgdata (a replica's pgdata is the primary's copy). What Patroni sets itself comes after.
+    std::string custom_conf;
     std::vector<std::string> listen_addresses;
     uint16_t pg_port = 0;
     // postgresql.conf settings of this member (limits, archiving). Rendered with
@@ -98,6 +102,7 @@ struct PatroniMember {
         std::string ca_file;    // the CA the members' certificates are issued from (sslrootcert)
     } tls;
     std::vector<std::string> pg_hba;  // whole lines, in order (Patroni writes pg_hba.conf from them)
+    std::vector<std::string> pg_ident;  // whole lines of pg_ident.conf (Patroni writes it; none: left alone)
     Credentials superuser;    // Patroni's own local connections, and pg_rewind
     Credentials replication;  // the replicas' streaming (a role Patroni creates at bootstrap)
     Credentials rewind;       // pg_rewind of a demoted primary (a role Patroni creates, not a superuser)

@@ -208,6 +208,24 @@ public:
     // Idempotent.
     virtual void create_monitor_role(const TenantRecord& t, const TenantLayout& l, int timeout_ms) = 0;
 
+    // An HA member (#17). write_member_files: an empty pgdata for Patroni (the tenant's, 0700)
+    // and the member's ha directory (TenantLayout::ha_dir, root's, the tenant's group may read):
+    // patroni.yml as given, the tenant's settings as Patroni's custom_conf (model/patroni.h
+    // ha_files), a server certificate of hostd's CA naming every member's address and public
+    // host (the members verify each other's), its key (the tenant's, 0600) and the CA.
+    // create_ha_admin: on the scope's first member, once Patroni's PostgreSQL runs: the tenant's
+    // admin role (a superuser with t.password, as initdb makes it for a plain tenant), made as
+    // Patroni's superuser over the socket, the login retried up to timeout_ms. Idempotent.
+    virtual void write_member_files(const TenantRecord& t, const TenantLayout& l, const units::OsUser& u,
+                                    const std::string& patroni_yml) = 0;
+    virtual void create_ha_admin(const TenantRecord& t, const TenantLayout& l, int timeout_ms) = 0;
+    // The tenant's Patroni scope in etcd (keys under /hostd/<tenant>/): whether a member of it
+    // is alive there (a member key: another fleet's HA tenant of that name, or one not deleted
+    // yet), and its keys removed (what a failed or deleted HA tenant left). Throw
+    // Errc::unavailable when etcd cannot be asked.
+    virtual bool ha_scope_in_use(const std::string& tenant) = 0;
+    virtual void forget_ha_scope(const std::string& tenant) = 0;
+
     // The warm pool (hostd/warmpool.h). The ids of the images in dir (regular files named
     // <id>.img; none when dir does not exist). A formatted pool disk on device gets its cluster:
     // mounted apart from every tenant's, initdb'd by hostd's pool user with d's bootstrap role

@@ -9,6 +9,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
@@ -17,6 +18,9 @@
 #include <set>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
+#include "base/curl.h"
 #include "base/error.h"
 #include "base/exec.h"
 #include "base/fd.h"
@@ -30,6 +34,7 @@
 #include "hostd/observe.h"
 #include "hostd/repoclient.h"
 #include "model/layout.h"
+#include "model/patroni.h"
 #include "pgconf/pgconf.h"
 #include "pgconf/settings.h"
 #include "pgconf/tls.h"
@@ -1116,6 +1121,100 @@ public:
                               pgconf::monitor_role_sql(), std::chrono::milliseconds(timeout_ms));
     }
 
+    // ---- an HA member ----
+
+    void write_member_files(const TenantRecord& t, const TenantLayout& l, const units::OsUser& u,
+                            const std::string& patroni_yml) override {
+        if (!t.ha) throw Error(Errc::invalid, "Tenant '" + t.name + "' is not an HA tenant");
+        // Patroni's initdb or pg_basebackup fills it.
+        if (::mkdir(l.pgdata.c_str(), 0700) < 0 && errno != EEXIST) throw_errno(errno, "Failed to create '" + l.pgdata + "'");
+        if (::chown(l.pgdata.c_str(), u.uid, u.gid) < 0) throw_errno(errno, "Failed to chown '" + l.pgdata + "'");
+        // Root's: the tenant reads its configuration and cannot change it (nor its REST port, etcd, roles).
+        if (::mkdir(l.ha_dir.c_str(), 0750) < 0 && errno != EEXIST) throw_errno(errno, "Failed to create '" + l.ha_dir + "'");
+        if (::chown(l.ha_dir.c_str(), 0, u.gid) < 0 || ::chmod(l.ha_dir.c_str(), 0750) < 0)
+            throw_errno(errno, "Failed to hand '" + l.ha_dir + "' to group " + std::to_string(u.gid));
+        auto file = [&](const char* name) { return l.ha_dir + "/" + name; };
+        if (!t.spec.settings.empty())
+            pgconf::check_overrides_with_server({.bindir = cfg_.pg_bindir, .uid = u.uid, .gid = u.gid}, t.spec.settings);
+        pgconf::ClusterSpec spec = cluster_spec(t);
+        spec.ssl = false;  // Patroni's own parameters turn TLS on with the files below
+        write_file_atomic(file(ha_files::kBaseConf), pgconf::render_postgresql_conf(spec), 0640, 0, u.gid);
+        write_file_atomic(file(ha_files::kOverrides), pgconf::render_overrides(t.spec.settings), 0640, 0, u.gid);
+        pgconf::ensure_ca(ca_);
+        std::vector<std::string> names = {"localhost", "127.0.0.1"};
+        for (const auto& m : t.ha->members)
+            for (const auto& n : {m.address, m.public_host})
+                if (!n.empty() && std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+        auto pair = pgconf::issue_server_cert(ca_, {.tenant = t.name, .names = names});
+        write_file_atomic(file(ha_files::kKey), pair.key_pem, 0600, u.uid, u.gid);
+        write_file_atomic(file(ha_files::kCert), pair.cert_pem, 0644, 0, u.gid);
+        write_file_atomic(file(ha_files::kCa), pgconf::ca_certificate_pem(ca_), 0644, 0, u.gid);
+        write_file_atomic(file(ha_files::kPatroniYml), patroni_yml, 0640, 0, u.gid);
+    }
+
+    void create_ha_admin(const TenantRecord& t, const TenantLayout& l, int timeout_ms) override {
+        if (!t.ha) throw Error(Errc::invalid, "Tenant '" + t.name + "' is not an HA tenant");
+        const pgconf::ConnParams p{.host = l.socket_dir, .port = t.port, .user = kPatroniSuperuser,
+                                   .password = t.ha->secrets.patroni, .connect_timeout_s = 2, .sslmode = "disable",
+                                   .query_timeout_ms = 10000};
+        // The name is a validated tenant name ([a-z0-9_-]): quoted as an identifier and a literal as it stands.
+        const std::string& a = t.admin_user;
+        pgconf::wait_exec_sql(p, "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '" + a +
+                                     "') THEN CREATE ROLE \"" + a + "\" LOGIN SUPERUSER; END IF; END$$",
+                              std::chrono::milliseconds(timeout_ms));
+        pgconf::set_role_password(p, a, t.password);
+        pgconf::exec_sql(p, pgconf::monitor_role_sql());  // hostd's own login (patroni.yml has its pg_hba line)
+    }
+
+    // etcd's v2 keys API on this host's member (127.0.0.1: every etcd host listens there; a
+    // host without etcd asks the first etcd host). Patroni's keys are v2 keys (ha.h EtcdApi).
+    long etcd_v2(const std::string& method, const std::string& path, std::string* body = nullptr) {
+        std::string host = "127.0.0.1";
+        const std::string self = ha_self(cfg_, host_name());
+        if (!ha_etcd_host(cfg_, self))
+            for (const auto& h : ha_fleet(cfg_))
+                if (ha_etcd_host(cfg_, h.name)) {
+                    host = h.address.find(':') != std::string::npos ? "[" + h.address + "]" : h.address;
+                    break;
+                }
+        const std::string url = "http://" + host + ":" + std::to_string(cfg_.ha_etcd_client_port) + "/v2/keys" + path;
+        curl::Easy c(curl_easy_init());
+        if (!c) throw Error(Errc::failed, "libcurl could not be initialised");
+        std::string out;
+        char errbuf[CURL_ERROR_SIZE] = {};
+        curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
+        curl_easy_setopt(c.get(), CURLOPT_CUSTOMREQUEST, method.c_str());
+        curl_easy_setopt(c.get(), CURLOPT_CONNECTTIMEOUT, 3L);
+        curl_easy_setopt(c.get(), CURLOPT_TIMEOUT, 10L);
+        curl_easy_setopt(c.get(), CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c.get(), CURLOPT_ERRORBUFFER, errbuf);
+        curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, curl::collect);
+        curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &out);
+        if (curl_easy_perform(c.get()) != CURLE_OK)
+            throw Error(Errc::unavailable, "etcd at " + url + " cannot be reached (" + std::string(errbuf) +
+                                               "): is hostd-etcd.service running on the etcd hosts, with a majority up?");
+        long status = 0;
+        curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &status);
+        if (body) *body = out;
+        return status;
+    }
+
+    bool ha_scope_in_use(const std::string& tenant) override {
+        std::string body;
+        const long st = etcd_v2("GET", "/hostd/" + tenant + "/members", &body);
+        if (st == 404) return false;
+        if (st != 200) throw Error(Errc::unavailable, "etcd answered " + std::to_string(st) + " for the scope of '" + tenant + "': " + body);
+        const auto j = nlohmann::json::parse(body, nullptr, false);
+        return j.is_object() && j.contains("node") && j["node"].contains("nodes") && !j["node"]["nodes"].empty();
+    }
+
+    void forget_ha_scope(const std::string& tenant) override {
+        std::string body;
+        const long st = etcd_v2("DELETE", "/hostd/" + tenant + "?recursive=true", &body);
+        if (st != 200 && st != 404)
+            throw Error(Errc::unavailable, "etcd answered " + std::to_string(st) + " to removing the scope of '" + tenant + "': " + body);
+    }
+
     // ---- the warm pool ----
 
     std::set<std::string> pool_images(const std::string& dir) override {
@@ -1293,8 +1392,20 @@ public:
     }
 
     void ensure_unit_template() override {
-        const std::string name = units::tenant_template_name();
-        const std::string want = units::render_tenant_template(layout::template_paths(cfg_));
+        const bool backup_units_changed = ensure_backup_units();
+        bool changed = false;
+        // The tenant template (installed for the default paths) and, on an HA host, the HA
+        // member's (hostd-patroni@: a runtime copy, rendered for this configuration at each start).
+        std::vector<std::pair<std::string, std::string>> templates = {
+            {units::tenant_template_name(), units::render_tenant_template(layout::template_paths(cfg_))}};
+        if (ha_on(cfg_)) templates.emplace_back(units::patroni_template_name(), units::render_patroni_template(layout::template_paths(cfg_)));
+        for (const auto& [name, want] : templates) changed = ensure_template(name, want) || changed;
+        if (changed || backup_units_changed) units::Systemd::connect().daemon_reload();
+    }
+
+    // One unit template where systemd finds it: the installed file when it says the same, else a
+    // runtime copy under /run/systemd/system. Whether systemd must reload.
+    bool ensure_template(const std::string& name, const std::string& want) {
         const std::string installed = std::string(HOSTD_UNITDIR) + "/" + name, runtime = "/run/systemd/system/" + name;
         auto content = [](const std::string& path) {
             try {
@@ -1304,24 +1415,17 @@ public:
             }
         };
         const bool have_runtime = path_exists(runtime);
-        const bool backup_units_changed = ensure_backup_units();
         if (want == content(installed)) {
-            if (!have_runtime) {
-                if (backup_units_changed) units::Systemd::connect().daemon_reload();
-                return;
-            }
+            if (!have_runtime) return false;
             remove_file(runtime);  // the configuration is back to what the installed file says
-        } else {
-            if (have_runtime && content(runtime) == want) {
-                if (backup_units_changed) units::Systemd::connect().daemon_reload();
-                return;
-            }
-            make_dirs("/run/systemd/system", 0755);
-            write_file_atomic(runtime, want, 0644);
-            log::info("The tenant unit template follows hostd.toml's paths: " + runtime + " (the installed " + installed +
-                      " is for the default paths)");
+            return true;
         }
-        units::Systemd::connect().daemon_reload();
+        if (have_runtime && content(runtime) == want) return false;
+        make_dirs("/run/systemd/system", 0755);
+        write_file_atomic(runtime, want, 0644);
+        log::info("The unit template " + name + " follows hostd.toml's paths: " + runtime +
+                  (path_exists(installed) ? " (the installed " + installed + " is for the default paths)" : ""));
+        return true;
     }
 
     std::string ca_certificate() override {

@@ -23,20 +23,49 @@
 
 namespace hostd {
 
-std::pair<int, wire::json> ha_dispatch(const std::string& self, const std::string&, const std::string& method,
-                                       const std::string& url, const std::string&) {
+std::pair<int, wire::json> ha_dispatch(const std::string& self, const std::string& client, const std::string& method,
+                                       const std::string& url, const std::string& body, PeerHandler* handler) {
     constexpr std::string_view prefix = "/v1/ha/";
-    constexpr std::string_view member = "/member";
-    if (url.starts_with(prefix) && url.ends_with(member) && url.size() > prefix.size() + member.size()) {
-        const std::string tenant = url.substr(prefix.size(), url.size() - prefix.size() - member.size());
-        if (tenant.find('/') == std::string::npos) {
-            if (method != "GET")
-                return {405, peer_error(Errc::invalid, "Method " + method + " is not allowed on " + url)};
-            repohost::validate_tenant(tenant);
-            return {404, peer_error(Errc::not_found, "HA host '" + self + "' has no member of tenant '" + tenant + "'")};
+    const auto no_path = [&] {
+        return std::pair{404, peer_error(Errc::not_found, "No such API path: " + url +
+                                                              " (this listener serves /v1/ha/{tenant}/member, prepare, start, abort, remove)")};
+    };
+    if (!url.starts_with(prefix)) return no_path();
+    const std::string rest = url.substr(prefix.size());
+    const auto slash = rest.find('/');
+    if (slash == std::string::npos || slash == 0) return no_path();
+    const std::string tenant = rest.substr(0, slash), verb = rest.substr(slash + 1);
+    static const std::set<std::string> verbs = {"member", "prepare", "start", "abort", "remove"};
+    if (!verbs.count(verb)) return no_path();
+    const std::string want = verb == "member" ? "GET" : "POST";
+    if (method != want) return {405, peer_error(Errc::invalid, "Method " + method + " is not allowed on " + url + " (" + want + ")")};
+    try {
+        repohost::validate_tenant(tenant);
+        const wire::json b = wire::parse_body(body);
+        const auto none = [&] {
+            return std::pair{404, peer_error(Errc::not_found, "HA host '" + self + "' has no member of tenant '" + tenant + "'")};
+        };
+        if (verb == "member") {
+            auto m = handler ? handler->ha_member(tenant) : std::nullopt;
+            if (!m) return none();
+            return {200, {{"record_state", m->record_state}, {"create_id", m->create_id}}};
         }
+        if (!handler) return none();
+        log::info("HA: " + client + " asks " + verb + " of tenant '" + tenant + "'");
+        if (verb == "prepare") return {200, {{"member", wire::render(handler->ha_prepare(tenant, wire::parse_ha_prepare(b)))}}};
+        if (verb == "start") {
+            if (!b.contains("ha")) throw Error(Errc::invalid, "'ha' is missing", "ha");
+            handler->ha_start(tenant, wire::parse_ha_spec(b["ha"]));
+        } else if (verb == "abort") {
+            if (!b.contains("create_id") || !b["create_id"].is_string()) throw Error(Errc::invalid, "'create_id' must be a string", "create_id");
+            handler->ha_abort(tenant, b["create_id"].get<std::string>());
+        } else {
+            handler->ha_remove(tenant, b.value("purge", false));
+        }
+        return {200, wire::json::object()};
+    } catch (const Error& e) {
+        return {wire::http_status(e.code()), peer_error(e.code(), e.what(), e.field())};
     }
-    return {404, peer_error(Errc::not_found, "No such API path: " + url + " (this listener serves /v1/ha/{tenant}/member)")};
 }
 
 ha::EtcdMember etcd_member(const Config& cfg, const std::string& self) {
@@ -175,7 +204,7 @@ HaRole::HaRole() = default;
 HaRole::HaRole(HaRole&&) noexcept = default;
 HaRole::~HaRole() = default;
 
-HaRole start_ha_role(const Config& cfg) {
+HaRole start_ha_role(const Config& cfg, PeerHandler* handler) {
     HaRole role;
     if (!ha_on(cfg)) return role;
     const std::string self = ha_self(cfg, this_host_name());
@@ -202,8 +231,8 @@ HaRole start_ha_role(const Config& cfg) {
         PeerServerOptions{.what = "HA peer API", .listen = listen, .field = "ha.address", .cert_pem = pair.cert_pem,
                           .key_pem = pair.key_pem, .ca_pem = pgconf::ca_certificate_pem(ca), .ca_path = ca.cert,
                           .allowed_hosts = names, .allowed_hint = "is not one of this host's [ha] hosts"},
-        [self](const std::string& client, const std::string& method, const std::string& url, const std::string& body) {
-            return ha_dispatch(self, client, method, url, body);
+        [self, handler](const std::string& client, const std::string& method, const std::string& url, const std::string& body) {
+            return ha_dispatch(self, client, method, url, body, handler);
         });
     role.state->peers = make_real_peers(cfg, dir);
     log::info("HA: serving https://" + listen + "/v1/ha as hostd@" + self + " for " + std::to_string(names.size()) + " hosts");

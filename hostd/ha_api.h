@@ -21,9 +21,17 @@ namespace hostd {
 class Peers;
 class PeerServer;
 
+class PeerHandler;
+
 // What the peer API answers (status, JSON body) to client host's request; self is this host.
+// handler serves the tenants' verbs (none: every tenant is unknown here):
+//   GET  /v1/ha/{t}/member    this host's member of t (404: none)
+//   POST /v1/ha/{t}/prepare   wire::HaPrepare → {"member": HaMember}
+//   POST /v1/ha/{t}/start     {"ha": HaSpec} → {}
+//   POST /v1/ha/{t}/abort     {"create_id": ...} → {}
+//   POST /v1/ha/{t}/remove    {"purge": bool} → {}
 std::pair<int, wire::json> ha_dispatch(const std::string& self, const std::string& client, const std::string& method,
-                                       const std::string& url, const std::string& body);
+                                       const std::string& url, const std::string& body, PeerHandler* handler = nullptr);
 
 // The etcd unit hostd runs on an etcd host, and its configuration file.
 inline constexpr const char* kEtcdUnit = "hostd-etcd.service";
@@ -48,6 +56,8 @@ struct HaRole {
 };
 // Empty when [ha] is off. etcd that cannot be started is logged (hostd serves on without it);
 // a certificate or API that cannot be had throws.
-HaRole start_ha_role(const Config& cfg);
+// handler: the tenants' side of the peer API (the Manager); peers: where the host's client of
+// the other hosts is put (the Manager's, made here once this host's certificate exists).
+HaRole start_ha_role(const Config& cfg, PeerHandler* handler = nullptr);
 
 }  // namespace hostd

@@ -19,6 +19,8 @@
 #include "base/fd.h"
 #include "base/fs.h"
 #include "hostd/ha_api.h"
+#include "hostd/peer_server.h"
+#include "hostd/peers.h"
 #include "hostd/http.h"
 #include "hostd/instance.h"
 #include "clidoc/clidoc.h"
@@ -178,12 +180,19 @@ int main(int argc, char** argv) {
         pthread_sigmask(SIG_BLOCK, &stop, nullptr);
         signal(SIGPIPE, SIG_IGN);
 
-        Manager manager(cfg, make_real_effects(cfg));
+        // [ha] address: an HA host (#17): its name among the hosts, its client of theirs.
+        std::unique_ptr<Peers> peers;
+        std::string self;
+        if (ha_on(cfg)) {
+            self = ha_self(cfg, this_host_name());
+            peers = make_real_peers(cfg, cfg.state_dir + "/ha");
+        }
+        Manager manager(cfg, make_real_effects(cfg), std::move(peers), self);
         manager.start();
         // [repository] listen: this host keeps other hosts' tenants' repositories (hostd/repohost_api.h).
         RepositoryRole repository = start_repository_role(cfg);
-        // [ha] address: an HA host (#17): etcd on an etcd host, the peer API (hostd/ha_api.h).
-        HaRole ha = start_ha_role(cfg);
+        // etcd on an etcd host, the peer API (hostd/ha_api.h) served by the Manager.
+        HaRole ha = start_ha_role(cfg, &manager);
 
         Fd listen_fd;
         int n = sd_listen_fds(1);

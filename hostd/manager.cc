@@ -42,9 +42,11 @@ void check_libraries_installed(const Config& cfg, const std::vector<std::string>
 
 }  // namespace
 
-Manager::Manager(Config cfg, std::unique_ptr<Effects> fx)
+Manager::Manager(Config cfg, std::unique_ptr<Effects> fx, std::unique_ptr<Peers> peers, std::string self)
     : cfg_(std::move(cfg)),
       fx_(std::move(fx)),
+      peers_(std::move(peers)),
+      self_(std::move(self)),
       catalog_(load_catalog(cfg_)),
       store_(cfg_),
       disks_(cfg_, *fx_, store_),
@@ -52,7 +54,7 @@ Manager::Manager(Config cfg, std::unique_ptr<Effects> fx)
       pool_(cfg_, *fx_),
       prov_(cfg_, *fx_, store_, disks_, guard_, catalog_, &pool_),
       reconciler_(cfg_, *fx_, store_, disks_, prov_),
-      ports_(*fx_, store_),
+      ports_(*fx_, store_, self_),
       backups_(cfg_, *fx_, store_) {}
 
 template <class F>
@@ -125,6 +127,7 @@ Created Manager::create(const std::string& name, const CreateRequest& req_in, co
         check_libraries_installed(cfg_, resolve_extensions(*req.extensions, cfg_));
     }
     Store::OpLock op(store_, name);
+    if (req.ha) return timed("create", [&] { return create_ha(name, req, spec, progress); });
     // A deleted source's backups are held while a branch reads them: a purge of them (or their
     // expiry, which retries on its next round) waits for the branch (409 meanwhile). A live
     // source is not held: its own operations go on while it is branched.
@@ -140,7 +143,10 @@ Deleted Manager::remove(const std::string& name, bool purge, bool purge_backups)
         throw Error(Errc::invalid, "purge_backups goes with purge: the backups of a tenant whose data is kept stay with it",
                     "purge_backups");
     Store::OpLock op(store_, name);
-    if (!store_.kept(name)) store_.get(name);  // an unknown tenant is not a failed delete
+    if (!store_.kept(name)) {
+        // an unknown tenant is not a failed delete
+        if (const TenantRecord t = store_.get(name); t.ha) return timed("delete", [&] { return remove_ha(t, purge); });
+    }
     return timed("delete", [&] { return prov_.remove(name, purge, purge_backups); });
 }
 

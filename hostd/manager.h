@@ -13,6 +13,7 @@
 #include "hostd/effects.h"
 #include "hostd/guard.h"
 #include "hostd/opstats.h"
+#include "hostd/peers.h"
 #include "hostd/portwatch.h"
 #include "hostd/provisioner.h"
 #include "hostd/reconciler.h"
@@ -25,11 +26,13 @@
 
 namespace hostd {
 
-class Manager {
+class Manager final : public PeerHandler {
 public:
     using Progress = Provisioner::Progress;
 
-    Manager(Config cfg, std::unique_ptr<Effects> fx);
+    // peers and self: on an HA host ([ha]), the client of the other hosts' peer API and this
+    // host's name among them (none: HA tenants cannot be made or served here).
+    Manager(Config cfg, std::unique_ptr<Effects> fx, std::unique_ptr<Peers> peers = nullptr, std::string self = "");
 
     // Reads every record under <state_dir>/tenants.
     void load();
@@ -89,6 +92,14 @@ public:
     HostInfo host();
     std::string ca_certificate();
 
+    // The peer API's side (hostd/peers.h PeerHandler): this host's member of an HA tenant
+    // whose create another host coordinates, and its removal.
+    std::optional<PeerMember> ha_member(const std::string& tenant) override;
+    HaMember ha_prepare(const std::string& tenant, const HaPrepare& p) override;
+    void ha_start(const std::string& tenant, const HaSpec& ha) override;
+    void ha_abort(const std::string& tenant, const std::string& create_id) override;
+    void ha_remove(const std::string& tenant, bool purge) override;
+
     const Config& config() const { return cfg_; }
     // A copy of every tenant record (for collectors such as /metrics; no I/O, no waiting on
     // operations in progress).
@@ -96,6 +107,15 @@ public:
     OpStats op_stats() const;
 
 private:
+    // An HA tenant (hostd/manager_ha.cc): this host's member prepared, each replica's prepared
+    // on its host over the peer API, this member bootstraps the scope, then each replica is
+    // started (cloned from it); any failure undoes every member made. The caller holds the OpLock.
+    Created create_ha(const std::string& name, const CreateRequest& req, const TenantSpec& spec, const Progress& progress);
+    // Every other member deleted on its host first (a host that cannot be reached stops the
+    // delete: its member would run on alone), then this one, then the scope's keys in etcd.
+    Deleted remove_ha(const TenantRecord& t, bool purge);
+    void need_ha(const char* what) const;
+
     // A tenant whose backups can be asked for: backups on, the tenant ready.
     TenantRecord backed_up(const std::string& name);
     template <class F>
@@ -103,6 +123,8 @@ private:
 
     Config cfg_;
     std::unique_ptr<Effects> fx_;
+    std::unique_ptr<Peers> peers_;
+    std::string self_;
     pgconf::SettingsCatalog catalog_;
     Store store_;
     Disks disks_;

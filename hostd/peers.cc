@@ -23,6 +23,41 @@ public:
         return PeerMember{.record_state = body.value("record_state", ""), .create_id = body.value("create_id", "")};
     }
 
+    HaMember prepare(const std::string& host, const std::string& tenant, const HaPrepare& p) override {
+        check_tenant(tenant);
+        const wire::json body = wire::render(p);
+        peer::Reply r = call(host, "POST", "/v1/ha/" + tenant + "/prepare", false, &body, 180);
+        if (r.status / 100 != 2) peer::fail(r, "Preparing the member of '" + tenant + "'", "on HA host '" + host + "'");
+        const wire::json reply = wire::parse_body(r.body);
+        if (!reply.contains("member")) throw Error(Errc::failed, "HA host '" + host + "' answered a prepare without its member");
+        HaMember m = wire::parse_ha_member(reply["member"]);
+        if (m.host != host) throw Error(Errc::failed, "HA host '" + host + "' answered a prepare with a member on '" + m.host + "'");
+        return m;
+    }
+
+    void start(const std::string& host, const std::string& tenant, const HaSpec& ha) override {
+        check_tenant(tenant);
+        const wire::json body = {{"ha", wire::render(ha)}};
+        // A replica's start copies the primary's data: as long as that takes.
+        peer::Reply r = call(host, "POST", "/v1/ha/" + tenant + "/start", false, &body, 360);
+        if (r.status / 100 != 2) peer::fail(r, "Starting the member of '" + tenant + "'", "on HA host '" + host + "'");
+    }
+
+    void abort(const std::string& host, const std::string& tenant, const std::string& create_id) override {
+        check_tenant(tenant);
+        const wire::json body = {{"create_id", create_id}};
+        peer::Reply r = call(host, "POST", "/v1/ha/" + tenant + "/abort", false, &body, 120);
+        if (r.status / 100 != 2) peer::fail(r, "Undoing the member of '" + tenant + "'", "on HA host '" + host + "'");
+    }
+
+    void remove(const std::string& host, const std::string& tenant, bool purge) override {
+        check_tenant(tenant);
+        const wire::json body = {{"purge", purge}};
+        peer::Reply r = call(host, "POST", "/v1/ha/" + tenant + "/remove", false, &body, 180);
+        if (r.status == 404) return;  // no member there (any more)
+        if (r.status / 100 != 2) peer::fail(r, "Deleting the member of '" + tenant + "'", "on HA host '" + host + "'");
+    }
+
     void hello(const std::string& host) override {
         peer::Reply r = call(host, "GET", "/v1/ha/-/member", /*want_peer=*/true);
         if (r.status == 403) peer::fail(r, "A request from this host", "on HA host '" + host + "'");
@@ -49,7 +84,8 @@ private:
         if (!ok) throw Error(Errc::invalid, "'" + t + "' is not a tenant name", "name");
     }
 
-    peer::Reply call(const std::string& host, const std::string& method, const std::string& path, bool want_peer = false) {
+    peer::Reply call(const std::string& host, const std::string& method, const std::string& path, bool want_peer = false,
+                     const wire::json* body = nullptr, long timeout_s = 30) {
         const std::string base = "https://" + address_of(host) + ":" + std::to_string(port_);
         const peer::Target target{
             .what = "HA host '" + host + "' (" + base + ")",
@@ -57,7 +93,7 @@ private:
             .other_ca = "copy " + tls_.ca + " and the ca.key beside it from host " + host +
                         " to this host, or from this host to " + host + " (every HA host must have the same), "
                         "then restart hostd where it was copied"};
-        return peer::perform(target, base + path, tls_, method, nullptr, 30, want_peer);
+        return peer::perform(target, base + path, tls_, method, body, timeout_s, want_peer);
     }
 };
 

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "model/config.h"
+#include "model/tenant.h"
 
 namespace hostd {
 
@@ -26,9 +27,30 @@ public:
     // host not in [ha] hosts, Errc::unavailable when it cannot be reached or its certificate is
     // not from this host's CA (the sentence says which file to copy), Errc::failed for its errors.
     virtual std::optional<PeerMember> status(const std::string& host, const std::string& tenant) = 0;
+    // The create of an HA tenant, on a replica's host (hostd/ha_api.h serves them): prepare
+    // reserves and makes its member's disk, user and ports and returns the member; start gives
+    // it every member and starts it (Patroni clones it from the primary), returning once it runs
+    // and is routed; abort undoes a member of create_id that is not ready (none there: fine).
+    // remove deletes that host's member of a ready tenant (purge: its data too). Throw as status.
+    virtual HaMember prepare(const std::string& host, const std::string& tenant, const HaPrepare& p) = 0;
+    virtual void start(const std::string& host, const std::string& tenant, const HaSpec& ha) = 0;
+    virtual void abort(const std::string& host, const std::string& tenant, const std::string& create_id) = 0;
+    virtual void remove(const std::string& host, const std::string& tenant, bool purge) = 0;
     // One request to see that host serves this one: reachable, its certificate from this CA and
     // naming it (hostd@<host>), and this host allowed there. Throws as status does.
     virtual void hello(const std::string& host) = 0;
+};
+
+// The other half: what the peer API (hostd/ha_api.h) asks of this host's tenants, in domain
+// types; the Manager serves it. Each throws hostd::Error as its verb does.
+class PeerHandler {
+public:
+    virtual ~PeerHandler() = default;
+    virtual std::optional<PeerMember> ha_member(const std::string& tenant) = 0;
+    virtual HaMember ha_prepare(const std::string& tenant, const HaPrepare& p) = 0;
+    virtual void ha_start(const std::string& tenant, const HaSpec& ha) = 0;
+    virtual void ha_abort(const std::string& tenant, const std::string& create_id) = 0;
+    virtual void ha_remove(const std::string& tenant, bool purge) = 0;
 };
 
 // The real one, for [ha] hosts on [ha] api_port. tls_dir holds host.crt and host.key.

@@ -24,18 +24,21 @@ struct Squatter {
 };
 
 // Pure: the listeners owned by a tenant's OS user on any port but the tenant's own (its
-// PostgreSQL's, and with a repository host its pgBackRest server's).
-std::vector<Squatter> find_squatters(const std::vector<TenantRecord>& tenants, const std::vector<units::Listener>& listeners);
+// PostgreSQL's, with a repository host its pgBackRest server's, and for an HA member its
+// Patroni's REST port: the member's on self, this host's name among the HA hosts).
+std::vector<Squatter> find_squatters(const std::vector<TenantRecord>& tenants, const std::vector<units::Listener>& listeners,
+                                     const std::string& self = "");
 
 class PortWatch {
 public:
-    PortWatch(Effects& fx, Store& store) : fx_(fx), store_(store) {}
+    PortWatch(Effects& fx, Store& store, std::string self = "") : fx_(fx), store_(store), self_(std::move(self)) {}
     // One look at the socket table; each squatter's process is killed and logged. Returns them.
     std::vector<Squatter> tick();
 
 private:
     Effects& fx_;
     Store& store_;
+    std::string self_;
 };
 
 }  // namespace hostd

@@ -84,7 +84,7 @@ void Provisioner::publish_routes(bool force_reload) {
 }
 
 TenantRecord Provisioner::reserve(const std::string& name, const CreateRequest& req, const TenantSpec& spec,
-                                  std::optional<TenantRecord>& kept) {
+                                  std::optional<TenantRecord>& kept, const HaSpec* ha, const std::string& self) {
     return store_.locked_with_kept([&](auto& records, const auto& kept_backups) {
         TenantRecord t;
         // A deleted tenant's kept backups hold its name (stanza, repository, OS user).
@@ -167,6 +167,18 @@ TenantRecord Provisioner::reserve(const std::string& name, const CreateRequest& 
             t.public_port = allocate_port(cfg_.public_ports, t.public_port, taken, fx_.idle_route_ports());
         // The repository host reaches the tenant's cluster through a pgBackRest server of its own.
         if (remote_repository(cfg_)) t.backup_port = allocate_port(cfg_.backup_server_ports, t.backup_port, taken);
+        if (ha) {
+            // This host's member: Patroni's REST API on a port of [ha] rest_ports of its own.
+            std::set<uint16_t> rest_taken;
+            for (auto& [_, r] : records)
+                if (r.ha)
+                    if (const HaMember* m = r.ha->member(self)) rest_taken.insert(m->rest_port);
+            HaMember me{.host = self, .address = cfg_.ha_address, .public_host = cfg_.public_host, .pg_port = t.port,
+                        .rest_port = allocate_port(cfg_.ha_rest_ports, 0, rest_taken), .public_port = t.public_port,
+                        .phase = MemberPhase::prepared};
+            t.ha = *ha;
+            t.ha->members = {me};
+        }
         t.state = TenantState::creating;
         t.reuse = kept.has_value();
         records[name] = t;  // reserves the name and ports before the lock is let go
@@ -761,6 +773,15 @@ TenantRecord Provisioner::stop(const std::string& name) {
 // The unit runs (started or restarted): PostgreSQL accepts connections, hostd's own login
 // works, the route is in the proxy and clients get through it.
 void Provisioner::bring_up(TenantRecord& t, const TenantLayout& l) {
+    if (t.ha) {
+        // An HA member: the route follows the primary wherever it runs (HAProxy asks each
+        // member's Patroni), so it does not wait for this member, which may be a replica
+        // catching up or rejoining (pg_rewind). Patroni owns its pg_hba (hostd's login is in it).
+        store_.set_problem(t.name, "");
+        store_.set_routed(t.name, true);
+        publish_routes();
+        return;
+    }
     fx_.wait_ready(t, l, kCheckTimeoutMs);
     try {
         fx_.ensure_monitor_login(t, l);

@@ -73,6 +73,24 @@ public:
     TenantRecord start(const std::string& name);
     TenantRecord restart(const std::string& name);
 
+    // An HA tenant's member on this host (#17), in two phases, so that every member host has
+    // reserved its ports before any Patroni starts. prepare_member: the name and ports reserved
+    // (PostgreSQL, Patroni's REST API, the public port), the disk, filesystem, mount and OS
+    // user made; the record is `creating` with ha's settings and this member `prepared`.
+    // Returns the member as the other hosts see it. On failure every step is undone.
+    HaMember prepare_member(const std::string& name, const CreateRequest& req, const TenantSpec& spec, const HaSpec& ha,
+                            const std::string& admin_password, const std::string& self, const Progress& progress = {});
+    // The prepared member started, every member known (ha.members, create_id as prepared): its
+    // files (patroni.yml, settings, certificate), Patroni's unit, PostgreSQL accepting
+    // connections (bootstrap: this member initdb's the scope, then the tenant's admin role is
+    // made; else Patroni clones it from the primary), routed, reached through the proxy; ready.
+    // On failure the member is torn down and forgotten (abort_member).
+    void start_member(const std::string& name, const HaSpec& ha, const std::string& self, bool bootstrap,
+                      const Progress& progress = {});
+    // A member whose create did not finish (create_id: only that create's; "" any) is torn down
+    // with its data and its record forgotten. Nothing for a tenant that is not such a member.
+    void abort_member(const std::string& name, const std::string& create_id);
+
     // The steps of a delete, also used to finish an interrupted one or roll back a create.
     void teardown(TenantRecord& t, bool purge);
     // The record of a deleted tenant whose data is kept.
@@ -108,8 +126,10 @@ private:
                            const std::set<uint16_t>& idle = {});
     // The record a create starts from: a new one, or the detached tenant's on reuse. Reserves
     // the name and ports in the store before it returns.
+    // ha: an HA member's (its REST port is reserved too, and the record takes ha with this
+    // member, self, alone).
     TenantRecord reserve(const std::string& name, const CreateRequest& req, const TenantSpec& spec,
-                         std::optional<TenantRecord>& kept);
+                         std::optional<TenantRecord>& kept, const HaSpec* ha = nullptr, const std::string& self = "");
 
     const Config& cfg_;
     Effects& fx_;

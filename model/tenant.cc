@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "base/size.h"
+#include "ha/plan.h"
 #include "model/layout.h"
 #include "model/views.h"
 #include "pgconf/pgconf.h"
@@ -100,7 +101,7 @@ std::vector<std::string> resolve_extensions(const std::vector<std::string>& aske
     return out;
 }
 
-void check_create_ha(const CreateRequest& req, const Config& /*cfg: [ha] once the create lands*/) {
+void check_create_ha(const CreateRequest& req, const Config& cfg) {
     if (!req.ha) return;
     check_ha_request(*req.ha);
     auto refuse = [](const char* field, const std::string& why) {
@@ -110,9 +111,19 @@ void check_create_ha(const CreateRequest& req, const Config& /*cfg: [ha] once th
     if (req.from) refuse("from", "an HA tenant starts as a new cluster (branches from backups are single-host)");
     if (req.device || req.backend == "device")
         refuse("device", "each member gets its own disk on its own host, from that host's loop directory or device pool");
-    throw Error(Errc::invalid, "HA tenants (replicas on other hosts) are not created by this version of hostd yet; they will "
-                               "also need the [ha] section in hostd.toml on every member host. Create the tenant without 'ha'",
-                "ha");
+    if (!ha_on(cfg))
+        throw Error(Errc::invalid, "This host is not an HA host: an HA tenant needs the [ha] section in hostd.toml (address, "
+                                   "hosts) on every member host. Create the tenant without 'ha', or set [ha] up first",
+                    "ha");
+    if (cfg.proxy != "haproxy" || !cfg.domain.empty())
+        throw Error(Errc::invalid, "An HA tenant's route follows its primary with HAProxy's health checks: it needs "
+                                   "proxy.kind = \"haproxy\" with port routes (no proxy.domain) on every member host",
+                    "ha");
+    std::vector<std::string> hosts;
+    for (const auto& h : ha_fleet(cfg)) hosts.push_back(h.name);
+    for (const auto& r : req.ha->replicas)
+        if (std::find(hosts.begin(), hosts.end(), r) == hosts.end())
+            throw Error(Errc::invalid, "'" + r + "' is not one of this host's [ha] hosts; a replica goes on one of them", "ha.replicas");
 }
 
 TenantSpec resolve_spec(const CreateRequest& req, const Config& cfg) {
@@ -208,6 +219,15 @@ PublicEndpoint public_endpoint(const Config& cfg, const TenantRecord& t) {
 
 routes::Route route_of(const Config& cfg, const TenantRecord& t) {
     auto ep = public_endpoint(cfg, t);
+    if (t.ha) {
+        // Every member, on each member host: only the one whose Patroni says it is the primary
+        // gets connections (ha::render_haproxy's rules, in routes/).
+        routes::Route r{.tenant = t.name, .bind_address = cfg.bind_address, .public_port = t.public_port, .check_path = "/primary"};
+        for (const auto& m : t.ha->members)
+            if (m.pg_port && m.rest_port)
+                r.members.push_back({.name = m.host, .host = m.address, .port = m.pg_port, .check_port = m.rest_port});
+        return r;
+    }
     return {.tenant = t.name, .bind_address = cfg.bind_address, .public_port = ep.port, .backend_host = "127.0.0.1",
             .backend_port = t.port, .sni_host = ep.sni_host};
 }
@@ -220,6 +240,14 @@ std::string proxy_check_address(const Config& cfg) {
 }
 
 std::string connection_url(const Config& cfg, const TenantRecord& t, bool with_password) {
+    if (t.ha) {
+        // Every member host (libpq keeps the one that accepts writes), this host's first.
+        std::vector<ha::HostPort> hosts;
+        for (const auto& m : t.ha->members)
+            if (m.public_port) hosts.push_back({m.public_host, m.public_port});
+        std::stable_partition(hosts.begin(), hosts.end(), [&](const ha::HostPort& h) { return h.port == t.public_port && h.host == cfg.public_host; });
+        return ha::ha_url(hosts, t.admin_user, with_password ? t.password : "", "postgres");
+    }
     // verify-full works too, with the host's CA from `hostctl ca`: the tenant's certificate
     // names the URL's host.
     auto ep = public_endpoint(cfg, t);

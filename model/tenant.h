@@ -67,6 +67,16 @@ struct CreateRequest {
     std::optional<HaRequest> ha;
 };
 
+// What the host that creates an HA tenant asks each replica's host to prepare (the peer API's
+// POST /v1/ha/{tenant}/prepare): the tenant's HA settings and secrets (no members yet), its
+// admin password (one for the tenant, on every member), and the create as the user gave it,
+// without `ha` (each host resolves it against its own hostd.toml).
+struct HaPrepare {
+    HaSpec ha;
+    std::string password;
+    CreateRequest request;
+};
+
 // An edit of a tenant's setting overrides: reset drops them all first, then unset removes
 // names and set adds or changes values; overrides it does not name are kept. Unvalidated.
 struct SettingsEdit {

@@ -416,6 +416,100 @@ json render(const CreateRequest& r) {
     return j;
 }
 
+json render(const HaMember& m) {
+    return {{"host", m.host}, {"address", m.address}, {"public_host", m.public_host}, {"pg_port", m.pg_port},
+            {"rest_port", m.rest_port}, {"public_port", m.public_port}, {"phase", std::string(to_string(m.phase))}};
+}
+
+HaMember parse_ha_member(const json& j) {
+    if (!j.is_object()) throw Error(Errc::invalid, "An HA member must be an object", "member");
+    refuse_unknown(j, {"host", "address", "public_host", "pg_port", "rest_port", "public_port", "phase"});
+    HaMember m;
+    auto port = [&](const char* k) {
+        const json& v = j.contains(k) ? j[k] : json();
+        if (!v.is_number_unsigned() || v.get<uint64_t>() == 0 || v.get<uint64_t>() > 65535)
+            throw Error(Errc::invalid, std::string("An HA member's '") + k + "' must be a port (1-65535)", k);
+        return static_cast<uint16_t>(v.get<uint64_t>());
+    };
+    auto text = [&](const char* k) {
+        if (!j.contains(k) || !j[k].is_string() || j[k].get<std::string>().empty())
+            throw Error(Errc::invalid, std::string("An HA member's '") + k + "' must be a non-empty string", k);
+        return j[k].get<std::string>();
+    };
+    m.host = text("host");
+    validate_host_name(m.host, "host");
+    m.address = text("address");
+    m.public_host = text("public_host");
+    m.pg_port = port("pg_port");
+    m.rest_port = port("rest_port");
+    m.public_port = port("public_port");
+    auto phase = member_phase_from(text("phase"));
+    if (!phase) throw Error(Errc::invalid, "An HA member's 'phase' is one of planned, prepared, started, removing", "phase");
+    m.phase = *phase;
+    return m;
+}
+
+json render(const HaSpec& h) {
+    json members = json::array();
+    for (const auto& m : h.members) members.push_back(render(m));
+    return {{"create_id", h.create_id},
+            {"initiator", h.initiator},
+            {"synchronous", h.synchronous},
+            {"synchronous_strict", h.strict},
+            {"members", members},
+            {"secrets",
+             {{"patroni", h.secrets.patroni},
+              {"replication", h.secrets.replication},
+              {"rewind", h.secrets.rewind},
+              {"rest", h.secrets.rest_password}}}};
+}
+
+HaSpec parse_ha_spec(const json& j) {
+    if (!j.is_object()) throw Error(Errc::invalid, "'ha' must be an object", "ha");
+    refuse_unknown(j, {"create_id", "initiator", "synchronous", "synchronous_strict", "members", "secrets"});
+    HaSpec h;
+    auto text = [](const json& o, const char* k, const char* field) {
+        if (!o.contains(k) || !o[k].is_string() || o[k].get<std::string>().empty())
+            throw Error(Errc::invalid, std::string("'") + field + "' must be a non-empty string", field);
+        return o[k].get<std::string>();
+    };
+    h.create_id = text(j, "create_id", "ha.create_id");
+    h.initiator = text(j, "initiator", "ha.initiator");
+    validate_host_name(h.initiator, "ha.initiator");
+    h.synchronous = j.value("synchronous", false);
+    h.strict = j.value("synchronous_strict", false);
+    if (j.contains("members")) {
+        if (!j["members"].is_array()) throw Error(Errc::invalid, "'ha.members' must be a list", "ha.members");
+        for (const auto& m : j["members"]) h.members.push_back(parse_ha_member(m));
+    }
+    if (!j.contains("secrets") || !j["secrets"].is_object()) throw Error(Errc::invalid, "'ha.secrets' must be an object", "ha.secrets");
+    const json& s = j["secrets"];
+    refuse_unknown(s, {"patroni", "replication", "rewind", "rest"});
+    h.secrets = {.patroni = text(s, "patroni", "ha.secrets.patroni"), .replication = text(s, "replication", "ha.secrets.replication"),
+                 .rewind = text(s, "rewind", "ha.secrets.rewind"), .rest_password = text(s, "rest", "ha.secrets.rest")};
+    return h;
+}
+
+json render(const HaPrepare& p) {
+    json r = render(p.request);
+    r.erase("ha");
+    return {{"ha", render(p.ha)}, {"password", p.password}, {"request", r}};
+}
+
+HaPrepare parse_ha_prepare(const json& body) {
+    refuse_unknown(body, {"ha", "password", "request"});
+    HaPrepare p;
+    if (!body.contains("ha")) throw Error(Errc::invalid, "'ha' is missing", "ha");
+    p.ha = parse_ha_spec(body["ha"]);
+    if (!body.contains("password") || !body["password"].is_string() || body["password"].get<std::string>().empty())
+        throw Error(Errc::invalid, "'password' must be a non-empty string", "password");
+    p.password = body["password"].get<std::string>();
+    if (!body.contains("request") || !body["request"].is_object()) throw Error(Errc::invalid, "'request' must be an object", "request");
+    p.request = parse_create(body["request"]);
+    if (p.request.ha) throw Error(Errc::invalid, "A member's create carries no 'ha' of its own", "request.ha");
+    return p;
+}
+
 json render(const LimitsUpdate& u) {
     json j = json::object();
     if (u.memory) j["memory"] = *u.memory;

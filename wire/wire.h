@@ -80,6 +80,15 @@ BackupList parse_backup_list(const json& body);
 std::vector<KeptView> parse_kept(const json& body);
 BackupDone parse_backup_done(const json& body);
 
+// The HA hosts' peer API (hostd/ha_api.h): an HA tenant's part of its record with its
+// secrets, one member, and a prepare's body. Parsing checks the shape and the host names.
+json render(const HaSpec& h);
+HaSpec parse_ha_spec(const json& j);
+json render(const HaMember& m);
+HaMember parse_ha_member(const json& j);
+json render(const HaPrepare& p);
+HaPrepare parse_ha_prepare(const json& body);
+
 // Errors: {"error": {"code": "invalid", "message": "...", "field": "cpu"}}.
 int http_status(Errc code);
 json render_error(const Error& e);

@@ -54,3 +54,55 @@ SH
     in_tb systemctl enable --now hostd.socket >/dev/null 2>&1 || return 1
     in_tb systemctl restart haproxy.service || return 1
 }
+
+# An HA fleet (#17): machines "$@" booted on network NET (each its own namespace and address),
+# hostd installed on each with one CA (the first machine's, copied before the others' hostd
+# makes its own), [proxy] on the machine's address and [ha] naming every machine; hostd
+# restarted, etcd (run by hostd) healthy, the hosts greeted each other. Fills the associative
+# arrays A (machine → address) and R (machine → root), which the caller declares.
+ha_fleet_up() {
+    local net=$1 m hosts="" first
+    shift
+    first=$1
+    "$TB" cleanup >/dev/null 2>&1 || true
+    for m in "$@"; do
+        TB_UP_ARGS="--net $net" TB_NAME=$m tb_boot_and_install 8 >/dev/null || { echo "# boot $m failed" >&2; return 1; }
+        A[$m]=$("$TB" addr "$m")
+        R[$m]=$("$TB" root "$m")
+    done
+    "$TB" run "$first" -- hostctl ca >/dev/null || return 1
+    for m in "${@:2}"; do
+        install -d -m 0700 "${R[$m]}/var/lib/hostd/ca"
+        install -m 0600 "${R[$first]}/var/lib/hostd/ca/ca.key" "${R[$m]}/var/lib/hostd/ca/ca.key"
+        install -m 0644 "${R[$first]}/var/lib/hostd/ca/ca.crt" "${R[$m]}/var/lib/hostd/ca/ca.crt"
+    done
+    for m in "$@"; do hosts+="${hosts:+, }\"$m=${A[$m]}\""; done
+    for m in "$@"; do
+        # Clients reach each member host's proxy at its address (in its own network namespace).
+        cat >"${R[$m]}/etc/hostd/hostd.toml" <<TOML
+[proxy]
+public_host = "${A[$m]}"
+bind = "0.0.0.0"
+
+[ha]
+address = "${A[$m]}"
+hosts = [$hosts]
+TOML
+        "$TB" run "$m" -- systemctl restart hostd.service || return 1
+    done
+    local endpoints="" ok=""
+    for m in "$@"; do endpoints+="${endpoints:+,}http://${A[$m]}:2379"; done
+    for _ in $(seq 240); do
+        [ "$("$TB" run "$first" -- etcdctl --endpoints="$endpoints" endpoint health 2>&1 | grep -c 'is healthy')" = $# ] && { ok=1; break; }
+        sleep 0.5
+    done
+    [ -n "$ok" ] || { echo "# etcd is not healthy on $*" >&2; return 1; }
+    for m in "$@"; do
+        ok=""
+        for _ in $(seq 120); do
+            [ "$("$TB" run "$m" -- journalctl -u hostd.service --no-pager | grep -c "serves this host's peer requests")" -ge $(($# - 1)) ] && { ok=1; break; }
+            sleep 0.5
+        done
+        [ -n "$ok" ] || { echo "# $m's hostd was not served by every other host" >&2; return 1; }
+    done
+}

@@ -79,6 +79,10 @@ public:
     void wait_routed(const std::string&, uint16_t, const std::string&, int) override {}
     void ensure_monitor_login(const TenantRecord&, const TenantLayout&) override {}
     void create_monitor_role(const TenantRecord&, const TenantLayout&, int) override {}
+    void write_member_files(const TenantRecord&, const TenantLayout&, const units::OsUser&, const std::string&) override {}
+    void create_ha_admin(const TenantRecord&, const TenantLayout&, int) override {}
+    bool ha_scope_in_use(const std::string&) override { return false; }
+    void forget_ha_scope(const std::string&) override {}
     std::set<std::string> pool_images(const std::string&) override { return {}; }
     void prepare_pool_cluster(const pool::Disk&, const std::string&) override {}
     void format_pool_disk(const pool::Disk&, const std::string&) override {}

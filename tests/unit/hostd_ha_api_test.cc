@@ -31,13 +31,13 @@ TEST(HaApi, AnswersAJson404ForAMemberItDoesNotHave) {
     EXPECT_EQ(ha_dispatch("m1", "m2", "GET", "/v1/ha/acme", "").first, 404);
     EXPECT_EQ(ha_dispatch("m1", "m2", "GET", "/v1/repos/acme", "").first, 404);
     EXPECT_EQ(ha_dispatch("m1", "m2", "GET", "/v1/ha/a/b/member", "").first, 404);
-    try {
-        ha_dispatch("m1", "m2", "GET", "/v1/ha/Bad..Name/member", "");
-        FAIL();
-    } catch (const Error& e) {
-        EXPECT_EQ(e.code(), Errc::invalid);
-        EXPECT_EQ(e.field(), "tenant");
-    }
+    auto [bad, why] = ha_dispatch("m1", "m2", "GET", "/v1/ha/Bad..Name/member", "");
+    EXPECT_EQ(bad, 400);
+    EXPECT_EQ(why["error"]["field"], "tenant");
+    // Without a handler (no tenants served), each verb of a tenant is a 404; a GET verb 405.
+    EXPECT_EQ(ha_dispatch("m1", "m2", "POST", "/v1/ha/acme/prepare", "{}").first, 404);
+    EXPECT_EQ(ha_dispatch("m1", "m2", "GET", "/v1/ha/acme/start", "").first, 405);
+    EXPECT_EQ(ha_dispatch("m1", "m2", "POST", "/v1/ha/acme/nothing", "{}").first, 404);
 }
 
 TEST(HaApi, PatronisTimingDefaultsAreTheHaLibrarys) {

@@ -18,9 +18,11 @@
 #include "model/record.h"
 #include "pgconf/pgconf.h"
 #include "wire/wire.h"
+#include "tests/unit/error_of.h"
 
 using namespace hostd;
 using nlohmann::json;
+using hostd::test::error_of;
 
 namespace {
 
@@ -51,6 +53,9 @@ struct FakeMachine {
     std::string ping_problem;                   // what a PQping answers ("" : it accepts connections)
     std::function<void()> during_restart;       // called as a restart begins (outside the machine's lock)
     std::vector<std::string> sql_targets;     // "host port hostaddr" of each wait_sql
+    std::string patroni_yml;                  // the last patroni.yml an HA member got
+    std::set<std::string> scopes_in_use;      // tenants whose Patroni scope has live members in etcd
+    std::vector<std::string> scopes_forgotten;
     std::vector<std::string> routed_targets;  // the same of each wait_routed (a ping through the proxy)
     uint64_t image_size = 0;               // the last size an image or device was grown to
     std::vector<units::Listener> listeners;              // the host's listening TCP sockets
@@ -269,7 +274,8 @@ public:
         hit("hand_over_branch");
     }
     void start_unit(const TenantLayout& l, uint16_t, const units::Limits&) override {
-        std::lock_guard g(m_.mu); hit("start_unit"); m_.failed.erase(l.name); m_.units.insert(l.name);
+        std::lock_guard g(m_.mu); hit("start_unit"); m_.failed.erase(l.name);
+        (l.kind == UnitKind::patroni ? m_.patroni_units : m_.units).insert(l.name);
         if (!l.backup_repo.empty()) m_.repos[l.backup_repo] = m_.uids.count(l.os_user) ? m_.uids[l.os_user] : 1000;  // as make_repository
         if (!l.backup_remote.empty()) m_.repos[l.backup_remote] = m_.uids.count(l.os_user) ? m_.uids[l.os_user] : 1000;  // as make_remote_dir
     }
@@ -301,6 +307,22 @@ public:
     }
     void ensure_monitor_login(const TenantRecord&, const TenantLayout&) override { std::lock_guard g(m_.mu); hit("ensure_monitor_login"); }
     void create_monitor_role(const TenantRecord&, const TenantLayout&, int) override { std::lock_guard g(m_.mu); hit("create_monitor_role"); }
+    void write_member_files(const TenantRecord&, const TenantLayout&, const units::OsUser&, const std::string& yml) override {
+        std::lock_guard g(m_.mu);
+        hit("write_member_files");
+        m_.patroni_yml = yml;
+    }
+    void create_ha_admin(const TenantRecord&, const TenantLayout&, int) override { std::lock_guard g(m_.mu); hit("create_ha_admin"); }
+    bool ha_scope_in_use(const std::string& t) override {
+        std::lock_guard g(m_.mu);
+        hit("ha_scope_in_use");
+        return m_.scopes_in_use.count(t) > 0;
+    }
+    void forget_ha_scope(const std::string& t) override {
+        std::lock_guard g(m_.mu);
+        hit("forget_ha_scope");
+        m_.scopes_forgotten.push_back(t);
+    }
     // The warm pool's images are files of the fake machine like any other.
     std::set<std::string> pool_images(const std::string& dir) override {
         std::lock_guard g(m_.mu);
@@ -1327,12 +1349,20 @@ TEST(FindSquatters, NamesATenantsListenerOnAnyPortButItsOwn) {
     auto r = find_squatters({ra, rb}, {{"10.0.0.4", 24001, 1001, 21}, {"10.0.0.4", 24002, 1001, 22}});
     ASSERT_EQ(r.size(), 1u);
     EXPECT_EQ(r[0].listener.port, 24002);
-    // An HA member: Patroni's REST port is its own too (the port watch killed Patroni before).
+    // An HA member: Patroni's REST port on this host (h1) is its own too (the port watch killed
+    // Patroni before); the other member's ports are that host's, not this tenant's here.
     TenantRecord ha = a;
+    ha.port = 25001;
     ha.ha = HaSpec{.members = {{.host = "h1", .pg_port = 25001, .rest_port = 23001}, {.host = "h2", .pg_port = 25007, .rest_port = 23004}}};
-    auto h = find_squatters({ha, b}, {{"10.0.0.1", 23001, 1001, 31}, {"10.0.0.1", 25001, 1001, 32}, {"10.0.0.1", 23002, 1001, 33}});
-    ASSERT_EQ(h.size(), 1u);
+    auto h = find_squatters({ha, b},
+                            {{"10.0.0.1", 23001, 1001, 31}, {"10.0.0.1", 25001, 1001, 32}, {"10.0.0.1", 23002, 1001, 33},
+                             {"10.0.0.1", 23004, 1001, 34}, {"10.0.0.1", 25007, 1001, 35}},
+                            "h1");
+    ASSERT_EQ(h.size(), 3u);
     EXPECT_EQ(h[0].listener.port, 23002);
+    EXPECT_EQ(h[1].listener.port, 23004);
+    EXPECT_EQ(h[2].listener.port, 25007);
+    EXPECT_EQ(find_squatters({ha}, {{"10.0.0.1", 23001, 1001, 31}}, "h2").size(), 1u);  // h2's REST port is 23004
     EXPECT_EQ(find_squatters({a, b}, {{"10.0.0.1", 23001, 1001, 31}}).size(), 1u);  // not for a plain tenant
 }
 
@@ -2286,4 +2316,203 @@ TEST_F(AManager, RemovesAnOrphanPatroniUnitByItsOwnNameAndOnlyReportsOneBesideAP
     ASSERT_TRUE(acts.count("acme stray unit left running")) << r.dump();
     EXPECT_NE(acts["acme stray unit left running"].find("systemctl stop hostd-patroni@acme.service"), std::string::npos);
     EXPECT_NE(acts["acme stray unit left running"].find("runs in hostd-postgres@acme.service"), std::string::npos);
+}
+
+// ---- HA tenants (#17): the create across three hosts, each a Manager with its own fake
+// machine, the peer API's calls made in-process through the wire's JSON ----
+
+namespace {
+
+struct Fleet;
+
+class LoopbackPeers final : public Peers {
+public:
+    explicit LoopbackPeers(Fleet& f) : f_(f) {}
+    std::optional<PeerMember> status(const std::string& host, const std::string& t) override;
+    void hello(const std::string&) override {}
+    HaMember prepare(const std::string& host, const std::string& t, const HaPrepare& p) override;
+    void start(const std::string& host, const std::string& t, const HaSpec& ha) override;
+    void abort(const std::string& host, const std::string& t, const std::string& id) override;
+    void remove(const std::string& host, const std::string& t, bool purge) override;
+
+private:
+    PeerHandler& at(const std::string& host);
+    Fleet& f_;
+};
+
+struct Fleet {
+    std::map<std::string, PeerHandler*> hosts;
+    std::set<std::string> down;
+    std::string fail_start_on;
+};
+
+PeerHandler& LoopbackPeers::at(const std::string& host) {
+    if (f_.down.count(host)) throw Error(Errc::unavailable, "HA host '" + host + "' cannot be reached");
+    return *f_.hosts.at(host);
+}
+std::optional<PeerMember> LoopbackPeers::status(const std::string& host, const std::string& t) { return at(host).ha_member(t); }
+HaMember LoopbackPeers::prepare(const std::string& host, const std::string& t, const HaPrepare& p) {
+    return wire::parse_ha_member(wire::render(at(host).ha_prepare(t, wire::parse_ha_prepare(wire::render(p)))));
+}
+void LoopbackPeers::start(const std::string& host, const std::string& t, const HaSpec& ha) {
+    if (host == f_.fail_start_on) throw Error(Errc::failed, "injected: the clone on " + host + " failed");
+    at(host).ha_start(t, wire::parse_ha_spec(wire::render(ha)));
+}
+void LoopbackPeers::abort(const std::string& host, const std::string& t, const std::string& id) { at(host).ha_abort(t, id); }
+void LoopbackPeers::remove(const std::string& host, const std::string& t, bool purge) {
+    try {
+        at(host).ha_remove(t, purge);
+    } catch (const Error& e) {
+        if (e.code() != Errc::not_found) throw;
+    }
+}
+
+class AnHaFleet : public ::testing::Test {
+protected:
+    static constexpr int kHosts = 3;
+    void SetUp() override {
+        root = std::filesystem::temp_directory_path() / ("hostd-fleet-" + std::to_string(::getpid()) + "-" +
+                                                          ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        std::filesystem::remove_all(root);
+        for (int i = 0; i < kHosts; i++) {
+            Config c;
+            c.state_dir = (root / ("h" + std::to_string(i + 1))).string();
+            c.loop_dir = c.state_dir + "/loop";
+            c.public_host = "db" + std::to_string(i + 1);
+            c.ha_address = "10.0.0." + std::to_string(i + 1);
+            c.ha_hosts = {"hb-1=10.0.0.1", "hb-2=10.0.0.2", "hb-3=10.0.0.3"};
+            cfg[i] = c;
+            mgr[i] = std::make_unique<Manager>(c, std::make_unique<FakeEffects>(m[i]), std::make_unique<LoopbackPeers>(fleet),
+                                               "hb-" + std::to_string(i + 1));
+            mgr[i]->load();
+            fleet.hosts["hb-" + std::to_string(i + 1)] = mgr[i].get();
+        }
+    }
+    void TearDown() override { std::filesystem::remove_all(root); }
+    CreateRequest ha_request(std::vector<std::string> replicas, bool sync = true) {
+        CreateRequest r;
+        r.memory = 256ull << 20;
+        r.ha = HaRequest{.replicas = std::move(replicas), .synchronous = sync};
+        return r;
+    }
+    bool clean(int i) const {
+        const FakeMachine& x = m[i];
+        return x.images.empty() && x.attached.empty() && x.mounts.empty() && x.users.empty() && x.units.empty() &&
+               x.patroni_units.empty() && mgr[i]->snapshot().empty();
+    }
+    std::filesystem::path root;
+    Config cfg[kHosts];
+    FakeMachine m[kHosts];
+    Fleet fleet;
+    std::unique_ptr<Manager> mgr[kHosts];
+};
+
+}  // namespace
+
+TEST_F(AnHaFleet, CreatesOneMemberOnEachHostAndTheFirstBootstrapsTheScope) {
+    const Created c = mgr[0]->create("hat", ha_request({"hb-2", "hb-3"}));
+    EXPECT_EQ(c.tenant.state, TenantState::ready);
+    // The URL names every member host's proxy, this host's first; libpq keeps the primary.
+    EXPECT_EQ(c.tenant.url.rfind("postgresql://hat:", 0), 0u) << c.tenant.url;
+    for (const char* h : {"@db1:", ",db2:", ",db3:", "target_session_attrs=read-write"})
+        EXPECT_NE(c.tenant.url.find(h), std::string::npos) << h << " in " << c.tenant.url;
+    const TenantRecord first = mgr[0]->snapshot().at(0);
+    ASSERT_TRUE(first.ha);
+    EXPECT_EQ(first.ha->initiator, "hb-1");
+    for (int i = 0; i < kHosts; i++) {
+        const auto recs = mgr[i]->snapshot();
+        ASSERT_EQ(recs.size(), 1u) << i;
+        const TenantRecord& t = recs[0];
+        EXPECT_EQ(t.state, TenantState::ready) << i;
+        ASSERT_TRUE(t.ha) << i;
+        // One spec: the same create, members, secrets and admin password on every host.
+        EXPECT_EQ(t.ha->create_id, first.ha->create_id);
+        EXPECT_EQ(t.ha->secrets, first.ha->secrets);
+        EXPECT_EQ(t.password, first.password);
+        ASSERT_EQ(t.ha->members.size(), 3u);
+        const HaMember* me = t.ha->member("hb-" + std::to_string(i + 1));
+        ASSERT_TRUE(me);
+        EXPECT_EQ(me->address, cfg[i].ha_address);
+        EXPECT_EQ(me->public_host, cfg[i].public_host);
+        EXPECT_EQ(me->pg_port, t.port);
+        EXPECT_EQ(me->public_port, t.public_port);
+        EXPECT_EQ(me->phase, MemberPhase::started);
+        EXPECT_TRUE(me->rest_port >= cfg[i].ha_rest_ports.first && me->rest_port <= cfg[i].ha_rest_ports.second);
+        // Its own disk, user and Patroni unit (never hostd-postgres@), and a route to all three.
+        EXPECT_EQ(m[i].patroni_units, std::set<std::string>{"hat"});
+        EXPECT_TRUE(m[i].units.empty());
+        EXPECT_EQ(m[i].users.size(), 1u);
+        ASSERT_EQ(m[i].routes.size(), 1u);
+        EXPECT_EQ(m[i].routes[0].members.size(), 3u);
+        EXPECT_EQ(m[i].routes[0].check_path, "/primary");
+        EXPECT_EQ(m[i].routes[0].public_port, t.public_port);
+        // Patroni's file names this host's member, the scope, and synchronous mode.
+        const json yml = json::parse(m[i].patroni_yml.substr(m[i].patroni_yml.find('{')));
+        EXPECT_EQ(yml["scope"], "hat");
+        EXPECT_EQ(yml["name"], "hb-" + std::to_string(i + 1));
+        EXPECT_EQ(yml["restapi"]["listen"], cfg[i].ha_address + ":" + std::to_string(me->rest_port));
+        EXPECT_EQ(yml["bootstrap"]["dcs"]["synchronous_mode"], true);
+        EXPECT_EQ(yml["postgresql"]["authentication"]["replication"]["password"], first.ha->secrets.replication);
+        // Only the scope's first member makes the tenant's admin (the others are its copies).
+        EXPECT_EQ(std::count(m[i].calls.begin(), m[i].calls.end(), "create_ha_admin"), i == 0 ? 1 : 0) << i;
+    }
+    // The scope's leftovers were cleared before the bootstrap, on the first host.
+    EXPECT_EQ(m[0].scopes_forgotten, std::vector<std::string>{"hat"});
+    // Every host's view has the three members.
+    EXPECT_EQ(mgr[2]->get("hat", false).members.size(), 3u);
+}
+
+TEST_F(AnHaFleet, AReplicaThatFailsToStartUndoesEveryMemberOnEveryHost) {
+    fleet.fail_start_on = "hb-3";
+    try {
+        mgr[0]->create("hat", ha_request({"hb-2", "hb-3"}));
+        ADD_FAILURE() << "created";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("hb-3"), std::string::npos) << e.what();
+    }
+    for (int i = 0; i < kHosts; i++) EXPECT_TRUE(clean(i)) << "host " << i + 1;
+    EXPECT_EQ(m[0].scopes_forgotten.size(), 2u);  // before the bootstrap, and after the failure
+}
+
+TEST_F(AnHaFleet, AHostThatCannotBeReachedAtPrepareFailsTheCreateNamingItAndLeavesNothing) {
+    fleet.down = {"hb-3"};
+    const Error e = error_of([&] { mgr[0]->create("hat", ha_request({"hb-2", "hb-3"})); });
+    EXPECT_EQ(e.code(), Errc::unavailable);
+    EXPECT_NE(std::string(e.what()).find("'hb-3' cannot be reached"), std::string::npos) << e.what();
+    EXPECT_TRUE(clean(0));
+    EXPECT_TRUE(clean(1));
+}
+
+TEST_F(AnHaFleet, RefusesThisHostAsAReplicaTooLittleMemoryAndALiveScopeOfTheName) {
+    EXPECT_EQ(error_of([&] { mgr[0]->create("hat", ha_request({"hb-1"})); }).field(), "ha.replicas");
+    EXPECT_EQ(error_of([&] { mgr[0]->create("hat", ha_request({"hb-9"})); }).field(), "ha.replicas");
+    CreateRequest small = ha_request({"hb-2"});
+    small.memory = 64ull << 20;
+    EXPECT_EQ(error_of([&] { mgr[0]->create("hat", small); }).field(), "memory");
+    m[0].scopes_in_use.insert("hat");
+    EXPECT_EQ(error_of([&] { mgr[0]->create("hat", ha_request({"hb-2"})); }).code(), Errc::conflict);
+    for (int i = 0; i < kHosts; i++) EXPECT_TRUE(clean(i)) << "host " << i + 1;
+}
+
+TEST_F(AnHaFleet, DeletesEveryMemberFromAnyHostButNotWhileOneCannotBeReached) {
+    mgr[0]->create("hat", ha_request({"hb-2", "hb-3"}, false));
+    EXPECT_EQ(error_of([&] { mgr[1]->remove("hat", false); }).field(), "purge");
+    fleet.down = {"hb-3"};
+    const Error e = error_of([&] { mgr[1]->remove("hat", true); });
+    EXPECT_EQ(e.code(), Errc::unavailable);
+    EXPECT_EQ(mgr[1]->snapshot().size(), 1u);  // this host's member stays while another's cannot go
+    fleet.down.clear();
+    mgr[1]->remove("hat", true);
+    for (int i = 0; i < kHosts; i++) EXPECT_TRUE(clean(i)) << "host " << i + 1;
+    EXPECT_EQ(m[1].scopes_forgotten, std::vector<std::string>{"hat"});
+}
+
+TEST_F(AnHaFleet, ThePeerApiRefusesAStartForAnotherCreateOrUnpreparedHost) {
+    EXPECT_EQ(error_of([&] { mgr[1]->ha_start("hat", HaSpec{.create_id = "x"}); }).code(), Errc::not_found);
+    mgr[0]->create("hat", ha_request({"hb-2"}));
+    HaSpec other = mgr[1]->snapshot().at(0).ha.value();
+    other.create_id = "another";
+    EXPECT_EQ(error_of([&] { mgr[1]->ha_start("hat", other); }).code(), Errc::conflict);
+    mgr[1]->ha_abort("hat", "another");  // not its create: nothing happens
+    EXPECT_EQ(mgr[1]->snapshot().at(0).state, TenantState::ready);
 }

@@ -1,0 +1,156 @@
+// The provisioner's part of an HA tenant (#17): this host's member, prepared, started, or
+// aborted. The coordination across hosts is the Manager's (hostd/manager_ha.cc).
+#include <chrono>
+
+#include "base/error.h"
+#include "base/rollback.h"
+#include "hostd/faults.h"
+#include "hostd/log.h"
+#include "hostd/provisioner.h"
+#include "model/layout.h"
+#include "model/patroni.h"
+
+namespace hostd {
+namespace {
+
+long ms_since(std::chrono::steady_clock::time_point t0) {
+    return static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
+}
+
+// Patroni's bootstrap is an initdb and a first start (seconds); a replica's is a copy of the
+// primary (pg_basebackup: as long as the data takes).
+constexpr int kBootstrapTimeoutMs = 90000;
+constexpr int kCloneTimeoutMs = 300000;
+
+}  // namespace
+
+HaMember Provisioner::prepare_member(const std::string& name, const CreateRequest& req, const TenantSpec& spec,
+                                     const HaSpec& ha, const std::string& admin_password, const std::string& self,
+                                     const Progress& progress) {
+    std::optional<TenantRecord> kept;
+    TenantRecord t = reserve(name, req, spec, kept, &ha, self);
+    t.password = admin_password;  // the tenant's one admin password, the same on every member
+    const TenantLayout l = layout_of(cfg_, t);
+    Disk& disk = disks_.of(t.spec);
+    Rollback rb([&](const std::string& step, const std::string& err) {
+        log::error("Rollback of step '" + step + "' failed: " + err + "; reconcile will retry", name);
+    });
+    rb.add("record", [&] { store_.forget(name); });
+    auto step = [&](const std::string& s, auto&& fn) {
+        set_step(t, s);
+        if (progress) progress(s, -1);
+        crash_point("create", "before", s);
+        const auto t0 = std::chrono::steady_clock::now();
+        fn();
+        crash_point("create", "after", s);
+        if (progress) progress(s, ms_since(t0));
+    };
+    try {
+        log::info("Preparing HA member on " + self + " (port " + std::to_string(t.port) + ", REST port " +
+                      std::to_string(t.ha->members.front().rest_port) + ", public port " + std::to_string(t.public_port) +
+                      ", create " + ha.create_id + ")",
+                  name);
+        step("disk", [&] { disk.acquire(t, false, false, rb); });
+        step("format", [&] {
+            t.fs_uuid = storage::new_uuid();
+            t.label = l.label(t.spec.filesystem);
+            store_.save(t);
+            fx_.format(t.device, t.spec.filesystem, t.label, t.fs_uuid);
+            rb.add("format", [&] { disk.undo_format(t); });
+        });
+        step("mount", [&] {
+            fx_.mount(t, l, true);
+            rb.add("mount", [&] { fx_.unmount(l); });
+            try {
+                fx_.ensure_reserve(l, reserve_bytes(cfg_, t.spec.disk_size));
+            } catch (const Error& e) {
+                log::warning(std::string("No reserve file yet: ") + e.what(), name);
+            }
+        });
+        step("user", [&] {
+            const units::OsUser user = fx_.create_user(t.os_user, l.mountpoint);
+            rb.add("user", [&] { remove_own_user(t.os_user); });
+            t.uid = user.uid;
+        });
+        t.step = "prepared";
+        store_.save(t);
+        rb.commit();
+    } catch (const Error& e) {
+        log::error("Preparing the HA member failed at step '" + t.step + "': " + e.what() + "; undoing the steps taken", name);
+        rb.run();
+        throw Error(e.code(), "Failed to prepare HA member of tenant '" + name + "' on host '" + self + "' at step '" + t.step +
+                                  "': " + e.what(),
+                    e.field());
+    }
+    return t.ha->members.front();
+}
+
+void Provisioner::start_member(const std::string& name, const HaSpec& ha, const std::string& self, bool bootstrap,
+                               const Progress& progress) {
+    TenantRecord t = store_.get(name);
+    if (!t.ha || t.state != TenantState::creating || t.ha->create_id != ha.create_id)
+        throw Error(Errc::conflict, "Host '" + self + "' has no prepared member of tenant '" + name + "' for create " + ha.create_id);
+    const HaMember* mine = ha.member(self);
+    const HaMember* prepared = t.ha->member(self);
+    if (!mine || !prepared || mine->pg_port != prepared->pg_port || mine->rest_port != prepared->rest_port ||
+        mine->public_port != prepared->public_port)
+        throw Error(Errc::invalid, "The members sent for tenant '" + name + "' do not hold host '" + self + "' as it was prepared");
+    t.ha = ha;
+    for (auto& m : t.ha->members)
+        if (m.host == self) m.phase = MemberPhase::started;
+    const TenantLayout l = layout_of(cfg_, t);
+    auto step = [&](const std::string& s, auto&& fn) {
+        set_step(t, s);
+        if (progress) progress(s, -1);
+        crash_point("create", "before", s);
+        const auto t0 = std::chrono::steady_clock::now();
+        fn();
+        crash_point("create", "after", s);
+        log::info("Step '" + s + "' done in " + std::to_string(ms_since(t0)) + " ms", name);
+        if (progress) progress(s, ms_since(t0));
+    };
+    try {
+        step("patroni-files", [&] {
+            const auto user = fx_.find_user(t.os_user);
+            if (!user) throw Error(Errc::failed, "OS user '" + t.os_user + "' of the prepared member is gone");
+            fx_.write_member_files(t, l, *user, ha::render_patroni(patroni_member(cfg_, t, self)));
+        });
+        step("start", [&] { fx_.start_unit(l, t.port, limits_of(t.spec)); });
+        step(bootstrap ? "bootstrap" : "clone", [&] {
+            fx_.wait_ready(t, l, bootstrap ? kBootstrapTimeoutMs : kCloneTimeoutMs);
+            // The scope's first member: Patroni made its own roles; the tenant's admin is hostd's to make.
+            if (bootstrap) fx_.create_ha_admin(t, l, kBootstrapTimeoutMs);
+        });
+        step("route", [&] {
+            store_.set_routed(name, true);
+            publish_routes();
+        });
+        step("check-proxy", [&] { wait_through_proxy(t); });
+        t.state = TenantState::ready;
+        t.step.clear();
+        store_.save(t);
+    } catch (const Error& e) {
+        log::error("Starting the HA member failed at step '" + t.step + "': " + e.what() + "; tearing it down", name);
+        const std::string at = t.step;
+        abort_member(name, ha.create_id);
+        throw Error(e.code(), "Failed to start HA member of tenant '" + name + "' on host '" + self + "' at step '" + at +
+                                  "': " + e.what(),
+                    e.field());
+    }
+}
+
+void Provisioner::abort_member(const std::string& name, const std::string& create_id) {
+    TenantRecord t;
+    try {
+        t = store_.get(name);
+    } catch (const Error& e) {
+        if (e.code() == Errc::not_found) return;
+        throw;
+    }
+    if (!t.ha || t.state != TenantState::creating || (!create_id.empty() && t.ha->create_id != create_id)) return;
+    log::warning("Undoing the HA member of create " + t.ha->create_id, name);
+    teardown(t, /*purge=*/true);
+    store_.forget(name);
+}
+
+}  // namespace hostd

@@ -105,6 +105,10 @@ public:
     void ensure_unit_template() override {}
     std::string ca_certificate() override { return "-----BEGIN CERTIFICATE-----\n"; }
     LiveStatus live_status(const TenantRecord&, const TenantLayout&) override { return {}; }
+    std::string patroni_cluster(const HaMember& m) override { throw Error(Errc::unavailable, "no Patroni on " + m.host); }
+    std::string patroni_switchover(const HaMember& m, const ha::Credentials&, const ha::Switchover&) override {
+        throw Error(Errc::unavailable, "no Patroni on " + m.host);
+    }
 };
 
 class QuietObserver final : public Observer {

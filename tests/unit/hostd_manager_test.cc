@@ -70,6 +70,11 @@ struct FakeMachine {
     std::map<std::string, std::string> pool_clusters;    // warm pool disk id → its bootstrap role
     std::map<std::string, std::string> handed_over;      // tenant → the pool disk it took
     BranchCopy branch_copy = BranchCopy::restored;       // how restore_cluster made a branch
+    // HA members' Patroni, by member host: its GET /cluster body (absent: it does not answer).
+    std::map<std::string, std::string> patroni;
+    std::vector<std::string> patroni_asked;             // the member host of each GET /cluster, in order
+    std::vector<std::string> switchovers;               // "host user password leader candidate" of each POST /switchover
+    std::map<std::string, std::string> after_switchover;  // what `patroni` becomes once a switchover is taken
 };
 const std::string cfg_mount_root = Config{}.mount_root;
 
@@ -346,6 +351,20 @@ public:
         if (auto it = m_.failed.find(l.name); it != m_.failed.end())
             return {.active_state = "failed", .sub_state = "failed", .result = it->second, .last_exit = "was killed by signal KILL"};
         return {.active_state = "inactive", .sub_state = "dead"};
+    }
+    std::string patroni_cluster(const HaMember& mb) override {
+        std::lock_guard g(m_.mu);
+        m_.patroni_asked.push_back(mb.host);
+        auto it = m_.patroni.find(mb.host);
+        if (it == m_.patroni.end()) throw Error(Errc::unavailable, "GET /cluster failed: member '" + mb.host + "' did not answer");
+        return it->second;
+    }
+    std::string patroni_switchover(const HaMember& mb, const ha::Credentials& rest, const ha::Switchover& s) override {
+        std::lock_guard g(m_.mu);
+        hit("patroni_switchover");
+        m_.switchovers.push_back(mb.host + " " + rest.username + " " + rest.password + " " + s.leader + " " + s.candidate);
+        if (!m_.after_switchover.empty()) m_.patroni = m_.after_switchover;
+        return "Successfully switched over to \"" + s.candidate + "\"";
     }
 
 private:
@@ -2287,3 +2306,4 @@ TEST_F(AManager, RemovesAnOrphanPatroniUnitByItsOwnNameAndOnlyReportsOneBesideAP
     EXPECT_NE(acts["acme stray unit left running"].find("systemctl stop hostd-patroni@acme.service"), std::string::npos);
     EXPECT_NE(acts["acme stray unit left running"].find("runs in hostd-postgres@acme.service"), std::string::npos);
 }
+

@@ -40,6 +40,31 @@ void check_libraries_installed(const Config& cfg, const std::vector<std::string>
     }
 }
 
+// An HA tenant's members in the view as Patroni reported them (c, from source's Patroni); a
+// member Patroni does not list is down.
+void fill_members(TenantView& v, const ha::ClusterView& c, const std::string& source) {
+    for (auto& mv : v.members) {
+        const ha::MemberStatus* s = c.find(mv.host);
+        if (!s) continue;  // parse_cluster lists every expected member: not reached
+        mv.role = ha::member_role_name(s->role);
+        mv.state = s->role == ha::MemberRole::down ? "down" : s->state.empty() ? "unknown" : s->state;
+        mv.lag_bytes = s->lag_bytes;
+        mv.timeline = s->timeline;
+        mv.sync = s->sync;
+    }
+    HaView& h = v.ha ? *v.ha : v.ha.emplace();
+    h.source = source;
+    h.leader.clear();
+    h.timeline.reset();
+    if (const ha::MemberStatus* p = c.primary()) {
+        h.leader = p->name;
+        h.timeline = p->timeline;
+    }
+    if (!h.timeline)  // no leader now (or it reports none): the newest timeline a member reports
+        for (const auto& m : c.members)
+            if (m.timeline && (!h.timeline || *m.timeline > *h.timeline)) h.timeline = m.timeline;
+}
+
 }  // namespace
 
 Manager::Manager(Config cfg, std::unique_ptr<Effects> fx)
@@ -322,6 +347,30 @@ ReconcileReport Manager::reconcile() {
     return r;
 }
 
+std::optional<Manager::Asked> Manager::ask_cluster(const HaSpec& ha, std::string& why) {
+    // This host's member first: its Patroni is asked without crossing the hosts' network.
+    std::vector<const HaMember*> order;
+    for (const auto& m : ha.members)
+        if (ha_on(cfg_) && m.address == cfg_.ha_address) order.push_back(&m);
+    for (const auto& m : ha.members)
+        if (std::find(order.begin(), order.end(), &m) == order.end()) order.push_back(&m);
+    std::vector<std::string> expected;
+    for (const auto& m : ha.members) expected.push_back(m.host);
+    why.clear();
+    for (const HaMember* m : order) {
+        bool answered = false;
+        try {
+            const std::string body = fx_->patroni_cluster(*m);  // its errors name the member
+            answered = true;
+            return Asked{ha::parse_cluster(body, expected), m->host};
+        } catch (const Error& e) {
+            why += (why.empty() ? "" : "; ") + (answered ? "member '" + m->host + "': " : "") + std::string(e.what());
+        }
+    }
+    if (why.empty()) why = "the tenant's record lists no member";
+    return std::nullopt;
+}
+
 TenantView Manager::get(const std::string& name, bool with_status) {
     validate_name(name);
     TenantRecord t = store_.get(name);
@@ -348,6 +397,16 @@ TenantView Manager::get(const std::string& name, bool with_status) {
             }
         }
         if (v.status->unit_error.empty() && a == "active" && activity.empty()) v.pending_restart = fx_->pending_restart(t, l);
+        // An HA tenant: each member's role, state, lag and timeline as Patroni tells them.
+        if (t.ha) {
+            std::string why;
+            if (auto asked = ask_cluster(*t.ha, why)) {
+                fill_members(v, asked->view, asked->source);
+            } else {
+                const std::string p = "no member's Patroni answered, so the members' roles are unknown (" + why + ")";
+                v.problem = v.problem.empty() ? p : v.problem + "; " + p;
+            }
+        }
     } else if (t.state != TenantState::ready) {
         v.live = derive_live(t, {}, v.problem, activity, std::nullopt);
     }

@@ -5,9 +5,11 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "ha/plan.h"
 #include "hostd/backupwatch.h"
 #include "hostd/disks.h"
 #include "hostd/effects.h"
@@ -100,6 +102,13 @@ private:
     TenantRecord backed_up(const std::string& name);
     template <class F>
     auto timed(const char* kind, F&& fn);
+    // Patroni's view of an HA tenant from the first member that answers GET /cluster (this
+    // host's member first); nullopt, with each member's failure in why, when none does.
+    struct Asked {
+        ha::ClusterView view;
+        std::string source;  // the member host that answered
+    };
+    std::optional<Asked> ask_cluster(const HaSpec& ha, std::string& why);
 
     Config cfg_;
     std::unique_ptr<Effects> fx_;

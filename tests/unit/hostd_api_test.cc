@@ -120,6 +120,7 @@ public:
     uint32_t restarts(const std::string&) override { return 0; }
     bool pg_up(const TenantRecord&, const std::string&) override { return false; }
     PgFacts pg_facts(const TenantRecord&, const std::string&) override { throw Error(Errc::unavailable, "down"); }
+    std::string patroni_cluster(const HaMember& m) override { throw Error(Errc::unavailable, "no Patroni on " + m.host); }
 };
 
 // One HTTP response as read off the socket until the server closed it.

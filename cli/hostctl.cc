@@ -618,6 +618,45 @@ int main(int argc, char** argv) {
         lifecycle("restart");
     });
 
+    // switchover (an HA tenant)
+    auto* switchover = app.add_subcommand("switchover", "Move an HA tenant's primary to another member (Patroni's switchover: "
+                                                        "sessions on the old primary are cut, writes pause a few seconds); "
+                                                        "prints its members afterwards");
+    switchover->footer("Example: hostctl switchover acme --to db2\n"
+                       "Without --to hostd picks the synchronous standby, else the running replica with the least lag.\n"
+                       "In synchronous mode only the synchronous standby can take over.");
+    std::string switchover_to;
+    switchover->add_option("name", name, "Tenant name")->required();
+    switchover->add_option("--to", switchover_to, "The member host to make primary (a host name as in [ha] hosts)");
+    switchover->callback([&] {
+        hostd::SwitchoverRequest req;
+        if (!switchover_to.empty()) req.to = switchover_to;
+        hostd::Reply<hostd::TenantView> r;
+        {
+            // One step, shown as create shows its steps (a spinner on a terminal): Patroni answers
+            // once the new primary holds the lead, and hostd waits until it reports it.
+            std::unique_ptr<ProgressView> view;
+            if (!ctx.json_out) view = std::make_unique<ProgressView>(name, ::isatty(2) == 1);
+            if (view) view->step("switchover", -1);
+            const auto t0 = std::chrono::steady_clock::now();
+            r = hostd::Client(ctx.socket).switchover(name, req);
+            if (view && r.ok())
+                view->step("switchover", static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                               std::chrono::steady_clock::now() - t0).count()));
+            if (view) view->finish();
+        }
+        if (!finish(ctx, r, code)) return;
+        if (ctx.json_out) {
+            print_json(hostd::wire::render_one(*r.value));
+            return;
+        }
+        const hostd::TenantView& t = *r.value;
+        std::cout << "Tenant '" << t.name << "': " << (t.ha && !t.ha->leader.empty() ? "'" + t.ha->leader + "' is primary now"
+                                                                                     : "the primary is not known yet")
+                  << ".\n\n";
+        print_table(hostd::member_rows(t.members));
+    });
+
     // delete
     auto* del = app.add_subcommand("delete", "Delete a tenant; its data is kept unless --purge");
     del->footer("Example: hostctl delete acme --purge --yes");

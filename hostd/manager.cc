@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
 #include "base/strings.h"
 #include "base/error.h"
@@ -64,6 +65,9 @@ void fill_members(TenantView& v, const ha::ClusterView& c, const std::string& so
         for (const auto& m : c.members)
             if (m.timeline && (!h.timeline || *m.timeline > *h.timeline)) h.timeline = m.timeline;
 }
+
+constexpr auto kSwitchoverWait = std::chrono::seconds(30);
+constexpr auto kSwitchoverPoll = std::chrono::milliseconds(500);
 
 }  // namespace
 
@@ -335,6 +339,57 @@ TenantView Manager::restart(const std::string& name) {
     {
         Store::OpLock op(store_, name);
         timed("restart", [&] { return prov_.restart(name); });
+    }
+    return get(name);
+}
+
+TenantView Manager::switchover(const std::string& name, const SwitchoverRequest& req) {
+    validate_name(name);
+    if (req.to) validate_host_name(*req.to, "to");
+    {
+        Store::OpLock op(store_, name);
+        timed("switchover", [&] {
+            const TenantRecord t = store_.get(name);
+            if (!t.ha)
+                throw Error(Errc::conflict, "Tenant '" + name + "' is not an HA tenant: it has one PostgreSQL on this host and no "
+                                            "replica to switch over to (an HA tenant is created with hostctl create --replicas)");
+            if (t.state != TenantState::ready)
+                throw Error(Errc::conflict, "Tenant '" + name + "' is " + std::string(to_string(t.state)) + ", not ready");
+            std::string why;
+            auto asked = ask_cluster(*t.ha, why);
+            if (!asked)
+                throw Error(Errc::unavailable, "Cannot switch over '" + name + "': no member's Patroni answered (" + why +
+                                                   "); nothing was changed");
+            const ha::Switchover plan = ha::plan_switchover(asked->view, req.to, t.ha->synchronous);
+            const HaMember* leader = t.ha->member(plan.leader);
+            if (!leader)
+                throw Error(Errc::failed, "Patroni names '" + plan.leader + "' the primary of '" + name +
+                                              "', which this host's record does not list as a member; nothing was changed");
+            const std::string said =
+                fx_->patroni_switchover(*leader, {.username = "hostd", .password = t.ha->secrets.rest_password}, plan);
+            log::info("Switchover from '" + plan.leader + "' to '" + plan.candidate + "' asked of Patroni: " + said, name);
+            // Patroni answers once the new leader holds the key (or gave up polling): wait until a
+            // member reports the candidate primary, so the reply shows the roles as they now are.
+            const auto deadline = std::chrono::steady_clock::now() + kSwitchoverWait;
+            for (;;) {
+                std::string now;
+                if (auto a = ask_cluster(*t.ha, why)) {
+                    const ha::MemberStatus* p = a->view.primary();
+                    if (p && p->name == plan.candidate) break;
+                    now = p ? "Patroni reports '" + p->name + "' primary" : "Patroni reports no primary";
+                } else {
+                    now = "no member's Patroni answers (" + why + ")";
+                }
+                if (std::chrono::steady_clock::now() >= deadline)
+                    throw Error(Errc::failed, "Patroni took the switchover of '" + name + "' from '" + plan.leader + "' to '" +
+                                                  plan.candidate + "' (" + said + "), but after " +
+                                                  std::to_string(kSwitchoverWait.count()) + " s " + now +
+                                                  "; look at its members with hostctl show " + name);
+                std::this_thread::sleep_for(kSwitchoverPoll);
+            }
+            log::info("'" + plan.candidate + "' is primary after the switchover", name);
+            return 0;
+        });
     }
     return get(name);
 }

@@ -65,6 +65,12 @@ public:
     TenantView stop(const std::string& name);
     TenantView start(const std::string& name);
     TenantView restart(const std::string& name);
+    // An HA tenant's primary moved to another member (Patroni's POST /switchover to the leader,
+    // with the REST credentials): to the member req.to names, or the one ha::plan_switchover
+    // picks; waits until Patroni reports the candidate primary. Refused (409) for a plain tenant,
+    // when no member is primary, or the member named cannot take over; 404 for a host that is
+    // no member. Returns the tenant as GET shows it, with its members.
+    TenantView switchover(const std::string& name, const SwitchoverRequest& req);
     ReconcileReport reconcile();
     // One round of the disk-full guard (a ticker calls it).
     void guard_tick() { guard_.tick(); }

@@ -2417,3 +2417,68 @@ TEST_F(AnHaManager, ListAsksNoPatroni) {
     EXPECT_EQ(mgr.list(true).at(0).members.size(), 3u);
     EXPECT_TRUE(m.patroni_asked.empty());
 }
+
+TEST_F(AnHaManager, SwitchoverRefusesAPlainTenantNoLeaderAnUnknownHostAndThePrimary) {
+    api().create("acme", json::object());
+    Manager& mgr = with(ha_record(cfg, false));
+    try {
+        mgr.switchover("acme", {});
+        ADD_FAILURE() << "switched a plain tenant over";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Errc::conflict);
+        EXPECT_NE(std::string(e.what()).find("not an HA tenant"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(code_of([&] { mgr.switchover("nope", {}); }), Errc::not_found);
+    EXPECT_EQ(code_of([&] { mgr.switchover("hat", {.to = "Not A Host"}); }), Errc::invalid);
+
+    m.patroni["hb-2"] = cluster_of({patroni_member("hb-1", "replica", "running", 0, 3),
+                                    patroni_member("hb-2", "replica", "streaming", 0, 3)});
+    EXPECT_EQ(code_of([&] { mgr.switchover("hat", {}); }), Errc::conflict);  // no leader
+
+    m.patroni["hb-2"] = sync_cluster;
+    try {
+        mgr.switchover("hat", {.to = "hb-9"});
+        ADD_FAILURE() << "switched over to a host that is no member";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Errc::not_found);
+        EXPECT_EQ(e.field(), "to");
+    }
+    EXPECT_EQ(code_of([&] { mgr.switchover("hat", {.to = "hb-1"}); }), Errc::conflict);  // the primary already
+    m.patroni.clear();
+    EXPECT_EQ(code_of([&] { mgr.switchover("hat", {}); }), Errc::unavailable);  // no Patroni answers
+    EXPECT_TRUE(m.switchovers.empty());
+}
+
+TEST_F(AnHaManager, SwitchoverAsksTheLeadersPatroniWithHostdsCredentialsAndWaitsForTheCandidate) {
+    Manager& mgr = with(ha_record(cfg, true));
+    m.patroni["hb-2"] = sync_cluster;
+    m.after_switchover["hb-2"] = cluster_of({patroni_member("hb-1", "replica", "streaming", 0, 4),
+                                             patroni_member("hb-2", "replica", "streaming", 0, 4),
+                                             patroni_member("hb-3", "leader", "running", std::nullopt, 4)});
+    // Synchronous: only the synchronous standby (hb-3) can take over, so it is picked.
+    const TenantView v = mgr.switchover("hat", {});
+    EXPECT_EQ(m.switchovers, std::vector<std::string>{"hb-1 hostd rest: s3cret hb-1 hb-3"});
+    ASSERT_EQ(v.members.size(), 3u);
+    EXPECT_EQ(v.members[2].role, "primary");
+    EXPECT_EQ(v.members[0].role, "replica");
+    ASSERT_TRUE(v.ha);
+    EXPECT_EQ(v.ha->leader, "hb-3");
+    EXPECT_EQ(v.ha->timeline, 4u);
+    EXPECT_EQ(mgr.op_stats().ops.count({"switchover", "ok"}), 1u);
+    // In synchronous mode a replica that is not the synchronous standby is refused before Patroni is asked.
+    m.patroni = {{"hb-2", sync_cluster}};
+    EXPECT_EQ(code_of([&] { mgr.switchover("hat", {.to = "hb-2"}); }), Errc::conflict);
+    EXPECT_EQ(m.switchovers.size(), 1u);
+}
+
+TEST_F(AnHaManager, SwitchoverToANamedReplica) {
+    Manager& mgr = with(ha_record(cfg, false));
+    m.patroni["hb-2"] = sync_cluster;
+    m.after_switchover["hb-1"] = cluster_of({patroni_member("hb-1", "replica", "streaming", 0, 4),
+                                             patroni_member("hb-2", "leader", "running", std::nullopt, 4),
+                                             patroni_member("hb-3", "replica", "streaming", 0, 4)});
+    const TenantView v = mgr.switchover("hat", {.to = "hb-2"});  // hb-2's own Patroni is silent afterwards: hb-1 tells
+    EXPECT_EQ(m.switchovers, std::vector<std::string>{"hb-1 hostd rest: s3cret hb-1 hb-2"});
+    EXPECT_EQ(v.members[1].role, "primary");
+    EXPECT_EQ(v.ha->source, "hb-1");
+}

@@ -259,6 +259,20 @@ int main(int argc, char** argv) {
                        "Enable an extension from hostd.toml's extensions.allowed (repeatable, or comma-separated), "
                        "e.g. pg_stat_statements; then CREATE EXTENSION as the tenant")
         ->delimiter(',');
+    // HA (#17): the replicas' hosts; this host makes the first member and coordinates.
+    std::vector<std::string> replicas;
+    bool synchronous = false, synchronous_strict = false;
+    create->add_option("--replicas", replicas,
+                       "HA tenant: the hosts of its replicas ([ha] hosts names; 1 or 2, comma-separated), e.g. db2,db3; "
+                       "this host runs the first member")
+        ->delimiter(',');
+    auto* sync_flag = create->add_flag("--synchronous", synchronous,
+                                       "With --replicas: Patroni's synchronous mode (a commit waits for one replica; "
+                                       "a failover loses no acknowledged commit)")
+                          ->needs("--replicas");
+    create->add_flag("--synchronous-strict", synchronous_strict,
+                     "With --synchronous: no writes while no replica is synchronous (durability over availability)")
+        ->needs(sync_flag);
     create->callback([&] {
         hostd::CreateRequest req;
         if (!size_arg(disk, "disk_size", req.disk_size, code) || !size_arg(memory, "memory", req.memory, code)) return;
@@ -277,6 +291,7 @@ int main(int argc, char** argv) {
         if (!from.empty()) req.from = hostd::CreateRequest::From{.tenant = from, .target = from_time.empty() ? "latest" : from_time};
         if (!settings_from(create_settings, req.settings, code)) return;
         if (!create_extensions.empty()) req.extensions = create_extensions;
+        if (!replicas.empty()) req.ha = hostd::HaRequest{.replicas = replicas, .synchronous = synchronous, .strict = synchronous_strict};
         hostd::Reply<hostd::Created> r;
         {
             // Each step as hostd finishes it (PUT ?progress=1 streams them); nothing extra with --json.

@@ -339,6 +339,14 @@ TEST_F(AnApiServer, RoutesTheLifecycleVerbsAndAnswersTheTenantOrWhyNot) {
             << verb << ": a verb without a body refuses fields";
     }
     EXPECT_EQ(roundtrip(sock, request("POST", "/v1/tenants/acme/pause", "{}")).status, 404);
+    // A switchover is an HA tenant's: a plain one is refused (409), a bad body is 400, no tenant 404.
+    Reply r = roundtrip(sock, request("POST", "/v1/tenants/acme/switchover", ""));
+    expect_json_reply(r, "switchover");
+    EXPECT_EQ(r.status, 409) << r.body;
+    EXPECT_NE(r.body.find("not an HA tenant"), std::string::npos) << r.body;
+    EXPECT_EQ(roundtrip(sock, request("POST", "/v1/tenants/acme/switchover", "{\"to\":\"db2\"}")).status, 409);
+    EXPECT_EQ(roundtrip(sock, request("POST", "/v1/tenants/acme/switchover", "{\"to\":2}")).status, 400);
+    EXPECT_EQ(roundtrip(sock, request("POST", "/v1/tenants/nobody/switchover", "{}")).status, 404);
     expect_alive();
 }
 
@@ -421,7 +429,7 @@ TEST_F(AnApiServer, AnswersEveryGeneratedRequestWithACompleteJsonReplyAndStaysUp
     const std::vector<std::string> paths = {"/v1/tenants", "/v1/tenants/acme", "/v1/tenants/acme/resize",
                                             "/v1/tenants/acme/password", "/v1/host",
                                             "/v1/tenants/acme/stop", "/v1/tenants/acme/start", "/v1/tenants/acme/restart",
-                                            "/v1/ca", "/v1/reconcile", "/metrics", "/", "/v1/tenants/", "/v2"};
+                                            "/v1/tenants/acme/switchover", "/v1/ca", "/v1/reconcile", "/metrics", "/", "/v1/tenants/", "/v2"};
     const std::vector<std::string> queries = {"", "?live=1", "?progress=1", "?purge=true", "?live=1&live=0", "?a=b&c"};
     std::vector<std::string> bodies = {
         "", "{}", "{\"memory\":\"512M\"}", "{\"disk_size\":\"2G\",\"cpu\":0.5,\"tasks\":64}",

@@ -78,6 +78,7 @@ public:
     PgFacts pg_facts(const TenantRecord&, const std::string&) override {
         return {.connections = 1, .max_connections = 100, .database_bytes = 8u << 20};
     }
+    std::string patroni_cluster(const HaMember& m) override { throw Error(Errc::unavailable, "no Patroni on " + m.host); }
 
 private:
     std::string cg_;

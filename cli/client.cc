@@ -196,6 +196,11 @@ Reply<TenantView> Client::set_password(const std::string& name, const PasswordRe
     return typed<TenantView>(call("POST", tenant_path(name) + "/password", &body), wire::parse_tenant_reply);
 }
 
+Reply<TenantView> Client::switchover(const std::string& name, const SwitchoverRequest& req) const {
+    const wire::json body = wire::render(req);
+    return typed<TenantView>(call("POST", tenant_path(name) + "/switchover", &body), wire::parse_tenant_reply);
+}
+
 Reply<TenantView> Client::lifecycle(const std::string& name, const std::string& verb) const {
     const wire::json body = wire::json::object();
     return typed<TenantView>(call("POST", tenant_path(name) + "/" + verb, &body), wire::parse_tenant_reply);

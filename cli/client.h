@@ -60,6 +60,9 @@ public:
     Reply<TenantView> start(const std::string& name) const { return lifecycle(name, "start"); }
     Reply<TenantView> stop(const std::string& name) const { return lifecycle(name, "stop"); }
     Reply<TenantView> restart(const std::string& name) const { return lifecycle(name, "restart"); }
+    // POST /v1/tenants/NAME/switchover: an HA tenant's primary moved (to req.to, or the member
+    // hostd picks); the tenant as GET shows it afterwards, with its members.
+    Reply<TenantView> switchover(const std::string& name, const SwitchoverRequest& req) const;
     Reply<ReconcileReport> reconcile() const;
     Reply<HostInfo> host() const;
     Reply<std::string> ca() const;

@@ -259,6 +259,20 @@ int main(int argc, char** argv) {
                        "Enable an extension from hostd.toml's extensions.allowed (repeatable, or comma-separated), "
                        "e.g. pg_stat_statements; then CREATE EXTENSION as the tenant")
         ->delimiter(',');
+    // HA (#17): the replicas' hosts; this host makes the first member and coordinates.
+    std::vector<std::string> replicas;
+    bool synchronous = false, synchronous_strict = false;
+    create->add_option("--replicas", replicas,
+                       "HA tenant: the hosts of its replicas ([ha] hosts names; 1 or 2, comma-separated), e.g. db2,db3; "
+                       "this host runs the first member")
+        ->delimiter(',');
+    auto* sync_flag = create->add_flag("--synchronous", synchronous,
+                                       "With --replicas: Patroni's synchronous mode (a commit waits for one replica; "
+                                       "a failover loses no acknowledged commit)")
+                          ->needs("--replicas");
+    create->add_flag("--synchronous-strict", synchronous_strict,
+                     "With --synchronous: no writes while no replica is synchronous (durability over availability)")
+        ->needs(sync_flag);
     create->callback([&] {
         hostd::CreateRequest req;
         if (!size_arg(disk, "disk_size", req.disk_size, code) || !size_arg(memory, "memory", req.memory, code)) return;
@@ -277,6 +291,7 @@ int main(int argc, char** argv) {
         if (!from.empty()) req.from = hostd::CreateRequest::From{.tenant = from, .target = from_time.empty() ? "latest" : from_time};
         if (!settings_from(create_settings, req.settings, code)) return;
         if (!create_extensions.empty()) req.extensions = create_extensions;
+        if (!replicas.empty()) req.ha = hostd::HaRequest{.replicas = replicas, .synchronous = synchronous, .strict = synchronous_strict};
         hostd::Reply<hostd::Created> r;
         {
             // Each step as hostd finishes it (PUT ?progress=1 streams them); nothing extra with --json.
@@ -616,6 +631,45 @@ int main(int argc, char** argv) {
                              restart_yes, code))
             return;
         lifecycle("restart");
+    });
+
+    // switchover (an HA tenant)
+    auto* switchover = app.add_subcommand("switchover", "Move an HA tenant's primary to another member (Patroni's switchover: "
+                                                        "sessions on the old primary are cut, writes pause a few seconds); "
+                                                        "prints its members afterwards");
+    switchover->footer("Example: hostctl switchover acme --to db2\n"
+                       "Without --to hostd picks the synchronous standby, else the running replica with the least lag.\n"
+                       "In synchronous mode only the synchronous standby can take over.");
+    std::string switchover_to;
+    switchover->add_option("name", name, "Tenant name")->required();
+    switchover->add_option("--to", switchover_to, "The member host to make primary (a host name as in [ha] hosts)");
+    switchover->callback([&] {
+        hostd::SwitchoverRequest req;
+        if (!switchover_to.empty()) req.to = switchover_to;
+        hostd::Reply<hostd::TenantView> r;
+        {
+            // One step, shown as create shows its steps (a spinner on a terminal): Patroni answers
+            // once the new primary holds the lead, and hostd waits until it reports it.
+            std::unique_ptr<ProgressView> view;
+            if (!ctx.json_out) view = std::make_unique<ProgressView>(name, ::isatty(2) == 1);
+            if (view) view->step("switchover", -1);
+            const auto t0 = std::chrono::steady_clock::now();
+            r = hostd::Client(ctx.socket).switchover(name, req);
+            if (view && r.ok())
+                view->step("switchover", static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                               std::chrono::steady_clock::now() - t0).count()));
+            if (view) view->finish();
+        }
+        if (!finish(ctx, r, code)) return;
+        if (ctx.json_out) {
+            print_json(hostd::wire::render_one(*r.value));
+            return;
+        }
+        const hostd::TenantView& t = *r.value;
+        std::cout << "Tenant '" << t.name << "': " << (t.ha && !t.ha->leader.empty() ? "'" + t.ha->leader + "' is primary now"
+                                                                                     : "the primary is not known yet")
+                  << ".\n\n";
+        print_table(hostd::member_rows(t.members));
     });
 
     // delete

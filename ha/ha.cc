@@ -211,6 +211,13 @@ std::string render_patroni(const PatroniMember& m) {
         refuse("replication", m.replication.username, "the replication role must not be the superuser");
     if (m.rewind.username == m.superuser.username || m.rewind.username == m.replication.username)
         refuse("rewind", m.rewind.username, "the rewind role must be a role of its own");
+    const bool rest_auth = !m.rest.username.empty() || !m.rest.password.empty();
+    if (rest_auth) {
+        // A label has no ':', which basic auth could not carry in a username.
+        check_label("rest", m.rest.username);
+        check_text("rest", m.rest.password);
+        if (m.rest.password.empty()) refuse("rest", "", "give the REST API's password");
+    }
     if (m.synchronous_mode_strict && !m.synchronous_mode)
         refuse("synchronous_mode_strict", "true", "strict synchronous mode needs synchronous_mode");
     const Timing& t = m.timing;
@@ -294,6 +301,8 @@ std::string render_patroni(const PatroniMember& m) {
 
     if (!m.custom_conf.empty()) doc["postgresql"]["custom_conf"] = m.custom_conf;
     if (!m.pg_ident.empty()) doc["postgresql"]["pg_ident"] = m.pg_ident;
+    if (rest_auth)
+        doc["restapi"]["authentication"] = {{"username", m.rest.username}, {"password", m.rest.password}};
 
     std::string head =
         "Patroni member '" + m.name + "' of scope '" + m.scope + "'. Written by hostd; do not edit.\n"

@@ -106,6 +106,12 @@ struct PatroniMember {
     Credentials superuser;    // Patroni's own local connections, and pg_rewind
     Credentials replication;  // the replicas' streaming (a role Patroni creates at bootstrap)
     Credentials rewind;       // pg_rewind of a demoted primary (a role Patroni creates, not a superuser)
+    // Patroni's REST API (restapi.authentication): with a username, Patroni asks for basic auth
+    // on its unsafe verbs (POST /switchover, /restart, /reinitialize, PATCH /config, ...), so no
+    // one on the hosts' network can steer the tenant; GET /cluster, /primary and /replica stay
+    // open (HAProxy's checks, hostd's reads). hostd's: "hostd" and HaSecrets::rest_password.
+    // Empty username and password: no authentication (the e2e suite's plain members).
+    Credentials rest;
     // Synchronous mode (Patroni's, part of its dynamic configuration: bootstrap.dcs): Patroni makes
     // one replica synchronous (synchronous_standby_names), so a commit is acknowledged only once
     // that replica has flushed it, and promotes only that replica: no acknowledged commit is lost
@@ -132,7 +138,8 @@ std::vector<std::string> member_hba(const std::vector<std::string>& member_addre
 // scope and name [a-z0-9][a-z0-9-]* (at most 63), addresses IP literals or DNS names, ports not
 // 0, paths absolute without control characters, parameter names [a-z0-9_.], no control
 // characters in values, passwords or hba lines, timing within Patroni's rule, the settings of
-// parameters and global_parameters as said there, TLS files absolute paths.
+// parameters and global_parameters as said there, TLS files absolute paths, the REST API's
+// username a label and its password given (no control characters) when either is.
 std::string render_patroni(const PatroniMember& m);
 
 // One host's etcd member (plain HTTP on the hosts' own network; see README for TLS).

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "base/error.h"
+#include "ha/plan.h"
 #include "model/layout.h"
 
 namespace hostd {
@@ -107,6 +108,30 @@ std::vector<Family> metric_families(const std::vector<TenantFacts>& tenants, con
                    backup([](const BackupHealth& h) { return std::optional<double>(h.failing() ? 1 : 0); }));
         per_tenant("hostd_tenant_backup_repository_readable", "gauge", "1 if hostd's last look at the tenant's repository (pgBackRest's info as the tenant) succeeded.",
                    backup([](const BackupHealth& h) { return h.checked ? std::optional<double>(h.error.empty() ? 1 : 0) : std::nullopt; }));
+    }
+
+    // HA tenants (#17): this host's member as its Patroni tells (role, lag, timeline).
+    if (std::any_of(tenants.begin(), tenants.end(), [](const TenantFacts& t) { return t.ha.has_value(); })) {
+        {
+            Family f{"hostd_tenant_ha_role", "gauge",
+                     "1 for the role of this host's member of an HA tenant as its Patroni reports it (primary, replica, "
+                     "down: not in Patroni's answer; unknown: its Patroni did not answer).",
+                     {}};
+            for (auto& t : tenants)
+                if (t.ha) f.add({{"tenant", t.name}, {"role", t.ha->role}}, 1);
+            out.push_back(std::move(f));
+        }
+        auto ha = [](auto get) {
+            return [get](const TenantFacts& t) { return t.ha ? get(*t.ha) : std::nullopt; };
+        };
+        per_tenant("hostd_tenant_ha_patroni_up", "gauge", "1 if the Patroni of this host's member answered GET /cluster at its last refresh.",
+                   ha([](const HaMemberFacts& h) { return std::optional<double>(h.patroni_up ? 1 : 0); }));
+        per_tenant("hostd_tenant_ha_lag_bytes", "gauge", "Bytes of WAL this host's replica is behind the primary (Patroni's lag; none for the primary or when unknown).",
+                   ha([](const HaMemberFacts& h) { return h.lag_bytes ? std::optional<double>(static_cast<double>(*h.lag_bytes)) : std::nullopt; }));
+        per_tenant("hostd_tenant_ha_timeline", "gauge", "The PostgreSQL timeline of this host's member (it grows with each promotion).",
+                   ha([](const HaMemberFacts& h) { return h.timeline ? std::optional<double>(*h.timeline) : std::nullopt; }));
+        per_tenant("hostd_tenant_ha_sync", "gauge", "1 if this host's member is the synchronous standby.",
+                   ha([](const HaMemberFacts& h) { return h.patroni_up ? std::optional<double>(h.sync ? 1 : 0) : std::nullopt; }));
     }
 
     {
@@ -245,6 +270,7 @@ std::string Collector::scrape() {
                 t.max_connections = it->second.max_connections;
                 t.database_bytes = it->second.database_bytes;
                 if (backups_on(cfg_)) t.archive = it->second.archive;
+                t.ha = it->second.ha;
             }
         host.last_scrape_seconds = last_scrape_;
         host.refresh_round_seconds = round_seconds_;
@@ -302,6 +328,31 @@ double Collector::refresh_next() {
         s.up = true;
     } catch (const Error&) {
         s.up = observer_->pg_up(r, w.socket_dir);
+    }
+    // An HA member here: its own Patroni's view (one HTTP call, 2 s at most). Another member's
+    // role is that member's host's to export.
+    if (r.ha) {
+        const HaMember* self = nullptr;
+        for (const auto& m : r.ha->members)
+            if (ha_on(cfg_) && m.address == cfg_.ha_address) self = &m;
+        if (self) {
+            HaMemberFacts h;
+            try {
+                std::vector<std::string> expected;
+                for (const auto& m : r.ha->members) expected.push_back(m.host);
+                const ha::ClusterView c = ha::parse_cluster(observer_->patroni_cluster(*self), expected);
+                h.patroni_up = true;
+                if (const ha::MemberStatus* me = c.find(self->host)) {
+                    h.role = ha::member_role_name(me->role);
+                    h.sync = me->sync;
+                    h.lag_bytes = me->lag_bytes;
+                    h.timeline = me->timeline;
+                }
+            } catch (const Error&) {
+                // Patroni silent (or not answering as Patroni): role unknown, patroni_up 0
+            }
+            s.ha = h;
+        }
     }
     refreshed_at_[r.name] = ++refreshes_;
     std::lock_guard g(mu_);

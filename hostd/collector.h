@@ -5,8 +5,9 @@
 // own thread), and a scrape shows the latest pass with its age (hostd_metrics_usage_age_seconds;
 // with thousands of tenants those reads took most of a scrape); a scrape reads them itself when
 // no pass is recent (the first scrape, or no such thread); the PostgreSQL facts
-// (up, connections, database size) and unit restarts are refreshed in the background, one
-// tenant at a time (refresh_next), and a scrape shows the latest. Every read of the machine
+// (up, connections, database size), unit restarts and an HA member's role (its Patroni's
+// /cluster) are refreshed in the background, one tenant at a time (refresh_next), and a scrape
+// shows the latest: a scrape makes no HTTP call. Every read of the machine
 // goes through an Observer (observe.h), so this logic is tested against a fake one.
 #pragma once
 
@@ -29,6 +30,16 @@
 
 namespace hostd {
 
+// An HA tenant's member on this host (#17) as its own Patroni's GET /cluster tells it (one
+// call per refresh of the tenant, with the slow facts).
+struct HaMemberFacts {
+    std::string role = "unknown";  // primary | replica | down (not in Patroni's answer) | unknown (no answer)
+    bool patroni_up = false;       // its Patroni answered GET /cluster
+    bool sync = false;             // the synchronous standby
+    std::optional<uint64_t> lag_bytes;
+    std::optional<uint32_t> timeline;
+};
+
 // Facts about one tenant; nullopt: not known (not mounted, not running, not reported).
 struct TenantFacts {
     std::string name, state;
@@ -46,6 +57,7 @@ struct TenantFacts {
     std::optional<uint64_t> connections, max_connections, database_bytes;
     std::optional<ArchiveFacts> archive;  // with backups on
     std::optional<BackupHealth> backup;   // with backups on: hostd's BackupWatch
+    std::optional<HaMemberFacts> ha;      // an HA tenant with a member on this host
 };
 
 struct HostFacts {
@@ -106,6 +118,7 @@ private:
         std::optional<bool> up;
         std::optional<uint64_t> connections, max_connections, database_bytes;
         std::optional<ArchiveFacts> archive;
+        std::optional<HaMemberFacts> ha;
     };
     TenantSource tenants_;
     std::unique_ptr<Observer> observer_;

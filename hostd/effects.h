@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "backup/ops.h"
+#include "ha/plan.h"
 #include "model/config.h"
 #include "model/layout.h"
 #include "model/restore.h"
@@ -278,6 +279,13 @@ public:
 
     // Live facts for GET: unit state, cgroup usage, disk usage.
     virtual LiveStatus live_status(const TenantRecord& t, const TenantLayout& l) = 0;
+
+    // An HA member's Patroni REST API (hostd/patroni_client.h: plain HTTP to its host's address
+    // and rest_port). GET /cluster's body, within 2 s; throws Errc::unavailable naming the member.
+    virtual std::string patroni_cluster(const HaMember& m) = 0;
+    // POST /switchover {"leader", "candidate"} to m's Patroni (the leader's) with basic auth;
+    // Patroni's answer when it took it (patroni::switchover_outcome: refusals are Errc::conflict).
+    virtual std::string patroni_switchover(const HaMember& m, const ha::Credentials& rest, const ha::Switchover& s) = 0;
 };
 
 std::unique_ptr<Effects> make_real_effects(const Config& cfg);

@@ -32,6 +32,7 @@
 #include "hostd/effects.h"
 #include "hostd/log.h"
 #include "hostd/observe.h"
+#include "hostd/patroni_client.h"
 #include "hostd/repoclient.h"
 #include "model/layout.h"
 #include "model/patroni.h"
@@ -1355,6 +1356,11 @@ public:
         s.io_write_bytes = cg.io_write_bytes;
         s.disk = disk_usage(l);
         return s;
+    }
+
+    std::string patroni_cluster(const HaMember& m) override { return patroni::cluster(m); }
+    std::string patroni_switchover(const HaMember& m, const ha::Credentials& rest, const ha::Switchover& s) override {
+        return patroni::switchover(m, rest, s);
     }
 
     // The scheduled backups' units, runtime files written from hostd.toml at each start (gone

@@ -121,6 +121,11 @@ const std::vector<Route>& route_table() {
                  const RestoreRequest req = wire::parse_restore(r.body.empty() ? json() : wire::parse_body(r.body));
                  return Reply{200, wire::render(m.restore(name, req, r.on_step))};
              }
+             if (action == "switchover") {
+                 // An HA tenant (409 for another); the reply shows its members as they now are.
+                 const SwitchoverRequest req = wire::parse_switchover(r.body.empty() ? json() : wire::parse_body(r.body));
+                 return Reply{200, wire::render_one(m.switchover(name, req))};
+             }
              if (action == "password")
                  return Reply{200, wire::render_one(m.set_password(name, wire::parse_password(wire::parse_body(r.body))))};
              // Lifecycle: no body, the tenant as GET shows it in the reply.
@@ -133,7 +138,7 @@ const std::vector<Route>& route_table() {
                      return Reply{200, wire::render_one((m.*fn)(name))};
                  }
              throw Error(Errc::not_found, "No such API path: /v1/tenants/" + arg +
-                                              " (POST takes /v1/tenants/NAME/resize, /start, /stop, /restart, /password, /backups or /restore)");
+                                              " (POST takes /v1/tenants/NAME/resize, /start, /stop, /restart, /password, /backups, /restore or /switchover)");
          }},
         {"PATCH", "/v1/tenants/",
          [](Manager& m, const Request& r, const std::string& n) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
 #include "base/strings.h"
 #include "base/error.h"
@@ -39,6 +40,34 @@ void check_libraries_installed(const Config& cfg, const std::vector<std::string>
                                            "modules on this host first", "extensions");
     }
 }
+
+// An HA tenant's members in the view as Patroni reported them (c, from source's Patroni); a
+// member Patroni does not list is down.
+void fill_members(TenantView& v, const ha::ClusterView& c, const std::string& source) {
+    for (auto& mv : v.members) {
+        const ha::MemberStatus* s = c.find(mv.host);
+        if (!s) continue;  // parse_cluster lists every expected member: not reached
+        mv.role = ha::member_role_name(s->role);
+        mv.state = s->role == ha::MemberRole::down ? "down" : s->state.empty() ? "unknown" : s->state;
+        mv.lag_bytes = s->lag_bytes;
+        mv.timeline = s->timeline;
+        mv.sync = s->sync;
+    }
+    HaView& h = v.ha ? *v.ha : v.ha.emplace();
+    h.source = source;
+    h.leader.clear();
+    h.timeline.reset();
+    if (const ha::MemberStatus* p = c.primary()) {
+        h.leader = p->name;
+        h.timeline = p->timeline;
+    }
+    if (!h.timeline)  // no leader now (or it reports none): the newest timeline a member reports
+        for (const auto& m : c.members)
+            if (m.timeline && (!h.timeline || *m.timeline > *h.timeline)) h.timeline = m.timeline;
+}
+
+constexpr auto kSwitchoverWait = std::chrono::seconds(30);
+constexpr auto kSwitchoverPoll = std::chrono::milliseconds(500);
 
 }  // namespace
 
@@ -320,12 +349,87 @@ TenantView Manager::restart(const std::string& name) {
     return get(name);
 }
 
+TenantView Manager::switchover(const std::string& name, const SwitchoverRequest& req) {
+    validate_name(name);
+    if (req.to) validate_host_name(*req.to, "to");
+    {
+        Store::OpLock op(store_, name);
+        timed("switchover", [&] {
+            const TenantRecord t = store_.get(name);
+            if (!t.ha)
+                throw Error(Errc::conflict, "Tenant '" + name + "' is not an HA tenant: it has one PostgreSQL on this host and no "
+                                            "replica to switch over to (an HA tenant is created with hostctl create --replicas)");
+            if (t.state != TenantState::ready)
+                throw Error(Errc::conflict, "Tenant '" + name + "' is " + std::string(to_string(t.state)) + ", not ready");
+            std::string why;
+            auto asked = ask_cluster(*t.ha, why);
+            if (!asked)
+                throw Error(Errc::unavailable, "Cannot switch over '" + name + "': no member's Patroni answered (" + why +
+                                                   "); nothing was changed");
+            const ha::Switchover plan = ha::plan_switchover(asked->view, req.to, t.ha->synchronous);
+            const HaMember* leader = t.ha->member(plan.leader);
+            if (!leader)
+                throw Error(Errc::failed, "Patroni names '" + plan.leader + "' the primary of '" + name +
+                                              "', which this host's record does not list as a member; nothing was changed");
+            const std::string said =
+                fx_->patroni_switchover(*leader, {.username = "hostd", .password = t.ha->secrets.rest_password}, plan);
+            log::info("Switchover from '" + plan.leader + "' to '" + plan.candidate + "' asked of Patroni: " + said, name);
+            // Patroni answers once the new leader holds the key (or gave up polling): wait until a
+            // member reports the candidate primary, so the reply shows the roles as they now are.
+            const auto deadline = std::chrono::steady_clock::now() + kSwitchoverWait;
+            for (;;) {
+                std::string now;
+                if (auto a = ask_cluster(*t.ha, why)) {
+                    const ha::MemberStatus* p = a->view.primary();
+                    if (p && p->name == plan.candidate) break;
+                    now = p ? "Patroni reports '" + p->name + "' primary" : "Patroni reports no primary";
+                } else {
+                    now = "no member's Patroni answers (" + why + ")";
+                }
+                if (std::chrono::steady_clock::now() >= deadline)
+                    throw Error(Errc::failed, "Patroni took the switchover of '" + name + "' from '" + plan.leader + "' to '" +
+                                                  plan.candidate + "' (" + said + "), but after " +
+                                                  std::to_string(kSwitchoverWait.count()) + " s " + now +
+                                                  "; look at its members with hostctl show " + name);
+                std::this_thread::sleep_for(kSwitchoverPoll);
+            }
+            log::info("'" + plan.candidate + "' is primary after the switchover", name);
+            return 0;
+        });
+    }
+    return get(name);
+}
+
 ReconcileReport Manager::reconcile() {
     auto r = reconciler_.run();
     expire_kept();
     std::lock_guard g(stats_mu_);
     stats_.reconcile_runs++;
     return r;
+}
+
+std::optional<Manager::Asked> Manager::ask_cluster(const HaSpec& ha, std::string& why) {
+    // This host's member first: its Patroni is asked without crossing the hosts' network.
+    std::vector<const HaMember*> order;
+    for (const auto& m : ha.members)
+        if (ha_on(cfg_) && m.address == cfg_.ha_address) order.push_back(&m);
+    for (const auto& m : ha.members)
+        if (std::find(order.begin(), order.end(), &m) == order.end()) order.push_back(&m);
+    std::vector<std::string> expected;
+    for (const auto& m : ha.members) expected.push_back(m.host);
+    why.clear();
+    for (const HaMember* m : order) {
+        bool answered = false;
+        try {
+            const std::string body = fx_->patroni_cluster(*m);  // its errors name the member
+            answered = true;
+            return Asked{ha::parse_cluster(body, expected), m->host};
+        } catch (const Error& e) {
+            why += (why.empty() ? "" : "; ") + (answered ? "member '" + m->host + "': " : "") + std::string(e.what());
+        }
+    }
+    if (why.empty()) why = "the tenant's record lists no member";
+    return std::nullopt;
 }
 
 TenantView Manager::get(const std::string& name, bool with_status) {
@@ -354,6 +458,16 @@ TenantView Manager::get(const std::string& name, bool with_status) {
             }
         }
         if (v.status->unit_error.empty() && a == "active" && activity.empty()) v.pending_restart = fx_->pending_restart(t, l);
+        // An HA tenant: each member's role, state, lag and timeline as Patroni tells them.
+        if (t.ha) {
+            std::string why;
+            if (auto asked = ask_cluster(*t.ha, why)) {
+                fill_members(v, asked->view, asked->source);
+            } else {
+                const std::string p = "no member's Patroni answered, so the members' roles are unknown (" + why + ")";
+                v.problem = v.problem.empty() ? p : v.problem + "; " + p;
+            }
+        }
     } else if (t.state != TenantState::ready) {
         v.live = derive_live(t, {}, v.problem, activity, std::nullopt);
     }

@@ -5,9 +5,11 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "ha/plan.h"
 #include "hostd/backupwatch.h"
 #include "hostd/disks.h"
 #include "hostd/effects.h"
@@ -66,6 +68,12 @@ public:
     TenantView stop(const std::string& name);
     TenantView start(const std::string& name);
     TenantView restart(const std::string& name);
+    // An HA tenant's primary moved to another member (Patroni's POST /switchover to the leader,
+    // with the REST credentials): to the member req.to names, or the one ha::plan_switchover
+    // picks; waits until Patroni reports the candidate primary. Refused (409) for a plain tenant,
+    // when no member is primary, or the member named cannot take over; 404 for a host that is
+    // no member. Returns the tenant as GET shows it, with its members.
+    TenantView switchover(const std::string& name, const SwitchoverRequest& req);
     ReconcileReport reconcile();
     // One round of the disk-full guard (a ticker calls it).
     void guard_tick() { guard_.tick(); }
@@ -120,6 +128,13 @@ private:
     TenantRecord backed_up(const std::string& name);
     template <class F>
     auto timed(const char* kind, F&& fn);
+    // Patroni's view of an HA tenant from the first member that answers GET /cluster (this
+    // host's member first); nullopt, with each member's failure in why, when none does.
+    struct Asked {
+        ha::ClusterView view;
+        std::string source;  // the member host that answered
+    };
+    std::optional<Asked> ask_cluster(const HaSpec& ha, std::string& why);
 
     Config cfg_;
     std::unique_ptr<Effects> fx_;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "hostd/patroni_client.h"
 #include "pgconf/pgconf.h"
 #include "model/layout.h"
 #include "units/systemd.h"
@@ -193,6 +194,8 @@ public:
         }
         return facts;
     }
+
+    std::string patroni_cluster(const HaMember& m) override { return patroni::cluster(m); }
 
 private:
     std::string mount_root_;

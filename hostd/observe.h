@@ -67,6 +67,9 @@ public:
     // Connections, max_connections and database size, asked over the tenant's socket directory
     // with hostd's own login (pgconf::monitor_params); throws if that login or query fails.
     virtual PgFacts pg_facts(const TenantRecord& t, const std::string& socket_dir) = 0;
+    // An HA member's Patroni: GET /cluster's body (hostd/patroni_client.h: plain HTTP to the
+    // member's address and rest_port, 2 s); throws Errc::unavailable when it does not answer.
+    virtual std::string patroni_cluster(const HaMember& m) = 0;
 };
 
 std::unique_ptr<Observer> make_real_observer(const Config& cfg);

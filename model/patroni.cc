@@ -50,6 +50,9 @@ ha::PatroniMember patroni_member(const Config& cfg, const TenantRecord& t, const
     m.superuser = {kPatroniSuperuser, t.ha->secrets.patroni};
     m.replication = {kPatroniReplication, t.ha->secrets.replication};
     m.rewind = {kPatroniRewind, t.ha->secrets.rewind};
+    // Patroni's unsafe REST verbs (switchover, restart, reinitialize, PATCH /config) need these;
+    // another tenant's processes reach its REST port too.
+    m.rest = {"hostd", t.ha->secrets.rest_password};
     m.synchronous_mode = t.ha->synchronous;
     m.synchronous_mode_strict = t.ha->strict;
     m.timing = {.ttl = static_cast<int>(cfg.ha_ttl), .loop_wait = static_cast<int>(cfg.ha_loop_wait),

@@ -128,6 +128,12 @@ struct ResizeRequest {
     bool allow_offline = true;
 };
 
+// POST /v1/tenants/{name}/switchover (an HA tenant): the member host to make primary; none:
+// the one ha::plan_switchover picks (the synchronous standby, else the least lagging replica).
+struct SwitchoverRequest {
+    std::optional<std::string> to;
+};
+
 // A create's `ha`: check_ha_request, then what it cannot go with (reuse, from, device: the
 // members' disks are new loop or pool disks, each made on its own host), then what this hostd
 // cannot do yet: it does not create HA tenants (they also need [ha] in hostd.toml). Throws

@@ -81,7 +81,7 @@ struct BackupHealth {
 // says of it where Patroni was asked (else role and state "unknown").
 struct MemberView {
     std::string host;
-    std::string role = "unknown";   // primary | replica | unknown
+    std::string role = "unknown";   // primary | replica | down (Patroni does not list it) | unknown
     std::string state = "unknown";  // running | streaming | starting | stopped | down | unknown
     std::optional<uint64_t> lag_bytes;  // WAL bytes a replica is behind (nullopt: unknown)
     std::optional<uint64_t> timeline;

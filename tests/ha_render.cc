@@ -5,7 +5,7 @@
 //   ha_render patroni --scope S --name N --address A --rest-port P --pg-port P --etcd ADDR...
 //                     --data-dir D --socket-dir D --pgpass F --member ADDR...
 //                     --superuser-password-file F --replication-password-file F
-//                     --rewind-password-file F [--synchronous [--synchronous-strict]] [--ttl S --loop-wait S --retry-timeout S]
+//                     --rewind-password-file F [--rest-password-file F] [--synchronous [--synchronous-strict]] [--ttl S --loop-wait S --retry-timeout S]
 //                     --tls-cert F --tls-key F --tls-ca F
 //                     [--param NAME=VALUE]... [--global-param NAME=VALUE]... [--etcd-api v2|v3]
 //   ha_render haproxy --tenant T --bind A --port P --member NAME=HOST:PGPORT:RESTPORT... [--replica]
@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
     endpoints->add_option("addr", ep_addrs)->required();
 
     hostd::ha::PatroniMember pm;
-    std::string address, su_file, repl_file, rewind_file;
+    std::string address, su_file, repl_file, rewind_file, rest_file;
     uint16_t rest_port = 0;
     std::vector<std::string> pm_etcd, pm_members;
     auto* patroni = app.add_subcommand("patroni", "a member's patroni.yml");
@@ -73,6 +73,7 @@ int main(int argc, char** argv) {
     patroni->add_option("--superuser-password-file", su_file)->required();
     patroni->add_option("--replication-password-file", repl_file)->required();
     patroni->add_option("--rewind-password-file", rewind_file)->required();
+    patroni->add_option("--rest-password-file", rest_file, "basic auth (user hostd) on the REST API's unsafe verbs");
     patroni->add_flag("--synchronous", pm.synchronous_mode);
     patroni->add_flag("--synchronous-strict", pm.synchronous_mode_strict);
     patroni->add_option("--ttl", pm.timing.ttl);
@@ -126,6 +127,7 @@ int main(int argc, char** argv) {
             pm.superuser = {"postgres", read_secret(su_file)};
             pm.replication = {"replicator", read_secret(repl_file)};
             pm.rewind = {"rewinder", read_secret(rewind_file)};
+            if (!rest_file.empty()) pm.rest = {"hostd", read_secret(rest_file)};
             for (const auto& p : pm_params) pm.parameters.insert(split_eq(p));
             for (const auto& p : pm_globals) pm.global_parameters.insert(split_eq(p));
             pm.pg_hba = hostd::ha::member_hba(pm_members, pm.replication.username);

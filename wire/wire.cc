@@ -388,6 +388,24 @@ json render(const PasswordRequest& r) {
     return j;
 }
 
+SwitchoverRequest parse_switchover(const json& body) {
+    SwitchoverRequest r;
+    if (body.is_null()) return r;
+    refuse_unknown(body, {"to"});
+    if (present(body, "to")) {
+        if (!body["to"].is_string())
+            throw Error(Errc::invalid, "'to' must be a member's host name (or left out: hostd picks the replica)", "to");
+        r.to = body["to"].get<std::string>();
+    }
+    return r;
+}
+
+json render(const SwitchoverRequest& r) {
+    json j = json::object();
+    if (r.to) j["to"] = *r.to;
+    return j;
+}
+
 ResizeRequest parse_resize(const json& body) {
     refuse_unknown(body, {"size", "allow_offline"});
     auto size = size_field(body, "size");

@@ -33,6 +33,9 @@ json render_backup_request(const std::string& type);
 // POST /v1/tenants/{name}/restore: {"time": "latest" | RFC 3339 | backup label} (body optional: latest).
 RestoreRequest parse_restore(const json& body);
 json render(const RestoreRequest& r);
+// POST /v1/tenants/{name}/switchover: {"to": "HOST"} (body optional: hostd picks the member).
+SwitchoverRequest parse_switchover(const json& body);
+json render(const SwitchoverRequest& r);
 // A verb without a request body (start, stop, restart): {} or nothing; any field is refused.
 void parse_empty(const json& body);
 json render(const CreateRequest& r);

@@ -45,3 +45,16 @@ TEST(PresentHa, ShowSaysTheModeTheLeaderAndWhoToldInALineAndNothingForAPlainTena
     plain.ha.reset();
     EXPECT_EQ(has_ha(plain), "");
 }
+
+TEST(PresentHa, ShowPrintsWhatGetSaysWhenPatroniListsAMemberAsDownOrNoPatroniAnswers) {
+    // As hostd's GET renders them (hostd_manager_test AnHaManager): a member missing from
+    // Patroni's answer is down; with no answer at all, every role is unknown and `problem` says why.
+    hostd::TenantView t = ha_tenant();
+    t.members[2].role = "down";
+    EXPECT_EQ(hostd::member_rows(t.members)[3], (std::vector<std::string>{"hb-3", "down", "down", "-", "-", "-"}));
+    t.problem = "no member's Patroni answered, so the members' roles are unknown (GET /cluster failed: ...)";
+    std::string problem;
+    for (auto& r : hostd::tenant_details(t))
+        if (r[0] == "problem:") problem = r[1];
+    EXPECT_EQ(problem, t.problem);
+}

@@ -53,6 +53,7 @@ ha::PatroniMember member() {
     m.superuser = {"postgres", kHostile};
     m.replication = {"replicator", "r" + kHostile + "\u2603"};
     m.rewind = {"rewinder", "w" + kHostile};
+    m.rest = {"hostd", "api" + kHostile};
     m.synchronous_mode = true;
     return m;
 }
@@ -66,6 +67,8 @@ TEST(HaPatroni, YamlReadsBackEveryValueAsGiven) {
     EXPECT_EQ(y["namespace"], "/hostd/");
     EXPECT_EQ(y["restapi"]["listen"], "10.231.0.2:8101");
     EXPECT_EQ(y["restapi"]["connect_address"], "10.231.0.2:8101");
+    // Basic auth on Patroni's unsafe verbs (switchover, restart, PATCH /config).
+    EXPECT_EQ(y["restapi"]["authentication"], json({{"username", "hostd"}, {"password", m.rest.password}}));
     // The v2 API by default (Patroni 3.0.2's etcd3 overwrites the leader key: ha.h EtcdApi).
     EXPECT_EQ(y["etcd"]["hosts"], json({"10.231.0.2:2379", "10.231.0.3:2379", "[fd00::4]:2379"}));
     EXPECT_EQ(y["etcd"]["protocol"], "http");
@@ -150,6 +153,10 @@ TEST(HaPatroni, RefusesWhatCouldBreakTheFileOrTheCluster) {
     bad([](auto& m) { m.replication.password = ""; }, "replication");
     bad([](auto& m) { m.replication.username = "postgres"; }, "replication");
     bad([](auto& m) { m.rewind.username = "replicator"; }, "rewind");
+    bad([](auto& m) { m.rest.password = ""; }, "rest");
+    bad([](auto& m) { m.rest.password = "a\r\nb"; }, "rest");
+    bad([](auto& m) { m.rest.username = "ho:std"; }, "rest");  // basic auth could not carry it
+    bad([](auto& m) { m.rest.username = ""; }, "rest");         // a password without a username
     bad([](auto& m) { m.pg_hba.push_back("host all all 0.0.0.0/0 trust\nlocal all all trust"); }, "pg_hba");
     bad([](auto& m) { m.parameters["shared_buffers'"] = "1"; }, "parameters");
     bad([](auto& m) { m.parameters["work_mem"] = "1MB\n"; }, "parameters");
@@ -213,6 +220,14 @@ TEST(HaPatroni, SettingsGoWherePatroniTakesThemOrAreRefused) {
     m.global_parameters.clear();  // none: no parameters in the DCS (Patroni's defaults)
     y = yaml_load(ha::render_patroni(m));
     EXPECT_FALSE(y["bootstrap"]["dcs"]["postgresql"].contains("parameters"));
+}
+
+TEST(HaPatroni, RestApiOpenOnlyWithoutCredentials) {
+    auto m = member();
+    m.rest = {};
+    json y = yaml_load(ha::render_patroni(m));
+    EXPECT_FALSE(y["restapi"].contains("authentication")) << y["restapi"].dump();
+    EXPECT_EQ(y["restapi"]["listen"], "10.231.0.2:8101");
 }
 
 TEST(HaPatroni, StrictSynchronousModeRendered) {

@@ -109,6 +109,10 @@ public:
     void ensure_unit_template() override {}
     std::string ca_certificate() override { return "-----BEGIN CERTIFICATE-----\n"; }
     LiveStatus live_status(const TenantRecord&, const TenantLayout&) override { return {}; }
+    std::string patroni_cluster(const HaMember& m) override { throw Error(Errc::unavailable, "no Patroni on " + m.host); }
+    std::string patroni_switchover(const HaMember& m, const ha::Credentials&, const ha::Switchover&) override {
+        throw Error(Errc::unavailable, "no Patroni on " + m.host);
+    }
 };
 
 class QuietObserver final : public Observer {
@@ -120,6 +124,7 @@ public:
     uint32_t restarts(const std::string&) override { return 0; }
     bool pg_up(const TenantRecord&, const std::string&) override { return false; }
     PgFacts pg_facts(const TenantRecord&, const std::string&) override { throw Error(Errc::unavailable, "down"); }
+    std::string patroni_cluster(const HaMember& m) override { throw Error(Errc::unavailable, "no Patroni on " + m.host); }
 };
 
 // One HTTP response as read off the socket until the server closed it.
@@ -338,6 +343,14 @@ TEST_F(AnApiServer, RoutesTheLifecycleVerbsAndAnswersTheTenantOrWhyNot) {
             << verb << ": a verb without a body refuses fields";
     }
     EXPECT_EQ(roundtrip(sock, request("POST", "/v1/tenants/acme/pause", "{}")).status, 404);
+    // A switchover is an HA tenant's: a plain one is refused (409), a bad body is 400, no tenant 404.
+    Reply r = roundtrip(sock, request("POST", "/v1/tenants/acme/switchover", ""));
+    expect_json_reply(r, "switchover");
+    EXPECT_EQ(r.status, 409) << r.body;
+    EXPECT_NE(r.body.find("not an HA tenant"), std::string::npos) << r.body;
+    EXPECT_EQ(roundtrip(sock, request("POST", "/v1/tenants/acme/switchover", "{\"to\":\"db2\"}")).status, 409);
+    EXPECT_EQ(roundtrip(sock, request("POST", "/v1/tenants/acme/switchover", "{\"to\":2}")).status, 400);
+    EXPECT_EQ(roundtrip(sock, request("POST", "/v1/tenants/nobody/switchover", "{}")).status, 404);
     expect_alive();
 }
 
@@ -420,7 +433,7 @@ TEST_F(AnApiServer, AnswersEveryGeneratedRequestWithACompleteJsonReplyAndStaysUp
     const std::vector<std::string> paths = {"/v1/tenants", "/v1/tenants/acme", "/v1/tenants/acme/resize",
                                             "/v1/tenants/acme/password", "/v1/host",
                                             "/v1/tenants/acme/stop", "/v1/tenants/acme/start", "/v1/tenants/acme/restart",
-                                            "/v1/ca", "/v1/reconcile", "/metrics", "/", "/v1/tenants/", "/v2"};
+                                            "/v1/tenants/acme/switchover", "/v1/ca", "/v1/reconcile", "/metrics", "/", "/v1/tenants/", "/v2"};
     const std::vector<std::string> queries = {"", "?live=1", "?progress=1", "?purge=true", "?live=1&live=0", "?a=b&c"};
     std::vector<std::string> bodies = {
         "", "{}", "{\"memory\":\"512M\"}", "{\"disk_size\":\"2G\",\"cpu\":0.5,\"tasks\":64}",

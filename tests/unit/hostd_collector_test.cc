@@ -31,6 +31,7 @@ struct FakeHost {
     std::map<std::string, PgFacts> pg;                // tenant → its answer; absent: it is down
     std::set<std::string> up_only;                    // up, but hostd's own login refused
     std::vector<std::string> asked;                   // per-tenant reads, "verb argument"
+    std::map<std::string, std::string> patroni;       // HA member host → its Patroni's /cluster; absent: silent
 };
 
 class FakeObserver final : public Observer {
@@ -66,6 +67,12 @@ public:
         h_.asked.push_back("pg " + t.name + " " + socket_dir);
         auto it = h_.pg.find(t.name);
         if (it == h_.pg.end()) throw Error(Errc::unavailable, "injected: connection to " + socket_dir + " refused");
+        return it->second;
+    }
+    std::string patroni_cluster(const HaMember& m) override {
+        h_.asked.push_back("patroni " + m.host + " " + m.address + ":" + std::to_string(m.rest_port));
+        auto it = h_.patroni.find(m.host);
+        if (it == h_.patroni.end()) throw Error(Errc::unavailable, "injected: " + m.host + "'s Patroni does not answer");
         return it->second;
     }
 
@@ -340,6 +347,61 @@ TEST(Collector, RefreshLeavesRestartsUnknownWhenSystemdIsUnreachable) {
     const std::string text = r.c().scrape();
     EXPECT_EQ(sample(text, "hostd_tenant_restarts_total", "a"), std::nullopt);
     EXPECT_EQ(sample(text, "hostd_tenant_up", "a"), 1);
+}
+
+// An HA member here: its own Patroni asked once per refresh of the tenant (never by a scrape),
+// its role, lag and timeline exported; silent, its role is unknown.
+TEST(Collector, AnHaMembersRoleComesFromItsOwnPatroniAtTheRefreshNeverAtAScrape) {
+    Rig r;
+    r.cfg.ha_address = "10.0.0.2";
+    r.add("acme");
+    TenantRecord& hat = r.add("hat");
+    hat.ha = HaSpec{.members = {{.host = "hb-1", .address = "10.0.0.1", .rest_port = 23001},
+                                {.host = "hb-2", .address = "10.0.0.2", .rest_port = 23007},
+                                {.host = "hb-3", .address = "10.0.0.3", .rest_port = 23001}}};
+    r.host.patroni["hb-2"] = R"({"members": [
+        {"name": "hb-1", "role": "leader", "state": "running", "timeline": 7},
+        {"name": "hb-2", "role": "sync_standby", "state": "streaming", "timeline": 7, "lag": 2048}]})";
+    std::string text = r.c().scrape();
+    EXPECT_EQ(text.find("hostd_tenant_ha_"), std::string::npos) << "no facts before a refresh";
+    r.c().refresh_next();
+    r.c().refresh_next();
+    EXPECT_EQ(r.asked("patroni"), std::vector<std::string>{"hb-2 10.0.0.2:23007"}) << "this host's member only, once";
+    for (int i = 0; i < 5; i++) text = r.c().scrape();
+    EXPECT_EQ(r.asked("patroni").size(), 1u) << "a scrape makes no HTTP call";
+    EXPECT_EQ(sample(text, "hostd_tenant_ha_role{tenant=\"hat\",role=\"replica\"}"), 1) << text;
+    EXPECT_EQ(sample(text, "hostd_tenant_ha_patroni_up", "hat"), 1);
+    EXPECT_EQ(sample(text, "hostd_tenant_ha_lag_bytes", "hat"), 2048);
+    EXPECT_EQ(sample(text, "hostd_tenant_ha_timeline", "hat"), 7);
+    EXPECT_EQ(sample(text, "hostd_tenant_ha_sync", "hat"), 1);
+    EXPECT_FALSE(sample(text, "hostd_tenant_ha_patroni_up", "acme")) << "a plain tenant has no HA series";
+
+    // Its Patroni silent: role unknown, no lag or timeline made up.
+    r.host.patroni.clear();
+    r.c().refresh_next();
+    r.c().refresh_next();
+    text = r.c().scrape();
+    EXPECT_EQ(sample(text, "hostd_tenant_ha_role{tenant=\"hat\",role=\"unknown\"}"), 1) << text;
+    EXPECT_FALSE(sample(text, "hostd_tenant_ha_role{tenant=\"hat\",role=\"replica\"}"));
+    EXPECT_EQ(sample(text, "hostd_tenant_ha_patroni_up", "hat"), 0);
+    EXPECT_FALSE(sample(text, "hostd_tenant_ha_lag_bytes", "hat"));
+    EXPECT_FALSE(sample(text, "hostd_tenant_ha_timeline", "hat"));
+
+    // The primary has no lag; a record with no member here asks no one.
+    r.host.patroni["hb-2"] = R"({"members": [{"name": "hb-2", "role": "leader", "state": "running", "timeline": 8}]})";
+    r.c().refresh_next();
+    r.c().refresh_next();
+    text = r.c().scrape();
+    EXPECT_EQ(sample(text, "hostd_tenant_ha_role{tenant=\"hat\",role=\"primary\"}"), 1) << text;
+    EXPECT_FALSE(sample(text, "hostd_tenant_ha_lag_bytes", "hat"));
+    EXPECT_EQ(sample(text, "hostd_tenant_ha_timeline", "hat"), 8);
+    r.cfg.ha_address = "10.0.0.9";
+    r.collector.reset();
+    const size_t before = r.asked("patroni").size();
+    r.c().refresh_next();
+    r.c().refresh_next();
+    EXPECT_EQ(r.asked("patroni").size(), before);
+    EXPECT_EQ(r.c().scrape().find("hostd_tenant_ha_"), std::string::npos);
 }
 
 TEST(Collector, RefreshIsPacedByRefreshGapSecondsOverTheReadyTenants) {

@@ -75,6 +75,11 @@ struct FakeMachine {
     std::map<std::string, std::string> pool_clusters;    // warm pool disk id → its bootstrap role
     std::map<std::string, std::string> handed_over;      // tenant → the pool disk it took
     BranchCopy branch_copy = BranchCopy::restored;       // how restore_cluster made a branch
+    // HA members' Patroni, by member host: its GET /cluster body (absent: it does not answer).
+    std::map<std::string, std::string> patroni;
+    std::vector<std::string> patroni_asked;             // the member host of each GET /cluster, in order
+    std::vector<std::string> switchovers;               // "host user password leader candidate" of each POST /switchover
+    std::map<std::string, std::string> after_switchover;  // what `patroni` becomes once a switchover is taken
 };
 const std::string cfg_mount_root = Config{}.mount_root;
 
@@ -368,6 +373,20 @@ public:
         if (auto it = m_.failed.find(l.name); it != m_.failed.end())
             return {.active_state = "failed", .sub_state = "failed", .result = it->second, .last_exit = "was killed by signal KILL"};
         return {.active_state = "inactive", .sub_state = "dead"};
+    }
+    std::string patroni_cluster(const HaMember& mb) override {
+        std::lock_guard g(m_.mu);
+        m_.patroni_asked.push_back(mb.host);
+        auto it = m_.patroni.find(mb.host);
+        if (it == m_.patroni.end()) throw Error(Errc::unavailable, "GET /cluster failed: member '" + mb.host + "' did not answer");
+        return it->second;
+    }
+    std::string patroni_switchover(const HaMember& mb, const ha::Credentials& rest, const ha::Switchover& s) override {
+        std::lock_guard g(m_.mu);
+        hit("patroni_switchover");
+        m_.switchovers.push_back(mb.host + " " + rest.username + " " + rest.password + " " + s.leader + " " + s.candidate);
+        if (!m_.after_switchover.empty()) m_.patroni = m_.after_switchover;
+        return "Successfully switched over to \"" + s.candidate + "\"";
     }
 
 private:
@@ -2515,4 +2534,180 @@ TEST_F(AnHaFleet, ThePeerApiRefusesAStartForAnotherCreateOrUnpreparedHost) {
     EXPECT_EQ(error_of([&] { mgr[1]->ha_start("hat", other); }).code(), Errc::conflict);
     mgr[1]->ha_abort("hat", "another");  // not its create: nothing happens
     EXPECT_EQ(mgr[1]->snapshot().at(0).state, TenantState::ready);
+}
+
+// ---- HA tenants: Patroni's view in GET, and switchover (records fabricated: no create flow yet) ----
+
+namespace {
+
+// One member as Patroni 3.0.2's GET /cluster lists it (cluster_as_json).
+json patroni_member(const std::string& name, const std::string& role, const std::string& state, std::optional<uint64_t> lag,
+                    uint64_t timeline) {
+    json j = {{"name", name}, {"role", role}, {"state", state}, {"api_url", "http://x/patroni"}, {"host", "10.0.0.9"},
+              {"port", 25001}, {"timeline", timeline}};
+    if (lag) j["lag"] = *lag;
+    return j;
+}
+std::string cluster_of(const std::vector<json>& members) { return json{{"members", members}, {"scope", "hat"}}.dump(); }
+
+// A ready HA tenant's record as the member on hb-2 keeps it (three members, started).
+TenantRecord ha_record(const Config& cfg, bool synchronous) {
+    TenantRecord t = half_made(cfg, "hat", TenantState::ready, "");
+    t.password = "pw-tenant-0123";
+    t.ha = HaSpec{.create_id = "c1", .initiator = "hb-1",
+                  .members = {{.host = "hb-1", .address = "10.0.0.1", .public_host = "db1", .pg_port = 25001, .rest_port = 23001,
+                               .public_port = 28001, .phase = MemberPhase::started},
+                              {.host = "hb-2", .address = "10.0.0.2", .public_host = "db2", .pg_port = 25001, .rest_port = 23001,
+                               .public_port = 28001, .phase = MemberPhase::started},
+                              {.host = "hb-3", .address = "10.0.0.3", .public_host = "db3", .pg_port = 25001, .rest_port = 23002,
+                               .public_port = 28001, .phase = MemberPhase::started}},
+                  .synchronous = synchronous,
+                  .secrets = {.patroni = "p-secret", .replication = "r-secret", .rewind = "w-secret", .rest_password = "rest: s3cret"}};
+    return t;
+}
+
+class AnHaManager : public AManager {
+protected:
+    // This host is hb-2 ([ha] address 10.0.0.2); the tenant's unit runs here.
+    Manager& with(const TenantRecord& t) {
+        write_record(dir, t);
+        ha_cfg = cfg;
+        ha_cfg.ha_address = "10.0.0.2";
+        m.units.insert(t.name);
+        ha_mgr = std::make_unique<Manager>(ha_cfg, std::make_unique<FakeEffects>(m));
+        ha_mgr->load();
+        return *ha_mgr;
+    }
+    const std::string sync_cluster = cluster_of({patroni_member("hb-1", "leader", "running", std::nullopt, 3),
+                                                 patroni_member("hb-2", "replica", "streaming", 4096, 3),
+                                                 patroni_member("hb-3", "sync_standby", "streaming", 0, 3)});
+    Config ha_cfg;
+    std::unique_ptr<Manager> ha_mgr;
+};
+
+}  // namespace
+
+TEST_F(AnHaManager, ShowsEachMembersRoleFromThisHostsPatroniFirst) {
+    Manager& mgr = with(ha_record(cfg, true));
+    m.patroni["hb-2"] = cluster_of({patroni_member("hb-1", "leader", "running", std::nullopt, 3),
+                                    patroni_member("hb-2", "sync_standby", "streaming", 0, 3)});  // hb-3 missing: down
+    m.patroni["hb-1"] = "never asked: hb-2 is this host";
+    const json t = JsonApi{mgr}.get("hat");
+    EXPECT_EQ(m.patroni_asked, std::vector<std::string>{"hb-2"});
+    ASSERT_EQ(t["members"].size(), 3u) << t.dump();
+    EXPECT_EQ(t["members"][0], json({{"host", "hb-1"}, {"role", "primary"}, {"state", "running"}, {"lag", nullptr}, {"timeline", 3},
+                                     {"sync", false}, {"address", "10.0.0.1"}, {"public_host", "db1"}, {"public_port", 28001}}))
+        << t.dump();
+    EXPECT_EQ(t["members"][1]["role"], "replica");
+    EXPECT_EQ(t["members"][1]["state"], "streaming");
+    EXPECT_EQ(t["members"][1]["lag"], 0);
+    EXPECT_EQ(t["members"][1]["sync"], true);
+    EXPECT_EQ(t["members"][2]["role"], "down");
+    EXPECT_EQ(t["members"][2]["state"], "down");
+    EXPECT_TRUE(t["members"][2]["timeline"].is_null());
+    EXPECT_EQ(t["ha"]["leader"], "hb-1");
+    EXPECT_EQ(t["ha"]["timeline"], 3);
+    EXPECT_EQ(t["ha"]["source"], "hb-2");
+    EXPECT_EQ(t["ha"]["synchronous"], true);
+    EXPECT_EQ(t.value("problem", ""), "");
+}
+
+TEST_F(AnHaManager, AsksTheOtherMembersWhenThisHostsPatroniIsSilentAndSaysWhenNoneAnswers) {
+    Manager& mgr = with(ha_record(cfg, false));
+    m.patroni["hb-3"] = cluster_of({patroni_member("hb-3", "leader", "running", std::nullopt, 5)});
+    m.patroni["hb-1"] = "<html>not Patroni</html>";  // an answer that is no /cluster counts as none
+    json t = JsonApi{mgr}.get("hat");
+    EXPECT_EQ(m.patroni_asked, (std::vector<std::string>{"hb-2", "hb-1", "hb-3"}));
+    EXPECT_EQ(t["ha"]["source"], "hb-3");
+    EXPECT_EQ(t["ha"]["leader"], "hb-3");
+    EXPECT_EQ(t["ha"]["timeline"], 5);
+    EXPECT_EQ(t["members"][0]["role"], "down");
+
+    m.patroni.clear();
+    m.patroni_asked.clear();
+    t = JsonApi{mgr}.get("hat");
+    EXPECT_EQ(m.patroni_asked, (std::vector<std::string>{"hb-2", "hb-1", "hb-3"}));
+    for (const auto& mv : t["members"]) {
+        EXPECT_EQ(mv["role"], "unknown") << t.dump();
+        EXPECT_EQ(mv["state"], "unknown") << t.dump();
+        EXPECT_TRUE(mv["lag"].is_null());
+    }
+    EXPECT_EQ(t["ha"]["source"], "");
+    EXPECT_EQ(t["ha"]["leader"], "");
+    const std::string problem = t.value("problem", "");
+    EXPECT_NE(problem.find("no member's Patroni answered"), std::string::npos) << t.dump();
+    EXPECT_NE(problem.find("member 'hb-3' did not answer"), std::string::npos) << problem;
+}
+
+TEST_F(AnHaManager, ListAsksNoPatroni) {
+    Manager& mgr = with(ha_record(cfg, false));
+    m.patroni["hb-2"] = sync_cluster;
+    EXPECT_EQ(mgr.list(false).at(0).members.at(0).role, "unknown");
+    EXPECT_EQ(mgr.list(true).at(0).members.size(), 3u);
+    EXPECT_TRUE(m.patroni_asked.empty());
+}
+
+TEST_F(AnHaManager, SwitchoverRefusesAPlainTenantNoLeaderAnUnknownHostAndThePrimary) {
+    api().create("acme", json::object());
+    Manager& mgr = with(ha_record(cfg, false));
+    try {
+        mgr.switchover("acme", {});
+        ADD_FAILURE() << "switched a plain tenant over";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Errc::conflict);
+        EXPECT_NE(std::string(e.what()).find("not an HA tenant"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(code_of([&] { mgr.switchover("nope", {}); }), Errc::not_found);
+    EXPECT_EQ(code_of([&] { mgr.switchover("hat", {.to = "Not A Host"}); }), Errc::invalid);
+
+    m.patroni["hb-2"] = cluster_of({patroni_member("hb-1", "replica", "running", 0, 3),
+                                    patroni_member("hb-2", "replica", "streaming", 0, 3)});
+    EXPECT_EQ(code_of([&] { mgr.switchover("hat", {}); }), Errc::conflict);  // no leader
+
+    m.patroni["hb-2"] = sync_cluster;
+    try {
+        mgr.switchover("hat", {.to = "hb-9"});
+        ADD_FAILURE() << "switched over to a host that is no member";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Errc::not_found);
+        EXPECT_EQ(e.field(), "to");
+    }
+    EXPECT_EQ(code_of([&] { mgr.switchover("hat", {.to = "hb-1"}); }), Errc::conflict);  // the primary already
+    m.patroni.clear();
+    EXPECT_EQ(code_of([&] { mgr.switchover("hat", {}); }), Errc::unavailable);  // no Patroni answers
+    EXPECT_TRUE(m.switchovers.empty());
+}
+
+TEST_F(AnHaManager, SwitchoverAsksTheLeadersPatroniWithHostdsCredentialsAndWaitsForTheCandidate) {
+    Manager& mgr = with(ha_record(cfg, true));
+    m.patroni["hb-2"] = sync_cluster;
+    m.after_switchover["hb-2"] = cluster_of({patroni_member("hb-1", "replica", "streaming", 0, 4),
+                                             patroni_member("hb-2", "replica", "streaming", 0, 4),
+                                             patroni_member("hb-3", "leader", "running", std::nullopt, 4)});
+    // Synchronous: only the synchronous standby (hb-3) can take over, so it is picked.
+    const TenantView v = mgr.switchover("hat", {});
+    EXPECT_EQ(m.switchovers, std::vector<std::string>{"hb-1 hostd rest: s3cret hb-1 hb-3"});
+    ASSERT_EQ(v.members.size(), 3u);
+    EXPECT_EQ(v.members[2].role, "primary");
+    EXPECT_EQ(v.members[0].role, "replica");
+    ASSERT_TRUE(v.ha);
+    EXPECT_EQ(v.ha->leader, "hb-3");
+    EXPECT_EQ(v.ha->timeline, 4u);
+    EXPECT_EQ(mgr.op_stats().ops.count({"switchover", "ok"}), 1u);
+    // In synchronous mode a replica that is not the synchronous standby is refused before Patroni is asked.
+    m.patroni = {{"hb-2", sync_cluster}};
+    EXPECT_EQ(code_of([&] { mgr.switchover("hat", {.to = "hb-2"}); }), Errc::conflict);
+    EXPECT_EQ(m.switchovers.size(), 1u);
+}
+
+TEST_F(AnHaManager, SwitchoverToANamedReplica) {
+    Manager& mgr = with(ha_record(cfg, false));
+    m.patroni["hb-2"] = sync_cluster;
+    m.after_switchover["hb-1"] = cluster_of({patroni_member("hb-1", "replica", "streaming", 0, 4),
+                                             patroni_member("hb-2", "leader", "running", std::nullopt, 4),
+                                             patroni_member("hb-3", "replica", "streaming", 0, 4)});
+    const TenantView v = mgr.switchover("hat", {.to = "hb-2"});  // hb-2's own Patroni is silent afterwards: hb-1 tells
+    EXPECT_EQ(m.switchovers, std::vector<std::string>{"hb-1 hostd rest: s3cret hb-1 hb-2"});
+    EXPECT_EQ(v.members[1].role, "primary");
+    EXPECT_EQ(v.ha->source, "hb-1");
 }

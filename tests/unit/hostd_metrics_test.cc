@@ -112,6 +112,28 @@ TEST(Metrics, BackupsAreExportedWhereTenantsHaveThem) {
     }
 }
 
+// HA tenants (#17): this host's member's role, lag and timeline; none of it without one.
+TEST(Metrics, HaMembersAreExportedWhereTenantsHaveThem) {
+    auto [t, h] = sample();
+    EXPECT_EQ(metrics::render(metric_families(t, h)).find("hostd_tenant_ha_"), std::string::npos);
+    t[0].ha = HaMemberFacts{.role = "replica", .patroni_up = true, .sync = true, .lag_bytes = 16384, .timeline = 3};
+    t[1].ha = HaMemberFacts{};  // its Patroni silent
+    const std::string text = metrics::render(metric_families(t, h));
+    for (const char* line : {"hostd_tenant_ha_role{tenant=\"acme\",role=\"replica\"} 1",
+                             "hostd_tenant_ha_role{tenant=\"beta-2\",role=\"unknown\"} 1",
+                             "hostd_tenant_ha_patroni_up{tenant=\"acme\"} 1", "hostd_tenant_ha_patroni_up{tenant=\"beta-2\"} 0",
+                             "hostd_tenant_ha_lag_bytes{tenant=\"acme\"} 16384", "hostd_tenant_ha_timeline{tenant=\"acme\"} 3",
+                             "hostd_tenant_ha_sync{tenant=\"acme\"} 1"})
+        EXPECT_NE(text.find(std::string("\n") + line + "\n"), std::string::npos) << line << "\n" << text;
+    for (const char* absent : {"hostd_tenant_ha_lag_bytes{tenant=\"beta-2\"}", "hostd_tenant_ha_timeline{tenant=\"beta-2\"}",
+                               "hostd_tenant_ha_sync{tenant=\"beta-2\"}"})
+        EXPECT_EQ(text.find(absent), std::string::npos) << absent << " made up";
+    if (::access("/usr/bin/promtool", X_OK) == 0) {
+        auto r = exec({.argv = {"promtool", "check", "metrics"}, .input = text});
+        EXPECT_EQ(r.out + r.err, "") << "promtool has remarks";
+    }
+}
+
 // The shipped alert rules, checked and run against their tests (monitoring/hostd-alerts.test.yml).
 TEST(Metrics, AlertRulesPassTheirPromtoolTests) {
     if (::access("/usr/bin/promtool", X_OK) != 0) FAIL() << "promtool (Debian package prometheus) is not installed";

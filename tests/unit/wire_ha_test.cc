@@ -75,6 +75,21 @@ TEST(WireHaRequest, BadShapesAreRefusedNamingTheField) {
     }
 }
 
+TEST(WireHaRequest, ASwitchoversTargetIsOptionalAndAHostName) {
+    EXPECT_FALSE(wire::parse_switchover(json()).to) << "no body: hostd picks the member";
+    EXPECT_FALSE(wire::parse_switchover(json::object()).to);
+    EXPECT_FALSE(wire::parse_switchover({{"to", nullptr}}).to);
+    const SwitchoverRequest r = wire::parse_switchover({{"to", "hb-2"}});
+    EXPECT_EQ(r.to, "hb-2");
+    EXPECT_EQ(wire::parse_switchover(wire::render(r)).to, "hb-2");
+    EXPECT_EQ(wire::render(SwitchoverRequest{}), json::object());
+    for (const char* body : {R"({"to": 2})", R"({"to": ["hb-2"]})", R"({"candidate": "hb-2"})", R"(["hb-2"])"}) {
+        const Error e = error_of([&] { wire::parse_switchover(json::parse(body)); });
+        EXPECT_EQ(e.code(), Errc::invalid) << body;
+        EXPECT_TRUE(e.field() == "to" || e.field() == "candidate" || e.field() == "body") << body << ": " << e.field();
+    }
+}
+
 TEST(WireHaReplies, AnHaTenantShowsItsMembersWithUnknownLagAsNullAndParsesBackAlike) {
     const TenantView v = ha_view();
     const json j = wire::render(v);

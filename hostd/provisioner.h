@@ -87,8 +87,9 @@ public:
     // On failure the member is torn down and forgotten (abort_member).
     void start_member(const std::string& name, const HaSpec& ha, const std::string& self, bool bootstrap,
                       const Progress& progress = {});
-    // A member whose create did not finish (create_id: only that create's; "" any) is torn down
-    // with its data and its record forgotten. Nothing for a tenant that is not such a member.
+    // The member of a create that failed (create_id: that create's, even one started before
+    // another member failed; "": any that is not ready) is torn down with its data and its
+    // record forgotten. Nothing for a tenant that is not such a member.
     void abort_member(const std::string& name, const std::string& create_id);
 
     // The steps of a delete, also used to finish an interrupted one or roll back a create.

@@ -147,7 +147,11 @@ void Provisioner::abort_member(const std::string& name, const std::string& creat
         if (e.code() == Errc::not_found) return;
         throw;
     }
-    if (!t.ha || t.state != TenantState::creating || (!create_id.empty() && t.ha->create_id != create_id)) return;
+    // A member of that create, ready or not: the create as a whole failed (a member started
+    // before another failed is undone too). Without a create_id only one that is not ready.
+    const bool ours = !create_id.empty() ? t.ha && t.ha->create_id == create_id
+                                         : t.ha && t.state == TenantState::creating;
+    if (!ours || t.state == TenantState::deleting || t.state == TenantState::detached) return;
     log::warning("Undoing the HA member of create " + t.ha->create_id, name);
     teardown(t, /*purge=*/true);
     store_.forget(name);

@@ -246,7 +246,8 @@ std::string connection_url(const Config& cfg, const TenantRecord& t, bool with_p
         for (const auto& m : t.ha->members)
             if (m.public_port) hosts.push_back({m.public_host, m.public_port});
         std::stable_partition(hosts.begin(), hosts.end(), [&](const ha::HostPort& h) { return h.port == t.public_port && h.host == cfg.public_host; });
-        return ha::ha_url(hosts, t.admin_user, with_password ? t.password : "", "postgres");
+        // A record whose members' ports are not known yet (a create under way) has this host's only.
+        if (!hosts.empty()) return ha::ha_url(hosts, t.admin_user, with_password ? t.password : "", "postgres");
     }
     // verify-full works too, with the host's CA from `hostctl ca`: the tenant's certificate
     // names the URL's host.

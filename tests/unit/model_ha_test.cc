@@ -96,7 +96,7 @@ TEST(CheckCreateHa, APlainRequestPassesUntouched) {
     EXPECT_NO_THROW(resolve_spec({.memory = 256ull << 20}, Config{}));
 }
 
-TEST(CheckCreateHa, AValidHaRequestIsRefusedOnFieldHaSayingItIsNotCreatedYetAndNeedsTheHaSection) {
+TEST(CheckCreateHa, AValidHaRequestNeedsTheHaSectionHaproxyPortRoutesAndReplicasAmongTheHosts) {
     CreateRequest req{.ha = HaRequest{.replicas = {"hb-2"}, .synchronous = true}};
     for (const auto& fn : std::vector<std::function<void()>>{
              [&] { check_create_ha(req, Config{}); },
@@ -105,9 +105,23 @@ TEST(CheckCreateHa, AValidHaRequestIsRefusedOnFieldHaSayingItIsNotCreatedYetAndN
         const Error e = error_of(fn);
         EXPECT_EQ(e.code(), Errc::invalid);
         EXPECT_EQ(e.field(), "ha");
-        EXPECT_TRUE(says(e, "not created by this version of hostd yet")) << e.what();
+        EXPECT_TRUE(says(e, "not an HA host")) << e.what();
         EXPECT_TRUE(says(e, "[ha]")) << e.what();
     }
+    Config ha;
+    ha.ha_address = "10.0.0.1";
+    ha.ha_hosts = {"hb-1=10.0.0.1", "hb-2=10.0.0.2"};
+    EXPECT_NO_THROW(check_create_ha(req, ha));
+    Config traefik = ha;
+    traefik.proxy = "traefik";
+    EXPECT_TRUE(says(error_of([&] { check_create_ha(req, traefik); }), "HAProxy's health checks"));
+    Config sni = ha;
+    sni.domain = "db.example";
+    EXPECT_TRUE(says(error_of([&] { check_create_ha(req, sni); }), "no proxy.domain"));
+    req.ha->replicas = {"hb-9"};
+    const Error e = error_of([&] { check_create_ha(req, ha); });
+    EXPECT_EQ(e.field(), "ha.replicas");
+    EXPECT_TRUE(says(e, "'hb-9' is not one of this host's [ha] hosts")) << e.what();
 }
 
 TEST(CheckCreateHa, ItsOwnShapeIsCheckedFirst) {

@@ -58,7 +58,20 @@ std::string host_port(const std::string& host, uint16_t port) {
     return (is_ipv6(host) ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
-std::string url(const std::string& host, uint16_t port) { return "http://" + host_port(host, port); }
+std::string url(const std::string& host, uint16_t port) { return "https://" + host_port(host, port); }
+
+// A path etcd's environment file holds unquoted: absolute, letters, digits, '/', '.', '_', '-'.
+void check_plain_path(const std::string& field, const std::string& v) {
+    check_path(field, v);
+    for (char c : v)
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '/' || c == '.' || c == '_' || c == '-'))
+            refuse(field, v, "use letters, digits, '/', '.', '_' and '-' only");
+}
+
+void check_tls(const std::string& field, const TlsFiles& t, bool plain) {
+    for (auto [name, v] : {std::pair{".cert_file", &t.cert_file}, std::pair{".key_file", &t.key_file}, std::pair{".ca_file", &t.ca_file}})
+        plain ? check_plain_path(field + name, *v) : check_path(field + name, *v);
+}
 
 // "# " before every line of text.
 std::string comment(const std::string& text) {
@@ -177,6 +190,7 @@ std::string render_patroni(const PatroniMember& m) {
         check_host("etcd", e.host);
         check_port("etcd", e.port);
     }
+    check_tls("etcd_tls", m.etcd_tls, false);
     check_path("data_dir", m.data_dir);
     check_path("bin_dir", m.bin_dir);
     check_path("socket_dir", m.socket_dir);
@@ -268,7 +282,14 @@ std::string render_patroni(const PatroniMember& m) {
          {{"listen", host_port(m.restapi_listen.host, m.restapi_listen.port)},
           {"connect_address", host_port(m.connect_address, m.restapi_listen.port)}}},
         // Patroni 3.0.2's etcd3 overwrites the leader key from a stale view (see EtcdApi): v2 by default.
-        {m.etcd_api == EtcdApi::v2 ? "etcd" : "etcd3", {{"hosts", etcd_hosts}, {"protocol", "http"}}},
+        // etcd over TLS with the member's client certificate: its CN is the member's etcd user,
+        // which may touch its scope's keys only (hostd/etcd_admin.h).
+        {m.etcd_api == EtcdApi::v2 ? "etcd" : "etcd3",
+         {{"hosts", etcd_hosts},
+          {"protocol", "https"},
+          {"cacert", m.etcd_tls.ca_file},
+          {"cert", m.etcd_tls.cert_file},
+          {"key", m.etcd_tls.key_file}}},
         {"bootstrap",
          {{"dcs",
            {{"ttl", t.ttl},
@@ -323,11 +344,14 @@ std::string render_patroni(const PatroniMember& m) {
 std::string render_etcd(const EtcdMember& m) {
     check_label("name", m.name);
     check_host("address", m.address);
-    check_path("data_dir", m.data_dir);
+    if (!is_ip(m.address)) refuse("address", m.address, "give the host's IP address");
+    check_plain_path("data_dir", m.data_dir);
     check_port("client_port", m.client_port);
     check_port("peer_port", m.peer_port);
     if (m.client_port == m.peer_port) refuse("peer_port", std::to_string(m.peer_port), "clients and peers need two ports");
     check_label("cluster_token", m.cluster_token);
+    check_tls("client_tls", m.client_tls, true);
+    check_tls("peer_tls", m.peer_tls, true);
     if (!m.initial_cluster.count(m.name)) refuse("initial_cluster", m.name, "list this member too");
     if (m.initial_cluster.at(m.name) != m.address)
         refuse("initial_cluster", m.initial_cluster.at(m.name), "this member's address must be its own address");
@@ -335,7 +359,7 @@ std::string render_etcd(const EtcdMember& m) {
     std::string cluster;
     for (const auto& [n, a] : m.initial_cluster) {
         check_label("initial_cluster", n);
-        check_host("initial_cluster", a);
+        if (!is_ip(a)) refuse("initial_cluster", a, "give the members' IP addresses");
         if (!addrs.insert(a).second) refuse("initial_cluster", a, "two members on one address");
         cluster += (cluster.empty() ? "" : ",") + n + "=" + url(a, m.peer_port);
     }
@@ -344,27 +368,39 @@ std::string render_etcd(const EtcdMember& m) {
 
     std::string clients = url(m.address, m.client_port);
     if (m.address != "127.0.0.1") clients += "," + url("127.0.0.1", m.client_port);
-    ordered_json doc = {
-        {"name", m.name},
-        {"data-dir", m.data_dir},
-        {"listen-peer-urls", url(m.address, m.peer_port)},
-        {"initial-advertise-peer-urls", url(m.address, m.peer_port)},
-        {"listen-client-urls", clients},
-        {"advertise-client-urls", url(m.address, m.client_port)},
-        {"initial-cluster", cluster},
-        {"initial-cluster-token", m.cluster_token},
-        {"initial-cluster-state", m.new_cluster ? "new" : "existing"},
-        {"heartbeat-interval", m.heartbeat_ms},
-        {"election-timeout", m.election_ms},
+    const std::vector<std::pair<const char*, std::string>> env = {
+        {"NAME", m.name},
+        {"DATA_DIR", m.data_dir},
+        {"LISTEN_PEER_URLS", url(m.address, m.peer_port)},
+        {"INITIAL_ADVERTISE_PEER_URLS", url(m.address, m.peer_port)},
+        {"LISTEN_CLIENT_URLS", clients},
+        {"ADVERTISE_CLIENT_URLS", url(m.address, m.client_port)},
+        {"INITIAL_CLUSTER", cluster},
+        {"INITIAL_CLUSTER_TOKEN", m.cluster_token},
+        {"INITIAL_CLUSTER_STATE", m.new_cluster ? "new" : "existing"},
+        {"HEARTBEAT_INTERVAL", std::to_string(m.heartbeat_ms)},
+        {"ELECTION_TIMEOUT", std::to_string(m.election_ms)},
         // Patroni 3.0.2's `etcd` DCS (the v2 API: compare-and-swap on the leader key; ha.h EtcdApi).
-        {"enable-v2", m.enable_v2},
-        // Patroni's etcd3 client speaks the v3 API through the gRPC gateway (JSON over HTTP); etcd
-        // 3.4 turns the gateway on by default for flags, but off when read from a config file.
-        {"enable-grpc-gateway", true},
+        {"ENABLE_V2", m.enable_v2 ? "true" : "false"},
+        // Patroni's etcd3 client speaks the v3 API through the gRPC gateway (JSON over HTTP).
+        {"ENABLE_GRPC_GATEWAY", "true"},
+        // Clients: TLS, and a certificate of the CA required; its CN is the etcd user.
+        {"CERT_FILE", m.client_tls.cert_file},
+        {"KEY_FILE", m.client_tls.key_file},
+        {"TRUSTED_CA_FILE", m.client_tls.ca_file},
+        {"CLIENT_CERT_AUTH", "true"},
+        // Peers: TLS, a certificate of the CA with the peers' CN (kEtcdPeerCn) required both ways.
+        {"PEER_CERT_FILE", m.peer_tls.cert_file},
+        {"PEER_KEY_FILE", m.peer_tls.key_file},
+        {"PEER_TRUSTED_CA_FILE", m.peer_tls.ca_file},
+        {"PEER_CLIENT_CERT_AUTH", "true"},
+        {"PEER_CERT_ALLOWED_CN", kEtcdPeerCn},
     };
-    return comment("etcd member '" + m.name + "' for hostd's HA tenants (the DCS of their Patroni scopes).\n"
-                   "Written by hostd; do not edit. YAML: this comment, then one JSON document.") +
-           doc.dump(2) + "\n";
+    std::string out = comment("etcd member '" + m.name + "' for hostd's HA tenants (the DCS of their Patroni scopes).\n"
+                              "Written by hostd; do not edit. systemd's EnvironmentFile= of hostd-etcd.service: etcd\n"
+                              "reads its flags from ETCD_* variables (none of them needs quoting).");
+    for (const auto& [k, v] : env) out += std::string("ETCD_") + k + "=" + v + "\n";
+    return out;
 }
 
 std::string etcd_endpoints(const std::vector<HostPort>& members) {

@@ -18,6 +18,15 @@ struct HostPort {
     uint16_t port = 0;
 };
 
+// TLS files, absolute paths. For etcd: its certificate and key (read by etcd's user) and the CA
+// the other end's certificate must come from; for Patroni: its client certificate and key (read
+// by the tenant's user) and the CA etcd's certificate must come from.
+struct TlsFiles {
+    std::string cert_file;
+    std::string key_file;
+    std::string ca_file;
+};
+
 // Patroni's timing (its dynamic configuration, written to etcd when the scope is bootstrapped;
 // later changes go through Patroni's PATCH /config, not this file). The trade-off: a primary
 // that vanishes (machine down, partition) is replaced only after its leader key expires, up to
@@ -60,6 +69,10 @@ struct PatroniMember {
     HostPort restapi_listen;
     std::string connect_address;  // this host's address as the others reach it (REST and PostgreSQL)
     std::vector<HostPort> etcd;   // etcd's client endpoints: every host's
+    // Patroni's etcd client over https (etcd.protocol, cacert, cert, key): the member's client
+    // certificate for etcd (client use, CN its etcd user: hostd/etcd_admin.h tenant_user) and
+    // the CA etcd's certificate comes from. Absolute paths, readable by the member's OS user.
+    TlsFiles etcd_tls;
     EtcdApi etcd_api = EtcdApi::v2;  // v2 with Debian 12's Patroni 3.0.2 (see EtcdApi)
     // PostgreSQL (Debian's 15): the tenant's data directory, binaries and socket directory; it
     // listens on listen_addresses at pg_port (this host's address for the other members and
@@ -142,7 +155,15 @@ std::vector<std::string> member_hba(const std::vector<std::string>& member_addre
 // username a label and its password given (no control characters) when either is.
 std::string render_patroni(const PatroniMember& m);
 
-// One host's etcd member (plain HTTP on the hosts' own network; see README for TLS).
+// The CN of every etcd member's peer certificate (etcd's peer-cert-allowed-cn): a peer must
+// present a certificate of the CA with exactly this CN, so a tenant's client certificate from the
+// same CA (its etcd user, its repository client) cannot speak Raft to a member. No tenant or
+// host name can be it (':' and '@' are not in their alphabets).
+inline constexpr const char* kEtcdPeerCn = "hostd:etcd-peer";
+
+// One host's etcd member: TLS everywhere, every client and peer must present a certificate of the
+// CA (client-cert-auth; the client certificate's CN is its etcd user once auth is on: see
+// hostd/etcd_admin.h).
 struct EtcdMember {
     std::string name;     // the host's name
     std::string address;  // this host's address (peers and clients)
@@ -153,14 +174,21 @@ struct EtcdMember {
     bool new_cluster = true;  // false: joining a cluster that runs ("existing")
     int heartbeat_ms = 100, election_ms = 1000;  // etcd's defaults; election >= 5 * heartbeat
     bool enable_v2 = true;  // the v2 API for Patroni 3.0.2's `etcd` DCS (EtcdApi::v2); v3 always on
+    // Served on the client URLs: a server certificate naming address and 127.0.0.1.
+    TlsFiles client_tls;
+    // Served and presented on the peer URLs: server and client use, CN kEtcdPeerCn, naming address.
+    TlsFiles peer_tls;
 };
 
-// etcd's configuration file (etcd --config-file, YAML; a comment header and JSON again):
-// listens for clients on its address and 127.0.0.1, for peers on its address; the v3 API (and
-// the v2 API with enable_v2).
+// etcd's environment file (systemd's EnvironmentFile=, ETCD_<FLAG>=value lines; etcd 3.4 reads
+// no flag and no variable at all once given --config-file, and its file has no key for
+// peer-cert-allowed-cn): clients over https on its address and 127.0.0.1, peers over https on
+// its address, client and peer certificates required (client-cert-auth, peer-client-cert-auth,
+// peer-cert-allowed-cn kEtcdPeerCn); the v3 API (and the v2 API with enable_v2). Every value is
+// validated to characters that need no quoting (paths: letters, digits, '/', '.', '_', '-').
 std::string render_etcd(const EtcdMember& m);
 
-// The client endpoints of the members ("http://addr:port" joined with ','), as etcdctl takes them.
+// The client endpoints of the members ("https://addr:port" joined with ','), as etcdctl takes them.
 std::string etcd_endpoints(const std::vector<HostPort>& members);
 
 // One member of an HA tenant as a proxy reaches it.

@@ -220,11 +220,14 @@ public:
     virtual void write_member_files(const TenantRecord& t, const TenantLayout& l, const units::OsUser& u,
                                     const std::string& patroni_yml) = 0;
     virtual void create_ha_admin(const TenantRecord& t, const TenantLayout& l, int timeout_ms) = 0;
-    // The tenant's Patroni scope in etcd (keys under /hostd/<tenant>/): whether a member of it
+    // The tenant's Patroni scope in etcd (keys under /hostd/<tenant>/; hostd/etcd_admin.h): whether a member of it
     // is alive there (a member key: another fleet's HA tenant of that name, or one not deleted
     // yet), and its keys removed (what a failed or deleted HA tenant left). Throw
     // Errc::unavailable when etcd cannot be asked.
+    // grant_ha_scope: the tenant's etcd user may read and write its scope (and nothing else):
+    // before its members' Patroni start. forget_ha_scope also takes that user away.
     virtual bool ha_scope_in_use(const std::string& tenant) = 0;
+    virtual void grant_ha_scope(const std::string& tenant) = 0;
     virtual void forget_ha_scope(const std::string& tenant) = 0;
 
     // The warm pool (hostd/warmpool.h). The ids of the images in dir (regular files named

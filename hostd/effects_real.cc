@@ -30,6 +30,8 @@
 #include "backup/ops.h"
 #include "backup/stream.h"
 #include "hostd/effects.h"
+#include "hostd/etcd_admin.h"
+#include "hostd/ha_api.h"
 #include "hostd/log.h"
 #include "hostd/observe.h"
 #include "hostd/patroni_client.h"
@@ -1150,6 +1152,11 @@ public:
         write_file_atomic(file(ha_files::kKey), pair.key_pem, 0600, u.uid, u.gid);
         write_file_atomic(file(ha_files::kCert), pair.cert_pem, 0644, 0, u.gid);
         write_file_atomic(file(ha_files::kCa), pgconf::ca_certificate_pem(ca_), 0644, 0, u.gid);
+        // Patroni's client certificate for etcd: its CN is the tenant's etcd user, whose role
+        // reaches the tenant's scope only (hostd/etcd_admin.h).
+        const pgconf::PemPair etcd_pair = issue_etcd_tenant_cert(ca_, t.name);
+        write_file_atomic(file(ha_files::kEtcdKey), etcd_pair.key_pem, 0600, u.uid, u.gid);
+        write_file_atomic(file(ha_files::kEtcdCert), etcd_pair.cert_pem, 0644, 0, u.gid);
         write_file_atomic(file(ha_files::kPatroniYml), patroni_yml, 0640, 0, u.gid);
     }
 
@@ -1167,53 +1174,17 @@ public:
         pgconf::exec_sql(p, pgconf::monitor_role_sql());  // hostd's own login (patroni.yml has its pg_hba line)
     }
 
-    // etcd's v2 keys API on this host's member (127.0.0.1: every etcd host listens there; a
-    // host without etcd asks the first etcd host). Patroni's keys are v2 keys (ha.h EtcdApi).
-    long etcd_v2(const std::string& method, const std::string& path, std::string* body = nullptr) {
-        std::string host = "127.0.0.1";
-        const std::string self = ha_self(cfg_, host_name());
-        if (!ha_etcd_host(cfg_, self))
-            for (const auto& h : ha_fleet(cfg_))
-                if (ha_etcd_host(cfg_, h.name)) {
-                    host = h.address.find(':') != std::string::npos ? "[" + h.address + "]" : h.address;
-                    break;
-                }
-        const std::string url = "http://" + host + ":" + std::to_string(cfg_.ha_etcd_client_port) + "/v2/keys" + path;
-        curl::Easy c(curl_easy_init());
-        if (!c) throw Error(Errc::failed, "libcurl could not be initialised");
-        std::string out;
-        char errbuf[CURL_ERROR_SIZE] = {};
-        curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
-        curl_easy_setopt(c.get(), CURLOPT_CUSTOMREQUEST, method.c_str());
-        curl_easy_setopt(c.get(), CURLOPT_CONNECTTIMEOUT, 3L);
-        curl_easy_setopt(c.get(), CURLOPT_TIMEOUT, 10L);
-        curl_easy_setopt(c.get(), CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c.get(), CURLOPT_ERRORBUFFER, errbuf);
-        curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, curl::collect);
-        curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &out);
-        if (curl_easy_perform(c.get()) != CURLE_OK)
-            throw Error(Errc::unavailable, "etcd at " + url + " cannot be reached (" + std::string(errbuf) +
-                                               "): is hostd-etcd.service running on the etcd hosts, with a majority up?");
-        long status = 0;
-        curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &status);
-        if (body) *body = out;
-        return status;
+    // hostd's client of the fleet's etcd (TLS, root by its certificate), made at first use.
+    EtcdAdmin& etcd() {
+        std::lock_guard g(etcd_mu_);
+        if (!etcd_) etcd_ = make_real_etcd_admin(etcd_admin_options(cfg_, ha_self(cfg_, host_name())));
+        return *etcd_;
     }
-
-    bool ha_scope_in_use(const std::string& tenant) override {
-        std::string body;
-        const long st = etcd_v2("GET", "/hostd/" + tenant + "/members", &body);
-        if (st == 404) return false;
-        if (st != 200) throw Error(Errc::unavailable, "etcd answered " + std::to_string(st) + " for the scope of '" + tenant + "': " + body);
-        const auto j = nlohmann::json::parse(body, nullptr, false);
-        return j.is_object() && j.contains("node") && j["node"].contains("nodes") && !j["node"]["nodes"].empty();
-    }
-
+    bool ha_scope_in_use(const std::string& tenant) override { return etcd().scope_in_use(tenant); }
+    void grant_ha_scope(const std::string& tenant) override { etcd().grant_tenant(tenant); }
     void forget_ha_scope(const std::string& tenant) override {
-        std::string body;
-        const long st = etcd_v2("DELETE", "/hostd/" + tenant + "?recursive=true", &body);
-        if (st != 200 && st != 404)
-            throw Error(Errc::unavailable, "etcd answered " + std::to_string(st) + " to removing the scope of '" + tenant + "': " + body);
+        etcd().remove_scope(tenant);
+        etcd().revoke_tenant(tenant);
     }
 
     // ---- the warm pool ----
@@ -1440,6 +1411,9 @@ public:
     }
 
 private:
+    std::mutex etcd_mu_;
+    std::unique_ptr<EtcdAdmin> etcd_;
+
     pgconf::ClusterSpec cluster_spec(const TenantRecord& t) const {
         const TenantLayout l = layout_of(cfg_, t);
         pgconf::ClusterSpec spec{.tenant = t.name, .port = t.port, .listen_address = "127.0.0.1", .socket_dir = l.socket_dir,

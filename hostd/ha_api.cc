@@ -1,6 +1,8 @@
 #include "hostd/ha_api.h"
 
+#include <pwd.h>
 #include <systemd/sd-login.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -78,7 +80,25 @@ ha::EtcdMember etcd_member(const Config& cfg, const std::string& self) {
         if (ha_etcd_host(cfg, h.name)) m.initial_cluster[h.name] = h.address;
     m.new_cluster = true;
     m.enable_v2 = true;  // Patroni 3.0.2 speaks v2 (ha.h EtcdApi; README: High availability)
+    const std::string dir = kEtcdTlsDir;
+    m.client_tls = {.cert_file = dir + "/client.crt", .key_file = dir + "/client.key", .ca_file = dir + "/ca.crt"};
+    m.peer_tls = {.cert_file = dir + "/peer.crt", .key_file = dir + "/peer.key", .ca_file = dir + "/ca.crt"};
     return m;
+}
+
+EtcdAdminOptions etcd_admin_options(const Config& cfg, const std::string& self) {
+    EtcdAdminOptions o;
+    auto endpoint = [&](const std::string& addr) {
+        return ha::etcd_endpoints({{addr, cfg.ha_etcd_client_port}});
+    };
+    if (ha_etcd_host(cfg, self)) o.endpoints.push_back(endpoint("127.0.0.1"));
+    for (const auto& h : ha_fleet(cfg))
+        if (ha_etcd_host(cfg, h.name) && h.name != self) o.endpoints.push_back(endpoint(h.address));
+    const std::string dir = cfg.state_dir + "/ha";
+    o.cert = dir + "/etcd-root.crt";
+    o.key = dir + "/etcd-root.key";
+    o.ca = host_ca(cfg).cert;
+    return o;
 }
 
 namespace {
@@ -112,8 +132,9 @@ std::optional<Holder> port_holder(uint16_t port) {
 
 }  // namespace
 
-void start_etcd(const Config& cfg, const std::string& self) {
-    const std::string text = ha::render_etcd(etcd_member(cfg, self));
+void start_etcd(const Config& cfg, const std::string& self, const pgconf::PemPair& host_cert) {
+    const ha::EtcdMember member = etcd_member(cfg, self);
+    const std::string text = ha::render_etcd(member);
     for (auto [port, key] : {std::pair{cfg.ha_etcd_client_port, "ha.etcd_client_port"}, std::pair{cfg.ha_etcd_peer_port, "ha.etcd_peer_port"}}) {
         const auto h = port_holder(port);
         if (!h) continue;
@@ -132,6 +153,21 @@ void start_etcd(const Config& cfg, const std::string& self) {
     } catch (const Error&) {
     }
     make_dirs("/etc/hostd", 0755);
+    // etcd's TLS files, its user's (its unit cannot read hostd's state directory).
+    const passwd* etcd = ::getpwnam("etcd");
+    if (!etcd) throw Error(Errc::failed, "There is no user 'etcd': install Debian's etcd-server (make deps), then restart hostd");
+    make_dirs(kEtcdTlsDir, 0750);
+    if (::chown(kEtcdTlsDir, 0, etcd->pw_gid) < 0) throw_errno(errno, std::string("Failed to chown ") + kEtcdTlsDir);
+    const pgconf::CaPaths ca = host_ca(cfg);
+    const pgconf::PemPair peer = pgconf::issue_cert(
+        ca, {.cn = ha::kEtcdPeerCn, .names = {self, cfg.ha_address}, .server = true, .client = true});
+    const uid_t u = etcd->pw_uid;
+    const gid_t g = etcd->pw_gid;
+    write_file_atomic(member.client_tls.ca_file, pgconf::ca_certificate_pem(ca), 0644, u, g);
+    write_file_atomic(member.client_tls.key_file, host_cert.key_pem, 0600, u, g);
+    write_file_atomic(member.client_tls.cert_file, host_cert.cert_pem, 0644, u, g);
+    write_file_atomic(member.peer_tls.key_file, peer.key_pem, 0600, u, g);
+    write_file_atomic(member.peer_tls.cert_file, peer.cert_pem, 0644, u, g);
     if (old != text) write_file_atomic(kEtcdConfig, text, 0644);
     auto sd = units::Systemd::connect();
     const auto st = sd.status(kEtcdUnit);
@@ -144,16 +180,18 @@ void start_etcd(const Config& cfg, const std::string& self) {
     // A member of a new cluster reports ready only once a majority has started: never wait here.
     sd.enqueue(running ? "RestartUnit" : "StartUnit", kEtcdUnit);
     log::info(std::string(running ? "Restarting " : "Starting ") + kEtcdUnit + " (" + kEtcdConfig + ": member '" + self +
-              "' of " + std::to_string(etcd_member(cfg, self).initial_cluster.size()) + ")");
+              "' of " + std::to_string(member.initial_cluster.size()) + ", https)");
 }
 
 struct HaRole::State {
     std::unique_ptr<PeerServer> api;
     std::unique_ptr<Peers> peers;
+    std::unique_ptr<EtcdAdmin> etcd;
     std::mutex mu;
     std::condition_variable cv;
     bool stop = false;
     std::thread hello;
+    std::thread auth;
 
     ~State() {
         {
@@ -162,7 +200,29 @@ struct HaRole::State {
         }
         cv.notify_all();
         if (hello.joinable()) hello.join();
+        if (auth.joinable()) auth.join();
         api.reset();
+    }
+
+    // etcd's auth on (EtcdAdmin::ensure_auth), retried every 3 s while etcd is not there yet (a
+    // new cluster waits for a majority of its members): every hostd does it at start, racing
+    // safely. Logged once done, and the last failure after 5 minutes (then every 5 minutes).
+    void ensure_auth() {
+        auto next_warning = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+        for (;;) {
+            try {
+                etcd->ensure_auth();
+                log::info("HA: etcd's auth is as hostd wants it (tenants' certificates reach their own scope only)");
+                return;
+            } catch (const std::exception& e) {
+                if (std::chrono::steady_clock::now() >= next_warning) {
+                    log::warning(std::string("HA: etcd's auth not checked yet: ") + e.what());
+                    next_warning = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+                }
+            }
+            std::unique_lock lock(mu);
+            if (cv.wait_for(lock, std::chrono::seconds(3), [&] { return stop; })) return;
+        }
     }
 
     // Every other host once, retried for a while as the fleet starts: logged when it serves this
@@ -203,21 +263,32 @@ struct HaRole::State {
 HaRole::HaRole() = default;
 HaRole::HaRole(HaRole&&) noexcept = default;
 HaRole::~HaRole() = default;
+EtcdAdmin* HaRole::etcd_admin() const { return state ? state->etcd.get() : nullptr; }
 
 HaRole start_ha_role(const Config& cfg, PeerHandler* handler) {
     HaRole role;
     if (!ha_on(cfg)) return role;
     const std::string self = ha_self(cfg, this_host_name());
+    role.state = std::make_unique<HaRole::State>();
+    const std::string dir = cfg.state_dir + "/ha";
+    // Its names: the peer API's clients reach it at the address; etcd's at the address and
+    // 127.0.0.1 (its client certificate).
+    const pgconf::PemPair pair = issue_host_certificate(cfg, self, {self, cfg.ha_address, "127.0.0.1"}, dir);
     if (ha_etcd_host(cfg, self)) {
         try {
-            start_etcd(cfg, self);
+            start_etcd(cfg, self, pair);
         } catch (const std::exception& e) {
             log::error(std::string("HA: etcd not started: ") + e.what());
         }
     }
-    role.state = std::make_unique<HaRole::State>();
-    const std::string dir = cfg.state_dir + "/ha";
-    const pgconf::PemPair pair = issue_host_certificate(cfg, self, {self, cfg.ha_address}, dir);
+    {
+        const EtcdAdminOptions o = etcd_admin_options(cfg, self);
+        const pgconf::PemPair root = issue_etcd_root_cert(host_ca(cfg));
+        write_file_atomic(o.key, root.key_pem, 0600);
+        write_file_atomic(o.cert, root.cert_pem, 0644);
+        role.state->etcd = make_real_etcd_admin(o);
+        role.state->auth = std::thread([st = role.state.get()] { st->ensure_auth(); });
+    }
     std::set<std::string> names;
     std::vector<std::string> others;
     for (const auto& h : ha_fleet(cfg)) {

@@ -130,8 +130,9 @@ int main(int argc, char** argv) {
         info.files = "/etc/hostd/hostd.toml: configuration\n/var/lib/hostd: state (tenant records, CA)\n"
                      "/srv/hostd: tenants' mount points\n/etc/haproxy/hostd.cfg: HAProxy routes written by hostd\n"
                      "/etc/traefik/hostd/hostd-NAME.toml: Traefik routes written by hostd (proxy.kind = traefik)\n"
-                     "/etc/hostd/etcd.yml: etcd's configuration on an HA etcd host, written by hostd from [ha] "
-                     "(hostd-etcd.service)\n/var/lib/hostd/ha: this host's certificate for the HA peer API";
+                     "/etc/hostd/etcd.env, /etc/hostd/etcd: etcd's configuration and TLS files on an HA etcd host, written by "
+                     "hostd from [ha] (hostd-etcd.service)\n/var/lib/hostd/ha: this host's certificate for the HA peer API and "
+                     "etcd, and hostd's client certificate for etcd (etcd-root.crt)";
         info.see_also = "hostctl(1), systemd.socket(5), haproxy(1), traefik(1)";
         std::cout << hostd::man_page(app, info);
         return 0;

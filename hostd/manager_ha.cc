@@ -68,6 +68,7 @@ Created Manager::create_ha(const std::string& name, const CreateRequest& req, co
     // What a failed or cut-off create left in etcd (its scope's initialize key) would make this
     // create's first member wait for a leader that never comes.
     fx_->forget_ha_scope(name);
+    fx_->grant_ha_scope(name);  // its members' Patroni reach their scope, and nothing else
     log::info("Creating HA tenant with replicas on " + [&] {
         std::string s;
         for (const auto& r : want.replicas) s += (s.empty() ? "" : ", ") + r;

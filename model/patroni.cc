@@ -38,6 +38,8 @@ ha::PatroniMember patroni_member(const Config& cfg, const TenantRecord& t, const
     // Patroni drops a max_connections below 25 (its own minimum).
     m.global_parameters["max_connections"] = setting("max_connections", std::max<uint64_t>(tu.max_connections, 25));
     m.global_parameters["max_worker_processes"] = setting("max_worker_processes", tu.max_worker_processes);
+    m.etcd_tls = {.cert_file = l.ha_dir + "/" + ha_files::kEtcdCert, .key_file = l.ha_dir + "/" + ha_files::kEtcdKey,
+                  .ca_file = l.ha_dir + "/" + ha_files::kCa};
     m.tls = {.cert_file = l.ha_dir + "/" + ha_files::kCert, .key_file = l.ha_dir + "/" + ha_files::kKey,
              .ca_file = l.ha_dir + "/" + ha_files::kCa};
     std::vector<std::string> addrs;

@@ -27,6 +27,8 @@ inline constexpr const char* kOverrides = "hostd.override.conf";
 inline constexpr const char* kCert = "server.crt";
 inline constexpr const char* kKey = "server.key";  // the tenant's, 0600 (PostgreSQL's rule for its key)
 inline constexpr const char* kCa = "ca.crt";
+inline constexpr const char* kEtcdCert = "etcd.crt";  // Patroni's client certificate for etcd (CN tenant:<t>)
+inline constexpr const char* kEtcdKey = "etcd.key";   // the tenant's, 0600
 }  // namespace ha_files
 
 // The member on host `self` of HA record t (t.ha with every member known): scope = tenant,

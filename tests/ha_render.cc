@@ -1,12 +1,13 @@
 // ha_render: prints what the ha/ library renders, for tests/e2e/ha (which sets the units up itself
 // until hostd's create flow does). Not installed.
 //   ha_render etcd --name N --address A --member NAME=ADDR... [--data-dir D]
+//                  --cert F --key F --peer-cert F --peer-key F --ca F
 //   ha_render endpoints ADDR...
 //   ha_render patroni --scope S --name N --address A --rest-port P --pg-port P --etcd ADDR...
 //                     --data-dir D --socket-dir D --pgpass F --member ADDR...
 //                     --superuser-password-file F --replication-password-file F
 //                     --rewind-password-file F [--rest-password-file F] [--synchronous [--synchronous-strict]] [--ttl S --loop-wait S --retry-timeout S]
-//                     --tls-cert F --tls-key F --tls-ca F
+//                     --tls-cert F --tls-key F --tls-ca F --etcd-cert F --etcd-key F
 //                     [--param NAME=VALUE]... [--global-param NAME=VALUE]... [--etcd-api v2|v3]
 //   ha_render haproxy --tenant T --bind A --port P --member NAME=HOST:PGPORT:RESTPORT... [--replica]
 //   ha_render cluster --member NAME...    (Patroni's GET /cluster on stdin: "NAME ROLE SYNC STATE LAG" per member)
@@ -50,6 +51,12 @@ int main(int argc, char** argv) {
     etcd->add_option("--address", em.address)->required();
     etcd->add_option("--member", em_members)->required();
     etcd->add_option("--data-dir", em.data_dir);
+    etcd->add_option("--cert", em.client_tls.cert_file, "etcd's certificate for clients (names the address and 127.0.0.1)")->required();
+    etcd->add_option("--key", em.client_tls.key_file)->required();
+    etcd->add_option("--peer-cert", em.peer_tls.cert_file, "its peer certificate (CN hostd:etcd-peer)")->required();
+    etcd->add_option("--peer-key", em.peer_tls.key_file)->required();
+    std::string em_ca;
+    etcd->add_option("--ca", em_ca, "the CA of clients' and peers' certificates")->required();
 
     std::vector<std::string> ep_addrs;
     auto* endpoints = app.add_subcommand("endpoints", "etcd client endpoints");
@@ -81,7 +88,9 @@ int main(int argc, char** argv) {
     patroni->add_option("--retry-timeout", pm.timing.retry_timeout);
     patroni->add_option("--tls-cert", pm.tls.cert_file, "the member's server certificate")->required();
     patroni->add_option("--tls-key", pm.tls.key_file, "its key")->required();
-    patroni->add_option("--tls-ca", pm.tls.ca_file, "the CA of the members' certificates")->required();
+    patroni->add_option("--tls-ca", pm.tls.ca_file, "the CA of the members' certificates (and of etcd's)")->required();
+    patroni->add_option("--etcd-cert", pm.etcd_tls.cert_file, "the member's client certificate for etcd")->required();
+    patroni->add_option("--etcd-key", pm.etcd_tls.key_file)->required();
     std::vector<std::string> pm_params, pm_globals;
     patroni->add_option("--param", pm_params, "a postgresql.conf setting, NAME=VALUE");
     patroni->add_option("--global-param", pm_globals, "a setting of the whole scope (bootstrap.dcs), NAME=VALUE");
@@ -113,6 +122,7 @@ int main(int argc, char** argv) {
     try {
         if (*etcd) {
             for (const auto& m : em_members) em.initial_cluster.insert(split_eq(m));
+            em.client_tls.ca_file = em.peer_tls.ca_file = em_ca;
             std::cout << hostd::ha::render_etcd(em);
         } else if (*endpoints) {
             std::vector<hostd::ha::HostPort> eps;
@@ -121,6 +131,7 @@ int main(int argc, char** argv) {
         } else if (*patroni) {
             pm.restapi_listen = {address, rest_port};
             pm.connect_address = address;
+            pm.etcd_tls.ca_file = pm.tls.ca_file;
             pm.etcd_api = etcd_api == "v3" ? hostd::ha::EtcdApi::v3 : hostd::ha::EtcdApi::v2;
             for (const auto& a : pm_etcd) pm.etcd.push_back({a, 2379});
             pm.listen_addresses = {address, "127.0.0.1"};

@@ -10,7 +10,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "base/error.h"
 #include "base/exec.h"
@@ -46,6 +48,8 @@ ha::PatroniMember member() {
     m.pg_port = 5501;
     m.parameters = {{"shared_buffers", "32MB"}, {"application_name", kHostile}};
     m.global_parameters = {{"max_connections", "50"}, {"max_worker_processes", "4"}, {"wal_level", "logical"}};
+    m.etcd_tls = {.cert_file = "/srv/hostd/shop/ha/etcd.crt", .key_file = "/srv/hostd/shop/ha/etcd.key",
+                  .ca_file = "/srv/hostd/shop/ha/ca.crt"};
     m.tls = {.cert_file = "/srv/hostd/shop/ha/server.crt", .key_file = "/srv/hostd/shop/ha/server.key",
              .ca_file = "/srv/hostd/shop/ha/ca.crt"};
     m.pg_hba = ha::member_hba({"10.231.0.2", "10.231.0.3", "fd00::4"}, "replicator");
@@ -71,7 +75,11 @@ TEST(HaPatroni, YamlReadsBackEveryValueAsGiven) {
     EXPECT_EQ(y["restapi"]["authentication"], json({{"username", "hostd"}, {"password", m.rest.password}}));
     // The v2 API by default (Patroni 3.0.2's etcd3 overwrites the leader key: ha.h EtcdApi).
     EXPECT_EQ(y["etcd"]["hosts"], json({"10.231.0.2:2379", "10.231.0.3:2379", "[fd00::4]:2379"}));
-    EXPECT_EQ(y["etcd"]["protocol"], "http");
+    // Over TLS with the member's own client certificate (its CN is its etcd user).
+    EXPECT_EQ(y["etcd"]["protocol"], "https");
+    EXPECT_EQ(y["etcd"]["cacert"], "/srv/hostd/shop/ha/ca.crt");
+    EXPECT_EQ(y["etcd"]["cert"], "/srv/hostd/shop/ha/etcd.crt");
+    EXPECT_EQ(y["etcd"]["key"], "/srv/hostd/shop/ha/etcd.key");
     EXPECT_FALSE(y.contains("etcd3"));
     EXPECT_EQ(y["postgresql"]["listen"], "10.231.0.2,127.0.0.1:5501");
     EXPECT_EQ(y["postgresql"]["connect_address"], "10.231.0.2:5501");
@@ -164,6 +172,9 @@ TEST(HaPatroni, RefusesWhatCouldBreakTheFileOrTheCluster) {
     bad([](auto& m) { m.connect_address = "10.0.0.1:80"; }, "connect_address");
     bad([](auto& m) { m.etcd.clear(); }, "etcd");
     bad([](auto& m) { m.etcd[0].port = 0; }, "etcd");
+    bad([](auto& m) { m.etcd_tls.cert_file = ""; }, "etcd_tls.cert_file");
+    bad([](auto& m) { m.etcd_tls.key_file = "etcd.key"; }, "etcd_tls.key_file");
+    bad([](auto& m) { m.etcd_tls.ca_file = "/x/ca\n.crt"; }, "etcd_tls.ca_file");
     bad([](auto& m) { m.pg_port = 0; }, "pg_port");
     bad([](auto& m) { m.timing = {.ttl = 10, .loop_wait = 5, .retry_timeout = 5}; }, "timing");
     bad([](auto& m) { m.timing = {.ttl = 10, .loop_wait = 0, .retry_timeout = 4}; }, "timing");
@@ -243,36 +254,100 @@ TEST(HaPatroni, EtcdV3OnlyWhenAsked) {
     m.etcd_api = ha::EtcdApi::v3;
     json y = yaml_load(ha::render_patroni(m));
     EXPECT_EQ(y["etcd3"]["hosts"], json({"10.231.0.2:2379", "10.231.0.3:2379", "[fd00::4]:2379"}));
+    EXPECT_EQ(y["etcd3"]["protocol"], "https");
+    EXPECT_EQ(y["etcd3"]["cert"], "/srv/hostd/shop/ha/etcd.crt");
     EXPECT_FALSE(y.contains("etcd"));
 }
 
-TEST(HaEtcd, ConfigReadsBack) {
+// KEY=VALUE lines as systemd's EnvironmentFile= reads them (comments and blank lines skipped; no
+// value may need quoting, so none starts with a quote or holds a space, '\\' or '$').
+std::map<std::string, std::string> env_load(const std::string& text) {
+    std::map<std::string, std::string> out;
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.empty() || line[0] == '#') continue;
+        const auto eq = line.find('=');
+        EXPECT_NE(eq, std::string::npos) << line;
+        const std::string v = line.substr(eq + 1);
+        EXPECT_EQ(v.find_first_of(" \t\"'\\$`"), std::string::npos) << line;
+        EXPECT_TRUE(out.emplace(line.substr(0, eq), v).second) << "twice: " << line;
+    }
+    return out;
+}
+
+ha::EtcdMember etcd_member() {
     ha::EtcdMember e;
     e.name = "db-2";
     e.address = "10.231.0.3";
     e.initial_cluster = {{"db-1", "10.231.0.2"}, {"db-2", "10.231.0.3"}, {"db-3", "10.231.0.4"}};
-    json y = yaml_load(ha::render_etcd(e));
-    EXPECT_EQ(y["name"], "db-2");
-    EXPECT_EQ(y["listen-peer-urls"], "http://10.231.0.3:2380");
-    EXPECT_EQ(y["listen-client-urls"], "http://10.231.0.3:2379,http://127.0.0.1:2379");
-    EXPECT_EQ(y["advertise-client-urls"], "http://10.231.0.3:2379");
-    EXPECT_EQ(y["initial-cluster"], "db-1=http://10.231.0.2:2380,db-2=http://10.231.0.3:2380,db-3=http://10.231.0.4:2380");
-    EXPECT_EQ(y["initial-cluster-state"], "new");
-    EXPECT_EQ(y["enable-v2"], true);  // Patroni 3.0.2's `etcd` DCS
-    EXPECT_EQ(y["enable-grpc-gateway"], true);
-    EXPECT_EQ(ha::etcd_endpoints({{"10.0.0.1", 2379}, {"fd00::1", 2379}}), "http://10.0.0.1:2379,http://[fd00::1]:2379");
+    e.client_tls = {.cert_file = "/etc/hostd/etcd/client.crt", .key_file = "/etc/hostd/etcd/client.key", .ca_file = "/etc/hostd/etcd/ca.crt"};
+    e.peer_tls = {.cert_file = "/etc/hostd/etcd/peer.crt", .key_file = "/etc/hostd/etcd/peer.key", .ca_file = "/etc/hostd/etcd/ca.crt"};
+    return e;
+}
 
-    auto refused = [&](auto change) {
+TEST(HaEtcd, EnvironmentReadsBack) {
+    const auto y = env_load(ha::render_etcd(etcd_member()));
+    EXPECT_EQ(y.at("ETCD_NAME"), "db-2");
+    EXPECT_EQ(y.at("ETCD_DATA_DIR"), "/var/lib/etcd/hostd");
+    EXPECT_EQ(y.at("ETCD_LISTEN_PEER_URLS"), "https://10.231.0.3:2380");
+    EXPECT_EQ(y.at("ETCD_INITIAL_ADVERTISE_PEER_URLS"), "https://10.231.0.3:2380");
+    EXPECT_EQ(y.at("ETCD_LISTEN_CLIENT_URLS"), "https://10.231.0.3:2379,https://127.0.0.1:2379");
+    EXPECT_EQ(y.at("ETCD_ADVERTISE_CLIENT_URLS"), "https://10.231.0.3:2379");
+    EXPECT_EQ(y.at("ETCD_INITIAL_CLUSTER"), "db-1=https://10.231.0.2:2380,db-2=https://10.231.0.3:2380,db-3=https://10.231.0.4:2380");
+    EXPECT_EQ(y.at("ETCD_INITIAL_CLUSTER_STATE"), "new");
+    EXPECT_EQ(y.at("ETCD_INITIAL_CLUSTER_TOKEN"), "hostd");
+    EXPECT_EQ(y.at("ETCD_HEARTBEAT_INTERVAL"), "100");
+    EXPECT_EQ(y.at("ETCD_ELECTION_TIMEOUT"), "1000");
+    EXPECT_EQ(y.at("ETCD_ENABLE_V2"), "true");  // Patroni 3.0.2's `etcd` DCS
+    EXPECT_EQ(y.at("ETCD_ENABLE_GRPC_GATEWAY"), "true");
+    // Clients and peers: TLS, a certificate of the CA required; peers with the peers' CN only.
+    EXPECT_EQ(y.at("ETCD_CERT_FILE"), "/etc/hostd/etcd/client.crt");
+    EXPECT_EQ(y.at("ETCD_KEY_FILE"), "/etc/hostd/etcd/client.key");
+    EXPECT_EQ(y.at("ETCD_TRUSTED_CA_FILE"), "/etc/hostd/etcd/ca.crt");
+    EXPECT_EQ(y.at("ETCD_CLIENT_CERT_AUTH"), "true");
+    EXPECT_EQ(y.at("ETCD_PEER_CERT_FILE"), "/etc/hostd/etcd/peer.crt");
+    EXPECT_EQ(y.at("ETCD_PEER_KEY_FILE"), "/etc/hostd/etcd/peer.key");
+    EXPECT_EQ(y.at("ETCD_PEER_TRUSTED_CA_FILE"), "/etc/hostd/etcd/ca.crt");
+    EXPECT_EQ(y.at("ETCD_PEER_CLIENT_CERT_AUTH"), "true");
+    EXPECT_EQ(y.at("ETCD_PEER_CERT_ALLOWED_CN"), "hostd:etcd-peer");
+    EXPECT_EQ(y.size(), 22u) << "a new variable: check it above";
+    EXPECT_EQ(ha::etcd_endpoints({{"10.0.0.1", 2379}, {"fd00::1", 2379}}), "https://10.0.0.1:2379,https://[fd00::1]:2379");
+}
+
+TEST(HaEtcd, EnvironmentIPv6) {
+    auto e = etcd_member();
+    e.address = "fd00::3";
+    e.initial_cluster["db-2"] = "fd00::3";
+    const auto y = env_load(ha::render_etcd(e));
+    EXPECT_EQ(y.at("ETCD_LISTEN_CLIENT_URLS"), "https://[fd00::3]:2379,https://127.0.0.1:2379");
+    EXPECT_EQ(y.at("ETCD_LISTEN_PEER_URLS"), "https://[fd00::3]:2380");
+}
+
+TEST(HaEtcd, Refused) {
+    const auto e = etcd_member();
+    auto refused = [&](auto change, const std::string& field) {
         auto m = e;
         change(m);
-        EXPECT_THROW(ha::render_etcd(m), Error);
+        try {
+            ha::render_etcd(m);
+            ADD_FAILURE() << "accepted, wanted " << field << " refused";
+        } catch (const Error& err) {
+            EXPECT_EQ(err.field(), field) << err.what();
+        }
     };
-    refused([](auto& m) { m.initial_cluster.erase("db-2"); });
-    refused([](auto& m) { m.initial_cluster["db-2"] = "10.231.0.9"; });
-    refused([](auto& m) { m.initial_cluster["db-4"] = "10.231.0.2"; });
-    refused([](auto& m) { m.initial_cluster["db=4,x"] = "10.231.0.5"; });
-    refused([](auto& m) { m.peer_port = m.client_port; });
-    refused([](auto& m) { m.election_ms = 200; });
+    refused([](auto& m) { m.initial_cluster.erase("db-2"); }, "initial_cluster");
+    refused([](auto& m) { m.initial_cluster["db-2"] = "10.231.0.9"; }, "initial_cluster");
+    refused([](auto& m) { m.initial_cluster["db-4"] = "10.231.0.2"; }, "initial_cluster");
+    refused([](auto& m) { m.initial_cluster["db=4,x"] = "10.231.0.5"; }, "initial_cluster");
+    refused([](auto& m) { m.initial_cluster["db-4"] = "db4.example.com"; }, "initial_cluster");
+    refused([](auto& m) { m.peer_port = m.client_port; }, "peer_port");
+    refused([](auto& m) { m.election_ms = 200; }, "election_ms");
+    refused([](auto& m) { m.client_tls.cert_file = ""; }, "client_tls.cert_file");
+    refused([](auto& m) { m.client_tls.key_file = "/etc/hostd/etcd/my key"; }, "client_tls.key_file");
+    refused([](auto& m) { m.peer_tls.ca_file = "/etc/hostd/$HOME/ca.crt"; }, "peer_tls.ca_file");
+    refused([](auto& m) { m.peer_tls.cert_file = "/etc/\"x\"/peer.crt"; }, "peer_tls.cert_file");
+    refused([](auto& m) { m.data_dir = "/var/lib/etcd/a b"; }, "data_dir");
 }
 
 ha::HaRoute route() {

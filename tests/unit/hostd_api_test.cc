@@ -82,6 +82,7 @@ public:
     void write_member_files(const TenantRecord&, const TenantLayout&, const units::OsUser&, const std::string&) override {}
     void create_ha_admin(const TenantRecord&, const TenantLayout&, int) override {}
     bool ha_scope_in_use(const std::string&) override { return false; }
+    void grant_ha_scope(const std::string&) override {}
     void forget_ha_scope(const std::string&) override {}
     std::set<std::string> pool_images(const std::string&) override { return {}; }
     void prepare_pool_cluster(const pool::Disk&, const std::string&) override {}

@@ -61,19 +61,26 @@ TEST(HaApi, EtcdsMemberIsThisHostInAClusterOfTheEtcdHosts) {
     EXPECT_EQ(m.initial_cluster, (std::map<std::string, std::string>{{"m1", "10.0.0.1"}, {"m2", "10.0.0.2"}, {"m3", "10.0.0.3"}}));
     EXPECT_TRUE(m.enable_v2) << "Patroni 3.0.2 speaks etcd's v2 API (README: High availability)";
     EXPECT_EQ(m.data_dir, "/var/lib/etcd/hostd") << "hostd-etcd.service's StateDirectory=etcd/hostd";
-    const std::string yml = ha::render_etcd(m);
-    EXPECT_NE(yml.find("\"initial-cluster\": \"m1=http://10.0.0.1:3380,m2=http://10.0.0.2:3380,m3=http://10.0.0.3:3380\""),
+    EXPECT_EQ(m.client_tls.cert_file, "/etc/hostd/etcd/client.crt");
+    EXPECT_EQ(m.client_tls.key_file, "/etc/hostd/etcd/client.key");
+    EXPECT_EQ(m.peer_tls.cert_file, "/etc/hostd/etcd/peer.crt");
+    EXPECT_EQ(m.peer_tls.key_file, "/etc/hostd/etcd/peer.key");
+    EXPECT_EQ(m.client_tls.ca_file, "/etc/hostd/etcd/ca.crt");
+    EXPECT_EQ(m.peer_tls.ca_file, "/etc/hostd/etcd/ca.crt");
+    const std::string env = ha::render_etcd(m);
+    EXPECT_NE(env.find("\nETCD_INITIAL_CLUSTER=m1=https://10.0.0.1:3380,m2=https://10.0.0.2:3380,m3=https://10.0.0.3:3380\n"),
               std::string::npos)
-        << yml;
-    EXPECT_NE(yml.find("\"enable-v2\": true"), std::string::npos) << yml;
+        << env;
+    EXPECT_NE(env.find("\nETCD_ENABLE_V2=true\n"), std::string::npos) << env;
 }
 
 TEST(HaApi, TheShippedEtcdUnitRunsEtcdAsItsUserOnHostdsFile) {
     const std::string unit = read_file(std::string(HOSTD_SOURCE_DIR) + "/hostd/hostd-etcd.service");
-    for (const char* line : {"User=etcd\n", "StateDirectory=etcd/hostd\n", "ExecStart=/usr/bin/etcd --config-file /etc/hostd/etcd.yml\n",
+    for (const char* line : {"User=etcd\n", "StateDirectory=etcd/hostd\n", "EnvironmentFile=/etc/hostd/etcd.env\n", "ExecStart=/usr/bin/etcd\n",
                              "Type=notify\n", "WantedBy=multi-user.target\n"})
         EXPECT_NE(unit.find(line), std::string::npos) << line;
-    EXPECT_EQ(std::string(kEtcdConfig), "/etc/hostd/etcd.yml");
+    EXPECT_EQ(std::string(kEtcdConfig), "/etc/hostd/etcd.env");
+    EXPECT_EQ(unit.find("ExecStart=/usr/bin/etcd --config-file"), std::string::npos) << "etcd 3.4 would ignore every ETCD_* variable";
 }
 
 namespace {

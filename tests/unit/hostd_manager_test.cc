@@ -55,7 +55,7 @@ struct FakeMachine {
     std::vector<std::string> sql_targets;     // "host port hostaddr" of each wait_sql
     std::string patroni_yml;                  // the last patroni.yml an HA member got
     std::set<std::string> scopes_in_use;      // tenants whose Patroni scope has live members in etcd
-    std::vector<std::string> scopes_forgotten;
+    std::vector<std::string> scopes_forgotten, scopes_granted;
     std::vector<std::string> routed_targets;  // the same of each wait_routed (a ping through the proxy)
     uint64_t image_size = 0;               // the last size an image or device was grown to
     std::vector<units::Listener> listeners;              // the host's listening TCP sockets
@@ -322,6 +322,11 @@ public:
         std::lock_guard g(m_.mu);
         hit("ha_scope_in_use");
         return m_.scopes_in_use.count(t) > 0;
+    }
+    void grant_ha_scope(const std::string& t) override {
+        std::lock_guard g(m_.mu);
+        hit("grant_ha_scope");
+        m_.scopes_granted.push_back(t);
     }
     void forget_ha_scope(const std::string& t) override {
         std::lock_guard g(m_.mu);
@@ -2475,8 +2480,11 @@ TEST_F(AnHaFleet, CreatesOneMemberOnEachHostAndTheFirstBootstrapsTheScope) {
         // Only the scope's first member makes the tenant's admin (the others are its copies).
         EXPECT_EQ(std::count(m[i].calls.begin(), m[i].calls.end(), "create_ha_admin"), i == 0 ? 1 : 0) << i;
     }
-    // The scope's leftovers were cleared before the bootstrap, on the first host.
+    // The scope's leftovers were cleared before the bootstrap, and its etcd user granted it, on
+    // the first host (etcd is the fleet's: once is enough).
     EXPECT_EQ(m[0].scopes_forgotten, std::vector<std::string>{"hat"});
+    EXPECT_EQ(m[0].scopes_granted, std::vector<std::string>{"hat"});
+    EXPECT_TRUE(m[1].scopes_granted.empty());
     // Every host's view has the three members.
     EXPECT_EQ(mgr[2]->get("hat", false).members.size(), 3u);
 }

@@ -301,7 +301,7 @@ std::string render_patroni_template(const TemplatePaths& p) {
          "# its postgresql.conf, which postgresql.auto.conf outranks (weaker than hostd-postgres@).\n"
       << "EnvironmentFile=" << p.env_dir << "/%i\n"
       << "ExecStart=/bin/sh -c 'test -f " << root << "/%i/" << p.marker << " -a -f " << yml
-      << " || { echo \"hostd: no HA member's filesystem with its patroni.yml at " << root
+      << " || { echo \"hostd: no HA member filesystem with a patroni.yml at " << root
       << "/%i: not starting\" >&2; exit 1; }; exec \"$$@\"' patroni " << p.patroni << " " << yml << "\n"
       << "# Patroni rereads patroni.yml (and applies what changed to PostgreSQL).\n"
          "ExecReload=/bin/kill -HUP $MAINPID\n"

@@ -91,9 +91,11 @@ TOML
         "$TB" run "$m" -- systemctl restart hostd.service || return 1
     done
     local endpoints="" ok=""
-    for m in "$@"; do endpoints+="${endpoints:+,}http://${A[$m]}:2379"; done
+    for m in "$@"; do endpoints+="${endpoints:+,}https://${A[$m]}:2379"; done
+    # As hostd: its client certificate for etcd (CN root).
+    local tls=(--cacert /var/lib/hostd/ca/ca.crt --cert /var/lib/hostd/ha/etcd-root.crt --key /var/lib/hostd/ha/etcd-root.key)
     for _ in $(seq 240); do
-        [ "$("$TB" run "$first" -- etcdctl --endpoints="$endpoints" endpoint health 2>&1 | grep -c 'is healthy')" = $# ] && { ok=1; break; }
+        [ "$("$TB" run "$first" -- etcdctl "${tls[@]}" --endpoints="$endpoints" endpoint health 2>&1 | grep -c 'is healthy')" = $# ] && { ok=1; break; }
         sleep 0.5
     done
     [ -n "$ok" ] || { echo "# etcd is not healthy on $*" >&2; return 1; }

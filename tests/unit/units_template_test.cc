@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <sstream>
 #include <string>
 #include <vector>
@@ -374,8 +376,14 @@ TEST(PatroniTemplate, RunsPatroniAsTheTenantInTheSameSandboxAsItsPostgres) {
     }
     EXPECT_EQ(directive(render_patroni_template(elsewhere()), "ExecStart"),
               "/bin/sh -c 'test -f /data/pg-tenants/%i/.pgd-owned -a -f /data/pg-tenants/%i/ha/patroni.yml || "
-              "{ echo \"hostd: no HA member's filesystem with its patroni.yml at /data/pg-tenants/%i: not starting\" >&2; exit 1; }; "
+              "{ echo \"hostd: no HA member filesystem with a patroni.yml at /data/pg-tenants/%i: not starting\" >&2; exit 1; }; "
               "exec \"$$@\"' patroni /usr/bin/patroni /data/pg-tenants/%i/ha/patroni.yml");
+    // systemd's quoting: the script is one single-quoted word, so no ' inside it (systemd
+    // refused the whole unit for an apostrophe in the message: "Unbalanced quoting").
+    for (const auto& t : {render_patroni_template(elsewhere()), render_patroni_template(TemplatePaths{})}) {
+        const std::string exec = directive(t, "ExecStart");
+        EXPECT_EQ(std::count(exec.begin(), exec.end(), '\''), 2) << exec;
+    }
     // Only pgdata is writable on its disk: patroni.yml and the certificate are not the tenant's to change.
     EXPECT_EQ(directive(render_patroni_template(elsewhere()), "ReadWritePaths"), "/data/pg-tenants/%i/cluster");
 }

@@ -169,8 +169,13 @@ static void sandbox(std::ostringstream& o, const TemplatePaths& p, const Access&
     if (a.host_proc_figures)
         o << "# Patroni's psutil reads /proc/stat when it is imported (Patroni exits without it): the\n"
              "# host-wide figures of /proc, not its processes (ProtectProc=invisible still hides every\n"
-             "# other user's). The only line in which this sandbox differs from hostd-postgres@'s.\n"
-             "ProcSubset=all\n";
+             "# other user's).\n"
+             "ProcSubset=all\n"
+             "# python-etcd puts pyOpenSSL under urllib3 whenever it can import it, and pyOpenSSL's\n"
+             "# callbacks need writable+executable memory (cffi), which W^X above refuses: Patroni's\n"
+             "# TLS to etcd then fails. Hidden, Python's own ssl module serves it. These two lines are\n"
+             "# where this sandbox differs from hostd-postgres@'s.\n"
+             "InaccessiblePaths=-/usr/lib/python3/dist-packages/OpenSSL\n";
 }
 
 // The tenant's own repository as its units see it ("" when backups are off).

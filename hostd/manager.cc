@@ -86,6 +86,19 @@ Manager::Manager(Config cfg, std::unique_ptr<Effects> fx, std::unique_ptr<Peers>
       ports_(*fx_, store_, self_),
       backups_(cfg_, *fx_, store_) {}
 
+void Manager::not_for_ha(const std::string& name, const char* what) {
+    TenantRecord t;
+    try {
+        t = store_.get(name);
+    } catch (const Error&) {
+        return;  // the verb says what is wrong with a name it does not know
+    }
+    if (t.ha)
+        throw Error(Errc::conflict, "Tenant '" + name + "' is an HA tenant; it cannot be " + what +
+                                        " by this version of hostd (its members' settings, disks and roles are the "
+                                        "scope's, changed on every member at once: not built yet)");
+}
+
 template <class F>
 auto Manager::timed(const char* kind, F&& fn) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -209,6 +222,7 @@ Resized Manager::resize(const std::string& name, const ResizeRequest& req) {
     validate_name(name);
     check_resize(req, cfg_);
     Store::OpLock op(store_, name);
+    not_for_ha(name, "resized");
     return prov_.resize(name, req);
 }
 
@@ -228,6 +242,7 @@ LimitsChanged Manager::set_limits(const std::string& name, const LimitsUpdate& u
     // An edit is checked by the provisioner, as the overrides it leaves (combinations
     // PostgreSQL refuses at start involve the kept ones), before anything changes.
     Store::OpLock op(store_, name);
+    not_for_ha(name, "given new limits or settings");
     return prov_.set_limits(name, checked);
 }
 
@@ -235,6 +250,7 @@ TenantView Manager::set_password(const std::string& name, const PasswordRequest&
     validate_name(name);
     if (req.password) validate_password(*req.password);
     Store::OpLock op(store_, name);
+    not_for_ha(name, "given a new password");
     return timed("password", [&] { return prov_.set_password(name, req); });
 }
 
@@ -259,6 +275,7 @@ TenantRecord Manager::backed_up(const std::string& name) {
 BackupDone Manager::backup(const std::string& name, const std::string& type) {
     auto bt = backup::backup_type_from(type);
     if (!bt) throw Error(Errc::invalid, "'" + type + "' is not a backup type: give full, diff or incr", "type");
+    not_for_ha(name, "backed up");
     TenantRecord t = backed_up(name);
     const TenantLayout l = layout_of(cfg_, t);
     const auto t0 = std::chrono::steady_clock::now();
@@ -315,6 +332,7 @@ BackupList Manager::backups(const std::string& name) {
 Restored Manager::restore(const std::string& name, const RestoreRequest& req, const Progress& progress) {
     validate_name(name);
     backup::parse_target(req.time, "time");
+    not_for_ha(name, "restored");
     if (!backups_on(cfg_))
         throw Error(Errc::invalid, "A restore brings a tenant back from its backups, and backups are off on this host "
                                    "(backup.repo in hostd.toml); nothing was changed.");

@@ -123,6 +123,8 @@ private:
     // delete: its member would run on alone), then this one, then the scope's keys in etcd.
     Deleted remove_ha(const TenantRecord& t, bool purge);
     void need_ha(const char* what) const;
+    // Errc::conflict for a verb an HA tenant does not have yet (what: "resized", ...).
+    void not_for_ha(const std::string& name, const char* what);
 
     // A tenant whose backups can be asked for: backups on, the tenant ready.
     TenantRecord backed_up(const std::string& name);

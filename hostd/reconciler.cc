@@ -102,6 +102,9 @@ void Reconciler::converge(TenantRecord t, const std::map<std::string, LiveStatus
             act("started its unit; it was " + was.state + (was.reason.empty() ? "" : ": " + was.reason));
         store_.set_routed(t.name, true);
         store_.set_problem(t.name, "");
+        // An HA member's pg_hba is Patroni's (hostd's login is in its patroni.yml), and a reload
+        // of its unit this early would be a SIGHUP before Patroni handles it.
+        if (t.ha) return;
         try {
             fx_.ensure_monitor_login(t, l);
         } catch (const Error& e) {

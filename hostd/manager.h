@@ -107,6 +107,11 @@ public:
     void ha_start(const std::string& tenant, const HaSpec& ha) override;
     void ha_abort(const std::string& tenant, const std::string& create_id) override;
     void ha_remove(const std::string& tenant, bool purge) override;
+    // A member prepared for another host's create whose start has not come within [ha]
+    // prepare_timeout of its preparation (the coordinator died or gave up) is undone, as its
+    // abort would have; one whose create is under way here (its lock held) is left. A ticker
+    // calls it; now: the time to judge by. Returns the tenants undone.
+    std::vector<std::string> ha_expire_prepared(std::time_t now);
 
     const Config& config() const { return cfg_; }
     // A copy of every tenant record (for collectors such as /metrics; no I/O, no waiting on

@@ -7,6 +7,7 @@
 #include "base/error.h"
 #include "hostd/log.h"
 #include "hostd/manager.h"
+#include "model/kept.h"
 #include "model/layout.h"
 #include "pgconf/pgconf.h"
 
@@ -171,6 +172,30 @@ void Manager::ha_remove(const std::string& tenant, bool purge) {
     const TenantRecord t = store_.get(tenant);  // Errc::not_found: 404, nothing to do
     if (!t.ha) throw Error(Errc::conflict, "Tenant '" + tenant + "' on host '" + self_ + "' is not an HA member");
     prov_.remove(tenant, purge);
+}
+
+std::vector<std::string> Manager::ha_expire_prepared(std::time_t now) {
+    std::vector<std::string> undone;
+    for (const auto& t : store_.snapshot()) {
+        if (!t.ha || t.state != TenantState::creating || t.step != "prepared") continue;
+        const std::time_t at = parse_rfc3339(t.created_at);
+        if (at == 0 || now - at <= static_cast<std::time_t>(cfg_.ha_prepare_timeout)) continue;
+        try {
+            Store::OpLock op(store_, t.name);  // a create or start under way holds it: left alone
+            const TenantRecord again = store_.get(t.name);
+            if (again.state != TenantState::creating || again.step != "prepared" || !again.ha) continue;
+            log::warning("The HA member prepared for create " + again.ha->create_id + " of host '" + again.ha->initiator +
+                             "' got no start within [ha] prepare_timeout (" + std::to_string(cfg_.ha_prepare_timeout) +
+                             " s): undoing it",
+                         t.name);
+            prov_.abort_member(t.name, again.ha->create_id);
+            undone.push_back(t.name);
+        } catch (const Error& e) {
+            if (e.code() != Errc::conflict)
+                log::error(std::string("Undoing an expired HA member failed: ") + e.what() + "; retried on the next round", t.name);
+        }
+    }
+    return undone;
 }
 
 }  // namespace hostd

@@ -15,6 +15,7 @@
 #include "base/fs.h"
 #include "hostd/manager.h"
 #include "model/capacity.h"
+#include "model/kept.h"
 #include "model/record.h"
 #include "pgconf/pgconf.h"
 #include "wire/wire.h"
@@ -2718,4 +2719,24 @@ TEST_F(AnHaManager, SwitchoverToANamedReplica) {
     EXPECT_EQ(m.switchovers, std::vector<std::string>{"hb-1 hostd rest: s3cret hb-1 hb-2"});
     EXPECT_EQ(v.members[1].role, "primary");
     EXPECT_EQ(v.ha->source, "hb-1");
+}
+
+TEST_F(AnHaFleet, AMemberWhoseStartNeverComesIsUndoneAfterThePrepareTimeout) {
+    CreateRequest plain;
+    plain.memory = 256ull << 20;
+    HaSpec ha{.create_id = "c-lost", .initiator = "hb-1",
+              .secrets = {.patroni = "p", .replication = "r", .rewind = "w", .rest_password = "x"}};
+    mgr[1]->ha_prepare("hat", {.ha = ha, .password = "pw", .request = plain});
+    ASSERT_EQ(mgr[1]->snapshot().size(), 1u);
+    const std::time_t prepared = parse_rfc3339(mgr[1]->snapshot()[0].created_at);
+    ASSERT_NE(prepared, 0);
+    EXPECT_TRUE(mgr[1]->ha_expire_prepared(prepared + static_cast<std::time_t>(cfg[1].ha_prepare_timeout)).empty());
+    EXPECT_EQ(mgr[1]->snapshot().size(), 1u);
+    EXPECT_EQ(mgr[1]->ha_expire_prepared(prepared + static_cast<std::time_t>(cfg[1].ha_prepare_timeout) + 1),
+              std::vector<std::string>{"hat"});
+    EXPECT_TRUE(clean(1));
+    // A ready member is never touched, however old.
+    mgr[0]->create("hat", ha_request({"hb-2"}));
+    EXPECT_TRUE(mgr[1]->ha_expire_prepared(std::time(nullptr) + 100000).empty());
+    EXPECT_EQ(mgr[1]->snapshot().at(0).state, TenantState::ready);
 }

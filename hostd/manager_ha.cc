@@ -134,10 +134,15 @@ Deleted Manager::remove_ha(const TenantRecord& t, bool purge) {
 
 std::optional<PeerMember> Manager::ha_member(const std::string& tenant) {
     validate_name(tenant);
-    const auto all = store_.snapshot();
-    auto it = std::find_if(all.begin(), all.end(), [&](const TenantRecord& r) { return r.name == tenant; });
-    if (it == all.end() || !it->ha) return std::nullopt;
-    return PeerMember{.record_state = std::string(to_string(it->state)), .create_id = it->ha->create_id};
+    TenantRecord t;
+    try {
+        t = store_.get(tenant);  // one record, not a copy of every one
+    } catch (const Error& e) {
+        if (e.code() == Errc::not_found) return std::nullopt;
+        throw;
+    }
+    if (!t.ha) return std::nullopt;
+    return PeerMember{.record_state = std::string(to_string(t.state)), .create_id = t.ha->create_id};
 }
 
 HaMember Manager::ha_prepare(const std::string& tenant, const HaPrepare& p) {

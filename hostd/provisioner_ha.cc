@@ -22,6 +22,22 @@ long ms_since(std::chrono::steady_clock::time_point t0) {
 constexpr int kBootstrapTimeoutMs = 90000;
 constexpr int kCloneTimeoutMs = 300000;
 
+// A member's step as a create's: recorded before it is taken, its crash points, its time logged
+// and told to progress.
+template <class SetStep>
+auto member_steps(const TenantRecord& t, const Provisioner::Progress& progress, SetStep set_step) {
+    return [&t, &progress, set_step](const std::string& s, auto&& fn) {
+        set_step(s);
+        if (progress) progress(s, -1);
+        crash_point("create", "before", s);
+        const auto t0 = std::chrono::steady_clock::now();
+        fn();
+        crash_point("create", "after", s);
+        log::info("Step '" + s + "' done in " + std::to_string(ms_since(t0)) + " ms", t.name);
+        if (progress) progress(s, ms_since(t0));
+    };
+}
+
 }  // namespace
 
 HaMember Provisioner::prepare_member(const std::string& name, const CreateRequest& req, const TenantSpec& spec,
@@ -36,15 +52,7 @@ HaMember Provisioner::prepare_member(const std::string& name, const CreateReques
         log::error("Rollback of step '" + step + "' failed: " + err + "; reconcile will retry", name);
     });
     rb.add("record", [&] { store_.forget(name); });
-    auto step = [&](const std::string& s, auto&& fn) {
-        set_step(t, s);
-        if (progress) progress(s, -1);
-        crash_point("create", "before", s);
-        const auto t0 = std::chrono::steady_clock::now();
-        fn();
-        crash_point("create", "after", s);
-        if (progress) progress(s, ms_since(t0));
-    };
+    auto step = member_steps(t, progress, [&](const std::string& s) { set_step(t, s); });
     try {
         log::info("Preparing HA member on " + self + " (port " + std::to_string(t.port) + ", REST port " +
                       std::to_string(t.ha->members.front().rest_port) + ", public port " + std::to_string(t.public_port) +
@@ -99,16 +107,7 @@ void Provisioner::start_member(const std::string& name, const HaSpec& ha, const 
     for (auto& m : t.ha->members)
         if (m.host == self) m.phase = MemberPhase::started;
     const TenantLayout l = layout_of(cfg_, t);
-    auto step = [&](const std::string& s, auto&& fn) {
-        set_step(t, s);
-        if (progress) progress(s, -1);
-        crash_point("create", "before", s);
-        const auto t0 = std::chrono::steady_clock::now();
-        fn();
-        crash_point("create", "after", s);
-        log::info("Step '" + s + "' done in " + std::to_string(ms_since(t0)) + " ms", name);
-        if (progress) progress(s, ms_since(t0));
-    };
+    auto step = member_steps(t, progress, [&](const std::string& s) { set_step(t, s); });
     try {
         step("patroni-files", [&] {
             const auto user = fx_.find_user(t.os_user);

@@ -146,29 +146,28 @@ Reply<T> typed(ApiResponse r, Parse parse) {
     return out;
 }
 
+// A progress stream's lines ({"start":"disk"}, {"step":"disk","ms":12}) told to on_step.
+std::function<void(const wire::json&)> step_lines(const Client::StepFn& on_step) {
+    return [on_step](const wire::json& line) {
+        if (!on_step || !line.is_object()) return;
+        if (line.contains("step")) on_step(line.value("step", ""), line.value("ms", 0L));
+        else if (line.contains("start")) on_step(line.value("start", ""), -1);
+    };
+}
+
 }  // namespace
 
 Reply<Created> Client::create(const std::string& name, const CreateRequest& req, const StepFn& on_step) const {
     const wire::json body = wire::render(req);
     return typed<Created>(stream("PUT", tenant_path(name) + "?progress=1", &body,
-                                 [&](const wire::json& line) {
-                                     if (on_step && line.is_object() && line.contains("step"))
-                                         on_step(line.value("step", ""), line.value("ms", 0L));
-                                     else if (on_step && line.is_object() && line.contains("start"))
-                                         on_step(line.value("start", ""), -1);
-                                 }),
+                                 step_lines(on_step)),
                           wire::parse_created);
 }
 
 Reply<Restored> Client::restore(const std::string& name, const RestoreRequest& req, const StepFn& on_step) const {
     const wire::json body = wire::render(req);
     return typed<Restored>(stream("POST", tenant_path(name) + "/restore?progress=1", &body,
-                                  [&](const wire::json& line) {
-                                      if (on_step && line.is_object() && line.contains("step"))
-                                          on_step(line.value("step", ""), line.value("ms", 0L));
-                                      else if (on_step && line.is_object() && line.contains("start"))
-                                          on_step(line.value("start", ""), -1);
-                                  }),
+                                  step_lines(on_step)),
                            wire::parse_restored);
 }
 
@@ -199,6 +198,13 @@ Reply<TenantView> Client::set_password(const std::string& name, const PasswordRe
 Reply<TenantView> Client::switchover(const std::string& name, const SwitchoverRequest& req) const {
     const wire::json body = wire::render(req);
     return typed<TenantView>(call("POST", tenant_path(name) + "/switchover", &body), wire::parse_tenant_reply);
+}
+
+Reply<TenantView> Client::replace(const std::string& name, const ReplaceRequest& req, const StepFn& on_step) const {
+    const wire::json body = wire::render(req);
+    return typed<TenantView>(stream("POST", tenant_path(name) + "/replace?progress=1", &body,
+                                    step_lines(on_step)),
+                             wire::parse_tenant_reply);
 }
 
 Reply<TenantView> Client::lifecycle(const std::string& name, const std::string& verb) const {

@@ -63,6 +63,8 @@ public:
     // POST /v1/tenants/NAME/switchover: an HA tenant's primary moved (to req.to, or the member
     // hostd picks); the tenant as GET shows it afterwards, with its members.
     Reply<TenantView> switchover(const std::string& name, const SwitchoverRequest& req) const;
+    // POST /v1/tenants/NAME/replace?progress=1 (an HA tenant): the tenant as it is after.
+    Reply<TenantView> replace(const std::string& name, const ReplaceRequest& req, const StepFn& on_step = {}) const;
     Reply<ReconcileReport> reconcile() const;
     Reply<HostInfo> host() const;
     Reply<std::string> ca() const;

@@ -672,6 +672,40 @@ int main(int argc, char** argv) {
         print_table(hostd::member_rows(t.members));
     });
 
+    // replace (an HA tenant's member)
+    auto* replace = app.add_subcommand("replace", "Replace an HA tenant's member: the member on HOST is deleted and a new "
+                                                  "one made (on --with, or on HOST again), cloned from the primary; run it on "
+                                                  "another member's host");
+    replace->footer("Example: hostctl replace acme db3 --with db4\n"
+                    "Without --with the member is rebuilt on its own host (its disk lost or its data damaged).\n"
+                    "The primary is never replaced: switch over first. A host that cannot be reached keeps its old\n"
+                    "member until it is back: its hostd then sees it replaced and deletes it.");
+    std::string replace_host, replace_with;
+    replace->add_option("name", name, "Tenant name")->required();
+    replace->add_option("host", replace_host, "The member's host (a host name as in [ha] hosts)")->required();
+    replace->add_option("--with", replace_with, "The host of the new member (one of [ha] hosts without a member)");
+    replace->callback([&] {
+        hostd::ReplaceRequest req{.member = replace_host};
+        if (!replace_with.empty()) req.with = replace_with;
+        hostd::Reply<hostd::TenantView> r;
+        {
+            std::unique_ptr<ProgressView> view;
+            if (!ctx.json_out) view = std::make_unique<ProgressView>(name, ::isatty(2) == 1);
+            r = hostd::Client(ctx.socket).replace(name, req, [&](std::string_view step, long ms) {
+                if (view) view->step(std::string(step), ms);
+            });
+            if (view) view->finish();
+        }
+        if (!finish(ctx, r, code)) return;
+        if (ctx.json_out) {
+            print_json(hostd::wire::render_one(*r.value));
+            return;
+        }
+        std::cout << "Tenant '" << r.value->name << "': the member on '" << replace_host << "' is replaced"
+                  << (replace_with.empty() ? " (rebuilt there)" : " by one on '" + replace_with + "'") << ".\n\n";
+        print_table(hostd::member_rows(r.value->members));
+    });
+
     // delete
     auto* del = app.add_subcommand("delete", "Delete a tenant; its data is kept unless --purge");
     del->footer("Example: hostctl delete acme --purge --yes");

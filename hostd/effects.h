@@ -175,6 +175,8 @@ public:
     // Its environment and limits as start_unit, then a restart (a stop and a start, one job).
     virtual void restart_unit(const TenantLayout& l, uint16_t port, const units::Limits& limits) = 0;
     virtual bool unit_active(const TenantLayout& l) = 0;
+    // The unit's reload (its ExecReload: an HA member's Patroni rereads patroni.yml).
+    virtual void reload_unit(const TenantLayout& l) = 0;
     // Every loaded tenant unit, by tenant name, in one call to systemd: active_state and
     // sub_state (and for a failed one its result and last exit). A tenant whose unit is not
     // loaded is absent. Throws if systemd cannot be asked.

@@ -1068,6 +1068,7 @@ public:
         return pgconf::ping_problem(p);
     }
 
+    void reload_unit(const TenantLayout& l) override { units::Systemd::connect().reload(l.unit); }
     bool unit_active(const TenantLayout& l) override {
         try {
             return units::Systemd::connect().status(l.unit).active_state == "active";

@@ -126,6 +126,11 @@ const std::vector<Route>& route_table() {
                  const SwitchoverRequest req = wire::parse_switchover(r.body.empty() ? json() : wire::parse_body(r.body));
                  return Reply{200, wire::render_one(m.switchover(name, req))};
              }
+             if (action == "replace") {
+                 // An HA tenant's member (409 for another); streams its steps as a create does (?progress=1).
+                 const ReplaceRequest req = wire::parse_replace(wire::parse_body(r.body));
+                 return Reply{200, wire::render_one(m.replace_member(name, req, r.on_step))};
+             }
              if (action == "password")
                  return Reply{200, wire::render_one(m.set_password(name, wire::parse_password(wire::parse_body(r.body))))};
              // Lifecycle: no body, the tenant as GET shows it in the reply.
@@ -138,7 +143,7 @@ const std::vector<Route>& route_table() {
                      return Reply{200, wire::render_one((m.*fn)(name))};
                  }
              throw Error(Errc::not_found, "No such API path: /v1/tenants/" + arg +
-                                              " (POST takes /v1/tenants/NAME/resize, /start, /stop, /restart, /password, /backups, /restore or /switchover)");
+                                              " (POST takes /v1/tenants/NAME/resize, /start, /stop, /restart, /password, /backups, /restore, /switchover or /replace)");
          }},
         {"PATCH", "/v1/tenants/",
          [](Manager& m, const Request& r, const std::string& n) {
@@ -355,7 +360,7 @@ struct ApiServer::Impl {
             }
         }
         if (req->allowed && !self->metrics_only && req->progress &&
-            (req->method == "PUT" || (req->method == "POST" && req->path.ends_with("/restore"))))
+            (req->method == "PUT" || (req->method == "POST" && (req->path.ends_with("/restore") || req->path.ends_with("/replace")))))
             return stream_create(self, c, *req);
         Reply reply;
         if (self->metrics_only)

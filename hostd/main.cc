@@ -286,17 +286,19 @@ int main(int argc, char** argv) {
                 }
             });
         if (backup_watch) backup_watch->name("backupwatch");
-        // HA members prepared for another host's create whose start never came ([ha] prepare_timeout).
+        // HA members prepared for another host's create whose start never came ([ha] prepare_timeout),
+        // and members replaced while this host could not be reached.
         std::optional<Ticker> ha_prepared;
         if (ha_on(cfg))
             ha_prepared.emplace(std::chrono::seconds(30), [&] {
                 try {
                     manager.ha_expire_prepared(std::time(nullptr));
+                    manager.ha_fence_replaced();
                 } catch (const std::exception& e) {
-                    log::warning(std::string("HA prepared members: ") + e.what());
+                    log::warning(std::string("HA members' round: ") + e.what());
                 }
             });
-        if (ha_prepared) ha_prepared->name("ha-prepared");
+        if (ha_prepared) ha_prepared->name("ha-members");
         // The warm pool refills on its own thread, at idle CPU and I/O priority (hostd/warmpool.h).
         std::optional<Ticker> pool_refill;
         if (cfg.pool_size > 0 && cfg.backend == "loop")

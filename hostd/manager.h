@@ -74,6 +74,13 @@ public:
     // when no member is primary, or the member named cannot take over; 404 for a host that is
     // no member. Returns the tenant as GET shows it, with its members.
     TenantView switchover(const std::string& name, const SwitchoverRequest& req);
+    // An HA tenant's member replaced (hostd/manager_ha.cc), asked of another member's host: the
+    // member on req.member removed (its host unreachable: left, and fenced when it is back),
+    // a new one prepared on req.with (or req.member again: rebuilt), every other member told
+    // the new members (their pg_hba, certificate and routes), then the new one started: Patroni
+    // clones it from the primary. Refused while the member to replace is the primary (409:
+    // switch over first). A failed new member is undone and the others told the members left.
+    TenantView replace_member(const std::string& name, const ReplaceRequest& req, const Progress& progress = {});
     ReconcileReport reconcile();
     // One round of the disk-full guard (a ticker calls it).
     void guard_tick() { guard_.tick(); }
@@ -107,6 +114,12 @@ public:
     void ha_start(const std::string& tenant, const HaSpec& ha) override;
     void ha_abort(const std::string& tenant, const std::string& create_id) override;
     void ha_remove(const std::string& tenant, bool purge) override;
+    void ha_update(const std::string& tenant, const HaSpec& ha) override;
+    // A member of this host that a replace took out while this host could not be reached: a
+    // member host that answers lists the members without this one, for the same create. Its
+    // member is stopped and deleted with its data (a copy the others no longer stream to). A
+    // ticker calls it. Returns the tenants removed.
+    std::vector<std::string> ha_fence_replaced();
     // A member prepared for another host's create whose start has not come within [ha]
     // prepare_timeout of its preparation (the coordinator died or gave up) is undone, as its
     // abort would have; one whose create is under way here (its lock held) is left. A ticker

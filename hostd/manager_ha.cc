@@ -132,6 +132,178 @@ Deleted Manager::remove_ha(const TenantRecord& t, bool purge) {
     return d;
 }
 
+TenantView Manager::replace_member(const std::string& name, const ReplaceRequest& req, const Progress& progress) {
+    validate_name(name);
+    need_ha("Replacing an HA member");
+    validate_host_name(req.member, "member");
+    const std::string target = req.with.value_or(req.member);
+    validate_host_name(target, "with");
+    {
+        Store::OpLock op(store_, name);
+        const auto t0 = std::chrono::steady_clock::now();
+        const TenantRecord t = store_.get(name);
+        if (!t.ha)
+            throw Error(Errc::conflict, "Tenant '" + name + "' is not an HA tenant: it has no members to replace");
+        if (t.state != TenantState::ready)
+            throw Error(Errc::conflict, "Tenant '" + name + "' is " + std::string(to_string(t.state)) + ", not ready");
+        std::string hosts;
+        for (const auto& m : t.ha->members) hosts += (hosts.empty() ? "" : ", ") + m.host;
+        if (!t.ha->member(req.member))
+            throw Error(Errc::not_found, "'" + req.member + "' holds no member of tenant '" + name + "' (its members: " + hosts + ")",
+                        "member");
+        if (req.member == self_)
+            throw Error(Errc::invalid, "'" + req.member + "' is this host: a member is replaced by another member's host (run "
+                                       "hostctl replace there), which stays up while this one is rebuilt",
+                        "member");
+        if (target != req.member && t.ha->member(target))
+            throw Error(Errc::conflict, "'" + target + "' holds a member of tenant '" + name + "' already (its members: " + hosts +
+                                            ")",
+                        "with");
+        const auto fleet = ha_fleet(cfg_);
+        if (std::none_of(fleet.begin(), fleet.end(), [&](const HaHost& h) { return h.name == target; }))
+            throw Error(Errc::invalid, "'" + target + "' is not one of this host's [ha] hosts; a member goes on one of them", "with");
+        // The new member is cloned from the primary, which stays where it is.
+        std::string why;
+        const auto asked = ask_cluster(*t.ha, why);
+        if (!asked)
+            throw Error(Errc::unavailable, "Cannot replace a member of '" + name + "': no member's Patroni answered (" + why +
+                                               "); nothing was changed");
+        const ha::MemberStatus* primary = asked->view.primary();
+        if (!primary)
+            throw Error(Errc::conflict, "Patroni reports no primary for '" + name + "': a new member would have none to clone "
+                                        "from; nothing was changed");
+        if (primary->name == req.member)
+            throw Error(Errc::conflict, "'" + req.member + "' is the primary of '" + name + "': switch over first (hostctl " +
+                                            "switchover " + name + "), then replace it; nothing was changed",
+                        "member");
+        auto step = [&](const std::string& s, auto&& fn) {
+            if (progress) progress(s, -1);
+            const auto s0 = std::chrono::steady_clock::now();
+            fn();
+            log::info("Step '" + s + "' done in " + std::to_string(ms_since(s0)) + " ms", name);
+            if (progress) progress(s, ms_since(s0));
+        };
+        log::info("Replacing the member on '" + req.member + "' with one on '" + target + "' (primary: " + primary->name + ")",
+                  name);
+        // A move adds the new member before the old one goes (the tenant never has fewer members
+        // than it had); a rebuild on the same host must remove it first (one member a host).
+        const bool rebuild = target == req.member;
+        HaSpec left = *t.ha;  // the members without the one replaced
+        std::erase_if(left.members, [&](const HaMember& m) { return m.host == req.member; });
+        auto remove_old = [&] {
+            step("remove " + req.member, [&] {
+                try {
+                    peers_->remove(req.member, name, /*purge=*/true);
+                } catch (const Error& e) {
+                    // A lost host is what a replace is for; one rebuilt in place must answer.
+                    if (e.code() != Errc::unavailable || rebuild) throw;
+                    log::warning("'" + req.member + "' cannot be reached (" + e.what() + "): its member stays there until "
+                                 "its hostd, back, sees it replaced and deletes it",
+                                 name);
+                }
+            });
+        };
+        // Each member left learns the members (its pg_hba, certificate and routes).
+        auto tell = [&](const HaSpec& ha) {
+            for (const auto& m : left.members)
+                step("update " + m.host, [&] {
+                    if (m.host == self_) prov_.update_member(name, ha, self_);
+                    else peers_->update(m.host, name, ha);
+                });
+        };
+        if (rebuild) remove_old();
+        HaSpec during = rebuild ? left : *t.ha;
+        bool prepared = false;
+        try {
+            step("prepare " + target, [&] {
+                HaSpec bare = left;
+                bare.members.clear();
+                prepared = true;  // before the call: one whose answer is lost still gets its abort
+                during.members.push_back(peers_->prepare(target, name, {.ha = bare, .password = t.password,
+                                                                         .request = request_of(t.spec)}));
+            });
+            // The others first: their pg_hba must let the new member stream before it starts.
+            tell(during);
+            step("start " + target, [&] { peers_->start(target, name, during); });
+        } catch (const Error& e) {
+            log::error(std::string("Replacing the member failed: ") + e.what() + "; undoing the new member", name);
+            if (prepared) {
+                try {
+                    peers_->abort(target, name, left.create_id);
+                } catch (const Error& a) {
+                    log::error("Undoing the member on '" + target + "' failed: " + a.what() + "; its hostd undoes it after [ha] "
+                                                                                             "prepare_timeout",
+                               name);
+                }
+            }
+            const HaSpec& before = rebuild ? left : *t.ha;
+            try {
+                tell(before);
+            } catch (const Error& u) {
+                log::error(std::string("Telling the members left failed: ") + u.what(), name);
+            }
+            std::string now;
+            for (const auto& m : before.members) now += (now.empty() ? "" : ", ") + m.host;
+            throw Error(e.code(), "Failed to replace the member of '" + name + "' on '" + req.member + "' with one on '" + target +
+                                      "': " + e.what() + "; the tenant runs on with the members on " + now +
+                                      " (run the replace again once the cause is fixed)",
+                        e.field());
+        }
+        if (!rebuild) {
+            remove_old();
+            std::erase_if(during.members, [&](const HaMember& m) { return m.host == req.member; });
+            tell(during);
+            // The new member's own record still lists the old one; it learns the members too.
+            step("update " + target, [&] { peers_->update(target, name, during); });
+        }
+        log::info("Member replaced in " + std::to_string(ms_since(t0)) + " ms", name);
+    }
+    return get(name);
+}
+
+void Manager::ha_update(const std::string& tenant, const HaSpec& ha) {
+    need_ha("An HA member");
+    validate_name(tenant);
+    Store::OpLock op(store_, tenant);
+    prov_.update_member(tenant, ha, self_);
+}
+
+std::vector<std::string> Manager::ha_fence_replaced() {
+    std::vector<std::string> removed;
+    if (!peers_) return removed;
+    for (const auto& t : store_.snapshot()) {
+        if (!t.ha || t.state != TenantState::ready) continue;
+        for (const auto& m : t.ha->members) {
+            if (m.host == self_) continue;
+            std::optional<PeerMember> there;
+            try {
+                there = peers_->status(m.host, t.name);
+            } catch (const Error&) {
+                continue;  // not reachable: no word either way
+            }
+            // Only a member of the same create speaks for the tenant; one that lists this host
+            // (or has none of it: a delete under way) says nothing against it.
+            if (!there || there->create_id != t.ha->create_id || there->record_state != "ready" ||
+                std::find(there->hosts.begin(), there->hosts.end(), self_) != there->hosts.end())
+                continue;
+            try {
+                Store::OpLock op(store_, t.name);
+                log::warning("'" + m.host + "' lists the members of create " + t.ha->create_id + " without this host: this "
+                             "member was replaced while this host could not be reached; deleting it with its data",
+                             t.name);
+                prov_.remove(t.name, /*purge=*/true);
+                removed.push_back(t.name);
+            } catch (const Error& e) {
+                if (e.code() != Errc::conflict)
+                    log::error(std::string("Deleting the replaced member failed: ") + e.what() + "; retried on the next round",
+                               t.name);
+            }
+            break;
+        }
+    }
+    return removed;
+}
+
 std::optional<PeerMember> Manager::ha_member(const std::string& tenant) {
     validate_name(tenant);
     TenantRecord t;
@@ -142,7 +314,9 @@ std::optional<PeerMember> Manager::ha_member(const std::string& tenant) {
         throw;
     }
     if (!t.ha) return std::nullopt;
-    return PeerMember{.record_state = std::string(to_string(t.state)), .create_id = t.ha->create_id};
+    PeerMember m{.record_state = std::string(to_string(t.state)), .create_id = t.ha->create_id};
+    for (const auto& x : t.ha->members) m.hosts.push_back(x.host);
+    return m;
 }
 
 HaMember Manager::ha_prepare(const std::string& tenant, const HaPrepare& p) {

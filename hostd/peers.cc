@@ -20,7 +20,11 @@ public:
         if (r.status == 404) return std::nullopt;
         if (r.status / 100 != 2) peer::fail(r, "Reading the member of '" + tenant + "'", "on HA host '" + host + "'");
         const wire::json body = wire::parse_body(r.body);
-        return PeerMember{.record_state = body.value("record_state", ""), .create_id = body.value("create_id", "")};
+        PeerMember m{.record_state = body.value("record_state", ""), .create_id = body.value("create_id", "")};
+        if (body.contains("hosts") && body["hosts"].is_array())
+            for (const auto& h : body["hosts"])
+                if (h.is_string()) m.hosts.push_back(h.get<std::string>());
+        return m;
     }
 
     HaMember prepare(const std::string& host, const std::string& tenant, const HaPrepare& p) override {
@@ -48,6 +52,13 @@ public:
         const wire::json body = {{"create_id", create_id}};
         peer::Reply r = call(host, "POST", "/v1/ha/" + tenant + "/abort", false, &body, 120);
         if (r.status / 100 != 2) peer::fail(r, "Undoing the member of '" + tenant + "'", "on HA host '" + host + "'");
+    }
+
+    void update(const std::string& host, const std::string& tenant, const HaSpec& ha) override {
+        check_tenant(tenant);
+        const wire::json body = {{"ha", wire::render(ha)}};
+        peer::Reply r = call(host, "POST", "/v1/ha/" + tenant + "/update", false, &body, 60);
+        if (r.status / 100 != 2) peer::fail(r, "Updating the members of '" + tenant + "'", "on HA host '" + host + "'");
     }
 
     void remove(const std::string& host, const std::string& tenant, bool purge) override {

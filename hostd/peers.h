@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "model/config.h"
 #include "model/tenant.h"
@@ -18,6 +19,7 @@ namespace hostd {
 struct PeerMember {
     std::string record_state;
     std::string create_id;
+    std::vector<std::string> hosts;  // the member hosts its record names (a replaced member is not among them)
 };
 
 class Peers {
@@ -36,6 +38,10 @@ public:
     virtual void start(const std::string& host, const std::string& tenant, const HaSpec& ha) = 0;
     virtual void abort(const std::string& host, const std::string& tenant, const std::string& create_id) = 0;
     virtual void remove(const std::string& host, const std::string& tenant, bool purge) = 0;
+    // A replace changed the members: that host's member takes ha as its record's, rewrites its
+    // Patroni files (pg_hba for the new member's address, the certificate's names), has Patroni
+    // reread them and routes to the members anew.
+    virtual void update(const std::string& host, const std::string& tenant, const HaSpec& ha) = 0;
     // One request to see that host serves this one: reachable, its certificate from this CA and
     // naming it (hostd@<host>), and this host allowed there. Throws as status does.
     virtual void hello(const std::string& host) = 0;
@@ -51,6 +57,7 @@ public:
     virtual void ha_start(const std::string& tenant, const HaSpec& ha) = 0;
     virtual void ha_abort(const std::string& tenant, const std::string& create_id) = 0;
     virtual void ha_remove(const std::string& tenant, bool purge) = 0;
+    virtual void ha_update(const std::string& tenant, const HaSpec& ha) = 0;
 };
 
 // The real one, for [ha] hosts on [ha] api_port. tls_dir holds host.crt and host.key.

@@ -91,6 +91,10 @@ public:
     // another member failed; "": any that is not ready) is torn down with its data and its
     // record forgotten. Nothing for a tenant that is not such a member.
     void abort_member(const std::string& name, const std::string& create_id);
+    // A replace changed the members (ha: the same create_id, this host among them): the record
+    // takes them, the member's files are written anew (pg_hba and certificate for the members'
+    // addresses), Patroni rereads them (its unit's reload: SIGHUP) and the routes follow.
+    void update_member(const std::string& name, const HaSpec& ha, const std::string& self);
 
     // The steps of a delete, also used to finish an interrupted one or roll back a create.
     void teardown(TenantRecord& t, bool purge);

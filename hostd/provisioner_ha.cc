@@ -138,6 +138,34 @@ void Provisioner::start_member(const std::string& name, const HaSpec& ha, const 
     }
 }
 
+void Provisioner::update_member(const std::string& name, const HaSpec& ha, const std::string& self) {
+    TenantRecord t = store_.get(name);
+    if (!t.ha || t.ha->create_id != ha.create_id)
+        throw Error(Errc::conflict, "Host '" + self + "' has no member of tenant '" + name + "' of create " + ha.create_id);
+    if (t.state != TenantState::ready)
+        throw Error(Errc::conflict, "The member of tenant '" + name + "' on host '" + self + "' is " +
+                                        std::string(to_string(t.state)) + ", not ready");
+    const HaMember* mine = ha.member(self);
+    const HaMember* had = t.ha->member(self);
+    if (!mine || !had || mine->pg_port != had->pg_port || mine->rest_port != had->rest_port ||
+        mine->public_port != had->public_port)
+        throw Error(Errc::invalid, "The members sent for tenant '" + name + "' do not hold host '" + self + "' as it is");
+    const MemberPhase phase = had->phase;
+    t.ha = ha;
+    for (auto& m : t.ha->members)
+        if (m.host == self) m.phase = phase;
+    store_.save(t);
+    const TenantLayout l = layout_of(cfg_, t);
+    const auto user = fx_.find_user(t.os_user);
+    if (!user) throw Error(Errc::failed, "OS user '" + t.os_user + "' of the member is gone; run hostctl reconcile");
+    fx_.write_member_files(t, l, *user, ha::render_patroni(patroni_member(cfg_, t, self)));
+    if (fx_.unit_active(l)) fx_.reload_unit(l);
+    publish_routes();
+    std::string hosts;
+    for (const auto& m : t.ha->members) hosts += (hosts.empty() ? "" : ", ") + m.host;
+    log::info("HA members are now " + hosts, name);
+}
+
 void Provisioner::abort_member(const std::string& name, const std::string& create_id) {
     TenantRecord t;
     try {

@@ -126,6 +126,19 @@ void check_create_ha(const CreateRequest& req, const Config& cfg) {
             throw Error(Errc::invalid, "'" + r + "' is not one of this host's [ha] hosts; a replica goes on one of them", "ha.replicas");
 }
 
+CreateRequest request_of(const TenantSpec& spec) {
+    CreateRequest r;
+    r.filesystem = spec.filesystem;
+    r.disk_size = spec.disk_size;
+    r.memory = spec.memory;
+    r.cpu = spec.cpu;
+    r.tasks = spec.tasks;
+    if (spec.io_weight) r.io_weight = spec.io_weight;
+    if (!spec.settings.empty()) r.settings = spec.settings;
+    if (!spec.extensions.empty()) r.extensions = spec.extensions;
+    return r;
+}
+
 TenantSpec resolve_spec(const CreateRequest& req, const Config& cfg) {
     check_create_ha(req, cfg);
     TenantSpec s;

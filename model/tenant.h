@@ -134,6 +134,18 @@ struct SwitchoverRequest {
     std::optional<std::string> to;
 };
 
+// POST /v1/tenants/{name}/replace (an HA tenant): the member on host `member` is removed and a
+// new one made on `with` (none: on `member` again, rebuilt), cloned from the primary.
+struct ReplaceRequest {
+    std::string member;
+    std::optional<std::string> with;
+};
+
+// A create's request that makes spec again on another host: filesystem, sizes, limits,
+// settings and extensions as recorded; the backend and device left to that host's hostd.toml
+// (an HA member's disk is that host's own). For an HA member made after the create.
+CreateRequest request_of(const TenantSpec& spec);
+
 // A create's `ha`: check_ha_request, then what it cannot go with (reuse, from, device: the
 // members' disks are new loop or pool disks, each made on its own host), then what this hostd
 // cannot do yet: it does not create HA tenants (they also need [ha] in hostd.toml). Throws

@@ -406,6 +406,29 @@ json render(const SwitchoverRequest& r) {
     return j;
 }
 
+ReplaceRequest parse_replace(const json& body) {
+    if (!body.is_object()) throw Error(Errc::invalid, "The body must be an object such as {\"member\": \"db3\"}");
+    refuse_unknown(body, {"member", "with"});
+    ReplaceRequest r;
+    if (!body.contains("member") || !body["member"].is_string())
+        throw Error(Errc::invalid, "'member' must be the host name of the member to replace", "member");
+    r.member = body["member"].get<std::string>();
+    validate_host_name(r.member, "member");
+    if (present(body, "with")) {
+        if (!body["with"].is_string())
+            throw Error(Errc::invalid, "'with' must be a host name (or left out: the member is rebuilt on its own host)", "with");
+        r.with = body["with"].get<std::string>();
+        validate_host_name(*r.with, "with");
+    }
+    return r;
+}
+
+json render(const ReplaceRequest& r) {
+    json j = {{"member", r.member}};
+    if (r.with) j["with"] = *r.with;
+    return j;
+}
+
 ResizeRequest parse_resize(const json& body) {
     refuse_unknown(body, {"size", "allow_offline"});
     auto size = size_field(body, "size");

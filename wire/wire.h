@@ -36,6 +36,10 @@ json render(const RestoreRequest& r);
 // POST /v1/tenants/{name}/switchover: {"to": "HOST"} (body optional: hostd picks the member).
 SwitchoverRequest parse_switchover(const json& body);
 json render(const SwitchoverRequest& r);
+// POST /v1/tenants/{name}/replace: {"member": "HOST", "with": "HOST"} ("with" optional: the
+// member rebuilt on its own host). Host names are checked as [ha] hosts entries.
+ReplaceRequest parse_replace(const json& body);
+json render(const ReplaceRequest& r);
 // A verb without a request body (start, stop, restart): {} or nothing; any field is refused.
 void parse_empty(const json& body);
 json render(const CreateRequest& r);

@@ -98,6 +98,7 @@ public:
     LoopSpace loop_space(const std::vector<std::string>&) override { return {.available = 1ull << 40}; }
     void stop_unit(const TenantLayout&) override {}
     bool unit_active(const TenantLayout&) override { return true; }
+    void reload_unit(const TenantLayout&) override {}
     void restart_unit(const TenantLayout&, uint16_t, const units::Limits&) override {}
     std::map<std::string, LiveStatus> unit_states() override { return {}; }
     std::string ping(const TenantRecord&, const TenantLayout&) override { return ""; }

@@ -40,6 +40,43 @@ TEST(HaApi, AnswersAJson404ForAMemberItDoesNotHave) {
     EXPECT_EQ(ha_dispatch("m1", "m2", "POST", "/v1/ha/acme/nothing", "{}").first, 404);
 }
 
+namespace {
+
+// A host with one member of acme, whose create lists m1 and m3; keeps the update it is given.
+struct OneMember final : PeerHandler {
+    std::optional<HaSpec> updated;
+    std::optional<PeerMember> ha_member(const std::string& t) override {
+        if (t != "acme") return std::nullopt;
+        return PeerMember{.record_state = "ready", .create_id = "c1", .hosts = {"m1", "m3"}};
+    }
+    HaMember ha_prepare(const std::string&, const HaPrepare&) override { throw Error(Errc::invalid, "not here"); }
+    void ha_start(const std::string&, const HaSpec&) override {}
+    void ha_abort(const std::string&, const std::string&) override {}
+    void ha_remove(const std::string&, bool) override {}
+    void ha_update(const std::string&, const HaSpec& ha) override { updated = ha; }
+};
+
+}  // namespace
+
+TEST(HaApi, AMemberSaysItsCreateAndHostsAndTakesAnUpdateOfItsMembers) {
+    OneMember h;
+    auto [status, body] = ha_dispatch("m1", "m2", "GET", "/v1/ha/acme/member", "", &h);
+    EXPECT_EQ(status, 200);
+    EXPECT_EQ(body["create_id"], "c1");
+    EXPECT_EQ(body["hosts"], wire::json::array({"m1", "m3"}));
+    const HaSpec ha{.create_id = "c1", .initiator = "m1",
+                    .members = {{.host = "m1", .address = "10.0.0.1", .public_host = "db1", .pg_port = 1, .rest_port = 2, .public_port = 3},
+                                {.host = "m3", .address = "10.0.0.3", .public_host = "db3", .pg_port = 4, .rest_port = 5, .public_port = 6}},
+                    .secrets = {.patroni = "p", .replication = "r", .rewind = "w", .rest_password = "x"}};
+    const std::string update = wire::json{{"ha", wire::render(ha)}}.dump();
+    EXPECT_EQ(ha_dispatch("m1", "m2", "POST", "/v1/ha/acme/update", update, &h).first, 200);
+    ASSERT_TRUE(h.updated);
+    EXPECT_EQ(*h.updated, ha);
+    EXPECT_EQ(ha_dispatch("m1", "m2", "GET", "/v1/ha/acme/update", "", &h).first, 405);
+    EXPECT_EQ(ha_dispatch("m1", "m2", "POST", "/v1/ha/acme/update", "{}", &h).first, 400);
+    EXPECT_EQ(ha_dispatch("m1", "m2", "POST", "/v1/ha/acme/update", R"({"ha": {"create_id": "c1"}})", &h).first, 400);
+}
+
 TEST(HaApi, PatronisTimingDefaultsAreTheHaLibrarys) {
     const Config c;
     const ha::Timing t;

@@ -172,7 +172,11 @@ public:
         if (on) m_.read_only.insert(t.name);
         else m_.read_only.erase(t.name);
     }
-    bool unit_active(const TenantLayout& l) override { std::lock_guard g(m_.mu); return m_.units.count(l.name) > 0; }
+    bool unit_active(const TenantLayout& l) override {
+        std::lock_guard g(m_.mu);
+        return (l.kind == UnitKind::patroni ? m_.patroni_units : m_.units).count(l.name) > 0;
+    }
+    void reload_unit(const TenantLayout&) override { std::lock_guard g(m_.mu); hit("reload_unit"); }
     void restart_unit(const TenantLayout& l, uint16_t, const units::Limits&) override {
         if (m_.during_restart) m_.during_restart();
         std::lock_guard g(m_.mu); hit("restart_unit"); m_.failed.erase(l.name); m_.units.insert(l.name);
@@ -2359,6 +2363,9 @@ public:
     void start(const std::string& host, const std::string& t, const HaSpec& ha) override;
     void abort(const std::string& host, const std::string& t, const std::string& id) override;
     void remove(const std::string& host, const std::string& t, bool purge) override;
+    void update(const std::string& host, const std::string& t, const HaSpec& ha) override {
+        at(host).ha_update(t, wire::parse_ha_spec(wire::render(ha)));
+    }
 
 private:
     PeerHandler& at(const std::string& host);
@@ -2739,4 +2746,116 @@ TEST_F(AnHaFleet, AMemberWhoseStartNeverComesIsUndoneAfterThePrepareTimeout) {
     mgr[0]->create("hat", ha_request({"hb-2"}));
     EXPECT_TRUE(mgr[1]->ha_expire_prepared(std::time(nullptr) + 100000).empty());
     EXPECT_EQ(mgr[1]->snapshot().at(0).state, TenantState::ready);
+}
+
+// ---- HA tenants: a member replaced ----
+
+namespace {
+
+// The hosts each host's record of hat names, in order.
+std::vector<std::string> member_hosts(Manager& mgr) {
+    std::vector<std::string> out;
+    const TenantRecord t = mgr.snapshot().at(0);
+    for (const auto& m : t.ha->members) out.push_back(m.host);
+    return out;
+}
+
+}  // namespace
+
+TEST_F(AnHaFleet, AMemberMovesToAnotherHostAddedBeforeTheOldOneGoes) {
+    mgr[0]->create("hat", ha_request({"hb-2"}));
+    m[0].patroni["hb-1"] = cluster_of({patroni_member("hb-1", "leader", "running", std::nullopt, 1),
+                                       patroni_member("hb-2", "replica", "streaming", 0, 1)});
+    const std::string id = mgr[0]->snapshot().at(0).ha->create_id;
+    std::vector<std::string> steps;
+    const TenantView v = mgr[0]->replace_member("hat", {.member = "hb-2", .with = "hb-3"},
+                                                [&](std::string_view s, long ms) { if (ms < 0) steps.emplace_back(s); });
+    // The new member is made and started while the old one still runs, then the old one goes.
+    EXPECT_EQ(steps, (std::vector<std::string>{"prepare hb-3", "update hb-1", "start hb-3", "remove hb-2", "update hb-1",
+                                               "update hb-3"}));
+    EXPECT_TRUE(clean(1));
+    for (int i : {0, 2}) {
+        ASSERT_EQ(mgr[i]->snapshot().size(), 1u) << i;
+        const TenantRecord t = mgr[i]->snapshot().at(0);
+        EXPECT_EQ(t.state, TenantState::ready) << i;
+        EXPECT_EQ(t.ha->create_id, id) << i;
+        EXPECT_EQ(member_hosts(*mgr[i]), (std::vector<std::string>{"hb-1", "hb-3"})) << i;
+        ASSERT_EQ(m[i].routes.size(), 1u);
+        EXPECT_EQ(m[i].routes[0].members.size(), 2u) << i;
+    }
+    EXPECT_EQ(mgr[2]->snapshot().at(0).password, mgr[0]->snapshot().at(0).password);
+    // The member left rereads its files: its pg_hba admits the new member's address, not the old one's.
+    EXPECT_GE(std::count(m[0].calls.begin(), m[0].calls.end(), "reload_unit"), 2);
+    EXPECT_NE(m[0].patroni_yml.find("10.0.0.3/32"), std::string::npos) << m[0].patroni_yml;
+    EXPECT_EQ(m[0].patroni_yml.find("10.0.0.2/32"), std::string::npos) << m[0].patroni_yml;
+    EXPECT_NE(v.url.find(",db3:"), std::string::npos) << v.url;
+    EXPECT_EQ(v.url.find("db2"), std::string::npos) << v.url;
+}
+
+TEST_F(AnHaFleet, AMemberIsRebuiltOnItsOwnHost) {
+    mgr[0]->create("hat", ha_request({"hb-2", "hb-3"}));
+    m[1].patroni["hb-2"] = cluster_of({patroni_member("hb-1", "leader", "running", std::nullopt, 1),
+                                       patroni_member("hb-2", "replica", "streaming", 0, 1),
+                                       patroni_member("hb-3", "replica", "streaming", 0, 1)});
+    const uint32_t uid_before = mgr[2]->snapshot().at(0).uid;
+    mgr[1]->replace_member("hat", {.member = "hb-3"});
+    for (int i = 0; i < kHosts; i++) {
+        EXPECT_EQ(mgr[i]->snapshot().at(0).state, TenantState::ready) << i;
+        EXPECT_EQ(member_hosts(*mgr[i]).size(), 3u) << i;
+    }
+    // Made anew: its disk formatted again, its files written, its unit started.
+    EXPECT_EQ(std::count(m[2].calls.begin(), m[2].calls.end(), "format"), 2);
+    EXPECT_EQ(m[2].patroni_units, std::set<std::string>{"hat"});
+    EXPECT_EQ(mgr[2]->snapshot().at(0).uid, uid_before);  // the uid freed is given again
+}
+
+TEST_F(AnHaFleet, ReplaceRefusesThePrimaryThisHostAPlainTenantAndHostsThatAreNoMembers) {
+    mgr[0]->create("hat", ha_request({"hb-2"}));
+    m[1].patroni["hb-2"] = cluster_of({patroni_member("hb-1", "leader", "running", std::nullopt, 1),
+                                       patroni_member("hb-2", "replica", "streaming", 0, 1)});
+    const Error primary = error_of([&] { mgr[1]->replace_member("hat", {.member = "hb-1", .with = "hb-3"}); });
+    EXPECT_EQ(primary.code(), Errc::conflict);
+    EXPECT_NE(std::string(primary.what()).find("switchover"), std::string::npos) << primary.what();
+    EXPECT_EQ(error_of([&] { mgr[1]->replace_member("hat", {.member = "hb-2", .with = "hb-3"}); }).field(), "member");
+    EXPECT_EQ(error_of([&] { mgr[1]->replace_member("hat", {.member = "hb-3"}); }).code(), Errc::not_found);
+    EXPECT_EQ(error_of([&] { mgr[1]->replace_member("hat", {.member = "hb-1", .with = "hb-2"}); }).code(), Errc::conflict);
+    EXPECT_EQ(error_of([&] { mgr[1]->replace_member("hat", {.member = "hb-1", .with = "hb-9"}); }).field(), "with");
+    EXPECT_EQ(error_of([&] { mgr[1]->replace_member("hat", {.member = "b/../x"}); }).field(), "member");
+    // No Patroni answers: nothing is changed.
+    m[1].patroni.clear();
+    EXPECT_EQ(error_of([&] { mgr[1]->replace_member("hat", {.member = "hb-1", .with = "hb-3"}); }).code(), Errc::unavailable);
+    EXPECT_TRUE(clean(2));
+    EXPECT_EQ(member_hosts(*mgr[0]), (std::vector<std::string>{"hb-1", "hb-2"}));
+    EXPECT_EQ(error_of([&] { mgr[0]->replace_member("nope", {.member = "hb-2"}); }).code(), Errc::not_found);
+}
+
+TEST_F(AnHaFleet, ANewMemberThatFailsToStartIsUndoneAndTheTenantKeepsItsMembers) {
+    mgr[0]->create("hat", ha_request({"hb-2"}));
+    m[0].patroni["hb-1"] = cluster_of({patroni_member("hb-1", "leader", "running", std::nullopt, 1),
+                                       patroni_member("hb-2", "replica", "streaming", 0, 1)});
+    fleet.fail_start_on = "hb-3";
+    const Error e = error_of([&] { mgr[0]->replace_member("hat", {.member = "hb-2", .with = "hb-3"}); });
+    EXPECT_NE(std::string(e.what()).find("runs on with the members on hb-1, hb-2"), std::string::npos) << e.what();
+    EXPECT_TRUE(clean(2));
+    for (int i : {0, 1}) EXPECT_EQ(member_hosts(*mgr[i]), (std::vector<std::string>{"hb-1", "hb-2"})) << i;
+    EXPECT_NE(m[0].patroni_yml.find("10.0.0.2/32"), std::string::npos);
+    EXPECT_EQ(m[0].patroni_yml.find("10.0.0.3/32"), std::string::npos);
+}
+
+TEST_F(AnHaFleet, AMemberReplacedWhileItsHostWasDownIsDeletedByItsHostOnceBack) {
+    mgr[0]->create("hat", ha_request({"hb-2"}));
+    m[0].patroni["hb-1"] = cluster_of({patroni_member("hb-1", "leader", "running", std::nullopt, 2),
+                                       patroni_member("hb-2", "replica", "stopped", std::nullopt, 1)});
+    fleet.down = {"hb-2"};
+    mgr[0]->replace_member("hat", {.member = "hb-2", .with = "hb-3"});
+    EXPECT_EQ(member_hosts(*mgr[0]), (std::vector<std::string>{"hb-1", "hb-3"}));
+    EXPECT_EQ(mgr[1]->snapshot().size(), 1u);  // it could not be told
+    // A rebuild in place needs its host.
+    EXPECT_EQ(error_of([&] { mgr[0]->replace_member("hat", {.member = "hb-2"}); }).code(), Errc::not_found);
+    fleet.down.clear();
+    EXPECT_TRUE(mgr[0]->ha_fence_replaced().empty());
+    EXPECT_TRUE(mgr[2]->ha_fence_replaced().empty());
+    EXPECT_EQ(mgr[1]->ha_fence_replaced(), std::vector<std::string>{"hat"});
+    EXPECT_TRUE(clean(1));
+    EXPECT_TRUE(mgr[1]->ha_fence_replaced().empty());
 }

@@ -90,6 +90,24 @@ TEST(WireHaRequest, ASwitchoversTargetIsOptionalAndAHostName) {
     }
 }
 
+TEST(WireHaRequest, AReplaceNamesTheMemberAndOptionallyTheNewHost) {
+    const ReplaceRequest r = wire::parse_replace({{"member", "hb-3"}, {"with", "hb-4"}});
+    EXPECT_EQ(r.member, "hb-3");
+    EXPECT_EQ(r.with, "hb-4");
+    const ReplaceRequest back = wire::parse_replace(wire::render(r));
+    EXPECT_EQ(back.member, "hb-3");
+    EXPECT_EQ(back.with, "hb-4");
+    EXPECT_FALSE(wire::parse_replace({{"member", "hb-3"}}).with) << "no 'with': rebuilt on its own host";
+    EXPECT_FALSE(wire::parse_replace({{"member", "hb-3"}, {"with", nullptr}}).with);
+    for (const char* body : {R"({})", R"({"member": 3})", R"({"member": "../x"})", R"({"member": "a\nb"})",
+                             R"({"member": "hb-3", "with": "x@y"})", R"({"member": "hb-3", "with": ["hb-4"]})",
+                             R"({"member": "hb-3", "to": "hb-4"})", R"(["hb-3"])", R"("hb-3")"}) {
+        const Error e = error_of([&] { wire::parse_replace(json::parse(body)); });
+        EXPECT_EQ(e.code(), Errc::invalid) << body;
+        EXPECT_TRUE(e.field() == "member" || e.field() == "with" || e.field() == "to" || e.field().empty()) << body << ": " << e.field();
+    }
+}
+
 TEST(WireHaReplies, AnHaTenantShowsItsMembersWithUnknownLagAsNullAndParsesBackAlike) {
     const TenantView v = ha_view();
     const json j = wire::render(v);

@@ -310,6 +310,7 @@ int main(int argc, char** argv) {
         }
         std::cout << "Tenant '" << c.tenant.name << "' is ready in " << c.ms << " ms.\n"
                   << "URL:      " << c.tenant.url << "\nPassword: " << c.tenant.password.value_or("") << "\n";
+        if (!c.tenant.read_only_url.empty()) std::cout << "Replicas: " << c.tenant.read_only_url << "\n";
         if (!c.destroyed.empty()) std::cout << "Destroyed (--force): " << c.destroyed << "\n";
     });
 

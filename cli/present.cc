@@ -53,6 +53,7 @@ std::vector<std::vector<std::string>> tenant_details(const TenantView& t) {
                                        ? "; hostctl start (or reconcile) starts it again" : ""));
     add("step", t.step);
     add("url", t.url);
+    add("read_only_url", t.read_only_url);
     add("admin_user", t.admin_user);
     add("password", t.password.value_or(""));
     add("public_port", std::to_string(t.public_port));

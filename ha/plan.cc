@@ -165,7 +165,7 @@ Switchover plan_switchover(const ClusterView& c, const std::optional<std::string
 }
 
 std::string ha_url(const std::vector<HostPort>& members, const std::string& user, const std::string& password,
-                   const std::string& dbname) {
+                   const std::string& dbname, const std::string& session_attrs) {
     if (members.empty()) throw Error(Errc::invalid, "An HA tenant's URL needs at least one member host", "members");
     std::vector<pgconf::UrlHost> hosts;
     for (const auto& m : members) {
@@ -175,7 +175,9 @@ std::string ha_url(const std::vector<HostPort>& members, const std::string& user
         if (m.port == 0) throw Error(Errc::invalid, "Member host '" + m.host + "' has no port", "members");
         hosts.push_back({m.host, m.port});
     }
-    return pgconf::connection_url(hosts, user, password, dbname) + "?sslmode=require&target_session_attrs=read-write";
+    if (session_attrs != "read-write" && session_attrs != "standby" && session_attrs != "prefer-standby")
+        throw Error(Errc::invalid, "'" + session_attrs + "' is not a session kind for an HA URL", "session_attrs");
+    return pgconf::connection_url(hosts, user, password, dbname) + "?sslmode=require&target_session_attrs=" + session_attrs;
 }
 
 }  // namespace hostd::ha

@@ -71,8 +71,9 @@ Switchover plan_switchover(const ClusterView& c, const std::optional<std::string
 // accepts writes): postgresql://user:password@h1:p1,h2:p2/dbname?sslmode=require&
 // target_session_attrs=read-write. user and password percent-encoded (pgconf::connection_url);
 // an empty password leaves it out. Throws Errc::invalid for no members, a host that is neither an
-// IP address nor a DNS name, or port 0.
+// IP address nor a DNS name, or port 0. session_attrs: "standby" for the read-only URL (a
+// replica promoted since the proxy's last check is passed over for the next host).
 std::string ha_url(const std::vector<HostPort>& members, const std::string& user, const std::string& password,
-                   const std::string& dbname);
+                   const std::string& dbname, const std::string& session_attrs = "read-write");
 
 }  // namespace hostd::ha

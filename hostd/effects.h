@@ -192,6 +192,9 @@ public:
     // The tenant's admin role gets new_password (its SCRAM verifier, never the cleartext),
     // logged in as that role with t.password over the tenant's socket.
     virtual void set_password(const TenantRecord& t, const TenantLayout& l, const std::string& new_password) = 0;
+    // An HA tenant's admin password, set on its primary (primary: that member) as Patroni's
+    // superuser over TLS: the tenant's own ALTER ROLE of its admin cannot lock hostd out.
+    virtual void set_ha_password(const TenantRecord& t, const HaMember& primary, const std::string& new_password) = 0;
 
     // PostgreSQL accepts connections on the tenant's socket (PQping: no login), within timeout.
     virtual void wait_ready(const TenantRecord& t, const TenantLayout& l, int timeout_ms) = 0;

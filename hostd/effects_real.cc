@@ -1008,6 +1008,14 @@ public:
         }
     }
 
+    void set_ha_password(const TenantRecord& t, const HaMember& primary, const std::string& new_password) override {
+        if (!t.ha) throw Error(Errc::invalid, "Tenant '" + t.name + "' is not an HA tenant");
+        const pgconf::ConnParams p{.host = primary.address, .port = primary.pg_port, .user = kPatroniSuperuser,
+                                   .password = t.ha->secrets.patroni, .connect_timeout_s = 3, .sslmode = "require",
+                                   .query_timeout_ms = 10000};
+        pgconf::set_role_password(p, t.admin_user, new_password);
+    }
+
     void stop_unit(const TenantLayout& l) override {
         auto sd = units::Systemd::connect();
         const std::string& unit = l.unit;

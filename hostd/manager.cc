@@ -250,7 +250,7 @@ TenantView Manager::set_password(const std::string& name, const PasswordRequest&
     validate_name(name);
     if (req.password) validate_password(*req.password);
     Store::OpLock op(store_, name);
-    not_for_ha(name, "given a new password");
+    if (const TenantRecord t = store_.get(name); t.ha) return timed("password", [&] { return set_ha_password(t, req); });
     return timed("password", [&] { return prov_.set_password(name, req); });
 }
 
@@ -543,14 +543,15 @@ HostInfo Manager::host() {
     } catch (const Error& e) {
         log::warning(std::string("Host capacity: ") + e.what());
     }
-    // Each tenant holds a PostgreSQL port and, with port routes, a public one; a detached
-    // tenant keeps both for a reuse until it is purged.
+    // Each tenant holds a PostgreSQL port and, with port routes, a public one (an HA member a
+    // second, its read-only URL's); a detached tenant keeps both for a reuse until it is purged.
     auto in = [](PortRange r, uint16_t p) { return p >= r.first && p <= r.second; };
     auto size = [](PortRange r) { return uint64_t{r.second} - r.first + 1; };
     uint64_t pg_held = 0, public_held = 0;
     for (auto& t : records) {
         pg_held += in(cfg_.pg_ports, t.port);
         public_held += in(cfg_.public_ports, t.public_port);
+        if (const HaMember* m = own_member(t); m && m->replica_port) public_held += in(cfg_.public_ports, m->replica_port);
         if (t.state == TenantState::detached && (t.port || t.public_port)) h.ports_detached++;
     }
     const uint64_t pg_free = size(cfg_.pg_ports) - std::min(pg_held, size(cfg_.pg_ports));

@@ -115,6 +115,7 @@ public:
     void ha_abort(const std::string& tenant, const std::string& create_id) override;
     void ha_remove(const std::string& tenant, bool purge) override;
     void ha_update(const std::string& tenant, const HaSpec& ha) override;
+    void ha_password(const std::string& tenant, const std::string& password) override;
     // A member of this host that a replace took out while this host could not be reached: a
     // member host that answers lists the members without this one, for the same create. Its
     // member is stopped and deleted with its data (a copy the others no longer stream to). A
@@ -140,6 +141,9 @@ private:
     // Every other member deleted on its host first (a host that cannot be reached stops the
     // delete: its member would run on alone), then this one, then the scope's keys in etcd.
     Deleted remove_ha(const TenantRecord& t, bool purge);
+    // A new admin password for an HA tenant: set on the primary Patroni reports, then recorded
+    // here and on every other member host. The caller holds the OpLock.
+    TenantView set_ha_password(const TenantRecord& t, const PasswordRequest& req);
     void need_ha(const char* what) const;
     // Errc::conflict for a verb an HA tenant does not have yet (what: "resized", ...).
     void not_for_ha(const std::string& name, const char* what);

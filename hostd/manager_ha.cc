@@ -261,6 +261,71 @@ TenantView Manager::replace_member(const std::string& name, const ReplaceRequest
     return get(name);
 }
 
+TenantView Manager::set_ha_password(const TenantRecord& rec, const PasswordRequest& req) {
+    need_ha("An HA tenant's password");
+    const std::string& name = rec.name;
+    if (rec.state != TenantState::ready)
+        throw Error(Errc::conflict, "Tenant '" + name + "' is " + std::string(to_string(rec.state)) +
+                                        "; only a ready tenant's password can be changed");
+    std::string why;
+    const auto asked = ask_cluster(*rec.ha, why);
+    if (!asked)
+        throw Error(Errc::unavailable, "Cannot change the password of '" + name + "': no member's Patroni answered (" + why +
+                                           "); nothing was changed");
+    const ha::MemberStatus* p = asked->view.primary();
+    const HaMember* primary = p ? rec.ha->member(p->name) : nullptr;
+    if (!primary)
+        throw Error(Errc::unavailable, "Patroni reports no primary for '" + name + "' (a failover under way?): the password "
+                                       "is changed on the primary; nothing was changed, try again in a few seconds");
+    const std::string password = req.password ? *req.password : pgconf::random_password();
+    // Recorded before PostgreSQL is told, as a single-host tenant's (Provisioner::set_password).
+    TenantRecord t = rec;
+    t.password_pending = password;
+    store_.save(t);
+    try {
+        fx_->set_ha_password(t, *primary, password);
+    } catch (const Error& e) {
+        throw Error(e.code(), "Failed to change the password of tenant '" + name + "' on its primary '" + primary->host +
+                                  "': " + e.what());
+    }
+    t.password = password;
+    t.password_pending.clear();
+    store_.save(t);
+    std::vector<std::string> missed;
+    for (const auto& m : t.ha->members) {
+        if (m.host == self_) continue;
+        try {
+            peers_->password(m.host, name, password);
+        } catch (const Error& e) {
+            log::warning("'" + m.host + "' did not record the new password: " + e.what(), name);
+            missed.push_back(m.host);
+        }
+    }
+    log::info("Admin password changed on the primary '" + primary->host + "'", name);
+    if (!missed.empty()) {
+        std::string hosts;
+        for (const auto& h : missed) hosts += (hosts.empty() ? "" : ", ") + h;
+        throw Error(Errc::unavailable, "The password of '" + name + "' is changed (on the primary '" + primary->host +
+                                           "', and recorded here), but " + hosts + " could not record it: the URL "
+                                           "shown there has the old one. Once it answers, run hostctl passwd " + name +
+                                           " --stdin here again, given the password hostctl show prints here");
+    }
+    return view_of(cfg_, t, true);
+}
+
+void Manager::ha_password(const std::string& tenant, const std::string& password) {
+    need_ha("An HA member");
+    validate_name(tenant);
+    validate_password(password);
+    Store::OpLock op(store_, tenant);
+    TenantRecord t = store_.get(tenant);
+    if (!t.ha) throw Error(Errc::conflict, "Tenant '" + tenant + "' on host '" + self_ + "' is not an HA member");
+    t.password = password;
+    t.password_pending.clear();
+    store_.save(t);
+    log::info("Admin password recorded (changed on the primary by another member's host)", tenant);
+}
+
 void Manager::ha_update(const std::string& tenant, const HaSpec& ha) {
     need_ha("An HA member");
     validate_name(tenant);

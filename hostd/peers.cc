@@ -61,6 +61,13 @@ public:
         if (r.status / 100 != 2) peer::fail(r, "Updating the members of '" + tenant + "'", "on HA host '" + host + "'");
     }
 
+    void password(const std::string& host, const std::string& tenant, const std::string& password) override {
+        check_tenant(tenant);
+        const wire::json body = {{"password", password}};
+        peer::Reply r = call(host, "POST", "/v1/ha/" + tenant + "/password", false, &body, 30);
+        if (r.status / 100 != 2) peer::fail(r, "Recording the new password of '" + tenant + "'", "on HA host '" + host + "'");
+    }
+
     void remove(const std::string& host, const std::string& tenant, bool purge) override {
         check_tenant(tenant);
         const wire::json body = {{"purge", purge}};

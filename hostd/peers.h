@@ -42,6 +42,9 @@ public:
     // Patroni files (pg_hba for the new member's address, the certificate's names), has Patroni
     // reread them and routes to the members anew.
     virtual void update(const std::string& host, const std::string& tenant, const HaSpec& ha) = 0;
+    // The tenant's admin password changed (on the primary, by the host asked): that host's
+    // record takes it, so its URL and its next change have it.
+    virtual void password(const std::string& host, const std::string& tenant, const std::string& password) = 0;
     // One request to see that host serves this one: reachable, its certificate from this CA and
     // naming it (hostd@<host>), and this host allowed there. Throws as status does.
     virtual void hello(const std::string& host) = 0;
@@ -58,6 +61,7 @@ public:
     virtual void ha_abort(const std::string& tenant, const std::string& create_id) = 0;
     virtual void ha_remove(const std::string& tenant, bool purge) = 0;
     virtual void ha_update(const std::string& tenant, const HaSpec& ha) = 0;
+    virtual void ha_password(const std::string& tenant, const std::string& password) = 0;
 };
 
 // The real one, for [ha] hosts on [ha] api_port. tls_dir holds host.crt and host.key.

@@ -79,7 +79,10 @@ void Provisioner::check_capacity(const TenantRecord& t, const std::map<std::stri
 void Provisioner::publish_routes(bool force_reload) {
     std::lock_guard rg(routes_mu_);
     std::vector<routes::Route> rs;
-    for (auto& t : store_.routed()) rs.push_back(route_of(cfg_, t));
+    for (auto& t : store_.routed()) {
+        rs.push_back(route_of(cfg_, t));
+        if (auto ro = replica_route_of(cfg_, t)) rs.push_back(std::move(*ro));
+    }
     fx_.apply_routes(rs, force_reload);
 }
 
@@ -156,6 +159,7 @@ TenantRecord Provisioner::reserve(const std::string& name, const CreateRequest& 
             if (r.port) taken.insert(r.port);
             if (r.public_port) taken.insert(r.public_port);
             if (r.backup_port) taken.insert(r.backup_port);
+            if (const HaMember* m = own_member(r); m && m->replica_port) taken.insert(m->replica_port);
         }
         taken.erase(t.port);
         taken.erase(t.public_port);
@@ -173,8 +177,10 @@ TenantRecord Provisioner::reserve(const std::string& name, const CreateRequest& 
             for (auto& [_, r] : records)
                 if (r.ha)
                     if (const HaMember* m = r.ha->member(self)) rest_taken.insert(m->rest_port);
+            taken.insert(t.public_port);
             HaMember me{.host = self, .address = cfg_.ha_address, .public_host = cfg_.public_host, .pg_port = t.port,
                         .rest_port = allocate_port(cfg_.ha_rest_ports, 0, rest_taken), .public_port = t.public_port,
+                        .replica_port = allocate_port(cfg_.public_ports, 0, taken, fx_.idle_route_ports()),
                         .phase = MemberPhase::prepared};
             t.ha = *ha;
             t.ha->members = {me};

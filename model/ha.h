@@ -28,6 +28,7 @@ struct HaMember {
     uint16_t pg_port = 0;     // PostgreSQL there, on 127.0.0.1 and address
     uint16_t rest_port = 0;   // Patroni's REST API there, on address
     uint16_t public_port = 0; // that host's proxy's port for the tenant
+    uint16_t replica_port = 0; // that host's proxy's port to the replicas (the read-only URL); 0: none
     MemberPhase phase = MemberPhase::planned;
     bool operator==(const HaMember&) const = default;
 };

@@ -21,6 +21,7 @@ toml::table ha_toml(const HaSpec& ha) {
             {"pg_port", m.pg_port},
             {"rest_port", m.rest_port},
             {"public_port", m.public_port},
+            {"replica_port", m.replica_port},
             {"phase", std::string(to_string(m.phase))},
         });
     return toml::table{
@@ -60,6 +61,7 @@ HaSpec ha_from(const toml::table& h, const std::string& source) {
         hm.pg_port = static_cast<uint16_t>((*m)["pg_port"].value_or(int64_t{0}));
         hm.rest_port = static_cast<uint16_t>((*m)["rest_port"].value_or(int64_t{0}));
         hm.public_port = static_cast<uint16_t>((*m)["public_port"].value_or(int64_t{0}));
+        hm.replica_port = static_cast<uint16_t>((*m)["replica_port"].value_or(int64_t{0}));  // none before read-only URLs
         const std::string phase = (*m)["phase"].value_or(std::string{});
         auto p = member_phase_from(phase);
         if (!p) bad("member '" + hm.host + "' has phase '" + phase + "'; it is one of planned, prepared, started, removing");

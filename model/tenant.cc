@@ -245,6 +245,23 @@ routes::Route route_of(const Config& cfg, const TenantRecord& t) {
             .backend_port = t.port, .sni_host = ep.sni_host};
 }
 
+const HaMember* own_member(const TenantRecord& t) {
+    if (!t.ha) return nullptr;
+    for (const auto& m : t.ha->members)
+        if (m.pg_port == t.port && m.public_port == t.public_port) return &m;
+    return nullptr;
+}
+
+std::optional<routes::Route> replica_route_of(const Config& cfg, const TenantRecord& t) {
+    const HaMember* me = own_member(t);
+    if (!me || !me->replica_port) return std::nullopt;
+    routes::Route r = route_of(cfg, t);
+    r.tenant = t.name + ".ro";
+    r.public_port = me->replica_port;
+    r.check_path = "/replica";
+    return r;
+}
+
 std::string proxy_check_address(const Config& cfg) {
     const auto& b = cfg.bind_address;
     if (b == "0.0.0.0" || b == "*" || b.empty()) return "127.0.0.1";
@@ -267,6 +284,16 @@ std::string connection_url(const Config& cfg, const TenantRecord& t, bool with_p
     auto ep = public_endpoint(cfg, t);
     return pgconf::connection_url(ep.host, ep.port, t.admin_user, with_password ? t.password : "", "postgres") +
            "?sslmode=require";
+}
+
+std::string read_only_url(const Config& cfg, const TenantRecord& t, bool with_password) {
+    if (!t.ha) return "";
+    std::vector<ha::HostPort> hosts;
+    for (const auto& m : t.ha->members)
+        if (m.replica_port) hosts.push_back({m.public_host, m.replica_port});
+    if (hosts.empty()) return "";
+    std::stable_partition(hosts.begin(), hosts.end(), [&](const ha::HostPort& h) { return h.host == cfg.public_host; });
+    return ha::ha_url(hosts, t.admin_user, with_password ? t.password : "", "postgres", "standby");
 }
 
 TenantView view_of(const Config& cfg, const TenantRecord& t, bool with_secret) {
@@ -293,6 +320,7 @@ TenantView view_of(const Config& cfg, const TenantRecord& t, bool with_secret) {
     v.stopped = t.stopped;
     // The password is in the URL; only show the URL with it where secrets may be shown.
     if (t.state == TenantState::ready) v.url = connection_url(cfg, t, with_secret);
+    if (t.state == TenantState::ready) v.read_only_url = read_only_url(cfg, t, with_secret);
     if (with_secret) v.password = t.password;
     if (t.ha) {
         // What the record knows; role, state, lag and timeline are Patroni's to tell.

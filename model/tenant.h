@@ -222,6 +222,12 @@ PublicEndpoint public_endpoint(const Config& cfg, const TenantRecord& t);
 
 // The proxy route of a tenant (PostgreSQL on 127.0.0.1:<port>).
 routes::Route route_of(const Config& cfg, const TenantRecord& t);
+// An HA member's second route, on its replica_port: every member, checked with Patroni's GET
+// /replica (a running replica answers 200), named "<tenant>.ro" (no tenant name has a dot).
+// None for a plain tenant or a member made before read-only URLs.
+std::optional<routes::Route> replica_route_of(const Config& cfg, const TenantRecord& t);
+// This host's member of an HA tenant (the one on the record's own ports), or nullptr.
+const HaMember* own_member(const TenantRecord& t);
 
 // Where hostd itself reaches the proxy's listeners (its check through the proxy).
 std::string proxy_check_address(const Config& cfg);
@@ -229,5 +235,8 @@ std::string proxy_check_address(const Config& cfg);
 // postgresql:// URL of the route, sslmode=require (tenants accept TCP logins over TLS only,
 // and an SNI route needs TLS to be chosen at all); with_password false leaves it out.
 std::string connection_url(const Config& cfg, const TenantRecord& t, bool with_password = true);
+// An HA tenant's read-only URL: every member host's replica port, target_session_attrs=standby;
+// "" for a plain tenant or members without replica ports.
+std::string read_only_url(const Config& cfg, const TenantRecord& t, bool with_password = true);
 
 }  // namespace hostd

@@ -111,6 +111,7 @@ struct TenantView {
     uint16_t public_port = 0;   // the port clients connect to (the shared one for SNI routes)
     bool read_only = false;
     std::string url;            // ready tenants only; with the password only where secrets are shown
+    std::string read_only_url;  // a ready HA tenant's replicas (through each member host's proxy), as url
     std::optional<std::string> password;
     std::optional<LiveStatus> status;
     // Settings PostgreSQL runs with other values than its files say until a restart

@@ -458,13 +458,15 @@ json render(const CreateRequest& r) {
 }
 
 json render(const HaMember& m) {
-    return {{"host", m.host}, {"address", m.address}, {"public_host", m.public_host}, {"pg_port", m.pg_port},
-            {"rest_port", m.rest_port}, {"public_port", m.public_port}, {"phase", std::string(to_string(m.phase))}};
+    json j = {{"host", m.host}, {"address", m.address}, {"public_host", m.public_host}, {"pg_port", m.pg_port},
+              {"rest_port", m.rest_port}, {"public_port", m.public_port}, {"phase", std::string(to_string(m.phase))}};
+    if (m.replica_port) j["replica_port"] = m.replica_port;
+    return j;
 }
 
 HaMember parse_ha_member(const json& j) {
     if (!j.is_object()) throw Error(Errc::invalid, "An HA member must be an object", "member");
-    refuse_unknown(j, {"host", "address", "public_host", "pg_port", "rest_port", "public_port", "phase"});
+    refuse_unknown(j, {"host", "address", "public_host", "pg_port", "rest_port", "public_port", "replica_port", "phase"});
     HaMember m;
     auto port = [&](const char* k) {
         const json& v = j.contains(k) ? j[k] : json();
@@ -483,6 +485,7 @@ HaMember parse_ha_member(const json& j) {
     m.public_host = text("public_host");
     m.pg_port = port("pg_port");
     m.rest_port = port("rest_port");
+    if (present(j, "replica_port")) m.replica_port = port("replica_port");  // a member made before read-only URLs has none
     m.public_port = port("public_port");
     auto phase = member_phase_from(text("phase"));
     if (!phase) throw Error(Errc::invalid, "An HA member's 'phase' is one of planned, prepared, started, removing", "phase");
@@ -601,6 +604,7 @@ json render(const TenantView& t) {
     if (!t.step.empty()) j["step"] = t.step;
     if (!t.image.empty()) j["image"] = t.image;
     if (!t.url.empty()) j["url"] = t.url;
+    if (!t.read_only_url.empty()) j["read_only_url"] = t.read_only_url;
     if (t.password) j["password"] = *t.password;
     if (t.status) j["status"] = status_json(*t.status);
     if (t.pending_restart) j["pending_restart"] = *t.pending_restart;
@@ -725,6 +729,7 @@ void write_tenant(std::string& out, const TenantView& t, int indent) {
     if (!t.problem.empty()) w.str("problem", t.problem);
     w.u64("public_port", t.public_port);
     w.boolean("read_only", t.read_only);
+    if (!t.read_only_url.empty()) w.str("read_only_url", t.read_only_url);
     if (t.spec.settings.empty()) {
         w.key("settings");
         out += "{}";
@@ -937,6 +942,7 @@ TenantView parse_tenant(const json& j) {
     t.public_port = j.value("public_port", uint16_t{0});
     t.read_only = j.value("read_only", false);
     t.url = str(j, "url");
+    t.read_only_url = str(j, "read_only_url");
     if (j.contains("password") && j["password"].is_string()) t.password = j["password"].get<std::string>();
     if (j.contains("status") && j["status"].is_object()) t.status = status_from(j["status"]);
     if (j.contains("pending_restart") && j["pending_restart"].is_array()) {

@@ -106,6 +106,7 @@ public:
     std::vector<std::string> apply_limits(const TenantRecord&, const TenantLayout&) override { return {}; }
     std::optional<std::vector<std::string>> pending_restart(const TenantRecord&, const TenantLayout&) override { return std::nullopt; }
     void set_password(const TenantRecord&, const TenantLayout&, const std::string&) override {}
+    void set_ha_password(const TenantRecord&, const HaMember&, const std::string&) override {}
     void wait_sql(const std::string&, uint16_t, const std::string&, const std::string&, int, const std::string&) override {}
     void apply_routes(const std::vector<routes::Route>&, bool) override {}
     void ensure_unit_template() override {}

@@ -54,6 +54,8 @@ struct OneMember final : PeerHandler {
     void ha_abort(const std::string&, const std::string&) override {}
     void ha_remove(const std::string&, bool) override {}
     void ha_update(const std::string&, const HaSpec& ha) override { updated = ha; }
+    std::string password;
+    void ha_password(const std::string&, const std::string& pw) override { password = pw; }
 };
 
 }  // namespace
@@ -75,6 +77,9 @@ TEST(HaApi, AMemberSaysItsCreateAndHostsAndTakesAnUpdateOfItsMembers) {
     EXPECT_EQ(ha_dispatch("m1", "m2", "GET", "/v1/ha/acme/update", "", &h).first, 405);
     EXPECT_EQ(ha_dispatch("m1", "m2", "POST", "/v1/ha/acme/update", "{}", &h).first, 400);
     EXPECT_EQ(ha_dispatch("m1", "m2", "POST", "/v1/ha/acme/update", R"({"ha": {"create_id": "c1"}})", &h).first, 400);
+    EXPECT_EQ(ha_dispatch("m1", "m2", "POST", "/v1/ha/acme/password", R"({"password": "new pass phrase"})", &h).first, 200);
+    EXPECT_EQ(h.password, "new pass phrase");
+    EXPECT_EQ(ha_dispatch("m1", "m2", "POST", "/v1/ha/acme/password", R"({"password": 7})", &h).first, 400);
 }
 
 TEST(HaApi, PatronisTimingDefaultsAreTheHaLibrarys) {

@@ -250,6 +250,11 @@ public:
             throw Error(Errc::unavailable, "password authentication failed");
         m_.role_password[t.name] = pw;
     }
+    void set_ha_password(const TenantRecord& t, const HaMember& primary, const std::string& pw) override {
+        std::lock_guard g(m_.mu);
+        hit("set_ha_password " + primary.host);
+        m_.role_password[t.name] = pw;
+    }
     void adopt_cluster(const TenantRecord&, const TenantLayout&, const units::OsUser&) override { std::lock_guard g(m_.mu); hit("adopt_cluster"); }
     void prepare_backups(const TenantRecord&, const TenantLayout& l, bool) override {
         std::lock_guard g(m_.mu);
@@ -2366,6 +2371,7 @@ public:
     void update(const std::string& host, const std::string& t, const HaSpec& ha) override {
         at(host).ha_update(t, wire::parse_ha_spec(wire::render(ha)));
     }
+    void password(const std::string& host, const std::string& t, const std::string& pw) override { at(host).ha_password(t, pw); }
 
 private:
     PeerHandler& at(const std::string& host);
@@ -2448,6 +2454,10 @@ TEST_F(AnHaFleet, CreatesOneMemberOnEachHostAndTheFirstBootstrapsTheScope) {
     EXPECT_EQ(c.tenant.url.rfind("postgresql://hat:", 0), 0u) << c.tenant.url;
     for (const char* h : {"@db1:", ",db2:", ",db3:", "target_session_attrs=read-write"})
         EXPECT_NE(c.tenant.url.find(h), std::string::npos) << h << " in " << c.tenant.url;
+    // The read-only URL: every member host's replica port, a standby wanted.
+    for (const char* h : {"@db1:", ",db2:", ",db3:", "target_session_attrs=standby"})
+        EXPECT_NE(c.tenant.read_only_url.find(h), std::string::npos) << h << " in " << c.tenant.read_only_url;
+    EXPECT_NE(c.tenant.read_only_url, c.tenant.url);
     const TenantRecord first = mgr[0]->snapshot().at(0);
     ASSERT_TRUE(first.ha);
     EXPECT_EQ(first.ha->initiator, "hb-1");
@@ -2474,10 +2484,17 @@ TEST_F(AnHaFleet, CreatesOneMemberOnEachHostAndTheFirstBootstrapsTheScope) {
         EXPECT_EQ(m[i].patroni_units, std::set<std::string>{"hat"});
         EXPECT_TRUE(m[i].units.empty());
         EXPECT_EQ(m[i].users.size(), 1u);
-        ASSERT_EQ(m[i].routes.size(), 1u);
+        // Two routes: to the primary, and to the replicas on a port of their own (the read-only URL).
+        ASSERT_EQ(m[i].routes.size(), 2u);
         EXPECT_EQ(m[i].routes[0].members.size(), 3u);
         EXPECT_EQ(m[i].routes[0].check_path, "/primary");
         EXPECT_EQ(m[i].routes[0].public_port, t.public_port);
+        EXPECT_EQ(m[i].routes[1].tenant, "hat.ro");
+        EXPECT_EQ(m[i].routes[1].check_path, "/replica");
+        EXPECT_EQ(m[i].routes[1].members.size(), 3u);
+        EXPECT_EQ(m[i].routes[1].public_port, me->replica_port);
+        EXPECT_NE(me->replica_port, t.public_port);
+        EXPECT_TRUE(me->replica_port >= cfg[i].public_ports.first && me->replica_port <= cfg[i].public_ports.second);
         // Patroni's file names this host's member, the scope, and synchronous mode.
         const json yml = json::parse(m[i].patroni_yml.substr(m[i].patroni_yml.find('{')));
         EXPECT_EQ(yml["scope"], "hat");
@@ -2780,8 +2797,9 @@ TEST_F(AnHaFleet, AMemberMovesToAnotherHostAddedBeforeTheOldOneGoes) {
         EXPECT_EQ(t.state, TenantState::ready) << i;
         EXPECT_EQ(t.ha->create_id, id) << i;
         EXPECT_EQ(member_hosts(*mgr[i]), (std::vector<std::string>{"hb-1", "hb-3"})) << i;
-        ASSERT_EQ(m[i].routes.size(), 1u);
+        ASSERT_EQ(m[i].routes.size(), 2u);
         EXPECT_EQ(m[i].routes[0].members.size(), 2u) << i;
+        EXPECT_EQ(m[i].routes[1].members.size(), 2u) << i;
     }
     EXPECT_EQ(mgr[2]->snapshot().at(0).password, mgr[0]->snapshot().at(0).password);
     // The member left rereads its files: its pg_hba admits the new member's address, not the old one's.
@@ -2789,6 +2807,8 @@ TEST_F(AnHaFleet, AMemberMovesToAnotherHostAddedBeforeTheOldOneGoes) {
     EXPECT_NE(m[0].patroni_yml.find("10.0.0.3/32"), std::string::npos) << m[0].patroni_yml;
     EXPECT_EQ(m[0].patroni_yml.find("10.0.0.2/32"), std::string::npos) << m[0].patroni_yml;
     EXPECT_NE(v.url.find(",db3:"), std::string::npos) << v.url;
+    EXPECT_NE(v.read_only_url.find(",db3:"), std::string::npos) << v.read_only_url;
+    EXPECT_NE(v.read_only_url.find("target_session_attrs=standby"), std::string::npos) << v.read_only_url;
     EXPECT_EQ(v.url.find("db2"), std::string::npos) << v.url;
 }
 
@@ -2858,4 +2878,34 @@ TEST_F(AnHaFleet, AMemberReplacedWhileItsHostWasDownIsDeletedByItsHostOnceBack) 
     EXPECT_EQ(mgr[1]->ha_fence_replaced(), std::vector<std::string>{"hat"});
     EXPECT_TRUE(clean(1));
     EXPECT_TRUE(mgr[1]->ha_fence_replaced().empty());
+}
+
+TEST_F(AnHaFleet, ANewPasswordIsSetOnThePrimaryAndRecordedOnEveryMemberHost) {
+    mgr[0]->create("hat", ha_request({"hb-2", "hb-3"}));
+    // hb-2 is primary now (a switchover happened): the change goes there, from any member host.
+    m[2].patroni["hb-3"] = cluster_of({patroni_member("hb-1", "replica", "streaming", 0, 2),
+                                       patroni_member("hb-2", "leader", "running", std::nullopt, 2),
+                                       patroni_member("hb-3", "replica", "streaming", 0, 2)});
+    const TenantView v = mgr[2]->set_password("hat", {.password = "a new pass phrase"});
+    EXPECT_NE(v.url.find("a%20new%20pass%20phrase@"), std::string::npos) << v.url;
+    EXPECT_EQ(std::count(m[2].calls.begin(), m[2].calls.end(), "set_ha_password hb-2"), 1);
+    for (int i = 0; i < kHosts; i++) {
+        EXPECT_EQ(mgr[i]->snapshot().at(0).password, "a new pass phrase") << i;
+        EXPECT_TRUE(mgr[i]->snapshot().at(0).password_pending.empty()) << i;
+    }
+    // A member host that cannot be told: the change stands, the error names it.
+    fleet.down = {"hb-1"};
+    const Error e = error_of([&] { mgr[2]->set_password("hat", {}); });
+    EXPECT_EQ(e.code(), Errc::unavailable);
+    EXPECT_NE(std::string(e.what()).find("hb-1 could not record it"), std::string::npos) << e.what();
+    EXPECT_NE(mgr[2]->snapshot().at(0).password, "a new pass phrase");
+    EXPECT_EQ(mgr[1]->snapshot().at(0).password, mgr[2]->snapshot().at(0).password);
+    EXPECT_EQ(mgr[0]->snapshot().at(0).password, "a new pass phrase");
+    // No primary: nothing changes.
+    fleet.down.clear();
+    m[2].patroni["hb-3"] = cluster_of({patroni_member("hb-3", "replica", "streaming", 0, 2)});
+    const std::string before = mgr[2]->snapshot().at(0).password;
+    EXPECT_EQ(error_of([&] { mgr[2]->set_password("hat", {}); }).code(), Errc::unavailable);
+    EXPECT_EQ(mgr[2]->snapshot().at(0).password, before);
+    EXPECT_EQ(error_of([&] { mgr[1]->ha_password("hat", "short"); }).code(), Errc::invalid);
 }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "model/layout.h"
+#include "model/record.h"
 #include "model/tenant.h"
 #include "model/views.h"
 
@@ -67,4 +68,37 @@ TEST(HaLayout, ATenantIsReadBackFromAUnitOfEitherKindAndNothingElse) {
                                      "hostd-patroni.service", "hostd-patroni@acme.timer", "patroni@acme.service"})
         EXPECT_EQ(layout::tenant_of_unit(not_a_tenant), "") << not_a_tenant;
     EXPECT_EQ(layout::unit_patterns(), (std::vector<std::string>{"hostd-postgres@*.service", "hostd-patroni@*.service"}));
+}
+
+TEST(HaLayout, AMembersReplicaPortGivesASecondRouteAndTheReadOnlyUrlAndIsKeptInItsRecord) {
+    Config cfg;
+    cfg.public_host = "db1";
+    TenantRecord t = plain_record();
+    t.admin_user = "acme";
+    t.password = "pw";
+    EXPECT_FALSE(replica_route_of(cfg, t)) << "a plain tenant";
+    EXPECT_EQ(read_only_url(cfg, t), "");
+    t.ha = HaSpec{.create_id = "c1", .initiator = "hb-1",
+                  .members = {{.host = "hb-2", .address = "10.0.0.2", .public_host = "db2", .pg_port = 25009, .rest_port = 8009,
+                               .public_port = 28009, .replica_port = 28010},
+                              {.host = "hb-1", .address = "10.0.0.1", .public_host = "db1", .pg_port = 25001, .rest_port = 8001,
+                               .public_port = 28001, .replica_port = 28002}}};
+    ASSERT_TRUE(own_member(t));
+    EXPECT_EQ(own_member(t)->host, "hb-1");
+    const auto ro = replica_route_of(cfg, t);
+    ASSERT_TRUE(ro);
+    EXPECT_EQ(ro->tenant, "acme.ro");
+    EXPECT_EQ(ro->public_port, 28002);
+    EXPECT_EQ(ro->check_path, "/replica");
+    EXPECT_EQ(ro->members.size(), 2u);
+    EXPECT_EQ(route_of(cfg, t).public_port, 28001);
+    EXPECT_EQ(read_only_url(cfg, t), "postgresql://acme:pw@db1:28002,db2:28010/postgres?sslmode=require&target_session_attrs=standby");
+    EXPECT_EQ(read_only_url(cfg, t, false), "postgresql://acme@db1:28002,db2:28010/postgres?sslmode=require&target_session_attrs=standby");
+    t.created_at = "2026-12-01T00:00:00Z";
+    const TenantRecord back = from_toml(to_toml(t), "test");
+    EXPECT_EQ(back.ha->members, t.ha->members);
+    // A member made before read-only URLs: none.
+    for (auto& m : t.ha->members) m.replica_port = 0;
+    EXPECT_FALSE(replica_route_of(cfg, t));
+    EXPECT_EQ(read_only_url(cfg, t), "");
 }

@@ -52,8 +52,31 @@ class Placement(unittest.TestCase):
         self.assertEqual(got["p"], ["a"])  # nothing was taken for h
 
     def test_replicas_out_of_range_are_refused(self):
+        # hostd's limit (2 replicas), whatever the hosts: three HA hosts and replicas: 3 is refused
+        # as such, not as a lack of room.
+        cap = {h: host(9, ha=True) for h in "abcd"}
+        with self.assertRaisesRegex(AnsibleFilterError, "tenant h: replicas must be 0, 1 or 2 .*at most 3 hosts.*not 3"):
+            placement([{"name": "h", "replicas": 3}], cap, {})
         with self.assertRaises(AnsibleFilterError):
-            placement([{"name": "h", "replicas": 3}], {"a": host(1, ha=True)}, {})
+            placement([{"name": "h", "replicas": -1}], cap, {})
+
+    def test_an_absent_tenant_is_never_placed_and_takes_no_room(self):
+        cap = {"a": host(9, ha=True, ports=1), "b": host(8, ha=True)}
+        got = placement([{"name": "gone", "state": "absent", "replicas": 1, "memory": "8G"},
+                         {"name": "old", "state": "absent", "purge": True},
+                         {"name": "new", "memory": "1G"}],
+                        cap, {"b": ["old"], "a": ["x"]})
+        self.assertEqual(got["gone"], [])  # nowhere: nothing to delete
+        self.assertEqual(got["old"], ["b"])  # where it is, to be deleted there
+        self.assertEqual(got["new"], ["a"])  # a's one port and memory were not taken by 'gone'
+
+    def test_a_placed_ha_tenant_with_as_many_ha_hosts_as_members(self):
+        # Three HA hosts, two replicas: all three, most free memory first; a second such tenant
+        # fits only while each host has a port and disk left.
+        cap = {"a": host(8, ha=True, ports=1), "b": host(9, ha=True), "c": host(7, ha=True, disk_gib=2)}
+        got = placement([{"name": "h1", "replicas": 2, "size": "1G"}, {"name": "h2", "replicas": 2, "size": "1G"}], cap, {})
+        self.assertEqual(got["h1"], ["b", "a", "c"])
+        self.assertEqual(got["h2"], [])  # a has no port left
 
 
 if __name__ == "__main__":

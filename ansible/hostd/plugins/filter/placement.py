@@ -10,6 +10,10 @@ from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.formatters import human_to_bytes
 
 
+# hostd's own limit (model/ha.h kMaxReplicas): a create naming more replicas is refused.
+MAX_REPLICAS = 2
+
+
 def _bytes(value):
     return human_to_bytes(str(value)) if value not in (None, "") else 0
 
@@ -20,7 +24,8 @@ def placement(tenants, capacity, names):
     A tenant that exists somewhere stays where it is (every host that has it, sorted). A new one
     goes to the hosts with the most free memory (memory_total - memory_committed, less what
     this run placed before it) among those with a free public port and room for its loop image;
-    [] when not enough hosts qualify."""
+    [] when not enough hosts qualify. A tenant with state: absent is never placed: the hosts
+    that have it, or [] (nothing to delete)."""
     free, disk, ports = {}, {}, {}
     for h, c in capacity.items():
         free[h] = int(c.get("memory_total", 0)) - int(c.get("memory_committed", 0))
@@ -30,12 +35,13 @@ def placement(tenants, capacity, names):
     for t in tenants:
         name = t["name"]
         have = sorted(h for h in capacity if name in names.get(h, []))
-        if have:
+        if have or t.get("state") == "absent":
             out[name] = have
             continue
         replicas = int(t.get("replicas", 0) or 0)
-        if replicas < 0 or replicas > 2:
-            raise AnsibleFilterError("tenant %s: replicas must be 0, 1 or 2, not %s" % (name, replicas))
+        if replicas < 0 or replicas > MAX_REPLICAS:
+            raise AnsibleFilterError("tenant %s: replicas must be 0, 1 or %d (hostd runs an HA tenant on at most %d hosts), "
+                                     "not %s" % (name, MAX_REPLICAS, MAX_REPLICAS + 1, replicas))
         mem, size = _bytes(t.get("memory")), _bytes(t.get("size"))
         fits = [h for h in sorted(capacity)
                 if ports[h] > 0 and disk[h] >= size and (replicas == 0 or capacity[h].get("ha_host"))]

@@ -827,6 +827,8 @@ bool Provisioner::hibernate(const std::string& name, const std::function<bool()>
     TenantRecord t = store_.get(name);
     if (t.state != TenantState::ready || t.stopped || t.hibernated || t.ha || !hibernate_on(cfg_)) return false;
     const TenantLayout l = layout_of(cfg_, t);
+    // A tenant that is down stays down, and said so: hibernating it would hide it from the alerts.
+    if (!store_.problem(name).empty() || !fx_.unit_active(l)) return false;
     Store::Activity busy(store_, name, "hibernating");
     t.hibernated = true;
     store_.save(t);  // the intent first: a reconcile after a crash here finishes the stop, and keeps the route

@@ -2804,6 +2804,10 @@ TEST_F(AManager, HibernatesAnIdleTenantRoutedToTheWakerAcrossReconcileAndRebootT
     EXPECT_EQ(v.live.state, "stopped");
     EXPECT_FALSE(route_for(m, "acme"));
     EXPECT_FALSE(again.hibernate("acme", [&] { return idle; })) << "a stopped tenant does not hibernate";
+    // Nor does one that is down: it stays down, and alerted on.
+    m.units.erase("beta");
+    EXPECT_FALSE(again.hibernate("beta", [&] { return idle; }));
+    EXPECT_EQ(again.get("beta").live.state, "down");
 }
 
 TEST_F(AManager, WakesAHibernatedTenantForAVerbThatNeedsItsPostgresAndWhenHibernationIsTurnedOff) {

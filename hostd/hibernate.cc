@@ -163,6 +163,8 @@ std::optional<uint16_t> Waker::read_header(int fd, Clock::time_point deadline, s
                 return std::nullopt;
             }
             buf.append(chunk, static_cast<size_t>(n));
+            // Anything but a PROXY header is refused at its first bytes, not after a wait for more.
+            if (routes::parse_proxy_v2(buf).status == routes::ProxyV2::Status::invalid) break;
         }
         const routes::ProxyV2 h = routes::parse_proxy_v2(buf);
         if (h.status == routes::ProxyV2::Status::invalid) {

@@ -42,6 +42,7 @@ std::vector<Family> metric_families(const std::vector<TenantFacts>& tenants, con
     per_tenant("hostd_tenant_disk_inodes_used", "gauge", "Inodes in use on the tenant's filesystem.", [&](auto& t) { return opt(t.inodes_used); });
     per_tenant("hostd_tenant_read_only", "gauge", "1 while hostd's disk-full guard holds the tenant read-only.", [](auto& t) { return std::optional<double>(t.read_only ? 1 : 0); });
     per_tenant("hostd_tenant_stopped", "gauge", "1 while the tenant is stopped on purpose (hostctl stop); it has no hostd_tenant_up then.", [](auto& t) { return std::optional<double>(t.stopped ? 1 : 0); });
+    per_tenant("hostd_tenant_hibernated", "gauge", "1 while the tenant hibernates ([hibernate]: idle, stopped, woken by its next connection); it has no hostd_tenant_up then.", [](auto& t) { return std::optional<double>(t.hibernated ? 1 : 0); });
     per_tenant("hostd_tenant_memory_bytes", "gauge", "Memory charged to the tenant's cgroup.", [&](auto& t) { return opt(t.memory_current); });
     per_tenant("hostd_tenant_memory_limit_bytes", "gauge", "The tenant's memory limit (MemoryMax).", [&](auto& t) { return opt(t.memory_limit); });
     per_tenant("hostd_tenant_cpu_seconds_total", "counter", "CPU time used by the tenant's cgroup.", [](auto& t) { return t.cpu_seconds; });
@@ -237,6 +238,7 @@ std::string Collector::scrape() {
         t.state = std::string(to_string(r.state));
         t.read_only = r.read_only;
         t.stopped = r.stopped;
+        t.hibernated = r.hibernated;
         t.disk_size = r.spec.disk_size;
         if (auto it = usage->find(r.name); it != usage->end()) {
             const Usage& u = it->second;
@@ -263,7 +265,7 @@ std::string Collector::scrape() {
     {
         std::lock_guard g(mu_);
         for (auto& t : facts)
-            if (auto it = slow_.find(t.name); it != slow_.end() && !t.stopped) {
+            if (auto it = slow_.find(t.name); it != slow_.end() && !t.stopped && !t.hibernated) {
                 t.restarts = it->second.restarts;
                 t.up = it->second.up;
                 t.connections = it->second.connections;
@@ -290,7 +292,7 @@ double refresh_gap_seconds(size_t tenants, double refresh, double budget) {
 double Collector::refresh_next() {
     std::vector<TenantRecord> ready;
     for (auto& r : tenants_.records())
-        if (r.state == TenantState::ready && !r.stopped) ready.push_back(std::move(r));
+        if (r.state == TenantState::ready && !r.stopped && !r.hibernated) ready.push_back(std::move(r));
     const double gap = refresh_gap_seconds(ready.size(), cfg_.metrics_refresh, cfg_.metrics_refresh_budget);
     std::set<std::string> names;
     for (auto& r : ready) names.insert(r.name);

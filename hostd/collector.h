@@ -45,6 +45,7 @@ struct TenantFacts {
     std::string name, state;
     bool read_only = false;
     bool stopped = false;  // stopped on purpose: not down, so no `up` (nor its alert)
+    bool hibernated = false;  // [hibernate]: not down either, no `up`; never asked (that would not wake it)
     uint64_t disk_size = 0;
     std::optional<uint64_t> bytes_total, bytes_used, bytes_available, inodes_total, inodes_used;
     std::optional<uint64_t> memory_current, memory_limit, tasks_current, tasks_limit;

@@ -1512,6 +1512,7 @@ std::unique_ptr<routes::RouteWriter> make_route_writer(const Config& cfg, bool r
     routes::HaproxySettings s{.haproxy_bin = cfg.haproxy_bin,
                               .main_config = cfg.haproxy_main_config,
                               .hostd_config = cfg.haproxy_config,
+                              .waker_port = hibernate_on(cfg) && !retired ? cfg.hibernate_waker_port : uint16_t(0),
                               .bind_address = cfg.bind_address,
                               .first_port = cfg.public_ports.first,
                               .last_port = cfg.public_ports.second,

@@ -40,7 +40,8 @@ std::string socket_lock_path(const Config& cfg) {
 std::string state_lock_path(const Config& cfg) { return cfg.state_dir + "/hostd.lock"; }
 
 uint64_t files_needed(const Config& cfg) {
-    return cfg.api_max_connections * 16 + cfg.metrics_max_connections + 256;
+    // The waker's relays ([hibernate]): two sockets each.
+    return cfg.api_max_connections * 16 + cfg.metrics_max_connections + 256 + (hibernate_on(cfg) ? 2 * cfg.hibernate_max_relays : 0);
 }
 
 std::string raise_file_limit(uint64_t need) {

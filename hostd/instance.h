@@ -32,7 +32,8 @@ std::string state_lock_path(const Config& cfg);
 // Open files hostd may need at once: each API connection's socket and what the operation it
 // runs holds open (an exec's pipes, an image, a loop device, a libpq socket, a file being
 // written: fewer than 16), each metrics connection's socket, and a margin for the rest (the
-// journal, sd-bus, the listeners, a refresh's libpq socket). Idle tenants hold none.
+// journal, sd-bus, the listeners, a refresh's libpq socket), and the hibernation waker's relays
+// (two sockets each). Idle tenants hold none.
 uint64_t files_needed(const Config& cfg);
 
 // Raises the soft RLIMIT_NOFILE to need (at most the hard limit). Returns a warning to log if

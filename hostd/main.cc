@@ -21,6 +21,7 @@
 #include "hostd/ha_api.h"
 #include "hostd/peer_server.h"
 #include "hostd/peers.h"
+#include "hostd/hibernate.h"
 #include "hostd/http.h"
 #include "hostd/instance.h"
 #include "clidoc/clidoc.h"
@@ -189,6 +190,9 @@ int main(int argc, char** argv) {
             peers = make_real_peers(cfg, cfg.state_dir + "/ha");
         }
         Manager manager(cfg, make_real_effects(cfg), std::move(peers), self);
+        // [hibernate]: the waker listens before the first route names it (hostd/hibernate.h).
+        std::optional<Waker> waker;
+        if (hibernate_on(cfg)) waker.emplace(cfg.hibernate_waker_port, cfg.hibernate_max_relays, waker_tenants(manager));
         manager.start();
         // [repository] listen: this host keeps other hosts' tenants' repositories (hostd/repohost_api.h).
         RepositoryRole repository = start_repository_role(cfg);
@@ -266,6 +270,17 @@ int main(int argc, char** argv) {
                 }
             });
         if (port_watch) port_watch->name("portwatch");
+        // [hibernate]: idle tenants stopped, one look at the kernel's TCP sockets per round.
+        std::optional<IdleWatch> idle_watch;
+        std::optional<Ticker> hibernation;
+        if (hibernate_on(cfg)) {
+            idle_watch.emplace(manager, [] { return units::tcp_established(); });
+            hibernation.emplace(std::chrono::milliseconds(static_cast<long>(cfg.hibernate_check_interval * 1000)),
+                                [&] { idle_watch->tick(); });
+            hibernation->name("hibernate");
+            log::info("Hibernation on: tenants idle for " + std::to_string(static_cast<long>(cfg.hibernate_after)) +
+                      " s stop; the waker listens on 127.0.0.1:" + std::to_string(waker->port()));
+        }
         // Deleted tenants' kept backups past backup.deleted_retention (also at start and on each reconcile).
         Ticker expire_kept(std::chrono::hours(1), [&] {
             try {

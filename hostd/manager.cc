@@ -223,6 +223,7 @@ Resized Manager::resize(const std::string& name, const ResizeRequest& req) {
     check_resize(req, cfg_);
     Store::OpLock op(store_, name);
     not_for_ha(name, "resized");
+    awake(name);
     return prov_.resize(name, req);
 }
 
@@ -243,6 +244,7 @@ LimitsChanged Manager::set_limits(const std::string& name, const LimitsUpdate& u
     // PostgreSQL refuses at start involve the kept ones), before anything changes.
     Store::OpLock op(store_, name);
     not_for_ha(name, "given new limits or settings");
+    awake(name);
     return prov_.set_limits(name, checked);
 }
 
@@ -251,6 +253,7 @@ TenantView Manager::set_password(const std::string& name, const PasswordRequest&
     if (req.password) validate_password(*req.password);
     Store::OpLock op(store_, name);
     if (const TenantRecord t = store_.get(name); t.ha) return timed("password", [&] { return set_ha_password(t, req); });
+    awake(name);
     return timed("password", [&] { return prov_.set_password(name, req); });
 }
 
@@ -356,6 +359,35 @@ TenantView Manager::start(const std::string& name) {
         timed("start", [&] { return prov_.start(name); });
     }
     return get(name);
+}
+
+void Manager::awake(const std::string& name) {
+    if (store_.get(name).hibernated) timed("wake", [&] { return prov_.wake(name); });
+}
+
+bool Manager::hibernate(const std::string& name, const std::function<bool()>& still_idle) {
+    std::optional<Store::OpLock> op;
+    try {
+        op.emplace(store_, name);
+    } catch (const Error& e) {
+        if (e.code() == Errc::conflict) return false;  // a verb runs on it: the next look decides
+        throw;
+    }
+    return timed("hibernate", [&] { return prov_.hibernate(name, still_idle); });
+}
+
+void Manager::wake(const std::string& name, std::chrono::steady_clock::time_point deadline) {
+    for (;;) {
+        try {
+            Store::OpLock op(store_, name);
+            timed("wake", [&] { return prov_.wake(name); });
+            return;
+        } catch (const Error& e) {
+            // Another verb holds it (its hibernation finishing, another connection's wake): wait.
+            if (e.code() != Errc::conflict || std::chrono::steady_clock::now() >= deadline) throw;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
 }
 
 TenantView Manager::restart(const std::string& name) {

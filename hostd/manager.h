@@ -3,6 +3,8 @@
 // before it takes the tenant's lock, and counts operations for /metrics. Effects are injected.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -68,6 +70,11 @@ public:
     TenantView stop(const std::string& name);
     TenantView start(const std::string& name);
     TenantView restart(const std::string& name);
+    // [hibernate] (hostd/hibernate.h): Provisioner::hibernate under the tenant's lock (false at
+    // once when a verb holds it), and Provisioner::wake, waiting for the lock until deadline
+    // (Errc::conflict after it).
+    bool hibernate(const std::string& name, const std::function<bool()>& still_idle);
+    void wake(const std::string& name, std::chrono::steady_clock::time_point deadline);
     // An HA tenant's primary moved to another member (Patroni's POST /switchover to the leader,
     // with the REST credentials): to the member req.to names, or the one ha::plan_switchover
     // picks; waits until Patroni reports the candidate primary. Refused (409) for a plain tenant,
@@ -145,6 +152,8 @@ private:
     // here and on every other member host. The caller holds the OpLock.
     TenantView set_ha_password(const TenantRecord& t, const PasswordRequest& req);
     void need_ha(const char* what) const;
+    // A hibernated tenant woken for a verb that needs its PostgreSQL (the caller holds the OpLock).
+    void awake(const std::string& name);
     // Errc::conflict for a verb an HA tenant does not have yet (what: "resized", ...).
     void not_for_ha(const std::string& name, const char* what);
 

@@ -759,8 +759,9 @@ TenantRecord Provisioner::stop(const std::string& name) {
     require_ready(t, "stopped");
     const TenantLayout l = layout_of(cfg_, t);
     Store::Activity busy(store_, name, "stopping");
-    if (!t.stopped) {
+    if (!t.stopped || t.hibernated) {
         t.stopped = true;
+        t.hibernated = false;  // plainly stopped: its port no longer wakes it
         store_.save(t);  // the intent first: a reconcile after a crash here finishes the stop
     }
     store_.set_routed(name, false);
@@ -811,8 +812,9 @@ TenantRecord Provisioner::start(const std::string& name) {
     require_ready(t, "started");
     const TenantLayout l = layout_of(cfg_, t);
     Store::Activity busy(store_, name, "starting");
-    if (t.stopped) {
+    if (t.stopped || t.hibernated) {
         t.stopped = false;
+        t.hibernated = false;  // woken
         store_.save(t);  // the intent first: from now on a reconcile starts it too
     }
     try {
@@ -827,6 +829,59 @@ TenantRecord Provisioner::start(const std::string& name) {
     return t;
 }
 
+bool Provisioner::hibernate(const std::string& name, const std::function<bool()>& still_idle) {
+    TenantRecord t = store_.get(name);
+    if (t.state != TenantState::ready || t.stopped || t.hibernated || t.ha || !hibernate_on(cfg_)) return false;
+    const TenantLayout l = layout_of(cfg_, t);
+    // A tenant that is down stays down, and said so: hibernating it would hide it from the alerts.
+    if (!store_.problem(name).empty() || !fx_.unit_active(l)) return false;
+    Store::Activity busy(store_, name, "hibernating");
+    t.hibernated = true;
+    store_.save(t);  // the intent first: a reconcile after a crash here finishes the stop, and keeps the route
+    publish_routes();  // its server in maintenance: new connections go to the waker
+    if (!still_idle()) {  // a client came between the look and the switch: it stays awake
+        t.hibernated = false;
+        store_.save(t);
+        publish_routes();
+        return false;
+    }
+    try {
+        fx_.stop_unit(l);
+    } catch (const Error& e) {
+        throw Error(e.code(), "Failed to stop tenant '" + name + "' for hibernation: " + e.what() +
+                                  "; it is recorded as hibernated (its next connection or hostctl start runs it)");
+    }
+    store_.set_problem(name, "");
+    log::info("Hibernated: no client for " + std::to_string(static_cast<long>(cfg_.hibernate_after)) +
+                  " s; its next connection starts it",
+              name);
+    return true;
+}
+
+TenantRecord Provisioner::wake(const std::string& name) {
+    TenantRecord t = store_.get(name);
+    if (!t.hibernated) return t;  // awake already (another connection woke it)
+    if (t.state != TenantState::ready || t.stopped)
+        throw Error(Errc::conflict, "Tenant '" + name + "' is " + (t.stopped ? std::string("stopped on purpose") : std::string(to_string(t.state))) +
+                                        ", not hibernated; it is not woken by a connection");
+    const TenantLayout l = layout_of(cfg_, t);
+    Store::Activity busy(store_, name, "waking");
+    t.hibernated = false;
+    store_.save(t);  // the intent first: from now on a reconcile starts it too
+    try {
+        fx_.mount(t, l, /*fresh=*/false);
+        fx_.start_unit(l, t.port, limits_of(t.spec));
+        fx_.wait_ready(t, l, kCheckTimeoutMs);
+    } catch (const Error& e) {
+        store_.set_problem(name, std::string("failed to wake: ") + e.what());
+        publish_routes();  // its own server again: a client sees it down, as it is
+        throw Error(e.code(), "Failed to wake tenant '" + name + "': " + e.what() + "; see hostctl logs " + name);
+    }
+    store_.set_problem(name, "");
+    publish_routes();  // its own server ready: new connections go straight to it
+    return t;
+}
+
 TenantRecord Provisioner::restart(const std::string& name) {
     TenantRecord t = store_.get(name);
     require_ready(t, "restarted");
@@ -834,6 +889,10 @@ TenantRecord Provisioner::restart(const std::string& name) {
         throw Error(Errc::conflict, "Tenant '" + name + "' is stopped on purpose; start it with hostctl start " + name);
     const TenantLayout l = layout_of(cfg_, t);
     Store::Activity busy(store_, name, "restarting");
+    if (t.hibernated) {  // a restart runs it: awake from now on
+        t.hibernated = false;
+        store_.save(t);
+    }
     try {
         fx_.restart_unit(l, t.port, limits_of(t.spec));
         bring_up(t, l);

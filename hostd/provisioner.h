@@ -72,6 +72,14 @@ public:
     TenantRecord stop(const std::string& name);
     TenantRecord start(const std::string& name);
     TenantRecord restart(const std::string& name);
+    // [hibernate] (hostd/hibernate.h). hibernate: a ready, running, plain tenant recorded as
+    // hibernated first, its route switched to the waker, then (still_idle() true: no client
+    // came meanwhile, else undone) its unit stopped; false when it may not or did not hibernate.
+    // wake: the intent cleared first, the unit started, PostgreSQL accepting connections, its
+    // route back on its own server; nothing for a tenant not hibernated. start and restart
+    // wake one too; stop makes it plainly stopped.
+    bool hibernate(const std::string& name, const std::function<bool()>& still_idle);
+    TenantRecord wake(const std::string& name);
 
     // An HA tenant's member on this host (#17), in two phases, so that every member host has
     // reserved its ports before any Patroni starts. prepare_member: the name and ports reserved

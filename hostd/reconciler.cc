@@ -40,7 +40,7 @@ void Reconciler::converge(TenantRecord t, const std::map<std::string, LiveStatus
     }
     // Should run: disk attached, mounted by UUID with its marker, user, unit, route. Stopped on
     // purpose: the same, but its unit stopped and no route (the disk stays mounted for the
-    // guard and the disk stats, and for a start).
+    // guard and the disk stats, and for a start). Hibernated: its unit stopped, its route kept.
     LiveStatus before;
     if (!unit_error.empty()) before.unit_error = unit_error;
     else if (auto it = units.find(t.name); it != units.end()) before = it->second;
@@ -82,6 +82,24 @@ void Reconciler::converge(TenantRecord t, const std::map<std::string, LiveStatus
             // Someone else's account took the name: the tenant's files must not become its.
             throw Error(Errc::refused, "OS user '" + t.os_user + "' exists but was not made by hostd; remove or rename it, "
                                        "then run hostctl reconcile");
+        }
+        if (t.hibernated && !hibernate_on(cfg_)) {
+            // hostd.toml turned hibernation off: no waker routes to it any more, so it runs again.
+            t.hibernated = false;
+            store_.save(t);
+            act("woke it: hibernation is off in hostd.toml ([hibernate] after)");
+        }
+        if (t.hibernated) {
+            // Hibernated: stays stopped (a crash in its hibernation left it running: stopped now)
+            // and routed, so its next connection reaches the waker and starts it.
+            const std::string& a = before.active_state;
+            if (!before.unit_error.empty() || (!a.empty() && a != "inactive" && a != "failed")) {
+                fx_.stop_unit(l);
+                if (before.unit_error.empty()) act("stopped its unit (" + a + "): the tenant is hibernated; its next connection starts it");
+            }
+            store_.set_routed(t.name, true);
+            store_.set_problem(t.name, "");
+            return;
         }
         if (t.stopped) {
             const std::string& a = before.active_state;

@@ -21,7 +21,7 @@
 namespace hostd {
 namespace {
 
-enum class Kind { text, size, number, count, port, ports, ids, list };
+enum class Kind { text, size, number, count, port, ports, ids, list, duration };
 
 struct Setting {
     const char* section;
@@ -42,6 +42,24 @@ std::optional<std::pair<uint32_t, uint32_t>> parse_id_range(std::string_view s) 
     };
     if (!num(s.substr(0, dash), a) || !num(s.substr(dash + 1), b) || a > b) return std::nullopt;
     return std::pair{a, b};
+}
+
+// "90", "90s", "15m", "2h", "1d", "0.5s": seconds; nullopt for anything else.
+std::optional<double> parse_duration(std::string_view s) {
+    double mult = 1;
+    if (!s.empty()) {
+        switch (s.back()) {
+        case 's': mult = 1; s.remove_suffix(1); break;
+        case 'm': mult = 60; s.remove_suffix(1); break;
+        case 'h': mult = 3600; s.remove_suffix(1); break;
+        case 'd': mult = 86400; s.remove_suffix(1); break;
+        default: break;
+        }
+    }
+    double v = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ec != std::errc() || end != s.data() + s.size() || !(v >= 0)) return std::nullopt;
+    return v * mult;
 }
 
 #define FIELD(m) [](Config& c) -> void* { return &c.m; }
@@ -128,6 +146,10 @@ const std::vector<Setting>& settings() {
         {"ha", "loop_wait", Kind::count, "Patroni's loop_wait: seconds between two rounds of each member (each writes its key to etcd).", FIELD(ha_loop_wait)},
         {"ha", "retry_timeout", Kind::count, "Patroni's retry_timeout: seconds a primary may fail to reach etcd before it demotes itself.", FIELD(ha_retry_timeout)},
         {"ha", "prepare_timeout", Kind::count, "Seconds a member prepared for another host's create waits to be started before this host rolls it back.", FIELD(ha_prepare_timeout)},
+        {"hibernate", "after", Kind::duration, "Hibernation of idle tenants (HAProxy only): a tenant no client has been connected to for this long (seconds, or \"30s\", \"15m\", \"2h\", \"1d\") is stopped cleanly and recorded as hibernated; its public port stays open, and its next connection starts it again (about 0.3 s more on that connection, measured by tests/e2e/hibernate) through hostd's waker. hostd's own connections (metrics, checks) use the tenant's Unix socket and neither keep it awake nor wake it. A running idle tenant costs about 13 MB of memory that cannot be reclaimed; a hibernated one costs none. \"0\": off.", FIELD(hibernate_after)},
+        {"hibernate", "check_interval", Kind::duration, "How often hostd counts each tenant's client connections (one look at the kernel's socket table for all tenants).", FIELD(hibernate_check_interval)},
+        {"hibernate", "waker_port", Kind::port, "The waker's port on 127.0.0.1: HAProxy hands it a hibernated tenant's connections (PROXY protocol v2; the public port names the tenant); it starts the tenant and relays that connection to it. Outside every port range hostd hands out.", FIELD(hibernate_waker_port)},
+        {"hibernate", "max_relays", Kind::count, "Connections the waker holds at once (waiting for their tenant, then relayed for their whole session, a thread each); one more is closed at once and logged.", FIELD(hibernate_max_relays)},
     };
     return table;
 }
@@ -144,6 +166,7 @@ std::string render_value(const Setting& s, Config& c) {
     case Kind::text: o << '"' << *static_cast<std::string*>(p) << '"'; break;
     case Kind::size: o << '"' << format_size(*static_cast<uint64_t*>(p)) << '"'; break;
     case Kind::number: o << *static_cast<double*>(p); break;
+    case Kind::duration: o << '"' << *static_cast<double*>(p) << "s\""; break;
     case Kind::count: o << *static_cast<uint64_t*>(p); break;
     case Kind::port: o << *static_cast<uint16_t*>(p); break;
     case Kind::ports: {
@@ -296,6 +319,31 @@ std::vector<std::string> default_extensions_allowed() {
             "uuid-ossp", "xml2"};
 }
 
+namespace {
+// [hibernate]: HAProxy only (its backup server hands a hibernated tenant's connections to the
+// waker; Traefik has no such fallback and SNI routes share one port, which cannot name the
+// tenant), a waker port no tenant, proxy or server of hostd can be given.
+void check_hibernate(const Config& c, const std::string& source) {
+    if (!hibernate_on(c)) return;
+    auto bad = [&](const std::string& key, const std::string& why) {
+        throw Error(Errc::invalid, "'hibernate." + key + "' in " + source + " " + why);
+    };
+    if (c.proxy != "haproxy")
+        bad("after", "needs proxy.kind = \"haproxy\": a hibernated tenant's connections reach hostd's waker through an "
+                     "HAProxy backup server, which Traefik routes cannot have; set hibernate.after = 0 or use HAProxy");
+    if (c.hibernate_after < 1) bad("after", "must be at least 1 second (0 turns hibernation off)");
+    if (c.hibernate_check_interval < 0.1 || c.hibernate_check_interval > 3600) bad("check_interval", "must be 0.1 s to 1 h");
+    if (c.hibernate_max_relays < 1 || c.hibernate_max_relays > 10000) bad("max_relays", "must be 1-10000");
+    const uint16_t w = c.hibernate_waker_port;
+    std::vector<std::pair<const char*, PortRange>> ranges = {{"postgres.ports", c.pg_ports}, {"proxy.ports", c.public_ports}};
+    if (!c.backup_repo_host.empty()) ranges.push_back({"backup.server_ports", c.backup_server_ports});
+    if (!c.repository_listen.empty()) ranges.push_back({"repository.ports", c.repository_ports});
+    if (ha_on(c)) ranges.push_back({"ha.rest_ports", c.ha_rest_ports});
+    for (auto& [key, r] : ranges)
+        if (w >= r.first && w <= r.second) bad("waker_port", std::string("must not be in '") + key + "'");
+}
+}  // namespace
+
 Config parse_config(std::string_view text, const std::string& source) {
     toml::table doc;
     try {
@@ -333,6 +381,15 @@ Config parse_config(std::string_view text, const std::string& source) {
             case Kind::number: {
                 auto v = node.value<double>();
                 if (!v || *v < 0) throw Error(Errc::invalid, where(*s, source) + " must be a non-negative number");
+                *static_cast<double*>(p) = *v;
+                break;
+            }
+            case Kind::duration: {
+                std::optional<double> v;
+                if (node.is_string()) v = parse_duration(*node.value<std::string>());
+                else if (node.is_integer() || node.is_floating_point()) v = node.value<double>();
+                if (!v || *v < 0 || *v > 365.0 * 86400)
+                    throw Error(Errc::invalid, where(*s, source) + " must be a duration such as 30 (seconds), \"90s\", \"15m\", \"2h\" or \"1d\", at most a year");
                 *static_cast<double*>(p) = *v;
                 break;
             }
@@ -497,6 +554,7 @@ Config parse_config(std::string_view text, const std::string& source) {
     bool overlap = !(c.pg_ports.second < c.public_ports.first || c.public_ports.second < c.pg_ports.first);
     if (overlap) throw Error(Errc::invalid, "'postgres.ports' and 'proxy.ports' in " + source + " must not overlap");
     check_ha(c, source);
+    check_hibernate(c, source);
     if (!c.backup_repo_host.empty())
         for (const PortRange& r : {c.pg_ports, c.public_ports})
             if (!(c.backup_server_ports.second < r.first || r.second < c.backup_server_ports.first))

@@ -121,7 +121,15 @@ struct Config {
     uint16_t ha_etcd_peer_port = 2380;
     uint64_t ha_ttl = 10, ha_loop_wait = 2, ha_retry_timeout = 4;  // Patroni's timing (ha::Timing)
     uint64_t ha_prepare_timeout = 600;         // seconds a prepared member waits for its start
+    // [hibernate] idle tenants stopped, woken by their next connection (hostd/hibernate.h)
+    double hibernate_after = 0;                // seconds without a client connection; 0 = off
+    double hibernate_check_interval = 10;      // seconds between looks at the connections
+    uint16_t hibernate_waker_port = 22432;     // the waker's listener on 127.0.0.1
+    uint64_t hibernate_max_relays = 256;       // connections the waker holds at once
 };
+
+// [hibernate]: on when after is set (HAProxy only; parse_config refuses it with Traefik).
+inline bool hibernate_on(const Config& c) { return c.hibernate_after > 0; }
 
 // Archiving and backups on: into a local directory (backup.repo) or on a repository host.
 inline bool backups_on(const Config& c) { return !c.backup_repo.empty() || !c.backup_repo_host.empty(); }

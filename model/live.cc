@@ -47,6 +47,13 @@ Live derive_live(const TenantRecord& t, const LiveStatus& u, const std::string& 
                                "hostctl stop or hostctl reconcile stops it again, hostctl start keeps it running"};
         return {"stopped", "stopped on purpose (hostctl stop); hostctl start brings it back"};
     }
+    if (t.hibernated) {
+        if (a == "deactivating") return {"hibernating", ""};
+        if (runs || a == "activating")
+            return {"running", "recorded as hibernated, but its unit runs (a hibernation under way, or started outside "
+                               "hostd); hostctl start keeps it running"};
+        return {"hibernated", "no client for [hibernate] after; its next connection starts it (hostctl start now)"};
+    }
     if (a == "activating") {
         if (u.sub_state == "auto-restart")
             return {"restarting", failure(u) + "; systemd restarts it"};

@@ -119,6 +119,7 @@ std::string to_toml(const TenantRecord& t) {
         {"facts", facts},
     };
     if (t.ha) doc.insert("ha", ha_toml(*t.ha));
+    if (t.hibernated) doc.insert("hibernated", true);  // only when so: records of awake tenants stay as they were
     std::ostringstream o;
     o << "# hostd tenant record: written by hostd, do not edit while hostd runs.\n" << doc << "\n";
     return o.str();
@@ -142,6 +143,7 @@ TenantRecord from_toml(std::string_view text, const std::string& source) {
     t.purge_backups = doc["purge_backups"].value_or(false);
     t.read_only = doc["read_only"].value_or(false);
     t.stopped = doc["stopped"].value_or(false);  // false in records written before it was recorded
+    t.hibernated = doc["hibernated"].value_or(false);
     auto sp = doc["spec"];
     t.spec.backend = sp["backend"].value_or(std::string{"loop"});
     t.spec.device = sp["device"].value_or(std::string{});

@@ -241,8 +241,13 @@ routes::Route route_of(const Config& cfg, const TenantRecord& t) {
                 r.members.push_back({.name = m.host, .host = m.address, .port = m.pg_port, .check_port = m.rest_port});
         return r;
     }
-    return {.tenant = t.name, .bind_address = cfg.bind_address, .public_port = ep.port, .backend_host = "127.0.0.1",
-            .backend_port = t.port, .sni_host = ep.sni_host};
+    routes::Route r{.tenant = t.name, .bind_address = cfg.bind_address, .public_port = ep.port, .backend_host = "127.0.0.1",
+                    .backend_port = t.port, .sni_host = ep.sni_host};
+    if (hibernate_on(cfg)) {  // HAProxy's backup server: hostd's waker (hostd/hibernate.h)
+        r.waker_port = cfg.hibernate_waker_port;
+        r.hibernated = t.hibernated;
+    }
+    return r;
 }
 
 const HaMember* own_member(const TenantRecord& t) {

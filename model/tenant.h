@@ -205,6 +205,10 @@ struct TenantRecord {
     // Stopped on purpose (hostctl stop): a reconcile, a restart of hostd or a reboot leave it
     // stopped (and unrouted) until it is started.
     bool stopped = false;
+    // Hibernated ([hibernate], hostd/hibernate.h): stopped after a quiet spell, still routed (its
+    // public port leads to hostd's waker), started by its next connection or hostctl start. A
+    // reconcile, a restart of hostd or a reboot leave it so. Never with stopped.
+    bool hibernated = false;
     // An HA tenant's members and shared secrets (model/ha.h); none for a plain tenant. Its unit
     // is hostd-patroni@<name> (layout_of(cfg, record)).
     std::optional<HaSpec> ha;

@@ -36,6 +36,7 @@ struct LiveStatus {
 //   running     PostgreSQL runs (and answered, where it was asked)
 //   read-only   it runs, and the disk-full guard holds it read-only
 //   stopped     stopped on purpose (hostctl stop); stays so across reconcile and reboot
+//   hibernated  stopped after a quiet spell ([hibernate]); its next connection starts it
 //   down        it should run and does not: the unit failed or is not running, hostd left it
 //               down (reason: problem), or it runs and refuses connections (reason: the check)
 //   restarting  a restart is under way (hostctl restart, or systemd after a crash)

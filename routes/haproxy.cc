@@ -100,10 +100,11 @@ std::vector<const Route*> checked_table(const std::vector<Route>& routes) {
 }  // namespace
 
 HaproxyListeners haproxy_listeners(const std::vector<Route>& routes, const std::string& bind_address,
-                                   const std::set<uint16_t>& idle_ports) {
+                                   const std::set<uint16_t>& idle_ports, uint16_t waker_port) {
     HaproxyListeners ls;
-    for (const Route* r : checked_table(routes)) ls.by_port[r->public_port] = {.bind_address = r->bind_address, .route = *r};
-    for (uint16_t p : idle_ports) ls.by_port.try_emplace(p, HaproxyListener{.bind_address = bind_address});
+    for (const Route* r : checked_table(routes))
+        ls.by_port[r->public_port] = {.bind_address = r->bind_address, .route = *r, .waker_port = r->members.empty() ? r->waker_port : uint16_t(0)};
+    for (uint16_t p : idle_ports) ls.by_port.try_emplace(p, HaproxyListener{.bind_address = bind_address, .waker_port = waker_port});
     return ls;
 }
 
@@ -161,7 +162,10 @@ std::string render_haproxy_listener(uint16_t port, const HaproxyListener& l) {
         o << "    # " << (l.route ? "tenant " + l.route->tenant : std::string("idle")) << "\n"
           << "    bind " << host_port(l.bind_address, port) << "\n"
           << "    server pg " << (l.route ? host_port(l.route->backend_host, l.route->backend_port) : kIdleServer)
-          << (l.route ? "" : " disabled") << "\n";
+          << (l.route && !l.route->hibernated ? "" : " disabled") << "\n";
+        if (l.waker_port)
+            o << "    # While pg is in maintenance (a hibernated tenant, or none), hostd's waker takes the connection.\n"
+              << "    server wake 127.0.0.1:" << l.waker_port << " backup send-proxy-v2\n";
         return o.str();
     }
     // An HA tenant: unlike a plain tenant's, these servers are checked (the file's "No health
@@ -205,6 +209,11 @@ HaproxyPlan plan_haproxy(const HaproxyListeners& running, const std::vector<Rout
                                   std::to_string(r->public_port) + " " + it->second.bind_address;
             return plan;
         }
+        if (it->second.waker_port != r->waker_port) {  // `add server` cannot make a backup server
+            plan.reload_because = "the listener on port " + std::to_string(r->public_port) +
+                                  (r->waker_port ? " has no waker server for hibernation" : " has a waker server no longer wanted");
+            return plan;
+        }
         if (!is_ip_literal(r->backend_host)) {  // `set server addr` takes an IP address only
             plan.reload_because = "the backend of tenant '" + r->tenant + "' (" + r->backend_host + ") is not an IP address";
             return plan;
@@ -215,9 +224,16 @@ HaproxyPlan plan_haproxy(const HaproxyListeners& running, const std::vector<Rout
         if (l.route && !l.route->members.empty()) continue;  // unchanged (ha_reload_reason)
         auto w = wanted.find(port);
         const Route* to = w == wanted.end() ? nullptr : w->second;
-        if (l.route && to && same_backend(*l.route, *to)) continue;
         if (!l.route && !to) continue;
         const std::string srv = server_of(port);
+        if (l.route && to && same_backend(*l.route, *to)) {
+            // Into or out of hibernation: the tenant's server in maintenance or back; the waker's
+            // relayed sessions go on.
+            if (l.route->hibernated != to->hibernated)
+                plan.commands.push_back("set server " + srv + (to->hibernated ? " state maint" : " state ready"));
+            l.route = *to;
+            continue;
+        }
         if (l.route) {
             plan.commands.push_back("set server " + srv + " state maint");
             plan.commands.push_back("shutdown sessions server " + srv);
@@ -225,7 +241,7 @@ HaproxyPlan plan_haproxy(const HaproxyListeners& running, const std::vector<Rout
         if (to) {
             plan.commands.push_back("set server " + srv + " addr " + to->backend_host + " port " +
                                     std::to_string(to->backend_port));
-            plan.commands.push_back("set server " + srv + " state ready");
+            if (!to->hibernated) plan.commands.push_back("set server " + srv + " state ready");
         }
         l.route = to ? std::optional<Route>(*to) : std::nullopt;
     }
@@ -298,7 +314,9 @@ std::set<uint16_t> listed_ports(const std::string& path, bool idle_only = false)
     for (std::string line; std::getline(in, line);) {
         const std::string prefix = "listen hostd_";
         if (line.rfind("listen ", 0) == 0) section.reset();
-        if (section && idle_only && line.find(" server pg ") != std::string::npos && has_word(line, "disabled"))
+        // kIdleServer too: a hibernated tenant's server is `disabled` as well, and not idle.
+        if (section && idle_only && line.find(" server pg ") != std::string::npos && has_word(line, "disabled") &&
+            has_word(line, kIdleServer))
             out.insert(*section);
         if (line.rfind(prefix, 0) != 0) continue;
         const std::string num = line.substr(prefix.size());
@@ -352,7 +370,7 @@ public:
         }
         // Meanwhile idle_ports() still gives the listeners HAProxy has: they are kept first
         // (idle_for), so a create that takes one of them now still finds it after the reload.
-        HaproxyListeners next = haproxy_listeners(routes, s_.bind_address, idle_for(routes, running));
+        HaproxyListeners next = haproxy_listeners(routes, s_.bind_address, idle_for(routes, running), s_.waker_port);
         try {
             bool changed = install(s_, render_haproxy(next, s_.runtime_socket), reload_, force);
             set_running(std::move(next));

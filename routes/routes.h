@@ -40,6 +40,12 @@ struct Route {
     // get connections, and a member marked down has its sessions cut. HAProxy only.
     std::vector<RouteMember> members;
     std::string check_path;  // with members only: an absolute path of [A-Za-z0-9/_.-]
+    // Hibernation (HAProxy, plain routes): waker_port non-zero gives the listener a backup
+    // server, hostd's waker on 127.0.0.1:<waker_port> with the PROXY protocol v2 (the public
+    // port in its header names the tenant). hibernated: the tenant's own server is in
+    // maintenance, so every connection goes to the waker, which starts the tenant.
+    uint16_t waker_port = 0;
+    bool hibernated = false;
 };
 
 // A DNS name as TLS clients send it in SNI (lower case).
@@ -66,16 +72,17 @@ public:
 struct HaproxyListener {
     std::string bind_address;
     std::optional<Route> route;  // nullopt: idle
+    uint16_t waker_port = 0;     // the backup server `wake` (Route::waker_port); 0: none
 };
 struct HaproxyListeners {
     std::map<uint16_t, HaproxyListener> by_port;
 };
 
-// The listeners for a route table: one per route (on the route's bind address), plus idle
-// ones on idle_ports (on bind_address; ports of routes among them are not idle). Validates
-// the table like render_haproxy.
+// The listeners for a route table: one per route (on the route's bind address, with its waker
+// port), plus idle ones on idle_ports (on bind_address, with waker_port; ports of routes among
+// them are not idle). Validates the table like render_haproxy.
 HaproxyListeners haproxy_listeners(const std::vector<Route>& routes, const std::string& bind_address,
-                                   const std::set<uint16_t>& idle_ports);
+                                   const std::set<uint16_t>& idle_ports, uint16_t waker_port = 0);
 
 // One `listen hostd_<port>` section of render_haproxy's file (with a blank line before it). A
 // route with members (an HA tenant) is a section with a server per member, HTTP health checks
@@ -101,7 +108,10 @@ std::string render_haproxy(const std::vector<Route>& routes);
 // port already has a listener (and the bind address is the same): for a port whose tenant
 // goes or changes, `set server hostd_<port>/pg state maint` then `shutdown sessions server`
 // (its open sessions are cut, as stopping the tenant's PostgreSQL cut them after a reload);
-// for a port that gets a tenant, `set server ... addr <ip> port <n>` then `state ready`.
+// for a port that gets a tenant, `set server ... addr <ip> port <n>` then `state ready`
+// (kept in maintenance for a hibernated one); a tenant that goes to or comes back from
+// hibernation: `state maint` or `state ready` alone (no session cut: the waker relays them). A
+// listener whose waker port is not the route's reloads (the runtime API cannot add a server).
 // Otherwise reload_because says why a reload is needed and commands is empty. next: the
 // listeners after the commands (unchanged when a reload is needed). Validates the table.
 // Routes with members (HA) never use the runtime API: a listener of theirs added, removed or
@@ -128,6 +138,7 @@ struct HaproxySettings {
     std::string main_config = "/etc/haproxy/haproxy.cfg";
     std::string hostd_config = "/etc/haproxy/hostd.cfg";  // the file hostd owns
     std::string runtime_socket = "/run/haproxy-hostd.sock";
+    uint16_t waker_port = 0;  // idle listeners' backup server (HaproxyListener::waker_port)
     // Idle listeners kept after a reload, on ports of [first_port, last_port] (the public port
     // range); 0: none, every route change reloads.
     std::string bind_address = "0.0.0.0";

@@ -20,8 +20,9 @@
 namespace hostd::units {
 namespace {
 
-// One dump request per address family: the listening TCP sockets, with their owner's uid.
-void dump(int family, std::vector<Listener>& out) {
+// One dump request per address family: the TCP sockets in the states of the mask (listening
+// ones, or established ones), with their owner's uid.
+void dump(int family, uint32_t states, std::vector<Listener>& out) {
     Fd nl(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
     if (!nl) throw_errno(errno, "Failed to open a sock_diag netlink socket");
     struct {
@@ -33,7 +34,7 @@ void dump(int family, std::vector<Listener>& out) {
     msg.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
     msg.req.sdiag_family = static_cast<uint8_t>(family);
     msg.req.sdiag_protocol = IPPROTO_TCP;
-    msg.req.idiag_states = 1u << TCP_LISTEN;
+    msg.req.idiag_states = states;
     sockaddr_nl kernel{};
     kernel.nl_family = AF_NETLINK;
     if (::sendto(nl.get(), &msg, sizeof msg, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0)
@@ -67,8 +68,15 @@ void dump(int family, std::vector<Listener>& out) {
 
 std::vector<Listener> tcp_listeners() {
     std::vector<Listener> out;
-    dump(AF_INET, out);
-    dump(AF_INET6, out);
+    dump(AF_INET, 1u << TCP_LISTEN, out);
+    dump(AF_INET6, 1u << TCP_LISTEN, out);
+    return out;
+}
+
+std::vector<Listener> tcp_established() {
+    std::vector<Listener> out;
+    dump(AF_INET, 1u << TCP_ESTABLISHED, out);
+    dump(AF_INET6, 1u << TCP_ESTABLISHED, out);
     return out;
 }
 

@@ -22,6 +22,11 @@ struct Listener {
 // Every listening TCP socket (IPv4 and IPv6) in this network namespace.
 std::vector<Listener> tcp_listeners();
 
+// Every established TCP socket (both ends of a loopback connection are two): address and port
+// are its local end's. The idle watch counts a tenant's client connections with it: the ends
+// on the tenant's PostgreSQL port.
+std::vector<Listener> tcp_established();
+
 // The processes (of any user) that hold the socket with this inode: who listens on a port.
 std::vector<pid_t> socket_holders(uint64_t inode);
 

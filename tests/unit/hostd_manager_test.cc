@@ -2909,3 +2909,92 @@ TEST_F(AnHaFleet, ANewPasswordIsSetOnThePrimaryAndRecordedOnEveryMemberHost) {
     EXPECT_EQ(mgr[2]->snapshot().at(0).password, before);
     EXPECT_EQ(error_of([&] { mgr[1]->ha_password("hat", "short"); }).code(), Errc::invalid);
 }
+
+// ---- hibernation ([hibernate]) ----
+
+namespace {
+const routes::Route* route_for(const FakeMachine& m, const std::string& tenant) {
+    for (const auto& r : m.routes)
+        if (r.tenant == tenant) return &r;
+    return nullptr;
+}
+}  // namespace
+
+TEST_F(AManager, HibernatesAnIdleTenantRoutedToTheWakerAcrossReconcileAndRebootThenWakesIt) {
+    cfg.hibernate_after = 60;
+    mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
+    mgr->load();
+    api().create("acme", json::object());
+    api().create("beta", json::object());
+    bool idle = true;
+    EXPECT_TRUE(mgr->hibernate("acme", [&] { return idle; }));
+    EXPECT_FALSE(m.units.count("acme"));
+    ASSERT_TRUE(route_for(m, "acme")) << "still routed: its port leads to the waker";
+    EXPECT_TRUE(route_for(m, "acme")->hibernated);
+    EXPECT_EQ(route_for(m, "acme")->waker_port, cfg.hibernate_waker_port);
+    EXPECT_FALSE(route_for(m, "beta")->hibernated);
+    EXPECT_EQ(mgr->get("acme").live.state, "hibernated");
+    EXPECT_NE(read_file((dir / "tenants" / "acme.toml").string()).find("hibernated = true"), std::string::npos);
+    EXPECT_FALSE(mgr->hibernate("acme", [&] { return idle; })) << "once";
+    // A reconcile leaves it so, with nothing to report; so does a reboot.
+    auto rec = api().reconcile();
+    EXPECT_EQ(rec["actions"].size(), 0u) << rec.dump();
+    EXPECT_FALSE(m.units.count("acme"));
+    m.attached.clear(), m.mounts.clear(), m.units.clear(), m.routes.clear();
+    Manager again(cfg, std::make_unique<FakeEffects>(m));
+    again.start();
+    EXPECT_EQ(m.units, (std::set<std::string>{"beta"}));
+    ASSERT_TRUE(route_for(m, "acme"));
+    EXPECT_TRUE(route_for(m, "acme")->hibernated);
+    EXPECT_TRUE(m.mounts.count(cfg.mount_root + "/acme"));
+    EXPECT_EQ(again.list(true)[0].live.state, "hibernated");
+    // Its next connection wakes it: started, accepting, its own server back.
+    m.calls.clear();
+    again.wake("acme", std::chrono::steady_clock::now() + std::chrono::seconds(5));
+    EXPECT_TRUE(m.units.count("acme"));
+    EXPECT_FALSE(route_for(m, "acme")->hibernated);
+    EXPECT_EQ(again.get("acme").live.state, "running");
+    EXPECT_EQ(read_file((dir / "tenants" / "acme.toml").string()).find("hibernated"), std::string::npos);
+    again.wake("acme", std::chrono::steady_clock::now());  // awake already: nothing
+    EXPECT_EQ(std::count(m.calls.begin(), m.calls.end(), "start_unit"), 1);
+    // A client that came between the look and the switch keeps it awake.
+    idle = false;
+    EXPECT_FALSE(again.hibernate("acme", [&] { return idle; }));
+    EXPECT_TRUE(m.units.count("acme"));
+    EXPECT_FALSE(route_for(m, "acme")->hibernated);
+    EXPECT_EQ(read_file((dir / "tenants" / "acme.toml").string()).find("hibernated"), std::string::npos);
+    // hostctl start wakes a hibernated tenant; hostctl stop makes one plainly stopped (unrouted).
+    idle = true;
+    EXPECT_TRUE(again.hibernate("acme", [&] { return idle; }));
+    EXPECT_EQ(again.start("acme").live.state, "running");
+    EXPECT_FALSE(route_for(m, "acme")->hibernated);
+    EXPECT_TRUE(again.hibernate("acme", [&] { return idle; }));
+    auto v = again.stop("acme");
+    EXPECT_EQ(v.live.state, "stopped");
+    EXPECT_FALSE(route_for(m, "acme"));
+    EXPECT_FALSE(again.hibernate("acme", [&] { return idle; })) << "a stopped tenant does not hibernate";
+    // Nor does one that is down: it stays down, and alerted on.
+    m.units.erase("beta");
+    EXPECT_FALSE(again.hibernate("beta", [&] { return idle; }));
+    EXPECT_EQ(again.get("beta").live.state, "down");
+}
+
+TEST_F(AManager, WakesAHibernatedTenantForAVerbThatNeedsItsPostgresAndWhenHibernationIsTurnedOff) {
+    cfg.hibernate_after = 60;
+    mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
+    mgr->load();
+    api().create("acme", json::object());
+    ASSERT_TRUE(mgr->hibernate("acme", [] { return true; }));
+    mgr->set_password("acme", {.password = std::string("a-new-password-1")});
+    EXPECT_TRUE(m.units.count("acme"));
+    EXPECT_EQ(mgr->get("acme").live.state, "running");
+    ASSERT_TRUE(mgr->hibernate("acme", [] { return true; }));
+    // hostd.toml without [hibernate]: nothing would wake it, so hostd runs it again at start.
+    Config off = cfg;
+    off.hibernate_after = 0;
+    m.units.clear(), m.routes.clear();
+    Manager again(off, std::make_unique<FakeEffects>(m));
+    again.start();
+    EXPECT_TRUE(m.units.count("acme"));
+    EXPECT_EQ(again.get("acme").live.state, "running");
+}

@@ -367,3 +367,85 @@ TEST(Config, HaWantsThisHostInTheFleetWithItsAddress) {
     EXPECT_THROW(ha_self(c, "DB.local", "hostd.toml"), Error);
     EXPECT_EQ(ha_self(Config{}, "anything", "t"), "anything");  // HA off: no check
 }
+
+TEST(Config, HibernationIsOffByDefaultAndReadsDurations) {
+    Config d;
+    EXPECT_FALSE(hibernate_on(d));
+    EXPECT_FALSE(hibernate_on(parse_config(default_config_text(), "default")));
+    EXPECT_FALSE(hibernate_on(parse_config("[hibernate]\nafter = 0\n", "t")));
+    for (auto [text, secs] : std::vector<std::pair<std::string, double>>{
+             {"900", 900}, {"\"90s\"", 90}, {"\"15m\"", 900}, {"\"2h\"", 7200}, {"\"1d\"", 86400}, {"2.5", 2.5}, {"\"0.5m\"", 30}}) {
+        SCOPED_TRACE(text);
+        Config c = parse_config("[hibernate]\nafter = " + text + "\ncheck_interval = \"1s\"\n", "t");
+        EXPECT_TRUE(hibernate_on(c));
+        EXPECT_DOUBLE_EQ(c.hibernate_after, secs);
+        EXPECT_DOUBLE_EQ(c.hibernate_check_interval, 1);
+    }
+    Config c = parse_config("[hibernate]\nafter = \"30m\"\nwaker_port = 5431\nmax_relays = 10\n", "t");
+    EXPECT_EQ(c.hibernate_waker_port, 5431);
+    EXPECT_EQ(c.hibernate_max_relays, 10u);
+}
+
+TEST(Config, RefusesBadHibernationSettingsSayingWhat) {
+    struct Case {
+        std::string toml, says;
+    };
+    for (const Case& k : {Case{"[hibernate]\nafter = \"10x\"\n", "duration"}, Case{"[hibernate]\nafter = \"-5\"\n", "duration"},
+                          Case{"[hibernate]\nafter = \"m\"\n", "duration"}, Case{"[hibernate]\nafter = \"\"\n", "duration"},
+                          Case{"[hibernate]\nafter = 0.5\n", "at least 1 second"},
+                          Case{"[hibernate]\nafter = 60\ncheck_interval = 0\n", "check_interval"},
+                          Case{"[hibernate]\nafter = 60\nwaker_port = 25010\n", "postgres.ports"},
+                          Case{"[hibernate]\nafter = 60\nwaker_port = 28010\n", "proxy.ports"},
+                          Case{"[hibernate]\nafter = 60\nmax_relays = 0\n", "max_relays"},
+                          Case{"[proxy]\nkind = \"traefik\"\n[hibernate]\nafter = 60\n", "needs proxy.kind = \"haproxy\""}}) {
+        SCOPED_TRACE(k.toml);
+        try {
+            parse_config(k.toml, "t");
+            ADD_FAILURE() << "accepted";
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find(k.says), std::string::npos) << e.what();
+        }
+    }
+    // Off, the other settings are not checked against the proxy.
+    EXPECT_NO_THROW(parse_config("[proxy]\nkind = \"traefik\"\n[hibernate]\nafter = 0\n", "t"));
+}
+
+TEST(Record, KeepsHibernatedAndLeavesAwakeRecordsAsTheyWere) {
+    TenantRecord t;
+    t.name = "acme";
+    t.state = TenantState::ready;
+    EXPECT_EQ(to_toml(t).find("hibernated"), std::string::npos);
+    t.hibernated = true;
+    EXPECT_TRUE(from_toml(to_toml(t), "t").hibernated);
+}
+
+TEST(DeriveLive, SaysHibernatedForAHibernatedTenantWhoseUnitIsInactive) {
+    TenantRecord t;
+    t.name = "acme";
+    t.state = TenantState::ready;
+    t.hibernated = true;
+    LiveStatus inactive;
+    inactive.active_state = "inactive";
+    EXPECT_EQ(derive_live(t, inactive, "", "", std::nullopt).state, "hibernated");
+    LiveStatus unloaded;  // a stopped unit systemd unloaded
+    EXPECT_EQ(derive_live(t, unloaded, "", "", std::nullopt).state, "hibernated");
+    LiveStatus active;
+    active.active_state = "active";
+    EXPECT_EQ(derive_live(t, active, "", "", std::nullopt).state, "running");
+    EXPECT_EQ(derive_live(t, inactive, "", "waking", std::nullopt).state, "waking");
+}
+
+TEST(RouteOf, CarriesTheWakerAndHibernationOnlyWithHibernationOn) {
+    TenantRecord t;
+    t.name = "acme";
+    t.state = TenantState::ready;
+    t.port = 25001;
+    t.public_port = 28001;
+    t.hibernated = true;
+    Config off;
+    EXPECT_EQ(route_of(off, t).waker_port, 0);
+    EXPECT_FALSE(route_of(off, t).hibernated);
+    Config on = parse_config("[hibernate]\nafter = 60\n", "t");
+    EXPECT_EQ(route_of(on, t).waker_port, on.hibernate_waker_port);
+    EXPECT_TRUE(route_of(on, t).hibernated);
+}

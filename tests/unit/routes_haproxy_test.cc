@@ -628,3 +628,71 @@ TEST_F(HaproxyRuntimeWriter, ReloadsForAnHaTenantAndKeepsTheRuntimeApiForPlainOn
     EXPECT_EQ(reloads_, 3);
     EXPECT_EQ(read_file(s_.hostd_config).find("httpchk"), std::string::npos);
 }
+
+// ---- Hibernation: the waker as every listener's backup server ----
+
+namespace {
+
+Route waking(const std::string& tenant, uint16_t public_port, uint16_t backend_port, bool hibernated) {
+    Route r = local(tenant, public_port, backend_port);
+    r.waker_port = 22432;
+    r.hibernated = hibernated;
+    return r;
+}
+
+HaproxyListeners with_waker() {
+    return haproxy_listeners({waking("acme", 28001, 25001, false), waking("sleepy", 28004, 25004, true)}, "127.0.0.1",
+                             {28002}, 22432);
+}
+
+}  // namespace
+
+TEST(RenderHaproxy, MatchesTheExpectedFileWithAWakerAndAHibernatedTenant) {
+    const std::string out = render_haproxy(with_waker(), "/run/haproxy-hostd.sock");
+    expect_golden("hibernate.cfg", out);
+    // The hibernated tenant's own server is in maintenance; every listener has the waker as backup.
+    EXPECT_NE(out.find("    server pg 127.0.0.1:25004 disabled\n"), std::string::npos);
+    EXPECT_NE(out.find("    server pg 127.0.0.1:25001\n"), std::string::npos);
+    size_t wakes = 0;
+    for (size_t p = 0; (p = out.find("server wake 127.0.0.1:22432 backup send-proxy-v2\n", p)) != std::string::npos; p++) wakes++;
+    EXPECT_EQ(wakes, 3u);
+}
+
+TEST(PlanHaproxy, HibernatesAndWakesATenantWithOneCommandAndCutsNoSession) {
+    HaproxyPlan sleep = plan_haproxy(with_waker(), {waking("acme", 28001, 25001, true), waking("sleepy", 28004, 25004, true)});
+    EXPECT_EQ(sleep.reload_because, "");
+    EXPECT_EQ(sleep.commands, (std::vector<std::string>{"set server hostd_28001/pg state maint"}));
+    EXPECT_TRUE(sleep.next.by_port.at(28001).route->hibernated);
+    HaproxyPlan wake = plan_haproxy(with_waker(), {waking("acme", 28001, 25001, false), waking("sleepy", 28004, 25004, false)});
+    EXPECT_EQ(wake.reload_because, "");
+    EXPECT_EQ(wake.commands, (std::vector<std::string>{"set server hostd_28004/pg state ready"}));
+    // The plan's next state renders as the file a reload would load.
+    EXPECT_EQ(render_haproxy(wake.next, "/s"),
+              render_haproxy(haproxy_listeners({waking("acme", 28001, 25001, false), waking("sleepy", 28004, 25004, false)},
+                                               "127.0.0.1", {28002}, 22432),
+                             "/s"));
+}
+
+TEST(PlanHaproxy, RoutesAHibernatedTenantOnAnIdleListenerWithoutMakingItReady) {
+    HaproxyPlan p = plan_haproxy(with_waker(), {waking("acme", 28001, 25001, false), waking("sleepy", 28004, 25004, true),
+                                                waking("late", 28002, 25002, true)});
+    EXPECT_EQ(p.reload_because, "");
+    EXPECT_EQ(p.commands, (std::vector<std::string>{"set server hostd_28002/pg addr 127.0.0.1 port 25002"}));
+}
+
+TEST(PlanHaproxy, ReloadsWhenAListenerLacksTheWakerOrHasOneNoLongerWanted) {
+    // Listeners from before [hibernate] was turned on: the runtime API cannot add a server.
+    HaproxyPlan on = plan_haproxy(two_idle_one_routed(), {waking("acme", 28001, 25001, false)});
+    EXPECT_NE(on.reload_because.find("no waker server"), std::string::npos) << on.reload_because;
+    EXPECT_TRUE(on.commands.empty());
+    HaproxyPlan off = plan_haproxy(with_waker(), {local("acme", 28001, 25001), local("sleepy", 28004, 25004)});
+    EXPECT_NE(off.reload_because.find("no longer wanted"), std::string::npos) << off.reload_because;
+}
+
+TEST(PlanHaproxy, UnroutesAHibernatedTenantAsAnyOther) {
+    HaproxyPlan p = plan_haproxy(with_waker(), {waking("acme", 28001, 25001, false)});
+    EXPECT_EQ(p.commands, (std::vector<std::string>{"set server hostd_28004/pg state maint",
+                                                    "shutdown sessions server hostd_28004/pg"}));
+    EXPECT_FALSE(p.next.by_port.at(28004).route);
+    EXPECT_EQ(p.next.by_port.at(28004).waker_port, 22432);  // an idle listener: the waker closes its connections
+}

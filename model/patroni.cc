@@ -38,6 +38,14 @@ ha::PatroniMember patroni_member(const Config& cfg, const TenantRecord& t, const
     // Patroni drops a max_connections below 25 (its own minimum).
     m.global_parameters["max_connections"] = setting("max_connections", std::max<uint64_t>(tu.max_connections, 25));
     m.global_parameters["max_worker_processes"] = setting("max_worker_processes", tu.max_worker_processes);
+    // Patroni keeps wal_keep_size of WAL on every member (its default 128MB) beside max_wal_size:
+    // on a small disk that filled it (a 256M member's pg_wal held 177 MB after a few failovers,
+    // and the old primary's pg_rewind failed with "No space left on device"). A share of the
+    // disk, as max_wal_size is (pgconf::tune), between Patroni's minimum 16MB and its default;
+    // a replica further behind has its replication slot.
+    const uint64_t disk_mib = t.spec.disk_size >> 20;
+    m.global_parameters["wal_keep_size"] = setting("wal_keep_size", std::clamp<uint64_t>(disk_mib / 16, 16, 128)) +
+                                           (t.spec.settings.count("wal_keep_size") ? "" : "MB");
     m.etcd_tls = {.cert_file = l.ha_dir + "/" + ha_files::kEtcdCert, .key_file = l.ha_dir + "/" + ha_files::kEtcdKey,
                   .ca_file = l.ha_dir + "/" + ha_files::kCa};
     m.tls = {.cert_file = l.ha_dir + "/" + ha_files::kCert, .key_file = l.ha_dir + "/" + ha_files::kKey,

@@ -2514,6 +2514,21 @@ TEST_F(AnHaFleet, CreatesOneMemberOnEachHostAndTheFirstBootstrapsTheScope) {
     EXPECT_EQ(mgr[2]->get("hat", false).members.size(), 3u);
 }
 
+// Patroni's own wal_keep_size (128MB) beside max_wal_size filled a 256M member's disk in the
+// e2e suite (tests/e2e/ha): a share of the disk instead, Patroni's default from 2G on.
+TEST_F(AnHaFleet, KeepsWalAShareOfTheDiskForPatroni) {
+    int n = 0;
+    for (const auto& [disk, keep] : std::vector<std::pair<uint64_t, std::string>>{{256ull << 20, "16MB"}, {1ull << 30, "64MB"}, {4ull << 30, "128MB"}}) {
+        CreateRequest r = ha_request({"hb-2"});
+        r.disk_size = disk;
+        mgr[0]->create("hat" + std::to_string(++n), r);
+        for (int i : {0, 1}) {
+            const json yml = json::parse(m[i].patroni_yml.substr(m[i].patroni_yml.find('{')));
+            EXPECT_EQ(yml["bootstrap"]["dcs"]["postgresql"]["parameters"]["wal_keep_size"], keep) << disk << " on hb-" << i + 1;
+        }
+    }
+}
+
 TEST_F(AnHaFleet, AReplicaThatFailsToStartUndoesEveryMemberOnEveryHost) {
     fleet.fail_start_on = "hb-3";
     try {

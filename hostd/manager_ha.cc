@@ -121,6 +121,11 @@ Deleted Manager::remove_ha(const TenantRecord& t, bool purge) {
         throw Error(Errc::invalid, "An HA tenant is deleted with its data on every member (purge): its members' disks are "
                                    "copies of one cluster that no single host can bring back alone",
                     "purge");
+    // Every other member's host must answer before any member goes: one that cannot be reached
+    // would keep its member running alone, and a delete stopped half-way leaves a tenant that
+    // no host can delete whole.
+    for (const auto& m : t.ha->members)
+        if (m.host != self_) peers_->status(m.host, t.name);
     for (const auto& m : t.ha->members)
         if (m.host != self_) peers_->remove(m.host, t.name, purge);  // 404 there: already gone
     Deleted d = prov_.remove(t.name, purge);

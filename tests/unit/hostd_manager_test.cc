@@ -2568,6 +2568,7 @@ TEST_F(AnHaFleet, DeletesEveryMemberFromAnyHostButNotWhileOneCannotBeReached) {
     const Error e = error_of([&] { mgr[1]->remove("hat", true); });
     EXPECT_EQ(e.code(), Errc::unavailable);
     EXPECT_EQ(mgr[1]->snapshot().size(), 1u);  // this host's member stays while another's cannot go
+    EXPECT_EQ(mgr[0]->snapshot().size(), 1u) << "nor does a member asked before the unreachable one";
     fleet.down.clear();
     mgr[1]->remove("hat", true);
     for (int i = 0; i < kHosts; i++) EXPECT_TRUE(clean(i)) << "host " << i + 1;

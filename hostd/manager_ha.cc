@@ -28,6 +28,29 @@ long ms_since(std::chrono::steady_clock::time_point t0) {
     return static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
 }
 
+// A coordinated step (a call to one host): told to progress as it starts and ends, its time logged.
+auto coordinated_steps(const std::string& tenant, const Manager::Progress& progress) {
+    return [&tenant, &progress](const std::string& s, auto&& fn) {
+        if (progress) progress(s, -1);
+        const auto s0 = std::chrono::steady_clock::now();
+        fn();
+        log::info("Step '" + s + "' done in " + std::to_string(ms_since(s0)) + " ms", tenant);
+        if (progress) progress(s, ms_since(s0));
+    };
+}
+
+// "db1, db2": host names for a message.
+std::string joined(const std::vector<std::string>& hosts) {
+    std::string s;
+    for (const auto& h : hosts) s += (s.empty() ? "" : ", ") + h;
+    return s;
+}
+std::string member_hosts(const HaSpec& ha) {
+    std::vector<std::string> hosts;
+    for (const auto& m : ha.members) hosts.push_back(m.host);
+    return joined(hosts);
+}
+
 }  // namespace
 
 void Manager::need_ha(const char* what) const {
@@ -59,22 +82,12 @@ Created Manager::create_ha(const std::string& name, const CreateRequest& req, co
     const std::string password = pgconf::random_password();
     CreateRequest plain = req;
     plain.ha.reset();
-    auto step = [&](const std::string& s, auto&& fn) {
-        if (progress) progress(s, -1);
-        const auto s0 = std::chrono::steady_clock::now();
-        fn();
-        log::info("Step '" + s + "' done in " + std::to_string(ms_since(s0)) + " ms", name);
-        if (progress) progress(s, ms_since(s0));
-    };
+    auto step = coordinated_steps(name, progress);
     // What a failed or cut-off create left in etcd (its scope's initialize key) would make this
     // create's first member wait for a leader that never comes.
     fx_->forget_ha_scope(name);
     fx_->grant_ha_scope(name);  // its members' Patroni reach their scope, and nothing else
-    log::info("Creating HA tenant with replicas on " + [&] {
-        std::string s;
-        for (const auto& r : want.replicas) s += (s.empty() ? "" : ", ") + r;
-        return s;
-    }() + (want.synchronous ? " (synchronous)" : "") + ", create " + ha.create_id, name);
+    log::info("Creating HA tenant with replicas on " + joined(want.replicas) + (want.synchronous ? " (synchronous)" : "") + ", create " + ha.create_id, name);
     ha.members = {prov_.prepare_member(name, plain, spec, ha, password, self_, progress)};
     std::vector<std::string> touched;  // replica hosts asked to prepare: each gets an abort on failure
     try {
@@ -151,8 +164,7 @@ TenantView Manager::replace_member(const std::string& name, const ReplaceRequest
             throw Error(Errc::conflict, "Tenant '" + name + "' is not an HA tenant: it has no members to replace");
         if (t.state != TenantState::ready)
             throw Error(Errc::conflict, "Tenant '" + name + "' is " + std::string(to_string(t.state)) + ", not ready");
-        std::string hosts;
-        for (const auto& m : t.ha->members) hosts += (hosts.empty() ? "" : ", ") + m.host;
+        const std::string hosts = member_hosts(*t.ha);
         if (!t.ha->member(req.member))
             throw Error(Errc::not_found, "'" + req.member + "' holds no member of tenant '" + name + "' (its members: " + hosts + ")",
                         "member");
@@ -181,13 +193,7 @@ TenantView Manager::replace_member(const std::string& name, const ReplaceRequest
             throw Error(Errc::conflict, "'" + req.member + "' is the primary of '" + name + "': switch over first (hostctl " +
                                             "switchover " + name + "), then replace it; nothing was changed",
                         "member");
-        auto step = [&](const std::string& s, auto&& fn) {
-            if (progress) progress(s, -1);
-            const auto s0 = std::chrono::steady_clock::now();
-            fn();
-            log::info("Step '" + s + "' done in " + std::to_string(ms_since(s0)) + " ms", name);
-            if (progress) progress(s, ms_since(s0));
-        };
+        auto step = coordinated_steps(name, progress);
         log::info("Replacing the member on '" + req.member + "' with one on '" + target + "' (primary: " + primary->name + ")",
                   name);
         // A move adds the new member before the old one goes (the tenant never has fewer members
@@ -247,8 +253,7 @@ TenantView Manager::replace_member(const std::string& name, const ReplaceRequest
             } catch (const Error& u) {
                 log::error(std::string("Telling the members left failed: ") + u.what(), name);
             }
-            std::string now;
-            for (const auto& m : before.members) now += (now.empty() ? "" : ", ") + m.host;
+            const std::string now = member_hosts(before);
             throw Error(e.code(), "Failed to replace the member of '" + name + "' on '" + req.member + "' with one on '" + target +
                                       "': " + e.what() + "; the tenant runs on with the members on " + now +
                                       " (run the replace again once the cause is fixed)",
@@ -308,10 +313,8 @@ TenantView Manager::set_ha_password(const TenantRecord& rec, const PasswordReque
     }
     log::info("Admin password changed on the primary '" + primary->host + "'", name);
     if (!missed.empty()) {
-        std::string hosts;
-        for (const auto& h : missed) hosts += (hosts.empty() ? "" : ", ") + h;
         throw Error(Errc::unavailable, "The password of '" + name + "' is changed (on the primary '" + primary->host +
-                                           "', and recorded here), but " + hosts + " could not record it: the URL "
+                                           "', and recorded here), but " + joined(missed) + " could not record it: the URL "
                                            "shown there has the old one. Once it answers, run hostctl passwd " + name +
                                            " --stdin here again, given the password hostctl show prints here");
     }

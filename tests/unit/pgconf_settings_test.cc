@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <iostream>
+#include <iterator>
 #include <set>
 
 #include "base/error.h"
@@ -150,7 +152,18 @@ TEST(SettingsCatalog, BuiltinMatchesTheInstalledServer) {
     std::set<std::string> server_names, table_names;
     for (const auto& s : server.all()) server_names.insert(s.name);
     for (const auto& s : catalog().all()) table_names.insert(s.name);
-    EXPECT_EQ(server_names, table_names) << "pgconf/pg15-settings.tsv is out of date: run pgconf/gen-settings";
+    // Names come from the installed server at run time (load above); the table completes them
+    // with units and enum values. A server setting the table lacks would go without them, so
+    // that fails. A table setting this server lacks (the table is from a later 15.x point
+    // release) is never offered, so it is only reported.
+    std::vector<std::string> missing, extra;
+    std::set_difference(server_names.begin(), server_names.end(), table_names.begin(), table_names.end(),
+                        std::back_inserter(missing));
+    std::set_difference(table_names.begin(), table_names.end(), server_names.begin(), server_names.end(),
+                        std::back_inserter(extra));
+    EXPECT_TRUE(missing.empty()) << "pgconf/pg15-settings.tsv is out of date (lacks " << missing.size()
+                                 << " settings, first " << missing.front() << "): run pgconf/gen-settings";
+    for (const auto& n : extra) std::cout << "note: the table has '" << n << "', this server does not\n";
     for (const auto& s : server.all()) {
         const SettingSpec* t = catalog().find(s.name);
         if (!t) continue;

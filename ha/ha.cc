@@ -155,6 +155,8 @@ void check_parameter(const std::string& field, const std::string& k, const std::
 
 }  // namespace
 
+bool global_only_setting(const std::string& name) { return global_only(name) != nullptr; }
+
 std::vector<std::string> member_hba(const std::vector<std::string>& member_addresses, const std::string& replication_user) {
     check_label("replication", replication_user);
     std::vector<std::string> out = {"local all all scram-sha-256", "local replication " + replication_user + " scram-sha-256",

@@ -155,6 +155,10 @@ std::vector<std::string> member_hba(const std::vector<std::string>& member_addre
 // username a label and its password given (no control characters) when either is.
 std::string render_patroni(const PatroniMember& m);
 
+// Whether Patroni takes setting `name` from its global (DCS) configuration only, dropping it
+// from a member's own files (max_connections, wal_level, max_wal_senders, ...).
+bool global_only_setting(const std::string& name);
+
 // The CN of every etcd member's peer certificate (etcd's peer-cert-allowed-cn): a peer must
 // present a certificate of the CA with exactly this CN, so a tenant's client certificate from the
 // same CA (its etcd user, its repository client) cannot speak Raft to a member. No tenant or

@@ -185,6 +185,9 @@ public:
     // tuning derived from them rewritten, PostgreSQL reloaded. Returns the settings that
     // PostgreSQL says wait for a restart (pg_settings.pending_restart).
     virtual std::vector<std::string> apply_limits(const TenantRecord& t, const TenantLayout& l) = 0;
+    // An HA member's share of that: the unit's new limits only (persisted by systemd); its
+    // tuning is in the member's files (write_member_files) and Patroni reloads PostgreSQL.
+    virtual void set_unit_limits(const TenantRecord& t, const TenantLayout& l) = 0;
 
     // What PostgreSQL says waits for a restart (pg_settings.pending_restart), asked with
     // hostd's own login; nullopt when it cannot be asked (the tenant down, the login refused).
@@ -294,6 +297,9 @@ public:
     // POST /switchover {"leader", "candidate"} to m's Patroni (the leader's) with basic auth;
     // Patroni's answer when it took it (patroni::switchover_outcome: refusals are Errc::conflict).
     virtual std::string patroni_switchover(const HaMember& m, const ha::Credentials& rest, const ha::Switchover& s) = 0;
+    // PATCH /config: the scope's shared parameters (patroni::patch_parameters).
+    virtual void patroni_patch_parameters(const HaMember& m, const ha::Credentials& rest,
+                                          const std::map<std::string, std::string>& parameters) = 0;
 };
 
 std::unique_ptr<Effects> make_real_effects(const Config& cfg);

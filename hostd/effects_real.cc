@@ -956,6 +956,11 @@ public:
         for (const auto& timer : backup_timers(cfg_, l.name)) sd.start(timer);
     }
 
+    void set_unit_limits(const TenantRecord& t, const TenantLayout& l) override {
+        units::Systemd::connect().set_limits(l.unit, {.memory_max = t.spec.memory, .cpus = t.spec.cpu, .tasks_max = t.spec.tasks,
+                                                      .io_weight = t.spec.io_weight});
+    }
+
     std::vector<std::string> apply_limits(const TenantRecord& t, const TenantLayout& l) override {
         auto sd = units::Systemd::connect();
         const std::string& unit = l.unit;
@@ -1341,6 +1346,10 @@ public:
     std::string patroni_cluster(const HaMember& m) override { return patroni::cluster(m); }
     std::string patroni_switchover(const HaMember& m, const ha::Credentials& rest, const ha::Switchover& s) override {
         return patroni::switchover(m, rest, s);
+    }
+    void patroni_patch_parameters(const HaMember& m, const ha::Credentials& rest,
+                                  const std::map<std::string, std::string>& parameters) override {
+        patroni::patch_parameters(m, rest, parameters);
     }
 
     // The scheduled backups' units, runtime files written from hostd.toml at each start (gone

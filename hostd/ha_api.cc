@@ -30,14 +30,14 @@ std::pair<int, wire::json> ha_dispatch(const std::string& self, const std::strin
     constexpr std::string_view prefix = "/v1/ha/";
     const auto no_path = [&] {
         return std::pair{404, peer_error(Errc::not_found, "No such API path: " + url +
-                                                              " (this listener serves /v1/ha/{tenant}/member, prepare, start, abort, remove, update, password)")};
+                                                              " (this listener serves /v1/ha/{tenant}/member, prepare, start, abort, remove, update, password, limits)")};
     };
     if (!url.starts_with(prefix)) return no_path();
     const std::string rest = url.substr(prefix.size());
     const auto slash = rest.find('/');
     if (slash == std::string::npos || slash == 0) return no_path();
     const std::string tenant = rest.substr(0, slash), verb = rest.substr(slash + 1);
-    static const std::set<std::string> verbs = {"member", "prepare", "start", "abort", "remove", "update", "password"};
+    static const std::set<std::string> verbs = {"member", "prepare", "start", "abort", "remove", "update", "password", "limits"};
     if (!verbs.count(verb)) return no_path();
     const std::string want = verb == "member" ? "GET" : "POST";
     if (method != want) return {405, peer_error(Errc::invalid, "Method " + method + " is not allowed on " + url + " (" + want + ")")};
@@ -62,6 +62,10 @@ std::pair<int, wire::json> ha_dispatch(const std::string& self, const std::strin
         } else if (verb == "password") {
             if (!b.contains("password") || !b["password"].is_string()) throw Error(Errc::invalid, "'password' must be a string", "password");
             handler->ha_password(tenant, b["password"].get<std::string>());
+        } else if (verb == "limits") {
+            if (!b.contains("create_id") || !b["create_id"].is_string()) throw Error(Errc::invalid, "'create_id' must be a string", "create_id");
+            if (!b.contains("limits") || !b["limits"].is_object()) throw Error(Errc::invalid, "'limits' must be an object", "limits");
+            handler->ha_limits(tenant, b["create_id"].get<std::string>(), wire::parse_limits(b["limits"]));
         } else if (verb == "abort") {
             if (!b.contains("create_id") || !b["create_id"].is_string()) throw Error(Errc::invalid, "'create_id' must be a string", "create_id");
             handler->ha_abort(tenant, b["create_id"].get<std::string>());

@@ -243,7 +243,7 @@ LimitsChanged Manager::set_limits(const std::string& name, const LimitsUpdate& u
     // An edit is checked by the provisioner, as the overrides it leaves (combinations
     // PostgreSQL refuses at start involve the kept ones), before anything changes.
     Store::OpLock op(store_, name);
-    not_for_ha(name, "given new limits or settings");
+    if (const TenantRecord t = store_.get(name); t.ha) return timed("limits", [&] { return set_ha_limits(t, checked); });
     awake(name);
     return prov_.set_limits(name, checked);
 }

@@ -123,6 +123,7 @@ public:
     void ha_remove(const std::string& tenant, bool purge) override;
     void ha_update(const std::string& tenant, const HaSpec& ha) override;
     void ha_password(const std::string& tenant, const std::string& password) override;
+    void ha_limits(const std::string& tenant, const std::string& create_id, const LimitsUpdate& full) override;
     // A member of this host that a replace took out while this host could not be reached: a
     // member host that answers lists the members without this one, for the same create. Its
     // member is stopped and deleted with its data (a copy the others no longer stream to). A
@@ -151,6 +152,10 @@ private:
     // A new admin password for an HA tenant: set on the primary Patroni reports, then recorded
     // here and on every other member host. The caller holds the OpLock.
     TenantView set_ha_password(const TenantRecord& t, const PasswordRequest& req);
+    // New limits, settings or extensions for an HA tenant, from any member host: every other
+    // member host must answer first; the scope's shared settings go to Patroni's configuration
+    // (PATCH /config), then each member host applies its share (Provisioner::set_member_limits).
+    LimitsChanged set_ha_limits(const TenantRecord& t, const LimitsUpdate& u);
     void need_ha(const char* what) const;
     // A hibernated tenant woken for a verb that needs its PostgreSQL (the caller holds the OpLock).
     void awake(const std::string& name);

@@ -9,7 +9,9 @@
 #include "hostd/manager.h"
 #include "model/kept.h"
 #include "model/layout.h"
+#include "model/patroni.h"
 #include "pgconf/pgconf.h"
+#include "pgconf/settings.h"
 
 namespace hostd {
 namespace {
@@ -71,6 +73,7 @@ Created Manager::create_ha(const std::string& name, const CreateRequest& req, co
         throw Error(Errc::invalid, "An HA member needs at least 128M of memory (Patroni and its PostgreSQL take about 66 MB "
                                    "before the tenant's work)",
                     "memory");
+    check_ha_settings(spec.settings);
     if (fx_->ha_scope_in_use(name))
         throw Error(Errc::conflict, "etcd holds live members of a Patroni scope '" + name + "': another HA tenant of that name "
                                     "runs in this fleet (or one whose delete did not finish); pick another name",
@@ -319,6 +322,102 @@ TenantView Manager::set_ha_password(const TenantRecord& rec, const PasswordReque
                                            " --stdin here again, given the password hostctl show prints here");
     }
     return view_of(cfg_, t, true);
+}
+
+LimitsChanged Manager::set_ha_limits(const TenantRecord& rec, const LimitsUpdate& u) {
+    need_ha("An HA tenant's limits");
+    const std::string& name = rec.name;
+    if (rec.state != TenantState::ready)
+        throw Error(Errc::conflict, "Tenant '" + name + "' is " + std::string(to_string(rec.state)) +
+                                        "; limits change only on a ready tenant");
+    TenantRecord want = rec;
+    want.spec = prov_.updated_spec(rec.spec, u);
+    check_ha_settings(want.spec.settings);
+    if (want.spec.memory < kMinHaMemory)
+        throw Error(Errc::invalid, "An HA member needs at least 128M of memory (Patroni and its PostgreSQL take about 66 MB "
+                                   "before the tenant's work)",
+                    "memory");
+    // Every other member host answers first: a change that reached some of them only would
+    // leave members whose limits and settings disagree.
+    std::vector<std::string> down;
+    for (const auto& m : rec.ha->members) {
+        const std::string& host = m.host;
+        if (host == self_) continue;
+        try {
+            peers_->status(host, name);
+        } catch (const Error& e) {
+            log::warning("'" + host + "' does not answer: " + e.what(), name);
+            down.push_back(host);
+        }
+    }
+    if (!down.empty())
+        throw Error(Errc::unavailable, "Cannot change the limits of '" + name + "': " + joined(down) +
+                                           " did not answer; nothing was changed. Try again once every member host answers");
+    // The scope's shared settings (max_connections and the like: every member runs the same)
+    // are Patroni's configuration in etcd, written through any member's Patroni.
+    const auto before_p = scope_parameters(rec), after_p = scope_parameters(want);
+    std::map<std::string, std::string> shared;
+    for (const auto& [k, v] : after_p)
+        if (before_p.count(k) == 0 || before_p.at(k) != v) shared[k] = v;
+    if (!shared.empty()) {
+        std::string why;
+        bool done = false;
+        for (const auto& m : rec.ha->members) {
+            try {
+                fx_->patroni_patch_parameters(m, {.username = "hostd", .password = rec.ha->secrets.rest_password}, shared);
+                done = true;
+                break;
+            } catch (const Error& e) {
+                why += (why.empty() ? "" : "; ") + std::string(e.what());
+            }
+        }
+        if (!done)
+            throw Error(Errc::unavailable, "Cannot change the settings every member of '" + name + "' shares: " + why +
+                                               "; nothing was changed");
+    }
+    const TenantRecord t = prov_.set_member_limits(name, rec.ha->create_id, self_, want.spec);
+    const LimitsUpdate full{.memory = want.spec.memory, .cpu = want.spec.cpu, .tasks = want.spec.tasks,
+                            .io_weight = want.spec.io_weight, .settings = want.spec.settings,
+                            .extensions = want.spec.extensions};
+    std::vector<std::string> missed;
+    for (const auto& m : rec.ha->members) {
+        const std::string& host = m.host;
+        if (host == self_) continue;
+        try {
+            peers_->limits(host, name, rec.ha->create_id, full);
+        } catch (const Error& e) {
+            log::warning("'" + host + "' did not take the new limits: " + e.what(), name);
+            missed.push_back(host);
+        }
+    }
+    if (!missed.empty())
+        throw Error(Errc::unavailable, "The limits of '" + name + "' changed here, but " + joined(missed) +
+                                           " did not take them; run the same command again once it answers");
+    // What waits for a restart, by the catalog: a member reloads through Patroni, which applies
+    // the scope's settings at its next loop, so PostgreSQL cannot be asked at once.
+    std::vector<std::string> pending = pgconf::settings_needing_restart(catalog_, rec.spec.settings, want.spec.settings);
+    for (auto& k : pgconf::settings_needing_restart(catalog_, before_p, after_p))
+        if (std::find(pending.begin(), pending.end(), k) == pending.end()) pending.push_back(k);
+    if (pgconf::preload_libraries(rec.spec.extensions) != pgconf::preload_libraries(want.spec.extensions) &&
+        std::find(pending.begin(), pending.end(), "shared_preload_libraries") == pending.end())
+        pending.push_back("shared_preload_libraries");
+    std::sort(pending.begin(), pending.end());
+    log::info("Limits and settings changed on every member", name);
+    return {.tenant = view_of(cfg_, t, false), .pending_restart = pending};
+}
+
+void Manager::ha_limits(const std::string& tenant, const std::string& create_id, const LimitsUpdate& full) {
+    need_ha("An HA member");
+    validate_name(tenant);
+    LimitsUpdate checked = full;
+    if (checked.settings) {
+        checked.settings = pgconf::validate_overrides(catalog_, *checked.settings);
+        check_ha_settings(*checked.settings);
+    }
+    Store::OpLock op(store_, tenant);
+    const TenantRecord t = store_.get(tenant);
+    if (!t.ha) throw Error(Errc::conflict, "Tenant '" + tenant + "' on host '" + self_ + "' is not an HA member");
+    prov_.set_member_limits(tenant, create_id, self_, prov_.updated_spec(t.spec, checked));
 }
 
 void Manager::ha_password(const std::string& tenant, const std::string& password) {

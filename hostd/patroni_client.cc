@@ -112,4 +112,15 @@ std::string switchover(const HaMember& m, const ha::Credentials& rest, const ha:
     return switchover_outcome(m, s, a.status, a.body);
 }
 
+void patch_parameters(const HaMember& m, const ha::Credentials& rest, const std::map<std::string, std::string>& parameters) {
+    const std::string body = nlohmann::json{{"postgresql", {{"parameters", parameters}}}}.dump();
+    const Answer a = perform(m, "PATCH", "/config", &body, &rest, kReadMs * 5, "PATCH /config");
+    if (a.status == 200) return;
+    if (a.status == 401 || a.status == 403)
+        throw Error(Errc::failed, "PATCH /config failed: " + who(m) + " refused hostd's REST API credentials (" + words(a.body) +
+                                      "); the member's patroni.yml (restapi.authentication) and its record disagree");
+    throw Error(Errc::failed, "PATCH /config failed: " + who(m) + " answered " + std::to_string(a.status) + " (" +
+                                  words(a.body) + ")");
+}
+
 }  // namespace hostd::patroni

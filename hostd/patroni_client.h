@@ -5,6 +5,7 @@
 // Effects and the metrics Observer call this; the Manager and the collector see it through them.
 #pragma once
 
+#include <map>
 #include <string>
 
 #include "ha/ha.h"
@@ -37,5 +38,11 @@ std::string switchover_outcome(const HaMember& m, const ha::Switchover& s, long 
 // so this waits up to 25 s (2 s to connect). Returns or throws as switchover_outcome; no answer:
 // Errc::unavailable naming the member.
 std::string switchover(const HaMember& m, const ha::Credentials& rest, const ha::Switchover& s);
+
+// PATCH /config {"postgresql": {"parameters": parameters}} to m's Patroni with basic auth: the
+// scope's configuration in etcd, which every member's Patroni applies at its next loop (a
+// setting that needs a restart is then pending on each member). Throws Errc::unavailable when no
+// answer came, Errc::failed naming the member and Patroni's words for any status but 200.
+void patch_parameters(const HaMember& m, const ha::Credentials& rest, const std::map<std::string, std::string>& parameters);
 
 }  // namespace hostd::patroni

@@ -68,6 +68,14 @@ public:
         if (r.status / 100 != 2) peer::fail(r, "Recording the new password of '" + tenant + "'", "on HA host '" + host + "'");
     }
 
+    void limits(const std::string& host, const std::string& tenant, const std::string& create_id,
+                const LimitsUpdate& full) override {
+        check_tenant(tenant);
+        const wire::json body = {{"create_id", create_id}, {"limits", wire::render(full)}};
+        peer::Reply r = call(host, "POST", "/v1/ha/" + tenant + "/limits", false, &body, 60);
+        if (r.status / 100 != 2) peer::fail(r, "Changing the limits of the member of '" + tenant + "'", "on HA host '" + host + "'");
+    }
+
     void remove(const std::string& host, const std::string& tenant, bool purge) override {
         check_tenant(tenant);
         const wire::json body = {{"purge", purge}};

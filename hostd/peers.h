@@ -45,6 +45,10 @@ public:
     // The tenant's admin password changed (on the primary, by the host asked): that host's
     // record takes it, so its URL and its next change have it.
     virtual void password(const std::string& host, const std::string& tenant, const std::string& password) = 0;
+    // A limits change of the tenant (on the host asked): that host's member of create create_id
+    // takes every field of full (settings and extensions whole, as the host asked computed them).
+    virtual void limits(const std::string& host, const std::string& tenant, const std::string& create_id,
+                        const LimitsUpdate& full) = 0;
     // One request to see that host serves this one: reachable, its certificate from this CA and
     // naming it (hostd@<host>), and this host allowed there. Throws as status does.
     virtual void hello(const std::string& host) = 0;
@@ -62,6 +66,7 @@ public:
     virtual void ha_remove(const std::string& tenant, bool purge) = 0;
     virtual void ha_update(const std::string& tenant, const HaSpec& ha) = 0;
     virtual void ha_password(const std::string& tenant, const std::string& password) = 0;
+    virtual void ha_limits(const std::string& tenant, const std::string& create_id, const LimitsUpdate& full) = 0;
 };
 
 // The real one, for [ha] hosts on [ha] api_port. tls_dir holds host.crt and host.key.

@@ -904,20 +904,25 @@ TenantRecord Provisioner::restart(const std::string& name) {
     return t;
 }
 
+TenantSpec Provisioner::updated_spec(const TenantSpec& spec, const LimitsUpdate& u) const {
+    TenantSpec s = spec;
+    if (u.memory) s.memory = *u.memory;
+    if (u.cpu) s.cpu = *u.cpu;
+    if (u.tasks) s.tasks = *u.tasks;
+    if (u.io_weight) s.io_weight = *u.io_weight;
+    if (u.settings) s.settings = *u.settings;
+    if (!u.settings_edit.empty()) s.settings = pgconf::validate_overrides(catalog_, edit_settings(s.settings, u.settings_edit));
+    if (u.extensions) s.extensions = *u.extensions;
+    return s;
+}
+
 LimitsChanged Provisioner::set_limits(const std::string& name, const LimitsUpdate& u) {
     TenantRecord t = store_.get(name);
     if (t.state != TenantState::ready)
         throw Error(Errc::conflict, "Tenant '" + name + "' is " + std::string(to_string(t.state)) + "; limits change only on a ready tenant");
     const TenantLayout l = layout_of(cfg_, t);
     TenantRecord before = t;
-    if (u.memory) t.spec.memory = *u.memory;
-    if (u.cpu) t.spec.cpu = *u.cpu;
-    if (u.tasks) t.spec.tasks = *u.tasks;
-    if (u.io_weight) t.spec.io_weight = *u.io_weight;
-    if (u.settings) t.spec.settings = *u.settings;
-    if (!u.settings_edit.empty())
-        t.spec.settings = pgconf::validate_overrides(catalog_, edit_settings(t.spec.settings, u.settings_edit));
-    if (u.extensions) t.spec.extensions = *u.extensions;
+    t.spec = updated_spec(t.spec, u);
     if (u.memory || u.cpu || u.tasks || u.settings || !u.settings_edit.empty() || u.extensions)
         // Checked against the other tenants under the store's lock, as a create's reserve is.
         store_.locked([&](auto& records) {

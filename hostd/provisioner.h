@@ -62,6 +62,9 @@ public:
     // Grows the disk and its filesystem, online where the kernel allows; shrinking is refused.
     Resized resize(const std::string& name, const ResizeRequest& req);
     LimitsChanged set_limits(const std::string& name, const LimitsUpdate& u);
+    // spec with update u applied (settings replaced or edited, then validated against the
+    // catalog), as set_limits records it.
+    TenantSpec updated_spec(const TenantSpec& spec, const LimitsUpdate& u) const;
     TenantView set_password(const std::string& name, const PasswordRequest& req);
     // Lifecycle of a ready tenant (Errc::conflict for any other state). stop: the intent
     // recorded first (a reconcile, a restart of hostd or a reboot leave it stopped), then
@@ -103,6 +106,14 @@ public:
     // takes them, the member's files are written anew (pg_hba and certificate for the members'
     // addresses), Patroni rereads them (its unit's reload: SIGHUP) and the routes follow.
     void update_member(const std::string& name, const HaSpec& ha, const std::string& self);
+    // A limits change of the whole HA tenant, this host's member's share (every member host):
+    // the record takes spec's limits, settings and extensions (checked against this host's
+    // capacity), the unit its limits, the member's files their tuning; Patroni rereads them
+    // (SIGHUP) and reloads PostgreSQL. The scope's shared settings are the caller's (PATCH
+    // /config). On failure the previous record, limits and files are put back. Errc::conflict
+    // for a record of another create or one not ready.
+    TenantRecord set_member_limits(const std::string& name, const std::string& create_id, const std::string& self,
+                                   const TenantSpec& spec);
 
     // The steps of a delete, also used to finish an interrupted one or roll back a create.
     void teardown(TenantRecord& t, bool purge);

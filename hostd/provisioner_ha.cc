@@ -166,6 +166,49 @@ void Provisioner::update_member(const std::string& name, const HaSpec& ha, const
     log::info("HA members are now " + hosts, name);
 }
 
+TenantRecord Provisioner::set_member_limits(const std::string& name, const std::string& create_id, const std::string& self,
+                                            const TenantSpec& spec) {
+    TenantRecord t = store_.get(name);
+    if (!t.ha || t.ha->create_id != create_id)
+        throw Error(Errc::conflict, "Host '" + self + "' has no member of tenant '" + name + "' of create " + create_id);
+    if (t.state != TenantState::ready)
+        throw Error(Errc::conflict, "The member of tenant '" + name + "' on host '" + self + "' is " +
+                                        std::string(to_string(t.state)) + "; limits change only on a ready member");
+    const TenantRecord before = t;
+    t.spec.memory = spec.memory;
+    t.spec.cpu = spec.cpu;
+    t.spec.tasks = spec.tasks;
+    t.spec.io_weight = spec.io_weight;
+    t.spec.settings = spec.settings;
+    t.spec.extensions = spec.extensions;
+    store_.locked([&](auto& records) {
+        check_capacity(t, records, t.spec.memory > before.spec.memory);
+        records[name] = t;
+    });
+    store_.save(t);  // the record is the truth a reconcile or a reboot re-applies
+    const TenantLayout l = layout_of(cfg_, t);
+    const auto user = fx_.find_user(t.os_user);
+    auto apply = [&](const TenantRecord& r) {
+        fx_.set_unit_limits(r, l);
+        fx_.write_member_files(r, l, *user, ha::render_patroni(patroni_member(cfg_, r, self)));
+        if (fx_.unit_active(l)) fx_.reload_unit(l);
+    };
+    try {
+        if (!user) throw Error(Errc::failed, "OS user '" + t.os_user + "' of the member is gone; run hostctl reconcile");
+        apply(t);
+    } catch (const Error& e) {
+        store_.save(before);
+        try {
+            if (user) apply(before);
+        } catch (const Error& e2) {
+            log::error(std::string("Failed to restore the member's previous limits: ") + e2.what(), name);
+        }
+        throw Error(e.code(), "Failed to change the limits of the member of '" + name + "' on host '" + self + "': " + e.what());
+    }
+    log::info("Limits and settings of the HA member changed", name);
+    return t;
+}
+
 void Provisioner::abort_member(const std::string& name, const std::string& create_id) {
     TenantRecord t;
     try {

@@ -29,23 +29,7 @@ ha::PatroniMember patroni_member(const Config& cfg, const TenantRecord& t, const
     m.custom_conf = l.ha_dir + "/" + ha_files::kBaseConf;
     // What every member must run with the same value is the scope's (Patroni passes it on the
     // command line); the rest of the tenant's tuning is in custom_conf.
-    const pgconf::Tuning tu = pgconf::tune({.tenant = t.name, .memory_bytes = t.spec.memory, .cpus = t.spec.cpu,
-                                            .disk_bytes = t.spec.disk_size});
-    auto setting = [&](const char* name, uint64_t tuned) {
-        auto it = t.spec.settings.find(name);
-        return it != t.spec.settings.end() ? it->second : std::to_string(tuned);
-    };
-    // Patroni drops a max_connections below 25 (its own minimum).
-    m.global_parameters["max_connections"] = setting("max_connections", std::max<uint64_t>(tu.max_connections, 25));
-    m.global_parameters["max_worker_processes"] = setting("max_worker_processes", tu.max_worker_processes);
-    // Patroni keeps wal_keep_size of WAL on every member (its default 128MB) beside max_wal_size:
-    // on a small disk that filled it (a 256M member's pg_wal held 177 MB after a few failovers,
-    // and the old primary's pg_rewind failed with "No space left on device"). A share of the
-    // disk, as max_wal_size is (pgconf::tune), between Patroni's minimum 16MB and its default;
-    // a replica further behind has its replication slot.
-    const uint64_t disk_mib = t.spec.disk_size >> 20;
-    m.global_parameters["wal_keep_size"] = setting("wal_keep_size", std::clamp<uint64_t>(disk_mib / 16, 16, 128)) +
-                                           (t.spec.settings.count("wal_keep_size") ? "" : "MB");
+    m.global_parameters = scope_parameters(t);
     m.etcd_tls = {.cert_file = l.ha_dir + "/" + ha_files::kEtcdCert, .key_file = l.ha_dir + "/" + ha_files::kEtcdKey,
                   .ca_file = l.ha_dir + "/" + ha_files::kCa};
     m.tls = {.cert_file = l.ha_dir + "/" + ha_files::kCert, .key_file = l.ha_dir + "/" + ha_files::kKey,
@@ -68,6 +52,44 @@ ha::PatroniMember patroni_member(const Config& cfg, const TenantRecord& t, const
     m.timing = {.ttl = static_cast<int>(cfg.ha_ttl), .loop_wait = static_cast<int>(cfg.ha_loop_wait),
                 .retry_timeout = static_cast<int>(cfg.ha_retry_timeout)};
     return m;
+}
+
+std::map<std::string, std::string> scope_parameters(const TenantRecord& t) {
+    const pgconf::Tuning tu = pgconf::tune({.tenant = t.name, .memory_bytes = t.spec.memory, .cpus = t.spec.cpu,
+                                            .disk_bytes = t.spec.disk_size});
+    auto setting = [&](const char* name, uint64_t tuned) {
+        auto it = t.spec.settings.find(name);
+        return it != t.spec.settings.end() ? it->second : std::to_string(tuned);
+    };
+    std::map<std::string, std::string> p;
+    // Patroni drops a max_connections below 25 (its own minimum).
+    p["max_connections"] = setting("max_connections", std::max<uint64_t>(tu.max_connections, 25));
+    p["max_worker_processes"] = setting("max_worker_processes", tu.max_worker_processes);
+    // Patroni keeps wal_keep_size of WAL on every member (its default 128MB) beside max_wal_size:
+    // on a small disk that filled it (a 256M member's pg_wal held 177 MB after a few failovers,
+    // and the old primary's pg_rewind failed with "No space left on device"). A share of the
+    // disk, as max_wal_size is (pgconf::tune), between Patroni's minimum 16MB and its default;
+    // a replica further behind has its replication slot.
+    const uint64_t disk_mib = t.spec.disk_size >> 20;
+    p["wal_keep_size"] = setting("wal_keep_size", std::clamp<uint64_t>(disk_mib / 16, 16, 128)) +
+                         (t.spec.settings.count("wal_keep_size") ? "" : "MB");
+    // Patroni gives each replica a replication slot on the primary: a replica that stays away
+    // (its machine lost, cut off) would make the primary keep WAL for it until its disk is full
+    // and the tenant stops. A quarter of the disk at most; a replica further behind loses its
+    // slot and is rebuilt (hostctl replace NAME HOST).
+    p["max_slot_wal_keep_size"] = setting("max_slot_wal_keep_size", std::clamp<uint64_t>(disk_mib / 4, 32, 8192)) +
+                                  (t.spec.settings.count("max_slot_wal_keep_size") ? "" : "MB");
+    return p;
+}
+
+void check_ha_settings(const Settings& settings) {
+    for (const auto& [k, v] : settings) {
+        if (!ha::global_only_setting(k) || k == "max_connections" || k == "max_worker_processes" || k == "wal_keep_size")
+            continue;
+        throw Error(Errc::invalid, "Setting '" + k + "' cannot be given to an HA tenant: Patroni takes it from the scope's "
+                                   "configuration only and would drop it (hostd passes max_connections, "
+                                   "max_worker_processes and wal_keep_size there)", "settings");
+    }
 }
 
 }  // namespace hostd

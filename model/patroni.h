@@ -3,6 +3,7 @@
 // member uses, so the provisioner, the unit and the tests cannot disagree.
 #pragma once
 
+#include <map>
 #include <string>
 
 #include "ha/ha.h"
@@ -38,5 +39,15 @@ inline constexpr const char* kEtcdKey = "etcd.key";   // the tenant's, 0600
 // every member must share (max_connections, max_worker_processes from the tenant's limits).
 // Throws Errc::invalid when self is no member of t.
 ha::PatroniMember patroni_member(const Config& cfg, const TenantRecord& t, const std::string& self);
+
+// The settings every member of t's scope shares, from its limits and overrides: what
+// patroni_member puts in global_parameters (Patroni's bootstrap configuration) and what a limits
+// change later patches into the scope's configuration in etcd.
+std::map<std::string, std::string> scope_parameters(const TenantRecord& t);
+
+// Refuses (Errc::invalid, field "settings") an HA tenant's override that Patroni takes from its
+// global configuration only (ha::global_only_setting) and hostd does not pass there: it would
+// be dropped silently. hostd passes max_connections, max_worker_processes and wal_keep_size.
+void check_ha_settings(const Settings& settings);
 
 }  // namespace hostd

@@ -5,7 +5,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "ansible", "hostd", "plugins", "filter"))
-from placement import placement  # noqa: E402
+from placement import placement, replacements  # noqa: E402
 from ansible.errors import AnsibleFilterError  # noqa: E402
 
 G = 1 << 30
@@ -14,6 +14,10 @@ G = 1 << 30
 def host(free_gib, ha=False, ports=10, disk_gib=100):
     return {"memory_total": 64 * G, "memory_committed": (64 - free_gib) * G,
             "loop_dir_available": disk_gib * G, "ports_free": ports, "ha_host": ha}
+
+
+def ha_tenant(name, *hosts, memory=G, disk=G):
+    return {"name": name, "memory": memory, "disk_size": disk, "members": [{"host": h} for h in hosts]}
 
 
 class Placement(unittest.TestCase):
@@ -77,6 +81,45 @@ class Placement(unittest.TestCase):
         got = placement([{"name": "h1", "replicas": 2, "size": "1G"}, {"name": "h2", "replicas": 2, "size": "1G"}], cap, {})
         self.assertEqual(got["h1"], ["b", "a", "c"])
         self.assertEqual(got["h2"], [])  # a has no port left
+
+
+
+class Replacements(unittest.TestCase):
+    # Inventory names (x.fleet) differ from the [ha] names (hx), as in a real fleet.
+    def cap(self, **free):
+        return {"%s.fleet" % h: host(f, ha="h" + h) for h, f in free.items()}
+
+    def test_each_tenant_on_the_lost_host_moves_to_the_free_ha_host_with_most_memory(self):
+        cap = self.cap(b=9, c=5, d=7)  # a is lost: it did not answer
+        t1, t2 = ha_tenant("t1", "ha", "hb", memory=3 * G), ha_tenant("t2", "hb", "ha", memory=3 * G)
+        existing = {"b.fleet": [t2, t1, {"name": "plain"}], "c.fleet": [], "d.fleet": []}
+        got = replacements(existing, cap, "ha")
+        # t1 -> d (7 free: b is a member), then t2 -> d again? d has 4 left, c 5: c.
+        self.assertEqual(got, [{"name": "t1", "member": "ha", "run_on": "b.fleet", "with": "hd"},
+                               {"name": "t2", "member": "ha", "run_on": "b.fleet", "with": "hc"}])
+
+    def test_tenants_without_a_member_there_and_plain_tenants_are_left(self):
+        cap = self.cap(a=9, b=9, c=9)
+        existing = {"a.fleet": [ha_tenant("t", "ha", "hb"), {"name": "p"}], "b.fleet": [ha_tenant("t", "ha", "hb")]}
+        self.assertEqual(replacements(existing, cap, "hc"), [])
+
+    def test_no_room_anywhere_gives_with_none(self):
+        cap = {"b.fleet": host(9, ha="hb"), "c.fleet": host(9, ha="hc", ports=0), "d.fleet": host(9, ha="hd", disk_gib=0),
+               "e.fleet": host(9)}  # not an HA host
+        got = replacements({"b.fleet": [ha_tenant("t", "ha", "hb")]}, cap, "ha")
+        self.assertEqual(got, [{"name": "t", "member": "ha", "run_on": "b.fleet", "with": None}])
+
+    def test_rebuild_keeps_the_member_on_its_host(self):
+        cap = self.cap(a=9, b=9, c=9)
+        got = replacements({"b.fleet": [ha_tenant("t", "ha", "hb")]}, cap, "ha", rebuild=True)
+        self.assertEqual(got, [{"name": "t", "member": "ha", "run_on": "b.fleet", "with": None}])
+
+    def test_a_tenant_whose_other_members_did_not_answer_has_nowhere_to_run(self):
+        cap = self.cap(c=9)
+        got = replacements({"c.fleet": [ha_tenant("t", "ha", "hb", "hc")]}, cap, "ha")
+        self.assertEqual(got, [{"name": "t", "member": "ha", "run_on": "c.fleet", "with": None}])
+        got = replacements({"x.fleet": [ha_tenant("u", "ha", "hb")]}, cap, "ha")
+        self.assertEqual(got[0]["run_on"], None)
 
 
 if __name__ == "__main__":

@@ -104,6 +104,7 @@ public:
     std::string ping(const TenantRecord&, const TenantLayout&) override { return ""; }
     bool grows_online(const TenantRecord&) override { return true; }
     std::vector<std::string> apply_limits(const TenantRecord&, const TenantLayout&) override { return {}; }
+    void set_unit_limits(const TenantRecord&, const TenantLayout&) override {}
     std::optional<std::vector<std::string>> pending_restart(const TenantRecord&, const TenantLayout&) override { return std::nullopt; }
     void set_password(const TenantRecord&, const TenantLayout&, const std::string&) override {}
     void set_ha_password(const TenantRecord&, const HaMember&, const std::string&) override {}
@@ -114,6 +115,9 @@ public:
     LiveStatus live_status(const TenantRecord&, const TenantLayout&) override { return {}; }
     std::string patroni_cluster(const HaMember& m) override { throw Error(Errc::unavailable, "no Patroni on " + m.host); }
     std::string patroni_switchover(const HaMember& m, const ha::Credentials&, const ha::Switchover&) override {
+        throw Error(Errc::unavailable, "no Patroni on " + m.host);
+    }
+    void patroni_patch_parameters(const HaMember& m, const ha::Credentials&, const std::map<std::string, std::string>&) override {
         throw Error(Errc::unavailable, "no Patroni on " + m.host);
     }
 };

@@ -56,6 +56,11 @@ struct OneMember final : PeerHandler {
     void ha_update(const std::string&, const HaSpec& ha) override { updated = ha; }
     std::string password;
     void ha_password(const std::string&, const std::string& pw) override { password = pw; }
+    std::optional<LimitsUpdate> limits;
+    void ha_limits(const std::string&, const std::string& create_id, const LimitsUpdate& u) override {
+        if (create_id != "c1") throw Error(Errc::conflict, "another create");
+        limits = u;
+    }
 };
 
 }  // namespace
@@ -80,6 +85,15 @@ TEST(HaApi, AMemberSaysItsCreateAndHostsAndTakesAnUpdateOfItsMembers) {
     EXPECT_EQ(ha_dispatch("m1", "m2", "POST", "/v1/ha/acme/password", R"({"password": "new pass phrase"})", &h).first, 200);
     EXPECT_EQ(h.password, "new pass phrase");
     EXPECT_EQ(ha_dispatch("m1", "m2", "POST", "/v1/ha/acme/password", R"({"password": 7})", &h).first, 400);
+    // A limits change: every field, settings whole.
+    const std::string limits = R"({"create_id": "c1", "limits": {"memory": 314572800, "cpu": 1.5, "settings": {"work_mem": "8MB"}}})";
+    EXPECT_EQ(ha_dispatch("m1", "m2", "POST", "/v1/ha/acme/limits", limits, &h).first, 200);
+    ASSERT_TRUE(h.limits);
+    EXPECT_EQ(h.limits->memory, 314572800u);
+    EXPECT_EQ(h.limits->settings, (Settings{{"work_mem", "8MB"}}));
+    EXPECT_EQ(ha_dispatch("m1", "m2", "POST", "/v1/ha/acme/limits", R"({"create_id": "c2", "limits": {}})", &h).first, 409);
+    EXPECT_EQ(ha_dispatch("m1", "m2", "POST", "/v1/ha/acme/limits", R"({"create_id": "c1"})", &h).first, 400);
+    EXPECT_EQ(ha_dispatch("m1", "m2", "POST", "/v1/ha/acme/limits", R"({"create_id": "c1", "limits": {"memory": "x"}})", &h).first, 400);
 }
 
 TEST(HaApi, PatronisTimingDefaultsAreTheHaLibrarys) {

@@ -80,6 +80,8 @@ struct FakeMachine {
     std::map<std::string, std::string> patroni;
     std::vector<std::string> patroni_asked;             // the member host of each GET /cluster, in order
     std::vector<std::string> switchovers;               // "host user password leader candidate" of each POST /switchover
+    std::vector<std::string> patched;                   // "host user k=v,k=v" of each PATCH /config
+    std::map<std::string, uint64_t> unit_memory;        // unit → MemoryMax set on it (set_unit_limits)
     std::map<std::string, std::string> after_switchover;  // what `patroni` becomes once a switchover is taken
 };
 const std::string cfg_mount_root = Config{}.mount_root;
@@ -300,6 +302,11 @@ public:
         m_.applied_memory = t.spec.memory;
         return {};
     }
+    void set_unit_limits(const TenantRecord& t, const TenantLayout& l) override {
+        std::lock_guard g(m_.mu);
+        hit("set_unit_limits");
+        m_.unit_memory[l.unit] = t.spec.memory;
+    }
     void stop_unit(const TenantLayout& l) override {
         std::lock_guard g(m_.mu); hit("stop_unit"); m_.stopped.push_back(l.unit);
         if (l.kind == UnitKind::patroni) m_.patroni_units.erase(l.name);
@@ -402,6 +409,15 @@ public:
         m_.switchovers.push_back(mb.host + " " + rest.username + " " + rest.password + " " + s.leader + " " + s.candidate);
         if (!m_.after_switchover.empty()) m_.patroni = m_.after_switchover;
         return "Successfully switched over to \"" + s.candidate + "\"";
+    }
+    void patroni_patch_parameters(const HaMember& mb, const ha::Credentials& rest,
+                                  const std::map<std::string, std::string>& params) override {
+        std::lock_guard g(m_.mu);
+        hit("patroni_patch_parameters");
+        if (!m_.patroni.count(mb.host)) throw Error(Errc::unavailable, "PATCH /config failed: member '" + mb.host + "' did not answer");
+        std::string kv;
+        for (const auto& [k, v] : params) kv += (kv.empty() ? "" : ",") + k + "=" + v;
+        m_.patched.push_back(mb.host + " " + rest.username + " " + kv);
     }
 
 private:
@@ -2372,6 +2388,9 @@ public:
         at(host).ha_update(t, wire::parse_ha_spec(wire::render(ha)));
     }
     void password(const std::string& host, const std::string& t, const std::string& pw) override { at(host).ha_password(t, pw); }
+    void limits(const std::string& host, const std::string& t, const std::string& id, const LimitsUpdate& u) override {
+        at(host).ha_limits(t, id, wire::parse_limits(wire::render(u)));
+    }
 
 private:
     PeerHandler& at(const std::string& host);
@@ -2518,13 +2537,16 @@ TEST_F(AnHaFleet, CreatesOneMemberOnEachHostAndTheFirstBootstrapsTheScope) {
 // e2e suite (tests/e2e/ha): a share of the disk instead, Patroni's default from 2G on.
 TEST_F(AnHaFleet, KeepsWalAShareOfTheDiskForPatroni) {
     int n = 0;
-    for (const auto& [disk, keep] : std::vector<std::pair<uint64_t, std::string>>{{256ull << 20, "16MB"}, {1ull << 30, "64MB"}, {4ull << 30, "128MB"}}) {
+    // disk, wal_keep_size, max_slot_wal_keep_size (a replica that stays away cannot fill the primary's disk)
+    for (const auto& [disk, keep, slot] : std::vector<std::tuple<uint64_t, std::string, std::string>>{
+             {256ull << 20, "16MB", "64MB"}, {1ull << 30, "64MB", "256MB"}, {4ull << 30, "128MB", "1024MB"}}) {
         CreateRequest r = ha_request({"hb-2"});
         r.disk_size = disk;
         mgr[0]->create("hat" + std::to_string(++n), r);
         for (int i : {0, 1}) {
             const json yml = json::parse(m[i].patroni_yml.substr(m[i].patroni_yml.find('{')));
             EXPECT_EQ(yml["bootstrap"]["dcs"]["postgresql"]["parameters"]["wal_keep_size"], keep) << disk << " on hb-" << i + 1;
+            EXPECT_EQ(yml["bootstrap"]["dcs"]["postgresql"]["parameters"]["max_slot_wal_keep_size"], slot) << disk << " on hb-" << i + 1;
         }
     }
 }
@@ -2924,6 +2946,57 @@ TEST_F(AnHaFleet, ANewPasswordIsSetOnThePrimaryAndRecordedOnEveryMemberHost) {
     EXPECT_EQ(error_of([&] { mgr[2]->set_password("hat", {}); }).code(), Errc::unavailable);
     EXPECT_EQ(mgr[2]->snapshot().at(0).password, before);
     EXPECT_EQ(error_of([&] { mgr[1]->ha_password("hat", "short"); }).code(), Errc::invalid);
+}
+
+TEST_F(AnHaFleet, NewLimitsAndSettingsReachEveryMemberAndTheScopesSharedSettingsGoToPatroni) {
+    mgr[0]->create("hat", ha_request({"hb-2", "hb-3"}));
+    for (int i = 0; i < kHosts; i++)  // every member's Patroni answers, from every host
+        for (int j = 1; j <= kHosts; j++) m[i].patroni["hb-" + std::to_string(j)] = "{}";
+    LimitsUpdate u{.memory = 300ull << 20};
+    u.settings_edit.set = {{"work_mem", "4MB"}, {"max_connections", "40"}};
+    const LimitsChanged c = mgr[1]->set_limits("hat", u);
+    for (int i = 0; i < kHosts; i++) {
+        const TenantRecord r = mgr[i]->snapshot().at(0);
+        EXPECT_EQ(r.spec.memory, 300ull << 20) << i;
+        EXPECT_EQ(r.spec.settings, (Settings{{"max_connections", "40"}, {"work_mem", "4MB"}})) << i;
+        EXPECT_EQ(m[i].unit_memory["hostd-patroni@hat.service"], 300ull << 20) << i;
+        EXPECT_GE(std::count(m[i].calls.begin(), m[i].calls.end(), "reload_unit"), 1) << i;
+    }
+    // max_connections is the scope's: patched once, through the first member that answers.
+    ASSERT_EQ(m[1].patched.size(), 1u);
+    EXPECT_EQ(m[1].patched[0].substr(0, 5), "hb-1 ");
+    EXPECT_NE(m[1].patched[0].find("max_connections=40"), std::string::npos) << m[1].patched[0];
+    EXPECT_EQ(m[1].patched[0].find("work_mem"), std::string::npos) << "a member's own setting stays in its files";
+    EXPECT_EQ(c.pending_restart, std::vector<std::string>{"max_connections"});
+    // Only a member's own setting: no PATCH.
+    LimitsUpdate w;
+    w.settings_edit.set = {{"work_mem", "2MB"}};
+    mgr[0]->set_limits("hat", w);
+    EXPECT_EQ(m[0].patched.size(), 0u);
+    EXPECT_EQ(mgr[2]->snapshot().at(0).spec.settings.at("work_mem"), "2MB");
+}
+
+TEST_F(AnHaFleet, NewLimitsAreRefusedWholeWhileAMemberHostIsDownOrForASettingPatroniWouldDrop) {
+    mgr[0]->create("hat", ha_request({"hb-2", "hb-3"}));
+    fleet.down = {"hb-3"};
+    const Error e = error_of([&] { mgr[0]->set_limits("hat", {.memory = 300ull << 20}); });
+    EXPECT_EQ(e.code(), Errc::unavailable);
+    EXPECT_NE(std::string(e.what()).find("hb-3"), std::string::npos) << e.what();
+    fleet.down.clear();
+    for (int i = 0; i < kHosts; i++) EXPECT_EQ(mgr[i]->snapshot().at(0).spec.memory, 256ull << 20) << i;
+    LimitsUpdate u;
+    u.settings_edit.set = {{"max_locks_per_transaction", "128"}};
+    const Error d = error_of([&] { mgr[0]->set_limits("hat", u); });
+    EXPECT_EQ(d.code(), Errc::invalid);
+    EXPECT_NE(std::string(d.what()).find("max_locks_per_transaction"), std::string::npos) << d.what();
+    // The scope's shared settings need a Patroni that answers: none does here.
+    u.settings_edit.set = {{"max_connections", "50"}};
+    EXPECT_EQ(error_of([&] { mgr[0]->set_limits("hat", u); }).code(), Errc::unavailable);
+    for (int i = 0; i < kHosts; i++) EXPECT_FALSE(mgr[i]->snapshot().at(0).spec.settings.count("max_connections")) << i;
+    // And at create.
+    CreateRequest r = ha_request({"hb-2"});
+    r.settings = Settings{{"max_locks_per_transaction", "128"}};
+    EXPECT_EQ(error_of([&] { mgr[0]->create("hbt", r); }).code(), Errc::invalid);
 }
 
 // ---- hibernation ([hibernate]) ----

@@ -82,9 +82,22 @@ options:
     description:
       - An HA tenant, at creation only. The other hostd hosts (their host names, as in C([ha] hosts)) that each run
         a replica; one or two. Sent as C(ha) of the create; playbooks/fleet.yml chooses them by free memory.
-      - An existing tenant whose members are other hosts fails; members change with C(hostctl), not here.
+      - An existing tenant whose members are other hosts fails; members change with I(replace).
     type: list
     elements: str
+  replace:
+    description:
+      - An HA tenant's member to replace, by its host (a name as in C([ha] hosts)), as C(hostctl replace) does
+        (C(POST .../replace)): a new member is made on I(replace_with) and cloned from the others, then the old
+        one is deleted; a host that cannot be reached deletes its old member once it is back. Without
+        I(replace_with) the member is rebuilt on the same host from the others, on every run (like C(restarted)).
+      - Run the task on another member's host. hostd never replaces the primary (switch over first).
+      - With I(replace_with), a tenant that has a member there and none on I(replace) is left as it is; a tenant
+        with neither fails.
+    type: str
+  replace_with:
+    description: With I(replace), the host of the new member (in C([ha] hosts), without a member of the tenant).
+    type: str
   synchronous:
     description: With I(replicas), Patroni's synchronous mode (no acknowledged commit is lost at a failover).
     type: bool
@@ -327,6 +340,8 @@ def main():
             reuse=dict(type="bool", default=False),
             return_secrets=dict(type="bool", default=False),
             replicas=dict(type="list", elements="str"),
+            replace=dict(type="str"),
+            replace_with=dict(type="str"),
             synchronous=dict(type="bool", default=False),
             synchronous_strict=dict(type="bool", default=False),
             purge=dict(type="bool", default=False),
@@ -334,6 +349,7 @@ def main():
             timeout=dict(type="int", default=600),
         ),
         supports_check_mode=True,
+        required_by=dict(replace_with="replace"),
     )
     p = module.params
     for k in ("size", "memory"):
@@ -421,12 +437,26 @@ def main():
     if p["replicas"] is not None:
         here = set(m.get("host") for m in tenant.get("members") or [])
         if here and not set(p["replicas"]) <= here:
-            module.fail_json(msg="Tenant '%s' has members on %s, not on %s; add or replace members with hostctl"
+            module.fail_json(msg="Tenant '%s' has members on %s, not on %s; replace a member with replace, replace_with"
                                  % (p["name"], ", ".join(sorted(here)), ", ".join(sorted(set(p["replicas"]) - here))))
         if not here and p["replicas"]:
             module.fail_json(msg="Tenant '%s' exists as a single-host tenant; replicas are given only at its creation"
                                  % p["name"])
     after = dict(tenant)
+    if p["replace"] is not None:
+        here = sorted(m.get("host") for m in tenant.get("members") or [])
+        if not here:
+            module.fail_json(msg="Tenant '%s' is not an HA tenant: it has no member to replace" % p["name"])
+        if p["replace"] in here:
+            body = {"member": p["replace"]}
+            if p["replace_with"]:
+                body["with"] = p["replace_with"]
+            result["actions"].append("POST replace %s%s" % (p["replace"], " with " + p["replace_with"] if p["replace_with"] else ""))
+            if not module.check_mode:
+                api.call("POST", path + "/replace", body)
+        elif not (p["replace_with"] and p["replace_with"] in here):
+            module.fail_json(msg="Tenant '%s' has no member on %s (its members: %s)"
+                                 % (p["name"], p["replace"], ", ".join(here)))
     if p["size"] is not None:
         want = parse_size(p["size"])
         have = tenant.get("disk_size", 0)

@@ -200,10 +200,38 @@ TenantView Manager::replace_member(const std::string& name, const ReplaceRequest
             throw Error(Errc::invalid, "'" + req.member + "' is this host: a member is replaced by another member's host (run "
                                        "hostctl replace there), which stays up while this one is rebuilt",
                         "member");
-        if (target != req.member && t.ha->member(target))
-            throw Error(Errc::conflict, "'" + target + "' holds a member of tenant '" + name + "' already (its members: " + hosts +
-                                            ")",
-                        "with");
+        // A target that is a member already, unknown to the member replaced: a replace of
+        // req.member by it that was cut off (this host's hostd restarted) and is asked again.
+        // Its member ready: the replace goes on from the old member's removal. Not ready (only
+        // prepared, or its start cut off): undone there, and the replace made afresh. A target
+        // the old member lists (or an old member that cannot be asked) is a member of its own.
+        bool resume = false, undo_target = false;
+        HaSpec current = *t.ha;
+        if (target != req.member && t.ha->member(target)) {
+            const std::string taken = "'" + target + "' holds a member of tenant '" + name + "' already (its members: " + hosts + ")";
+            auto lists = [&](const std::optional<PeerMember>& p, const std::string& host) {
+                return p && p->create_id == t.ha->create_id && std::find(p->hosts.begin(), p->hosts.end(), host) != p->hosts.end();
+            };
+            std::optional<PeerMember> old, there;
+            try {
+                old = peers_->status(req.member, name);
+                if (!lists(old, target)) there = peers_->status(target, name);
+            } catch (const Error& e) {
+                throw Error(Errc::conflict, taken + ", and whether a replace by it was cut off cannot be told: " + e.what(),
+                            "with");
+            }
+            const bool ours = there && there->create_id == t.ha->create_id;
+            if (lists(old, target)) {
+                throw Error(Errc::conflict, taken, "with");
+            } else if (ours && there->record_state == "ready") {
+                resume = true;
+            } else if (!there || (ours && there->record_state == "creating")) {
+                undo_target = there.has_value();  // once every check below has passed
+                std::erase_if(current.members, [&](const HaMember& m) { return m.host == target; });
+            } else {
+                throw Error(Errc::conflict, taken, "with");
+            }
+        }
         const auto fleet = ha_fleet(cfg_);
         if (std::none_of(fleet.begin(), fleet.end(), [&](const HaHost& h) { return h.name == target; }))
             throw Error(Errc::invalid, "'" + target + "' is not one of this host's [ha] hosts; a member goes on one of them", "with");
@@ -227,7 +255,7 @@ TenantView Manager::replace_member(const std::string& name, const ReplaceRequest
         // A move adds the new member before the old one goes (the tenant never has fewer members
         // than it had); a rebuild on the same host must remove it first (one member a host).
         const bool rebuild = target == req.member;
-        HaSpec left = *t.ha;  // the members without the one replaced
+        HaSpec left = current;  // the members without the one replaced (nor a cut-off new one)
         std::erase_if(left.members, [&](const HaMember& m) { return m.host == req.member; });
         auto remove_old = [&] {
             step("remove " + req.member, [&] {
@@ -244,49 +272,56 @@ TenantView Manager::replace_member(const std::string& name, const ReplaceRequest
         };
         // Each member left learns the members (its pg_hba, certificate and routes).
         auto tell = [&](const HaSpec& ha) {
-            for (const auto& m : left.members)
+            for (const auto& m : left.members) {
+                if (m.host == target) continue;  // a cut-off replace's new member: told last
                 step("update " + m.host, [&] {
                     if (m.host == self_) prov_.update_member(name, ha, self_);
                     else peers_->update(m.host, name, ha);
                 });
+            }
         };
+        if (undo_target) step("abort " + target, [&] { peers_->abort(target, name, t.ha->create_id); });
         if (rebuild) remove_old();
-        HaSpec during = rebuild ? left : *t.ha;
+        HaSpec during = rebuild ? left : (resume ? *t.ha : current);
+        if (resume) log::info("'" + target + "' runs its new member already (a replace cut off): going on from the removal of the "
+                              "old one", name);
         bool prepared = false;
-        try {
-            step("prepare " + target, [&] {
-                HaSpec bare = left;
-                bare.members.clear();
-                bare.initiator = self_;  // this host coordinates the new member's making, not its create
-                prepared = true;  // before the call: one whose answer is lost still gets its abort
-                during.members.push_back(peers_->prepare(target, name, {.ha = bare, .password = t.password,
-                                                                         .request = request_of(t.spec)}));
-            });
-            // The others first: their pg_hba must let the new member stream before it starts.
-            tell(during);
-            step("start " + target, [&] { peers_->start(target, name, during); });
-        } catch (const Error& e) {
-            log::error(std::string("Replacing the member failed: ") + e.what() + "; undoing the new member", name);
-            if (prepared) {
-                try {
-                    peers_->abort(target, name, left.create_id);
-                } catch (const Error& a) {
-                    log::error("Undoing the member on '" + target + "' failed: " + a.what() + "; its hostd undoes it after [ha] "
-                                                                                             "prepare_timeout",
-                               name);
-                }
-            }
-            const HaSpec& before = rebuild ? left : *t.ha;
+        if (!resume) {
             try {
-                tell(before);
-            } catch (const Error& u) {
-                log::error(std::string("Telling the members left failed: ") + u.what(), name);
+                step("prepare " + target, [&] {
+                    HaSpec bare = left;
+                    bare.members.clear();
+                    bare.initiator = self_;  // this host coordinates the new member's making, not its create
+                    prepared = true;  // before the call: one whose answer is lost still gets its abort
+                    during.members.push_back(peers_->prepare(target, name, {.ha = bare, .password = t.password,
+                                                                             .request = request_of(t.spec)}));
+                });
+                // The others first: their pg_hba must let the new member stream before it starts.
+                tell(during);
+                step("start " + target, [&] { peers_->start(target, name, during); });
+            } catch (const Error& e) {
+                log::error(std::string("Replacing the member failed: ") + e.what() + "; undoing the new member", name);
+                if (prepared) {
+                    try {
+                        peers_->abort(target, name, left.create_id);
+                    } catch (const Error& a) {
+                        log::error("Undoing the member on '" + target + "' failed: " + a.what() + "; its hostd undoes it after [ha] "
+                                                                                                 "prepare_timeout",
+                                   name);
+                    }
+                }
+                const HaSpec& before = rebuild ? left : current;
+                try {
+                    tell(before);
+                } catch (const Error& u) {
+                    log::error(std::string("Telling the members left failed: ") + u.what(), name);
+                }
+                const std::string now = member_hosts(before);
+                throw Error(e.code(), "Failed to replace the member of '" + name + "' on '" + req.member + "' with one on '" + target +
+                                          "': " + e.what() + "; the tenant runs on with the members on " + now +
+                                          " (run the replace again once the cause is fixed)",
+                            e.field());
             }
-            const std::string now = member_hosts(before);
-            throw Error(e.code(), "Failed to replace the member of '" + name + "' on '" + req.member + "' with one on '" + target +
-                                      "': " + e.what() + "; the tenant runs on with the members on " + now +
-                                      " (run the replace again once the cause is fixed)",
-                        e.field());
         }
         if (!rebuild) {
             remove_old();
@@ -431,6 +466,19 @@ HaMember Manager::ha_prepare(const std::string& tenant, const HaPrepare& p) {
     if (spec.memory < kMinHaMemory)
         throw Error(Errc::invalid, "An HA member needs at least 128M of memory", "memory");
     Store::OpLock op(store_, tenant);
+    // A member of the same create still only prepared here: its coordinator was cut off (a
+    // replace, whose new member is of the tenant's create) and asks again. Undone, made anew.
+    try {
+        const TenantRecord had = store_.get(tenant);
+        if (had.ha && had.ha->create_id == p.ha.create_id && had.state == TenantState::creating && had.step == "prepared") {
+            log::warning("A member of create " + had.ha->create_id + " prepared here earlier is asked for again by '" +
+                             p.ha.initiator + "': undoing the earlier one",
+                         tenant);
+            prov_.abort_member(tenant, had.ha->create_id);
+        }
+    } catch (const Error& e) {
+        if (e.code() != Errc::not_found) throw;
+    }
     return prov_.prepare_member(tenant, p.request, spec, p.ha, p.password, self_);
 }
 

@@ -2996,6 +2996,31 @@ TEST_F(AnHaFleet, AReplacesNewMemberCutOffUndoesItselfAloneEvenOnTheCreatesFirst
     }
 }
 
+TEST_F(AnHaFleet, AMoveCutOffByACrashOfItsHostIsFinishedByTheReplaceAskedAgain) {
+    for (const auto& [before, after] : std::vector<std::pair<std::string, std::string>>{
+             {"", "prepare hb-3"}, {"start hb-3", ""}, {"remove hb-2", ""}, {"", "remove hb-2"}}) {
+        const std::string at = before.empty() ? "after " + after : "before " + before;
+        mgr[0]->create("hat", ha_request({"hb-2"}));
+        m[0].patroni["hb-1"] = cluster_of({patroni_member("hb-1", "leader", "running", std::nullopt, 1),
+                                           patroni_member("hb-2", "replica", "streaming", 0, 1)});
+        fleet.crash_before = before;
+        fleet.crash_after = after;
+        EXPECT_THROW(mgr[0]->replace_member("hat", {.member = "hb-2", .with = "hb-3"}), Crash) << at;
+        fleet.crash_before.clear();
+        fleet.crash_after.clear();
+        restart(0);
+        EXPECT_EQ(mgr[0]->snapshot().at(0).state, TenantState::ready) << at;
+        mgr[0]->replace_member("hat", {.member = "hb-2", .with = "hb-3"});
+        EXPECT_TRUE(clean(1)) << at;
+        for (int i : {0, 2}) {
+            EXPECT_EQ(mgr[i]->snapshot().at(0).state, TenantState::ready) << at << ": " << i;
+            EXPECT_EQ(member_hosts(*mgr[i]), (std::vector<std::string>{"hb-1", "hb-3"})) << at << ": " << i;
+        }
+        mgr[0]->remove("hat", true);
+        for (int i = 0; i < kHosts; i++) EXPECT_TRUE(clean(i)) << at << ": host " << i + 1;
+    }
+}
+
 TEST_F(AnHaFleet, AMemberReplacedWhileItsHostWasDownIsDeletedByItsHostOnceBack) {
     mgr[0]->create("hat", ha_request({"hb-2"}));
     m[0].patroni["hb-1"] = cluster_of({patroni_member("hb-1", "leader", "running", std::nullopt, 2),

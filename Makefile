@@ -33,7 +33,7 @@ unit: build
 
 # End-to-end in a throwaway systemd machine (tests/testbed): every suite runs (a failure does
 # not hide the others' results) and prints how long it took.
-E2E_SUITES := run lifecycle isolation disks metrics routes ansible hostile settings backup restore repohost remote ha-hostd ha-create ha-escape ha hibernate
+E2E_SUITES := run lifecycle isolation disks metrics routes ansible hostile settings backup restore repohost remote ha-hostd ha-create ha-escape ha-crash ha hibernate
 e2e: build
 	@fail=0; t0=$$(date +%s); echo "# testbed self-test: machines on a network of their own"; \
 	  tests/testbed/selftest-net || { fail=1; echo "# testbed self-test FAILED"; }; \

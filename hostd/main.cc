@@ -307,6 +307,7 @@ int main(int argc, char** argv) {
         if (ha_on(cfg))
             ha_prepared.emplace(std::chrono::seconds(30), [&] {
                 try {
+                    manager.ha_recover(std::chrono::seconds(0));
                     manager.ha_expire_prepared(std::time(nullptr));
                     manager.ha_fence_replaced();
                 } catch (const std::exception& e) {

@@ -451,7 +451,11 @@ TenantView Manager::switchover(const std::string& name, const SwitchoverRequest&
 }
 
 ReconcileReport Manager::reconcile() {
-    auto r = reconciler_.run();
+    // An HA create or delete this host coordinated, cut off by a restart, first: across the
+    // hosts. What it cannot finish yet is left alone by the reconcile (its rollback would
+    // forget the other hosts' members) for the HA members' round.
+    const std::set<std::string> left = ha_recover(std::chrono::seconds(30));
+    auto r = reconciler_.run(left);
     expire_kept();
     std::lock_guard g(stats_mu_);
     stats_.reconcile_runs++;

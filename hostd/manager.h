@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -134,6 +135,15 @@ public:
     // abort would have; one whose create is under way here (its lock held) is left. A ticker
     // calls it; now: the time to judge by. Returns the tenants undone.
     std::vector<std::string> ha_expire_prepared(std::time_t now);
+    // What a restart of this hostd cut off in an HA operation it coordinated, finished on every
+    // host: a create (this host's member still `creating`, as it is until every replica has
+    // started) undone on every host of the fleet (abort with its create id), its scope
+    // forgotten; a delete of the whole tenant (this host's member `removing`) finished on
+    // every member's host, then here. A host busy with the tenant or unreachable is asked again
+    // until patience runs out; then the tenant is left as it is for the next round. Runs first
+    // in every reconcile (so at every start) and in the HA members' round; returns the tenants
+    // left (the reconcile leaves them alone: its rollback would forget the other hosts' members).
+    std::set<std::string> ha_recover(std::chrono::seconds patience);
 
     const Config& config() const { return cfg_; }
     // A copy of every tenant record (for collectors such as /metrics; no I/O, no waiting on
@@ -149,6 +159,9 @@ private:
     // Every other member deleted on its host first (a host that cannot be reached stops the
     // delete: its member would run on alone), then this one, then the scope's keys in etcd.
     Deleted remove_ha(const TenantRecord& t, bool purge);
+    // The delete of an HA tenant once the other members are gone: this host's member, then the
+    // scope's keys and the etcd user.
+    Deleted finish_ha_delete(const std::string& name);
     // A new admin password for an HA tenant: set on the primary Patroni reports, then recorded
     // here and on every other member host. The caller holds the OpLock.
     TenantView set_ha_password(const TenantRecord& t, const PasswordRequest& req);

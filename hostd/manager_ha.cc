@@ -3,8 +3,11 @@
 // API's side on the replicas' hosts. Each host makes its own member (hostd/provisioner_ha.cc).
 #include <algorithm>
 #include <chrono>
+#include <set>
+#include <thread>
 
 #include "base/error.h"
+#include "hostd/faults.h"
 #include "hostd/log.h"
 #include "hostd/manager.h"
 #include "model/kept.h"
@@ -30,12 +33,16 @@ long ms_since(std::chrono::steady_clock::time_point t0) {
     return static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
 }
 
-// A coordinated step (a call to one host): told to progress as it starts and ends, its time logged.
-auto coordinated_steps(const std::string& tenant, const Manager::Progress& progress) {
-    return [&tenant, &progress](const std::string& s, auto&& fn) {
+// A coordinated step (a call to one host, "prepare db2"): told to progress as it starts and
+// ends, its time logged; op ("create", "replace", "delete") names its crash points
+// ("create:before:prepare db2", hostd/faults.h).
+auto coordinated_steps(const char* op, const std::string& tenant, const Manager::Progress& progress) {
+    return [op, &tenant, &progress](const std::string& s, auto&& fn) {
         if (progress) progress(s, -1);
+        crash_point(op, "before", s);
         const auto s0 = std::chrono::steady_clock::now();
         fn();
+        crash_point(op, "after", s);
         log::info("Step '" + s + "' done in " + std::to_string(ms_since(s0)) + " ms", tenant);
         if (progress) progress(s, ms_since(s0));
     };
@@ -85,7 +92,7 @@ Created Manager::create_ha(const std::string& name, const CreateRequest& req, co
     const std::string password = pgconf::random_password();
     CreateRequest plain = req;
     plain.ha.reset();
-    auto step = coordinated_steps(name, progress);
+    auto step = coordinated_steps("create", name, progress);
     // What a failed or cut-off create left in etcd (its scope's initialize key) would make this
     // create's first member wait for a leader that never comes.
     fx_->forget_ha_scope(name);
@@ -104,6 +111,12 @@ Created Manager::create_ha(const std::string& name, const CreateRequest& req, co
         }
         prov_.start_member(name, ha, self_, /*bootstrap=*/true, progress);
         for (const auto& host : want.replicas) step("start " + host, [&] { peers_->start(host, name, ha); });
+        // Only now is the create done: until this record says ready, a restart of this hostd
+        // undoes the create on every host (ha_recover).
+        TenantRecord done = store_.get(name);
+        done.state = TenantState::ready;
+        done.step.clear();
+        store_.save(done);
     } catch (const Error& e) {
         log::error(std::string("HA create failed: ") + e.what() + "; undoing every member", name);
         for (const auto& host : touched) {
@@ -142,13 +155,28 @@ Deleted Manager::remove_ha(const TenantRecord& t, bool purge) {
     // no host can delete whole.
     for (const auto& m : t.ha->members)
         if (m.host != self_) peers_->status(m.host, t.name);
+    // Recorded before any member goes: this host deletes the whole tenant. A restart of this
+    // hostd midway finishes it on every host (ha_recover); a retried delete goes on from here.
+    TenantRecord d = store_.get(t.name);
+    d.state = TenantState::deleting;
+    d.purge = true;
+    d.step = "members";
+    for (auto& m : d.ha->members)
+        if (m.host == self_) m.phase = MemberPhase::removing;
+    store_.save(d);
+    const Progress none;
+    auto step = coordinated_steps("delete", t.name, none);
     for (const auto& m : t.ha->members)
-        if (m.host != self_) peers_->remove(m.host, t.name, purge);  // 404 there: already gone
-    Deleted d = prov_.remove(t.name, purge);
+        if (m.host != self_) step("remove " + m.host, [&] { peers_->remove(m.host, t.name, purge); });  // 404 there: already gone
+    return finish_ha_delete(t.name);
+}
+
+Deleted Manager::finish_ha_delete(const std::string& name) {
+    Deleted d = prov_.remove(name, /*purge=*/true);
     try {
-        fx_->forget_ha_scope(t.name);
+        fx_->forget_ha_scope(name);
     } catch (const Error& e) {
-        log::warning(std::string("The scope's keys stay in etcd (a create of the name removes them): ") + e.what(), t.name);
+        log::warning(std::string("The scope's keys stay in etcd (a create of the name removes them): ") + e.what(), name);
     }
     return d;
 }
@@ -175,10 +203,38 @@ TenantView Manager::replace_member(const std::string& name, const ReplaceRequest
             throw Error(Errc::invalid, "'" + req.member + "' is this host: a member is replaced by another member's host (run "
                                        "hostctl replace there), which stays up while this one is rebuilt",
                         "member");
-        if (target != req.member && t.ha->member(target))
-            throw Error(Errc::conflict, "'" + target + "' holds a member of tenant '" + name + "' already (its members: " + hosts +
-                                            ")",
-                        "with");
+        // A target that is a member already, unknown to the member replaced: a replace of
+        // req.member by it that was cut off (this host's hostd restarted) and is asked again.
+        // Its member ready: the replace goes on from the old member's removal. Not ready (only
+        // prepared, or its start cut off): undone there, and the replace made afresh. A target
+        // the old member lists (or an old member that cannot be asked) is a member of its own.
+        bool resume = false, undo_target = false;
+        HaSpec current = *t.ha;
+        if (target != req.member && t.ha->member(target)) {
+            const std::string taken = "'" + target + "' holds a member of tenant '" + name + "' already (its members: " + hosts + ")";
+            auto lists = [&](const std::optional<PeerMember>& p, const std::string& host) {
+                return p && p->create_id == t.ha->create_id && std::find(p->hosts.begin(), p->hosts.end(), host) != p->hosts.end();
+            };
+            std::optional<PeerMember> old, there;
+            try {
+                old = peers_->status(req.member, name);
+                if (!lists(old, target)) there = peers_->status(target, name);
+            } catch (const Error& e) {
+                throw Error(Errc::conflict, taken + ", and whether a replace by it was cut off cannot be told: " + e.what(),
+                            "with");
+            }
+            const bool ours = there && there->create_id == t.ha->create_id;
+            if (lists(old, target)) {
+                throw Error(Errc::conflict, taken, "with");
+            } else if (ours && there->record_state == "ready") {
+                resume = true;
+            } else if (!there || (ours && there->record_state == "creating")) {
+                undo_target = there.has_value();  // once every check below has passed
+                std::erase_if(current.members, [&](const HaMember& m) { return m.host == target; });
+            } else {
+                throw Error(Errc::conflict, taken, "with");
+            }
+        }
         const auto fleet = ha_fleet(cfg_);
         if (std::none_of(fleet.begin(), fleet.end(), [&](const HaHost& h) { return h.name == target; }))
             throw Error(Errc::invalid, "'" + target + "' is not one of this host's [ha] hosts; a member goes on one of them", "with");
@@ -196,13 +252,13 @@ TenantView Manager::replace_member(const std::string& name, const ReplaceRequest
             throw Error(Errc::conflict, "'" + req.member + "' is the primary of '" + name + "': switch over first (hostctl " +
                                             "switchover " + name + "), then replace it; nothing was changed",
                         "member");
-        auto step = coordinated_steps(name, progress);
+        auto step = coordinated_steps("replace", name, progress);
         log::info("Replacing the member on '" + req.member + "' with one on '" + target + "' (primary: " + primary->name + ")",
                   name);
         // A move adds the new member before the old one goes (the tenant never has fewer members
         // than it had); a rebuild on the same host must remove it first (one member a host).
         const bool rebuild = target == req.member;
-        HaSpec left = *t.ha;  // the members without the one replaced
+        HaSpec left = current;  // the members without the one replaced (nor a cut-off new one)
         std::erase_if(left.members, [&](const HaMember& m) { return m.host == req.member; });
         auto remove_old = [&] {
             step("remove " + req.member, [&] {
@@ -219,48 +275,56 @@ TenantView Manager::replace_member(const std::string& name, const ReplaceRequest
         };
         // Each member left learns the members (its pg_hba, certificate and routes).
         auto tell = [&](const HaSpec& ha) {
-            for (const auto& m : left.members)
+            for (const auto& m : left.members) {
+                if (m.host == target) continue;  // a cut-off replace's new member: told last
                 step("update " + m.host, [&] {
                     if (m.host == self_) prov_.update_member(name, ha, self_);
                     else peers_->update(m.host, name, ha);
                 });
+            }
         };
+        if (undo_target) step("abort " + target, [&] { peers_->abort(target, name, t.ha->create_id); });
         if (rebuild) remove_old();
-        HaSpec during = rebuild ? left : *t.ha;
+        HaSpec during = rebuild ? left : (resume ? *t.ha : current);
+        if (resume) log::info("'" + target + "' runs its new member already (a replace cut off): going on from the removal of the "
+                              "old one", name);
         bool prepared = false;
-        try {
-            step("prepare " + target, [&] {
-                HaSpec bare = left;
-                bare.members.clear();
-                prepared = true;  // before the call: one whose answer is lost still gets its abort
-                during.members.push_back(peers_->prepare(target, name, {.ha = bare, .password = t.password,
-                                                                         .request = request_of(t.spec)}));
-            });
-            // The others first: their pg_hba must let the new member stream before it starts.
-            tell(during);
-            step("start " + target, [&] { peers_->start(target, name, during); });
-        } catch (const Error& e) {
-            log::error(std::string("Replacing the member failed: ") + e.what() + "; undoing the new member", name);
-            if (prepared) {
-                try {
-                    peers_->abort(target, name, left.create_id);
-                } catch (const Error& a) {
-                    log::error("Undoing the member on '" + target + "' failed: " + a.what() + "; its hostd undoes it after [ha] "
-                                                                                             "prepare_timeout",
-                               name);
-                }
-            }
-            const HaSpec& before = rebuild ? left : *t.ha;
+        if (!resume) {
             try {
-                tell(before);
-            } catch (const Error& u) {
-                log::error(std::string("Telling the members left failed: ") + u.what(), name);
+                step("prepare " + target, [&] {
+                    HaSpec bare = left;
+                    bare.members.clear();
+                    bare.initiator = self_;  // this host coordinates the new member's making, not its create
+                    prepared = true;  // before the call: one whose answer is lost still gets its abort
+                    during.members.push_back(peers_->prepare(target, name, {.ha = bare, .password = t.password,
+                                                                             .request = request_of(t.spec)}));
+                });
+                // The others first: their pg_hba must let the new member stream before it starts.
+                tell(during);
+                step("start " + target, [&] { peers_->start(target, name, during); });
+            } catch (const Error& e) {
+                log::error(std::string("Replacing the member failed: ") + e.what() + "; undoing the new member", name);
+                if (prepared) {
+                    try {
+                        peers_->abort(target, name, left.create_id);
+                    } catch (const Error& a) {
+                        log::error("Undoing the member on '" + target + "' failed: " + a.what() + "; its hostd undoes it after [ha] "
+                                                                                                 "prepare_timeout",
+                                   name);
+                    }
+                }
+                const HaSpec& before = rebuild ? left : current;
+                try {
+                    tell(before);
+                } catch (const Error& u) {
+                    log::error(std::string("Telling the members left failed: ") + u.what(), name);
+                }
+                const std::string now = member_hosts(before);
+                throw Error(e.code(), "Failed to replace the member of '" + name + "' on '" + req.member + "' with one on '" + target +
+                                          "': " + e.what() + "; the tenant runs on with the members on " + now +
+                                          " (run the replace again once the cause is fixed)",
+                            e.field());
             }
-            const std::string now = member_hosts(before);
-            throw Error(e.code(), "Failed to replace the member of '" + name + "' on '" + req.member + "' with one on '" + target +
-                                      "': " + e.what() + "; the tenant runs on with the members on " + now +
-                                      " (run the replace again once the cause is fixed)",
-                        e.field());
         }
         if (!rebuild) {
             remove_old();
@@ -501,6 +565,19 @@ HaMember Manager::ha_prepare(const std::string& tenant, const HaPrepare& p) {
     if (spec.memory < kMinHaMemory)
         throw Error(Errc::invalid, "An HA member needs at least 128M of memory", "memory");
     Store::OpLock op(store_, tenant);
+    // A member of the same create still only prepared here: its coordinator was cut off (a
+    // replace, whose new member is of the tenant's create) and asks again. Undone, made anew.
+    try {
+        const TenantRecord had = store_.get(tenant);
+        if (had.ha && had.ha->create_id == p.ha.create_id && had.state == TenantState::creating && had.step == "prepared") {
+            log::warning("A member of create " + had.ha->create_id + " prepared here earlier is asked for again by '" +
+                             p.ha.initiator + "': undoing the earlier one",
+                         tenant);
+            prov_.abort_member(tenant, had.ha->create_id);
+        }
+    } catch (const Error& e) {
+        if (e.code() != Errc::not_found) throw;
+    }
     return prov_.prepare_member(tenant, p.request, spec, p.ha, p.password, self_);
 }
 
@@ -523,6 +600,93 @@ void Manager::ha_remove(const std::string& tenant, bool purge) {
     const TenantRecord t = store_.get(tenant);  // Errc::not_found: 404, nothing to do
     if (!t.ha) throw Error(Errc::conflict, "Tenant '" + tenant + "' on host '" + self_ + "' is not an HA member");
     prov_.remove(tenant, purge);
+}
+
+namespace {
+
+// What a restart found this host's record of an HA tenant in the middle of: a create it
+// coordinated (its own member still `creating`: only the coordinator's record is, until every
+// replica has started), or a delete of the whole tenant (its own member `removing`).
+enum class CutOff { none, create, remove };
+CutOff cut_off(const TenantRecord& t, const std::string& self) {
+    if (!t.ha) return CutOff::none;
+    if (t.state == TenantState::creating && t.ha->initiator == self) return CutOff::create;
+    const HaMember* mine = t.ha->member(self);
+    if (mine && mine->phase == MemberPhase::removing) return CutOff::remove;
+    return CutOff::none;
+}
+
+}  // namespace
+
+std::set<std::string> Manager::ha_recover(std::chrono::seconds patience) {
+    std::set<std::string> left;
+    if (!peers_ || self_.empty()) return left;
+    const auto until = std::chrono::steady_clock::now() + patience;
+    // One call to another host, again while that host is busy with the tenant (409: its own
+    // step of the cut-off operation still runs) or cannot be reached (its hostd restarting).
+    auto call = [&](const std::string& host, const std::string& name, auto&& fn) {
+        for (;;) {
+            try {
+                fn();
+                return true;
+            } catch (const Error& e) {
+                const bool again = e.code() == Errc::conflict || e.code() == Errc::unavailable;
+                if (!again || std::chrono::steady_clock::now() >= until) {
+                    log::error("HA recovery: '" + host + "' did not answer (" + e.what() + "); retried on the next round", name);
+                    return false;
+                }
+            }
+            std::this_thread::sleep_for(std::chrono::seconds(1));
+        }
+    };
+    for (const auto& snap : store_.snapshot()) {
+        if (cut_off(snap, self_) == CutOff::none) continue;
+        try {
+            Store::OpLock op(store_, snap.name);  // an operation under way holds it: not cut off
+            const TenantRecord t = store_.get(snap.name);
+            const CutOff what = cut_off(t, self_);
+            bool all = true;
+            if (what == CutOff::create) {
+                // Which replicas were asked is not recorded: every other host of the fleet is
+                // told to undo its member of this create (none there: nothing to do).
+                log::warning("A create of this HA tenant (" + t.ha->create_id + ") was cut off at step '" + t.step +
+                                 "': undoing its members on every host",
+                             t.name);
+                for (const auto& h : ha_fleet(cfg_))
+                    if (h.name != self_)
+                        all = call(h.name, t.name, [&] { peers_->abort(h.name, t.name, t.ha->create_id); }) && all;
+                if (!all) {
+                    left.insert(t.name);
+                    continue;
+                }
+                prov_.abort_member(t.name, t.ha->create_id);
+                try {
+                    fx_->forget_ha_scope(t.name);
+                } catch (const Error& e) {
+                    log::warning(std::string("The scope's keys stay in etcd (a create of the name removes them): ") + e.what(),
+                                 t.name);
+                }
+                log::info("The cut-off create is undone on every host", t.name);
+            } else if (what == CutOff::remove) {
+                log::warning("A delete of this HA tenant was cut off at step '" + t.step + "': finishing it on every host",
+                             t.name);
+                for (const auto& m : t.ha->members)
+                    if (m.host != self_)
+                        all = call(m.host, t.name, [&] { peers_->remove(m.host, t.name, /*purge=*/true); }) && all;
+                if (!all) {
+                    left.insert(t.name);
+                    continue;
+                }
+                finish_ha_delete(t.name);
+                log::info("The cut-off delete is finished on every host", t.name);
+            }
+        } catch (const Error& e) {
+            if (e.code() == Errc::conflict) continue;  // under way: not cut off
+            log::error(std::string("HA recovery failed: ") + e.what() + "; retried on the next round", snap.name);
+            left.insert(snap.name);
+        }
+    }
+    return left;
 }
 
 std::vector<std::string> Manager::ha_expire_prepared(std::time_t now) {

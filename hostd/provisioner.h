@@ -94,8 +94,10 @@ public:
     // The prepared member started, every member known (ha.members, create_id as prepared): its
     // files (patroni.yml, settings, certificate), Patroni's unit, PostgreSQL accepting
     // connections (bootstrap: this member initdb's the scope, then the tenant's admin role is
-    // made; else Patroni clones it from the primary), routed, reached through the proxy; ready.
-    // On failure the member is torn down and forgotten (abort_member).
+    // made; else Patroni clones it from the primary), routed, reached through the proxy; ready
+    // (bootstrap: left `creating` at step "replicas" for the coordinator to mark ready once
+    // every replica has started: Manager::create_ha). On failure the member is torn down and
+    // forgotten (abort_member).
     void start_member(const std::string& name, const HaSpec& ha, const std::string& self, bool bootstrap,
                       const Progress& progress = {});
     // The member of a create that failed (create_id: that create's, even one started before

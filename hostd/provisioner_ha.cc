@@ -103,7 +103,12 @@ void Provisioner::start_member(const std::string& name, const HaSpec& ha, const 
     if (!mine || !prepared || mine->pg_port != prepared->pg_port || mine->rest_port != prepared->rest_port ||
         mine->public_port != prepared->public_port)
         throw Error(Errc::invalid, "The members sent for tenant '" + name + "' do not hold host '" + self + "' as it was prepared");
+    // The host that coordinates this member's making stays the one it was prepared for (a
+    // replace's new member: the replace's host, not the create's): a restart's recovery
+    // undoes a whole create only from the record of the host that coordinated it.
+    const std::string initiator = t.ha->initiator;
     t.ha = ha;
+    t.ha->initiator = initiator;
     for (auto& m : t.ha->members)
         if (m.host == self) m.phase = MemberPhase::started;
     const TenantLayout l = layout_of(cfg_, t);
@@ -125,8 +130,14 @@ void Provisioner::start_member(const std::string& name, const HaSpec& ha, const 
             publish_routes();
         });
         step("check-proxy", [&] { wait_through_proxy(t); });
-        t.state = TenantState::ready;
-        t.step.clear();
+        if (bootstrap) {
+            // The coordinator's own member stays `creating` until every replica has started
+            // (Manager::create_ha marks it ready): a crash before that undoes the whole create.
+            t.step = "replicas";
+        } else {
+            t.state = TenantState::ready;
+            t.step.clear();
+        }
         store_.save(t);
     } catch (const Error& e) {
         log::error("Starting the HA member failed at step '" + t.step + "': " + e.what() + "; tearing it down", name);

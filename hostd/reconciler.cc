@@ -199,7 +199,7 @@ void Reconciler::sweep_orphans(ReconcileReport& report) {
     sweep(users, "OS user", [&](const TenantLayout& l) { prov_.remove_own_user(l.os_user); });
 }
 
-ReconcileReport Reconciler::run() {
+ReconcileReport Reconciler::run(const std::set<std::string>& leave) {
     std::lock_guard one(one_);
     const auto t0 = std::chrono::steady_clock::now();
     ReconcileReport report;
@@ -212,6 +212,12 @@ ReconcileReport Reconciler::run() {
         unit_error = e.what();
     }
     for (auto& t : store_.snapshot()) {
+        if (leave.count(t.name)) {
+            report.actions.push_back({t.name, "left for the HA recovery",
+                                      "an HA " + std::string(to_string(t.state)) + " cut off at step '" + t.step +
+                                          "' waits for another host to answer (logged); retried every 30 s"});
+            continue;
+        }
         try {
             Store::OpLock op(store_, t.name);
             converge(store_.get(t.name), units, unit_error, report);  // the record as it is now, not the snapshot's copy

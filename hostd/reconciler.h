@@ -5,6 +5,7 @@
 
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "hostd/disks.h"
@@ -20,8 +21,10 @@ class Reconciler {
 public:
     Reconciler(const Config& cfg, Effects& fx, Store& store, Disks& disks, Provisioner& prov)
         : cfg_(cfg), fx_(fx), store_(store), disks_(disks), prov_(prov) {}
-    // Idempotent; one at a time. Failures are reported per tenant, never thrown.
-    ReconcileReport run();
+    // Idempotent; one at a time. Failures are reported per tenant, never thrown. leave: HA
+    // tenants whose cut-off operation across the hosts is not finished yet (Manager::ha_recover):
+    // left as they are, and reported.
+    ReconcileReport run(const std::set<std::string>& leave = {});
 
 private:
     // One tenant, from its current record; needs the tenant's OpLock. units: every tenant

@@ -27,10 +27,14 @@ using hostd::test::error_of;
 
 namespace {
 
+// hostd killed (SIGKILL) at a fault point, in-process: not an Error, so no rollback runs.
+struct Killed {};
+
 struct FakeMachine {
     std::mutex mu;  // the Manager calls in from several threads
     std::vector<std::string> calls;
     std::string fail_at;              // verb that throws
+    std::string crash_at;             // verb at which this machine's hostd dies (throws Killed: no rollback runs)
     std::set<std::string> images, attached, mounts, users, units;
     std::set<std::string> patroni_units;  // HA members' units (hostd-patroni@<t>) loaded, by tenant
     std::vector<std::string> stopped;     // the unit each stop_unit stopped
@@ -92,6 +96,7 @@ public:
     void hit(const std::string& verb) {
         m_.calls.push_back(verb);
         if (m_.fail_at == verb) throw Error(Errc::failed, "injected failure in " + verb);
+        if (m_.crash_at == verb) throw Killed{};
     }
     bool port_free(uint16_t p) override { std::lock_guard g(m_.mu); return !m_.busy_ports.count(p); }
     void create_image(const std::string& path, uint64_t) override { std::lock_guard g(m_.mu); hit("create_image"); m_.images.insert(path); }
@@ -2401,7 +2406,15 @@ struct Fleet {
     std::map<std::string, PeerHandler*> hosts;
     std::set<std::string> down;
     std::string fail_start_on;
+    // The calling host dies (SIGKILL) just before or just after this call ("start hb-3").
+    std::string crash_before, crash_after;
 };
+
+// What a crash point does to the calling host, in-process: nothing of it runs further.
+using Crash = Killed;
+void crash_if(const std::string& at, const std::string& call) {
+    if (at == call) throw Crash{};
+}
 
 PeerHandler& LoopbackPeers::at(const std::string& host) {
     if (f_.down.count(host)) throw Error(Errc::unavailable, "HA host '" + host + "' cannot be reached");
@@ -2409,19 +2422,26 @@ PeerHandler& LoopbackPeers::at(const std::string& host) {
 }
 std::optional<PeerMember> LoopbackPeers::status(const std::string& host, const std::string& t) { return at(host).ha_member(t); }
 HaMember LoopbackPeers::prepare(const std::string& host, const std::string& t, const HaPrepare& p) {
-    return wire::parse_ha_member(wire::render(at(host).ha_prepare(t, wire::parse_ha_prepare(wire::render(p)))));
+    crash_if(f_.crash_before, "prepare " + host);
+    HaMember m = wire::parse_ha_member(wire::render(at(host).ha_prepare(t, wire::parse_ha_prepare(wire::render(p)))));
+    crash_if(f_.crash_after, "prepare " + host);
+    return m;
 }
 void LoopbackPeers::start(const std::string& host, const std::string& t, const HaSpec& ha) {
+    crash_if(f_.crash_before, "start " + host);
     if (host == f_.fail_start_on) throw Error(Errc::failed, "injected: the clone on " + host + " failed");
     at(host).ha_start(t, wire::parse_ha_spec(wire::render(ha)));
+    crash_if(f_.crash_after, "start " + host);
 }
 void LoopbackPeers::abort(const std::string& host, const std::string& t, const std::string& id) { at(host).ha_abort(t, id); }
 void LoopbackPeers::remove(const std::string& host, const std::string& t, bool purge) {
+    crash_if(f_.crash_before, "remove " + host);
     try {
         at(host).ha_remove(t, purge);
     } catch (const Error& e) {
         if (e.code() != Errc::not_found) throw;
     }
+    crash_if(f_.crash_after, "remove " + host);
 }
 
 class AnHaFleet : public ::testing::Test {
@@ -2446,6 +2466,15 @@ protected:
         }
     }
     void TearDown() override { std::filesystem::remove_all(root); }
+    // Host i's hostd started again (after a crash): a new Manager on the same state and machine,
+    // with the start's reconcile (which finishes what the crash cut off) unless told not to.
+    void restart(int i, bool reconcile = true) {
+        const std::string name = "hb-" + std::to_string(i + 1);
+        mgr[i] = std::make_unique<Manager>(cfg[i], std::make_unique<FakeEffects>(m[i]), std::make_unique<LoopbackPeers>(fleet), name);
+        mgr[i]->load();
+        fleet.hosts[name] = mgr[i].get();
+        if (reconcile) mgr[i]->reconcile();
+    }
     CreateRequest ha_request(std::vector<std::string> replicas, bool sync = true) {
         CreateRequest r;
         r.memory = 256ull << 20;
@@ -2898,6 +2927,120 @@ TEST_F(AnHaFleet, ANewMemberThatFailsToStartIsUndoneAndTheTenantKeepsItsMembers)
     for (int i : {0, 1}) EXPECT_EQ(member_hosts(*mgr[i]), (std::vector<std::string>{"hb-1", "hb-2"})) << i;
     EXPECT_NE(m[0].patroni_yml.find("10.0.0.2/32"), std::string::npos);
     EXPECT_EQ(m[0].patroni_yml.find("10.0.0.3/32"), std::string::npos);
+}
+
+// ---- HA tenants: crashes of the coordinating host (tests/e2e/ha-crash kills the real one) ----
+
+TEST_F(AnHaFleet, ACreateCutOffByACrashOfItsHostIsUndoneOnEveryHostAtItsRestart) {
+    for (const auto& [before, after] : std::vector<std::pair<std::string, std::string>>{
+             {"prepare hb-3", ""}, {"start hb-2", ""}, {"start hb-3", ""}, {"", "start hb-3"}}) {
+        const std::string at = before.empty() ? "after " + after : "before " + before;
+        fleet.crash_before = before;
+        fleet.crash_after = after;
+        EXPECT_THROW(mgr[0]->create("hat", ha_request({"hb-2", "hb-3"})), Crash) << at;
+        fleet.crash_before.clear();
+        fleet.crash_after.clear();
+        // Until every replica has started, the coordinator's own member is not ready.
+        ASSERT_EQ(mgr[0]->snapshot().size(), 1u) << at;
+        EXPECT_EQ(mgr[0]->snapshot().at(0).state, TenantState::creating) << at;
+        m[0].scopes_forgotten.clear();
+        restart(0);
+        for (int i = 0; i < kHosts; i++) EXPECT_TRUE(clean(i)) << at << ": host " << i + 1;
+        EXPECT_EQ(m[0].scopes_forgotten, std::vector<std::string>{"hat"}) << at;
+    }
+    // And the create, asked again, works.
+    EXPECT_EQ(mgr[0]->create("hat", ha_request({"hb-2", "hb-3"})).tenant.state, TenantState::ready);
+    for (int i = 0; i < kHosts; i++) EXPECT_EQ(mgr[i]->snapshot().at(0).state, TenantState::ready) << i;
+}
+
+TEST_F(AnHaFleet, ACreateCutOffWhileAHostIsDownIsLeftUntilItAnswersNotHalfUndone) {
+    fleet.crash_before = "start hb-3";
+    EXPECT_THROW(mgr[0]->create("hat", ha_request({"hb-2", "hb-3"})), Crash);
+    fleet.crash_before.clear();
+    fleet.down = {"hb-2"};
+    restart(0, /*reconcile=*/false);
+    EXPECT_EQ(mgr[0]->ha_recover(std::chrono::seconds(0)), std::set<std::string>{"hat"});
+    EXPECT_FALSE(clean(0)) << "this host's record says which create to undo: kept until every host has undone it";
+    EXPECT_FALSE(clean(1));
+    fleet.down.clear();
+    EXPECT_TRUE(mgr[0]->ha_recover(std::chrono::seconds(0)).empty());
+    for (int i = 0; i < kHosts; i++) EXPECT_TRUE(clean(i)) << "host " << i + 1;
+}
+
+TEST_F(AnHaFleet, ADeleteCutOffByACrashOfItsHostIsFinishedOnEveryHostAtItsRestart) {
+    for (const auto& [before, after] : std::vector<std::pair<std::string, std::string>>{
+             {"remove hb-2", ""}, {"", "remove hb-2"}, {"", "remove hb-3"}}) {
+        const std::string at = before.empty() ? "after " + after : "before " + before;
+        mgr[0]->create("hat", ha_request({"hb-2", "hb-3"}));
+        fleet.crash_before = before;
+        fleet.crash_after = after;
+        EXPECT_THROW(mgr[0]->remove("hat", true), Crash) << at;
+        fleet.crash_before.clear();
+        fleet.crash_after.clear();
+        EXPECT_EQ(mgr[0]->snapshot().at(0).state, TenantState::deleting) << at;
+        m[0].scopes_forgotten.clear();
+        restart(0);
+        for (int i = 0; i < kHosts; i++) EXPECT_TRUE(clean(i)) << at << ": host " << i + 1;
+        EXPECT_EQ(m[0].scopes_forgotten, std::vector<std::string>{"hat"}) << at;
+    }
+}
+
+TEST_F(AnHaFleet, ADeleteWhoseMemberHostFailedMidwayIsFinishedByTheDeleteAskedAgain) {
+    mgr[0]->create("hat", ha_request({"hb-2", "hb-3"}));
+    fleet.crash_after = "remove hb-2";  // as if the answer were lost: hb-2's member is gone, hb-1 goes on
+    EXPECT_THROW(mgr[0]->remove("hat", true), Crash);
+    fleet.crash_after.clear();
+    restart(0, /*reconcile=*/false);
+    mgr[0]->remove("hat", true);
+    for (int i = 0; i < kHosts; i++) EXPECT_TRUE(clean(i)) << "host " << i + 1;
+}
+
+// A replace's new member is made for the replace's host: a crash of the new member's host,
+// which is the create's first host here, undoes that member alone, never the whole tenant.
+TEST_F(AnHaFleet, AReplacesNewMemberCutOffUndoesItselfAloneEvenOnTheCreatesFirstHost) {
+    mgr[0]->create("hat", ha_request({"hb-2", "hb-3"}));
+    const std::string id = mgr[0]->snapshot().at(0).ha->create_id;
+    m[1].patroni["hb-2"] = cluster_of({patroni_member("hb-1", "replica", "streaming", 0, 2),
+                                       patroni_member("hb-2", "leader", "running", std::nullopt, 2),
+                                       patroni_member("hb-3", "replica", "streaming", 0, 2)});
+    m[0].crash_at = "wait_sql";  // hb-2 rebuilds hb-1, whose hostd dies while Patroni clones it
+    EXPECT_THROW(mgr[1]->replace_member("hat", {.member = "hb-1"}), Killed);
+    m[0].crash_at.clear();
+    ASSERT_EQ(mgr[0]->snapshot().size(), 1u);
+    EXPECT_EQ(mgr[0]->snapshot().at(0).state, TenantState::creating);
+    EXPECT_EQ(mgr[0]->snapshot().at(0).ha->initiator, "hb-2");
+    restart(0);
+    EXPECT_TRUE(clean(0));
+    for (int i : {1, 2}) {
+        ASSERT_EQ(mgr[i]->snapshot().size(), 1u) << i;
+        EXPECT_EQ(mgr[i]->snapshot().at(0).state, TenantState::ready) << i;
+        EXPECT_EQ(mgr[i]->snapshot().at(0).ha->create_id, id) << i;
+    }
+}
+
+TEST_F(AnHaFleet, AMoveCutOffByACrashOfItsHostIsFinishedByTheReplaceAskedAgain) {
+    for (const auto& [before, after] : std::vector<std::pair<std::string, std::string>>{
+             {"", "prepare hb-3"}, {"start hb-3", ""}, {"remove hb-2", ""}, {"", "remove hb-2"}}) {
+        const std::string at = before.empty() ? "after " + after : "before " + before;
+        mgr[0]->create("hat", ha_request({"hb-2"}));
+        m[0].patroni["hb-1"] = cluster_of({patroni_member("hb-1", "leader", "running", std::nullopt, 1),
+                                           patroni_member("hb-2", "replica", "streaming", 0, 1)});
+        fleet.crash_before = before;
+        fleet.crash_after = after;
+        EXPECT_THROW(mgr[0]->replace_member("hat", {.member = "hb-2", .with = "hb-3"}), Crash) << at;
+        fleet.crash_before.clear();
+        fleet.crash_after.clear();
+        restart(0);
+        EXPECT_EQ(mgr[0]->snapshot().at(0).state, TenantState::ready) << at;
+        mgr[0]->replace_member("hat", {.member = "hb-2", .with = "hb-3"});
+        EXPECT_TRUE(clean(1)) << at;
+        for (int i : {0, 2}) {
+            EXPECT_EQ(mgr[i]->snapshot().at(0).state, TenantState::ready) << at << ": " << i;
+            EXPECT_EQ(member_hosts(*mgr[i]), (std::vector<std::string>{"hb-1", "hb-3"})) << at << ": " << i;
+        }
+        mgr[0]->remove("hat", true);
+        for (int i = 0; i < kHosts; i++) EXPECT_TRUE(clean(i)) << at << ": host " << i + 1;
+    }
 }
 
 TEST_F(AnHaFleet, AMemberReplacedWhileItsHostWasDownIsDeletedByItsHostOnceBack) {

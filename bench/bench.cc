@@ -31,6 +31,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <regex>
@@ -793,24 +794,90 @@ uint64_t number_after(const std::string& text, const std::string& key) {
     return std::strtoull(text.c_str() + (at == std::string::npos ? 0 : at + 1) + key.size(), nullptr, 10);
 }
 
+// The testbed's memory as its own memory cgroup counts it (v1, the root of its cgroup namespace:
+// every process of the machine and the kernel memory charged to them), and the VM's MemAvailable.
+struct TestbedMemory {
+    double usage = 0, rss = 0, shmem = 0, cache = 0, kmem = 0, available = 0;
+};
+TestbedMemory testbed_memory() {
+    TestbedMemory m;
+    const std::string st = read_all("/sys/fs/cgroup/memory/memory.stat");
+    m.usage = static_cast<double>(std::strtoull(read_all("/sys/fs/cgroup/memory/memory.usage_in_bytes").c_str(), nullptr, 10));
+    m.kmem = static_cast<double>(std::strtoull(read_all("/sys/fs/cgroup/memory/memory.kmem.usage_in_bytes").c_str(), nullptr, 10));
+    m.rss = static_cast<double>(number_after(st, "total_rss "));
+    m.shmem = static_cast<double>(number_after(st, "total_shmem "));
+    m.cache = static_cast<double>(number_after(st, "total_cache "));
+    m.available = static_cast<double>(number_after(read_all("/proc/meminfo"), "MemAvailable:")) * 1024;
+    return m;
+}
+
+// Every tenant's live state (list's live_state: running, hibernated, ...), by name.
+std::map<std::string, std::string> live_state_of(const Client& client) {
+    std::map<std::string, std::string> out;
+    auto r = client.call("GET", "/v1/tenants");
+    if (r.status != 200) return out;
+    for (auto& t : r.body["tenants"]) out[t.value("name", "")] = t.value("live_state", t.value("state", ""));
+    return out;
+}
+std::map<std::string, int> live_states(const Client& client) {
+    std::map<std::string, int> out;
+    for (auto& [name, st] : live_state_of(client)) out[st]++;
+    return out;
+}
 
 // The flat-cost series and the idle host it leaves: N creates one after another (request to the
 // first query through HAProxy), medians of successive windows and per-step medians first vs
 // last window; then, with the N tenants idle, where the machine's CPU goes, memory and disk per
 // tenant, the API's latency, and how many such tenants this machine holds by each resource.
-std::vector<Row> flat_and_idle(const Client& client, int count, int window, double settle_s, double idle_s, bool keep) {
+std::vector<Row> flat_and_idle(const Client& client, int count, int window, double settle_s, double idle_s, bool keep, bool hibernate,
+                               int wakes, int parallel, double create_minutes) {
     std::vector<Row> rows;
     const nlohmann::json body = {{"memory", "64M"}, {"disk_size", "256M"}};
+    const TestbedMemory mem_before = testbed_memory();
     std::vector<double> total;
     std::vector<Created> made;
     const auto t_creates = Clock::now();
-    for (int i = 1; i <= count; i++) {
-        double ms = 0;
-        made.push_back(create(client, "f" + std::to_string(i), body, ms));
-        total.push_back(ms);
-        std::fprintf(stderr, "create %-8s %7.0f ms\n", made.back().name.c_str(), ms);
-    }
+    // parallel creates at once (1: one after another, the flat-cost series as such); with
+    // create_minutes, no new create starts after that long (the idle figures are then of the
+    // tenants made so far); likewise once /root/stop-creates exists.
+    std::vector<std::optional<Created>> slots(static_cast<size_t>(count));
+    std::vector<double> times(static_cast<size_t>(count), 0);
+    std::atomic<int> next{0};
+    std::atomic<bool> failed{false};
+    std::string failure;
+    std::mutex mu;
+    auto worker = [&] {
+        for (;;) {
+            if (failed || (create_minutes > 0 && s_since(t_creates) > create_minutes * 60) || std::filesystem::exists("/root/stop-creates")) return;
+            const int i = next++;
+            if (i >= count) return;
+            double ms = 0;
+            try {
+                slots[static_cast<size_t>(i)] = create(client, "f" + std::to_string(i + 1), body, ms);
+            } catch (const std::exception& e) {
+                std::lock_guard g(mu);
+                failure = e.what();
+                failed = true;
+                return;
+            }
+            times[static_cast<size_t>(i)] = ms;
+            std::fprintf(stderr, "create f%-7d %7.0f ms\n", i + 1, ms);
+        }
+    };
+    std::vector<std::thread> workers;
+    for (int k = 0; k < std::max(1, parallel); k++) workers.emplace_back(worker);
+    for (auto& t : workers) t.join();
+    if (failed) throw std::runtime_error(failure);
+    for (size_t i = 0; i < slots.size(); i++)
+        if (slots[i]) {
+            made.push_back(*slots[i]);
+            total.push_back(times[i]);
+        }
     const double creates_min = s_since(t_creates) / 60;
+    if (made.size() < static_cast<size_t>(count) || parallel > 1)
+        rows.push_back({"creates: " + std::to_string(made.size()) + " of " + std::to_string(count) + " asked, " + std::to_string(std::max(1, parallel)) +
+                            " at once (the times below are each create's own, request to first query)",
+                        fmt(creates_min, "min"), "-", "-"});
     const size_t w = static_cast<size_t>(window);
     const auto first = slice(total, 0, w), last = slice(total, total.size() > w ? total.size() - w : 0, w);
     rows.push_back({"flat cost: median of the last " + std::to_string(last.size()) + " creates / first " + std::to_string(first.size()) + " (of " +
@@ -830,9 +897,28 @@ std::vector<Row> flat_and_idle(const Client& client, int count, int window, doub
         rows.push_back({"  step '" + step + "' median, first vs last window", fmt(median(v)) + " → " + fmt(median(sl[step])), "-",
                         median(v) > 0 ? ratio(median(sl[step]) / median(v)) : "-"});
 
+    // With [hibernate]: every tenant hibernates after its spell with no client; how many, and
+    // how long after the last create (GET /v1/tenants' live states).
+    const std::string n = std::to_string(made.size());
+    if (hibernate) {
+        const auto t_wait = Clock::now();
+        std::map<std::string, int> states;
+        for (;;) {
+            states = live_states(client);
+            const int h = states.count("hibernated") ? states["hibernated"] : 0;
+            std::fprintf(stderr, "hibernated %d of %zu after %.0f s\n", h, made.size(), s_since(t_wait));
+            if (h >= static_cast<int>(made.size()) || s_since(t_wait) > 1800) break;
+            sleep_s(5);
+        }
+        const double waited = s_since(t_wait);
+        std::string split;
+        for (auto& [st, k] : states) split += (split.empty() ? "" : ", ") + st + " " + std::to_string(k);
+        rows.push_back({"hibernated tenants after the creates: live states (GET /v1/tenants), " + fmt(waited, "s") + " after the last create",
+                        split.empty() ? "none listed" : split, "all " + n, "-"});
+    }
+
     // The idle host: every tenant's first checkpoint after its initdb (checkpoint_timeout) and
     // the page cache's writeback settle first; then the CPU used over idle_s.
-    const std::string n = std::to_string(made.size());
     sleep_s(settle_s);
     const auto g0 = cpu_by_group();
     const auto h0 = hostd_threads();
@@ -904,6 +990,24 @@ std::vector<Row> flat_and_idle(const Client& client, int count, int window, doub
         if (::stat(l.image.c_str(), &sb) == 0) disk.push_back(static_cast<double>(sb.st_blocks) * 512);
     }
     auto size = [](double b) { return hostd::format_size(static_cast<uint64_t>(b)); };
+    // The testbed as a whole (its memory cgroup: everything of this machine, hostd, HAProxy,
+    // systemd, the tenants' mounts and loop devices' kernel memory) over the tenant count: the
+    // honest figure when the tenants hibernate (a stopped unit has no cgroup to read).
+    const TestbedMemory mem_after = testbed_memory();
+    const double nd = static_cast<double>(made.size());
+    if (mem_after.usage > 0) {
+        rows.push_back({"testbed memory per tenant: (memory usage with the " + n + " tenants − before the creates) / " + n +
+                            " (of which anonymous / shared memory / page cache / kernel memory), cgroup " + size(mem_before.usage) + " → " + size(mem_after.usage),
+                        size((mem_after.usage - mem_before.usage) / nd) + " (" + size((mem_after.rss - mem_before.rss) / nd) + " / " +
+                            size((mem_after.shmem - mem_before.shmem) / nd) + " / " + size((mem_after.cache - mem_after.shmem - mem_before.cache + mem_before.shmem) / nd) +
+                            " / " + size((mem_after.kmem - mem_before.kmem) / nd) + ")",
+                        "-", "-"});
+        rows.push_back({"  the same without the page cache (anonymous + shared + kernel memory: what cannot be reclaimed without swap)",
+                        size((mem_after.rss + mem_after.shmem + mem_after.kmem - mem_before.rss - mem_before.shmem - mem_before.kmem) / nd), "-", "-"});
+    }
+    rows.push_back({"  the VM's MemAvailable (/proc/meminfo: with the other work on this shared VM) before the creates → with the " + n + " tenants",
+                    size(mem_before.available) + " → " + size(mem_after.available) + " (" + size(std::max(0.0, mem_before.available - mem_after.available) / nd) + " per tenant)",
+                    "-", "-"});
     rows.push_back({"idle memory per tenant, median of " + std::to_string(mem.size()) + ": cgroup memory current (of which processes' anonymous memory / page cache and shared memory)",
                     size(median(mem)) + " (" + size(median(anon)) + " / " + size(median(file)) + ")", "-", "-"});
     rows.push_back({"  PSS of its processes, median of " + std::to_string(pss.size()), size(median(pss)), "-", "-"});
@@ -940,11 +1044,56 @@ std::vector<Row> flat_and_idle(const Client& client, int count, int window, doub
     double disk_sum = 0;
     for (double d : disk) disk_sum += d;
     const double per_cpu = in_tb / wall / static_cast<double>(made.size());
-    rows.push_back({"tenants this machine holds by memory: MemTotal " + size(mem_total) + " / memory current, / PSS", std::to_string(static_cast<long>(mem_total / median(mem))) +
-                        ", " + std::to_string(static_cast<long>(mem_total / median(pss))), "-", "-"});
+    if (!mem.empty() && median(mem) > 0 && median(pss) > 0)
+        rows.push_back({"tenants this machine holds by memory: MemTotal " + size(mem_total) + " / memory current, / PSS", std::to_string(static_cast<long>(mem_total / median(mem))) +
+                            ", " + std::to_string(static_cast<long>(mem_total / median(pss))), "-", "-"});
+    if (mem_after.usage > mem_before.usage) {
+        const double per = (mem_after.rss + mem_after.shmem + mem_after.kmem - mem_before.rss - mem_before.shmem - mem_before.kmem) / nd;
+        if (per > 0)
+            rows.push_back({"tenants this machine holds by memory: (MemTotal " + size(mem_total) + " − the testbed before the creates " + size(mem_before.usage) +
+                                ") / the testbed's unreclaimable memory per tenant (above)",
+                            std::to_string(static_cast<long>((mem_total - mem_before.usage) / per)), "-", "-"});
+    }
     rows.push_back({"tenants this machine holds by disk: (free " + size(free_disk) + " + the " + n + " images' " + size(disk_sum) + ") / blocks per image",
                     std::to_string(static_cast<long>((free_disk + disk_sum) / median(disk))), "-", "-"});
     rows.push_back({"idle CPU of 2000 such tenants, from the per-tenant figure", fmt(100 * per_cpu * 2000, "%") + " of one CPU", "-", "-"});
+
+    if (hibernate && wakes > 0) {
+        // Wake: connect → first query through HAProxy to a hibernated tenant (a different one
+        // each time, spread over the N), then the same again now that it is awake.
+        std::vector<double> woke, awake;
+        int skipped = 0;
+        const auto states = live_state_of(client);
+        const size_t step = std::max<size_t>(1, made.size() / static_cast<size_t>(wakes));
+        for (size_t i = step / 2; i < made.size() && static_cast<int>(woke.size()) < wakes; i += step) {
+            const Created& c = made[i];
+            if (auto it = states.find(c.name); it == states.end() || it->second != "hibernated") {
+                skipped++;
+                continue;
+            }
+            // libpq's connect_timeout covers the wait for the tenant's start (3 s by default).
+            const hostd::pgconf::ConnParams p{.host = "127.0.0.1", .port = c.public_port, .user = c.user, .password = c.password, .connect_timeout_s = 30};
+            auto t = Clock::now();
+            try {
+                hostd::pgconf::check_select1(p);
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "wake %s failed: %s\n", c.name.c_str(), e.what());
+                skipped++;
+                continue;
+            }
+            woke.push_back(ms_since(t));
+            t = Clock::now();
+            hostd::pgconf::check_select1(p);
+            awake.push_back(ms_since(t));
+            std::fprintf(stderr, "wake %-8s %7.0f ms (then awake %5.0f ms)\n", c.name.c_str(), woke.back(), awake.back());
+            sleep_s(1);
+        }
+        rows.push_back({"wake with " + n + " tenants: connect → first query through HAProxy to a hibernated tenant, median / p95 (n=" + std::to_string(woke.size()) +
+                            (skipped ? ", " + std::to_string(skipped) + " skipped: not hibernated or failed" : std::string()) + ")",
+                        woke.empty() ? "not available" : fmt(median(woke)) + " / " + fmt(pct(woke, 95)),
+                        awake.empty() ? "-" : fmt(median(awake)) + " / " + fmt(pct(awake, 95)) + " awake (the next connection)",
+                        awake.empty() ? "-" : ratio(median(woke) / median(awake))});
+    }
 
     if (!keep)
         for (auto& c : made) client.call("DELETE", "/v1/tenants/" + c.name + "?purge=true&purge_backups=true");
@@ -986,6 +1135,13 @@ int main(int argc, char** argv) {
     app.add_option("--only", only, "Run one section alone, on one new tenant (no other figure)")->check(CLI::IsMember({"proxy-price", "flat", "branches"}));
     double idle_seconds = 60;
     app.add_option("--idle-seconds", idle_seconds, "Seconds the idle host's CPU is measured over (--only flat)")->capture_default_str();
+    bool hibernate = false;
+    int wakes = 20, parallel = 1;
+    double create_minutes = 0;
+    app.add_option("--parallel", parallel, "Creates at once (--only flat)")->capture_default_str();
+    app.add_option("--create-minutes", create_minutes, "No new create after this many minutes (--only flat; 0: all of --count)")->capture_default_str();
+    app.add_flag("--hibernate", hibernate, "--only flat with [hibernate] on: wait until the tenants hibernate before the idle figures, then time wakes");
+    app.add_option("--wakes", wakes, "Hibernated tenants woken for the wake figure (--hibernate)")->capture_default_str();
     CLI11_PARSE(app, argc, argv);
 
     if (only == "branches") rp_timeouts.clear();
@@ -997,7 +1153,7 @@ int main(int argc, char** argv) {
     nlohmann::json body = {{"memory", "64M"}, {"disk_size", "256M"}};
     if (only == "flat") {  // bench/run's ONLY=flat: the flat-cost series and the idle host it leaves
         try {
-            rows = flat_and_idle(client, count, window, settle, idle_seconds, keep);
+            rows = flat_and_idle(client, count, window, settle, idle_seconds, keep, hibernate, wakes, parallel, create_minutes);
         } catch (const std::exception& e) {
             std::cerr << "hostd-bench: flat: " << e.what() << "\n";
             return 1;

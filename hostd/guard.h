@@ -43,7 +43,8 @@ inline GuardAction guard_decide(const storage::DiskStats& d, bool read_only, uin
 class Guard {
 public:
     Guard(const Config& cfg, Effects& fx, Store& store) : cfg_(cfg), fx_(fx), store_(store) {}
-    // One round over every ready tenant not busy with an operation.
+    // One round over every ready tenant that runs (not stopped, not hibernated) and is not busy
+    // with an operation.
     void tick();
     // One tenant; the caller holds its OpLock, or the guard's hold (Store::try_guard).
     void check(const std::string& name);

@@ -1310,6 +1310,25 @@ TEST_F(AManager, GuardMakesANearlyFullTenantReadOnlyAndBackWhenSpaceReturns) {
     EXPECT_EQ(api().get("acme")["read_only"], false);
 }
 
+TEST_F(AManager, GuardSkipsStoppedAndHibernatedTenants) {
+    cfg.hibernate_after = 60;
+    mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
+    mgr->load();
+    for (const char* n : {"acme", "beta", "gamma"}) {
+        api().create(n, {{"disk_size", "1G"}});
+        m.disks[cfg.mount_root + "/" + n] = {.bytes_total = 1000 << 20, .bytes_available = 20 << 20};  // 2 %: engage
+    }
+    ASSERT_TRUE(mgr->hibernate("acme", [] { return true; }));
+    mgr->stop("beta");
+    mgr->guard_tick();
+    EXPECT_FALSE(m.read_only.count("acme")) << "hibernated: nothing runs to fill it";
+    EXPECT_FALSE(m.read_only.count("beta")) << "stopped: likewise";
+    EXPECT_TRUE(m.read_only.count("gamma"));
+    mgr->start("beta");
+    mgr->guard_tick();
+    EXPECT_TRUE(m.read_only.count("beta")) << "checked again once it runs";
+}
+
 TEST_F(AManager, GuardLeavesATenantBusyWithAnOperationAlone) {
     api().create("acme", json::object());
     const std::string mp = cfg.mount_root + "/acme";

@@ -811,12 +811,18 @@ TestbedMemory testbed_memory() {
     return m;
 }
 
-// Every tenant's live state (list's live_state: running, hibernated, ...), by name.
+// Which tenants hibernate, from /metrics' hostd_tenant_hibernated (the records: GET
+// /v1/tenants?live=1 asks systemd about every tenant, minutes at a few hundred on a busy host).
 std::map<std::string, std::string> live_state_of(const Client& client) {
     std::map<std::string, std::string> out;
-    auto r = client.call("GET", "/v1/tenants");
-    if (r.status != 200) return out;
-    for (auto& t : r.body["tenants"]) out[t.value("name", "")] = t.value("live_state", t.value("state", ""));
+    std::string text;
+    if (hostd::curl::get_over_socket(client.socket_path(), "/metrics", text) != 200) return out;
+    static const std::regex re("^hostd_tenant_hibernated\\{tenant=\"([^\"]+)\"\\} ([01])");
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+        std::smatch m;
+        if (line.rfind("hostd_tenant_hibernated{", 0) == 0 && std::regex_search(line, m, re)) out[m[1]] = m[2] == "1" ? "hibernated" : "awake";
+    }
     return out;
 }
 std::map<std::string, int> live_states(const Client& client) {
@@ -830,13 +836,25 @@ std::map<std::string, int> live_states(const Client& client) {
 // last window; then, with the N tenants idle, where the machine's CPU goes, memory and disk per
 // tenant, the API's latency, and how many such tenants this machine holds by each resource.
 std::vector<Row> flat_and_idle(const Client& client, int count, int window, double settle_s, double idle_s, bool keep, bool hibernate,
-                               int wakes, int parallel, double create_minutes) {
+                               int wakes, int parallel, double create_minutes, bool existing) {
     std::vector<Row> rows;
     const nlohmann::json body = {{"memory", "64M"}, {"disk_size", "256M"}};
     const TestbedMemory mem_before = testbed_memory();
     std::vector<double> total;
     std::vector<Created> made;
     const auto t_creates = Clock::now();
+    if (existing) {
+        // The tenants a cut-short run left (f1, f2, ...; their passwords are not known: the wake
+        // sample gets new ones), no creates.
+        auto r = client.call("GET", "/v1/tenants");
+        for (auto& t : r.body["tenants"]) {
+            const std::string name = t.value("name", "");
+            if (name.size() < 2 || name[0] != 'f' || t.value("state", "") != "ready") continue;
+            made.push_back({name, t["public_port"].get<uint16_t>(), t["port"].get<uint16_t>(), t.value("admin_user", name), ""});
+        }
+        count = 0;
+        rows.push_back({"tenants in place (made by an earlier invocation of this run, cut short after its creates)", std::to_string(made.size()), "-", "-"});
+    }
     // parallel creates at once (1: one after another, the flat-cost series as such); with
     // create_minutes, no new create starts after that long (the idle figures are then of the
     // tenants made so far); likewise once /root/stop-creates exists.
@@ -874,12 +892,13 @@ std::vector<Row> flat_and_idle(const Client& client, int count, int window, doub
             total.push_back(times[i]);
         }
     const double creates_min = s_since(t_creates) / 60;
-    if (made.size() < static_cast<size_t>(count) || parallel > 1)
+    if (!existing && (made.size() < static_cast<size_t>(count) || parallel > 1))
         rows.push_back({"creates: " + std::to_string(made.size()) + " of " + std::to_string(count) + " asked, " + std::to_string(std::max(1, parallel)) +
                             " at once (the times below are each create's own, request to first query)",
                         fmt(creates_min, "min"), "-", "-"});
     const size_t w = static_cast<size_t>(window);
     const auto first = slice(total, 0, w), last = slice(total, total.size() > w ? total.size() - w : 0, w);
+    if (!existing) {
     rows.push_back({"flat cost: median of the last " + std::to_string(last.size()) + " creates / first " + std::to_string(first.size()) + " (of " +
                         std::to_string(count) + ", full path: pool off; " + fmt(creates_min, "min") + " in all)",
                     fmt(median(last)) + " / " + fmt(median(first)), "target ≤ 1.2", ratio(median(last) / median(first))});
@@ -896,6 +915,7 @@ std::vector<Row> flat_and_idle(const Client& client, int count, int window, doub
     for (auto& [step, v] : sf)
         rows.push_back({"  step '" + step + "' median, first vs last window", fmt(median(v)) + " → " + fmt(median(sl[step])), "-",
                         median(v) > 0 ? ratio(median(sl[step]) / median(v)) : "-"});
+    }
 
     // With [hibernate]: every tenant hibernates after its spell with no client; how many, and
     // how long after the last create (GET /v1/tenants' live states).
@@ -974,7 +994,8 @@ std::vector<Row> flat_and_idle(const Client& client, int count, int window, doub
     }
     for (auto& c : made) {
         const hostd::TenantLayout l = hostd::layout_of(hostd::Config{}, c.name);
-        auto r = client.call("GET", "/v1/tenants/" + c.name);
+        // GET of one asks systemd about it (a hibernated tenant has no memory to show)
+        auto r = hibernate ? hostd::ApiResponse{} : client.call("GET", "/v1/tenants/" + c.name);
         if (r.status == 200 && r.body["tenant"].contains("status") && r.body["tenant"]["status"].contains("memory_current"))
             mem.push_back(r.body["tenant"]["status"]["memory_current"].get<double>());
         if (auto it = pss_of.find(l.unit); it != pss_of.end()) pss.push_back(static_cast<double>(it->second));
@@ -995,22 +1016,28 @@ std::vector<Row> flat_and_idle(const Client& client, int count, int window, doub
     // honest figure when the tenants hibernate (a stopped unit has no cgroup to read).
     const TestbedMemory mem_after = testbed_memory();
     const double nd = static_cast<double>(made.size());
+    const bool baseline = !existing && mem_before.usage > 0;  // the testbed before the creates is known
     if (mem_after.usage > 0) {
-        rows.push_back({"testbed memory per tenant: (memory usage with the " + n + " tenants − before the creates) / " + n +
-                            " (of which anonymous / shared memory / page cache / kernel memory), cgroup " + size(mem_before.usage) + " → " + size(mem_after.usage),
-                        size((mem_after.usage - mem_before.usage) / nd) + " (" + size((mem_after.rss - mem_before.rss) / nd) + " / " +
-                            size((mem_after.shmem - mem_before.shmem) / nd) + " / " + size((mem_after.cache - mem_after.shmem - mem_before.cache + mem_before.shmem) / nd) +
-                            " / " + size((mem_after.kmem - mem_before.kmem) / nd) + ")",
+        rows.push_back({"testbed memory per tenant: its whole memory cgroup / " + n + " (anonymous / shared memory / page cache / kernel memory), " + size(mem_after.usage) + " in all",
+                        size(mem_after.usage / nd) + " (" + size(mem_after.rss / nd) + " / " + size(mem_after.shmem / nd) + " / " +
+                            size((mem_after.cache - mem_after.shmem) / nd) + " / " + size(mem_after.kmem / nd) + ")",
                         "-", "-"});
-        rows.push_back({"  the same without the page cache (anonymous + shared + kernel memory: what cannot be reclaimed without swap)",
-                        size((mem_after.rss + mem_after.shmem + mem_after.kmem - mem_before.rss - mem_before.shmem - mem_before.kmem) / nd), "-", "-"});
+        rows.push_back({"  the same without the page cache (anonymous + shared + kernel memory, of which part of the kernel's is reclaimable slab)",
+                        size((mem_after.rss + mem_after.shmem + mem_after.kmem) / nd), "-", "-"});
     }
-    rows.push_back({"  the VM's MemAvailable (/proc/meminfo: with the other work on this shared VM) before the creates → with the " + n + " tenants",
-                    size(mem_before.available) + " → " + size(mem_after.available) + " (" + size(std::max(0.0, mem_before.available - mem_after.available) / nd) + " per tenant)",
+    if (baseline && mem_after.usage > 0)
+        rows.push_back({"  the same less the testbed before the creates (" + size(mem_before.usage) + ": anonymous + shared + kernel " +
+                            size(mem_before.rss + mem_before.shmem + mem_before.kmem) + ")",
+                        size((mem_after.rss + mem_after.shmem + mem_after.kmem - mem_before.rss - mem_before.shmem - mem_before.kmem) / nd), "-", "-"});
+    rows.push_back({baseline ? "  the VM's MemAvailable (/proc/meminfo: with the other work on this shared VM) before the creates → with the " + n + " tenants"
+                             : "  the VM's MemAvailable (/proc/meminfo: with the other work on this shared VM) with the " + n + " tenants",
+                    baseline ? size(mem_before.available) + " → " + size(mem_after.available) + " (" +
+                                   size(std::max(0.0, mem_before.available - mem_after.available) / nd) + " per tenant)"
+                             : size(mem_after.available),
                     "-", "-"});
-    rows.push_back({"idle memory per tenant, median of " + std::to_string(mem.size()) + ": cgroup memory current (of which processes' anonymous memory / page cache and shared memory)",
+    if (!mem.empty()) rows.push_back({"idle memory per tenant, median of " + std::to_string(mem.size()) + ": cgroup memory current (of which processes' anonymous memory / page cache and shared memory)",
                     size(median(mem)) + " (" + size(median(anon)) + " / " + size(median(file)) + ")", "-", "-"});
-    rows.push_back({"  PSS of its processes, median of " + std::to_string(pss.size()), size(median(pss)), "-", "-"});
+    if (!pss.empty()) rows.push_back({"  PSS of its processes, median of " + std::to_string(pss.size()), size(median(pss)), "-", "-"});
     rows.push_back({"disk per tenant: blocks its loop image (a sparse 256M file) holds", size(median(disk)) + " (median of " + std::to_string(disk.size()) + ")", "-", "-"});
 
     // The API with every tenant in place: each request timed from sending to its last byte;
@@ -1047,12 +1074,10 @@ std::vector<Row> flat_and_idle(const Client& client, int count, int window, doub
     if (!mem.empty() && median(mem) > 0 && median(pss) > 0)
         rows.push_back({"tenants this machine holds by memory: MemTotal " + size(mem_total) + " / memory current, / PSS", std::to_string(static_cast<long>(mem_total / median(mem))) +
                             ", " + std::to_string(static_cast<long>(mem_total / median(pss))), "-", "-"});
-    if (mem_after.usage > mem_before.usage) {
-        const double per = (mem_after.rss + mem_after.shmem + mem_after.kmem - mem_before.rss - mem_before.shmem - mem_before.kmem) / nd;
-        if (per > 0)
-            rows.push_back({"tenants this machine holds by memory: (MemTotal " + size(mem_total) + " − the testbed before the creates " + size(mem_before.usage) +
-                                ") / the testbed's unreclaimable memory per tenant (above)",
-                            std::to_string(static_cast<long>((mem_total - mem_before.usage) / per)), "-", "-"});
+    if (mem_after.usage > 0) {
+        const double per = (mem_after.rss + mem_after.shmem + mem_after.kmem) / nd;
+        rows.push_back({"tenants this machine holds by memory: MemTotal " + size(mem_total) + " / the testbed's anonymous + shared + kernel memory per tenant (above)",
+                        std::to_string(static_cast<long>(mem_total / per)), "-", "-"});
     }
     rows.push_back({"tenants this machine holds by disk: (free " + size(free_disk) + " + the " + n + " images' " + size(disk_sum) + ") / blocks per image",
                     std::to_string(static_cast<long>((free_disk + disk_sum) / median(disk))), "-", "-"});
@@ -1063,11 +1088,36 @@ std::vector<Row> flat_and_idle(const Client& client, int count, int window, doub
         // each time, spread over the N), then the same again now that it is awake.
         std::vector<double> woke, awake;
         int skipped = 0;
-        const auto states = live_state_of(client);
         const size_t step = std::max<size_t>(1, made.size() / static_cast<size_t>(wakes));
+        if (existing) {
+            // New passwords for the sample (a password change wakes a tenant), then a wait until
+            // they hibernate again.
+            std::set<std::string> sample;
+            for (size_t i = step / 2; i < made.size() && static_cast<int>(sample.size()) < wakes; i += step) {
+                const nlohmann::json pw = {{"password", "bench-wake-" + made[i].name}};
+                auto r = client.call("POST", "/v1/tenants/" + made[i].name + "/password", &pw);
+                if (r.status != 200) {
+                    std::fprintf(stderr, "password %s: HTTP %d %s\n", made[i].name.c_str(), r.status, r.body.dump().c_str());
+                    continue;
+                }
+                made[i].password = "bench-wake-" + made[i].name;
+                sample.insert(made[i].name);
+            }
+            const auto t_w = Clock::now();
+            for (;;) {
+                const auto st = live_state_of(client);
+                size_t h = 0;
+                for (auto& n : sample)
+                    if (auto it = st.find(n); it != st.end() && it->second == "hibernated") h++;
+                std::fprintf(stderr, "wake sample: %zu of %zu hibernated again after %.0f s\n", h, sample.size(), s_since(t_w));
+                if (h == sample.size() || s_since(t_w) > 300) break;
+                sleep_s(5);
+            }
+        }
+        const auto states = live_state_of(client);
         for (size_t i = step / 2; i < made.size() && static_cast<int>(woke.size()) < wakes; i += step) {
             const Created& c = made[i];
-            if (auto it = states.find(c.name); it == states.end() || it->second != "hibernated") {
+            if (auto it = states.find(c.name); it == states.end() || it->second != "hibernated" || (existing && c.password.empty())) {
                 skipped++;
                 continue;
             }
@@ -1138,6 +1188,8 @@ int main(int argc, char** argv) {
     bool hibernate = false;
     int wakes = 20, parallel = 1;
     double create_minutes = 0;
+    bool existing = false;
+    app.add_flag("--existing", existing, "--only flat: no creates; the idle figures of the tenants f1, f2, ... in place (a run cut short)");
     app.add_option("--parallel", parallel, "Creates at once (--only flat)")->capture_default_str();
     app.add_option("--create-minutes", create_minutes, "No new create after this many minutes (--only flat; 0: all of --count)")->capture_default_str();
     app.add_flag("--hibernate", hibernate, "--only flat with [hibernate] on: wait until the tenants hibernate before the idle figures, then time wakes");
@@ -1153,7 +1205,7 @@ int main(int argc, char** argv) {
     nlohmann::json body = {{"memory", "64M"}, {"disk_size", "256M"}};
     if (only == "flat") {  // bench/run's ONLY=flat: the flat-cost series and the idle host it leaves
         try {
-            rows = flat_and_idle(client, count, window, settle, idle_seconds, keep, hibernate, wakes, parallel, create_minutes);
+            rows = flat_and_idle(client, count, window, settle, idle_seconds, keep, hibernate, wakes, parallel, create_minutes, existing);
         } catch (const std::exception& e) {
             std::cerr << "hostd-bench: flat: " << e.what() << "\n";
             return 1;

@@ -88,7 +88,7 @@ options:
   replace:
     description:
       - An HA tenant's member to replace, by its host (a name as in C([ha] hosts)), as C(hostctl replace) does
-        (C(POST .../replace)): a new member is made on I(replace_with) and cloned from the others, then the old
+        (C(POST .../replace)). A new member is made on I(replace_with) and cloned from the others, then the old
         one is deleted; a host that cannot be reached deletes its old member once it is back. Without
         I(replace_with) the member is rebuilt on the same host from the others, on every run (like C(restarted)).
       - Run the task on another member's host. hostd never replaces the primary (switch over first).

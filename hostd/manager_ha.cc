@@ -518,9 +518,14 @@ std::vector<std::string> Manager::ha_fence_replaced() {
                 continue;  // not reachable: no word either way
             }
             // Only a member of the same create speaks for the tenant; one that lists this host
-            // (or has none of it: a delete under way) says nothing against it.
+            // (or has none of it: a delete under way) says nothing against it. Nor does one whose
+            // list is older than this host's: a member that lists no host this one does not know
+            // (the old member of a move cut off before its removal, never told of the new one,
+            // which this host may be). A replacement is news: the member that replaced this one.
+            const auto knows = [&](const std::string& h) { return t.ha->member(h) != nullptr; };
             if (!there || there->create_id != t.ha->create_id || there->record_state != "ready" ||
-                std::find(there->hosts.begin(), there->hosts.end(), self_) != there->hosts.end())
+                std::find(there->hosts.begin(), there->hosts.end(), self_) != there->hosts.end() ||
+                std::all_of(there->hosts.begin(), there->hosts.end(), knows))
                 continue;
             try {
                 Store::OpLock op(store_, t.name);

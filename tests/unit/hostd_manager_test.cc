@@ -3062,6 +3062,28 @@ TEST_F(AnHaFleet, AMoveCutOffByACrashOfItsHostIsFinishedByTheReplaceAskedAgain) 
     }
 }
 
+// The old member of a move cut off before its removal lists the members without the new one (it
+// was never told): that is no word against the new member, whose list is newer. Found by
+// tests/e2e/ha-crash: the new member's host deleted it in its 30-second round.
+TEST_F(AnHaFleet, TheNewMemberOfAMoveCutOffBeforeTheOldOnesRemovalIsNotFencedByTheOldOne) {
+    mgr[0]->create("hat", ha_request({"hb-2"}));
+    m[0].patroni["hb-1"] = cluster_of({patroni_member("hb-1", "leader", "running", std::nullopt, 1),
+                                       patroni_member("hb-2", "replica", "streaming", 0, 1)});
+    fleet.crash_before = "remove hb-2";
+    EXPECT_THROW(mgr[0]->replace_member("hat", {.member = "hb-2", .with = "hb-3"}), Crash);
+    fleet.crash_before.clear();
+    restart(0);
+    for (int i = 0; i < kHosts; i++) EXPECT_TRUE(mgr[i]->ha_fence_replaced().empty()) << "host " << i + 1;
+    ASSERT_EQ(mgr[2]->snapshot().size(), 1u);
+    EXPECT_EQ(mgr[2]->snapshot().at(0).state, TenantState::ready);
+    // The replace asked again finishes the move; then the old member, were it back with its
+    // record, would be fenced (the others list hb-3, which it does not know).
+    mgr[0]->replace_member("hat", {.member = "hb-2", .with = "hb-3"});
+    EXPECT_TRUE(clean(1));
+    for (int i : {0, 2}) EXPECT_EQ(member_hosts(*mgr[i]), (std::vector<std::string>{"hb-1", "hb-3"})) << i;
+    mgr[0]->remove("hat", true);
+}
+
 TEST_F(AnHaFleet, AMemberReplacedWhileItsHostWasDownIsDeletedByItsHostOnceBack) {
     mgr[0]->create("hat", ha_request({"hb-2"}));
     m[0].patroni["hb-1"] = cluster_of({patroni_member("hb-1", "leader", "running", std::nullopt, 2),

@@ -56,10 +56,11 @@ public:
     Reply<BackupList> backups(const std::string& name) const;
     // GET /v1/deleted: deleted tenants whose backups are kept.
     Reply<std::vector<KeptView>> deleted() const;
-    // POST /v1/tenants/NAME/start|stop|restart: the tenant as GET shows it afterwards.
+    // POST /v1/tenants/NAME/start|stop|restart|wake: the tenant as GET shows it afterwards.
     Reply<TenantView> start(const std::string& name) const { return lifecycle(name, "start"); }
     Reply<TenantView> stop(const std::string& name) const { return lifecycle(name, "stop"); }
     Reply<TenantView> restart(const std::string& name) const { return lifecycle(name, "restart"); }
+    Reply<TenantView> wake(const std::string& name) const { return lifecycle(name, "wake"); }
     // POST /v1/tenants/NAME/switchover: an HA tenant's primary moved (to req.to, or the member
     // hostd picks); the tenant as GET shows it afterwards, with its members.
     Reply<TenantView> switchover(const std::string& name, const SwitchoverRequest& req) const;

@@ -604,6 +604,10 @@ int main(int argc, char** argv) {
                                             "across reconcile, hostd restarts and reboots until hostctl start");
     stop->footer("Example: hostctl stop acme");
     stop->add_option("name", name, "Tenant name")->required();
+    auto* wake = app.add_subcommand("wake", "Wake a hibernated tenant now, as its next connection would (a running one is "
+                                            "left as it is; one stopped on purpose stays stopped: hostctl start runs it)");
+    wake->footer("Example: hostctl wake acme");
+    wake->add_option("name", name, "Tenant name")->required();
     auto* restart = app.add_subcommand("restart", "Restart a tenant's PostgreSQL (its sessions are cut; settings waiting for a "
                                                   "restart take effect); asks first on a terminal");
     restart->footer("Example: hostctl restart acme --yes");
@@ -615,6 +619,7 @@ int main(int argc, char** argv) {
         hostd::Reply<hostd::TenantView> r;
         if (std::string(verb) == "start") r = client.start(name);
         else if (std::string(verb) == "stop") r = client.stop(name);
+        else if (std::string(verb) == "wake") r = client.wake(name);
         else r = client.restart(name);
         if (!finish(ctx, r, code)) return;
         if (ctx.json_out) print_json(hostd::wire::render_one(*r.value));
@@ -622,6 +627,7 @@ int main(int argc, char** argv) {
     };
     start->callback([&] { lifecycle("start"); });
     stop->callback([&] { lifecycle("stop"); });
+    wake->callback([&] { lifecycle("wake"); });
     restart->callback([&] {
         // Known and not stopped before anyone is asked (hostd says why it cannot otherwise).
         auto t = hostd::Client(ctx.socket).get(name);

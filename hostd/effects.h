@@ -144,6 +144,12 @@ public:
     // The scheduled backups' units (hostd-backup-<type>@<tenant>.service) that failed, with
     // when and why (pgBackRest's error from the unit's journal). Throws if systemd cannot be asked.
     virtual std::vector<FailedBackupUnit> failed_backup_units() = 0;
+    // A hibernated tenant's scheduled backups (its unit stopped, stop_unit stopped its timers
+    // too): its environment file written and its backup timers started (none without local
+    // backups). Throws if systemd cannot be asked.
+    virtual void arm_backup_timers(const TenantRecord& t, const TenantLayout& l) = 0;
+    // One of its scheduled backups' units is under way (activating or active).
+    virtual bool backup_running(const TenantLayout& l) = 0;
     // A branch's cluster in l.pgdata, handed to u with hostd's files for t. Of a running
     // source at "latest": copied from its server (pg_basebackup as src's OS user), its admin's
     // password set at its first start (hand_over_branch); else, or when that copy fails: src's

@@ -772,6 +772,23 @@ public:
         return backup::repository_usage(l.backup_repo);
     }
 
+    void arm_backup_timers(const TenantRecord& t, const TenantLayout& l) override {
+        const std::vector<std::string> timers = backup_timers(cfg_, l.name);
+        if (timers.empty()) return;
+        write_env(l, t.port);  // the backup unit's (its pgBackRest finds the socket by the port)
+        link_disk(l);          // its MountImages= source, after a reboot too
+        auto sd = units::Systemd::connect();
+        for (const auto& timer : timers) sd.start(timer);
+    }
+
+    bool backup_running(const TenantLayout& l) override {
+        if (cfg_.backup_repo.empty()) return false;
+        // Loaded units only (a name holds no glob character: validate_name).
+        for (const auto& [unit, active] : units::Systemd::connect().list_units("hostd-backup-*@" + l.name + ".service"))
+            if (active == "activating" || active == "active" || active == "reloading") return true;
+        return false;
+    }
+
     std::vector<FailedBackupUnit> failed_backup_units() override {
         std::vector<FailedBackupUnit> out;
         if (cfg_.backup_repo.empty()) return out;
@@ -946,8 +963,7 @@ public:
             if (!u) throw Error(Errc::failed, "OS user '" + l.os_user + "' of tenant '" + l.name + "' is missing; run hostctl reconcile");
             backup::make_repository(cfg_.backup_repo, l.backup_repo, {u->uid, u->gid});
         }
-        make_dirs(std::string(layout::kEnvDir), 0755);
-        write_file_atomic(l.env_file, "HOSTD_PORT=" + std::to_string(port) + "\n", 0644);
+        write_env(l, port);
         auto sd = units::Systemd::connect();
         sd.reset_failed(l.unit);
         // The limits while systemd sets the unit's sandbox up (tens of ms before PostgreSQL
@@ -1042,8 +1058,7 @@ public:
 
     void restart_unit(const TenantLayout& l, uint16_t port, const units::Limits& limits) override {
         link_disk(l);
-        make_dirs(std::string(layout::kEnvDir), 0755);
-        write_file_atomic(l.env_file, "HOSTD_PORT=" + std::to_string(port) + "\n", 0644);
+        write_env(l, port);
         auto sd = units::Systemd::connect();
         sd.reset_failed(l.unit);
         sd.set_limits(l.unit, limits, /*runtime=*/false);
@@ -1429,6 +1444,12 @@ public:
     }
 
 private:
+    // The instance's environment file, read by its unit and its backups' units (HOSTD_PORT).
+    static void write_env(const TenantLayout& l, uint16_t port) {
+        make_dirs(std::string(layout::kEnvDir), 0755);
+        write_file_atomic(l.env_file, "HOSTD_PORT=" + std::to_string(port) + "\n", 0644);
+    }
+
     std::mutex etcd_mu_;
     std::unique_ptr<EtcdAdmin> etcd_;
 

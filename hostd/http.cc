@@ -136,14 +136,14 @@ const std::vector<Route>& route_table() {
              // Lifecycle: no body, the tenant as GET shows it in the reply.
              using Verb = TenantView (Manager::*)(const std::string&);
              static const std::pair<const char*, Verb> lifecycle[] = {
-                 {"start", &Manager::start}, {"stop", &Manager::stop}, {"restart", &Manager::restart}};
+                 {"start", &Manager::start}, {"stop", &Manager::stop}, {"restart", &Manager::restart}, {"wake", &Manager::wake_now}};
              for (auto& [verb, fn] : lifecycle)
                  if (action == verb) {
                      wire::parse_empty(wire::parse_body(r.body));
                      return Reply{200, wire::render_one((m.*fn)(name))};
                  }
              throw Error(Errc::not_found, "No such API path: /v1/tenants/" + arg +
-                                              " (POST takes /v1/tenants/NAME/resize, /start, /stop, /restart, /password, /backups, /restore, /switchover or /replace)");
+                                              " (POST takes /v1/tenants/NAME/resize, /start, /stop, /restart, /wake, /password, /backups, /restore, /switchover or /replace)");
          }},
         {"PATCH", "/v1/tenants/",
          [](Manager& m, const Request& r, const std::string& n) {

@@ -280,6 +280,18 @@ BackupDone Manager::backup(const std::string& name, const std::string& type) {
     if (!bt) throw Error(Errc::invalid, "'" + type + "' is not a backup type: give full, diff or incr", "type");
     not_for_ha(name, "backed up");
     TenantRecord t = backed_up(name);
+    // Held awake for its length: a hibernated tenant is woken first, and none hibernates
+    // meanwhile (pgBackRest talks to it over its socket, which the idle check does not count).
+    hold_awake(name);
+    struct Release {
+        Manager& m;
+        const std::string& name;
+        ~Release() {
+            std::lock_guard g(m.backing_up_mu_);
+            m.backing_up_.erase(m.backing_up_.find(name));
+        }
+    } release{*this, name};
+    if (store_.get(name).hibernated) wake(name, std::chrono::steady_clock::now() + std::chrono::seconds(60));
     const TenantLayout l = layout_of(cfg_, t);
     const auto t0 = std::chrono::steady_clock::now();
     try {
@@ -373,6 +385,10 @@ bool Manager::hibernate(const std::string& name, const std::function<bool()>& st
         if (e.code() == Errc::conflict) return false;  // a verb runs on it: the next look decides
         throw;
     }
+    {
+        std::lock_guard g(backing_up_mu_);
+        if (backing_up_.count(name)) return false;  // under the lock: a backup's wake waits for it
+    }
     return timed("hibernate", [&] { return prov_.hibernate(name, still_idle); });
 }
 
@@ -380,7 +396,7 @@ void Manager::wake(const std::string& name, std::chrono::steady_clock::time_poin
     for (;;) {
         try {
             Store::OpLock op(store_, name);
-            timed("wake", [&] { return prov_.wake(name); });
+            if (store_.get(name).hibernated) timed("wake", [&] { return prov_.wake(name); });
             return;
         } catch (const Error& e) {
             // Another verb holds it (its hibernation finishing, another connection's wake): wait.
@@ -388,6 +404,43 @@ void Manager::wake(const std::string& name, std::chrono::steady_clock::time_poin
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
+}
+
+void Manager::hold_awake(const std::string& name) {
+    // Marked under the tenant's lock, so that a hibernation under way ends before (and the
+    // caller then sees it hibernated) or starts after and sees the mark. A lock held longer is
+    // another verb's, not a hibernation's (a stop takes seconds): marked without it then.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    for (;;) {
+        try {
+            Store::OpLock op(store_, name);
+            std::lock_guard g(backing_up_mu_);
+            backing_up_.insert(name);
+            return;
+        } catch (const Error& e) {
+            if (e.code() != Errc::conflict) throw;
+        }
+        if (std::chrono::steady_clock::now() >= deadline) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    std::lock_guard g(backing_up_mu_);
+    backing_up_.insert(name);
+}
+
+TenantView Manager::wake_now(const std::string& name) {
+    validate_name(name);
+    const TenantRecord t = store_.get(name);
+    if (t.stopped)
+        throw Error(Errc::conflict, "Tenant '" + name + "' is stopped on purpose, not hibernated: hostctl wake leaves it "
+                                        "stopped (hostctl start runs it)");
+    if (t.hibernated) {
+        const auto t0 = std::chrono::steady_clock::now();
+        // A hibernation finishing holds the tenant's lock for a moment: wait for it.
+        wake(name, t0 + std::chrono::seconds(60));
+        const long ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+        log::info("Woken on request (hostctl wake) in " + std::to_string(ms) + " ms", name);
+    }
+    return get(name);
 }
 
 TenantView Manager::restart(const std::string& name) {

@@ -74,8 +74,13 @@ public:
     // [hibernate] (hostd/hibernate.h): Provisioner::hibernate under the tenant's lock (false at
     // once when a verb holds it), and Provisioner::wake, waiting for the lock until deadline
     // (Errc::conflict after it).
+    // A backup on request (backup) holds its tenant awake: hibernate answers false meanwhile.
     bool hibernate(const std::string& name, const std::function<bool()>& still_idle);
     void wake(const std::string& name, std::chrono::steady_clock::time_point deadline);
+    // POST /v1/tenants/NAME/wake (hostctl wake; a hibernated tenant's scheduled backup runs it
+    // first): a hibernated tenant started as its next connection would; a running one, or one
+    // down, is left as it is; one stopped on purpose is refused (409: hostctl start runs it).
+    TenantView wake_now(const std::string& name);
     // An HA tenant's primary moved to another member (Patroni's POST /switchover to the leader,
     // with the REST credentials): to the member req.to names, or the one ha::plan_switchover
     // picks; waits until Patroni reports the candidate primary. Refused (409) for a plain tenant,
@@ -174,6 +179,8 @@ private:
     void awake(const std::string& name);
     // Errc::conflict for a verb an HA tenant does not have yet (what: "resized", ...).
     void not_for_ha(const std::string& name, const char* what);
+    // Marks a backup on request of the tenant under way (backing_up_): hibernate leaves it awake.
+    void hold_awake(const std::string& name);
 
     // A tenant whose backups can be asked for: backups on, the tenant ready.
     TenantRecord backed_up(const std::string& name);
@@ -202,6 +209,8 @@ private:
     BackupWatch backups_;
     mutable std::mutex stats_mu_;
     OpStats stats_;
+    std::mutex backing_up_mu_;
+    std::multiset<std::string> backing_up_;  // tenants with a backup on request under way
 };
 
 }  // namespace hostd

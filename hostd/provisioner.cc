@@ -835,6 +835,9 @@ bool Provisioner::hibernate(const std::string& name, const std::function<bool()>
     const TenantLayout l = layout_of(cfg_, t);
     // A tenant that is down stays down, and said so: hibernating it would hide it from the alerts.
     if (!store_.problem(name).empty() || !fx_.unit_active(l)) return false;
+    // A scheduled backup under way needs its PostgreSQL to the end (it connects over the socket,
+    // which the idle check does not count).
+    if (fx_.backup_running(l)) return false;
     Store::Activity busy(store_, name, "hibernating");
     t.hibernated = true;
     store_.save(t);  // the intent first: a reconcile after a crash here finishes the stop, and keeps the route
@@ -855,7 +858,17 @@ bool Provisioner::hibernate(const std::string& name, const std::function<bool()>
     log::info("Hibernated: no client for " + std::to_string(static_cast<long>(cfg_.hibernate_after)) +
                   " s; its next connection starts it",
               name);
+    arm_timers(t, l);
     return true;
+}
+
+void Provisioner::arm_timers(const TenantRecord& t, const TenantLayout& l) {
+    try {
+        fx_.arm_backup_timers(t, l);
+    } catch (const Error& e) {
+        // It stays hibernated; its next start (a connection, hostctl start or wake) starts them.
+        log::warning(std::string("Its scheduled backups do not run while it hibernates: ") + e.what(), t.name);
+    }
 }
 
 TenantRecord Provisioner::wake(const std::string& name) {

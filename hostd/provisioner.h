@@ -77,12 +77,15 @@ public:
     TenantRecord restart(const std::string& name);
     // [hibernate] (hostd/hibernate.h). hibernate: a ready, running, plain tenant recorded as
     // hibernated first, its route switched to the waker, then (still_idle() true: no client
-    // came meanwhile, else undone) its unit stopped; false when it may not or did not hibernate.
-    // wake: the intent cleared first, the unit started, PostgreSQL accepting connections, its
+    // came meanwhile, else undone) its unit stopped, its backup timers kept running (their
+    // units wake it); false when it may not or did not hibernate, or a scheduled backup of it
+    // runs. wake: the intent cleared first, the unit started, PostgreSQL accepting connections, its
     // route back on its own server; nothing for a tenant not hibernated. start and restart
     // wake one too; stop makes it plainly stopped.
     bool hibernate(const std::string& name, const std::function<bool()>& still_idle);
     TenantRecord wake(const std::string& name);
+    // A hibernated tenant's backup timers started again (a failure is logged: it stays hibernated).
+    void arm_timers(const TenantRecord& t, const TenantLayout& l);
 
     // An HA tenant's member on this host (#17), in two phases, so that every member host has
     // reserved its ports before any Patroni starts. prepare_member: the name and ports reserved

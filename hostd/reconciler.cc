@@ -97,6 +97,7 @@ void Reconciler::converge(TenantRecord t, const std::map<std::string, LiveStatus
                 fx_.stop_unit(l);
                 if (before.unit_error.empty()) act("stopped its unit (" + a + "): the tenant is hibernated; its next connection starts it");
             }
+            prov_.arm_timers(t, l);  // after a reboot too: its scheduled backups wake it
             store_.set_routed(t.name, true);
             store_.set_problem(t.name, "");
             return;

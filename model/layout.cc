@@ -9,6 +9,11 @@
 #include "model/tenant.h"
 #include "storage/storage.h"
 
+// hostctl as installed beside hostd (CMake sets it from the install prefix).
+#ifndef HOSTD_HOSTCTL
+#define HOSTD_HOSTCTL "/usr/bin/hostctl"
+#endif
+
 namespace hostd {
 
 std::string TenantLayout::label(std::string_view filesystem) const {
@@ -90,11 +95,14 @@ std::vector<std::pair<std::string, std::string>> backup_unit_files(const Config&
     if (cfg.backup_repo.empty()) return out;
     const units::TemplatePaths paths = layout::template_paths(cfg);
     const TenantLayout l = layout_of(cfg, "%i");
+    // A hibernated tenant's timers keep running; its backup wakes it first.
+    std::vector<std::string> wake;
+    if (hibernate_on(cfg)) wake = {HOSTD_HOSTCTL, "--socket", cfg.socket_path, "wake"};
     for (auto [type, kind, sched] : {std::tuple{"full", backup::BackupType::full, &cfg.full_schedule},
                                      std::tuple{"incr", backup::BackupType::incr, &cfg.incr_schedule}}) {
         if (sched->empty()) continue;
         out.emplace_back(units::backup_unit_name(type, "service"),
-                         units::render_backup_service(paths, type, backup::backup_argv(stanza_of(l, 0), backup_options(cfg), kind)));
+                         units::render_backup_service(paths, type, backup::backup_argv(stanza_of(l, 0), backup_options(cfg), kind), wake));
         out.emplace_back(units::backup_unit_name(type, "timer"), units::render_backup_timer(type, *sched));
     }
     return out;

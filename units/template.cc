@@ -340,7 +340,10 @@ std::string backup_unit_name(std::string_view type, std::string_view suffix) {
     return "hostd-backup-" + std::string(type) + "@." + std::string(suffix);
 }
 
-std::string render_backup_service(const TemplatePaths& p, std::string_view type, const std::vector<std::string>& argv) {
+static std::string exec_line(const std::string& field, const std::vector<std::string>& argv);
+
+std::string render_backup_service(const TemplatePaths& p, std::string_view type, const std::vector<std::string>& argv,
+                                  const std::vector<std::string>& wake) {
     validate(p);
     if (p.backup_repo.empty()) throw Error(Errc::invalid, "Backup units need backup_repo", "backup_repo");
     if (argv.empty()) throw Error(Errc::invalid, "A backup unit needs a command", "command");
@@ -359,26 +362,37 @@ std::string render_backup_service(const TemplatePaths& p, std::string_view type,
          "\n"
          "[Unit]\n"
          "Description=hostd " << type << " backup of tenant %i\n"
-         "Documentation=man:hostd(8)\n"
-         "# Only of a running tenant: never starts its PostgreSQL.\n"
-         "Requisite=hostd-postgres@%i.service\n"
-         "After=hostd-postgres@%i.service\n"
+         "Documentation=man:hostd(8)\n";
+    if (wake.empty())
+        o << "# Only of a running tenant: never starts its PostgreSQL.\n"
+             "Requisite=hostd-postgres@%i.service\n";
+    o << "After=hostd-postgres@%i.service\n"
          "\n"
          "[Service]\n"
          "Type=oneshot\n"
          "User=_%i\n"
          "Group=_%i\n"
-      << "EnvironmentFile=" << p.env_dir << "/%i\n"
-      << "ExecStart=" << command << "\n"
+      << "EnvironmentFile=" << p.env_dir << "/%i\n";
+    if (!wake.empty())
+        o << "# A hibernated tenant is woken first, by hostd (as root: '+'); one stopped on purpose is\n"
+             "# not started, and its backup fails. systemd never starts its PostgreSQL for this unit.\n"
+             "# Without hostd ('-': its failure ignored) a running tenant is still backed up.\n"
+          << "ExecStartPre=-+" << exec_line("wake", wake) << " %i\n";
+    o << "ExecStart=" << command << "\n"
       << "# Behind the tenants' own work: a backup reads the whole cluster.\n"
          "Nice=10\n"
          "IOSchedulingClass=idle\n"
          "CPUWeight=20\n"
          "IOWeight=20\n"
          "UMask=0077\n"
-      << "# pgBackRest's locks beside the tenant's socket, in its PostgreSQL's runtime directory.\n"
-      << "ReadWritePaths=/run/" << p.runtime_dir << "/%i\n"
-      << "# The tenant's sandbox, its data read-only:\n";
+      << "# pgBackRest's locks beside the tenant's socket, in its PostgreSQL's runtime directory";
+    // systemd sets the namespace up for ExecStartPre= too: a hibernated tenant has no runtime
+    // directory until the wake has started it ('-': a missing one is no error).
+    if (wake.empty())
+        o << ".\nReadWritePaths=/run/" << p.runtime_dir << "/%i\n";
+    else
+        o << " (none\n# before the wake: '-').\nReadWritePaths=-/run/" << p.runtime_dir << "/%i\n";
+    o << "# The tenant's sandbox, its data read-only:\n";
     sandbox(o, p, {.repo = own_repo(p)});
     return o.str();
 }

@@ -52,9 +52,13 @@ std::string render_tenant_template(const TemplatePaths& p);
 // Backups (backup_repo set): "hostd-backup-<type>@.service" running argv (pgBackRest's, %i for
 // the tenant; the tenant's port is added from its environment file before the last word) as the
 // tenant in its sandbox with its data read-only, after its PostgreSQL only; and the timer that
-// starts it on_calendar (systemd's OnCalendar=).
+// starts it on_calendar (systemd's OnCalendar=). wake (with [hibernate] on): a command that wakes
+// a hibernated tenant and does nothing to a running one (hostctl wake, run as root with the
+// tenant's name as its last word) before the backup; empty: the backup runs only while the
+// tenant's unit does (Requisite=).
 std::string backup_unit_name(std::string_view type, std::string_view suffix);
-std::string render_backup_service(const TemplatePaths& p, std::string_view type, const std::vector<std::string>& argv);
+std::string render_backup_service(const TemplatePaths& p, std::string_view type, const std::vector<std::string>& argv,
+                                  const std::vector<std::string>& wake = {});
 std::string render_backup_timer(std::string_view type, const std::string& on_calendar);
 
 // With a repository host: "hostd-backup-server@.service", the tenant's pgBackRest server through

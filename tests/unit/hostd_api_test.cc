@@ -64,6 +64,8 @@ public:
     backup::Info backup_info(const TenantRecord&, const TenantLayout&) override { return {}; }
     backup::RepoUsage repository_usage(const TenantLayout&) override { return {}; }
     std::vector<FailedBackupUnit> failed_backup_units() override { return {}; }
+    void arm_backup_timers(const TenantRecord&, const TenantLayout&) override {}
+    bool backup_running(const TenantLayout&) override { return false; }
     BranchCopy restore_cluster(const TenantRecord&, const TenantRecord&, const TenantLayout&, const units::OsUser&,
                                const backup::Target&) override {
         return BranchCopy::restored;

@@ -77,6 +77,9 @@ struct FakeMachine {
     backup::Info info;                                   // what backup_info answers (run_backup adds to it)
     backup::RepoUsage repo;                              // what repository_usage answers
     std::vector<FailedBackupUnit> failed_units;          // failed_backup_units
+    std::set<std::string> armed;                         // tenants whose backup timers run (arm_backup_timers; stop_unit stops them)
+    std::set<std::string> backups_running;               // tenants with a scheduled backup's unit under way
+    std::function<void()> during_backup;                 // called as run_backup begins (outside the machine's lock)
     std::map<std::string, std::string> pool_clusters;    // warm pool disk id → its bootstrap role
     std::map<std::string, std::string> handed_over;      // tenant → the pool disk it took
     BranchCopy branch_copy = BranchCopy::restored;       // how restore_cluster made a branch
@@ -267,9 +270,11 @@ public:
         std::lock_guard g(m_.mu);
         if (!l.backup_repo.empty()) hit("prepare_backups");
     }
-    void run_backup(const TenantRecord&, const TenantLayout&, backup::BackupType) override {
+    void run_backup(const TenantRecord&, const TenantLayout& l, backup::BackupType) override {
+        if (m_.during_backup) m_.during_backup();
         std::lock_guard g(m_.mu);
         hit("run_backup");
+        if (!m_.units.count(l.name)) throw Error(Errc::failed, "pgBackRest: unable to connect: its PostgreSQL does not run");
         if (!m_.backup_error.empty()) throw Error(Errc::failed, m_.backup_error);
         m_.info.backups.push_back({.label = "20261130-0" + std::to_string(10000 + m_.info.backups.size()) + "F",
                                    .type = backup::BackupType::full, .stop = std::time(nullptr) + 1});
@@ -285,6 +290,8 @@ public:
     }
     backup::RepoUsage repository_usage(const TenantLayout&) override { std::lock_guard g(m_.mu); return m_.repo; }
     std::vector<FailedBackupUnit> failed_backup_units() override { std::lock_guard g(m_.mu); return m_.failed_units; }
+    void arm_backup_timers(const TenantRecord&, const TenantLayout& l) override { std::lock_guard g(m_.mu); m_.armed.insert(l.name); }
+    bool backup_running(const TenantLayout& l) override { std::lock_guard g(m_.mu); return m_.backups_running.count(l.name) > 0; }
     BranchCopy restore_cluster(const TenantRecord&, const TenantRecord&, const TenantLayout&, const units::OsUser&,
                                const backup::Target&) override {
         std::lock_guard g(m_.mu);
@@ -313,7 +320,7 @@ public:
         m_.unit_memory[l.unit] = t.spec.memory;
     }
     void stop_unit(const TenantLayout& l) override {
-        std::lock_guard g(m_.mu); hit("stop_unit"); m_.stopped.push_back(l.unit);
+        std::lock_guard g(m_.mu); hit("stop_unit"); m_.stopped.push_back(l.unit); m_.armed.erase(l.name);
         if (l.kind == UnitKind::patroni) m_.patroni_units.erase(l.name);
         else m_.units.erase(l.name), m_.failed.erase(l.name);
     }
@@ -3250,6 +3257,48 @@ TEST_F(AManager, HibernatesAnIdleTenantRoutedToTheWakerAcrossReconcileAndRebootT
     m.units.erase("beta");
     EXPECT_FALSE(again.hibernate("beta", [&] { return idle; }));
     EXPECT_EQ(again.get("beta").live.state, "down");
+}
+
+TEST_F(AManager, KeepsAHibernatedTenantsBackupTimersAndWakesItForABackup) {
+    cfg.hibernate_after = 60;
+    cfg.backup_repo = "/backups";
+    mgr = std::make_unique<Manager>(cfg, std::make_unique<FakeEffects>(m));
+    mgr->load();
+    api().create("acme", json::object());
+    // A scheduled backup under way: it stays awake.
+    m.backups_running.insert("acme");
+    EXPECT_FALSE(mgr->hibernate("acme", [] { return true; }));
+    EXPECT_TRUE(m.units.count("acme"));
+    m.backups_running.clear();
+    ASSERT_TRUE(mgr->hibernate("acme", [] { return true; }));
+    EXPECT_FALSE(m.units.count("acme"));
+    EXPECT_TRUE(m.armed.count("acme")) << "its timers run on: their units wake it";
+    // After a reboot too (the reconcile starts them; the tenant stays hibernated).
+    m.armed.clear(), m.attached.clear(), m.mounts.clear(), m.units.clear(), m.routes.clear();
+    Manager again(cfg, std::make_unique<FakeEffects>(m));
+    again.start();
+    EXPECT_TRUE(m.armed.count("acme"));
+    EXPECT_EQ(again.get("acme").live.state, "hibernated");
+    // What a scheduled backup's unit runs first: hostctl wake.
+    m.calls.clear();
+    EXPECT_EQ(again.wake_now("acme").live.state, "running");
+    EXPECT_TRUE(m.units.count("acme"));
+    EXPECT_EQ(again.wake_now("acme").live.state, "running") << "awake already: nothing";
+    EXPECT_EQ(std::count(m.calls.begin(), m.calls.end(), "start_unit"), 1);
+    // A backup on request wakes it too, and none hibernates it while it runs.
+    ASSERT_TRUE(again.hibernate("acme", [] { return true; }));
+    bool slept = true;
+    m.during_backup = [&] { slept = again.hibernate("acme", [] { return true; }); };
+    EXPECT_NO_THROW(again.backup("acme", "full"));
+    EXPECT_FALSE(slept);
+    EXPECT_TRUE(m.units.count("acme"));
+    m.during_backup = nullptr;
+    EXPECT_TRUE(again.hibernate("acme", [] { return true; })) << "after it, it may";
+    // One stopped on purpose is not woken (nor started): hostctl start runs it.
+    again.stop("acme");
+    EXPECT_EQ(error_of([&] { again.wake_now("acme"); }).code(), Errc::conflict);
+    EXPECT_FALSE(m.units.count("acme"));
+    EXPECT_EQ(error_of([&] { again.wake_now("nosuch"); }).code(), Errc::not_found);
 }
 
 TEST_F(AManager, WakesAHibernatedTenantForAVerbThatNeedsItsPostgresAndWhenHibernationIsTurnedOff) {

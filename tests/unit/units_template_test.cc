@@ -192,6 +192,23 @@ TEST(BackupUnits, RunPgBackRestAsTheTenantInItsSandboxWithItsDataReadOnly) {
     EXPECT_THROW(hostd::units::render_backup_timer("incr", "daily\nExecStart=/bin/sh"), hostd::Error);
 }
 
+TEST(BackupUnits, WithHibernationWakeTheTenantFirstInsteadOfRequiringItsUnit) {
+    hostd::units::TemplatePaths p;
+    p.backup_repo = "/var/lib/hostd-remote";
+    p.archive_command = "/usr/bin/pgbackrest --stanza=%i archive-push %p";
+    const std::string unit = hostd::units::render_backup_service(
+        p, "full", {"/usr/bin/pgbackrest", "--stanza=%i", "backup"}, {"/usr/bin/hostctl", "--socket", "/run/hostd/hostd.sock", "wake"});
+    EXPECT_NE(unit.find("\nExecStartPre=-+/usr/bin/hostctl \"--socket\" \"/run/hostd/hostd.sock\" \"wake\" %i\n"), std::string::npos)
+        << unit;
+    EXPECT_EQ(unit.find("Requisite="), std::string::npos) << "a hibernated tenant's unit is not running when its timer fires";
+    EXPECT_NE(unit.find("\nAfter=hostd-postgres@%i.service\n"), std::string::npos);
+    EXPECT_LT(unit.find("ExecStartPre="), unit.find("ExecStart=/usr/bin/pgbackrest"));
+    EXPECT_NE(unit.find("\nReadWritePaths=-/run/hostd-tenant/%i\n"), std::string::npos)
+        << "no runtime directory before the wake: systemd sets the namespace up for ExecStartPre= too";
+    EXPECT_THROW(hostd::units::render_backup_service(p, "full", {"/usr/bin/pgbackrest", "backup"}, {"hostctl", "wake"}), hostd::Error)
+        << "a relative program";
+}
+
 TEST(RecoveryUnit, RunsAsTheSourceWithItsRepositoryReadOnlyAndTheBranchDiskWritable) {
     hostd::units::TemplatePaths p;
     p.backup_repo = "/var/lib/hostd-remote";

@@ -775,9 +775,15 @@ public:
     void arm_backup_timers(const TenantRecord& t, const TenantLayout& l) override {
         const std::vector<std::string> timers = backup_timers(cfg_, l.name);
         if (timers.empty()) return;
-        write_env(l, t.port);  // the backup unit's (its pgBackRest finds the socket by the port)
-        link_disk(l);          // its MountImages= source, after a reboot too
         auto sd = units::Systemd::connect();
+        // Every reconcile comes here for every hibernated tenant: when its timers run, so do the
+        // files below (hostd starts the timers, none is enabled: after a reboot none runs).
+        size_t active = 0;
+        for (const auto& [unit, state] : sd.list_units("hostd-backup-*@" + l.name + ".timer"))
+            if (state == "active" && std::find(timers.begin(), timers.end(), unit) != timers.end()) active++;
+        if (active == timers.size()) return;
+        write_env(l, t.port);  // the backup unit's (its pgBackRest finds the socket by the port)
+        link_disk(l);          // its MountImages= source
         for (const auto& timer : timers) sd.start(timer);
     }
 

@@ -282,15 +282,7 @@ BackupDone Manager::backup(const std::string& name, const std::string& type) {
     TenantRecord t = backed_up(name);
     // Held awake for its length: a hibernated tenant is woken first, and none hibernates
     // meanwhile (pgBackRest talks to it over its socket, which the idle check does not count).
-    hold_awake(name);
-    struct Release {
-        Manager& m;
-        const std::string& name;
-        ~Release() {
-            std::lock_guard g(m.backing_up_mu_);
-            m.backing_up_.erase(m.backing_up_.find(name));
-        }
-    } release{*this, name};
+    const AwakeHold hold(*this, name);
     if (store_.get(name).hibernated) wake(name, std::chrono::steady_clock::now() + std::chrono::seconds(60));
     const TenantLayout l = layout_of(cfg_, t);
     const auto t0 = std::chrono::steady_clock::now();
@@ -406,25 +398,28 @@ void Manager::wake(const std::string& name, std::chrono::steady_clock::time_poin
     }
 }
 
-void Manager::hold_awake(const std::string& name) {
+Manager::AwakeHold::AwakeHold(Manager& m, std::string name) : m_(m), name_(std::move(name)) {
     // Marked under the tenant's lock, so that a hibernation under way ends before (and the
     // caller then sees it hibernated) or starts after and sees the mark. A lock held longer is
     // another verb's, not a hibernation's (a stop takes seconds): marked without it then.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    for (;;) {
+    std::optional<Store::OpLock> op;
+    while (!op) {
         try {
-            Store::OpLock op(store_, name);
-            std::lock_guard g(backing_up_mu_);
-            backing_up_.insert(name);
-            return;
+            op.emplace(m_.store_, name_);
         } catch (const Error& e) {
             if (e.code() != Errc::conflict) throw;
+            if (std::chrono::steady_clock::now() >= deadline) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
-        if (std::chrono::steady_clock::now() >= deadline) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    std::lock_guard g(backing_up_mu_);
-    backing_up_.insert(name);
+    std::lock_guard g(m_.backing_up_mu_);
+    m_.backing_up_.insert(name_);
+}
+
+Manager::AwakeHold::~AwakeHold() {
+    std::lock_guard g(m_.backing_up_mu_);
+    m_.backing_up_.erase(m_.backing_up_.find(name_));
 }
 
 TenantView Manager::wake_now(const std::string& name) {

@@ -179,8 +179,19 @@ private:
     void awake(const std::string& name);
     // Errc::conflict for a verb an HA tenant does not have yet (what: "resized", ...).
     void not_for_ha(const std::string& name, const char* what);
-    // Marks a backup on request of the tenant under way (backing_up_): hibernate leaves it awake.
-    void hold_awake(const std::string& name);
+    // A backup on request of the tenant under way (in backing_up_ while it lives): hibernate
+    // leaves the tenant awake meanwhile.
+    class AwakeHold {
+    public:
+        AwakeHold(Manager& m, std::string name);
+        ~AwakeHold();
+        AwakeHold(const AwakeHold&) = delete;
+        AwakeHold& operator=(const AwakeHold&) = delete;
+
+    private:
+        Manager& m_;
+        std::string name_;
+    };
 
     // A tenant whose backups can be asked for: backups on, the tenant ready.
     TenantRecord backed_up(const std::string& name);
